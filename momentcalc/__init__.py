@@ -1,0 +1,20 @@
+"""momentcalc: exact, cross-checked normalization constants for neural network layers.
+
+``import momentcalc`` is light: numba and scipy load only when an
+estimate is first asked for, so ``momentcalc.constants`` stays fast.
+"""
+
+__version__ = "0.1.0"
+
+__all__ = ["estimate", "parse", "MomentcalcError", "__version__"]
+
+from .errors import MomentcalcError
+from .spec import parse
+
+
+def __getattr__(name):
+    if name == "estimate":
+        from .engine import estimate
+
+        return estimate
+    raise AttributeError(f"module 'momentcalc' has no attribute {name!r}")

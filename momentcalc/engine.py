@@ -1,0 +1,101 @@
+"""estimate(): run every method that applies to a spec and cross-check them."""
+
+from __future__ import annotations
+
+import math
+import time
+from functools import lru_cache
+
+from . import crosscheck
+from .errors import MomentcalcError
+from .estimators import NotApplicable, closed, montecarlo, quadrature
+from .result import Estimate, Result
+from .spec import Spec, parse
+
+METHODS = ("auto", "all", "closed", "quadrature", "montecarlo")
+_EXACT_ORDER = ("closed", "quadrature")
+
+
+def estimate(
+    spec: str | Spec,
+    mu: float = 0.0,
+    sigma: float = 1.0,
+    method: str = "auto",
+    samples: int | None = None,
+    tol: float | None = None,
+    seed: int = 0,
+    z: float = crosscheck.DEFAULT_Z,
+    progress: montecarlo.Progress | None = None,
+) -> Result:
+    """Moments of the spec's output for X ~ N(mu, sigma^2), by every method asked for.
+
+    method: 'auto' (every applicable exact method plus Monte Carlo as the
+    independent check), 'all' (the same today), or one of 'closed',
+    'quadrature', 'montecarlo'. samples/tol/seed steer Monte Carlo: a fixed
+    sample count (default 2**22) or a target standard error for both mean and std.
+    """
+    parsed = parse(spec) if isinstance(spec, str) else spec
+    mu, sigma = _check_input(mu, sigma, samples, tol, seed, method, z)
+    wanted = ("closed", "quadrature", "montecarlo") if method in ("auto", "all") else (method,)
+    estimates = []
+    for name in wanted:
+        try:
+            estimates.append(_run(name, parsed, mu, sigma, samples, tol, seed, progress))
+        except NotApplicable as why:
+            if method not in ("auto", "all"):
+                raise MomentcalcError(str(why)) from None
+    if not estimates:
+        raise MomentcalcError(f"no method applies to '{parsed}'")
+    return Result(str(parsed), mu, sigma, tuple(estimates), crosscheck.compare(tuple(estimates), z))
+
+
+def _check_input(mu, sigma, samples, tol, seed, method, z) -> tuple[float, float]:
+    if method not in METHODS:
+        raise MomentcalcError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+    if not _finite(mu):
+        raise MomentcalcError(f"mu must be a finite number, got {mu!r}")
+    if not _finite(sigma) or sigma <= 0:
+        raise MomentcalcError(f"sigma must be a finite number > 0, got {sigma!r}")
+    if samples is not None and (not _is_int(samples) or samples <= 0):
+        raise MomentcalcError(f"samples must be a whole number > 0, got {samples!r}")
+    if samples is not None and samples > montecarlo.MAX_SAMPLES:
+        raise MomentcalcError(f"samples must be at most {montecarlo.MAX_SAMPLES}, got {samples!r}")
+    if tol is not None and (not _finite(tol) or tol <= 0):
+        raise MomentcalcError(f"tol must be a finite number > 0, got {tol!r}")
+    if samples is not None and tol is not None:
+        raise MomentcalcError("give either samples or tol, not both")
+    if not _is_int(seed) or seed < 0:
+        raise MomentcalcError(f"seed must be a whole number >= 0, got {seed!r}")
+    if not _finite(z) or z <= 0:
+        raise MomentcalcError(f"z must be a finite number > 0, got {z!r}")
+    return float(mu), float(sigma)
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _run(name, spec, mu, sigma, samples, tol, seed, progress) -> Estimate:
+    start = time.perf_counter()
+    if name == "closed":
+        m = closed.estimate_moments(spec, mu, sigma)
+        return Estimate("closed", m.mean, m.std, 0.0, None if m.std is None else 0.0, seconds=_since(start))
+    if name == "quadrature":
+        mean, std, mean_err, std_err = exact_moments(spec, mu, sigma)
+        return Estimate("quadrature", mean, std, mean_err, std_err, seconds=_since(start))
+    program = montecarlo.compile_program(spec, mu, sigma)
+    s = montecarlo.run(program, samples=samples, tol=tol, seed=seed, progress=progress)
+    return Estimate("montecarlo", s.mean, s.std, s.mean_se, s.std_se, s.samples, seed, _since(start))
+
+
+@lru_cache(maxsize=256)
+def exact_moments(spec: Spec, mu: float, sigma: float) -> tuple[float, float, float, float]:
+    return quadrature.estimate_moments(spec, mu, sigma)
+
+
+def _since(start: float) -> float:
+    return time.perf_counter() - start

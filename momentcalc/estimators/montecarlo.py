@@ -1,0 +1,182 @@
+"""Plain Monte Carlo with fused Numba kernels, reproducible to the bit.
+
+The samples are split into chunks of CHUNK outputs whose boundaries depend
+only on the sample count. Chunk j draws from its own Generator
+(SFC64 seeded with SeedSequence(seed).spawn()[j]), chunks run on a pool of
+numba.get_num_threads() threads, and their moments are merged in chunk
+order with the pairwise update of Chan et al. / Pebay. So the result has
+the same bits on 1 thread or many, and a run with ``tol`` that stops after
+m chunks equals a run of exactly those m chunks.
+
+Standard errors come from the delta method on the merged central moments:
+SE(mean) = sqrt(m2 / N) and SE(std) = sqrt((m4 - m2^2) / N) / (2 std).
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Callable
+
+import numba
+import numpy as np
+
+from .. import catalog
+from ..errors import MomentcalcError
+from ..ops import dropout as dropout_op
+from ..ops.activations import ACTIVATIONS
+from ..spec import Spec
+from . import NotApplicable, mc_kernels, quadrature
+
+CHUNK = 1 << 14
+DEFAULT_SAMPLES = 1 << 22
+MAX_SAMPLES = 1 << 36
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Program:
+    mu: float
+    sigma: float
+    codes: np.ndarray
+    params: np.ndarray
+    seg: np.ndarray
+    win_kind: np.ndarray
+    win_n: np.ndarray
+
+    def kernel_args(self):
+        return (self.mu, self.sigma, self.codes, self.params, self.seg, self.win_kind, self.win_n)
+
+
+@dataclass(frozen=True)
+class Summary:
+    mean: float
+    std: float
+    mean_se: float
+    std_se: float
+    samples: int
+
+
+def compile_program(spec: Spec, mu: float, sigma: float) -> Program:
+    """Flatten a spec into the arrays the kernel interprets."""
+    codes, params, seg, win_kind, win_n = [], [], [0], [], []
+    for depth, op in enumerate(spec.ops):
+        if op.kind == catalog.WINDOW:
+            seg.append(len(codes))
+            win_kind.append(mc_kernels.MAX if op.name == "maxpool" else mc_kernels.AVG)
+            win_n.append(op.window_size)
+            continue
+        codes_params = _stage(op, Spec(spec.ops[:depth]), mu, sigma)
+        codes.append(codes_params[0])
+        params.append(codes_params[1:])
+    seg.append(len(codes))
+    return Program(
+        float(mu),
+        float(sigma),
+        np.array(codes, dtype=np.int64),
+        np.array(params, dtype=np.float64).reshape(len(codes), 2),
+        np.array(seg, dtype=np.int64),
+        np.array(win_kind, dtype=np.int64),
+        np.array(win_n, dtype=np.int64),
+    )
+
+
+def _stage(op, prefix: Spec, mu: float, sigma: float) -> tuple[int, float, float]:
+    if op.kind == catalog.ELEMENTWISE:
+        act = ACTIVATIONS[op.name]
+        return (act.code, *act.args(op))
+    if op.kind == catalog.DROPOUT:
+        p = op.get("p")
+        return (mc_kernels.DROPOUT, p, 1.0 / dropout_op.divisor(p, op.get("scale")))
+    if op.kind == catalog.NORMALIZE:
+        try:
+            mean, std, _, _ = quadrature.estimate_moments(prefix, mu, sigma)
+        except NotApplicable as why:
+            raise NotApplicable(f"normalize needs the exact moments of '{prefix}': {why}") from None
+        return (mc_kernels.AFFINE, -mean / std, 1.0 / std)
+    raise NotApplicable(f"Monte Carlo does not know ops of kind {op.kind}")  # pragma: no cover
+
+
+def chunk_sizes(samples: int) -> list[int]:
+    full, rest = divmod(samples, CHUNK)
+    return [CHUNK] * full + ([rest] if rest else [])
+
+
+def chunk_generator(seed: int, index: int) -> np.random.Generator:
+    # Equal to SeedSequence(seed).spawn(index + 1)[index], built directly so chunks can be added later.
+    return np.random.Generator(np.random.SFC64(np.random.SeedSequence(seed, spawn_key=(index,))))
+
+
+def run_chunks(program: Program, seed: int, first: int, sizes: list[int], progress: Progress | None = None, total: int = 0, done: int = 0) -> np.ndarray:
+    """Moments of chunks first, first+1, ...: one row [n, mean, M2, M3, M4] each, in chunk order."""
+    rows = np.zeros((len(sizes), 5))
+    args = program.kernel_args()
+
+    def work(i):
+        return i, mc_kernels.run_chunk(chunk_generator(seed, first + i), sizes[i], *args)
+
+    with ThreadPoolExecutor(max_workers=max(1, numba.get_num_threads())) as pool:
+        for future in as_completed([pool.submit(work, i) for i in range(len(sizes))]):
+            i, row = future.result()
+            rows[i] = row
+            done += sizes[i]
+            if progress is not None:
+                progress(done, total)
+    return rows
+
+
+def merge(rows: np.ndarray) -> np.ndarray:
+    """Fold chunk moments left to right with Pebay's pairwise update (Chan et al. for M2)."""
+    n, mean, m2, m3, m4 = rows[0]
+    for nb, mb, m2b, m3b, m4b in rows[1:]:
+        na, tot = n, n + nb
+        d = mb - mean
+        dn = d / tot
+        m4 = (m4 + m4b + d * dn**3 * na * nb * (na * na - na * nb + nb * nb)
+              + 6.0 * dn * dn * (na * na * m2b + nb * nb * m2) + 4.0 * dn * (na * m3b - nb * m3))
+        m3 = m3 + m3b + d * dn * dn * na * nb * (na - nb) + 3.0 * dn * (na * m2b - nb * m2)
+        m2 = m2 + m2b + d * dn * na * nb
+        mean = mean + dn * nb
+        n = tot
+    return np.array([n, mean, m2, m3, m4])
+
+
+def summarize(merged: np.ndarray) -> Summary:
+    n, mean, m2, _, m4 = merged
+    var = m2 / n
+    std = math.sqrt(var)
+    kurt_term = max(m4 / n - var * var, 0.0)
+    std_se = math.sqrt(kurt_term / n) / (2.0 * std) if std > 0.0 else 0.0
+    return Summary(float(mean), std, math.sqrt(var / n), std_se, int(n))
+
+
+def _samples_for(merged: np.ndarray, tol: float) -> int:
+    """Samples that bring both standard errors down to tol, from moments so far."""
+    n, _, m2, _, m4 = merged
+    var = m2 / n
+    need_mean = var / tol**2
+    need_std = (m4 / n - var * var) / (4.0 * var * tol**2) if var > 0.0 else 0.0
+    return int(math.ceil(max(need_mean, need_std, 1.0)))
+
+
+def run(program: Program, samples: int | None = None, tol: float | None = None, seed: int = 0, progress: Progress | None = None) -> Summary:
+    if tol is None:
+        sizes = chunk_sizes(samples or DEFAULT_SAMPLES)
+        return summarize(merge(run_chunks(program, seed, 0, sizes, progress, sum(sizes))))
+    return _run_to_tolerance(program, tol, seed, progress)
+
+
+def _run_to_tolerance(program: Program, tol: float, seed: int, progress: Progress | None) -> Summary:
+    rows = run_chunks(program, seed, 0, [CHUNK])  # pilot: one chunk
+    while True:
+        summary = summarize(merge(rows))
+        if summary.mean_se <= tol and summary.std_se <= tol:
+            return summary
+        need = _samples_for(merge(rows), tol)
+        if need > MAX_SAMPLES:
+            raise MomentcalcError(f"tol={tol:g} would need about {need:.2g} samples, more than the {MAX_SAMPLES:.2g} allowed; use a larger tol or an exact method")
+        extra = max(1, math.ceil(need / CHUNK) - len(rows))
+        more = run_chunks(program, seed, len(rows), [CHUNK] * extra, progress, (len(rows) + extra) * CHUNK, len(rows) * CHUNK)
+        rows = np.vstack([rows, more])

@@ -1,0 +1,28 @@
+"""Dropout: y = x * r / c with r ~ Bernoulli(p), kept values divided by c.
+
+The scale conventions: ``none`` (c = 1, std sqrt(p) at N(0, 1), as in the
+NormProp note), ``sqrt`` (c = sqrt(p), std 1: the NormProp choice and our
+default, since it is the one that keeps unit variance) and ``inverse``
+(c = p, the usual inverted dropout, which keeps the mean instead).
+"""
+
+from __future__ import annotations
+
+import math
+
+from .activations import Moments
+
+
+def divisor(p: float, scale: str) -> float:
+    return {"none": 1.0, "sqrt": math.sqrt(p), "inverse": p}[scale]
+
+
+def moments_after(p: float, scale: str, mean: float, second: float) -> tuple[float, float]:
+    """E[y] and E[y^2] from E[x] and E[x^2]: dropout acts on any input through them."""
+    c = divisor(p, scale)
+    return p * mean / c, p * second / (c * c)
+
+
+def closed(p: float, scale: str, mu: float, sigma: float) -> Moments:
+    mean, second = moments_after(p, scale, mu, mu * mu + sigma * sigma)
+    return Moments(mean, math.sqrt(max(second - mean * mean, 0.0)))

@@ -1,0 +1,195 @@
+"""Parse spec text such as ``relu | normalize | maxpool(k=3)`` into an immutable tree.
+
+``str()`` of a parsed spec is its canonical spelling, the key of every table:
+parameters in declared order, defaults left out, no spaces inside a stage.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from functools import lru_cache
+
+from . import catalog
+from .errors import MomentcalcError
+
+_BOOL_WORDS = {"true": True, "false": False}
+
+
+@dataclass(frozen=True)
+class Op:
+    name: str
+    params: tuple[tuple[str, object], ...] = ()
+
+    @property
+    def info(self) -> catalog.OpInfo:
+        return catalog.lookup(self.name)
+
+    @property
+    def kind(self) -> str:
+        return self.info.kind
+
+    def get(self, name: str, default=None):
+        for key, value in self.params:
+            if key == name:
+                return value
+        param = self.info.param(name)
+        return param.default if param is not None and param.default is not None else default
+
+    @property
+    def window_size(self) -> int:
+        """Values in one window: n, or k ** dims."""
+        n = self.get("n")
+        return n if n is not None else self.get("k") ** self.get("dims")
+
+    def __str__(self) -> str:
+        if not self.params:
+            return self.name
+        args = ",".join(f"{k}={_format_value(v)}" for k, v in self.params)
+        return f"{self.name}({args})"
+
+
+@dataclass(frozen=True)
+class Spec:
+    ops: tuple[Op, ...]
+
+    def __str__(self) -> str:
+        return " | ".join(str(op) for op in self.ops)
+
+    @property
+    def prefix(self) -> "Spec":
+        """Everything before the last op."""
+        return Spec(self.ops[:-1])
+
+    @property
+    def last(self) -> Op:
+        return self.ops[-1]
+
+
+def _format_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        text = repr(value)
+        return text[:-2] if text.endswith(".0") else text
+    return str(value)
+
+
+def canonical(text: str) -> str:
+    return str(parse(text))
+
+
+@lru_cache(maxsize=512)
+def parse(text: str) -> Spec:
+    """Parse and validate spec text; raise MomentcalcError saying what is wrong."""
+    if not isinstance(text, str) or not text.strip():
+        raise MomentcalcError("empty spec: give an op such as 'relu' or a pipeline such as 'relu | maxpool(k=3)'")
+    stages = _split_top_level(text, "|", text)
+    ops = []
+    for position, stage in enumerate(stages):
+        if not stage.strip():
+            raise MomentcalcError(f"malformed pipeline {text!r}: empty stage {position + 1}; join ops with a single '|'")
+        ops.append(_parse_stage(stage.strip(), text))
+    if ops[0].kind == catalog.NORMALIZE:
+        raise MomentcalcError(
+            f"malformed pipeline {text!r}: 'normalize' needs something before it to normalize, e.g. 'relu | normalize'"
+        )
+    return Spec(tuple(ops))
+
+
+def _split_top_level(text: str, sep: str, whole: str) -> list[str]:
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth < 0:
+                raise MomentcalcError(f"malformed spec {whole!r}: unbalanced ')'")
+        elif ch == sep and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    if depth != 0:
+        raise MomentcalcError(f"malformed spec {whole!r}: unbalanced '('")
+    parts.append(text[start:])
+    return parts
+
+
+def _parse_stage(stage: str, whole: str) -> Op:
+    name, _, rest = stage.partition("(")
+    name = name.strip()
+    if rest and not rest.rstrip().endswith(")"):
+        raise MomentcalcError(f"malformed stage {stage!r} in {whole!r}: expected name(key=value, ...)")
+    info = catalog.lookup(name)
+    if info is None:
+        raise MomentcalcError(f"unknown op {name!r} in {whole!r}; {_suggest(name, [o.name for o in catalog.all_ops()])}")
+    args = rest.rstrip()[:-1] if rest else ""
+    given = _parse_args(args, info, whole) if args.strip() else {}
+    return Op(name, _resolve_params(info, given, whole))
+
+
+def _parse_args(args: str, info: catalog.OpInfo, whole: str) -> dict[str, object]:
+    given: dict[str, object] = {}
+    for item in _split_top_level(args, ",", whole):
+        key, eq, raw = item.partition("=")
+        key, raw = key.strip(), raw.strip()
+        if not eq or not key or not raw:
+            raise MomentcalcError(f"malformed parameter {item.strip()!r} of {info.name} in {whole!r}: write key=value")
+        param = info.param(key)
+        if param is None:
+            accepted = ", ".join(p.name for p in info.params) or "no parameters"
+            raise MomentcalcError(f"unknown parameter {key!r} of {info.name}; it accepts {accepted}")
+        if key in given:
+            raise MomentcalcError(f"parameter {key!r} of {info.name} given twice in {whole!r}")
+        given[key] = _convert(param, raw, info.name)
+    return given
+
+
+def _convert(param: catalog.Param, raw: str, op_name: str):
+    what = f"{op_name}({param.name}={raw})"
+    try:
+        if param.kind is bool:
+            value = _BOOL_WORDS[raw.lower()]
+        elif param.kind is int:
+            as_float = float(raw)
+            if not as_float.is_integer():
+                raise ValueError
+            value = int(as_float)
+        elif param.kind is float:
+            value = float(raw)
+            if value != value or value in (float("inf"), float("-inf")):
+                raise ValueError
+        else:
+            value = raw
+    except (ValueError, KeyError, OverflowError):
+        kind = {bool: "true or false", int: "an integer", float: "a finite number"}.get(param.kind, "text")
+        raise MomentcalcError(f"bad value in {what}: expected {kind}") from None
+    if param.choices and value not in param.choices:
+        raise MomentcalcError(f"bad value in {what}: expected one of {', '.join(param.choices)}")
+    if not param.check(value):
+        raise MomentcalcError(f"out of range in {what}: expected {param.accepted}")
+    return value
+
+
+def _resolve_params(info: catalog.OpInfo, given: dict, whole: str) -> tuple[tuple[str, object], ...]:
+    if info.kind == catalog.WINDOW:
+        _check_window(info, given, whole)
+    for param in info.params:
+        if param.default is None and param.name not in given and info.kind != catalog.WINDOW:
+            raise MomentcalcError(f"{info.name} needs {param.name}=<{param.accepted or param.kind.__name__}>, e.g. {info.name}({param.name}=0.8)")
+    # Declared order, defaults left out: one canonical spelling per spec.
+    return tuple((p.name, given[p.name]) for p in info.params if p.name in given and given[p.name] != p.default)
+
+
+def _check_window(info: catalog.OpInfo, given: dict, whole: str) -> None:
+    if "n" in given and ("k" in given or "dims" in given):
+        raise MomentcalcError(f"{info.name} takes either n=N or k=K (with dims), not both, in {whole!r}")
+    if "n" not in given and "k" not in given:
+        raise MomentcalcError(f"{info.name} needs a window: k=K (K x K by default) or n=N values, e.g. {info.name}(k=3)")
+
+
+def _suggest(word: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(word, candidates, n=3, cutoff=0.5)
+    if close:
+        return "did you mean " + " or ".join(repr(c) for c in close) + "?"
+    return "known ops: " + ", ".join(sorted(candidates))
