@@ -130,3 +130,14 @@ def _central(n, shift, s1, s2, s3, s4):
     out[3] = s3 - 3.0 * m * s2 + 2.0 * n * m**3
     out[4] = max(s4 - 4.0 * m * s3 + 6.0 * m * m * s2 - 3.0 * n * m**4, 0.0)
     return out
+
+
+@_jit
+def sample_outputs(gen, count, mu, sigma, codes, params, seg, win_kind, win_n):
+    """The output values themselves, in draw order: for tests against slow references."""
+    acc = np.zeros(win_n.shape[0])
+    cnt = np.zeros(win_n.shape[0], dtype=np.int64)
+    out = np.empty(count)
+    for i in range(count):
+        out[i] = _one_output(gen, mu, sigma, codes, params, seg, win_kind, win_n, acc, cnt)
+    return out

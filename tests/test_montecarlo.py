@@ -1,0 +1,132 @@
+"""Monte Carlo: agreement with exact values within z * SE, reproducibility, and kernel references."""
+
+import math
+
+import numba
+import numpy as np
+import pytest
+
+import momentcalc as mc
+from momentcalc import MomentcalcError
+from momentcalc.estimators import mc_kernels, montecarlo, quadrature
+from momentcalc.spec import parse
+import naive
+
+Z = 4.5
+
+
+def run(spec, mu=0.0, sigma=1.0, **kw):
+    return montecarlo.run(montecarlo.compile_program(parse(spec), mu, sigma), **kw)
+
+
+@pytest.mark.parametrize(
+    "spec, mu, sigma, seed",
+    [
+        ("relu", 0.0, 1.0, 1),
+        ("sigmoid", 0.5, 2.0, 2),
+        ("maxpool(k=3)", 0.0, 1.0, 3),
+        ("maxpool(k=2)", -1.0, 0.5, 4),
+        ("avgpool(k=3)", 0.0, 1.0, 5),
+        ("dropout(p=0.8,scale=inverse)", 0.3, 1.0, 6),
+        ("relu | normalize | maxpool(k=3)", 0.0, 1.0, 7),
+        ("maxpool(k=2) | maxpool(k=2)", 0.0, 1.0, 8),
+        ("relu | dropout(p=0.5) | sigmoid", 0.2, 1.5, 9),
+    ],
+)
+def test_monte_carlo_agrees_with_exact_within_z_se(spec, mu, sigma, seed):
+    mean, std, _, _ = quadrature.estimate_moments(parse(spec), mu, sigma)
+    got = run(spec, mu, sigma, samples=1 << 20, seed=seed)
+    assert abs(got.mean - mean) <= Z * got.mean_se
+    assert abs(got.std - std) <= Z * got.std_se
+    # The SE itself must be right: the delta-method SE of the mean is std / sqrt(N).
+    assert got.mean_se == pytest.approx(std / math.sqrt(got.samples), rel=0.02)
+
+
+def test_bit_identical_on_one_and_two_threads():
+    program = montecarlo.compile_program(parse("relu | normalize | maxpool(k=3)"), 0.0, 1.0)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = montecarlo.run(program, samples=300_001, seed=11)
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        two = montecarlo.run(program, samples=300_001, seed=11)
+    finally:
+        numba.set_num_threads(before)
+    assert one == two
+
+
+def test_seed_changes_the_stream_and_fixes_it():
+    a, b, c = (run("maxpool(k=3)", samples=100_000, seed=s) for s in (1, 1, 2))
+    assert a == b and a.mean != c.mean
+
+
+def test_chunks_are_spawned_from_the_seed_sequence():
+    spawned = np.random.SeedSequence(5).spawn(3)[2]
+    direct = np.random.Generator(np.random.SFC64(spawned)).random(4)
+    assert np.array_equal(montecarlo.chunk_generator(5, 2).random(4), direct)
+
+
+def test_tol_stops_when_both_standard_errors_meet_it_and_spends_little_more():
+    tol = 2e-4
+    got = run("maxpool(k=3)", tol=tol, seed=3)
+    assert got.mean_se <= tol and got.std_se <= tol
+    # Samples that tol requires, from the exact central moments (mpmath order statistics).
+    m = [naive.std_normal_max_moment(9, p) for p in (1, 2, 3, 4)]
+    var = m[1] - m[0] ** 2
+    mu4 = m[3] - 4 * m[0] * m[2] + 6 * m[0] ** 2 * m[1] - 3 * m[0] ** 4
+    required = max(var / tol**2, (mu4 - var**2) / (4 * var * tol**2))
+    assert got.samples <= 1.5 * required
+
+
+def test_tol_run_equals_a_fixed_run_of_the_same_chunks():
+    adaptive = run("relu", tol=1e-3, seed=4)
+    fixed = run("relu", samples=adaptive.samples, seed=4)
+    assert adaptive == fixed
+
+
+def test_fused_kernel_matches_the_slow_reference_value_by_value():
+    spec = parse("relu | normalize | dropout(p=0.7) | maxpool(k=2) | sigmoid | avgpool(n=3)")
+    mean, std, _, _ = quadrature.estimate_moments(parse("relu"), 0.3, 1.5)
+    program = montecarlo.compile_program(spec, 0.3, 1.5)
+    fused = mc_kernels.sample_outputs(montecarlo.chunk_generator(0, 0), 200, *program.kernel_args())
+    gen = montecarlo.chunk_generator(0, 0)
+    slow = [naive.one_output(gen, spec.ops, 0.3, 1.5, {1: (mean, std)}) for _ in range(200)]
+    np.testing.assert_allclose(fused, slow, rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("spec", ["relu", "maxpool(k=3)", "relu | maxpool(k=2) | avgpool(k=2)"])
+def test_chunk_moments_match_a_two_pass_reference(spec):
+    program = montecarlo.compile_program(parse(spec), 0.0, 1.0)
+    row = mc_kernels.run_chunk(montecarlo.chunk_generator(1, 0), 5000, *program.kernel_args())
+    values = mc_kernels.sample_outputs(montecarlo.chunk_generator(1, 0), 5000, *program.kernel_args())
+    np.testing.assert_allclose(row, naive.moments(values), rtol=1e-9)
+
+
+def test_merge_is_the_moments_of_the_concatenation():
+    rng = np.random.default_rng(0)
+    parts = [rng.gamma(2.0, size=n) + 1e6 for n in (1, 7, 1000, 33)]  # large offset: a naive sum of squares fails
+    rows = np.array([naive.moments(p) for p in parts])
+    np.testing.assert_allclose(montecarlo.merge(rows), naive.moments(np.concatenate(parts)), rtol=1e-8)
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        (dict(samples=0), "samples must be"),
+        (dict(samples=-5), "samples must be"),
+        (dict(samples=1.5), "samples must be"),
+        (dict(tol=0.0), "tol must be"),
+        (dict(tol=-1.0), "tol must be"),
+        (dict(sigma=0.0), "sigma must be"),
+        (dict(sigma=-1.0), "sigma must be"),
+        (dict(mu=float("nan")), "mu must be"),
+        (dict(seed=-1), "seed must be"),
+        (dict(method="magic"), "unknown method"),
+        (dict(samples=10, tol=0.1), "either samples or tol"),
+        (dict(tol=1e-9), "would need about"),
+    ],
+)
+def test_bad_monte_carlo_input_says_what_is_accepted(kwargs, words):
+    with pytest.raises(MomentcalcError) as info:
+        mc.estimate("maxpool(k=3)", **({"method": "montecarlo"} | kwargs))
+    assert words in str(info.value)
