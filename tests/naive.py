@@ -13,15 +13,25 @@ from momentcalc.ops.activations import ACTIVATIONS
 from momentcalc.ops.dropout import divisor
 
 
+def normals_per_output(ops):
+    return int(np.prod([op.window_size for op in ops if op.kind == "window"]))
+
+
 def one_output(gen, ops, mu, sigma, normalize_constants):
-    """Recursively build one output of the pipeline `ops` (a tuple of spec Ops)."""
+    """One output of the pipeline `ops` (a tuple of spec Ops), in the kernels' draw order:
+    first every normal the output needs, then the dropout masks as they are met."""
+    inputs = iter([mu + sigma * gen.standard_normal() for _ in range(normals_per_output(ops))])
+    return _evaluate(gen, ops, inputs, normalize_constants)
+
+
+def _evaluate(gen, ops, inputs, normalize_constants):
     if not ops:
-        return mu + sigma * gen.standard_normal()
+        return next(inputs)
     *before, op = ops
     if op.kind == "window":
-        values = [one_output(gen, tuple(before), mu, sigma, normalize_constants) for _ in range(op.window_size)]
+        values = [_evaluate(gen, tuple(before), inputs, normalize_constants) for _ in range(op.window_size)]
         return max(values) if op.name == "maxpool" else sum(values) / len(values)
-    x = one_output(gen, tuple(before), mu, sigma, normalize_constants)
+    x = _evaluate(gen, tuple(before), inputs, normalize_constants)
     if op.kind == "elementwise":
         act = ACTIVATIONS[op.name]
         return act.f(x, *act.args(op))

@@ -58,11 +58,20 @@ def _apply_segment(gen, codes, params, start, stop, v):
 
 
 @_inline
-def _one_output(gen, mu, sigma, codes, params, seg, win_kind, win_n, acc, cnt):
-    """One output value: nested windows are filled level by level, without recursion."""
+def _one_output(gen, row, codes, params, seg, win_kind, win_n, acc, cnt):
+    """One output from the standard normals in `row`: nested windows are filled level by level.
+
+    Monte Carlo fills `row` from the generator; quasi-Monte Carlo passes Sobol
+    points. `gen` still draws the dropout masks.
+    """
     levels = win_n.shape[0]
-    while True:
-        v = _apply_segment(gen, codes, params, seg[0], seg[1], mu + sigma * gen.standard_normal())
+    j = 0
+    level = -1
+    v = np.nan
+    # A single return: numba inlines only such functions, and a real call per output costs refcounts.
+    while level < levels:
+        v = _apply_segment(gen, codes, params, seg[0], seg[1], row[j])
+        j += 1
         level = 0
         while level < levels:
             if cnt[level] == 0:
@@ -79,8 +88,13 @@ def _one_output(gen, mu, sigma, codes, params, seg, win_kind, win_n, acc, cnt):
             cnt[level] = 0
             v = _apply_segment(gen, codes, params, seg[level + 1], seg[level + 2], v)
             level += 1
-        if level == levels:
-            return v
+    return v
+
+
+@_inline
+def _fill_normals(gen, row, mu, sigma):
+    for j in range(row.shape[0]):
+        row[j] = mu + sigma * gen.standard_normal()
 
 
 @_inline
@@ -93,29 +107,50 @@ def _max_window(gen, mu, sigma, n):
     return mu + sigma * m
 
 
+@_inline
+def _accumulate(sums, i, y):
+    """Shifted power sums [shift, s1, s2, s3, s4]; the first value is the shift."""
+    if i == 0:
+        sums[0] = y
+    d = y - sums[0]
+    d2 = d * d
+    sums[1] += d
+    sums[2] += d2
+    sums[3] += d2 * d
+    sums[4] += d2 * d2
+
+
 @_jit
 def run_chunk(gen, count, mu, sigma, codes, params, seg, win_kind, win_n):
     """Moments of `count` outputs: array [count, mean, M2, M3, M4]."""
     acc = np.zeros(win_n.shape[0])
     cnt = np.zeros(win_n.shape[0], dtype=np.int64)
+    row = np.empty(np.prod(win_n))
+    sums = np.zeros(5)
     # A bare max pool is the most common spec: give it a loop without interpretation.
     bare_max = codes.shape[0] == 0 and win_n.shape[0] == 1 and win_kind[0] == MAX
-    shift = 0.0
-    s1 = s2 = s3 = s4 = 0.0
     for i in range(count):
         if bare_max:
             y = _max_window(gen, mu, sigma, win_n[0])
         else:
-            y = _one_output(gen, mu, sigma, codes, params, seg, win_kind, win_n, acc, cnt)
-        if i == 0:
-            shift = y
-        d = y - shift
-        d2 = d * d
-        s1 += d
-        s2 += d2
-        s3 += d2 * d
-        s4 += d2 * d2
-    return _central(count, shift, s1, s2, s3, s4)
+            _fill_normals(gen, row, mu, sigma)
+            y = _one_output(gen, row, codes, params, seg, win_kind, win_n, acc, cnt)
+        _accumulate(sums, i, y)
+    return _central(count, sums[0], sums[1], sums[2], sums[3], sums[4])
+
+
+@_jit
+def run_points(gen, points, mu, sigma, codes, params, seg, win_kind, win_n):
+    """Moments of the outputs at given standard-normal points, one row per output (QMC)."""
+    acc = np.zeros(win_n.shape[0])
+    cnt = np.zeros(win_n.shape[0], dtype=np.int64)
+    row = np.empty(points.shape[1])
+    sums = np.zeros(5)
+    for i in range(points.shape[0]):
+        for j in range(points.shape[1]):
+            row[j] = mu + sigma * points[i, j]
+        _accumulate(sums, i, _one_output(gen, row, codes, params, seg, win_kind, win_n, acc, cnt))
+    return _central(points.shape[0], sums[0], sums[1], sums[2], sums[3], sums[4])
 
 
 @_jit
@@ -137,7 +172,9 @@ def sample_outputs(gen, count, mu, sigma, codes, params, seg, win_kind, win_n):
     """The output values themselves, in draw order: for tests against slow references."""
     acc = np.zeros(win_n.shape[0])
     cnt = np.zeros(win_n.shape[0], dtype=np.int64)
+    row = np.empty(np.prod(win_n))
     out = np.empty(count)
     for i in range(count):
-        out[i] = _one_output(gen, mu, sigma, codes, params, seg, win_kind, win_n, acc, cnt)
+        _fill_normals(gen, row, mu, sigma)
+        out[i] = _one_output(gen, row, codes, params, seg, win_kind, win_n, acc, cnt)
     return out
