@@ -8,11 +8,11 @@ from functools import lru_cache
 
 from . import crosscheck
 from .errors import MomentcalcError
-from .estimators import NotApplicable, closed, montecarlo, quadrature
+from .estimators import NotApplicable, closed, montecarlo, qmc, quadrature
 from .result import Estimate, Result
 from .spec import Spec, parse
 
-METHODS = ("auto", "all", "closed", "quadrature", "montecarlo")
+METHODS = ("auto", "all", "closed", "quadrature", "montecarlo", "qmc")
 _EXACT_ORDER = ("closed", "quadrature")
 
 
@@ -30,13 +30,14 @@ def estimate(
     """Moments of the spec's output for X ~ N(mu, sigma^2), by every method asked for.
 
     method: 'auto' (every applicable exact method plus Monte Carlo as the
-    independent check), 'all' (the same today), or one of 'closed',
-    'quadrature', 'montecarlo'. samples/tol/seed steer Monte Carlo: a fixed
-    sample count (default 2**22) or a target standard error for both mean and std.
+    independent check), 'all' (that and quasi-Monte Carlo), or one of 'closed',
+    'quadrature', 'montecarlo', 'qmc'. samples/tol/seed steer (quasi-)Monte
+    Carlo: a fixed sample count (default 2**22, 2**20 for qmc) or a target
+    standard error for both mean and std.
     """
     parsed = parse(spec) if isinstance(spec, str) else spec
     mu, sigma = _check_input(mu, sigma, samples, tol, seed, method, z)
-    wanted = ("closed", "quadrature", "montecarlo") if method in ("auto", "all") else (method,)
+    wanted = {"auto": ("closed", "quadrature", "montecarlo"), "all": ("closed", "quadrature", "qmc", "montecarlo")}.get(method, (method,))
     estimates = []
     for name in wanted:
         try:
@@ -88,8 +89,9 @@ def _run(name, spec, mu, sigma, samples, tol, seed, progress) -> Estimate:
         mean, std, mean_err, std_err = exact_moments(spec, mu, sigma)
         return Estimate("quadrature", mean, std, mean_err, std_err, seconds=_since(start))
     program = montecarlo.compile_program(spec, mu, sigma)
-    s = montecarlo.run(program, samples=samples, tol=tol, seed=seed, progress=progress)
-    return Estimate("montecarlo", s.mean, s.std, s.mean_se, s.std_se, s.samples, seed, _since(start))
+    runner = qmc.run if name == "qmc" else montecarlo.run
+    s = runner(program, samples=samples, tol=tol, seed=seed, progress=progress)
+    return Estimate(name, s.mean, s.std, s.mean_se, s.std_se, s.samples, seed, _since(start))
 
 
 @lru_cache(maxsize=256)
