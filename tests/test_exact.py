@@ -180,3 +180,14 @@ class TestSeedValues:
         m4 = std_normal_max_moment(4, 4) - 4 * mean * std_normal_max_moment(4, 3) + 6 * mean**2 * std_normal_max_moment(4, 2) - 3 * mean**4
         assert math.sqrt((m4 - std**4) / 1e5) / (2 * std) == pytest.approx(se_std, rel=0.05)
         assert abs(printed_std - std) < se_std
+
+
+@pytest.mark.parametrize("p", [0.5, 0.8])
+def test_max_after_dropout_goes_through_the_cdf(p):
+    # Two iid copies of dropout(p, none) of N(0,1): both kept (p^2): E[max] = 1/sqrt(pi), E[max^2] = 1;
+    # one kept (2p(1-p)): E[max(X,0)] = 1/sqrt(2 pi), E[max(X,0)^2] = 1/2; none kept: 0.
+    m1 = p * p / math.sqrt(math.pi) + 2 * p * (1 - p) / math.sqrt(2 * math.pi)
+    m2 = p * p + p * (1 - p)
+    mean, std, mean_err, _ = quadrature.estimate_moments(parse(f"dropout(p={p},scale=none) | maxpool(k=2,dims=1)"), 0.0, 1.0)
+    assert abs(mean - m1) <= 1e-11 and abs(std - math.sqrt(m2 - m1 * m1)) <= 1e-11
+    assert mean_err < 1e-10

@@ -14,7 +14,8 @@ integrate against:
 Max pooling after a monotone non-decreasing chain commutes with it:
 max_i g(X_i) = g(max_i X_i), so B becomes the max of n * base_n normals,
 whose density n * phi * Phi^(n-1) is evaluated in logs (log_ndtr) so that
-global pooling over 10,000 values works.
+global pooling over 10,000 values works. Any other input to a max goes
+through its numerically computed CDF (max_by_cdf.py).
 """
 
 from __future__ import annotations
@@ -194,7 +195,11 @@ def _window(dist, op: Op):
             return dist
         if isinstance(dist, Transformed) and _is_monotone_single(dist):
             return replace(dist, base_n=dist.base_n * n)
-        raise NotApplicable(f"{op} after a non-monotone or mixed input has no exact method here")
+        if isinstance(dist, MomentsOnly):
+            raise NotApplicable(f"{op} after an average of non-Gaussian values has no exact method here")
+        from .max_by_cdf import max_moments  # imports this module
+
+        return max_moments(dist, n)
     if isinstance(dist, Transformed) and dist.base_n == 1 and _is_monotone_single(dist) and not dist.branches[0].chain:
         return replace(dist, sigma=dist.sigma / math.sqrt(n))  # the mean of normals is normal
     mean, var, mean_err, var_err = moments(dist)
