@@ -30,17 +30,89 @@ _jit = njit(cache=True, nogil=True, error_model="numpy")
 _inline = njit(cache=True, nogil=True, error_model="numpy", inline="always")
 _relu = _jit(act.relu)
 _sigmoid = _jit(act.sigmoid)
+_tanh = _jit(act.tanh)
+_gelu = _jit(act.gelu)
+_silu = _jit(act.silu)
+_elu = _jit(act.elu)
+_celu = _jit(act.celu)
+_selu = _jit(act.selu)
+_softplus = _jit(act.softplus)
+_leaky_relu = _jit(act.leaky_relu)
+_mish = _jit(act.mish)
+_hardswish = _jit(act.hardswish)
+_hardsigmoid = _jit(act.hardsigmoid)
+_hardtanh = _jit(act.hardtanh)
+_relu6 = _jit(act.relu6)
+_softsign = _jit(act.softsign)
+_erf = _jit(act.erf)
+_absolute = _jit(act.absolute)
+_log_sigmoid = _jit(act.log_sigmoid)
+_identity = _jit(act.identity)
 _relu_grad = _jit(act.relu_grad)
 _sigmoid_grad = _jit(act.sigmoid_grad)
+_tanh_grad = _jit(act.tanh_grad)
+_gelu_grad = _jit(act.gelu_grad)
+_silu_grad = _jit(act.silu_grad)
+_elu_grad = _jit(act.elu_grad)
+_celu_grad = _jit(act.celu_grad)
+_selu_grad = _jit(act.selu_grad)
+_softplus_grad = _jit(act.softplus_grad)
+_leaky_relu_grad = _jit(act.leaky_relu_grad)
+_mish_grad = _jit(act.mish_grad)
+_hardswish_grad = _jit(act.hardswish_grad)
+_hardsigmoid_grad = _jit(act.hardsigmoid_grad)
+_hardtanh_grad = _jit(act.hardtanh_grad)
+_relu6_grad = _jit(act.relu6_grad)
+_softsign_grad = _jit(act.softsign_grad)
+_erf_grad = _jit(act.erf_grad)
+_absolute_grad = _jit(act.absolute_grad)
+_log_sigmoid_grad = _jit(act.log_sigmoid_grad)
+_identity_grad = _jit(act.identity_grad)
 
 
 @_jit
 def apply_activation(code, a, b, x):
-    # One branch per activation in momentcalc.ops.activations.ACTIVATIONS.
+    # One branch per activation in momentcalc.ops.activations.ACTIVATIONS, by its code.
     if code == 1:
         return _relu(x, a, b)
     if code == 2:
         return _sigmoid(x, a, b)
+    if code == 3:
+        return _tanh(x, a, b)
+    if code == 4:
+        return _gelu(x, a, b)
+    if code == 5:
+        return _silu(x, a, b)
+    if code == 6:
+        return _elu(x, a, b)
+    if code == 7:
+        return _celu(x, a, b)
+    if code == 8:
+        return _selu(x, a, b)
+    if code == 9:
+        return _softplus(x, a, b)
+    if code == 10:
+        return _leaky_relu(x, a, b)
+    if code == 11:
+        return _mish(x, a, b)
+    if code == 12:
+        return _hardswish(x, a, b)
+    if code == 13:
+        return _hardsigmoid(x, a, b)
+    if code == 14:
+        return _hardtanh(x, a, b)
+    if code == 15:
+        return _relu6(x, a, b)
+    if code == 16:
+        return _softsign(x, a, b)
+    if code == 17:
+        return _erf(x, a, b)
+    if code == 18:
+        return _absolute(x, a, b)
+    if code == 19:
+        return _log_sigmoid(x, a, b)
+    if code == 20:
+        return _identity(x, a, b)
     return np.nan
 
 
@@ -127,11 +199,14 @@ def run_chunk(gen, count, mu, sigma, codes, params, seg, win_kind, win_n):
     cnt = np.zeros(win_n.shape[0], dtype=np.int64)
     row = np.empty(np.prod(win_n))
     sums = np.zeros(5)
-    # A bare max pool is the most common spec: give it a loop without interpretation.
+    # The commonest specs, a bare max pool and a chain with no window, skip the window machinery.
     bare_max = codes.shape[0] == 0 and win_n.shape[0] == 1 and win_kind[0] == MAX
+    no_window = win_n.shape[0] == 0
     for i in range(count):
         if bare_max:
             y = _max_window(gen, mu, sigma, win_n[0])
+        elif no_window:
+            y = _apply_segment(gen, codes, params, 0, codes.shape[0], mu + sigma * gen.standard_normal())
         else:
             _fill_normals(gen, row, mu, sigma)
             y = _one_output(gen, row, codes, params, seg, win_kind, win_n, acc, cnt)
@@ -177,4 +252,98 @@ def sample_outputs(gen, count, mu, sigma, codes, params, seg, win_kind, win_n):
     for i in range(count):
         _fill_normals(gen, row, mu, sigma)
         out[i] = _one_output(gen, row, codes, params, seg, win_kind, win_n, acc, cnt)
+    return out
+
+
+@_jit
+def apply_activation_grad(code, a, b, x):
+    # f'(x), dispatched on the same codes as apply_activation.
+    if code == 1:
+        return _relu_grad(x, a, b)
+    if code == 2:
+        return _sigmoid_grad(x, a, b)
+    if code == 3:
+        return _tanh_grad(x, a, b)
+    if code == 4:
+        return _gelu_grad(x, a, b)
+    if code == 5:
+        return _silu_grad(x, a, b)
+    if code == 6:
+        return _elu_grad(x, a, b)
+    if code == 7:
+        return _celu_grad(x, a, b)
+    if code == 8:
+        return _selu_grad(x, a, b)
+    if code == 9:
+        return _softplus_grad(x, a, b)
+    if code == 10:
+        return _leaky_relu_grad(x, a, b)
+    if code == 11:
+        return _mish_grad(x, a, b)
+    if code == 12:
+        return _hardswish_grad(x, a, b)
+    if code == 13:
+        return _hardsigmoid_grad(x, a, b)
+    if code == 14:
+        return _hardtanh_grad(x, a, b)
+    if code == 15:
+        return _relu6_grad(x, a, b)
+    if code == 16:
+        return _softsign_grad(x, a, b)
+    if code == 17:
+        return _erf_grad(x, a, b)
+    if code == 18:
+        return _absolute_grad(x, a, b)
+    if code == 19:
+        return _log_sigmoid_grad(x, a, b)
+    if code == 20:
+        return _identity_grad(x, a, b)
+    return np.nan
+
+
+@_jit
+def run_grad_chunk(gen, count, mu, sigma, codes, params):
+    """Moments of `count` draws of (d output / d input)^2 through an elementwise chain: [count, mean, M2, M3, M4].
+
+    The chain is codes/params as compiled by montecarlo.compile_program (activations, AFFINE, DROPOUT),
+    without window ops; the chain rule multiplies the stage derivatives along each draw.
+    """
+    shift = 0.0
+    s1 = s2 = s3 = s4 = 0.0
+    for i in range(count):
+        v = mu + sigma * gen.standard_normal()
+        g = 1.0
+        for j in range(codes.shape[0]):
+            c = codes[j]
+            if c == AFFINE:
+                g *= params[j, 1]
+                v = params[j, 0] + params[j, 1] * v
+            elif c == DROPOUT:
+                if gen.random() < params[j, 0]:
+                    g *= params[j, 1]
+                    v = params[j, 1] * v
+                else:
+                    g = 0.0
+                    v = 0.0
+            else:
+                g *= apply_activation_grad(c, params[j, 0], params[j, 1], v)
+                v = apply_activation(c, params[j, 0], params[j, 1], v)
+        y = g * g
+        if i == 0:
+            shift = y
+        d = y - shift
+        d2 = d * d
+        s1 += d
+        s2 += d2
+        s3 += d2 * d
+        s4 += d2 * d2
+    return _central(count, shift, s1, s2, s3, s4)
+
+
+@_jit
+def activation_array(code, a, b, xs, grad):
+    """f (grad False) or f' (grad True) of every value of xs: known activations inside the numpy path of user expressions."""
+    out = np.empty(xs.shape[0])
+    for i in range(xs.shape[0]):
+        out[i] = apply_activation_grad(code, a, b, xs[i]) if grad else apply_activation(code, a, b, xs[i])
     return out

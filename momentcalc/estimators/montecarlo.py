@@ -1,7 +1,8 @@
 """Plain Monte Carlo with fused Numba kernels, reproducible to the bit.
 
-The samples are split into chunks of CHUNK outputs whose boundaries depend
-only on the sample count. Chunk j draws from its own Generator
+The samples are split into chunks of about CHUNK_NORMALS normal draws
+(fewer outputs per chunk for wider windows) whose boundaries depend only
+on the spec and the sample count. Chunk j draws from its own Generator
 (SFC64 seeded with SeedSequence(seed).spawn()[j]), chunks run on a pool of
 numba.get_num_threads() threads, and their moments are merged in chunk
 order with the pairwise update of Chan et al. / Pebay. So the result has
@@ -29,7 +30,7 @@ from ..ops.activations import ACTIVATIONS
 from ..spec import Spec
 from . import NotApplicable, mc_kernels, quadrature
 
-CHUNK = 1 << 14
+CHUNK_NORMALS = 1 << 16
 DEFAULT_SAMPLES = 1 << 22
 MAX_SAMPLES = 1 << 36
 
@@ -48,6 +49,15 @@ class Program:
 
     def kernel_args(self):
         return (self.mu, self.sigma, self.codes, self.params, self.seg, self.win_kind, self.win_n)
+
+    @property
+    def normals_per_output(self) -> int:
+        return int(np.prod(self.win_n)) if self.win_n.size else 1
+
+    @property
+    def chunk(self) -> int:
+        """Outputs per chunk: enough work per chunk that its set-up costs little."""
+        return max(1, CHUNK_NORMALS // self.normals_per_output)
 
 
 @dataclass(frozen=True)
@@ -99,9 +109,9 @@ def _stage(op, prefix: Spec, mu: float, sigma: float) -> tuple[int, float, float
     raise NotApplicable(f"Monte Carlo does not know ops of kind {op.kind}")  # pragma: no cover
 
 
-def chunk_sizes(samples: int) -> list[int]:
-    full, rest = divmod(samples, CHUNK)
-    return [CHUNK] * full + ([rest] if rest else [])
+def chunk_sizes(samples: int, chunk: int) -> list[int]:
+    full, rest = divmod(samples, chunk)
+    return [chunk] * full + ([rest] if rest else [])
 
 
 def chunk_generator(seed: int, index: int) -> np.random.Generator:
@@ -163,13 +173,14 @@ def _samples_for(merged: np.ndarray, tol: float) -> int:
 
 def run(program: Program, samples: int | None = None, tol: float | None = None, seed: int = 0, progress: Progress | None = None) -> Summary:
     if tol is None:
-        sizes = chunk_sizes(samples or DEFAULT_SAMPLES)
+        sizes = chunk_sizes(samples or DEFAULT_SAMPLES, program.chunk)
         return summarize(merge(run_chunks(program, seed, 0, sizes, progress, sum(sizes))))
     return _run_to_tolerance(program, tol, seed, progress)
 
 
 def _run_to_tolerance(program: Program, tol: float, seed: int, progress: Progress | None) -> Summary:
-    rows = run_chunks(program, seed, 0, [CHUNK])  # pilot: one chunk
+    chunk = program.chunk
+    rows = run_chunks(program, seed, 0, [chunk])  # pilot: one chunk
     while True:
         summary = summarize(merge(rows))
         if summary.mean_se <= tol and summary.std_se <= tol:
@@ -177,6 +188,6 @@ def _run_to_tolerance(program: Program, tol: float, seed: int, progress: Progres
         need = _samples_for(merge(rows), tol)
         if need > MAX_SAMPLES:
             raise MomentcalcError(f"tol={tol:g} would need about {need:.2g} samples, more than the {MAX_SAMPLES:.2g} allowed; use a larger tol or an exact method")
-        extra = max(1, math.ceil(need / CHUNK) - len(rows))
-        more = run_chunks(program, seed, len(rows), [CHUNK] * extra, progress, (len(rows) + extra) * CHUNK, len(rows) * CHUNK)
+        extra = max(1, math.ceil(need / chunk) - len(rows))
+        more = run_chunks(program, seed, len(rows), [chunk] * extra, progress, (len(rows) + extra) * chunk, len(rows) * chunk)
         rows = np.vstack([rows, more])

@@ -58,7 +58,7 @@ class _Replica:
 
 
 def dimension(program: Program) -> int:
-    d = int(np.prod(program.win_n)) if program.win_n.size else 1
+    d = program.normals_per_output
     if d > MAX_DIMENSION:
         raise NotApplicable(f"qmc needs {d} normals per output; it handles at most {MAX_DIMENSION}: use montecarlo")
     return d

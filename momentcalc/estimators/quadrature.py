@@ -44,6 +44,7 @@ class Stage:
     f: Callable[[float], float]
     kinks: tuple[float, ...] = ()  # where f has a kink or jump, in f's input
     monotone: bool = True  # non-decreasing
+    df: Callable[[float], float] | None = None  # f', for the backward constant E[f'(X)^2]
 
 
 @dataclass(frozen=True)
@@ -163,15 +164,19 @@ def _map_chain(dist, stage: Stage):
 def _affine(dist, shift: float, scale: float):
     if isinstance(dist, MomentsOnly):
         return MomentsOnly((dist.mean - shift) * scale, dist.var * scale * scale, dist.err * scale * scale)
-    return _map_chain(dist, Stage(lambda x: (x - shift) * scale))
+    return _map_chain(dist, Stage(lambda x: (x - shift) * scale, df=lambda x: scale))
 
 
 def _elementwise(dist, op: Op):
     if isinstance(dist, MomentsOnly):
         raise NotApplicable(f"{op} after an average of non-Gaussian values has no exact method here")
+    if op.name == "expr":
+        from ..ops import userfn
+
+        return _map_chain(dist, userfn.expr_stage(op.get("f")))
     act = ACTIVATIONS[op.name]
     a, b = act.args(op)
-    stage = Stage(lambda x: act.f(x, a, b), tuple(act.kinks(a, b)), act.monotone)
+    stage = Stage(lambda x: act.f(x, a, b), tuple(act.kinks(a, b)), act.monotone, lambda x: act.df(x, a, b))
     return _map_chain(dist, stage)
 
 
@@ -181,7 +186,7 @@ def _dropout(dist, op: Op):
     if isinstance(dist, MomentsOnly):
         mean, second = dropout_op.moments_after(p, scale, dist.mean, dist.var + dist.mean**2)
         return MomentsOnly(mean, second - mean * mean, dist.err)
-    kept = _map_chain(dist, Stage(lambda x: x / c))
+    kept = _map_chain(dist, Stage(lambda x: x / c, df=lambda x: 1.0 / c))
     branches = tuple(replace(b, weight=b.weight * p) for b in kept.branches)
     dropped = ((1.0 - p, 0.0),) if p < 1.0 else ()
     atoms = tuple((w * p, v) for w, v in kept.atoms) + dropped
