@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -57,6 +57,13 @@ class Layer:
     cin: int = 1
     cout: int = 1
     count_include_pad: bool = True
+
+    def __post_init__(self) -> None:
+        if self.kind not in _KEYS:
+            raise MomentcalcError(f"unknown layer {self.kind!r}; accepted: {', '.join(_KEYS)}")
+        for key, lowest in _MIN_VALUE.items():
+            if getattr(self, key) < lowest:
+                raise MomentcalcError(f"{key} must be an integer >= {lowest}, got {getattr(self, key)}")
 
     @property
     def is_pool(self) -> bool:
@@ -120,7 +127,13 @@ def output_size(layer: Layer, size: int) -> int:
 
 
 def _axis_weights(layer: Layer, size: int) -> np.ndarray:
-    """Per-axis factor of the exact map (see the module docstring)."""
+    """Per-axis factor of the exact map: its outer product with itself is the map.
+
+    A 2-D window is a row window times a column window, with m = m_row * m_col
+    real inputs, so each window's share splits into a row and a column factor:
+    conv 1 * 1 (scaled later), maxpool 1/m = (1/m_row)(1/m_col), avgpool
+    1/(k*k)^2 = (1/k^2)(1/k^2), or without padding counted 1/m^2 = (1/m_row^2)(1/m_col^2).
+    """
     weights = np.zeros(size)
     for o in range(output_size(layer, size)):
         start = o * layer.s - layer.p
@@ -129,9 +142,10 @@ def _axis_weights(layer: Layer, size: int) -> np.ndarray:
             share = 1.0
         elif layer.kind == "maxpool":
             share = 1.0 / len(real)
+        elif layer.count_include_pad:
+            share = 1.0 / layer.k**2
         else:
-            divisor = layer.k * layer.k if layer.count_include_pad else len(real)
-            share = 1.0 / divisor**2
+            share = 1.0 / len(real) ** 2
         weights[real] += share
     return weights
 
@@ -140,10 +154,203 @@ def exact_map(layer: Layer | str, size: int) -> np.ndarray:
     """Exact size x size map of Var[input gradient] for iid N(0, 1) upstream gradient."""
     layer = _as_layer(layer)
     axis = _axis_weights(layer, size)
-    if layer.kind == "maxpool" or layer.count_include_pad is False:
-        # these per-axis factors are already sqrt-free: 1/m = 1/(m_r m_c) factorizes
-        return np.outer(axis, axis)
-    if layer.kind == "avgpool":
-        # count_include_pad: 1/k^4 per window = (1/k^2 per row)(1/k^2 per column)
-        return np.outer(axis, axis) * (layer.k * layer.k) ** 2 / layer.k**4 / (layer.k * layer.k) ** 2 * layer.k**4
-    return np.outer(axis, axis) * layer.cout / (layer.cin * layer.k * layer.k)
+    scale = layer.cout / (layer.cin * layer.k * layer.k) if layer.kind == "conv" else 1.0
+    return scale * np.outer(axis, axis)
+
+
+@dataclass(frozen=True)
+class BackwardMap:
+    """An exact backward variance map and its summary.
+
+    ``min`` and ``ratio`` (= max/min) are over the positions that receive any
+    gradient; ``unreached`` counts the ones that receive none. ``ratio`` and
+    ``backward_constant`` are None when no position receives gradient.
+    """
+
+    layer: str
+    size: int
+    output_size: int
+    map: list[list[float]]
+    min: float
+    max: float
+    mean: float
+    ratio: float | None
+    unreached: int
+    backward_constant: float | None
+    simulation: SimulationCheck | None = None
+
+    def to_dict(self) -> dict:
+        """The JSON form; ``simulation`` is None when none was run."""
+        return {
+            "layer": self.layer,
+            "size": self.size,
+            "output_size": self.output_size,
+            "map": self.map,
+            "min": self.min,
+            "max": self.max,
+            "mean": self.mean,
+            "ratio": self.ratio,
+            "unreached": self.unreached,
+            "backward_constant": self.backward_constant,
+            "simulation": None if self.simulation is None else self.simulation.to_dict(),
+        }
+
+
+def backward_map(layer: Layer | str, size: int, trials: int = 0, seed: int = 0) -> BackwardMap:
+    """Exact map of ``layer`` on a size x size input, with its summary numbers.
+
+    The backward constant 1/sqrt(mean) is the factor that brings the average
+    gradient variance back to 1. With ``trials`` > 0 the map is also checked
+    by simulation (see ``check_by_simulation``).
+    """
+    layer = _as_layer(layer)
+    if size < 1:
+        raise MomentcalcError(f"size must be >= 1, got {size}")
+    if trials < 0:
+        raise MomentcalcError(f"trials must be >= 0 (0 skips the simulation), got {trials}")
+    var = exact_map(layer, size)
+    reached = var[var > 0]
+    mean = float(var.mean())
+    low = float(reached.min()) if reached.size else 0.0
+    return BackwardMap(
+        layer=str(layer),
+        size=size,
+        output_size=output_size(layer, size),
+        map=var.tolist(),
+        min=low,
+        max=float(var.max()),
+        mean=mean,
+        ratio=float(var.max()) / low if reached.size else None,
+        unreached=int(var.size - reached.size),
+        backward_constant=1.0 / math.sqrt(mean) if mean > 0 else None,
+        simulation=check_by_simulation(layer, size, trials, seed) if trials > 0 else None,
+    )
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """Monte Carlo estimate of the map: per-position mean and standard error."""
+
+    mean: np.ndarray
+    se: np.ndarray
+    trials: int
+    adjoint_max_diff: float | None  # conv only: largest |scatter - rot180| over all trials
+
+
+@dataclass(frozen=True)
+class SimulationCheck:
+    """How the simulated map compares with the exact one."""
+
+    trials: int
+    seed: int
+    z: float
+    max_abs_z: float
+    worst_position: tuple[int, int]
+    adjoint_max_diff: float | None
+    passed: bool
+
+    def to_dict(self) -> dict:
+        return {
+            "trials": self.trials,
+            "seed": self.seed,
+            "z": self.z,
+            "max_abs_z": self.max_abs_z,
+            "worst_position": list(self.worst_position),
+            "adjoint_max_diff": self.adjoint_max_diff,
+            "passed": self.passed,
+        }
+
+
+def simulate_map(layer: Layer | str, size: int, trials: int, seed: int = 0) -> Simulation:
+    """Estimate the map from ``trials`` independent draws (numpy SeedSequence ``seed``).
+
+    conv: fresh iid normal weights, row-normalized, and an iid N(0, 1) upstream
+    gradient per trial; the input gradient is computed both as the adjoint
+    (scatter) and as the dilated, fully padded correlation with the rotated
+    kernel, and the squared gradient is averaged over input channels.
+    maxpool: iid N(0, 1) inputs and upstream gradient. avgpool: upstream only.
+    """
+    layer = _as_layer(layer)
+    if trials < 2:
+        raise MomentcalcError(f"trials must be >= 2 to estimate a standard error, got {trials}")
+    o = output_size(layer, size)
+    rng = np.random.default_rng(np.random.SeedSequence(seed))
+    per_trial = max(layer.cin, layer.cout) * (size + 2 * layer.p) ** 2 * layer.k**2
+    chunk = max(1, min(trials, 2_000_000 // per_trial))
+    total, total_sq, worst_diff, done = 0.0, 0.0, 0.0, 0
+    while done < trials:
+        batch = min(chunk, trials - done)
+        y, diff = _simulate_chunk(layer, size, o, batch, rng)
+        total, total_sq = total + y.sum(axis=0), total_sq + (y * y).sum(axis=0)
+        worst_diff, done = max(worst_diff, diff), done + batch
+    mean = total / trials
+    var = np.maximum(total_sq / trials - mean * mean, 0.0) * trials / (trials - 1)
+    return Simulation(mean, np.sqrt(var / trials), trials, worst_diff if layer.kind == "conv" else None)
+
+
+def _simulate_chunk(layer: Layer, size: int, o: int, batch: int, rng: np.random.Generator):
+    """Squared input gradients of ``batch`` trials, (batch, size, size), and the conv path gap."""
+    from . import reference_conv as ref
+
+    g_shape = (batch, layer.cout, o, o) if layer.kind == "conv" else (batch, o, o)
+    if layer.kind == "conv":
+        w = rng.standard_normal((batch, layer.cout, layer.cin, layer.k, layer.k))
+        w /= np.sqrt((w * w).sum(axis=(-3, -2, -1), keepdims=True))
+        g = rng.standard_normal(g_shape)
+        scatter = ref.conv2d_input_grad_scatter(g, w, size, layer.s, layer.p)
+        rotated = ref.conv2d_input_grad_rot180(g, w, size, layer.s, layer.p)
+        return (scatter * scatter).mean(axis=1), float(np.abs(scatter - rotated).max())
+    if layer.kind == "maxpool":
+        x = rng.standard_normal((batch, size, size))
+        grad = ref.maxpool2d_input_grad(x, rng.standard_normal(g_shape), layer.k, layer.s, layer.p)
+    else:
+        g = rng.standard_normal(g_shape)
+        grad = ref.avgpool2d_input_grad(g, size, layer.k, layer.s, layer.p, layer.count_include_pad)
+    return grad * grad, 0.0
+
+
+def check_by_simulation(
+    layer: Layer | str, size: int, trials: int, seed: int = 0, z: float = 4.5, adjoint_tol: float = 1e-12
+) -> SimulationCheck:
+    """Compare the exact map with a simulation: every position within z standard errors.
+
+    Positions that get no gradient must simulate to exactly zero, and for conv
+    the two gradient paths must agree to ``adjoint_tol`` on every trial. The
+    standard errors are guarded as in ``_guarded_se``.
+    """
+    layer = _as_layer(layer)
+    exact = exact_map(layer, size)
+    sim = simulate_map(layer, size, trials, seed)
+    se = _guarded_se(exact, sim.se)
+    gap = np.abs(sim.mean - exact)
+    zs = np.where(se > 0, gap / np.where(se > 0, se, 1.0), np.where(gap > 0, np.inf, 0.0))
+    worst = np.unravel_index(int(np.argmax(zs)), zs.shape)
+    paths_agree = sim.adjoint_max_diff is None or sim.adjoint_max_diff <= adjoint_tol
+    return SimulationCheck(
+        trials=trials,
+        seed=seed,
+        z=z,
+        max_abs_z=float(zs.max()),
+        worst_position=(int(worst[0]), int(worst[1])),
+        adjoint_max_diff=sim.adjoint_max_diff,
+        passed=bool(zs.max() <= z and paths_agree),
+    )
+
+
+def _guarded_se(exact: np.ndarray, se: np.ndarray) -> np.ndarray:
+    """Each position's SE, or the RMS SE of the positions with the same exact value if larger.
+
+    A squared gradient is heavy-tailed (a chi-square, often times a rare
+    argmax indicator). A sample that happened to miss its rare large values
+    has a low mean and, at the same time, a low sample SE, so the plain t
+    statistic has a far heavier lower tail than a normal one. The SE pooled
+    over positions with the same exact variance does not shrink with one
+    position's luck, and taking the larger keeps the test conservative.
+    """
+    keys = np.round(exact, 12)
+    guarded = se.copy()
+    for key in np.unique(keys):
+        members = keys == key
+        pooled = np.sqrt(np.mean(se[members] ** 2))
+        guarded[members] = np.maximum(se[members], pooled)
+    return guarded

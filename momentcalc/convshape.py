@@ -118,7 +118,7 @@ def conv_shape(
     if pool and 2 * pad > k:
         raise MomentcalcError(
             f"pooling padding {pad} is more than half the kernel size {k} "
-            f"(PyTorch requires p <= k/2 = {k // 2})"
+            f"(PyTorch requires p <= k/2, here at most {k // 2})"
         )
     o = output_size(i, k, s, pad, d)
     unread = tuple(sorted(set(range(i)) - read_positions(i, k, s, pad, d)))
