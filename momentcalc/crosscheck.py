@@ -21,7 +21,7 @@ DEFAULT_Z = 4.5
 def compare(estimates: tuple[Estimate, ...], z: float = DEFAULT_Z) -> tuple[Check, ...]:
     checks = []
     for a, b in itertools.combinations(estimates, 2):
-        for quantity in ("mean", "std"):
+        for quantity in ("mean", "std", "grad_sq"):
             va, vb = getattr(a, quantity), getattr(b, quantity)
             if va is None or vb is None:
                 continue

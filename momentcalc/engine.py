@@ -6,7 +6,7 @@ import math
 import time
 from functools import lru_cache
 
-from . import crosscheck
+from . import crosscheck, gradsq, userfn
 from .errors import MomentcalcError
 from .estimators import NotApplicable, closed, montecarlo, qmc, quadrature
 from .result import Estimate, Result
@@ -26,6 +26,8 @@ def estimate(
     seed: int = 0,
     z: float = crosscheck.DEFAULT_Z,
     progress: montecarlo.Progress | None = None,
+    grad=None,
+    size: int | None = None,
 ) -> Result:
     """Moments of the spec's output for X ~ N(mu, sigma^2), by every method asked for.
 
@@ -34,14 +36,37 @@ def estimate(
     'quadrature', 'montecarlo', 'qmc'. samples/tol/seed steer (quasi-)Monte
     Carlo: a fixed sample count (default 2**22, 2**20 for qmc) or a target
     standard error for both mean and std.
+
+    spec may also be a vectorized Python callable fn (numpy array in, array
+    out): then quadrature uses it directly and Monte Carlo runs in numpy;
+    grad, if given, is its derivative (otherwise central differences).
+    The result carries E[f'(X)^2] as grad_sq for chains of elementwise ops.
+
+    Without size, a window op means an interior window of n iid inputs: its
+    stride s and padding p change nothing there. With size (the side of the
+    input feature map: I x I for dims=2, I for dims=1, I^3 for dims=3) the
+    answer is a spatial.SpatialResult: the mean and std of every output
+    position, border windows included (see momentcalc.spatial); samples is
+    then the number of simulated maps.
     """
+    if size is not None and callable(spec) and not isinstance(spec, (str, Spec)):
+        raise MomentcalcError("size= takes a text spec such as 'maxpool(k=3,s=1,p=1)', not a Python callable")
+    if callable(spec) and not isinstance(spec, (str, Spec)):
+        mu, sigma = _check_input(mu, sigma, samples, tol, seed, method, z)
+        return userfn.estimate_callable(spec, grad, mu, sigma, method, samples, tol, seed, z, progress)
+    if grad is not None:
+        raise MomentcalcError("grad= is for a callable spec (its derivative); a text spec has its derivatives built in")
     parsed = parse(spec) if isinstance(spec, str) else spec
     mu, sigma = _check_input(mu, sigma, samples, tol, seed, method, z)
+    if size is not None:
+        from . import spatial
+
+        return spatial.estimate_map(parsed, size, mu, sigma, method, samples, tol, seed, z, progress)
     wanted = {"auto": ("closed", "quadrature", "montecarlo"), "all": ("closed", "quadrature", "qmc", "montecarlo")}.get(method, (method,))
     estimates = []
     for name in wanted:
         try:
-            estimates.append(_run(name, parsed, mu, sigma, samples, tol, seed, progress))
+            estimates.append(gradsq.attach(_run(name, parsed, mu, sigma, samples, tol, seed, progress), parsed, mu, sigma))
         except NotApplicable as why:
             if method not in ("auto", "all"):
                 raise MomentcalcError(str(why)) from None
@@ -86,8 +111,13 @@ def _run(name, spec, mu, sigma, samples, tol, seed, progress) -> Estimate:
         m = closed.estimate_moments(spec, mu, sigma)
         return Estimate("closed", m.mean, m.std, 0.0, None if m.std is None else 0.0, seconds=_since(start))
     if name == "quadrature":
+        userfn.check_spec_finite(spec, mu, sigma)
         mean, std, mean_err, std_err = exact_moments(spec, mu, sigma)
-        return Estimate("quadrature", mean, std, mean_err, std_err, seconds=_since(start))
+        return Estimate("quadrature", mean, std, mean_err, std_err, seconds=_since(start), notes=userfn.quadrature_notes(spec))
+    if userfn.needs_numpy(spec):  # expr(...) cannot be jitted: numpy Monte Carlo
+        if name != "montecarlo":
+            raise NotApplicable(f"{name} does not run user expressions; use quadrature or montecarlo")
+        return userfn.montecarlo_estimate(spec, mu, sigma, samples, tol, seed, progress)
     program = montecarlo.compile_program(spec, mu, sigma)
     runner = qmc.run if name == "qmc" else montecarlo.run
     s = runner(program, samples=samples, tol=tol, seed=seed, progress=progress)

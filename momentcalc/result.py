@@ -25,6 +25,10 @@ class Estimate:
     samples: int | None = None
     seed: int | None = None
     seconds: float = 0.0
+    # The backward constant E[f'(X)^2] by the same method, and its uncertainty; None where not computed.
+    grad_sq: float | None = None
+    grad_sq_se: float | None = None
+    notes: tuple[str, ...] = ()  # e.g. 'numerical derivative'
 
     @property
     def exact(self) -> bool:
@@ -36,7 +40,7 @@ class Estimate:
 
 @dataclass(frozen=True)
 class Check:
-    """One pairwise comparison of a quantity ('mean' or 'std') between two methods."""
+    """One pairwise comparison of a quantity ('mean', 'std' or 'grad_sq') between two methods."""
 
     a: str
     b: str
@@ -85,6 +89,23 @@ class Result:
         return self.record.method
 
     @property
+    def grad_sq_record(self) -> Estimate | None:
+        """The most exact estimate that carries E[f'(X)^2]."""
+        pool = [e for e in self.estimates if e.grad_sq is not None]
+        return min(pool, key=lambda e: PRECEDENCE.index(e.method) if e.method in PRECEDENCE else len(PRECEDENCE)) if pool else None
+
+    @property
+    def grad_sq(self) -> float | None:
+        """E[f'(X)^2] for a chain of elementwise ops (chain rule through normalize and dropout); None otherwise."""
+        record = self.grad_sq_record
+        return None if record is None else record.grad_sq
+
+    @property
+    def grad_sq_se(self) -> float | None:
+        record = self.grad_sq_record
+        return None if record is None else record.grad_sq_se
+
+    @property
     def agree(self) -> bool:
         return all(c.ok for c in self.checks)
 
@@ -101,6 +122,8 @@ class Result:
             "mean_se": self.mean_se,
             "std_se": self.std_se,
             "method": self.method,
+            "grad_sq": self.grad_sq,
+            "grad_sq_se": self.grad_sq_se,
             "agree": self.agree,
             "disagreements": self.disagreements,
             "estimates": [e.to_dict() for e in self.estimates],

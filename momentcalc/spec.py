@@ -45,7 +45,10 @@ class Op:
     def __str__(self) -> str:
         if not self.params:
             return self.name
-        args = ",".join(f"{k}={_format_value(v)}" for k, v in self.params)
+        info = self.info
+        args = ",".join(
+            _format_value(v) if info.param(k) is not None and info.param(k).raw else f"{k}={_format_value(v)}" for k, v in self.params
+        )
         return f"{self.name}({args})"
 
 
@@ -90,11 +93,22 @@ def parse(text: str) -> Spec:
         if not stage.strip():
             raise MomentcalcError(f"malformed pipeline {text!r}: empty stage {position + 1}; join ops with a single '|'")
         ops.append(_parse_stage(stage.strip(), text))
+    _check_expr_pipeline(ops, text)
     if ops[0].kind == catalog.NORMALIZE:
         raise MomentcalcError(
             f"malformed pipeline {text!r}: 'normalize' needs something before it to normalize, e.g. 'relu | normalize'"
         )
     return Spec(tuple(ops))
+
+
+def _check_expr_pipeline(ops: list[Op], whole: str) -> None:
+    # expr(...) runs Monte Carlo in numpy, which handles elementwise ops, normalize and dropout only.
+    if any(op.name == "expr" for op in ops):
+        windows = [str(op) for op in ops if op.kind == catalog.WINDOW]
+        if windows:
+            raise MomentcalcError(
+                f"expr(...) can be combined only with elementwise ops, normalize and dropout, not with {windows[0]!r} in {whole!r}"
+            )
 
 
 def _split_top_level(text: str, sep: str, whole: str) -> list[str]:
@@ -124,7 +138,11 @@ def _parse_stage(stage: str, whole: str) -> Op:
     if info is None:
         raise MomentcalcError(f"unknown op {name!r} in {whole!r}; {_suggest(name, [o.name for o in catalog.all_ops()])}")
     args = rest.rstrip()[:-1] if rest else ""
-    given = _parse_args(args, info, whole) if args.strip() else {}
+    raw = next((p for p in info.params if p.raw), None)
+    if raw is not None:
+        given = {raw.name: _raw_value(raw, args, info.name)} if args.strip() else {}
+    else:
+        given = _parse_args(args, info, whole) if args.strip() else {}
     return Op(name, _resolve_params(info, given, whole))
 
 
@@ -143,6 +161,15 @@ def _parse_args(args: str, info: catalog.OpInfo, whole: str) -> dict[str, object
             raise MomentcalcError(f"parameter {key!r} of {info.name} given twice in {whole!r}")
         given[key] = _convert(param, raw, info.name)
     return given
+
+
+def _raw_value(param: catalog.Param, text: str, op_name: str) -> str:
+    from . import exprlang  # standard library only: keeps parsing light
+
+    try:
+        return exprlang.canonical(text)
+    except MomentcalcError as why:
+        raise MomentcalcError(f"bad {op_name}(...): {why}") from None
 
 
 def _convert(param: catalog.Param, raw: str, op_name: str):
@@ -175,8 +202,15 @@ def _resolve_params(info: catalog.OpInfo, given: dict, whole: str) -> tuple[tupl
     if info.kind == catalog.WINDOW:
         _check_window(info, given, whole)
     for param in info.params:
+        if param.raw and param.name not in given:
+            raise MomentcalcError(f"{info.name} needs {param.accepted} inside its parentheses, e.g. {info.name}(x * tanh(log1p(exp(x))))")
         if param.default is None and param.name not in given and info.kind != catalog.WINDOW:
             raise MomentcalcError(f"{info.name} needs {param.name}=<{param.accepted or param.kind.__name__}>, e.g. {info.name}({param.name}=0.8)")
+    if info.constraint is not None:
+        values = {p.name: given.get(p.name, p.default) for p in info.params}
+        if not info.constraint(values):
+            shown = ",".join(f"{k}={_format_value(v)}" for k, v in values.items())
+            raise MomentcalcError(f"out of range in {info.name}({shown}): expected {info.constraint_text}")
     # Declared order, defaults left out: one canonical spelling per spec.
     return tuple((p.name, given[p.name]) for p in info.params if p.name in given and given[p.name] != p.default)
 
@@ -186,6 +220,21 @@ def _check_window(info: catalog.OpInfo, given: dict, whole: str) -> None:
         raise MomentcalcError(f"{info.name} takes either n=N or k=K (with dims), not both, in {whole!r}")
     if "n" not in given and "k" not in given:
         raise MomentcalcError(f"{info.name} needs a window: k=K (K x K by default) or n=N values, e.g. {info.name}(k=3)")
+    shaped = [name for name in ("s", "p", "count_include_pad") if name in given]
+    if shaped and "n" in given:
+        raise MomentcalcError(
+            f"{info.name} takes {', '.join(shaped)} only with a window shape k=K, not with n=N, in {whole!r}; "
+            f"e.g. {info.name}(k=3,s=1,p=1)"
+        )
+    k = given.get("k")
+    if k is not None and 2 * given.get("p", 0) > k:
+        raise MomentcalcError(
+            f"out of range in {info.name}(k={k},p={given['p']}): pooling padding must be <= k/2 (at most {k // 2}), as PyTorch requires"
+        )
+    if k is not None and given.get("s") == k:
+        del given["s"]  # the default stride is the window side: one canonical spelling
+    if given.get("p", 0) == 0:
+        given.pop("count_include_pad", None)  # without padding the flag changes nothing
 
 
 def _suggest(word: str, candidates: list[str]) -> str:

@@ -15,8 +15,8 @@ def estimate_moments(spec: Spec, mu: float, sigma: float) -> Moments:
     op = spec.last
     found = None
     if op.kind == catalog.ELEMENTWISE:
-        act = ACTIVATIONS[op.name]
-        found = act.closed(*act.args(op), mu, sigma) if act.closed else None
+        act = ACTIVATIONS.get(op.name)  # None for expr(...)
+        found = act.closed(*act.args(op), mu, sigma) if act is not None and act.closed else None
     elif op.kind == catalog.DROPOUT:
         found = dropout.closed(op.get("p"), op.get("scale"), mu, sigma)
     elif op.name == "maxpool":

@@ -171,7 +171,7 @@ def _elementwise(dist, op: Op):
     if isinstance(dist, MomentsOnly):
         raise NotApplicable(f"{op} after an average of non-Gaussian values has no exact method here")
     if op.name == "expr":
-        from ..ops import userfn
+        from .. import userfn
 
         return _map_chain(dist, userfn.expr_stage(op.get("f")))
     act = ACTIVATIONS[op.name]

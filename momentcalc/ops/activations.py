@@ -12,7 +12,12 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
-from . import gaussian
+from . import gaussian, piecewise
+from .piecewise import INF
+
+# Klambauer et al. 2017, "Self-Normalizing Neural Networks", eq. 14 (to the digits printed there).
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_LAMBDA = 1.0507009873554804934193349852946
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,7 @@ class Activation:
     kinks: Callable[[float, float], tuple[float, ...]] = lambda a, b: ()
     args: Callable[[object], tuple[float, float]] = lambda op: (0.0, 0.0)
     closed: Callable[[float, float, float, float], Moments | None] | None = None
+    grad_closed: Callable[[float, float, float, float], float | None] | None = None  # E[f'(X)^2]
 
 
 def relu(x, a, b):
@@ -47,6 +53,10 @@ def relu_closed(a, b, mu, sigma):
     m1 = mu * gaussian.cdf(z) + sigma * gaussian.pdf(z)
     m2 = (mu * mu + sigma * sigma) * gaussian.cdf(z) + mu * sigma * gaussian.pdf(z)
     return Moments(m1, math.sqrt(max(m2 - m1 * m1, 0.0)))
+
+
+def relu_grad_closed(a, b, mu, sigma):
+    return gaussian.cdf(mu / sigma)
 
 
 def sigmoid(x, a, b):
@@ -66,10 +76,366 @@ def sigmoid_closed(a, b, mu, sigma):
     return Moments(0.5, None) if mu == 0.0 else None
 
 
+# --- smooth activations ---------------------------------------------------------
+# Each branch below avoids overflow of exp for any finite x: Python's math raises where numba gives inf.
+
+
+def tanh(x, a, b):
+    return math.tanh(x)
+
+
+def tanh_grad(x, a, b):
+    t = math.tanh(x)
+    return 1.0 - t * t
+
+
+def odd_closed(a, b, mu, sigma):
+    # An odd function has mean 0 under a centred normal.
+    return Moments(0.0, None) if mu == 0.0 else None
+
+
+def gelu(x, a, b):
+    # a == 0: exact x Phi(x) (erfc keeps the digits for x << 0); a == 1: the tanh approximation,
+    # 0.5 (1 + tanh(u)) = sigmoid(2u) written without cancellation.
+    if a == 0.0:
+        return 0.5 * x * math.erfc(-x * 0.7071067811865476)
+    u = 0.7978845608028654 * (x + 0.044715 * x * x * x)
+    if u >= 0.0:
+        return x / (1.0 + math.exp(-2.0 * u))
+    e = math.exp(2.0 * u)
+    return x * e / (1.0 + e)
+
+
+def gelu_grad(x, a, b):
+    if a == 0.0:
+        return 0.5 * math.erfc(-x * 0.7071067811865476) + x * math.exp(-0.5 * x * x) * 0.3989422804014327
+    u = 0.7978845608028654 * (x + 0.044715 * x * x * x)
+    if u >= 0.0:
+        s = 1.0 / (1.0 + math.exp(-2.0 * u))
+    else:
+        e = math.exp(2.0 * u)
+        s = e / (1.0 + e)
+    return s + 2.0 * x * s * (1.0 - s) * 0.7978845608028654 * (1.0 + 3.0 * 0.044715 * x * x)
+
+
+def gelu_closed(a, b, mu, sigma):
+    # E[X Phi(X)] = mu E[Phi(X)] + sigma^2 E[phi(X)] (Stein), with E[Phi(X)] = Phi(mu/s),
+    # E[phi(X)] = phi(mu/s)/s, s = sqrt(1 + sigma^2). Only the mean: E[X^2 Phi(X)^2] needs bivariate normals.
+    if a != 0.0:
+        return None
+    s = math.sqrt(1.0 + sigma * sigma)
+    return Moments(mu * gaussian.cdf(mu / s) + sigma * sigma * gaussian.pdf(mu / s) / s, None)
+
+
+def silu(x, a, b):
+    if x >= 0.0:
+        return x / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return x * e / (1.0 + e)
+
+
+def silu_grad(x, a, b):
+    if x >= 0.0:
+        s = 1.0 / (1.0 + math.exp(-x))
+    else:
+        e = math.exp(x)
+        s = e / (1.0 + e)
+    return s * (1.0 + x * (1.0 - s))
+
+
+def elu(x, a, b):
+    return x if x > 0.0 else a * math.expm1(x)
+
+
+def elu_grad(x, a, b):
+    return 1.0 if x > 0.0 else a * math.exp(x)
+
+
+def celu(x, a, b):
+    return x if x > 0.0 else a * math.expm1(x / a)
+
+
+def celu_grad(x, a, b):
+    return 1.0 if x > 0.0 else math.exp(x / a)
+
+
+def selu(x, a, b):
+    if x > 0.0:
+        return 1.0507009873554804934193349852946 * x
+    return 1.0507009873554804934193349852946 * 1.6732632423543772848170429916717 * math.expm1(x)
+
+
+def selu_grad(x, a, b):
+    if x > 0.0:
+        return 1.0507009873554804934193349852946
+    return 1.0507009873554804934193349852946 * 1.6732632423543772848170429916717 * math.exp(x)
+
+
+def _exp_family_closed(lam, alpha, t, mu, sigma):
+    """Moments of lam * x (x > 0), lam * alpha * (exp(t x) - 1) (x <= 0): elu, celu, selu.
+
+    E[exp(t X); X < 0] = exp(t mu + t^2 sigma^2 / 2) Phi(-(mu + t sigma^2) / sigma) (complete the square).
+    """
+    below = gaussian.mass(-INF, -mu / sigma)
+    e1 = gaussian.exp_partial(t, 0.0, mu, sigma)
+    e2 = gaussian.exp_partial(2.0 * t, 0.0, mu, sigma)
+    k = lam * alpha
+    mean = piecewise.expect(((0.0, INF, (0.0, lam)),), mu, sigma) + k * (e1 - below)
+    u = k + mean
+    var = piecewise.expect(((0.0, INF, (mean * mean, -2.0 * mean * lam, lam * lam)),), mu, sigma)
+    var += k * k * e2 - 2.0 * k * u * e1 + u * u * below
+    return Moments(mean, math.sqrt(max(var, 0.0)))
+
+
+def _exp_family_grad(lam, alpha, t, mu, sigma):
+    # f' = lam (x > 0), lam alpha t exp(t x) (x < 0).
+    above = gaussian.mass(-mu / sigma, INF)
+    return lam * lam * (above + (alpha * t) ** 2 * gaussian.exp_partial(2.0 * t, 0.0, mu, sigma))
+
+
+def softplus(x, a, b):
+    z = a * x
+    if z > 0.0:
+        return (z + math.log1p(math.exp(-z))) / a
+    return math.log1p(math.exp(z)) / a
+
+
+def softplus_grad(x, a, b):
+    z = a * x
+    if z >= 0.0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+def mish(x, a, b):
+    sp = x + math.log1p(math.exp(-x)) if x > 0.0 else math.log1p(math.exp(x))
+    return x * math.tanh(sp)
+
+
+def mish_grad(x, a, b):
+    if x > 0.0:
+        sp = x + math.log1p(math.exp(-x))
+        s = 1.0 / (1.0 + math.exp(-x))
+    else:
+        e = math.exp(x)
+        sp = math.log1p(e)
+        s = e / (1.0 + e)
+    t = math.tanh(sp)
+    return t + x * (1.0 - t * t) * s
+
+
+def softsign(x, a, b):
+    return x / (1.0 + abs(x))
+
+
+def softsign_grad(x, a, b):
+    d = 1.0 + abs(x)
+    return 1.0 / (d * d)
+
+
+def erf(x, a, b):
+    return math.erf(x)
+
+
+def erf_grad(x, a, b):
+    return 1.1283791670955126 * math.exp(-x * x)
+
+
+def erf_closed(a, b, mu, sigma):
+    # E[erf(X)] = erf(mu / sqrt(1 + 2 sigma^2)); at mu = 0, E[erf(X)^2] = (2/pi) asin(2 sigma^2 / (1 + 2 sigma^2))
+    # (Williams 1997, "Computing with infinite networks", the erf kernel).
+    mean = math.erf(mu / math.sqrt(1.0 + 2.0 * sigma * sigma))
+    if mu != 0.0:
+        return Moments(mean, None)
+    return Moments(mean, math.sqrt(2.0 / math.pi * math.asin(2.0 * sigma * sigma / (1.0 + 2.0 * sigma * sigma))))
+
+
+def erf_grad_closed(a, b, mu, sigma):
+    # (4/pi) E[exp(-2 X^2)] = (4/pi) exp(-2 mu^2 / (1 + 4 sigma^2)) / sqrt(1 + 4 sigma^2).
+    v = 1.0 + 4.0 * sigma * sigma
+    return 4.0 / math.pi * math.exp(-2.0 * mu * mu / v) / math.sqrt(v)
+
+
+def log_sigmoid(x, a, b):
+    return min(x, 0.0) - math.log1p(math.exp(-abs(x)))
+
+
+def log_sigmoid_grad(x, a, b):
+    # sigmoid(-x)
+    if x <= 0.0:
+        return 1.0 / (1.0 + math.exp(x))
+    e = math.exp(-x)
+    return e / (1.0 + e)
+
+
+# --- piecewise linear and quadratic ------------------------------------------------
+
+
+def leaky_relu(x, a, b):
+    return x if x > 0.0 else a * x
+
+
+def leaky_relu_grad(x, a, b):
+    return 1.0 if x > 0.0 else a
+
+
+def hardswish(x, a, b):
+    if x <= -3.0:
+        return 0.0
+    if x >= 3.0:
+        return x
+    return x * (x + 3.0) / 6.0
+
+
+def hardswish_grad(x, a, b):
+    if x <= -3.0:
+        return 0.0
+    if x >= 3.0:
+        return 1.0
+    return (2.0 * x + 3.0) / 6.0
+
+
+def hardsigmoid(x, a, b):
+    if x <= -3.0:
+        return 0.0
+    if x >= 3.0:
+        return 1.0
+    return x / 6.0 + 0.5
+
+
+def hardsigmoid_grad(x, a, b):
+    return 1.0 / 6.0 if -3.0 < x < 3.0 else 0.0
+
+
+def hardtanh(x, a, b):
+    if x < a:
+        return a
+    if x > b:
+        return b
+    return x
+
+
+def hardtanh_grad(x, a, b):
+    return 1.0 if a < x < b else 0.0
+
+
+def relu6(x, a, b):
+    if x <= 0.0:
+        return 0.0
+    if x >= 6.0:
+        return 6.0
+    return x
+
+
+def relu6_grad(x, a, b):
+    return 1.0 if 0.0 < x < 6.0 else 0.0
+
+
+def absolute(x, a, b):
+    return abs(x)
+
+
+def absolute_grad(x, a, b):
+    return 1.0 if x > 0.0 else -1.0
+
+
+def identity(x, a, b):
+    return x
+
+
+def identity_grad(x, a, b):
+    return 1.0
+
+
+def _pieces_closed(pieces):
+    """closed(a, b, mu, sigma) from pieces(a, b): truncated-normal moments of each polynomial piece."""
+    return lambda a, b, mu, sigma: Moments(*piecewise.moments(pieces(a, b), mu, sigma))
+
+
+def _pieces_grad(grad_sq_pieces):
+    """grad_closed from the pieces of f'(x)^2."""
+    return lambda a, b, mu, sigma: piecewise.expect(grad_sq_pieces(a, b), mu, sigma)
+
+
+def _constant_grad(value):
+    return lambda a, b, mu, sigma: value
+
+
+LEAKY = lambda a, b: ((-INF, 0.0, (0.0, a)), (0.0, INF, (0.0, 1.0)))  # noqa: E731
+ABS = lambda a, b: ((-INF, 0.0, (0.0, -1.0)), (0.0, INF, (0.0, 1.0)))  # noqa: E731
+RELU6 = lambda a, b: ((-INF, 0.0, (0.0,)), (0.0, 6.0, (0.0, 1.0)), (6.0, INF, (6.0,)))  # noqa: E731
+HARDTANH = lambda a, b: ((-INF, a, (a,)), (a, b, (0.0, 1.0)), (b, INF, (b,)))  # noqa: E731
+HARDSIGMOID = lambda a, b: ((-INF, -3.0, (0.0,)), (-3.0, 3.0, (0.5, 1.0 / 6.0)), (3.0, INF, (1.0,)))  # noqa: E731
+HARDSWISH = lambda a, b: ((-INF, -3.0, (0.0,)), (-3.0, 3.0, (0.0, 0.5, 1.0 / 6.0)), (3.0, INF, (0.0, 1.0)))  # noqa: E731
+IDENTITY = lambda a, b: ((-INF, INF, (0.0, 1.0)),)  # noqa: E731
+
+
+def _param(name):
+    return lambda op: (float(op.get(name)), 0.0)
+
+
 ACTIVATIONS: dict[str, Activation] = {
     a.name: a
     for a in (
-        Activation("relu", 1, relu, relu_grad, True, kinks=lambda a, b: (0.0,), closed=relu_closed),
+        Activation("relu", 1, relu, relu_grad, True, kinks=lambda a, b: (0.0,), closed=relu_closed, grad_closed=relu_grad_closed),
         Activation("sigmoid", 2, sigmoid, sigmoid_grad, True, closed=sigmoid_closed),
+        Activation("tanh", 3, tanh, tanh_grad, True, closed=odd_closed),
+        Activation(
+            "gelu", 4, gelu, gelu_grad, False,
+            args=lambda op: (1.0 if op.get("approximate") == "tanh" else 0.0, 0.0), closed=gelu_closed,
+        ),
+        Activation("silu", 5, silu, silu_grad, False),
+        Activation(
+            "elu", 6, elu, elu_grad, True, kinks=lambda a, b: (0.0,), args=_param("alpha"),
+            closed=lambda a, b, mu, sigma: _exp_family_closed(1.0, a, 1.0, mu, sigma),
+            grad_closed=lambda a, b, mu, sigma: _exp_family_grad(1.0, a, 1.0, mu, sigma),
+        ),
+        Activation(
+            "celu", 7, celu, celu_grad, True, kinks=lambda a, b: (0.0,), args=_param("alpha"),
+            closed=lambda a, b, mu, sigma: _exp_family_closed(1.0, a, 1.0 / a, mu, sigma),
+            grad_closed=lambda a, b, mu, sigma: _exp_family_grad(1.0, a, 1.0 / a, mu, sigma),
+        ),
+        Activation(
+            "selu", 8, selu, selu_grad, True, kinks=lambda a, b: (0.0,),
+            closed=lambda a, b, mu, sigma: _exp_family_closed(SELU_LAMBDA, SELU_ALPHA, 1.0, mu, sigma),
+            grad_closed=lambda a, b, mu, sigma: _exp_family_grad(SELU_LAMBDA, SELU_ALPHA, 1.0, mu, sigma),
+        ),
+        Activation("softplus", 9, softplus, softplus_grad, True, args=_param("beta")),
+        Activation(
+            "leaky_relu", 10, leaky_relu, leaky_relu_grad, True, kinks=lambda a, b: (0.0,), args=_param("slope"),
+            closed=_pieces_closed(LEAKY),
+            grad_closed=_pieces_grad(lambda a, b: ((-INF, 0.0, (a * a,)), (0.0, INF, (1.0,)))),
+        ),
+        Activation("mish", 11, mish, mish_grad, False),
+        Activation(
+            "hardswish", 12, hardswish, hardswish_grad, False, kinks=lambda a, b: (-3.0, 3.0),
+            closed=_pieces_closed(HARDSWISH),
+            grad_closed=_pieces_grad(lambda a, b: ((-3.0, 3.0, (9.0 / 36.0, 12.0 / 36.0, 4.0 / 36.0)), (3.0, INF, (1.0,)))),
+        ),
+        Activation(
+            "hardsigmoid", 13, hardsigmoid, hardsigmoid_grad, True, kinks=lambda a, b: (-3.0, 3.0),
+            closed=_pieces_closed(HARDSIGMOID), grad_closed=_pieces_grad(lambda a, b: ((-3.0, 3.0, (1.0 / 36.0,)),)),
+        ),
+        Activation(
+            "hardtanh", 14, hardtanh, hardtanh_grad, True, kinks=lambda a, b: (a, b),
+            args=lambda op: (float(op.get("min_val")), float(op.get("max_val"))),
+            closed=_pieces_closed(HARDTANH), grad_closed=_pieces_grad(lambda a, b: ((a, b, (1.0,)),)),
+        ),
+        Activation(
+            "relu6", 15, relu6, relu6_grad, True, kinks=lambda a, b: (0.0, 6.0),
+            closed=_pieces_closed(RELU6), grad_closed=_pieces_grad(lambda a, b: ((0.0, 6.0, (1.0,)),)),
+        ),
+        Activation("softsign", 16, softsign, softsign_grad, True, kinks=lambda a, b: (0.0,), closed=odd_closed),
+        Activation("erf", 17, erf, erf_grad, True, closed=erf_closed, grad_closed=erf_grad_closed),
+        Activation(
+            "abs", 18, absolute, absolute_grad, False, kinks=lambda a, b: (0.0,),
+            closed=_pieces_closed(ABS), grad_closed=_constant_grad(1.0),
+        ),
+        Activation("log_sigmoid", 19, log_sigmoid, log_sigmoid_grad, True),
+        Activation(
+            "identity", 20, identity, identity_grad, True,
+            closed=_pieces_closed(IDENTITY), grad_closed=_constant_grad(1.0),
+        ),
     )
 }
