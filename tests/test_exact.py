@@ -191,3 +191,18 @@ def test_max_after_dropout_goes_through_the_cdf(p):
     mean, std, mean_err, _ = quadrature.estimate_moments(parse(f"dropout(p={p},scale=none) | maxpool(k=2,dims=1)"), 0.0, 1.0)
     assert abs(mean - m1) <= 1e-11 and abs(std - math.sqrt(m2 - m1 * m1)) <= 1e-11
     assert mean_err < 1e-10
+
+
+def test_max_after_a_non_monotone_activation_goes_through_the_cdf():
+    # |X| is half-normal with CDF 2 Phi(y) - 1; the max of two has CDF (2 Phi(y) - 1)^2 on y >= 0.
+    with mp.workdps(MP_DPS):
+        survival = lambda y: 1 - (2 * mp.ncdf(y) - 1) ** 2  # noqa: E731
+        m1 = mp.quad(survival, [0, 2, 6, mp.inf])
+        m2 = mp.quad(lambda y: 2 * y * survival(y), [0, 2, 6, mp.inf])
+    mean, std, _, _ = quadrature.estimate_moments(parse("abs | maxpool(k=2,dims=1)"), 0.0, 1.0)
+    assert abs(mean - float(m1)) <= 1e-11 and abs(std - float(mp.sqrt(m2 - m1**2))) <= 1e-11
+
+
+def test_gelu_max_pool_exact_agrees_with_monte_carlo():
+    r = mc.estimate("gelu | maxpool(k=3)", samples=1 << 20, seed=12)
+    assert [e.method for e in r.estimates] == ["quadrature", "montecarlo"] and r.agree
