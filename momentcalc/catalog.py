@@ -19,7 +19,7 @@ NORMALIZE = "normalize"
 @dataclass(frozen=True)
 class Param:
     name: str
-    kind: type  # int, float or str
+    kind: type  # int, float, bool or str
     default: object  # None: required unless the op says otherwise
     check: Callable[[object], bool] = lambda v: True
     accepted: str = ""  # says what `check` accepts, for error messages

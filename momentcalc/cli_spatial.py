@@ -1,0 +1,113 @@
+"""Rendering a spatial.SpatialResult for the CLI: one row per window kind, and a layout of where they are.
+
+Only rendering: the numbers come from momentcalc.spatial. `momentcalc estimate SPEC --size I`
+calls render_map (or map_json with --json).
+"""
+
+from __future__ import annotations
+
+import string
+
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+MAX_LAYOUT_SIDE = 32  # draw the letter layout of maps up to this side
+MAX_LISTED = 4  # list positions of a kind up to this many, else count them
+
+
+def map_json(result) -> dict:
+    """The JSON form of a spatial result: maps as nested lists, kinds with their positions, checks."""
+    return result.to_dict()
+
+
+def render_map(result, console: Console) -> None:
+    """The kinds of output positions with their values, a letter layout of the map, and the verdict."""
+    side = " x ".join([str(result.size)] * result.dims)
+    out = " x ".join([str(result.output_size)] * result.dims)
+    title = f"{escape(result.spec)}   on a {side} input map -> {out} outputs, X ~ N({result.mu:g}, {result.sigma:g}²)"
+    grid = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    for name in ("kind", "where", "positions", "real inputs", "mean", "± mean", "std", "± std", "method", "check"):
+        grid.add_column(name, justify="right" if name in ("real inputs", "mean", "± mean", "std", "± std") else "left")
+    letters = _letters(len(result.kinds))
+    checks = _checks_by_kind(result)
+    for index, (letter, kind) in enumerate(zip(letters, result.kinds)):
+        grid.add_row(
+            letter, kind.label, _positions(kind), "—" if kind.real_inputs is None else str(kind.real_inputs),
+            f"{kind.mean:.10g}", _se(kind.mean_se), f"{kind.std:.10g}", _se(kind.std_se), kind.method,
+            _check_text(checks.get(index, []), kind),
+        )
+    console.print(grid)
+    for line in _layout(result, letters):
+        console.print(line, highlight=False)
+    _verdict(result, console)
+
+
+def _letters(count: int) -> list[str]:
+    if count <= 26:
+        return list(string.ascii_uppercase[:count])
+    return [str(i + 1) for i in range(count)]
+
+
+def _positions(kind) -> str:
+    if kind.count <= MAX_LISTED:
+        return " ".join("(" + ",".join(map(str, p)) + ")" for p in kind.positions)
+    return f"{kind.count} positions"
+
+
+def _se(x: float) -> str:
+    return "0" if x == 0 else f"{x:.2g}"
+
+
+def _checks_by_kind(result) -> dict[int, list]:
+    found: dict[int, list] = {}
+    for c in result.checks:
+        found.setdefault(c.kind_index, []).append(c)
+    return found
+
+
+def _check_text(checks: list, kind) -> str:
+    """The worst z-score of Monte Carlo against the kind's exact values, or why there is no check."""
+    if checks:
+        max_z = max(c.max_z for c in checks)
+        colour = "green" if all(c.ok for c in checks) else "bold red"
+        return f"[{colour}]MC max z {max_z:.2f}[/]"
+    if kind.method == "montecarlo":
+        return "Monte Carlo only" if kind.note is None else f"MC only: {escape(kind.note)}"
+    return "exact only"
+
+
+def _layout(result, letters: list[str]) -> list[str]:
+    """Each output position as its kind's letter: one line for dims=1, rows for dims=2, slices for dims=3."""
+    o = result.output_size
+    if o > MAX_LAYOUT_SIDE or (result.dims == 3 and o > 8):
+        return []
+    where = {}
+    for letter, kind in zip(letters, result.kinds):
+        for p in kind.positions:
+            where[p] = letter
+    width = max(len(x) for x in letters) if letters else 1
+
+    def row(prefix: tuple) -> str:
+        return "  " + " ".join(where[prefix + (j,)].rjust(width) for j in range(o))
+
+    if result.dims == 1:
+        return ["layout:", row(())]
+    if result.dims == 2:
+        return ["layout:"] + [row((i,)) for i in range(o)]
+    lines = []
+    for i in range(o):
+        lines += [f"layout, slice {i}:"] + [row((i, j)) for j in range(o)]
+    return lines
+
+
+def _verdict(result, console: Console) -> None:
+    if result.montecarlo is not None:
+        console.print(f"Monte Carlo: {result.montecarlo.samples:,} maps, seed {result.montecarlo.seed}, {result.montecarlo.seconds:.2f} s")
+    if not result.checks:
+        console.print("[yellow]no exact values to cross-check against Monte Carlo[/]")
+    elif result.agree:
+        console.print(f"[green]agree[/]: exact and Monte Carlo within z = {result.checks[0].z:g} at every position ({len(result.checks)} checks)")
+    else:
+        console.print(f"[bold red]DISAGREE[/]: {escape(', '.join(result.disagreements))}")

@@ -1,0 +1,574 @@
+"""Per-position moments of a pooled feature map: what borders, stride and padding do.
+
+Without a size, a window op means an interior window of n iid inputs, and
+stride and padding change nothing. On a map of side I (I x I for dims=2,
+I for dims=1, I^3 for dims=3) border windows hold r < n real inputs:
+
+* max pooling pads with -inf, so a window with r real inputs is the max of
+  r iid copies of its input;
+* average pooling divides the sum of its r real inputs by n
+  (count_include_pad=true: the padding zeros count, mean r m / n, variance
+  r v / n^2) or by r (false: an average of r iid copies).
+
+Output positions fall into window kinds. A kind is the shape of a position's
+receptive field, one axis at a time: for each window op, which inputs below
+each window reads, up to translation and mirroring, and up to swapping axes.
+Positions of one kind are identically distributed (the inputs are iid and
+the pooling is symmetric), so each kind has one mean and one std.
+
+Exact values, where the last window op sees iid inputs (every earlier window
+op has s >= k and p = 0, so its windows neither overlap nor touch padding):
+the spec's prefix followed by ``maxpool(n=r)`` or ``avgpool(n=r)`` and the
+rest of the spec, or the scaled moments above. Elsewhere (overlapping earlier
+windows correlate the inputs of later ones; a normalize after the last window
+uses the interior constants, not the border ones) Monte Carlo over whole
+simulated maps gives the values; it also runs as the independent check of the
+exact values, position by position. Chunk j of the maps draws from
+``montecarlo.chunk_generator(seed, j)`` and chunks merge in order, so results
+have the same bits on any machine.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from . import catalog
+from .convshape import conv_shape
+from .errors import MomentcalcError
+from .estimators import NotApplicable, closed, mc_kernels, montecarlo
+from .ops import dropout as dropout_op
+from .ops.activations import ACTIVATIONS
+from .spec import Op, Spec
+
+CHUNK_VALUES = 1 << 18  # input values per chunk of simulated maps
+DEFAULT_VALUES = 1 << 24  # input values simulated by default: samples = DEFAULT_VALUES / I^dims maps
+MIN_DEFAULT_MAPS = 1 << 10
+MAX_MAP_VALUES = 1 << 22  # one map at most this many inputs
+_CLASS_NAMES = {
+    1: ("interior", "ends"),
+    2: ("interior", "edges", "corners"),
+    3: ("interior", "faces", "edges", "corners"),
+}
+
+Progress = Callable[[int, int], None]
+
+
+# --- results ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WindowKind:
+    """Output positions whose values are identically distributed, and their moments."""
+
+    label: str  # where they are: 'interior', 'edges', 'corners', 'faces', 'ends', or several joined by ' + '
+    real_inputs: int | None  # real (non-padding) inputs of the last window; None without a window op
+    positions: tuple[tuple[int, ...], ...]
+    mean: float
+    std: float
+    mean_se: float  # exact: the error bound (0 for closed forms); Monte Carlo: a standard error
+    std_se: float
+    method: str  # 'closed', 'quadrature' or 'montecarlo'
+    exact_spec: str | None = None  # what the exact values are the moments of, e.g. 'relu | maxpool(n=4)'
+    note: str | None = None  # why there is no exact value, where there is none
+
+    @property
+    def count(self) -> int:
+        return len(self.positions)
+
+    def to_dict(self) -> dict:
+        return {
+            "label": self.label,
+            "real_inputs": self.real_inputs,
+            "count": self.count,
+            "positions": [list(p) for p in self.positions],
+            "mean": self.mean,
+            "std": self.std,
+            "mean_se": self.mean_se,
+            "std_se": self.std_se,
+            "method": self.method,
+            "exact_spec": self.exact_spec,
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True)
+class MapEstimate:
+    """Monte Carlo over whole maps: per-position moments and their standard errors."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    mean_se: np.ndarray
+    std_se: np.ndarray
+    samples: int  # simulated maps
+    seed: int
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return {
+            "mean_map": self.mean.tolist(),
+            "std_map": self.std.tolist(),
+            "mean_se_map": self.mean_se.tolist(),
+            "std_se_map": self.std_se.tolist(),
+            "samples": self.samples,
+            "seed": self.seed,
+            "seconds": self.seconds,
+        }
+
+
+@dataclass(frozen=True)
+class MapCheck:
+    """Exact value of one kind vs Monte Carlo at each of its positions: the worst z-score."""
+
+    kind: str
+    kind_index: int  # into SpatialResult.kinds
+    quantity: str  # 'mean' or 'std'
+    max_z: float
+    worst: tuple[int, ...]
+    z: float
+
+    @property
+    def ok(self) -> bool:
+        return self.max_z <= self.z
+
+    @property
+    def pair(self) -> str:
+        return f"{self.kind} ({self.quantity}) at {self.worst}"
+
+
+@dataclass(frozen=True)
+class SpatialResult:
+    """Moments of every output position of a spec applied to a map of iid N(mu, sigma^2) inputs.
+
+    The maps hold the value of record per position: the exact value of its
+    kind where there is one, else the Monte Carlo mean over the positions of
+    its kind (with the mean of their standard errors, an upper bound for the
+    SE of that average).
+    """
+
+    spec: str
+    mu: float
+    sigma: float
+    dims: int
+    size: int
+    output_size: int
+    mean_map: np.ndarray
+    std_map: np.ndarray
+    mean_se_map: np.ndarray
+    std_se_map: np.ndarray
+    kinds: tuple[WindowKind, ...]
+    montecarlo: MapEstimate | None
+    checks: tuple[MapCheck, ...]
+
+    @property
+    def input(self) -> dict:
+        return {"mu": self.mu, "sigma": self.sigma}
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        return tuple(sorted({k.method for k in self.kinds}))
+
+    @property
+    def agree(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    @property
+    def disagreements(self) -> list[str]:
+        return [c.pair for c in self.checks if not c.ok]
+
+    def to_dict(self) -> dict:
+        return {
+            "spec": self.spec,
+            "input": self.input,
+            "dims": self.dims,
+            "size": self.size,
+            "output_size": self.output_size,
+            "mean_map": self.mean_map.tolist(),
+            "std_map": self.std_map.tolist(),
+            "mean_se_map": self.mean_se_map.tolist(),
+            "std_se_map": self.std_se_map.tolist(),
+            "kinds": [k.to_dict() for k in self.kinds],
+            "montecarlo": None if self.montecarlo is None else self.montecarlo.to_dict(),
+            "checks": [
+                {"kind": c.kind, "kind_index": c.kind_index, "quantity": c.quantity, "max_z": c.max_z, "worst": list(c.worst), "z": c.z, "ok": c.ok}
+                for c in self.checks
+            ],
+            "agree": self.agree,
+            "disagreements": self.disagreements,
+        }
+
+
+# --- geometry --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One window op on the map, per axis: it reads size_in values and gives size_out."""
+
+    depth: int  # its index in the spec
+    op: Op
+    k: int
+    s: int
+    p: int
+    size_in: int
+    size_out: int
+
+    def reads(self, u: int, clip: bool = True) -> list[int]:
+        """Indices below that window u reads; with clip, the real ones only (not padding)."""
+        start = u * self.s - self.p
+        return [t for t in range(start, start + self.k) if not clip or 0 <= t < self.size_in]
+
+
+def layers_of(spec: Spec, size: int) -> tuple[int, list[Layer]]:
+    """(dims, the window ops with their map sizes); MomentcalcError where a window does not fit."""
+    dims, layers, width = None, [], size
+    for depth, op in enumerate(spec.ops):
+        if op.kind != catalog.WINDOW:
+            continue
+        if op.get("n") is not None:
+            raise MomentcalcError(f"size= needs window shapes: '{op}' gives only a count n; write it with k=, e.g. {op.name}(k=3)")
+        if dims is not None and op.get("dims") != dims:
+            raise MomentcalcError(f"size= needs every window op of '{spec}' on maps of the same dims, got dims {dims} and {op.get('dims')}")
+        dims = op.get("dims")
+        k, p = op.get("k"), op.get("p")
+        s = op.get("s") or k
+        try:
+            shape = conv_shape(width, k, s, p, pool=True)
+        except MomentcalcError as why:
+            raise MomentcalcError(f"size={size}: '{op}' (stage {depth + 1}) gets a map of side {width}: {why}") from None
+        layers.append(Layer(depth, op, k, s, p, width, shape.output))
+        width = shape.output
+    return dims or 2, layers
+
+
+def axis_signature(layers: list[Layer], j: int, clip: bool = True) -> tuple:
+    """The receptive field of output index j along one axis, up to translation and mirroring.
+
+    For each window op from the last down: which indices below each window
+    reads (its real ones with clip; all k without, as deep inside a map).
+    """
+    nodes, levels = [j], []
+    for layer in reversed(layers):
+        reads = {u: layer.reads(u, clip) for u in nodes}
+        below = sorted(set().union(*reads.values()))
+        levels.append((nodes, reads, below))
+        nodes = below
+
+    def encode(sign: int) -> tuple:
+        out = []
+        for nodes, reads, below in levels:
+            top, base = min(sign * u for u in nodes), min(sign * t for t in below)
+            out.append(tuple(sorted((sign * u - top, tuple(sorted(sign * t - base for t in reads[u]))) for u in nodes)))
+        return tuple(out)
+
+    return min(encode(1), encode(-1))
+
+
+@dataclass(frozen=True)
+class _Group:
+    key: tuple
+    positions: tuple[tuple[int, ...], ...]
+    label: str
+    real_inputs: int | None
+
+
+def group_positions(layers: list[Layer], dims: int, size: int) -> list[_Group]:
+    """Output positions grouped by kind: the interior first, then edges, corners (most frequent first among equals)."""
+    width = layers[-1].size_out if layers else size
+    sig = [axis_signature(layers, j) for j in range(width)]
+    border = [sig[j] != axis_signature(layers, j, clip=False) for j in range(width)]
+    real = [len(layers[-1].reads(j)) for j in range(width)] if layers else None
+    found: dict[tuple, list] = {}
+    classes: dict[tuple, set] = {}
+    for pos in itertools.product(range(width), repeat=dims):
+        key = tuple(sorted(sig[j] for j in pos))
+        found.setdefault(key, []).append(pos)
+        classes.setdefault(key, set()).add(sum(border[j] for j in pos))
+    names = _CLASS_NAMES[dims]
+    groups = [
+        _Group(
+            key,
+            tuple(positions),
+            " + ".join(names[c] for c in sorted(classes[key])),
+            None if real is None else math.prod(real[j] for j in positions[0]),
+        )
+        for key, positions in found.items()
+    ]
+    return sorted(groups, key=lambda g: (min(classes[g.key]), -len(g.positions), g.positions[0]))
+
+
+# --- exact values per kind ---------------------------------------------------------
+
+
+def _exact(spec: Spec, mu: float, sigma: float) -> tuple[float, float, float, float, str]:
+    """(mean, std, mean error, std error, method) by the most exact method; NotApplicable if none."""
+    if not spec.ops:
+        return mu, sigma, 0.0, 0.0, "closed"
+    if len(spec.ops) == 1:
+        try:
+            m = closed.estimate_moments(spec, mu, sigma)
+            if m.std is not None:
+                return m.mean, m.std, 0.0, 0.0, "closed"
+        except NotApplicable:
+            pass
+    from .engine import exact_moments  # engine imports this module lazily
+
+    return (*exact_moments(spec, mu, sigma), "quadrature")
+
+
+def _exact_for(spec: Spec, layers: list[Layer], r: int | None, mu: float, sigma: float):
+    """(mean, std, mean error, std error, method, what) of a kind with r real inputs, or a str saying why none."""
+    if not layers:
+        return (*_exact(spec, mu, sigma), str(spec))
+    if any(layer.s < layer.k or layer.p > 0 for layer in layers[:-1]):
+        return "an earlier window op overlaps or pads, so the last one sees correlated or unequal inputs"
+    last = layers[-1]
+    # Trailing normalize ops are affine maps with the interior constants: apply them to the moments.
+    end = len(spec.ops)
+    while end > last.depth + 1 and spec.ops[end - 1].kind == catalog.NORMALIZE:
+        end -= 1
+    prefix, suffix = spec.ops[: last.depth], spec.ops[last.depth + 1 : end]
+    if any(op.kind == catalog.NORMALIZE for op in suffix):
+        return "a normalize between ops after the last window op: it uses the interior constants"
+    n = last.op.window_size
+    scaled = last.op.name == "avgpool" and last.op.get("count_include_pad") and r < n
+    if scaled and suffix:
+        return f"ops after a border average (a sum of {r} over {n}) have no exact method here"
+    try:
+        kind_spec = Spec(prefix + (Op(last.op.name, (("n", r),)),) + suffix)
+        mean, std, mean_err, std_err, method = _exact(kind_spec, mu, sigma)
+        what = str(kind_spec)
+        if scaled:  # the sum of r real inputs over n, not over r
+            mean, std, mean_err, std_err = (v * r / n for v in (mean, std, mean_err, std_err))
+            what += f", times {r}/{n}"
+        for depth in range(end, len(spec.ops)):
+            m0, s0, m0_err, s0_err, _ = _exact(Spec(spec.ops[:depth]), mu, sigma)
+            mean, mean_err = (mean - m0) / s0, (mean_err + m0_err) / s0 + abs(mean - m0) * s0_err / s0**2
+            std, std_err = std / s0, std_err / s0 + std * s0_err / s0**2
+            what += " | normalize (interior constants)"
+        return mean, std, mean_err, std_err, method, what
+    except NotApplicable as why:
+        return str(why)
+
+
+# --- Monte Carlo over whole maps ------------------------------------------------------
+
+
+def pool_nd(x: np.ndarray, dims: int, k: int, s: int, p: int, take_max: bool, count_include_pad: bool = True) -> np.ndarray:
+    """Max or average pooling over the last dims axes, as PyTorch: padding is -inf for max, zeros for avg.
+
+    count_include_pad=False divides each window's sum by its real inputs only.
+    """
+    width = x.shape[-1]
+    o = (width + 2 * p - k) // s + 1
+    pad = [(0, 0)] * (x.ndim - dims) + [(p, p)] * dims
+    xp = np.pad(x, pad, constant_values=-np.inf if take_max else 0.0)
+    out = None
+    for taps in itertools.product(range(k), repeat=dims):
+        view = xp[(...,) + tuple(slice(t, t + s * (o - 1) + 1, s) for t in taps)]
+        out = view.copy() if out is None else (np.maximum(out, view, out=out) if take_max else np.add(out, view, out=out))
+    if take_max:
+        return out
+    if count_include_pad:
+        return out / k**dims
+    return out / (pool_nd(np.ones((width,) * dims), dims, k, s, p, False) * k**dims)
+
+
+def _map_stages(spec: Spec, dims: int, mu: float, sigma: float) -> list[Callable]:
+    """One function (maps, generator) -> maps per op of the spec."""
+    from .engine import exact_moments
+
+    stages = []
+    for depth, op in enumerate(spec.ops):
+        if op.kind == catalog.ELEMENTWISE:
+            act = ACTIVATIONS[op.name]
+            a, b = act.args(op)
+
+            def apply(x, gen, code=act.code, a=a, b=b):
+                flat = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
+                return mc_kernels.activation_array(code, a, b, flat, False).reshape(x.shape)
+
+            stages.append(apply)
+        elif op.kind == catalog.DROPOUT:
+            keep, c = op.get("p"), dropout_op.divisor(op.get("p"), op.get("scale"))
+            stages.append(lambda x, gen, keep=keep, c=c: np.where(gen.random(x.shape) < keep, x / c, 0.0))
+        elif op.kind == catalog.NORMALIZE:
+            try:
+                mean, std, _, _ = exact_moments(Spec(spec.ops[:depth]), mu, sigma)
+            except NotApplicable as why:
+                raise MomentcalcError(f"normalize needs the exact moments of '{Spec(spec.ops[:depth])}': {why}") from None
+            stages.append(lambda x, gen, m=mean, sd=std: (x - m) / sd)
+        else:
+            stages.append(_window_stage(op, dims))
+    return stages
+
+
+def _window_stage(op: Op, dims: int) -> Callable:
+    # pool_nd, not reference_conv's maxpool2d/avgpool2d: it reduces tap by tap instead of stacking
+    # all k^dims taps (4x faster); the tests check it against reference_conv.
+    k, p = op.get("k"), op.get("p")
+    s = op.get("s") or k
+    take_max, include = op.name == "maxpool", bool(op.get("count_include_pad", True))
+    return lambda x, gen: pool_nd(x, dims, k, s, p, take_max, include)
+
+
+def _chunk_moments(y: np.ndarray) -> np.ndarray:
+    """[n, mean, M2, M3, M4] per output position of a batch of maps: shape (5, positions)."""
+    y = y.reshape(y.shape[0], -1)
+    m = y.mean(axis=0)
+    d = y - m
+    d2 = d * d
+    return np.stack([np.full_like(m, y.shape[0]), m, d2.sum(axis=0), (d2 * d).sum(axis=0), (d2 * d2).sum(axis=0)])
+
+
+def _run_chunks(stages, dims, size, mu, sigma, seed, first, sizes, progress, done, total) -> np.ndarray:
+    def work(i):
+        gen = montecarlo.chunk_generator(seed, first + i)
+        x = mu + sigma * gen.standard_normal((sizes[i],) + (size,) * dims)
+        for stage in stages:
+            x = stage(x, gen)
+        return _chunk_moments(x)
+
+    rows = []
+    with ThreadPoolExecutor(max_workers=max(1, _threads())) as pool:
+        for i, row in enumerate(pool.map(work, range(len(sizes)))):  # in chunk order
+            rows.append(row)
+            done += sizes[i]
+            if progress is not None:
+                progress(done, total)
+    return np.array(rows)
+
+
+def _threads() -> int:
+    import numba  # already loaded by mc_kernels
+
+    return numba.get_num_threads()
+
+
+def _summarize(merged: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per position, as montecarlo.summarize: SE(mean) = sqrt(m2/N), SE(std) = sqrt((m4 - m2^2)/N) / (2 std)."""
+    n, mean, m2, _, m4 = merged
+    var = m2 / n
+    std = np.sqrt(var)
+    kurt = np.maximum(m4 / n - var * var, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        std_se = np.where(std > 0.0, np.sqrt(kurt / n) / (2.0 * std), 0.0)
+    return mean, std, np.sqrt(var / n), std_se
+
+
+def _maps_for(merged: np.ndarray, tol: float) -> int:
+    """Maps that bring every position's standard errors down to tol (as montecarlo.run with tol)."""
+    n, _, m2, _, m4 = merged
+    var = m2 / n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        need_std = np.where(var > 0.0, (m4 / n - var * var) / (4.0 * var * tol**2), 0.0)
+    return int(math.ceil(max(float((var / tol**2).max()), float(need_std.max()), 1.0)))
+
+
+def simulate(spec: Spec, dims: int, size: int, mu: float, sigma: float, samples: int | None, tol: float | None, seed: int, progress: Progress | None, out_shape: tuple) -> MapEstimate:
+    """Per-position moments from whole simulated maps (batches of maps, merged in chunk order)."""
+    start = time.perf_counter()
+    stages = _map_stages(spec, dims, mu, sigma)
+    per_chunk = max(1, CHUNK_VALUES // size**dims)
+    if tol is None:
+        total = samples or max(MIN_DEFAULT_MAPS, DEFAULT_VALUES // size**dims)
+        sizes = montecarlo.chunk_sizes(total, per_chunk)
+        rows = _run_chunks(stages, dims, size, mu, sigma, seed, 0, sizes, progress, 0, total)
+    else:
+        rows = _run_chunks(stages, dims, size, mu, sigma, seed, 0, [per_chunk], None, 0, per_chunk)
+        while True:
+            merged = montecarlo.merge(rows)
+            _, _, mean_se, std_se = _summarize(merged)
+            if mean_se.max() <= tol and std_se.max() <= tol:
+                break
+            need = _maps_for(merged, tol)
+            if need > montecarlo.MAX_SAMPLES // size**dims:
+                raise MomentcalcError(f"tol={tol:g} would need about {need:.2g} maps of side {size}, too many; use a larger tol")
+            extra = max(1, math.ceil(need / per_chunk) - len(rows))
+            more = _run_chunks(stages, dims, size, mu, sigma, seed, len(rows), [per_chunk] * extra, progress, len(rows) * per_chunk, (len(rows) + extra) * per_chunk)
+            rows = np.concatenate([rows, more])
+    merged = montecarlo.merge(rows)
+    mean, std, mean_se, std_se = (a.reshape(out_shape) for a in _summarize(merged))
+    return MapEstimate(mean, std, mean_se, std_se, int(merged[0].flat[0]), seed, time.perf_counter() - start)
+
+
+# --- putting it together ------------------------------------------------------------
+
+
+def estimate_map(
+    spec: Spec,
+    size: int,
+    mu: float = 0.0,
+    sigma: float = 1.0,
+    method: str = "auto",
+    samples: int | None = None,
+    tol: float | None = None,
+    seed: int = 0,
+    z: float = 4.5,
+    progress: Progress | None = None,
+) -> SpatialResult:
+    """Per-position mean and std of the spec's output on a map of side `size` of iid N(mu, sigma^2) inputs.
+
+    method: 'auto' or 'all' (exact values per kind where they exist, and
+    Monte Carlo over whole maps everywhere, cross-checked per position),
+    'montecarlo' (maps only), 'closed' or 'quadrature' (exact values only: an
+    error where a kind has none). samples: the number of simulated maps.
+    """
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise MomentcalcError(f"size must be a whole number >= 1 (the side of the input feature map), got {size!r}")
+    if method == "qmc":
+        raise MomentcalcError("qmc does not run on feature maps; with size= use auto, montecarlo or quadrature")
+    if any(op.name == "expr" for op in spec.ops):
+        raise MomentcalcError("size= does not take expr(...) specs")
+    dims, layers = layers_of(spec, size)
+    if size**dims > MAX_MAP_VALUES:
+        raise MomentcalcError(f"size={size} gives maps of {size**dims:,} values, more than the {MAX_MAP_VALUES:,} allowed")
+    if samples is not None and samples * size**dims > montecarlo.MAX_SAMPLES:
+        raise MomentcalcError(f"samples={samples} maps of {size**dims:,} values each is more than the {montecarlo.MAX_SAMPLES:.2g} values allowed")
+    width = layers[-1].size_out if layers else size
+    out_shape = (width,) * dims
+    groups = group_positions(layers, dims, size)
+
+    exact = {}
+    if method != "montecarlo":
+        for g in groups:
+            exact[g.key] = _exact_for(spec, layers, g.real_inputs, mu, sigma)
+        missing = [g for g in groups if isinstance(exact[g.key], str)]
+        if method in ("closed", "quadrature") and missing:
+            raise MomentcalcError(f"no exact method for the {missing[0].label} of '{spec}' on size={size}: {exact[missing[0].key]}; use montecarlo or auto")
+    mc = None
+    if method in ("auto", "all", "montecarlo"):
+        mc = simulate(spec, dims, size, mu, sigma, samples, tol, seed, progress, out_shape)
+
+    maps = [np.zeros(out_shape) for _ in range(4)]
+    kinds, checks = [], []
+    for g in groups:
+        found = exact.get(g.key)
+        index = tuple(np.array(g.positions).T)
+        if isinstance(found, tuple):
+            mean, std, mean_err, std_err, how, exact_spec = found
+            note = None
+            if mc is not None:
+                checks.append(_check(g, len(kinds), "mean", mean, mean_err, mc.mean[index], mc.mean_se[index], z))
+                checks.append(_check(g, len(kinds), "std", std, std_err, mc.std[index], mc.std_se[index], z))
+        else:  # Monte Carlo only: the positions of a kind are identically distributed, so average them
+            how, exact_spec, note = "montecarlo", None, found
+            mean, std = float(mc.mean[index].mean()), float(mc.std[index].mean())
+            mean_err, std_err = float(mc.mean_se[index].mean()), float(mc.std_se[index].mean())
+        for target, value in zip(maps, (mean, std, mean_err, std_err)):
+            target[index] = value
+        kinds.append(WindowKind(g.label, g.real_inputs, g.positions, float(mean), float(std), float(mean_err), float(std_err), how, exact_spec, note))
+    return SpatialResult(str(spec), mu, sigma, dims, size, width, *maps, tuple(kinds), mc, tuple(checks))
+
+
+def _check(group: _Group, kind_index: int, quantity: str, value: float, err: float, mc_values: np.ndarray, mc_se: np.ndarray, z: float) -> MapCheck:
+    """The worst |Monte Carlo - exact| / combined SE over the positions of one kind."""
+    zs = np.abs(mc_values - value) / np.sqrt(mc_se**2 + err**2)
+    worst = int(np.argmax(zs))
+    return MapCheck(group.label, kind_index, quantity, float(zs[worst]), group.positions[worst], z)
