@@ -1,0 +1,91 @@
+"""Independent references for the default table, and one shared build of it.
+
+Every expected number here comes from a closed form or from mpmath
+integration written out in this file, never from momentcalc itself.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import mpmath as mp
+
+mp.mp.dps = 30
+
+
+def _phi(x):
+    return mp.npdf(x)
+
+
+def _cdf(x):
+    return mp.ncdf(x)
+
+
+def max_of_normals(n: int) -> tuple[float, float]:
+    """E and SD of the max of n iid N(0,1): density n phi(x) Phi(x)^(n-1)."""
+    density = lambda x: n * _phi(x) * _cdf(x) ** (n - 1)  # noqa: E731
+    m1 = mp.quad(lambda x: x * density(x), [-mp.inf, 0, mp.inf])
+    m2 = mp.quad(lambda x: x * x * density(x), [-mp.inf, 0, mp.inf])
+    return float(m1), float(mp.sqrt(m2 - m1 * m1))
+
+
+def relu() -> tuple[float, float]:
+    # E[relu X] = 1/sqrt(2 pi); E[relu X ^2] = 1/2.
+    mean = 1 / mp.sqrt(2 * mp.pi)
+    return float(mean), float(mp.sqrt(mp.mpf(1) / 2 - mean**2))
+
+
+def sigmoid() -> tuple[float, float]:
+    # sigmoid(x) - 1/2 is odd, so the mean is exactly 1/2; E[s^2] by quadrature.
+    second = mp.quad(lambda x: _phi(x) / (1 + mp.exp(-x)) ** 2, [-mp.inf, 0, mp.inf])
+    return 0.5, float(mp.sqrt(second - mp.mpf(1) / 4))
+
+
+def relu_normalize_max(n: int) -> tuple[float, float]:
+    """Max of n iid copies of (relu(X) - m) / s, with m, s the exact ReLU moments.
+
+    Y has an atom at a = -m/s (probability 1/2) and CDF Phi(m + s y) above it,
+    so with M >= a: E[M] = a + int_a^inf (1 - F^n) dy and
+    E[(M - a)^2] = int_a^inf 2 (y - a) (1 - F^n) dy.
+    """
+    m = 1 / mp.sqrt(2 * mp.pi)
+    s = mp.sqrt(mp.mpf(1) / 2 - m * m)
+    a = -m / s
+    tail = lambda y: 1 - _cdf(m + s * y) ** n  # noqa: E731
+    e1 = mp.quad(tail, [a, 0, mp.inf])
+    e2 = mp.quad(lambda y: 2 * (y - a) * tail(y), [a, 0, mp.inf])
+    return float(a + e1), float(mp.sqrt(e2 - e1 * e1))
+
+
+def dropout(p: float, scale: str) -> tuple[float, float]:
+    # Kept with probability p, divided by 1, sqrt(p) or p: Var = p / divisor^2 for X ~ N(0, 1).
+    divisor = {"none": 1.0, "sqrt": mp.sqrt(p), "inverse": mp.mpf(p)}[scale]
+    return 0.0, float(mp.sqrt(p) / divisor)
+
+
+# Canonical spellings of the default table's specs, with their true moments at N(0, 1).
+REFERENCES = {
+    "relu": relu,
+    "sigmoid": sigmoid,
+    **{f"maxpool(k={k})": (lambda k=k: max_of_normals(k * k)) for k in (2, 3, 4, 5)},
+    **{f"avgpool(k={k})": (lambda k=k: (0.0, 1.0 / k)) for k in (2, 3, 4, 5)},
+    **{
+        ("dropout(p=%s)" % p if scale == "sqrt" else f"dropout(p={p},scale={scale})"): (lambda p=p, scale=scale: dropout(p, scale))
+        for p in (0.5, 0.8, 0.9)
+        for scale in ("none", "sqrt", "inverse")
+    },
+    "relu | normalize | maxpool(k=3)": lambda: relu_normalize_max(9),
+}
+
+
+@cache
+def truth(spec: str) -> tuple[float, float]:
+    return REFERENCES[spec]()
+
+
+@cache
+def default_doc() -> dict:
+    """The default table, built once per test session (the build takes seconds)."""
+    from momentcalc import tables
+
+    return tables.build()

@@ -1,0 +1,250 @@
+"""The momentcalc command: output, exit codes, one-line errors, and a fast --help."""
+
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from table_refs import default_doc
+from typer.testing import CliRunner
+
+from momentcalc import __version__, engine, tables
+from momentcalc.cli import Method, app
+
+REPO = Path(__file__).resolve().parent.parent
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, list(args))
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.fixture
+def fast_build(monkeypatch):
+    """tables build/check in the CLI use the session's one build instead of a fresh one."""
+    doc = default_doc()
+    monkeypatch.setattr(tables, "build", lambda progress=None, **kw: doc)
+    return doc
+
+
+# ---------------------------------------------------------------- help and version
+
+
+@pytest.mark.parametrize("command", [[], ["estimate"], ["list"], ["tables"], ["tables", "build"], ["tables", "check"], ["tables", "show"]])
+def test_every_command_has_help_with_examples(command):
+    result = invoke(*command, "--help")
+    assert result.exit_code == 0
+    assert "Usage:" in result.stdout and "Example" in result.stdout
+
+
+def test_version():
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.stdout.strip() == f"momentcalc {__version__}"
+
+
+def test_help_runs_without_importing_numba():
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "momentcalc", "--help"], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert done.returncode == 0 and "Usage:" in done.stdout
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "numba" not in imported and "scipy" not in imported and "momentcalc.engine" not in imported
+
+
+def test_method_choices_are_the_engines():
+    assert {m.value for m in Method} == set(engine.METHODS)
+
+
+# ---------------------------------------------------------------- estimate
+
+
+def test_estimate_json_has_the_documented_keys():
+    result = invoke("estimate", "relu", "--samples", "65536", "--json")
+    assert result.exit_code == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert {"spec", "input", "mean", "std", "mean_se", "std_se", "method", "agree", "estimates"} <= set(out)
+    assert out["input"] == {"mu": 0.0, "sigma": 1.0} and out["agree"] is True
+    assert out["mean"] == pytest.approx(1 / math.sqrt(2 * math.pi), abs=1e-15)  # E[relu X] = 1/sqrt(2 pi)
+
+
+def test_estimate_accepts_a_negative_mu():
+    result = invoke("estimate", "relu", "--mu", "-1", "--samples", "65536", "--json")
+    assert result.exit_code == 0, result.stderr
+    out = json.loads(result.stdout)
+    # E[relu X] for X ~ N(mu, 1) is mu Phi(mu) + phi(mu).
+    mu = -1.0
+    expected = mu * 0.5 * math.erfc(-mu / math.sqrt(2)) + math.exp(-mu * mu / 2) / math.sqrt(2 * math.pi)
+    assert out["input"]["mu"] == -1.0 and out["mean"] == pytest.approx(expected, abs=1e-14)
+
+
+def test_estimate_table_shows_every_method_and_the_verdict():
+    result = invoke("estimate", "maxpool(k=2)", "--samples", "65536")
+    assert result.exit_code == 0, result.stderr
+    for method in ("closed", "quadrature", "montecarlo"):
+        assert method in result.stdout
+    assert "agree" in result.stdout and "1.029375373" in result.stdout
+
+
+def test_disagreement_exits_1_and_names_the_pairs():
+    # A z bound of 1e-9 makes any Monte Carlo noise a disagreement.
+    result = invoke("estimate", "relu", "--samples", "65536", "--z", "1e-9")
+    assert result.exit_code == 1
+    assert "DISAGREE" in result.stdout and "closed vs montecarlo (mean)" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["estimate", "maxpol(k=3)"], "did you mean 'maxpool'"),
+        (["estimate", "maxpool(k=0)"], "out of range"),
+        (["estimate", "relu |"], "empty stage"),
+        (["estimate", "relu", "--sigma", "0"], "sigma must be"),
+        (["estimate", "relu", "--samples", "abc"], "--samples"),
+        (["estimate", "relu", "--samples", "0"], "samples must be"),
+        (["estimate", "relu", "--method", "guess"], "--method"),
+        (["estimate", "relu", "--tol", "1e-3", "--samples", "10"], "not both"),
+        (["estimate", "relu", "--bogus"], "--bogus"),
+        (["estimate"], "Missing argument"),
+        (["nonsense"], "nonsense"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, fragment):
+    assert_one_line_error(invoke(*args), fragment)
+
+
+# ---------------------------------------------------------------- list
+
+
+def test_list_names_every_op_with_its_methods():
+    from momentcalc import catalog
+
+    result = invoke("list")
+    assert result.exit_code == 0
+    for op in catalog.all_ops():
+        assert re.search(rf"^\s*\S?\s*{re.escape(op.name)}\s", result.stdout, re.M), op.name
+    assert "scale=sqrt" in result.stdout and "quadrature" in result.stdout and "montecarlo" in result.stdout
+
+
+# ---------------------------------------------------------------- tables
+
+
+def test_tables_build_check_show(tmp_path, fast_build):
+    assert invoke("tables", "build", "--dir", str(tmp_path)).exit_code == 0
+    assert (tmp_path / "normprop.json").exists() and (tmp_path / "schema.json").exists()
+    again = invoke("tables", "build", "--dir", str(tmp_path))
+    assert again.exit_code == 0 and "unchanged" in again.stdout
+    check = invoke("tables", "check", "--dir", str(tmp_path))
+    assert check.exit_code == 0, check.stdout
+    show = invoke("tables", "show", "--dir", str(tmp_path))
+    assert show.exit_code == 0
+    assert "maxpool(k=3)" in show.stdout and "1.4850131622" in show.stdout
+
+
+def test_tables_check_in_the_repository(fast_build, monkeypatch):
+    monkeypatch.chdir(REPO)
+    result = invoke("tables", "check")
+    assert result.exit_code == 0, result.stdout
+
+
+def test_tables_check_prints_the_diff_and_the_command(tmp_path, fast_build):
+    invoke("tables", "build", "--dir", str(tmp_path))
+    path = tmp_path / "normprop.json"
+    path.write_text(path.read_text().replace("0.5838193701035489", "0.5839193701035489"))  # 4th digit
+    result = invoke("tables", "check", "--dir", str(tmp_path))
+    assert result.exit_code == 1
+    assert "'relu'" in result.stdout and "std: file has 0.5839193701035489" in result.stdout
+    assert f"momentcalc tables build --dir {tmp_path}" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        ('{"format_version": 1, "entries": [', "not valid JSON"),
+        ('{"format_version": 7, "entries": []}', "format version 7"),
+        ('{"format_version": 1, "entries": []}', "schema violation"),
+    ],
+)
+def test_tables_show_rejects_a_corrupt_file(tmp_path, content, fragment):
+    (tmp_path / "normprop.json").write_text(content)
+    assert_one_line_error(invoke("tables", "show", "--dir", str(tmp_path)), fragment)
+
+
+def test_tables_check_rejects_a_corrupt_file(tmp_path, fast_build):
+    (tmp_path / "normprop.json").write_text('{"format_version": 1, "entr')
+    assert_one_line_error(invoke("tables", "check", "--dir", str(tmp_path)), "not valid JSON")
+
+
+def test_tables_in_a_missing_or_unwritable_place(tmp_path, fast_build):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert_one_line_error(invoke("tables", "build", "--dir", str(blocker / "tables")), "cannot write tables")
+    assert_one_line_error(invoke("tables", "check", "--dir", str(tmp_path / "none")), "no table directory")
+    assert_one_line_error(invoke("tables", "show", "--dir", str(tmp_path / "none")), "no table at")
+
+
+# ---------------------------------------------------------------- the console script
+
+
+def _console_script() -> str:
+    script = shutil.which("momentcalc", path=str(Path(sys.executable).parent))
+    if script is None:
+        pytest.skip("the momentcalc console script is not installed in this environment (pip install -e .)")
+    return script
+
+
+def test_console_script_reports_bad_input_in_one_line():
+    done = subprocess.run([_console_script(), "estimate", "maxpol(k=3)"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip().splitlines() == ["error: unknown op 'maxpol' in 'maxpol(k=3)'; did you mean 'maxpool' or 'avgpool'?"]
+
+
+def test_python_m_momentcalc_estimates():
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-m", "momentcalc", "estimate", "avgpool(k=4)", "--samples", "65536", "--json"],
+        capture_output=True, text=True, timeout=120, env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["std"] == 0.25  # 1/k, exactly
+
+
+def test_ci_script_runs_the_readme_test_command_verbatim():
+    ci = (REPO / ".ci" / "run").read_text()
+    command = re.search(r'^TEST_COMMAND="(.+)"$', ci, re.M).group(1)
+    readme_lines = [line.strip() for line in (REPO / "README.md").read_text().splitlines()]
+    assert command in readme_lines
+    assert "momentcalc tables check" in ci
+
+
+def test_the_progress_bar_waits_about_a_second_unless_the_run_is_big(monkeypatch):
+    from momentcalc import cli
+
+    clock = [100.0]
+    monkeypatch.setattr(cli.time, "perf_counter", lambda: clock[0])
+    with cli._LazyBar("Monte Carlo") as bar:
+        bar(1 << 14, 1 << 22)
+        assert bar.progress is None  # short so far: nothing drawn
+        clock[0] += 1.5
+        bar(1 << 15, 1 << 22)
+        assert bar.progress is not None
+    with cli._LazyBar("Monte Carlo") as big:
+        big(1 << 14, cli.BIG_RUN_SAMPLES)
+        assert big.progress is not None
+
+
+@pytest.mark.parametrize("command", [[], ["tables"]])
+def test_no_subcommand_shows_the_help(command):
+    result = invoke(*command)
+    assert result.exit_code == 0 and "Usage:" in result.stdout and result.stderr == ""

@@ -1,0 +1,252 @@
+"""tables: the default table's content, deterministic atomic writes, and check mode."""
+
+import copy
+import json
+import os
+from pathlib import Path
+
+import pytest
+from table_refs import default_doc, truth
+
+from momentcalc import MomentcalcError, __version__, constants, tables
+from momentcalc.spec import canonical
+
+REPO_TABLES = Path(__file__).resolve().parent.parent / "tables"
+
+
+@pytest.fixture(scope="session")
+def doc():
+    return default_doc()
+
+
+@pytest.fixture
+def written(tmp_path, doc):
+    tables.write(doc, tmp_path)
+    return tmp_path
+
+
+def _entry(document, spec):
+    return next(e for e in document["entries"] if e["spec"] == canonical(spec))
+
+
+def _edit(directory, change):
+    """Apply change(doc) to the table file in directory, as a person editing it by hand would."""
+    path = directory / tables.TABLE_NAME
+    document = json.loads(path.read_text())
+    change(document)
+    path.write_text(json.dumps(document, indent=2, sort_keys=True))
+
+
+# ---------------------------------------------------------------- content
+
+
+def test_the_default_table_covers_what_the_issue_asks_for(doc):
+    wanted = ["relu", "sigmoid", "relu | normalize | maxpool(k=3)"]
+    wanted += [f"{pool}(k={k})" for pool in ("maxpool", "avgpool") for k in (2, 3, 4, 5)]
+    wanted += [f"dropout(p={p}, scale={s})" for p in (0.5, 0.8, 0.9) for s in ("none", "sqrt", "inverse")]
+    specs = [e["spec"] for e in doc["entries"]]
+    assert sorted(specs) == sorted(canonical(w) for w in wanted)
+    assert all((e["input"]["mu"], e["input"]["sigma"]) == (0.0, 1.0) for e in doc["entries"])
+
+
+@pytest.mark.parametrize("spec", [canonical(s) for s in tables.DEFAULT_SPECS])
+def test_every_entry_matches_its_independent_reference(doc, spec):
+    entry = _entry(doc, spec)
+    mean, std = truth(spec)
+    assert entry["agree"] and entry["disagreements"] == []
+    # The value of record is within twice its own reported error (plus float noise).
+    assert abs(entry["mean"] - mean) <= 2 * entry["mean_se"] + 1e-12
+    assert abs(entry["std"] - std) <= 2 * entry["std_se"] + 1e-12
+    for e in entry["estimates"]:
+        if e["method"] == "montecarlo":  # a fixed seed, so a z bound is a fixed test
+            assert abs(e["mean"] - mean) <= 4.5 * e["mean_se"] and abs(e["std"] - std) <= 4.5 * e["std_se"]
+            assert e["samples"] == doc["settings"]["samples"] and e["seed"] == 0
+
+
+def test_each_entry_holds_provenance(doc):
+    entry = _entry(doc, "maxpool(k=3)")
+    assert entry["method"] in {e["method"] for e in entry["estimates"]}
+    assert {"montecarlo", "quadrature"} <= {e["method"] for e in entry["estimates"]}
+    for e in entry["estimates"]:
+        assert set(e) == set(tables.ESTIMATE_FIELDS) >= {"method", "mean", "std", "mean_se", "std_se", "samples", "seed", "seconds"}
+    assert doc["format_version"] == tables.FORMAT_VERSION
+    assert doc["generator"]["version"] == __version__
+    assert "momentcalc tables build" in doc["$comment"] and "do not edit" in doc["$comment"]
+
+
+def test_the_document_satisfies_its_schema(doc):
+    assert tables.validate(doc) == []
+    assert constants.FORMAT_VERSION == tables.FORMAT_VERSION
+
+
+# ---------------------------------------------------------------- writing
+
+
+def test_output_is_byte_deterministic_and_sorted(doc):
+    text = tables.dumps(doc)
+    assert text == tables.dumps(copy.deepcopy(doc))
+    assert text == json.dumps(json.loads(text), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    assert "NaN" not in text and "Infinity" not in text
+
+
+def test_a_non_finite_number_is_refused():
+    with pytest.raises(MomentcalcError, match="non-finite"):
+        tables._clean({"mean": float("nan")})
+    with pytest.raises(ValueError):
+        tables.dumps({"mean": float("inf")})
+
+
+def test_write_makes_the_table_and_its_schema(written, doc):
+    assert json.loads((written / tables.TABLE_NAME).read_text()) == json.loads(tables.dumps(doc))
+    assert json.loads((written / tables.SCHEMA_NAME).read_text()) == tables.schema()
+    assert sorted(p.name for p in written.iterdir()) == [tables.TABLE_NAME, tables.SCHEMA_NAME]
+
+
+def test_rebuilding_with_other_timings_leaves_the_files_untouched(written, doc):
+    before = (written / tables.TABLE_NAME).read_bytes()
+    retimed = copy.deepcopy(doc)
+    for entry in retimed["entries"]:
+        for e in entry["estimates"]:
+            e["seconds"] += 1.5
+    outcome = tables.write(retimed, written)
+    assert outcome.written == () and len(outcome.unchanged) == 2
+    assert (written / tables.TABLE_NAME).read_bytes() == before
+
+
+def test_a_changed_value_is_rewritten(written, doc):
+    changed = copy.deepcopy(doc)
+    _entry(changed, "relu")["mean"] = 0.5
+    outcome = tables.write(changed, written)
+    assert outcome.written == (written / tables.TABLE_NAME,)
+    assert _entry(tables.load(written / tables.TABLE_NAME), "relu")["mean"] == 0.5
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temp_file(written, doc, monkeypatch):
+    before = (written / tables.TABLE_NAME).read_bytes()
+    changed = copy.deepcopy(doc)
+    _entry(changed, "relu")["mean"] = 0.5
+
+    def killed(*args):
+        raise KeyboardInterrupt  # as if the build were killed between write and rename
+
+    monkeypatch.setattr(os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        tables.write(changed, written)
+    assert (written / tables.TABLE_NAME).read_bytes() == before
+    assert sorted(p.name for p in written.iterdir()) == [tables.TABLE_NAME, tables.SCHEMA_NAME]
+
+
+def test_an_unwritable_directory_is_a_clear_error(tmp_path, doc):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(MomentcalcError, match="cannot write tables to"):
+        tables.write(doc, blocker / "tables")
+
+
+# ---------------------------------------------------------------- loading
+
+
+def test_load_rejects_truncated_json(written):
+    path = written / tables.TABLE_NAME
+    path.write_text(path.read_text()[:500])
+    with pytest.raises(MomentcalcError, match="corrupt table .*not valid JSON"):
+        tables.load(path)
+
+
+def test_load_rejects_another_format_version(written):
+    _edit(written, lambda d: d.update(format_version=99))
+    with pytest.raises(MomentcalcError, match="format version 99"):
+        tables.load(written / tables.TABLE_NAME)
+
+
+def test_load_rejects_nan(written):
+    path = written / tables.TABLE_NAME
+    path.write_text(path.read_text().replace('"mean": 0.3989422804014327', '"mean": NaN', 1))
+    with pytest.raises(MomentcalcError, match="NaN is not a number a table may hold"):
+        tables.load(path)
+
+
+def test_load_rejects_schema_violations(written):
+    path = written / tables.TABLE_NAME
+    _edit(written, lambda d: d["entries"][0].pop("method"))
+    with pytest.raises(MomentcalcError, match="schema violation.*'method' is a required property"):
+        tables.load(path)
+
+
+def test_load_of_a_missing_file_says_how_to_build_one(tmp_path):
+    with pytest.raises(MomentcalcError, match="momentcalc tables build"):
+        tables.load(tmp_path / "nothing.json")
+
+
+# ---------------------------------------------------------------- check mode
+
+
+def test_the_committed_tables_match_a_fresh_build(doc):
+    outcome = tables.check(REPO_TABLES, doc)
+    assert outcome.ok, "\n".join(outcome.differences)
+
+
+def test_check_accepts_its_own_output(written, doc):
+    outcome = tables.check(written, doc)
+    assert outcome.ok and outcome.differences == ()
+
+
+def test_check_catches_a_digit_changed_beyond_the_uncertainty(written, doc):
+    # maxpool(k=3) is quadrature, SE ~1e-14: a change in the 7th digit is far outside.
+    _edit(written, lambda d: _entry(d, "maxpool(k=3)").update(mean=_entry(d, "maxpool(k=3)")["mean"] + 1e-6))
+    outcome = tables.check(written, doc)
+    assert not outcome.ok
+    assert any("'maxpool(k=3)'" in line and ": mean: file has" in line for line in outcome.differences)
+    assert outcome.command == f"momentcalc tables build --dir {written}"
+
+
+def test_check_tolerates_changes_below_a_thousandth_of_the_se(written, doc):
+    def nudge(d, fraction):
+        mc = next(e for e in _entry(d, "relu")["estimates"] if e["method"] == "montecarlo")
+        mc["mean"] += fraction * mc["mean_se"]
+
+    _edit(written, lambda d: nudge(d, 0.5e-3))
+    assert tables.check(written, doc).ok
+    _edit(written, lambda d: nudge(d, 2e-3))
+    outcome = tables.check(written, doc)
+    assert [line for line in outcome.differences if "montecarlo estimate: mean" in line]
+
+
+def test_check_ignores_timing(written, doc):
+    _edit(written, lambda d: _entry(d, "relu")["estimates"][0].update(seconds=123.0))
+    assert tables.check(written, doc).ok
+
+
+def test_check_catches_an_entry_removed_or_added(written, doc):
+    _edit(written, lambda d: d["entries"].remove(_entry(d, "sigmoid")))
+    assert any("'sigmoid'" in line and "missing from the file" in line for line in tables.check(written, doc).differences)
+    tables.write(doc, written)
+
+    def add(d):
+        extra = copy.deepcopy(_entry(d, "relu"))
+        extra["spec"] = "tanh"
+        d["entries"].append(extra)
+
+    _edit(written, add)
+    assert any("'tanh'" in line and "not in the regenerated table" in line for line in tables.check(written, doc).differences)
+
+
+def test_check_reports_schema_violations(written, doc):
+    _edit(written, lambda d: _entry(d, "relu").update(mean="0.39"))
+    outcome = tables.check(written, doc)
+    assert not outcome.ok and any("schema violation" in line for line in outcome.differences)
+
+
+def test_check_catches_an_edited_schema_or_header(written, doc):
+    schema = written / tables.SCHEMA_NAME
+    schema.write_text(schema.read_text().replace('"minimum": 0', '"minimum": 1', 1))
+    _edit(written, lambda d: d["generator"].update(version="0.0.1"))
+    lines = tables.check(written, doc).differences
+    assert any(line.startswith("schema.json") for line in lines)
+    assert any("generator: version" in line for line in lines)
+
+
+def test_check_raises_on_a_file_that_is_not_a_table(written, doc):
+    (written / tables.TABLE_NAME).write_text("{")
+    with pytest.raises(MomentcalcError, match="not valid JSON"):
+        tables.check(written, doc)
