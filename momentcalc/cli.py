@@ -139,6 +139,7 @@ def estimate(
     tol: Annotated[Optional[float], typer.Option(help="Monte Carlo: sample until both standard errors are below this.")] = None,
     seed: Annotated[int, typer.Option(help="Monte Carlo seed; the same seed gives the same bits on any thread count.")] = 0,
     z: Annotated[float, typer.Option(help="Agreement bound for Monte Carlo: |difference| <= z * combined SE.")] = 4.5,
+    size: Annotated[Optional[int], typer.Option(help="Input feature-map side I: report the mean and std at every output position, border windows included.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
 ) -> None:
     """Mean and std of SPEC's output for X ~ N(mu, sigma^2), by every method that applies.
@@ -148,9 +149,13 @@ def estimate(
     from . import engine  # numba: only when something is computed
 
     with _LazyBar("Monte Carlo") as bar:
-        result = engine.estimate(spec, mu=mu, sigma=sigma, method=method.value, samples=samples, tol=tol, seed=seed, z=z, progress=bar)
+        result = engine.estimate(spec, mu=mu, sigma=sigma, method=method.value, samples=samples, tol=tol, seed=seed, z=z, progress=bar, size=size)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
+    elif size is not None:
+        from .cli_spatial import render_map
+
+        render_map(result, _console())
     else:
         _render_result(result)
     if not result.agree:
@@ -372,14 +377,13 @@ def _fixed(value) -> str:
     return "—" if value is None else f"{value:.10f}"
 
 
-# ---------------------------------------------------------------- geometry (another module)
+# ---------------------------------------------------------------- commands kept in their own modules
 
-try:
-    from .cli_geometry import register as _register_geometry
-except ImportError:  # not there yet: the rest of the CLI works without it
-    pass
-else:
-    _register_geometry(app)
+from .cli_gains import register as _register_gains  # noqa: E402
+from .cli_geometry import register as _register_geometry  # noqa: E402
+
+_register_geometry(app)
+_register_gains(app)
 
 
 def main() -> None:

@@ -42,6 +42,12 @@ DEFAULT_SPECS: tuple[str, ...] = (
     *(f"dropout(p={p},scale={s})" for s in ("none", "sqrt", "inverse") for p in (0.5, 0.8, 0.9)),
     # What a NormProp CNN actually pools: ReLU outputs, renormalized, then 3x3 max.
     "relu | normalize | maxpool(k=3)",
+    # Every other activation with its usual parameters.
+    *(
+        "tanh", "gelu", "gelu(approximate=tanh)", "silu", "elu", "celu", "selu", "softplus",
+        "leaky_relu", "mish", "hardswish", "hardsigmoid", "hardtanh", "relu6", "softsign",
+        "erf", "abs", "log_sigmoid", "identity",
+    ),
 )
 
 HEADER = (

@@ -10,7 +10,18 @@ from functools import cache
 
 import mpmath as mp
 
+import mp_activations
+
 mp.mp.dps = 30
+
+# The other activations of the default table (spec -> mpmath reference name in mp_activations).
+ACTIVATIONS = {
+    **{name: name for name in (
+        "tanh", "gelu", "silu", "elu", "celu", "selu", "softplus", "leaky_relu", "mish", "hardswish",
+        "hardsigmoid", "hardtanh", "relu6", "softsign", "erf", "abs", "log_sigmoid", "identity",
+    )},
+    "gelu(approximate=tanh)": "gelu_tanh",
+}
 
 
 def _phi(x):
@@ -75,6 +86,7 @@ REFERENCES = {
         for scale in ("none", "sqrt", "inverse")
     },
     "relu | normalize | maxpool(k=3)": lambda: relu_normalize_max(9),
+    **{spec: (lambda name=name: mp_activations.moments(name, 0.0, 1.0)[:2]) for spec, name in ACTIVATIONS.items()},
 }
 
 

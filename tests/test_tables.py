@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from table_refs import default_doc, truth
+from table_refs import ACTIVATIONS, default_doc, truth
 
 from momentcalc import MomentcalcError, __version__, constants, tables
 from momentcalc.spec import canonical
@@ -44,6 +44,7 @@ def test_the_default_table_covers_what_the_issue_asks_for(doc):
     wanted = ["relu", "sigmoid", "relu | normalize | maxpool(k=3)"]
     wanted += [f"{pool}(k={k})" for pool in ("maxpool", "avgpool") for k in (2, 3, 4, 5)]
     wanted += [f"dropout(p={p}, scale={s})" for p in (0.5, 0.8, 0.9) for s in ("none", "sqrt", "inverse")]
+    wanted += list(ACTIVATIONS)  # every activation of issue 5, at N(0, 1)
     specs = [e["spec"] for e in doc["entries"]]
     assert sorted(specs) == sorted(canonical(w) for w in wanted)
     assert all((e["input"]["mu"], e["input"]["sigma"]) == (0.0, 1.0) for e in doc["entries"])
@@ -224,11 +225,11 @@ def test_check_catches_an_entry_removed_or_added(written, doc):
 
     def add(d):
         extra = copy.deepcopy(_entry(d, "relu"))
-        extra["spec"] = "tanh"
+        extra["spec"] = "maxpool(k=7)"
         d["entries"].append(extra)
 
     _edit(written, add)
-    assert any("'tanh'" in line and "not in the regenerated table" in line for line in tables.check(written, doc).differences)
+    assert any("'maxpool(k=7)'" in line and "not in the regenerated table" in line for line in tables.check(written, doc).differences)
 
 
 def test_check_reports_schema_violations(written, doc):

@@ -70,7 +70,7 @@ _log_sigmoid_grad = _jit(act.log_sigmoid_grad)
 _identity_grad = _jit(act.identity_grad)
 
 
-@_jit
+@_inline
 def apply_activation(code, a, b, x):
     # One branch per activation in momentcalc.ops.activations.ACTIVATIONS, by its code.
     if code == 1:
@@ -170,48 +170,102 @@ def _fill_normals(gen, row, mu, sigma):
 
 
 @_inline
-def _max_window(gen, mu, sigma, n):
-    m = gen.standard_normal()
+def _single_window(gen, mu, sigma, codes, params, seg, kind, n):
+    """One output of chain | window | chain, the commonest shape, without the level machinery."""
+    acc = _apply_segment(gen, codes, params, seg[0], seg[1], mu + sigma * gen.standard_normal())
     for _ in range(n - 1):
-        v = gen.standard_normal()
-        if v > m:
-            m = v
-    return mu + sigma * m
+        v = _apply_segment(gen, codes, params, seg[0], seg[1], mu + sigma * gen.standard_normal())
+        if kind == AVG:
+            acc += v
+        elif v > acc:
+            acc = v
+    if kind == AVG:
+        acc /= n
+    return _apply_segment(gen, codes, params, seg[1], seg[2], acc)
 
 
 @_inline
-def _accumulate(sums, i, y):
-    """Shifted power sums [shift, s1, s2, s3, s4]; the first value is the shift."""
+def _accumulate(i, y, shift, s1, s2, s3, s4):
+    """Shifted power sums; the first value is the shift. Scalars in, scalars out: registers, not memory."""
     if i == 0:
-        sums[0] = y
-    d = y - sums[0]
+        shift = y
+    d = y - shift
     d2 = d * d
-    sums[1] += d
-    sums[2] += d2
-    sums[3] += d2 * d
-    sums[4] += d2 * d2
+    return shift, s1 + d, s2 + d2, s3 + d2 * d, s4 + d2 * d2
 
 
 @_jit
 def run_chunk(gen, count, mu, sigma, codes, params, seg, win_kind, win_n):
-    """Moments of `count` outputs: array [count, mean, M2, M3, M4]."""
+    """Moments of `count` outputs: array [count, mean, M2, M3, M4].
+
+    Each shape of spec has its own small kernel: one big loop with every
+    path inlined is too large for LLVM to optimize well.
+    """
+    if win_n.shape[0] == 0 and codes.shape[0] == 1 and codes[0] > 0:
+        return _chunk_activation(gen, count, mu, sigma, codes[0], params[0, 0], params[0, 1])
+    if win_n.shape[0] == 0:
+        return _chunk_no_window(gen, count, mu, sigma, codes, params)
+    if win_n.shape[0] == 1 and codes.shape[0] == 0:
+        return _chunk_bare_window(gen, count, mu, sigma, win_kind[0], win_n[0])
+    if win_n.shape[0] == 1:
+        return _chunk_one_window(gen, count, mu, sigma, codes, params, seg, win_kind[0], win_n[0])
+    return _chunk_nested(gen, count, mu, sigma, codes, params, seg, win_kind, win_n)
+
+
+@_jit
+def _chunk_activation(gen, count, mu, sigma, code, a, b):
+    shift = s1 = s2 = s3 = s4 = 0.0
+    for i in range(count):
+        y = apply_activation(code, a, b, mu + sigma * gen.standard_normal())
+        shift, s1, s2, s3, s4 = _accumulate(i, y, shift, s1, s2, s3, s4)
+    return _central(count, shift, s1, s2, s3, s4)
+
+
+@_jit
+def _chunk_bare_window(gen, count, mu, sigma, kind, n):
+    shift = s1 = s2 = s3 = s4 = 0.0
+    for i in range(count):
+        acc = gen.standard_normal()
+        for _ in range(n - 1):
+            v = gen.standard_normal()
+            if kind == AVG:
+                acc += v
+            elif v > acc:
+                acc = v
+        y = mu + sigma * (acc / n if kind == AVG else acc)
+        shift, s1, s2, s3, s4 = _accumulate(i, y, shift, s1, s2, s3, s4)
+    return _central(count, shift, s1, s2, s3, s4)
+
+
+@_jit
+def _chunk_no_window(gen, count, mu, sigma, codes, params):
+    shift = s1 = s2 = s3 = s4 = 0.0
+    for i in range(count):
+        y = _apply_segment(gen, codes, params, 0, codes.shape[0], mu + sigma * gen.standard_normal())
+        shift, s1, s2, s3, s4 = _accumulate(i, y, shift, s1, s2, s3, s4)
+    return _central(count, shift, s1, s2, s3, s4)
+
+
+@_jit
+def _chunk_one_window(gen, count, mu, sigma, codes, params, seg, kind, n):
+    shift = s1 = s2 = s3 = s4 = 0.0
+    for i in range(count):
+        y = _single_window(gen, mu, sigma, codes, params, seg, kind, n)
+        shift, s1, s2, s3, s4 = _accumulate(i, y, shift, s1, s2, s3, s4)
+    return _central(count, shift, s1, s2, s3, s4)
+
+
+@_jit
+def _chunk_nested(gen, count, mu, sigma, codes, params, seg, win_kind, win_n):
     acc = np.zeros(win_n.shape[0])
     cnt = np.zeros(win_n.shape[0], dtype=np.int64)
     row = np.empty(np.prod(win_n))
-    sums = np.zeros(5)
-    # The commonest specs, a bare max pool and a chain with no window, skip the window machinery.
-    bare_max = codes.shape[0] == 0 and win_n.shape[0] == 1 and win_kind[0] == MAX
-    no_window = win_n.shape[0] == 0
+    shift = s1 = s2 = s3 = s4 = 0.0
     for i in range(count):
-        if bare_max:
-            y = _max_window(gen, mu, sigma, win_n[0])
-        elif no_window:
-            y = _apply_segment(gen, codes, params, 0, codes.shape[0], mu + sigma * gen.standard_normal())
-        else:
-            _fill_normals(gen, row, mu, sigma)
-            y = _one_output(gen, row, codes, params, seg, win_kind, win_n, acc, cnt)
-        _accumulate(sums, i, y)
-    return _central(count, sums[0], sums[1], sums[2], sums[3], sums[4])
+        _fill_normals(gen, row, mu, sigma)
+        y = _one_output(gen, row, codes, params, seg, win_kind, win_n, acc, cnt)
+        shift, s1, s2, s3, s4 = _accumulate(i, y, shift, s1, s2, s3, s4)
+    return _central(count, shift, s1, s2, s3, s4)
 
 
 @_jit
@@ -220,12 +274,13 @@ def run_points(gen, points, mu, sigma, codes, params, seg, win_kind, win_n):
     acc = np.zeros(win_n.shape[0])
     cnt = np.zeros(win_n.shape[0], dtype=np.int64)
     row = np.empty(points.shape[1])
-    sums = np.zeros(5)
+    shift = s1 = s2 = s3 = s4 = 0.0
     for i in range(points.shape[0]):
         for j in range(points.shape[1]):
             row[j] = mu + sigma * points[i, j]
-        _accumulate(sums, i, _one_output(gen, row, codes, params, seg, win_kind, win_n, acc, cnt))
-    return _central(points.shape[0], sums[0], sums[1], sums[2], sums[3], sums[4])
+        y = _one_output(gen, row, codes, params, seg, win_kind, win_n, acc, cnt)
+        shift, s1, s2, s3, s4 = _accumulate(i, y, shift, s1, s2, s3, s4)
+    return _central(points.shape[0], shift, s1, s2, s3, s4)
 
 
 @_jit
