@@ -8,7 +8,7 @@ from functools import lru_cache
 
 from . import crosscheck, gradsq, userfn
 from .errors import MomentcalcError
-from .estimators import NotApplicable, closed, montecarlo, qmc, quadrature
+from .estimators import NotApplicable, closed, montecarlo
 from .result import Estimate, Result
 from .spec import Spec, parse
 
@@ -119,13 +119,20 @@ def _run(name, spec, mu, sigma, samples, tol, seed, progress) -> Estimate:
             raise NotApplicable(f"{name} does not run user expressions; use quadrature or montecarlo")
         return userfn.montecarlo_estimate(spec, mu, sigma, samples, tol, seed, progress)
     program = montecarlo.compile_program(spec, mu, sigma)
-    runner = qmc.run if name == "qmc" else montecarlo.run
+    if name == "qmc":
+        from .estimators import qmc  # scipy.stats: only when asked for
+
+        runner = qmc.run
+    else:
+        runner = montecarlo.run
     s = runner(program, samples=samples, tol=tol, seed=seed, progress=progress)
     return Estimate(name, s.mean, s.std, s.mean_se, s.std_se, s.samples, seed, _since(start))
 
 
 @lru_cache(maxsize=256)
 def exact_moments(spec: Spec, mu: float, sigma: float) -> tuple[float, float, float, float]:
+    from .estimators import quadrature  # scipy: a Monte Carlo-only run never pays for it
+
     return quadrature.estimate_moments(spec, mu, sigma)
 
 

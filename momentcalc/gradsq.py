@@ -22,13 +22,16 @@ import math
 from dataclasses import replace
 
 import numpy as np
-from scipy import integrate
 
 from . import catalog
-from .estimators import NotApplicable, montecarlo, quadrature
+from ._lazy import lazy_module
+from .estimators import NotApplicable, montecarlo
 from .ops.activations import ACTIVATIONS
 from .result import Estimate
 from .spec import Spec
+
+quadrature = lazy_module("momentcalc.estimators.quadrature")
+integrate = lazy_module("scipy.integrate")
 
 CHUNK = 1 << 16  # draws per chunk of the grad kernel
 

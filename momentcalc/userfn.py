@@ -23,7 +23,8 @@ import numpy as np
 
 from . import catalog, crosscheck
 from .errors import MomentcalcError
-from .estimators import NotApplicable, montecarlo, quadrature
+from ._lazy import lazy_module
+from .estimators import NotApplicable, montecarlo
 from .ops import dropout as dropout_op
 from .ops.activations import ACTIVATIONS
 from .result import Estimate, Result
@@ -32,6 +33,8 @@ from .spec import Spec
 CHUNK = 1 << 16
 GRID_SIGMAS = 12.0
 GRID_POINTS = 4001
+quadrature = lazy_module("momentcalc.estimators.quadrature")
+
 TAIL_TOL = 1e-12  # of the peak of (f - f(mu))^2 phi, at the edge of the region quadrature integrates
 NUMERICAL = "numerical derivative"
 

@@ -28,7 +28,7 @@ from ..errors import MomentcalcError
 from ..ops import dropout as dropout_op
 from ..ops.activations import ACTIVATIONS
 from ..spec import Spec
-from . import NotApplicable, mc_kernels, quadrature
+from . import NotApplicable, mc_kernels
 
 CHUNK_NORMALS = 1 << 16
 DEFAULT_SAMPLES = 1 << 22
@@ -102,6 +102,8 @@ def _stage(op, prefix: Spec, mu: float, sigma: float) -> tuple[int, float, float
         return (mc_kernels.DROPOUT, p, 1.0 / dropout_op.divisor(p, op.get("scale")))
     if op.kind == catalog.NORMALIZE:
         try:
+            from . import quadrature  # scipy: only pipelines with normalize need it
+
             mean, std, _, _ = quadrature.estimate_moments(prefix, mu, sigma)
         except NotApplicable as why:
             raise NotApplicable(f"normalize needs the exact moments of '{prefix}': {why}") from None

@@ -21,7 +21,6 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 import numpy as np
 from scipy import special
-from scipy.stats import qmc
 
 from ..errors import MomentcalcError
 from . import NotApplicable, mc_kernels
@@ -38,6 +37,8 @@ class _Replica:
 
     def __init__(self, program: Program, seed: int, index: int, dim: int):
         self.program = program
+        from scipy.stats import qmc  # scipy.stats costs 0.7 s to import: only when qmc runs
+
         scramble = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(index, 0))))
         self.sobol = qmc.Sobol(dim, scramble=True, rng=scramble)
         self.masks = np.random.Generator(np.random.SFC64(np.random.SeedSequence(seed, spawn_key=(index, 1))))
