@@ -10,7 +10,8 @@ scale. Three methods, as for the moments:
   (e.g. relu: Phi(mu / sigma); piecewise ones by truncated-normal moments);
 * quadrature: integrate the squared product of derivatives over the same
   tracked distribution as the moments (kinks as breakpoints);
-* Monte Carlo: a fused Numba kernel (``mc_kernels.run_grad_chunk``) with the
+* Monte Carlo: a fused Numba kernel (``mc_kernels.run_chain_chunk``, which draws once for the
+  moments and the derivative,) with the
   same chunk generators (``montecarlo.chunk_generator``) and merge.
 
 Specs with window ops have no grad_sq here (None).
@@ -33,7 +34,6 @@ from .spec import Spec
 quadrature = lazy_module("momentcalc.estimators.quadrature")
 integrate = lazy_module("scipy.integrate")
 
-CHUNK = 1 << 16  # draws per chunk of the grad kernel
 
 
 def applies(spec: Spec) -> bool:
@@ -89,17 +89,8 @@ def by_montecarlo(spec: Spec, mu: float, sigma: float, samples: int, seed: int) 
     if not applies(spec):
         raise NotApplicable(f"'{spec}' has window ops: no grad_sq")
     program = montecarlo.compile_program(spec, mu, sigma)
-    sizes = [CHUNK] * (samples // CHUNK) + ([samples % CHUNK] if samples % CHUNK else [])
-    rows = np.array(
-        [mc_kernels().run_grad_chunk(montecarlo.chunk_generator(seed, j), n, program.mu, program.sigma, program.codes, program.params) for j, n in enumerate(sizes)]
-    )
-    return montecarlo.summarize(montecarlo.merge(rows))
-
-
-def mc_kernels():
-    from .estimators import mc_kernels as kernels
-
-    return kernels
+    rows = montecarlo.run_chunks(program, seed, 0, montecarlo.chunk_sizes(samples, program.chunk))
+    return montecarlo.summarize(montecarlo.merge(rows[:, 5:]))
 
 
 def attach(estimate: Estimate, spec: Spec, mu: float, sigma: float) -> Estimate:

@@ -310,7 +310,7 @@ def sample_outputs(gen, count, mu, sigma, codes, params, seg, win_kind, win_n):
     return out
 
 
-@_jit
+@_inline
 def apply_activation_grad(code, a, b, x):
     # f'(x), dispatched on the same codes as apply_activation.
     if code == 1:
@@ -357,14 +357,18 @@ def apply_activation_grad(code, a, b, x):
 
 
 @_jit
-def run_grad_chunk(gen, count, mu, sigma, codes, params):
-    """Moments of `count` draws of (d output / d input)^2 through an elementwise chain: [count, mean, M2, M3, M4].
+def run_chain_chunk(gen, count, mu, sigma, codes, params):
+    """Moments of the output of an elementwise chain and of (d output / d input)^2, from the same draws.
 
-    The chain is codes/params as compiled by montecarlo.compile_program (activations, AFFINE, DROPOUT),
-    without window ops; the chain rule multiplies the stage derivatives along each draw.
+    Ten values: [count, mean, M2, M3, M4] of y, then of the squared derivative.
+    The chain (activations, AFFINE, DROPOUT; no window ops) is as compiled
+    by montecarlo.compile_program; the chain rule multiplies the stage
+    derivatives along each draw. The draws are those of run_chunk.
     """
-    shift = 0.0
-    s1 = s2 = s3 = s4 = 0.0
+    if codes.shape[0] == 1 and codes[0] > 0:
+        return _chain_activation(gen, count, mu, sigma, codes[0], params[0, 0], params[0, 1])
+    shift = s1 = s2 = s3 = s4 = 0.0
+    gshift = g1 = g2 = g3 = g4 = 0.0
     for i in range(count):
         v = mu + sigma * gen.standard_normal()
         g = 1.0
@@ -383,16 +387,21 @@ def run_grad_chunk(gen, count, mu, sigma, codes, params):
             else:
                 g *= apply_activation_grad(c, params[j, 0], params[j, 1], v)
                 v = apply_activation(c, params[j, 0], params[j, 1], v)
-        y = g * g
-        if i == 0:
-            shift = y
-        d = y - shift
-        d2 = d * d
-        s1 += d
-        s2 += d2
-        s3 += d2 * d
-        s4 += d2 * d2
-    return _central(count, shift, s1, s2, s3, s4)
+        shift, s1, s2, s3, s4 = _accumulate(i, v, shift, s1, s2, s3, s4)
+        gshift, g1, g2, g3, g4 = _accumulate(i, g * g, gshift, g1, g2, g3, g4)
+    return np.concatenate((_central(count, shift, s1, s2, s3, s4), _central(count, gshift, g1, g2, g3, g4)))
+
+
+@_jit
+def _chain_activation(gen, count, mu, sigma, code, a, b):
+    shift = s1 = s2 = s3 = s4 = 0.0
+    gshift = g1 = g2 = g3 = g4 = 0.0
+    for i in range(count):
+        x = mu + sigma * gen.standard_normal()
+        g = apply_activation_grad(code, a, b, x)
+        shift, s1, s2, s3, s4 = _accumulate(i, apply_activation(code, a, b, x), shift, s1, s2, s3, s4)
+        gshift, g1, g2, g3, g4 = _accumulate(i, g * g, gshift, g1, g2, g3, g4)
+    return np.concatenate((_central(count, shift, s1, s2, s3, s4), _central(count, gshift, g1, g2, g3, g4)))
 
 
 @_jit

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numba
@@ -30,7 +30,7 @@ from ..ops.activations import ACTIVATIONS
 from ..spec import Spec
 from . import NotApplicable, mc_kernels
 
-CHUNK_NORMALS = 1 << 16
+CHUNK_NORMALS = 1 << 18  # about 1.5 ms of drawing: set-up per chunk costs a few percent
 DEFAULT_SAMPLES = 1 << 22
 MAX_SAMPLES = 1 << 36
 
@@ -51,6 +51,14 @@ class Program:
         return (self.mu, self.sigma, self.codes, self.params, self.seg, self.win_kind, self.win_n)
 
     @property
+    def kernel(self):
+        """Chains without windows also get E[f'(X)^2] from the same draws."""
+        return mc_kernels.run_chunk if self.win_n.size else self.chain_kernel
+
+    def chain_kernel(self, gen, count, mu, sigma, codes, params, seg, win_kind, win_n):
+        return mc_kernels.run_chain_chunk(gen, count, mu, sigma, codes, params)
+
+    @property
     def normals_per_output(self) -> int:
         return int(np.prod(self.win_n)) if self.win_n.size else 1
 
@@ -67,6 +75,8 @@ class Summary:
     mean_se: float
     std_se: float
     samples: int
+    grad_sq: float | None = None  # E[f'(X)^2] and its SE, for chains without window ops
+    grad_sq_se: float | None = None
 
 
 def compile_program(spec: Spec, mu: float, sigma: float) -> Program:
@@ -121,13 +131,19 @@ def chunk_generator(seed: int, index: int) -> np.random.Generator:
     return np.random.Generator(np.random.SFC64(np.random.SeedSequence(seed, spawn_key=(index,))))
 
 
-def run_chunks(program: Program, seed: int, first: int, sizes: list[int], progress: Progress | None = None, total: int = 0, done: int = 0) -> np.ndarray:
-    """Moments of chunks first, first+1, ...: one row [n, mean, M2, M3, M4] each, in chunk order."""
-    rows = np.zeros((len(sizes), 5))
-    args = program.kernel_args()
+def run_chunks(
+    program: Program, seed: int, first: int, sizes: list[int], progress: Progress | None = None, total: int = 0, done: int = 0, kernel=None, args=None
+) -> np.ndarray:
+    """Moments of chunks first, first+1, ...: one row [n, mean, M2, M3, M4] each, in chunk order.
+
+    kernel(gen, count, *args) defaults to the output kernel on the program's arrays.
+    """
+    rows: list = [None] * len(sizes)
+    kernel = kernel or program.kernel
+    args = program.kernel_args() if args is None else args
 
     def work(i):
-        return i, mc_kernels.run_chunk(chunk_generator(seed, first + i), sizes[i], *args)
+        return i, kernel(chunk_generator(seed, first + i), sizes[i], *args)
 
     with ThreadPoolExecutor(max_workers=max(1, numba.get_num_threads())) as pool:
         for future in as_completed([pool.submit(work, i) for i in range(len(sizes))]):
@@ -136,7 +152,7 @@ def run_chunks(program: Program, seed: int, first: int, sizes: list[int], progre
             done += sizes[i]
             if progress is not None:
                 progress(done, total)
-    return rows
+    return np.array(rows).reshape(len(sizes), -1)
 
 
 def merge(rows: np.ndarray) -> np.ndarray:
@@ -153,6 +169,15 @@ def merge(rows: np.ndarray) -> np.ndarray:
         mean = mean + dn * nb
         n = tot
     return np.array([n, mean, m2, m3, m4])
+
+
+def summarize_rows(rows: np.ndarray) -> Summary:
+    """The summary of chunk rows: output moments, and the squared derivative's where the rows carry them."""
+    summary = summarize(merge(rows[:, :5]))
+    if rows.shape[1] == 10:
+        grad = summarize(merge(rows[:, 5:]))
+        summary = replace(summary, grad_sq=grad.mean, grad_sq_se=grad.mean_se)
+    return summary
 
 
 def summarize(merged: np.ndarray) -> Summary:
@@ -176,7 +201,7 @@ def _samples_for(merged: np.ndarray, tol: float) -> int:
 def run(program: Program, samples: int | None = None, tol: float | None = None, seed: int = 0, progress: Progress | None = None) -> Summary:
     if tol is None:
         sizes = chunk_sizes(samples or DEFAULT_SAMPLES, program.chunk)
-        return summarize(merge(run_chunks(program, seed, 0, sizes, progress, sum(sizes))))
+        return summarize_rows(run_chunks(program, seed, 0, sizes, progress, sum(sizes)))
     return _run_to_tolerance(program, tol, seed, progress)
 
 
@@ -184,10 +209,10 @@ def _run_to_tolerance(program: Program, tol: float, seed: int, progress: Progres
     chunk = program.chunk
     rows = run_chunks(program, seed, 0, [chunk])  # pilot: one chunk
     while True:
-        summary = summarize(merge(rows))
+        summary = summarize_rows(rows)
         if summary.mean_se <= tol and summary.std_se <= tol:
             return summary
-        need = _samples_for(merge(rows), tol)
+        need = _samples_for(merge(rows[:, :5]), tol)
         if need > MAX_SAMPLES:
             raise MomentcalcError(f"tol={tol:g} would need about {need:.2g} samples, more than the {MAX_SAMPLES:.2g} allowed; use a larger tol or an exact method")
         extra = max(1, math.ceil(need / chunk) - len(rows))
