@@ -191,7 +191,7 @@ def _console() -> Console:
     """stdout console; when piped (CI logs, files) wide enough that numbers never get truncated."""
     console = Console(soft_wrap=True)
     if not console.is_terminal:
-        console = Console(soft_wrap=True, width=max(console.width, 110))
+        console = Console(soft_wrap=True, width=max(console.width, 150))
     return console
 
 

@@ -60,13 +60,15 @@ def _render(rows, published) -> None:
     table = Table(title="activation gains at X ~ N(0, 1) (published value, relative difference (published - exact) / exact)", title_justify="left")
     for name, justify in (("spec", "left"), ("method", "left"), ("mean", "right"), ("std", "right"), ("gain 1/√E[f²]", "right"),
                           ("PyTorch gain", "right"), ("gamma 1/std", "right"), ("NF-Nets gamma", "right"), ("E[f'²]", "right")):
-        table.add_column(name, justify=justify)
+        table.add_column(escape(name), justify=justify, no_wrap=True)
     for r in rows:
         table.add_row(
             escape(r.spec), r.method, f"{r.mean:.10f}", f"{r.std:.10f}", f"{r.gain:.10f}", _rel(r.pytorch),
             f"{r.gamma:.10f}", _rel(r.nfnets), "" if r.grad_sq is None else f"{r.grad_sq:.10f}",
         )
-    console = Console()
+    console = Console(soft_wrap=True)
+    if not console.is_terminal:  # piped: wide enough that no digit is cut
+        console = Console(soft_wrap=True, width=max(console.width, 160))
     console.print(table)
     sources = published["sources"]
     console.print(
