@@ -54,8 +54,20 @@ class Check:
         return f"{self.a} vs {self.b} ({self.quantity})"
 
 
+class Verdict:
+    """The cross-check verdict of anything holding `checks` (each with `ok` and `pair`)."""
+
+    @property
+    def agree(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    @property
+    def disagreements(self) -> list[str]:
+        return [c.pair for c in self.checks if not c.ok]
+
+
 @dataclass(frozen=True)
-class Result:
+class Result(Verdict):
     spec: str
     mu: float
     sigma: float
@@ -104,14 +116,6 @@ class Result:
     def grad_sq_se(self) -> float | None:
         record = self.grad_sq_record
         return None if record is None else record.grad_sq_se
-
-    @property
-    def agree(self) -> bool:
-        return all(c.ok for c in self.checks)
-
-    @property
-    def disagreements(self) -> list[str]:
-        return [c.pair for c in self.checks if not c.ok]
 
     def to_dict(self) -> dict:
         return {

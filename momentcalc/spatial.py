@@ -45,6 +45,7 @@ from .errors import MomentcalcError
 from .estimators import NotApplicable, closed, mc_kernels, montecarlo
 from .ops import dropout as dropout_op
 from .ops.activations import ACTIVATIONS
+from .result import Verdict
 from .spec import Op, Spec
 
 CHUNK_VALUES = 1 << 18  # input values per chunk of simulated maps
@@ -143,7 +144,7 @@ class MapCheck:
 
 
 @dataclass(frozen=True)
-class SpatialResult:
+class SpatialResult(Verdict):
     """Moments of every output position of a spec applied to a map of iid N(mu, sigma^2) inputs.
 
     The maps hold the value of record per position: the exact value of its
@@ -173,14 +174,6 @@ class SpatialResult:
     @property
     def methods(self) -> tuple[str, ...]:
         return tuple(sorted({k.method for k in self.kinds}))
-
-    @property
-    def agree(self) -> bool:
-        return all(c.ok for c in self.checks)
-
-    @property
-    def disagreements(self) -> list[str]:
-        return [c.pair for c in self.checks if not c.ok]
 
     def to_dict(self) -> dict:
         return {
