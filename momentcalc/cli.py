@@ -269,7 +269,8 @@ def list_ops() -> None:
 
 def _params(op: catalog.OpInfo) -> str:
     if op.kind == catalog.WINDOW:
-        return "k (window side) or n (window size); dims=2"
+        extra = ", count_include_pad=true" if op.param("count_include_pad") else ""
+        return f"k (window side) or n (window size); dims=2; with k: s=k (stride), p=0 (padding){extra}"
     parts = []
     for p in op.params:
         text = f"{p.name}=<{p.accepted or p.kind.__name__}> (required)" if p.default is None else f"{p.name}={p.default}"

@@ -248,3 +248,21 @@ def test_the_progress_bar_waits_about_a_second_unless_the_run_is_big(monkeypatch
 def test_no_subcommand_shows_the_help(command):
     result = invoke(*command)
     assert result.exit_code == 0 and "Usage:" in result.stdout and result.stderr == ""
+
+
+def test_estimate_with_size_shows_the_window_kinds_and_json_maps():
+    runner = CliRunner()
+    shown = runner.invoke(app, ["estimate", "maxpool(k=3,s=1,p=1)", "--size", "4", "--samples", "4096"])
+    assert shown.exit_code == 0, shown.output
+    assert "corners" in shown.output and "interior" in shown.output
+    as_json = runner.invoke(app, ["estimate", "maxpool(k=3,s=1,p=1)", "--size", "4", "--samples", "4096", "--json"])
+    doc = json.loads(as_json.output)
+    # Corner windows hold 4 real inputs: the max of 4 normals, 6 arctan(sqrt 2) / pi^1.5 (closed form).
+    assert doc["mean_map"][0][0] == pytest.approx(6 * math.atan(math.sqrt(2)) / math.pi**1.5, abs=1e-12)
+    bad = runner.invoke(app, ["estimate", "maxpool(k=3,p=2)", "--size", "4"])
+    assert bad.exit_code == 2
+
+
+def test_list_shows_stride_and_padding_of_windows():
+    out = CliRunner().invoke(app, ["list"]).output
+    assert "s=k (stride)" in out and "count_include_pad" in out
