@@ -17,7 +17,7 @@ algorithm, sound when the shift is near the mean.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from ..ops import activations as act
 
@@ -410,4 +410,19 @@ def activation_array(code, a, b, xs, grad):
     out = np.empty(xs.shape[0])
     for i in range(xs.shape[0]):
         out[i] = apply_activation_grad(code, a, b, xs[i]) if grad else apply_activation(code, a, b, xs[i])
+    return out
+
+
+@njit(cache=True, parallel=True)
+def run_chunks_parallel(gens, counts, mu, sigma, codes, params, seg, win_kind, win_n, with_grad):
+    """One row per chunk, each chunk from its own generator; rows do not depend on the thread count.
+
+    with_grad (chains without windows): rows of 10, the output's moments then the squared derivative's.
+    """
+    out = np.zeros((len(gens), 10 if with_grad else 5))
+    for c in prange(len(gens)):
+        if with_grad:
+            out[c] = run_chain_chunk(gens[c], counts[c], mu, sigma, codes, params)
+        else:
+            out[c, :5] = run_chunk(gens[c], counts[c], mu, sigma, codes, params, seg, win_kind, win_n)
     return out

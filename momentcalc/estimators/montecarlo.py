@@ -3,8 +3,8 @@
 The samples are split into chunks of about CHUNK_NORMALS normal draws
 (fewer outputs per chunk for wider windows) whose boundaries depend only
 on the spec and the sample count. Chunk j draws from its own Generator
-(SFC64 seeded with SeedSequence(seed).spawn()[j]), chunks run on a pool of
-numba.get_num_threads() threads, and their moments are merged in chunk
+(SFC64 seeded with SeedSequence(seed).spawn()[j]), chunks run in a numba
+prange loop on numba.get_num_threads() threads, and their moments are merged in chunk
 order with the pairwise update of Chan et al. / Pebay. So the result has
 the same bits on 1 thread or many, and a run with ``tol`` that stops after
 m chunks equals a run of exactly those m chunks.
@@ -16,7 +16,6 @@ SE(mean) = sqrt(m2 / N) and SE(std) = sqrt((m4 - m2^2) / N) / (2 std).
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from typing import Callable
 
@@ -49,14 +48,6 @@ class Program:
 
     def kernel_args(self):
         return (self.mu, self.sigma, self.codes, self.params, self.seg, self.win_kind, self.win_n)
-
-    @property
-    def kernel(self):
-        """Chains without windows also get E[f'(X)^2] from the same draws."""
-        return mc_kernels.run_chunk if self.win_n.size else self.chain_kernel
-
-    def chain_kernel(self, gen, count, mu, sigma, codes, params, seg, win_kind, win_n):
-        return mc_kernels.run_chain_chunk(gen, count, mu, sigma, codes, params)
 
     @property
     def normals_per_output(self) -> int:
@@ -131,28 +122,25 @@ def chunk_generator(seed: int, index: int) -> np.random.Generator:
     return np.random.Generator(np.random.SFC64(np.random.SeedSequence(seed, spawn_key=(index,))))
 
 
-def run_chunks(
-    program: Program, seed: int, first: int, sizes: list[int], progress: Progress | None = None, total: int = 0, done: int = 0, kernel=None, args=None
-) -> np.ndarray:
-    """Moments of chunks first, first+1, ...: one row [n, mean, M2, M3, M4] each, in chunk order.
+def run_chunks(program: Program, seed: int, first: int, sizes: list[int], progress: Progress | None = None, total: int = 0, done: int = 0) -> np.ndarray:
+    """Moments of chunks first, first+1, ...: one row each, in chunk order.
 
-    kernel(gen, count, *args) defaults to the output kernel on the program's arrays.
+    A row is [n, mean, M2, M3, M4] of the output, followed for chains without
+    windows by the same for the squared derivative. The chunks of a batch run
+    in a numba prange loop (no Python between chunks); batches exist only so
+    that progress can be reported.
     """
-    rows: list = [None] * len(sizes)
-    kernel = kernel or program.kernel
-    args = program.kernel_args() if args is None else args
-
-    def work(i):
-        return i, kernel(chunk_generator(seed, first + i), sizes[i], *args)
-
-    with ThreadPoolExecutor(max_workers=max(1, numba.get_num_threads())) as pool:
-        for future in as_completed([pool.submit(work, i) for i in range(len(sizes))]):
-            i, row = future.result()
-            rows[i] = row
-            done += sizes[i]
-            if progress is not None:
-                progress(done, total)
-    return np.array(rows).reshape(len(sizes), -1)
+    with_grad = program.win_n.size == 0
+    batch = 32 * max(1, numba.get_num_threads())  # about 0.1 s of work between progress reports
+    rows = []
+    for start in range(0, len(sizes), batch):
+        counts = np.array(sizes[start : start + batch], dtype=np.int64)
+        gens = [chunk_generator(seed, first + start + i) for i in range(len(counts))]
+        rows.append(mc_kernels.run_chunks_parallel(gens, counts, *program.kernel_args(), with_grad))
+        done += int(counts.sum())
+        if progress is not None:
+            progress(done, total)
+    return np.vstack(rows) if rows else np.zeros((0, 10 if with_grad else 5))
 
 
 def merge(rows: np.ndarray) -> np.ndarray:
