@@ -175,8 +175,8 @@ def _check_tails(stages, y: np.ndarray, y_mu: float, label: str) -> None:
 
 
 def _chunk_rows(stages, mu, sigma, seed, first, sizes):
-    """Rows [n, mean, M2, M3, M4] of the outputs and of (dy/dx)^2, for chunks first, first+1, ..."""
-    rows, grad_rows = [], []
+    """Rows [n, mean, M2, M3, M4] of the outputs, then the same of (dy/dx)^2, for chunks first, first+1, ..."""
+    rows = []
     for i, n in enumerate(sizes):
         gen = montecarlo.chunk_generator(seed, first + i)
         y = mu + sigma * gen.standard_normal(n)
@@ -191,9 +191,8 @@ def _chunk_rows(stages, mu, sigma, seed, first, sizes):
         g2 = g * g
         if not (np.isfinite(y).all() and np.isfinite(g2).all()):
             raise MomentcalcError(f"{' | '.join(s.label for s in stages)} gave NaN or inf on a Monte Carlo draw: the function must be finite on the whole line")
-        rows.append(_moments(y))
-        grad_rows.append(_moments(g2))
-    return np.array(rows), np.array(grad_rows)
+        rows.append(_moments(y) + _moments(g2))
+    return np.array(rows)
 
 
 def _moments(v: np.ndarray) -> list[float]:
@@ -203,32 +202,16 @@ def _moments(v: np.ndarray) -> list[float]:
     return [len(v), m, d2.sum(), (d2 * d).sum(), (d2 * d2).sum()]
 
 
-def _sizes(samples: int) -> list[int]:
-    full, rest = divmod(samples, CHUNK)
-    return [CHUNK] * full + ([rest] if rest else [])
+def run_numpy(stages, mu, sigma, samples=None, tol=None, seed=0, progress=None) -> montecarlo.Summary:
+    """Summary of the outputs, with E[(dy/dx)^2] as grad_sq, by chunked numpy Monte Carlo."""
 
-
-def run_numpy(stages, mu, sigma, samples=None, tol=None, seed=0, progress=None):
-    """(Summary of the outputs, Summary of (dy/dx)^2) by chunked numpy Monte Carlo."""
-    if tol is None:
-        sizes = _sizes(samples or montecarlo.DEFAULT_SAMPLES)
-        rows, grad_rows = _chunk_rows(stages, mu, sigma, seed, 0, sizes)
+    def chunk_rows(first, sizes, progress=None, total=0, done=0):
+        rows = _chunk_rows(stages, mu, sigma, seed, first, sizes)
         if progress is not None:
-            progress(sum(sizes), sum(sizes))
-        return montecarlo.summarize(montecarlo.merge(rows)), montecarlo.summarize(montecarlo.merge(grad_rows))
-    rows, grad_rows = _chunk_rows(stages, mu, sigma, seed, 0, [CHUNK])
-    while True:
-        s = montecarlo.summarize(montecarlo.merge(rows))
-        if s.mean_se <= tol and s.std_se <= tol:
-            return s, montecarlo.summarize(montecarlo.merge(grad_rows))
-        n, _, m2, _, m4 = montecarlo.merge(rows)
-        var = m2 / n
-        need = max(var / tol**2, (m4 / n - var * var) / (4.0 * var * tol**2) if var > 0 else 0.0, 1.0)
-        if need > montecarlo.MAX_SAMPLES:
-            raise MomentcalcError(f"tol={tol:g} would need about {need:.2g} samples, more than the {montecarlo.MAX_SAMPLES:.2g} allowed; use a larger tol or an exact method")
-        extra = max(1, math.ceil(need / CHUNK) - len(rows))
-        more, more_grad = _chunk_rows(stages, mu, sigma, seed, len(rows), [CHUNK] * extra)
-        rows, grad_rows = np.vstack([rows, more]), np.vstack([grad_rows, more_grad])
+            progress(done + sum(sizes), total)
+        return rows
+
+    return montecarlo.drive(chunk_rows, CHUNK, samples, tol, progress)
 
 
 def _notes(stages) -> tuple[str, ...]:
@@ -243,8 +226,8 @@ def montecarlo_estimate(spec: Spec, mu, sigma, samples, tol, seed, progress) -> 
     start = time.perf_counter()
     stages = vector_program(spec, mu, sigma)
     check_finite_on_grid(stages, mu, sigma)
-    s, g = run_numpy(stages, mu, sigma, samples, tol, seed, progress)
-    grad = (g.mean, g.mean_se) if all(op.kind != catalog.WINDOW for op in spec.ops) else (None, None)
+    s = run_numpy(stages, mu, sigma, samples, tol, seed, progress)
+    grad = (s.grad_sq, s.grad_sq_se) if all(op.kind != catalog.WINDOW for op in spec.ops) else (None, None)
     return Estimate("montecarlo", s.mean, s.std, s.mean_se, s.std_se, s.samples, seed, time.perf_counter() - start, *grad, _notes(stages))
 
 
@@ -281,8 +264,8 @@ def estimate_callable(fn, grad, mu, sigma, method, samples, tol, seed, z, progre
         if name == "quadrature":
             estimates.append(replace(_quadrature_callable(stage, mu, sigma, label), seconds=time.perf_counter() - start, notes=notes))
         elif name == "montecarlo":
-            s, g = run_numpy([stage], mu, sigma, samples, tol, seed, progress)
-            estimates.append(Estimate("montecarlo", s.mean, s.std, s.mean_se, s.std_se, s.samples, seed, time.perf_counter() - start, g.mean, g.mean_se, notes))
+            s = run_numpy([stage], mu, sigma, samples, tol, seed, progress)
+            estimates.append(Estimate("montecarlo", s.mean, s.std, s.mean_se, s.std_se, s.samples, seed, time.perf_counter() - start, s.grad_sq, s.grad_sq_se, notes))
         else:
             raise MomentcalcError(f"method {name!r} does not apply to a user function; use auto, all, quadrature or montecarlo")
     return Result(label, mu, sigma, tuple(estimates), crosscheck.compare(tuple(estimates), z))

@@ -70,7 +70,7 @@ def test_numpy_monte_carlo_is_reproducible_and_follows_the_seed():
 
 def test_numpy_path_draws_chunk_j_from_chunk_generator_j():
     stage = userfn.callable_stage(lambda x: x, None, "id")
-    (row,), _ = userfn._chunk_rows([stage], 0.0, 1.0, 9, 2, [1000])
+    (row,) = userfn._chunk_rows([stage], 0.0, 1.0, 9, 2, [1000])
     from momentcalc.estimators import montecarlo
 
     x = montecarlo.chunk_generator(9, 2).standard_normal(1000)

@@ -187,15 +187,29 @@ def _samples_for(merged: np.ndarray, tol: float) -> int:
 
 
 def run(program: Program, samples: int | None = None, tol: float | None = None, seed: int = 0, progress: Progress | None = None) -> Summary:
+    def chunk_rows(first, sizes, progress=None, total=0, done=0):
+        return run_chunks(program, seed, first, sizes, progress, total, done)
+
+    return drive(chunk_rows, program.chunk, samples, tol, progress)
+
+
+ChunkRows = Callable[..., np.ndarray]  # (first, sizes, progress, total, done) -> one row per chunk
+
+
+def drive(chunk_rows: ChunkRows, chunk: int, samples: int | None = None, tol: float | None = None, progress: Progress | None = None) -> Summary:
+    """Run whole chunks: a fixed number of samples, or until both standard errors are <= tol.
+
+    chunk_rows gives the rows of chunks first, first+1, ... (5 columns, or 10
+    with the squared derivative's moments); any Monte Carlo path uses this.
+    """
     if tol is None:
-        sizes = chunk_sizes(samples or DEFAULT_SAMPLES, program.chunk)
-        return summarize_rows(run_chunks(program, seed, 0, sizes, progress, sum(sizes)))
-    return _run_to_tolerance(program, tol, seed, progress)
+        sizes = chunk_sizes(samples or DEFAULT_SAMPLES, chunk)
+        return summarize_rows(chunk_rows(0, sizes, progress, sum(sizes), 0))
+    return _run_to_tolerance(chunk_rows, chunk, tol, progress)
 
 
-def _run_to_tolerance(program: Program, tol: float, seed: int, progress: Progress | None) -> Summary:
-    chunk = program.chunk
-    rows = run_chunks(program, seed, 0, [chunk])  # pilot: one chunk
+def _run_to_tolerance(chunk_rows: ChunkRows, chunk: int, tol: float, progress: Progress | None) -> Summary:
+    rows = chunk_rows(0, [chunk])  # pilot: one chunk
     while True:
         summary = summarize_rows(rows)
         if summary.mean_se <= tol and summary.std_se <= tol:
@@ -204,5 +218,5 @@ def _run_to_tolerance(program: Program, tol: float, seed: int, progress: Progres
         if need > MAX_SAMPLES:
             raise MomentcalcError(f"tol={tol:g} would need about {need:.2g} samples, more than the {MAX_SAMPLES:.2g} allowed; use a larger tol or an exact method")
         extra = max(1, math.ceil(need / chunk) - len(rows))
-        more = run_chunks(program, seed, len(rows), [chunk] * extra, progress, (len(rows) + extra) * chunk, len(rows) * chunk)
+        more = chunk_rows(len(rows), [chunk] * extra, progress, (len(rows) + extra) * chunk, len(rows) * chunk)
         rows = np.vstack([rows, more])
