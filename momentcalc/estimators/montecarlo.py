@@ -16,10 +16,12 @@ SE(mean) = sqrt(m2 / N) and SE(std) = sqrt((m4 - m2^2) / N) / (2 std).
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, replace
 from typing import Callable
 
 import numba
+from numba.core.errors import NumbaPendingDeprecationWarning
 import numpy as np
 
 from .. import catalog
@@ -136,7 +138,11 @@ def run_chunks(program: Program, seed: int, first: int, sizes: list[int], progre
     for start in range(0, len(sizes), batch):
         counts = np.array(sizes[start : start + batch], dtype=np.int64)
         gens = [chunk_generator(seed, first + start + i) for i in range(len(counts))]
-        rows.append(mc_kernels.run_chunks_parallel(gens, counts, *program.kernel_args(), with_grad))
+        with warnings.catch_warnings():
+            # A plain list of Generators: numba's typed List would cost 0.7 s of compilation in every
+            # new process, and the reflected list's deprecation has been pending for years.
+            warnings.simplefilter("ignore", NumbaPendingDeprecationWarning)
+            rows.append(mc_kernels.run_chunks_parallel(gens, counts, *program.kernel_args(), with_grad))
         done += int(counts.sum())
         if progress is not None:
             progress(done, total)
