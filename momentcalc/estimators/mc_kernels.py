@@ -70,7 +70,7 @@ _log_sigmoid_grad = _jit(act.log_sigmoid_grad)
 _identity_grad = _jit(act.identity_grad)
 
 
-@_inline
+@_jit
 def apply_activation(code, a, b, x):
     # One branch per activation in momentcalc.ops.activations.ACTIVATIONS, by its code.
     if code == 1:
@@ -116,6 +116,12 @@ def apply_activation(code, a, b, x):
     return np.nan
 
 
+# Window kernels interpret segments inside their draw loops, where LLVM will not inline a call
+# to the 20-branch dispatch by itself; inlining it at the numba level there (and only there)
+# keeps them fast without paying its compile time in every kernel.
+_apply_activation_inline = njit(cache=True, nogil=True, error_model="numpy", inline="always")(apply_activation.py_func)
+
+
 @_inline
 def _apply_segment(gen, codes, params, start, stop, v):
     for i in range(start, stop):
@@ -125,7 +131,7 @@ def _apply_segment(gen, codes, params, start, stop, v):
         elif c == DROPOUT:
             v = params[i, 1] * v if gen.random() < params[i, 0] else 0.0
         else:
-            v = apply_activation(c, params[i, 0], params[i, 1], v)
+            v = _apply_activation_inline(c, params[i, 0], params[i, 1], v)
     return v
 
 
@@ -310,7 +316,7 @@ def sample_outputs(gen, count, mu, sigma, codes, params, seg, win_kind, win_n):
     return out
 
 
-@_inline
+@_jit
 def apply_activation_grad(code, a, b, x):
     # f'(x), dispatched on the same codes as apply_activation.
     if code == 1:
