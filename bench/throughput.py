@@ -1,7 +1,7 @@
 """Monte Carlo throughput against the generator's own limit and a hand-written numpy script.
 
     python bench/throughput.py           # full run (a few minutes)
-    python bench/throughput.py --quick   # under a minute
+    python bench/throughput.py --quick   # about two minutes, half of it one cold compile
 
 Every ratio is measured in this one run, on this machine: fused kernels
 against (a) the fastest numpy bit generator summing normals in a jitted
@@ -205,7 +205,7 @@ def exact_timings() -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller runs, under a minute")
+    parser.add_argument("--quick", action="store_true", help="smaller runs: about two minutes, half of it one cold compile")
     quick = parser.parse_args().quick
     threads = numba.get_num_threads()
     normals = 1 << (25 if quick else 27)
