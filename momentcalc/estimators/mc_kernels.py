@@ -200,6 +200,15 @@ def _accumulate(i, y, shift, s1, s2, s3, s4):
     return shift, s1 + d, s2 + d2, s3 + d2 * d, s4 + d2 * d2
 
 
+@_inline
+def _accumulate2(i, y, shift, s1, s2):
+    """The first two of _accumulate's sums: where only a mean and its SE are wanted."""
+    if i == 0:
+        shift = y
+    d = y - shift
+    return shift, s1 + d, s2 + d * d
+
+
 @_jit
 def run_chunk(gen, count, mu, sigma, codes, params, seg, win_kind, win_n):
     """Moments of `count` outputs: array [count, mean, M2, M3, M4].
@@ -304,6 +313,14 @@ def _central(n, shift, s1, s2, s3, s4):
 
 
 @_jit
+def _central2(n, shift, s1, s2):
+    """_central's row with M3 and M4 left at 0 (not accumulated)."""
+    out = _central(n, shift, s1, s2, 0.0, 0.0)
+    out[3] = out[4] = 0.0
+    return out
+
+
+@_jit
 def sample_outputs(gen, count, mu, sigma, codes, params, seg, win_kind, win_n):
     """The output values themselves, in draw order: for tests against slow references."""
     acc = np.zeros(win_n.shape[0])
@@ -317,56 +334,59 @@ def sample_outputs(gen, count, mu, sigma, codes, params, seg, win_kind, win_n):
 
 
 @_jit
-def apply_activation_grad(code, a, b, x):
-    # f'(x), dispatched on the same codes as apply_activation.
+def apply_activation_and_grad(code, a, b, x):
+    # (f(x), f'(x)), dispatched on the codes of apply_activation. One branch evaluates both, so
+    # LLVM computes what they share (the exp of the logistic family) once.
     if code == 1:
-        return _relu_grad(x, a, b)
+        return _relu(x, a, b), _relu_grad(x, a, b)
     if code == 2:
-        return _sigmoid_grad(x, a, b)
+        return _sigmoid(x, a, b), _sigmoid_grad(x, a, b)
     if code == 3:
-        return _tanh_grad(x, a, b)
+        return _tanh(x, a, b), _tanh_grad(x, a, b)
     if code == 4:
-        return _gelu_grad(x, a, b)
+        return _gelu(x, a, b), _gelu_grad(x, a, b)
     if code == 5:
-        return _silu_grad(x, a, b)
+        return _silu(x, a, b), _silu_grad(x, a, b)
     if code == 6:
-        return _elu_grad(x, a, b)
+        return _elu(x, a, b), _elu_grad(x, a, b)
     if code == 7:
-        return _celu_grad(x, a, b)
+        return _celu(x, a, b), _celu_grad(x, a, b)
     if code == 8:
-        return _selu_grad(x, a, b)
+        return _selu(x, a, b), _selu_grad(x, a, b)
     if code == 9:
-        return _softplus_grad(x, a, b)
+        return _softplus(x, a, b), _softplus_grad(x, a, b)
     if code == 10:
-        return _leaky_relu_grad(x, a, b)
+        return _leaky_relu(x, a, b), _leaky_relu_grad(x, a, b)
     if code == 11:
-        return _mish_grad(x, a, b)
+        return _mish(x, a, b), _mish_grad(x, a, b)
     if code == 12:
-        return _hardswish_grad(x, a, b)
+        return _hardswish(x, a, b), _hardswish_grad(x, a, b)
     if code == 13:
-        return _hardsigmoid_grad(x, a, b)
+        return _hardsigmoid(x, a, b), _hardsigmoid_grad(x, a, b)
     if code == 14:
-        return _hardtanh_grad(x, a, b)
+        return _hardtanh(x, a, b), _hardtanh_grad(x, a, b)
     if code == 15:
-        return _relu6_grad(x, a, b)
+        return _relu6(x, a, b), _relu6_grad(x, a, b)
     if code == 16:
-        return _softsign_grad(x, a, b)
+        return _softsign(x, a, b), _softsign_grad(x, a, b)
     if code == 17:
-        return _erf_grad(x, a, b)
+        return _erf(x, a, b), _erf_grad(x, a, b)
     if code == 18:
-        return _absolute_grad(x, a, b)
+        return _absolute(x, a, b), _absolute_grad(x, a, b)
     if code == 19:
-        return _log_sigmoid_grad(x, a, b)
+        return _log_sigmoid(x, a, b), _log_sigmoid_grad(x, a, b)
     if code == 20:
-        return _identity_grad(x, a, b)
-    return np.nan
+        return _identity(x, a, b), _identity_grad(x, a, b)
+    return np.nan, np.nan
 
 
 @_jit
 def run_chain_chunk(gen, count, mu, sigma, codes, params):
     """Moments of the output of an elementwise chain and of (d output / d input)^2, from the same draws.
 
-    Ten values: [count, mean, M2, M3, M4] of y, then of the squared derivative.
+    Ten values: [count, mean, M2, M3, M4] of y, then [count, mean, M2, 0, 0] of the squared
+    derivative: only its mean and that mean's SE are reported, and its two extra sums cost
+    a third of the kernel's time.
     The chain (activations, AFFINE, DROPOUT; no window ops) is as compiled
     by montecarlo.compile_program; the chain rule multiplies the stage
     derivatives along each draw. The draws are those of run_chunk.
@@ -374,7 +394,7 @@ def run_chain_chunk(gen, count, mu, sigma, codes, params):
     if codes.shape[0] == 1 and codes[0] > 0:
         return _chain_activation(gen, count, mu, sigma, codes[0], params[0, 0], params[0, 1])
     shift = s1 = s2 = s3 = s4 = 0.0
-    gshift = g1 = g2 = g3 = g4 = 0.0
+    gshift = g1 = g2 = 0.0
     for i in range(count):
         v = mu + sigma * gen.standard_normal()
         g = 1.0
@@ -391,23 +411,22 @@ def run_chain_chunk(gen, count, mu, sigma, codes, params):
                     g = 0.0
                     v = 0.0
             else:
-                g *= apply_activation_grad(c, params[j, 0], params[j, 1], v)
-                v = apply_activation(c, params[j, 0], params[j, 1], v)
+                v, d = apply_activation_and_grad(c, params[j, 0], params[j, 1], v)
+                g *= d
         shift, s1, s2, s3, s4 = _accumulate(i, v, shift, s1, s2, s3, s4)
-        gshift, g1, g2, g3, g4 = _accumulate(i, g * g, gshift, g1, g2, g3, g4)
-    return np.concatenate((_central(count, shift, s1, s2, s3, s4), _central(count, gshift, g1, g2, g3, g4)))
+        gshift, g1, g2 = _accumulate2(i, g * g, gshift, g1, g2)
+    return np.concatenate((_central(count, shift, s1, s2, s3, s4), _central2(count, gshift, g1, g2)))
 
 
 @_jit
 def _chain_activation(gen, count, mu, sigma, code, a, b):
     shift = s1 = s2 = s3 = s4 = 0.0
-    gshift = g1 = g2 = g3 = g4 = 0.0
+    gshift = g1 = g2 = 0.0
     for i in range(count):
-        x = mu + sigma * gen.standard_normal()
-        g = apply_activation_grad(code, a, b, x)
-        shift, s1, s2, s3, s4 = _accumulate(i, apply_activation(code, a, b, x), shift, s1, s2, s3, s4)
-        gshift, g1, g2, g3, g4 = _accumulate(i, g * g, gshift, g1, g2, g3, g4)
-    return np.concatenate((_central(count, shift, s1, s2, s3, s4), _central(count, gshift, g1, g2, g3, g4)))
+        y, g = apply_activation_and_grad(code, a, b, mu + sigma * gen.standard_normal())
+        shift, s1, s2, s3, s4 = _accumulate(i, y, shift, s1, s2, s3, s4)
+        gshift, g1, g2 = _accumulate2(i, g * g, gshift, g1, g2)
+    return np.concatenate((_central(count, shift, s1, s2, s3, s4), _central2(count, gshift, g1, g2)))
 
 
 @_jit
@@ -415,20 +434,25 @@ def activation_array(code, a, b, xs, grad):
     """f (grad False) or f' (grad True) of every value of xs: known activations inside the numpy path of user expressions."""
     out = np.empty(xs.shape[0])
     for i in range(xs.shape[0]):
-        out[i] = apply_activation_grad(code, a, b, xs[i]) if grad else apply_activation(code, a, b, xs[i])
+        out[i] = apply_activation_and_grad(code, a, b, xs[i])[1] if grad else apply_activation(code, a, b, xs[i])
+    return out
+
+
+# Two parallel drivers rather than one with a flag: each compiles only its own kernels, so a
+# first run of an activation does not pay for the window kernels (and vice versa).
+@njit(cache=True, parallel=True)
+def run_chunks_parallel(gens, counts, mu, sigma, codes, params, seg, win_kind, win_n):
+    """One row [n, mean, M2, M3, M4] per chunk, each chunk from its own generator: rows do not depend on the thread count."""
+    out = np.zeros((len(gens), 5))
+    for c in prange(len(gens)):
+        out[c] = run_chunk(gens[c], counts[c], mu, sigma, codes, params, seg, win_kind, win_n)
     return out
 
 
 @njit(cache=True, parallel=True)
-def run_chunks_parallel(gens, counts, mu, sigma, codes, params, seg, win_kind, win_n, with_grad):
-    """One row per chunk, each chunk from its own generator; rows do not depend on the thread count.
-
-    with_grad (chains without windows): rows of 10, the output's moments then the squared derivative's.
-    """
-    out = np.zeros((len(gens), 10 if with_grad else 5))
+def run_chain_chunks_parallel(gens, counts, mu, sigma, codes, params):
+    """run_chain_chunk's rows of 10 (the output, then the squared derivative), one per chunk, as run_chunks_parallel."""
+    out = np.zeros((len(gens), 10))
     for c in prange(len(gens)):
-        if with_grad:
-            out[c] = run_chain_chunk(gens[c], counts[c], mu, sigma, codes, params)
-        else:
-            out[c, :5] = run_chunk(gens[c], counts[c], mu, sigma, codes, params, seg, win_kind, win_n)
+        out[c] = run_chain_chunk(gens[c], counts[c], mu, sigma, codes, params)
     return out

@@ -142,7 +142,10 @@ def run_chunks(program: Program, seed: int, first: int, sizes: list[int], progre
             # A plain list of Generators: numba's typed List would cost 0.7 s of compilation in every
             # new process, and the reflected list's deprecation has been pending for years.
             warnings.simplefilter("ignore", NumbaPendingDeprecationWarning)
-            rows.append(mc_kernels.run_chunks_parallel(gens, counts, *program.kernel_args(), with_grad))
+            if with_grad:
+                rows.append(mc_kernels.run_chain_chunks_parallel(gens, counts, *program.kernel_args()[:4]))
+            else:
+                rows.append(mc_kernels.run_chunks_parallel(gens, counts, *program.kernel_args()))
         done += int(counts.sum())
         if progress is not None:
             progress(done, total)
