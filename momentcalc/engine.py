@@ -126,7 +126,7 @@ def _run(name, spec, mu, sigma, samples, tol, seed, progress) -> Estimate:
     else:
         runner = montecarlo.run
     s = runner(program, samples=samples, tol=tol, seed=seed, progress=progress)
-    return Estimate(name, s.mean, s.std, s.mean_se, s.std_se, s.samples, seed, _since(start), grad_sq=s.grad_sq, grad_sq_se=s.grad_sq_se)
+    return Estimate(name, s.mean, s.std, s.mean_se, s.std_se, s.samples, seed, _since(start), grad_sq=s.grad_sq, grad_sq_se=s.grad_sq_se, notes=s.notes)
 
 
 @lru_cache(maxsize=256)

@@ -438,6 +438,95 @@ def activation_array(code, a, b, xs, grad):
     return out
 
 
+@_inline
+def _pair_sums(y1, y2, shift, sa, saa, sb, sbb, sab):
+    """Sums over antithetic pairs of a (the pair's mean deviation from shift) and b (its mean squared deviation)."""
+    d1 = y1 - shift
+    d2 = y2 - shift
+    a = 0.5 * (d1 + d2)
+    b = 0.5 * (d1 * d1 + d2 * d2)
+    return sa + a, saa + a * a, sb + b, sbb + b * b, sab + a * b
+
+
+@_jit
+def run_pair_chunk(gen, pairs, shift, mu, sigma, codes, params, seg, win_kind, win_n):
+    """Antithetic pairs: the outputs at mu + sigma z and at mu - sigma z, from the same standard normals z.
+
+    Returns [pairs, Sa, Saa, Sb, Sbb, Sab], plain sums over pairs of a and b
+    (see _pair_sums). Every chunk of a run uses the same shift, so rows add.
+    Dropout masks are drawn afresh for each side: any pairing is valid as
+    long as each side alone has the pipeline's distribution.
+    """
+    if win_n.shape[0] == 1 and codes.shape[0] == 0 and win_kind[0] == MAX:
+        return _pairs_bare_max(gen, pairs, shift, mu, sigma, win_n[0])
+    return _pairs_general(gen, pairs, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+
+
+@_inline
+def _bare_max_pair(gen, mu, sigma, n):
+    hi = lo = gen.standard_normal()
+    for _ in range(n - 1):
+        z = gen.standard_normal()
+        hi = z if z > hi else hi
+        lo = z if z < lo else lo
+    return mu + sigma * hi, mu - sigma * lo  # the max over mu - sigma z is mu - sigma min(z)
+
+
+@_inline
+def _general_pair(gen, z, row, mu, sigma, codes, params, seg, win_kind, win_n, acc, cnt):
+    _fill_normals(gen, z, 0.0, 1.0)
+    y1 = y2 = 0.0
+    for side in range(2):
+        sign = 1.0 if side == 0 else -1.0
+        for j in range(z.shape[0]):
+            row[j] = mu + sign * sigma * z[j]
+        y = _one_output(gen, row, codes, params, seg, win_kind, win_n, acc, cnt)
+        if side == 0:
+            y1 = y
+        else:
+            y2 = y
+    return y1, y2
+
+
+@_jit
+def _pairs_bare_max(gen, pairs, shift, mu, sigma, n):
+    sa = saa = sb = sbb = sab = 0.0
+    for _ in range(pairs):
+        y1, y2 = _bare_max_pair(gen, mu, sigma, n)
+        sa, saa, sb, sbb, sab = _pair_sums(y1, y2, shift, sa, saa, sb, sbb, sab)
+    return np.array([float(pairs), sa, saa, sb, sbb, sab])
+
+
+@_jit
+def _pairs_general(gen, pairs, shift, mu, sigma, codes, params, seg, win_kind, win_n):
+    acc = np.zeros(win_n.shape[0])
+    cnt = np.zeros(win_n.shape[0], dtype=np.int64)
+    z = np.empty(np.prod(win_n))
+    row = np.empty_like(z)
+    sa = saa = sb = sbb = sab = 0.0
+    for _ in range(pairs):
+        y1, y2 = _general_pair(gen, z, row, mu, sigma, codes, params, seg, win_kind, win_n, acc, cnt)
+        sa, saa, sb, sbb, sab = _pair_sums(y1, y2, shift, sa, saa, sb, sbb, sab)
+    return np.array([float(pairs), sa, saa, sb, sbb, sab])
+
+
+@_jit
+def sample_pair_outputs(gen, pairs, mu, sigma, codes, params, seg, win_kind, win_n):
+    """Both outputs of each antithetic pair, shape (pairs, 2), in run_pair_chunk's draw order: for tests."""
+    out = np.empty((pairs, 2))
+    acc = np.zeros(win_n.shape[0])
+    cnt = np.zeros(win_n.shape[0], dtype=np.int64)
+    z = np.empty(np.prod(win_n))
+    row = np.empty_like(z)
+    bare_max = win_n.shape[0] == 1 and codes.shape[0] == 0 and win_kind[0] == MAX
+    for i in range(pairs):
+        if bare_max:
+            out[i, 0], out[i, 1] = _bare_max_pair(gen, mu, sigma, win_n[0])
+        else:
+            out[i, 0], out[i, 1] = _general_pair(gen, z, row, mu, sigma, codes, params, seg, win_kind, win_n, acc, cnt)
+    return out
+
+
 # Two parallel drivers rather than one with a flag: each compiles only its own kernels, so a
 # first run of an activation does not pay for the window kernels (and vice versa).
 @njit(cache=True, parallel=True)
@@ -455,4 +544,13 @@ def run_chain_chunks_parallel(gens, counts, mu, sigma, codes, params):
     out = np.zeros((len(gens), 10))
     for c in prange(len(gens)):
         out[c] = run_chain_chunk(gens[c], counts[c], mu, sigma, codes, params)
+    return out
+
+
+@njit(cache=True, parallel=True)
+def run_pair_chunks_parallel(gens, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
+    """run_pair_chunk's rows, one per chunk, as run_chunks_parallel."""
+    out = np.zeros((len(gens), 6))
+    for c in prange(len(gens)):
+        out[c] = run_pair_chunk(gens[c], pair_counts[c], shift, mu, sigma, codes, params, seg, win_kind, win_n)
     return out

@@ -56,6 +56,11 @@ class Program:
         return int(np.prod(self.win_n)) if self.win_n.size else 1
 
     @property
+    def antithetic(self) -> bool:
+        """Runs in antithetic pairs (estimators/antithetic.py): pipelines with max pooling, where they pay."""
+        return bool(np.any(self.win_kind == mc_kernels.MAX))
+
+    @property
     def chunk(self) -> int:
         """Outputs per chunk: enough work per chunk that its set-up costs little."""
         return max(1, CHUNK_NORMALS // self.normals_per_output)
@@ -70,6 +75,7 @@ class Summary:
     samples: int
     grad_sq: float | None = None  # E[f'(X)^2] and its SE, for chains without window ops
     grad_sq_se: float | None = None
+    notes: tuple[str, ...] = ()
 
 
 def compile_program(spec: Spec, mu: float, sigma: float) -> Program:
@@ -124,15 +130,18 @@ def chunk_generator(seed: int, index: int) -> np.random.Generator:
     return np.random.Generator(np.random.SFC64(np.random.SeedSequence(seed, spawn_key=(index,))))
 
 
-def run_chunks(program: Program, seed: int, first: int, sizes: list[int], progress: Progress | None = None, total: int = 0, done: int = 0) -> np.ndarray:
-    """Moments of chunks first, first+1, ...: one row each, in chunk order.
+Launch = Callable[[list, np.ndarray], np.ndarray]  # (generators, chunk sizes) -> one row per chunk
 
-    A row is [n, mean, M2, M3, M4] of the output, followed for chains without
-    windows by the same for the squared derivative. The chunks of a batch run
-    in a numba prange loop (no Python between chunks); batches exist only so
-    that progress can be reported.
+
+def run_chunks(program: Program, seed: int, first: int, sizes: list[int], progress: Progress | None = None, total: int = 0, done: int = 0, launch: Launch | None = None) -> np.ndarray:
+    """Rows of chunks first, first+1, ..., in chunk order, from `launch` (plain moments by default).
+
+    A plain row is [n, mean, M2, M3, M4] of the output, followed for chains
+    without windows by the same for the squared derivative. The chunks of a
+    batch run in a numba prange loop (no Python between chunks); batches exist
+    only so that progress can be reported.
     """
-    with_grad = program.win_n.size == 0
+    launch = launch or _plain_launch(program)
     batch = 32 * max(1, numba.get_num_threads())  # about 0.1 s of work between progress reports
     rows = []
     for start in range(0, len(sizes), batch):
@@ -142,14 +151,17 @@ def run_chunks(program: Program, seed: int, first: int, sizes: list[int], progre
             # A plain list of Generators: numba's typed List would cost 0.7 s of compilation in every
             # new process, and the reflected list's deprecation has been pending for years.
             warnings.simplefilter("ignore", NumbaPendingDeprecationWarning)
-            if with_grad:
-                rows.append(mc_kernels.run_chain_chunks_parallel(gens, counts, *program.kernel_args()[:4]))
-            else:
-                rows.append(mc_kernels.run_chunks_parallel(gens, counts, *program.kernel_args()))
+            rows.append(launch(gens, counts))
         done += int(counts.sum())
         if progress is not None:
             progress(done, total)
-    return np.vstack(rows) if rows else np.zeros((0, 10 if with_grad else 5))
+    return np.vstack(rows)
+
+
+def _plain_launch(program: Program) -> Launch:
+    if program.win_n.size == 0:
+        return lambda gens, counts: mc_kernels.run_chain_chunks_parallel(gens, counts, *program.kernel_args()[:4])
+    return lambda gens, counts: mc_kernels.run_chunks_parallel(gens, counts, *program.kernel_args())
 
 
 def merge(rows: np.ndarray) -> np.ndarray:
@@ -196,6 +208,11 @@ def _samples_for(merged: np.ndarray, tol: float) -> int:
 
 
 def run(program: Program, samples: int | None = None, tol: float | None = None, seed: int = 0, progress: Progress | None = None) -> Summary:
+    if program.antithetic:
+        from . import antithetic
+
+        return antithetic.run(program, samples, tol, seed, progress)
+
     def chunk_rows(first, sizes, progress=None, total=0, done=0):
         return run_chunks(program, seed, first, sizes, progress, total, done)
 
@@ -205,25 +222,36 @@ def run(program: Program, samples: int | None = None, tol: float | None = None, 
 ChunkRows = Callable[..., np.ndarray]  # (first, sizes, progress, total, done) -> one row per chunk
 
 
-def drive(chunk_rows: ChunkRows, chunk: int, samples: int | None = None, tol: float | None = None, progress: Progress | None = None) -> Summary:
+@dataclass(frozen=True)
+class Rows:
+    """What a kind of chunk row means: its summary, and the samples that bring both SEs to tol."""
+
+    summarize: Callable[[np.ndarray], Summary]
+    samples_for: Callable[[np.ndarray, float], int]
+
+
+PLAIN_ROWS = Rows(summarize_rows, lambda rows, tol: _samples_for(merge(rows[:, :5]), tol))
+
+
+def drive(chunk_rows: ChunkRows, chunk: int, samples: int | None = None, tol: float | None = None, progress: Progress | None = None, rows: Rows = PLAIN_ROWS) -> Summary:
     """Run whole chunks: a fixed number of samples, or until both standard errors are <= tol.
 
-    chunk_rows gives the rows of chunks first, first+1, ... (5 columns, or 10
-    with the squared derivative's moments); any Monte Carlo path uses this.
+    chunk_rows gives the rows of chunks first, first+1, ... (plain: 5 columns,
+    or 10 with the squared derivative's moments); any Monte Carlo path uses this.
     """
     if tol is None:
         sizes = chunk_sizes(samples or DEFAULT_SAMPLES, chunk)
-        return summarize_rows(chunk_rows(0, sizes, progress, sum(sizes), 0))
-    return _run_to_tolerance(chunk_rows, chunk, tol, progress)
+        return rows.summarize(chunk_rows(0, sizes, progress, sum(sizes), 0))
+    return _run_to_tolerance(chunk_rows, chunk, tol, progress, rows)
 
 
-def _run_to_tolerance(chunk_rows: ChunkRows, chunk: int, tol: float, progress: Progress | None) -> Summary:
+def _run_to_tolerance(chunk_rows: ChunkRows, chunk: int, tol: float, progress: Progress | None, kind: Rows) -> Summary:
     rows = chunk_rows(0, [chunk])  # pilot: one chunk
     while True:
-        summary = summarize_rows(rows)
+        summary = kind.summarize(rows)
         if summary.mean_se <= tol and summary.std_se <= tol:
             return summary
-        need = _samples_for(merge(rows[:, :5]), tol)
+        need = kind.samples_for(rows, tol)
         if need > MAX_SAMPLES:
             raise MomentcalcError(f"tol={tol:g} would need about {need:.2g} samples, more than the {MAX_SAMPLES:.2g} allowed; use a larger tol or an exact method")
         extra = max(1, math.ceil(need / chunk) - len(rows))

@@ -1,0 +1,86 @@
+"""Antithetic variates for pipelines with max pooling: every draw of standard normals z gives
+two outputs, the pipeline at mu + sigma z and at mu - sigma z.
+
+Why only there: the max of a window and the max of its mirror image (minus its
+min) are negatively correlated and come from the same draws. For maxpool(k=3)
+bench/throughput.py measured variance x time 2.1x better for the mean and
+1.9x better for the std than plain Monte Carlo. Pipelines without max pooling
+keep plain sampling: for an odd pipeline (avgpool of identity) a pair's mean
+is exactly mu, and its standard error would be rounding noise.
+
+The pairs, not the outputs, are independent, so the standard errors come
+from pair-level quantities. With d1, d2 the pair's deviations from a shift
+(one value for the whole run, so chunk rows simply add):
+a = (d1 + d2) / 2 and b = (d1^2 + d2^2) / 2, over P pairs,
+
+* mean = shift + mean(a), SE(mean) = sqrt(var(a) / P);
+* var = mean(b) - mean(a)^2, and by the delta method
+  SE(var) = sqrt((4 mean(a)^2 var(a) - 4 mean(a) cov(a, b) + var(b)) / P),
+  SE(std) = SE(var) / (2 std).
+
+Results are reproducible to the bit as for plain sampling: chunk j draws
+from montecarlo.chunk_generator(seed, j) and sample counts are rounded up
+to even.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import mc_kernels, montecarlo
+from .montecarlo import Program, Progress, Summary
+
+NOTE = "antithetic pairs (z, -z)"
+PILOT_PAIRS = 64
+
+
+def run(program: Program, samples: int | None, tol: float | None, seed: int, progress: Progress | None) -> Summary:
+    shift = _shift(program, seed)
+
+    def launch(gens, counts):
+        return mc_kernels.run_pair_chunks_parallel(gens, counts // 2, shift, *program.kernel_args())
+
+    def chunk_rows(first, sizes, progress=None, total=0, done=0):
+        return montecarlo.run_chunks(program, seed, first, sizes, progress, total, done, launch)
+
+    rows = montecarlo.Rows(lambda r: summarize(r, shift), samples_for)
+    chunk = max(2, program.chunk - program.chunk % 2)
+    even = None if samples is None else samples + samples % 2
+    return montecarlo.drive(chunk_rows, chunk, even, tol, progress, rows)
+
+
+def _shift(program: Program, seed: int) -> float:
+    # Any constant gives the same estimates; one near the output mean keeps the sums' digits.
+    row = mc_kernels.run_pair_chunk(montecarlo.chunk_generator(seed, 0), PILOT_PAIRS, 0.0, *program.kernel_args())
+    return float(row[1] / row[0])
+
+
+def _pair_stats(rows: np.ndarray) -> tuple[float, float, float, float, float, float]:
+    """Pairs, mean(a), mean(b), var(a), var(b), cov(a, b)."""
+    pairs, sa, saa, sb, sbb, sab = rows.sum(axis=0)
+    a, b = sa / pairs, sb / pairs
+    return pairs, a, b, max(saa / pairs - a * a, 0.0), max(sbb / pairs - b * b, 0.0), sab / pairs - a * b
+
+
+def _var_of_var(a: float, var_a: float, var_b: float, cov: float) -> float:
+    """Per-pair variance of mean(b) - mean(a)^2 (the delta method)."""
+    return max(4.0 * a * a * var_a - 4.0 * a * cov + var_b, 0.0)
+
+
+def summarize(rows: np.ndarray, shift: float) -> Summary:
+    pairs, a, b, var_a, var_b, cov = _pair_stats(rows)
+    var = max(b - a * a, 0.0)
+    std = math.sqrt(var)
+    std_se = math.sqrt(_var_of_var(a, var_a, var_b, cov) / pairs) / (2.0 * std) if std > 0.0 else 0.0
+    return Summary(shift + a, std, math.sqrt(var_a / pairs), std_se, int(2 * pairs), notes=(NOTE,))
+
+
+def samples_for(rows: np.ndarray, tol: float) -> int:
+    """Samples (twice the pairs) that bring both standard errors down to tol."""
+    pairs, a, b, var_a, var_b, cov = _pair_stats(rows)
+    var = b - a * a
+    need_mean = var_a / tol**2
+    need_std = _var_of_var(a, var_a, var_b, cov) / (4.0 * var * tol**2) if var > 0.0 else 0.0
+    return 2 * int(math.ceil(max(need_mean, need_std, 1.0)))

@@ -1,0 +1,94 @@
+"""Antithetic pairs for pipelines with max pooling: the right pairs, the right sums, honest SEs."""
+
+import math
+
+import numpy as np
+import pytest
+
+import momentcalc as mc
+from momentcalc import parse
+from momentcalc.estimators import antithetic, mc_kernels, montecarlo, quadrature
+
+import naive
+
+Z = 4.5
+
+
+def program(spec, mu=0.0, sigma=1.0):
+    return montecarlo.compile_program(parse(spec), mu, sigma)
+
+
+def exact_max9():
+    m1, m2 = naive.std_normal_max_moment(9, 1), naive.std_normal_max_moment(9, 2)
+    return m1, math.sqrt(m2 - m1 * m1)
+
+
+@pytest.mark.parametrize(
+    "spec, antithetic_expected",
+    [("maxpool(k=3)", True), ("relu | maxpool(k=2) | avgpool(k=2)", True), ("avgpool(k=3)", False), ("relu", False), ("dropout(p=0.5) | sigmoid", False)],
+)
+def test_pairs_only_where_max_pooling_makes_them_pay(spec, antithetic_expected):
+    assert program(spec).antithetic is antithetic_expected
+
+
+@pytest.mark.parametrize("spec", ["maxpool(k=3)", "relu | normalize | dropout(p=0.7) | maxpool(k=2) | sigmoid | avgpool(n=3)"])
+def test_a_pair_is_the_pipeline_at_z_and_at_minus_z(spec):
+    mu, sigma = 0.3, 1.5
+    ops = parse(spec).ops
+    mean, std, _, _ = quadrature.estimate_moments(parse("relu"), mu, sigma)
+    fused = mc_kernels.sample_pair_outputs(montecarlo.chunk_generator(0, 0), 50, *program(spec, mu, sigma).kernel_args())
+    gen = montecarlo.chunk_generator(0, 0)
+    slow = []
+    for _ in range(50):
+        z = [gen.standard_normal() for _ in range(naive.normals_per_output(ops))]
+        # Each side draws its own dropout masks, after the shared normals, in the kernels' order.
+        slow.append([naive._evaluate(gen, ops, iter([mu + sign * sigma * v for v in z]), {1: (mean, std)}) for sign in (1.0, -1.0)])
+    np.testing.assert_allclose(fused, slow, rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("spec", ["maxpool(k=3)", "relu | maxpool(k=2) | avgpool(k=2)"])
+def test_chunk_sums_are_the_sums_over_the_pairs(spec):
+    args = program(spec).kernel_args()
+    shift = 1.3
+    row = mc_kernels.run_pair_chunk(montecarlo.chunk_generator(2, 0), 3000, shift, *args)
+    y = mc_kernels.sample_pair_outputs(montecarlo.chunk_generator(2, 0), 3000, *args) - shift
+    a, b = y.mean(axis=1), (y**2).mean(axis=1)
+    np.testing.assert_allclose(row, [3000, a.sum(), (a * a).sum(), b.sum(), (b * b).sum(), (a * b).sum()], rtol=1e-12)
+
+
+def test_standard_errors_match_the_spread_over_seeds():
+    # Each run's error in units of its own SE: all within Z, and mean square near 1 (chi-square, 24 dof).
+    mean, std = exact_max9()
+    runs = [montecarlo.run(program("maxpool(k=3)"), samples=1 << 15, seed=s) for s in range(24)]
+    z_mean = np.array([(r.mean - mean) / r.mean_se for r in runs])
+    z_std = np.array([(r.std - std) / r.std_se for r in runs])
+    for z in (z_mean, z_std):
+        assert np.all(np.abs(z) <= Z)
+        assert 0.3 <= np.mean(z**2) <= 2.3
+
+
+def test_pairs_beat_plain_sampling_for_the_mean_of_max_pooling():
+    # Per output, the mean's variance falls by 1 / (1 + corr(max z, -min z)); the draws per output halve.
+    mean, std = exact_max9()
+    got = montecarlo.run(program("maxpool(k=3)"), samples=1 << 20, seed=1)
+    assert got.mean_se < std / math.sqrt(got.samples)
+    assert abs(got.mean - mean) <= Z * got.mean_se and abs(got.std - std) <= Z * got.std_se
+
+
+def test_samples_round_up_to_whole_pairs_and_the_estimate_says_how_it_was_made():
+    est = mc.estimate("maxpool(k=3)", method="montecarlo", samples=10_001, seed=3).record
+    assert est.samples == 10_002
+    assert antithetic.NOTE in est.notes
+    assert antithetic.NOTE not in mc.estimate("relu", method="montecarlo", samples=1000).record.notes
+
+
+def test_tol_is_met_with_pairs_and_spends_little_more_than_it_needs():
+    tol = 3e-4
+    got = montecarlo.run(program("relu | maxpool(k=3)"), tol=tol, seed=5)
+    assert got.mean_se <= tol and got.std_se <= tol
+    # The pairs that tol requires, from pair statistics of a large independent sample (numpy, two-pass).
+    y = mc_kernels.sample_pair_outputs(montecarlo.chunk_generator(99, 0), 400_000, *program("relu | maxpool(k=3)").kernel_args())
+    d = y - y.mean()  # deviations from the mean: mean(a) = 0, so the delta method leaves var(b) alone
+    a, b = d.mean(axis=1), (d**2).mean(axis=1)
+    required_pairs = max(a.var() / tol**2, b.var() / (4.0 * b.mean() * tol**2))
+    assert got.samples <= 1.5 * 2 * required_pairs
