@@ -50,7 +50,7 @@ def test_a_pair_is_the_pipeline_at_z_and_at_minus_z(spec):
 def test_chunk_sums_are_the_sums_over_the_pairs(spec):
     args = program(spec).kernel_args()
     shift = 1.3
-    row = mc_kernels.run_pair_chunk(montecarlo.chunk_generator(2, 0), 3000, shift, *args)
+    row = montecarlo.run_chunks(program(spec), 2, 0, [6000], launch=antithetic._PairLaunch(program(spec), shift))[0]
     y = mc_kernels.sample_pair_outputs(montecarlo.chunk_generator(2, 0), 3000, *args) - shift
     a, b = y.mean(axis=1), (y**2).mean(axis=1)
     np.testing.assert_allclose(row, [3000, a.sum(), (a * a).sum(), b.sum(), (b * b).sum(), (a * b).sum()], rtol=1e-12)

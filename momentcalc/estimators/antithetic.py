@@ -37,23 +37,33 @@ PILOT_PAIRS = 64
 
 
 def run(program: Program, samples: int | None, tol: float | None, seed: int, progress: Progress | None) -> Summary:
-    shift = _shift(program, seed)
-
-    def launch(gens, counts):
-        return mc_kernels.run_pair_chunks_parallel(gens, counts // 2, shift, *program.kernel_args())
+    launch = _PairLaunch(program, _shift(program, seed))
 
     def chunk_rows(first, sizes, progress=None, total=0, done=0):
         return montecarlo.run_chunks(program, seed, first, sizes, progress, total, done, launch)
 
-    rows = montecarlo.Rows(lambda r: summarize(r, shift), samples_for)
+    rows = montecarlo.Rows(lambda r: summarize(r, launch.shift), samples_for)
     chunk = max(2, program.chunk - program.chunk % 2)
     even = None if samples is None else samples + samples % 2
     return montecarlo.drive(chunk_rows, chunk, even, tol, progress, rows)
 
 
+class _PairLaunch:
+    """Pair rows for chunks of even sizes, from the kernel that fits the program."""
+
+    def __init__(self, program: Program, shift: float):
+        self.program, self.shift = program, shift
+
+    def __call__(self, gens: list, sizes: np.ndarray) -> np.ndarray:
+        p = self.program
+        if mc_kernels.is_bare_max(p.codes, p.win_kind, p.win_n):
+            return mc_kernels.run_bare_max_pairs_parallel(gens, sizes // 2, self.shift, p.mu, p.sigma, int(p.win_n[0]))
+        return mc_kernels.run_pairs_parallel(gens, sizes // 2, self.shift, *p.kernel_args())
+
+
 def _shift(program: Program, seed: int) -> float:
     # Any constant gives the same estimates; one near the output mean keeps the sums' digits.
-    row = mc_kernels.run_pair_chunk(montecarlo.chunk_generator(seed, 0), PILOT_PAIRS, 0.0, *program.kernel_args())
+    row = montecarlo.run_chunks(program, seed, 0, [2 * PILOT_PAIRS], launch=_PairLaunch(program, 0.0))[0]
     return float(row[1] / row[0])
 
 
@@ -74,7 +84,7 @@ def summarize(rows: np.ndarray, shift: float) -> Summary:
     var = max(b - a * a, 0.0)
     std = math.sqrt(var)
     std_se = math.sqrt(_var_of_var(a, var_a, var_b, cov) / pairs) / (2.0 * std) if std > 0.0 else 0.0
-    return Summary(shift + a, std, math.sqrt(var_a / pairs), std_se, int(2 * pairs), notes=(NOTE,))
+    return Summary(float(shift + a), std, math.sqrt(var_a / pairs), std_se, int(2 * pairs), notes=(NOTE,))
 
 
 def samples_for(rows: np.ndarray, tol: float) -> int:

@@ -448,18 +448,12 @@ def _pair_sums(y1, y2, shift, sa, saa, sb, sbb, sab):
     return sa + a, saa + a * a, sb + b, sbb + b * b, sab + a * b
 
 
-@_jit
-def run_pair_chunk(gen, pairs, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    """Antithetic pairs: the outputs at mu + sigma z and at mu - sigma z, from the same standard normals z.
+def is_bare_max(codes, win_kind, win_n):
+    """A lone maxpool with no elementwise stages: the pair kernel that takes max and -min in one pass."""
+    return win_n.shape[0] == 1 and codes.shape[0] == 0 and win_kind[0] == MAX
 
-    Returns [pairs, Sa, Saa, Sb, Sbb, Sab], plain sums over pairs of a and b
-    (see _pair_sums). Every chunk of a run uses the same shift, so rows add.
-    Dropout masks are drawn afresh for each side: any pairing is valid as
-    long as each side alone has the pipeline's distribution.
-    """
-    if win_n.shape[0] == 1 and codes.shape[0] == 0 and win_kind[0] == MAX:
-        return _pairs_bare_max(gen, pairs, shift, mu, sigma, win_n[0])
-    return _pairs_general(gen, pairs, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+
+_is_bare_max = _inline(is_bare_max)
 
 
 @_inline
@@ -490,6 +484,11 @@ def _general_pair(gen, z, row, mu, sigma, codes, params, seg, win_kind, win_n, a
 
 @_jit
 def _pairs_bare_max(gen, pairs, shift, mu, sigma, n):
+    """Antithetic pairs: the outputs at mu + sigma z and at mu - sigma z, from the same standard normals z.
+
+    Returns [pairs, Sa, Saa, Sb, Sbb, Sab], plain sums over pairs of a and b
+    (see _pair_sums). Every chunk of a run uses the same shift, so rows add.
+    """
     sa = saa = sb = sbb = sab = 0.0
     for _ in range(pairs):
         y1, y2 = _bare_max_pair(gen, mu, sigma, n)
@@ -499,6 +498,8 @@ def _pairs_bare_max(gen, pairs, shift, mu, sigma, n):
 
 @_jit
 def _pairs_general(gen, pairs, shift, mu, sigma, codes, params, seg, win_kind, win_n):
+    """_pairs_bare_max's row for any pipeline. Dropout masks are drawn afresh for each side: any
+    pairing is valid as long as each side alone has the pipeline's distribution."""
     acc = np.zeros(win_n.shape[0])
     cnt = np.zeros(win_n.shape[0], dtype=np.int64)
     z = np.empty(np.prod(win_n))
@@ -512,13 +513,13 @@ def _pairs_general(gen, pairs, shift, mu, sigma, codes, params, seg, win_kind, w
 
 @_jit
 def sample_pair_outputs(gen, pairs, mu, sigma, codes, params, seg, win_kind, win_n):
-    """Both outputs of each antithetic pair, shape (pairs, 2), in run_pair_chunk's draw order: for tests."""
+    """Both outputs of each antithetic pair, shape (pairs, 2), in the pair kernels' draw order: for tests."""
     out = np.empty((pairs, 2))
     acc = np.zeros(win_n.shape[0])
     cnt = np.zeros(win_n.shape[0], dtype=np.int64)
     z = np.empty(np.prod(win_n))
     row = np.empty_like(z)
-    bare_max = win_n.shape[0] == 1 and codes.shape[0] == 0 and win_kind[0] == MAX
+    bare_max = _is_bare_max(codes, win_kind, win_n)
     for i in range(pairs):
         if bare_max:
             out[i, 0], out[i, 1] = _bare_max_pair(gen, mu, sigma, win_n[0])
@@ -547,10 +548,21 @@ def run_chain_chunks_parallel(gens, counts, mu, sigma, codes, params):
     return out
 
 
+# The pair kernels have a driver each, like the plain ones: a first run of the common
+# maxpool(k=...) compiles only the small bare-max kernel.
 @njit(cache=True, parallel=True)
-def run_pair_chunks_parallel(gens, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    """run_pair_chunk's rows, one per chunk, as run_chunks_parallel."""
+def run_bare_max_pairs_parallel(gens, pair_counts, shift, mu, sigma, n):
+    """_pairs_bare_max's rows, one per chunk, as run_chunks_parallel."""
     out = np.zeros((len(gens), 6))
     for c in prange(len(gens)):
-        out[c] = run_pair_chunk(gens[c], pair_counts[c], shift, mu, sigma, codes, params, seg, win_kind, win_n)
+        out[c] = _pairs_bare_max(gens[c], pair_counts[c], shift, mu, sigma, n)
+    return out
+
+
+@njit(cache=True, parallel=True)
+def run_pairs_parallel(gens, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
+    """_pairs_general's rows, one per chunk, as run_chunks_parallel."""
+    out = np.zeros((len(gens), 6))
+    for c in prange(len(gens)):
+        out[c] = _pairs_general(gens[c], pair_counts[c], shift, mu, sigma, codes, params, seg, win_kind, win_n)
     return out
