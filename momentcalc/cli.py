@@ -176,6 +176,9 @@ def _render_result(result) -> None:
     console.print(grid)
     seeds = sorted({e.seed for e in result.estimates if e.seed is not None})
     console.print("* method of record" + (f"; Monte Carlo seed {', '.join(map(str, seeds))}" if seeds else ""))
+    for e in result.estimates:
+        if e.notes:
+            console.print(f"{e.method}: {escape('; '.join(e.notes))}")
     if len(result.estimates) < 2:
         console.print("[yellow]one method only: nothing to cross-check[/]")
     elif result.agree:

@@ -266,3 +266,11 @@ def test_estimate_with_size_shows_the_window_kinds_and_json_maps():
 def test_list_shows_stride_and_padding_of_windows():
     out = CliRunner().invoke(app, ["list"]).output
     assert "s=k (stride)" in out and "count_include_pad" in out
+
+
+def test_estimate_says_how_each_estimate_was_made():
+    out = invoke("estimate", "maxpool(k=3)", "--method", "montecarlo", "--samples", "20000")
+    assert out.exit_code == 0, out.stdout
+    assert "montecarlo: antithetic pairs (z, -z)" in out.stdout
+    plain = invoke("estimate", "relu", "--method", "montecarlo", "--samples", "20000")
+    assert "antithetic" not in plain.stdout
