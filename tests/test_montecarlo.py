@@ -98,12 +98,25 @@ def test_fused_kernel_matches_the_slow_reference_value_by_value():
     np.testing.assert_allclose(fused, slow, rtol=0, atol=1e-13)
 
 
-@pytest.mark.parametrize("spec", ["relu", "maxpool(k=3)", "relu | maxpool(k=2) | avgpool(k=2)"])
+@pytest.mark.parametrize("spec", ["avgpool(k=3)", "maxpool(k=3)", "relu | maxpool(k=2) | avgpool(k=2)", "relu | avgpool(k=2) | sigmoid"])
 def test_chunk_moments_match_a_two_pass_reference(spec):
     program = montecarlo.compile_program(parse(spec), 0.0, 1.0)
     row = mc_kernels.run_chunk(montecarlo.chunk_generator(1, 0), 5000, *program.kernel_args())
     values = mc_kernels.sample_outputs(montecarlo.chunk_generator(1, 0), 5000, *program.kernel_args())
     np.testing.assert_allclose(row, naive.moments(values), rtol=1e-9)
+
+
+@pytest.mark.parametrize("spec", ["relu", "relu | dropout(p=0.5) | relu"])
+def test_chain_rows_are_the_moments_of_the_outputs_and_of_the_squared_derivative(spec):
+    # Both specs are relu-ended: the derivative is 1 exactly where the output is positive, 0 elsewhere
+    # (times the dropout scale 1/sqrt(0.5) squared = 2 where kept).
+    program = montecarlo.compile_program(parse(spec), 0.0, 1.0)
+    rows = montecarlo.run_chunks(program, 1, 0, [5000])
+    values = mc_kernels.sample_outputs(montecarlo.chunk_generator(1, 0), 5000, *program.kernel_args())
+    np.testing.assert_allclose(rows[0, :5], naive.moments(values), rtol=1e-9)
+    g2 = (values > 0) * (2.0 if "dropout" in spec else 1.0)
+    n, mean, m2, _, _ = naive.moments(g2)
+    np.testing.assert_allclose(rows[0, 5:8], [n, mean, m2], rtol=1e-9)
 
 
 def test_merge_is_the_moments_of_the_concatenation():

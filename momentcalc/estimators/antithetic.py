@@ -57,8 +57,8 @@ class _PairLaunch:
     def __call__(self, gens: list, sizes: np.ndarray) -> np.ndarray:
         p = self.program
         if mc_kernels.is_bare_max(p.codes, p.win_kind, p.win_n):
-            return mc_kernels.run_bare_max_pairs_parallel(gens, sizes // 2, self.shift, p.mu, p.sigma, int(p.win_n[0]))
-        return mc_kernels.run_pairs_parallel(gens, sizes // 2, self.shift, *p.kernel_args())
+            return mc_kernels.bare_max_pair_rows(gens, sizes // 2, self.shift, p.mu, p.sigma, int(p.win_n[0]))
+        return mc_kernels.pair_rows(gens, sizes // 2, self.shift, *p.kernel_args())
 
 
 def _shift(program: Program, seed: int) -> float:

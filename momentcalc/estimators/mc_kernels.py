@@ -17,7 +17,7 @@ algorithm, sound when the shift is near the mean.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ..ops import activations as act
 
@@ -211,29 +211,17 @@ def _accumulate2(i, y, shift, s1, s2):
 
 @_jit
 def run_chunk(gen, count, mu, sigma, codes, params, seg, win_kind, win_n):
-    """Moments of `count` outputs: array [count, mean, M2, M3, M4].
+    """Moments of `count` outputs of a pipeline with window ops: array [count, mean, M2, M3, M4].
 
-    Each shape of spec has its own small kernel: one big loop with every
-    path inlined is too large for LLVM to optimize well.
+    (Chains without windows go to run_chain_chunk, which also gives the derivative.)
+    Each shape of spec has its own small kernel: one big loop with every path
+    inlined is too large for LLVM to optimize well.
     """
-    if win_n.shape[0] == 0 and codes.shape[0] == 1 and codes[0] > 0:
-        return _chunk_activation(gen, count, mu, sigma, codes[0], params[0, 0], params[0, 1])
-    if win_n.shape[0] == 0:
-        return _chunk_no_window(gen, count, mu, sigma, codes, params)
     if win_n.shape[0] == 1 and codes.shape[0] == 0:
         return _chunk_bare_window(gen, count, mu, sigma, win_kind[0], win_n[0])
     if win_n.shape[0] == 1:
         return _chunk_one_window(gen, count, mu, sigma, codes, params, seg, win_kind[0], win_n[0])
     return _chunk_nested(gen, count, mu, sigma, codes, params, seg, win_kind, win_n)
-
-
-@_jit
-def _chunk_activation(gen, count, mu, sigma, code, a, b):
-    shift = s1 = s2 = s3 = s4 = 0.0
-    for i in range(count):
-        y = apply_activation(code, a, b, mu + sigma * gen.standard_normal())
-        shift, s1, s2, s3, s4 = _accumulate(i, y, shift, s1, s2, s3, s4)
-    return _central(count, shift, s1, s2, s3, s4)
 
 
 @_jit
@@ -248,15 +236,6 @@ def _chunk_bare_window(gen, count, mu, sigma, kind, n):
             elif v > acc:
                 acc = v
         y = mu + sigma * (acc / n if kind == AVG else acc)
-        shift, s1, s2, s3, s4 = _accumulate(i, y, shift, s1, s2, s3, s4)
-    return _central(count, shift, s1, s2, s3, s4)
-
-
-@_jit
-def _chunk_no_window(gen, count, mu, sigma, codes, params):
-    shift = s1 = s2 = s3 = s4 = 0.0
-    for i in range(count):
-        y = _apply_segment(gen, codes, params, 0, codes.shape[0], mu + sigma * gen.standard_normal())
         shift, s1, s2, s3, s4 = _accumulate(i, y, shift, s1, s2, s3, s4)
     return _central(count, shift, s1, s2, s3, s4)
 
@@ -391,8 +370,6 @@ def run_chain_chunk(gen, count, mu, sigma, codes, params):
     by montecarlo.compile_program; the chain rule multiplies the stage
     derivatives along each draw. The draws are those of run_chunk.
     """
-    if codes.shape[0] == 1 and codes[0] > 0:
-        return _chain_activation(gen, count, mu, sigma, codes[0], params[0, 0], params[0, 1])
     shift = s1 = s2 = s3 = s4 = 0.0
     gshift = g1 = g2 = 0.0
     for i in range(count):
@@ -419,7 +396,8 @@ def run_chain_chunk(gen, count, mu, sigma, codes, params):
 
 
 @_jit
-def _chain_activation(gen, count, mu, sigma, code, a, b):
+def run_activation_chunk(gen, count, mu, sigma, code, a, b):
+    """run_chain_chunk's row for a chain of one activation, the commonest spec."""
     shift = s1 = s2 = s3 = s4 = 0.0
     gshift = g1 = g2 = 0.0
     for i in range(count):
@@ -528,41 +506,52 @@ def sample_pair_outputs(gen, pairs, mu, sigma, codes, params, seg, win_kind, win
     return out
 
 
-# Two parallel drivers rather than one with a flag: each compiles only its own kernels, so a
-# first run of an activation does not pay for the window kernels (and vice versa).
-@njit(cache=True, parallel=True)
-def run_chunks_parallel(gens, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    """One row [n, mean, M2, M3, M4] per chunk, each chunk from its own generator: rows do not depend on the thread count."""
+# Batch drivers: the rows of a list of chunks, in order, each chunk from its own generator, so
+# rows do not depend on which thread ran them (montecarlo.run_chunks gives each thread a slice).
+# One driver per kind of kernel rather than one with flags: numba re-optimizes a driver's callees
+# with it, so each compiles only its own kernels and a first run of an activation does not pay
+# for the window kernels (and vice versa). A numba prange driver was slower here and took 2-7 s
+# more to compile per kind.
+@_jit
+def window_rows(gens, counts, mu, sigma, codes, params, seg, win_kind, win_n):
+    """run_chunk's rows [n, mean, M2, M3, M4], one per chunk."""
     out = np.zeros((len(gens), 5))
-    for c in prange(len(gens)):
+    for c in range(len(gens)):
         out[c] = run_chunk(gens[c], counts[c], mu, sigma, codes, params, seg, win_kind, win_n)
     return out
 
 
-@njit(cache=True, parallel=True)
-def run_chain_chunks_parallel(gens, counts, mu, sigma, codes, params):
-    """run_chain_chunk's rows of 10 (the output, then the squared derivative), one per chunk, as run_chunks_parallel."""
+@_jit
+def chain_rows(gens, counts, mu, sigma, codes, params):
+    """run_chain_chunk's rows of 10 (the output, then the squared derivative), one per chunk."""
     out = np.zeros((len(gens), 10))
-    for c in prange(len(gens)):
+    for c in range(len(gens)):
         out[c] = run_chain_chunk(gens[c], counts[c], mu, sigma, codes, params)
     return out
 
 
-# The pair kernels have a driver each, like the plain ones: a first run of the common
-# maxpool(k=...) compiles only the small bare-max kernel.
-@njit(cache=True, parallel=True)
-def run_bare_max_pairs_parallel(gens, pair_counts, shift, mu, sigma, n):
-    """_pairs_bare_max's rows, one per chunk, as run_chunks_parallel."""
+@_jit
+def activation_rows(gens, counts, mu, sigma, code, a, b):
+    """run_activation_chunk's rows, as chain_rows."""
+    out = np.zeros((len(gens), 10))
+    for c in range(len(gens)):
+        out[c] = run_activation_chunk(gens[c], counts[c], mu, sigma, code, a, b)
+    return out
+
+
+@_jit
+def bare_max_pair_rows(gens, pair_counts, shift, mu, sigma, n):
+    """_pairs_bare_max's rows, one per chunk."""
     out = np.zeros((len(gens), 6))
-    for c in prange(len(gens)):
+    for c in range(len(gens)):
         out[c] = _pairs_bare_max(gens[c], pair_counts[c], shift, mu, sigma, n)
     return out
 
 
-@njit(cache=True, parallel=True)
-def run_pairs_parallel(gens, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    """_pairs_general's rows, one per chunk, as run_chunks_parallel."""
+@_jit
+def pair_rows(gens, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
+    """_pairs_general's rows, one per chunk."""
     out = np.zeros((len(gens), 6))
-    for c in prange(len(gens)):
+    for c in range(len(gens)):
         out[c] = _pairs_general(gens[c], pair_counts[c], shift, mu, sigma, codes, params, seg, win_kind, win_n)
     return out

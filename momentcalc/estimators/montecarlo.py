@@ -3,9 +3,9 @@
 The samples are split into chunks of about CHUNK_NORMALS normal draws
 (fewer outputs per chunk for wider windows) whose boundaries depend only
 on the spec and the sample count. Chunk j draws from its own Generator
-(SFC64 seeded with SeedSequence(seed).spawn()[j]), chunks run in a numba
-prange loop on numba.get_num_threads() threads, and their moments are merged in chunk
-order with the pairwise update of Chan et al. / Pebay. So the result has
+(SFC64 seeded with SeedSequence(seed).spawn()[j]), slices of chunks run
+on numba.get_num_threads() threads in jitted nogil batch kernels, and their
+moments are merged in chunk order with the pairwise update of Chan et al. / Pebay. So the result has
 the same bits on 1 thread or many, and a run with ``tol`` that stops after
 m chunks equals a run of exactly those m chunks.
 
@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import math
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Callable
 
 import numba
@@ -137,9 +139,10 @@ def run_chunks(program: Program, seed: int, first: int, sizes: list[int], progre
     """Rows of chunks first, first+1, ..., in chunk order, from `launch` (plain moments by default).
 
     A plain row is [n, mean, M2, M3, M4] of the output, followed for chains
-    without windows by the same for the squared derivative. The chunks of a
-    batch run in a numba prange loop (no Python between chunks); batches exist
-    only so that progress can be reported.
+    without windows by the same for the squared derivative. A batch of chunks
+    is cut into slices that run on the threads (one jitted call per slice, no
+    Python between its chunks); batches exist only so that progress can be
+    reported.
     """
     launch = launch or _plain_launch(program)
     batch = 32 * max(1, numba.get_num_threads())  # about 0.1 s of work between progress reports
@@ -151,17 +154,39 @@ def run_chunks(program: Program, seed: int, first: int, sizes: list[int], progre
             # A plain list of Generators: numba's typed List would cost 0.7 s of compilation in every
             # new process, and the reflected list's deprecation has been pending for years.
             warnings.simplefilter("ignore", NumbaPendingDeprecationWarning)
-            rows.append(launch(gens, counts))
+            rows.append(_in_threads(launch, gens, counts))
         done += int(counts.sum())
         if progress is not None:
             progress(done, total)
     return np.vstack(rows)
 
 
+TASKS_PER_THREAD = 4  # slices per thread: a thread slowed by a neighbour on the machine holds up less
+
+
+def _in_threads(launch: Launch, gens: list, counts: np.ndarray) -> np.ndarray:
+    """launch over consecutive slices of the chunks on the threads, rows back in chunk order."""
+    threads = max(1, numba.get_num_threads())
+    if threads == 1 or len(gens) == 1:
+        return launch(gens, counts)
+    bounds = np.linspace(0, len(gens), min(len(gens), threads * TASKS_PER_THREAD) + 1).astype(int)
+    futures = [_pool(threads).submit(launch, gens[lo:hi], counts[lo:hi]) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    return np.vstack([f.result() for f in futures])
+
+
+@lru_cache(maxsize=None)
+def _pool(threads: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(threads, thread_name_prefix="momentcalc-mc")
+
+
 def _plain_launch(program: Program) -> Launch:
-    if program.win_n.size == 0:
-        return lambda gens, counts: mc_kernels.run_chain_chunks_parallel(gens, counts, *program.kernel_args()[:4])
-    return lambda gens, counts: mc_kernels.run_chunks_parallel(gens, counts, *program.kernel_args())
+    p = program
+    if p.win_n.size == 0 and p.codes.size == 1 and p.codes[0] > 0:
+        code, a, b = int(p.codes[0]), float(p.params[0, 0]), float(p.params[0, 1])
+        return lambda gens, counts: mc_kernels.activation_rows(gens, counts, p.mu, p.sigma, code, a, b)
+    if p.win_n.size == 0:
+        return lambda gens, counts: mc_kernels.chain_rows(gens, counts, p.mu, p.sigma, p.codes, p.params)
+    return lambda gens, counts: mc_kernels.window_rows(gens, counts, *p.kernel_args())
 
 
 def merge(rows: np.ndarray) -> np.ndarray:
