@@ -236,7 +236,7 @@ def main() -> None:
     # round measures the limit and every op back to back, so each ratio compares like with like.
     best: dict[str, float] = {}
     for _ in range(2 if quick else 4):
-        _keep_best(best, "limit", _limit_rate(limit_bitgen, normals, 1))
+        _keep_best(best, "limit", _limit_rate(limit_bitgen, normals, 3))
         for spec, width in OPS.items():
             _keep_best(best, spec + " 1", fused_rate(spec, normals // width, 1, 1))
             _keep_best(best, spec, fused_rate(spec, normals // width, threads, 1))
