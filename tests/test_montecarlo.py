@@ -46,14 +46,15 @@ def test_monte_carlo_agrees_with_exact_within_z_se(spec, mu, sigma, seed):
         assert got.mean_se == pytest.approx(std / math.sqrt(got.samples), rel=0.02)
 
 
-def test_bit_identical_on_one_and_two_threads():
-    program = montecarlo.compile_program(parse("relu | normalize | maxpool(k=3)"), 0.0, 1.0)
+@pytest.mark.parametrize("spec, samples", [("relu | normalize | maxpool(k=3)", 300_001), ("relu | dropout(p=0.5) | tanh", 3_000_001)])
+def test_bit_identical_on_one_and_two_threads(spec, samples):
+    program = montecarlo.compile_program(parse(spec), 0.0, 1.0)
     before = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
-        one = montecarlo.run(program, samples=300_001, seed=11)
+        one = montecarlo.run(program, samples=samples, seed=11)
         numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
-        two = montecarlo.run(program, samples=300_001, seed=11)
+        two = montecarlo.run(program, samples=samples, seed=11)
     finally:
         numba.set_num_threads(before)
     assert one == two
