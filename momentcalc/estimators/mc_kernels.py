@@ -8,10 +8,12 @@ spec and are cached on disk (cache=True) across processes:
 * ``seg``: stage index bounds of the segments between window ops;
 * ``win_kind``/``win_n``: the window ops.
 
-Each call runs one chunk with its own Generator and returns the chunk's
-count, mean and central moment sums M2..M4, accumulated as sums of
+A chunk kernel runs one chunk with its own Generator and returns the
+chunk's count, mean and central moment sums M2..M4, accumulated as sums of
 deviations from a shift (the chunk's first value): the shifted-data
-algorithm, sound when the shift is near the mean.
+algorithm, sound when the shift is near the mean. The antithetic pair
+kernels return plain sums over pairs instead (see estimators/antithetic.py).
+The *_rows batch kernels run a slice of chunks, one row each.
 """
 
 from __future__ import annotations

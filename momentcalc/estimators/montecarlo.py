@@ -1,15 +1,18 @@
-"""Plain Monte Carlo with fused Numba kernels, reproducible to the bit.
+"""Monte Carlo with fused Numba kernels, reproducible to the bit.
 
 The samples are split into chunks of about CHUNK_NORMALS normal draws
 (fewer outputs per chunk for wider windows) whose boundaries depend only
 on the spec and the sample count. Chunk j draws from its own Generator
 (SFC64 seeded with SeedSequence(seed).spawn()[j]), slices of chunks run
 on numba.get_num_threads() threads in jitted nogil batch kernels, and their
-moments are merged in chunk order with the pairwise update of Chan et al. / Pebay. So the result has
-the same bits on 1 thread or many, and a run with ``tol`` that stops after
-m chunks equals a run of exactly those m chunks.
+rows are combined in chunk order. So the result has the same bits on 1
+thread or many, and a run with ``tol`` that stops after m chunks equals a
+run of exactly those m chunks.
 
-Standard errors come from the delta method on the merged central moments:
+Pipelines with max pooling run in antithetic pairs (antithetic.py, with its
+own rows and standard errors). The others sample plainly: chunk moments are
+merged with the pairwise update of Chan et al. / Pebay, and standard errors
+come from the delta method on the merged central moments:
 SE(mean) = sqrt(m2 / N) and SE(std) = sqrt((m4 - m2^2) / N) / (2 std).
 """
 
