@@ -370,7 +370,7 @@ def run_chain_chunk(gen, count, mu, sigma, codes, params):
     a third of the kernel's time.
     The chain (activations, AFFINE, DROPOUT; no window ops) is as compiled
     by montecarlo.compile_program; the chain rule multiplies the stage
-    derivatives along each draw. The draws are those of run_chunk.
+    derivatives along each draw. The draws are those of sample_outputs.
     """
     shift = s1 = s2 = s3 = s4 = 0.0
     gshift = g1 = g2 = 0.0
@@ -512,8 +512,10 @@ def sample_pair_outputs(gen, pairs, mu, sigma, codes, params, seg, win_kind, win
 # rows do not depend on which thread ran them (montecarlo.run_chunks gives each thread a slice).
 # One driver per kind of kernel rather than one with flags: numba re-optimizes a driver's callees
 # with it, so each compiles only its own kernels and a first run of an activation does not pay
-# for the window kernels (and vice versa). A numba prange driver was slower here and took 2-7 s
-# more to compile per kind.
+# for the window kernels (and vice versa). They are written out rather than made from one driver
+# that takes the kernel as an argument: numba does not cache functions that take functions (every
+# process would recompile). A numba prange driver was slower here and took 2-7 s more to compile
+# per kind.
 @_jit
 def window_rows(gens, counts, mu, sigma, codes, params, seg, win_kind, win_n):
     """run_chunk's rows [n, mean, M2, M3, M4], one per chunk."""
