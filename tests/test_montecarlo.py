@@ -8,7 +8,7 @@ import pytest
 
 import momentcalc as mc
 from momentcalc import MomentcalcError
-from momentcalc.estimators import mc_kernels, montecarlo, quadrature
+from momentcalc.estimators import mc_kernels, montecarlo, normals, quadrature
 from momentcalc.spec import parse
 import naive
 
@@ -113,11 +113,40 @@ def test_chain_rows_are_the_moments_of_the_outputs_and_of_the_squared_derivative
     # (times the dropout scale 1/sqrt(0.5) squared = 2 where kept).
     program = montecarlo.compile_program(parse(spec), 0.0, 1.0)
     rows = montecarlo.run_chunks(program, 1, 0, [5000])
-    values = mc_kernels.sample_outputs(montecarlo.chunk_generator(1, 0), 5000, *program.kernel_args())
+    state = normals.state_of(montecarlo.chunk_generator(1, 0).bit_generator)
+    values, g2_drawn = mc_kernels.sample_chain_outputs(state, 5000, *program.kernel_args()[:4])
     np.testing.assert_allclose(rows[0, :5], naive.moments(values), rtol=1e-9)
     g2 = (values > 0) * (2.0 if "dropout" in spec else 1.0)
+    np.testing.assert_allclose(g2_drawn, g2, rtol=1e-15)  # the scale 1/sqrt(0.5), squared
     n, mean, m2, _, _ = naive.moments(g2)
     np.testing.assert_allclose(rows[0, 5:8], [n, mean, m2], rtol=1e-9)
+
+
+@pytest.mark.parametrize("spec", ["relu", "sigmoid", "tanh", "relu | normalize | gelu"])
+def test_chain_outputs_are_the_slow_reference_at_the_streams_normals(spec):
+    # The normals come from normals.standard_normals (tested against numpy's words in test_normals),
+    # the functions from the scalar definitions in ops.activations (naive.one_output).
+    mu, sigma = 0.3, 1.5
+    program = montecarlo.compile_program(parse(spec), mu, sigma)
+    state = normals.state_of(montecarlo.chunk_generator(2, 0).bit_generator)
+    z = normals.standard_normals(state.copy(), 1500)
+    prefix = {}
+    if "normalize" in spec:
+        mean, std, _, _ = quadrature.estimate_moments(parse("relu"), mu, sigma)
+        prefix = {1: (mean, std)}
+    slow = [naive.one_output(_Fixed(v), parse(spec).ops, mu, sigma, prefix) for v in z]
+    values, _ = mc_kernels.sample_chain_outputs(state, 1500, *program.kernel_args()[:4])
+    np.testing.assert_allclose(values, slow, rtol=1e-14, atol=1e-15)
+
+
+class _Fixed:
+    """A generator stand-in for naive.one_output that draws one given standard normal."""
+
+    def __init__(self, z):
+        self.z = z
+
+    def standard_normal(self):
+        return self.z
 
 
 def test_merge_is_the_moments_of_the_concatenation():

@@ -22,6 +22,7 @@ import numpy as np
 from numba import njit
 
 from ..ops import activations as act
+from . import block_ops, normals
 
 AFFINE = -1  # y = a + b * x
 DROPOUT = -2  # y = b * x with probability a, else 0
@@ -361,8 +362,12 @@ def apply_activation_and_grad(code, a, b, x):
     return np.nan, np.nan
 
 
+# Chains without window ops run a block at a time: normals.fill draws a block, one pass applies the
+# chain (writing the output and its squared derivative over the block), and a last pass adds the
+# block to the sums. Apart, each loop is simple enough for LLVM to vectorize the sums, and relu and
+# sigmoid have vectorized loops of their own (block_ops).
 @_jit
-def run_chain_chunk(gen, count, mu, sigma, codes, params):
+def run_chain_chunk(state, count, mu, sigma, codes, params):
     """Moments of the output of an elementwise chain and of (d output / d input)^2, from the same draws.
 
     Ten values: [count, mean, M2, M3, M4] of y, then [count, mean, M2, 0, 0] of the squared
@@ -370,43 +375,106 @@ def run_chain_chunk(gen, count, mu, sigma, codes, params):
     a third of the kernel's time.
     The chain (activations, AFFINE, DROPOUT; no window ops) is as compiled
     by montecarlo.compile_program; the chain rule multiplies the stage
-    derivatives along each draw. The draws are those of sample_outputs.
+    derivatives along each draw. `state` is the chunk's SFC64 stream
+    (estimators/normals.py); the values are those of sample_chain_outputs.
     """
-    shift = s1 = s2 = s3 = s4 = 0.0
-    gshift = g1 = g2 = 0.0
-    for i in range(count):
-        v = mu + sigma * gen.standard_normal()
-        g = 1.0
-        for j in range(codes.shape[0]):
-            c = codes[j]
-            if c == AFFINE:
-                g *= params[j, 1]
-                v = params[j, 0] + params[j, 1] * v
-            elif c == DROPOUT:
-                if gen.random() < params[j, 0]:
-                    g *= params[j, 1]
-                    v = params[j, 1] * v
-                else:
-                    g = 0.0
-                    v = 0.0
-            else:
-                v, d = apply_activation_and_grad(c, params[j, 0], params[j, 1], v)
-                g *= d
-        shift, s1, s2, s3, s4 = _accumulate(i, v, shift, s1, s2, s3, s4)
-        gshift, g1, g2 = _accumulate2(i, g * g, gshift, g1, g2)
-    return np.concatenate((_central(count, shift, s1, s2, s3, s4), _central2(count, gshift, g1, g2)))
+    z, g, missed, words = _block_scratch()
+    acc = np.zeros(6)
+    shift = gshift = 0.0
+    for start in range(0, count, normals.BLOCK):
+        m = min(normals.BLOCK, count - start)
+        normals.fill(state, z, m, missed, words)
+        _chain_block(state, mu, sigma, codes, params, z, g, m)
+        if start == 0:
+            shift, gshift = z[0], g[0]
+        block_ops.add_block(z, g, m, shift, gshift, acc)
+    return _chain_row(count, shift, gshift, acc)
 
 
 @_jit
-def run_activation_chunk(gen, count, mu, sigma, code, a, b):
+def run_activation_chunk(state, count, mu, sigma, code, a, b):
     """run_chain_chunk's row for a chain of one activation, the commonest spec."""
-    shift = s1 = s2 = s3 = s4 = 0.0
-    gshift = g1 = g2 = 0.0
-    for i in range(count):
-        y, g = apply_activation_and_grad(code, a, b, mu + sigma * gen.standard_normal())
-        shift, s1, s2, s3, s4 = _accumulate(i, y, shift, s1, s2, s3, s4)
-        gshift, g1, g2 = _accumulate2(i, g * g, gshift, g1, g2)
-    return np.concatenate((_central(count, shift, s1, s2, s3, s4), _central2(count, gshift, g1, g2)))
+    z, g, missed, words = _block_scratch()
+    e, scale = np.empty(normals.BLOCK), np.empty(normals.BLOCK, dtype=np.int64)
+    acc = np.zeros(6)
+    shift = gshift = 0.0
+    for start in range(0, count, normals.BLOCK):
+        m = min(normals.BLOCK, count - start)
+        normals.fill(state, z, m, missed, words)
+        if start == 0:
+            shift, d = apply_activation_and_grad(code, a, b, mu + sigma * z[0])
+            gshift = d * d
+        if code == RELU:
+            block_ops.add_relu_block(z, m, mu, sigma, shift, gshift, acc)
+        else:
+            _activation_block(code, a, b, mu, sigma, z, g, e, scale, m)
+            block_ops.add_block(z, g, m, shift, gshift, acc)
+    return _chain_row(count, shift, gshift, acc)
+
+
+@_jit
+def sample_chain_outputs(state, count, mu, sigma, codes, params):
+    """The outputs of a chain and their squared derivatives, shape (2, count), as run_chain_chunk draws them: for tests."""
+    out = np.empty((2, count))
+    z, g, missed, words = _block_scratch()
+    for start in range(0, count, normals.BLOCK):
+        m = min(normals.BLOCK, count - start)
+        normals.fill(state, z, m, missed, words)
+        _chain_block(state, mu, sigma, codes, params, z, g, m)
+        out[0, start : start + m] = z[:m]
+        out[1, start : start + m] = g[:m]
+    return out
+
+
+@_inline
+def _block_scratch():
+    b = normals.BLOCK
+    return np.empty(b), np.empty(b), np.empty(b, dtype=np.int64), np.empty(b, dtype=np.uint64)
+
+
+@_jit
+def _chain_block(state, mu, sigma, codes, params, z, g, m):
+    """z[:m] <- the chain at mu + sigma z, g[:m] <- its squared derivative there."""
+    for j in range(m):
+        v = mu + sigma * z[j]
+        d = 1.0
+        for k in range(codes.shape[0]):
+            c = codes[k]
+            if c == AFFINE:
+                d *= params[k, 1]
+                v = params[k, 0] + params[k, 1] * v
+            elif c == DROPOUT:
+                if normals.next_double(state) < params[k, 0]:
+                    d *= params[k, 1]
+                    v = params[k, 1] * v
+                else:
+                    d = 0.0
+                    v = 0.0
+            else:
+                v, dv = apply_activation_and_grad(c, params[k, 0], params[k, 1], v)
+                d *= dv
+        z[j] = v
+        g[j] = d * d
+
+
+RELU, SIGMOID = 1, 2  # codes of apply_activation with loops of their own in block_ops
+
+
+@_inline
+def _activation_block(code, a, b, mu, sigma, z, g, e, scale, m):
+    """_chain_block for one activation: z[:m] <- f(mu + sigma z), g[:m] <- f'(mu + sigma z)^2."""
+    if code == SIGMOID:
+        block_ops.sigmoid_block(mu, sigma, z, g, e, scale, m)
+        return
+    for j in range(m):
+        y, d = apply_activation_and_grad(code, a, b, mu + sigma * z[j])
+        z[j] = y
+        g[j] = d * d
+
+
+@_jit
+def _chain_row(count, shift, gshift, acc):
+    return np.concatenate((_central(count, shift, acc[0], acc[1], acc[2], acc[3]), _central2(count, gshift, acc[4], acc[5])))
 
 
 @_jit
@@ -526,20 +594,20 @@ def window_rows(gens, counts, mu, sigma, codes, params, seg, win_kind, win_n):
 
 
 @_jit
-def chain_rows(gens, counts, mu, sigma, codes, params):
-    """run_chain_chunk's rows of 10 (the output, then the squared derivative), one per chunk."""
-    out = np.zeros((len(gens), 10))
-    for c in range(len(gens)):
-        out[c] = run_chain_chunk(gens[c], counts[c], mu, sigma, codes, params)
+def chain_rows(states, counts, mu, sigma, codes, params):
+    """run_chain_chunk's rows of 10 (the output, then the squared derivative), one per chunk (a row of states)."""
+    out = np.zeros((states.shape[0], 10))
+    for c in range(states.shape[0]):
+        out[c] = run_chain_chunk(states[c], counts[c], mu, sigma, codes, params)
     return out
 
 
 @_jit
-def activation_rows(gens, counts, mu, sigma, code, a, b):
+def activation_rows(states, counts, mu, sigma, code, a, b):
     """run_activation_chunk's rows, as chain_rows."""
-    out = np.zeros((len(gens), 10))
-    for c in range(len(gens)):
-        out[c] = run_activation_chunk(gens[c], counts[c], mu, sigma, code, a, b)
+    out = np.zeros((states.shape[0], 10))
+    for c in range(states.shape[0]):
+        out[c] = run_activation_chunk(states[c], counts[c], mu, sigma, code, a, b)
     return out
 
 

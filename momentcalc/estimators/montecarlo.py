@@ -34,7 +34,7 @@ from ..errors import MomentcalcError
 from ..ops import dropout as dropout_op
 from ..ops.activations import ACTIVATIONS
 from ..spec import Spec
-from . import NotApplicable, mc_kernels
+from . import NotApplicable, mc_kernels, normals
 
 CHUNK_NORMALS = 1 << 18  # about 1.5 ms of drawing: set-up per chunk costs a few percent
 DEFAULT_SAMPLES = 1 << 22
@@ -135,6 +135,11 @@ def chunk_generator(seed: int, index: int) -> np.random.Generator:
     return np.random.Generator(np.random.SFC64(np.random.SeedSequence(seed, spawn_key=(index,))))
 
 
+def chunk_states(gens: list) -> np.ndarray:
+    """The SFC64 states of chunk generators, one row each, for the kernels that draw block-wise (normals.py)."""
+    return np.array([normals.state_of(g.bit_generator) for g in gens], dtype=np.uint64).reshape(len(gens), 4)
+
+
 Launch = Callable[[list, np.ndarray], np.ndarray]  # (generators, chunk sizes) -> one row per chunk
 
 
@@ -186,9 +191,9 @@ def _plain_launch(program: Program) -> Launch:
     p = program
     if p.win_n.size == 0 and p.codes.size == 1 and p.codes[0] > 0:
         code, a, b = int(p.codes[0]), float(p.params[0, 0]), float(p.params[0, 1])
-        return lambda gens, counts: mc_kernels.activation_rows(gens, counts, p.mu, p.sigma, code, a, b)
+        return lambda gens, counts: mc_kernels.activation_rows(chunk_states(gens), counts, p.mu, p.sigma, code, a, b)
     if p.win_n.size == 0:
-        return lambda gens, counts: mc_kernels.chain_rows(gens, counts, p.mu, p.sigma, p.codes, p.params)
+        return lambda gens, counts: mc_kernels.chain_rows(chunk_states(gens), counts, p.mu, p.sigma, p.codes, p.params)
     return lambda gens, counts: mc_kernels.window_rows(gens, counts, *p.kernel_args())
 
 

@@ -1,0 +1,123 @@
+"""Standard normals for the kernels, a block at a time, from an SFC64 state held in an array.
+
+A stream is numpy's SFC64: ``state`` is the uint64[4] array of
+``np.random.SFC64(...).state["state"]["state"]`` ([a, b, c, counter]), and
+the kernels advance it exactly as numpy does. The normals are numpy's
+ziggurat (the one ``Generator.standard_normal`` uses, with numpy's own
+tables) with one change of order, which is what makes it about 1.6x faster:
+
+* numpy finishes each of the 0.7% of draws that miss the ziggurat's fast
+  test (tail or wedge test, and a fresh draw if that rejects) before it
+  draws the next value;
+* ``fill`` takes the fast test for a whole block first, with no branch on
+  the rare path in its loop, and then finishes the missed draws in block
+  order with the stream's next outputs.
+
+Every output of the stream is an independent uniform 64-bit word whichever
+value it goes to, so each value is exactly as distributed as numpy's and the
+values are independent; only which word feeds which value differs from
+numpy after a missed draw. ``tests/test_normals.py`` checks this against a
+plain-Python reference that reads numpy's own SFC64 words.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import float64, int64, njit, uint64
+from numba.np.random._constants import fi_double, ki_double, wi_double, ziggurat_nor_inv_r, ziggurat_nor_r
+
+BLOCK = 512  # values per fill: the block and the kernels' scratch stay in L1
+
+WI = np.asarray(wi_double, dtype=np.float64)
+KI = np.asarray(ki_double, dtype=np.uint64)
+FI = np.asarray(fi_double, dtype=np.float64)
+MANTISSA = np.uint64(0x000FFFFFFFFFFFFF)
+TO_UNIT = 1.0 / 9007199254740992.0  # 2^-53
+
+_jit = njit(cache=True, nogil=True, error_model="numpy")
+_inline = njit(cache=True, nogil=True, error_model="numpy", inline="always")
+
+
+def state_of(bit_generator: np.random.SFC64) -> np.ndarray:
+    """The uint64[4] state array of an SFC64 bit generator (a copy: the kernels advance their own)."""
+    return np.array(bit_generator.state["state"]["state"], dtype=np.uint64)
+
+
+@_inline
+def _sfc64(a, b, c, w):
+    # numpy's sfc64_next: returns the output and the new state.
+    out = a + b + w
+    return out, b ^ (b >> uint64(11)), c + (c << uint64(3)), ((c << uint64(24)) | (c >> uint64(40))) + out, w + uint64(1)
+
+
+@_inline
+def next_word(state):
+    out, state[0], state[1], state[2], state[3] = _sfc64(state[0], state[1], state[2], state[3])
+    return out
+
+
+@_inline
+def next_double(state):
+    """A uniform on [0, 1), as numpy's SFC64 next_double."""
+    return float64(next_word(state) >> uint64(11)) * TO_UNIT
+
+
+@_inline
+def _fast(word):
+    """The ziggurat's fast path for one word: (value, layer, |mantissa|, passed the fast test)."""
+    idx = word & uint64(0xFF)
+    r = word >> uint64(8)
+    rabs = (r >> uint64(1)) & MANTISSA
+    x = float64(int64(rabs)) * WI[idx]
+    if r & uint64(1):
+        x = -x
+    return x, idx, rabs, rabs < KI[idx]
+
+
+@_jit
+def _finish(state, x, idx, rabs):
+    """numpy's slow path for a draw that missed the fast test: its tail or wedge test, then fresh draws."""
+    while True:
+        if idx == 0:
+            while True:
+                xx = -ziggurat_nor_inv_r * np.log1p(-next_double(state))
+                yy = -np.log1p(-next_double(state))
+                if yy + yy > xx * xx:
+                    return -(ziggurat_nor_r + xx) if (rabs >> uint64(8)) & uint64(1) else ziggurat_nor_r + xx
+        elif (FI[idx - 1] - FI[idx]) * next_double(state) + FI[idx] < np.exp(-0.5 * x * x):
+            return x
+        x, idx, rabs, passed = _fast(next_word(state))
+        if passed:
+            return x
+
+
+@_jit
+def fill(state, z, m, missed, words):
+    """z[:m] = the next m standard normals of the stream; missed and words are int64/uint64 scratch of len >= m."""
+    a, b, c, w = state[0], state[1], state[2], state[3]
+    n_missed = 0
+    # One scalar loop: SFC64 is a serial recurrence, and the vectorized form of the table look-ups
+    # (gathers) measured slower than scalar loads on this machine.
+    for j in range(m):
+        word, a, b, c, w = _sfc64(a, b, c, w)
+        z[j], _, _, passed = _fast(word)
+        if not passed:
+            missed[n_missed] = j
+            words[n_missed] = word
+            n_missed += 1
+    state[0], state[1], state[2], state[3] = a, b, c, w
+    for k in range(n_missed):
+        x, idx, rabs, _ = _fast(words[k])
+        z[missed[k]] = _finish(state, x, idx, rabs)
+
+
+@_jit
+def standard_normals(state, n):
+    """The stream's next n normals, in the blocks the kernels draw them in: for tests and references."""
+    out = np.empty(n)
+    missed = np.empty(BLOCK, dtype=np.int64)
+    words = np.empty(BLOCK, dtype=np.uint64)
+    for start in range(0, n, BLOCK):
+        m = min(BLOCK, n - start)
+        fill(state, out[start:], m, missed, words)
+    return out
