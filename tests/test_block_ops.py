@@ -1,0 +1,84 @@
+"""The vectorized block loops of the chain kernels (estimators/block_ops.py)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from momentcalc.estimators import block_ops, mc_kernels, montecarlo, normals
+from momentcalc.ops import activations as act
+from momentcalc.spec import parse
+import naive
+
+
+def _scratch(n):
+    return np.empty(n), np.empty(n, dtype=np.int64)
+
+
+def test_exp_is_within_one_ulp_of_libm_down_to_its_floor():
+    rng = np.random.default_rng(0)
+    t = np.concatenate(([0.0, -0.0, -1e-300, -1e-17, -0.5 * math.log(2), -math.log(2), -700.0, block_ops.EXP_FLOOR],
+                        -rng.exponential(1.0, 4000), -rng.uniform(0, 708, 4000)))
+    out, scale = _scratch(t.size)
+    block_ops.exp_nonpositive(t, out, scale, t.size)
+    want = np.array([math.exp(v) for v in t])
+    assert np.max(np.abs(out - want) / np.spacing(want)) <= 1.0
+
+
+def test_exp_below_its_floor_is_the_floors():
+    t = np.array([-708.5, -745.0, -1e6, -np.inf])
+    out, scale = _scratch(t.size)
+    block_ops.exp_nonpositive(t, out, scale, t.size)
+    np.testing.assert_allclose(out, math.exp(block_ops.EXP_FLOOR), rtol=2.3e-16)
+
+
+def test_sigmoid_block_is_the_scalar_sigmoid_and_its_squared_derivative():
+    rng = np.random.default_rng(1)
+    z = np.concatenate((rng.standard_normal(2000), [0.0, -0.0, 30.0, -30.0, 400.0, -400.0]))
+    mu, sigma = 0.3, 1.5
+    x = mu + sigma * z
+    y, g = z.copy(), np.empty(z.size)
+    e, scale = _scratch(z.size)
+    block_ops.sigmoid_block(mu, sigma, y, g, e, scale, z.size)
+    np.testing.assert_allclose(y, [act.sigmoid(v, 0.0, 0.0) for v in x], rtol=1e-15, atol=0)
+    # A few ulp: exp's own ulp, then products (e * pos * pos) instead of e / (1 + e)^2, squared.
+    np.testing.assert_allclose(g, [act.sigmoid_grad(v, 0.0, 0.0) ** 2 for v in x], rtol=3e-15, atol=0)
+
+
+def _shifted_sums(values, shift, powers):
+    d = np.asarray(values) - shift
+    return [np.sum(d**p) for p in powers]
+
+
+def test_add_block_adds_the_shifted_power_sums():
+    rng = np.random.default_rng(2)
+    y, g = rng.gamma(2.0, size=1000) + 5.0, rng.uniform(size=1000)
+    acc = np.full(6, 1.0)
+    block_ops.add_block(y, g, 999, 5.5, 0.4, acc)
+    want = 1.0 + np.array(_shifted_sums(y[:999], 5.5, (1, 2, 3, 4)) + _shifted_sums(g[:999], 0.4, (1, 2)))
+    np.testing.assert_allclose(acc, want, rtol=1e-12)
+
+
+def test_add_relu_block_is_add_block_of_relu_and_its_derivative():
+    z = np.random.default_rng(3).standard_normal(700)
+    x = -0.2 + 1.3 * z
+    fused, plain = np.zeros(6), np.zeros(6)
+    block_ops.add_relu_block(z, 700, -0.2, 1.3, 0.3, 0.5, fused)
+    block_ops.add_block(np.maximum(x, 0.0), (x > 0.0).astype(float), 700, 0.3, 0.5, plain)
+    np.testing.assert_allclose(fused, plain, rtol=1e-13)
+
+
+@pytest.mark.parametrize("spec", ["relu", "sigmoid", "tanh", "leaky_relu(slope=0.2)"])
+def test_activation_rows_are_the_moments_of_the_chain_outputs(spec):
+    # run_activation_chunk uses the block loops for relu and sigmoid and the scalar dispatch for
+    # the others; sample_chain_outputs always the scalar functions, on the same normals.
+    program = montecarlo.compile_program(parse(spec), 0.1, 2.0)
+    code, a, b = int(program.codes[0]), *program.params[0]
+    count = 3 * normals.BLOCK + 5
+    state = normals.state_of(montecarlo.chunk_generator(6, 0).bit_generator)
+    row = mc_kernels.run_activation_chunk(state.copy(), count, 0.1, 2.0, code, a, b)
+    values, g2 = mc_kernels.sample_chain_outputs(state, count, 0.1, 2.0, program.codes, program.params)
+    np.testing.assert_allclose(row[:5], naive.moments(values), rtol=1e-9)
+    np.testing.assert_allclose(row[5:8], naive.moments(g2)[:3], rtol=1e-9)
