@@ -56,8 +56,14 @@ def add_block(y, g, m, shift, gshift, acc):
 
 @_vector_sums
 def add_relu_block(z, m, mu, sigma, shift, gshift, acc):
-    """add_block of relu(mu + sigma z) and its derivative (0 or 1, its own square), in one pass over z[:m]."""
-    s1 = s2 = s3 = s4 = g1 = g2 = 0.0
+    """add_block of relu(mu + sigma z) and its derivative, in one pass over z[:m].
+
+    The derivative is 0 or 1, so its sums follow from the count k of positive
+    inputs: sum(g - gshift) = k - m gshift and sum((g - gshift)^2) =
+    k (1 - gshift)^2 + (m - k) gshift^2. One accumulator fewer measured 25%
+    faster.
+    """
+    s1 = s2 = s3 = s4 = k = 0.0
     for j in range(m):
         x = mu + sigma * z[j]
         d = (x if x > 0.0 else 0.0) - shift
@@ -66,10 +72,8 @@ def add_relu_block(z, m, mu, sigma, shift, gshift, acc):
         s2 += d2
         s3 += d2 * d
         s4 += d2 * d2
-        e = (1.0 if x > 0.0 else 0.0) - gshift
-        g1 += e
-        g2 += e * e
-    _add6(acc, s1, s2, s3, s4, g1, g2)
+        k += 1.0 if x > 0.0 else 0.0
+    _add6(acc, s1, s2, s3, s4, k - m * gshift, k * (1.0 - gshift) ** 2 + (m - k) * gshift * gshift)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -83,37 +87,55 @@ def _add6(acc, s1, s2, s3, s4, g1, g2):
 
 
 # contract: the polynomial's multiply-adds become FMAs, 2.7x faster here.
-@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-def exp_nonpositive(t, out, scale, m):
-    """out[:m] = exp(t[:m]) for t <= 0; scale is int64 scratch of len >= m.
+_vector_math = njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 
-    exp(t) = 2^k exp(r) with k = round(t / ln 2) and |r| <= ln(2)/2: exp(r)
-    by its Taylor polynomial, 2^k built from its bits.
+
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"}, inline="always")
+def _exp_parts(t):
+    """exp(t) for t <= 0 as (exp(r), the bits of 2^k), with k = round(t / ln 2) and |r| <= ln(2)/2.
+
+    exp(r) by its Taylor polynomial; 2^k is left as bits, to be viewed as
+    float64: a loop that builds it otherwise (ldexp, floor) is a call per value.
     """
+    v = max(t, EXP_FLOOR)
+    k = (v * LOG2E + ROUND) - ROUND  # round to nearest
+    r = (v - k * LN2_HI) - k * LN2_LO
+    # Estrin's scheme (pairs of terms, powers r^2, r^4) for all but 1 + r, added last so that the
+    # rounding stays within an ulp. Horner's chain of 13 dependent multiply-adds measured slower:
+    # the vector loop waited on it.
+    r2 = r * r
+    r4 = r2 * r2
+    q1 = (C4 + C5 * r) + (C6 + C7 * r) * r2
+    q2 = (C8 + C9 * r) + (C10 + C11 * r) * r2
+    q3 = C12 + C13 * r
+    small = r + (C2 + C3 * r) * r2 + r4 * (q1 + r4 * (q2 + r4 * q3))
+    return 1.0 + small, (np.int64(k) + 1023) << 52
+
+
+@_vector_math
+def exp_nonpositive(t, out, scale, m):
+    """out[:m] = exp(t[:m]) for t <= 0 (exp(EXP_FLOOR) below it); scale is int64 scratch of len >= m."""
     for j in range(m):
-        v = max(t[j], EXP_FLOOR)
-        k = (v * LOG2E + ROUND) - ROUND  # round to nearest: a call to floor would stop vectorization
-        r = (v - k * LN2_HI) - k * LN2_LO
-        p = C13 * r + C12
-        p = ((((((((((p * r + C11) * r + C10) * r + C9) * r + C8) * r + C7) * r + C6) * r + C5) * r + C4) * r + C3) * r + C2)
-        out[j] = (p * r + 1.0) * r + 1.0
-        scale[j] = (np.int64(k) + 1023) << 52
+        out[j], scale[j] = _exp_parts(t[j])
     powers = scale.view(np.float64)
     for j in range(m):
         out[j] *= powers[j]
 
 
-@_jit
+@_vector_math
 def sigmoid_block(mu, sigma, z, g, e, scale, m):
-    """z[:m] <- sigmoid(mu + sigma z), g[:m] <- its squared derivative. e and scale are scratch (float, int64)."""
+    """z[:m] <- sigmoid(mu + sigma z), g[:m] <- its squared derivative. e and scale are scratch (float, int64).
+
+    As ops.activations.sigmoid: both sides of x >= 0 from e = exp(-|x|), then select.
+    """
     for j in range(m):
         z[j] = mu + sigma * z[j]
-        g[j] = -abs(z[j])
-    exp_nonpositive(g, e, scale, m)  # not in place: LLVM runs loops over aliased arrays unvectorized
+        e[j], scale[j] = _exp_parts(-abs(z[j]))
+    powers = scale.view(np.float64)
     for j in range(m):
-        # As ops.activations.sigmoid: both sides of x >= 0 from e = exp(-|x|), then select.
-        pos = 1.0 / (1.0 + e[j])
-        neg = e[j] * pos
+        ej = e[j] * powers[j]
+        pos = 1.0 / (1.0 + ej)
+        neg = ej * pos
         d = neg * pos
         z[j] = pos if z[j] >= 0.0 else neg
         g[j] = d * d
