@@ -34,17 +34,19 @@ def test_exp_below_its_floor_is_the_floors():
     np.testing.assert_allclose(out, math.exp(block_ops.EXP_FLOOR), rtol=2.3e-16)
 
 
-def test_sigmoid_block_is_the_scalar_sigmoid_and_its_squared_derivative():
+def test_add_sigmoid_block_adds_the_scalar_sigmoid_and_its_squared_derivative():
     rng = np.random.default_rng(1)
     z = np.concatenate((rng.standard_normal(2000), [0.0, -0.0, 30.0, -30.0, 400.0, -400.0]))
     mu, sigma = 0.3, 1.5
     x = mu + sigma * z
-    y, g = z.copy(), np.empty(z.size)
+    fused, plain = np.zeros(6), np.zeros(6)
     e, scale = _scratch(z.size)
-    block_ops.sigmoid_block(mu, sigma, y, g, e, scale, z.size)
-    np.testing.assert_allclose(y, [act.sigmoid(v, 0.0, 0.0) for v in x], rtol=1e-15, atol=0)
-    # A few ulp: exp's own ulp, then products (e * pos * pos) instead of e / (1 + e)^2, squared.
-    np.testing.assert_allclose(g, [act.sigmoid_grad(v, 0.0, 0.0) ** 2 for v in x], rtol=3e-15, atol=0)
+    block_ops.add_sigmoid_block(z, z.size, mu, sigma, 0.6, 0.04, fused, e, scale)
+    y = np.array([act.sigmoid(v, 0.0, 0.0) for v in x])
+    g = np.array([act.sigmoid_grad(v, 0.0, 0.0) ** 2 for v in x])
+    block_ops.add_block(y, g, z.size, 0.6, 0.04, plain)
+    # Values within a few ulp of the scalar ones (exp within one, then products), summed in another order.
+    np.testing.assert_allclose(fused, plain, rtol=1e-12, atol=1e-13 * z.size)
 
 
 def _shifted_sums(values, shift, powers):

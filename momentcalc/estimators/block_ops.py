@@ -7,8 +7,8 @@ are kept free of calls and branches so that they run in vector lanes:
 * ``add_block``: the shifted power sums of a block of outputs and of their
   squared derivatives;
 * ``add_relu_block``: relu, its derivative and the sums in one pass;
-* ``sigmoid_block``: sigmoid and its derivative, with an exp of its own
-  (``exp_nonpositive``). numba's math.exp is a call into libm per value,
+* ``add_sigmoid_block``: sigmoid, its derivative and the sums, with an exp
+  of its own (``_exp_parts``, or ``exp_nonpositive`` over an array). numba's math.exp is a call into libm per value,
   which cost three times the whole relu kernel; this one is a polynomial
   that vectorizes, accurate to a few ulp (tests/test_block_ops.py checks it
   against math.exp).
@@ -122,20 +122,28 @@ def exp_nonpositive(t, out, scale, m):
         out[j] *= powers[j]
 
 
-@_vector_math
-def sigmoid_block(mu, sigma, z, g, e, scale, m):
-    """z[:m] <- sigmoid(mu + sigma z), g[:m] <- its squared derivative. e and scale are scratch (float, int64).
+@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract", "reassoc"})
+def add_sigmoid_block(z, m, mu, sigma, shift, gshift, acc, e, scale):
+    """add_block of sigmoid(mu + sigma z) and its squared derivative, over z[:m]. e and scale are scratch (float, int64).
 
     As ops.activations.sigmoid: both sides of x >= 0 from e = exp(-|x|), then select.
     """
     for j in range(m):
-        z[j] = mu + sigma * z[j]
-        e[j], scale[j] = _exp_parts(-abs(z[j]))
+        e[j], scale[j] = _exp_parts(-abs(mu + sigma * z[j]))
     powers = scale.view(np.float64)
+    s1 = s2 = s3 = s4 = g1 = g2 = 0.0
     for j in range(m):
         ej = e[j] * powers[j]
         pos = 1.0 / (1.0 + ej)
         neg = ej * pos
-        d = neg * pos
-        z[j] = pos if z[j] >= 0.0 else neg
-        g[j] = d * d
+        dy = neg * pos
+        d = (pos if mu + sigma * z[j] >= 0.0 else neg) - shift
+        d2 = d * d
+        s1 += d
+        s2 += d2
+        s3 += d2 * d
+        s4 += d2 * d2
+        dg = dy * dy - gshift
+        g1 += dg
+        g2 += dg * dg
+    _add6(acc, s1, s2, s3, s4, g1, g2)

@@ -27,6 +27,7 @@ from . import block_ops, normals
 AFFINE = -1  # y = a + b * x
 DROPOUT = -2  # y = b * x with probability a, else 0
 MAX, AVG = 0, 1
+RELU, SIGMOID = 1, 2  # codes of apply_activation that have block loops of their own (block_ops)
 
 _jit = njit(cache=True, nogil=True, error_model="numpy")
 # Inlined at the numba level: a call that passes arrays costs reference counting per value drawn.
@@ -406,8 +407,10 @@ def run_activation_chunk(state, count, mu, sigma, code, a, b):
             gshift = d * d
         if code == RELU:
             block_ops.add_relu_block(z, m, mu, sigma, shift, gshift, acc)
+        elif code == SIGMOID:
+            block_ops.add_sigmoid_block(z, m, mu, sigma, shift, gshift, acc, e, scale)
         else:
-            _activation_block(code, a, b, mu, sigma, z, g, e, scale, m)
+            _activation_block(code, a, b, mu, sigma, z, g, m)
             block_ops.add_block(z, g, m, shift, gshift, acc)
     return _chain_row(count, shift, gshift, acc)
 
@@ -457,15 +460,9 @@ def _chain_block(state, mu, sigma, codes, params, z, g, m):
         g[j] = d * d
 
 
-RELU, SIGMOID = 1, 2  # codes of apply_activation with loops of their own in block_ops
-
-
 @_inline
-def _activation_block(code, a, b, mu, sigma, z, g, e, scale, m):
+def _activation_block(code, a, b, mu, sigma, z, g, m):
     """_chain_block for one activation: z[:m] <- f(mu + sigma z), g[:m] <- f'(mu + sigma z)^2."""
-    if code == SIGMOID:
-        block_ops.sigmoid_block(mu, sigma, z, g, e, scale, m)
-        return
     for j in range(m):
         y, d = apply_activation_and_grad(code, a, b, mu + sigma * z[j])
         z[j] = y
