@@ -26,7 +26,7 @@ import numpy as np
 from numba import float64, int64, njit, uint64
 from numba.np.random._constants import fi_double, ki_double, wi_double, ziggurat_nor_inv_r, ziggurat_nor_r
 
-BLOCK = 512  # values per fill: the block and the kernels' scratch stay in L1
+BLOCK = 2048  # values per fill: 4x the 512 first tried measured 8% faster for sigmoid (per-block calls cost), no faster at 4096
 
 WI = np.asarray(wi_double, dtype=np.float64)
 KI = np.asarray(ki_double, dtype=np.uint64)
