@@ -1,16 +1,89 @@
 """Slow, obvious references for the fused kernels: one scalar draw at a time.
 
-They draw from the same numpy Generator in the same order as the kernels
-(numba's Generator reproduces numpy's streams), so outputs can be compared
-value by value on small inputs.
+They draw the same values in the same order as the kernels (BlockStream is
+the kernels' stream in plain Python, on numpy's own SFC64 words), so outputs
+can be compared value by value on small inputs.
 """
 
+import math
 from functools import lru_cache
 
 import numpy as np
+from numba.np.random._constants import fi_double, ki_double, wi_double, ziggurat_nor_inv_r, ziggurat_nor_r
+
+from momentcalc.estimators.normals import BLOCK
 
 from momentcalc.ops.activations import ACTIVATIONS
 from momentcalc.ops.dropout import divisor
+
+
+class Ziggurat:
+    """numpy's ziggurat (numpy/random/src/distributions) in plain Python on numpy's own SFC64 words,
+    with the block order of estimators/normals.fill: the fast test for a whole block, then the
+    missed draws finished in order."""
+
+    def __init__(self, bit_generator):
+        self.bit_generator = bit_generator
+
+    def word(self):
+        return int(self.bit_generator.random_raw())
+
+    def unit(self):
+        return (self.word() >> 11) * 2.0**-53
+
+    @staticmethod
+    def fast(word):
+        idx = word & 0xFF
+        r = word >> 8
+        rabs = (r >> 1) & 0x000FFFFFFFFFFFFF
+        x = rabs * float(wi_double[idx])
+        return (-x if r & 1 else x), idx, rabs, rabs < int(ki_double[idx])
+
+    def finish(self, x, idx, rabs):
+        while True:
+            if idx == 0:
+                while True:
+                    xx = -ziggurat_nor_inv_r * math.log1p(-self.unit())
+                    yy = -math.log1p(-self.unit())
+                    if yy + yy > xx * xx:
+                        return -(ziggurat_nor_r + xx) if (rabs >> 8) & 1 else ziggurat_nor_r + xx
+            elif (fi_double[idx - 1] - fi_double[idx]) * self.unit() + fi_double[idx] < math.exp(-0.5 * x * x):
+                return x
+            x, idx, rabs, passed = self.fast(self.word())
+            if passed:
+                return x
+
+    def block(self, m):
+        drawn = [self.fast(self.word()) for _ in range(m)]
+        values = [x for x, _, _, _ in drawn]
+        for j, (x, idx, rabs, passed) in enumerate(drawn):
+            if not passed:
+                values[j] = self.finish(x, idx, rabs)
+        return values
+
+    def normals(self, n):
+        """n normals as normals.standard_normals draws them: whole blocks, then the rest."""
+        out = []
+        for start in range(0, n, BLOCK):
+            out.extend(self.block(min(BLOCK, n - start)))
+        return np.array(out)
+
+
+class BlockStream:
+    """normals.stream in plain Python: a generator-like object for one_output. Normals come a
+    whole block at a time, refilled when used up; uniforms straight from the words."""
+
+    def __init__(self, bit_generator):
+        self.ziggurat = Ziggurat(bit_generator)
+        self.pending = []
+
+    def standard_normal(self):
+        if not self.pending:
+            self.pending = self.ziggurat.block(BLOCK)[::-1]
+        return self.pending.pop()
+
+    def random(self):
+        return self.ziggurat.unit()
 
 
 def normals_per_output(ops):

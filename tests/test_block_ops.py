@@ -79,7 +79,7 @@ def test_activation_rows_are_the_moments_of_the_chain_outputs(spec):
     program = montecarlo.compile_program(parse(spec), 0.1, 2.0)
     code, a, b = int(program.codes[0]), *program.params[0]
     count = 3 * normals.BLOCK + 5
-    state = normals.state_of(montecarlo.chunk_generator(6, 0).bit_generator)
+    state = montecarlo.chunk_states(6, 0, 1)[0]
     row = mc_kernels.run_activation_chunk(state.copy(), count, 0.1, 2.0, code, a, b)
     values, g2 = mc_kernels.sample_chain_outputs(state, count, 0.1, 2.0, program.codes, program.params)
     np.testing.assert_allclose(row[:5], naive.moments(values), rtol=1e-9)

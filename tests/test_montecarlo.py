@@ -67,8 +67,10 @@ def test_seed_changes_the_stream_and_fixes_it():
 
 def test_chunks_are_spawned_from_the_seed_sequence():
     spawned = np.random.SeedSequence(5).spawn(3)[2]
-    direct = np.random.Generator(np.random.SFC64(spawned)).random(4)
-    assert np.array_equal(montecarlo.chunk_generator(5, 2).random(4), direct)
+    direct = np.random.SFC64(spawned)
+    assert np.array_equal(montecarlo.chunk_generator(5, 2).random(4), np.random.Generator(direct).random(4))
+    # The kernels' states are those streams' (chunks 1 and 2 of seed 5, from chunk 1 on).
+    np.testing.assert_array_equal(montecarlo.chunk_states(5, 1, 2)[1], normals.state_of(np.random.SFC64(spawned)))
 
 
 def test_tol_stops_when_both_standard_errors_meet_it_and_spends_little_more():
@@ -93,8 +95,8 @@ def test_fused_kernel_matches_the_slow_reference_value_by_value():
     spec = parse("relu | normalize | dropout(p=0.7) | maxpool(k=2) | sigmoid | avgpool(n=3)")
     mean, std, _, _ = quadrature.estimate_moments(parse("relu"), 0.3, 1.5)
     program = montecarlo.compile_program(spec, 0.3, 1.5)
-    fused = mc_kernels.sample_outputs(montecarlo.chunk_generator(0, 0), 200, *program.kernel_args())
-    gen = montecarlo.chunk_generator(0, 0)
+    fused = mc_kernels.sample_outputs(montecarlo.chunk_states(0, 0, 1)[0], 200, *program.kernel_args())
+    gen = naive.BlockStream(montecarlo.chunk_generator(0, 0).bit_generator)
     slow = [naive.one_output(gen, spec.ops, 0.3, 1.5, {1: (mean, std)}) for _ in range(200)]
     np.testing.assert_allclose(fused, slow, rtol=0, atol=1e-13)
 
@@ -102,8 +104,8 @@ def test_fused_kernel_matches_the_slow_reference_value_by_value():
 @pytest.mark.parametrize("spec", ["avgpool(k=3)", "maxpool(k=3)", "relu | maxpool(k=2) | avgpool(k=2)", "relu | avgpool(k=2) | sigmoid"])
 def test_chunk_moments_match_a_two_pass_reference(spec):
     program = montecarlo.compile_program(parse(spec), 0.0, 1.0)
-    row = mc_kernels.run_chunk(montecarlo.chunk_generator(1, 0), 5000, *program.kernel_args())
-    values = mc_kernels.sample_outputs(montecarlo.chunk_generator(1, 0), 5000, *program.kernel_args())
+    row = mc_kernels.run_chunk(montecarlo.chunk_states(1, 0, 1)[0], 5000, *program.kernel_args())
+    values = mc_kernels.sample_outputs(montecarlo.chunk_states(1, 0, 1)[0], 5000, *program.kernel_args())
     np.testing.assert_allclose(row, naive.moments(values), rtol=1e-9)
 
 
@@ -113,7 +115,7 @@ def test_chain_rows_are_the_moments_of_the_outputs_and_of_the_squared_derivative
     # (times the dropout scale 1/sqrt(0.5) squared = 2 where kept).
     program = montecarlo.compile_program(parse(spec), 0.0, 1.0)
     rows = montecarlo.run_chunks(program, 1, 0, [5000])
-    state = normals.state_of(montecarlo.chunk_generator(1, 0).bit_generator)
+    state = montecarlo.chunk_states(1, 0, 1)[0]
     values, g2_drawn = mc_kernels.sample_chain_outputs(state, 5000, *program.kernel_args()[:4])
     np.testing.assert_allclose(rows[0, :5], naive.moments(values), rtol=1e-9)
     g2 = (values > 0) * (2.0 if "dropout" in spec else 1.0)
@@ -128,7 +130,7 @@ def test_chain_outputs_are_the_slow_reference_at_the_streams_normals(spec):
     # the functions from the scalar definitions in ops.activations (naive.one_output).
     mu, sigma = 0.3, 1.5
     program = montecarlo.compile_program(parse(spec), mu, sigma)
-    state = normals.state_of(montecarlo.chunk_generator(2, 0).bit_generator)
+    state = montecarlo.chunk_states(2, 0, 1)[0]
     z = normals.standard_normals(state.copy(), 1500)
     prefix = {}
     if "normalize" in spec:

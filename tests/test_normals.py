@@ -6,74 +6,30 @@ import math
 
 import numpy as np
 import pytest
-from numba.np.random._constants import fi_double, ki_double, wi_double, ziggurat_nor_inv_r, ziggurat_nor_r
+from numba.np.random._constants import ziggurat_nor_r
 from scipy import stats
 
-from momentcalc.estimators import normals
+from momentcalc.estimators import mc_kernels, montecarlo, normals
+from momentcalc.spec import parse
+import naive
 
 
 def _bit_generator(seed):
     return np.random.SFC64(np.random.SeedSequence(seed))
 
 
-class _Reference:
-    """numpy's ziggurat in plain Python on numpy's own SFC64 words, with the block order of normals.fill."""
-
-    def __init__(self, bit_generator):
-        self.bit_generator = bit_generator
-
-    def word(self):
-        return int(self.bit_generator.random_raw())
-
-    def unit(self):
-        return (self.word() >> 11) * 2.0**-53
-
-    @staticmethod
-    def fast(word):
-        idx = word & 0xFF
-        r = word >> 8
-        rabs = (r >> 1) & 0x000FFFFFFFFFFFFF
-        x = rabs * float(wi_double[idx])
-        return (-x if r & 1 else x), idx, rabs, rabs < int(ki_double[idx])
-
-    def finish(self, x, idx, rabs):
-        while True:
-            if idx == 0:
-                while True:
-                    xx = -ziggurat_nor_inv_r * math.log1p(-self.unit())
-                    yy = -math.log1p(-self.unit())
-                    if yy + yy > xx * xx:
-                        return -(ziggurat_nor_r + xx) if (rabs >> 8) & 1 else ziggurat_nor_r + xx
-            elif (fi_double[idx - 1] - fi_double[idx]) * self.unit() + fi_double[idx] < math.exp(-0.5 * x * x):
-                return x
-            x, idx, rabs, passed = self.fast(self.word())
-            if passed:
-                return x
-
-    def normals(self, n):
-        out = []
-        for start in range(0, n, normals.BLOCK):
-            block = [self.fast(self.word()) for _ in range(min(normals.BLOCK, n - start))]
-            values = [x for x, _, _, _ in block]
-            for j, (x, idx, rabs, passed) in enumerate(block):
-                if not passed:
-                    values[j] = self.finish(x, idx, rabs)
-            out.extend(values)
-        return np.array(out)
-
-
 @pytest.mark.parametrize("seed", [0, 7])
 def test_normals_equal_the_plain_python_ziggurat_on_numpys_words(seed):
     n = 5 * normals.BLOCK + 17  # about 20 missed draws, a partial last block
     fast = normals.standard_normals(normals.state_of(_bit_generator(seed)), n)
-    np.testing.assert_array_equal(fast, _Reference(_bit_generator(seed)).normals(n))
+    np.testing.assert_array_equal(fast, naive.Ziggurat(_bit_generator(seed)).normals(n))
 
 
 def test_the_state_advances_as_numpys_sfc64():
     state = normals.state_of(_bit_generator(3))
     normals.standard_normals(state, 1000)
     reference = _bit_generator(3)
-    _Reference(reference).normals(1000)
+    naive.Ziggurat(reference).normals(1000)
     np.testing.assert_array_equal(state, normals.state_of(reference))
 
 
@@ -109,3 +65,15 @@ def test_normals_follow_the_normal_law():
         p = 2 * stats.norm.sf(cut)
         assert abs(np.mean(np.abs(z) > cut) - p) < 5 * math.sqrt(p * (1 - p) / n), cut
     assert stats.kstest(z[: 1 << 20], "norm").pvalue > 1e-4
+
+
+def test_window_kernels_draw_whole_blocks_and_uniforms_between_them():
+    # sample_outputs draws one value at a time from normals.stream; naive.BlockStream is the same
+    # stream in plain Python (a block of numpy's words at a time, dropout uniforms in draw order).
+    ops = parse("dropout(p=0.5) | maxpool(k=3)").ops
+    program = montecarlo.compile_program(parse("dropout(p=0.5) | maxpool(k=3)"), 0.0, 1.0)
+    count = normals.BLOCK // 3 + 40  # past the first block
+    fused = mc_kernels.sample_outputs(normals.state_of(_bit_generator(8)), count, *program.kernel_args())
+    stream = naive.BlockStream(_bit_generator(8))
+    slow = [naive.one_output(stream, ops, 0.0, 1.0, {}) for _ in range(count)]
+    np.testing.assert_allclose(fused, slow, rtol=0, atol=1e-13)  # dropout: b * x in the kernel, x / divisor here

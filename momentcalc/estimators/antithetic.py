@@ -19,7 +19,7 @@ a = (d1 + d2) / 2 and b = (d1^2 + d2^2) / 2, over P pairs,
   SE(std) = SE(var) / (2 std).
 
 Results are reproducible to the bit as for plain sampling: chunk j draws
-from montecarlo.chunk_generator(seed, j) and sample counts are rounded up
+from its stream (montecarlo.chunk_states) and sample counts are rounded up
 to even.
 """
 
@@ -54,11 +54,11 @@ class _PairLaunch:
     def __init__(self, program: Program, shift: float):
         self.program, self.shift = program, shift
 
-    def __call__(self, gens: list, sizes: np.ndarray) -> np.ndarray:
+    def __call__(self, states: np.ndarray, sizes: np.ndarray) -> np.ndarray:
         p = self.program
         if mc_kernels.is_bare_max(p.codes, p.win_kind, p.win_n):
-            return mc_kernels.bare_max_pair_rows(gens, sizes // 2, self.shift, p.mu, p.sigma, int(p.win_n[0]))
-        return mc_kernels.pair_rows(gens, sizes // 2, self.shift, *p.kernel_args())
+            return mc_kernels.bare_max_pair_rows(states, sizes // 2, self.shift, p.mu, p.sigma, int(p.win_n[0]))
+        return mc_kernels.pair_rows(states, sizes // 2, self.shift, *p.kernel_args())
 
 
 def _shift(program: Program, seed: int) -> float:

@@ -127,24 +127,24 @@ _apply_activation_inline = njit(cache=True, nogil=True, error_model="numpy", inl
 
 
 @_inline
-def _apply_segment(gen, codes, params, start, stop, v):
+def _apply_segment(draws, codes, params, start, stop, v):
     for i in range(start, stop):
         c = codes[i]
         if c == AFFINE:
             v = params[i, 0] + params[i, 1] * v
         elif c == DROPOUT:
-            v = params[i, 1] * v if gen.random() < params[i, 0] else 0.0
+            v = params[i, 1] * v if normals.uniform(draws) < params[i, 0] else 0.0
         else:
             v = _apply_activation_inline(c, params[i, 0], params[i, 1], v)
     return v
 
 
 @_inline
-def _one_output(gen, row, codes, params, seg, win_kind, win_n, acc, cnt):
+def _one_output(draws, row, codes, params, seg, win_kind, win_n, acc, cnt):
     """One output from the standard normals in `row`: nested windows are filled level by level.
 
-    Monte Carlo fills `row` from the generator; quasi-Monte Carlo passes Sobol
-    points. `gen` still draws the dropout masks.
+    Monte Carlo fills `row` from the stream `draws` (normals.stream); quasi-Monte
+    Carlo passes Sobol points. `draws` still draws the dropout masks.
     """
     levels = win_n.shape[0]
     j = 0
@@ -152,7 +152,7 @@ def _one_output(gen, row, codes, params, seg, win_kind, win_n, acc, cnt):
     v = np.nan
     # A single return: numba inlines only such functions, and a real call per output costs refcounts.
     while level < levels:
-        v = _apply_segment(gen, codes, params, seg[0], seg[1], row[j])
+        v = _apply_segment(draws, codes, params, seg[0], seg[1], row[j])
         j += 1
         level = 0
         while level < levels:
@@ -168,30 +168,30 @@ def _one_output(gen, row, codes, params, seg, win_kind, win_n, acc, cnt):
                 break
             v = acc[level] if win_kind[level] == MAX else acc[level] / win_n[level]
             cnt[level] = 0
-            v = _apply_segment(gen, codes, params, seg[level + 1], seg[level + 2], v)
+            v = _apply_segment(draws, codes, params, seg[level + 1], seg[level + 2], v)
             level += 1
     return v
 
 
 @_inline
-def _fill_normals(gen, row, mu, sigma):
+def _fill_normals(draws, row, mu, sigma):
     for j in range(row.shape[0]):
-        row[j] = mu + sigma * gen.standard_normal()
+        row[j] = mu + sigma * normals.draw(draws)
 
 
 @_inline
-def _single_window(gen, mu, sigma, codes, params, seg, kind, n):
+def _single_window(draws, mu, sigma, codes, params, seg, kind, n):
     """One output of chain | window | chain, the commonest shape, without the level machinery."""
-    acc = _apply_segment(gen, codes, params, seg[0], seg[1], mu + sigma * gen.standard_normal())
+    acc = _apply_segment(draws, codes, params, seg[0], seg[1], mu + sigma * normals.draw(draws))
     for _ in range(n - 1):
-        v = _apply_segment(gen, codes, params, seg[0], seg[1], mu + sigma * gen.standard_normal())
+        v = _apply_segment(draws, codes, params, seg[0], seg[1], mu + sigma * normals.draw(draws))
         if kind == AVG:
             acc += v
         elif v > acc:
             acc = v
     if kind == AVG:
         acc /= n
-    return _apply_segment(gen, codes, params, seg[1], seg[2], acc)
+    return _apply_segment(draws, codes, params, seg[1], seg[2], acc)
 
 
 @_inline
@@ -214,27 +214,30 @@ def _accumulate2(i, y, shift, s1, s2):
 
 
 @_jit
-def run_chunk(gen, count, mu, sigma, codes, params, seg, win_kind, win_n):
+def run_chunk(state, count, mu, sigma, codes, params, seg, win_kind, win_n):
     """Moments of `count` outputs of a pipeline with window ops: array [count, mean, M2, M3, M4].
+
+    `state` is the chunk's SFC64 stream (normals.py), drawn one value at a time.
 
     (Chains without windows go to run_chain_chunk, which also gives the derivative.)
     Each shape of spec has its own small kernel: one big loop with every path
     inlined is too large for LLVM to optimize well.
     """
+    draws = normals.stream(state)
     if win_n.shape[0] == 1 and codes.shape[0] == 0:
-        return _chunk_bare_window(gen, count, mu, sigma, win_kind[0], win_n[0])
+        return _chunk_bare_window(draws, count, mu, sigma, win_kind[0], win_n[0])
     if win_n.shape[0] == 1:
-        return _chunk_one_window(gen, count, mu, sigma, codes, params, seg, win_kind[0], win_n[0])
-    return _chunk_nested(gen, count, mu, sigma, codes, params, seg, win_kind, win_n)
+        return _chunk_one_window(draws, count, mu, sigma, codes, params, seg, win_kind[0], win_n[0])
+    return _chunk_nested(draws, count, mu, sigma, codes, params, seg, win_kind, win_n)
 
 
 @_jit
-def _chunk_bare_window(gen, count, mu, sigma, kind, n):
+def _chunk_bare_window(draws, count, mu, sigma, kind, n):
     shift = s1 = s2 = s3 = s4 = 0.0
     for i in range(count):
-        acc = gen.standard_normal()
+        acc = normals.draw(draws)
         for _ in range(n - 1):
-            v = gen.standard_normal()
+            v = normals.draw(draws)
             if kind == AVG:
                 acc += v
             elif v > acc:
@@ -245,30 +248,33 @@ def _chunk_bare_window(gen, count, mu, sigma, kind, n):
 
 
 @_jit
-def _chunk_one_window(gen, count, mu, sigma, codes, params, seg, kind, n):
+def _chunk_one_window(draws, count, mu, sigma, codes, params, seg, kind, n):
     shift = s1 = s2 = s3 = s4 = 0.0
     for i in range(count):
-        y = _single_window(gen, mu, sigma, codes, params, seg, kind, n)
+        y = _single_window(draws, mu, sigma, codes, params, seg, kind, n)
         shift, s1, s2, s3, s4 = _accumulate(i, y, shift, s1, s2, s3, s4)
     return _central(count, shift, s1, s2, s3, s4)
 
 
 @_jit
-def _chunk_nested(gen, count, mu, sigma, codes, params, seg, win_kind, win_n):
+def _chunk_nested(draws, count, mu, sigma, codes, params, seg, win_kind, win_n):
     acc = np.zeros(win_n.shape[0])
     cnt = np.zeros(win_n.shape[0], dtype=np.int64)
     row = np.empty(np.prod(win_n))
     shift = s1 = s2 = s3 = s4 = 0.0
     for i in range(count):
-        _fill_normals(gen, row, mu, sigma)
-        y = _one_output(gen, row, codes, params, seg, win_kind, win_n, acc, cnt)
+        _fill_normals(draws, row, mu, sigma)
+        y = _one_output(draws, row, codes, params, seg, win_kind, win_n, acc, cnt)
         shift, s1, s2, s3, s4 = _accumulate(i, y, shift, s1, s2, s3, s4)
     return _central(count, shift, s1, s2, s3, s4)
 
 
 @_jit
-def run_points(gen, points, mu, sigma, codes, params, seg, win_kind, win_n):
-    """Moments of the outputs at given standard-normal points, one row per output (QMC)."""
+def run_points(mask_state, points, mu, sigma, codes, params, seg, win_kind, win_n):
+    """Moments of the outputs at given standard-normal points, one row per output (QMC).
+
+    Dropout masks come from mask_state (an SFC64 state, advanced in place)."""
+    draws = normals.stream(mask_state)
     acc = np.zeros(win_n.shape[0])
     cnt = np.zeros(win_n.shape[0], dtype=np.int64)
     row = np.empty(points.shape[1])
@@ -276,7 +282,7 @@ def run_points(gen, points, mu, sigma, codes, params, seg, win_kind, win_n):
     for i in range(points.shape[0]):
         for j in range(points.shape[1]):
             row[j] = mu + sigma * points[i, j]
-        y = _one_output(gen, row, codes, params, seg, win_kind, win_n, acc, cnt)
+        y = _one_output(draws, row, codes, params, seg, win_kind, win_n, acc, cnt)
         shift, s1, s2, s3, s4 = _accumulate(i, y, shift, s1, s2, s3, s4)
     return _central(points.shape[0], shift, s1, s2, s3, s4)
 
@@ -304,15 +310,16 @@ def _central2(n, shift, s1, s2):
 
 
 @_jit
-def sample_outputs(gen, count, mu, sigma, codes, params, seg, win_kind, win_n):
-    """The output values themselves, in draw order: for tests against slow references."""
+def sample_outputs(state, count, mu, sigma, codes, params, seg, win_kind, win_n):
+    """run_chunk's output values themselves, in draw order: for tests against slow references."""
+    draws = normals.stream(state)
     acc = np.zeros(win_n.shape[0])
     cnt = np.zeros(win_n.shape[0], dtype=np.int64)
     row = np.empty(np.prod(win_n))
     out = np.empty(count)
     for i in range(count):
-        _fill_normals(gen, row, mu, sigma)
-        out[i] = _one_output(gen, row, codes, params, seg, win_kind, win_n, acc, cnt)
+        _fill_normals(draws, row, mu, sigma)
+        out[i] = _one_output(draws, row, codes, params, seg, win_kind, win_n, acc, cnt)
     return out
 
 
@@ -502,24 +509,24 @@ _is_bare_max = _inline(is_bare_max)
 
 
 @_inline
-def _bare_max_pair(gen, mu, sigma, n):
-    hi = lo = gen.standard_normal()
+def _bare_max_pair(draws, mu, sigma, n):
+    hi = lo = normals.draw(draws)
     for _ in range(n - 1):
-        z = gen.standard_normal()
+        z = normals.draw(draws)
         hi = z if z > hi else hi
         lo = z if z < lo else lo
     return mu + sigma * hi, mu - sigma * lo  # the max over mu - sigma z is mu - sigma min(z)
 
 
 @_inline
-def _general_pair(gen, z, row, mu, sigma, codes, params, seg, win_kind, win_n, acc, cnt):
-    _fill_normals(gen, z, 0.0, 1.0)
+def _general_pair(draws, z, row, mu, sigma, codes, params, seg, win_kind, win_n, acc, cnt):
+    _fill_normals(draws, z, 0.0, 1.0)
     y1 = y2 = 0.0
     for side in range(2):
         sign = 1.0 if side == 0 else -1.0
         for j in range(z.shape[0]):
             row[j] = mu + sign * sigma * z[j]
-        y = _one_output(gen, row, codes, params, seg, win_kind, win_n, acc, cnt)
+        y = _one_output(draws, row, codes, params, seg, win_kind, win_n, acc, cnt)
         if side == 0:
             y1 = y
         else:
@@ -528,36 +535,38 @@ def _general_pair(gen, z, row, mu, sigma, codes, params, seg, win_kind, win_n, a
 
 
 @_jit
-def _pairs_bare_max(gen, pairs, shift, mu, sigma, n):
+def _pairs_bare_max(state, pairs, shift, mu, sigma, n):
     """Antithetic pairs: the outputs at mu + sigma z and at mu - sigma z, from the same standard normals z.
 
     Returns [pairs, Sa, Saa, Sb, Sbb, Sab], plain sums over pairs of a and b
     (see _pair_sums). Every chunk of a run uses the same shift, so rows add.
     """
+    draws = normals.stream(state)
     sa = saa = sb = sbb = sab = 0.0
     for _ in range(pairs):
-        y1, y2 = _bare_max_pair(gen, mu, sigma, n)
+        y1, y2 = _bare_max_pair(draws, mu, sigma, n)
         sa, saa, sb, sbb, sab = _pair_sums(y1, y2, shift, sa, saa, sb, sbb, sab)
     return np.array([float(pairs), sa, saa, sb, sbb, sab])
 
 
 @_jit
-def _pairs_general(gen, pairs, shift, mu, sigma, codes, params, seg, win_kind, win_n):
+def _pairs_general(state, pairs, shift, mu, sigma, codes, params, seg, win_kind, win_n):
     """_pairs_bare_max's row for any pipeline. Dropout masks are drawn afresh for each side: any
     pairing is valid as long as each side alone has the pipeline's distribution."""
     acc = np.zeros(win_n.shape[0])
     cnt = np.zeros(win_n.shape[0], dtype=np.int64)
     z = np.empty(np.prod(win_n))
     row = np.empty_like(z)
+    draws = normals.stream(state)
     sa = saa = sb = sbb = sab = 0.0
     for _ in range(pairs):
-        y1, y2 = _general_pair(gen, z, row, mu, sigma, codes, params, seg, win_kind, win_n, acc, cnt)
+        y1, y2 = _general_pair(draws, z, row, mu, sigma, codes, params, seg, win_kind, win_n, acc, cnt)
         sa, saa, sb, sbb, sab = _pair_sums(y1, y2, shift, sa, saa, sb, sbb, sab)
     return np.array([float(pairs), sa, saa, sb, sbb, sab])
 
 
 @_jit
-def sample_pair_outputs(gen, pairs, mu, sigma, codes, params, seg, win_kind, win_n):
+def sample_pair_outputs(state, pairs, mu, sigma, codes, params, seg, win_kind, win_n):
     """Both outputs of each antithetic pair, shape (pairs, 2), in the pair kernels' draw order: for tests."""
     out = np.empty((pairs, 2))
     acc = np.zeros(win_n.shape[0])
@@ -565,15 +574,16 @@ def sample_pair_outputs(gen, pairs, mu, sigma, codes, params, seg, win_kind, win
     z = np.empty(np.prod(win_n))
     row = np.empty_like(z)
     bare_max = _is_bare_max(codes, win_kind, win_n)
+    draws = normals.stream(state)
     for i in range(pairs):
         if bare_max:
-            out[i, 0], out[i, 1] = _bare_max_pair(gen, mu, sigma, win_n[0])
+            out[i, 0], out[i, 1] = _bare_max_pair(draws, mu, sigma, win_n[0])
         else:
-            out[i, 0], out[i, 1] = _general_pair(gen, z, row, mu, sigma, codes, params, seg, win_kind, win_n, acc, cnt)
+            out[i, 0], out[i, 1] = _general_pair(draws, z, row, mu, sigma, codes, params, seg, win_kind, win_n, acc, cnt)
     return out
 
 
-# Batch drivers: the rows of a list of chunks, in order, each chunk from its own generator, so
+# Batch drivers: the rows of a list of chunks, in order, each chunk from its own SFC64 state, so
 # rows do not depend on which thread ran them (montecarlo.run_chunks gives each thread a slice).
 # One driver per kind of kernel rather than one with flags: numba re-optimizes a driver's callees
 # with it, so each compiles only its own kernels and a first run of an activation does not pay
@@ -582,11 +592,11 @@ def sample_pair_outputs(gen, pairs, mu, sigma, codes, params, seg, win_kind, win
 # process would recompile). A numba prange driver was slower here and took 2-7 s more to compile
 # per kind.
 @_jit
-def window_rows(gens, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    """run_chunk's rows [n, mean, M2, M3, M4], one per chunk."""
-    out = np.zeros((len(gens), 5))
-    for c in range(len(gens)):
-        out[c] = run_chunk(gens[c], counts[c], mu, sigma, codes, params, seg, win_kind, win_n)
+def window_rows(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
+    """run_chunk's rows [n, mean, M2, M3, M4], one per chunk (a row of states)."""
+    out = np.zeros((states.shape[0], 5))
+    for c in range(states.shape[0]):
+        out[c] = run_chunk(states[c], counts[c], mu, sigma, codes, params, seg, win_kind, win_n)
     return out
 
 
@@ -609,18 +619,18 @@ def activation_rows(states, counts, mu, sigma, code, a, b):
 
 
 @_jit
-def bare_max_pair_rows(gens, pair_counts, shift, mu, sigma, n):
+def bare_max_pair_rows(states, pair_counts, shift, mu, sigma, n):
     """_pairs_bare_max's rows, one per chunk."""
-    out = np.zeros((len(gens), 6))
-    for c in range(len(gens)):
-        out[c] = _pairs_bare_max(gens[c], pair_counts[c], shift, mu, sigma, n)
+    out = np.zeros((states.shape[0], 6))
+    for c in range(states.shape[0]):
+        out[c] = _pairs_bare_max(states[c], pair_counts[c], shift, mu, sigma, n)
     return out
 
 
 @_jit
-def pair_rows(gens, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
+def pair_rows(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
     """_pairs_general's rows, one per chunk."""
-    out = np.zeros((len(gens), 6))
-    for c in range(len(gens)):
-        out[c] = _pairs_general(gens[c], pair_counts[c], shift, mu, sigma, codes, params, seg, win_kind, win_n)
+    out = np.zeros((states.shape[0], 6))
+    for c in range(states.shape[0]):
+        out[c] = _pairs_general(states[c], pair_counts[c], shift, mu, sigma, codes, params, seg, win_kind, win_n)
     return out

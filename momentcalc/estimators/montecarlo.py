@@ -2,12 +2,12 @@
 
 The samples are split into chunks of about CHUNK_NORMALS normal draws
 (fewer outputs per chunk for wider windows) whose boundaries depend only
-on the spec and the sample count. Chunk j draws from its own Generator
-(SFC64 seeded with SeedSequence(seed).spawn()[j]), slices of chunks run
-on numba.get_num_threads() threads in jitted nogil batch kernels, and their
-rows are combined in chunk order. So the result has the same bits on 1
-thread or many, and a run with ``tol`` that stops after m chunks equals a
-run of exactly those m chunks.
+on the spec and the sample count. Chunk j draws from its own SFC64 stream
+(seeded with SeedSequence(seed).spawn()[j]; normals.py turns its words into
+normals), slices of chunks run on numba.get_num_threads() threads in jitted
+nogil batch kernels, and their rows are combined in chunk order. So the
+result has the same bits on 1 thread or many, and a run with ``tol`` that
+stops after m chunks equals a run of exactly those m chunks.
 
 Pipelines with max pooling run in antithetic pairs (antithetic.py, with its
 own rows and standard errors). The others sample plainly: chunk moments are
@@ -19,14 +19,12 @@ SE(mean) = sqrt(m2 / N) and SE(std) = sqrt((m4 - m2^2) / N) / (2 std).
 from __future__ import annotations
 
 import math
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Callable
 
 import numba
-from numba.core.errors import NumbaPendingDeprecationWarning
 import numpy as np
 
 from .. import catalog
@@ -131,16 +129,20 @@ def chunk_sizes(samples: int, chunk: int) -> list[int]:
 
 
 def chunk_generator(seed: int, index: int) -> np.random.Generator:
+    """Chunk j's stream as a numpy Generator, for the numpy paths (user expressions, spatial ops)."""
     # Equal to SeedSequence(seed).spawn(index + 1)[index], built directly so chunks can be added later.
     return np.random.Generator(np.random.SFC64(np.random.SeedSequence(seed, spawn_key=(index,))))
 
 
-def chunk_states(gens: list) -> np.ndarray:
-    """The SFC64 states of chunk generators, one row each, for the kernels that draw block-wise (normals.py)."""
-    return np.array([normals.state_of(g.bit_generator) for g in gens], dtype=np.uint64).reshape(len(gens), 4)
+def chunk_states(seed: int, first: int, count: int) -> np.ndarray:
+    """The SFC64 states of chunks first, ..., first + count - 1, one row each: what the kernels draw from."""
+    states = np.empty((count, 4), dtype=np.uint64)
+    for i in range(count):
+        states[i] = normals.state_of(np.random.SFC64(np.random.SeedSequence(seed, spawn_key=(first + i,))))
+    return states
 
 
-Launch = Callable[[list, np.ndarray], np.ndarray]  # (generators, chunk sizes) -> one row per chunk
+Launch = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (chunk states, chunk sizes) -> one row per chunk
 
 
 def run_chunks(program: Program, seed: int, first: int, sizes: list[int], progress: Progress | None = None, total: int = 0, done: int = 0, launch: Launch | None = None) -> np.ndarray:
@@ -157,12 +159,7 @@ def run_chunks(program: Program, seed: int, first: int, sizes: list[int], progre
     rows = []
     for start in range(0, len(sizes), batch):
         counts = np.array(sizes[start : start + batch], dtype=np.int64)
-        gens = [chunk_generator(seed, first + start + i) for i in range(len(counts))]
-        with warnings.catch_warnings():
-            # A plain list of Generators: numba's typed List would cost 0.7 s of compilation in every
-            # new process, and the reflected list's deprecation has been pending for years.
-            warnings.simplefilter("ignore", NumbaPendingDeprecationWarning)
-            rows.append(_in_threads(launch, gens, counts))
+        rows.append(_in_threads(launch, chunk_states(seed, first + start, len(counts)), counts))
         done += int(counts.sum())
         if progress is not None:
             progress(done, total)
@@ -172,13 +169,13 @@ def run_chunks(program: Program, seed: int, first: int, sizes: list[int], progre
 TASKS_PER_THREAD = 4  # slices per thread: a thread slowed by a neighbour on the machine holds up less
 
 
-def _in_threads(launch: Launch, gens: list, counts: np.ndarray) -> np.ndarray:
+def _in_threads(launch: Launch, states: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """launch over consecutive slices of the chunks on the threads, rows back in chunk order."""
     threads = max(1, numba.get_num_threads())
-    if threads == 1 or len(gens) == 1:
-        return launch(gens, counts)
-    bounds = np.linspace(0, len(gens), min(len(gens), threads * TASKS_PER_THREAD) + 1).astype(int)
-    futures = [_pool(threads).submit(launch, gens[lo:hi], counts[lo:hi]) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    if threads == 1 or len(states) == 1:
+        return launch(states, counts)
+    bounds = np.linspace(0, len(states), min(len(states), threads * TASKS_PER_THREAD) + 1).astype(int)
+    futures = [_pool(threads).submit(launch, states[lo:hi], counts[lo:hi]) for lo, hi in zip(bounds[:-1], bounds[1:])]
     return np.vstack([f.result() for f in futures])
 
 
@@ -191,10 +188,10 @@ def _plain_launch(program: Program) -> Launch:
     p = program
     if p.win_n.size == 0 and p.codes.size == 1 and p.codes[0] > 0:
         code, a, b = int(p.codes[0]), float(p.params[0, 0]), float(p.params[0, 1])
-        return lambda gens, counts: mc_kernels.activation_rows(chunk_states(gens), counts, p.mu, p.sigma, code, a, b)
+        return lambda states, counts: mc_kernels.activation_rows(states, counts, p.mu, p.sigma, code, a, b)
     if p.win_n.size == 0:
-        return lambda gens, counts: mc_kernels.chain_rows(chunk_states(gens), counts, p.mu, p.sigma, p.codes, p.params)
-    return lambda gens, counts: mc_kernels.window_rows(gens, counts, *p.kernel_args())
+        return lambda states, counts: mc_kernels.chain_rows(states, counts, p.mu, p.sigma, p.codes, p.params)
+    return lambda states, counts: mc_kernels.window_rows(states, counts, *p.kernel_args())
 
 
 def merge(rows: np.ndarray) -> np.ndarray:

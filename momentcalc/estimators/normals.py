@@ -121,3 +121,30 @@ def standard_normals(state, n):
         m = min(BLOCK, n - start)
         fill(state, out[start:], m, missed, words)
     return out
+
+
+# A stream for kernels that take their normals one at a time (the window kernels): the block is
+# refilled, whole, when a draw finds it used up. Uniforms (dropout masks) come straight from the
+# state, so they interleave with the blocks in draw order.
+@_inline
+def stream(state):
+    """(state, block, [index of the next value], scratch, scratch); starts empty."""
+    return (state, np.empty(BLOCK), np.full(1, BLOCK, dtype=np.int64), np.empty(BLOCK, dtype=np.int64), np.empty(BLOCK, dtype=np.uint64))
+
+
+@_inline
+def draw(stream):
+    """The stream's next standard normal."""
+    state, z, at, missed, words = stream
+    i = at[0]
+    if i == BLOCK:
+        fill(state, z, BLOCK, missed, words)
+        i = 0
+    at[0] = i + 1
+    return z[i]
+
+
+@_inline
+def uniform(stream):
+    """A uniform on [0, 1) from the stream's state."""
+    return next_double(stream[0])

@@ -23,7 +23,7 @@ import numpy as np
 from scipy import special
 
 from ..errors import MomentcalcError
-from . import NotApplicable, mc_kernels
+from . import NotApplicable, mc_kernels, normals
 from .montecarlo import MAX_SAMPLES, Program, Progress, Summary, merge
 
 REPLICAS = 16
@@ -41,7 +41,7 @@ class _Replica:
 
         scramble = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(index, 0))))
         self.sobol = qmc.Sobol(dim, scramble=True, rng=scramble)
-        self.masks = np.random.Generator(np.random.SFC64(np.random.SeedSequence(seed, spawn_key=(index, 1))))
+        self.masks = normals.state_of(np.random.SFC64(np.random.SeedSequence(seed, spawn_key=(index, 1))))  # dropout masks
         self.rows = np.zeros((0, 5))
 
     def extend(self, count: int) -> "_Replica":
