@@ -70,16 +70,24 @@ class Ziggurat:
 
 
 class BlockStream:
-    """normals.stream in plain Python: a generator-like object for one_output. Normals come a
-    whole block at a time, refilled when used up; uniforms straight from the words."""
+    """The window kernels' stream in plain Python, a generator-like object for one_output.
 
-    def __init__(self, bit_generator):
+    As the kernels, it fills normals.per_fill(n) outputs' worth of normals at a
+    time (fewer for the last fill), n normals per output; uniforms (dropout
+    masks) come straight from the words, in draw order.
+    """
+
+    def __init__(self, bit_generator, normals_per_output, outputs):
         self.ziggurat = Ziggurat(bit_generator)
+        self.n, self.left = normals_per_output, outputs
+        self.per = max(1, BLOCK // normals_per_output)
         self.pending = []
 
     def standard_normal(self):
         if not self.pending:
-            self.pending = self.ziggurat.block(BLOCK)[::-1]
+            k = min(self.per, self.left)
+            self.left -= k
+            self.pending = self.ziggurat.block(k * self.n)[::-1]
         return self.pending.pop()
 
     def random(self):

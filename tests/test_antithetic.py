@@ -37,7 +37,7 @@ def test_a_pair_is_the_pipeline_at_z_and_at_minus_z(spec):
     ops = parse(spec).ops
     mean, std, _, _ = quadrature.estimate_moments(parse("relu"), mu, sigma)
     fused = mc_kernels.sample_pair_outputs(montecarlo.chunk_states(0, 0, 1)[0], 50, *program(spec, mu, sigma).kernel_args())
-    gen = naive.BlockStream(montecarlo.chunk_generator(0, 0).bit_generator)
+    gen = naive.BlockStream(montecarlo.chunk_generator(0, 0).bit_generator, naive.normals_per_output(ops), 50)
     slow = []
     for _ in range(50):
         z = [gen.standard_normal() for _ in range(naive.normals_per_output(ops))]

@@ -96,7 +96,7 @@ def test_fused_kernel_matches_the_slow_reference_value_by_value():
     mean, std, _, _ = quadrature.estimate_moments(parse("relu"), 0.3, 1.5)
     program = montecarlo.compile_program(spec, 0.3, 1.5)
     fused = mc_kernels.sample_outputs(montecarlo.chunk_states(0, 0, 1)[0], 200, *program.kernel_args())
-    gen = naive.BlockStream(montecarlo.chunk_generator(0, 0).bit_generator)
+    gen = naive.BlockStream(montecarlo.chunk_generator(0, 0).bit_generator, naive.normals_per_output(spec.ops), 200)
     slow = [naive.one_output(gen, spec.ops, 0.3, 1.5, {1: (mean, std)}) for _ in range(200)]
     np.testing.assert_allclose(fused, slow, rtol=0, atol=1e-13)
 

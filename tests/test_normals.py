@@ -67,13 +67,14 @@ def test_normals_follow_the_normal_law():
     assert stats.kstest(z[: 1 << 20], "norm").pvalue > 1e-4
 
 
-def test_window_kernels_draw_whole_blocks_and_uniforms_between_them():
-    # sample_outputs draws one value at a time from normals.stream; naive.BlockStream is the same
-    # stream in plain Python (a block of numpy's words at a time, dropout uniforms in draw order).
+def test_window_kernels_draw_whole_outputs_per_fill_and_uniforms_between_fills():
+    # naive.BlockStream is the window kernels' stream in plain Python (fills of whole outputs'
+    # normals from numpy's words, then the dropout uniforms of those outputs in draw order).
     ops = parse("dropout(p=0.5) | maxpool(k=3)").ops
     program = montecarlo.compile_program(parse("dropout(p=0.5) | maxpool(k=3)"), 0.0, 1.0)
-    count = normals.BLOCK // 3 + 40  # past the first block
+    n = naive.normals_per_output(ops)  # 9: a 3x3 window
+    count = normals.per_fill(n) + 40  # past the first fill
     fused = mc_kernels.sample_outputs(normals.state_of(_bit_generator(8)), count, *program.kernel_args())
-    stream = naive.BlockStream(_bit_generator(8))
+    stream = naive.BlockStream(_bit_generator(8), n, count)
     slow = [naive.one_output(stream, ops, 0.0, 1.0, {}) for _ in range(count)]
     np.testing.assert_allclose(fused, slow, rtol=0, atol=1e-13)  # dropout: b * x in the kernel, x / divisor here

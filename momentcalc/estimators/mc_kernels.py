@@ -127,32 +127,32 @@ _apply_activation_inline = njit(cache=True, nogil=True, error_model="numpy", inl
 
 
 @_inline
-def _apply_segment(draws, codes, params, start, stop, v):
+def _apply_segment(state, codes, params, start, stop, v):
     for i in range(start, stop):
         c = codes[i]
         if c == AFFINE:
             v = params[i, 0] + params[i, 1] * v
         elif c == DROPOUT:
-            v = params[i, 1] * v if normals.uniform(draws) < params[i, 0] else 0.0
+            v = params[i, 1] * v if normals.next_double(state) < params[i, 0] else 0.0
         else:
             v = _apply_activation_inline(c, params[i, 0], params[i, 1], v)
     return v
 
 
 @_inline
-def _one_output(draws, row, codes, params, seg, win_kind, win_n, acc, cnt):
-    """One output from the standard normals in `row`: nested windows are filled level by level.
+def _one_output(state, row, base, codes, params, seg, win_kind, win_n, acc, cnt):
+    """One output from the inputs row[base:base + prod(win_n)]: nested windows are filled level by level.
 
-    Monte Carlo fills `row` from the stream `draws` (normals.stream); quasi-Monte
-    Carlo passes Sobol points. `draws` still draws the dropout masks.
+    Monte Carlo passes a block of mu + sigma z; quasi-Monte Carlo, Sobol points.
+    `state` draws the dropout masks.
     """
     levels = win_n.shape[0]
-    j = 0
+    j = base
     level = -1
     v = np.nan
     # A single return: numba inlines only such functions, and a real call per output costs refcounts.
     while level < levels:
-        v = _apply_segment(draws, codes, params, seg[0], seg[1], row[j])
+        v = _apply_segment(state, codes, params, seg[0], seg[1], row[j])
         j += 1
         level = 0
         while level < levels:
@@ -168,30 +168,35 @@ def _one_output(draws, row, codes, params, seg, win_kind, win_n, acc, cnt):
                 break
             v = acc[level] if win_kind[level] == MAX else acc[level] / win_n[level]
             cnt[level] = 0
-            v = _apply_segment(draws, codes, params, seg[level + 1], seg[level + 2], v)
+            v = _apply_segment(state, codes, params, seg[level + 1], seg[level + 2], v)
             level += 1
     return v
 
 
+# The window kernels take their normals a fill at a time: as many whole outputs' worth as fit
+# in a block (normals.per_fill), then the outputs, reading the block at an offset. A draw
+# helper that refilled the block itself measured 15x slower: a call inside the per-value path
+# makes numba count references to every array on each value.
 @_inline
-def _fill_normals(draws, row, mu, sigma):
-    for j in range(row.shape[0]):
-        row[j] = mu + sigma * normals.draw(draws)
+def _fill_inputs(state, z, m, mu, sigma, missed, words):
+    normals.fill(state, z, m, missed, words)
+    for j in range(m):
+        z[j] = mu + sigma * z[j]
 
 
 @_inline
-def _single_window(draws, mu, sigma, codes, params, seg, kind, n):
-    """One output of chain | window | chain, the commonest shape, without the level machinery."""
-    acc = _apply_segment(draws, codes, params, seg[0], seg[1], mu + sigma * normals.draw(draws))
-    for _ in range(n - 1):
-        v = _apply_segment(draws, codes, params, seg[0], seg[1], mu + sigma * normals.draw(draws))
+def _single_window(state, z, base, codes, params, seg, kind, n):
+    """One output of chain | window | chain, the commonest shape, from inputs z[base:base + n]."""
+    acc = _apply_segment(state, codes, params, seg[0], seg[1], z[base])
+    for t in range(1, n):
+        v = _apply_segment(state, codes, params, seg[0], seg[1], z[base + t])
         if kind == AVG:
             acc += v
         elif v > acc:
             acc = v
     if kind == AVG:
         acc /= n
-    return _apply_segment(draws, codes, params, seg[1], seg[2], acc)
+    return _apply_segment(state, codes, params, seg[1], seg[2], acc)
 
 
 @_inline
@@ -217,55 +222,67 @@ def _accumulate2(i, y, shift, s1, s2):
 def run_chunk(state, count, mu, sigma, codes, params, seg, win_kind, win_n):
     """Moments of `count` outputs of a pipeline with window ops: array [count, mean, M2, M3, M4].
 
-    `state` is the chunk's SFC64 stream (normals.py), drawn one value at a time.
-
+    `state` is the chunk's SFC64 stream (normals.py); the values are those of sample_outputs.
     (Chains without windows go to run_chain_chunk, which also gives the derivative.)
     Each shape of spec has its own small kernel: one big loop with every path
     inlined is too large for LLVM to optimize well.
     """
-    draws = normals.stream(state)
     if win_n.shape[0] == 1 and codes.shape[0] == 0:
-        return _chunk_bare_window(draws, count, mu, sigma, win_kind[0], win_n[0])
+        return _chunk_bare_window(state, count, mu, sigma, win_kind[0], win_n[0])
     if win_n.shape[0] == 1:
-        return _chunk_one_window(draws, count, mu, sigma, codes, params, seg, win_kind[0], win_n[0])
-    return _chunk_nested(draws, count, mu, sigma, codes, params, seg, win_kind, win_n)
+        return _chunk_one_window(state, count, mu, sigma, codes, params, seg, win_kind[0], win_n[0])
+    return _chunk_nested(state, count, mu, sigma, codes, params, seg, win_kind, win_n)
 
 
 @_jit
-def _chunk_bare_window(draws, count, mu, sigma, kind, n):
+def _chunk_bare_window(state, count, mu, sigma, kind, n):
+    per = normals.per_fill(n)
+    z, missed, words = normals.scratch(per * n)
     shift = s1 = s2 = s3 = s4 = 0.0
-    for i in range(count):
-        acc = normals.draw(draws)
-        for _ in range(n - 1):
-            v = normals.draw(draws)
-            if kind == AVG:
-                acc += v
-            elif v > acc:
-                acc = v
-        y = mu + sigma * (acc / n if kind == AVG else acc)
-        shift, s1, s2, s3, s4 = _accumulate(i, y, shift, s1, s2, s3, s4)
+    for done in range(0, count, per):
+        k = min(per, count - done)
+        normals.fill(state, z, k * n, missed, words)
+        for o in range(k):
+            acc = z[o * n]
+            for t in range(o * n + 1, (o + 1) * n):
+                v = z[t]
+                if kind == AVG:
+                    acc += v
+                elif v > acc:
+                    acc = v
+            y = mu + sigma * (acc / n if kind == AVG else acc)
+            shift, s1, s2, s3, s4 = _accumulate(done + o, y, shift, s1, s2, s3, s4)
     return _central(count, shift, s1, s2, s3, s4)
 
 
 @_jit
-def _chunk_one_window(draws, count, mu, sigma, codes, params, seg, kind, n):
+def _chunk_one_window(state, count, mu, sigma, codes, params, seg, kind, n):
+    per = normals.per_fill(n)
+    z, missed, words = normals.scratch(per * n)
     shift = s1 = s2 = s3 = s4 = 0.0
-    for i in range(count):
-        y = _single_window(draws, mu, sigma, codes, params, seg, kind, n)
-        shift, s1, s2, s3, s4 = _accumulate(i, y, shift, s1, s2, s3, s4)
+    for done in range(0, count, per):
+        k = min(per, count - done)
+        _fill_inputs(state, z, k * n, mu, sigma, missed, words)
+        for o in range(k):
+            y = _single_window(state, z, o * n, codes, params, seg, kind, n)
+            shift, s1, s2, s3, s4 = _accumulate(done + o, y, shift, s1, s2, s3, s4)
     return _central(count, shift, s1, s2, s3, s4)
 
 
 @_jit
-def _chunk_nested(draws, count, mu, sigma, codes, params, seg, win_kind, win_n):
+def _chunk_nested(state, count, mu, sigma, codes, params, seg, win_kind, win_n):
     acc = np.zeros(win_n.shape[0])
     cnt = np.zeros(win_n.shape[0], dtype=np.int64)
-    row = np.empty(np.prod(win_n))
+    n = np.prod(win_n)
+    per = normals.per_fill(n)
+    z, missed, words = normals.scratch(per * n)
     shift = s1 = s2 = s3 = s4 = 0.0
-    for i in range(count):
-        _fill_normals(draws, row, mu, sigma)
-        y = _one_output(draws, row, codes, params, seg, win_kind, win_n, acc, cnt)
-        shift, s1, s2, s3, s4 = _accumulate(i, y, shift, s1, s2, s3, s4)
+    for done in range(0, count, per):
+        k = min(per, count - done)
+        _fill_inputs(state, z, k * n, mu, sigma, missed, words)
+        for o in range(k):
+            y = _one_output(state, z, o * n, codes, params, seg, win_kind, win_n, acc, cnt)
+            shift, s1, s2, s3, s4 = _accumulate(done + o, y, shift, s1, s2, s3, s4)
     return _central(count, shift, s1, s2, s3, s4)
 
 
@@ -274,7 +291,6 @@ def run_points(mask_state, points, mu, sigma, codes, params, seg, win_kind, win_
     """Moments of the outputs at given standard-normal points, one row per output (QMC).
 
     Dropout masks come from mask_state (an SFC64 state, advanced in place)."""
-    draws = normals.stream(mask_state)
     acc = np.zeros(win_n.shape[0])
     cnt = np.zeros(win_n.shape[0], dtype=np.int64)
     row = np.empty(points.shape[1])
@@ -282,7 +298,7 @@ def run_points(mask_state, points, mu, sigma, codes, params, seg, win_kind, win_
     for i in range(points.shape[0]):
         for j in range(points.shape[1]):
             row[j] = mu + sigma * points[i, j]
-        y = _one_output(draws, row, codes, params, seg, win_kind, win_n, acc, cnt)
+        y = _one_output(mask_state, row, 0, codes, params, seg, win_kind, win_n, acc, cnt)
         shift, s1, s2, s3, s4 = _accumulate(i, y, shift, s1, s2, s3, s4)
     return _central(points.shape[0], shift, s1, s2, s3, s4)
 
@@ -312,14 +328,17 @@ def _central2(n, shift, s1, s2):
 @_jit
 def sample_outputs(state, count, mu, sigma, codes, params, seg, win_kind, win_n):
     """run_chunk's output values themselves, in draw order: for tests against slow references."""
-    draws = normals.stream(state)
     acc = np.zeros(win_n.shape[0])
     cnt = np.zeros(win_n.shape[0], dtype=np.int64)
-    row = np.empty(np.prod(win_n))
+    n = np.prod(win_n)
+    per = normals.per_fill(n)
+    z, missed, words = normals.scratch(per * n)
     out = np.empty(count)
-    for i in range(count):
-        _fill_normals(draws, row, mu, sigma)
-        out[i] = _one_output(draws, row, codes, params, seg, win_kind, win_n, acc, cnt)
+    for done in range(0, count, per):
+        k = min(per, count - done)
+        _fill_inputs(state, z, k * n, mu, sigma, missed, words)
+        for o in range(k):
+            out[done + o] = _one_output(state, z, o * n, codes, params, seg, win_kind, win_n, acc, cnt)
     return out
 
 
@@ -509,24 +528,22 @@ _is_bare_max = _inline(is_bare_max)
 
 
 @_inline
-def _bare_max_pair(draws, mu, sigma, n):
-    hi = lo = normals.draw(draws)
-    for _ in range(n - 1):
-        z = normals.draw(draws)
-        hi = z if z > hi else hi
-        lo = z if z < lo else lo
+def _bare_max_pair(z, base, mu, sigma, n):
+    hi = lo = z[base]
+    for t in range(base + 1, base + n):
+        hi = z[t] if z[t] > hi else hi
+        lo = z[t] if z[t] < lo else lo
     return mu + sigma * hi, mu - sigma * lo  # the max over mu - sigma z is mu - sigma min(z)
 
 
 @_inline
-def _general_pair(draws, z, row, mu, sigma, codes, params, seg, win_kind, win_n, acc, cnt):
-    _fill_normals(draws, z, 0.0, 1.0)
+def _general_pair(state, z, base, row, mu, sigma, codes, params, seg, win_kind, win_n, acc, cnt):
     y1 = y2 = 0.0
     for side in range(2):
         sign = 1.0 if side == 0 else -1.0
-        for j in range(z.shape[0]):
-            row[j] = mu + sign * sigma * z[j]
-        y = _one_output(draws, row, codes, params, seg, win_kind, win_n, acc, cnt)
+        for j in range(row.shape[0]):
+            row[j] = mu + sign * sigma * z[base + j]
+        y = _one_output(state, row, 0, codes, params, seg, win_kind, win_n, acc, cnt)
         if side == 0:
             y1 = y
         else:
@@ -541,11 +558,15 @@ def _pairs_bare_max(state, pairs, shift, mu, sigma, n):
     Returns [pairs, Sa, Saa, Sb, Sbb, Sab], plain sums over pairs of a and b
     (see _pair_sums). Every chunk of a run uses the same shift, so rows add.
     """
-    draws = normals.stream(state)
+    per = normals.per_fill(n)
+    z, missed, words = normals.scratch(per * n)
     sa = saa = sb = sbb = sab = 0.0
-    for _ in range(pairs):
-        y1, y2 = _bare_max_pair(draws, mu, sigma, n)
-        sa, saa, sb, sbb, sab = _pair_sums(y1, y2, shift, sa, saa, sb, sbb, sab)
+    for done in range(0, pairs, per):
+        k = min(per, pairs - done)
+        normals.fill(state, z, k * n, missed, words)
+        for o in range(k):
+            y1, y2 = _bare_max_pair(z, o * n, mu, sigma, n)
+            sa, saa, sb, sbb, sab = _pair_sums(y1, y2, shift, sa, saa, sb, sbb, sab)
     return np.array([float(pairs), sa, saa, sb, sbb, sab])
 
 
@@ -555,13 +576,17 @@ def _pairs_general(state, pairs, shift, mu, sigma, codes, params, seg, win_kind,
     pairing is valid as long as each side alone has the pipeline's distribution."""
     acc = np.zeros(win_n.shape[0])
     cnt = np.zeros(win_n.shape[0], dtype=np.int64)
-    z = np.empty(np.prod(win_n))
-    row = np.empty_like(z)
-    draws = normals.stream(state)
+    n = np.prod(win_n)
+    row = np.empty(n)
+    per = normals.per_fill(n)
+    z, missed, words = normals.scratch(per * n)
     sa = saa = sb = sbb = sab = 0.0
-    for _ in range(pairs):
-        y1, y2 = _general_pair(draws, z, row, mu, sigma, codes, params, seg, win_kind, win_n, acc, cnt)
-        sa, saa, sb, sbb, sab = _pair_sums(y1, y2, shift, sa, saa, sb, sbb, sab)
+    for done in range(0, pairs, per):
+        k = min(per, pairs - done)
+        normals.fill(state, z, k * n, missed, words)
+        for o in range(k):
+            y1, y2 = _general_pair(state, z, o * n, row, mu, sigma, codes, params, seg, win_kind, win_n, acc, cnt)
+            sa, saa, sb, sbb, sab = _pair_sums(y1, y2, shift, sa, saa, sb, sbb, sab)
     return np.array([float(pairs), sa, saa, sb, sbb, sab])
 
 
@@ -571,15 +596,19 @@ def sample_pair_outputs(state, pairs, mu, sigma, codes, params, seg, win_kind, w
     out = np.empty((pairs, 2))
     acc = np.zeros(win_n.shape[0])
     cnt = np.zeros(win_n.shape[0], dtype=np.int64)
-    z = np.empty(np.prod(win_n))
-    row = np.empty_like(z)
+    n = np.prod(win_n)
+    row = np.empty(n)
+    per = normals.per_fill(n)
+    z, missed, words = normals.scratch(per * n)
     bare_max = _is_bare_max(codes, win_kind, win_n)
-    draws = normals.stream(state)
-    for i in range(pairs):
-        if bare_max:
-            out[i, 0], out[i, 1] = _bare_max_pair(draws, mu, sigma, win_n[0])
-        else:
-            out[i, 0], out[i, 1] = _general_pair(draws, z, row, mu, sigma, codes, params, seg, win_kind, win_n, acc, cnt)
+    for done in range(0, pairs, per):
+        k = min(per, pairs - done)
+        normals.fill(state, z, k * n, missed, words)
+        for o in range(k):
+            if bare_max:
+                out[done + o, 0], out[done + o, 1] = _bare_max_pair(z, o * n, mu, sigma, n)
+            else:
+                out[done + o, 0], out[done + o, 1] = _general_pair(state, z, o * n, row, mu, sigma, codes, params, seg, win_kind, win_n, acc, cnt)
     return out
 
 

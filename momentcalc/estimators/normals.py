@@ -6,7 +6,7 @@ the kernels advance it exactly as numpy does. The normals are numpy's
 ziggurat (the one ``Generator.standard_normal`` uses, with numpy's own
 tables) with one change of order, which is what makes it about 1.6x faster:
 
-* numpy finishes each of the 0.7% of draws that miss the ziggurat's fast
+* numpy finishes each of the 1.5% of draws that miss the ziggurat's fast
   test (tail or wedge test, and a fresh draw if that rejects) before it
   draws the next value;
 * ``fill`` takes the fast test for a whole block first, with no branch on
@@ -123,28 +123,13 @@ def standard_normals(state, n):
     return out
 
 
-# A stream for kernels that take their normals one at a time (the window kernels): the block is
-# refilled, whole, when a draw finds it used up. Uniforms (dropout masks) come straight from the
-# state, so they interleave with the blocks in draw order.
 @_inline
-def stream(state):
-    """(state, block, [index of the next value], scratch, scratch); starts empty."""
-    return (state, np.empty(BLOCK), np.full(1, BLOCK, dtype=np.int64), np.empty(BLOCK, dtype=np.int64), np.empty(BLOCK, dtype=np.uint64))
+def per_fill(normals_per_output):
+    """Whole outputs per fill for kernels that need normals_per_output normals each: a block's worth, at least one."""
+    return max(1, BLOCK // normals_per_output)
 
 
 @_inline
-def draw(stream):
-    """The stream's next standard normal."""
-    state, z, at, missed, words = stream
-    i = at[0]
-    if i == BLOCK:
-        fill(state, z, BLOCK, missed, words)
-        i = 0
-    at[0] = i + 1
-    return z[i]
-
-
-@_inline
-def uniform(stream):
-    """A uniform on [0, 1) from the stream's state."""
-    return next_double(stream[0])
+def scratch(size):
+    """(values, missed, words): the arrays fill needs, for fills of up to size values."""
+    return np.empty(size), np.empty(size, dtype=np.int64), np.empty(size, dtype=np.uint64)
