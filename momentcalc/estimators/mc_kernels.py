@@ -190,10 +190,7 @@ def _single_window(state, z, base, codes, params, seg, kind, n):
     acc = _apply_segment(state, codes, params, seg[0], seg[1], z[base])
     for t in range(1, n):
         v = _apply_segment(state, codes, params, seg[0], seg[1], z[base + t])
-        if kind == AVG:
-            acc += v
-        elif v > acc:
-            acc = v
+        acc = acc + v if kind == AVG else max(acc, v)
     if kind == AVG:
         acc /= n
     return _apply_segment(state, codes, params, seg[1], seg[2], acc)
@@ -245,11 +242,7 @@ def _chunk_bare_window(state, count, mu, sigma, kind, n):
         for o in range(k):
             acc = z[o * n]
             for t in range(o * n + 1, (o + 1) * n):
-                v = z[t]
-                if kind == AVG:
-                    acc += v
-                elif v > acc:
-                    acc = v
+                acc = acc + z[t] if kind == AVG else max(acc, z[t])
             y = mu + sigma * (acc / n if kind == AVG else acc)
             shift, s1, s2, s3, s4 = _accumulate(done + o, y, shift, s1, s2, s3, s4)
     return _central(count, shift, s1, s2, s3, s4)
@@ -531,8 +524,9 @@ _is_bare_max = _inline(is_bare_max)
 def _bare_max_pair(z, base, mu, sigma, n):
     hi = lo = z[base]
     for t in range(base + 1, base + n):
-        hi = z[t] if z[t] > hi else hi
-        lo = z[t] if z[t] < lo else lo
+        # max and min, not comparisons: LLVM turned those into branches, mispredicted half the time.
+        hi = max(hi, z[t])
+        lo = min(lo, z[t])
     return mu + sigma * hi, mu - sigma * lo  # the max over mu - sigma z is mu - sigma min(z)
 
 
