@@ -5,9 +5,12 @@
 
 Every ratio is measured in this one run, on this machine: fused kernels
 against (a) the fastest numpy bit generator summing normals in a jitted
-prange loop (the physical limit of plain Monte Carlo here) and (b) the numpy
-script a user would write. `bound` is the ratio_vs_naive of a kernel that
-only drew its normals at that limit. maxpool runs in antithetic pairs, two
+prange loop (the limit of plain Monte Carlo through numpy's Generator) and
+(b) the numpy script a user would write. momentcalc draws its normals with
+its own block ziggurat (estimators/normals.py), whose rate is printed too: a
+ratio_vs_limit above 1 is that generator's doing. `bound` is the
+ratio_vs_naive of a kernel that only drew its normals at that limit (through
+numpy's Generator). maxpool runs in antithetic pairs, two
 outputs per window of draws (normals_drawn_per_output in the JSON), so its
 ratio_vs_limit counts 9 normals per output as the issue defines it. The last
 line printed is JSON.
@@ -30,6 +33,7 @@ from numba import njit, prange
 
 import momentcalc as mc
 from momentcalc.estimators import antithetic, montecarlo, quadrature
+from momentcalc.estimators import normals as mc_normals
 
 OPS = {"maxpool(k=3)": 9, "relu": 1, "sigmoid": 1}  # spec: normals per output
 
@@ -48,6 +52,25 @@ def _sum_normals_parallel(gens, n):
     for c in prange(len(gens)):
         out[c] = _sum_normals(gens[c], n)
     return out.sum()
+
+
+@njit(cache=True, nogil=True)
+def _fill_normals(state, blocks):
+    z, missed, words = mc_normals.scratch(mc_normals.BLOCK)
+    s = 0.0
+    for _ in range(blocks):
+        mc_normals.fill(state, z, mc_normals.BLOCK, missed, words)
+        s += z[0]
+    return s
+
+
+def own_normals_rate(normals: int, repeats: int = 3) -> float:
+    """Normals/s of momentcalc's own block ziggurat (estimators/normals.py) on one thread, into a
+    block that stays in cache, as the kernels use it."""
+    state = mc_normals.state_of(np.random.SFC64(0))
+    blocks = max(1, normals // mc_normals.BLOCK)
+    _fill_normals(state, 1)
+    return blocks * mc_normals.BLOCK / _best_of(lambda: _fill_normals(state, blocks), repeats)
 
 
 def rng_limit(normals: int) -> tuple[str, float]:
@@ -226,6 +249,7 @@ def main() -> None:
     for _ in range(2 if quick else 4):
         _keep_best(best, "limit", _limit_rate(limit_bitgen, normals, 3))
         _keep_best(best, "limit 1", _with_threads(1, lambda: _limit_rate(limit_bitgen, normals // 2, 3)))
+        _keep_best(best, "own normals 1", own_normals_rate(normals // 2))
         for spec, width in OPS.items():
             _keep_best(best, spec + " 1", fused_rate(spec, normals // width, 1, 1))
             _keep_best(best, spec, fused_rate(spec, normals // width, threads, 1))
@@ -233,7 +257,10 @@ def main() -> None:
     limit = best["limit"]
     print(f"rng_limit: {limit:.3g} normals/s ({limit_name}, {threads} threads, jitted prange sum)")
     print(f"rng_limit on 1 thread: {best['limit 1']:.3g} normals/s (how well {threads} threads scale: {limit / best['limit 1']:.2f}x)")
-    report = {"threads": threads, "rng_limit_bit_generator": limit_name, "rng_limit_per_s": limit, "rng_limit_1thread_per_s": best["limit 1"]}
+    own = best["own normals 1"]
+    print(f"momentcalc's own normals (estimators/normals.py) on 1 thread: {own:.3g} normals/s ({own / best['limit 1']:.2f}x rng_limit on 1 thread)")
+    report = {"threads": threads, "rng_limit_bit_generator": limit_name, "rng_limit_per_s": limit, "rng_limit_1thread_per_s": best["limit 1"],
+              "own_normals_1thread_per_s": own, "own_normals_vs_rng_limit_1thread": own / best["limit 1"]}
     print(f"{'op':<14}{'fused 1 thr':>14}{'fused all':>14}{'naive numpy':>14}{'vs limit':>10}{'1 thr':>7}{'vs naive':>10}{'bound':>8}")
     for spec, width in OPS.items():
         all_threads, naive = best[spec], best[spec + " naive"]

@@ -11,8 +11,7 @@ scale. Three methods, as for the moments:
 * quadrature: integrate the squared product of derivatives over the same
   tracked distribution as the moments (kinks as breakpoints);
 * Monte Carlo: a fused Numba kernel (``mc_kernels.run_chain_chunk``, which draws once for the
-  moments and the derivative,) with the
-  same chunk generators (``montecarlo.chunk_generator``) and merge.
+  moments and the derivative) with the same chunk streams (``montecarlo.chunk_states``) and merge.
 
 Specs with window ops have no grad_sq here (None).
 """

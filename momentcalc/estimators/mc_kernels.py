@@ -8,7 +8,8 @@ spec and are cached on disk (cache=True) across processes:
 * ``seg``: stage index bounds of the segments between window ops;
 * ``win_kind``/``win_n``: the window ops.
 
-A chunk kernel runs one chunk with its own Generator and returns the
+A chunk kernel runs one chunk from its own SFC64 state (normals.py draws
+the normals a block at a time) and returns the
 chunk's count, mean and central moment sums M2..M4, accumulated as sums of
 deviations from a shift (the chunk's first value): the shifted-data
 algorithm, sound when the shift is near the mean. The antithetic pair
@@ -398,7 +399,8 @@ def run_chain_chunk(state, count, mu, sigma, codes, params):
     derivatives along each draw. `state` is the chunk's SFC64 stream
     (estimators/normals.py); the values are those of sample_chain_outputs.
     """
-    z, g, missed, words = _block_scratch()
+    z, missed, words = normals.scratch(normals.BLOCK)
+    g = np.empty(normals.BLOCK)
     acc = np.zeros(6)
     shift = gshift = 0.0
     for start in range(0, count, normals.BLOCK):
@@ -414,7 +416,8 @@ def run_chain_chunk(state, count, mu, sigma, codes, params):
 @_jit
 def run_activation_chunk(state, count, mu, sigma, code, a, b):
     """run_chain_chunk's row for a chain of one activation, the commonest spec."""
-    z, g, missed, words = _block_scratch()
+    z, missed, words = normals.scratch(normals.BLOCK)
+    g = np.empty(normals.BLOCK)
     e, scale = np.empty(normals.BLOCK), np.empty(normals.BLOCK, dtype=np.int64)
     acc = np.zeros(6)
     shift = gshift = 0.0
@@ -438,7 +441,8 @@ def run_activation_chunk(state, count, mu, sigma, code, a, b):
 def sample_chain_outputs(state, count, mu, sigma, codes, params):
     """The outputs of a chain and their squared derivatives, shape (2, count), as run_chain_chunk draws them: for tests."""
     out = np.empty((2, count))
-    z, g, missed, words = _block_scratch()
+    z, missed, words = normals.scratch(normals.BLOCK)
+    g = np.empty(normals.BLOCK)
     for start in range(0, count, normals.BLOCK):
         m = min(normals.BLOCK, count - start)
         normals.fill(state, z, m, missed, words)
@@ -446,12 +450,6 @@ def sample_chain_outputs(state, count, mu, sigma, codes, params):
         out[0, start : start + m] = z[:m]
         out[1, start : start + m] = g[:m]
     return out
-
-
-@_inline
-def _block_scratch():
-    b = normals.BLOCK
-    return np.empty(b), np.empty(b), np.empty(b, dtype=np.int64), np.empty(b, dtype=np.uint64)
 
 
 @_jit
