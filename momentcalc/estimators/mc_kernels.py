@@ -188,10 +188,11 @@ def _fill_inputs(state, z, m, mu, sigma, missed, words):
 @_inline
 def _single_window(state, z, base, codes, params, seg, kind, n):
     """One output of chain | window | chain, the commonest shape, from inputs z[base:base + n]."""
-    acc = _apply_segment(state, codes, params, seg[0], seg[1], z[base])
-    for t in range(1, n):
+    acc = 0.0
+    for t in range(n):
+        # One call site for the first segment: each inlines the 20-way activation dispatch.
         v = _apply_segment(state, codes, params, seg[0], seg[1], z[base + t])
-        acc = acc + v if kind == AVG else max(acc, v)
+        acc = v if t == 0 else (acc + v if kind == AVG else max(acc, v))
     if kind == AVG:
         acc /= n
     return _apply_segment(state, codes, params, seg[1], seg[2], acc)
