@@ -157,9 +157,14 @@ def run_chunks(program: Program, seed: int, first: int, sizes: list[int], progre
     launch = launch or _plain_launch(program)
     batch = 32 * max(1, numba.get_num_threads())  # about 0.1 s of work between progress reports
     rows = []
+    states = chunk_states(seed, first, min(batch, len(sizes)))
     for start in range(0, len(sizes), batch):
         counts = np.array(sizes[start : start + batch], dtype=np.int64)
-        rows.append(_in_threads(launch, chunk_states(seed, first + start, len(counts)), counts))
+        pending = _in_threads(launch, states, counts)
+        following = start + batch
+        if following < len(sizes):  # seeded while the threads run this batch (the kernels release the GIL)
+            states = chunk_states(seed, first + following, min(batch, len(sizes) - following))
+        rows.append(pending())
         done += int(counts.sum())
         if progress is not None:
             progress(done, total)
@@ -169,14 +174,16 @@ def run_chunks(program: Program, seed: int, first: int, sizes: list[int], progre
 TASKS_PER_THREAD = 4  # slices per thread: a thread slowed by a neighbour on the machine holds up less
 
 
-def _in_threads(launch: Launch, states: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """launch over consecutive slices of the chunks on the threads, rows back in chunk order."""
+def _in_threads(launch: Launch, states: np.ndarray, counts: np.ndarray) -> Callable[[], np.ndarray]:
+    """Start launch over consecutive slices of the chunks on the threads; the function returned
+    waits for their rows, in chunk order."""
     threads = max(1, numba.get_num_threads())
     if threads == 1 or len(states) == 1:
-        return launch(states, counts)
+        rows = launch(states, counts)
+        return lambda: rows
     bounds = np.linspace(0, len(states), min(len(states), threads * TASKS_PER_THREAD) + 1).astype(int)
     futures = [_pool(threads).submit(launch, states[lo:hi], counts[lo:hi]) for lo, hi in zip(bounds[:-1], bounds[1:])]
-    return np.vstack([f.result() for f in futures])
+    return lambda: np.vstack([f.result() for f in futures])
 
 
 @lru_cache(maxsize=None)
