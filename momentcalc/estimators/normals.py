@@ -4,7 +4,8 @@ A stream is numpy's SFC64: ``state`` is the uint64[4] array of
 ``np.random.SFC64(...).state["state"]["state"]`` ([a, b, c, counter]), and
 the kernels advance it exactly as numpy does. The normals are numpy's
 ziggurat (the one ``Generator.standard_normal`` uses, with numpy's own
-tables) with one change of order, which is what makes it about 1.6x faster:
+tables) with one change of order, which makes it about 1.25x as fast as
+numpy's own called from numba (3.5 against 4.4 ns a normal on one core here):
 
 * numpy finishes each of the 1.5% of draws that miss the ziggurat's fast
   test (tail or wedge test, and a fresh draw if that rejects) before it
