@@ -9,9 +9,9 @@ import math
 from functools import lru_cache
 
 import numpy as np
-from numba.np.random._constants import fi_double, ki_double, wi_double, ziggurat_nor_inv_r, ziggurat_nor_r
-
 from momentcalc.estimators.normals import BLOCK
+from momentcalc.estimators.ziggurat_tables import FI as fi_double, KI as ki_double, WI as wi_double
+from momentcalc.estimators.ziggurat_tables import ZIGGURAT_NOR_INV_R as ziggurat_nor_inv_r, ZIGGURAT_NOR_R as ziggurat_nor_r
 
 from momentcalc.ops.activations import ACTIVATIONS
 from momentcalc.ops.dropout import divisor

@@ -6,10 +6,10 @@ import math
 
 import numpy as np
 import pytest
-from numba.np.random._constants import ziggurat_nor_r
 from scipy import stats
 
 from momentcalc.estimators import mc_kernels, montecarlo, normals
+from momentcalc.estimators.ziggurat_tables import ZIGGURAT_NOR_R as ziggurat_nor_r
 from momentcalc.spec import parse
 import naive
 
@@ -78,3 +78,11 @@ def test_window_kernels_draw_whole_outputs_per_fill_and_uniforms_between_fills()
     stream = naive.BlockStream(_bit_generator(8), n, count)
     slow = [naive.one_output(stream, ops, 0.0, 1.0, {}) for _ in range(count)]
     np.testing.assert_allclose(fused, slow, rtol=0, atol=1e-13)  # dropout: b * x in the kernel, x / divisor here
+
+
+def test_the_vendored_tables_are_numbas_copy_of_numpys():
+    constants = pytest.importorskip("numba.np.random._constants")  # private: skipped if numba moves it
+    np.testing.assert_array_equal(normals.WI, constants.wi_double)
+    np.testing.assert_array_equal(normals.KI, np.asarray(constants.ki_double, dtype=np.uint64))
+    np.testing.assert_array_equal(normals.FI, constants.fi_double)
+    assert (ziggurat_nor_r, normals.ziggurat_nor_inv_r) == (constants.ziggurat_nor_r, constants.ziggurat_nor_inv_r)
