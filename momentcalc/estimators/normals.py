@@ -115,7 +115,7 @@ def fill(state, z, m, missed, words):
 
 @_jit
 def standard_normals(state, n):
-    """The stream's next n normals, in the blocks the kernels draw them in: for tests and references."""
+    """The stream's next n normals, filled BLOCK at a time as the chain kernels fill them: for tests and references."""
     out = np.empty(n)
     missed = np.empty(BLOCK, dtype=np.int64)
     words = np.empty(BLOCK, dtype=np.uint64)
