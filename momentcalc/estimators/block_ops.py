@@ -8,7 +8,7 @@ are kept free of calls and branches so that they run in vector lanes:
   squared derivatives;
 * ``add_relu_block``: relu, its derivative and the sums in one pass;
 * ``add_sigmoid_block``: sigmoid, its derivative and the sums, with an exp
-  of its own (``_exp_parts``; ``exp_nonpositive`` over an array). numba's
+  of its own (``_exp_parts``). numba's
   math.exp is a call into libm per value: sigmoid took 20.8 ns a value with
   it and 7.3 with this polynomial, which vectorizes and is within an ulp of
   libm (tests/test_block_ops.py checks it against math.exp).
@@ -87,9 +87,6 @@ def _add6(acc, s1, s2, s3, s4, g1, g2):
 
 
 # contract: the polynomial's multiply-adds become FMAs, 2.7x faster here.
-_vector_math = njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
-
-
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"}, inline="always")
 def _exp_parts(t):
     """exp(t) for t <= 0 as (exp(r), the bits of 2^k), with k = round(t / ln 2) and |r| <= ln(2)/2.
@@ -110,16 +107,6 @@ def _exp_parts(t):
     q3 = C12 + C13 * r
     small = r + (C2 + C3 * r) * r2 + r4 * (q1 + r4 * (q2 + r4 * q3))
     return 1.0 + small, (np.int64(k) + 1023) << 52
-
-
-@_vector_math
-def exp_nonpositive(t, out, scale, m):
-    """out[:m] = exp(t[:m]) for t <= 0 (exp(EXP_FLOOR) below it); scale is int64 scratch of len >= m."""
-    for j in range(m):
-        out[j], scale[j] = _exp_parts(t[j])
-    powers = scale.view(np.float64)
-    for j in range(m):
-        out[j] *= powers[j]
 
 
 @njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract", "reassoc"})

@@ -28,7 +28,8 @@ from . import block_ops, normals
 AFFINE = -1  # y = a + b * x
 DROPOUT = -2  # y = b * x with probability a, else 0
 MAX, AVG = 0, 1
-RELU, SIGMOID = 1, 2  # codes of apply_activation that have block loops of their own (block_ops)
+# Codes of the activations that have block loops of their own (block_ops).
+RELU, SIGMOID = act.ACTIVATIONS["relu"].code, act.ACTIVATIONS["sigmoid"].code
 
 _jit = njit(cache=True, nogil=True, error_model="numpy")
 # Inlined at the numba level: a call that passes arrays costs reference counting per value drawn.

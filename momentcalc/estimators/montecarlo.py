@@ -128,17 +128,21 @@ def chunk_sizes(samples: int, chunk: int) -> list[int]:
     return [chunk] * full + ([rest] if rest else [])
 
 
+def _chunk_bit_generator(seed: int, index: int) -> np.random.SFC64:
+    # Equal to SeedSequence(seed).spawn(index + 1)[index], built directly so chunks can be added later.
+    return np.random.SFC64(np.random.SeedSequence(seed, spawn_key=(index,)))
+
+
 def chunk_generator(seed: int, index: int) -> np.random.Generator:
     """Chunk j's stream as a numpy Generator, for the numpy paths (user expressions, spatial ops)."""
-    # Equal to SeedSequence(seed).spawn(index + 1)[index], built directly so chunks can be added later.
-    return np.random.Generator(np.random.SFC64(np.random.SeedSequence(seed, spawn_key=(index,))))
+    return np.random.Generator(_chunk_bit_generator(seed, index))
 
 
 def chunk_states(seed: int, first: int, count: int) -> np.ndarray:
     """The SFC64 states of chunks first, ..., first + count - 1, one row each: what the kernels draw from."""
     states = np.empty((count, 4), dtype=np.uint64)
     for i in range(count):
-        states[i] = normals.state_of(np.random.SFC64(np.random.SeedSequence(seed, spawn_key=(first + i,))))
+        states[i] = normals.state_of(_chunk_bit_generator(seed, first + i))
     return states
 
 
