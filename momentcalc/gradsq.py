@@ -25,8 +25,7 @@ import numpy as np
 
 from . import catalog
 from ._lazy import lazy_module
-from .estimators import NotApplicable, montecarlo
-from .ops.activations import ACTIVATIONS
+from .estimators import NotApplicable, closed as closed_forms
 from .result import Estimate
 from .spec import Spec
 
@@ -38,16 +37,6 @@ integrate = lazy_module("scipy.integrate")
 def applies(spec: Spec) -> bool:
     """grad_sq is defined for chains of elementwise ops, normalize and dropout."""
     return all(op.kind != catalog.WINDOW for op in spec.ops)
-
-
-def closed(spec: Spec, mu: float, sigma: float) -> float:
-    if len(spec.ops) != 1 or spec.last.kind != catalog.ELEMENTWISE or spec.last.name not in ACTIVATIONS:
-        raise NotApplicable(f"no closed form of E[f'(X)^2] for '{spec}'")
-    act = ACTIVATIONS[spec.last.name]
-    value = act.grad_closed(*act.args(spec.last), mu, sigma) if act.grad_closed else None
-    if value is None:
-        raise NotApplicable(f"no closed form of E[f'(X)^2] is known for '{spec}'")
-    return value
 
 
 def quadrature_from_dist(dist) -> quadrature.Integral:
@@ -83,28 +72,16 @@ def by_quadrature(spec: Spec, mu: float, sigma: float) -> tuple[float, float]:
     return found.value, found.err
 
 
-def by_montecarlo(spec: Spec, mu: float, sigma: float, samples: int, seed: int) -> montecarlo.Summary:
-    """Monte Carlo estimate of E[f'(X)^2] (its mean and mean_se)."""
-    if not applies(spec):
-        raise NotApplicable(f"'{spec}' has window ops: no grad_sq")
-    program = montecarlo.compile_program(spec, mu, sigma)
-    rows = montecarlo.run_chunks(program, seed, 0, montecarlo.chunk_sizes(samples, program.chunk))
-    return montecarlo.summarize(montecarlo.merge(rows[:, 5:]))
-
-
 def attach(estimate: Estimate, spec: Spec, mu: float, sigma: float) -> Estimate:
     """The estimate with grad_sq by the same method, where that method gives one; unchanged otherwise."""
     if estimate.grad_sq is not None or not applies(spec):
         return estimate
     try:
         if estimate.method == "closed":
-            return replace(estimate, grad_sq=closed(spec, mu, sigma), grad_sq_se=0.0)
+            return replace(estimate, grad_sq=closed_forms.grad_sq(spec, mu, sigma), grad_sq_se=0.0)
         if estimate.method == "quadrature":
             value, err = by_quadrature(spec, mu, sigma)
             return replace(estimate, grad_sq=value, grad_sq_se=err)
-        if estimate.method == "montecarlo" and estimate.samples:
-            s = by_montecarlo(spec, mu, sigma, estimate.samples, estimate.seed or 0)
-            return replace(estimate, grad_sq=s.mean, grad_sq_se=s.mean_se)
     except NotApplicable:
         pass
     return estimate

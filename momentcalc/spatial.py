@@ -39,12 +39,11 @@ from typing import Callable
 
 import numpy as np
 
-from . import catalog
+from . import catalog, userfn
 from .convshape import conv_shape
 from .errors import MomentcalcError
-from .estimators import NotApplicable, closed, mc_kernels, montecarlo
+from .estimators import NotApplicable, closed, montecarlo
 from .ops import dropout as dropout_op
-from .ops.activations import ACTIVATIONS
 from .result import Verdict
 from .spec import Op, Spec
 
@@ -330,7 +329,7 @@ def _exact_for(spec: Spec, layers: list[Layer], r: int | None, mu: float, sigma:
     if any(op.kind == catalog.NORMALIZE for op in suffix):
         return "a normalize between ops after the last window op: it uses the interior constants"
     n = last.op.window_size
-    scaled = last.op.name == "avgpool" and last.op.get("count_include_pad") and r < n
+    scaled = last.op.info.reduction == catalog.MEAN and last.op.get("count_include_pad") and r < n
     if scaled and suffix:
         return f"ops after a border average (a sum of {r} over {n}) have no exact method here"
     try:
@@ -380,14 +379,8 @@ def _map_stages(spec: Spec, dims: int, mu: float, sigma: float) -> list[Callable
     stages = []
     for depth, op in enumerate(spec.ops):
         if op.kind == catalog.ELEMENTWISE:
-            act = ACTIVATIONS[op.name]
-            a, b = act.args(op)
-
-            def apply(x, gen, code=act.code, a=a, b=b):
-                flat = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
-                return mc_kernels.activation_array(code, a, b, flat, False).reshape(x.shape)
-
-            stages.append(apply)
+            f = userfn.jitted_arrays(op)[0]
+            stages.append(lambda x, gen, f=f: f(x))
         elif op.kind == catalog.DROPOUT:
             keep, c = op.get("p"), dropout_op.divisor(op.get("p"), op.get("scale"))
             stages.append(lambda x, gen, keep=keep, c=c: np.where(gen.random(x.shape) < keep, x / c, 0.0))
@@ -397,8 +390,10 @@ def _map_stages(spec: Spec, dims: int, mu: float, sigma: float) -> list[Callable
             except NotApplicable as why:
                 raise MomentcalcError(f"normalize needs the exact moments of '{Spec(spec.ops[:depth])}': {why}") from None
             stages.append(lambda x, gen, m=mean, sd=std: (x - m) / sd)
-        else:
+        elif op.kind == catalog.WINDOW:
             stages.append(_window_stage(op, dims))
+        else:
+            raise MomentcalcError(f"whole-map Monte Carlo does not know ops of kind {op.kind!r} ({op})")
     return stages
 
 
@@ -407,7 +402,9 @@ def _window_stage(op: Op, dims: int) -> Callable:
     # all k^dims taps (4x faster); the tests check it against reference_conv.
     k, p = op.get("k"), op.get("p")
     s = op.get("s") or k
-    take_max, include = op.name == "maxpool", bool(op.get("count_include_pad", True))
+    if op.info.reduction not in (catalog.MAX, catalog.MEAN):
+        raise MomentcalcError(f"whole-map Monte Carlo does not know the reduction {op.info.reduction!r} of {op}")
+    take_max, include = op.info.reduction == catalog.MAX, bool(op.get("count_include_pad", True))
     return lambda x, gen: pool_nd(x, dims, k, s, p, take_max, include)
 
 
@@ -517,7 +514,7 @@ def estimate_map(
         raise MomentcalcError(f"size must be a whole number >= 1 (the side of the input feature map), got {size!r}")
     if method == "qmc":
         raise MomentcalcError("qmc does not run on feature maps; with size= use auto, montecarlo or quadrature")
-    if any(op.name == "expr" for op in spec.ops):
+    if userfn.needs_numpy(spec):
         raise MomentcalcError("size= does not take expr(...) specs")
     dims, layers = layers_of(spec, size)
     if size**dims > MAX_MAP_VALUES:

@@ -102,12 +102,14 @@ def parse(text: str) -> Spec:
 
 
 def _check_expr_pipeline(ops: list[Op], whole: str) -> None:
-    # expr(...) runs Monte Carlo in numpy, which handles elementwise ops, normalize and dropout only.
-    if any(op.name == "expr" for op in ops):
+    # Numpy-only ops (expr) run Monte Carlo in numpy, which handles elementwise ops, normalize and dropout only.
+    numpy_only = [op for op in ops if op.info.vectorized is not None]
+    if numpy_only:
         windows = [str(op) for op in ops if op.kind == catalog.WINDOW]
         if windows:
             raise MomentcalcError(
-                f"expr(...) can be combined only with elementwise ops, normalize and dropout, not with {windows[0]!r} in {whole!r}"
+                f"{numpy_only[0].name}(...) can be combined only with elementwise ops, normalize and dropout, "
+                f"not with {windows[0]!r} in {whole!r}"
             )
 
 

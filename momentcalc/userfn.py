@@ -26,7 +26,6 @@ from .errors import MomentcalcError
 from ._lazy import lazy_module
 from .estimators import NotApplicable, montecarlo
 from .ops import dropout as dropout_op
-from .ops.activations import ACTIVATIONS
 from .result import Estimate, Result
 from .spec import Spec
 
@@ -109,35 +108,43 @@ def scalar_stage(stage: VecStage) -> quadrature.Stage:
 
 
 def needs_numpy(spec: Spec) -> bool:
-    return any(op.name == "expr" for op in spec.ops)
+    """Some op has only a vectorized (numpy) form: Monte Carlo must run in numpy."""
+    return any(op.info.vectorized is not None for op in spec.ops)
 
 
 def vector_program(spec: Spec, mu: float, sigma: float) -> list[VecStage]:
-    from .estimators import mc_kernels
-
     stages = []
     for depth, op in enumerate(spec.ops):
         if op.kind == catalog.WINDOW:
             raise NotApplicable(f"the numpy Monte Carlo path takes elementwise ops, normalize and dropout, not {op}")
-        if op.name == "expr":
+        if op.info.vectorized is not None:
             stages.append(expr_vec_stage(op.get("f")))
         elif op.kind == catalog.ELEMENTWISE:
-            act = ACTIVATIONS[op.name]
-            a, b = act.args(op)
-            stages.append(
-                VecStage(
-                    str(op),
-                    lambda x, c=act.code, a=a, b=b: mc_kernels.activation_array(c, a, b, np.ascontiguousarray(x, dtype=np.float64), False),
-                    lambda x, c=act.code, a=a, b=b: mc_kernels.activation_array(c, a, b, np.ascontiguousarray(x, dtype=np.float64), True),
-                )
-            )
+            stages.append(VecStage(str(op), *jitted_arrays(op)))
         elif op.kind == catalog.DROPOUT:
             c = dropout_op.divisor(op.get("p"), op.get("scale"))
             stages.append(VecStage(str(op), lambda x, c=c: x / c, lambda x, c=c: np.full_like(x, 1.0 / c), keep=op.get("p")))
-        else:  # normalize: the exact moments of what precedes it
+        elif op.kind == catalog.NORMALIZE:  # the exact moments of what precedes it
             mean, std, _, _ = quadrature.estimate_moments(Spec(spec.ops[:depth]), mu, sigma)
             stages.append(VecStage(str(op), lambda x, m=mean, s=std: (x - m) / s, lambda x, s=std: np.full_like(x, 1.0 / s)))
+        else:
+            raise NotApplicable(f"the numpy Monte Carlo path does not know ops of kind {op.kind!r} ({op})")
     return stages
+
+
+def jitted_arrays(op) -> tuple[Callable, Callable]:
+    """f and f' of a jitted activation over numpy arrays, through the kernels' dispatch."""
+    from .estimators import mc_kernels
+    from .estimators.dispatch import CODES
+
+    if op.name not in CODES:
+        raise NotApplicable(f"{op} has no compiled scalar function")
+    code, (a, b) = CODES[op.name], op.info.args(op)
+
+    def f(x, grad=False):
+        return mc_kernels.activation_array(code, a, b, np.ascontiguousarray(x, dtype=np.float64).reshape(-1), grad)
+
+    return (lambda x: f(x).reshape(np.shape(x))), (lambda x: f(x, True).reshape(np.shape(x)))
 
 
 def check_finite_on_grid(stages: list[VecStage], mu: float, sigma: float) -> None:

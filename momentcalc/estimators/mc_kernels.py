@@ -22,104 +22,18 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..ops import activations as act
 from . import block_ops, normals
+from .dispatch import CODES, apply_activation, apply_activation_and_grad
 
 AFFINE = -1  # y = a + b * x
 DROPOUT = -2  # y = b * x with probability a, else 0
-MAX, AVG = 0, 1
+MAX, AVG = 0, 1  # window reductions: catalog.MAX, catalog.MEAN
 # Codes of the activations that have block loops of their own (block_ops).
-RELU, SIGMOID = act.ACTIVATIONS["relu"].code, act.ACTIVATIONS["sigmoid"].code
+RELU, SIGMOID = CODES["relu"], CODES["sigmoid"]
 
 _jit = njit(cache=True, nogil=True, error_model="numpy")
 # Inlined at the numba level: a call that passes arrays costs reference counting per value drawn.
 _inline = njit(cache=True, nogil=True, error_model="numpy", inline="always")
-_relu = _jit(act.relu)
-_sigmoid = _jit(act.sigmoid)
-_tanh = _jit(act.tanh)
-_gelu = _jit(act.gelu)
-_silu = _jit(act.silu)
-_elu = _jit(act.elu)
-_celu = _jit(act.celu)
-_selu = _jit(act.selu)
-_softplus = _jit(act.softplus)
-_leaky_relu = _jit(act.leaky_relu)
-_mish = _jit(act.mish)
-_hardswish = _jit(act.hardswish)
-_hardsigmoid = _jit(act.hardsigmoid)
-_hardtanh = _jit(act.hardtanh)
-_relu6 = _jit(act.relu6)
-_softsign = _jit(act.softsign)
-_erf = _jit(act.erf)
-_absolute = _jit(act.absolute)
-_log_sigmoid = _jit(act.log_sigmoid)
-_identity = _jit(act.identity)
-_relu_grad = _jit(act.relu_grad)
-_sigmoid_grad = _jit(act.sigmoid_grad)
-_tanh_grad = _jit(act.tanh_grad)
-_gelu_grad = _jit(act.gelu_grad)
-_silu_grad = _jit(act.silu_grad)
-_elu_grad = _jit(act.elu_grad)
-_celu_grad = _jit(act.celu_grad)
-_selu_grad = _jit(act.selu_grad)
-_softplus_grad = _jit(act.softplus_grad)
-_leaky_relu_grad = _jit(act.leaky_relu_grad)
-_mish_grad = _jit(act.mish_grad)
-_hardswish_grad = _jit(act.hardswish_grad)
-_hardsigmoid_grad = _jit(act.hardsigmoid_grad)
-_hardtanh_grad = _jit(act.hardtanh_grad)
-_relu6_grad = _jit(act.relu6_grad)
-_softsign_grad = _jit(act.softsign_grad)
-_erf_grad = _jit(act.erf_grad)
-_absolute_grad = _jit(act.absolute_grad)
-_log_sigmoid_grad = _jit(act.log_sigmoid_grad)
-_identity_grad = _jit(act.identity_grad)
-
-
-@_jit
-def apply_activation(code, a, b, x):
-    # One branch per activation in momentcalc.ops.activations.ACTIVATIONS, by its code.
-    if code == 1:
-        return _relu(x, a, b)
-    if code == 2:
-        return _sigmoid(x, a, b)
-    if code == 3:
-        return _tanh(x, a, b)
-    if code == 4:
-        return _gelu(x, a, b)
-    if code == 5:
-        return _silu(x, a, b)
-    if code == 6:
-        return _elu(x, a, b)
-    if code == 7:
-        return _celu(x, a, b)
-    if code == 8:
-        return _selu(x, a, b)
-    if code == 9:
-        return _softplus(x, a, b)
-    if code == 10:
-        return _leaky_relu(x, a, b)
-    if code == 11:
-        return _mish(x, a, b)
-    if code == 12:
-        return _hardswish(x, a, b)
-    if code == 13:
-        return _hardsigmoid(x, a, b)
-    if code == 14:
-        return _hardtanh(x, a, b)
-    if code == 15:
-        return _relu6(x, a, b)
-    if code == 16:
-        return _softsign(x, a, b)
-    if code == 17:
-        return _erf(x, a, b)
-    if code == 18:
-        return _absolute(x, a, b)
-    if code == 19:
-        return _log_sigmoid(x, a, b)
-    if code == 20:
-        return _identity(x, a, b)
-    return np.nan
 
 
 # Window kernels interpret segments inside their draw loops, where LLVM will not inline a call
@@ -207,15 +121,6 @@ def _accumulate(i, y, shift, s1, s2, s3, s4):
     d = y - shift
     d2 = d * d
     return shift, s1 + d, s2 + d2, s3 + d2 * d, s4 + d2 * d2
-
-
-@_inline
-def _accumulate2(i, y, shift, s1, s2):
-    """The first two of _accumulate's sums: where only a mean and its SE are wanted."""
-    if i == 0:
-        shift = y
-    d = y - shift
-    return shift, s1 + d, s2 + d * d
 
 
 @_jit
@@ -336,53 +241,6 @@ def sample_outputs(state, count, mu, sigma, codes, params, seg, win_kind, win_n)
         for o in range(k):
             out[done + o] = _one_output(state, z, o * n, codes, params, seg, win_kind, win_n, acc, cnt)
     return out
-
-
-@_jit
-def apply_activation_and_grad(code, a, b, x):
-    # (f(x), f'(x)), dispatched on the codes of apply_activation. One branch evaluates both, so
-    # LLVM computes what they share (the exp of the logistic family) once.
-    if code == 1:
-        return _relu(x, a, b), _relu_grad(x, a, b)
-    if code == 2:
-        return _sigmoid(x, a, b), _sigmoid_grad(x, a, b)
-    if code == 3:
-        return _tanh(x, a, b), _tanh_grad(x, a, b)
-    if code == 4:
-        return _gelu(x, a, b), _gelu_grad(x, a, b)
-    if code == 5:
-        return _silu(x, a, b), _silu_grad(x, a, b)
-    if code == 6:
-        return _elu(x, a, b), _elu_grad(x, a, b)
-    if code == 7:
-        return _celu(x, a, b), _celu_grad(x, a, b)
-    if code == 8:
-        return _selu(x, a, b), _selu_grad(x, a, b)
-    if code == 9:
-        return _softplus(x, a, b), _softplus_grad(x, a, b)
-    if code == 10:
-        return _leaky_relu(x, a, b), _leaky_relu_grad(x, a, b)
-    if code == 11:
-        return _mish(x, a, b), _mish_grad(x, a, b)
-    if code == 12:
-        return _hardswish(x, a, b), _hardswish_grad(x, a, b)
-    if code == 13:
-        return _hardsigmoid(x, a, b), _hardsigmoid_grad(x, a, b)
-    if code == 14:
-        return _hardtanh(x, a, b), _hardtanh_grad(x, a, b)
-    if code == 15:
-        return _relu6(x, a, b), _relu6_grad(x, a, b)
-    if code == 16:
-        return _softsign(x, a, b), _softsign_grad(x, a, b)
-    if code == 17:
-        return _erf(x, a, b), _erf_grad(x, a, b)
-    if code == 18:
-        return _absolute(x, a, b), _absolute_grad(x, a, b)
-    if code == 19:
-        return _log_sigmoid(x, a, b), _log_sigmoid_grad(x, a, b)
-    if code == 20:
-        return _identity(x, a, b), _identity_grad(x, a, b)
-    return np.nan, np.nan
 
 
 # Chains without window ops run a block at a time: normals.fill draws a block, one pass applies the

@@ -30,9 +30,9 @@ import numpy as np
 from .. import catalog
 from ..errors import MomentcalcError
 from ..ops import dropout as dropout_op
-from ..ops.activations import ACTIVATIONS
 from ..spec import Spec
 from . import NotApplicable, mc_kernels, normals
+from .dispatch import CODES
 
 CHUNK_NORMALS = 1 << 18  # about 1.5 ms of drawing: set-up per chunk costs a few percent
 DEFAULT_SAMPLES = 1 << 22
@@ -87,7 +87,7 @@ def compile_program(spec: Spec, mu: float, sigma: float) -> Program:
     for depth, op in enumerate(spec.ops):
         if op.kind == catalog.WINDOW:
             seg.append(len(codes))
-            win_kind.append(mc_kernels.MAX if op.name == "maxpool" else mc_kernels.AVG)
+            win_kind.append(_window_code(op))
             win_n.append(op.window_size)
             continue
         codes_params = _stage(op, Spec(spec.ops[:depth]), mu, sigma)
@@ -105,10 +105,20 @@ def compile_program(spec: Spec, mu: float, sigma: float) -> Program:
     )
 
 
+_REDUCTION_CODES = {catalog.MAX: mc_kernels.MAX, catalog.MEAN: mc_kernels.AVG}
+
+
+def _window_code(op) -> int:
+    if op.info.reduction not in _REDUCTION_CODES:
+        raise NotApplicable(f"the Monte Carlo kernels do not know the reduction {op.info.reduction!r} of {op}")
+    return _REDUCTION_CODES[op.info.reduction]
+
+
 def _stage(op, prefix: Spec, mu: float, sigma: float) -> tuple[int, float, float]:
     if op.kind == catalog.ELEMENTWISE:
-        act = ACTIVATIONS[op.name]
-        return (act.code, *act.args(op))
+        if op.name not in CODES:
+            raise NotApplicable(f"the Monte Carlo kernels have no compiled function for {op}")
+        return (CODES[op.name], *op.info.args(op))
     if op.kind == catalog.DROPOUT:
         p = op.get("p")
         return (mc_kernels.DROPOUT, p, 1.0 / dropout_op.divisor(p, op.get("scale")))
@@ -120,7 +130,7 @@ def _stage(op, prefix: Spec, mu: float, sigma: float) -> tuple[int, float, float
         except NotApplicable as why:
             raise NotApplicable(f"normalize needs the exact moments of '{prefix}': {why}") from None
         return (mc_kernels.AFFINE, -mean / std, 1.0 / std)
-    raise NotApplicable(f"Monte Carlo does not know ops of kind {op.kind}")  # pragma: no cover
+    raise NotApplicable(f"Monte Carlo does not know ops of kind {op.kind!r} ({op})")
 
 
 def chunk_sizes(samples: int, chunk: int) -> list[int]:

@@ -29,7 +29,6 @@ from scipy import integrate, optimize, special
 
 from .. import catalog
 from ..ops import dropout as dropout_op
-from ..ops.activations import ACTIVATIONS
 from ..spec import Op, Spec
 from . import NotApplicable
 
@@ -170,13 +169,16 @@ def _affine(dist, shift: float, scale: float):
 def _elementwise(dist, op: Op):
     if isinstance(dist, MomentsOnly):
         raise NotApplicable(f"{op} after an average of non-Gaussian values has no exact method here")
-    if op.name == "expr":
+    info = op.info
+    if info.vectorized is not None:
         from .. import userfn
 
         return _map_chain(dist, userfn.expr_stage(op.get("f")))
-    act = ACTIVATIONS[op.name]
-    a, b = act.args(op)
-    stage = Stage(lambda x: act.f(x, a, b), tuple(act.kinks(a, b)), act.monotone, lambda x: act.df(x, a, b))
+    if info.f is None or info.df is None:
+        raise NotApplicable(f"quadrature needs a scalar function and derivative of {op}; it has none")
+    a, b = info.args(op)
+    f, df = info.f, info.df
+    stage = Stage(lambda x: f(x, a, b), tuple(info.kinks(a, b)), info.monotone, lambda x: df(x, a, b))
     return _map_chain(dist, stage)
 
 
@@ -195,7 +197,10 @@ def _dropout(dist, op: Op):
 
 def _window(dist, op: Op):
     n = op.window_size
-    if op.name == "maxpool":
+    reduction = op.info.reduction
+    if reduction not in (catalog.MAX, catalog.MEAN):
+        raise NotApplicable(f"quadrature does not know the reduction {reduction!r} of {op}")
+    if reduction == catalog.MAX:
         if n == 1:
             return dist
         if isinstance(dist, Transformed) and _is_monotone_single(dist):
@@ -229,8 +234,8 @@ def propagate(spec: Spec, mu: float, sigma: float):
         elif kind == catalog.NORMALIZE:
             mean, var, _, _ = moments(dist)
             dist = _affine(dist, mean, 1.0 / math.sqrt(var))
-        else:  # pragma: no cover - the catalog and this switch must grow together
-            raise NotApplicable(f"quadrature does not know ops of kind {kind}")
+        else:
+            raise NotApplicable(f"quadrature does not know ops of kind {kind!r} ({op})")
     return dist
 
 
