@@ -42,7 +42,7 @@ import numpy as np
 from . import catalog, userfn
 from .convshape import conv_shape
 from .errors import MomentcalcError
-from .estimators import NotApplicable, closed, montecarlo
+from .estimators import NotApplicable, closed, montecarlo, quadrature
 from .ops import dropout as dropout_op
 from .result import Verdict
 from .spec import Op, Spec
@@ -309,9 +309,7 @@ def _exact(spec: Spec, mu: float, sigma: float) -> tuple[float, float, float, fl
                 return m.mean, m.std, 0.0, 0.0, "closed"
         except NotApplicable:
             pass
-    from .engine import exact_moments  # engine imports this module lazily
-
-    return (*exact_moments(spec, mu, sigma), "quadrature")
+    return (*quadrature.estimate_moments(spec, mu, sigma), "quadrature")
 
 
 def _exact_for(spec: Spec, layers: list[Layer], r: int | None, mu: float, sigma: float):
@@ -374,8 +372,6 @@ def pool_nd(x: np.ndarray, dims: int, k: int, s: int, p: int, take_max: bool, co
 
 def _map_stages(spec: Spec, dims: int, mu: float, sigma: float) -> list[Callable]:
     """One function (maps, generator) -> maps per op of the spec."""
-    from .engine import exact_moments
-
     stages = []
     for depth, op in enumerate(spec.ops):
         if op.kind == catalog.ELEMENTWISE:
@@ -386,9 +382,9 @@ def _map_stages(spec: Spec, dims: int, mu: float, sigma: float) -> list[Callable
             stages.append(lambda x, gen, keep=keep, c=c: np.where(gen.random(x.shape) < keep, x / c, 0.0))
         elif op.kind == catalog.NORMALIZE:
             try:
-                mean, std, _, _ = exact_moments(Spec(spec.ops[:depth]), mu, sigma)
+                mean, std = quadrature.normalize_constants(spec, mu, sigma)[depth][:2]
             except NotApplicable as why:
-                raise MomentcalcError(f"normalize needs the exact moments of '{Spec(spec.ops[:depth])}': {why}") from None
+                raise MomentcalcError(str(why)) from None
             stages.append(lambda x, gen, m=mean, sd=std: (x - m) / sd)
         elif op.kind == catalog.WINDOW:
             stages.append(_window_stage(op, dims))

@@ -33,6 +33,7 @@ CHUNK = 1 << 16
 GRID_SIGMAS = 12.0
 GRID_POINTS = 4001
 quadrature = lazy_module("momentcalc.estimators.quadrature")
+tracked = lazy_module("momentcalc.estimators.tracked")
 
 TAIL_TOL = 1e-12  # of the peak of (f - f(mu))^2 phi, at the edge of the region quadrature integrates
 NUMERICAL = "numerical derivative"
@@ -89,19 +90,19 @@ def expr_vec_stage(text: str) -> VecStage:
     return VecStage(f"expr({text})", f, numerical_derivative(f), numerical=True)
 
 
-def expr_stage(text: str) -> quadrature.Stage:
+def expr_stage(text: str) -> tracked.Stage:
     """A quadrature stage (scalar in, scalar out) for expr(text); its derivative is numerical."""
     return scalar_stage(expr_vec_stage(text))
 
 
-def scalar_stage(stage: VecStage) -> quadrature.Stage:
+def scalar_stage(stage: VecStage) -> tracked.Stage:
     def f(x):
         return float(stage.f(np.float64(x)))
 
     def df(x):
         return float(stage.df(np.float64(x)))
 
-    return quadrature.Stage(f, (), False, df)
+    return tracked.Stage(f, (), False, df)
 
 
 # --- the numpy program of a spec --------------------------------------------------
@@ -112,7 +113,10 @@ def needs_numpy(spec: Spec) -> bool:
     return any(op.info.vectorized is not None for op in spec.ops)
 
 
-def vector_program(spec: Spec, mu: float, sigma: float) -> list[VecStage]:
+def vector_program(spec: Spec, mu: float, sigma: float, norms: tuple | None = None) -> list[VecStage]:
+    """The spec as numpy stages; norms: the constants of its normalize ops (quadrature.normalize_constants)."""
+    if norms is None and any(op.kind == catalog.NORMALIZE for op in spec.ops):
+        norms = quadrature.normalize_constants(spec, mu, sigma)
     stages = []
     for depth, op in enumerate(spec.ops):
         if op.kind == catalog.WINDOW:
@@ -125,7 +129,7 @@ def vector_program(spec: Spec, mu: float, sigma: float) -> list[VecStage]:
             c = dropout_op.divisor(op.get("p"), op.get("scale"))
             stages.append(VecStage(str(op), lambda x, c=c: x / c, lambda x, c=c: np.full_like(x, 1.0 / c), keep=op.get("p")))
         elif op.kind == catalog.NORMALIZE:  # the exact moments of what precedes it
-            mean, std, _, _ = quadrature.estimate_moments(Spec(spec.ops[:depth]), mu, sigma)
+            mean, std = norms[depth][:2]
             stages.append(VecStage(str(op), lambda x, m=mean, s=std: (x - m) / s, lambda x, s=std: np.full_like(x, 1.0 / s)))
         else:
             raise NotApplicable(f"the numpy Monte Carlo path does not know ops of kind {op.kind!r} ({op})")
@@ -279,11 +283,9 @@ def estimate_callable(fn, grad, mu, sigma, method, samples, tol, seed, z, progre
 
 
 def _quadrature_callable(stage: VecStage, mu: float, sigma: float, label: str) -> Estimate:
-    from . import gradsq
-
-    dist = quadrature.Transformed(mu, sigma, branches=(quadrature.Branch(1.0, (scalar_stage(stage),)),))
-    mean, var, mean_err, var_err = quadrature.moments(dist)
-    grad = gradsq.quadrature_from_dist(dist)
+    dist = tracked.Transformed(mu, sigma, branches=(tracked.Branch(1.0, (scalar_stage(stage),)),))
+    mean, var, mean_err, var_err = tracked.moments(dist)
+    grad = tracked.grad_sq(dist)
     values = (mean, var, mean_err, var_err, grad.value, grad.err)
     if not all(math.isfinite(v) for v in values):
         raise MomentcalcError(f"{label} gave a non-finite integral: the function must be finite on the whole line")

@@ -81,8 +81,13 @@ class Summary:
     notes: tuple[str, ...] = ()
 
 
-def compile_program(spec: Spec, mu: float, sigma: float) -> Program:
-    """Flatten a spec into the arrays the kernel interprets."""
+def compile_program(spec: Spec, mu: float, sigma: float, norms: tuple | None = None) -> Program:
+    """Flatten a spec into the arrays the kernel interprets; norms: the constants of its normalize ops, as
+    quadrature.normalize_constants gives them (worked out there when not given)."""
+    if norms is None and any(op.kind == catalog.NORMALIZE for op in spec.ops):
+        from . import quadrature  # scipy: only pipelines with normalize need it
+
+        norms = quadrature.normalize_constants(spec, mu, sigma)
     codes, params, seg, win_kind, win_n = [], [], [0], [], []
     for depth, op in enumerate(spec.ops):
         if op.kind == catalog.WINDOW:
@@ -90,7 +95,7 @@ def compile_program(spec: Spec, mu: float, sigma: float) -> Program:
             win_kind.append(_window_code(op))
             win_n.append(op.window_size)
             continue
-        codes_params = _stage(op, Spec(spec.ops[:depth]), mu, sigma)
+        codes_params = _stage(op, norms[depth] if norms else None)
         codes.append(codes_params[0])
         params.append(codes_params[1:])
     seg.append(len(codes))
@@ -114,7 +119,7 @@ def _window_code(op) -> int:
     return _REDUCTION_CODES[op.info.reduction]
 
 
-def _stage(op, prefix: Spec, mu: float, sigma: float) -> tuple[int, float, float]:
+def _stage(op, norm: tuple | None) -> tuple[int, float, float]:
     if op.kind == catalog.ELEMENTWISE:
         if op.name not in CODES:
             raise NotApplicable(f"the Monte Carlo kernels have no compiled function for {op}")
@@ -123,12 +128,7 @@ def _stage(op, prefix: Spec, mu: float, sigma: float) -> tuple[int, float, float
         p = op.get("p")
         return (mc_kernels.DROPOUT, p, 1.0 / dropout_op.divisor(p, op.get("scale")))
     if op.kind == catalog.NORMALIZE:
-        try:
-            from . import quadrature  # scipy: only pipelines with normalize need it
-
-            mean, std, _, _ = quadrature.estimate_moments(prefix, mu, sigma)
-        except NotApplicable as why:
-            raise NotApplicable(f"normalize needs the exact moments of '{prefix}': {why}") from None
+        mean, std = norm[:2]
         return (mc_kernels.AFFINE, -mean / std, 1.0 / std)
     raise NotApplicable(f"Monte Carlo does not know ops of kind {op.kind!r} ({op})")
 
