@@ -4,11 +4,10 @@ The Monte Carlo kernels' dispatch on an activation's code (CODES[name]; code 0 i
 """
 
 import numpy as np
-from numba import njit
-
 from ..catalog import lookup
+from .jit import jit
 
-_jit = njit(cache=True, nogil=True, error_model="numpy")
+_jit = jit(error_model="numpy")
 
 CODES = {
     "relu": 1,

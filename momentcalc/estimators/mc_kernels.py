@@ -20,7 +20,7 @@ The *_rows batch kernels run a slice of chunks, one row each.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from .jit import jit
 
 from . import block_ops, normals
 from .dispatch import CODES, apply_activation, apply_activation_and_grad
@@ -31,15 +31,15 @@ MAX, AVG = 0, 1  # window reductions: catalog.MAX, catalog.MEAN
 # Codes of the activations that have block loops of their own (block_ops).
 RELU, SIGMOID = CODES["relu"], CODES["sigmoid"]
 
-_jit = njit(cache=True, nogil=True, error_model="numpy")
+_jit = jit(error_model="numpy")
 # Inlined at the numba level: a call that passes arrays costs reference counting per value drawn.
-_inline = njit(cache=True, nogil=True, error_model="numpy", inline="always")
+_inline = jit(error_model="numpy", inline="always")
 
 
 # Window kernels interpret segments inside their draw loops, where LLVM will not inline a call
 # to the 20-branch dispatch by itself; inlining it at the numba level there (and only there)
 # keeps them fast without paying its compile time in every kernel.
-_apply_activation_inline = njit(cache=True, nogil=True, error_model="numpy", inline="always")(apply_activation.py_func)
+_apply_activation_inline = jit(error_model="numpy", inline="always")(apply_activation.py_func)
 
 
 @_inline
