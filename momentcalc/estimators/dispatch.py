@@ -15,21 +15,22 @@ CODES = {
     "tanh": 3,
     "gelu": 4,
     "silu": 5,
-    "elu": 6,
-    "celu": 7,
-    "selu": 8,
-    "softplus": 9,
-    "leaky_relu": 10,
-    "mish": 11,
-    "hardswish": 12,
-    "hardsigmoid": 13,
-    "hardtanh": 14,
-    "relu6": 15,
-    "softsign": 16,
-    "erf": 17,
-    "abs": 18,
-    "log_sigmoid": 19,
-    "identity": 20,
+    "swish": 6,
+    "elu": 7,
+    "celu": 8,
+    "selu": 9,
+    "softplus": 10,
+    "leaky_relu": 11,
+    "mish": 12,
+    "hardswish": 13,
+    "hardsigmoid": 14,
+    "hardtanh": 15,
+    "relu6": 16,
+    "softsign": 17,
+    "erf": 18,
+    "abs": 19,
+    "log_sigmoid": 20,
+    "identity": 21,
 }
 
 _f1 = _jit(lookup("relu").f)
@@ -42,36 +43,38 @@ _f4 = _jit(lookup("gelu").f)
 _df4 = _jit(lookup("gelu").df)
 _f5 = _jit(lookup("silu").f)
 _df5 = _jit(lookup("silu").df)
-_f6 = _jit(lookup("elu").f)
-_df6 = _jit(lookup("elu").df)
-_f7 = _jit(lookup("celu").f)
-_df7 = _jit(lookup("celu").df)
-_f8 = _jit(lookup("selu").f)
-_df8 = _jit(lookup("selu").df)
-_f9 = _jit(lookup("softplus").f)
-_df9 = _jit(lookup("softplus").df)
-_f10 = _jit(lookup("leaky_relu").f)
-_df10 = _jit(lookup("leaky_relu").df)
-_f11 = _jit(lookup("mish").f)
-_df11 = _jit(lookup("mish").df)
-_f12 = _jit(lookup("hardswish").f)
-_df12 = _jit(lookup("hardswish").df)
-_f13 = _jit(lookup("hardsigmoid").f)
-_df13 = _jit(lookup("hardsigmoid").df)
-_f14 = _jit(lookup("hardtanh").f)
-_df14 = _jit(lookup("hardtanh").df)
-_f15 = _jit(lookup("relu6").f)
-_df15 = _jit(lookup("relu6").df)
-_f16 = _jit(lookup("softsign").f)
-_df16 = _jit(lookup("softsign").df)
-_f17 = _jit(lookup("erf").f)
-_df17 = _jit(lookup("erf").df)
-_f18 = _jit(lookup("abs").f)
-_df18 = _jit(lookup("abs").df)
-_f19 = _jit(lookup("log_sigmoid").f)
-_df19 = _jit(lookup("log_sigmoid").df)
-_f20 = _jit(lookup("identity").f)
-_df20 = _jit(lookup("identity").df)
+_f6 = _jit(lookup("swish").f)
+_df6 = _jit(lookup("swish").df)
+_f7 = _jit(lookup("elu").f)
+_df7 = _jit(lookup("elu").df)
+_f8 = _jit(lookup("celu").f)
+_df8 = _jit(lookup("celu").df)
+_f9 = _jit(lookup("selu").f)
+_df9 = _jit(lookup("selu").df)
+_f10 = _jit(lookup("softplus").f)
+_df10 = _jit(lookup("softplus").df)
+_f11 = _jit(lookup("leaky_relu").f)
+_df11 = _jit(lookup("leaky_relu").df)
+_f12 = _jit(lookup("mish").f)
+_df12 = _jit(lookup("mish").df)
+_f13 = _jit(lookup("hardswish").f)
+_df13 = _jit(lookup("hardswish").df)
+_f14 = _jit(lookup("hardsigmoid").f)
+_df14 = _jit(lookup("hardsigmoid").df)
+_f15 = _jit(lookup("hardtanh").f)
+_df15 = _jit(lookup("hardtanh").df)
+_f16 = _jit(lookup("relu6").f)
+_df16 = _jit(lookup("relu6").df)
+_f17 = _jit(lookup("softsign").f)
+_df17 = _jit(lookup("softsign").df)
+_f18 = _jit(lookup("erf").f)
+_df18 = _jit(lookup("erf").df)
+_f19 = _jit(lookup("abs").f)
+_df19 = _jit(lookup("abs").df)
+_f20 = _jit(lookup("log_sigmoid").f)
+_df20 = _jit(lookup("log_sigmoid").df)
+_f21 = _jit(lookup("identity").f)
+_df21 = _jit(lookup("identity").df)
 
 
 @_jit
@@ -87,36 +90,38 @@ def apply_activation(code, a, b, x):
         return _f4(x, a, b)
     if code == 5:  # silu
         return _f5(x, a, b)
-    if code == 6:  # elu
+    if code == 6:  # swish
         return _f6(x, a, b)
-    if code == 7:  # celu
+    if code == 7:  # elu
         return _f7(x, a, b)
-    if code == 8:  # selu
+    if code == 8:  # celu
         return _f8(x, a, b)
-    if code == 9:  # softplus
+    if code == 9:  # selu
         return _f9(x, a, b)
-    if code == 10:  # leaky_relu
+    if code == 10:  # softplus
         return _f10(x, a, b)
-    if code == 11:  # mish
+    if code == 11:  # leaky_relu
         return _f11(x, a, b)
-    if code == 12:  # hardswish
+    if code == 12:  # mish
         return _f12(x, a, b)
-    if code == 13:  # hardsigmoid
+    if code == 13:  # hardswish
         return _f13(x, a, b)
-    if code == 14:  # hardtanh
+    if code == 14:  # hardsigmoid
         return _f14(x, a, b)
-    if code == 15:  # relu6
+    if code == 15:  # hardtanh
         return _f15(x, a, b)
-    if code == 16:  # softsign
+    if code == 16:  # relu6
         return _f16(x, a, b)
-    if code == 17:  # erf
+    if code == 17:  # softsign
         return _f17(x, a, b)
-    if code == 18:  # abs
+    if code == 18:  # erf
         return _f18(x, a, b)
-    if code == 19:  # log_sigmoid
+    if code == 19:  # abs
         return _f19(x, a, b)
-    if code == 20:  # identity
+    if code == 20:  # log_sigmoid
         return _f20(x, a, b)
+    if code == 21:  # identity
+        return _f21(x, a, b)
     return np.nan
 
 
@@ -133,34 +138,36 @@ def apply_activation_and_grad(code, a, b, x):
         return _f4(x, a, b), _df4(x, a, b)
     if code == 5:  # silu
         return _f5(x, a, b), _df5(x, a, b)
-    if code == 6:  # elu
+    if code == 6:  # swish
         return _f6(x, a, b), _df6(x, a, b)
-    if code == 7:  # celu
+    if code == 7:  # elu
         return _f7(x, a, b), _df7(x, a, b)
-    if code == 8:  # selu
+    if code == 8:  # celu
         return _f8(x, a, b), _df8(x, a, b)
-    if code == 9:  # softplus
+    if code == 9:  # selu
         return _f9(x, a, b), _df9(x, a, b)
-    if code == 10:  # leaky_relu
+    if code == 10:  # softplus
         return _f10(x, a, b), _df10(x, a, b)
-    if code == 11:  # mish
+    if code == 11:  # leaky_relu
         return _f11(x, a, b), _df11(x, a, b)
-    if code == 12:  # hardswish
+    if code == 12:  # mish
         return _f12(x, a, b), _df12(x, a, b)
-    if code == 13:  # hardsigmoid
+    if code == 13:  # hardswish
         return _f13(x, a, b), _df13(x, a, b)
-    if code == 14:  # hardtanh
+    if code == 14:  # hardsigmoid
         return _f14(x, a, b), _df14(x, a, b)
-    if code == 15:  # relu6
+    if code == 15:  # hardtanh
         return _f15(x, a, b), _df15(x, a, b)
-    if code == 16:  # softsign
+    if code == 16:  # relu6
         return _f16(x, a, b), _df16(x, a, b)
-    if code == 17:  # erf
+    if code == 17:  # softsign
         return _f17(x, a, b), _df17(x, a, b)
-    if code == 18:  # abs
+    if code == 18:  # erf
         return _f18(x, a, b), _df18(x, a, b)
-    if code == 19:  # log_sigmoid
+    if code == 19:  # abs
         return _f19(x, a, b), _df19(x, a, b)
-    if code == 20:  # identity
+    if code == 20:  # log_sigmoid
         return _f20(x, a, b), _df20(x, a, b)
+    if code == 21:  # identity
+        return _f21(x, a, b), _df21(x, a, b)
     return np.nan, np.nan

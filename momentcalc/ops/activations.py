@@ -132,6 +132,24 @@ def silu_grad(x, a, b):
     return s * (1.0 + x * (1.0 - s))
 
 
+def swish(x, a, b):
+    # x * sigmoid(beta x) with beta = a > 0 (Ramachandran et al. 2017); silu is swish with beta = 1.
+    # Both sides from exp(-|beta x|), as sigmoid: no overflow, no mispredicted branch.
+    e = math.exp(-abs(a * x))
+    pos = x / (1.0 + e)
+    neg = x * e / (1.0 + e)
+    return pos if x >= 0.0 else neg
+
+
+def swish_grad(x, a, b):
+    # s + beta x s (1 - s), s = sigmoid(beta x).
+    e = math.exp(-abs(a * x))
+    pos = 1.0 / (1.0 + e)
+    neg = e / (1.0 + e)
+    s = pos if x >= 0.0 else neg
+    return s * (1.0 + a * x * (1.0 - s))
+
+
 def elu(x, a, b):
     return x if x > 0.0 else a * math.expm1(x)
 
@@ -403,6 +421,10 @@ activation(
     args=lambda op: (1.0 if op.get("approximate") == "tanh" else 0.0, 0.0), closed=gelu_closed,
 )
 activation("silu", "x * sigmoid(x) (swish)", silu, silu_grad, False)
+activation(
+    "swish", "x * sigmoid(beta x) (Ramachandran et al. 2017); silu is swish(beta=1)", swish, swish_grad, False,
+    Param("beta", float, 1.0, _positive, "a number > 0"), args=_param("beta"),
+)
 activation(
     "elu", "x if x > 0 else alpha * (exp(x) - 1)", elu, elu_grad, True, _ALPHA, args=_param("alpha"), kinks=_KINK_AT_0,
     closed=lambda a, b, mu, sigma: _exp_family_closed(1.0, a, 1.0, mu, sigma),
