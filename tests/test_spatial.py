@@ -15,9 +15,10 @@ import math
 import mpmath
 import numpy as np
 import pytest
+import reference_conv
 from rich.console import Console
 
-from momentcalc import cli_spatial, engine, reference_conv, spatial
+from momentcalc import cli_spatial, engine, spatial
 from momentcalc.errors import MomentcalcError
 from momentcalc.spec import canonical
 
