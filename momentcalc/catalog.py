@@ -27,11 +27,6 @@ DROPOUT = "dropout"
 NORMALIZE = "normalize"
 KINDS = (ELEMENTWISE, WINDOW, DROPOUT, NORMALIZE)
 
-# How a window op combines its n inputs; every place that branches on a reduction refuses any other.
-MAX = "max"
-MEAN = "mean"
-REDUCTIONS = (MAX, MEAN)
-
 Scalar = Callable[[float, float, float], float]  # f(x, a, b): a and b carry the op's parameters
 
 
@@ -69,7 +64,7 @@ class OpInfo:
     # Closed forms for X ~ N(mu, sigma^2), None where unknown (for these parameters or this input).
     closed: Callable[[Op, float, float], Moments | None] | None = None
     grad_closed: Callable[[Op, float, float], float | None] | None = None  # E[f'(X)^2]
-    reduction: str | None = None  # window ops: one of REDUCTIONS
+    reduction: str | None = None  # window ops: how the n inputs combine (ops.pooling.REDUCTIONS)
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)

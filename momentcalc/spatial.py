@@ -44,6 +44,7 @@ from .convshape import conv_shape
 from .errors import MomentcalcError
 from .estimators import NotApplicable, closed, montecarlo, quadrature
 from .ops import dropout as dropout_op
+from .ops import pooling
 from .result import Verdict
 from .spec import Op, Spec
 
@@ -327,7 +328,7 @@ def _exact_for(spec: Spec, layers: list[Layer], r: int | None, mu: float, sigma:
     if any(op.kind == catalog.NORMALIZE for op in suffix):
         return "a normalize between ops after the last window op: it uses the interior constants"
     n = last.op.window_size
-    scaled = last.op.info.reduction == catalog.MEAN and last.op.get("count_include_pad") and r < n
+    scaled = last.op.info.reduction == pooling.MEAN and last.op.get("count_include_pad") and r < n
     if scaled and suffix:
         return f"ops after a border average (a sum of {r} over {n}) have no exact method here"
     try:
@@ -350,24 +351,23 @@ def _exact_for(spec: Spec, layers: list[Layer], r: int | None, mu: float, sigma:
 # --- Monte Carlo over whole maps ------------------------------------------------------
 
 
-def pool_nd(x: np.ndarray, dims: int, k: int, s: int, p: int, take_max: bool, count_include_pad: bool = True) -> np.ndarray:
-    """Max or average pooling over the last dims axes, as PyTorch: padding is -inf for max, zeros for avg.
-
-    count_include_pad=False divides each window's sum by its real inputs only.
-    """
+def pool_nd(x: np.ndarray, dims: int, k: int, s: int, p: int, ufunc: str, pad: float, count_include_pad: bool = True) -> np.ndarray:
+    """Pooling over the last dims axes as PyTorch does: numpy's `ufunc` over each window, padded with `pad`
+    (pooling.MAP_REDUCE: maximum with -inf, add with 0). A sum ("add") is divided into a mean: by k**dims,
+    or with count_include_pad=False by each window's real inputs only."""
     width = x.shape[-1]
     o = (width + 2 * p - k) // s + 1
-    pad = [(0, 0)] * (x.ndim - dims) + [(p, p)] * dims
-    xp = np.pad(x, pad, constant_values=-np.inf if take_max else 0.0)
+    xp = np.pad(x, [(0, 0)] * (x.ndim - dims) + [(p, p)] * dims, constant_values=pad)
+    combine = getattr(np, ufunc)
     out = None
     for taps in itertools.product(range(k), repeat=dims):
         view = xp[(...,) + tuple(slice(t, t + s * (o - 1) + 1, s) for t in taps)]
-        out = view.copy() if out is None else (np.maximum(out, view, out=out) if take_max else np.add(out, view, out=out))
-    if take_max:
+        out = view.copy() if out is None else combine(out, view, out=out)
+    if ufunc != "add":
         return out
     if count_include_pad:
         return out / k**dims
-    return out / (pool_nd(np.ones((width,) * dims), dims, k, s, p, False) * k**dims)
+    return out / (pool_nd(np.ones((width,) * dims), dims, k, s, p, "add", 0.0) * k**dims)
 
 
 def _map_stages(spec: Spec, dims: int, mu: float, sigma: float) -> list[Callable]:
@@ -398,10 +398,11 @@ def _window_stage(op: Op, dims: int) -> Callable:
     # all k^dims taps (4x faster); the tests check it against reference_conv.
     k, p = op.get("k"), op.get("p")
     s = op.get("s") or k
-    if op.info.reduction not in (catalog.MAX, catalog.MEAN):
+    if op.info.reduction not in pooling.MAP_REDUCE:
         raise MomentcalcError(f"whole-map Monte Carlo does not know the reduction {op.info.reduction!r} of {op}")
-    take_max, include = op.info.reduction == catalog.MAX, bool(op.get("count_include_pad", True))
-    return lambda x, gen: pool_nd(x, dims, k, s, p, take_max, include)
+    ufunc, pad = pooling.MAP_REDUCE[op.info.reduction]
+    include = bool(op.get("count_include_pad", True))
+    return lambda x, gen: pool_nd(x, dims, k, s, p, ufunc, pad, include)
 
 
 def _chunk_moments(y: np.ndarray) -> np.ndarray:

@@ -173,16 +173,16 @@ def test_same_seed_same_bits_and_no_window_spec():
 @pytest.mark.parametrize("include", [True, False])
 def test_pool_nd_equals_reference_conv(k, s, p, include):
     x = np.random.default_rng(k * 100 + s * 10 + p).standard_normal((3, 7, 7))
-    np.testing.assert_array_equal(spatial.pool_nd(x, 2, k, s, p, True), reference_conv.maxpool2d(x, k, s, p))
-    np.testing.assert_allclose(spatial.pool_nd(x, 2, k, s, p, False, include), reference_conv.avgpool2d(x, k, s, p, include), rtol=1e-14, atol=1e-14)
+    np.testing.assert_array_equal(spatial.pool_nd(x, 2, k, s, p, "maximum", -np.inf), reference_conv.maxpool2d(x, k, s, p))
+    np.testing.assert_allclose(spatial.pool_nd(x, 2, k, s, p, "add", 0.0, include), reference_conv.avgpool2d(x, k, s, p, include), rtol=1e-14, atol=1e-14)
 
 
 def test_pool_nd_one_axis_by_hand():
     x = np.array([1.0, -2.0, 3.0, 0.5, 4.0])
     # k=3, s=2, p=1: windows -1..1, 1..3, 3..5 (indices -1 and 5 are padding).
-    np.testing.assert_array_equal(spatial.pool_nd(x, 1, 3, 2, 1, True), [1.0, 3.0, 4.0])
-    np.testing.assert_allclose(spatial.pool_nd(x, 1, 3, 2, 1, False, True), [-1.0 / 3, 1.5 / 3, 4.5 / 3])
-    np.testing.assert_allclose(spatial.pool_nd(x, 1, 3, 2, 1, False, False), [-1.0 / 2, 1.5 / 3, 4.5 / 2])
+    np.testing.assert_array_equal(spatial.pool_nd(x, 1, 3, 2, 1, "maximum", -np.inf), [1.0, 3.0, 4.0])
+    np.testing.assert_allclose(spatial.pool_nd(x, 1, 3, 2, 1, "add", 0.0, True), [-1.0 / 3, 1.5 / 3, 4.5 / 3])
+    np.testing.assert_allclose(spatial.pool_nd(x, 1, 3, 2, 1, "add", 0.0, False), [-1.0 / 2, 1.5 / 3, 4.5 / 2])
 
 
 def test_without_size_window_means_interior():

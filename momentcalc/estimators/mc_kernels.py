@@ -22,12 +22,14 @@ from __future__ import annotations
 import numpy as np
 from .jit import jit
 
+from ..ops import pooling
 from . import block_ops, normals
 from .dispatch import CODES, apply_activation, apply_activation_and_grad
 
 AFFINE = -1  # y = a + b * x
 DROPOUT = -2  # y = b * x with probability a, else 0
-MAX, AVG = 0, 1  # window reductions: catalog.MAX, catalog.MEAN
+MAX, AVG = 0, 1  # window reductions, by REDUCTION_CODES
+REDUCTION_CODES = {pooling.MAX: MAX, pooling.MEAN: AVG}
 # Codes of the activations that have block loops of their own (block_ops).
 RELU, SIGMOID = CODES["relu"], CODES["sigmoid"]
 
@@ -56,6 +58,21 @@ def _apply_segment(state, codes, params, start, stop, v):
 
 
 @_inline
+def _reduce(kind, acc, v):
+    """A window's accumulator after one more input. max(), not a comparison: LLVM made branches of those,
+    mispredicted on random data."""
+    if kind == AVG:
+        return acc + v
+    return max(acc, v)
+
+
+@_inline
+def _finish(kind, acc, n):
+    """The window's output from its accumulator over n inputs."""
+    return acc / n if kind == AVG else acc
+
+
+@_inline
 def _one_output(state, row, base, codes, params, seg, win_kind, win_n, acc, cnt):
     """One output from the inputs row[base:base + prod(win_n)]: nested windows are filled level by level.
 
@@ -72,17 +89,11 @@ def _one_output(state, row, base, codes, params, seg, win_kind, win_n, acc, cnt)
         j += 1
         level = 0
         while level < levels:
-            if cnt[level] == 0:
-                acc[level] = v
-            elif win_kind[level] == MAX:
-                if v > acc[level]:
-                    acc[level] = v
-            else:
-                acc[level] += v
+            acc[level] = v if cnt[level] == 0 else _reduce(win_kind[level], acc[level], v)
             cnt[level] += 1
             if cnt[level] < win_n[level]:
                 break
-            v = acc[level] if win_kind[level] == MAX else acc[level] / win_n[level]
+            v = _finish(win_kind[level], acc[level], win_n[level])
             cnt[level] = 0
             v = _apply_segment(state, codes, params, seg[level + 1], seg[level + 2], v)
             level += 1
@@ -107,10 +118,8 @@ def _single_window(state, z, base, codes, params, seg, kind, n):
     for t in range(n):
         # One call site for the first segment: each inlines the 20-way activation dispatch.
         v = _apply_segment(state, codes, params, seg[0], seg[1], z[base + t])
-        acc = v if t == 0 else (acc + v if kind == AVG else max(acc, v))
-    if kind == AVG:
-        acc /= n
-    return _apply_segment(state, codes, params, seg[1], seg[2], acc)
+        acc = v if t == 0 else _reduce(kind, acc, v)
+    return _apply_segment(state, codes, params, seg[1], seg[2], _finish(kind, acc, n))
 
 
 @_inline
@@ -150,8 +159,8 @@ def _chunk_bare_window(state, count, mu, sigma, kind, n):
         for o in range(k):
             acc = z[o * n]
             for t in range(o * n + 1, (o + 1) * n):
-                acc = acc + z[t] if kind == AVG else max(acc, z[t])
-            y = mu + sigma * (acc / n if kind == AVG else acc)
+                acc = _reduce(kind, acc, z[t])
+            y = mu + sigma * _finish(kind, acc, n)
             shift, s1, s2, s3, s4 = _accumulate(done + o, y, shift, s1, s2, s3, s4)
     return _central(count, shift, s1, s2, s3, s4)
 

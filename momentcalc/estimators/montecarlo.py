@@ -110,13 +110,10 @@ def compile_program(spec: Spec, mu: float, sigma: float, norms: tuple | None = N
     )
 
 
-_REDUCTION_CODES = {catalog.MAX: mc_kernels.MAX, catalog.MEAN: mc_kernels.AVG}
-
-
 def _window_code(op) -> int:
-    if op.info.reduction not in _REDUCTION_CODES:
+    if op.info.reduction not in mc_kernels.REDUCTION_CODES:
         raise NotApplicable(f"the Monte Carlo kernels do not know the reduction {op.info.reduction!r} of {op}")
-    return _REDUCTION_CODES[op.info.reduction]
+    return mc_kernels.REDUCTION_CODES[op.info.reduction]
 
 
 def _stage(op, norm: tuple | None) -> tuple[int, float, float]:

@@ -26,6 +26,7 @@ from functools import lru_cache
 
 from .. import catalog
 from ..ops import dropout as dropout_op
+from ..ops import pooling
 from ..spec import Op, Spec
 from . import NotApplicable
 from .max_by_cdf import max_moments
@@ -79,13 +80,13 @@ def _dropout(dist, op: Op):
 def _window(dist, op: Op):
     n = op.window_size
     reduction = op.info.reduction
-    if reduction not in (catalog.MAX, catalog.MEAN):
+    if reduction not in (pooling.MAX, pooling.MEAN):
         raise NotApplicable(f"quadrature does not know the reduction {reduction!r} of {op}")
-    if reduction == catalog.MAX:
+    if reduction == pooling.MAX:
         if n == 1:
             return dist
-        if isinstance(dist, Transformed) and _is_monotone_single(dist):
-            return replace(dist, base_n=dist.base_n * n)
+        if isinstance(dist, Transformed) and _is_monotone_single(dist) and dist.sigma > 0.0:
+            return replace(dist, base_n=dist.base_n * n)  # max_i g(X_i) = g(max_i X_i) for non-decreasing g
         if isinstance(dist, MomentsOnly):
             raise NotApplicable(f"{op} after an average of non-Gaussian values has no exact method here")
         return max_moments(dist, n)

@@ -10,10 +10,17 @@ from __future__ import annotations
 
 import math
 
-from ..catalog import MAX, MEAN, WINDOW, OpInfo, Param, register
+from ..catalog import WINDOW, OpInfo, Param, register
 from ..result import Moments
 
 _SQRT_PI = math.sqrt(math.pi)
+
+# How a window op combines its n inputs. Every method that branches on a reduction refuses one it does
+# not know; MAP_REDUCE says how whole-map simulation pools with numpy: (ufunc name, padding value).
+MAX = "max"
+MEAN = "mean"
+REDUCTIONS = (MAX, MEAN)
+MAP_REDUCE = {MAX: ("maximum", -math.inf), MEAN: ("add", 0.0)}
 
 # E[M_n] and E[M_n^2] for the max of n iid standard normals. Means: David &
 # Nagaraja, Order Statistics (3rd ed.), sec. 3.2 (n <= 5); second moments
