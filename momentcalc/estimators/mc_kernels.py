@@ -28,8 +28,8 @@ from .dispatch import CODES, apply_activation, apply_activation_and_grad
 
 AFFINE = -1  # y = a + b * x
 DROPOUT = -2  # y = b * x with probability a, else 0
-MAX, AVG = 0, 1  # window reductions, by REDUCTION_CODES
-REDUCTION_CODES = {pooling.MAX: MAX, pooling.MEAN: AVG}
+MAX, AVG, MIN = 0, 1, 2  # window reductions, by REDUCTION_CODES
+REDUCTION_CODES = {pooling.MAX: MAX, pooling.MEAN: AVG, pooling.MIN: MIN}
 # Codes of the activations that have block loops of their own (block_ops).
 RELU, SIGMOID = CODES["relu"], CODES["sigmoid"]
 
@@ -63,6 +63,8 @@ def _reduce(kind, acc, v):
     mispredicted on random data."""
     if kind == AVG:
         return acc + v
+    if kind == MIN:
+        return min(acc, v)
     return max(acc, v)
 
 

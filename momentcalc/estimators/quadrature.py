@@ -80,8 +80,10 @@ def _dropout(dist, op: Op):
 def _window(dist, op: Op):
     n = op.window_size
     reduction = op.info.reduction
-    if reduction not in (pooling.MAX, pooling.MEAN):
+    if reduction not in (pooling.MAX, pooling.MIN, pooling.MEAN):
         raise NotApplicable(f"quadrature does not know the reduction {reduction!r} of {op}")
+    if reduction == pooling.MIN:
+        return _min_window(dist, op, n)
     if reduction == pooling.MAX:
         if n == 1:
             return dist
@@ -94,6 +96,19 @@ def _window(dist, op: Op):
         return replace(dist, sigma=dist.sigma / math.sqrt(n))  # the mean of normals is normal
     mean, var, mean_err, var_err = moments(dist)
     return MomentsOnly(mean, var / n, max(mean_err, var_err / n))
+
+
+def _min_window(dist, op: Op, n: int):
+    """The min of n iid copies: min_i g(mu + sigma Z_i) = g(mu - sigma max_i(-Z_i)) for non-decreasing g,
+    else -max(-Y) through the CDF."""
+    if n == 1:
+        return dist
+    if isinstance(dist, MomentsOnly):
+        raise NotApplicable(f"{op} after an average of non-Gaussian values has no exact method here")
+    if _is_monotone_single(dist) and dist.base_n == 1 and dist.sigma > 0.0:
+        return replace(dist, sigma=-dist.sigma, base_n=n)
+    top = max_moments(_map_chain(dist, Stage(lambda x: -x, monotone=False, df=lambda x: -1.0)), n)
+    return MomentsOnly(-top.mean, top.var, top.err)
 
 
 def _is_monotone_single(dist: Transformed) -> bool:

@@ -18,9 +18,10 @@ _SQRT_PI = math.sqrt(math.pi)
 # How a window op combines its n inputs. Every method that branches on a reduction refuses one it does
 # not know; MAP_REDUCE says how whole-map simulation pools with numpy: (ufunc name, padding value).
 MAX = "max"
+MIN = "min"
 MEAN = "mean"
-REDUCTIONS = (MAX, MEAN)
-MAP_REDUCE = {MAX: ("maximum", -math.inf), MEAN: ("add", 0.0)}
+REDUCTIONS = (MAX, MIN, MEAN)
+MAP_REDUCE = {MAX: ("maximum", -math.inf), MIN: ("minimum", math.inf), MEAN: ("add", 0.0)}
 
 # E[M_n] and E[M_n^2] for the max of n iid standard normals. Means: David &
 # Nagaraja, Order Statistics (3rd ed.), sec. 3.2 (n <= 5); second moments
@@ -46,6 +47,12 @@ def max_closed(n: int, mu: float, sigma: float) -> Moments | None:
     mean = _MAX_MEAN[n]
     std = math.sqrt(_MAX_SECOND[n] - mean * mean) if n in _MAX_SECOND else None
     return Moments(mu + sigma * mean, None if std is None else sigma * std)
+
+
+def min_closed(n: int, mu: float, sigma: float) -> Moments | None:
+    # min_i X_i = -max_i(-X_i), and -X_i are iid N(-mu, sigma^2): the max's table, mirrored.
+    found = max_closed(n, -mu, sigma)
+    return None if found is None else Moments(-found.mean, found.std)
 
 
 def avg_closed(n: int, mu: float, sigma: float) -> Moments:
@@ -85,4 +92,5 @@ def window_op(name: str, description: str, reduction: str, params: tuple[Param, 
 
 
 window_op("maxpool", "max over a window of n iid copies of its input", MAX, WINDOW_PARAMS, max_closed)
+window_op("minpool", "min over a window of n iid copies of its input", MIN, WINDOW_PARAMS, min_closed)
 window_op("avgpool", "mean over a window of n iid copies of its input", MEAN, AVG_PARAMS, avg_closed)
