@@ -25,7 +25,8 @@ ELEMENTWISE = "elementwise"
 WINDOW = "window"
 DROPOUT = "dropout"
 NORMALIZE = "normalize"
-KINDS = (ELEMENTWISE, WINDOW, DROPOUT, NORMALIZE)
+LAYER = "layer"  # a layer for `momentcalc backward` only (conv): spec.parse_layer accepts it, spec.parse does not
+KINDS = (ELEMENTWISE, WINDOW, DROPOUT, NORMALIZE, LAYER)
 
 Scalar = Callable[[float, float, float], float]  # f(x, a, b): a and b carry the op's parameters
 
