@@ -14,9 +14,11 @@ from table_refs import default_doc
 from typer.testing import CliRunner
 
 from momentcalc import __version__, engine, tables
-from momentcalc.cli import Method, app
+from momentcalc.cli import app
+from momentcalc.cli.estimate import Method
 
 REPO = Path(__file__).resolve().parent.parent
+CLI_DIR = REPO / "momentcalc" / "cli"
 runner = CliRunner()
 
 
@@ -65,6 +67,12 @@ def test_help_runs_without_importing_numba():
 
 def test_method_choices_are_the_engines():
     assert {m.value for m in Method} == set(engine.METHODS)
+
+
+def test_there_is_one_error_path():
+    sources = {path.name: path.read_text() for path in CLI_DIR.glob("*.py")}
+    assert [name for name, text in sources.items() if "def _fail" in text] == ["_util.py"]
+    assert [name for name, text in sources.items() if "except MomentcalcError" in text] == ["_util.py"]
 
 
 # ---------------------------------------------------------------- estimate
@@ -229,7 +237,7 @@ def test_ci_script_runs_the_readme_test_command_verbatim():
 
 
 def test_the_progress_bar_waits_about_a_second_unless_the_run_is_big(monkeypatch):
-    from momentcalc import cli
+    from momentcalc.cli import _util as cli
 
     clock = [100.0]
     monkeypatch.setattr(cli.time, "perf_counter", lambda: clock[0])

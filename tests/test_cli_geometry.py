@@ -3,17 +3,14 @@
 import json
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from momentcalc.cli_geometry import register
+import momentcalc.cli
 
 
 @pytest.fixture(scope="module")
 def app():
-    app = typer.Typer()
-    register(app)  # both commands, so the app is a group and needs the command name
-    return app
+    return momentcalc.cli.app  # the whole command group: commands are named
 
 
 def run(app, *args):
