@@ -18,7 +18,8 @@ import pytest
 import reference_conv
 from rich.console import Console
 
-from momentcalc import cli_spatial, engine, spatial
+from momentcalc import engine, spatial
+from momentcalc.cli.render_map import render_map
 from momentcalc.errors import MomentcalcError
 from momentcalc.spec import canonical
 
@@ -232,11 +233,11 @@ def test_bad_methods_with_size():
 def test_render_and_json():
     r = engine.estimate("maxpool(k=3,s=1,p=1)", size=4, samples=2000, seed=1)
     console = Console(record=True, width=160)
-    cli_spatial.render_map(r, console)
+    render_map(r, console)
     text = console.export_text()
     for word in ("corners", "edges", "interior", "layout", "agree"):
         assert word in text
-    data = json.loads(json.dumps(cli_spatial.map_json(r)))
+    data = json.loads(json.dumps(r.to_dict()))
     assert data["output_size"] == 4 and len(data["mean_map"]) == 4
     assert {k["label"]: k["count"] for k in data["kinds"]} == {"corners": 4, "edges": 8, "interior": 4}
     assert data["agree"] is True and data["montecarlo"]["samples"] == 2000
