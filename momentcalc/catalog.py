@@ -14,12 +14,8 @@ The registry is filled when ``momentcalc`` is imported (its ``__init__`` imports
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
-
-if TYPE_CHECKING:
-    from .result import Moments
-    from .spec import Op
 
 ELEMENTWISE = "elementwise"
 WINDOW = "window"
@@ -57,14 +53,14 @@ class OpInfo:
     # Carlo; quadrature calls them as they are), with (a, b) = args(op).
     f: Scalar | None = None
     df: Scalar | None = None
-    args: Callable[[Op], tuple[float, float]] = lambda op: (0.0, 0.0)
+    args: Callable[[object], tuple[float, float]] = lambda op: (0.0, 0.0)  # op: a parsed spec.Op
     monotone: bool = False  # non-decreasing: a max over a window commutes with it
     kinks: Callable[[float, float], tuple[float, ...]] = lambda a, b: ()  # where f or f' jumps, from (a, b)
     # Ops that only numpy can evaluate (expr): op -> a vectorized function of an array.
-    vectorized: Callable[[Op], Callable] | None = None
+    vectorized: Callable[[object], Callable] | None = None
     # Closed forms for X ~ N(mu, sigma^2), None where unknown (for these parameters or this input).
-    closed: Callable[[Op, float, float], Moments | None] | None = None
-    grad_closed: Callable[[Op, float, float], float | None] | None = None  # E[f'(X)^2]
+    closed: Callable[[object, float, float], object] | None = None  # (op, mu, sigma) -> result.Moments | None
+    grad_closed: Callable[[object, float, float], float | None] | None = None  # E[f'(X)^2]
     reduction: str | None = None  # window ops: how the n inputs combine (ops.pooling.REDUCTIONS)
 
     def param(self, name: str) -> Param | None:

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+import kernel_samples
 import momentcalc as mc
 from momentcalc import parse
 from momentcalc.estimators import antithetic, mc_kernels, montecarlo, quadrature
@@ -36,7 +37,7 @@ def test_a_pair_is_the_pipeline_at_z_and_at_minus_z(spec):
     mu, sigma = 0.3, 1.5
     ops = parse(spec).ops
     mean, std, _, _ = quadrature.estimate_moments(parse("relu"), mu, sigma)
-    fused = mc_kernels.sample_pair_outputs(montecarlo.chunk_states(0, 0, 1)[0], 50, *program(spec, mu, sigma).kernel_args())
+    fused = kernel_samples.sample_pair_outputs(montecarlo.chunk_states(0, 0, 1)[0], 50, *program(spec, mu, sigma).kernel_args())
     gen = naive.BlockStream(montecarlo.chunk_generator(0, 0).bit_generator, naive.normals_per_output(ops), 50)
     slow = []
     for _ in range(50):
@@ -51,7 +52,7 @@ def test_chunk_sums_are_the_sums_over_the_pairs(spec):
     args = program(spec).kernel_args()
     shift = 1.3
     row = montecarlo.run_chunks(program(spec), 2, 0, [6000], launch=antithetic._PairLaunch(program(spec), shift))[0]
-    y = mc_kernels.sample_pair_outputs(montecarlo.chunk_states(2, 0, 1)[0], 3000, *args) - shift
+    y = kernel_samples.sample_pair_outputs(montecarlo.chunk_states(2, 0, 1)[0], 3000, *args) - shift
     a, b = y.mean(axis=1), (y**2).mean(axis=1)
     np.testing.assert_allclose(row, [3000, a.sum(), (a * a).sum(), b.sum(), (b * b).sum(), (a * b).sum()], rtol=1e-12)
 
@@ -87,7 +88,7 @@ def test_tol_is_met_with_pairs_and_spends_little_more_than_it_needs():
     got = montecarlo.run(program("relu | maxpool(k=3)"), tol=tol, seed=5)
     assert got.mean_se <= tol and got.std_se <= tol
     # The pairs that tol requires, from pair statistics of a large independent sample (numpy, two-pass).
-    y = mc_kernels.sample_pair_outputs(montecarlo.chunk_states(99, 0, 1)[0], 400_000, *program("relu | maxpool(k=3)").kernel_args())
+    y = kernel_samples.sample_pair_outputs(montecarlo.chunk_states(99, 0, 1)[0], 400_000, *program("relu | maxpool(k=3)").kernel_args())
     d = y - y.mean()  # deviations from the mean: mean(a) = 0, so the delta method leaves var(b) alone
     a, b = d.mean(axis=1), (d**2).mean(axis=1)
     required_pairs = max(a.var() / tol**2, b.var() / (4.0 * b.mean() * tol**2))

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from numba import njit
 
+import kernel_samples
 from momentcalc.estimators import block_ops, mc_kernels, montecarlo, normals
 from momentcalc.ops import activations as act
 from momentcalc.spec import parse
@@ -92,6 +93,6 @@ def test_activation_rows_are_the_moments_of_the_chain_outputs(spec):
     count = 3 * normals.BLOCK + 5
     state = montecarlo.chunk_states(6, 0, 1)[0]
     row = mc_kernels.run_activation_chunk(state.copy(), count, 0.1, 2.0, code, a, b)
-    values, g2 = mc_kernels.sample_chain_outputs(state, count, 0.1, 2.0, program.codes, program.params)
+    values, g2 = kernel_samples.sample_chain_outputs(state, count, 0.1, 2.0, program.codes, program.params)
     np.testing.assert_allclose(row[:5], naive.moments(values), rtol=1e-9)
     np.testing.assert_allclose(row[5:8], naive.moments(g2)[:3], rtol=1e-9)

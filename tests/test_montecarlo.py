@@ -6,6 +6,7 @@ import numba
 import numpy as np
 import pytest
 
+import kernel_samples
 import momentcalc as mc
 from momentcalc import MomentcalcError
 from momentcalc.estimators import mc_kernels, montecarlo, normals, quadrature
@@ -95,7 +96,7 @@ def test_fused_kernel_matches_the_slow_reference_value_by_value():
     spec = parse("relu | normalize | dropout(p=0.7) | maxpool(k=2) | sigmoid | avgpool(n=3)")
     mean, std, _, _ = quadrature.estimate_moments(parse("relu"), 0.3, 1.5)
     program = montecarlo.compile_program(spec, 0.3, 1.5)
-    fused = mc_kernels.sample_outputs(montecarlo.chunk_states(0, 0, 1)[0], 200, *program.kernel_args())
+    fused = kernel_samples.sample_outputs(montecarlo.chunk_states(0, 0, 1)[0], 200, *program.kernel_args())
     gen = naive.BlockStream(montecarlo.chunk_generator(0, 0).bit_generator, naive.normals_per_output(spec.ops), 200)
     slow = [naive.one_output(gen, spec.ops, 0.3, 1.5, {1: (mean, std)}) for _ in range(200)]
     np.testing.assert_allclose(fused, slow, rtol=0, atol=1e-13)
@@ -105,7 +106,7 @@ def test_fused_kernel_matches_the_slow_reference_value_by_value():
 def test_chunk_moments_match_a_two_pass_reference(spec):
     program = montecarlo.compile_program(parse(spec), 0.0, 1.0)
     row = mc_kernels.run_chunk(montecarlo.chunk_states(1, 0, 1)[0], 5000, *program.kernel_args())
-    values = mc_kernels.sample_outputs(montecarlo.chunk_states(1, 0, 1)[0], 5000, *program.kernel_args())
+    values = kernel_samples.sample_outputs(montecarlo.chunk_states(1, 0, 1)[0], 5000, *program.kernel_args())
     np.testing.assert_allclose(row, naive.moments(values), rtol=1e-9)
 
 
@@ -116,7 +117,7 @@ def test_chain_rows_are_the_moments_of_the_outputs_and_of_the_squared_derivative
     program = montecarlo.compile_program(parse(spec), 0.0, 1.0)
     rows = montecarlo.run_chunks(program, 1, 0, [5000])
     state = montecarlo.chunk_states(1, 0, 1)[0]
-    values, g2_drawn = mc_kernels.sample_chain_outputs(state, 5000, *program.kernel_args()[:4])
+    values, g2_drawn = kernel_samples.sample_chain_outputs(state, 5000, *program.kernel_args()[:4])
     np.testing.assert_allclose(rows[0, :5], naive.moments(values), rtol=1e-9)
     g2 = (values > 0) * (2.0 if "dropout" in spec else 1.0)
     np.testing.assert_allclose(g2_drawn, g2, rtol=1e-15)  # the scale 1/sqrt(0.5), squared
@@ -137,7 +138,7 @@ def test_chain_outputs_are_the_slow_reference_at_the_streams_normals(spec):
         mean, std, _, _ = quadrature.estimate_moments(parse("relu"), mu, sigma)
         prefix = {1: (mean, std)}
     slow = [naive.one_output(_Fixed(v), parse(spec).ops, mu, sigma, prefix) for v in z]
-    values, _ = mc_kernels.sample_chain_outputs(state, 1500, *program.kernel_args()[:4])
+    values, _ = kernel_samples.sample_chain_outputs(state, 1500, *program.kernel_args()[:4])
     np.testing.assert_allclose(values, slow, rtol=1e-14, atol=1e-15)
 
 

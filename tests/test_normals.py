@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+import kernel_samples
 from momentcalc.estimators import mc_kernels, montecarlo, normals
 from momentcalc.estimators.ziggurat_tables import ZIGGURAT_NOR_R as ziggurat_nor_r
 from momentcalc.spec import parse
@@ -74,7 +75,7 @@ def test_window_kernels_draw_whole_outputs_per_fill_and_uniforms_between_fills()
     program = montecarlo.compile_program(parse("dropout(p=0.5) | maxpool(k=3)"), 0.0, 1.0)
     n = naive.normals_per_output(ops)  # 9: a 3x3 window
     count = normals.per_fill(n) + 40  # past the first fill
-    fused = mc_kernels.sample_outputs(normals.state_of(_bit_generator(8)), count, *program.kernel_args())
+    fused = kernel_samples.sample_outputs(normals.state_of(_bit_generator(8)), count, *program.kernel_args())
     stream = naive.BlockStream(_bit_generator(8), n, count)
     slow = [naive.one_output(stream, ops, 0.0, 1.0, {}) for _ in range(count)]
     np.testing.assert_allclose(fused, slow, rtol=0, atol=1e-13)  # dropout: b * x in the kernel, x / divisor here

@@ -138,7 +138,7 @@ def _accumulate(i, y, shift, s1, s2, s3, s4):
 def run_chunk(state, count, mu, sigma, codes, params, seg, win_kind, win_n):
     """Moments of `count` outputs of a pipeline with window ops: array [count, mean, M2, M3, M4].
 
-    `state` is the chunk's SFC64 stream (normals.py); the values are those of sample_outputs.
+    `state` is the chunk's SFC64 stream (normals.py); the values are those of tests/kernel_samples.sample_outputs.
     (Chains without windows go to run_chain_chunk, which also gives the derivative.)
     Each shape of spec has its own small kernel: one big loop with every path
     inlined is too large for LLVM to optimize well.
@@ -237,23 +237,6 @@ def _central2(n, shift, s1, s2):
     return out
 
 
-@_jit
-def sample_outputs(state, count, mu, sigma, codes, params, seg, win_kind, win_n):
-    """run_chunk's output values themselves, in draw order: for tests against slow references."""
-    acc = np.zeros(win_n.shape[0])
-    cnt = np.zeros(win_n.shape[0], dtype=np.int64)
-    n = np.prod(win_n)
-    per = normals.per_fill(n)
-    z, missed, words = normals.scratch(per * n)
-    out = np.empty(count)
-    for done in range(0, count, per):
-        k = min(per, count - done)
-        _fill_inputs(state, z, k * n, mu, sigma, missed, words)
-        for o in range(k):
-            out[done + o] = _one_output(state, z, o * n, codes, params, seg, win_kind, win_n, acc, cnt)
-    return out
-
-
 # Chains without window ops run a block at a time: normals.fill draws a block, one pass applies the
 # chain (writing the output and its squared derivative over the block), and a last pass adds the
 # block to the sums. Apart, each loop is simple enough for LLVM to vectorize the sums, and relu and
@@ -268,7 +251,7 @@ def run_chain_chunk(state, count, mu, sigma, codes, params):
     The chain (activations, AFFINE, DROPOUT; no window ops) is as compiled
     by montecarlo.compile_program; the chain rule multiplies the stage
     derivatives along each draw. `state` is the chunk's SFC64 stream
-    (estimators/normals.py); the values are those of sample_chain_outputs.
+    (estimators/normals.py); the values are those of tests/kernel_samples.sample_chain_outputs.
     """
     z, missed, words = normals.scratch(normals.BLOCK)
     g = np.empty(normals.BLOCK)
@@ -306,21 +289,6 @@ def run_activation_chunk(state, count, mu, sigma, code, a, b):
             _activation_block(code, a, b, mu, sigma, z, g, m)
             block_ops.add_block(z, g, m, shift, gshift, acc)
     return _chain_row(count, shift, gshift, acc)
-
-
-@_jit
-def sample_chain_outputs(state, count, mu, sigma, codes, params):
-    """The outputs of a chain and their squared derivatives, shape (2, count), as run_chain_chunk draws them: for tests."""
-    out = np.empty((2, count))
-    z, missed, words = normals.scratch(normals.BLOCK)
-    g = np.empty(normals.BLOCK)
-    for start in range(0, count, normals.BLOCK):
-        m = min(normals.BLOCK, count - start)
-        normals.fill(state, z, m, missed, words)
-        _chain_block(state, mu, sigma, codes, params, z, g, m)
-        out[0, start : start + m] = z[:m]
-        out[1, start : start + m] = g[:m]
-    return out
 
 
 @_jit
@@ -386,8 +354,6 @@ def is_bare_max(codes, win_kind, win_n):
     return win_n.shape[0] == 1 and codes.shape[0] == 0 and win_kind[0] == MAX
 
 
-_is_bare_max = _inline(is_bare_max)
-
 
 @_inline
 def _bare_max_pair(z, base, mu, sigma, n):
@@ -451,28 +417,6 @@ def _pairs_general(state, pairs, shift, mu, sigma, codes, params, seg, win_kind,
             y1, y2 = _general_pair(state, z, o * n, row, mu, sigma, codes, params, seg, win_kind, win_n, acc, cnt)
             sa, saa, sb, sbb, sab = _pair_sums(y1, y2, shift, sa, saa, sb, sbb, sab)
     return np.array([float(pairs), sa, saa, sb, sbb, sab])
-
-
-@_jit
-def sample_pair_outputs(state, pairs, mu, sigma, codes, params, seg, win_kind, win_n):
-    """Both outputs of each antithetic pair, shape (pairs, 2), in the pair kernels' draw order: for tests."""
-    out = np.empty((pairs, 2))
-    acc = np.zeros(win_n.shape[0])
-    cnt = np.zeros(win_n.shape[0], dtype=np.int64)
-    n = np.prod(win_n)
-    row = np.empty(n)
-    per = normals.per_fill(n)
-    z, missed, words = normals.scratch(per * n)
-    bare_max = _is_bare_max(codes, win_kind, win_n)
-    for done in range(0, pairs, per):
-        k = min(per, pairs - done)
-        normals.fill(state, z, k * n, missed, words)
-        for o in range(k):
-            if bare_max:
-                out[done + o, 0], out[done + o, 1] = _bare_max_pair(z, o * n, mu, sigma, n)
-            else:
-                out[done + o, 0], out[done + o, 1] = _general_pair(state, z, o * n, row, mu, sigma, codes, params, seg, win_kind, win_n, acc, cnt)
-    return out
 
 
 # Batch drivers: the rows of a list of chunks, in order, each chunk from its own SFC64 state, so

@@ -1,0 +1,69 @@
+"""The Monte Carlo kernels' output values themselves, in draw order: for tests against slow references.
+
+Each mirrors a kernel of momentcalc.estimators.mc_kernels draw for draw (the same inlined helpers on the
+same normals), but returns every value instead of their moments. Compiled without a disk cache: numba keys
+a cache on this file alone, and a kernel edited in the package would leave these stale.
+"""
+
+import numpy as np
+from numba import njit
+
+from momentcalc.estimators import mc_kernels as mc
+from momentcalc.estimators import normals
+
+_njit = njit(cache=False, nogil=True, error_model="numpy")
+_is_bare_max = njit(inline="always")(mc.is_bare_max)
+
+
+@_njit
+def sample_outputs(state, count, mu, sigma, codes, params, seg, win_kind, win_n):
+    """run_chunk's output values themselves, in draw order: for tests against slow references."""
+    acc = np.zeros(win_n.shape[0])
+    cnt = np.zeros(win_n.shape[0], dtype=np.int64)
+    n = np.prod(win_n)
+    per = normals.per_fill(n)
+    z, missed, words = normals.scratch(per * n)
+    out = np.empty(count)
+    for done in range(0, count, per):
+        k = min(per, count - done)
+        mc._fill_inputs(state, z, k * n, mu, sigma, missed, words)
+        for o in range(k):
+            out[done + o] = mc._one_output(state, z, o * n, codes, params, seg, win_kind, win_n, acc, cnt)
+    return out
+
+
+@_njit
+def sample_chain_outputs(state, count, mu, sigma, codes, params):
+    """The outputs of a chain and their squared derivatives, shape (2, count), as run_chain_chunk draws them: for tests."""
+    out = np.empty((2, count))
+    z, missed, words = normals.scratch(normals.BLOCK)
+    g = np.empty(normals.BLOCK)
+    for start in range(0, count, normals.BLOCK):
+        m = min(normals.BLOCK, count - start)
+        normals.fill(state, z, m, missed, words)
+        mc._chain_block(state, mu, sigma, codes, params, z, g, m)
+        out[0, start : start + m] = z[:m]
+        out[1, start : start + m] = g[:m]
+    return out
+
+
+@_njit
+def sample_pair_outputs(state, pairs, mu, sigma, codes, params, seg, win_kind, win_n):
+    """Both outputs of each antithetic pair, shape (pairs, 2), in the pair kernels' draw order: for tests."""
+    out = np.empty((pairs, 2))
+    acc = np.zeros(win_n.shape[0])
+    cnt = np.zeros(win_n.shape[0], dtype=np.int64)
+    n = np.prod(win_n)
+    row = np.empty(n)
+    per = normals.per_fill(n)
+    z, missed, words = normals.scratch(per * n)
+    bare_max = _is_bare_max(codes, win_kind, win_n)
+    for done in range(0, pairs, per):
+        k = min(per, pairs - done)
+        normals.fill(state, z, k * n, missed, words)
+        for o in range(k):
+            if bare_max:
+                out[done + o, 0], out[done + o, 1] = mc._bare_max_pair(z, o * n, mu, sigma, n)
+            else:
+                out[done + o, 0], out[done + o, 1] = mc._general_pair(state, z, o * n, row, mu, sigma, codes, params, seg, win_kind, win_n, acc, cnt)
+    return out
