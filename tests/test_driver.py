@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import momentcalc as mc
-from momentcalc import MomentcalcError, engine, userfn
+from momentcalc import MomentcalcError, engine, spatial, userfn
 from momentcalc.estimators import driver, montecarlo
 from momentcalc.settings import MAX_SAMPLES, RunSettings
 from momentcalc.spec import parse
@@ -93,8 +93,9 @@ def test_until_within_grows_as_asked_until_the_summary_is_within_tol():
 
 
 def test_whole_map_run_has_the_same_bits_on_one_and_two_threads():
-    spec = "relu | dropout(p=0.7) | maxpool(k=3,s=2,p=1)"  # dropout masks come from the chunk's generator too
-    run = lambda: engine.estimate(spec, size=6, samples=30_001, seed=13, method="montecarlo").montecarlo  # noqa: E731
+    spec = parse("relu | dropout(p=0.7) | maxpool(k=3,s=2,p=1)")  # dropout masks come from the chunk's generator too
+    settings = RunSettings(method="montecarlo", samples=30_001, seed=13)  # 7281 maps a chunk: 4 full chunks and a part
+    run = lambda: spatial.estimate_map(spec, 6, 0.0, 1.0, settings).montecarlo  # noqa: E731
     one, two = _on_threads(1, run), _on_threads(2, run)
     assert one.samples == two.samples == 30_001
     for name in ("mean", "std", "mean_se", "std_se"):

@@ -124,13 +124,12 @@ def run_chunks(chunks: Chunks, first: int, sizes: list[int], progress: Progress 
     never wait on the caller between batches.
     """
     batch = chunks.batch * (threads() if chunks.parallel else 1)
-    starts = range(0, len(sizes), batch)
     rows, pending = [], _start(chunks, first, sizes[:batch])
-    for start in starts:
+    for start in range(0, len(sizes), batch):
         current, following = pending, start + batch
         if following < len(sizes):
             pending = _start(chunks, first + following, sizes[following : following + batch])
-        rows.extend(current)
+        rows.extend(current)  # waits for this batch, in chunk order
         done += sum(sizes[start:following])
         report(progress, done, total)
     return np.concatenate(rows)
