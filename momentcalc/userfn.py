@@ -4,10 +4,9 @@ Quadrature calls the function directly (one value at a time). Monte Carlo
 cannot jit it, so it runs in numpy through the same driver as ``montecarlo``
 (in the caller's thread: user code need not be thread-safe): chunk j draws
 from ``driver.chunk_generator(seed, j)``, chunk moments are merged in order
-with ``montecarlo.merge``. The same
-pass gives E[f'(X)^2] (chain rule), with the user's derivative where given
-and central differences otherwise (the estimate then notes 'numerical
-derivative').
+with ``montecarlo.merge``. The same pass gives E[f'(X)^2] (chain rule), with
+the user's derivative where given and central differences otherwise (the
+estimate then notes 'numerical derivative').
 
 A function that gives NaN or inf anywhere on mu +- 12 sigma (or on any
 Monte Carlo draw) is an error: a result never carries a NaN.
