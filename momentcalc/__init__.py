@@ -8,6 +8,7 @@ __version__ = "0.1.0"
 
 __all__ = ["estimate", "parse", "MomentcalcError", "__version__"]
 
+from . import ops  # noqa: F401  (fills the op registry that the spec language reads)
 from .errors import MomentcalcError
 from .spec import parse
 

@@ -13,7 +13,7 @@ Exact maps, per layer:
   one per (output channel, output position, tap) that reads the position, and
   the cross terms vanish because the g's are independent with mean zero. So
   Var = cout * (number of (output position, tap) pairs touching it) / (cin*k*k).
-- ``maxpool(k, s, p)``: padding is -inf, so a window's argmax is uniform over
+- ``maxpool(k, s, p)`` (and ``minpool``): padding is -inf (+inf), so a window's argmax (argmin) is uniform over
   its m real inputs (m = k*k away from the border). A position gets
   sum over the windows covering it of 1/m.
 - ``avgpool(k, s, p, count_include_pad)``: a window with divisor n passes
@@ -28,22 +28,17 @@ factors into (per-row sum) * (per-column sum), so the map is an outer product.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 
 import numpy as np
 
+from . import catalog, spec
 from .convshape import conv_shape
 from .errors import MomentcalcError
+from .ops import pooling
 
-_KEYS = {
-    "conv": ("k", "s", "p", "cin", "cout"),
-    "maxpool": ("k", "s", "p"),
-    "avgpool": ("k", "s", "p", "count_include_pad"),
-}
 _MIN_VALUE = {"k": 1, "s": 1, "p": 0, "cin": 1, "cout": 1}
-_BOOL_WORDS = {"true": True, "1": True, "false": False, "0": False}
-_LAYER_RE = re.compile(r"^\s*([A-Za-z_]\w*)\s*(?:\((.*)\))?\s*$")
+_SELECTS_ONE = (pooling.MAX, pooling.MIN)  # the gradient goes to the one input the window picked
 
 
 @dataclass(frozen=True)
@@ -59,11 +54,18 @@ class Layer:
     count_include_pad: bool = True
 
     def __post_init__(self) -> None:
-        if self.kind not in _KEYS:
-            raise MomentcalcError(f"unknown layer {self.kind!r}; accepted: {', '.join(_KEYS)}")
+        if self.kind != "conv" and self.reduction is None:
+            accepted = ", ".join(["conv"] + [op.name for op in catalog.all_ops() if op.kind == catalog.WINDOW])
+            raise MomentcalcError(f"unknown layer {self.kind!r}; accepted: {accepted}")
         for key, lowest in _MIN_VALUE.items():
             if getattr(self, key) < lowest:
                 raise MomentcalcError(f"{key} must be an integer >= {lowest}, got {getattr(self, key)}")
+
+    @property
+    def reduction(self) -> str | None:
+        """How a pooling layer combines its window (ops.pooling), None for conv."""
+        info = catalog.lookup(self.kind)
+        return info.reduction if info is not None and info.kind == catalog.WINDOW else None
 
     @property
     def is_pool(self) -> bool:
@@ -73,48 +75,19 @@ class Layer:
         parts = [f"k={self.k}", f"s={self.s}", f"p={self.p}"]
         if self.kind == "conv":
             parts += [f"cin={self.cin}", f"cout={self.cout}"]
-        if self.kind == "avgpool" and not self.count_include_pad:
+        if self.reduction == pooling.MEAN and not self.count_include_pad:
             parts.append("count_include_pad=false")
         return f"{self.kind}({','.join(parts)})"
 
 
 def parse_layer(text: str) -> Layer:
-    """Parse ``name(key=value,...)``, e.g. ``conv(k=3,s=2,p=1,cin=1,cout=1)``."""
-    match = _LAYER_RE.match(text)
-    if not match:
-        raise MomentcalcError(f"cannot parse layer {text!r}; expected name(key=value,...), e.g. conv(k=3,s=2,p=1)")
-    kind, body = match.group(1).lower(), match.group(2) or ""
-    if kind not in _KEYS:
-        raise MomentcalcError(f"unknown layer {kind!r}; accepted: {', '.join(_KEYS)}")
-    values = _parse_arguments(kind, body)
-    if "k" not in values:
-        raise MomentcalcError(f"{kind} needs a kernel size k, e.g. {kind}(k=3)")
-    values.setdefault("s", values["k"] if kind != "conv" else 1)
-    return Layer(kind=kind, **values)
-
-
-def _parse_arguments(kind: str, body: str) -> dict:
-    values: dict = {}
-    for item in filter(None, (part.strip() for part in body.split(","))):
-        key, eq, raw = (piece.strip() for piece in item.partition("="))
-        key = key.lower()
-        if not eq or key not in _KEYS[kind]:
-            raise MomentcalcError(f"bad argument {item!r} for {kind}; accepted keys: {', '.join(_KEYS[kind])} (as key=value)")
-        if key in values:
-            raise MomentcalcError(f"{key} given twice in {kind}(...)")
-        values[key] = _parse_value(key, raw)
-    return values
-
-
-def _parse_value(key: str, raw: str):
-    if key == "count_include_pad":
-        if raw.lower() not in _BOOL_WORDS:
-            raise MomentcalcError(f"count_include_pad must be true or false, got {raw!r}")
-        return _BOOL_WORDS[raw.lower()]
-    lowest = _MIN_VALUE[key]
-    if not re.fullmatch(r"[+-]?\d+", raw) or int(raw) < lowest:
-        raise MomentcalcError(f"{key} must be an integer >= {lowest}, got {raw!r}")
-    return int(raw)
+    """A layer such as ``conv(k=3,s=2,p=1,cin=1,cout=1)`` or ``maxpool(k=3,s=2)``, by the spec parser."""
+    op = spec.parse_layer(text)
+    if op.kind == catalog.WINDOW and (op.get("n") is not None or op.get("dims") != 2):
+        raise MomentcalcError(f"backward takes 2-D windows given by k=, e.g. {op.name}(k=3,s=2), not {text!r}")
+    if op.kind == catalog.WINDOW:
+        return Layer(op.name, op.get("k"), op.get("s") or op.get("k"), op.get("p"), count_include_pad=op.get("count_include_pad", True))
+    return Layer("conv", op.get("k"), op.get("s"), op.get("p"), op.get("cin"), op.get("cout"))
 
 
 def _as_layer(layer: Layer | str) -> Layer:
@@ -140,7 +113,7 @@ def _axis_weights(layer: Layer, size: int) -> np.ndarray:
         real = [u for u in range(start, start + layer.k) if 0 <= u < size]
         if layer.kind == "conv":
             share = 1.0
-        elif layer.kind == "maxpool":
+        elif layer.reduction in _SELECTS_ONE:
             share = 1.0 / len(real)
         elif layer.count_include_pad:
             share = 1.0 / layer.k**2
@@ -300,8 +273,10 @@ def _simulate_chunk(layer: Layer, size: int, o: int, batch: int, rng: np.random.
         scatter = ref.conv2d_input_grad_scatter(g, w, size, layer.s, layer.p)
         rotated = ref.conv2d_input_grad_rot180(g, w, size, layer.s, layer.p)
         return (scatter * scatter).mean(axis=1), float(np.abs(scatter - rotated).max())
-    if layer.kind == "maxpool":
-        x = rng.standard_normal((batch, size, size))
+    if layer.reduction in _SELECTS_ONE:
+        # The min's window picks the argmax of -x: the same routing of the gradient.
+        sign = 1.0 if layer.reduction == pooling.MAX else -1.0
+        x = sign * rng.standard_normal((batch, size, size))
         grad = ref.maxpool2d_input_grad(x, rng.standard_normal(g_shape), layer.k, layer.s, layer.p)
     else:
         g = rng.standard_normal(g_shape)

@@ -1,19 +1,34 @@
-"""The ops a spec may name, with their parameters, defaults and ranges.
+"""The registry of ops: what each op a spec may name is, declared once by its family in ``momentcalc.ops``.
 
-This module is the language of specs only: it imports nothing heavy, so
-that ``momentcalc.constants`` can canonicalize spellings without numba or
-scipy. How each op is computed lives in ``momentcalc.ops``.
+An op's declaration (``OpInfo``) holds everything every method needs: its
+parameters and their checks, and, as far as they exist, its scalar function
+and derivative, kinks, monotonicity, closed forms, and for window ops the
+reduction. Methods read declarations; none keeps a list of ops of its own,
+and each refuses what it cannot treat (``NotApplicable``) instead of guessing.
+
+This module is part of the light core: it imports nothing heavy, so that
+``momentcalc.constants`` and ``momentcalc --help`` load neither numba nor scipy.
+The registry is filled when ``momentcalc`` is imported (its ``__init__`` imports
+``momentcalc.ops``, whose family modules call ``register``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from .result import Moments
+    from .spec import Op
 
 ELEMENTWISE = "elementwise"
 WINDOW = "window"
 DROPOUT = "dropout"
 NORMALIZE = "normalize"
+LAYER = "layer"  # a layer for `momentcalc backward` only (conv): spec.parse_layer accepts it, spec.parse does not
+KINDS = (ELEMENTWISE, WINDOW, DROPOUT, NORMALIZE, LAYER)
+
+Scalar = Callable[[float, float, float], float]  # f(x, a, b): a and b carry the op's parameters
 
 
 @dataclass(frozen=True)
@@ -29,6 +44,8 @@ class Param:
 
 @dataclass(frozen=True)
 class OpInfo:
+    """One op, declared once: the spec language reads its parameters, the methods its math."""
+
     name: str
     kind: str
     description: str
@@ -36,44 +53,39 @@ class OpInfo:
     # A rule across parameters (values with defaults filled in) and what it accepts, e.g. min_val < max_val.
     constraint: Callable[[dict], bool] | None = None
     constraint_text: str = ""
+    # Elementwise ops: scalar f(x, a, b) and f'(x, a, b) in plain `math` (numba compiles them for Monte
+    # Carlo; quadrature calls them as they are), with (a, b) = args(op).
+    f: Scalar | None = None
+    df: Scalar | None = None
+    args: Callable[[Op], tuple[float, float]] = lambda op: (0.0, 0.0)
+    monotone: bool = False  # non-decreasing: a max over a window commutes with it
+    kinks: Callable[[float, float], tuple[float, ...]] = lambda a, b: ()  # where f or f' jumps, from (a, b)
+    # Ops that only numpy can evaluate (expr): op -> a vectorized function of an array.
+    vectorized: Callable[[Op], Callable] | None = None
+    # Closed forms for X ~ N(mu, sigma^2), None where unknown (for these parameters or this input).
+    closed: Callable[[Op, float, float], Moments | None] | None = None
+    grad_closed: Callable[[Op, float, float], float | None] | None = None  # E[f'(X)^2]
+    reduction: str | None = None  # window ops: how the n inputs combine (ops.pooling.REDUCTIONS)
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
-
-
-def _positive_int(v) -> bool:
-    return v >= 1
-
-
-def _keep_probability(v) -> bool:
-    return 0.0 < v <= 1.0
-
-
-_WINDOW_PARAMS = (
-    Param("k", int, None, _positive_int, "an integer >= 1"),
-    Param("dims", int, 2, lambda v: v in (1, 2, 3), "1, 2 or 3"),
-    Param("n", int, None, _positive_int, "an integer >= 1"),
-    # Stride and padding (with k= only). They matter only on a feature map of a given size
-    # (estimate(..., size=I)); without one a window op means an interior window of n iid inputs.
-    Param("s", int, None, _positive_int, "an integer >= 1 (default: k)"),
-    Param("p", int, 0, lambda v: v >= 0, "an integer >= 0 and <= k/2"),
-)
-# PyTorch's flag: padding zeros count in the divisor (true) or only real inputs do (false).
-_AVG_PARAMS = _WINDOW_PARAMS + (Param("count_include_pad", bool, True, accepted="true or false"),)
-
-
-def _pad_fits(values: dict) -> bool:
-    """PyTorch's rule for pooling: p <= k/2."""
-    return values["k"] is None or 2 * values["p"] <= values["k"]
 
 
 _OPS: dict[str, OpInfo] = {}
 
 
 def register(info: OpInfo) -> OpInfo:
-    """Add an op to the language; ops modules call this for what they define."""
+    """Add an op to the language; the family modules of momentcalc.ops call this for what they declare."""
+    # Kinds and reductions are not checked here: every method refuses what it does not know.
+    if info.name in _OPS:
+        raise ValueError(f"op {info.name!r} is declared twice")
     _OPS[info.name] = info
     return info
+
+
+def unregister(name: str) -> None:
+    """Remove an op (for tests that declare a throwaway op)."""
+    _OPS.pop(name, None)
 
 
 def lookup(name: str) -> OpInfo | None:
@@ -81,77 +93,10 @@ def lookup(name: str) -> OpInfo | None:
 
 
 def all_ops() -> list[OpInfo]:
+    """Every op, elementwise first, each group by name."""
     return sorted(_OPS.values(), key=lambda o: (o.kind != ELEMENTWISE, o.name))
 
 
-def elementwise(name: str, description: str, *params: Param, constraint=None, constraint_text: str = "") -> OpInfo:
-    return register(OpInfo(name, ELEMENTWISE, description, tuple(params), constraint, constraint_text))
-
-
-def _positive(v) -> bool:
-    return v > 0.0
-
-
-def _non_negative(v) -> bool:
-    return v >= 0.0
-
-
-# The seed set.
-register(
-    OpInfo("maxpool", WINDOW, "max over a window of n iid copies of its input", _WINDOW_PARAMS, _pad_fits, "p <= k/2")
-)
-register(
-    OpInfo("avgpool", WINDOW, "mean over a window of n iid copies of its input", _AVG_PARAMS, _pad_fits, "p <= k/2")
-)
-register(
-    OpInfo(
-        "dropout",
-        DROPOUT,
-        "keep each value with probability p, zero it otherwise",
-        (
-            Param("p", float, None, _keep_probability, "a keep probability in (0, 1]"),
-            Param("scale", str, "sqrt", choices=("none", "sqrt", "inverse")),
-        ),
-    )
-)
-register(OpInfo("normalize", NORMALIZE, "subtract the exact mean and divide by the exact std of what precedes it"))
-elementwise("relu", "max(x, 0)")
-elementwise("sigmoid", "1 / (1 + exp(-x))")
-elementwise("tanh", "tanh(x)")
-elementwise(
-    "gelu",
-    "x * Phi(x) (exact, erf form); approximate=tanh: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))",
-    Param("approximate", str, "none", choices=("none", "tanh")),
-)
-elementwise("silu", "x * sigmoid(x) (swish)")
-elementwise("elu", "x if x > 0 else alpha * (exp(x) - 1)", Param("alpha", float, 1.0, _positive, "a number > 0"))
-elementwise("celu", "x if x > 0 else alpha * (exp(x / alpha) - 1)", Param("alpha", float, 1.0, _positive, "a number > 0"))
-elementwise("selu", "lambda * elu(x, alpha) with the constants of Klambauer et al. 2017")
-elementwise(
-    "softplus",
-    "log(1 + exp(beta x)) / beta, exact everywhere (no linear threshold regime)",
-    Param("beta", float, 1.0, _positive, "a number > 0"),
-)
-elementwise("leaky_relu", "x if x > 0 else slope * x", Param("slope", float, 0.01, _non_negative, "a number >= 0"))
-elementwise("mish", "x * tanh(softplus(x))")
-elementwise("hardswish", "x * relu6(x + 3) / 6")
-elementwise("hardsigmoid", "relu6(x + 3) / 6")
-elementwise(
-    "hardtanh",
-    "min(max(x, min_val), max_val)",
-    Param("min_val", float, -1.0, accepted="a finite number"),
-    Param("max_val", float, 1.0, accepted="a finite number"),
-    constraint=lambda v: v["min_val"] < v["max_val"],
-    constraint_text="min_val < max_val",
-)
-elementwise("relu6", "min(max(x, 0), 6)")
-elementwise("softsign", "x / (1 + |x|)")
-elementwise("erf", "erf(x)")
-elementwise("abs", "|x|")
-elementwise("log_sigmoid", "log(sigmoid(x)) = -softplus(-x)")
-elementwise("identity", "x")
-elementwise(
-    "expr",
-    "a user expression in x, e.g. expr(x * tanh(log1p(exp(x)))); numpy functions from a fixed list (Monte Carlo runs in numpy)",
-    Param("f", str, None, accepted="an expression in x", raw=True),
-)
+def jitted_activations() -> list[OpInfo]:
+    """Elementwise ops with scalar f and f', in declaration order: the Monte Carlo kernels' dispatch."""
+    return [o for o in _OPS.values() if o.kind == ELEMENTWISE and o.f is not None and o.df is not None]

@@ -8,25 +8,24 @@
 Keys are canonical specs, so any spelling that parses to the same spec finds
 the same constant. The default table is packaged with the wheel
 (momentcalc/_tables) and, in a source checkout, read from tables/ at the
-repository root. Its structure is checked by hand here, because jsonschema
-costs more to import than this whole module may take.
+repository root (tablefile.default_path). The file is read by tablefile.read;
+its entries are checked by hand here, because jsonschema costs more to import
+than this whole module may take.
 """
 
 from __future__ import annotations
 
 import difflib
-import json
 import math
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
 
+from . import tablefile
 from .errors import MomentcalcError
 from .result import Estimate
 from .spec import canonical
-
-FORMAT_VERSION = 1  # must equal tables.FORMAT_VERSION (a test holds them together)
-TABLE_NAME = "normprop.json"
+from .tablefile import default_path
 
 __all__ = ["Constant", "Table", "UnknownConstantError", "get", "keys", "load", "default_path"]
 
@@ -100,23 +99,13 @@ class Table:
 def load(path: str | Path) -> Table:
     """Read a table file; raise MomentcalcError if it is unreadable, corrupt or of another format."""
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constants)
-    except FileNotFoundError:
-        raise MomentcalcError(f"no table at {str(path)!r}") from None
-    except (OSError, UnicodeDecodeError, ValueError) as why:
-        raise MomentcalcError(f"corrupt or unreadable table {str(path)!r}: {why}") from None
-    version = doc.get("format_version") if isinstance(doc, dict) else None
-    if version != FORMAT_VERSION:
-        raise MomentcalcError(f"table {str(path)!r} has format version {version!r}; this momentcalc reads version {FORMAT_VERSION}")
+    doc = tablefile.read(path)
     try:
         return Table(doc, str(path))
-    except (KeyError, TypeError, AttributeError, ValueError) as why:
-        raise MomentcalcError(f"corrupt table {str(path)!r}: {why}") from None
-
-
-def _no_constants(name: str):
-    raise ValueError(f"{name} is not a number a table may hold")
+    except KeyError as why:
+        raise tablefile.corrupt(path, f"a field is missing: {why}") from None
+    except (TypeError, AttributeError, ValueError) as why:
+        raise tablefile.corrupt(path, why) from None
 
 
 def _constant(entry: dict, version: str, source: str, number: int) -> Constant:
@@ -160,18 +149,6 @@ def _finite(x) -> float:
 
 def _maybe(x) -> float | None:
     return None if x is None else _finite(x)
-
-
-def default_path() -> Path:
-    """The packaged table when installed; tables/ at the repository root in a checkout."""
-    here = Path(__file__).resolve().parent
-    packaged = here / "_tables" / TABLE_NAME
-    if packaged.exists():
-        return packaged
-    root = here.parent
-    if (root / "pyproject.toml").exists():  # a source checkout, not site-packages
-        return root / "tables" / TABLE_NAME
-    return packaged  # missing: load() will say so
 
 
 @lru_cache(maxsize=1)

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import time
-from functools import lru_cache
+from dataclasses import replace
 
-from . import crosscheck, gradsq, userfn
+from . import catalog, crosscheck, userfn
+from ._lazy import lazy_module
 from .errors import MomentcalcError
 from .estimators import NotApplicable, closed, montecarlo
+
+# scipy and scipy.stats cost most of a second to import: a Monte Carlo-only run never pays for them.
+quadrature = lazy_module("momentcalc.estimators.quadrature")
+qmc = lazy_module("momentcalc.estimators.qmc")
+spatial = lazy_module("momentcalc.spatial")
 from .result import Estimate, Result
 from .settings import METHODS, Progress, RunSettings, is_finite  # noqa: F401 (METHODS: re-exported)
 from .spec import Spec, parse
-
-_EXACT_ORDER = ("closed", "quadrature")
 
 
 def estimate(
@@ -59,14 +63,12 @@ def estimate(
     if user_fn:
         return userfn.estimate_callable(spec, grad, mu, sigma, settings)
     if size is not None:
-        from . import spatial
-
         return spatial.estimate_map(parsed, size, mu, sigma, settings)
     wanted = {"auto": ("closed", "quadrature", "montecarlo"), "all": ("closed", "quadrature", "qmc", "montecarlo")}.get(method, (method,))
     estimates = []
     for name in wanted:
         try:
-            estimates.append(gradsq.attach(_run(name, parsed, mu, sigma, settings), parsed, mu, sigma))
+            estimates.append(_with_grad_sq(_run(name, parsed, mu, sigma, settings), parsed, mu, sigma))
         except NotApplicable as why:
             if method not in ("auto", "all"):
                 raise MomentcalcError(str(why)) from None
@@ -90,29 +92,39 @@ def _run(name: str, spec: Spec, mu: float, sigma: float, settings: RunSettings) 
         return Estimate("closed", m.mean, m.std, 0.0, None if m.std is None else 0.0, seconds=_since(start))
     if name == "quadrature":
         userfn.check_spec_finite(spec, mu, sigma)
-        mean, std, mean_err, std_err = exact_moments(spec, mu, sigma)
+        mean, std, mean_err, std_err = quadrature.estimate_moments(spec, mu, sigma)
         return Estimate("quadrature", mean, std, mean_err, std_err, seconds=_since(start), notes=userfn.quadrature_notes(spec))
     if userfn.needs_numpy(spec):  # expr(...) cannot be jitted: numpy Monte Carlo
         if name != "montecarlo":
             raise NotApplicable(f"{name} does not run user expressions; use quadrature or montecarlo")
         return userfn.montecarlo_estimate(spec, mu, sigma, settings)
-    program = montecarlo.compile_program(spec, mu, sigma)
-    if name == "qmc":
-        from .estimators import qmc  # scipy.stats: only when asked for
-
-        runner = qmc.run
-    else:
-        runner = montecarlo.run
+    program = montecarlo.compile_program(spec, mu, sigma, normalize_constants(spec, mu, sigma))
+    runner = qmc.run if name == "qmc" else montecarlo.run
     s = runner(program, settings)
     return Estimate(name, s.mean, s.std, s.mean_se, s.std_se, s.samples, settings.seed, _since(start),
                     grad_sq=s.grad_sq, grad_sq_se=s.grad_sq_se, notes=s.notes)
 
 
-@lru_cache(maxsize=256)
-def exact_moments(spec: Spec, mu: float, sigma: float) -> tuple[float, float, float, float]:
-    from .estimators import quadrature  # scipy: a Monte Carlo-only run never pays for it
+def normalize_constants(spec: Spec, mu: float, sigma: float) -> tuple | None:
+    """The constants of the spec's normalize ops, worked out once (quadrature.normalize_constants); None if none."""
+    if not any(op.kind == catalog.NORMALIZE for op in spec.ops):
+        return None
+    return quadrature.normalize_constants(spec, mu, sigma)
 
-    return quadrature.estimate_moments(spec, mu, sigma)
+
+def _with_grad_sq(estimate: Estimate, spec: Spec, mu: float, sigma: float) -> Estimate:
+    """The estimate with E[f'(X)^2] by the same exact method where it has one (Monte Carlo kernels give their own)."""
+    if estimate.grad_sq is not None or any(op.kind == catalog.WINDOW for op in spec.ops):
+        return estimate
+    try:
+        if estimate.method == "closed":
+            return replace(estimate, grad_sq=closed.grad_sq(spec, mu, sigma), grad_sq_se=0.0)
+        if estimate.method == "quadrature":
+            value, err = quadrature.grad_sq(spec, mu, sigma)
+            return replace(estimate, grad_sq=value, grad_sq_se=err)
+    except NotApplicable:
+        pass
+    return estimate
 
 
 def _since(start: float) -> float:

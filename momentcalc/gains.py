@@ -71,7 +71,7 @@ def _published_by_spec(key: str) -> dict[str, tuple[float, str]]:
 
 def default_specs() -> list[str]:
     """Every built-in activation with default parameters, plus the published variants (e.g. gelu(approximate=tanh))."""
-    names = [op.name for op in catalog.all_ops() if op.kind == catalog.ELEMENTWISE and op.name != "expr"]
+    names = [op.name for op in catalog.all_ops() if op.kind == catalog.ELEMENTWISE and op.f is not None]
     extra = [s for key in ("pytorch", "nfnets") for s in _published_by_spec(key) if s not in names]
     return sorted(names) + sorted(set(extra))
 

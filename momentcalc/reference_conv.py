@@ -1,13 +1,19 @@
-"""Small, obvious numpy reference 2-D convolution and pooling, forward and backward.
+"""Small, obvious numpy reference 2-D convolution and the input gradients of conv and pooling.
+
+The backward simulation (``backward.simulate_map``, the "simulation ... agrees"
+line of ``momentcalc backward``) computes its gradients with these; the tests
+use them as a slow reference too, together with the forward pools that only
+they need (tests/reference_conv.py).
 
 "Convolution" is cross-correlation, as in deep learning frameworks:
 out[o, y, x] = sum_{c, a, b} w[o, c, a, b] * xpad[c, y*s + a*d, x*s + b*d].
 
 Shapes: conv input (..., Cin, H, W), weight (..., Cout, Cin, K, K) (a weight
 without leading dims is shared by the whole batch), output (..., Cout, OH, OW).
-A 2-D input and a 2-D kernel are taken as one channel. Pool inputs are
-(..., H, W). Every function loops over the K*K kernel taps and slices the padded
-input with the stride, so each tap's contribution is one strided view.
+A 2-D input and a 2-D kernel are taken as one channel. Pool inputs and
+gradients are (..., H, W). Every function loops over the K*K kernel taps and
+slices the padded input with the stride, so each tap's contribution is one
+strided view.
 """
 
 from __future__ import annotations
@@ -102,17 +108,9 @@ def conv2d_input_grad_rot180(
     return gx[..., 0, :, :] if squeeze else gx
 
 
-def _windows(xp: np.ndarray, k: int, o: int, s: int) -> np.ndarray:
+def windows(xp: np.ndarray, k: int, o: int, s: int) -> np.ndarray:
     """Stack the k*k taps of every window on a new last axis: (..., o, o, k*k)."""
     return np.stack([xp[_tap(a, b, o, s, 1)] for a in range(k) for b in range(k)], axis=-1)
-
-
-def maxpool2d(x: np.ndarray, k: int, stride: int | None = None, padding: int = 0) -> np.ndarray:
-    """Max over each k x k window; padding is -inf, so it never wins."""
-    x = np.asarray(x, float)
-    s = k if stride is None else stride
-    o = _side(x.shape[-1], k, s, padding, 1, pool=True)
-    return _windows(pad2d(x, padding, -np.inf), k, o, s).max(axis=-1)
 
 
 def maxpool2d_input_grad(x: np.ndarray, g: np.ndarray, k: int, stride: int | None = None, padding: int = 0) -> np.ndarray:
@@ -120,7 +118,7 @@ def maxpool2d_input_grad(x: np.ndarray, g: np.ndarray, k: int, stride: int | Non
     x, g = np.asarray(x, float), np.asarray(g, float)
     s = k if stride is None else stride
     o = g.shape[-1]
-    winner = _windows(pad2d(x, padding, -np.inf), k, o, s).argmax(axis=-1)
+    winner = windows(pad2d(x, padding, -np.inf), k, o, s).argmax(axis=-1)
     gxp = np.zeros(pad2d(x, padding).shape)
     for a in range(k):
         for b in range(k):
@@ -129,24 +127,12 @@ def maxpool2d_input_grad(x: np.ndarray, g: np.ndarray, k: int, stride: int | Non
     return gxp[..., padding : padding + n, padding : padding + n]
 
 
-def _avg_divisor(n: int, k: int, s: int, p: int, count_include_pad: bool) -> np.ndarray | int:
+def avg_divisor(n: int, k: int, s: int, p: int, count_include_pad: bool) -> np.ndarray | int:
     """k*k, or the number of real (non-padding) inputs of each window."""
     if count_include_pad:
         return k * k
     o = _side(n, k, s, p, 1, pool=True)
-    return _windows(pad2d(np.ones((n, n)), p), k, o, s).sum(axis=-1)
-
-
-def avgpool2d(
-    x: np.ndarray, k: int, stride: int | None = None, padding: int = 0, count_include_pad: bool = True
-) -> np.ndarray:
-    """Mean over each k x k window; padding counts as zeros in the sum."""
-    x = np.asarray(x, float)
-    s = k if stride is None else stride
-    n = x.shape[-1]
-    o = _side(n, k, s, padding, 1, pool=True)
-    total = _windows(pad2d(x, padding), k, o, s).sum(axis=-1)
-    return total / _avg_divisor(n, k, s, padding, count_include_pad)
+    return windows(pad2d(np.ones((n, n)), p), k, o, s).sum(axis=-1)
 
 
 def avgpool2d_input_grad(
@@ -156,7 +142,7 @@ def avgpool2d_input_grad(
     g = np.asarray(g, float)
     s = k if stride is None else stride
     o = g.shape[-1]
-    share = g / _avg_divisor(size, k, s, padding, count_include_pad)
+    share = g / avg_divisor(size, k, s, padding, count_include_pad)
     gxp = np.zeros(g.shape[:-2] + (size + 2 * padding,) * 2)
     for a in range(k):
         for b in range(k):

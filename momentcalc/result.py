@@ -10,6 +10,14 @@ EXACT_METHODS = ("closed", "quadrature")
 
 
 @dataclass(frozen=True)
+class Moments:
+    """A closed form's answer: the mean, and the std where it is known too."""
+
+    mean: float
+    std: float | None  # None where only the mean has a closed form
+
+
+@dataclass(frozen=True)
 class Estimate:
     """Mean and std of a layer's output by one method.
 

@@ -40,12 +40,12 @@ from typing import Callable
 
 import numpy as np
 
-from . import catalog
+from . import catalog, userfn
 from .convshape import conv_shape
 from .errors import MomentcalcError
-from .estimators import NotApplicable, closed, driver, mc_kernels, montecarlo
+from .estimators import NotApplicable, closed, driver, montecarlo, quadrature
 from .ops import dropout as dropout_op
-from .ops.activations import ACTIVATIONS
+from .ops import pooling
 from .result import Verdict
 from .settings import MAX_SAMPLES, RunSettings
 from .spec import Op, Spec
@@ -310,9 +310,7 @@ def _exact(spec: Spec, mu: float, sigma: float) -> tuple[float, float, float, fl
                 return m.mean, m.std, 0.0, 0.0, "closed"
         except NotApplicable:
             pass
-    from .engine import exact_moments  # engine imports this module lazily
-
-    return (*exact_moments(spec, mu, sigma), "quadrature")
+    return (*quadrature.estimate_moments(spec, mu, sigma), "quadrature")
 
 
 def _exact_for(spec: Spec, layers: list[Layer], r: int | None, mu: float, sigma: float):
@@ -330,7 +328,7 @@ def _exact_for(spec: Spec, layers: list[Layer], r: int | None, mu: float, sigma:
     if any(op.kind == catalog.NORMALIZE for op in suffix):
         return "a normalize between ops after the last window op: it uses the interior constants"
     n = last.op.window_size
-    scaled = last.op.name == "avgpool" and last.op.get("count_include_pad") and r < n
+    scaled = last.op.info.reduction == pooling.MEAN and last.op.get("count_include_pad") and r < n
     if scaled and suffix:
         return f"ops after a border average (a sum of {r} over {n}) have no exact method here"
     try:
@@ -353,52 +351,45 @@ def _exact_for(spec: Spec, layers: list[Layer], r: int | None, mu: float, sigma:
 # --- Monte Carlo over whole maps ------------------------------------------------------
 
 
-def pool_nd(x: np.ndarray, dims: int, k: int, s: int, p: int, take_max: bool, count_include_pad: bool = True) -> np.ndarray:
-    """Max or average pooling over the last dims axes, as PyTorch: padding is -inf for max, zeros for avg.
-
-    count_include_pad=False divides each window's sum by its real inputs only.
-    """
+def pool_nd(x: np.ndarray, dims: int, k: int, s: int, p: int, ufunc: str, pad: float, count_include_pad: bool = True) -> np.ndarray:
+    """Pooling over the last dims axes as PyTorch does: numpy's `ufunc` over each window, padded with `pad`
+    (pooling.MAP_REDUCE: maximum with -inf, add with 0). A sum ("add") is divided into a mean: by k**dims,
+    or with count_include_pad=False by each window's real inputs only."""
     width = x.shape[-1]
     o = (width + 2 * p - k) // s + 1
-    pad = [(0, 0)] * (x.ndim - dims) + [(p, p)] * dims
-    xp = np.pad(x, pad, constant_values=-np.inf if take_max else 0.0)
+    xp = np.pad(x, [(0, 0)] * (x.ndim - dims) + [(p, p)] * dims, constant_values=pad)
+    combine = getattr(np, ufunc)
     out = None
     for taps in itertools.product(range(k), repeat=dims):
         view = xp[(...,) + tuple(slice(t, t + s * (o - 1) + 1, s) for t in taps)]
-        out = view.copy() if out is None else (np.maximum(out, view, out=out) if take_max else np.add(out, view, out=out))
-    if take_max:
+        out = view.copy() if out is None else combine(out, view, out=out)
+    if ufunc != "add":
         return out
     if count_include_pad:
         return out / k**dims
-    return out / (pool_nd(np.ones((width,) * dims), dims, k, s, p, False) * k**dims)
+    return out / (pool_nd(np.ones((width,) * dims), dims, k, s, p, "add", 0.0) * k**dims)
 
 
 def _map_stages(spec: Spec, dims: int, mu: float, sigma: float) -> list[Callable]:
     """One function (maps, generator) -> maps per op of the spec."""
-    from .engine import exact_moments
-
     stages = []
     for depth, op in enumerate(spec.ops):
         if op.kind == catalog.ELEMENTWISE:
-            act = ACTIVATIONS[op.name]
-            a, b = act.args(op)
-
-            def apply(x, gen, code=act.code, a=a, b=b):
-                flat = np.ascontiguousarray(x, dtype=np.float64).reshape(-1)
-                return mc_kernels.activation_array(code, a, b, flat, False).reshape(x.shape)
-
-            stages.append(apply)
+            f = userfn.jitted_arrays(op)[0]
+            stages.append(lambda x, gen, f=f: f(x))
         elif op.kind == catalog.DROPOUT:
             keep, c = op.get("p"), dropout_op.divisor(op.get("p"), op.get("scale"))
             stages.append(lambda x, gen, keep=keep, c=c: np.where(gen.random(x.shape) < keep, x / c, 0.0))
         elif op.kind == catalog.NORMALIZE:
             try:
-                mean, std, _, _ = exact_moments(Spec(spec.ops[:depth]), mu, sigma)
+                mean, std = quadrature.normalize_constants(spec, mu, sigma)[depth][:2]
             except NotApplicable as why:
-                raise MomentcalcError(f"normalize needs the exact moments of '{Spec(spec.ops[:depth])}': {why}") from None
+                raise MomentcalcError(str(why)) from None
             stages.append(lambda x, gen, m=mean, sd=std: (x - m) / sd)
-        else:
+        elif op.kind == catalog.WINDOW:
             stages.append(_window_stage(op, dims))
+        else:
+            raise MomentcalcError(f"whole-map Monte Carlo does not know ops of kind {op.kind!r} ({op})")
     return stages
 
 
@@ -407,8 +398,11 @@ def _window_stage(op: Op, dims: int) -> Callable:
     # all k^dims taps (4x faster); the tests check it against reference_conv.
     k, p = op.get("k"), op.get("p")
     s = op.get("s") or k
-    take_max, include = op.name == "maxpool", bool(op.get("count_include_pad", True))
-    return lambda x, gen: pool_nd(x, dims, k, s, p, take_max, include)
+    if op.info.reduction not in pooling.MAP_REDUCE:
+        raise MomentcalcError(f"whole-map Monte Carlo does not know the reduction {op.info.reduction!r} of {op}")
+    ufunc, pad = pooling.MAP_REDUCE[op.info.reduction]
+    include = bool(op.get("count_include_pad", True))
+    return lambda x, gen: pool_nd(x, dims, k, s, p, ufunc, pad, include)
 
 
 def _chunk_moments(y: np.ndarray) -> np.ndarray:
@@ -499,7 +493,7 @@ def estimate_map(spec: Spec, size: int, mu: float = 0.0, sigma: float = 1.0,
         raise MomentcalcError(f"size must be a whole number >= 1 (the side of the input feature map), got {size!r}")
     if method == "qmc":
         raise MomentcalcError("qmc does not run on feature maps; with size= use auto, montecarlo or quadrature")
-    if any(op.name == "expr" for op in spec.ops):
+    if userfn.needs_numpy(spec):
         raise MomentcalcError("size= does not take expr(...) specs")
     dims, layers = layers_of(spec, size)
     if size**dims > MAX_MAP_VALUES:

@@ -85,6 +85,27 @@ def canonical(text: str) -> str:
 @lru_cache(maxsize=512)
 def parse(text: str) -> Spec:
     """Parse and validate spec text; raise MomentcalcError saying what is wrong."""
+    spec = _parse(text)
+    layers = [str(op) for op in spec.ops if op.kind == catalog.LAYER]
+    if layers:
+        raise MomentcalcError(
+            f"{layers[0]!r} in {text!r} is a layer for `momentcalc backward`, not an op whose output moments "
+            f"momentcalc computes; see `momentcalc list`"
+        )
+    return spec
+
+
+def parse_layer(text: str) -> Op:
+    """One layer for `momentcalc backward` (conv or a window op), by the same parser as every spec."""
+    spec = _parse(text)
+    if len(spec.ops) != 1 or spec.last.kind not in (catalog.LAYER, catalog.WINDOW):
+        raise MomentcalcError(
+            f"backward takes one layer, conv(...) or a pooling op such as maxpool(k=3,s=2), not {text!r}"
+        )
+    return spec.last
+
+
+def _parse(text: str) -> Spec:
     if not isinstance(text, str) or not text.strip():
         raise MomentcalcError("empty spec: give an op such as 'relu' or a pipeline such as 'relu | maxpool(k=3)'")
     stages = _split_top_level(text, "|", text)
@@ -102,12 +123,14 @@ def parse(text: str) -> Spec:
 
 
 def _check_expr_pipeline(ops: list[Op], whole: str) -> None:
-    # expr(...) runs Monte Carlo in numpy, which handles elementwise ops, normalize and dropout only.
-    if any(op.name == "expr" for op in ops):
+    # Numpy-only ops (expr) run Monte Carlo in numpy, which handles elementwise ops, normalize and dropout only.
+    numpy_only = [op for op in ops if op.info.vectorized is not None]
+    if numpy_only:
         windows = [str(op) for op in ops if op.kind == catalog.WINDOW]
         if windows:
             raise MomentcalcError(
-                f"expr(...) can be combined only with elementwise ops, normalize and dropout, not with {windows[0]!r} in {whole!r}"
+                f"{numpy_only[0].name}(...) can be combined only with elementwise ops, normalize and dropout, "
+                f"not with {windows[0]!r} in {whole!r}"
             )
 
 
@@ -205,7 +228,7 @@ def _resolve_params(info: catalog.OpInfo, given: dict, whole: str) -> tuple[tupl
         if param.raw and param.name not in given:
             raise MomentcalcError(f"{info.name} needs {param.accepted} inside its parentheses, e.g. {info.name}(x * tanh(log1p(exp(x))))")
         if param.default is None and param.name not in given and info.kind != catalog.WINDOW:
-            raise MomentcalcError(f"{info.name} needs {param.name}=<{param.accepted or param.kind.__name__}>, e.g. {info.name}({param.name}=0.8)")
+            raise MomentcalcError(f"{info.name} needs {param.name}=<{param.accepted or param.kind.__name__}>, e.g. {info.name}({param.name}={3 if param.kind is int else 0.8})")
     if info.constraint is not None:
         values = {p.name: given.get(p.name, p.default) for p in info.params}
         if not info.constraint(values):

@@ -7,8 +7,9 @@ version, the settings of the build, and one entry per (spec, input) that is
 deterministic is timing (the ``seconds`` fields), so comparison ignores it
 and ``write`` leaves a file alone whose content matches under those rules.
 
-This module imports neither numba nor jsonschema at import time: the CLI
-imports it to build its help, and must stay fast.
+Reading a file (format version, missing or corrupt file) is tablefile's;
+this module adds schema validation on top. It imports neither numba nor
+jsonschema at import time: the CLI imports it to build its help, and must stay fast.
 """
 
 from __future__ import annotations
@@ -25,12 +26,8 @@ from typing import Callable
 
 from . import __version__
 from .errors import MomentcalcError
+from .tablefile import BUILD_COMMAND, DEFAULT_DIR, FORMAT_VERSION, SCHEMA_NAME, TABLE_NAME, corrupt, read
 
-FORMAT_VERSION = 1
-TABLE_NAME = "normprop.json"
-SCHEMA_NAME = "schema.json"
-DEFAULT_DIR = Path("tables")
-BUILD_COMMAND = "momentcalc tables build"
 CHECK_COMMAND = "momentcalc tables check"
 
 # What a NormProp network needs, in the order the table lists them.
@@ -282,36 +279,7 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 # ---------------------------------------------------------------- reading
-
-
-def read(path: str | os.PathLike) -> dict:
-    """Parse a table file and check its format version; no schema validation."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise MomentcalcError(f"no table at {str(path)!r}; build one with `{BUILD_COMMAND}`") from None
-    except (OSError, UnicodeDecodeError) as why:
-        raise MomentcalcError(f"cannot read table {str(path)!r}: {getattr(why, 'strerror', None) or why}") from None
-    try:
-        doc = json.loads(text, parse_constant=_reject_constant)
-    except json.JSONDecodeError as why:
-        raise MomentcalcError(
-            f"corrupt table {str(path)!r}: not valid JSON ({why.msg} at line {why.lineno} column {why.colno}); regenerate it with `{BUILD_COMMAND}`"
-        ) from None
-    except ValueError as why:  # from _reject_constant
-        raise MomentcalcError(f"corrupt table {str(path)!r}: {why}; regenerate it with `{BUILD_COMMAND}`") from None
-    version = doc.get("format_version") if isinstance(doc, dict) else None
-    if version != FORMAT_VERSION:
-        raise MomentcalcError(
-            f"table {str(path)!r} has format version {version!r}; this momentcalc {__version__} reads version {FORMAT_VERSION}; regenerate it with `{BUILD_COMMAND}`"
-        )
-    return doc
-
-
-def _reject_constant(name: str):
-    # json accepts NaN and Infinity by default; a table never holds them.
-    raise ValueError(f"{name} is not a number a table may hold")
+# read(path) is tablefile.read: parse and check the format version, no schema.
 
 
 def validate(doc: dict) -> list[str]:
@@ -339,7 +307,7 @@ def load(path: str | os.PathLike) -> dict:
     problems = validate(doc)
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise MomentcalcError(f"corrupt table {str(path)!r}: {problems[0]}{more}; regenerate it with `{BUILD_COMMAND}`")
+        raise corrupt(path, f"{problems[0]}{more}")
     return doc
 
 

@@ -27,7 +27,6 @@ from .errors import MomentcalcError
 from ._lazy import lazy_module
 from .estimators import NotApplicable, driver, montecarlo
 from .ops import dropout as dropout_op
-from .ops.activations import ACTIVATIONS
 from .result import Estimate, Result
 from .settings import RunSettings
 from .spec import Spec
@@ -36,6 +35,7 @@ CHUNK = 1 << 16
 GRID_SIGMAS = 12.0
 GRID_POINTS = 4001
 quadrature = lazy_module("momentcalc.estimators.quadrature")
+tracked = lazy_module("momentcalc.estimators.tracked")
 
 TAIL_TOL = 1e-12  # of the peak of (f - f(mu))^2 phi, at the edge of the region quadrature integrates
 NUMERICAL = "numerical derivative"
@@ -92,54 +92,65 @@ def expr_vec_stage(text: str) -> VecStage:
     return VecStage(f"expr({text})", f, numerical_derivative(f), numerical=True)
 
 
-def expr_stage(text: str) -> quadrature.Stage:
+def expr_stage(text: str) -> tracked.Stage:
     """A quadrature stage (scalar in, scalar out) for expr(text); its derivative is numerical."""
     return scalar_stage(expr_vec_stage(text))
 
 
-def scalar_stage(stage: VecStage) -> quadrature.Stage:
+def scalar_stage(stage: VecStage) -> tracked.Stage:
     def f(x):
         return float(stage.f(np.float64(x)))
 
     def df(x):
         return float(stage.df(np.float64(x)))
 
-    return quadrature.Stage(f, (), False, df)
+    return tracked.Stage(f, (), False, df)
 
 
 # --- the numpy program of a spec --------------------------------------------------
 
 
 def needs_numpy(spec: Spec) -> bool:
-    return any(op.name == "expr" for op in spec.ops)
+    """Some op has only a vectorized (numpy) form: Monte Carlo must run in numpy."""
+    return any(op.info.vectorized is not None for op in spec.ops)
 
 
-def vector_program(spec: Spec, mu: float, sigma: float) -> list[VecStage]:
-    from .estimators import mc_kernels
-
+def vector_program(spec: Spec, mu: float, sigma: float, norms: tuple | None = None) -> list[VecStage]:
+    """The spec as numpy stages; norms: the constants of its normalize ops (quadrature.normalize_constants)."""
+    if norms is None and any(op.kind == catalog.NORMALIZE for op in spec.ops):
+        norms = quadrature.normalize_constants(spec, mu, sigma)
     stages = []
     for depth, op in enumerate(spec.ops):
         if op.kind == catalog.WINDOW:
             raise NotApplicable(f"the numpy Monte Carlo path takes elementwise ops, normalize and dropout, not {op}")
-        if op.name == "expr":
+        if op.info.vectorized is not None:
             stages.append(expr_vec_stage(op.get("f")))
         elif op.kind == catalog.ELEMENTWISE:
-            act = ACTIVATIONS[op.name]
-            a, b = act.args(op)
-            stages.append(
-                VecStage(
-                    str(op),
-                    lambda x, c=act.code, a=a, b=b: mc_kernels.activation_array(c, a, b, np.ascontiguousarray(x, dtype=np.float64), False),
-                    lambda x, c=act.code, a=a, b=b: mc_kernels.activation_array(c, a, b, np.ascontiguousarray(x, dtype=np.float64), True),
-                )
-            )
+            stages.append(VecStage(str(op), *jitted_arrays(op)))
         elif op.kind == catalog.DROPOUT:
             c = dropout_op.divisor(op.get("p"), op.get("scale"))
             stages.append(VecStage(str(op), lambda x, c=c: x / c, lambda x, c=c: np.full_like(x, 1.0 / c), keep=op.get("p")))
-        else:  # normalize: the exact moments of what precedes it
-            mean, std, _, _ = quadrature.estimate_moments(Spec(spec.ops[:depth]), mu, sigma)
+        elif op.kind == catalog.NORMALIZE:  # the exact moments of what precedes it
+            mean, std = norms[depth][:2]
             stages.append(VecStage(str(op), lambda x, m=mean, s=std: (x - m) / s, lambda x, s=std: np.full_like(x, 1.0 / s)))
+        else:
+            raise NotApplicable(f"the numpy Monte Carlo path does not know ops of kind {op.kind!r} ({op})")
     return stages
+
+
+def jitted_arrays(op) -> tuple[Callable, Callable]:
+    """f and f' of a jitted activation over numpy arrays, through the kernels' dispatch."""
+    from .estimators import mc_kernels
+    from .estimators.dispatch import CODES
+
+    if op.name not in CODES:
+        raise NotApplicable(f"{op} has no compiled scalar function")
+    code, (a, b) = CODES[op.name], op.info.args(op)
+
+    def f(x, grad=False):
+        return mc_kernels.activation_array(code, a, b, np.ascontiguousarray(x, dtype=np.float64).reshape(-1), grad)
+
+    return (lambda x: f(x).reshape(np.shape(x))), (lambda x: f(x, True).reshape(np.shape(x)))
 
 
 def check_finite_on_grid(stages: list[VecStage], mu: float, sigma: float) -> None:
@@ -273,11 +284,9 @@ def estimate_callable(fn, grad, mu, sigma, settings: RunSettings) -> Result:
 
 
 def _quadrature_callable(stage: VecStage, mu: float, sigma: float, label: str) -> Estimate:
-    from . import gradsq
-
-    dist = quadrature.Transformed(mu, sigma, branches=(quadrature.Branch(1.0, (scalar_stage(stage),)),))
-    mean, var, mean_err, var_err = quadrature.moments(dist)
-    grad = gradsq.quadrature_from_dist(dist)
+    dist = tracked.Transformed(mu, sigma, branches=(tracked.Branch(1.0, (scalar_stage(stage),)),))
+    mean, var, mean_err, var_err = tracked.moments(dist)
+    grad = tracked.grad_sq(dist)
     values = (mean, var, mean_err, var_err, grad.value, grad.err)
     if not all(math.isfinite(v) for v in values):
         raise MomentcalcError(f"{label} gave a non-finite integral: the function must be finite on the whole line")

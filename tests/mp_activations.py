@@ -42,6 +42,7 @@ def make(name, **p):
             (),
         ),
         "silu": (lambda x: x * _sig(x), lambda x: _sig(x) * (1 + x * (1 - _sig(x))), ()),
+        "swish": (lambda x: x * _sig(beta * x), lambda x: _sig(beta * x) * (1 + beta * x * (1 - _sig(beta * x))), ()),
         "elu": (lambda x: x if x > 0 else alpha * (mp.exp(x) - 1), lambda x: 1 if x > 0 else alpha * mp.exp(x), (0,)),
         "celu": (lambda x: x if x > 0 else alpha * (mp.exp(x / alpha) - 1), lambda x: 1 if x > 0 else mp.exp(x / alpha), (0,)),
         "selu": (

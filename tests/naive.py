@@ -13,7 +13,6 @@ from momentcalc.estimators.normals import BLOCK
 from momentcalc.estimators.ziggurat_tables import FI as fi_double, KI as ki_double, WI as wi_double
 from momentcalc.estimators.ziggurat_tables import ZIGGURAT_NOR_INV_R as ziggurat_nor_inv_r, ZIGGURAT_NOR_R as ziggurat_nor_r
 
-from momentcalc.ops.activations import ACTIVATIONS
 from momentcalc.ops.dropout import divisor
 
 
@@ -111,11 +110,10 @@ def _evaluate(gen, ops, inputs, normalize_constants):
     *before, op = ops
     if op.kind == "window":
         values = [_evaluate(gen, tuple(before), inputs, normalize_constants) for _ in range(op.window_size)]
-        return max(values) if op.name == "maxpool" else sum(values) / len(values)
+        return {"max": max, "mean": lambda v: sum(v) / len(v)}[op.info.reduction](values)
     x = _evaluate(gen, tuple(before), inputs, normalize_constants)
     if op.kind == "elementwise":
-        act = ACTIVATIONS[op.name]
-        return act.f(x, *act.args(op))
+        return op.info.f(x, *op.info.args(op))
     if op.kind == "dropout":
         keep = gen.random() < op.get("p")
         return x / divisor(op.get("p"), op.get("scale")) if keep else 0.0

@@ -8,18 +8,21 @@ import pytest
 import momentcalc as mc
 from momentcalc import MomentcalcError
 from momentcalc.estimators import NotApplicable, closed, mc_kernels, montecarlo, quadrature
-from momentcalc.ops.activations import ACTIVATIONS
+from momentcalc import catalog
+from momentcalc.estimators.dispatch import CODES
 from momentcalc.settings import RunSettings
 from momentcalc.spec import parse
 import mp_activations as ref
 
 Z = 4.5
+ACTIVATIONS = {op.name: op for op in catalog.jitted_activations()}
 MU, SIGMA = 0.3, 1.4
 
 # spec -> (reference name, reference params)
 SPECS = {
     "relu": ("relu", ()), "sigmoid": ("sigmoid", ()), "tanh": ("tanh", ()), "gelu": ("gelu", ()),
-    "gelu(approximate=tanh)": ("gelu_tanh", ()), "silu": ("silu", ()), "elu": ("elu", ()),
+    "gelu(approximate=tanh)": ("gelu_tanh", ()), "silu": ("silu", ()), "swish(beta=1.7)": ("swish", (("beta", "1.7"),)),
+    "elu": ("elu", ()),
     "elu(alpha=0.5)": ("elu", (("alpha", "0.5"),)), "celu(alpha=0.3)": ("celu", (("alpha", "0.3"),)), "selu": ("selu", ()),
     "softplus(beta=2)": ("softplus", (("beta", 2),)), "leaky_relu(slope=0.2)": ("leaky_relu", (("slope", "0.2"),)),
     "mish": ("mish", ()), "hardswish": ("hardswish", ()), "hardsigmoid": ("hardsigmoid", ()),
@@ -108,12 +111,12 @@ def test_jitted_dispatch_matches_the_python_functions_value_by_value():
             a = 1.0
         want = np.array([act.f(v, a, b) for v in x])
         want_grad = np.array([act.df(v, a, b) for v in x])
-        np.testing.assert_allclose(mc_kernels.activation_array(act.code, a, b, x, False), want, rtol=1e-14, atol=1e-300, err_msg=name)
-        np.testing.assert_allclose(mc_kernels.activation_array(act.code, a, b, x, True), want_grad, rtol=1e-14, atol=1e-300, err_msg=name)
+        np.testing.assert_allclose(mc_kernels.activation_array(CODES[name], a, b, x, False), want, rtol=1e-14, atol=1e-300, err_msg=name)
+        np.testing.assert_allclose(mc_kernels.activation_array(CODES[name], a, b, x, True), want_grad, rtol=1e-14, atol=1e-300, err_msg=name)
 
 
 def test_monotone_flags_and_kinks():
-    not_monotone = {"gelu", "silu", "mish", "hardswish", "abs"}
+    not_monotone = {"gelu", "silu", "swish", "mish", "hardswish", "abs"}
     assert {n for n, a in ACTIVATIONS.items() if not a.monotone} == not_monotone
     kinks = {n: a.kinks(-1.0, 1.0) for n, a in ACTIVATIONS.items()}
     assert kinks["hardtanh"] == (-1.0, 1.0) and kinks["relu6"] == (0.0, 6.0) and kinks["hardswish"] == (-3.0, 3.0)
@@ -158,3 +161,16 @@ def test_softplus_is_exact_far_out_and_never_overflows():
     assert f(1000.0, 1.0, 0.0) == 1000.0 and f(-1000.0, 1.0, 0.0) == 0.0
     assert f(30.0, 1.0, 0.0) == pytest.approx(30.0 + math.exp(-30.0), rel=1e-16)  # no threshold=20 linear regime
     assert f(-40.0, 1.0, 0.0) == pytest.approx(math.exp(-40.0), rel=1e-15)
+
+
+@pytest.mark.parametrize("x", [-800.0, -30.0, -2.5, -1e-300, 0.0, 1e-300, 0.7, 3.0, 40.0, 800.0])
+def test_swish_with_beta_one_is_silu(x):
+    swish, silu = ACTIVATIONS["swish"], ACTIVATIONS["silu"]
+    assert swish.f(x, 1.0, 0.0) == silu.f(x, 0.0, 0.0)
+    assert swish.df(x, 1.0, 0.0) == silu.df(x, 0.0, 0.0)
+
+
+def test_swish_moments_of_the_default_equal_silu_by_every_method():
+    a, b = mc.estimate("swish", method="all", samples=1 << 16), mc.estimate("silu", method="all", samples=1 << 16)
+    for x, y in zip(a.estimates, b.estimates):
+        assert (x.method, x.mean, x.std) == (y.method, y.mean, y.std)

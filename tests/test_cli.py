@@ -14,9 +14,11 @@ from table_refs import default_doc
 from typer.testing import CliRunner
 
 from momentcalc import __version__, engine, tables
-from momentcalc.cli import Method, app
+from momentcalc.cli import app
+from momentcalc.cli.estimate import Method
 
 REPO = Path(__file__).resolve().parent.parent
+CLI_DIR = REPO / "momentcalc" / "cli"
 runner = CliRunner()
 
 
@@ -65,6 +67,12 @@ def test_help_runs_without_importing_numba():
 
 def test_method_choices_are_the_engines():
     assert {m.value for m in Method} == set(engine.METHODS)
+
+
+def test_there_is_one_error_path():
+    sources = {path.name: path.read_text() for path in CLI_DIR.glob("*.py")}
+    assert [name for name, text in sources.items() if "def _fail" in text] == ["_util.py"]
+    assert [name for name, text in sources.items() if "except MomentcalcError" in text] == ["_util.py"]
 
 
 # ---------------------------------------------------------------- estimate
@@ -207,7 +215,7 @@ def _console_script() -> str:
 def test_console_script_reports_bad_input_in_one_line():
     done = subprocess.run([_console_script(), "estimate", "maxpol(k=3)"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr.strip().splitlines() == ["error: unknown op 'maxpol' in 'maxpol(k=3)'; did you mean 'maxpool' or 'avgpool'?"]
+    assert done.stderr.strip().splitlines() == ["error: unknown op 'maxpol' in 'maxpol(k=3)'; did you mean 'maxpool' or 'minpool' or 'avgpool'?"]
 
 
 def test_python_m_momentcalc_estimates():
@@ -229,7 +237,7 @@ def test_ci_script_runs_the_readme_test_command_verbatim():
 
 
 def test_the_progress_bar_waits_about_a_second_unless_the_run_is_big(monkeypatch):
-    from momentcalc import cli
+    from momentcalc.cli import _util as cli
 
     clock = [100.0]
     monkeypatch.setattr(cli.time, "perf_counter", lambda: clock[0])

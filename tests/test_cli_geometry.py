@@ -3,17 +3,14 @@
 import json
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
-from momentcalc.cli_geometry import register
+import momentcalc.cli
 
 
 @pytest.fixture(scope="module")
 def app():
-    app = typer.Typer()
-    register(app)  # both commands, so the app is a group and needs the command name
-    return app
+    return momentcalc.cli.app  # the whole command group: commands are named
 
 
 def run(app, *args):
@@ -124,10 +121,10 @@ def test_backward_reports_unreached_positions(app):
 @pytest.mark.parametrize(
     "args, fragment",
     [
-        (["dense(k=3)", "--size", "5"], "accepted: conv, maxpool, avgpool"),
-        (["conv(k=3,q=1)", "--size", "5"], "accepted keys"),
+        (["dense(k=3)", "--size", "5"], "unknown op 'dense'"),
+        (["conv(k=3,q=1)", "--size", "5"], "it accepts k, s, p, cin, cout"),
         (["conv(k=5)", "--size", "3"], "does not fit"),
-        (["maxpool(k=2,p=2)", "--size", "8"], "more than half"),
+        (["maxpool(k=2,p=2)", "--size", "8"], "padding must be <= k/2"),
         (["conv(k=3)", "--size", "5", "--trials", "1"], "trials"),
         (["conv(k=3)", "--size", "5", "--trials", "-3"], "trials"),
     ],

@@ -5,11 +5,10 @@ import math
 
 import mpmath as mp
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from momentcalc import gains
-from momentcalc.cli_gains import register
+from momentcalc.cli import app
 
 
 def test_published_values_are_cited_data():
@@ -60,27 +59,16 @@ def test_nfnets_gammas_are_close_but_not_exact(rows):
     assert rows["elu"].gamma == rows["celu"].gamma and rows["elu"].nfnets.value != rows["celu"].nfnets.value
 
 
-def _app():
-    app = typer.Typer()
-
-    @app.callback()
-    def main():
-        pass
-
-    register(app)
-    return app
-
-
 def test_cli_gains_table_and_json():
     runner = CliRunner()
-    table = runner.invoke(_app(), ["gains", "--spec", "relu"], env={"COLUMNS": "200"})
+    table = runner.invoke(app, ["gains", "--spec", "relu"], env={"COLUMNS": "200"})
     assert table.exit_code == 0 and "1.4142135624" in table.output and "deepmind-research" in table.output
-    out = runner.invoke(_app(), ["gains", "--spec", "tanh", "--json"])
+    out = runner.invoke(app, ["gains", "--spec", "tanh", "--json"])
     doc = json.loads(out.output)
     assert out.exit_code == 0 and doc["rows"][0]["spec"] == "tanh" and doc["rows"][0]["pytorch"]["value"] == 5 / 3
 
 
 @pytest.mark.parametrize("args", [["gains", "--spec", "leaky_relu(slope=-1)"], ["gains", "--spec", "maxpool(k=2)"]])
 def test_cli_gains_bad_input_is_one_line_and_exit_2(args):
-    result = CliRunner().invoke(_app(), args)
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 2 and result.output.startswith("error: ") and result.output.count("\n") == 1

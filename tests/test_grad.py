@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import momentcalc as mc
-from momentcalc import gradsq
+from momentcalc.estimators import closed, montecarlo, quadrature
+from momentcalc.settings import RunSettings
 from momentcalc.spec import parse
 import mp_activations as ref
 from test_activations import MU, SIGMA, SPECS
@@ -18,7 +19,7 @@ Z = 4.5
 @pytest.mark.parametrize("spec", SPECS)
 def test_quadrature_grad_sq_matches_mpmath(spec):
     _, _, want = ref.moments(SPECS[spec][0], MU, SIGMA, SPECS[spec][1])
-    value, err = gradsq.by_quadrature(parse(spec), MU, SIGMA)
+    value, err = quadrature.grad_sq(parse(spec), MU, SIGMA)
     assert abs(value - want) <= 1e-12 and err < 1e-10
 
 
@@ -28,27 +29,27 @@ def test_quadrature_grad_sq_matches_mpmath(spec):
 )
 def test_closed_grad_sq_matches_mpmath_and_quadrature(spec):
     _, _, want = ref.moments(SPECS[spec][0], MU, SIGMA, SPECS[spec][1])
-    got = gradsq.closed(parse(spec), MU, SIGMA)
+    got = closed.grad_sq(parse(spec), MU, SIGMA)
     assert abs(got - want) <= 1e-12
-    assert abs(got - gradsq.by_quadrature(parse(spec), MU, SIGMA)[0]) <= 1e-12
+    assert abs(got - quadrature.grad_sq(parse(spec), MU, SIGMA)[0]) <= 1e-12
 
 
 def test_textbook_closed_forms():
     # relu: P(X > 0) = Phi(mu / sigma); leaky: that plus slope^2 P(X < 0); identity 1.
     phi = 0.5 * math.erfc(-MU / SIGMA / math.sqrt(2))
-    assert gradsq.closed(parse("relu"), MU, SIGMA) == pytest.approx(phi, abs=1e-15)
-    assert gradsq.closed(parse("leaky_relu(slope=0.2)"), MU, SIGMA) == pytest.approx(phi + 0.04 * (1 - phi), abs=1e-15)
-    assert gradsq.closed(parse("identity"), MU, SIGMA) == 1.0
+    assert closed.grad_sq(parse("relu"), MU, SIGMA) == pytest.approx(phi, abs=1e-15)
+    assert closed.grad_sq(parse("leaky_relu(slope=0.2)"), MU, SIGMA) == pytest.approx(phi + 0.04 * (1 - phi), abs=1e-15)
+    assert closed.grad_sq(parse("identity"), MU, SIGMA) == 1.0
 
 
 @pytest.mark.parametrize("spec", SPECS)
 def test_monte_carlo_grad_sq_within_z_se(spec):
     _, _, want = ref.moments(SPECS[spec][0], MU, SIGMA, SPECS[spec][1])
-    s = gradsq.by_montecarlo(parse(spec), MU, SIGMA, samples=1 << 17, seed=11)
-    if s.mean_se == 0.0:  # a constant derivative: identity, abs
-        assert s.mean == pytest.approx(want, abs=1e-15)
+    s = montecarlo.run(montecarlo.compile_program(parse(spec), MU, SIGMA), RunSettings(samples=1 << 17, seed=11))
+    if s.grad_sq_se == 0.0:  # a constant derivative: identity, abs
+        assert s.grad_sq == pytest.approx(want, abs=1e-15)
     else:
-        assert abs(s.mean - want) <= Z * s.mean_se
+        assert abs(s.grad_sq - want) <= Z * s.grad_sq_se
 
 
 def test_chain_rule_through_normalize_and_dropout_matches_mpmath():

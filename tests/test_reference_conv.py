@@ -2,9 +2,8 @@
 
 import numpy as np
 import pytest
+import reference_conv as ref
 from scipy import signal
-
-from momentcalc import reference_conv as ref
 
 # The slides' 5x5 input and 3x3 kernel.
 X = np.array(

@@ -15,9 +15,11 @@ import math
 import mpmath
 import numpy as np
 import pytest
+import reference_conv
 from rich.console import Console
 
-from momentcalc import cli_spatial, engine, reference_conv, spatial
+from momentcalc import engine, spatial
+from momentcalc.cli.render_map import render_map
 from momentcalc.errors import MomentcalcError
 from momentcalc.spec import canonical
 
@@ -172,16 +174,16 @@ def test_same_seed_same_bits_and_no_window_spec():
 @pytest.mark.parametrize("include", [True, False])
 def test_pool_nd_equals_reference_conv(k, s, p, include):
     x = np.random.default_rng(k * 100 + s * 10 + p).standard_normal((3, 7, 7))
-    np.testing.assert_array_equal(spatial.pool_nd(x, 2, k, s, p, True), reference_conv.maxpool2d(x, k, s, p))
-    np.testing.assert_allclose(spatial.pool_nd(x, 2, k, s, p, False, include), reference_conv.avgpool2d(x, k, s, p, include), rtol=1e-14, atol=1e-14)
+    np.testing.assert_array_equal(spatial.pool_nd(x, 2, k, s, p, "maximum", -np.inf), reference_conv.maxpool2d(x, k, s, p))
+    np.testing.assert_allclose(spatial.pool_nd(x, 2, k, s, p, "add", 0.0, include), reference_conv.avgpool2d(x, k, s, p, include), rtol=1e-14, atol=1e-14)
 
 
 def test_pool_nd_one_axis_by_hand():
     x = np.array([1.0, -2.0, 3.0, 0.5, 4.0])
     # k=3, s=2, p=1: windows -1..1, 1..3, 3..5 (indices -1 and 5 are padding).
-    np.testing.assert_array_equal(spatial.pool_nd(x, 1, 3, 2, 1, True), [1.0, 3.0, 4.0])
-    np.testing.assert_allclose(spatial.pool_nd(x, 1, 3, 2, 1, False, True), [-1.0 / 3, 1.5 / 3, 4.5 / 3])
-    np.testing.assert_allclose(spatial.pool_nd(x, 1, 3, 2, 1, False, False), [-1.0 / 2, 1.5 / 3, 4.5 / 2])
+    np.testing.assert_array_equal(spatial.pool_nd(x, 1, 3, 2, 1, "maximum", -np.inf), [1.0, 3.0, 4.0])
+    np.testing.assert_allclose(spatial.pool_nd(x, 1, 3, 2, 1, "add", 0.0, True), [-1.0 / 3, 1.5 / 3, 4.5 / 3])
+    np.testing.assert_allclose(spatial.pool_nd(x, 1, 3, 2, 1, "add", 0.0, False), [-1.0 / 2, 1.5 / 3, 4.5 / 2])
 
 
 def test_without_size_window_means_interior():
@@ -231,11 +233,11 @@ def test_bad_methods_with_size():
 def test_render_and_json():
     r = engine.estimate("maxpool(k=3,s=1,p=1)", size=4, samples=2000, seed=1)
     console = Console(record=True, width=160)
-    cli_spatial.render_map(r, console)
+    render_map(r, console)
     text = console.export_text()
     for word in ("corners", "edges", "interior", "layout", "agree"):
         assert word in text
-    data = json.loads(json.dumps(cli_spatial.map_json(r)))
+    data = json.loads(json.dumps(r.to_dict()))
     assert data["output_size"] == 4 and len(data["mean_map"]) == 4
     assert {k["label"]: k["count"] for k in data["kinds"]} == {"corners": 4, "edges": 8, "interior": 4}
     assert data["agree"] is True and data["montecarlo"]["samples"] == 2000

@@ -23,10 +23,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from .jit import jit
 
-_jit = njit(cache=True, nogil=True, error_model="numpy")
-_vector_sums = njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc"})
+_jit = jit(error_model="numpy")
+_vector_sums = jit(error_model="numpy", fastmath={"reassoc"})
 
 LOG2E = 1.4426950408889634
 LN2_HI = 6.93147180369123816490e-01  # ln 2 split so that k * LN2_HI is exact for |k| < 2^11 (fdlibm)
@@ -76,7 +76,7 @@ def add_relu_block(z, m, mu, sigma, shift, gshift, acc):
     _add6(acc, s1, s2, s3, s4, k - m * gshift, k * (1.0 - gshift) ** 2 + (m - k) * gshift * gshift)
 
 
-@njit(cache=True, nogil=True, inline="always")
+@jit(inline="always")
 def _add6(acc, s1, s2, s3, s4, g1, g2):
     acc[0] += s1
     acc[1] += s2
@@ -87,7 +87,7 @@ def _add6(acc, s1, s2, s3, s4, g1, g2):
 
 
 # contract: the polynomial's multiply-adds become FMAs, 2.7x faster here.
-@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"}, inline="always")
+@jit(error_model="numpy", fastmath={"contract"}, inline="always")
 def _exp_parts(t):
     """exp(t) for t <= 0 as (exp(r), the bits of 2^k), with k = round(t / ln 2) and |r| <= ln(2)/2.
 
@@ -109,7 +109,7 @@ def _exp_parts(t):
     return 1.0 + small, (np.int64(k) + 1023) << 52
 
 
-@njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract", "reassoc"})
+@jit(error_model="numpy", fastmath={"contract", "reassoc"})
 def add_sigmoid_block(z, m, mu, sigma, shift, gshift, acc, e, scale):
     """add_block of sigmoid(mu + sigma z) and its squared derivative, over z[:m]. e and scale are scratch (float, int64).
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import integrate, optimize, special
 
-from .quadrature import _QUAD, Branch, MomentsOnly, Transformed, _support
+from .tracked import QUAD, Branch, MomentsOnly, Transformed, support
 
 _GRID = 4001
 
@@ -40,7 +40,7 @@ class BranchCdf:
     def __init__(self, dist: Transformed, branch: Branch):
         self.n = dist.base_n
         self.g = lambda b: branch.value(dist.mu + dist.sigma * b)
-        lo, hi = _support(self.n)
+        lo, hi = support(self.n)
         self.pieces = _monotone_pieces(self.g, lo, hi)
 
     def base_cdf(self, b: float) -> float:
@@ -104,7 +104,7 @@ def _integrate(f, cuts) -> tuple[float, float]:
         # Roundoff near 1e-15 is expected here; the error bound we return says how good it is.
         warnings.simplefilter("ignore", integrate.IntegrationWarning)
         for a, b in zip(cuts[:-1], cuts[1:]):
-            value, bound = integrate.quad(f, a, b, **_QUAD)
+            value, bound = integrate.quad(f, a, b, **QUAD)
             total += value
             err += bound
     return total, err

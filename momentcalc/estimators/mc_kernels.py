@@ -20,112 +20,28 @@ The *_rows batch kernels run a slice of chunks, one row each.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from .jit import jit
 
-from ..ops import activations as act
+from ..ops import pooling
 from . import block_ops, normals
+from .dispatch import CODES, apply_activation, apply_activation_and_grad
 
 AFFINE = -1  # y = a + b * x
 DROPOUT = -2  # y = b * x with probability a, else 0
-MAX, AVG = 0, 1
+MAX, AVG, MIN = 0, 1, 2  # window reductions, by REDUCTION_CODES
+REDUCTION_CODES = {pooling.MAX: MAX, pooling.MEAN: AVG, pooling.MIN: MIN}
 # Codes of the activations that have block loops of their own (block_ops).
-RELU, SIGMOID = act.ACTIVATIONS["relu"].code, act.ACTIVATIONS["sigmoid"].code
+RELU, SIGMOID = CODES["relu"], CODES["sigmoid"]
 
-_jit = njit(cache=True, nogil=True, error_model="numpy")
+_jit = jit(error_model="numpy")
 # Inlined at the numba level: a call that passes arrays costs reference counting per value drawn.
-_inline = njit(cache=True, nogil=True, error_model="numpy", inline="always")
-_relu = _jit(act.relu)
-_sigmoid = _jit(act.sigmoid)
-_tanh = _jit(act.tanh)
-_gelu = _jit(act.gelu)
-_silu = _jit(act.silu)
-_elu = _jit(act.elu)
-_celu = _jit(act.celu)
-_selu = _jit(act.selu)
-_softplus = _jit(act.softplus)
-_leaky_relu = _jit(act.leaky_relu)
-_mish = _jit(act.mish)
-_hardswish = _jit(act.hardswish)
-_hardsigmoid = _jit(act.hardsigmoid)
-_hardtanh = _jit(act.hardtanh)
-_relu6 = _jit(act.relu6)
-_softsign = _jit(act.softsign)
-_erf = _jit(act.erf)
-_absolute = _jit(act.absolute)
-_log_sigmoid = _jit(act.log_sigmoid)
-_identity = _jit(act.identity)
-_relu_grad = _jit(act.relu_grad)
-_sigmoid_grad = _jit(act.sigmoid_grad)
-_tanh_grad = _jit(act.tanh_grad)
-_gelu_grad = _jit(act.gelu_grad)
-_silu_grad = _jit(act.silu_grad)
-_elu_grad = _jit(act.elu_grad)
-_celu_grad = _jit(act.celu_grad)
-_selu_grad = _jit(act.selu_grad)
-_softplus_grad = _jit(act.softplus_grad)
-_leaky_relu_grad = _jit(act.leaky_relu_grad)
-_mish_grad = _jit(act.mish_grad)
-_hardswish_grad = _jit(act.hardswish_grad)
-_hardsigmoid_grad = _jit(act.hardsigmoid_grad)
-_hardtanh_grad = _jit(act.hardtanh_grad)
-_relu6_grad = _jit(act.relu6_grad)
-_softsign_grad = _jit(act.softsign_grad)
-_erf_grad = _jit(act.erf_grad)
-_absolute_grad = _jit(act.absolute_grad)
-_log_sigmoid_grad = _jit(act.log_sigmoid_grad)
-_identity_grad = _jit(act.identity_grad)
-
-
-@_jit
-def apply_activation(code, a, b, x):
-    # One branch per activation in momentcalc.ops.activations.ACTIVATIONS, by its code.
-    if code == 1:
-        return _relu(x, a, b)
-    if code == 2:
-        return _sigmoid(x, a, b)
-    if code == 3:
-        return _tanh(x, a, b)
-    if code == 4:
-        return _gelu(x, a, b)
-    if code == 5:
-        return _silu(x, a, b)
-    if code == 6:
-        return _elu(x, a, b)
-    if code == 7:
-        return _celu(x, a, b)
-    if code == 8:
-        return _selu(x, a, b)
-    if code == 9:
-        return _softplus(x, a, b)
-    if code == 10:
-        return _leaky_relu(x, a, b)
-    if code == 11:
-        return _mish(x, a, b)
-    if code == 12:
-        return _hardswish(x, a, b)
-    if code == 13:
-        return _hardsigmoid(x, a, b)
-    if code == 14:
-        return _hardtanh(x, a, b)
-    if code == 15:
-        return _relu6(x, a, b)
-    if code == 16:
-        return _softsign(x, a, b)
-    if code == 17:
-        return _erf(x, a, b)
-    if code == 18:
-        return _absolute(x, a, b)
-    if code == 19:
-        return _log_sigmoid(x, a, b)
-    if code == 20:
-        return _identity(x, a, b)
-    return np.nan
+_inline = jit(error_model="numpy", inline="always")
 
 
 # Window kernels interpret segments inside their draw loops, where LLVM will not inline a call
 # to the 20-branch dispatch by itself; inlining it at the numba level there (and only there)
 # keeps them fast without paying its compile time in every kernel.
-_apply_activation_inline = njit(cache=True, nogil=True, error_model="numpy", inline="always")(apply_activation.py_func)
+_apply_activation_inline = jit(error_model="numpy", inline="always")(apply_activation.py_func)
 
 
 @_inline
@@ -139,6 +55,23 @@ def _apply_segment(state, codes, params, start, stop, v):
         else:
             v = _apply_activation_inline(c, params[i, 0], params[i, 1], v)
     return v
+
+
+@_inline
+def _reduce(kind, acc, v):
+    """A window's accumulator after one more input. max(), not a comparison: LLVM made branches of those,
+    mispredicted on random data."""
+    if kind == AVG:
+        return acc + v
+    if kind == MIN:
+        return min(acc, v)
+    return max(acc, v)
+
+
+@_inline
+def _finish(kind, acc, n):
+    """The window's output from its accumulator over n inputs."""
+    return acc / n if kind == AVG else acc
 
 
 @_inline
@@ -158,17 +91,11 @@ def _one_output(state, row, base, codes, params, seg, win_kind, win_n, acc, cnt)
         j += 1
         level = 0
         while level < levels:
-            if cnt[level] == 0:
-                acc[level] = v
-            elif win_kind[level] == MAX:
-                if v > acc[level]:
-                    acc[level] = v
-            else:
-                acc[level] += v
+            acc[level] = v if cnt[level] == 0 else _reduce(win_kind[level], acc[level], v)
             cnt[level] += 1
             if cnt[level] < win_n[level]:
                 break
-            v = acc[level] if win_kind[level] == MAX else acc[level] / win_n[level]
+            v = _finish(win_kind[level], acc[level], win_n[level])
             cnt[level] = 0
             v = _apply_segment(state, codes, params, seg[level + 1], seg[level + 2], v)
             level += 1
@@ -193,10 +120,8 @@ def _single_window(state, z, base, codes, params, seg, kind, n):
     for t in range(n):
         # One call site for the first segment: each inlines the 20-way activation dispatch.
         v = _apply_segment(state, codes, params, seg[0], seg[1], z[base + t])
-        acc = v if t == 0 else (acc + v if kind == AVG else max(acc, v))
-    if kind == AVG:
-        acc /= n
-    return _apply_segment(state, codes, params, seg[1], seg[2], acc)
+        acc = v if t == 0 else _reduce(kind, acc, v)
+    return _apply_segment(state, codes, params, seg[1], seg[2], _finish(kind, acc, n))
 
 
 @_inline
@@ -207,15 +132,6 @@ def _accumulate(i, y, shift, s1, s2, s3, s4):
     d = y - shift
     d2 = d * d
     return shift, s1 + d, s2 + d2, s3 + d2 * d, s4 + d2 * d2
-
-
-@_inline
-def _accumulate2(i, y, shift, s1, s2):
-    """The first two of _accumulate's sums: where only a mean and its SE are wanted."""
-    if i == 0:
-        shift = y
-    d = y - shift
-    return shift, s1 + d, s2 + d * d
 
 
 @_jit
@@ -245,8 +161,8 @@ def _chunk_bare_window(state, count, mu, sigma, kind, n):
         for o in range(k):
             acc = z[o * n]
             for t in range(o * n + 1, (o + 1) * n):
-                acc = acc + z[t] if kind == AVG else max(acc, z[t])
-            y = mu + sigma * (acc / n if kind == AVG else acc)
+                acc = _reduce(kind, acc, z[t])
+            y = mu + sigma * _finish(kind, acc, n)
             shift, s1, s2, s3, s4 = _accumulate(done + o, y, shift, s1, s2, s3, s4)
     return _central(count, shift, s1, s2, s3, s4)
 
@@ -336,53 +252,6 @@ def sample_outputs(state, count, mu, sigma, codes, params, seg, win_kind, win_n)
         for o in range(k):
             out[done + o] = _one_output(state, z, o * n, codes, params, seg, win_kind, win_n, acc, cnt)
     return out
-
-
-@_jit
-def apply_activation_and_grad(code, a, b, x):
-    # (f(x), f'(x)), dispatched on the codes of apply_activation. One branch evaluates both, so
-    # LLVM computes what they share (the exp of the logistic family) once.
-    if code == 1:
-        return _relu(x, a, b), _relu_grad(x, a, b)
-    if code == 2:
-        return _sigmoid(x, a, b), _sigmoid_grad(x, a, b)
-    if code == 3:
-        return _tanh(x, a, b), _tanh_grad(x, a, b)
-    if code == 4:
-        return _gelu(x, a, b), _gelu_grad(x, a, b)
-    if code == 5:
-        return _silu(x, a, b), _silu_grad(x, a, b)
-    if code == 6:
-        return _elu(x, a, b), _elu_grad(x, a, b)
-    if code == 7:
-        return _celu(x, a, b), _celu_grad(x, a, b)
-    if code == 8:
-        return _selu(x, a, b), _selu_grad(x, a, b)
-    if code == 9:
-        return _softplus(x, a, b), _softplus_grad(x, a, b)
-    if code == 10:
-        return _leaky_relu(x, a, b), _leaky_relu_grad(x, a, b)
-    if code == 11:
-        return _mish(x, a, b), _mish_grad(x, a, b)
-    if code == 12:
-        return _hardswish(x, a, b), _hardswish_grad(x, a, b)
-    if code == 13:
-        return _hardsigmoid(x, a, b), _hardsigmoid_grad(x, a, b)
-    if code == 14:
-        return _hardtanh(x, a, b), _hardtanh_grad(x, a, b)
-    if code == 15:
-        return _relu6(x, a, b), _relu6_grad(x, a, b)
-    if code == 16:
-        return _softsign(x, a, b), _softsign_grad(x, a, b)
-    if code == 17:
-        return _erf(x, a, b), _erf_grad(x, a, b)
-    if code == 18:
-        return _absolute(x, a, b), _absolute_grad(x, a, b)
-    if code == 19:
-        return _log_sigmoid(x, a, b), _log_sigmoid_grad(x, a, b)
-    if code == 20:
-        return _identity(x, a, b), _identity_grad(x, a, b)
-    return np.nan, np.nan
 
 
 # Chains without window ops run a block at a time: normals.fill draws a block, one pass applies the

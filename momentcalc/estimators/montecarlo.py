@@ -26,11 +26,11 @@ import numpy as np
 
 from .. import catalog
 from ..ops import dropout as dropout_op
-from ..ops.activations import ACTIVATIONS
 from ..settings import MAX_SAMPLES, Progress, RunSettings  # noqa: F401 (MAX_SAMPLES, Progress: re-exported)
 from ..spec import Spec
 from . import NotApplicable, driver, mc_kernels
-from .driver import chunk_generator, chunk_sizes, chunk_states  # noqa: F401 (re-exported: tests, gradsq, userfn)
+from .dispatch import CODES
+from .driver import chunk_generator, chunk_sizes, chunk_states  # noqa: F401 (re-exported: tests)
 
 CHUNK_NORMALS = 1 << 18  # about 1.5 ms of drawing: set-up per chunk costs a few percent
 DEFAULT_SAMPLES = 1 << 22
@@ -80,16 +80,21 @@ class Summary:
         return self.mean_se <= tol and self.std_se <= tol
 
 
-def compile_program(spec: Spec, mu: float, sigma: float) -> Program:
-    """Flatten a spec into the arrays the kernel interprets."""
+def compile_program(spec: Spec, mu: float, sigma: float, norms: tuple | None = None) -> Program:
+    """Flatten a spec into the arrays the kernel interprets; norms: the constants of its normalize ops, as
+    quadrature.normalize_constants gives them (worked out there when not given)."""
+    if norms is None and any(op.kind == catalog.NORMALIZE for op in spec.ops):
+        from . import quadrature  # scipy: only pipelines with normalize need it
+
+        norms = quadrature.normalize_constants(spec, mu, sigma)
     codes, params, seg, win_kind, win_n = [], [], [0], [], []
     for depth, op in enumerate(spec.ops):
         if op.kind == catalog.WINDOW:
             seg.append(len(codes))
-            win_kind.append(mc_kernels.MAX if op.name == "maxpool" else mc_kernels.AVG)
+            win_kind.append(_window_code(op))
             win_n.append(op.window_size)
             continue
-        codes_params = _stage(op, Spec(spec.ops[:depth]), mu, sigma)
+        codes_params = _stage(op, norms[depth] if norms else None)
         codes.append(codes_params[0])
         params.append(codes_params[1:])
     seg.append(len(codes))
@@ -104,22 +109,24 @@ def compile_program(spec: Spec, mu: float, sigma: float) -> Program:
     )
 
 
-def _stage(op, prefix: Spec, mu: float, sigma: float) -> tuple[int, float, float]:
+def _window_code(op) -> int:
+    if op.info.reduction not in mc_kernels.REDUCTION_CODES:
+        raise NotApplicable(f"the Monte Carlo kernels do not know the reduction {op.info.reduction!r} of {op}")
+    return mc_kernels.REDUCTION_CODES[op.info.reduction]
+
+
+def _stage(op, norm: tuple | None) -> tuple[int, float, float]:
     if op.kind == catalog.ELEMENTWISE:
-        act = ACTIVATIONS[op.name]
-        return (act.code, *act.args(op))
+        if op.name not in CODES:
+            raise NotApplicable(f"the Monte Carlo kernels have no compiled function for {op}")
+        return (CODES[op.name], *op.info.args(op))
     if op.kind == catalog.DROPOUT:
         p = op.get("p")
         return (mc_kernels.DROPOUT, p, 1.0 / dropout_op.divisor(p, op.get("scale")))
     if op.kind == catalog.NORMALIZE:
-        try:
-            from . import quadrature  # scipy: only pipelines with normalize need it
-
-            mean, std, _, _ = quadrature.estimate_moments(prefix, mu, sigma)
-        except NotApplicable as why:
-            raise NotApplicable(f"normalize needs the exact moments of '{prefix}': {why}") from None
+        mean, std = norm[:2]
         return (mc_kernels.AFFINE, -mean / std, 1.0 / std)
-    raise NotApplicable(f"Monte Carlo does not know ops of kind {op.kind}")  # pragma: no cover
+    raise NotApplicable(f"Monte Carlo does not know ops of kind {op.kind!r} ({op})")
 
 
 def program_chunks(program: Program, seed: int, launch: driver.Launch | None = None,

@@ -24,7 +24,9 @@ plain-Python reference that reads numpy's own SFC64 words.
 from __future__ import annotations
 
 import numpy as np
-from numba import float64, int64, njit, uint64
+from numba import float64, int64, uint64
+
+from .jit import jit
 
 from .ziggurat_tables import FI as _FI, KI as _KI, WI as _WI, ZIGGURAT_NOR_INV_R as ziggurat_nor_inv_r, ZIGGURAT_NOR_R as ziggurat_nor_r
 
@@ -36,8 +38,8 @@ FI = np.array(_FI, dtype=np.float64)
 MANTISSA = np.uint64(0x000FFFFFFFFFFFFF)
 TO_UNIT = 1.0 / 9007199254740992.0  # 2^-53
 
-_jit = njit(cache=True, nogil=True, error_model="numpy")
-_inline = njit(cache=True, nogil=True, error_model="numpy", inline="always")
+_jit = jit(error_model="numpy")
+_inline = jit(error_model="numpy", inline="always")
 
 
 def state_of(bit_generator: np.random.SFC64) -> np.ndarray:

@@ -1,5 +1,10 @@
-"""How each op is computed: scalar functions, closed forms and quadrature hints.
+"""The ops, one module per family: each declares its ops once (``catalog.register``) with their math.
 
-One module per kind of op. Nothing here imports numba: the Monte Carlo
-kernels compile these plain functions themselves.
+Importing this package fills the registry; ``momentcalc/__init__`` does so,
+so that every spec can be parsed. Nothing here imports numba or scipy: the
+Monte Carlo kernels compile the plain scalar functions themselves.
 """
+
+from . import activations, conv, dropout, expr, normalize, pooling
+
+__all__ = ["activations", "conv", "dropout", "expr", "normalize", "pooling"]

@@ -1,42 +1,26 @@
-"""Elementwise activations: scalar function, derivative, kinks, closed forms.
+"""Elementwise activations, each declared once: parameters, scalar function, derivative, kinks, closed forms.
 
 Every scalar function has the signature ``f(x, a, b)`` (a and b carry the
-op's parameters) and uses only ``math``, so numba can compile it for the
-Monte Carlo kernels and quadrature can call it as it is. Scalar functions
-call no other function of this module: numba compiles each one alone.
+op's parameters, from its ``args``) and uses only ``math``, so numba can
+compile it for the Monte Carlo kernels and quadrature can call it as it is.
+Scalar functions call no other function of this module: numba compiles each
+one alone. Adding an activation is adding its functions and one
+``activation(...)`` declaration at the end of this module.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Callable
 
+from ..catalog import ELEMENTWISE, OpInfo, Param, register
+from ..result import Moments
 from . import gaussian, piecewise
 from .piecewise import INF
 
 # Klambauer et al. 2017, "Self-Normalizing Neural Networks", eq. 14 (to the digits printed there).
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_LAMBDA = 1.0507009873554804934193349852946
-
-
-@dataclass(frozen=True)
-class Moments:
-    mean: float
-    std: float | None  # None where only the mean has a closed form
-
-
-@dataclass(frozen=True)
-class Activation:
-    name: str
-    code: int  # the Monte Carlo kernels dispatch on it
-    f: Callable[[float, float, float], float]
-    df: Callable[[float, float, float], float]
-    monotone: bool  # non-decreasing: max over a window commutes with it
-    kinks: Callable[[float, float], tuple[float, ...]] = lambda a, b: ()
-    args: Callable[[object], tuple[float, float]] = lambda op: (0.0, 0.0)
-    closed: Callable[[float, float, float, float], Moments | None] | None = None
-    grad_closed: Callable[[float, float, float, float], float | None] | None = None  # E[f'(X)^2]
 
 
 def relu(x, a, b):
@@ -146,6 +130,24 @@ def silu_grad(x, a, b):
     neg = e / (1.0 + e)
     s = pos if x >= 0.0 else neg
     return s * (1.0 + x * (1.0 - s))
+
+
+def swish(x, a, b):
+    # x * sigmoid(beta x) with beta = a > 0 (Ramachandran et al. 2017); silu is swish with beta = 1.
+    # Both sides from exp(-|beta x|), as sigmoid: no overflow, no mispredicted branch.
+    e = math.exp(-abs(a * x))
+    pos = x / (1.0 + e)
+    neg = x * e / (1.0 + e)
+    return pos if x >= 0.0 else neg
+
+
+def swish_grad(x, a, b):
+    # s + beta x s (1 - s), s = sigmoid(beta x).
+    e = math.exp(-abs(a * x))
+    pos = 1.0 / (1.0 + e)
+    neg = e / (1.0 + e)
+    s = pos if x >= 0.0 else neg
+    return s * (1.0 + a * x * (1.0 - s))
 
 
 def elu(x, a, b):
@@ -381,67 +383,102 @@ def _param(name):
     return lambda op: (float(op.get(name)), 0.0)
 
 
-ACTIVATIONS: dict[str, Activation] = {
-    a.name: a
-    for a in (
-        Activation("relu", 1, relu, relu_grad, True, kinks=lambda a, b: (0.0,), closed=relu_closed, grad_closed=relu_grad_closed),
-        Activation("sigmoid", 2, sigmoid, sigmoid_grad, True, closed=sigmoid_closed),
-        Activation("tanh", 3, tanh, tanh_grad, True, closed=odd_closed),
-        Activation(
-            "gelu", 4, gelu, gelu_grad, False,
-            args=lambda op: (1.0 if op.get("approximate") == "tanh" else 0.0, 0.0), closed=gelu_closed,
-        ),
-        Activation("silu", 5, silu, silu_grad, False),
-        Activation(
-            "elu", 6, elu, elu_grad, True, kinks=lambda a, b: (0.0,), args=_param("alpha"),
-            closed=lambda a, b, mu, sigma: _exp_family_closed(1.0, a, 1.0, mu, sigma),
-            grad_closed=lambda a, b, mu, sigma: _exp_family_grad(1.0, a, 1.0, mu, sigma),
-        ),
-        Activation(
-            "celu", 7, celu, celu_grad, True, kinks=lambda a, b: (0.0,), args=_param("alpha"),
-            closed=lambda a, b, mu, sigma: _exp_family_closed(1.0, a, 1.0 / a, mu, sigma),
-            grad_closed=lambda a, b, mu, sigma: _exp_family_grad(1.0, a, 1.0 / a, mu, sigma),
-        ),
-        Activation(
-            "selu", 8, selu, selu_grad, True, kinks=lambda a, b: (0.0,),
-            closed=lambda a, b, mu, sigma: _exp_family_closed(SELU_LAMBDA, SELU_ALPHA, 1.0, mu, sigma),
-            grad_closed=lambda a, b, mu, sigma: _exp_family_grad(SELU_LAMBDA, SELU_ALPHA, 1.0, mu, sigma),
-        ),
-        Activation("softplus", 9, softplus, softplus_grad, True, args=_param("beta")),
-        Activation(
-            "leaky_relu", 10, leaky_relu, leaky_relu_grad, True, kinks=lambda a, b: (0.0,), args=_param("slope"),
-            closed=_pieces_closed(LEAKY),
-            grad_closed=_pieces_grad(lambda a, b: ((-INF, 0.0, (a * a,)), (0.0, INF, (1.0,)))),
-        ),
-        Activation("mish", 11, mish, mish_grad, False),
-        Activation(
-            "hardswish", 12, hardswish, hardswish_grad, False, kinks=lambda a, b: (-3.0, 3.0),
-            closed=_pieces_closed(HARDSWISH),
-            grad_closed=_pieces_grad(lambda a, b: ((-3.0, 3.0, (9.0 / 36.0, 12.0 / 36.0, 4.0 / 36.0)), (3.0, INF, (1.0,)))),
-        ),
-        Activation(
-            "hardsigmoid", 13, hardsigmoid, hardsigmoid_grad, True, kinks=lambda a, b: (-3.0, 3.0),
-            closed=_pieces_closed(HARDSIGMOID), grad_closed=_pieces_grad(lambda a, b: ((-3.0, 3.0, (1.0 / 36.0,)),)),
-        ),
-        Activation(
-            "hardtanh", 14, hardtanh, hardtanh_grad, True, kinks=lambda a, b: (a, b),
-            args=lambda op: (float(op.get("min_val")), float(op.get("max_val"))),
-            closed=_pieces_closed(HARDTANH), grad_closed=_pieces_grad(lambda a, b: ((a, b, (1.0,)),)),
-        ),
-        Activation(
-            "relu6", 15, relu6, relu6_grad, True, kinks=lambda a, b: (0.0, 6.0),
-            closed=_pieces_closed(RELU6), grad_closed=_pieces_grad(lambda a, b: ((0.0, 6.0, (1.0,)),)),
-        ),
-        Activation("softsign", 16, softsign, softsign_grad, True, kinks=lambda a, b: (0.0,), closed=odd_closed),
-        Activation("erf", 17, erf, erf_grad, True, closed=erf_closed, grad_closed=erf_grad_closed),
-        Activation(
-            "abs", 18, absolute, absolute_grad, False, kinks=lambda a, b: (0.0,),
-            closed=_pieces_closed(ABS), grad_closed=_constant_grad(1.0),
-        ),
-        Activation("log_sigmoid", 19, log_sigmoid, log_sigmoid_grad, True),
-        Activation(
-            "identity", 20, identity, identity_grad, True,
-            closed=_pieces_closed(IDENTITY), grad_closed=_constant_grad(1.0),
-        ),
+def _positive(v) -> bool:
+    return v > 0.0
+
+
+def _non_negative(v) -> bool:
+    return v >= 0.0
+
+
+def activation(
+    name: str, description: str, f, df, monotone: bool, *params: Param,
+    args=lambda op: (0.0, 0.0), kinks=lambda a, b: (), closed=None, grad_closed=None, **extra,
+) -> OpInfo:
+    """Declare an activation; closed(a, b, mu, sigma) and grad_closed(a, b, mu, sigma) take its scalar args."""
+    return register(
+        OpInfo(
+            name, ELEMENTWISE, description, tuple(params), f=f, df=df, args=args, monotone=monotone, kinks=kinks,
+            closed=_on_args(closed, args), grad_closed=_on_args(grad_closed, args), **extra,
+        )
     )
-}
+
+
+def _on_args(form: Callable | None, args: Callable) -> Callable | None:
+    """form(a, b, mu, sigma) as the registry's (op, mu, sigma)."""
+    return None if form is None else (lambda op, mu, sigma: form(*args(op), mu, sigma))
+
+
+_KINK_AT_0 = lambda a, b: (0.0,)  # noqa: E731
+_ALPHA = Param("alpha", float, 1.0, _positive, "a number > 0")
+
+activation("relu", "max(x, 0)", relu, relu_grad, True, kinks=_KINK_AT_0, closed=relu_closed, grad_closed=relu_grad_closed)
+activation("sigmoid", "1 / (1 + exp(-x))", sigmoid, sigmoid_grad, True, closed=sigmoid_closed)
+activation("tanh", "tanh(x)", tanh, tanh_grad, True, closed=odd_closed)
+activation(
+    "gelu", "x * Phi(x) (exact, erf form); approximate=tanh: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))",
+    gelu, gelu_grad, False, Param("approximate", str, "none", choices=("none", "tanh")),
+    args=lambda op: (1.0 if op.get("approximate") == "tanh" else 0.0, 0.0), closed=gelu_closed,
+)
+activation("silu", "x * sigmoid(x) (swish)", silu, silu_grad, False)
+activation(
+    "swish", "x * sigmoid(beta x) (Ramachandran et al. 2017); silu is swish(beta=1)", swish, swish_grad, False,
+    Param("beta", float, 1.0, _positive, "a number > 0"), args=_param("beta"),
+)
+activation(
+    "elu", "x if x > 0 else alpha * (exp(x) - 1)", elu, elu_grad, True, _ALPHA, args=_param("alpha"), kinks=_KINK_AT_0,
+    closed=lambda a, b, mu, sigma: _exp_family_closed(1.0, a, 1.0, mu, sigma),
+    grad_closed=lambda a, b, mu, sigma: _exp_family_grad(1.0, a, 1.0, mu, sigma),
+)
+activation(
+    "celu", "x if x > 0 else alpha * (exp(x / alpha) - 1)", celu, celu_grad, True, _ALPHA, args=_param("alpha"),
+    kinks=_KINK_AT_0,
+    closed=lambda a, b, mu, sigma: _exp_family_closed(1.0, a, 1.0 / a, mu, sigma),
+    grad_closed=lambda a, b, mu, sigma: _exp_family_grad(1.0, a, 1.0 / a, mu, sigma),
+)
+activation(
+    "selu", "lambda * elu(x, alpha) with the constants of Klambauer et al. 2017", selu, selu_grad, True,
+    kinks=_KINK_AT_0,
+    closed=lambda a, b, mu, sigma: _exp_family_closed(SELU_LAMBDA, SELU_ALPHA, 1.0, mu, sigma),
+    grad_closed=lambda a, b, mu, sigma: _exp_family_grad(SELU_LAMBDA, SELU_ALPHA, 1.0, mu, sigma),
+)
+activation(
+    "softplus", "log(1 + exp(beta x)) / beta, exact everywhere (no linear threshold regime)", softplus, softplus_grad,
+    True, Param("beta", float, 1.0, _positive, "a number > 0"), args=_param("beta"),
+)
+activation(
+    "leaky_relu", "x if x > 0 else slope * x", leaky_relu, leaky_relu_grad, True,
+    Param("slope", float, 0.01, _non_negative, "a number >= 0"), args=_param("slope"), kinks=_KINK_AT_0,
+    closed=_pieces_closed(LEAKY), grad_closed=_pieces_grad(lambda a, b: ((-INF, 0.0, (a * a,)), (0.0, INF, (1.0,)))),
+)
+activation("mish", "x * tanh(softplus(x))", mish, mish_grad, False)
+activation(
+    "hardswish", "x * relu6(x + 3) / 6", hardswish, hardswish_grad, False, kinks=lambda a, b: (-3.0, 3.0),
+    closed=_pieces_closed(HARDSWISH),
+    grad_closed=_pieces_grad(lambda a, b: ((-3.0, 3.0, (9.0 / 36.0, 12.0 / 36.0, 4.0 / 36.0)), (3.0, INF, (1.0,)))),
+)
+activation(
+    "hardsigmoid", "relu6(x + 3) / 6", hardsigmoid, hardsigmoid_grad, True, kinks=lambda a, b: (-3.0, 3.0),
+    closed=_pieces_closed(HARDSIGMOID), grad_closed=_pieces_grad(lambda a, b: ((-3.0, 3.0, (1.0 / 36.0,)),)),
+)
+activation(
+    "hardtanh", "min(max(x, min_val), max_val)", hardtanh, hardtanh_grad, True,
+    Param("min_val", float, -1.0, accepted="a finite number"), Param("max_val", float, 1.0, accepted="a finite number"),
+    args=lambda op: (float(op.get("min_val")), float(op.get("max_val"))), kinks=lambda a, b: (a, b),
+    closed=_pieces_closed(HARDTANH), grad_closed=_pieces_grad(lambda a, b: ((a, b, (1.0,)),)),
+    constraint=lambda v: v["min_val"] < v["max_val"], constraint_text="min_val < max_val",
+)
+activation(
+    "relu6", "min(max(x, 0), 6)", relu6, relu6_grad, True, kinks=lambda a, b: (0.0, 6.0),
+    closed=_pieces_closed(RELU6), grad_closed=_pieces_grad(lambda a, b: ((0.0, 6.0, (1.0,)),)),
+)
+activation("softsign", "x / (1 + |x|)", softsign, softsign_grad, True, kinks=_KINK_AT_0, closed=odd_closed)
+activation("erf", "erf(x)", erf, erf_grad, True, closed=erf_closed, grad_closed=erf_grad_closed)
+activation(
+    "abs", "|x|", absolute, absolute_grad, False, kinks=_KINK_AT_0,
+    closed=_pieces_closed(ABS), grad_closed=_constant_grad(1.0),
+)
+activation("log_sigmoid", "log(sigmoid(x)) = -softplus(-x)", log_sigmoid, log_sigmoid_grad, True)
+activation(
+    "identity", "x", identity, identity_grad, True, closed=_pieces_closed(IDENTITY), grad_closed=_constant_grad(1.0)
+)

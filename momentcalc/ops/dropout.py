@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 
-from .activations import Moments
+from ..catalog import DROPOUT, OpInfo, Param, register
+from ..result import Moments
 
 
 def divisor(p: float, scale: str) -> float:
@@ -26,3 +27,15 @@ def moments_after(p: float, scale: str, mean: float, second: float) -> tuple[flo
 def closed(p: float, scale: str, mu: float, sigma: float) -> Moments:
     mean, second = moments_after(p, scale, mu, mu * mu + sigma * sigma)
     return Moments(mean, math.sqrt(max(second - mean * mean, 0.0)))
+
+
+register(
+    OpInfo(
+        "dropout", DROPOUT, "keep each value with probability p, zero it otherwise",
+        (
+            Param("p", float, None, lambda v: 0.0 < v <= 1.0, "a keep probability in (0, 1]"),
+            Param("scale", str, "sqrt", choices=("none", "sqrt", "inverse")),
+        ),
+        closed=lambda op, mu, sigma: closed(op.get("p"), op.get("scale"), mu, sigma),
+    )
+)

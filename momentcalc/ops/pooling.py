@@ -1,17 +1,27 @@
-"""Window ops (max and average pooling): closed forms over n iid normals.
+"""Window ops (max and average pooling), declared once: parameters, reduction, closed forms over n iid normals.
 
-A window op takes n iid copies of its input. For X_i ~ N(mu, sigma^2),
-max_i X_i = mu + sigma * M_n with M_n the max of n standard normals, and
-the average is N(mu, sigma^2 / n).
+A window op takes n iid copies of its input (n = k**dims, or n=N). For
+X_i ~ N(mu, sigma^2), max_i X_i = mu + sigma * M_n with M_n the max of n
+standard normals, and the average is N(mu, sigma^2 / n). Stride and padding
+matter only on a feature map of a given size (estimate(..., size=I)).
 """
 
 from __future__ import annotations
 
 import math
 
-from .activations import Moments
+from ..catalog import WINDOW, OpInfo, Param, register
+from ..result import Moments
 
 _SQRT_PI = math.sqrt(math.pi)
+
+# How a window op combines its n inputs. Every method that branches on a reduction refuses one it does
+# not know; MAP_REDUCE says how whole-map simulation pools with numpy: (ufunc name, padding value).
+MAX = "max"
+MIN = "min"
+MEAN = "mean"
+REDUCTIONS = (MAX, MIN, MEAN)
+MAP_REDUCE = {MAX: ("maximum", -math.inf), MIN: ("minimum", math.inf), MEAN: ("add", 0.0)}
 
 # E[M_n] and E[M_n^2] for the max of n iid standard normals. Means: David &
 # Nagaraja, Order Statistics (3rd ed.), sec. 3.2 (n <= 5); second moments
@@ -39,5 +49,48 @@ def max_closed(n: int, mu: float, sigma: float) -> Moments | None:
     return Moments(mu + sigma * mean, None if std is None else sigma * std)
 
 
+def min_closed(n: int, mu: float, sigma: float) -> Moments | None:
+    # min_i X_i = -max_i(-X_i), and -X_i are iid N(-mu, sigma^2): the max's table, mirrored.
+    found = max_closed(n, -mu, sigma)
+    return None if found is None else Moments(-found.mean, found.std)
+
+
 def avg_closed(n: int, mu: float, sigma: float) -> Moments:
     return Moments(mu, sigma / math.sqrt(n))
+
+
+def _positive_int(v) -> bool:
+    return v >= 1
+
+
+WINDOW_PARAMS = (
+    Param("k", int, None, _positive_int, "an integer >= 1"),
+    Param("dims", int, 2, lambda v: v in (1, 2, 3), "1, 2 or 3"),
+    Param("n", int, None, _positive_int, "an integer >= 1"),
+    # Stride and padding (with k= only). They matter only on a feature map of a given size
+    # (estimate(..., size=I)); without one a window op means an interior window of n iid inputs.
+    Param("s", int, None, _positive_int, "an integer >= 1 (default: k)"),
+    Param("p", int, 0, lambda v: v >= 0, "an integer >= 0 and <= k/2"),
+)
+# PyTorch's flag: padding zeros count in the divisor (true) or only real inputs do (false).
+AVG_PARAMS = WINDOW_PARAMS + (Param("count_include_pad", bool, True, accepted="true or false"),)
+
+
+def _pad_fits(values: dict) -> bool:
+    """PyTorch's rule for pooling: p <= k/2."""
+    return values["k"] is None or 2 * values["p"] <= values["k"]
+
+
+def window_op(name: str, description: str, reduction: str, params: tuple[Param, ...], closed) -> OpInfo:
+    """Declare a window op; closed(n, mu, sigma) gives its moments over n iid N(mu, sigma^2) inputs, or None."""
+    return register(
+        OpInfo(
+            name, WINDOW, description, params, _pad_fits, "p <= k/2", reduction=reduction,
+            closed=lambda op, mu, sigma: closed(op.window_size, mu, sigma),
+        )
+    )
+
+
+window_op("maxpool", "max over a window of n iid copies of its input", MAX, WINDOW_PARAMS, max_closed)
+window_op("minpool", "min over a window of n iid copies of its input", MIN, WINDOW_PARAMS, min_closed)
+window_op("avgpool", "mean over a window of n iid copies of its input", MEAN, AVG_PARAMS, avg_closed)

@@ -1,7 +1,6 @@
-"""Rendering a spatial.SpatialResult for the CLI: one row per window kind, and a layout of where they are.
+"""Rendering of a spatial.SpatialResult (`momentcalc estimate SPEC --size I`): window kinds, layout, verdict.
 
-Only rendering: the numbers come from momentcalc.spatial. `momentcalc estimate SPEC --size I`
-calls render_map (or map_json with --json).
+Only rendering: the numbers come from momentcalc.spatial; --json prints result.to_dict() instead.
 """
 
 from __future__ import annotations
@@ -13,24 +12,30 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ._util import _se
+
 MAX_LAYOUT_SIDE = 32  # draw the letter layout of maps up to this side
 MAX_LISTED = 4  # list positions of a kind up to this many, else count them
 
 
-def map_json(result) -> dict:
-    """The JSON form of a spatial result: maps as nested lists, kinds with their positions, checks."""
-    return result.to_dict()
-
-
 def render_map(result, console: Console) -> None:
     """The kinds of output positions with their values, a letter layout of the map, and the verdict."""
+    letters = _letters(len(result.kinds))
+    console.print(_kinds_table(result, letters))
+    for line in _layout(result, letters):
+        console.print(line, highlight=False)
+    _verdict(result, console)
+
+
+def _kinds_table(result, letters: list[str]) -> Table:
+    """One row per kind of output position: where it is, its values, and its Monte Carlo check."""
     side = " x ".join([str(result.size)] * result.dims)
     out = " x ".join([str(result.output_size)] * result.dims)
     title = f"{escape(result.spec)}   on a {side} input map -> {out} outputs, X ~ N({result.mu:g}, {result.sigma:g}²)"
     grid = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    numeric = ("real inputs", "mean", "± mean", "std", "± std")
     for name in ("kind", "where", "positions", "real inputs", "mean", "± mean", "std", "± std", "method", "check"):
-        grid.add_column(name, justify="right" if name in ("real inputs", "mean", "± mean", "std", "± std") else "left")
-    letters = _letters(len(result.kinds))
+        grid.add_column(name, justify="right" if name in numeric else "left")
     checks = _checks_by_kind(result)
     for index, (letter, kind) in enumerate(zip(letters, result.kinds)):
         grid.add_row(
@@ -38,10 +43,7 @@ def render_map(result, console: Console) -> None:
             f"{kind.mean:.10g}", _se(kind.mean_se), f"{kind.std:.10g}", _se(kind.std_se), kind.method,
             _check_text(checks.get(index, []), kind),
         )
-    console.print(grid)
-    for line in _layout(result, letters):
-        console.print(line, highlight=False)
-    _verdict(result, console)
+    return grid
 
 
 def _letters(count: int) -> list[str]:
@@ -54,10 +56,6 @@ def _positions(kind) -> str:
     if kind.count <= MAX_LISTED:
         return " ".join("(" + ",".join(map(str, p)) + ")" for p in kind.positions)
     return f"{kind.count} positions"
-
-
-def _se(x: float) -> str:
-    return "0" if x == 0 else f"{x:.2g}"
 
 
 def _checks_by_kind(result) -> dict[int, list]:
@@ -103,11 +101,14 @@ def _layout(result, letters: list[str]) -> list[str]:
 
 
 def _verdict(result, console: Console) -> None:
+    """The Monte Carlo run, and whether it agrees with the exact values."""
     if result.montecarlo is not None:
-        console.print(f"Monte Carlo: {result.montecarlo.samples:,} maps, seed {result.montecarlo.seed}, {result.montecarlo.seconds:.2f} s")
+        mc = result.montecarlo
+        console.print(f"Monte Carlo: {mc.samples:,} maps, seed {mc.seed}, {mc.seconds:.2f} s")
     if not result.checks:
         console.print("[yellow]no exact values to cross-check against Monte Carlo[/]")
     elif result.agree:
-        console.print(f"[green]agree[/]: exact and Monte Carlo within z = {result.checks[0].z:g} at every position ({len(result.checks)} checks)")
+        z, count = result.checks[0].z, len(result.checks)
+        console.print(f"[green]agree[/]: exact and Monte Carlo within z = {z:g} at every position ({count} checks)")
     else:
         console.print(f"[bold red]DISAGREE[/]: {escape(', '.join(result.disagreements))}")

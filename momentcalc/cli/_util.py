@@ -1,0 +1,186 @@
+"""What every `momentcalc` command shares: the typer app, the one error path, the console, formatters, progress bars.
+
+Exit codes: 0 success (estimates agree, tables match), 1 a finding (estimates disagree, tables differ),
+2 bad input (one line on stderr), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from .. import __version__
+from ..errors import MomentcalcError
+
+try:  # recent typer ships its own copy of click
+    from typer._click import exceptions as _click_errors
+except ImportError:  # pragma: no cover - older typer depends on click
+    from click import exceptions as _click_errors
+
+ClickException = _click_errors.ClickException
+# `momentcalc` alone shows the help; click >= 8.2 signals that with this "error".
+NoArgsIsHelp = getattr(_click_errors, "NoArgsIsHelpError", ())
+
+EXIT_DISAGREE = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+SHOW_BAR_AFTER_S = 1.0
+BIG_RUN_SAMPLES = 1 << 27  # a run this large gets its bar at once
+PIPED_WIDTH = 150  # console width when piped: wide enough that numbers never get truncated
+
+
+class _OneLineErrors(typer.core.TyperGroup):
+    """Turn every error a user can cause into one line on stderr and exit code 2.
+
+    Typer would print usage errors as a multi-line panel and let library errors escape as tracebacks;
+    both go through here instead, for the console script and for CliRunner alike.
+    """
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            code = super().main(args, prog_name or "momentcalc", complete_var, standalone_mode=False, **extra)
+        except NoArgsIsHelp as shown:
+            # With rich help, typer has printed it already while building the exception.
+            if shown.format_message().strip():
+                typer.echo(shown.format_message())
+            code = 0
+        except ClickException as error:
+            hint = f" (see '{error.ctx.command_path} --help')" if getattr(error, "ctx", None) else ""
+            code = _fail(error.format_message() + hint)
+        except MomentcalcError as error:
+            code = _fail(str(error))
+        except (typer.Abort, KeyboardInterrupt):
+            code = _fail("interrupted", EXIT_INTERRUPTED)
+        code = code if isinstance(code, int) else 0
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> int:
+    """The one error path of the CLI: print `error: MESSAGE` as one red line on stderr, return the exit code."""
+    one_line = " ".join(message.split())
+    Console(stderr=True, soft_wrap=True, highlight=False).print(f"[bold red]error:[/] {escape(one_line)}")
+    return code
+
+
+app = typer.Typer(
+    cls=_OneLineErrors,
+    help="Exact, cross-checked normalization constants: the mean and std of a layer's output for X ~ N(mu, sigma^2).",
+    epilog="Examples:  momentcalc estimate 'maxpool(k=3)'  ·  momentcalc list  ·  momentcalc tables build",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+tables_app = typer.Typer(
+    help="Build, check and show the generated tables of constants (tables/normprop.json).",
+    epilog="Examples:  momentcalc tables build  ·  momentcalc tables check --dir tables  ·  momentcalc tables show",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+app.add_typer(tables_app, name="tables")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"momentcalc {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Exact, cross-checked normalization constants for normalized networks (NormProp)."""
+
+
+def _console(min_width: int = PIPED_WIDTH, highlight: bool = True) -> Console:
+    """stdout console; when piped (CI logs, files) at least min_width wide, so that no digit gets cut."""
+    console = Console(soft_wrap=True, highlight=highlight)
+    if not console.is_terminal:
+        console = Console(soft_wrap=True, highlight=highlight, width=max(console.width, min_width))
+    return console
+
+
+def _examples(*commands: str) -> str:
+    """A command's help epilog: one `momentcalc COMMAND` example per paragraph."""
+    return "Examples:\n\n" + "\n\n".join(f"  momentcalc {c}" for c in commands)
+
+
+def _num(x) -> str:
+    return "—" if x is None else f"{x:.10g}"
+
+
+def _se(x) -> str:
+    return "—" if x is None else ("0" if x == 0 else f"{x:.2g}")
+
+
+def _fixed(value) -> str:
+    return "—" if value is None else f"{value:.10f}"
+
+
+class _LazyBar:
+    """A progress callback whose rich bar appears only once a run has lasted ~1 s, or is big.
+
+    Short runs print nothing extra; the bar goes to stderr so --json output stays clean.
+    """
+
+    def __init__(self, description: str):
+        self.description = description
+        self.progress: Progress | None = None
+        self.task = None
+        self.start = time.perf_counter()
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.progress is None:
+            if time.perf_counter() - self.start < SHOW_BAR_AFTER_S and total < BIG_RUN_SAMPLES:
+                return
+            self.progress = _progress(transient=True)
+            self.progress.start()
+            self.task = self.progress.add_task(self.description, total=total)
+        self.progress.update(self.task, completed=done, total=total)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def _progress(transient: bool) -> Progress:
+    """A rich progress bar on stderr, so that stdout stays clean."""
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+        console=Console(stderr=True), transient=transient,
+    )
+
+
+@contextmanager
+def _entry_bar():
+    """A progress bar over table entries, started at the first entry (so an early error prints no bar)."""
+    bar = _progress(transient=False)
+    task = None
+
+    def step(done: int, total: int, spec: str) -> None:
+        nonlocal task
+        if task is None:
+            bar.start()
+            task = bar.add_task("building", total=total)
+        bar.update(task, completed=done, total=total, description=escape(spec or "done"))
+
+    try:
+        yield step
+    finally:
+        bar.stop()

@@ -1,0 +1,104 @@
+"""`momentcalc estimate`: the mean and std of a spec's output by every method that applies, cross-checked."""
+
+from __future__ import annotations
+
+import json
+from enum import Enum
+from typing import Annotated, Optional
+
+import typer
+from rich import box
+from rich.markup import escape
+from rich.table import Table
+
+from ._util import EXIT_DISAGREE, _console, _examples, _LazyBar, _num, _se, app
+from .render_map import render_map
+
+
+class Method(str, Enum):
+    auto = "auto"
+    closed = "closed"
+    quadrature = "quadrature"
+    montecarlo = "montecarlo"
+    qmc = "qmc"
+    all = "all"
+
+
+@app.command(epilog=_examples(
+    "estimate relu",
+    "estimate 'maxpool(k=3)' --method all --json",
+    "estimate 'relu | normalize | maxpool(k=3)' --samples 16777216",
+    "estimate 'dropout(p=0.8)' --mu -1 --sigma 2 --tol 1e-4",
+))
+def estimate(
+    spec: Annotated[str, typer.Argument(
+        help="What to measure, e.g. relu, 'maxpool(k=3)', 'relu | normalize | maxpool(k=3)'.")],
+    mu: Annotated[float, typer.Option(help="Mean of the Gaussian input.")] = 0.0,
+    sigma: Annotated[float, typer.Option(help="Standard deviation of the Gaussian input (> 0).")] = 1.0,
+    method: Annotated[Method, typer.Option(
+        help="auto: every applicable exact method plus Monte Carlo, cross-checked; all: also quasi-Monte Carlo; "
+        "or just one.")] = Method.auto,
+    samples: Annotated[Optional[int], typer.Option(help="Monte Carlo samples (default 2**22).")] = None,
+    tol: Annotated[Optional[float], typer.Option(
+        help="Monte Carlo: sample until both standard errors are below this.")] = None,
+    seed: Annotated[int, typer.Option(
+        help="Monte Carlo seed; the same seed gives the same bits on any thread count.")] = 0,
+    z: Annotated[float, typer.Option(help="Agreement bound for Monte Carlo: |difference| <= z * combined SE.")] = 4.5,
+    size: Annotated[Optional[int], typer.Option(
+        help="Input feature-map side I: report the mean and std at every output position, "
+        "border windows included.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
+) -> None:
+    """Mean and std of SPEC's output for X ~ N(mu, sigma^2), by every method that applies.
+
+    Exit code 0 when the methods agree, 1 when they disagree, 2 on bad input.
+    """
+    from .. import engine  # numba: imported only when something is computed, so `momentcalc --help` stays instant
+
+    with _LazyBar("Monte Carlo") as bar:
+        result = engine.estimate(
+            spec, mu=mu, sigma=sigma, method=method.value, samples=samples, tol=tol, seed=seed, z=z, progress=bar,
+            size=size,
+        )
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+    elif size is not None:
+        render_map(result, _console())
+    else:
+        _render_result(result)
+    if not result.agree:
+        raise typer.Exit(EXIT_DISAGREE)
+
+
+def _render_result(result) -> None:
+    """One row per method, the method of record, each estimate's notes, and the cross-check's verdict."""
+    console = _console()
+    console.print(_estimates_table(result))
+    seeds = sorted({e.seed for e in result.estimates if e.seed is not None})
+    console.print("* method of record" + (f"; Monte Carlo seed {', '.join(map(str, seeds))}" if seeds else ""))
+    for e in result.estimates:
+        if e.notes:
+            console.print(f"{e.method}: {escape('; '.join(e.notes))}")
+    if len(result.estimates) < 2:
+        console.print("[yellow]one method only: nothing to cross-check[/]")
+    elif result.agree:
+        console.print(f"[green]agree[/]: all {len(result.checks)} comparisons within their bounds")
+    else:
+        console.print(f"[bold red]DISAGREE[/]: {escape(', '.join(result.disagreements))}")
+        for c in result.checks:
+            if not c.ok:
+                console.print(f"  {escape(c.pair)}: |difference| {abs(c.diff):.3g} > bound {c.tolerance:.3g}")
+
+
+def _estimates_table(result) -> Table:
+    title = f"{escape(result.spec)}   for X ~ N({result.mu:g}, {result.sigma:g}²)"
+    grid = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    # Seven narrow columns: the table fits an 80-column terminal without truncating a digit.
+    for name in ("method", "mean", "±", "std", "±", "samples", "time"):
+        grid.add_column(name, justify="left" if name == "method" else "right", no_wrap=True)
+    for e in result.estimates:
+        grid.add_row(
+            e.method + ("*" if e is result.record else ""), _num(e.mean), _se(e.mean_se), _num(e.std), _se(e.std_se),
+            "" if e.samples is None else str(e.samples), f"{e.seconds:.2f}s",
+        )
+    return grid

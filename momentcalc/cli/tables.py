@@ -1,0 +1,98 @@
+"""`momentcalc tables build|check|show`: the generated tables of constants (tables/normprop.json)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich import box
+from rich.markup import escape
+from rich.table import Table
+
+from .. import tables as table_files
+from ..errors import MomentcalcError
+from ._util import EXIT_DISAGREE, _console, _entry_bar, _examples, _fixed, _se, tables_app
+
+DirOption = Annotated[Path, typer.Option("--dir", help="Directory of the table files.", show_default=True)]
+
+
+@tables_app.command("build", epilog=_examples("tables build", "tables build --dir /tmp/tables"))
+def tables_build(directory: DirOption = table_files.DEFAULT_DIR) -> None:
+    """Compute every default entry and write normprop.json and schema.json (atomically).
+
+    A file whose content already matches (ignoring timing, within the recorded uncertainties) is left untouched, \
+so a rebuild makes no diff.
+    """
+    start = time.perf_counter()
+    table_files.ensure_writable(directory)  # fail before a minute of work, not after
+    with _entry_bar() as step:
+        doc = table_files.build(step)
+    outcome = table_files.write(doc, directory)
+    console = _console()
+    for path in outcome.written:
+        console.print(f"wrote {escape(str(path))}")
+    for path in outcome.unchanged:
+        console.print(f"unchanged {escape(str(path))} (matches the regenerated content)")
+    bad = [e["spec"] for e in doc["entries"] if not e["agree"]]
+    console.print(f"{len(doc['entries'])} entries in {time.perf_counter() - start:.1f} s")
+    if bad:
+        console.print(f"[bold red]DISAGREE[/]: the estimates of {escape(', '.join(bad))} disagree; "
+                      "see `momentcalc estimate SPEC`")
+        raise typer.Exit(EXIT_DISAGREE)
+
+
+@tables_app.command("check", epilog=_examples("tables check", "tables check --dir path/to/tables"))
+def tables_check(directory: DirOption = table_files.DEFAULT_DIR) -> None:
+    """Regenerate in memory and compare with the files; exit 1 with the differences if they differ.
+
+    Numbers may differ by at most max(1e-12 * max(1, |x|), 1e-3 * their recorded SE); timing (seconds) is ignored.
+    """
+    if not directory.is_dir():
+        command = table_files.regenerate_command(directory)
+        raise MomentcalcError(f"no table directory {str(directory)!r}; build one with `{command}`")
+    with _entry_bar() as step:
+        outcome = table_files.check(directory, progress=step)
+    console = _console()
+    if outcome.ok:
+        console.print(f"[green]ok[/]: the tables in {escape(str(directory))}/ match what this momentcalc generates")
+        return
+    console.print(f"[bold red]{escape(str(directory))} differs from the regenerated tables[/] "
+                  f"({len(outcome.differences)} differences):")
+    for line in outcome.differences:
+        console.print(f"  {escape(line)}")
+    console.print(f"regenerate with: {escape(outcome.command)}")
+    raise typer.Exit(EXIT_DISAGREE)
+
+
+@tables_app.command("show", epilog=_examples("tables show", "tables show --file other_table.json"))
+def tables_show(
+    directory: DirOption = table_files.DEFAULT_DIR,
+    file: Annotated[Optional[Path], typer.Option(help="A table file to show instead of DIR/normprop.json.")] = None,
+) -> None:
+    """Render a table file: spec, mean ± se, std ± se, method of record, agreement."""
+    path = file if file is not None else directory / table_files.TABLE_NAME
+    _console().print(_table_grid(path, table_files.load(path)))
+
+
+def _table_grid(path: Path, doc: dict) -> Table:
+    """One row per entry; the input column only when the entries do not share one input."""
+    inputs = {(e["input"]["mu"], e["input"]["sigma"]) for e in doc["entries"]}
+    common = f", input N({next(iter(inputs))[0]:g}, {next(iter(inputs))[1]:g}²)" if len(inputs) == 1 else ""
+    title = (f"{escape(str(path))}: momentcalc {doc['generator']['version']}, format {doc['format_version']}, "
+             f"{len(doc['entries'])} entries{common}")
+    grid = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    grid.add_column("spec", no_wrap=True)
+    if not common:
+        grid.add_column("input", no_wrap=True)
+    for name in ("mean", "± se", "std", "± se"):
+        grid.add_column(name, justify="right", no_wrap=True)
+    grid.add_column("method")
+    grid.add_column("agree")
+    for e in doc["entries"]:
+        cells = [escape(e["spec"])] + ([] if common else [f"N({e['input']['mu']:g}, {e['input']['sigma']:g}²)"])
+        cells += [_fixed(e["mean"]), _se(e["mean_se"]), _fixed(e["std"]), _se(e["std_se"]), e["method"],
+                  "[green]yes[/]" if e["agree"] else "[bold red]NO[/]"]
+        grid.add_row(*cells)
+    return grid

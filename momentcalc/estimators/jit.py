@@ -1,0 +1,75 @@
+"""The one numba decorator of momentcalc's kernels, and a disk cache that notices edits to any kernel source.
+
+``jit(**options)`` is ``numba.njit(cache=True, nogil=True, ...)``: compiled
+once, cached on disk, and releasing the GIL so that the driver's threads run
+kernels in parallel.
+
+Why a cache locator of our own: numba keys a cached function on its own
+file only, but our kernels inline functions from other files (the generated
+activation dispatch, the ops' scalar functions, normals.py). After an op was
+added or edited, a kernel would load stale machine code from the cache:
+adding swish shifted the dispatch codes and cached kernels computed other
+activations. Our locator adds a stamp of every source file under
+momentcalc/ops and momentcalc/estimators to each momentcalc kernel's cache
+key, so any edit there recompiles them; other numba users are unaffected.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from pathlib import Path
+
+from numba import njit
+from numba.core import caching
+
+_PACKAGE = Path(__file__).resolve().parent.parent
+_SOURCES = ("ops", "estimators")
+
+
+@functools.lru_cache(maxsize=1)
+def sources_stamp() -> str:
+    """A hash of the kernels' source files (contents): changes whenever one of them does."""
+    digest = hashlib.sha256()
+    for folder in _SOURCES:
+        for path in sorted((_PACKAGE / folder).glob("*.py")):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def _stamped(base: type) -> type:
+    """A numba cache locator like `base`, for momentcalc's own files only, with sources_stamp() in its key."""
+
+    class Stamped(base):
+        @classmethod
+        def from_function(cls, py_func, py_file):
+            if not Path(py_file).resolve().is_relative_to(_PACKAGE):
+                return None
+            return super().from_function(py_func, py_file)
+
+        def get_source_stamp(self):
+            return (super().get_source_stamp(), sources_stamp())
+
+    Stamped.__name__ = f"Momentcalc{base.__name__}"
+    return Stamped
+
+
+def _install() -> None:
+    # Recent numba names these classes without a leading underscore; older versions with one.
+    names = ("UserProvidedCacheLocator", "InTreeCacheLocator", "UserWideCacheLocator")
+    bases = [_named(name) for name in names]
+    classes = _named("CacheImpl")._locator_classes
+    if not any(getattr(c, "__name__", "").startswith("Momentcalc") for c in classes):
+        classes[:0] = [_stamped(base) for base in bases]
+
+
+def _named(name: str):
+    return getattr(caching, name, None) or getattr(caching, "_" + name)
+
+
+_install()
+
+
+def jit(**options):
+    """numba.njit(cache=True, nogil=True, **options): every kernel of momentcalc is compiled through this."""
+    return njit(cache=True, nogil=True, **options)
