@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import math
 import time
-
 from dataclasses import replace
 
 from . import catalog, crosscheck, userfn
@@ -17,9 +15,8 @@ quadrature = lazy_module("momentcalc.estimators.quadrature")
 qmc = lazy_module("momentcalc.estimators.qmc")
 spatial = lazy_module("momentcalc.spatial")
 from .result import Estimate, Result
+from .settings import METHODS, Progress, RunSettings, is_finite  # noqa: F401 (METHODS: re-exported)
 from .spec import Spec, parse
-
-METHODS = ("auto", "all", "closed", "quadrature", "montecarlo", "qmc")
 
 
 def estimate(
@@ -31,7 +28,7 @@ def estimate(
     tol: float | None = None,
     seed: int = 0,
     z: float = crosscheck.DEFAULT_Z,
-    progress: montecarlo.Progress | None = None,
+    progress: Progress | None = None,
     grad=None,
     size: int | None = None,
 ) -> Result:
@@ -55,61 +52,40 @@ def estimate(
     position, border windows included (see momentcalc.spatial); samples is
     then the number of simulated maps.
     """
-    if size is not None and callable(spec) and not isinstance(spec, (str, Spec)):
+    user_fn = callable(spec) and not isinstance(spec, (str, Spec))
+    if size is not None and user_fn:
         raise MomentcalcError("size= takes a text spec such as 'maxpool(k=3,s=1,p=1)', not a Python callable")
-    if callable(spec) and not isinstance(spec, (str, Spec)):
-        mu, sigma = _check_input(mu, sigma, samples, tol, seed, method, z)
-        return userfn.estimate_callable(spec, grad, mu, sigma, method, samples, tol, seed, z, progress)
-    if grad is not None:
+    if grad is not None and not user_fn:
         raise MomentcalcError("grad= is for a callable spec (its derivative); a text spec has its derivatives built in")
     parsed = parse(spec) if isinstance(spec, str) else spec
-    mu, sigma = _check_input(mu, sigma, samples, tol, seed, method, z)
+    settings = RunSettings(method, samples, tol, seed, z, progress)  # checks its fields
+    mu, sigma = _check_input(mu, sigma)
+    if user_fn:
+        return userfn.estimate_callable(spec, grad, mu, sigma, settings)
     if size is not None:
-        return spatial.estimate_map(parsed, size, mu, sigma, method, samples, tol, seed, z, progress)
+        return spatial.estimate_map(parsed, size, mu, sigma, settings)
     wanted = {"auto": ("closed", "quadrature", "montecarlo"), "all": ("closed", "quadrature", "qmc", "montecarlo")}.get(method, (method,))
     estimates = []
     for name in wanted:
         try:
-            estimates.append(_with_grad_sq(_run(name, parsed, mu, sigma, samples, tol, seed, progress), parsed, mu, sigma))
+            estimates.append(_with_grad_sq(_run(name, parsed, mu, sigma, settings), parsed, mu, sigma))
         except NotApplicable as why:
             if method not in ("auto", "all"):
                 raise MomentcalcError(str(why)) from None
     if not estimates:
         raise MomentcalcError(f"no method applies to '{parsed}'")
-    return Result(str(parsed), mu, sigma, tuple(estimates), crosscheck.compare(tuple(estimates), z))
+    return Result(str(parsed), mu, sigma, tuple(estimates), crosscheck.compare(tuple(estimates), settings.z))
 
 
-def _check_input(mu, sigma, samples, tol, seed, method, z) -> tuple[float, float]:
-    if method not in METHODS:
-        raise MomentcalcError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
-    if not _finite(mu):
+def _check_input(mu, sigma) -> tuple[float, float]:
+    if not is_finite(mu):
         raise MomentcalcError(f"mu must be a finite number, got {mu!r}")
-    if not _finite(sigma) or sigma <= 0:
+    if not is_finite(sigma) or sigma <= 0:
         raise MomentcalcError(f"sigma must be a finite number > 0, got {sigma!r}")
-    if samples is not None and (not _is_int(samples) or samples <= 0):
-        raise MomentcalcError(f"samples must be a whole number > 0, got {samples!r}")
-    if samples is not None and samples > montecarlo.MAX_SAMPLES:
-        raise MomentcalcError(f"samples must be at most {montecarlo.MAX_SAMPLES}, got {samples!r}")
-    if tol is not None and (not _finite(tol) or tol <= 0):
-        raise MomentcalcError(f"tol must be a finite number > 0, got {tol!r}")
-    if samples is not None and tol is not None:
-        raise MomentcalcError("give either samples or tol, not both")
-    if not _is_int(seed) or seed < 0:
-        raise MomentcalcError(f"seed must be a whole number >= 0, got {seed!r}")
-    if not _finite(z) or z <= 0:
-        raise MomentcalcError(f"z must be a finite number > 0, got {z!r}")
     return float(mu), float(sigma)
 
 
-def _finite(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def _is_int(x) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _run(name, spec, mu, sigma, samples, tol, seed, progress) -> Estimate:
+def _run(name: str, spec: Spec, mu: float, sigma: float, settings: RunSettings) -> Estimate:
     start = time.perf_counter()
     if name == "closed":
         m = closed.estimate_moments(spec, mu, sigma)
@@ -121,11 +97,12 @@ def _run(name, spec, mu, sigma, samples, tol, seed, progress) -> Estimate:
     if userfn.needs_numpy(spec):  # expr(...) cannot be jitted: numpy Monte Carlo
         if name != "montecarlo":
             raise NotApplicable(f"{name} does not run user expressions; use quadrature or montecarlo")
-        return userfn.montecarlo_estimate(spec, mu, sigma, samples, tol, seed, progress)
+        return userfn.montecarlo_estimate(spec, mu, sigma, settings)
     program = montecarlo.compile_program(spec, mu, sigma, normalize_constants(spec, mu, sigma))
     runner = qmc.run if name == "qmc" else montecarlo.run
-    s = runner(program, samples=samples, tol=tol, seed=seed, progress=progress)
-    return Estimate(name, s.mean, s.std, s.mean_se, s.std_se, s.samples, seed, _since(start), grad_sq=s.grad_sq, grad_sq_se=s.grad_sq_se, notes=s.notes)
+    s = runner(program, settings)
+    return Estimate(name, s.mean, s.std, s.mean_se, s.std_se, s.samples, settings.seed, _since(start),
+                    grad_sq=s.grad_sq, grad_sq_se=s.grad_sq_se, notes=s.notes)
 
 
 def normalize_constants(spec: Spec, mu: float, sigma: float) -> tuple | None:

@@ -23,9 +23,10 @@ rest of the spec, or the scaled moments above. Elsewhere (overlapping earlier
 windows correlate the inputs of later ones; a normalize after the last window
 uses the interior constants, not the border ones) Monte Carlo over whole
 simulated maps gives the values; it also runs as the independent check of the
-exact values, position by position. Chunk j of the maps draws from
-``montecarlo.chunk_generator(seed, j)`` and chunks merge in order, so results
-have the same bits on any machine.
+exact values, position by position. The maps run through the Monte Carlo
+driver (estimators/driver.py): chunk j of the maps draws from
+``driver.chunk_generator(seed, j)`` and chunks merge in order, so results
+have the same bits on any machine and any number of threads.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
 import numpy as np
@@ -42,10 +43,11 @@ import numpy as np
 from . import catalog, userfn
 from .convshape import conv_shape
 from .errors import MomentcalcError
-from .estimators import NotApplicable, closed, montecarlo, quadrature
+from .estimators import NotApplicable, closed, driver, montecarlo, quadrature
 from .ops import dropout as dropout_op
 from .ops import pooling
 from .result import Verdict
+from .settings import MAX_SAMPLES, RunSettings
 from .spec import Op, Spec
 
 CHUNK_VALUES = 1 << 18  # input values per chunk of simulated maps
@@ -57,8 +59,6 @@ _CLASS_NAMES = {
     2: ("interior", "edges", "corners"),
     3: ("interior", "faces", "edges", "corners"),
 }
-
-Progress = Callable[[int, int], None]
 
 
 # --- results ---------------------------------------------------------------------
@@ -414,99 +414,81 @@ def _chunk_moments(y: np.ndarray) -> np.ndarray:
     return np.stack([np.full_like(m, y.shape[0]), m, d2.sum(axis=0), (d2 * d).sum(axis=0), (d2 * d2).sum(axis=0)])
 
 
-def _run_chunks(stages, dims, size, mu, sigma, seed, first, sizes, progress, done, total) -> np.ndarray:
-    def work(i):
-        gen = montecarlo.chunk_generator(seed, first + i)
-        x = mu + sigma * gen.standard_normal((sizes[i],) + (size,) * dims)
-        for stage in stages:
-            x = stage(x, gen)
-        return _chunk_moments(x)
+def _map_launch(stages: list[Callable], dims: int, size: int, mu: float, sigma: float) -> driver.Launch:
+    """Rows (5, positions) of chunks of maps, one generator per chunk: the driver runs slices on its threads."""
 
-    rows = []
-    with ThreadPoolExecutor(max_workers=max(1, _threads())) as pool:
-        for i, row in enumerate(pool.map(work, range(len(sizes)))):  # in chunk order
-            rows.append(row)
-            done += sizes[i]
-            if progress is not None:
-                progress(done, total)
-    return np.array(rows)
+    def launch(gens, counts) -> np.ndarray:
+        return np.stack([_chunk_rows(stages, dims, size, mu, sigma, gen, int(n)) for gen, n in zip(gens, counts)])
+
+    return launch
 
 
-def _threads() -> int:
-    import numba  # already loaded by mc_kernels
-
-    return numba.get_num_threads()
-
-
-def _summarize(merged: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per position, as montecarlo.summarize: SE(mean) = sqrt(m2/N), SE(std) = sqrt((m4 - m2^2)/N) / (2 std)."""
-    n, mean, m2, _, m4 = merged
-    var = m2 / n
-    std = np.sqrt(var)
-    kurt = np.maximum(m4 / n - var * var, 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        std_se = np.where(std > 0.0, np.sqrt(kurt / n) / (2.0 * std), 0.0)
-    return mean, std, np.sqrt(var / n), std_se
+def _chunk_rows(stages, dims, size, mu, sigma, gen: np.random.Generator, maps: int) -> np.ndarray:
+    """Moments per position of one chunk of maps: inputs, then dropout masks, drawn from the chunk's generator."""
+    x = mu + sigma * gen.standard_normal((maps,) + (size,) * dims)
+    for stage in stages:
+        x = stage(x, gen)
+    return _chunk_moments(x)
 
 
-def _maps_for(merged: np.ndarray, tol: float) -> int:
-    """Maps that bring every position's standard errors down to tol (as montecarlo.run with tol)."""
-    n, _, m2, _, m4 = merged
-    var = m2 / n
-    with np.errstate(divide="ignore", invalid="ignore"):
-        need_std = np.where(var > 0.0, (m4 / n - var * var) / (4.0 * var * tol**2), 0.0)
-    return int(math.ceil(max(float((var / tol**2).max()), float(need_std.max()), 1.0)))
+@dataclass(frozen=True)
+class MapSummary:
+    """Per-position moments and standard errors of whole-map rows: the rows kind of maps for the driver."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    mean_se: np.ndarray
+    std_se: np.ndarray
+    samples: int
+
+    def within(self, tol: float) -> bool:
+        """Every position's standard errors at most tol: the worst one decides where a tol run stops."""
+        return self.mean_se.max() <= tol and self.std_se.max() <= tol
 
 
-def simulate(spec: Spec, dims: int, size: int, mu: float, sigma: float, samples: int | None, tol: float | None, seed: int, progress: Progress | None, out_shape: tuple) -> MapEstimate:
-    """Per-position moments from whole simulated maps (batches of maps, merged in chunk order)."""
-    start = time.perf_counter()
-    stages = _map_stages(spec, dims, mu, sigma)
-    per_chunk = max(1, CHUNK_VALUES // size**dims)
-    if tol is None:
-        total = samples or max(MIN_DEFAULT_MAPS, DEFAULT_VALUES // size**dims)
-        sizes = montecarlo.chunk_sizes(total, per_chunk)
-        rows = _run_chunks(stages, dims, size, mu, sigma, seed, 0, sizes, progress, 0, total)
-    else:
-        rows = _run_chunks(stages, dims, size, mu, sigma, seed, 0, [per_chunk], None, 0, per_chunk)
-        while True:
-            merged = montecarlo.merge(rows)
-            _, _, mean_se, std_se = _summarize(merged)
-            if mean_se.max() <= tol and std_se.max() <= tol:
-                break
-            need = _maps_for(merged, tol)
-            if need > montecarlo.MAX_SAMPLES // size**dims:
-                raise MomentcalcError(f"tol={tol:g} would need about {need:.2g} maps of side {size}, too many; use a larger tol")
-            extra = max(1, math.ceil(need / per_chunk) - len(rows))
-            more = _run_chunks(stages, dims, size, mu, sigma, seed, len(rows), [per_chunk] * extra, progress, len(rows) * per_chunk, (len(rows) + extra) * per_chunk)
-            rows = np.concatenate([rows, more])
+def _summarize(rows: np.ndarray) -> MapSummary:
     merged = montecarlo.merge(rows)
-    mean, std, mean_se, std_se = (a.reshape(out_shape) for a in _summarize(merged))
-    return MapEstimate(mean, std, mean_se, std_se, int(merged[0].flat[0]), seed, time.perf_counter() - start)
+    return MapSummary(*montecarlo.moment_stats(merged), int(merged[0].flat[0]))
+
+
+def _maps_needed(rows: np.ndarray, tol: float) -> int:
+    """Maps that bring every position's standard errors down to tol."""
+    return montecarlo.samples_needed(montecarlo.merge(rows), tol)
+
+
+def _map_rows(size: int, dims: int) -> driver.Rows:
+    """The rows kind of maps: per-position statistics, and at most MAX_SAMPLES values in a tol run."""
+    return driver.Rows(_summarize, _maps_needed, MAX_SAMPLES // size**dims, f"maps of side {size}")
+
+
+MAP_BATCH = 4  # chunks of maps per thread between progress reports: 15-20 ms of numpy work each
+
+
+def simulate(spec: Spec, dims: int, size: int, mu: float, sigma: float, settings: RunSettings,
+             out_shape: tuple) -> MapEstimate:
+    """Per-position moments from whole simulated maps (chunks of maps through the driver, merged in chunk order)."""
+    start = time.perf_counter()
+    launch = _map_launch(_map_stages(spec, dims, mu, sigma), dims, size, mu, sigma)
+    per_chunk = max(1, CHUNK_VALUES // size**dims)
+    chunks = driver.Chunks(per_chunk, partial(driver.generators, settings.seed), launch, MAP_BATCH)
+    s = driver.drive(chunks, _map_rows(size, dims), settings, max(MIN_DEFAULT_MAPS, DEFAULT_VALUES // size**dims))
+    mean, std, mean_se, std_se = (a.reshape(out_shape) for a in (s.mean, s.std, s.mean_se, s.std_se))
+    return MapEstimate(mean, std, mean_se, std_se, s.samples, settings.seed, time.perf_counter() - start)
 
 
 # --- putting it together ------------------------------------------------------------
 
 
-def estimate_map(
-    spec: Spec,
-    size: int,
-    mu: float = 0.0,
-    sigma: float = 1.0,
-    method: str = "auto",
-    samples: int | None = None,
-    tol: float | None = None,
-    seed: int = 0,
-    z: float = 4.5,
-    progress: Progress | None = None,
-) -> SpatialResult:
+def estimate_map(spec: Spec, size: int, mu: float = 0.0, sigma: float = 1.0,
+                 settings: RunSettings = RunSettings()) -> SpatialResult:
     """Per-position mean and std of the spec's output on a map of side `size` of iid N(mu, sigma^2) inputs.
 
-    method: 'auto' or 'all' (exact values per kind where they exist, and
-    Monte Carlo over whole maps everywhere, cross-checked per position),
+    settings.method: 'auto' or 'all' (exact values per kind where they exist,
+    and Monte Carlo over whole maps everywhere, cross-checked per position),
     'montecarlo' (maps only), 'closed' or 'quadrature' (exact values only: an
-    error where a kind has none). samples: the number of simulated maps.
+    error where a kind has none). settings.samples: the number of simulated maps.
     """
+    method, samples = settings.method, settings.samples
     if not isinstance(size, int) or isinstance(size, bool) or size < 1:
         raise MomentcalcError(f"size must be a whole number >= 1 (the side of the input feature map), got {size!r}")
     if method == "qmc":
@@ -516,8 +498,9 @@ def estimate_map(
     dims, layers = layers_of(spec, size)
     if size**dims > MAX_MAP_VALUES:
         raise MomentcalcError(f"size={size} gives maps of {size**dims:,} values, more than the {MAX_MAP_VALUES:,} allowed")
-    if samples is not None and samples * size**dims > montecarlo.MAX_SAMPLES:
-        raise MomentcalcError(f"samples={samples} maps of {size**dims:,} values each is more than the {montecarlo.MAX_SAMPLES:.2g} values allowed")
+    if samples is not None and samples * size**dims > MAX_SAMPLES:
+        raise MomentcalcError(f"samples={samples} maps of {size**dims:,} values each is more than the "
+                              f"{MAX_SAMPLES:.2g} values allowed")
     width = layers[-1].size_out if layers else size
     out_shape = (width,) * dims
     groups = group_positions(layers, dims, size)
@@ -529,9 +512,9 @@ def estimate_map(
         missing = [g for g in groups if isinstance(exact[g.key], str)]
         if method in ("closed", "quadrature") and missing:
             raise MomentcalcError(f"no exact method for the {missing[0].label} of '{spec}' on size={size}: {exact[missing[0].key]}; use montecarlo or auto")
-    mc = None
+    mc, z = None, settings.z
     if method in ("auto", "all", "montecarlo"):
-        mc = simulate(spec, dims, size, mu, sigma, samples, tol, seed, progress, out_shape)
+        mc = simulate(spec, dims, size, mu, sigma, settings, out_shape)
 
     maps = [np.zeros(out_shape) for _ in range(4)]
     kinds, checks = [], []

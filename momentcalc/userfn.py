@@ -1,12 +1,12 @@
 """User-defined activations: a vectorized Python callable, or an ``expr(...)`` op of a spec.
 
 Quadrature calls the function directly (one value at a time). Monte Carlo
-cannot jit it, so it runs in numpy, chunk by chunk with the same scheme as
-``montecarlo``: chunk j draws from ``montecarlo.chunk_generator(seed, j)``,
-chunk moments are merged in order with ``montecarlo.merge``. The same
-pass gives E[f'(X)^2] (chain rule), with the user's derivative where given
-and central differences otherwise (the estimate then notes 'numerical
-derivative').
+cannot jit it, so it runs in numpy through the same driver as ``montecarlo``
+(in the caller's thread: user code need not be thread-safe): chunk j draws
+from ``driver.chunk_generator(seed, j)``, chunk moments are merged in order
+with ``montecarlo.merge``. The same pass gives E[f'(X)^2] (chain rule), with
+the user's derivative where given and central differences otherwise (the
+estimate then notes 'numerical derivative').
 
 A function that gives NaN or inf anywhere on mu +- 12 sigma (or on any
 Monte Carlo draw) is an error: a result never carries a NaN.
@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Callable
 
 import numpy as np
@@ -24,9 +25,10 @@ import numpy as np
 from . import catalog, crosscheck
 from .errors import MomentcalcError
 from ._lazy import lazy_module
-from .estimators import NotApplicable, montecarlo
+from .estimators import NotApplicable, driver, montecarlo
 from .ops import dropout as dropout_op
 from .result import Estimate, Result
+from .settings import RunSettings
 from .spec import Spec
 
 CHUNK = 1 << 16
@@ -185,11 +187,11 @@ def _check_tails(stages, y: np.ndarray, y_mu: float, label: str) -> None:
         )
 
 
-def _chunk_rows(stages, mu, sigma, seed, first, sizes):
-    """Rows [n, mean, M2, M3, M4] of the outputs, then the same of (dy/dx)^2, for chunks first, first+1, ..."""
+def _chunk_rows(stages, mu, sigma, gens, sizes):
+    """Rows [n, mean, M2, M3, M4] of the outputs, then the same of (dy/dx)^2, for chunks drawn from gens."""
     rows = []
-    for i, n in enumerate(sizes):
-        gen = montecarlo.chunk_generator(seed, first + i)
+    for gen, n in zip(gens, sizes):
+        n = int(n)
         y = mu + sigma * gen.standard_normal(n)
         g = np.ones(n)
         for stage in stages:
@@ -213,16 +215,11 @@ def _moments(v: np.ndarray) -> list[float]:
     return [len(v), m, d2.sum(), (d2 * d).sum(), (d2 * d2).sum()]
 
 
-def run_numpy(stages, mu, sigma, samples=None, tol=None, seed=0, progress=None) -> montecarlo.Summary:
+def run_numpy(stages, mu, sigma, settings: RunSettings = RunSettings()) -> montecarlo.Summary:
     """Summary of the outputs, with E[(dy/dx)^2] as grad_sq, by chunked numpy Monte Carlo."""
-
-    def chunk_rows(first, sizes, progress=None, total=0, done=0):
-        rows = _chunk_rows(stages, mu, sigma, seed, first, sizes)
-        if progress is not None:
-            progress(done + sum(sizes), total)
-        return rows
-
-    return montecarlo.drive(chunk_rows, CHUNK, samples, tol, progress)
+    launch = partial(_chunk_rows, stages, mu, sigma)
+    chunks = driver.Chunks(CHUNK, partial(driver.generators, settings.seed), launch, parallel=False)
+    return driver.drive(chunks, montecarlo.PLAIN_ROWS, settings, montecarlo.DEFAULT_SAMPLES)
 
 
 def _notes(stages) -> tuple[str, ...]:
@@ -232,14 +229,16 @@ def _notes(stages) -> tuple[str, ...]:
 NOTE_NUMERICAL = NUMERICAL + " (central differences) in E[f'(X)^2]"
 
 
-def montecarlo_estimate(spec: Spec, mu, sigma, samples, tol, seed, progress) -> Estimate:
+def montecarlo_estimate(spec: Spec, mu, sigma, settings: RunSettings) -> Estimate:
     """Monte Carlo of a spec that holds expr(...): the numpy path, grad_sq included."""
     start = time.perf_counter()
     stages = vector_program(spec, mu, sigma)
     check_finite_on_grid(stages, mu, sigma)
-    s = run_numpy(stages, mu, sigma, samples, tol, seed, progress)
+    s = run_numpy(stages, mu, sigma, settings)
     grad = (s.grad_sq, s.grad_sq_se) if all(op.kind != catalog.WINDOW for op in spec.ops) else (None, None)
-    return Estimate("montecarlo", s.mean, s.std, s.mean_se, s.std_se, s.samples, seed, time.perf_counter() - start, *grad, _notes(stages))
+    seconds = time.perf_counter() - start
+    return Estimate("montecarlo", s.mean, s.std, s.mean_se, s.std_se, s.samples, settings.seed, seconds, *grad,
+                    _notes(stages))
 
 
 def quadrature_notes(spec: Spec) -> tuple[str, ...]:
@@ -258,14 +257,14 @@ def label_of(fn: Callable) -> str:
     return f"callable:{getattr(fn, '__qualname__', None) or getattr(fn, '__name__', None) or type(fn).__name__}"
 
 
-def estimate_callable(fn, grad, mu, sigma, method, samples, tol, seed, z, progress) -> Result:
+def estimate_callable(fn, grad, mu, sigma, settings: RunSettings) -> Result:
     """Moments and E[f'(X)^2] of fn(X), X ~ N(mu, sigma^2), by quadrature and numpy Monte Carlo, cross-checked."""
     if grad is not None and not callable(grad):
         raise MomentcalcError(f"grad must be a callable (the derivative of fn), got {grad!r}")
     label = label_of(fn)
     stage = callable_stage(fn, grad, label)
     check_finite_on_grid([stage], mu, sigma)
-    wanted = ("quadrature", "montecarlo") if method in ("auto", "all") else (method,)
+    wanted = ("quadrature", "montecarlo") if settings.method in ("auto", "all") else (settings.method,)
     if "closed" in wanted:
         raise MomentcalcError(f"no closed form is known for a user function ({label}); use quadrature or montecarlo")
     notes = _notes([stage])
@@ -275,11 +274,13 @@ def estimate_callable(fn, grad, mu, sigma, method, samples, tol, seed, z, progre
         if name == "quadrature":
             estimates.append(replace(_quadrature_callable(stage, mu, sigma, label), seconds=time.perf_counter() - start, notes=notes))
         elif name == "montecarlo":
-            s = run_numpy([stage], mu, sigma, samples, tol, seed, progress)
-            estimates.append(Estimate("montecarlo", s.mean, s.std, s.mean_se, s.std_se, s.samples, seed, time.perf_counter() - start, s.grad_sq, s.grad_sq_se, notes))
+            s = run_numpy([stage], mu, sigma, settings)
+            seconds = time.perf_counter() - start
+            estimates.append(Estimate("montecarlo", s.mean, s.std, s.mean_se, s.std_se, s.samples, settings.seed,
+                                      seconds, s.grad_sq, s.grad_sq_se, notes))
         else:
             raise MomentcalcError(f"method {name!r} does not apply to a user function; use auto, all, quadrature or montecarlo")
-    return Result(label, mu, sigma, tuple(estimates), crosscheck.compare(tuple(estimates), z))
+    return Result(label, mu, sigma, tuple(estimates), crosscheck.compare(tuple(estimates), settings.z))
 
 
 def _quadrature_callable(stage: VecStage, mu: float, sigma: float, label: str) -> Estimate:

@@ -10,6 +10,7 @@ from momentcalc import MomentcalcError
 from momentcalc.estimators import NotApplicable, closed, mc_kernels, montecarlo, quadrature
 from momentcalc import catalog
 from momentcalc.estimators.dispatch import CODES
+from momentcalc.settings import RunSettings
 from momentcalc.spec import parse
 import mp_activations as ref
 
@@ -97,7 +98,7 @@ def test_selu_fixed_point():
 @pytest.mark.parametrize("spec", SPECS)
 def test_monte_carlo_agrees_within_z_se(spec):
     want_mean, want_std, _ = ref.moments(SPECS[spec][0], MU, SIGMA, SPECS[spec][1])
-    got = montecarlo.run(montecarlo.compile_program(parse(spec), MU, SIGMA), samples=1 << 18, seed=7)
+    got = montecarlo.run(montecarlo.compile_program(parse(spec), MU, SIGMA), RunSettings(samples=1 << 18, seed=7))
     assert abs(got.mean - want_mean) <= Z * got.mean_se
     assert abs(got.std - want_std) <= Z * got.std_se
 
@@ -126,14 +127,14 @@ def test_monotone_flags_and_kinks():
 def test_max_pooling_after_activations_agrees_with_monte_carlo(spec):
     # Monotone ones commute with the max; the others go through the CDF of the chain (quadrature.max_by_cdf).
     exact = quadrature.estimate_moments(parse(spec), 0.0, 1.0)
-    got = montecarlo.run(montecarlo.compile_program(parse(spec), 0.0, 1.0), samples=1 << 18, seed=5)
+    got = montecarlo.run(montecarlo.compile_program(parse(spec), 0.0, 1.0), RunSettings(samples=1 << 18, seed=5))
     assert abs(got.mean - exact[0]) <= Z * got.mean_se and abs(got.std - exact[1]) <= Z * got.std_se
 
 
 def test_activations_inside_a_pipeline_match_monte_carlo():
     spec = "leaky_relu(slope=0.1) | normalize | dropout(p=0.8) | softsign | hardtanh(min_val=-0.3) | avgpool(k=2)"
     exact = quadrature.estimate_moments(parse(spec), 0.2, 1.5)
-    got = montecarlo.run(montecarlo.compile_program(parse(spec), 0.2, 1.5), samples=1 << 18, seed=3)
+    got = montecarlo.run(montecarlo.compile_program(parse(spec), 0.2, 1.5), RunSettings(samples=1 << 18, seed=3))
     assert abs(got.mean - exact[0]) <= Z * got.mean_se and abs(got.std - exact[1]) <= Z * got.std_se
 
 

@@ -9,6 +9,7 @@ import kernel_samples
 import momentcalc as mc
 from momentcalc import parse
 from momentcalc.estimators import antithetic, mc_kernels, montecarlo, quadrature
+from momentcalc.settings import RunSettings
 
 import naive
 
@@ -60,7 +61,7 @@ def test_chunk_sums_are_the_sums_over_the_pairs(spec):
 def test_standard_errors_match_the_spread_over_seeds():
     # Each run's error in units of its own SE: all within Z, and mean square near 1 (chi-square, 24 dof).
     mean, std = exact_max9()
-    runs = [montecarlo.run(program("maxpool(k=3)"), samples=1 << 15, seed=s) for s in range(24)]
+    runs = [montecarlo.run(program("maxpool(k=3)"), RunSettings(samples=1 << 15, seed=s)) for s in range(24)]
     z_mean = np.array([(r.mean - mean) / r.mean_se for r in runs])
     z_std = np.array([(r.std - std) / r.std_se for r in runs])
     for z in (z_mean, z_std):
@@ -71,7 +72,7 @@ def test_standard_errors_match_the_spread_over_seeds():
 def test_pairs_beat_plain_sampling_for_the_mean_of_max_pooling():
     # Per output, the mean's variance falls by 1 / (1 + corr(max z, -min z)); the draws per output halve.
     mean, std = exact_max9()
-    got = montecarlo.run(program("maxpool(k=3)"), samples=1 << 20, seed=1)
+    got = montecarlo.run(program("maxpool(k=3)"), RunSettings(samples=1 << 20, seed=1))
     assert got.mean_se < std / math.sqrt(got.samples)
     assert abs(got.mean - mean) <= Z * got.mean_se and abs(got.std - std) <= Z * got.std_se
 
@@ -85,7 +86,7 @@ def test_samples_round_up_to_whole_pairs_and_the_estimate_says_how_it_was_made()
 
 def test_tol_is_met_with_pairs_and_spends_little_more_than_it_needs():
     tol = 3e-4
-    got = montecarlo.run(program("relu | maxpool(k=3)"), tol=tol, seed=5)
+    got = montecarlo.run(program("relu | maxpool(k=3)"), RunSettings(tol=tol, seed=5))
     assert got.mean_se <= tol and got.std_se <= tol
     # The pairs that tol requires, from pair statistics of a large independent sample (numpy, two-pass).
     y = kernel_samples.sample_pair_outputs(montecarlo.chunk_states(99, 0, 1)[0], 400_000, *program("relu | maxpool(k=3)").kernel_args())

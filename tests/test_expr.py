@@ -7,6 +7,7 @@ import pytest
 
 import momentcalc as mc
 from momentcalc import MomentcalcError, exprlang, userfn
+from momentcalc.settings import RunSettings
 from momentcalc.spec import parse
 import mp_activations as ref
 
@@ -70,11 +71,11 @@ def test_numpy_monte_carlo_is_reproducible_and_follows_the_seed():
 
 def test_numpy_path_draws_chunk_j_from_chunk_generator_j():
     stage = userfn.callable_stage(lambda x: x, None, "id")
-    (row,) = userfn._chunk_rows([stage], 0.0, 1.0, 9, 2, [1000])
     from momentcalc.estimators import montecarlo
 
-    x = montecarlo.chunk_generator(9, 2).standard_normal(1000)
-    assert row[1] == pytest.approx(x.mean(), abs=1e-15)
+    got = userfn.run_numpy([stage], 0.0, 1.0, RunSettings(samples=3 * userfn.CHUNK, seed=9))
+    x = np.concatenate([montecarlo.chunk_generator(9, j).standard_normal(userfn.CHUNK) for j in range(3)])
+    assert got.samples == x.size and got.mean == pytest.approx(x.mean(), abs=1e-15)
 
 
 def test_library_callable():

@@ -8,6 +8,7 @@ import pytest
 
 import momentcalc as mc
 from momentcalc.estimators import closed, montecarlo, quadrature
+from momentcalc.settings import RunSettings
 from momentcalc.spec import parse
 import mp_activations as ref
 from test_activations import MU, SIGMA, SPECS
@@ -44,7 +45,7 @@ def test_textbook_closed_forms():
 @pytest.mark.parametrize("spec", SPECS)
 def test_monte_carlo_grad_sq_within_z_se(spec):
     _, _, want = ref.moments(SPECS[spec][0], MU, SIGMA, SPECS[spec][1])
-    s = montecarlo.run(montecarlo.compile_program(parse(spec), MU, SIGMA), samples=1 << 17, seed=11)
+    s = montecarlo.run(montecarlo.compile_program(parse(spec), MU, SIGMA), RunSettings(samples=1 << 17, seed=11))
     if s.grad_sq_se == 0.0:  # a constant derivative: identity, abs
         assert s.grad_sq == pytest.approx(want, abs=1e-15)
     else:

@@ -5,6 +5,7 @@ import pytest
 
 import momentcalc as mc
 from momentcalc.estimators import closed, montecarlo, quadrature
+from momentcalc.settings import RunSettings
 from momentcalc.spec import parse
 import mp_activations as ref
 
@@ -60,7 +61,7 @@ def test_non_monotone_min_and_max_of_a_pair_add_up_to_the_pair():
 @pytest.mark.parametrize("spec", ["minpool(k=3)", "relu | minpool(k=2)", "tanh | minpool(k=2) | avgpool(k=2)"])
 def test_monte_carlo_within_z_se_of_quadrature(spec):
     mean, std, _, _ = quadrature.estimate_moments(parse(spec), MU, SIGMA)
-    got = montecarlo.run(montecarlo.compile_program(parse(spec), MU, SIGMA), samples=1 << 17, seed=5)
+    got = montecarlo.run(montecarlo.compile_program(parse(spec), MU, SIGMA), RunSettings(samples=1 << 17, seed=5))
     assert abs(got.mean - mean) <= Z * got.mean_se and abs(got.std - std) <= Z * got.std_se
 
 

@@ -10,6 +10,7 @@ import kernel_samples
 import momentcalc as mc
 from momentcalc import MomentcalcError
 from momentcalc.estimators import mc_kernels, montecarlo, normals, quadrature
+from momentcalc.settings import RunSettings
 from momentcalc.spec import parse
 import naive
 
@@ -17,7 +18,7 @@ Z = 4.5
 
 
 def run(spec, mu=0.0, sigma=1.0, **kw):
-    return montecarlo.run(montecarlo.compile_program(parse(spec), mu, sigma), **kw)
+    return montecarlo.run(montecarlo.compile_program(parse(spec), mu, sigma), RunSettings(**kw))
 
 
 @pytest.mark.parametrize(
@@ -53,9 +54,9 @@ def test_bit_identical_on_one_and_two_threads(spec, samples):
     before = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
-        one = montecarlo.run(program, samples=samples, seed=11)
+        one = montecarlo.run(program, RunSettings(samples=samples, seed=11))
         numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
-        two = montecarlo.run(program, samples=samples, seed=11)
+        two = montecarlo.run(program, RunSettings(samples=samples, seed=11))
     finally:
         numba.set_num_threads(before)
     assert one == two

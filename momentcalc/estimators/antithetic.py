@@ -26,26 +26,26 @@ to even.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
-from . import mc_kernels, montecarlo
-from .montecarlo import Program, Progress, Summary
+from ..settings import RunSettings
+from . import driver, mc_kernels, montecarlo
+from .montecarlo import Program, Summary
 
 NOTE = "antithetic pairs (z, -z)"
 PILOT_PAIRS = 64
 
 
-def run(program: Program, samples: int | None, tol: float | None, seed: int, progress: Progress | None) -> Summary:
-    launch = _PairLaunch(program, _shift(program, seed))
-
-    def chunk_rows(first, sizes, progress=None, total=0, done=0):
-        return montecarlo.run_chunks(program, seed, first, sizes, progress, total, done, launch)
-
-    rows = montecarlo.Rows(lambda r: summarize(r, launch.shift), samples_for)
-    chunk = max(2, program.chunk - program.chunk % 2)
-    even = None if samples is None else samples + samples % 2
-    return montecarlo.drive(chunk_rows, chunk, even, tol, progress, rows)
+def run(program: Program, settings: RunSettings) -> Summary:
+    """Pair rows through the driver: chunk sizes and sample counts even, so every chunk holds whole pairs."""
+    launch = _PairLaunch(program, _shift(program, settings.seed))
+    chunks = montecarlo.program_chunks(program, settings.seed, launch, max(2, program.chunk - program.chunk % 2))
+    rows = driver.Rows(lambda r: summarize(r, launch.shift), samples_for)
+    if settings.samples is not None:
+        settings = replace(settings, samples=settings.samples + settings.samples % 2)
+    return driver.drive(chunks, rows, settings, montecarlo.DEFAULT_SAMPLES)
 
 
 class _PairLaunch:

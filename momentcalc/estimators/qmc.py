@@ -10,21 +10,21 @@ generator per replica, which keeps the replicas independent.
 
 Points per replica are powers of two (where Sobol nets are balanced); a run
 with ``tol`` doubles them, extending each replica's sequence, until both
-standard errors are met.
+standard errors are met (driver.until_within, with doubling as the policy).
+The replicas are the tasks on the driver's thread pool.
 """
 
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
-import numba
 import numpy as np
 from scipy import special
 
-from ..errors import MomentcalcError
-from . import NotApplicable, mc_kernels, normals
-from .montecarlo import MAX_SAMPLES, Program, Progress, Summary, merge
+from ..settings import MAX_SAMPLES, RunSettings
+from . import NotApplicable, driver, mc_kernels, normals
+from .montecarlo import Program, Summary, merge
 
 REPLICAS = 16
 DEFAULT_SAMPLES = 1 << 20
@@ -43,12 +43,15 @@ class _Replica:
         self.sobol = qmc.Sobol(dim, scramble=True, rng=scramble)
         self.masks = normals.state_of(np.random.SFC64(np.random.SeedSequence(seed, spawn_key=(index, 1))))  # dropout masks
         self.rows = np.zeros((0, 5))
+        self.points = 0
 
-    def extend(self, count: int) -> "_Replica":
+    def extend_to(self, points: int) -> "_Replica":
+        """Draw the next points of the sequence until it has `points` (in blocks, to bound memory)."""
+        count, self.points = points - self.points, points
         while count > 0:
             block = min(count, _BLOCK)
-            points = special.ndtri(self.sobol.random(block))
-            row = mc_kernels.run_points(self.masks, points, *self.program.kernel_args())
+            z = special.ndtri(self.sobol.random(block))
+            row = mc_kernels.run_points(self.masks, z, *self.program.kernel_args())
             self.rows = np.vstack([self.rows, row])
             count -= block
         return self
@@ -75,22 +78,24 @@ def summarize(replicas: list[_Replica]) -> Summary:
     return Summary(float(means.mean()), std, float(mean_se), float(std_se), int(n.sum()))
 
 
-def run(program: Program, samples: int | None = None, tol: float | None = None, seed: int = 0, progress: Progress | None = None) -> Summary:
+def run(program: Program, settings: RunSettings = RunSettings()) -> Summary:
+    """REPLICAS scrambled Sobol sequences of a power-of-two length each, doubled until within settings.tol."""
     dim = dimension(program)
-    replicas = [_Replica(program, seed, i, dim) for i in range(REPLICAS)]
-    per_replica = _power_of_two(max(1, (samples or (DEFAULT_SAMPLES if tol is None else 1 << 14)) // REPLICAS))
-    with ThreadPoolExecutor(max_workers=max(1, numba.get_num_threads())) as pool:
-        done = 0
-        while True:
-            list(pool.map(lambda r: r.extend(per_replica - done), replicas))
-            summary = summarize(replicas)
-            if progress is not None:
-                progress(summary.samples, summary.samples)
-            if tol is None or (summary.mean_se <= tol and summary.std_se <= tol):
-                return summary
-            if 2 * summary.samples > MAX_SAMPLES:
-                raise MomentcalcError(f"qmc could not reach tol={tol:g} within {MAX_SAMPLES:.2g} points; use a larger tol")
-            done, per_replica = per_replica, 2 * per_replica
+    replicas = [_Replica(program, settings.seed, i, dim) for i in range(REPLICAS)]
+    start = settings.samples or (DEFAULT_SAMPLES if settings.tol is None else 1 << 14)
+    grow = partial(_grow, replicas, settings.progress)
+    summary = grow(REPLICAS * _power_of_two(max(1, start // REPLICAS)))
+    if settings.tol is None:
+        return summary
+    double = lambda s: 2 * s.samples  # noqa: E731 (powers of two per replica, where Sobol nets are balanced)
+    return driver.until_within(summary, settings.tol, double, grow, MAX_SAMPLES, "qmc points")
+
+
+def _grow(replicas: list[_Replica], progress, points: int) -> Summary:
+    """Extend every replica to points / REPLICAS points, the replicas on the driver's pool; their summary."""
+    list(driver.in_order([partial(r.extend_to, points // REPLICAS) for r in replicas]))
+    driver.report(progress, points, points)
+    return summarize(replicas)
 
 
 def _power_of_two(n: int) -> int:

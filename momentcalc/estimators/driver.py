@@ -1,0 +1,199 @@
+"""The one driver of every sampling run: chunk streams, the thread pool, fixed runs and the tolerance loop.
+
+Samples are cut into chunks whose boundaries depend only on the sample count
+and the chunk size. Chunk j draws from its own SFC64 stream, seeded with
+SeedSequence(seed, spawn_key=(j,)), and its row of moments does not depend on
+which thread ran it; rows are combined in chunk order. So a result has the
+same bits on 1 thread or many, and a run with ``tol`` that stops after m
+chunks equals a run of exactly those m chunks.
+
+Users: plain and antithetic Monte Carlo (montecarlo.py, antithetic.py: jitted
+kernels over a slice of chunks), the numpy path of user functions (userfn.py),
+whole simulated maps (spatial.py: rows of shape (5, positions)) and the
+quasi-Monte Carlo replicas (qmc.py: the pool and the tolerance loop only).
+
+Progress convention: progress(done, total) in samples, after each batch of
+work, where total is what the run (or the current extension of it) reaches.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import lru_cache, partial
+from typing import Any, Callable
+
+import numba
+import numpy as np
+
+from ..errors import MomentcalcError
+from ..settings import MAX_SAMPLES, Progress, RunSettings
+from . import normals
+
+TASKS_PER_THREAD = 4  # slices per thread: a thread slowed by a neighbour on the machine holds up less
+
+Streams = Callable[[int, int], Sequence]  # (first, count) -> the streams of chunks first, ..., first + count - 1
+Launch = Callable[[Sequence, np.ndarray], np.ndarray]  # (streams of some chunks, their sizes) -> one row per chunk
+
+
+# --- chunk streams -------------------------------------------------------------------
+
+
+def chunk_sizes(samples: int, chunk: int) -> list[int]:
+    full, rest = divmod(samples, chunk)
+    return [chunk] * full + ([rest] if rest else [])
+
+
+def _chunk_bit_generator(seed: int, index: int) -> np.random.SFC64:
+    # Equal to SeedSequence(seed).spawn(index + 1)[index], built directly so chunks can be added later.
+    return np.random.SFC64(np.random.SeedSequence(seed, spawn_key=(index,)))
+
+
+def chunk_generator(seed: int, index: int) -> np.random.Generator:
+    """Chunk j's stream as a numpy Generator, for the numpy paths (user expressions, spatial maps)."""
+    return np.random.Generator(_chunk_bit_generator(seed, index))
+
+
+def chunk_states(seed: int, first: int, count: int) -> np.ndarray:
+    """The SFC64 states of chunks first, ..., first + count - 1, one row each: what the kernels draw from."""
+    states = np.empty((count, 4), dtype=np.uint64)
+    for i in range(count):
+        states[i] = normals.state_of(_chunk_bit_generator(seed, first + i))
+    return states
+
+
+def generators(seed: int, first: int, count: int) -> list[np.random.Generator]:
+    """The numpy Generators of chunks first, ..., first + count - 1."""
+    return [chunk_generator(seed, first + i) for i in range(count)]
+
+
+# --- the thread pool -------------------------------------------------------------------
+
+
+def threads() -> int:
+    return max(1, numba.get_num_threads())
+
+
+@lru_cache(maxsize=None)
+def _pool(count: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(count, thread_name_prefix="momentcalc-mc")
+
+
+def in_order(tasks: Sequence[Callable[[], Any]], parallel: bool = True) -> Iterator:
+    """Start the tasks on the shared pool now; iterate over their results in task order.
+
+    Threads run in parallel because the work releases the GIL: the numba
+    kernels are nogil, numpy and scipy release it in their array loops. On one
+    thread (or with parallel=False, for user code that may not be thread-safe)
+    each task runs in the caller's thread when its result is asked for.
+    """
+    count = threads()
+    if not parallel or count == 1 or len(tasks) == 1:
+        return (task() for task in tasks)
+    futures = [_pool(count).submit(task) for task in tasks]
+    return (f.result() for f in futures)
+
+
+def report(progress: Progress | None, done: int, total: int) -> None:
+    if progress is not None:
+        progress(done, total)
+
+
+# --- chunks -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Chunks:
+    """How to run chunks: samples per full chunk, their streams, and the launch that turns them into rows."""
+
+    size: int
+    streams: Streams  # e.g. partial(chunk_states, seed) for the kernels, partial(generators, seed) for numpy
+    launch: Launch
+    batch: int = 32  # chunks per thread between progress reports: about 0.1 s of kernel work
+    parallel: bool = True  # False: in the caller's thread only
+
+
+def run_chunks(chunks: Chunks, first: int, sizes: list[int], progress: Progress | None = None, total: int = 0,
+               done: int = 0) -> np.ndarray:
+    """Rows of chunks first, first + 1, ..., in chunk order (stacked on axis 0).
+
+    Batches exist only so that progress can be reported: the next batch is
+    seeded and queued before the current one is waited for, so the threads
+    never wait on the caller between batches.
+    """
+    batch = chunks.batch * (threads() if chunks.parallel else 1)
+    rows, pending = [], _start(chunks, first, sizes[:batch])
+    for start in range(0, len(sizes), batch):
+        current, following = pending, start + batch
+        if following < len(sizes):
+            pending = _start(chunks, first + following, sizes[following : following + batch])
+        rows.extend(current)  # waits for this batch, in chunk order
+        done += sum(sizes[start:following])
+        report(progress, done, total)
+    return np.concatenate(rows)
+
+
+def _start(chunks: Chunks, first: int, sizes: list[int]) -> Iterator[np.ndarray]:
+    """Start the launch over consecutive slices of these chunks; iterate over the slices' rows."""
+    streams, counts = chunks.streams(first, len(sizes)), np.array(sizes, dtype=np.int64)
+    slices = min(len(sizes), threads() * TASKS_PER_THREAD) if chunks.parallel and threads() > 1 else 1
+    bounds = np.linspace(0, len(sizes), slices + 1).astype(int)
+    tasks = [partial(chunks.launch, streams[lo:hi], counts[lo:hi]) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    return in_order(tasks, chunks.parallel)
+
+
+# --- fixed runs and the tolerance loop ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rows:
+    """What a kind of chunk row means: its summary (with .within(tol)) and the samples that bring all SEs to tol."""
+
+    summarize: Callable[[np.ndarray], Any]
+    samples_for: Callable[[np.ndarray, float], int]
+    limit: int = MAX_SAMPLES  # the most samples a tol run may ask for
+    unit: str = "samples"  # what a sample is, for the message past the limit
+
+
+def drive(chunks: Chunks, kind: Rows, settings: RunSettings, default: int):
+    """Run whole chunks: settings.samples (default if None), or until every standard error is <= settings.tol."""
+    if settings.tol is None:
+        sizes = chunk_sizes(settings.samples or default, chunks.size)
+        return kind.summarize(run_chunks(chunks, 0, sizes, settings.progress, sum(sizes), 0))
+    return _GrowingRows(chunks, kind, settings.progress).to_tolerance(settings.tol)
+
+
+class _GrowingRows:
+    """The rows of chunks 0, 1, ... so far, from a one-chunk pilot, extended to what tol needs."""
+
+    def __init__(self, chunks: Chunks, kind: Rows, progress: Progress | None):
+        self.chunks, self.kind, self.progress = chunks, kind, progress
+        self.rows = run_chunks(chunks, 0, [chunks.size])  # the pilot reports no progress: its total is unknown
+
+    def to_tolerance(self, tol: float):
+        def need(summary) -> int:
+            return self.kind.samples_for(self.rows, tol)
+
+        return until_within(self.kind.summarize(self.rows), tol, need, self.grow, self.kind.limit, self.kind.unit)
+
+    def grow(self, need: int):
+        """Add chunks until about `need` samples are in (at least one chunk); the summary of all rows."""
+        size, have = self.chunks.size, len(self.rows)
+        extra = max(1, math.ceil(need / size) - have)
+        more = run_chunks(self.chunks, have, [size] * extra, self.progress, (have + extra) * size, have * size)
+        self.rows = np.concatenate([self.rows, more])
+        return self.kind.summarize(self.rows)
+
+
+def until_within(summary, tol: float, need: Callable[[Any], int], grow: Callable[[int], Any], limit: int,
+                 unit: str):
+    """The tolerance loop: while summary.within(tol) fails, grow the run to need(summary) samples (at most limit)."""
+    while not summary.within(tol):
+        wanted = need(summary)
+        if wanted > limit:
+            raise MomentcalcError(f"tol={tol:g} would need about {wanted:.2g} {unit}, more than the {limit:.2g} "
+                                  "allowed; use a larger tol or an exact method")
+        summary = grow(wanted)
+    return summary

@@ -1,0 +1,63 @@
+"""How an estimate runs: one frozen, validated RunSettings passed from engine.estimate to every estimator.
+
+Light on purpose (standard library and momentcalc.errors only), so that
+anything may import it without loading numba or scipy.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+from .errors import MomentcalcError
+
+METHODS = ("auto", "all", "closed", "quadrature", "montecarlo", "qmc")
+MAX_SAMPLES = 1 << 36  # the most samples (or values, for whole maps) one run may draw
+DEFAULT_Z = 4.5  # crosscheck.DEFAULT_Z: the z-score bound of the cross-check
+
+Progress = Callable[[int, int], None]  # progress(done, total), in samples, after each batch of work
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Method, sample count or target standard error, seed, z of the cross-check and progress callback.
+
+    Checked when made, so an estimator never sees bad settings. samples and
+    tol exclude each other; with neither, each method has its default count.
+    """
+
+    method: str = "auto"
+    samples: int | None = None
+    tol: float | None = None
+    seed: int = 0
+    z: float = DEFAULT_Z
+    progress: Progress | None = None
+
+    def __post_init__(self):
+        _check(self)
+
+
+def _check(s: RunSettings) -> None:
+    if s.method not in METHODS:
+        raise MomentcalcError(f"unknown method {s.method!r}; use one of {', '.join(METHODS)}")
+    if s.samples is not None and (not is_int(s.samples) or s.samples <= 0):
+        raise MomentcalcError(f"samples must be a whole number > 0, got {s.samples!r}")
+    if s.samples is not None and s.samples > MAX_SAMPLES:
+        raise MomentcalcError(f"samples must be at most {MAX_SAMPLES}, got {s.samples!r}")
+    if s.tol is not None and (not is_finite(s.tol) or s.tol <= 0):
+        raise MomentcalcError(f"tol must be a finite number > 0, got {s.tol!r}")
+    if s.samples is not None and s.tol is not None:
+        raise MomentcalcError("give either samples or tol, not both")
+    if not is_int(s.seed) or s.seed < 0:
+        raise MomentcalcError(f"seed must be a whole number >= 0, got {s.seed!r}")
+    if not is_finite(s.z) or s.z <= 0:
+        raise MomentcalcError(f"z must be a finite number > 0, got {s.z!r}")
+
+
+def is_finite(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
