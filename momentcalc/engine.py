@@ -5,18 +5,20 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
-from . import catalog, crosscheck, userfn
+from collections.abc import Callable
+
+from . import catalog, crosscheck
 from ._lazy import lazy_module
 from .errors import MomentcalcError
-from .estimators import NotApplicable, closed, montecarlo
+from .estimators import NotApplicable, closed, montecarlo, vectorized
+from .result import Estimate, Result
+from .settings import METHODS, Progress, RunSettings, is_finite  # noqa: F401 (METHODS: re-exported)
+from .spec import Spec, parse
 
 # scipy and scipy.stats cost most of a second to import: a Monte Carlo-only run never pays for them.
 quadrature = lazy_module("momentcalc.estimators.quadrature")
 qmc = lazy_module("momentcalc.estimators.qmc")
 spatial = lazy_module("momentcalc.spatial")
-from .result import Estimate, Result
-from .settings import METHODS, Progress, RunSettings, is_finite  # noqa: F401 (METHODS: re-exported)
-from .spec import Spec, parse
 
 
 def estimate(
@@ -61,14 +63,18 @@ def estimate(
     settings = RunSettings(method, samples, tol, seed, z, progress)  # checks its fields
     mu, sigma = _check_input(mu, sigma)
     if user_fn:
-        return userfn.estimate_callable(spec, grad, mu, sigma, settings)
+        return estimate_callable(spec, grad, mu, sigma, settings)
     if size is not None:
         return spatial.estimate_map(parsed, size, mu, sigma, settings)
     wanted = {"auto": ("closed", "quadrature", "montecarlo"), "all": ("closed", "quadrature", "qmc", "montecarlo")}.get(method, (method,))
+    try:
+        norms = normalize_constants(parsed, mu, sigma)
+    except NotApplicable as why:
+        raise MomentcalcError(f"no method applies to '{parsed}': {why}") from None
     estimates = []
     for name in wanted:
         try:
-            estimates.append(_with_grad_sq(_run(name, parsed, mu, sigma, settings), parsed, mu, sigma))
+            estimates.append(_with_grad_sq(_run(name, parsed, mu, sigma, norms, settings), parsed, mu, sigma, norms))
         except NotApplicable as why:
             if method not in ("auto", "all"):
                 raise MomentcalcError(str(why)) from None
@@ -85,20 +91,21 @@ def _check_input(mu, sigma) -> tuple[float, float]:
     return float(mu), float(sigma)
 
 
-def _run(name: str, spec: Spec, mu: float, sigma: float, settings: RunSettings) -> Estimate:
+def _run(name: str, spec: Spec, mu: float, sigma: float, norms: tuple | None, settings: RunSettings) -> Estimate:
     start = time.perf_counter()
     if name == "closed":
         m = closed.estimate_moments(spec, mu, sigma)
         return Estimate("closed", m.mean, m.std, 0.0, None if m.std is None else 0.0, seconds=_since(start))
     if name == "quadrature":
-        userfn.check_spec_finite(spec, mu, sigma)
+        vectorized.check_spec_finite(spec, mu, sigma, norms)
         mean, std, mean_err, std_err = quadrature.estimate_moments(spec, mu, sigma)
-        return Estimate("quadrature", mean, std, mean_err, std_err, seconds=_since(start), notes=userfn.quadrature_notes(spec))
-    if userfn.needs_numpy(spec):  # expr(...) cannot be jitted: numpy Monte Carlo
+        notes = vectorized.quadrature_notes(spec)
+        return Estimate("quadrature", mean, std, mean_err, std_err, seconds=_since(start), notes=notes)
+    if vectorized.needs_numpy(spec):  # expr(...) cannot be jitted: numpy Monte Carlo
         if name != "montecarlo":
             raise NotApplicable(f"{name} does not run user expressions; use quadrature or montecarlo")
-        return userfn.montecarlo_estimate(spec, mu, sigma, settings)
-    program = montecarlo.compile_program(spec, mu, sigma, normalize_constants(spec, mu, sigma))
+        return vectorized.montecarlo_estimate(spec, mu, sigma, norms, settings)
+    program = montecarlo.compile_program(spec, mu, sigma, norms)
     runner = qmc.run if name == "qmc" else montecarlo.run
     s = runner(program, settings)
     return Estimate(name, s.mean, s.std, s.mean_se, s.std_se, s.samples, settings.seed, _since(start),
@@ -112,7 +119,7 @@ def normalize_constants(spec: Spec, mu: float, sigma: float) -> tuple | None:
     return quadrature.normalize_constants(spec, mu, sigma)
 
 
-def _with_grad_sq(estimate: Estimate, spec: Spec, mu: float, sigma: float) -> Estimate:
+def _with_grad_sq(estimate: Estimate, spec: Spec, mu: float, sigma: float, norms: tuple | None) -> Estimate:
     """The estimate with E[f'(X)^2] by the same exact method where it has one (Monte Carlo kernels give their own)."""
     if estimate.grad_sq is not None or any(op.kind == catalog.WINDOW for op in spec.ops):
         return estimate
@@ -120,7 +127,7 @@ def _with_grad_sq(estimate: Estimate, spec: Spec, mu: float, sigma: float) -> Es
         if estimate.method == "closed":
             return replace(estimate, grad_sq=closed.grad_sq(spec, mu, sigma), grad_sq_se=0.0)
         if estimate.method == "quadrature":
-            value, err = quadrature.grad_sq(spec, mu, sigma)
+            value, err = quadrature.grad_sq(spec, mu, sigma, norms)
             return replace(estimate, grad_sq=value, grad_sq_se=err)
     except NotApplicable:
         pass
@@ -129,3 +136,38 @@ def _with_grad_sq(estimate: Estimate, spec: Spec, mu: float, sigma: float) -> Es
 
 def _since(start: float) -> float:
     return time.perf_counter() - start
+
+
+# --- estimate(fn): a user's vectorized callable -------------------------------------
+
+
+def label_of(fn: Callable) -> str:
+    return f"callable:{getattr(fn, '__qualname__', None) or getattr(fn, '__name__', None) or type(fn).__name__}"
+
+
+def estimate_callable(fn, grad, mu, sigma, settings: RunSettings) -> Result:
+    """Moments and E[f'(X)^2] of fn(X), X ~ N(mu, sigma^2), by quadrature and numpy Monte Carlo, cross-checked."""
+    if grad is not None and not callable(grad):
+        raise MomentcalcError(f"grad must be a callable (the derivative of fn), got {grad!r}")
+    label = label_of(fn)
+    stage = vectorized.callable_stage(fn, grad, label)
+    vectorized.check_finite_on_grid([stage], mu, sigma)
+    wanted = ("quadrature", "montecarlo") if settings.method in ("auto", "all") else (settings.method,)
+    if "closed" in wanted:
+        raise MomentcalcError(f"no closed form is known for a user function ({label}); use quadrature or montecarlo")
+    notes = vectorized.notes([stage])
+    estimates = []
+    for name in wanted:
+        start = time.perf_counter()
+        if name == "quadrature":
+            mean, std, mean_err, std_err, grad_sq, grad_err = quadrature.callable_moments(stage, mu, sigma)
+            estimates.append(Estimate("quadrature", mean, std, mean_err, std_err, seconds=_since(start),
+                                      grad_sq=grad_sq, grad_sq_se=grad_err, notes=notes))
+        elif name == "montecarlo":
+            s = vectorized.run_numpy([stage], mu, sigma, settings)
+            seconds = time.perf_counter() - start
+            estimates.append(Estimate("montecarlo", s.mean, s.std, s.mean_se, s.std_se, s.samples, settings.seed,
+                                      seconds, s.grad_sq, s.grad_sq_se, notes))
+        else:
+            raise MomentcalcError(f"method {name!r} does not apply to a user function; use auto, all, quadrature or montecarlo")
+    return Result(label, mu, sigma, tuple(estimates), crosscheck.compare(tuple(estimates), settings.z))

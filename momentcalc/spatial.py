@@ -40,10 +40,10 @@ from typing import Callable
 
 import numpy as np
 
-from . import catalog, userfn
+from . import catalog
 from .convshape import conv_shape
 from .errors import MomentcalcError
-from .estimators import NotApplicable, closed, driver, montecarlo, quadrature
+from .estimators import NotApplicable, closed, driver, moments, montecarlo, quadrature, vectorized
 from .ops import dropout as dropout_op
 from .ops import pooling
 from .result import Verdict
@@ -375,7 +375,7 @@ def _map_stages(spec: Spec, dims: int, mu: float, sigma: float) -> list[Callable
     stages = []
     for depth, op in enumerate(spec.ops):
         if op.kind == catalog.ELEMENTWISE:
-            f = userfn.jitted_arrays(op)[0]
+            f = vectorized.jitted_arrays(op)[0]
             stages.append(lambda x, gen, f=f: f(x))
         elif op.kind == catalog.DROPOUT:
             keep, c = op.get("p"), dropout_op.divisor(op.get("p"), op.get("scale"))
@@ -447,13 +447,13 @@ class MapSummary:
 
 
 def _summarize(rows: np.ndarray) -> MapSummary:
-    merged = montecarlo.merge(rows)
-    return MapSummary(*montecarlo.moment_stats(merged), int(merged[0].flat[0]))
+    merged = moments.merge(rows)
+    return MapSummary(*moments.moment_stats(merged), int(merged[0].flat[0]))
 
 
 def _maps_needed(rows: np.ndarray, tol: float) -> int:
     """Maps that bring every position's standard errors down to tol."""
-    return montecarlo.samples_needed(montecarlo.merge(rows), tol)
+    return moments.samples_needed(moments.merge(rows), tol)
 
 
 def _map_rows(size: int, dims: int) -> driver.Rows:
@@ -493,7 +493,7 @@ def estimate_map(spec: Spec, size: int, mu: float = 0.0, sigma: float = 1.0,
         raise MomentcalcError(f"size must be a whole number >= 1 (the side of the input feature map), got {size!r}")
     if method == "qmc":
         raise MomentcalcError("qmc does not run on feature maps; with size= use auto, montecarlo or quadrature")
-    if userfn.needs_numpy(spec):
+    if vectorized.needs_numpy(spec):
         raise MomentcalcError("size= does not take expr(...) specs")
     dims, layers = layers_of(spec, size)
     if size**dims > MAX_MAP_VALUES:

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 import momentcalc as mc
-from momentcalc import MomentcalcError, engine, spatial, userfn
-from momentcalc.estimators import driver, montecarlo
+from momentcalc import MomentcalcError, engine, spatial
+from momentcalc.estimators import vectorized
+from momentcalc.estimators import driver, moments, montecarlo
 from momentcalc.settings import MAX_SAMPLES, RunSettings
 from momentcalc.spec import parse
 
@@ -74,7 +75,7 @@ def test_a_tol_run_of_the_driver_equals_a_fixed_run_of_the_same_chunks(threads):
 
 
 def test_a_tol_run_past_the_limit_says_so():
-    tiny = driver.Rows(montecarlo.summarize_rows, montecarlo.PLAIN_ROWS.samples_for, limit=5000, unit="draws")
+    tiny = driver.Rows(moments.summarize_rows, montecarlo.PLAIN_ROWS.samples_for, limit=5000, unit="draws")
     with pytest.raises(MomentcalcError, match="would need about .* draws, more than the 5e\\+03 allowed"):
         driver.drive(_normal_chunks(2), tiny, RunSettings(tol=1e-3), 1)
 
@@ -162,6 +163,6 @@ def test_numpy_path_runs_in_the_callers_thread():
     import threading
 
     seen = set()
-    stage = userfn.callable_stage(lambda x: seen.add(threading.get_ident()) or x, None, "id")
-    _on_threads(2, lambda: userfn.run_numpy([stage], 0.0, 1.0, RunSettings(samples=10 * userfn.CHUNK)))
+    stage = vectorized.callable_stage(lambda x: seen.add(threading.get_ident()) or x, None, "id")
+    _on_threads(2, lambda: vectorized.run_numpy([stage], 0.0, 1.0, RunSettings(samples=10 * vectorized.CHUNK)))
     assert seen == {threading.get_ident()}

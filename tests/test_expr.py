@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import momentcalc as mc
-from momentcalc import MomentcalcError, exprlang, userfn
+from momentcalc import MomentcalcError, exprlang
+from momentcalc.estimators import vectorized
 from momentcalc.settings import RunSettings
 from momentcalc.spec import parse
 import mp_activations as ref
@@ -70,11 +71,11 @@ def test_numpy_monte_carlo_is_reproducible_and_follows_the_seed():
 
 
 def test_numpy_path_draws_chunk_j_from_chunk_generator_j():
-    stage = userfn.callable_stage(lambda x: x, None, "id")
+    stage = vectorized.callable_stage(lambda x: x, None, "id")
     from momentcalc.estimators import montecarlo
 
-    got = userfn.run_numpy([stage], 0.0, 1.0, RunSettings(samples=3 * userfn.CHUNK, seed=9))
-    x = np.concatenate([montecarlo.chunk_generator(9, j).standard_normal(userfn.CHUNK) for j in range(3)])
+    got = vectorized.run_numpy([stage], 0.0, 1.0, RunSettings(samples=3 * vectorized.CHUNK, seed=9))
+    x = np.concatenate([montecarlo.chunk_generator(9, j).standard_normal(vectorized.CHUNK) for j in range(3)])
     assert got.samples == x.size and got.mean == pytest.approx(x.mean(), abs=1e-15)
 
 

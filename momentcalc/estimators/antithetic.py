@@ -31,8 +31,10 @@ from dataclasses import replace
 import numpy as np
 
 from ..settings import RunSettings
-from . import driver, mc_kernels, montecarlo
-from .montecarlo import Program, Summary
+from . import driver, mc_kernels, program as programs
+from ..settings import DEFAULT_SAMPLES
+from .moments import Summary
+from .program import Program
 
 NOTE = "antithetic pairs (z, -z)"
 PILOT_PAIRS = 64
@@ -41,11 +43,11 @@ PILOT_PAIRS = 64
 def run(program: Program, settings: RunSettings) -> Summary:
     """Pair rows through the driver: chunk sizes and sample counts even, so every chunk holds whole pairs."""
     launch = _PairLaunch(program, _shift(program, settings.seed))
-    chunks = montecarlo.program_chunks(program, settings.seed, launch, max(2, program.chunk - program.chunk % 2))
+    chunks = programs.program_chunks(program, settings.seed, launch, max(2, program.chunk - program.chunk % 2))
     rows = driver.Rows(lambda r: summarize(r, launch.shift), samples_for)
     if settings.samples is not None:
         settings = replace(settings, samples=settings.samples + settings.samples % 2)
-    return driver.drive(chunks, rows, settings, montecarlo.DEFAULT_SAMPLES)
+    return driver.drive(chunks, rows, settings, DEFAULT_SAMPLES)
 
 
 class _PairLaunch:
@@ -63,7 +65,7 @@ class _PairLaunch:
 
 def _shift(program: Program, seed: int) -> float:
     # Any constant gives the same estimates; one near the output mean keeps the sums' digits.
-    row = montecarlo.run_chunks(program, seed, 0, [2 * PILOT_PAIRS], launch=_PairLaunch(program, 0.0))[0]
+    row = programs.run_chunks(program, seed, 0, [2 * PILOT_PAIRS], launch=_PairLaunch(program, 0.0))[0]
     return float(row[1] / row[0])
 
 

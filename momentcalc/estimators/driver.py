@@ -8,7 +8,7 @@ same bits on 1 thread or many, and a run with ``tol`` that stops after m
 chunks equals a run of exactly those m chunks.
 
 Users: plain and antithetic Monte Carlo (montecarlo.py, antithetic.py: jitted
-kernels over a slice of chunks), the numpy path of user functions (userfn.py),
+kernels over a slice of chunks), the numpy path of user functions (vectorized.py),
 whole simulated maps (spatial.py: rows of shape (5, positions)) and the
 quasi-Monte Carlo replicas (qmc.py: the pool and the tolerance loop only).
 

@@ -24,7 +24,8 @@ from scipy import special
 
 from ..settings import MAX_SAMPLES, RunSettings
 from . import NotApplicable, driver, mc_kernels, normals
-from .montecarlo import Program, Summary, merge
+from .moments import Summary, merge
+from .program import Program
 
 REPLICAS = 16
 DEFAULT_SAMPLES = 1 << 20

@@ -24,13 +24,16 @@ import math
 from dataclasses import replace
 from functools import lru_cache
 
+import numpy as np
+
 from .. import catalog
+from ..errors import MomentcalcError
 from ..ops import dropout as dropout_op
 from ..ops import pooling
 from ..spec import Op, Spec
 from . import NotApplicable
 from .max_by_cdf import max_moments
-from . import tracked
+from . import tracked, vectorized
 from .tracked import MomentsOnly, Stage, Transformed, moments
 
 # --- propagating through ops ---------------------------------------------------
@@ -53,9 +56,7 @@ def _elementwise(dist, op: Op):
         raise NotApplicable(f"{op} after an average of non-Gaussian values has no exact method here")
     info = op.info
     if info.vectorized is not None:
-        from .. import userfn
-
-        return _map_chain(dist, userfn.expr_stage(op.get("f")))
+        return _map_chain(dist, scalar_stage(vectorized.op_stage(op)))
     if info.f is None or info.df is None:
         raise NotApplicable(f"quadrature needs a scalar function and derivative of {op}; it has none")
     a, b = info.args(op)
@@ -165,3 +166,27 @@ def grad_sq(spec: Spec, mu: float, sigma: float, norms: Norms | None = None) -> 
         raise NotApplicable(f"'{spec}' has window ops: no grad_sq")
     found = tracked.grad_sq(propagate(spec, mu, sigma, norms))
     return found.value, found.err
+
+
+def scalar_stage(stage: vectorized.VecStage) -> Stage:
+    """A numpy stage as a quadrature stage (scalar in, scalar out); it declares no kinks and no monotonicity."""
+
+    def f(x):
+        return float(stage.f(np.float64(x)))
+
+    def df(x):
+        return float(stage.df(np.float64(x)))
+
+    return Stage(f, (), False, df)
+
+
+def callable_moments(stage: vectorized.VecStage, mu: float, sigma: float) -> tuple[float, ...]:
+    """(mean, std, mean error, std error, E[f'(X)^2], its error) of one numpy stage applied to N(mu, sigma^2)."""
+    dist = Transformed(mu, sigma, branches=(tracked.Branch(1.0, (scalar_stage(stage),)),))
+    mean, var, mean_err, var_err = moments(dist)
+    grad = tracked.grad_sq(dist)
+    if not all(math.isfinite(v) for v in (mean, var, mean_err, var_err, grad.value, grad.err)):
+        raise MomentcalcError(f"{stage.label} gave a non-finite integral: the function must be finite on the whole line")
+    std = math.sqrt(var)
+    std_err = var_err / (2.0 * std) if std > 0.0 else math.sqrt(var_err)
+    return mean, std, mean_err, std_err, grad.value, grad.err

@@ -1,10 +1,10 @@
-"""User-defined activations: a vectorized Python callable, or an ``expr(...)`` op of a spec.
+"""Functions only numpy can evaluate: a user's vectorized callable, or an op with a vectorized form (``expr``).
 
-Quadrature calls the function directly (one value at a time). Monte Carlo
+Quadrature calls such a function one value at a time (quadrature.scalar_stage). Monte Carlo
 cannot jit it, so it runs in numpy through the same driver as ``montecarlo``
 (in the caller's thread: user code need not be thread-safe): chunk j draws
 from ``driver.chunk_generator(seed, j)``, chunk moments are merged in order
-with ``montecarlo.merge``. The same pass gives E[f'(X)^2] (chain rule), with
+with ``moments.merge``. The same pass gives E[f'(X)^2] (chain rule), with
 the user's derivative where given and central differences otherwise (the
 estimate then notes 'numerical derivative').
 
@@ -14,28 +14,26 @@ Monte Carlo draw) is an error: a result never carries a NaN.
 
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from typing import Callable
 
 import numpy as np
 
-from . import catalog, crosscheck
-from .errors import MomentcalcError
-from ._lazy import lazy_module
-from .estimators import NotApplicable, driver, montecarlo
-from .ops import dropout as dropout_op
-from .result import Estimate, Result
-from .settings import RunSettings
-from .spec import Spec
+from .. import catalog
+from ..errors import MomentcalcError
+from ..ops import dropout as dropout_op
+from ..result import Estimate
+from ..settings import RunSettings
+from ..spec import Spec
+from ..settings import DEFAULT_SAMPLES
+from . import NotApplicable, driver, mc_kernels, moments
+from .dispatch import CODES
 
 CHUNK = 1 << 16
 GRID_SIGMAS = 12.0
 GRID_POINTS = 4001
-quadrature = lazy_module("momentcalc.estimators.quadrature")
-tracked = lazy_module("momentcalc.estimators.tracked")
 
 TAIL_TOL = 1e-12  # of the peak of (f - f(mu))^2 phi, at the edge of the region quadrature integrates
 NUMERICAL = "numerical derivative"
@@ -85,26 +83,10 @@ def callable_stage(fn: Callable, grad: Callable | None, label: str) -> VecStage:
     return VecStage(label, f, df, numerical=grad is None)
 
 
-def expr_vec_stage(text: str) -> VecStage:
-    from . import exprlang
-
-    f = exprlang.compile_numpy(text)
-    return VecStage(f"expr({text})", f, numerical_derivative(f), numerical=True)
-
-
-def expr_stage(text: str) -> tracked.Stage:
-    """A quadrature stage (scalar in, scalar out) for expr(text); its derivative is numerical."""
-    return scalar_stage(expr_vec_stage(text))
-
-
-def scalar_stage(stage: VecStage) -> tracked.Stage:
-    def f(x):
-        return float(stage.f(np.float64(x)))
-
-    def df(x):
-        return float(stage.df(np.float64(x)))
-
-    return tracked.Stage(f, (), False, df)
+def op_stage(op) -> VecStage:
+    """The stage of an op that has only a vectorized form (expr); its derivative is numerical."""
+    f = op.info.vectorized(op)
+    return VecStage(str(op), f, numerical_derivative(f), numerical=True)
 
 
 # --- the numpy program of a spec --------------------------------------------------
@@ -115,16 +97,15 @@ def needs_numpy(spec: Spec) -> bool:
     return any(op.info.vectorized is not None for op in spec.ops)
 
 
-def vector_program(spec: Spec, mu: float, sigma: float, norms: tuple | None = None) -> list[VecStage]:
-    """The spec as numpy stages; norms: the constants of its normalize ops (quadrature.normalize_constants)."""
-    if norms is None and any(op.kind == catalog.NORMALIZE for op in spec.ops):
-        norms = quadrature.normalize_constants(spec, mu, sigma)
+def vector_program(spec: Spec, norms: tuple | None) -> list[VecStage]:
+    """The spec as numpy stages; norms: the constants of its normalize ops, as the engine passes them
+    (quadrature.normalize_constants)."""
     stages = []
     for depth, op in enumerate(spec.ops):
         if op.kind == catalog.WINDOW:
             raise NotApplicable(f"the numpy Monte Carlo path takes elementwise ops, normalize and dropout, not {op}")
         if op.info.vectorized is not None:
-            stages.append(expr_vec_stage(op.get("f")))
+            stages.append(op_stage(op))
         elif op.kind == catalog.ELEMENTWISE:
             stages.append(VecStage(str(op), *jitted_arrays(op)))
         elif op.kind == catalog.DROPOUT:
@@ -140,9 +121,6 @@ def vector_program(spec: Spec, mu: float, sigma: float, norms: tuple | None = No
 
 def jitted_arrays(op) -> tuple[Callable, Callable]:
     """f and f' of a jitted activation over numpy arrays, through the kernels' dispatch."""
-    from .estimators import mc_kernels
-    from .estimators.dispatch import CODES
-
     if op.name not in CODES:
         raise NotApplicable(f"{op} has no compiled scalar function")
     code, (a, b) = CODES[op.name], op.info.args(op)
@@ -215,81 +193,36 @@ def _moments(v: np.ndarray) -> list[float]:
     return [len(v), m, d2.sum(), (d2 * d).sum(), (d2 * d2).sum()]
 
 
-def run_numpy(stages, mu, sigma, settings: RunSettings = RunSettings()) -> montecarlo.Summary:
+def run_numpy(stages, mu, sigma, settings: RunSettings = RunSettings()) -> moments.Summary:
     """Summary of the outputs, with E[(dy/dx)^2] as grad_sq, by chunked numpy Monte Carlo."""
     launch = partial(_chunk_rows, stages, mu, sigma)
     chunks = driver.Chunks(CHUNK, partial(driver.generators, settings.seed), launch, parallel=False)
-    return driver.drive(chunks, montecarlo.PLAIN_ROWS, settings, montecarlo.DEFAULT_SAMPLES)
+    return driver.drive(chunks, moments.PLAIN_ROWS, settings, DEFAULT_SAMPLES)
 
 
-def _notes(stages) -> tuple[str, ...]:
+def notes(stages) -> tuple[str, ...]:
     return (NOTE_NUMERICAL,) if any(s.numerical for s in stages) else ()
 
 
 NOTE_NUMERICAL = NUMERICAL + " (central differences) in E[f'(X)^2]"
 
 
-def montecarlo_estimate(spec: Spec, mu, sigma, settings: RunSettings) -> Estimate:
+def montecarlo_estimate(spec: Spec, mu, sigma, norms: tuple | None, settings: RunSettings) -> Estimate:
     """Monte Carlo of a spec that holds expr(...): the numpy path, grad_sq included."""
     start = time.perf_counter()
-    stages = vector_program(spec, mu, sigma)
+    stages = vector_program(spec, norms)
     check_finite_on_grid(stages, mu, sigma)
     s = run_numpy(stages, mu, sigma, settings)
     grad = (s.grad_sq, s.grad_sq_se) if all(op.kind != catalog.WINDOW for op in spec.ops) else (None, None)
     seconds = time.perf_counter() - start
     return Estimate("montecarlo", s.mean, s.std, s.mean_se, s.std_se, s.samples, settings.seed, seconds, *grad,
-                    _notes(stages))
+                    notes(stages))
 
 
 def quadrature_notes(spec: Spec) -> tuple[str, ...]:
     return (NOTE_NUMERICAL,) if needs_numpy(spec) else ()
 
 
-def check_spec_finite(spec: Spec, mu: float, sigma: float) -> None:
+def check_spec_finite(spec: Spec, mu: float, sigma: float, norms: tuple | None) -> None:
     if needs_numpy(spec):
-        check_finite_on_grid(vector_program(spec, mu, sigma), mu, sigma)
-
-
-# --- estimate(fn) -------------------------------------------------------------------
-
-
-def label_of(fn: Callable) -> str:
-    return f"callable:{getattr(fn, '__qualname__', None) or getattr(fn, '__name__', None) or type(fn).__name__}"
-
-
-def estimate_callable(fn, grad, mu, sigma, settings: RunSettings) -> Result:
-    """Moments and E[f'(X)^2] of fn(X), X ~ N(mu, sigma^2), by quadrature and numpy Monte Carlo, cross-checked."""
-    if grad is not None and not callable(grad):
-        raise MomentcalcError(f"grad must be a callable (the derivative of fn), got {grad!r}")
-    label = label_of(fn)
-    stage = callable_stage(fn, grad, label)
-    check_finite_on_grid([stage], mu, sigma)
-    wanted = ("quadrature", "montecarlo") if settings.method in ("auto", "all") else (settings.method,)
-    if "closed" in wanted:
-        raise MomentcalcError(f"no closed form is known for a user function ({label}); use quadrature or montecarlo")
-    notes = _notes([stage])
-    estimates = []
-    for name in wanted:
-        start = time.perf_counter()
-        if name == "quadrature":
-            estimates.append(replace(_quadrature_callable(stage, mu, sigma, label), seconds=time.perf_counter() - start, notes=notes))
-        elif name == "montecarlo":
-            s = run_numpy([stage], mu, sigma, settings)
-            seconds = time.perf_counter() - start
-            estimates.append(Estimate("montecarlo", s.mean, s.std, s.mean_se, s.std_se, s.samples, settings.seed,
-                                      seconds, s.grad_sq, s.grad_sq_se, notes))
-        else:
-            raise MomentcalcError(f"method {name!r} does not apply to a user function; use auto, all, quadrature or montecarlo")
-    return Result(label, mu, sigma, tuple(estimates), crosscheck.compare(tuple(estimates), settings.z))
-
-
-def _quadrature_callable(stage: VecStage, mu: float, sigma: float, label: str) -> Estimate:
-    dist = tracked.Transformed(mu, sigma, branches=(tracked.Branch(1.0, (scalar_stage(stage),)),))
-    mean, var, mean_err, var_err = tracked.moments(dist)
-    grad = tracked.grad_sq(dist)
-    values = (mean, var, mean_err, var_err, grad.value, grad.err)
-    if not all(math.isfinite(v) for v in values):
-        raise MomentcalcError(f"{label} gave a non-finite integral: the function must be finite on the whole line")
-    std = math.sqrt(var)
-    std_err = var_err / (2.0 * std) if std > 0.0 else math.sqrt(var_err)
-    return Estimate("quadrature", mean, std, mean_err, std_err, grad_sq=grad.value, grad_sq_se=grad.err)
+        check_finite_on_grid(vector_program(spec, norms), mu, sigma)

@@ -1,0 +1,86 @@
+"""Plain chunk statistics: rows [n, mean, M2, M3, M4] merged in chunk order, and the summary they give.
+
+Chunk moments are merged with the pairwise update of Chan et al. / Pebay;
+standard errors come from the delta method on the merged central moments:
+SE(mean) = sqrt(m2 / N) and SE(std) = sqrt((m4 - m2^2) / N) / (2 std).
+Used by the kernels' plain runs, the numpy path and whole-map runs (elementwise,
+per position); antithetic pairs and QMC replicas have statistics of their own.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from . import driver
+
+
+@dataclass(frozen=True)
+class Summary:
+    mean: float
+    std: float
+    mean_se: float
+    std_se: float
+    samples: int
+    grad_sq: float | None = None  # E[f'(X)^2] and its SE, for chains without window ops
+    grad_sq_se: float | None = None
+    notes: tuple[str, ...] = ()
+
+    def within(self, tol: float) -> bool:
+        """Both standard errors at most tol: where a tol run stops."""
+        return self.mean_se <= tol and self.std_se <= tol
+
+
+def merge(rows: np.ndarray) -> np.ndarray:
+    """Fold chunk moments left to right with Pebay's pairwise update (Chan et al. for M2)."""
+    n, mean, m2, m3, m4 = rows[0]
+    for nb, mb, m2b, m3b, m4b in rows[1:]:
+        na, tot = n, n + nb
+        d = mb - mean
+        dn = d / tot
+        m4 = (m4 + m4b + d * dn**3 * na * nb * (na * na - na * nb + nb * nb)
+              + 6.0 * dn * dn * (na * na * m2b + nb * nb * m2) + 4.0 * dn * (na * m3b - nb * m3))
+        m3 = m3 + m3b + d * dn * dn * na * nb * (na - nb) + 3.0 * dn * (na * m2b - nb * m2)
+        m2 = m2 + m2b + d * dn * na * nb
+        mean = mean + dn * nb
+        n = tot
+    return np.array([n, mean, m2, m3, m4])
+
+
+def summarize_rows(rows: np.ndarray) -> Summary:
+    """The summary of chunk rows: output moments, and the squared derivative's where the rows carry them."""
+    summary = summarize(merge(rows[:, :5]))
+    if rows.shape[1] == 10:
+        grad = summarize(merge(rows[:, 5:]))
+        summary = replace(summary, grad_sq=grad.mean, grad_sq_se=grad.mean_se)
+    return summary
+
+
+def summarize(merged: np.ndarray) -> Summary:
+    mean, std, mean_se, std_se = moment_stats(merged)
+    return Summary(float(mean), float(std), float(mean_se), float(std_se), int(merged[0]))
+
+
+def moment_stats(merged: np.ndarray) -> tuple:
+    """(mean, std, SE(mean), SE(std)) of merged [n, mean, M2, M3, M4]: elementwise, so also per map position."""
+    n, mean, m2, _, m4 = merged
+    var = m2 / n
+    std = np.sqrt(var)
+    kurt = np.maximum(m4 / n - var * var, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        std_se = np.where(std > 0.0, np.sqrt(kurt / n) / (2.0 * std), 0.0)
+    return mean, std, np.sqrt(var / n), std_se
+
+
+def samples_needed(merged: np.ndarray, tol: float) -> int:
+    """Samples that bring both standard errors down to tol (at every position), from the moments so far."""
+    n, _, m2, _, m4 = merged
+    var = m2 / n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        need_std = np.where(var > 0.0, (m4 / n - var * var) / (4.0 * var * tol**2), 0.0)
+    return int(math.ceil(max(float(np.max(var / tol**2)), float(np.max(need_std)), 1.0)))
+
+
+PLAIN_ROWS = driver.Rows(summarize_rows, lambda rows, tol: samples_needed(merge(rows[:, :5]), tol))

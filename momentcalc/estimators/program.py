@@ -1,0 +1,127 @@
+"""What a Monte Carlo run is: a spec compiled into the flat arrays the kernels interpret, its chunks, its summary.
+
+``compile_program`` turns a spec into ``Program`` arrays (codes and params of
+the elementwise stages, the segments between window ops, the window ops'
+reductions and sizes); ``program_chunks`` gives the driver its chunks (the
+kernels' SFC64 streams and the launch that turns chunks into rows). The plain
+statistics live in montecarlo.py, the antithetic ones in antithetic.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+
+from .. import catalog
+from ..ops import dropout as dropout_op
+from ..spec import Spec
+from .._lazy import lazy_module
+from . import NotApplicable, driver, mc_kernels
+from .dispatch import CODES
+
+quadrature = lazy_module("momentcalc.estimators.quadrature")  # scipy: only pipelines with normalize need it
+
+CHUNK_NORMALS = 1 << 18  # about 1.5 ms of drawing: set-up per chunk costs a few percent
+
+
+@dataclass(frozen=True)
+class Program:
+    mu: float
+    sigma: float
+    codes: np.ndarray
+    params: np.ndarray
+    seg: np.ndarray
+    win_kind: np.ndarray
+    win_n: np.ndarray
+
+    def kernel_args(self):
+        return (self.mu, self.sigma, self.codes, self.params, self.seg, self.win_kind, self.win_n)
+
+    @property
+    def normals_per_output(self) -> int:
+        return int(np.prod(self.win_n)) if self.win_n.size else 1
+
+    @property
+    def antithetic(self) -> bool:
+        """Runs in antithetic pairs (estimators/antithetic.py): pipelines with max pooling, where they pay."""
+        return bool(np.any(self.win_kind == mc_kernels.MAX))
+
+    @property
+    def chunk(self) -> int:
+        """Outputs per chunk: enough work per chunk that its set-up costs little."""
+        return max(1, CHUNK_NORMALS // self.normals_per_output)
+
+
+def compile_program(spec: Spec, mu: float, sigma: float, norms: tuple | None = None) -> Program:
+    """Flatten a spec into the arrays the kernel interprets; norms: the constants of its normalize ops, as
+    quadrature.normalize_constants gives them (worked out there when not given)."""
+    if norms is None and any(op.kind == catalog.NORMALIZE for op in spec.ops):
+        norms = quadrature.normalize_constants(spec, mu, sigma)
+    codes, params, seg, win_kind, win_n = [], [], [0], [], []
+    for depth, op in enumerate(spec.ops):
+        if op.kind == catalog.WINDOW:
+            seg.append(len(codes))
+            win_kind.append(_window_code(op))
+            win_n.append(op.window_size)
+            continue
+        codes_params = _stage(op, norms[depth] if norms else None)
+        codes.append(codes_params[0])
+        params.append(codes_params[1:])
+    seg.append(len(codes))
+    return Program(
+        float(mu),
+        float(sigma),
+        np.array(codes, dtype=np.int64),
+        np.array(params, dtype=np.float64).reshape(len(codes), 2),
+        np.array(seg, dtype=np.int64),
+        np.array(win_kind, dtype=np.int64),
+        np.array(win_n, dtype=np.int64),
+    )
+
+
+def _window_code(op) -> int:
+    if op.info.reduction not in mc_kernels.REDUCTION_CODES:
+        raise NotApplicable(f"the Monte Carlo kernels do not know the reduction {op.info.reduction!r} of {op}")
+    return mc_kernels.REDUCTION_CODES[op.info.reduction]
+
+
+def _stage(op, norm: tuple | None) -> tuple[int, float, float]:
+    if op.kind == catalog.ELEMENTWISE:
+        if op.name not in CODES:
+            raise NotApplicable(f"the Monte Carlo kernels have no compiled function for {op}")
+        return (CODES[op.name], *op.info.args(op))
+    if op.kind == catalog.DROPOUT:
+        p = op.get("p")
+        return (mc_kernels.DROPOUT, p, 1.0 / dropout_op.divisor(p, op.get("scale")))
+    if op.kind == catalog.NORMALIZE:
+        mean, std = norm[:2]
+        return (mc_kernels.AFFINE, -mean / std, 1.0 / std)
+    raise NotApplicable(f"Monte Carlo does not know ops of kind {op.kind!r} ({op})")
+
+
+def program_chunks(program: Program, seed: int, launch: driver.Launch | None = None,
+                   size: int | None = None) -> driver.Chunks:
+    """The program's chunks for the driver: kernel streams of `seed`, plain moments unless another launch is given."""
+    return driver.Chunks(size or program.chunk, partial(driver.chunk_states, seed), launch or _plain_launch(program))
+
+
+def run_chunks(program: Program, seed: int, first: int, sizes: list[int],
+               launch: driver.Launch | None = None) -> np.ndarray:
+    """Rows of chunks first, first+1, ..., in chunk order, from `launch` (plain moments by default).
+
+    A plain row is [n, mean, M2, M3, M4] of the output, followed for chains
+    without windows by the same for the squared derivative.
+    """
+    return driver.run_chunks(program_chunks(program, seed, launch), first, sizes)
+
+
+def _plain_launch(program: Program) -> driver.Launch:
+    p = program
+    if p.win_n.size == 0 and p.codes.size == 1 and p.codes[0] > 0:
+        code, a, b = int(p.codes[0]), float(p.params[0, 0]), float(p.params[0, 1])
+        return lambda states, counts: mc_kernels.activation_rows(states, counts, p.mu, p.sigma, code, a, b)
+    if p.win_n.size == 0:
+        return lambda states, counts: mc_kernels.chain_rows(states, counts, p.mu, p.sigma, p.codes, p.params)
+    return lambda states, counts: mc_kernels.window_rows(states, counts, *p.kernel_args())
