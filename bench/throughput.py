@@ -114,6 +114,7 @@ def _keep_best(best: dict, key: str, rate: float) -> None:
 
 def fused_rate(spec: str, samples: int, threads: int, repeats: int = 3) -> float:
     """Outputs/s of momentcalc's Monte Carlo through the public API."""
+
     def rate():
         mc.estimate(spec, method="montecarlo", samples=1 << 14)  # compiled or loaded from cache
         return samples / _best_of(lambda: mc.estimate(spec, method="montecarlo", samples=samples), repeats)
@@ -166,8 +167,9 @@ def antithetic_gain(n: int, batches: int = 128) -> dict:
     launches = {"plain": None, "antithetic": antithetic._PairLaunch(program, shift)}
     out = {}
     for name, estimate in sides.items():
-        def batch(seed):
-            return estimate(montecarlo.run_chunks(program, seed, 0, [per], launch=launches[name]))
+
+        def batch(seed, estimate=estimate, launch=launches[name]):
+            return estimate(montecarlo.run_chunks(program, seed, 0, [per], launch=launch))
 
         _with_threads(1, lambda: batch(0))  # compiled or loaded from cache
         start = time.perf_counter()
@@ -175,8 +177,13 @@ def antithetic_gain(n: int, batches: int = 128) -> dict:
         seconds = (time.perf_counter() - start) / batches
         out[name] = (seconds, est[:, 0].var(ddof=1), est[:, 1].var(ddof=1))
     (tp, vmp, vsp), (ta, vma, vsa) = out["plain"], out["antithetic"]
-    return {"mean_variance_x_time_gain": float(vmp * tp / (vma * ta)), "std_variance_x_time_gain": float(vsp * tp / (vsa * ta)),
-            "plain_batch_s": tp, "antithetic_batch_s": ta, "batches": batches}
+    return {
+        "mean_variance_x_time_gain": float(vmp * tp / (vma * ta)),
+        "std_variance_x_time_gain": float(vsp * tp / (vsa * ta)),
+        "plain_batch_s": tp,
+        "antithetic_batch_s": ta,
+        "batches": batches,
+    }
 
 
 def time_to_se(target: float, quick: bool) -> dict:
@@ -229,15 +236,21 @@ def exact_timings() -> dict:
     per_entry = {}
     for spec in tables.DEFAULT_SPECS:
         quadrature.estimate_moments(mc.parse(spec), 0.0, 1.0)
-        per_entry[spec] = _best_of(lambda: quadrature.estimate_moments(mc.parse(spec), 0.0, 1.0))
+        per_entry[spec] = _best_of(lambda spec=spec: quadrature.estimate_moments(mc.parse(spec), 0.0, 1.0))
     start = time.perf_counter()
     tables.build()
-    return {"quadrature_s": per_entry, "slowest_quadrature_s": max(per_entry.values()), "table_build_s": time.perf_counter() - start}
+    return {
+        "quadrature_s": per_entry,
+        "slowest_quadrature_s": max(per_entry.values()),
+        "table_build_s": time.perf_counter() - start,
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller runs: about two minutes, half of it one cold compile")
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller runs: about two minutes, half of it one cold compile"
+    )
     quick = parser.parse_args().quick
     threads = numba.get_num_threads()
     normals = 1 << (25 if quick else 27)
@@ -256,12 +269,27 @@ def main() -> None:
             _keep_best(best, spec + " naive", naive_rate(spec, normals // width // 4, 1))
     limit = best["limit"]
     print(f"rng_limit: {limit:.3g} normals/s ({limit_name}, {threads} threads, jitted prange sum)")
-    print(f"rng_limit on 1 thread: {best['limit 1']:.3g} normals/s (how well {threads} threads scale: {limit / best['limit 1']:.2f}x)")
+    print(
+        f"rng_limit on 1 thread: {best['limit 1']:.3g} normals/s "
+        f"(how well {threads} threads scale: {limit / best['limit 1']:.2f}x)"
+    )
     own = best["own normals 1"]
-    print(f"momentcalc's own normals (estimators/normals.py) on 1 thread: {own:.3g} normals/s ({own / best['limit 1']:.2f}x rng_limit on 1 thread)")
-    report = {"threads": threads, "rng_limit_bit_generator": limit_name, "rng_limit_per_s": limit, "rng_limit_1thread_per_s": best["limit 1"],
-              "own_normals_1thread_per_s": own, "own_normals_vs_rng_limit_1thread": own / best["limit 1"]}
-    print(f"{'op':<14}{'fused 1 thr':>14}{'fused all':>14}{'naive numpy':>14}{'vs limit':>10}{'1 thr':>7}{'vs naive':>10}{'bound':>8}")
+    print(
+        f"momentcalc's own normals (estimators/normals.py) on 1 thread: {own:.3g} normals/s "
+        f"({own / best['limit 1']:.2f}x rng_limit on 1 thread)"
+    )
+    report = {
+        "threads": threads,
+        "rng_limit_bit_generator": limit_name,
+        "rng_limit_per_s": limit,
+        "rng_limit_1thread_per_s": best["limit 1"],
+        "own_normals_1thread_per_s": own,
+        "own_normals_vs_rng_limit_1thread": own / best["limit 1"],
+    }
+    print(
+        f"{'op':<14}{'fused 1 thr':>14}{'fused all':>14}{'naive numpy':>14}"
+        f"{'vs limit':>10}{'1 thr':>7}{'vs naive':>10}{'bound':>8}"
+    )
     for spec, width in OPS.items():
         all_threads, naive = best[spec], best[spec + " naive"]
         row = {
@@ -270,7 +298,9 @@ def main() -> None:
             "rng_limit_per_s": limit / width,
             "naive_per_s": naive,
             # Pipelines with max pooling run in antithetic pairs: two outputs from one window's draws.
-            "normals_drawn_per_output": width / 2 if montecarlo.compile_program(mc.parse(spec), 0.0, 1.0).antithetic else width,
+            "normals_drawn_per_output": width / 2
+            if montecarlo.compile_program(mc.parse(spec), 0.0, 1.0).antithetic
+            else width,
             "ratio_vs_limit": all_threads * width / limit,
             # The same on one thread: steadier on a shared machine, where two threads scale erratically.
             "ratio_vs_limit_1thread": best[spec + " 1"] * width / best["limit 1"],
@@ -279,8 +309,10 @@ def main() -> None:
             "bound_vs_naive": limit / width / naive,
         }
         report[spec] = row
-        print(f"{spec:<14}{row['fused_1thread_per_s']:>14.3g}{all_threads:>14.3g}{naive:>14.3g}"
-              f"{row['ratio_vs_limit']:>10.2f}{row['ratio_vs_limit_1thread']:>7.2f}{row['ratio_vs_naive']:>10.1f}{row['bound_vs_naive']:>8.1f}")
+        print(
+            f"{spec:<14}{row['fused_1thread_per_s']:>14.3g}{all_threads:>14.3g}{naive:>14.3g}"
+            f"{row['ratio_vs_limit']:>10.2f}{row['ratio_vs_limit_1thread']:>7.2f}{row['ratio_vs_naive']:>10.1f}{row['bound_vs_naive']:>8.1f}"
+        )
     report["time_to_se_1e-5"] = time_to_se(1e-5, quick)
     print("time to SE 1e-5 on the mean of maxpool(k=3):", json.dumps(report["time_to_se_1e-5"]))
     report["antithetic_maxpool3"] = antithetic_gain(normals // 9)
@@ -288,7 +320,10 @@ def main() -> None:
     report["startup"] = startup()
     print("start-up:", json.dumps(report["startup"]))
     report["exact"] = exact_timings()
-    print(f"slowest quadrature entry: {report['exact']['slowest_quadrature_s'] * 1e3:.1f} ms; table build: {report['exact']['table_build_s']:.1f} s")
+    print(
+        f"slowest quadrature entry: {report['exact']['slowest_quadrature_s'] * 1e3:.1f} ms; "
+        f"table build: {report['exact']['table_build_s']:.1f} s"
+    )
     print(json.dumps(report))
 
 

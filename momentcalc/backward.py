@@ -86,7 +86,13 @@ def parse_layer(text: str) -> Layer:
     if op.kind == catalog.WINDOW and (op.get("n") is not None or op.get("dims") != 2):
         raise MomentcalcError(f"backward takes 2-D windows given by k=, e.g. {op.name}(k=3,s=2), not {text!r}")
     if op.kind == catalog.WINDOW:
-        return Layer(op.name, op.get("k"), op.get("s") or op.get("k"), op.get("p"), count_include_pad=op.get("count_include_pad", True))
+        return Layer(
+            op.name,
+            op.get("k"),
+            op.get("s") or op.get("k"),
+            op.get("p"),
+            count_include_pad=op.get("count_include_pad", True),
+        )
     return Layer("conv", op.get("k"), op.get("s"), op.get("p"), op.get("cin"), op.get("cout"))
 
 

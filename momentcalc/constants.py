@@ -73,7 +73,9 @@ class Table:
         try:
             key = (canonical(spec), float(mu), float(sigma))
         except (MomentcalcError, TypeError, ValueError) as why:
-            raise UnknownConstantError(f"no constant {spec!r} in {self.source}: {why}; {self._nearest(str(spec))}") from None
+            raise UnknownConstantError(
+                f"no constant {spec!r} in {self.source}: {why}; {self._nearest(str(spec))}"
+            ) from None
         found = self._by_key.get(key)
         if found is None:
             where = f" at mu={mu:g}, sigma={sigma:g}" if (key[1], key[2]) != (0.0, 1.0) else ""

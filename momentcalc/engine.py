@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import time
-from dataclasses import replace
-
 from collections.abc import Callable
+from dataclasses import replace
 
 from . import catalog, crosscheck
 from ._lazy import lazy_module
@@ -66,7 +65,9 @@ def estimate(
         return estimate_callable(spec, grad, mu, sigma, settings)
     if size is not None:
         return spatial.estimate_map(parsed, size, mu, sigma, settings)
-    wanted = {"auto": ("closed", "quadrature", "montecarlo"), "all": ("closed", "quadrature", "qmc", "montecarlo")}.get(method, (method,))
+    wanted = {"auto": ("closed", "quadrature", "montecarlo"), "all": ("closed", "quadrature", "qmc", "montecarlo")}.get(
+        method, (method,)
+    )
     try:
         norms = normalize_constants(parsed, mu, sigma)
     except NotApplicable as why:
@@ -108,8 +109,19 @@ def _run(name: str, spec: Spec, mu: float, sigma: float, norms: tuple | None, se
     program = montecarlo.compile_program(spec, mu, sigma, norms)
     runner = qmc.run if name == "qmc" else montecarlo.run
     s = runner(program, settings)
-    return Estimate(name, s.mean, s.std, s.mean_se, s.std_se, s.samples, settings.seed, _since(start),
-                    grad_sq=s.grad_sq, grad_sq_se=s.grad_sq_se, notes=s.notes)
+    return Estimate(
+        name,
+        s.mean,
+        s.std,
+        s.mean_se,
+        s.std_se,
+        s.samples,
+        settings.seed,
+        _since(start),
+        grad_sq=s.grad_sq,
+        grad_sq_se=s.grad_sq_se,
+        notes=s.notes,
+    )
 
 
 def normalize_constants(spec: Spec, mu: float, sigma: float) -> tuple | None:
@@ -161,13 +173,39 @@ def estimate_callable(fn, grad, mu, sigma, settings: RunSettings) -> Result:
         start = time.perf_counter()
         if name == "quadrature":
             mean, std, mean_err, std_err, grad_sq, grad_err = quadrature.callable_moments(stage, mu, sigma)
-            estimates.append(Estimate("quadrature", mean, std, mean_err, std_err, seconds=_since(start),
-                                      grad_sq=grad_sq, grad_sq_se=grad_err, notes=notes))
+            estimates.append(
+                Estimate(
+                    "quadrature",
+                    mean,
+                    std,
+                    mean_err,
+                    std_err,
+                    seconds=_since(start),
+                    grad_sq=grad_sq,
+                    grad_sq_se=grad_err,
+                    notes=notes,
+                )
+            )
         elif name == "montecarlo":
             s = vectorized.run_numpy([stage], mu, sigma, settings)
             seconds = time.perf_counter() - start
-            estimates.append(Estimate("montecarlo", s.mean, s.std, s.mean_se, s.std_se, s.samples, settings.seed,
-                                      seconds, s.grad_sq, s.grad_sq_se, notes))
+            estimates.append(
+                Estimate(
+                    "montecarlo",
+                    s.mean,
+                    s.std,
+                    s.mean_se,
+                    s.std_se,
+                    s.samples,
+                    settings.seed,
+                    seconds,
+                    s.grad_sq,
+                    s.grad_sq_se,
+                    notes,
+                )
+            )
         else:
-            raise MomentcalcError(f"method {name!r} does not apply to a user function; use auto, all, quadrature or montecarlo")
+            raise MomentcalcError(
+                f"method {name!r} does not apply to a user function; use auto, all, quadrature or montecarlo"
+            )
     return Result(label, mu, sigma, tuple(estimates), crosscheck.compare(tuple(estimates), settings.z))

@@ -12,7 +12,7 @@ used by the spec parser, which must stay light.
 from __future__ import annotations
 
 import ast
-from typing import Callable
+from collections.abc import Callable
 
 from .errors import MomentcalcError
 
@@ -20,10 +20,33 @@ MAX_LENGTH = 1000
 
 # name -> number of arguments
 FUNCTIONS: dict[str, int] = {
-    "exp": 1, "expm1": 1, "log": 1, "log1p": 1, "log2": 1, "log10": 1, "sqrt": 1, "square": 1,
-    "tanh": 1, "sinh": 1, "cosh": 1, "sin": 1, "cos": 1, "tan": 1, "arctan": 1, "arcsinh": 1,
-    "abs": 1, "sign": 1, "erf": 1, "erfc": 1, "sigmoid": 1, "softplus": 1,
-    "maximum": 2, "minimum": 2, "logaddexp": 2, "where": 3, "clip": 3,
+    "exp": 1,
+    "expm1": 1,
+    "log": 1,
+    "log1p": 1,
+    "log2": 1,
+    "log10": 1,
+    "sqrt": 1,
+    "square": 1,
+    "tanh": 1,
+    "sinh": 1,
+    "cosh": 1,
+    "sin": 1,
+    "cos": 1,
+    "tan": 1,
+    "arctan": 1,
+    "arcsinh": 1,
+    "abs": 1,
+    "sign": 1,
+    "erf": 1,
+    "erfc": 1,
+    "sigmoid": 1,
+    "softplus": 1,
+    "maximum": 2,
+    "minimum": 2,
+    "logaddexp": 2,
+    "where": 3,
+    "clip": 3,
 }
 CONSTANTS = ("pi", "e")
 _BINARY = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow)
@@ -45,7 +68,9 @@ def _parse(text: str) -> ast.Expression:
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as why:
-        raise MomentcalcError(f"malformed expression {text!r}: {why.msg}; write a function of x, e.g. x * tanh(x)") from None
+        raise MomentcalcError(
+            f"malformed expression {text!r}: {why.msg}; write a function of x, e.g. x * tanh(x)"
+        ) from None
     _check(tree.body, text)
     return tree
 
@@ -73,7 +98,10 @@ def _check(node: ast.AST, text: str) -> None:
         return
     if isinstance(node, ast.Call):
         if isinstance(node.func, ast.Attribute):
-            raise MomentcalcError(f"attribute access {ast.unparse(node.func)!r} {where} is not allowed: call functions by name, e.g. exp(x)")
+            raise MomentcalcError(
+                f"attribute access {ast.unparse(node.func)!r} {where} is not allowed: "
+                "call functions by name, e.g. exp(x)"
+            )
         if not isinstance(node.func, ast.Name):
             raise MomentcalcError(f"only named functions may be called {where}")
         name = node.func.id
@@ -86,7 +114,10 @@ def _check(node: ast.AST, text: str) -> None:
         return
     if isinstance(node, ast.Attribute):
         raise MomentcalcError(f"attribute access {ast.unparse(node)!r} {where} is not allowed")
-    raise MomentcalcError(f"{type(node).__name__} {ast.unparse(node)!r} is not allowed {where}: use numbers, x, pi, e, + - * / **, comparisons and the known functions")
+    raise MomentcalcError(
+        f"{type(node).__name__} {ast.unparse(node)!r} is not allowed {where}: "
+        "use numbers, x, pi, e, + - * / **, comparisons and the known functions"
+    )
 
 
 def compile_numpy(text: str) -> Callable:
@@ -96,14 +127,43 @@ def compile_numpy(text: str) -> Callable:
 
     tree = _parse(text)
     table = {
-        "exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1p, "log2": np.log2, "log10": np.log10,
-        "sqrt": np.sqrt, "square": np.square, "tanh": np.tanh, "sinh": np.sinh, "cosh": np.cosh, "sin": np.sin,
-        "cos": np.cos, "tan": np.tan, "arctan": np.arctan, "arcsinh": np.arcsinh, "abs": np.abs, "sign": np.sign,
-        "erf": special.erf, "erfc": special.erfc, "sigmoid": special.expit, "softplus": lambda v: np.logaddexp(0.0, v),
-        "maximum": np.maximum, "minimum": np.minimum, "logaddexp": np.logaddexp, "where": np.where, "clip": np.clip,
+        "exp": np.exp,
+        "expm1": np.expm1,
+        "log": np.log,
+        "log1p": np.log1p,
+        "log2": np.log2,
+        "log10": np.log10,
+        "sqrt": np.sqrt,
+        "square": np.square,
+        "tanh": np.tanh,
+        "sinh": np.sinh,
+        "cosh": np.cosh,
+        "sin": np.sin,
+        "cos": np.cos,
+        "tan": np.tan,
+        "arctan": np.arctan,
+        "arcsinh": np.arcsinh,
+        "abs": np.abs,
+        "sign": np.sign,
+        "erf": special.erf,
+        "erfc": special.erfc,
+        "sigmoid": special.expit,
+        "softplus": lambda v: np.logaddexp(0.0, v),
+        "maximum": np.maximum,
+        "minimum": np.minimum,
+        "logaddexp": np.logaddexp,
+        "where": np.where,
+        "clip": np.clip,
     }
     binary = {ast.Add: np.add, ast.Sub: np.subtract, ast.Mult: np.multiply, ast.Div: np.true_divide, ast.Pow: np.power}
-    compare = {ast.Lt: np.less, ast.LtE: np.less_equal, ast.Gt: np.greater, ast.GtE: np.greater_equal, ast.Eq: np.equal, ast.NotEq: np.not_equal}
+    compare = {
+        ast.Lt: np.less,
+        ast.LtE: np.less_equal,
+        ast.Gt: np.greater,
+        ast.GtE: np.greater_equal,
+        ast.Eq: np.equal,
+        ast.NotEq: np.not_equal,
+    }
     constants = {"pi": float(np.pi), "e": float(np.e)}
 
     def build(node):

@@ -92,7 +92,16 @@ def gain_row(spec: str) -> GainRow:
     gain, gamma = 1.0 / math.sqrt(second), 1.0 / std
     pyt, nf = _published_by_spec("pytorch").get(spec), _published_by_spec("nfnets").get(spec)
     return GainRow(
-        spec, mean, std, second, gain, gamma, mean, gamma, grad_sq, record.method,
+        spec,
+        mean,
+        std,
+        second,
+        gain,
+        gamma,
+        mean,
+        gamma,
+        grad_sq,
+        record.method,
         Published(pyt[0], (pyt[0] - gain) / gain, pyt[1]) if pyt else None,
         Published(nf[0], (nf[0] - gamma) / gamma, nf[1]) if nf else None,
     )

@@ -113,7 +113,9 @@ def windows(xp: np.ndarray, k: int, o: int, s: int) -> np.ndarray:
     return np.stack([xp[_tap(a, b, o, s, 1)] for a in range(k) for b in range(k)], axis=-1)
 
 
-def maxpool2d_input_grad(x: np.ndarray, g: np.ndarray, k: int, stride: int | None = None, padding: int = 0) -> np.ndarray:
+def maxpool2d_input_grad(
+    x: np.ndarray, g: np.ndarray, k: int, stride: int | None = None, padding: int = 0
+) -> np.ndarray:
     """Route each upstream gradient to the (first) argmax of its window."""
     x, g = np.asarray(x, float), np.asarray(g, float)
     s = k if stride is None else stride

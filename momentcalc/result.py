@@ -112,7 +112,11 @@ class Result(Verdict):
     def grad_sq_record(self) -> Estimate | None:
         """The most exact estimate that carries E[f'(X)^2]."""
         pool = [e for e in self.estimates if e.grad_sq is not None]
-        return min(pool, key=lambda e: PRECEDENCE.index(e.method) if e.method in PRECEDENCE else len(PRECEDENCE)) if pool else None
+        return (
+            min(pool, key=lambda e: PRECEDENCE.index(e.method) if e.method in PRECEDENCE else len(PRECEDENCE))
+            if pool
+            else None
+        )
 
     @property
     def grad_sq(self) -> float | None:

@@ -7,8 +7,8 @@ anything may import it without loading numba or scipy.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from .errors import MomentcalcError
 

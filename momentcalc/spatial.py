@@ -34,16 +34,16 @@ from __future__ import annotations
 import itertools
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable
 
 import numpy as np
 
 from . import catalog
 from .convshape import conv_shape
 from .errors import MomentcalcError
-from .estimators import NotApplicable, closed, driver, moments, montecarlo, quadrature, vectorized
+from .estimators import NotApplicable, closed, driver, moments, quadrature, vectorized
 from .ops import dropout as dropout_op
 from .ops import pooling
 from .result import Verdict
@@ -189,7 +189,15 @@ class SpatialResult(Verdict):
             "kinds": [k.to_dict() for k in self.kinds],
             "montecarlo": None if self.montecarlo is None else self.montecarlo.to_dict(),
             "checks": [
-                {"kind": c.kind, "kind_index": c.kind_index, "quantity": c.quantity, "max_z": c.max_z, "worst": list(c.worst), "z": c.z, "ok": c.ok}
+                {
+                    "kind": c.kind,
+                    "kind_index": c.kind_index,
+                    "quantity": c.quantity,
+                    "max_z": c.max_z,
+                    "worst": list(c.worst),
+                    "z": c.z,
+                    "ok": c.ok,
+                }
                 for c in self.checks
             ],
             "agree": self.agree,
@@ -225,16 +233,23 @@ def layers_of(spec: Spec, size: int) -> tuple[int, list[Layer]]:
         if op.kind != catalog.WINDOW:
             continue
         if op.get("n") is not None:
-            raise MomentcalcError(f"size= needs window shapes: '{op}' gives only a count n; write it with k=, e.g. {op.name}(k=3)")
+            raise MomentcalcError(
+                f"size= needs window shapes: '{op}' gives only a count n; write it with k=, e.g. {op.name}(k=3)"
+            )
         if dims is not None and op.get("dims") != dims:
-            raise MomentcalcError(f"size= needs every window op of '{spec}' on maps of the same dims, got dims {dims} and {op.get('dims')}")
+            raise MomentcalcError(
+                f"size= needs every window op of '{spec}' on maps of the same dims, got dims {dims} and "
+                f"{op.get('dims')}"
+            )
         dims = op.get("dims")
         k, p = op.get("k"), op.get("p")
         s = op.get("s") or k
         try:
             shape = conv_shape(width, k, s, p, pool=True)
         except MomentcalcError as why:
-            raise MomentcalcError(f"size={size}: '{op}' (stage {depth + 1}) gets a map of side {width}: {why}") from None
+            raise MomentcalcError(
+                f"size={size}: '{op}' (stage {depth + 1}) gets a map of side {width}: {why}"
+            ) from None
         layers.append(Layer(depth, op, k, s, p, width, shape.output))
         width = shape.output
     return dims or 2, layers
@@ -351,7 +366,9 @@ def _exact_for(spec: Spec, layers: list[Layer], r: int | None, mu: float, sigma:
 # --- Monte Carlo over whole maps ------------------------------------------------------
 
 
-def pool_nd(x: np.ndarray, dims: int, k: int, s: int, p: int, ufunc: str, pad: float, count_include_pad: bool = True) -> np.ndarray:
+def pool_nd(
+    x: np.ndarray, dims: int, k: int, s: int, p: int, ufunc: str, pad: float, count_include_pad: bool = True
+) -> np.ndarray:
     """Pooling over the last dims axes as PyTorch does: numpy's `ufunc` over each window, padded with `pad`
     (pooling.MAP_REDUCE: maximum with -inf, add with 0). A sum ("add") is divided into a mean: by k**dims,
     or with count_include_pad=False by each window's real inputs only."""
@@ -464,8 +481,9 @@ def _map_rows(size: int, dims: int) -> driver.Rows:
 MAP_BATCH = 4  # chunks of maps per thread between progress reports: 15-20 ms of numpy work each
 
 
-def simulate(spec: Spec, dims: int, size: int, mu: float, sigma: float, settings: RunSettings,
-             out_shape: tuple) -> MapEstimate:
+def simulate(
+    spec: Spec, dims: int, size: int, mu: float, sigma: float, settings: RunSettings, out_shape: tuple
+) -> MapEstimate:
     """Per-position moments from whole simulated maps (chunks of maps through the driver, merged in chunk order)."""
     start = time.perf_counter()
     launch = _map_launch(_map_stages(spec, dims, mu, sigma), dims, size, mu, sigma)
@@ -479,8 +497,9 @@ def simulate(spec: Spec, dims: int, size: int, mu: float, sigma: float, settings
 # --- putting it together ------------------------------------------------------------
 
 
-def estimate_map(spec: Spec, size: int, mu: float = 0.0, sigma: float = 1.0,
-                 settings: RunSettings = RunSettings()) -> SpatialResult:
+def estimate_map(
+    spec: Spec, size: int, mu: float = 0.0, sigma: float = 1.0, settings: RunSettings = RunSettings()
+) -> SpatialResult:
     """Per-position mean and std of the spec's output on a map of side `size` of iid N(mu, sigma^2) inputs.
 
     settings.method: 'auto' or 'all' (exact values per kind where they exist,
@@ -497,10 +516,13 @@ def estimate_map(spec: Spec, size: int, mu: float = 0.0, sigma: float = 1.0,
         raise MomentcalcError("size= does not take expr(...) specs")
     dims, layers = layers_of(spec, size)
     if size**dims > MAX_MAP_VALUES:
-        raise MomentcalcError(f"size={size} gives maps of {size**dims:,} values, more than the {MAX_MAP_VALUES:,} allowed")
+        raise MomentcalcError(
+            f"size={size} gives maps of {size**dims:,} values, more than the {MAX_MAP_VALUES:,} allowed"
+        )
     if samples is not None and samples * size**dims > MAX_SAMPLES:
-        raise MomentcalcError(f"samples={samples} maps of {size**dims:,} values each is more than the "
-                              f"{MAX_SAMPLES:.2g} values allowed")
+        raise MomentcalcError(
+            f"samples={samples} maps of {size**dims:,} values each is more than the {MAX_SAMPLES:.2g} values allowed"
+        )
     width = layers[-1].size_out if layers else size
     out_shape = (width,) * dims
     groups = group_positions(layers, dims, size)
@@ -511,7 +533,10 @@ def estimate_map(spec: Spec, size: int, mu: float = 0.0, sigma: float = 1.0,
             exact[g.key] = _exact_for(spec, layers, g.real_inputs, mu, sigma)
         missing = [g for g in groups if isinstance(exact[g.key], str)]
         if method in ("closed", "quadrature") and missing:
-            raise MomentcalcError(f"no exact method for the {missing[0].label} of '{spec}' on size={size}: {exact[missing[0].key]}; use montecarlo or auto")
+            raise MomentcalcError(
+                f"no exact method for the {missing[0].label} of '{spec}' on size={size}: "
+                f"{exact[missing[0].key]}; use montecarlo or auto"
+            )
     mc, z = None, settings.z
     if method in ("auto", "all", "montecarlo"):
         mc = simulate(spec, dims, size, mu, sigma, settings, out_shape)
@@ -533,11 +558,33 @@ def estimate_map(spec: Spec, size: int, mu: float = 0.0, sigma: float = 1.0,
             mean_err, std_err = float(mc.mean_se[index].mean()), float(mc.std_se[index].mean())
         for target, value in zip(maps, (mean, std, mean_err, std_err)):
             target[index] = value
-        kinds.append(WindowKind(g.label, g.real_inputs, g.positions, float(mean), float(std), float(mean_err), float(std_err), how, exact_spec, note))
+        kinds.append(
+            WindowKind(
+                g.label,
+                g.real_inputs,
+                g.positions,
+                float(mean),
+                float(std),
+                float(mean_err),
+                float(std_err),
+                how,
+                exact_spec,
+                note,
+            )
+        )
     return SpatialResult(str(spec), mu, sigma, dims, size, width, *maps, tuple(kinds), mc, tuple(checks))
 
 
-def _check(group: _Group, kind_index: int, quantity: str, value: float, err: float, mc_values: np.ndarray, mc_se: np.ndarray, z: float) -> MapCheck:
+def _check(
+    group: _Group,
+    kind_index: int,
+    quantity: str,
+    value: float,
+    err: float,
+    mc_values: np.ndarray,
+    mc_se: np.ndarray,
+    z: float,
+) -> MapCheck:
     """The worst |Monte Carlo - exact| / combined SE over the positions of one kind."""
     zs = np.abs(mc_values - value) / np.sqrt(mc_se**2 + err**2)
     worst = int(np.argmax(zs))

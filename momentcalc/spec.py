@@ -47,7 +47,8 @@ class Op:
             return self.name
         info = self.info
         args = ",".join(
-            _format_value(v) if info.param(k) is not None and info.param(k).raw else f"{k}={_format_value(v)}" for k, v in self.params
+            _format_value(v) if info.param(k) is not None and info.param(k).raw else f"{k}={_format_value(v)}"
+            for k, v in self.params
         )
         return f"{self.name}({args})"
 
@@ -60,7 +61,7 @@ class Spec:
         return " | ".join(str(op) for op in self.ops)
 
     @property
-    def prefix(self) -> "Spec":
+    def prefix(self) -> Spec:
         """Everything before the last op."""
         return Spec(self.ops[:-1])
 
@@ -112,7 +113,9 @@ def _parse(text: str) -> Spec:
     ops = []
     for position, stage in enumerate(stages):
         if not stage.strip():
-            raise MomentcalcError(f"malformed pipeline {text!r}: empty stage {position + 1}; join ops with a single '|'")
+            raise MomentcalcError(
+                f"malformed pipeline {text!r}: empty stage {position + 1}; join ops with a single '|'"
+            )
         ops.append(_parse_stage(stage.strip(), text))
     _check_expr_pipeline(ops, text)
     if ops[0].kind == catalog.NORMALIZE:
@@ -159,7 +162,9 @@ def _parse_stage(stage: str, whole: str) -> Op:
         raise MomentcalcError(f"malformed stage {stage!r} in {whole!r}: expected name(key=value, ...)")
     info = catalog.lookup(name)
     if info is None:
-        raise MomentcalcError(f"unknown op {name!r} in {whole!r}; {_suggest(name, [o.name for o in catalog.all_ops()])}")
+        raise MomentcalcError(
+            f"unknown op {name!r} in {whole!r}; {_suggest(name, [o.name for o in catalog.all_ops()])}"
+        )
     args = rest.rstrip()[:-1] if rest else ""
     raw = next((p for p in info.params if p.raw), None)
     if raw is not None:
@@ -226,9 +231,14 @@ def _resolve_params(info: catalog.OpInfo, given: dict, whole: str) -> tuple[tupl
         _check_window(info, given, whole)
     for param in info.params:
         if param.raw and param.name not in given:
-            raise MomentcalcError(f"{info.name} needs {param.accepted} inside its parentheses, e.g. {info.name}(x * tanh(log1p(exp(x))))")
+            raise MomentcalcError(
+                f"{info.name} needs {param.accepted} inside its parentheses, e.g. {info.name}(x * tanh(log1p(exp(x))))"
+            )
         if param.default is None and param.name not in given and info.kind != catalog.WINDOW:
-            raise MomentcalcError(f"{info.name} needs {param.name}=<{param.accepted or param.kind.__name__}>, e.g. {info.name}({param.name}={3 if param.kind is int else 0.8})")
+            raise MomentcalcError(
+                f"{info.name} needs {param.name}=<{param.accepted or param.kind.__name__}>, e.g. "
+                f"{info.name}({param.name}={3 if param.kind is int else 0.8})"
+            )
     if info.constraint is not None:
         values = {p.name: given.get(p.name, p.default) for p in info.params}
         if not info.constraint(values):
@@ -242,7 +252,9 @@ def _check_window(info: catalog.OpInfo, given: dict, whole: str) -> None:
     if "n" in given and ("k" in given or "dims" in given):
         raise MomentcalcError(f"{info.name} takes either n=N or k=K (with dims), not both, in {whole!r}")
     if "n" not in given and "k" not in given:
-        raise MomentcalcError(f"{info.name} needs a window: k=K (K x K by default) or n=N values, e.g. {info.name}(k=3)")
+        raise MomentcalcError(
+            f"{info.name} needs a window: k=K (K x K by default) or n=N values, e.g. {info.name}(k=3)"
+        )
     shaped = [name for name in ("s", "p", "count_include_pad") if name in given]
     if shaped and "n" in given:
         raise MomentcalcError(
@@ -252,7 +264,8 @@ def _check_window(info: catalog.OpInfo, given: dict, whole: str) -> None:
     k = given.get("k")
     if k is not None and 2 * given.get("p", 0) > k:
         raise MomentcalcError(
-            f"out of range in {info.name}(k={k},p={given['p']}): pooling padding must be <= k/2 (at most {k // 2}), as PyTorch requires"
+            f"out of range in {info.name}(k={k},p={given['p']}): "
+            f"pooling padding must be <= k/2 (at most {k // 2}), as PyTorch requires"
         )
     if k is not None and given.get("s") == k:
         del given["s"]  # the default stride is the window side: one canonical spelling

@@ -22,7 +22,14 @@ DEFAULT_DIR = Path("tables")  # relative to the working directory, as the CLI's 
 BUILD_COMMAND = "momentcalc tables build"
 
 __all__ = [
-    "BUILD_COMMAND", "DEFAULT_DIR", "FORMAT_VERSION", "SCHEMA_NAME", "TABLE_NAME", "corrupt", "default_path", "read",
+    "BUILD_COMMAND",
+    "DEFAULT_DIR",
+    "FORMAT_VERSION",
+    "SCHEMA_NAME",
+    "TABLE_NAME",
+    "corrupt",
+    "default_path",
+    "read",
 ]
 
 

@@ -20,9 +20,9 @@ import numbers
 import os
 import shlex
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from . import __version__
 from .errors import MomentcalcError
@@ -41,9 +41,25 @@ DEFAULT_SPECS: tuple[str, ...] = (
     "relu | normalize | maxpool(k=3)",
     # Every other activation with its usual parameters.
     *(
-        "tanh", "gelu", "gelu(approximate=tanh)", "silu", "elu", "celu", "selu", "softplus",
-        "leaky_relu", "mish", "hardswish", "hardsigmoid", "hardtanh", "relu6", "softsign",
-        "erf", "abs", "log_sigmoid", "identity",
+        "tanh",
+        "gelu",
+        "gelu(approximate=tanh)",
+        "silu",
+        "elu",
+        "celu",
+        "selu",
+        "softplus",
+        "leaky_relu",
+        "mish",
+        "hardswish",
+        "hardsigmoid",
+        "hardtanh",
+        "relu6",
+        "softsign",
+        "erf",
+        "abs",
+        "log_sigmoid",
+        "identity",
     ),
 )
 
@@ -53,7 +69,14 @@ HEADER = (
 )
 
 # Each number is compared within its own recorded standard error.
-_SE_OF = {"mean": "mean_se", "std": "std_se", "grad_sq": "grad_sq_se", "mean_se": "mean_se", "std_se": "std_se", "grad_sq_se": "grad_sq_se"}
+_SE_OF = {
+    "mean": "mean_se",
+    "std": "std_se",
+    "grad_sq": "grad_sq_se",
+    "mean_se": "mean_se",
+    "std_se": "std_se",
+    "grad_sq_se": "grad_sq_se",
+}
 _IGNORED = frozenset({"seconds"})  # timing: never reproducible
 _REL_TOL = 1e-12
 _SE_FRACTION = 1e-3
@@ -77,7 +100,12 @@ class CheckResult:
 # ---------------------------------------------------------------- building
 
 
-def build(progress: EntryProgress | None = None, specs: tuple[str, ...] = DEFAULT_SPECS, seed: int = 0, samples: int | None = None) -> dict:
+def build(
+    progress: EntryProgress | None = None,
+    specs: tuple[str, ...] = DEFAULT_SPECS,
+    seed: int = 0,
+    samples: int | None = None,
+) -> dict:
     """Estimate every spec at N(0, 1) by every applicable method; return the table document.
 
     progress(done, total, spec) is called before each entry and once at the end (spec '').
@@ -104,8 +132,33 @@ def build(progress: EntryProgress | None = None, specs: tuple[str, ...] = DEFAUL
 
 # What a table records of a Result: an explicit list, so that a field added to
 # Result does not change the file format unnoticed.
-ENTRY_FIELDS = ("spec", "input", "mean", "std", "mean_se", "std_se", "method", "grad_sq", "grad_sq_se", "agree", "disagreements", "estimates")
-ESTIMATE_FIELDS = ("method", "mean", "std", "mean_se", "std_se", "grad_sq", "grad_sq_se", "samples", "seed", "seconds", "notes")
+ENTRY_FIELDS = (
+    "spec",
+    "input",
+    "mean",
+    "std",
+    "mean_se",
+    "std_se",
+    "method",
+    "grad_sq",
+    "grad_sq_se",
+    "agree",
+    "disagreements",
+    "estimates",
+)
+ESTIMATE_FIELDS = (
+    "method",
+    "mean",
+    "std",
+    "mean_se",
+    "std_se",
+    "grad_sq",
+    "grad_sq_se",
+    "samples",
+    "seed",
+    "seconds",
+    "notes",
+)
 
 
 def _entry(result: dict) -> dict:
@@ -139,7 +192,11 @@ def schema() -> dict:
         "std": {"type": ["number", "null"], "minimum": 0},
         "mean_se": {"type": "number", "minimum": 0},
         "std_se": {"type": ["number", "null"], "minimum": 0},
-        "grad_sq": {"type": ["number", "null"], "minimum": 0, "description": "E[f'(X)^2], the backward constant; null where not computed"},
+        "grad_sq": {
+            "type": ["number", "null"],
+            "minimum": 0,
+            "description": "E[f'(X)^2], the backward constant; null where not computed",
+        },
         "grad_sq_se": {"type": ["number", "null"], "minimum": 0},
     }
     method = {"enum": ["closed", "quadrature", "qmc", "montecarlo"]}
@@ -179,7 +236,8 @@ def schema() -> dict:
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$comment": HEADER,
         "title": "momentcalc table of normalization constants",
-        "description": "Mean and std of a layer's output for X ~ N(mu, sigma^2), with uncertainties, the method of record and every estimate.",
+        "description": "Mean and std of a layer's output for X ~ N(mu, sigma^2), with uncertainties, the method of "
+        "record and every estimate.",
         "type": "object",
         "additionalProperties": False,
         "required": ["$comment", "format_version", "generator", "settings", "entries"],
@@ -190,13 +248,21 @@ def schema() -> dict:
                 "type": "object",
                 "additionalProperties": False,
                 "required": ["name", "version", "command"],
-                "properties": {"name": {"const": "momentcalc"}, "version": {"type": "string"}, "command": {"type": "string"}},
+                "properties": {
+                    "name": {"const": "momentcalc"},
+                    "version": {"type": "string"},
+                    "command": {"type": "string"},
+                },
             },
             "settings": {
                 "type": "object",
                 "additionalProperties": False,
                 "required": ["seed", "samples", "z"],
-                "properties": {"seed": {"type": "integer", "minimum": 0}, "samples": {"type": "integer", "minimum": 1}, "z": {"type": "number", "exclusiveMinimum": 0}},
+                "properties": {
+                    "seed": {"type": "integer", "minimum": 0},
+                    "samples": {"type": "integer", "minimum": 1},
+                    "z": {"type": "number", "exclusiveMinimum": 0},
+                },
             },
             "entries": {"type": "array", "items": {"$ref": "#/$defs/entry"}},
         },
@@ -323,7 +389,9 @@ def describe(key: tuple[str, float, float]) -> str:
 # ---------------------------------------------------------------- checking
 
 
-def check(directory: str | os.PathLike = DEFAULT_DIR, regenerated: dict | None = None, progress: EntryProgress | None = None) -> CheckResult:
+def check(
+    directory: str | os.PathLike = DEFAULT_DIR, regenerated: dict | None = None, progress: EntryProgress | None = None
+) -> CheckResult:
     """Compare the files in directory with a fresh build (or the given one).
 
     Raises MomentcalcError when a file cannot be read as a table at all
@@ -351,7 +419,11 @@ def _check_table(path: Path, doc: dict | None, fresh: dict) -> list[str]:
     if problems:
         return [f"{path.name}: {p}" for p in problems]
     lines = compare(doc, fresh, path.name)
-    lines += [f"{path.name}: entry {describe(entry_key(e))}: its estimates disagree ({', '.join(e['disagreements'])})" for e in doc["entries"] if not e["agree"]]
+    lines += [
+        f"{path.name}: entry {describe(entry_key(e))}: its estimates disagree ({', '.join(e['disagreements'])})"
+        for e in doc["entries"]
+        if not e["agree"]
+    ]
     return lines
 
 
@@ -390,9 +462,13 @@ def _diff_entry(old: dict, new: dict, where: str) -> list[str]:
     by_method_old = {e["method"]: e for e in old["estimates"]}
     by_method_new = {e["method"]: e for e in new["estimates"]}
     if list(by_method_old) != list(by_method_new):
-        lines.append(f"{where}: estimates by {', '.join(by_method_old)} in the file, by {', '.join(by_method_new)} regenerated")
+        lines.append(
+            f"{where}: estimates by {', '.join(by_method_old)} in the file, by {', '.join(by_method_new)} regenerated"
+        )
     for method in (m for m in by_method_new if m in by_method_old):
-        lines += _diff(by_method_old[method], by_method_new[method], f"{where}: {method} estimate", by_method_old[method])
+        lines += _diff(
+            by_method_old[method], by_method_new[method], f"{where}: {method} estimate", by_method_old[method]
+        )
     return lines
 
 
@@ -419,17 +495,25 @@ def _diff(old, new, where: str, context: dict) -> list[str]:
 
 def _diff_value(old, new, where: str, context: dict, key: str | None) -> list[str]:
     if isinstance(old, dict) or isinstance(new, dict):
-        return _diff(old, new, where, context) if isinstance(old, dict) and isinstance(new, dict) else [f"{where}: file has {old!r}, regenerated {new!r}"]
+        return (
+            _diff(old, new, where, context)
+            if isinstance(old, dict) and isinstance(new, dict)
+            else [f"{where}: file has {old!r}, regenerated {new!r}"]
+        )
     if isinstance(old, list) and isinstance(new, list):
         if len(old) != len(new):
             return [f"{where}: file has {old!r}, regenerated {new!r}"]
-        return [line for i, (a, b) in enumerate(zip(old, new)) for line in _diff_value(a, b, f"{where}[{i}]", context, None)]
+        return [
+            line for i, (a, b) in enumerate(zip(old, new)) for line in _diff_value(a, b, f"{where}[{i}]", context, None)
+        ]
     if _is_number(old) and _is_number(new):
         se = context.get(_SE_OF.get(key, ""), 0.0) if key else 0.0
         limit = tolerance(old, se if _is_number(se) else 0.0)
         if abs(old - new) <= limit:
             return []
-        return [f"{where}: file has {old!r}, regenerated {new!r} (differs by {abs(old - new):.3g}, tolerance {limit:.3g})"]
+        return [
+            f"{where}: file has {old!r}, regenerated {new!r} (differs by {abs(old - new):.3g}, tolerance {limit:.3g})"
+        ]
     if old != new or type(old) is not type(new):
         return [f"{where}: file has {old!r}, regenerated {new!r}"]
     return []

@@ -34,7 +34,7 @@ def sample_outputs(state, count, mu, sigma, codes, params, seg, win_kind, win_n)
 
 @_njit
 def sample_chain_outputs(state, count, mu, sigma, codes, params):
-    """The outputs of a chain and their squared derivatives, shape (2, count), as run_chain_chunk draws them: for tests."""
+    """The outputs of a chain and their squared derivatives, shape (2, count), as run_chain_chunk draws them."""
     out = np.empty((2, count))
     z, missed, words = normals.scratch(normals.BLOCK)
     g = np.empty(normals.BLOCK)
@@ -65,5 +65,7 @@ def sample_pair_outputs(state, pairs, mu, sigma, codes, params, seg, win_kind, w
             if bare_max:
                 out[done + o, 0], out[done + o, 1] = mc._bare_max_pair(z, o * n, mu, sigma, n)
             else:
-                out[done + o, 0], out[done + o, 1] = mc._general_pair(state, z, o * n, row, mu, sigma, codes, params, seg, win_kind, win_n, acc, cnt)
+                out[done + o, 0], out[done + o, 1] = mc._general_pair(
+                    state, z, o * n, row, mu, sigma, codes, params, seg, win_kind, win_n, acc, cnt
+                )
     return out

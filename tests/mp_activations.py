@@ -3,7 +3,7 @@
 Written from the textbook definitions, independently of momentcalc.ops.activations.
 """
 
-from functools import lru_cache
+from functools import cache
 
 import mpmath as mp
 
@@ -37,14 +37,20 @@ def make(name, **p):
         "gelu": (lambda x: x * mp.ncdf(x), lambda x: mp.ncdf(x) + x * mp.npdf(x), ()),
         "gelu_tanh": (
             lambda x: x / 2 * (1 + mp.tanh(_gelu_tanh_u(x))),
-            lambda x: (1 + mp.tanh(_gelu_tanh_u(x))) / 2
-            + x / 2 * mp.sech(_gelu_tanh_u(x)) ** 2 * mp.sqrt(2 / mp.pi) * (1 + 3 * mp.mpf("0.044715") * x**2),
+            lambda x: (
+                (1 + mp.tanh(_gelu_tanh_u(x))) / 2
+                + x / 2 * mp.sech(_gelu_tanh_u(x)) ** 2 * mp.sqrt(2 / mp.pi) * (1 + 3 * mp.mpf("0.044715") * x**2)
+            ),
             (),
         ),
         "silu": (lambda x: x * _sig(x), lambda x: _sig(x) * (1 + x * (1 - _sig(x))), ()),
         "swish": (lambda x: x * _sig(beta * x), lambda x: _sig(beta * x) * (1 + beta * x * (1 - _sig(beta * x))), ()),
         "elu": (lambda x: x if x > 0 else alpha * (mp.exp(x) - 1), lambda x: 1 if x > 0 else alpha * mp.exp(x), (0,)),
-        "celu": (lambda x: x if x > 0 else alpha * (mp.exp(x / alpha) - 1), lambda x: 1 if x > 0 else mp.exp(x / alpha), (0,)),
+        "celu": (
+            lambda x: x if x > 0 else alpha * (mp.exp(x / alpha) - 1),
+            lambda x: 1 if x > 0 else mp.exp(x / alpha),
+            (0,),
+        ),
         "selu": (
             lambda x: SELU_LAMBDA * (x if x > 0 else SELU_ALPHA * (mp.exp(x) - 1)),
             lambda x: SELU_LAMBDA * (1 if x > 0 else SELU_ALPHA * mp.exp(x)),
@@ -70,7 +76,7 @@ def make(name, **p):
     return table[name]
 
 
-@lru_cache(maxsize=None)
+@cache
 def moments(name, mu, sigma, params=()):
     """(mean, std, E[f'(X)^2]) of f(X) by mpmath quadrature."""
     f, df, kinks = make(name, **dict(params))

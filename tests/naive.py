@@ -6,13 +6,20 @@ can be compared value by value on small inputs.
 """
 
 import math
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
-from momentcalc.estimators.normals import BLOCK
-from momentcalc.estimators.ziggurat_tables import FI as fi_double, KI as ki_double, WI as wi_double
-from momentcalc.estimators.ziggurat_tables import ZIGGURAT_NOR_INV_R as ziggurat_nor_inv_r, ZIGGURAT_NOR_R as ziggurat_nor_r
 
+from momentcalc.estimators.normals import BLOCK
+from momentcalc.estimators.ziggurat_tables import FI as fi_double
+from momentcalc.estimators.ziggurat_tables import KI as ki_double
+from momentcalc.estimators.ziggurat_tables import WI as wi_double
+from momentcalc.estimators.ziggurat_tables import (
+    ZIGGURAT_NOR_INV_R as ziggurat_nor_inv_r,
+)
+from momentcalc.estimators.ziggurat_tables import (
+    ZIGGURAT_NOR_R as ziggurat_nor_r,
+)
 from momentcalc.ops.dropout import divisor
 
 
@@ -128,7 +135,7 @@ def moments(values):
     return len(values), values.mean(), (d**2).sum(), (d**3).sum(), (d**4).sum()
 
 
-@lru_cache(maxsize=None)
+@cache
 def std_normal_max_moment(n, power):
     """E[M_n^power] for the max of n standard normals, by mpmath at 40 digits."""
     import mpmath as mp
@@ -136,4 +143,3 @@ def std_normal_max_moment(n, power):
     with mp.workdps(40):
         f = lambda x: x**power * n * mp.npdf(x) * mp.ncdf(x) ** (n - 1)  # noqa: E731
         return float(mp.quad(f, [-mp.inf, -5, 0, 2, 4, 6, mp.inf]))
-

@@ -23,8 +23,14 @@ from momentcalc.reference_conv import (
 )
 
 __all__ = [
-    "avgpool2d", "avgpool2d_input_grad", "conv2d", "conv2d_input_grad_rot180", "conv2d_input_grad_scatter",
-    "dilate2d", "maxpool2d", "maxpool2d_input_grad",
+    "avgpool2d",
+    "avgpool2d_input_grad",
+    "conv2d",
+    "conv2d_input_grad_rot180",
+    "conv2d_input_grad_scatter",
+    "dilate2d",
+    "maxpool2d",
+    "maxpool2d_input_grad",
 ]
 
 

@@ -8,18 +8,36 @@ from __future__ import annotations
 
 from functools import cache
 
-import mpmath as mp
-
 import mp_activations
+import mpmath as mp
 
 mp.mp.dps = 30
 
 # The other activations of the default table (spec -> mpmath reference name in mp_activations).
 ACTIVATIONS = {
-    **{name: name for name in (
-        "tanh", "gelu", "silu", "elu", "celu", "selu", "softplus", "leaky_relu", "mish", "hardswish",
-        "hardsigmoid", "hardtanh", "relu6", "softsign", "erf", "abs", "log_sigmoid", "identity",
-    )},
+    **{
+        name: name
+        for name in (
+            "tanh",
+            "gelu",
+            "silu",
+            "elu",
+            "celu",
+            "selu",
+            "softplus",
+            "leaky_relu",
+            "mish",
+            "hardswish",
+            "hardsigmoid",
+            "hardtanh",
+            "relu6",
+            "softsign",
+            "erf",
+            "abs",
+            "log_sigmoid",
+            "identity",
+        )
+    },
     "gelu(approximate=tanh)": "gelu_tanh",
 }
 
@@ -81,7 +99,9 @@ REFERENCES = {
     **{f"maxpool(k={k})": (lambda k=k: max_of_normals(k * k)) for k in (2, 3, 4, 5)},
     **{f"avgpool(k={k})": (lambda k=k: (0.0, 1.0 / k)) for k in (2, 3, 4, 5)},
     **{
-        ("dropout(p=%s)" % p if scale == "sqrt" else f"dropout(p={p},scale={scale})"): (lambda p=p, scale=scale: dropout(p, scale))
+        (f"dropout(p={p})" if scale == "sqrt" else f"dropout(p={p},scale={scale})"): (
+            lambda p=p, scale=scale: dropout(p, scale)
+        )
         for p in (0.5, 0.8, 0.9)
         for scale in ("none", "sqrt", "inverse")
     },

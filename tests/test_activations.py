@@ -1,18 +1,17 @@
-"""Activations: quadrature and closed forms against mpmath (30 digits), Monte Carlo within z * SE, flags and bad input."""
+"""Activations: quadrature and closed forms against mpmath (30 digits), Monte Carlo within z * SE, flags, bad input."""
 
 import math
 
+import mp_activations as ref
 import numpy as np
 import pytest
 
 import momentcalc as mc
-from momentcalc import MomentcalcError
+from momentcalc import MomentcalcError, catalog
 from momentcalc.estimators import NotApplicable, closed, mc_kernels, montecarlo, quadrature
-from momentcalc import catalog
 from momentcalc.estimators.dispatch import CODES
 from momentcalc.settings import RunSettings
 from momentcalc.spec import parse
-import mp_activations as ref
 
 Z = 4.5
 ACTIVATIONS = {op.name: op for op in catalog.jitted_activations()}
@@ -20,14 +19,28 @@ MU, SIGMA = 0.3, 1.4
 
 # spec -> (reference name, reference params)
 SPECS = {
-    "relu": ("relu", ()), "sigmoid": ("sigmoid", ()), "tanh": ("tanh", ()), "gelu": ("gelu", ()),
-    "gelu(approximate=tanh)": ("gelu_tanh", ()), "silu": ("silu", ()), "swish(beta=1.7)": ("swish", (("beta", "1.7"),)),
+    "relu": ("relu", ()),
+    "sigmoid": ("sigmoid", ()),
+    "tanh": ("tanh", ()),
+    "gelu": ("gelu", ()),
+    "gelu(approximate=tanh)": ("gelu_tanh", ()),
+    "silu": ("silu", ()),
+    "swish(beta=1.7)": ("swish", (("beta", "1.7"),)),
     "elu": ("elu", ()),
-    "elu(alpha=0.5)": ("elu", (("alpha", "0.5"),)), "celu(alpha=0.3)": ("celu", (("alpha", "0.3"),)), "selu": ("selu", ()),
-    "softplus(beta=2)": ("softplus", (("beta", 2),)), "leaky_relu(slope=0.2)": ("leaky_relu", (("slope", "0.2"),)),
-    "mish": ("mish", ()), "hardswish": ("hardswish", ()), "hardsigmoid": ("hardsigmoid", ()),
-    "hardtanh(min_val=-0.5,max_val=2)": ("hardtanh", (("min_val", "-0.5"), ("max_val", 2))), "relu6": ("relu6", ()),
-    "softsign": ("softsign", ()), "erf": ("erf", ()), "abs": ("abs", ()), "log_sigmoid": ("log_sigmoid", ()),
+    "elu(alpha=0.5)": ("elu", (("alpha", "0.5"),)),
+    "celu(alpha=0.3)": ("celu", (("alpha", "0.3"),)),
+    "selu": ("selu", ()),
+    "softplus(beta=2)": ("softplus", (("beta", 2),)),
+    "leaky_relu(slope=0.2)": ("leaky_relu", (("slope", "0.2"),)),
+    "mish": ("mish", ()),
+    "hardswish": ("hardswish", ()),
+    "hardsigmoid": ("hardsigmoid", ()),
+    "hardtanh(min_val=-0.5,max_val=2)": ("hardtanh", (("min_val", "-0.5"), ("max_val", 2))),
+    "relu6": ("relu6", ()),
+    "softsign": ("softsign", ()),
+    "erf": ("erf", ()),
+    "abs": ("abs", ()),
+    "log_sigmoid": ("log_sigmoid", ()),
     "identity": ("identity", ()),
 }
 
@@ -58,9 +71,23 @@ def test_closed_forms_match_mpmath_and_quadrature(spec):
 
 @pytest.mark.parametrize(
     "spec, mu, with_std",
-    [("identity", 2.0, True), ("leaky_relu", 3.0, True), ("abs", -0.4, True), ("relu6", 5.5, True), ("hardtanh", 0.9, True),
-     ("hardsigmoid", -2.0, True), ("hardswish", 1.0, True), ("elu", -1.0, True), ("selu", 0.0, True), ("celu(alpha=2)", 0.5, True),
-     ("gelu", -0.7, False), ("erf", 1.1, False), ("erf", 0.0, True), ("tanh", 0.0, False), ("softsign", 0.0, False)],
+    [
+        ("identity", 2.0, True),
+        ("leaky_relu", 3.0, True),
+        ("abs", -0.4, True),
+        ("relu6", 5.5, True),
+        ("hardtanh", 0.9, True),
+        ("hardsigmoid", -2.0, True),
+        ("hardswish", 1.0, True),
+        ("elu", -1.0, True),
+        ("selu", 0.0, True),
+        ("celu(alpha=2)", 0.5, True),
+        ("gelu", -0.7, False),
+        ("erf", 1.1, False),
+        ("erf", 0.0, True),
+        ("tanh", 0.0, False),
+        ("softsign", 0.0, False),
+    ],
 )
 def test_which_closed_forms_exist(spec, mu, with_std):
     name, params = parse(spec).last.name, tuple((k, str(v)) for k, v in parse(spec).last.params)
@@ -111,8 +138,12 @@ def test_jitted_dispatch_matches_the_python_functions_value_by_value():
             a = 1.0
         want = np.array([act.f(v, a, b) for v in x])
         want_grad = np.array([act.df(v, a, b) for v in x])
-        np.testing.assert_allclose(mc_kernels.activation_array(CODES[name], a, b, x, False), want, rtol=1e-14, atol=1e-300, err_msg=name)
-        np.testing.assert_allclose(mc_kernels.activation_array(CODES[name], a, b, x, True), want_grad, rtol=1e-14, atol=1e-300, err_msg=name)
+        np.testing.assert_allclose(
+            mc_kernels.activation_array(CODES[name], a, b, x, False), want, rtol=1e-14, atol=1e-300, err_msg=name
+        )
+        np.testing.assert_allclose(
+            mc_kernels.activation_array(CODES[name], a, b, x, True), want_grad, rtol=1e-14, atol=1e-300, err_msg=name
+        )
 
 
 def test_monotone_flags_and_kinks():
@@ -140,9 +171,16 @@ def test_activations_inside_a_pipeline_match_monte_carlo():
 
 @pytest.mark.parametrize(
     "spec, words",
-    [("leaky_relu(slope=-0.1)", "a number >= 0"), ("softplus(beta=0)", "a number > 0"), ("softplus(beta=-1)", "a number > 0"),
-     ("celu(alpha=0)", "a number > 0"), ("elu(alpha=-1)", "a number > 0"), ("hardtanh(min_val=1,max_val=1)", "min_val < max_val"),
-     ("gelu(approximate=yes)", "none, tanh"), ("tanh(k=2)", "unknown parameter")],
+    [
+        ("leaky_relu(slope=-0.1)", "a number >= 0"),
+        ("softplus(beta=0)", "a number > 0"),
+        ("softplus(beta=-1)", "a number > 0"),
+        ("celu(alpha=0)", "a number > 0"),
+        ("elu(alpha=-1)", "a number > 0"),
+        ("hardtanh(min_val=1,max_val=1)", "min_val < max_val"),
+        ("gelu(approximate=yes)", "none, tanh"),
+        ("tanh(k=2)", "unknown parameter"),
+    ],
 )
 def test_bad_parameters_say_what_is_accepted(spec, words):
     with pytest.raises(MomentcalcError, match="out of range|bad value|unknown parameter") as info:

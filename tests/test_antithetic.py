@@ -2,16 +2,15 @@
 
 import math
 
+import kernel_samples
+import naive
 import numpy as np
 import pytest
 
-import kernel_samples
 import momentcalc as mc
 from momentcalc import parse
-from momentcalc.estimators import antithetic, mc_kernels, montecarlo, quadrature
+from momentcalc.estimators import antithetic, montecarlo, quadrature
 from momentcalc.settings import RunSettings
-
-import naive
 
 Z = 4.5
 
@@ -27,24 +26,39 @@ def exact_max9():
 
 @pytest.mark.parametrize(
     "spec, antithetic_expected",
-    [("maxpool(k=3)", True), ("relu | maxpool(k=2) | avgpool(k=2)", True), ("avgpool(k=3)", False), ("relu", False), ("dropout(p=0.5) | sigmoid", False)],
+    [
+        ("maxpool(k=3)", True),
+        ("relu | maxpool(k=2) | avgpool(k=2)", True),
+        ("avgpool(k=3)", False),
+        ("relu", False),
+        ("dropout(p=0.5) | sigmoid", False),
+    ],
 )
 def test_pairs_only_where_max_pooling_makes_them_pay(spec, antithetic_expected):
     assert program(spec).antithetic is antithetic_expected
 
 
-@pytest.mark.parametrize("spec", ["maxpool(k=3)", "relu | normalize | dropout(p=0.7) | maxpool(k=2) | sigmoid | avgpool(n=3)"])
+@pytest.mark.parametrize(
+    "spec", ["maxpool(k=3)", "relu | normalize | dropout(p=0.7) | maxpool(k=2) | sigmoid | avgpool(n=3)"]
+)
 def test_a_pair_is_the_pipeline_at_z_and_at_minus_z(spec):
     mu, sigma = 0.3, 1.5
     ops = parse(spec).ops
     mean, std, _, _ = quadrature.estimate_moments(parse("relu"), mu, sigma)
-    fused = kernel_samples.sample_pair_outputs(montecarlo.chunk_states(0, 0, 1)[0], 50, *program(spec, mu, sigma).kernel_args())
+    fused = kernel_samples.sample_pair_outputs(
+        montecarlo.chunk_states(0, 0, 1)[0], 50, *program(spec, mu, sigma).kernel_args()
+    )
     gen = naive.BlockStream(montecarlo.chunk_generator(0, 0).bit_generator, naive.normals_per_output(ops), 50)
     slow = []
     for _ in range(50):
         z = [gen.standard_normal() for _ in range(naive.normals_per_output(ops))]
         # Each side draws its own dropout masks, after the shared normals, in the kernels' order.
-        slow.append([naive._evaluate(gen, ops, iter([mu + sign * sigma * v for v in z]), {1: (mean, std)}) for sign in (1.0, -1.0)])
+        slow.append(
+            [
+                naive._evaluate(gen, ops, iter([mu + sign * sigma * v for v in z]), {1: (mean, std)})
+                for sign in (1.0, -1.0)
+            ]
+        )
     np.testing.assert_allclose(fused, slow, rtol=0, atol=1e-13)
 
 
@@ -89,7 +103,9 @@ def test_tol_is_met_with_pairs_and_spends_little_more_than_it_needs():
     got = montecarlo.run(program("relu | maxpool(k=3)"), RunSettings(tol=tol, seed=5))
     assert got.mean_se <= tol and got.std_se <= tol
     # The pairs that tol requires, from pair statistics of a large independent sample (numpy, two-pass).
-    y = kernel_samples.sample_pair_outputs(montecarlo.chunk_states(99, 0, 1)[0], 400_000, *program("relu | maxpool(k=3)").kernel_args())
+    y = kernel_samples.sample_pair_outputs(
+        montecarlo.chunk_states(99, 0, 1)[0], 400_000, *program("relu | maxpool(k=3)").kernel_args()
+    )
     d = y - y.mean()  # deviations from the mean: mean(a) = 0, so the delta method leaves var(b) alone
     a, b = d.mean(axis=1), (d**2).mean(axis=1)
     required_pairs = max(a.var() / tol**2, b.var() / (4.0 * b.mean() * tol**2))

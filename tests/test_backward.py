@@ -3,10 +3,9 @@
 from fractions import Fraction
 
 import numpy as np
-
-import momentcalc as mc
 import pytest
 
+import momentcalc as mc
 from momentcalc.backward import (
     Layer,
     backward_map,
@@ -228,7 +227,10 @@ def test_reference_gradients_match_torch_autograd():
     np.testing.assert_allclose(ref.conv2d_input_grad_rot180(g[0], w, 7, 2, 1), expected, atol=1e-12)
 
     for pool, ours in (
-        (lambda t: torch.nn.functional.max_pool2d(t, 3, 2, 1), lambda xx, gg: ref.maxpool2d_input_grad(xx, gg, 3, 2, 1)),
+        (
+            lambda t: torch.nn.functional.max_pool2d(t, 3, 2, 1),
+            lambda xx, gg: ref.maxpool2d_input_grad(xx, gg, 3, 2, 1),
+        ),
         (lambda t: torch.nn.functional.avg_pool2d(t, 3, 2, 1), lambda xx, gg: ref.avgpool2d_input_grad(gg, 7, 3, 2, 1)),
         (
             lambda t: torch.nn.functional.avg_pool2d(t, 3, 2, 1, count_include_pad=False),

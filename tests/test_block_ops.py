@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import math
 
+import kernel_samples
+import naive
 import numpy as np
 import pytest
 from numba import njit
 
-import kernel_samples
 from momentcalc.estimators import block_ops, mc_kernels, montecarlo, normals
 from momentcalc.ops import activations as act
 from momentcalc.spec import parse
-import naive
 
 
 def _scratch(n):
@@ -31,8 +31,13 @@ def _exp_nonpositive(t, out, scale):
 
 def test_exp_is_within_one_ulp_of_libm_down_to_its_floor():
     rng = np.random.default_rng(0)
-    t = np.concatenate(([0.0, -0.0, -1e-300, -1e-17, -0.5 * math.log(2), -math.log(2), -700.0, block_ops.EXP_FLOOR],
-                        -rng.exponential(1.0, 4000), -rng.uniform(0, 708, 4000)))
+    t = np.concatenate(
+        (
+            [0.0, -0.0, -1e-300, -1e-17, -0.5 * math.log(2), -math.log(2), -700.0, block_ops.EXP_FLOOR],
+            -rng.exponential(1.0, 4000),
+            -rng.uniform(0, 708, 4000),
+        )
+    )
     out, scale = _scratch(t.size)
     _exp_nonpositive(t, out, scale)
     want = np.array([math.exp(v) for v in t])

@@ -46,7 +46,9 @@ def fast_build(monkeypatch):
 # ---------------------------------------------------------------- help and version
 
 
-@pytest.mark.parametrize("command", [[], ["estimate"], ["list"], ["tables"], ["tables", "build"], ["tables", "check"], ["tables", "show"]])
+@pytest.mark.parametrize(
+    "command", [[], ["estimate"], ["list"], ["tables"], ["tables", "build"], ["tables", "check"], ["tables", "show"]]
+)
 def test_every_command_has_help_with_examples(command):
     result = invoke(*command, "--help")
     assert result.exit_code == 0
@@ -59,7 +61,13 @@ def test_version():
 
 
 def test_help_runs_without_importing_numba():
-    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "momentcalc", "--help"], capture_output=True, text=True, cwd=REPO, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "momentcalc", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+    )
     assert done.returncode == 0 and "Usage:" in done.stdout
     imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
     assert "numba" not in imported and "scipy" not in imported and "momentcalc.engine" not in imported
@@ -215,14 +223,19 @@ def _console_script() -> str:
 def test_console_script_reports_bad_input_in_one_line():
     done = subprocess.run([_console_script(), "estimate", "maxpol(k=3)"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr.strip().splitlines() == ["error: unknown op 'maxpol' in 'maxpol(k=3)'; did you mean 'maxpool' or 'minpool' or 'avgpool'?"]
+    assert done.stderr.strip().splitlines() == [
+        "error: unknown op 'maxpol' in 'maxpol(k=3)'; did you mean 'maxpool' or 'minpool' or 'avgpool'?"
+    ]
 
 
 def test_python_m_momentcalc_estimates():
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     done = subprocess.run(
         [sys.executable, "-m", "momentcalc", "estimate", "avgpool(k=4)", "--samples", "65536", "--json"],
-        capture_output=True, text=True, timeout=120, env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["std"] == 0.25  # 1/k, exactly

@@ -39,7 +39,9 @@ def test_get_reads_the_table_without_heavy_imports():
     assert out.split()[1:] == ["False", "False"]
 
 
-@pytest.mark.parametrize("spec", ["relu", "maxpool(k=3)", "relu | normalize | maxpool(k=3)", "dropout(p=0.8,scale=none)", "sigmoid"])
+@pytest.mark.parametrize(
+    "spec", ["relu", "maxpool(k=3)", "relu | normalize | maxpool(k=3)", "dropout(p=0.8,scale=none)", "sigmoid"]
+)
 def test_values_agree_with_independent_references(spec):
     c = constants.get(spec)
     mean, std = truth(spec)
@@ -120,7 +122,10 @@ def test_load_another_table(tmp_path):
     [
         ('{"format_version": 1, "entries": [', "not valid JSON"),
         ('{"format_version": 2, "generator": {"version": "9"}, "entries": []}', "format version 2"),
-        ('{"format_version": 1, "generator": {"version": "0"}, "entries": [{"spec": "relu"}]}', "corrupt table.*missing"),
+        (
+            '{"format_version": 1, "generator": {"version": "0"}, "entries": [{"spec": "relu"}]}',
+            "corrupt table.*missing",
+        ),
         ('{"format_version": 1, "entries": []}', "corrupt table.*'generator'"),
         ('{"format_version": 1, "generator": {"version": "0"}, "entries": [], "x": NaN}', "NaN"),
     ],
@@ -133,4 +138,7 @@ def test_load_rejects_corrupt_tables(tmp_path, text, message):
 
 
 def test_the_table_is_found_in_the_source_tree():
-    assert constants.default_path() in (REPO / "tables" / "normprop.json", REPO / "momentcalc" / "_tables" / "normprop.json")
+    assert constants.default_path() in (
+        REPO / "tables" / "normprop.json",
+        REPO / "momentcalc" / "_tables" / "normprop.json",
+    )

@@ -9,8 +9,7 @@ import pytest
 
 import momentcalc as mc
 from momentcalc import MomentcalcError, engine, spatial
-from momentcalc.estimators import vectorized
-from momentcalc.estimators import driver, moments, montecarlo
+from momentcalc.estimators import driver, moments, montecarlo, vectorized
 from momentcalc.settings import MAX_SAMPLES, RunSettings
 from momentcalc.spec import parse
 
@@ -143,10 +142,15 @@ def test_run_settings_are_frozen_and_checked_when_made():
     s = RunSettings(samples=10, seed=3)
     with pytest.raises(AttributeError):
         s.seed = 4
-    for bad, words in [(dict(samples=0), "samples must be"), (dict(samples=MAX_SAMPLES + 1), "at most"),
-                       (dict(tol=float("inf")), "tol must be"), (dict(samples=1, tol=1.0), "either samples or tol"),
-                       (dict(seed=True), "seed must be"), (dict(z=0), "z must be"),
-                       (dict(method="fast"), "unknown method")]:
+    for bad, words in [
+        (dict(samples=0), "samples must be"),
+        (dict(samples=MAX_SAMPLES + 1), "at most"),
+        (dict(tol=float("inf")), "tol must be"),
+        (dict(samples=1, tol=1.0), "either samples or tol"),
+        (dict(seed=True), "seed must be"),
+        (dict(z=0), "z must be"),
+        (dict(method="fast"), "unknown method"),
+    ]:
         with pytest.raises(MomentcalcError, match=words):
             RunSettings(**bad)
 
@@ -155,8 +159,9 @@ def test_estimate_keeps_its_public_keywords():
     params = inspect.signature(mc.estimate).parameters
     assert list(params) == ["spec", "mu", "sigma", "method", "samples", "tol", "seed", "z", "progress", "grad", "size"]
     defaults = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
-    assert defaults == dict(mu=0.0, sigma=1.0, method="auto", samples=None, tol=None, seed=0, z=4.5, progress=None,
-                            grad=None, size=None)
+    assert defaults == dict(
+        mu=0.0, sigma=1.0, method="auto", samples=None, tol=None, seed=0, z=4.5, progress=None, grad=None, size=None
+    )
 
 
 def test_numpy_path_runs_in_the_callers_thread():

@@ -2,6 +2,7 @@
 
 import math
 
+import mp_activations as ref
 import numpy as np
 import pytest
 
@@ -10,7 +11,6 @@ from momentcalc import MomentcalcError, exprlang
 from momentcalc.estimators import vectorized
 from momentcalc.settings import RunSettings
 from momentcalc.spec import parse
-import mp_activations as ref
 
 Z = 4.5
 MISH = "x * tanh(log1p(exp(x)))"
@@ -24,10 +24,19 @@ def test_canonical_form_normalizes_whitespace():
 
 @pytest.mark.parametrize(
     "text, words",
-    [("expr(foo(x))", "unknown function 'foo'"), ("expr(np.exp(x))", "attribute access"), ("expr(x.real)", "attribute access"),
-     ("expr(y + 1)", "unknown name 'y'"), ("expr(__import__('os'))", "unknown function"), ("expr(exp(x, 2))", "takes 1"),
-     ("expr(lambda: 1)", "not allowed"), ("expr([x])", "not allowed"), ("expr('a')", "only real numbers"),
-     ("expr(x +)", "malformed expression"), ("expr()", "needs an expression")],
+    [
+        ("expr(foo(x))", "unknown function 'foo'"),
+        ("expr(np.exp(x))", "attribute access"),
+        ("expr(x.real)", "attribute access"),
+        ("expr(y + 1)", "unknown name 'y'"),
+        ("expr(__import__('os'))", "unknown function"),
+        ("expr(exp(x, 2))", "takes 1"),
+        ("expr(lambda: 1)", "not allowed"),
+        ("expr([x])", "not allowed"),
+        ("expr('a')", "only real numbers"),
+        ("expr(x +)", "malformed expression"),
+        ("expr()", "needs an expression"),
+    ],
 )
 def test_anything_outside_the_whitelist_is_a_clear_error(text, words):
     with pytest.raises(MomentcalcError) as info:
@@ -40,7 +49,9 @@ def test_windows_after_expr_are_refused_with_a_reason():
         parse("expr(x) | maxpool(k=2)")
 
 
-@pytest.mark.parametrize("text", ["expr(log(x))", "expr(1 / x)", "expr(sqrt(x))", "expr(exp(x ** 2))", "relu | expr(log(x))"])
+@pytest.mark.parametrize(
+    "text", ["expr(log(x))", "expr(1 / x)", "expr(sqrt(x))", "expr(exp(x ** 2))", "relu | expr(log(x))"]
+)
 def test_nan_or_inf_or_no_variance_is_an_error_never_a_nan(text):
     with pytest.raises(MomentcalcError, match="NaN or inf|grows too fast"):
         mc.estimate(text, samples=1 << 14)

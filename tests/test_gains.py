@@ -14,7 +14,10 @@ from momentcalc.cli import app
 def test_published_values_are_cited_data():
     data = gains.published()["sources"]
     assert data["pytorch"]["repository"] == "pytorch/pytorch" and data["pytorch"]["file"] == "torch/nn/init.py"
-    assert data["nfnets"]["repository"] == "google-deepmind/deepmind-research" and data["nfnets"]["file"] == "nfnets/base.py"
+    assert (
+        data["nfnets"]["repository"] == "google-deepmind/deepmind-research"
+        and data["nfnets"]["file"] == "nfnets/base.py"
+    )
     assert all(len(s["commit"]) == 40 for s in data.values())
     # The printed expressions of torch.nn.init.calculate_gain.
     pt = data["pytorch"]["values"]
@@ -24,7 +27,12 @@ def test_published_values_are_cited_data():
 
 @pytest.fixture(scope="module")
 def rows():
-    return {r.spec: r for r in gains.gains(["relu", "leaky_relu", "identity", "tanh", "sigmoid", "selu", "elu", "celu", "gelu(approximate=tanh)"])}
+    return {
+        r.spec: r
+        for r in gains.gains(
+            ["relu", "leaky_relu", "identity", "tanh", "sigmoid", "selu", "elu", "celu", "gelu(approximate=tanh)"]
+        )
+    }
 
 
 def test_pytorch_gains_that_are_exact(rows):
@@ -39,7 +47,9 @@ def test_pytorch_gains_that_are_not_second_moment_gains(rows):
         want = 1 / mp.sqrt(mp.quad(lambda x: mp.tanh(x) ** 2 * mp.npdf(x), [-mp.inf, 0, mp.inf]))
     assert rows["tanh"].gain == pytest.approx(float(want), abs=1e-12)
     assert rows["tanh"].pytorch.rel_diff == pytest.approx(5 / 3 / float(want) - 1, abs=1e-12)
-    assert rows["selu"].gain == pytest.approx(1.0, abs=1e-14) and rows["selu"].pytorch.rel_diff == pytest.approx(-0.25, abs=1e-14)
+    assert rows["selu"].gain == pytest.approx(1.0, abs=1e-14) and rows["selu"].pytorch.rel_diff == pytest.approx(
+        -0.25, abs=1e-14
+    )
     assert rows["sigmoid"].pytorch.rel_diff < -0.45
 
 

@@ -1,17 +1,17 @@
-"""The backward constant E[f'(X)^2]: closed forms and quadrature against mpmath, Monte Carlo within z * SE, chain rule."""
+"""The backward constant E[f'(X)^2]: closed forms, quadrature against mpmath, Monte Carlo within z * SE, chain rule."""
 
 import math
 
+import mp_activations as ref
 import mpmath as mp
 import numpy as np
 import pytest
+from test_activations import MU, SIGMA, SPECS
 
 import momentcalc as mc
 from momentcalc.estimators import closed, montecarlo, quadrature
 from momentcalc.settings import RunSettings
 from momentcalc.spec import parse
-import mp_activations as ref
-from test_activations import MU, SIGMA, SPECS
 
 Z = 4.5
 
@@ -24,8 +24,21 @@ def test_quadrature_grad_sq_matches_mpmath(spec):
 
 
 @pytest.mark.parametrize(
-    "spec", ["relu", "leaky_relu(slope=0.2)", "identity", "abs", "relu6", "hardtanh(min_val=-0.5,max_val=2)", "hardsigmoid",
-             "hardswish", "elu(alpha=0.5)", "celu(alpha=0.3)", "selu", "erf"],
+    "spec",
+    [
+        "relu",
+        "leaky_relu(slope=0.2)",
+        "identity",
+        "abs",
+        "relu6",
+        "hardtanh(min_val=-0.5,max_val=2)",
+        "hardsigmoid",
+        "hardswish",
+        "elu(alpha=0.5)",
+        "celu(alpha=0.3)",
+        "selu",
+        "erf",
+    ],
 )
 def test_closed_grad_sq_matches_mpmath_and_quadrature(spec):
     _, _, want = ref.moments(SPECS[spec][0], MU, SIGMA, SPECS[spec][1])

@@ -1,5 +1,6 @@
 """minpool: the min over a window, by its closed form, quadrature, Monte Carlo and QMC, against mpmath."""
 
+import mp_activations as ref
 import mpmath as mp
 import pytest
 
@@ -7,7 +8,6 @@ import momentcalc as mc
 from momentcalc.estimators import closed, montecarlo, quadrature
 from momentcalc.settings import RunSettings
 from momentcalc.spec import parse
-import mp_activations as ref
 
 Z = 4.5
 MU, SIGMA = 0.3, 1.4
@@ -34,11 +34,14 @@ def test_closed_form_matches_mpmath(n):
         assert got.std == pytest.approx(std, abs=1e-14)
 
 
-@pytest.mark.parametrize("spec, n, g, kinks", [
-    ("minpool(k=3)", 9, lambda x: x, ()),
-    ("minpool(n=2)", 2, lambda x: x, ()),
-    ("relu | minpool(k=2)", 4, lambda x: max(x, 0), (0,)),  # relu commutes with the min
-])
+@pytest.mark.parametrize(
+    "spec, n, g, kinks",
+    [
+        ("minpool(k=3)", 9, lambda x: x, ()),
+        ("minpool(n=2)", 2, lambda x: x, ()),
+        ("relu | minpool(k=2)", 4, lambda x: max(x, 0), (0,)),  # relu commutes with the min
+    ],
+)
 def test_quadrature_matches_mpmath(spec, n, g, kinks):
     mean, std, mean_err, std_err = quadrature.estimate_moments(parse(spec), MU, SIGMA)
     want_mean, want_std = _min_moments(n, MU, SIGMA, g, kinks)

@@ -2,17 +2,17 @@
 
 import math
 
+import kernel_samples
+import naive
 import numba
 import numpy as np
 import pytest
 
-import kernel_samples
 import momentcalc as mc
 from momentcalc import MomentcalcError
 from momentcalc.estimators import mc_kernels, montecarlo, normals, quadrature
 from momentcalc.settings import RunSettings
 from momentcalc.spec import parse
-import naive
 
 Z = 4.5
 
@@ -41,14 +41,16 @@ def test_monte_carlo_agrees_with_exact_within_z_se(spec, mu, sigma, seed):
     assert abs(got.mean - mean) <= Z * got.mean_se
     assert abs(got.std - std) <= Z * got.std_se
     if montecarlo.compile_program(parse(spec), mu, sigma).antithetic:
-        # Pairs of negatively correlated outputs: a smaller SE, checked against the spread over seeds in test_antithetic.
+        # Pairs of negatively correlated outputs: a smaller SE (checked against the seeds' spread in test_antithetic).
         assert got.mean_se < std / math.sqrt(got.samples)
     else:
         # The SE itself must be right: the delta-method SE of the mean is std / sqrt(N).
         assert got.mean_se == pytest.approx(std / math.sqrt(got.samples), rel=0.02)
 
 
-@pytest.mark.parametrize("spec, samples", [("relu | normalize | maxpool(k=3)", 300_001), ("relu | dropout(p=0.5) | tanh", 3_000_001)])
+@pytest.mark.parametrize(
+    "spec, samples", [("relu | normalize | maxpool(k=3)", 300_001), ("relu | dropout(p=0.5) | tanh", 3_000_001)]
+)
 def test_bit_identical_on_one_and_two_threads(spec, samples):
     program = montecarlo.compile_program(parse(spec), 0.0, 1.0)
     before = numba.get_num_threads()
@@ -103,7 +105,9 @@ def test_fused_kernel_matches_the_slow_reference_value_by_value():
     np.testing.assert_allclose(fused, slow, rtol=0, atol=1e-13)
 
 
-@pytest.mark.parametrize("spec", ["avgpool(k=3)", "maxpool(k=3)", "relu | maxpool(k=2) | avgpool(k=2)", "relu | avgpool(k=2) | sigmoid"])
+@pytest.mark.parametrize(
+    "spec", ["avgpool(k=3)", "maxpool(k=3)", "relu | maxpool(k=2) | avgpool(k=2)", "relu | avgpool(k=2) | sigmoid"]
+)
 def test_chunk_moments_match_a_two_pass_reference(spec):
     program = montecarlo.compile_program(parse(spec), 0.0, 1.0)
     row = mc_kernels.run_chunk(montecarlo.chunk_states(1, 0, 1)[0], 5000, *program.kernel_args())

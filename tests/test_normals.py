@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import math
 
+import kernel_samples
+import naive
 import numpy as np
 import pytest
 from scipy import stats
 
-import kernel_samples
-from momentcalc.estimators import mc_kernels, montecarlo, normals
+from momentcalc.estimators import montecarlo, normals
 from momentcalc.estimators.ziggurat_tables import ZIGGURAT_NOR_R as ziggurat_nor_r
 from momentcalc.spec import parse
-import naive
 
 
 def _bit_generator(seed):

@@ -55,10 +55,7 @@ def test_conv_matches_scipy_correlate2d(s, p):
     rng = np.random.default_rng(np.random.SeedSequence([11, s, p]))
     x, w = rng.standard_normal((3, 9, 9)), rng.standard_normal((2, 3, 3, 3))
     expected = np.stack(
-        [
-            sum(signal.correlate2d(np.pad(x[c], p), w[o, c], mode="valid") for c in range(3))[::s, ::s]
-            for o in range(2)
-        ]
+        [sum(signal.correlate2d(np.pad(x[c], p), w[o, c], mode="valid") for c in range(3))[::s, ::s] for o in range(2)]
     )
     np.testing.assert_allclose(ref.conv2d(x, w, s, p), expected, rtol=0, atol=1e-12)
 
@@ -115,9 +112,9 @@ def test_batched_weights_match_one_at_a_time():
 
 
 def test_dilate_inserts_stride_minus_one_zeros():
-    np.testing.assert_array_equal(ref.dilate2d(np.array([[1.0, 2.0], [3.0, 4.0]]), 3), [
-        [1, 0, 0, 2], [0, 0, 0, 0], [0, 0, 0, 0], [3, 0, 0, 4]
-    ])
+    np.testing.assert_array_equal(
+        ref.dilate2d(np.array([[1.0, 2.0], [3.0, 4.0]]), 3), [[1, 0, 0, 2], [0, 0, 0, 0], [0, 0, 0, 0], [3, 0, 0, 4]]
+    )
 
 
 @pytest.mark.parametrize("k, s, p", [(2, 2, 0), (3, 1, 1), (3, 2, 1), (2, 1, 1)])

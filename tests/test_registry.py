@@ -41,7 +41,9 @@ def throwaway_ops():
     """Ops the estimators have no support for: no math, an unknown reduction, an unknown kind."""
     infos = [
         catalog.OpInfo("bare_activation", catalog.ELEMENTWISE, "no scalar function, no closed form"),
-        catalog.OpInfo("medianpool", catalog.WINDOW, "a reduction nobody implements", WINDOW_PARAMS, reduction="median"),
+        catalog.OpInfo(
+            "medianpool", catalog.WINDOW, "a reduction nobody implements", WINDOW_PARAMS, reduction="median"
+        ),
         catalog.OpInfo("weird", "unknown-kind", "a kind nobody implements"),
     ]
     for info in infos:
@@ -51,7 +53,9 @@ def throwaway_ops():
         catalog.unregister(info.name)
 
 
-@pytest.mark.parametrize("spec", ["bare_activation", "medianpool(k=2)", "weird", "relu | medianpool(k=2)", "relu | weird"])
+@pytest.mark.parametrize(
+    "spec", ["bare_activation", "medianpool(k=2)", "weird", "relu | medianpool(k=2)", "relu | weird"]
+)
 @pytest.mark.parametrize("method", METHODS)
 def test_every_method_refuses_an_op_it_does_not_know(throwaway_ops, spec, method):
     with pytest.raises(MomentcalcError):

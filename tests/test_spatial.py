@@ -110,7 +110,13 @@ def test_trailing_normalize_uses_interior_constants():
 
 
 @pytest.mark.parametrize(
-    "spec", ["maxpool(k=3,s=1,p=1)", "relu | maxpool(k=3,s=2,p=1)", "avgpool(k=3,s=1,p=1)", "sigmoid | avgpool(k=2,p=1,count_include_pad=false)"]
+    "spec",
+    [
+        "maxpool(k=3,s=1,p=1)",
+        "relu | maxpool(k=3,s=2,p=1)",
+        "avgpool(k=3,s=1,p=1)",
+        "sigmoid | avgpool(k=2,p=1,count_include_pad=false)",
+    ],
 )
 def test_whole_map_montecarlo_agrees_with_exact_at_every_position(spec):
     r = engine.estimate(spec, size=5, samples=1 << 15, seed=3)
@@ -163,7 +169,9 @@ def test_non_overlapping_windows_give_the_iid_exact_value():
 def test_same_seed_same_bits_and_no_window_spec():
     a = engine.estimate("relu | maxpool(k=2,s=1,p=1)", size=3, samples=3000, seed=11)
     b = engine.estimate("relu | maxpool(k=2,s=1,p=1)", size=3, samples=3000, seed=11)
-    assert np.array_equal(a.montecarlo.mean, b.montecarlo.mean) and np.array_equal(a.montecarlo.std_se, b.montecarlo.std_se)
+    assert np.array_equal(a.montecarlo.mean, b.montecarlo.mean) and np.array_equal(
+        a.montecarlo.std_se, b.montecarlo.std_se
+    )
     plain = engine.estimate("relu", size=3, method="quadrature")  # no window: every position is relu of N(0, 1)
     relu_mean = 1.0 / math.sqrt(2.0 * math.pi)
     np.testing.assert_allclose(plain.mean_map, np.full((3, 3), relu_mean), rtol=0, atol=1e-12)
@@ -174,8 +182,15 @@ def test_same_seed_same_bits_and_no_window_spec():
 @pytest.mark.parametrize("include", [True, False])
 def test_pool_nd_equals_reference_conv(k, s, p, include):
     x = np.random.default_rng(k * 100 + s * 10 + p).standard_normal((3, 7, 7))
-    np.testing.assert_array_equal(spatial.pool_nd(x, 2, k, s, p, "maximum", -np.inf), reference_conv.maxpool2d(x, k, s, p))
-    np.testing.assert_allclose(spatial.pool_nd(x, 2, k, s, p, "add", 0.0, include), reference_conv.avgpool2d(x, k, s, p, include), rtol=1e-14, atol=1e-14)
+    np.testing.assert_array_equal(
+        spatial.pool_nd(x, 2, k, s, p, "maximum", -np.inf), reference_conv.maxpool2d(x, k, s, p)
+    )
+    np.testing.assert_allclose(
+        spatial.pool_nd(x, 2, k, s, p, "add", 0.0, include),
+        reference_conv.avgpool2d(x, k, s, p, include),
+        rtol=1e-14,
+        atol=1e-14,
+    )
 
 
 def test_pool_nd_one_axis_by_hand():

@@ -62,8 +62,15 @@ def test_bad_specs_say_what_is_wrong(bad, words):
 
 _stage = st.one_of(
     st.sampled_from(["relu", "sigmoid", "normalize"]),
-    st.builds(lambda op, k, dims: f"{op}(k={k},dims={dims})", st.sampled_from(["maxpool", "avgpool"]), st.integers(1, 9), st.integers(1, 3)),
-    st.builds(lambda p, s: f"dropout(p={p},scale={s})", st.floats(0.01, 1.0), st.sampled_from(["none", "sqrt", "inverse"])),
+    st.builds(
+        lambda op, k, dims: f"{op}(k={k},dims={dims})",
+        st.sampled_from(["maxpool", "avgpool"]),
+        st.integers(1, 9),
+        st.integers(1, 3),
+    ),
+    st.builds(
+        lambda p, s: f"dropout(p={p},scale={s})", st.floats(0.01, 1.0), st.sampled_from(["none", "sqrt", "inverse"])
+    ),
 )
 
 

@@ -69,7 +69,11 @@ def test_each_entry_holds_provenance(doc):
     assert entry["method"] in {e["method"] for e in entry["estimates"]}
     assert {"montecarlo", "quadrature"} <= {e["method"] for e in entry["estimates"]}
     for e in entry["estimates"]:
-        assert set(e) == set(tables.ESTIMATE_FIELDS) >= {"method", "mean", "std", "mean_se", "std_se", "samples", "seed", "seconds"}
+        assert (
+            set(e)
+            == set(tables.ESTIMATE_FIELDS)
+            >= {"method", "mean", "std", "mean_se", "std_se", "samples", "seed", "seconds"}
+        )
     assert doc["format_version"] == tables.FORMAT_VERSION
     assert doc["generator"]["version"] == __version__
     assert "momentcalc tables build" in doc["$comment"] and "do not edit" in doc["$comment"]
@@ -219,7 +223,9 @@ def test_check_ignores_timing(written, doc):
 
 def test_check_catches_an_entry_removed_or_added(written, doc):
     _edit(written, lambda d: d["entries"].remove(_entry(d, "sigmoid")))
-    assert any("'sigmoid'" in line and "missing from the file" in line for line in tables.check(written, doc).differences)
+    assert any(
+        "'sigmoid'" in line and "missing from the file" in line for line in tables.check(written, doc).differences
+    )
     tables.write(doc, written)
 
     def add(d):
@@ -228,7 +234,10 @@ def test_check_catches_an_entry_removed_or_added(written, doc):
         d["entries"].append(extra)
 
     _edit(written, add)
-    assert any("'maxpool(k=7)'" in line and "not in the regenerated table" in line for line in tables.check(written, doc).differences)
+    assert any(
+        "'maxpool(k=7)'" in line and "not in the regenerated table" in line
+        for line in tables.check(written, doc).differences
+    )
 
 
 def test_check_reports_schema_violations(written, doc):

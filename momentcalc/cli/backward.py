@@ -19,8 +19,9 @@ _DISTINCT_SHOWN = 30
 
 @app.command("backward")
 def backward(
-    layer: Annotated[str, typer.Argument(
-        help="Layer spec, e.g. 'conv(k=3,s=2,p=1,cin=1,cout=1)', 'maxpool(k=3,s=2)'.")],
+    layer: Annotated[
+        str, typer.Argument(help="Layer spec, e.g. 'conv(k=3,s=2,p=1,cin=1,cout=1)', 'maxpool(k=3,s=2)'.")
+    ],
     size: Annotated[int, typer.Option("--size", help="Side I of the I x I input.")],
     json_out: Annotated[bool, typer.Option("--json", help="Print the map and summary as JSON.")] = False,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the simulation cross-check.")] = 0,
@@ -41,8 +42,11 @@ def backward(
 def _render_backward(result) -> None:
     """Title line, the map, its summary and the simulation's verdict."""
     console = _console(highlight=False)
-    console.print(f"[bold]{result.layer}[/bold] on {result.size}x{result.size} input "
-                  f"(output {result.output_size}x{result.output_size})", markup=True)
+    console.print(
+        f"[bold]{result.layer}[/bold] on {result.size}x{result.size} input "
+        f"(output {result.output_size}x{result.output_size})",
+        markup=True,
+    )
     console.print(_map_table(result.map))
     console.print(_summary_table(result))
     if result.simulation is not None:
@@ -88,8 +92,10 @@ def _summary_table(result):
 def _simulation_line(check) -> str:
     """The simulation cross-check in one line: trials, seed, verdict, worst |z|."""
     verdict = "[green]agrees[/green]" if check.passed else "[red]DISAGREES[/red]"
-    line = (f"simulation ({check.trials} trials, seed {check.seed}): {verdict}, "
-            f"max |z| = {check.max_abs_z:.2f} (limit {check.z})")
+    line = (
+        f"simulation ({check.trials} trials, seed {check.seed}): {verdict}, "
+        f"max |z| = {check.max_abs_z:.2f} (limit {check.z})"
+    )
     if check.adjoint_max_diff is not None:
         line += f", scatter vs rot180 gradient max diff {check.adjoint_max_diff:.1e}"
     return line

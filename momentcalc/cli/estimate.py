@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from enum import Enum
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich import box
@@ -24,29 +24,41 @@ class Method(str, Enum):
     all = "all"
 
 
-@app.command(epilog=_examples(
-    "estimate relu",
-    "estimate 'maxpool(k=3)' --method all --json",
-    "estimate 'relu | normalize | maxpool(k=3)' --samples 16777216",
-    "estimate 'dropout(p=0.8)' --mu -1 --sigma 2 --tol 1e-4",
-))
+@app.command(
+    epilog=_examples(
+        "estimate relu",
+        "estimate 'maxpool(k=3)' --method all --json",
+        "estimate 'relu | normalize | maxpool(k=3)' --samples 16777216",
+        "estimate 'dropout(p=0.8)' --mu -1 --sigma 2 --tol 1e-4",
+    )
+)
 def estimate(
-    spec: Annotated[str, typer.Argument(
-        help="What to measure, e.g. relu, 'maxpool(k=3)', 'relu | normalize | maxpool(k=3)'.")],
+    spec: Annotated[
+        str, typer.Argument(help="What to measure, e.g. relu, 'maxpool(k=3)', 'relu | normalize | maxpool(k=3)'.")
+    ],
     mu: Annotated[float, typer.Option(help="Mean of the Gaussian input.")] = 0.0,
     sigma: Annotated[float, typer.Option(help="Standard deviation of the Gaussian input (> 0).")] = 1.0,
-    method: Annotated[Method, typer.Option(
-        help="auto: every applicable exact method plus Monte Carlo, cross-checked; all: also quasi-Monte Carlo; "
-        "or just one.")] = Method.auto,
-    samples: Annotated[Optional[int], typer.Option(help="Monte Carlo samples (default 2**22).")] = None,
-    tol: Annotated[Optional[float], typer.Option(
-        help="Monte Carlo: sample until both standard errors are below this.")] = None,
-    seed: Annotated[int, typer.Option(
-        help="Monte Carlo seed; the same seed gives the same bits on any thread count.")] = 0,
+    method: Annotated[
+        Method,
+        typer.Option(
+            help="auto: every applicable exact method plus Monte Carlo, cross-checked; all: also quasi-Monte Carlo; "
+            "or just one."
+        ),
+    ] = Method.auto,
+    samples: Annotated[int | None, typer.Option(help="Monte Carlo samples (default 2**22).")] = None,
+    tol: Annotated[
+        float | None, typer.Option(help="Monte Carlo: sample until both standard errors are below this.")
+    ] = None,
+    seed: Annotated[
+        int, typer.Option(help="Monte Carlo seed; the same seed gives the same bits on any thread count.")
+    ] = 0,
     z: Annotated[float, typer.Option(help="Agreement bound for Monte Carlo: |difference| <= z * combined SE.")] = 4.5,
-    size: Annotated[Optional[int], typer.Option(
-        help="Input feature-map side I: report the mean and std at every output position, "
-        "border windows included.")] = None,
+    size: Annotated[
+        int | None,
+        typer.Option(
+            help="Input feature-map side I: report the mean and std at every output position, border windows included."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
 ) -> None:
     """Mean and std of SPEC's output for X ~ N(mu, sigma^2), by every method that applies.
@@ -57,7 +69,15 @@ def estimate(
 
     with _LazyBar("Monte Carlo") as bar:
         result = engine.estimate(
-            spec, mu=mu, sigma=sigma, method=method.value, samples=samples, tol=tol, seed=seed, z=z, progress=bar,
+            spec,
+            mu=mu,
+            sigma=sigma,
+            method=method.value,
+            samples=samples,
+            tol=tol,
+            seed=seed,
+            z=z,
+            progress=bar,
             size=size,
         )
     if as_json:
@@ -98,7 +118,12 @@ def _estimates_table(result) -> Table:
         grid.add_column(name, justify="left" if name == "method" else "right", no_wrap=True)
     for e in result.estimates:
         grid.add_row(
-            e.method + ("*" if e is result.record else ""), _num(e.mean), _se(e.mean_se), _num(e.std), _se(e.std_se),
-            "" if e.samples is None else str(e.samples), f"{e.seconds:.2f}s",
+            e.method + ("*" if e is result.record else ""),
+            _num(e.mean),
+            _se(e.mean_se),
+            _num(e.std),
+            _se(e.std_se),
+            "" if e.samples is None else str(e.samples),
+            f"{e.seconds:.2f}s",
         )
     return grid

@@ -36,10 +36,7 @@ def _op_rows() -> list[tuple[str, str, str, str]]:
             parts.append(text + (f" [{'|'.join(p.choices)}]" if p.choices else ""))
         return ", ".join(parts) or "—"
 
-    return [
-        (op.name, params(op), op.description, methods(op))
-        for op in catalog.all_ops()
-    ]
+    return [(op.name, params(op), op.description, methods(op)) for op in catalog.all_ops()]
 
 
 @app.command("list", epilog="Example:\n\n  momentcalc list")

@@ -39,8 +39,15 @@ def _kinds_table(result, letters: list[str]) -> Table:
     checks = _checks_by_kind(result)
     for index, (letter, kind) in enumerate(zip(letters, result.kinds)):
         grid.add_row(
-            letter, kind.label, _positions(kind), "—" if kind.real_inputs is None else str(kind.real_inputs),
-            f"{kind.mean:.10g}", _se(kind.mean_se), f"{kind.std:.10g}", _se(kind.std_se), kind.method,
+            letter,
+            kind.label,
+            _positions(kind),
+            "—" if kind.real_inputs is None else str(kind.real_inputs),
+            f"{kind.mean:.10g}",
+            _se(kind.mean_se),
+            f"{kind.std:.10g}",
+            _se(kind.std_se),
+            kind.method,
             _check_text(checks.get(index, []), kind),
         )
     return grid

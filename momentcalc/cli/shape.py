@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -15,12 +15,10 @@ from ._util import _console, app
 def shape(
     i: Annotated[int, typer.Option("--i", help="Input size along one axis.")],
     k: Annotated[int, typer.Option("--k", help="Kernel (window) size.")],
-    s: Annotated[Optional[int], typer.Option("--s", help="Stride [default: 1, or k with --pool].")] = None,
-    p: Annotated[Optional[int], typer.Option(
-        "--p", help="Explicit zero padding per side (not with --padding).")] = None,
+    s: Annotated[int | None, typer.Option("--s", help="Stride [default: 1, or k with --pool].")] = None,
+    p: Annotated[int | None, typer.Option("--p", help="Explicit zero padding per side (not with --padding).")] = None,
     d: Annotated[int, typer.Option("--d", help="Dilation.")] = 1,
-    padding: Annotated[Optional[str], typer.Option(
-        "--padding", help="Padding mode: valid, same (half) or full.")] = None,
+    padding: Annotated[str | None, typer.Option("--padding", help="Padding mode: valid, same (half) or full.")] = None,
     pool: Annotated[bool, typer.Option("--pool", help="Pooling window: no padding unless given, p <= k/2.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print {output, padding, warning} as JSON.")] = False,
 ) -> None:

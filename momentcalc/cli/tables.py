@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich import box
@@ -38,8 +38,9 @@ so a rebuild makes no diff.
     bad = [e["spec"] for e in doc["entries"] if not e["agree"]]
     console.print(f"{len(doc['entries'])} entries in {time.perf_counter() - start:.1f} s")
     if bad:
-        console.print(f"[bold red]DISAGREE[/]: the estimates of {escape(', '.join(bad))} disagree; "
-                      "see `momentcalc estimate SPEC`")
+        console.print(
+            f"[bold red]DISAGREE[/]: the estimates of {escape(', '.join(bad))} disagree; see `momentcalc estimate SPEC`"
+        )
         raise typer.Exit(EXIT_DISAGREE)
 
 
@@ -58,8 +59,10 @@ def tables_check(directory: DirOption = table_files.DEFAULT_DIR) -> None:
     if outcome.ok:
         console.print(f"[green]ok[/]: the tables in {escape(str(directory))}/ match what this momentcalc generates")
         return
-    console.print(f"[bold red]{escape(str(directory))} differs from the regenerated tables[/] "
-                  f"({len(outcome.differences)} differences):")
+    console.print(
+        f"[bold red]{escape(str(directory))} differs from the regenerated tables[/] "
+        f"({len(outcome.differences)} differences):"
+    )
     for line in outcome.differences:
         console.print(f"  {escape(line)}")
     console.print(f"regenerate with: {escape(outcome.command)}")
@@ -69,7 +72,7 @@ def tables_check(directory: DirOption = table_files.DEFAULT_DIR) -> None:
 @tables_app.command("show", epilog=_examples("tables show", "tables show --file other_table.json"))
 def tables_show(
     directory: DirOption = table_files.DEFAULT_DIR,
-    file: Annotated[Optional[Path], typer.Option(help="A table file to show instead of DIR/normprop.json.")] = None,
+    file: Annotated[Path | None, typer.Option(help="A table file to show instead of DIR/normprop.json.")] = None,
 ) -> None:
     """Render a table file: spec, mean ± se, std ± se, method of record, agreement."""
     path = file if file is not None else directory / table_files.TABLE_NAME
@@ -80,8 +83,10 @@ def _table_grid(path: Path, doc: dict) -> Table:
     """One row per entry; the input column only when the entries do not share one input."""
     inputs = {(e["input"]["mu"], e["input"]["sigma"]) for e in doc["entries"]}
     common = f", input N({next(iter(inputs))[0]:g}, {next(iter(inputs))[1]:g}²)" if len(inputs) == 1 else ""
-    title = (f"{escape(str(path))}: momentcalc {doc['generator']['version']}, format {doc['format_version']}, "
-             f"{len(doc['entries'])} entries{common}")
+    title = (
+        f"{escape(str(path))}: momentcalc {doc['generator']['version']}, format {doc['format_version']}, "
+        f"{len(doc['entries'])} entries{common}"
+    )
     grid = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
     grid.add_column("spec", no_wrap=True)
     if not common:
@@ -92,7 +97,13 @@ def _table_grid(path: Path, doc: dict) -> Table:
     grid.add_column("agree")
     for e in doc["entries"]:
         cells = [escape(e["spec"])] + ([] if common else [f"N({e['input']['mu']:g}, {e['input']['sigma']:g}²)"])
-        cells += [_fixed(e["mean"]), _se(e["mean_se"]), _fixed(e["std"]), _se(e["std_se"]), e["method"],
-                  "[green]yes[/]" if e["agree"] else "[bold red]NO[/]"]
+        cells += [
+            _fixed(e["mean"]),
+            _se(e["mean_se"]),
+            _fixed(e["std"]),
+            _se(e["std_se"]),
+            e["method"],
+            "[green]yes[/]" if e["agree"] else "[bold red]NO[/]",
+        ]
         grid.add_row(*cells)
     return grid

@@ -30,9 +30,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..settings import RunSettings
-from . import driver, mc_kernels, program as programs
-from ..settings import DEFAULT_SAMPLES
+from ..settings import DEFAULT_SAMPLES, RunSettings
+from . import driver, mc_kernels
+from . import program as programs
 from .moments import Summary
 from .program import Program
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from .jit import jit
 
 _jit = jit(error_model="numpy")
@@ -111,7 +112,8 @@ def _exp_parts(t):
 
 @jit(error_model="numpy", fastmath={"contract", "reassoc"})
 def add_sigmoid_block(z, m, mu, sigma, shift, gshift, acc, e, scale):
-    """add_block of sigmoid(mu + sigma z) and its squared derivative, over z[:m]. e and scale are scratch (float, int64).
+    """add_block of sigmoid(mu + sigma z) and its squared derivative, over z[:m].
+    e and scale are scratch (float, int64).
 
     As ops.activations.sigmoid: both sides of x >= 0 from e = exp(-|x|), then select.
     """

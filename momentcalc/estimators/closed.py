@@ -9,11 +9,15 @@ from . import NotApplicable
 
 def estimate_moments(spec: Spec, mu: float, sigma: float) -> Moments:
     if len(spec.ops) != 1:
-        raise NotApplicable(f"closed forms exist for single ops, not for the pipeline '{spec}'; use quadrature or montecarlo")
+        raise NotApplicable(
+            f"closed forms exist for single ops, not for the pipeline '{spec}'; use quadrature or montecarlo"
+        )
     op = spec.last
     found = op.info.closed(op, mu, sigma) if op.info.closed is not None else None
     if found is None:
-        raise NotApplicable(f"no closed form is known for '{spec}' at mu={mu:g}, sigma={sigma:g}; use quadrature or montecarlo")
+        raise NotApplicable(
+            f"no closed form is known for '{spec}' at mu={mu:g}, sigma={sigma:g}; use quadrature or montecarlo"
+        )
     return found
 
 

@@ -19,11 +19,11 @@ work, where total is what the run (or the current extension of it) reaches.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache, partial
-from typing import Any, Callable
+from functools import cache, partial
+from typing import Any
 
 import numba
 import numpy as np
@@ -76,7 +76,7 @@ def threads() -> int:
     return max(1, numba.get_num_threads())
 
 
-@lru_cache(maxsize=None)
+@cache
 def _pool(count: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(count, thread_name_prefix="momentcalc-mc")
 
@@ -115,8 +115,9 @@ class Chunks:
     parallel: bool = True  # False: in the caller's thread only
 
 
-def run_chunks(chunks: Chunks, first: int, sizes: list[int], progress: Progress | None = None, total: int = 0,
-               done: int = 0) -> np.ndarray:
+def run_chunks(
+    chunks: Chunks, first: int, sizes: list[int], progress: Progress | None = None, total: int = 0, done: int = 0
+) -> np.ndarray:
     """Rows of chunks first, first + 1, ..., in chunk order (stacked on axis 0).
 
     Batches exist only so that progress can be reported: the next batch is
@@ -187,13 +188,14 @@ class _GrowingRows:
         return self.kind.summarize(self.rows)
 
 
-def until_within(summary, tol: float, need: Callable[[Any], int], grow: Callable[[int], Any], limit: int,
-                 unit: str):
+def until_within(summary, tol: float, need: Callable[[Any], int], grow: Callable[[int], Any], limit: int, unit: str):
     """The tolerance loop: while summary.within(tol) fails, grow the run to need(summary) samples (at most limit)."""
     while not summary.within(tol):
         wanted = need(summary)
         if wanted > limit:
-            raise MomentcalcError(f"tol={tol:g} would need about {wanted:.2g} {unit}, more than the {limit:.2g} "
-                                  "allowed; use a larger tol or an exact method")
+            raise MomentcalcError(
+                f"tol={tol:g} would need about {wanted:.2g} {unit}, more than the {limit:.2g} "
+                "allowed; use a larger tol or an exact method"
+            )
         summary = grow(wanted)
     return summary

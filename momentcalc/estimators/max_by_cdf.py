@@ -73,7 +73,12 @@ def _monotone_pieces(g, lo: float, hi: float) -> list[Piece]:
     for i in range(1, len(slope)):
         if slope[i] * slope[i - 1] < 0:  # a strict turn between grid[i-1] and grid[i+1]
             sign = 1.0 if slope[i - 1] < 0 else -1.0  # a minimum or a maximum
-            found = optimize.minimize_scalar(lambda b: sign * g(b), bounds=(grid[i - 1], grid[i + 1]), method="bounded", options={"xatol": 1e-13})
+            found = optimize.minimize_scalar(
+                lambda b, sign=sign: sign * g(b),
+                bounds=(grid[i - 1], grid[i + 1]),
+                method="bounded",
+                options={"xatol": 1e-13},
+            )
             cuts.append(float(found.x))
     cuts.append(hi)
     return [Piece(a, c, g(a), g(c)) for a, c in zip(cuts[:-1], cuts[1:])]

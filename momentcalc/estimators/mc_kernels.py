@@ -20,11 +20,11 @@ The *_rows batch kernels run a slice of chunks, one row each.
 from __future__ import annotations
 
 import numpy as np
-from .jit import jit
 
 from ..ops import pooling
 from . import block_ops, normals
 from .dispatch import CODES, apply_activation, apply_activation_and_grad
+from .jit import jit
 
 AFFINE = -1  # y = a + b * x
 DROPOUT = -2  # y = b * x with probability a, else 0
@@ -327,12 +327,15 @@ def _activation_block(code, a, b, mu, sigma, z, g, m):
 
 @_jit
 def _chain_row(count, shift, gshift, acc):
-    return np.concatenate((_central(count, shift, acc[0], acc[1], acc[2], acc[3]), _central2(count, gshift, acc[4], acc[5])))
+    return np.concatenate(
+        (_central(count, shift, acc[0], acc[1], acc[2], acc[3]), _central2(count, gshift, acc[4], acc[5]))
+    )
 
 
 @_jit
 def activation_array(code, a, b, xs, grad):
-    """f (grad False) or f' (grad True) of every value of xs: known activations inside the numpy path of user expressions."""
+    """f (grad False) or f' (grad True) of every value of xs: jitted activations inside numpy paths
+    (user expressions, whole-map simulation)."""
     out = np.empty(xs.shape[0])
     for i in range(xs.shape[0]):
         out[i] = apply_activation_and_grad(code, a, b, xs[i])[1] if grad else apply_activation(code, a, b, xs[i])
@@ -352,7 +355,6 @@ def _pair_sums(y1, y2, shift, sa, saa, sb, sbb, sab):
 def is_bare_max(codes, win_kind, win_n):
     """A lone maxpool with no elementwise stages: the pair kernel that takes max and -min in one pass."""
     return win_n.shape[0] == 1 and codes.shape[0] == 0 and win_kind[0] == MAX
-
 
 
 @_inline

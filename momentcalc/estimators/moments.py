@@ -40,8 +40,13 @@ def merge(rows: np.ndarray) -> np.ndarray:
         na, tot = n, n + nb
         d = mb - mean
         dn = d / tot
-        m4 = (m4 + m4b + d * dn**3 * na * nb * (na * na - na * nb + nb * nb)
-              + 6.0 * dn * dn * (na * na * m2b + nb * nb * m2) + 4.0 * dn * (na * m3b - nb * m3))
+        m4 = (
+            m4
+            + m4b
+            + d * dn**3 * na * nb * (na * na - na * nb + nb * nb)
+            + 6.0 * dn * dn * (na * na * m2b + nb * nb * m2)
+            + 4.0 * dn * (na * m3b - nb * m3)
+        )
         m3 = m3 + m3b + d * dn * dn * na * nb * (na - nb) + 3.0 * dn * (na * m2b - nb * m2)
         m2 = m2 + m2b + d * dn * na * nb
         mean = mean + dn * nb

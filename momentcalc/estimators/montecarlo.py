@@ -24,6 +24,7 @@ from .driver import chunk_generator, chunk_sizes, chunk_states  # noqa: F401 (re
 from .moments import PLAIN_ROWS, Summary, merge, moment_stats, samples_needed, summarize  # noqa: F401
 from .program import CHUNK_NORMALS, Program, compile_program, program_chunks, run_chunks  # noqa: F401
 
+
 def run(program: Program, settings: RunSettings = RunSettings()) -> Summary:
     """Plain (or, with max pooling, antithetic) Monte Carlo of the program, as settings say."""
     if program.antithetic:

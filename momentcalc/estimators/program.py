@@ -15,9 +15,9 @@ from functools import partial
 import numpy as np
 
 from .. import catalog
+from .._lazy import lazy_module
 from ..ops import dropout as dropout_op
 from ..spec import Spec
-from .._lazy import lazy_module
 from . import NotApplicable, driver, mc_kernels
 from .dispatch import CODES
 
@@ -101,14 +101,16 @@ def _stage(op, norm: tuple | None) -> tuple[int, float, float]:
     raise NotApplicable(f"Monte Carlo does not know ops of kind {op.kind!r} ({op})")
 
 
-def program_chunks(program: Program, seed: int, launch: driver.Launch | None = None,
-                   size: int | None = None) -> driver.Chunks:
+def program_chunks(
+    program: Program, seed: int, launch: driver.Launch | None = None, size: int | None = None
+) -> driver.Chunks:
     """The program's chunks for the driver: kernel streams of `seed`, plain moments unless another launch is given."""
     return driver.Chunks(size or program.chunk, partial(driver.chunk_states, seed), launch or _plain_launch(program))
 
 
-def run_chunks(program: Program, seed: int, first: int, sizes: list[int],
-               launch: driver.Launch | None = None) -> np.ndarray:
+def run_chunks(
+    program: Program, seed: int, first: int, sizes: list[int], launch: driver.Launch | None = None
+) -> np.ndarray:
     """Rows of chunks first, first+1, ..., in chunk order, from `launch` (plain moments by default).
 
     A plain row is [n, mean, M2, M3, M4] of the output, followed for chains

@@ -42,11 +42,13 @@ class _Replica:
 
         scramble = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(index, 0))))
         self.sobol = qmc.Sobol(dim, scramble=True, rng=scramble)
-        self.masks = normals.state_of(np.random.SFC64(np.random.SeedSequence(seed, spawn_key=(index, 1))))  # dropout masks
+        self.masks = normals.state_of(
+            np.random.SFC64(np.random.SeedSequence(seed, spawn_key=(index, 1)))
+        )  # dropout masks
         self.rows = np.zeros((0, 5))
         self.points = 0
 
-    def extend_to(self, points: int) -> "_Replica":
+    def extend_to(self, points: int) -> _Replica:
         """Draw the next points of the sequence until it has `points` (in blocks, to bound memory)."""
         count, self.points = points - self.points, points
         while count > 0:

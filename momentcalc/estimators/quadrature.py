@@ -31,9 +31,8 @@ from ..errors import MomentcalcError
 from ..ops import dropout as dropout_op
 from ..ops import pooling
 from ..spec import Op, Spec
-from . import NotApplicable
+from . import NotApplicable, tracked, vectorized
 from .max_by_cdf import max_moments
-from . import tracked, vectorized
 from .tracked import MomentsOnly, Stage, Transformed, moments
 
 # --- propagating through ops ---------------------------------------------------
@@ -186,7 +185,9 @@ def callable_moments(stage: vectorized.VecStage, mu: float, sigma: float) -> tup
     mean, var, mean_err, var_err = moments(dist)
     grad = tracked.grad_sq(dist)
     if not all(math.isfinite(v) for v in (mean, var, mean_err, var_err, grad.value, grad.err)):
-        raise MomentcalcError(f"{stage.label} gave a non-finite integral: the function must be finite on the whole line")
+        raise MomentcalcError(
+            f"{stage.label} gave a non-finite integral: the function must be finite on the whole line"
+        )
     std = math.sqrt(var)
     std_err = var_err / (2.0 * std) if std > 0.0 else math.sqrt(var_err)
     return mean, std, mean_err, std_err, grad.value, grad.err

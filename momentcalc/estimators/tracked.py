@@ -11,8 +11,8 @@ max_by_cdf.py takes the max of copies of any of them.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from scipy import integrate, optimize, special
@@ -92,7 +92,7 @@ def kinks_in_base(dist: Transformed, branch: Branch, lo: float, hi: float) -> li
     for depth, stage in enumerate(branch.chain):
         prefix = Branch(1.0, branch.chain[:depth])
         for kink in stage.kinks:
-            g = lambda b: prefix.value(dist.mu + dist.sigma * b) - kink  # noqa: E731
+            g = lambda b, prefix=prefix, kink=kink: prefix.value(dist.mu + dist.sigma * b) - kink  # noqa: E731
             values = np.array([g(b) for b in grid])
             points += _crossings(g, grid, values)
     return sorted(set(p for p in points if lo < p < hi))

@@ -15,9 +15,9 @@ Monte Carlo draw) is an error: a result never carries a NaN.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable
 
 import numpy as np
 
@@ -25,9 +25,8 @@ from .. import catalog
 from ..errors import MomentcalcError
 from ..ops import dropout as dropout_op
 from ..result import Estimate
-from ..settings import RunSettings
+from ..settings import DEFAULT_SAMPLES, RunSettings
 from ..spec import Spec
-from ..settings import DEFAULT_SAMPLES
 from . import NotApplicable, driver, mc_kernels, moments
 from .dispatch import CODES
 
@@ -71,7 +70,10 @@ def _as_array_fn(fn: Callable, label: str) -> Callable:
             try:
                 out = np.broadcast_to(out, x.shape).copy()
             except ValueError:
-                raise MomentcalcError(f"{label} returned shape {out.shape} for input of shape {x.shape}: it must work elementwise on numpy arrays") from None
+                raise MomentcalcError(
+                    f"{label} returned shape {out.shape} for input of shape {x.shape}: it must work elementwise on "
+                    "numpy arrays"
+                ) from None
         return out
 
     return wrapped
@@ -110,10 +112,14 @@ def vector_program(spec: Spec, norms: tuple | None) -> list[VecStage]:
             stages.append(VecStage(str(op), *jitted_arrays(op)))
         elif op.kind == catalog.DROPOUT:
             c = dropout_op.divisor(op.get("p"), op.get("scale"))
-            stages.append(VecStage(str(op), lambda x, c=c: x / c, lambda x, c=c: np.full_like(x, 1.0 / c), keep=op.get("p")))
+            stages.append(
+                VecStage(str(op), lambda x, c=c: x / c, lambda x, c=c: np.full_like(x, 1.0 / c), keep=op.get("p"))
+            )
         elif op.kind == catalog.NORMALIZE:  # the exact moments of what precedes it
             mean, std = norms[depth][:2]
-            stages.append(VecStage(str(op), lambda x, m=mean, s=std: (x - m) / s, lambda x, s=std: np.full_like(x, 1.0 / s)))
+            stages.append(
+                VecStage(str(op), lambda x, m=mean, s=std: (x - m) / s, lambda x, s=std: np.full_like(x, 1.0 / s))
+            )
         else:
             raise NotApplicable(f"the numpy Monte Carlo path does not know ops of kind {op.kind!r} ({op})")
     return stages
@@ -144,14 +150,16 @@ def check_finite_on_grid(stages: list[VecStage], mu: float, sigma: float) -> Non
                 where = " in its derivative" if name == "derivative" else ""
                 raise MomentcalcError(
                     f"{stage.label} gives NaN or inf{where} at x = {at:.6g} "
-                    f"(checked on mu +- {GRID_SIGMAS:g} sigma of its input); change the expression so it is finite on the whole line"
+                    f"(checked on mu +- {GRID_SIGMAS:g} sigma of its input); "
+                    "change the expression so it is finite on the whole line"
                 )
         x = np.concatenate([y, [0.0]]) if stage.keep < 1.0 else y
     _check_tails(stages, x[:GRID_POINTS], x[GRID_POINTS], " | ".join(s.label for s in stages))
 
 
 def _check_tails(stages, y: np.ndarray, y_mu: float, label: str) -> None:
-    """MomentcalcError where (y - y(mu))^2 phi is not negligible at 12 sigma: the variance may not exist (e.g. exp(x^2/4))."""
+    """MomentcalcError where (y - y(mu))^2 phi is not negligible at 12 sigma: the variance may not exist
+    (e.g. exp(x^2/4))."""
     b = np.linspace(-GRID_SIGMAS, GRID_SIGMAS, GRID_POINTS)
     with np.errstate(all="ignore"):
         weight = (y - y_mu) ** 2 * np.exp(-0.5 * b * b)
@@ -160,8 +168,8 @@ def _check_tails(stages, y: np.ndarray, y_mu: float, label: str) -> None:
     if not np.isfinite(peak) or (peak > 0.0 and weight[edge].max() > TAIL_TOL * peak):
         raise MomentcalcError(
             f"{label} grows too fast for a normal input: (f - f(mu))^2 times the normal density is not negligible "
-            f"at {GRID_SIGMAS:g} sigma, where integration stops: its variance may not exist (e.g. exp(x^2/4)) or is too heavy-tailed "
-            f"to compute reliably; use a function that grows more slowly"
+            f"at {GRID_SIGMAS:g} sigma, where integration stops: its variance may not exist (e.g. exp(x^2/4)) "
+            "or is too heavy-tailed to compute reliably; use a function that grows more slowly"
         )
 
 
@@ -181,7 +189,10 @@ def _chunk_rows(stages, mu, sigma, gens, sizes):
             g = g * dy
         g2 = g * g
         if not (np.isfinite(y).all() and np.isfinite(g2).all()):
-            raise MomentcalcError(f"{' | '.join(s.label for s in stages)} gave NaN or inf on a Monte Carlo draw: the function must be finite on the whole line")
+            raise MomentcalcError(
+                f"{' | '.join(s.label for s in stages)} gave NaN or inf on a Monte Carlo draw: "
+                "the function must be finite on the whole line"
+            )
         rows.append(_moments(y) + _moments(g2))
     return np.array(rows)
 
@@ -215,8 +226,9 @@ def montecarlo_estimate(spec: Spec, mu, sigma, norms: tuple | None, settings: Ru
     s = run_numpy(stages, mu, sigma, settings)
     grad = (s.grad_sq, s.grad_sq_se) if all(op.kind != catalog.WINDOW for op in spec.ops) else (None, None)
     seconds = time.perf_counter() - start
-    return Estimate("montecarlo", s.mean, s.std, s.mean_se, s.std_se, s.samples, settings.seed, seconds, *grad,
-                    notes(stages))
+    return Estimate(
+        "montecarlo", s.mean, s.std, s.mean_se, s.std_se, s.samples, settings.seed, seconds, *grad, notes(stages)
+    )
 
 
 def quadrature_notes(spec: Spec) -> tuple[str, ...]:

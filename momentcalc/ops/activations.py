@@ -11,7 +11,7 @@ one alone. Adding an activation is adding its functions and one
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 from ..catalog import ELEMENTWISE, OpInfo, Param, register
 from ..result import Moments
@@ -392,14 +392,33 @@ def _non_negative(v) -> bool:
 
 
 def activation(
-    name: str, description: str, f, df, monotone: bool, *params: Param,
-    args=lambda op: (0.0, 0.0), kinks=lambda a, b: (), closed=None, grad_closed=None, **extra,
+    name: str,
+    description: str,
+    f,
+    df,
+    monotone: bool,
+    *params: Param,
+    args=lambda op: (0.0, 0.0),
+    kinks=lambda a, b: (),
+    closed=None,
+    grad_closed=None,
+    **extra,
 ) -> OpInfo:
     """Declare an activation; closed(a, b, mu, sigma) and grad_closed(a, b, mu, sigma) take its scalar args."""
     return register(
         OpInfo(
-            name, ELEMENTWISE, description, tuple(params), f=f, df=df, args=args, monotone=monotone, kinks=kinks,
-            closed=_on_args(closed, args), grad_closed=_on_args(grad_closed, args), **extra,
+            name,
+            ELEMENTWISE,
+            description,
+            tuple(params),
+            f=f,
+            df=df,
+            args=args,
+            monotone=monotone,
+            kinks=kinks,
+            closed=_on_args(closed, args),
+            grad_closed=_on_args(grad_closed, args),
+            **extra,
         )
     )
 
@@ -412,71 +431,143 @@ def _on_args(form: Callable | None, args: Callable) -> Callable | None:
 _KINK_AT_0 = lambda a, b: (0.0,)  # noqa: E731
 _ALPHA = Param("alpha", float, 1.0, _positive, "a number > 0")
 
-activation("relu", "max(x, 0)", relu, relu_grad, True, kinks=_KINK_AT_0, closed=relu_closed, grad_closed=relu_grad_closed)
+activation(
+    "relu", "max(x, 0)", relu, relu_grad, True, kinks=_KINK_AT_0, closed=relu_closed, grad_closed=relu_grad_closed
+)
 activation("sigmoid", "1 / (1 + exp(-x))", sigmoid, sigmoid_grad, True, closed=sigmoid_closed)
 activation("tanh", "tanh(x)", tanh, tanh_grad, True, closed=odd_closed)
 activation(
-    "gelu", "x * Phi(x) (exact, erf form); approximate=tanh: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))",
-    gelu, gelu_grad, False, Param("approximate", str, "none", choices=("none", "tanh")),
-    args=lambda op: (1.0 if op.get("approximate") == "tanh" else 0.0, 0.0), closed=gelu_closed,
+    "gelu",
+    "x * Phi(x) (exact, erf form); approximate=tanh: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))",
+    gelu,
+    gelu_grad,
+    False,
+    Param("approximate", str, "none", choices=("none", "tanh")),
+    args=lambda op: (1.0 if op.get("approximate") == "tanh" else 0.0, 0.0),
+    closed=gelu_closed,
 )
 activation("silu", "x * sigmoid(x) (swish)", silu, silu_grad, False)
 activation(
-    "swish", "x * sigmoid(beta x) (Ramachandran et al. 2017); silu is swish(beta=1)", swish, swish_grad, False,
-    Param("beta", float, 1.0, _positive, "a number > 0"), args=_param("beta"),
+    "swish",
+    "x * sigmoid(beta x) (Ramachandran et al. 2017); silu is swish(beta=1)",
+    swish,
+    swish_grad,
+    False,
+    Param("beta", float, 1.0, _positive, "a number > 0"),
+    args=_param("beta"),
 )
 activation(
-    "elu", "x if x > 0 else alpha * (exp(x) - 1)", elu, elu_grad, True, _ALPHA, args=_param("alpha"), kinks=_KINK_AT_0,
+    "elu",
+    "x if x > 0 else alpha * (exp(x) - 1)",
+    elu,
+    elu_grad,
+    True,
+    _ALPHA,
+    args=_param("alpha"),
+    kinks=_KINK_AT_0,
     closed=lambda a, b, mu, sigma: _exp_family_closed(1.0, a, 1.0, mu, sigma),
     grad_closed=lambda a, b, mu, sigma: _exp_family_grad(1.0, a, 1.0, mu, sigma),
 )
 activation(
-    "celu", "x if x > 0 else alpha * (exp(x / alpha) - 1)", celu, celu_grad, True, _ALPHA, args=_param("alpha"),
+    "celu",
+    "x if x > 0 else alpha * (exp(x / alpha) - 1)",
+    celu,
+    celu_grad,
+    True,
+    _ALPHA,
+    args=_param("alpha"),
     kinks=_KINK_AT_0,
     closed=lambda a, b, mu, sigma: _exp_family_closed(1.0, a, 1.0 / a, mu, sigma),
     grad_closed=lambda a, b, mu, sigma: _exp_family_grad(1.0, a, 1.0 / a, mu, sigma),
 )
 activation(
-    "selu", "lambda * elu(x, alpha) with the constants of Klambauer et al. 2017", selu, selu_grad, True,
+    "selu",
+    "lambda * elu(x, alpha) with the constants of Klambauer et al. 2017",
+    selu,
+    selu_grad,
+    True,
     kinks=_KINK_AT_0,
     closed=lambda a, b, mu, sigma: _exp_family_closed(SELU_LAMBDA, SELU_ALPHA, 1.0, mu, sigma),
     grad_closed=lambda a, b, mu, sigma: _exp_family_grad(SELU_LAMBDA, SELU_ALPHA, 1.0, mu, sigma),
 )
 activation(
-    "softplus", "log(1 + exp(beta x)) / beta, exact everywhere (no linear threshold regime)", softplus, softplus_grad,
-    True, Param("beta", float, 1.0, _positive, "a number > 0"), args=_param("beta"),
+    "softplus",
+    "log(1 + exp(beta x)) / beta, exact everywhere (no linear threshold regime)",
+    softplus,
+    softplus_grad,
+    True,
+    Param("beta", float, 1.0, _positive, "a number > 0"),
+    args=_param("beta"),
 )
 activation(
-    "leaky_relu", "x if x > 0 else slope * x", leaky_relu, leaky_relu_grad, True,
-    Param("slope", float, 0.01, _non_negative, "a number >= 0"), args=_param("slope"), kinks=_KINK_AT_0,
-    closed=_pieces_closed(LEAKY), grad_closed=_pieces_grad(lambda a, b: ((-INF, 0.0, (a * a,)), (0.0, INF, (1.0,)))),
+    "leaky_relu",
+    "x if x > 0 else slope * x",
+    leaky_relu,
+    leaky_relu_grad,
+    True,
+    Param("slope", float, 0.01, _non_negative, "a number >= 0"),
+    args=_param("slope"),
+    kinks=_KINK_AT_0,
+    closed=_pieces_closed(LEAKY),
+    grad_closed=_pieces_grad(lambda a, b: ((-INF, 0.0, (a * a,)), (0.0, INF, (1.0,)))),
 )
 activation("mish", "x * tanh(softplus(x))", mish, mish_grad, False)
 activation(
-    "hardswish", "x * relu6(x + 3) / 6", hardswish, hardswish_grad, False, kinks=lambda a, b: (-3.0, 3.0),
+    "hardswish",
+    "x * relu6(x + 3) / 6",
+    hardswish,
+    hardswish_grad,
+    False,
+    kinks=lambda a, b: (-3.0, 3.0),
     closed=_pieces_closed(HARDSWISH),
     grad_closed=_pieces_grad(lambda a, b: ((-3.0, 3.0, (9.0 / 36.0, 12.0 / 36.0, 4.0 / 36.0)), (3.0, INF, (1.0,)))),
 )
 activation(
-    "hardsigmoid", "relu6(x + 3) / 6", hardsigmoid, hardsigmoid_grad, True, kinks=lambda a, b: (-3.0, 3.0),
-    closed=_pieces_closed(HARDSIGMOID), grad_closed=_pieces_grad(lambda a, b: ((-3.0, 3.0, (1.0 / 36.0,)),)),
+    "hardsigmoid",
+    "relu6(x + 3) / 6",
+    hardsigmoid,
+    hardsigmoid_grad,
+    True,
+    kinks=lambda a, b: (-3.0, 3.0),
+    closed=_pieces_closed(HARDSIGMOID),
+    grad_closed=_pieces_grad(lambda a, b: ((-3.0, 3.0, (1.0 / 36.0,)),)),
 )
 activation(
-    "hardtanh", "min(max(x, min_val), max_val)", hardtanh, hardtanh_grad, True,
-    Param("min_val", float, -1.0, accepted="a finite number"), Param("max_val", float, 1.0, accepted="a finite number"),
-    args=lambda op: (float(op.get("min_val")), float(op.get("max_val"))), kinks=lambda a, b: (a, b),
-    closed=_pieces_closed(HARDTANH), grad_closed=_pieces_grad(lambda a, b: ((a, b, (1.0,)),)),
-    constraint=lambda v: v["min_val"] < v["max_val"], constraint_text="min_val < max_val",
+    "hardtanh",
+    "min(max(x, min_val), max_val)",
+    hardtanh,
+    hardtanh_grad,
+    True,
+    Param("min_val", float, -1.0, accepted="a finite number"),
+    Param("max_val", float, 1.0, accepted="a finite number"),
+    args=lambda op: (float(op.get("min_val")), float(op.get("max_val"))),
+    kinks=lambda a, b: (a, b),
+    closed=_pieces_closed(HARDTANH),
+    grad_closed=_pieces_grad(lambda a, b: ((a, b, (1.0,)),)),
+    constraint=lambda v: v["min_val"] < v["max_val"],
+    constraint_text="min_val < max_val",
 )
 activation(
-    "relu6", "min(max(x, 0), 6)", relu6, relu6_grad, True, kinks=lambda a, b: (0.0, 6.0),
-    closed=_pieces_closed(RELU6), grad_closed=_pieces_grad(lambda a, b: ((0.0, 6.0, (1.0,)),)),
+    "relu6",
+    "min(max(x, 0), 6)",
+    relu6,
+    relu6_grad,
+    True,
+    kinks=lambda a, b: (0.0, 6.0),
+    closed=_pieces_closed(RELU6),
+    grad_closed=_pieces_grad(lambda a, b: ((0.0, 6.0, (1.0,)),)),
 )
 activation("softsign", "x / (1 + |x|)", softsign, softsign_grad, True, kinks=_KINK_AT_0, closed=odd_closed)
 activation("erf", "erf(x)", erf, erf_grad, True, closed=erf_closed, grad_closed=erf_grad_closed)
 activation(
-    "abs", "|x|", absolute, absolute_grad, False, kinks=_KINK_AT_0,
-    closed=_pieces_closed(ABS), grad_closed=_constant_grad(1.0),
+    "abs",
+    "|x|",
+    absolute,
+    absolute_grad,
+    False,
+    kinks=_KINK_AT_0,
+    closed=_pieces_closed(ABS),
+    grad_closed=_constant_grad(1.0),
 )
 activation("log_sigmoid", "log(sigmoid(x)) = -softplus(-x)", log_sigmoid, log_sigmoid_grad, True)
 activation(

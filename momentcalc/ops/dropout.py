@@ -31,7 +31,9 @@ def closed(p: float, scale: str, mu: float, sigma: float) -> Moments:
 
 register(
     OpInfo(
-        "dropout", DROPOUT, "keep each value with probability p, zero it otherwise",
+        "dropout",
+        DROPOUT,
+        "keep each value with probability p, zero it otherwise",
         (
             Param("p", float, None, lambda v: 0.0 < v <= 1.0, "a keep probability in (0, 1]"),
             Param("scale", str, "sqrt", choices=("none", "sqrt", "inverse")),

@@ -32,6 +32,7 @@ def partial_moments(alpha: float, beta: float, kmax: int) -> list[float]:
 
     Integration by parts: M_k = (k - 1) M_(k-2) + alpha^(k-1) phi(alpha) - beta^(k-1) phi(beta).
     """
+
     def edge(z: float, k: int) -> float:
         return 0.0 if math.isinf(z) else z ** (k - 1) * pdf(z)
 

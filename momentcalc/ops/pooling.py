@@ -85,7 +85,13 @@ def window_op(name: str, description: str, reduction: str, params: tuple[Param, 
     """Declare a window op; closed(n, mu, sigma) gives its moments over n iid N(mu, sigma^2) inputs, or None."""
     return register(
         OpInfo(
-            name, WINDOW, description, params, _pad_fits, "p <= k/2", reduction=reduction,
+            name,
+            WINDOW,
+            description,
+            params,
+            _pad_fits,
+            "p <= k/2",
+            reduction=reduction,
             closed=lambda op, mu, sigma: closed(op.window_size, mu, sigma),
         )
     )
