@@ -108,20 +108,7 @@ def _run(name: str, spec: Spec, mu: float, sigma: float, norms: tuple | None, se
         return vectorized.montecarlo_estimate(spec, mu, sigma, norms, settings)
     program = montecarlo.compile_program(spec, mu, sigma, norms)
     runner = qmc.run if name == "qmc" else montecarlo.run
-    s = runner(program, settings)
-    return Estimate(
-        name,
-        s.mean,
-        s.std,
-        s.mean_se,
-        s.std_se,
-        s.samples,
-        settings.seed,
-        _since(start),
-        grad_sq=s.grad_sq,
-        grad_sq_se=s.grad_sq_se,
-        notes=s.notes,
-    )
+    return runner(program, settings).estimate(name, settings.seed, _since(start))
 
 
 def normalize_constants(spec: Spec, mu: float, sigma: float) -> tuple | None:
@@ -187,23 +174,8 @@ def estimate_callable(fn, grad, mu, sigma, settings: RunSettings) -> Result:
                 )
             )
         elif name == "montecarlo":
-            s = vectorized.run_numpy([stage], mu, sigma, settings)
-            seconds = time.perf_counter() - start
-            estimates.append(
-                Estimate(
-                    "montecarlo",
-                    s.mean,
-                    s.std,
-                    s.mean_se,
-                    s.std_se,
-                    s.samples,
-                    settings.seed,
-                    seconds,
-                    s.grad_sq,
-                    s.grad_sq_se,
-                    notes,
-                )
-            )
+            summary = vectorized.run_numpy([stage], mu, sigma, settings)
+            estimates.append(summary.estimate("montecarlo", settings.seed, _since(start), notes=notes))
         else:
             raise MomentcalcError(
                 f"method {name!r} does not apply to a user function; use auto, all, quadrature or montecarlo"

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ..result import Estimate
 from . import driver
 
 
@@ -31,6 +32,14 @@ class Summary:
     def within(self, tol: float) -> bool:
         """Both standard errors at most tol: where a tol run stops."""
         return self.mean_se <= tol and self.std_se <= tol
+
+    def estimate(self, method: str, seed: int, seconds: float, grad: bool = True, notes: tuple = ()) -> Estimate:
+        """The Estimate this summary gives `method`; grad=False leaves out E[f'(X)^2] (a spec with windows)."""
+        grad_sq, grad_sq_se = (self.grad_sq, self.grad_sq_se) if grad else (None, None)
+        return Estimate(
+            method, self.mean, self.std, self.mean_se, self.std_se, self.samples, seed, seconds,
+            grad_sq, grad_sq_se, self.notes + tuple(notes),
+        )  # fmt: skip
 
 
 def merge(rows: np.ndarray) -> np.ndarray:

@@ -223,12 +223,9 @@ def montecarlo_estimate(spec: Spec, mu, sigma, norms: tuple | None, settings: Ru
     start = time.perf_counter()
     stages = vector_program(spec, norms)
     check_finite_on_grid(stages, mu, sigma)
-    s = run_numpy(stages, mu, sigma, settings)
-    grad = (s.grad_sq, s.grad_sq_se) if all(op.kind != catalog.WINDOW for op in spec.ops) else (None, None)
-    seconds = time.perf_counter() - start
-    return Estimate(
-        "montecarlo", s.mean, s.std, s.mean_se, s.std_se, s.samples, settings.seed, seconds, *grad, notes(stages)
-    )
+    summary = run_numpy(stages, mu, sigma, settings)
+    grad = all(op.kind != catalog.WINDOW for op in spec.ops)
+    return summary.estimate("montecarlo", settings.seed, time.perf_counter() - start, grad, notes(stages))
 
 
 def quadrature_notes(spec: Spec) -> tuple[str, ...]:
