@@ -9,13 +9,12 @@ __version__ = "0.1.0"
 __all__ = ["estimate", "parse", "MomentcalcError", "__version__"]
 
 from . import ops  # noqa: F401  (fills the op registry that the spec language reads)
+from ._lazy import lazy_module
 from .errors import MomentcalcError
 from .spec import parse
 
 
 def __getattr__(name):
-    if name == "estimate":
-        from .engine import estimate
-
-        return estimate
+    if name == "estimate":  # PEP 562: the engine (numba) loads when estimate is first asked for
+        return lazy_module("momentcalc.engine").estimate
     raise AttributeError(f"module 'momentcalc' has no attribute {name!r}")

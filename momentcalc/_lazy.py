@@ -1,4 +1,12 @@
-"""Modules loaded on first use, so a Monte Carlo-only run never pays for importing scipy."""
+"""The one mechanism for imports deferred for start-up speed: a module loaded on first attribute access.
+
+Used where a heavy module (numba, scipy, jsonschema, the engine) is not needed
+by every run: `momentcalc --help` and `import momentcalc.constants` load neither
+numba nor scipy, and a Monte Carlo-only run never pays for scipy. Write
+`engine = lazy_module("momentcalc.engine")` at module level, never an import
+inside a function (and never one to dodge an import cycle: the layers and
+acyclic contracts in pyproject.toml forbid cycles outright).
+"""
 
 import importlib.util
 import sys

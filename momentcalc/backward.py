@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import catalog, spec
+from . import reference_conv as ref
 from .convshape import conv_shape
 from .errors import MomentcalcError
 from .ops import pooling
@@ -269,8 +270,6 @@ def simulate_map(layer: Layer | str, size: int, trials: int, seed: int = 0) -> S
 
 def _simulate_chunk(layer: Layer, size: int, o: int, batch: int, rng: np.random.Generator):
     """Squared input gradients of ``batch`` trials, (batch, size, size), and the conv path gap."""
-    from . import reference_conv as ref
-
     g_shape = (batch, layer.cout, o, o) if layer.kind == "conv" else (batch, o, o)
     if layer.kind == "conv":
         w = rng.standard_normal((batch, layer.cout, layer.cin, layer.k, layer.k))

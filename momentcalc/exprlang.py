@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 from collections.abc import Callable
 
+from ._lazy import lazy_module
 from .errors import MomentcalcError
 
 MAX_LENGTH = 1000
@@ -122,8 +123,8 @@ def _check(node: ast.AST, text: str) -> None:
 
 def compile_numpy(text: str) -> Callable:
     """A vectorized callable for the expression: float array (or scalar) in, float array of the same shape out."""
-    import numpy as np
-    from scipy import special
+    # numpy and scipy on first use: the spec parser imports this module and must stay light.
+    np, special = lazy_module("numpy"), lazy_module("scipy.special")
 
     tree = _parse(text)
     table = {

@@ -24,6 +24,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from . import catalog
+from ._lazy import lazy_module
+
+engine = lazy_module("momentcalc.engine")  # numba and scipy: only when gains are computed
 
 DATA = Path(__file__).parent / "data" / "published_gains.json"
 
@@ -77,12 +80,11 @@ def default_specs() -> list[str]:
 
 
 def gain_row(spec: str) -> GainRow:
-    from .engine import estimate
 
-    r = estimate(spec, method="quadrature")
+    r = engine.estimate(spec, method="quadrature")
     closed = None
     try:
-        closed = estimate(spec, method="closed")
+        closed = engine.estimate(spec, method="closed")
     except Exception:  # noqa: BLE001 - no closed form: quadrature is the record
         pass
     record = closed if closed is not None and closed.std is not None else r

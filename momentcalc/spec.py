@@ -10,7 +10,7 @@ import difflib
 from dataclasses import dataclass
 from functools import lru_cache
 
-from . import catalog
+from . import catalog, exprlang
 from .errors import MomentcalcError
 
 _BOOL_WORDS = {"true": True, "false": False}
@@ -192,8 +192,6 @@ def _parse_args(args: str, info: catalog.OpInfo, whole: str) -> dict[str, object
 
 
 def _raw_value(param: catalog.Param, text: str, op_name: str) -> str:
-    from . import exprlang  # standard library only: keeps parsing light
-
     try:
         return exprlang.canonical(text)
     except MomentcalcError as why:

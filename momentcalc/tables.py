@@ -24,9 +24,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__
+from . import __version__, crosscheck
+from ._lazy import lazy_module
 from .errors import MomentcalcError
+from .settings import DEFAULT_SAMPLES
 from .tablefile import BUILD_COMMAND, DEFAULT_DIR, FORMAT_VERSION, SCHEMA_NAME, TABLE_NAME, corrupt, read
+
+# The CLI imports this module to build its help: what is heavy loads on first use.
+engine = lazy_module("momentcalc.engine")  # numba: only when a table is really built
+jsonschema = lazy_module("jsonschema")  # about 0.1 s: only when a table is checked
 
 CHECK_COMMAND = "momentcalc tables check"
 
@@ -110,8 +116,6 @@ def build(
 
     progress(done, total, spec) is called before each entry and once at the end (spec '').
     """
-    from . import crosscheck, engine  # heavy (numba): only when a table is really built
-    from .estimators import montecarlo
 
     entries = []
     for done, text in enumerate(specs):
@@ -125,7 +129,7 @@ def build(
         "$comment": HEADER,
         "format_version": FORMAT_VERSION,
         "generator": {"name": "momentcalc", "version": __version__, "command": BUILD_COMMAND},
-        "settings": {"seed": seed, "samples": samples or montecarlo.DEFAULT_SAMPLES, "z": crosscheck.DEFAULT_Z},
+        "settings": {"seed": seed, "samples": samples or DEFAULT_SAMPLES, "z": crosscheck.DEFAULT_Z},
         "entries": entries,
     }
 
@@ -350,7 +354,6 @@ def _atomic_write(path: Path, text: str) -> None:
 
 def validate(doc: dict) -> list[str]:
     """Every way the document breaks the schema, or a key is repeated; [] when valid."""
-    import jsonschema  # lazy: costs ~0.1 s to import
 
     validator = jsonschema.Draft202012Validator(schema())
     problems = [

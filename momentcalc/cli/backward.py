@@ -11,7 +11,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from .._lazy import lazy_module
 from ._util import EXIT_DISAGREE, _console, app
+
+# numpy and the library load when the command runs, so `momentcalc --help` stays fast.
+backward_maps = lazy_module("momentcalc.backward")
+np = lazy_module("numpy")
 
 _TABLE_MAX_SIZE = 12  # maps up to this side are shown whole; larger ones as distinct values
 _DISTINCT_SHOWN = 30
@@ -28,9 +33,8 @@ def backward(
     trials: Annotated[int, typer.Option("--trials", help="Simulation trials for the cross-check; 0 skips it.")] = 1000,
 ) -> None:
     """Variance of the input gradient at each position, for iid N(0, 1) upstream gradient."""
-    from ..backward import backward_map  # numpy and the library: only when the command runs, so --help stays fast
 
-    result = backward_map(layer, size, trials=trials, seed=seed)
+    result = backward_maps.backward_map(layer, size, trials=trials, seed=seed)
     if json_out:
         typer.echo(json.dumps(result.to_dict()))
     else:
@@ -55,7 +59,6 @@ def _render_backward(result) -> None:
 
 def _map_table(values: list[list[float]]):
     """The whole map for small inputs, else its distinct values with counts."""
-    import numpy as np
 
     if len(values) <= _TABLE_MAX_SIZE:
         table = Table(title="gradient variance map", show_header=False)

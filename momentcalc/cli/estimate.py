@@ -11,8 +11,13 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
+from .._lazy import lazy_module
 from ._util import EXIT_DISAGREE, _console, _examples, _LazyBar, _num, _se, app
 from .render_map import render_map
+
+engine = lazy_module(
+    "momentcalc.engine"
+)  # numba: loads when something is computed, so `momentcalc --help` stays instant
 
 
 class Method(str, Enum):
@@ -65,7 +70,6 @@ def estimate(
 
     Exit code 0 when the methods agree, 1 when they disagree, 2 on bad input.
     """
-    from .. import engine  # numba: imported only when something is computed, so `momentcalc --help` stays instant
 
     with _LazyBar("Monte Carlo") as bar:
         result = engine.estimate(

@@ -9,9 +9,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from .._lazy import lazy_module
 from ..errors import MomentcalcError
 from ..spec import parse
 from ._util import _console, _examples, app
+
+gains = lazy_module(
+    "momentcalc.gains"
+)  # numba and scipy: load when the command runs, so `momentcalc --help` stays fast
 
 GAINS_WIDTH = 160  # piped output: wide enough for all nine columns
 
@@ -26,7 +31,6 @@ def gains_command(
 ) -> None:
     """Gain 1/sqrt(E[f^2]), gamma 1/std, NormProp affine and E[f'^2] at N(0, 1), \
 beside PyTorch's and NF-Nets' published values."""
-    from .. import gains  # numba and scipy: imported only when the command runs, so `momentcalc --help` stays fast
 
     rows = gains.gains(_elementwise_specs(spec) if spec else None)
     if as_json:

@@ -5,13 +5,12 @@ from __future__ import annotations
 from rich.markup import escape
 from rich.table import Table
 
+from .. import catalog
 from ._util import _console, app
 
 
 def _op_rows() -> list[tuple[str, str, str, str]]:
     """(name, parameters, description, methods) of every op: the one place that reads the op declarations."""
-    from .. import catalog
-
     # Which estimators apply, by kind of op; a closed form where the op declares one (for single ops only).
     methods_by_kind = {
         catalog.ELEMENTWISE: "quadrature, montecarlo",

@@ -8,7 +8,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from .._lazy import lazy_module
 from ._util import _console, app
+
+convshape = lazy_module("momentcalc.convshape")  # loads when the command runs: `momentcalc --help` stays fast
 
 
 @app.command("shape")
@@ -23,9 +26,8 @@ def shape(
     json_out: Annotated[bool, typer.Option("--json", help="Print {output, padding, warning} as JSON.")] = False,
 ) -> None:
     """Output size and padding of a conv or pooling layer: o = floor((i + 2p - k_eff)/s) + 1."""
-    from ..convshape import conv_shape  # the library loads only when the command runs: `momentcalc --help` stays fast
 
-    result = conv_shape(i, k, s, p, d, padding=padding, pool=pool)
+    result = convshape.conv_shape(i, k, s, p, d, padding=padding, pool=pool)
     if json_out:
         typer.echo(json.dumps(result.as_dict()))
         return

@@ -22,10 +22,13 @@ from functools import partial
 import numpy as np
 from scipy import special
 
+from .._lazy import lazy_module
 from ..settings import MAX_SAMPLES, RunSettings
 from . import NotApplicable, driver, mc_kernels, normals
 from .moments import Summary, merge
 from .program import Program
+
+stats = lazy_module("scipy.stats")  # costs 0.7 s to import: only when a replica is made
 
 REPLICAS = 16
 DEFAULT_SAMPLES = 1 << 20
@@ -38,10 +41,9 @@ class _Replica:
 
     def __init__(self, program: Program, seed: int, index: int, dim: int):
         self.program = program
-        from scipy.stats import qmc  # scipy.stats costs 0.7 s to import: only when qmc runs
 
         scramble = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(index, 0))))
-        self.sobol = qmc.Sobol(dim, scramble=True, rng=scramble)
+        self.sobol = stats.qmc.Sobol(dim, scramble=True, rng=scramble)
         self.masks = normals.state_of(
             np.random.SFC64(np.random.SeedSequence(seed, spawn_key=(index, 1)))
         )  # dropout masks
