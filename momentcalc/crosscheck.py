@@ -1,10 +1,17 @@
 """Compare every pair of estimates of the same quantity.
 
-Two exact methods must agree to EXACT_TOL (relative to the value's size,
-at least absolute). Where a (quasi-)Monte Carlo estimate is involved, the
-pair agrees when |diff| <= z * sqrt(se_a^2 + se_b^2): a z-score bound, so
-the test is as strict as the samples allow. Disagreement is reported,
-never averaged away.
+Each estimate states its uncertainty in mean_se / std_se / grad_sq_se: a bound for an exact
+method (0 for a closed form, the integration error bound for quadrature, an interval's
+half-width for any exact method that gives one), one standard error for (quasi-)Monte Carlo.
+A pair agrees when
+
+    |a - b| <= EXACT_ULPS ulps of max(|a|, |b|) + the exact methods' bounds + z * hypot(the SEs)
+
+so two exact methods are compared relatively, to a few ulps plus what they state (the same at
+1e-100 as at 1e8), and where a statistical estimate is involved the test is a z-score bound,
+as strict as the samples allow. A statistical quantity without a usable SE (too few samples,
+or all samples equal: result.informative) is not compared: its estimate carries a note saying
+so. Disagreement is reported, never averaged away.
 """
 
 from __future__ import annotations
@@ -12,23 +19,35 @@ from __future__ import annotations
 import itertools
 import math
 
-from .result import Check, Estimate
+from .result import Check, Estimate, informative
 
-EXACT_TOL = 1e-10
+EXACT_ULPS = 4  # rounding of two exact evaluations of the same number
 DEFAULT_Z = 4.5
+QUANTITIES = ("mean", "std", "grad_sq")
 
 
 def compare(estimates: tuple[Estimate, ...], z: float = DEFAULT_Z) -> tuple[Check, ...]:
     checks = []
     for a, b in itertools.combinations(estimates, 2):
-        for quantity in ("mean", "std", "grad_sq"):
-            va, vb = getattr(a, quantity), getattr(b, quantity)
-            if va is None or vb is None:
+        for quantity in QUANTITIES:
+            if not (informative(a, quantity) and informative(b, quantity)):
                 continue
-            se_a, se_b = getattr(a, quantity + "_se") or 0.0, getattr(b, quantity + "_se") or 0.0
-            tolerance = EXACT_TOL * max(1.0, abs(va))
-            if not (a.exact and b.exact):
-                tolerance = max(tolerance, z * math.hypot(se_a, se_b))
+            va, vb = getattr(a, quantity), getattr(b, quantity)
+            tolerance = pair_tolerance(a, b, quantity, z)
             diff = va - vb
             checks.append(Check(a.method, b.method, quantity, diff, tolerance, abs(diff) <= tolerance))
     return tuple(checks)
+
+
+def pair_tolerance(a: Estimate, b: Estimate, quantity: str, z: float = DEFAULT_Z) -> float:
+    """How far a's and b's values of quantity may lie apart: rounding, plus stated bounds, plus z combined SEs."""
+    va, vb = getattr(a, quantity), getattr(b, quantity)
+    rounding = EXACT_ULPS * math.ulp(max(abs(va), abs(vb)))
+    bounds, ses = 0.0, []
+    for e in (a, b):
+        u = abs(getattr(e, quantity + "_se") or 0.0)
+        if e.exact:
+            bounds += u
+        else:
+            ses.append(u)
+    return rounding + bounds + (z * math.hypot(*ses) if ses else 0.0)

@@ -4,9 +4,30 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-# Most exact first: the value of record is the first complete estimate in this order.
+# Most exact first: the value of record of each quantity is the first estimate in this order that gives it.
 PRECEDENCE = ("closed", "quadrature", "qmc", "montecarlo")
 EXACT_METHODS = ("closed", "quadrature")
+# Fewer (quasi-)Monte Carlo samples than this give no usable standard error (see informative()).
+MIN_SAMPLES = 32
+
+
+def informative(e: Estimate, quantity: str) -> bool:
+    """Does the estimate state a usable uncertainty for quantity ('mean', 'std' or 'grad_sq')?
+
+    Exact methods always do (their bound). A statistical estimate does not when it has fewer than
+    MIN_SAMPLES samples (its SE is then noise itself: from 2 samples SE(std) is always 0), or when its
+    SE is 0: all its samples were equal (moments.Summary.estimate makes the SE exactly 0 then), and
+    equal samples bound nothing about the mean (by the rule of three the mass of other values is
+    below ~3/N at 95%, but how far those values lie is unbounded). Such a quantity is never
+    cross-checked (crosscheck.compare) and never the value of record while another method gives it.
+    """
+    if getattr(e, quantity) is None:
+        return False
+    if e.exact:
+        return True
+    if e.samples is not None and e.samples < MIN_SAMPLES:
+        return False
+    return bool(getattr(e, quantity + "_se"))
 
 
 @dataclass(frozen=True)
@@ -82,15 +103,29 @@ class Result(Verdict):
     estimates: tuple[Estimate, ...]
     checks: tuple[Check, ...]
 
+    # The value of record is chosen per quantity: the most exact estimate that gives it, skipping
+    # uninformative ones (see informative()) while another gives it. So a closed form that gives only
+    # the mean (0 for tanh by symmetry, 1/2 for sigmoid) is the mean of record, exactly, and the std
+    # comes from quadrature. A value that disagrees with a more exact one is never chosen: the more
+    # exact one always comes first.
+    def record_of(self, quantity: str) -> Estimate | None:
+        """The estimate of record of 'mean', 'std' or 'grad_sq'; None where no estimate gives it."""
+        pool = [e for e in self.estimates if getattr(e, quantity) is not None]
+        pool = [e for e in pool if informative(e, quantity)] or pool
+        return min(pool, key=_rank) if pool else None
+
     @property
     def record(self) -> Estimate:
-        complete = [e for e in self.estimates if e.std is not None]
-        pool = complete or list(self.estimates)
-        return min(pool, key=lambda e: PRECEDENCE.index(e.method))
+        """The estimate of record of the std (of the mean where none gives a std): the one `method` names."""
+        return self.record_of("std") or self.mean_record
+
+    @property
+    def mean_record(self) -> Estimate:
+        return self.record_of("mean")
 
     @property
     def mean(self) -> float:
-        return self.record.mean
+        return self.mean_record.mean
 
     @property
     def std(self) -> float | None:
@@ -98,7 +133,7 @@ class Result(Verdict):
 
     @property
     def mean_se(self) -> float:
-        return self.record.mean_se
+        return self.mean_record.mean_se
 
     @property
     def std_se(self) -> float | None:
@@ -106,17 +141,16 @@ class Result(Verdict):
 
     @property
     def method(self) -> str:
+        """The method of record of the std (as before the mean was chosen on its own: tables keep their meaning).
+
+        The mean's may be more exact: mean_record.method.
+        """
         return self.record.method
 
     @property
     def grad_sq_record(self) -> Estimate | None:
         """The most exact estimate that carries E[f'(X)^2]."""
-        pool = [e for e in self.estimates if e.grad_sq is not None]
-        return (
-            min(pool, key=lambda e: PRECEDENCE.index(e.method) if e.method in PRECEDENCE else len(PRECEDENCE))
-            if pool
-            else None
-        )
+        return self.record_of("grad_sq")
 
     @property
     def grad_sq(self) -> float | None:
@@ -130,6 +164,9 @@ class Result(Verdict):
         return None if record is None else record.grad_sq_se
 
     def to_dict(self) -> dict:
+        # "method" is the std's method of record; mean_method is added only where the mean's differs,
+        # so the documents of results with one method of record keep their exact shape.
+        extra = {} if self.mean_record is self.record else {"mean_method": self.mean_record.method}
         return {
             "spec": self.spec,
             "input": {"mu": self.mu, "sigma": self.sigma},
@@ -138,9 +175,14 @@ class Result(Verdict):
             "mean_se": self.mean_se,
             "std_se": self.std_se,
             "method": self.method,
+            **extra,
             "grad_sq": self.grad_sq,
             "grad_sq_se": self.grad_sq_se,
             "agree": self.agree,
             "disagreements": self.disagreements,
             "estimates": [e.to_dict() for e in self.estimates],
         }
+
+
+def _rank(e: Estimate) -> int:
+    return PRECEDENCE.index(e.method) if e.method in PRECEDENCE else len(PRECEDENCE)
