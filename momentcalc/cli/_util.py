@@ -6,6 +6,7 @@ Exit codes: 0 success (estimates agree, tables match), 1 a finding (estimates di
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from contextlib import contextmanager
@@ -118,11 +119,35 @@ def _examples(*commands: str) -> str:
     return "Examples:\n\n" + "\n\n".join(f"  momentcalc {c}" for c in commands)
 
 
-def _num(x) -> str:
-    return "—" if x is None else f"{x:.10g}"
+def _value(x, se, known: bool = True) -> str:
+    """A value printed with the digits its uncertainty se supports, plus one guard digit.
+
+    The last digit printed is at the place of se's leading digit: 0.398812 with se 3e-4 prints
+    0.3988, a quadrature value with a bound of 1e-14 prints 15 significant digits. A value with se 0
+    (a closed form) prints in full (repr: the digits that give back the same double). A value
+    smaller than se prints rounded to se's place (often 0). known=False (a Monte Carlo quantity
+    with no usable standard error, result.informative) prints 3 significant digits.
+    JSON output keeps every value in full: this is only for people.
+    """
+    if x is None:
+        return "—"
+    if not known:
+        return f"{x:.3g}"
+    if not se or not math.isfinite(se) or not math.isfinite(x):
+        return repr(float(x))
+    place = math.floor(math.log10(abs(se)))  # 10**place: where se's leading digit is
+    if x == 0 or abs(x) < 10.0**place:
+        rounded = round(x, -place)
+        return "0" if rounded == 0 else f"{rounded:.1g}"
+    digits = math.floor(math.log10(abs(x))) - place + 1
+    text = f"{x:#.{min(digits, 17)}g}"
+    return text[:-1] if text.endswith(".") else text
 
 
-def _se(x) -> str:
+def _se(x, known: bool = True) -> str:
+    """An uncertainty with 2 significant digits; 'n/a' for one that is not usable."""
+    if not known:
+        return "n/a"
     return "—" if x is None else ("0" if x == 0 else f"{x:.2g}")
 
 

@@ -12,7 +12,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from .._lazy import lazy_module
-from ._util import EXIT_DISAGREE, _console, _examples, _LazyBar, _num, _se, app
+from ..result import informative
+from ._util import EXIT_DISAGREE, _console, _examples, _LazyBar, _se, _value, app
 from .render_map import render_map
 
 engine = lazy_module(
@@ -99,7 +100,11 @@ def _render_result(result) -> None:
     console = _console()
     console.print(_estimates_table(result))
     seeds = sorted({e.seed for e in result.estimates if e.seed is not None})
-    console.print("* method of record" + (f"; Monte Carlo seed {', '.join(map(str, seeds))}" if seeds else ""))
+    mean_by, std_by = result.mean_record, result.record
+    legend = "method of record"
+    if mean_by is not std_by:
+        legend += f": mean by {mean_by.method}, std by {std_by.method}"
+    console.print(f"* {legend}" + (f"; Monte Carlo seed {', '.join(map(str, seeds))}" if seeds else ""))
     for e in result.estimates:
         if e.notes:
             console.print(f"{e.method}: {escape('; '.join(e.notes))}")
@@ -120,13 +125,15 @@ def _estimates_table(result) -> Table:
     # Seven narrow columns: the table fits an 80-column terminal without truncating a digit.
     for name in ("method", "mean", "±", "std", "±", "samples", "time"):
         grid.add_column(name, justify="left" if name == "method" else "right", no_wrap=True)
+    # Each value with the digits its uncertainty supports (cli._util._value); the values of record starred.
     for e in result.estimates:
+        mean_known, std_known = informative(e, "mean"), e.std is None or informative(e, "std")
         grid.add_row(
-            e.method + ("*" if e is result.record else ""),
-            _num(e.mean),
-            _se(e.mean_se),
-            _num(e.std),
-            _se(e.std_se),
+            e.method + ("*" if e is result.record or e is result.mean_record else ""),
+            _value(e.mean, e.mean_se, mean_known),
+            _se(e.mean_se, mean_known),
+            _value(e.std, e.std_se, std_known),
+            _se(e.std_se, std_known),
             "" if e.samples is None else str(e.samples),
             f"{e.seconds:.2f}s",
         )

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ._util import _se
+from ._util import _se, _value
 
 MAX_LAYOUT_SIDE = 32  # draw the letter layout of maps up to this side
 MAX_LISTED = 4  # list positions of a kind up to this many, else count them
@@ -43,9 +43,9 @@ def _kinds_table(result, letters: list[str]) -> Table:
             kind.label,
             _positions(kind),
             "—" if kind.real_inputs is None else str(kind.real_inputs),
-            f"{kind.mean:.10g}",
+            _value(kind.mean, kind.mean_se),
             _se(kind.mean_se),
-            f"{kind.std:.10g}",
+            _value(kind.std, kind.std_se),
             _se(kind.std_se),
             kind.method,
             _check_text(checks.get(index, []), kind),

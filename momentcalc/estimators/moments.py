@@ -14,8 +14,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..result import Estimate
+from ..result import MIN_SAMPLES, Estimate
 from . import driver
+
+# A spread of the samples within this many ulps of their mean is rounding: the samples were all equal.
+EQUAL_ULPS = 64
 
 
 @dataclass(frozen=True)
@@ -34,12 +37,42 @@ class Summary:
         return self.mean_se <= tol and self.std_se <= tol
 
     def estimate(self, method: str, seed: int, seconds: float, grad: bool = True, notes: tuple = ()) -> Estimate:
-        """The Estimate this summary gives `method`; grad=False leaves out E[f'(X)^2] (a spec with windows)."""
+        """The Estimate this summary gives `method`; grad=False leaves out E[f'(X)^2] (a spec with windows).
+
+        A standard error of 0 from samples that were all equal is no certainty (relu at mu = -5: all
+        65536 outputs are 0, the mean is 1.5e-7), and an SE from a handful of samples is noise itself
+        (from 2 samples SE(std) is always 0). Equal samples bound the probability of other values (below
+        3/N at 95%, the rule of three) but not the mean, as the other values may lie anywhere; so such
+        an estimate states no uncertainty: its SE is exactly 0 (not rounding noise), a note says why,
+        and result.informative() keeps it out of the cross-check and the value of record.
+        """
+        mean_se, std_se = self.mean_se, self.std_se
         grad_sq, grad_sq_se = (self.grad_sq, self.grad_sq_se) if grad else (None, None)
+        n = self.samples
+        why = []
+        if n < MIN_SAMPLES:
+            why.append(f"only {n} samples (fewer than {MIN_SAMPLES}): no usable standard error; not cross-checked")
+        if _all_equal(self.mean, self.std):
+            mean_se, std_se = 0.0, 0.0
+            if n >= MIN_SAMPLES:
+                why.append(
+                    f"all {n} outputs equal {self.mean!r}: no standard error (rule of three: P(output != "
+                    f"{self.mean!r}) < {3.0 / n:.2g} at 95%, but how far other values lie is unbounded); "
+                    "mean and std not cross-checked"
+                )
+        if grad_sq is not None and _all_equal(grad_sq, grad_sq_se * math.sqrt(n)):
+            grad_sq_se = 0.0
+            if n >= MIN_SAMPLES:
+                why.append(f"all {n} values of f'(X)^2 equal {grad_sq!r}: no standard error; not cross-checked")
         return Estimate(
-            method, self.mean, self.std, self.mean_se, self.std_se, self.samples, seed, seconds,
-            grad_sq, grad_sq_se, self.notes + tuple(notes),
+            method, self.mean, self.std, mean_se, std_se, n, seed, seconds,
+            grad_sq, grad_sq_se, self.notes + tuple(notes) + tuple(why),
         )  # fmt: skip
+
+
+def _all_equal(mean: float, spread: float) -> bool:
+    """Is a sample spread (std) rounding noise, i.e. were the samples all equal?"""
+    return spread <= EQUAL_ULPS * math.ulp(abs(mean))
 
 
 def merge(rows: np.ndarray) -> np.ndarray:
