@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from momentcalc import __version__, engine, tables
 from momentcalc.cli import app
+from momentcalc.cli._util import _se, _value
 from momentcalc.cli.estimate import Method
 
 REPO = Path(__file__).resolve().parent.parent
@@ -111,6 +112,66 @@ def test_estimate_table_shows_every_method_and_the_verdict():
     for method in ("closed", "quadrature", "montecarlo"):
         assert method in result.stdout
     assert "agree" in result.stdout and "1.029375373" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "value, se, text",
+    [
+        (0.398812, 3e-4, "0.3988"),  # the last digit at the SE's first: one guard digit
+        (0.39881, 2.8e-5, "0.39881"),
+        (1.0293753730039643, 1.2e-14, "1.02937537300396"),  # quadrature: the digits its bound supports
+        (0.99996, 3e-4, "1.000"),  # trailing zeros are digits too
+        (123.4, 7.0, "123"),
+        (2.5e-9, 1e-12, "2.500e-09"),
+        (1.42661289e-17, 6.2e-15, "0"),  # below its uncertainty: 0 at the SE's place
+        (-1.23e-4, 4.8e-4, "-0.0001"),
+        (0.3989422804014327, 0.0, "0.3989422804014327"),  # exact: every digit (repr)
+        (0.0, 0.0, "0.0"),
+        (1e-100, 0.0, "1e-100"),
+        (None, 0.1, "—"),
+    ],
+)
+def test_values_print_with_the_digits_their_uncertainty_supports(value, se, text):
+    assert _value(value, se) == text
+
+
+def test_a_value_without_a_usable_uncertainty_prints_three_digits():
+    assert _value(0.2598540343, 0.18, known=False) == "0.26" and _se(0.18, known=False) == "n/a"
+
+
+def test_the_estimate_table_prints_monte_carlo_to_its_standard_error():
+    result = invoke("estimate", "relu", "--samples", "65536", "--seed", "3")
+    assert result.exit_code == 0, result.stderr
+    (row,) = [line for line in result.stdout.splitlines() if line.strip().startswith("montecarlo")]
+    mean, se = row.split()[1:3]
+    # SE ~ sqrt(0.34 / 65536) ~ 2.3e-3: the mean has 3 decimals (1 guard digit), not 10 digits.
+    assert float(se) == pytest.approx(2.3e-3, rel=0.1) and re.fullmatch(r"0\.\d{3}", mean), row
+    assert "0.3989422804014327" in result.stdout  # the closed form in full
+
+
+@pytest.mark.parametrize("samples", ["1", "2"])
+def test_one_or_two_samples_do_not_disagree(samples):
+    result = invoke("estimate", "relu", "--samples", samples)
+    assert result.exit_code == 0, result.stdout
+    assert "DISAGREE" not in result.stdout and f"only {samples} samples" in result.stdout
+
+
+def test_equal_samples_far_in_the_tail_do_not_disagree_with_the_closed_form():
+    result = invoke("estimate", "relu", "--mu", "-5", "--samples", "65536", "--json")
+    out = json.loads(result.stdout)
+    assert not [pair for pair in out["disagreements"] if "montecarlo" in pair]
+    assert out["method"] == "closed" and out["mean"] > 0.0  # mu Phi(mu) + phi(mu) = 5.3e-8
+    assert out["estimates"][-1]["mean_se"] == 0.0 and "rule of three" in out["estimates"][-1]["notes"][0]
+
+
+def test_tanh_prints_the_closed_forms_exact_zero_as_the_mean_of_record():
+    result = invoke("estimate", "tanh", "--samples", "65536")
+    assert result.exit_code == 0, result.stdout
+    assert "method of record: mean by closed, std by quadrature" in result.stdout
+    (row,) = [line for line in result.stdout.splitlines() if line.strip().startswith("closed")]
+    assert row.split()[:2] == ["closed*", "0.0"]
+    out = json.loads(invoke("estimate", "tanh", "--samples", "65536", "--json").stdout)
+    assert (out["mean"], out["mean_se"], out["mean_method"], out["method"]) == (0.0, 0.0, "closed", "quadrature")
 
 
 def test_disagreement_exits_1_and_names_the_pairs():
