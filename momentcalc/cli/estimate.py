@@ -21,6 +21,9 @@ engine = lazy_module(
 )  # numba: loads when something is computed, so `momentcalc --help` stays instant
 
 
+MAP_WIDTH = 200  # piped width of a map's table: ten columns, values with up to 17 digits
+
+
 class Method(str, Enum):
     auto = "auto"
     closed = "closed"
@@ -88,7 +91,7 @@ def estimate(
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
     elif size is not None:
-        render_map(result, _console())
+        render_map(result, _console(MAP_WIDTH))
     else:
         _render_result(result)
     if not result.agree:

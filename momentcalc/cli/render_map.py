@@ -34,8 +34,10 @@ def _kinds_table(result, letters: list[str]) -> Table:
     title = f"{escape(result.spec)}   on a {side} input map -> {out} outputs, X ~ N({result.mu:g}, {result.sigma:g}²)"
     grid = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
     numeric = ("real inputs", "mean", "± mean", "std", "± std")
+    # Numbers carry the digits their uncertainty supports (up to 17): never wrapped or cut; the text columns wrap.
     for name in ("kind", "where", "positions", "real inputs", "mean", "± mean", "std", "± std", "method", "check"):
-        grid.add_column(name, justify="right" if name in numeric else "left")
+        wraps = name in ("where", "positions")
+        grid.add_column(name, justify="right" if name in numeric else "left", no_wrap=not wraps)
     checks = _checks_by_kind(result)
     for index, (letter, kind) in enumerate(zip(letters, result.kinds)):
         grid.add_row(

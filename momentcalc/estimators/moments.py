@@ -40,7 +40,7 @@ class Summary:
         """The Estimate this summary gives `method`; grad=False leaves out E[f'(X)^2] (a spec with windows).
 
         A standard error of 0 from samples that were all equal is no certainty (relu at mu = -5: all
-        65536 outputs are 0, the mean is 1.5e-7), and an SE from a handful of samples is noise itself
+        65536 outputs are 0, the mean is 5.3e-8), and an SE from a handful of samples is noise itself
         (from 2 samples SE(std) is always 0). Equal samples bound the probability of other values (below
         3/N at 95%, the rule of three) but not the mean, as the other values may lie anywhere; so such
         an estimate states no uncertainty: its SE is exactly 0 (not rounding noise), a note says why,
