@@ -46,7 +46,7 @@ from .errors import MomentcalcError
 from .estimators import NotApplicable, closed, driver, moments, quadrature, vectorized
 from .ops import dropout as dropout_op
 from .ops import pooling
-from .result import Verdict
+from .result import MIN_SAMPLES, Verdict
 from .settings import MAX_SAMPLES, RunSettings
 from .spec import Op, Spec
 
@@ -550,8 +550,13 @@ def estimate_map(
             mean, std, mean_err, std_err, how, exact_spec = found
             note = None
             if mc is not None:
-                checks.append(_check(g, len(kinds), "mean", mean, mean_err, mc.mean[index], mc.mean_se[index], z))
-                checks.append(_check(g, len(kinds), "std", std, std_err, mc.std[index], mc.std_se[index], z))
+                for quantity, value, err, mc_values, mc_se in (
+                    ("mean", mean, mean_err, mc.mean[index], mc.mean_se[index]),
+                    ("std", std, std_err, mc.std[index], mc.std_se[index]),
+                ):
+                    check = _check(g, len(kinds), quantity, value, err, mc_values, mc_se, mc.samples, z)
+                    if check is not None:
+                        checks.append(check)
         else:  # Monte Carlo only: the positions of a kind are identically distributed, so average them
             how, exact_spec, note = "montecarlo", None, found
             mean, std = float(mc.mean[index].mean()), float(mc.std[index].mean())
@@ -583,9 +588,14 @@ def _check(
     err: float,
     mc_values: np.ndarray,
     mc_se: np.ndarray,
+    maps: int,
     z: float,
-) -> MapCheck:
-    """The worst |Monte Carlo - exact| / combined SE over the positions of one kind."""
-    zs = np.abs(mc_values - value) / np.sqrt(mc_se**2 + err**2)
+) -> MapCheck | None:
+    """The worst |Monte Carlo - exact| / combined SE over the positions of one kind; None where no position's
+    Monte Carlo SE is usable (all its maps gave the same value, or too few maps: see result.informative)."""
+    usable = (mc_se > 0.0) & (maps >= MIN_SAMPLES)
+    if not usable.any():
+        return None
+    zs = np.where(usable, np.abs(mc_values - value) / np.sqrt(mc_se**2 + err**2), 0.0)
     worst = int(np.argmax(zs))
     return MapCheck(group.label, kind_index, quantity, float(zs[worst]), group.positions[worst], z)

@@ -256,3 +256,11 @@ def test_render_and_json():
     assert data["output_size"] == 4 and len(data["mean_map"]) == 4
     assert {k["label"]: k["count"] for k in data["kinds"]} == {"corners": 4, "edges": 8, "interior": 4}
     assert data["agree"] is True and data["montecarlo"]["samples"] == 2000
+
+
+def test_positions_whose_maps_all_agree_are_not_cross_checked():
+    # Far below relu's kink every simulated output is 0: an SE of 0 there bounds nothing (result.informative),
+    # so it must not turn the exact values into a false DISAGREE.
+    result = engine.estimate("relu | avgpool(k=2)", mu=-6.0, size=4, samples=512)
+    assert result.agree
+    assert all(kind.mean == pytest.approx(0.0, abs=1e-8) for kind in result.kinds)
