@@ -1,7 +1,7 @@
 """Calibration of the QMC standard errors: z = (estimate - exact) / SE over many seeds.
 
     python bench/qmc_calibration.py                 # 2000 seeds at 2^16 points: relu, sigmoid, maxpool(k=3)
-    python bench/qmc_calibration.py --quick         # 300 seeds at 2^14 points (about a minute on 2 cores)
+    python bench/qmc_calibration.py --quick         # 300 seeds at 2^14 points (under a minute on 2 cores)
     python bench/qmc_calibration.py --seeds 500 --samples 4096 --specs relu sigmoid
     python bench/qmc_calibration.py --plain         # the same study with the old estimator (plain ndtri)
 
@@ -12,7 +12,7 @@ for maxpool(k=3) (the max of 9 standard normals). With 16 replicas a
 t-distribution with 15 degrees of freedom allows 6.4% and 0.9%; the target is
 |z| > 3 in at most 1.5% of runs and |mean z| <= 0.1. Seeds are 0..seeds-1 (or
 --first onwards). --plain swaps in the estimator before the tail weighting
-(plain ndtri, unweighted), to show what changed. The last line printed is JSON.
+(plain ndtri, unweighted, for one normal per output too), to show what changed. The last line printed is JSON.
 """
 
 from __future__ import annotations
