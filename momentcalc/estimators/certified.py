@@ -52,6 +52,9 @@ SECONDS = 3.0  # no new precision is tried for a quantity after this long: NotAp
 # --- the ball functions the ops' declarations call ---------------------------------
 
 
+_NUMBERS: dict = {}
+
+
 class Lib:
     """What an op's `ball` functions may call (catalog.Ball): flint acb functions, analytic-checked.
 
@@ -64,12 +67,21 @@ class Lib:
 
     @staticmethod
     def num(value):
-        """A ball for a number: floats and ints exact, decimal text such as '0.044715' enclosed."""
-        return flint.acb(flint.arb(value))
+        """A ball for a number: floats and ints exact, decimal text such as '0.044715' enclosed (cached per
+        precision: integrands ask for their constants at every evaluation)."""
+        key = (value, flint.ctx.prec)
+        found = _NUMBERS.get(key)
+        if found is None:
+            found = _NUMBERS[key] = flint.acb(flint.arb(value))
+        return found
 
     @staticmethod
     def pi():
-        return flint.acb.pi()
+        key = ("pi", flint.ctx.prec)
+        found = _NUMBERS.get(key)
+        if found is None:
+            found = _NUMBERS[key] = flint.acb.pi()
+        return found
 
     def sqrt(self, x):
         return flint.acb(x).sqrt(analytic=self.analytic)

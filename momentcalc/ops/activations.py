@@ -689,6 +689,7 @@ activation(
     kinks=lambda a, b: (-3.0, 3.0),
     closed=_pieces_closed(HARDSIGMOID),
     grad_closed=_pieces_grad(lambda a, b: ((-3.0, 3.0, (1.0 / 36.0,)),)),
+    odd_center=lambda a, b: 0.5,
     ball=(
         (_BALL_0, _BALL_0),
         (lambda x, a, b, lib: x / 6 + lib.num("0.5"), lambda x, a, b, lib: 1 / (6 + 0 * x)),
