@@ -13,6 +13,7 @@ import pytest
 from mp_activations import make
 
 import momentcalc as mc
+from momentcalc import catalog
 from momentcalc.estimators import NotApplicable, certified
 from momentcalc.spec import parse
 
@@ -237,3 +238,10 @@ def test_engine_makes_certified_the_value_of_record():
     only = mc.estimate("maxpool(k=3)", method="certified", digits=20)
     assert only.estimates[0].mean_digits.startswith("1.4850131622092370")
     assert math.isclose(only.mean, 1.485013162209237, rel_tol=0, abs_tol=3e-16)
+
+
+def test_every_activation_declares_its_balls():
+    for op in catalog.jitted_activations():
+        a, b = 1.0, 2.0
+        assert op.ball is not None and op.growth is not None, op.name
+        assert len(op.ball) == len(op.kinks(a, b)) + 1, op.name
