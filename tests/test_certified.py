@@ -11,9 +11,11 @@ from decimal import Decimal
 import mpmath as mp
 import pytest
 from mp_activations import make
+from typer.testing import CliRunner
 
 import momentcalc as mc
 from momentcalc import catalog
+from momentcalc.cli import app
 from momentcalc.estimators import NotApplicable, certified
 from momentcalc.spec import parse
 
@@ -245,3 +247,13 @@ def test_every_activation_declares_its_balls():
         a, b = 1.0, 2.0
         assert op.ball is not None and op.growth is not None, op.name
         assert len(op.ball) == len(op.kinks(a, b)) + 1, op.name
+
+
+def test_cli_method_certified_with_digits():
+    out = CliRunner().invoke(app, ["estimate", "maxpool(k=3)", "--method", "certified", "--digits", "25", "--json"])
+    assert out.exit_code == 0, out.output
+    (e,) = json.loads(out.stdout)["estimates"]
+    assert e["method"] == "certified" and e["mean_digits"].startswith("1.48501316220923700")
+    assert e["mean_interval"][0] <= e["mean"] <= e["mean_interval"][1]
+    table = CliRunner().invoke(app, ["estimate", "relu", "--method", "certified", "--digits", "12"])
+    assert "certified mean: 3.98942280401e-1" in table.stdout

@@ -212,7 +212,7 @@ def _normalize(state, prec: int):
         factor = None if state.grad_chain is None else state.grad_factor / var
         return MomentsOnly(flint.arb(0), flint.arb(1), state.grad_chain, factor)
     scale = 1 / std
-    c0, c1 = _upper(mean) * _upper(scale), _upper(scale)
+    c0, c1 = _up(_upper(mean) * _upper(scale)), _upper(scale)
     stage = Stage(growth=(c0, c1, c1), shift=mean, scale=scale)
     center = None if state.center is None else (state.center - mean) * scale
     return replace(state, stages=state.stages + (stage,), standardized=True, center=center)
@@ -288,11 +288,15 @@ def _propagate(spec: Spec, mu: float, sigma: float, prec: int):
 def _growth(chain: Chain) -> tuple[float, float, float]:
     """(A, B, D): |g(mu + s b)| <= A + B |b| and |g'| <= D for every real b."""
     c0, c1, d = 0.0, 1.0, 1.0
-    for stage in chain.stages:
+    for stage in chain.stages:  # every double operation rounded up: the bounds stay bounds
         s0, s1, sd = stage.growth
-        c0, c1, d = s0 + s1 * c0, s1 * c1, sd * d
-    up = lambda v: math.nextafter(v, math.inf)  # noqa: E731
-    return up(up(c0 + up(c1 * abs(chain.mu)))), up(c1 * _upper(chain.s)), up(d)
+        c0, c1, d = _up(s0 + _up(s1 * c0)), _up(s1 * c1), _up(sd * d)
+    return _up(c0 + _up(c1 * abs(chain.mu))), _up(c1 * _upper(chain.s)), d
+
+
+def _up(v: float) -> float:
+    """A double >= v, for v the rounded-to-nearest result of one double operation."""
+    return math.nextafter(v, math.inf)
 
 
 def _cuts(chain: Chain, lim: float) -> list[float]:
