@@ -72,7 +72,7 @@ def _mp_moments(name, params, mu, sigma):
     with mp.workdps(60 if name == "selu" else DPS):
         f, df, kinks = _selu() if name == "selu" else make(name, **params)
         mu, sigma = mp.mpf(mu), mp.mpf(sigma)
-        near = [mp.mpf(k) + d for k in kinks for d in (-1, -0.1, -0.01, 0, 0.01, 0.1, 1)]
+        near = [mp.mpf(k) + d for k in kinks for d in (-0.5, 0, 0.5)]
         inner = [mu + k * sigma for k in (-12, -6, -2, -0.5, 0, 0.5, 2, 6, 12)] + near
         cuts = [-mp.inf] + sorted(set(inner)) + [mp.inf]
         dens = lambda x: mp.npdf(x, mu, sigma)  # noqa: E731
