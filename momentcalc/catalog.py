@@ -25,6 +25,9 @@ LAYER = "layer"  # a layer for `momentcalc backward` only (conv): spec.parse_lay
 KINDS = (ELEMENTWISE, WINDOW, DROPOUT, NORMALIZE, LAYER)
 
 Scalar = Callable[[float, float, float], float]  # f(x, a, b): a and b carry the op's parameters
+# f(x, a, b, lib) on a complex ball x (flint acb) for the certified method; lib holds the ball functions
+# (exp, log1p, erf, tanh, constants ...) that momentcalc.estimators.certified supplies, so ops never import flint.
+Ball = Callable[[object, float, float, object], object]
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,18 @@ class OpInfo:
     closed: Callable[[object, float, float], object] | None = None  # (op, mu, sigma) -> result.Moments | None
     grad_closed: Callable[[object, float, float], float | None] | None = None  # E[f'(X)^2]
     reduction: str | None = None  # window ops: how the n inputs combine (ops.pooling.REDUCTIONS)
+    # The certified method (ball arithmetic). Elementwise ops: `ball` gives (f, f') as Ball functions for each
+    # analytic piece, in order between the declared kinks (len(kinks) + 1 pieces); each must be the analytic
+    # continuation of f (f') on its piece. growth(a, b) -> (c0, c1, d) with |f(x)| <= c0 + c1 |x| and
+    # |f'(x)| <= d for every real x: the proven bound on the Gaussian tails outside the integration range.
+    # odd_center(a, b) -> c where f(x) - c is odd, else None: the exact mean under a centred normal.
+    ball: tuple[tuple[Ball, Ball], ...] | None = None
+    growth: Callable[[float, float], tuple[float, float, float]] | None = None
+    odd_center: Callable[[float, float], float | None] = lambda a, b: None
+    # Window ops: the density of the reduction of n iid standard normals at a ball b, density(b, n, lib).
+    ball_density: Callable[[object, int, object], object] | None = None
+    # Dropout: (mean, var, grad factor) after the op from the mean and variance balls before it, (op, mean, var, lib).
+    ball_moments: Callable[[object, object, object, object], tuple] | None = None
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)

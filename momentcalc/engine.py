@@ -17,6 +17,7 @@ from .spec import Spec, parse
 # scipy and scipy.stats cost most of a second to import: a Monte Carlo-only run never pays for them.
 quadrature = lazy_module("momentcalc.estimators.quadrature")
 qmc = lazy_module("momentcalc.estimators.qmc")
+certified = lazy_module("momentcalc.estimators.certified")  # python-flint: only when certifying
 spatial = lazy_module("momentcalc.spatial")
 
 
@@ -32,12 +33,18 @@ def estimate(
     progress: Progress | None = None,
     grad=None,
     size: int | None = None,
+    digits: int | None = None,
+    methods: tuple[str, ...] | None = None,
 ) -> Result:
     """Moments of the spec's output for X ~ N(mu, sigma^2), by every method asked for.
 
     method: 'auto' (every applicable exact method plus Monte Carlo as the
-    independent check), 'all' (that and quasi-Monte Carlo), or one of 'closed',
-    'quadrature', 'montecarlo', 'qmc'. samples/tol/seed steer (quasi-)Monte
+    independent check), 'all' (that and quasi-Monte Carlo), or one of 'certified',
+    'closed', 'quadrature', 'montecarlo', 'qmc'. certified (ball arithmetic) gives
+    each quantity as the correctly rounded double with an interval that holds the
+    true value; digits=N asks it for N correctly rounded significant digits too.
+    methods, if given, is the exact list of methods to try (each skipped where it
+    does not apply, as with 'auto'); it overrides method. samples/tol/seed steer (quasi-)Monte
     Carlo: a fixed sample count (default 2**22, 2**20 for qmc) or a target
     standard error for both mean and std.
 
@@ -65,9 +72,12 @@ def estimate(
         return estimate_callable(spec, grad, mu, sigma, settings)
     if size is not None:
         return spatial.estimate_map(parsed, size, mu, sigma, settings)
-    wanted = {"auto": ("closed", "quadrature", "montecarlo"), "all": ("closed", "quadrature", "qmc", "montecarlo")}.get(
-        method, (method,)
-    )
+    if digits is not None and (isinstance(digits, bool) or not isinstance(digits, int) or not 1 <= digits <= 600):
+        raise MomentcalcError(f"digits must be a whole number from 1 to 600, got {digits!r}")
+    wanted = AUTO.get(method, (method,)) if methods is None else tuple(methods)
+    unknown = [m for m in wanted if m not in METHODS or m in AUTO]
+    if unknown:
+        raise MomentcalcError(f"unknown method {unknown[0]!r} in methods; use some of {', '.join(METHODS[2:])}")
     try:
         norms = normalize_constants(parsed, mu, sigma)
     except NotApplicable as why:
@@ -75,13 +85,20 @@ def estimate(
     estimates = []
     for name in wanted:
         try:
-            estimates.append(_with_grad_sq(_run(name, parsed, mu, sigma, norms, settings), parsed, mu, sigma, norms))
+            found = _run(name, parsed, mu, sigma, norms, settings, digits)
+            estimates.append(_with_grad_sq(found, parsed, mu, sigma, norms))
         except NotApplicable as why:
-            if method not in ("auto", "all"):
+            if method not in AUTO and methods is None:
                 raise MomentcalcError(str(why)) from None
     if not estimates:
         raise MomentcalcError(f"no method applies to '{parsed}'")
     return Result(str(parsed), mu, sigma, tuple(estimates), crosscheck.compare(tuple(estimates), settings.z))
+
+
+AUTO = {
+    "auto": ("certified", "closed", "quadrature", "montecarlo"),
+    "all": ("certified", "closed", "quadrature", "qmc", "montecarlo"),
+}
 
 
 def _check_input(mu, sigma) -> tuple[float, float]:
@@ -92,8 +109,12 @@ def _check_input(mu, sigma) -> tuple[float, float]:
     return float(mu), float(sigma)
 
 
-def _run(name: str, spec: Spec, mu: float, sigma: float, norms: tuple | None, settings: RunSettings) -> Estimate:
+def _run(
+    name: str, spec: Spec, mu: float, sigma: float, norms: tuple | None, settings: RunSettings, digits: int | None
+) -> Estimate:
     start = time.perf_counter()
+    if name == "certified":
+        return _certified(spec, mu, sigma, digits, start)
     if name == "closed":
         m = closed.estimate_moments(spec, mu, sigma)
         return Estimate("closed", m.mean, m.std, 0.0, None if m.std is None else 0.0, seconds=_since(start))
@@ -109,6 +130,19 @@ def _run(name: str, spec: Spec, mu: float, sigma: float, norms: tuple | None, se
     program = montecarlo.compile_program(spec, mu, sigma, norms)
     runner = qmc.run if name == "qmc" else montecarlo.run
     return runner(program, settings).estimate(name, settings.seed, _since(start))
+
+
+def _certified(spec: Spec, mu: float, sigma: float, digits: int | None, start: float) -> Estimate:
+    """The certified estimate: correctly rounded values, half the enclosure's width as uncertainty, the intervals."""
+    found = certified.estimate(spec, mu, sigma, digits)
+    fields = {}
+    for quantity in ("mean", "std", "grad_sq"):
+        c = found.get(quantity)
+        fields[quantity] = None if c is None else c.value
+        fields[quantity + "_se"] = None if c is None else (c.hi - c.lo) / 2.0
+        fields[quantity + "_interval"] = None if c is None else (c.lo, c.hi)
+        fields[quantity + "_digits"] = None if c is None else c.digits
+    return Estimate("certified", seconds=_since(start), **fields)
 
 
 def normalize_constants(spec: Spec, mu: float, sigma: float) -> tuple | None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 # Most exact first: the value of record of each quantity is the first estimate in this order that gives it.
-PRECEDENCE = ("closed", "quadrature", "qmc", "montecarlo")
-EXACT_METHODS = ("closed", "quadrature")
+PRECEDENCE = ("certified", "closed", "quadrature", "qmc", "montecarlo")
+EXACT_METHODS = ("certified", "closed", "quadrature")
 # Fewer (quasi-)Monte Carlo samples than this give no usable standard error (see informative()).
 MIN_SAMPLES = 32
 
@@ -42,8 +42,9 @@ class Moments:
 class Estimate:
     """Mean and std of a layer's output by one method.
 
-    The uncertainties are 0 for closed forms, the integration error bound for
-    quadrature, and one standard error for (quasi-)Monte Carlo.
+    The uncertainties are 0 for closed forms, half the enclosure's width for
+    certified, the integration error bound for quadrature, and one standard
+    error for (quasi-)Monte Carlo.
     """
 
     method: str
@@ -58,13 +59,24 @@ class Estimate:
     grad_sq: float | None = None
     grad_sq_se: float | None = None
     notes: tuple[str, ...] = ()  # e.g. 'numerical derivative'
+    # certified: [lo, hi] (doubles, rounded outward) that holds the true value; None for other methods.
+    mean_interval: tuple[float, float] | None = None
+    std_interval: tuple[float, float] | None = None
+    grad_sq_interval: tuple[float, float] | None = None
+    # certified with digits=N: the N significant digits, correctly rounded, as text; None otherwise.
+    mean_digits: str | None = None
+    std_digits: str | None = None
+    grad_sq_digits: str | None = None
 
     @property
     def exact(self) -> bool:
         return self.method in EXACT_METHODS
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        found = asdict(self)
+        for name in ("mean_interval", "std_interval", "grad_sq_interval"):
+            found[name] = None if found[name] is None else list(found[name])
+        return found
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .errors import MomentcalcError
 
-METHODS = ("auto", "all", "closed", "quadrature", "montecarlo", "qmc")
+METHODS = ("auto", "all", "certified", "closed", "quadrature", "montecarlo", "qmc")
 DEFAULT_SAMPLES = 1 << 22  # Monte Carlo samples when neither samples nor tol is given
 MAX_SAMPLES = 1 << 36  # the most samples (or values, for whole maps) one run may draw
 DEFAULT_Z = 4.5  # crosscheck.DEFAULT_Z: the z-score bound of the cross-check

@@ -40,8 +40,8 @@ def test_qmc_meets_tol_and_is_reproducible():
 
 def test_all_adds_qmc_to_the_cross_check():
     r = mc.estimate("maxpool(k=3)", method="all", samples=1 << 16, seed=6)
-    assert [e.method for e in r.estimates] == ["quadrature", "qmc", "montecarlo"]
-    assert r.agree and r.method == "quadrature"
+    assert [e.method for e in r.estimates] == ["certified", "quadrature", "qmc", "montecarlo"]
+    assert r.agree and r.method == "certified"
     assert any(c.a == "qmc" or c.b == "qmc" for c in r.checks)
 
 

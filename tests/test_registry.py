@@ -8,7 +8,7 @@ from momentcalc.estimators import dispatch_gen
 from momentcalc.estimators.dispatch import CODES
 from momentcalc.ops.pooling import REDUCTIONS, WINDOW_PARAMS
 
-METHODS = ("closed", "quadrature", "montecarlo", "qmc")
+METHODS = ("certified", "closed", "quadrature", "montecarlo", "qmc")
 
 
 def test_generated_dispatch_matches_the_registry():

@@ -26,6 +26,7 @@ MAP_WIDTH = 200  # piped width of a map's table: ten columns, values with up to 
 
 class Method(str, Enum):
     auto = "auto"
+    certified = "certified"
     closed = "closed"
     quadrature = "quadrature"
     montecarlo = "montecarlo"
@@ -39,6 +40,7 @@ class Method(str, Enum):
         "estimate 'maxpool(k=3)' --method all --json",
         "estimate 'relu | normalize | maxpool(k=3)' --samples 16777216",
         "estimate 'dropout(p=0.8)' --mu -1 --sigma 2 --tol 1e-4",
+        "estimate gelu --method certified --digits 30",
     )
 )
 def estimate(
@@ -68,6 +70,10 @@ def estimate(
             help="Input feature-map side I: report the mean and std at every output position, border windows included."
         ),
     ] = None,
+    digits: Annotated[
+        int | None,
+        typer.Option(help="Ask the certified method for N correctly rounded significant digits, and print them."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
 ) -> None:
     """Mean and std of SPEC's output for X ~ N(mu, sigma^2), by every method that applies.
@@ -87,6 +93,7 @@ def estimate(
             z=z,
             progress=bar,
             size=size,
+            digits=digits,
         )
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
@@ -111,6 +118,11 @@ def _render_result(result) -> None:
     for e in result.estimates:
         if e.notes:
             console.print(f"{e.method}: {escape('; '.join(e.notes))}")
+    for e in result.estimates:
+        for quantity in ("mean", "std", "grad_sq"):
+            text = getattr(e, quantity + "_digits", None)
+            if text is not None:
+                console.print(f"{e.method} {quantity}: {text}")
     if len(result.estimates) < 2:
         console.print("[yellow]one method only: nothing to cross-check[/]")
     elif result.agree:

@@ -428,14 +428,136 @@ def _on_args(form: Callable | None, args: Callable) -> Callable | None:
     return None if form is None else (lambda op, mu, sigma: form(*args(op), mu, sigma))
 
 
+# --- ball arithmetic (the certified method) -----------------------------------------
+# (f, f') per analytic piece between the kinks, on complex balls, through certified's `lib`. Each avoids
+# cancellation (x / (1 + exp(-x)), never x (1 + tanh) / 2 or 1 - tanh^2): balls keep no digits a formula loses.
+
+
+def _sig_ball(x, lib):
+    return 1 / (1 + lib.exp(-x))
+
+
+def _sig_grad_ball(x, lib):
+    return 1 / ((1 + lib.exp(-x)) * (1 + lib.exp(x)))
+
+
+def _gelu_ball(x, a, b, lib):
+    if a == 0.0:
+        return x * lib.erfc(-x / lib.sqrt(2)) / 2
+    return x * _sig_ball(2 * _gelu_tanh_u(x, lib), lib)
+
+
+def _gelu_grad_ball(x, a, b, lib):
+    if a == 0.0:
+        return lib.erfc(-x / lib.sqrt(2)) / 2 + x * lib.exp(-x * x / 2) / lib.sqrt(2 * lib.pi())
+    u = _gelu_tanh_u(x, lib)
+    du = lib.sqrt(2 / lib.pi()) * (1 + 3 * lib.num("0.044715") * x * x)
+    return _sig_ball(2 * u, lib) + 2 * x * _sig_grad_ball(2 * u, lib) * du
+
+
+def _gelu_tanh_u(x, lib):
+    return lib.sqrt(2 / lib.pi()) * (x + lib.num("0.044715") * x * x * x)
+
+
+def _swish_ball(x, a, b, lib):
+    return x * _sig_ball(a * x, lib)
+
+
+def _swish_grad_ball(x, a, b, lib):
+    return _sig_ball(a * x, lib) + a * x * _sig_grad_ball(a * x, lib)
+
+
+def _softplus_ball(x, a, b, lib):
+    return lib.log1p(lib.exp(a * x)) / a
+
+
+def _mish_ball(x, a, b, lib):
+    return x * lib.tanh(lib.log1p(lib.exp(x)))
+
+
+def _mish_grad_ball(x, a, b, lib):
+    sp = lib.log1p(lib.exp(x))
+    return lib.tanh(sp) + x * lib.sech(sp) ** 2 * _sig_ball(x, lib)
+
+
+def _selu_constants(lib):
+    return lib.num("1.0507009873554804934193349852946"), lib.num("1.6732632423543772848170429916717")
+
+
+def _ball_const(c):
+    return lambda x, a, b, lib: c + 0 * x
+
+
+_BALL_X = lambda x, a, b, lib: x  # noqa: E731
+_BALL_0 = _ball_const(0)
+_BALL_1 = _ball_const(1)
+_GATED_GRAD = 1.2  # sup |f'| of silu/swish (1.0998), gelu (1.129), mish (1.089), with room
+_RELU_BALL = ((_BALL_0, _BALL_0), (_BALL_X, _BALL_1))
+_ELU_BALL = (
+    (lambda x, a, b, lib: a * lib.expm1(x), lambda x, a, b, lib: a * lib.exp(x)),
+    (_BALL_X, _BALL_1),
+)
+_CELU_BALL = (
+    (lambda x, a, b, lib: a * lib.expm1(x / a), lambda x, a, b, lib: lib.exp(x / a)),
+    (_BALL_X, _BALL_1),
+)
+
+
+def _selu_below(x, a, b, lib):
+    lam, alpha = _selu_constants(lib)
+    return lam * alpha * lib.expm1(x)
+
+
+def _selu_below_grad(x, a, b, lib):
+    lam, alpha = _selu_constants(lib)
+    return lam * alpha * lib.exp(x)
+
+
+_SELU_BALL = (
+    (_selu_below, _selu_below_grad),
+    (lambda x, a, b, lib: _selu_constants(lib)[0] * x, lambda x, a, b, lib: _selu_constants(lib)[0] + 0 * x),
+)
+_SELU_GROWTH = lambda a, b: (SELU_LAMBDA * SELU_ALPHA * 1.001, SELU_LAMBDA * 1.001, SELU_LAMBDA * SELU_ALPHA * 1.001)  # noqa: E731
+_BOUNDED = lambda c, d: lambda a, b: (c, 0.0, d)  # noqa: E731
+_LINEAR = lambda d: lambda a, b: (0.0, 1.0, d)  # noqa: E731
+
 _KINK_AT_0 = lambda a, b: (0.0,)  # noqa: E731
 _ALPHA = Param("alpha", float, 1.0, _positive, "a number > 0")
 
 activation(
-    "relu", "max(x, 0)", relu, relu_grad, True, kinks=_KINK_AT_0, closed=relu_closed, grad_closed=relu_grad_closed
+    "relu",
+    "max(x, 0)",
+    relu,
+    relu_grad,
+    True,
+    kinks=_KINK_AT_0,
+    closed=relu_closed,
+    grad_closed=relu_grad_closed,
+    ball=_RELU_BALL,
+    growth=_LINEAR(1.0),
 )
-activation("sigmoid", "1 / (1 + exp(-x))", sigmoid, sigmoid_grad, True, closed=sigmoid_closed)
-activation("tanh", "tanh(x)", tanh, tanh_grad, True, closed=odd_closed)
+activation(
+    "sigmoid",
+    "1 / (1 + exp(-x))",
+    sigmoid,
+    sigmoid_grad,
+    True,
+    closed=sigmoid_closed,
+    ball=((lambda x, a, b, lib: _sig_ball(x, lib), lambda x, a, b, lib: _sig_grad_ball(x, lib)),),
+    growth=_BOUNDED(1.0, 0.25),
+    odd_center=lambda a, b: 0.5,
+)
+activation(
+    "tanh",
+    "tanh(x)",
+    tanh,
+    tanh_grad,
+    True,
+    closed=odd_closed,
+    ball=((lambda x, a, b, lib: lib.tanh(x), lambda x, a, b, lib: lib.sech(x) ** 2),),
+    growth=_BOUNDED(1.0, 1.0),
+    odd_center=lambda a, b: 0.0,
+)
 activation(
     "gelu",
     "x * Phi(x) (exact, erf form); approximate=tanh: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))",
@@ -445,8 +567,18 @@ activation(
     Param("approximate", str, "none", choices=("none", "tanh")),
     args=lambda op: (1.0 if op.get("approximate") == "tanh" else 0.0, 0.0),
     closed=gelu_closed,
+    ball=((_gelu_ball, _gelu_grad_ball),),
+    growth=_LINEAR(_GATED_GRAD),
 )
-activation("silu", "x * sigmoid(x) (swish)", silu, silu_grad, False)
+activation(
+    "silu",
+    "x * sigmoid(x) (swish)",
+    silu,
+    silu_grad,
+    False,
+    ball=((lambda x, a, b, lib: _swish_ball(x, 1, b, lib), lambda x, a, b, lib: _swish_grad_ball(x, 1, b, lib)),),
+    growth=_LINEAR(_GATED_GRAD),
+)
 activation(
     "swish",
     "x * sigmoid(beta x) (Ramachandran et al. 2017); silu is swish(beta=1)",
@@ -455,6 +587,8 @@ activation(
     False,
     Param("beta", float, 1.0, _positive, "a number > 0"),
     args=_param("beta"),
+    ball=((_swish_ball, _swish_grad_ball),),
+    growth=_LINEAR(_GATED_GRAD),
 )
 activation(
     "elu",
@@ -467,6 +601,8 @@ activation(
     kinks=_KINK_AT_0,
     closed=lambda a, b, mu, sigma: _exp_family_closed(1.0, a, 1.0, mu, sigma),
     grad_closed=lambda a, b, mu, sigma: _exp_family_grad(1.0, a, 1.0, mu, sigma),
+    ball=_ELU_BALL,
+    growth=lambda a, b: (a, 1.0, max(1.0, a)),
 )
 activation(
     "celu",
@@ -479,6 +615,8 @@ activation(
     kinks=_KINK_AT_0,
     closed=lambda a, b, mu, sigma: _exp_family_closed(1.0, a, 1.0 / a, mu, sigma),
     grad_closed=lambda a, b, mu, sigma: _exp_family_grad(1.0, a, 1.0 / a, mu, sigma),
+    ball=_CELU_BALL,
+    growth=lambda a, b: (a, 1.0, 1.0),
 )
 activation(
     "selu",
@@ -489,6 +627,8 @@ activation(
     kinks=_KINK_AT_0,
     closed=lambda a, b, mu, sigma: _exp_family_closed(SELU_LAMBDA, SELU_ALPHA, 1.0, mu, sigma),
     grad_closed=lambda a, b, mu, sigma: _exp_family_grad(SELU_LAMBDA, SELU_ALPHA, 1.0, mu, sigma),
+    ball=_SELU_BALL,
+    growth=_SELU_GROWTH,
 )
 activation(
     "softplus",
@@ -498,6 +638,8 @@ activation(
     True,
     Param("beta", float, 1.0, _positive, "a number > 0"),
     args=_param("beta"),
+    ball=((_softplus_ball, lambda x, a, b, lib: _sig_ball(a * x, lib)),),
+    growth=lambda a, b: (0.7 / a, 1.0, 1.0),
 )
 activation(
     "leaky_relu",
@@ -510,8 +652,18 @@ activation(
     kinks=_KINK_AT_0,
     closed=_pieces_closed(LEAKY),
     grad_closed=_pieces_grad(lambda a, b: ((-INF, 0.0, (a * a,)), (0.0, INF, (1.0,)))),
+    ball=((lambda x, a, b, lib: a * x, lambda x, a, b, lib: a + 0 * x), (_BALL_X, _BALL_1)),
+    growth=lambda a, b: (0.0, max(1.0, a), max(1.0, a)),
 )
-activation("mish", "x * tanh(softplus(x))", mish, mish_grad, False)
+activation(
+    "mish",
+    "x * tanh(softplus(x))",
+    mish,
+    mish_grad,
+    False,
+    ball=((_mish_ball, _mish_grad_ball),),
+    growth=_LINEAR(_GATED_GRAD),
+)
 activation(
     "hardswish",
     "x * relu6(x + 3) / 6",
@@ -521,6 +673,12 @@ activation(
     kinks=lambda a, b: (-3.0, 3.0),
     closed=_pieces_closed(HARDSWISH),
     grad_closed=_pieces_grad(lambda a, b: ((-3.0, 3.0, (9.0 / 36.0, 12.0 / 36.0, 4.0 / 36.0)), (3.0, INF, (1.0,)))),
+    ball=(
+        (_BALL_0, _BALL_0),
+        (lambda x, a, b, lib: x * (x + 3) / 6, lambda x, a, b, lib: (2 * x + 3) / 6),
+        (_BALL_X, _BALL_1),
+    ),
+    growth=_LINEAR(1.5),
 )
 activation(
     "hardsigmoid",
@@ -531,6 +689,13 @@ activation(
     kinks=lambda a, b: (-3.0, 3.0),
     closed=_pieces_closed(HARDSIGMOID),
     grad_closed=_pieces_grad(lambda a, b: ((-3.0, 3.0, (1.0 / 36.0,)),)),
+    odd_center=lambda a, b: 0.5,
+    ball=(
+        (_BALL_0, _BALL_0),
+        (lambda x, a, b, lib: x / 6 + lib.num("0.5"), lambda x, a, b, lib: 1 / (6 + 0 * x)),
+        (_BALL_1, _BALL_0),
+    ),
+    growth=_BOUNDED(1.0, 0.17),
 )
 activation(
     "hardtanh",
@@ -544,6 +709,13 @@ activation(
     kinks=lambda a, b: (a, b),
     closed=_pieces_closed(HARDTANH),
     grad_closed=_pieces_grad(lambda a, b: ((a, b, (1.0,)),)),
+    ball=(
+        (lambda x, a, b, lib: a + 0 * x, _BALL_0),
+        (_BALL_X, _BALL_1),
+        (lambda x, a, b, lib: b + 0 * x, _BALL_0),
+    ),
+    growth=lambda a, b: (max(abs(a), abs(b)), 0.0, 1.0),
+    odd_center=lambda a, b: 0.0 if a == -b else None,
     constraint=lambda v: v["min_val"] < v["max_val"],
     constraint_text="min_val < max_val",
 )
@@ -556,9 +728,36 @@ activation(
     kinks=lambda a, b: (0.0, 6.0),
     closed=_pieces_closed(RELU6),
     grad_closed=_pieces_grad(lambda a, b: ((0.0, 6.0, (1.0,)),)),
+    ball=((_BALL_0, _BALL_0), (_BALL_X, _BALL_1), (_ball_const(6), _BALL_0)),
+    growth=_BOUNDED(6.0, 1.0),
 )
-activation("softsign", "x / (1 + |x|)", softsign, softsign_grad, True, kinks=_KINK_AT_0, closed=odd_closed)
-activation("erf", "erf(x)", erf, erf_grad, True, closed=erf_closed, grad_closed=erf_grad_closed)
+activation(
+    "softsign",
+    "x / (1 + |x|)",
+    softsign,
+    softsign_grad,
+    True,
+    kinks=_KINK_AT_0,
+    closed=odd_closed,
+    ball=(
+        (lambda x, a, b, lib: x / (1 - x), lambda x, a, b, lib: 1 / (1 - x) ** 2),
+        (lambda x, a, b, lib: x / (1 + x), lambda x, a, b, lib: 1 / (1 + x) ** 2),
+    ),
+    growth=_BOUNDED(1.0, 1.0),
+    odd_center=lambda a, b: 0.0,
+)
+activation(
+    "erf",
+    "erf(x)",
+    erf,
+    erf_grad,
+    True,
+    closed=erf_closed,
+    grad_closed=erf_grad_closed,
+    ball=((lambda x, a, b, lib: lib.erf(x), lambda x, a, b, lib: 2 * lib.exp(-x * x) / lib.sqrt(lib.pi())),),
+    growth=_BOUNDED(1.0, 1.13),
+    odd_center=lambda a, b: 0.0,
+)
 activation(
     "abs",
     "|x|",
@@ -568,8 +767,27 @@ activation(
     kinks=_KINK_AT_0,
     closed=_pieces_closed(ABS),
     grad_closed=_constant_grad(1.0),
+    ball=((lambda x, a, b, lib: -x, lambda x, a, b, lib: -1 + 0 * x), (_BALL_X, _BALL_1)),
+    growth=_LINEAR(1.0),
 )
-activation("log_sigmoid", "log(sigmoid(x)) = -softplus(-x)", log_sigmoid, log_sigmoid_grad, True)
 activation(
-    "identity", "x", identity, identity_grad, True, closed=_pieces_closed(IDENTITY), grad_closed=_constant_grad(1.0)
+    "log_sigmoid",
+    "log(sigmoid(x)) = -softplus(-x)",
+    log_sigmoid,
+    log_sigmoid_grad,
+    True,
+    ball=((lambda x, a, b, lib: -lib.log1p(lib.exp(-x)), lambda x, a, b, lib: _sig_ball(-x, lib)),),
+    growth=lambda a, b: (0.7, 1.0, 1.0),
+)
+activation(
+    "identity",
+    "x",
+    identity,
+    identity_grad,
+    True,
+    closed=_pieces_closed(IDENTITY),
+    grad_closed=_constant_grad(1.0),
+    ball=((_BALL_X, _BALL_1),),
+    growth=_LINEAR(1.0),
+    odd_center=lambda a, b: 0.0,
 )

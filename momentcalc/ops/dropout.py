@@ -29,6 +29,15 @@ def closed(p: float, scale: str, mu: float, sigma: float) -> Moments:
     return Moments(mean, math.sqrt(max(second - mean * mean, 0.0)))
 
 
+def ball_moments(p: float, scale: str, mean, var, lib) -> tuple:
+    """(mean, var, factor of E[f'^2]) after dropout, from balls of the mean and variance before it.
+
+    E[y] = p m / c, Var[y] = p (v + (1 - p) m^2) / c^2 (no cancellation), E[y'^2] = p / c^2 E[x'^2].
+    """
+    c = {"none": lib.num(1), "sqrt": lib.sqrt(p), "inverse": lib.num(p)}[scale]
+    return p * mean / c, p * (var + (1 - lib.num(p)) * mean * mean) / (c * c), p / (c * c)
+
+
 register(
     OpInfo(
         "dropout",
@@ -39,5 +48,6 @@ register(
             Param("scale", str, "sqrt", choices=("none", "sqrt", "inverse")),
         ),
         closed=lambda op, mu, sigma: closed(op.get("p"), op.get("scale"), mu, sigma),
+        ball_moments=lambda op, mean, var, lib: ball_moments(op.get("p"), op.get("scale"), mean, var, lib),
     )
 )

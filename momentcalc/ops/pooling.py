@@ -59,6 +59,17 @@ def avg_closed(n: int, mu: float, sigma: float) -> Moments:
     return Moments(mu, sigma / math.sqrt(n))
 
 
+def max_density_ball(b, n: int, lib):
+    """Density n phi(b) Phi(b)^(n-1) of the max of n standard normals at a ball b (the certified method).
+
+    Phi^(n-1) as exp((n-1) log Phi): no underflow and n up to millions; lib.log checks its branch cut.
+    """
+    phi = lib.exp(-b * b / 2) / lib.sqrt(2 * lib.pi())
+    if n == 1:
+        return phi
+    return n * phi * lib.exp((n - 1) * lib.log(lib.erfc(-b / lib.sqrt(2)) / 2))
+
+
 def _positive_int(v) -> bool:
     return v >= 1
 
@@ -81,7 +92,9 @@ def _pad_fits(values: dict) -> bool:
     return values["k"] is None or 2 * values["p"] <= values["k"]
 
 
-def window_op(name: str, description: str, reduction: str, params: tuple[Param, ...], closed) -> OpInfo:
+def window_op(
+    name: str, description: str, reduction: str, params: tuple[Param, ...], closed, ball_density=None
+) -> OpInfo:
     """Declare a window op; closed(n, mu, sigma) gives its moments over n iid N(mu, sigma^2) inputs, or None."""
     return register(
         OpInfo(
@@ -93,10 +106,12 @@ def window_op(name: str, description: str, reduction: str, params: tuple[Param, 
             "p <= k/2",
             reduction=reduction,
             closed=lambda op, mu, sigma: closed(op.window_size, mu, sigma),
+            ball_density=ball_density,
         )
     )
 
 
-window_op("maxpool", "max over a window of n iid copies of its input", MAX, WINDOW_PARAMS, max_closed)
-window_op("minpool", "min over a window of n iid copies of its input", MIN, WINDOW_PARAMS, min_closed)
+window_op("maxpool", "max over a window of n iid copies of its input", MAX, WINDOW_PARAMS, max_closed, max_density_ball)
+# The min of n is minus the max of n mirrored: the same density, of -b.
+window_op("minpool", "min over a window of n iid copies of its input", MIN, WINDOW_PARAMS, min_closed, max_density_ball)
 window_op("avgpool", "mean over a window of n iid copies of its input", MEAN, AVG_PARAMS, avg_closed)
