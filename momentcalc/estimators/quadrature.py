@@ -33,7 +33,7 @@ from ..ops import pooling
 from ..spec import Op, Spec
 from . import NotApplicable, tracked, vectorized
 from .max_by_cdf import max_moments
-from .tracked import MomentsOnly, Stage, Transformed, moments
+from .tracked import FEATURES, MomentsOnly, Stage, Transformed, moments
 
 # --- propagating through ops ---------------------------------------------------
 
@@ -60,7 +60,7 @@ def _elementwise(dist, op: Op):
         raise NotApplicable(f"quadrature needs a scalar function and derivative of {op}; it has none")
     a, b = info.args(op)
     f, df = info.f, info.df
-    stage = Stage(lambda x: f(x, a, b), tuple(info.kinks(a, b)), info.monotone, lambda x: df(x, a, b))
+    stage = Stage(lambda x: f(x, a, b), tuple(info.kinks(a, b)), info.monotone, lambda x: df(x, a, b), FEATURES)
     return _map_chain(dist, stage)
 
 
@@ -176,7 +176,7 @@ def scalar_stage(stage: vectorized.VecStage) -> Stage:
     def df(x):
         return float(stage.df(np.float64(x)))
 
-    return Stage(f, (), False, df)
+    return Stage(f, (), False, df, FEATURES)
 
 
 def callable_moments(stage: vectorized.VecStage, mu: float, sigma: float) -> tuple[float, ...]:

@@ -79,8 +79,9 @@ def tanh(x, a, b):
 
 
 def tanh_grad(x, a, b):
-    t = math.tanh(x)
-    return 1.0 - t * t
+    # sech(x)^2 = 4 e / (1 + e)^2 with e = exp(-2|x|): 1 - tanh(x)^2 would lose every digit for |x| > 19.
+    e = math.exp(-2.0 * abs(x))
+    return 4.0 * e / ((1.0 + e) * (1.0 + e))
 
 
 def odd_closed(a, b, mu, sigma):
