@@ -4,11 +4,12 @@ The truth comes from mpmath (tests/mp_activations.py's textbook definitions) by 
 split at the kinks, at the features' scale (x = 0, +-2^k) mapped into the base coordinate, at every integer
 of the base coordinate, and along the tail beyond a kink that lies outside the bulk. Each exact method must
 be within its stated bound of it (closed forms state 0), plus SLACK relative to the result's scale, or
-decline. The full matrix is marked slow; a cross-section of it runs by default.
+decline. The full matrix is marked slow and runs with MOMENTCALC_FULL_MATRIX=1; a cross-section runs by default.
 """
 
 import math
-from functools import lru_cache
+import os
+from functools import cache, lru_cache
 
 import mpmath as mp
 import pytest
@@ -19,7 +20,7 @@ from momentcalc.errors import MomentcalcError
 from momentcalc.estimators import NotApplicable, closed, quadrature
 from momentcalc.spec import parse
 
-DPS = 20
+DPS = 34
 SLACK = 2.0**-42  # ~1000 ulps: the density at z = (kink - mu) / sigma has condition z^2 (900 at z = 30)
 SIGMAS = (1e-6, 1e-3, 1.0, 1e3, 1e6)
 MUS = (-1e3, -30.0, 0.0, 30.0, 1e3)
@@ -52,7 +53,7 @@ ACTIVATIONS = {
     "identity": ("identity", ()),
 }
 WINDOWS = (2, 9, 1000)
-FEATURES = [0] + [s * mp.mpf(2) ** k for k in range(-10, 11) for s in (-1, 1)]
+FEATURES = [0] + [s * mp.mpf(2) ** k for k in range(-10, 25) for s in (-1, 1)]  # softsign's 1/x: every scale
 
 
 @lru_cache(maxsize=1)
@@ -93,7 +94,7 @@ def _nodes_on(cuts):
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def truth(name, params, mu, sigma):
     """(mean, std, E[f'(X)^2]) of f(X), X ~ N(mu, sigma^2), at DPS digits (each divided by the rule's total
     mass, so that a constant comes out exactly constant)."""
@@ -111,7 +112,7 @@ def truth(name, params, mu, sigma):
         return float(m1), float(mp.sqrt(m2)), float(g2)
 
 
-@lru_cache(maxsize=None)
+@cache
 def max_truth(n):
     """E[M_n] and std(M_n) for the max of n standard normals."""
     with mp.workdps(DPS):
@@ -171,18 +172,26 @@ def ratios(spec, mu, sigma, want):
     return out
 
 
-QUICK_INPUTS = ((0.0, 1e-6), (-30.0, 1.0), (30.0, 1e3), (0.0, 1e6))
+MATRIX = [(mu, sigma) for sigma in SIGMAS for mu in MUS]
 
 
 def cases(full=True):
-    """(spec, mu, sigma, truth()) over the matrix, or (full=False) over QUICK_INPUTS only."""
-    inputs = [(mu, sigma) for sigma in SIGMAS for mu in MUS] if full else QUICK_INPUTS
-    for spec, (name, params) in ACTIVATIONS.items():
+    """(spec, mu, sigma, truth()) over the matrix; full=False: three inputs per spec, a different three for each
+    spec, so that the quick run still meets every sigma and mu."""
+    specs = [(spec, name, params) for spec, (name, params) in ACTIVATIONS.items()]
+    specs += [(f"maxpool(n={n})", None, n) for n in WINDOWS]
+    for i, (spec, name, params) in enumerate(specs):
+        inputs = MATRIX if full else [MATRIX[(7 * i + 9 * j) % len(MATRIX)] for j in range(3)]
         for mu, sigma in inputs:
-            yield spec, mu, sigma, lambda name=name, params=params, mu=mu, sigma=sigma: truth(name, params, mu, sigma)
-    for n in WINDOWS:
-        for mu, sigma in inputs:
-            yield f"maxpool(n={n})", mu, sigma, lambda n=n, mu=mu, sigma=sigma: window_truth(n, mu, sigma)
+            if name is None:
+                yield spec, mu, sigma, lambda n=params, mu=mu, sigma=sigma: window_truth(n, mu, sigma)
+            else:
+                yield (
+                    spec,
+                    mu,
+                    sigma,
+                    lambda name=name, params=params, mu=mu, sigma=sigma: truth(name, params, mu, sigma),
+                )
 
 
 def _check(spec, mu, sigma, want):
@@ -201,6 +210,7 @@ def test_exact_methods_within_their_bounds(spec, mu, sigma):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("MOMENTCALC_FULL_MATRIX"), reason="set MOMENTCALC_FULL_MATRIX=1 (a few minutes)")
 @pytest.mark.parametrize("spec, mu, sigma", FULL)
 def test_exact_methods_within_their_bounds_full_matrix(spec, mu, sigma):
     _check(spec, mu, sigma, _WANT[(spec, mu, sigma)])

@@ -143,8 +143,12 @@ def estimate_moments(spec: Spec, mu: float, sigma: float) -> tuple[float, float,
     """(mean, std, mean error bound, std error bound)."""
     mean, var, mean_err, var_err = moments(propagate(spec, mu, sigma))
     std = math.sqrt(var)
-    std_err = var_err / (2.0 * std) if std > 0.0 else math.sqrt(var_err)
-    return mean, std, mean_err, std_err
+    return mean, std, mean_err, _std_err(std, var_err)
+
+
+def _std_err(std: float, var_err: float) -> float:
+    """|sqrt(v + e) - sqrt(v)| <= min(e / (2 sqrt v), sqrt e)."""
+    return min(var_err / (2.0 * std), math.sqrt(var_err)) if std > 0.0 else math.sqrt(var_err)
 
 
 def normalize_constants(spec: Spec, mu: float, sigma: float) -> Norms:
@@ -189,5 +193,4 @@ def callable_moments(stage: vectorized.VecStage, mu: float, sigma: float) -> tup
             f"{stage.label} gave a non-finite integral: the function must be finite on the whole line"
         )
     std = math.sqrt(var)
-    std_err = var_err / (2.0 * std) if std > 0.0 else math.sqrt(var_err)
-    return mean, std, mean_err, std_err, grad.value, grad.err
+    return mean, std, mean_err, _std_err(std, var_err), grad.value, grad.err

@@ -27,10 +27,12 @@ PIECES = 16
 QUAD = dict(epsabs=1e-15, epsrel=1e-13, limit=200)
 _EPS = 2.0**-52
 # Where an activation changes character, in its input: the features of x * sigmoid(x), tanh, softplus(beta) ...
-# lie between 1e-3 and 1e3 in scale. Each that falls inside the integration range becomes a breakpoint, so that
+# lie between 1e-3 and 1e3 in scale, softsign's 1 / x tail at every scale up to the domain's 1e6. Each that falls inside the integration range becomes a breakpoint, so that
 # at sigma = 1e4 the window |x| < 40 (width 0.008 in the base coordinate) is resolved, not sampled past.
 FEATURES = (0.0,) + tuple(
-    sign * v for v in (1e-3, 1e-2, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1e3) for sign in (-1.0, 1.0)
+    sign * v
+    for v in (1e-3, 1e-2, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1e3, 1e4, 1e5, 1e6)
+    for sign in (-1.0, 1.0)
 )
 
 
@@ -200,11 +202,33 @@ def expect(dist: Transformed, h: Callable[[float], float], center: bool = False,
         found = _integrate(integrand, cuts)
         total += branch.weight * (found.value + shift)
         err += branch.weight * (found.err + 16.0 * _EPS * abs(shift))
+        err += branch.weight * _truncation(
+            lambda b, branch=branch, shift=shift: h(branch.value(dist.mu + dist.sigma * b)) - shift, cuts, dist.base_n
+        )
         if with_input:
             err += branch.weight * 16.0 * _EPS * _input_rounding(dist, branch, cuts)
     for weight, value in dist.atoms:
         total += weight * h(value)
     return Integral(total, err)
+
+
+def _truncation(h, cuts: list[float], n: int) -> float:
+    """A bound on what the integral leaves out beyond its range: the base mass there times the largest |h| seen at
+    the edge, halfway out and at b = +-38 (where the density of any input has underflowed)."""
+    out = 0.0
+    for edge, far in ((cuts[0], -38.0), (cuts[-1], 38.0)):
+        if abs(edge) >= abs(far):
+            continue
+        # P(B < edge) = Phi(edge)^n; P(B > edge) <= n Q(edge)
+        log_mass = n * float(special.log_ndtr(edge)) if far < 0 else math.log(n) + float(special.log_ndtr(-edge))
+        sizes = []
+        for b in (edge, 0.5 * (edge + far), far):
+            try:
+                sizes.append(abs(h(b)))
+            except (OverflowError, ValueError, ZeroDivisionError):
+                sizes.append(math.inf)
+        out += math.exp(log_mass) * max(sizes)
+    return out
 
 
 def _input_rounding(dist: Transformed, branch: Branch, cuts: list[float]) -> float:
@@ -256,5 +280,7 @@ def grad_sq(dist) -> Integral:
 
         found = _integrate(integrand, cuts)
         total += branch.weight * found.value
-        err += branch.weight * found.err
+        err += branch.weight * (
+            found.err + _truncation(lambda b, g=integrand: g(b) / math.exp(log_density(b, 1)), cuts, 1)
+        )
     return Integral(total, err)

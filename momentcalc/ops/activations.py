@@ -203,9 +203,10 @@ def _exp_family_closed(lam, alpha, t, mu, sigma):
     e1 = gaussian.exp_partial(t, 0.0, mu, sigma)
     e2 = gaussian.exp_partial(2.0 * t, 0.0, mu, sigma)
     pos, pos_size = piecewise.piece_moment((0.0, lam), 0.0, INF, mu, sigma, 0.0, 1)
-    mean = pos + k * (e1 - below)
+    # u = mean + k = pos + k (e1 + P(X > 0)) directly: k + mean would cancel where mean ~ -k (mu << 0).
+    u = pos + k * (e1 + gaussian.mass(-mu / sigma, INF))
+    mean = u - k
     mean_size = pos_size + abs(k) * (e1 + below)
-    u = k + mean
     var, var_size = piecewise.piece_moment((0.0, lam), 0.0, INF, mu, sigma, mean, 2)
     var += k * k * e2 - 2.0 * k * u * e1 + u * u * below
     var_size += k * k * e2 + 2.0 * abs(k * u) * e1 + u * u * below

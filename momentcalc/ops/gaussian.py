@@ -109,4 +109,3 @@ def tail_moments(a: float, k: int) -> list[float]:
     for j in range(1, k):
         out.append(j * out[j - 1] - a * out[j])
     return out[: k + 1]
-

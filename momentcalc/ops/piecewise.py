@@ -99,7 +99,9 @@ def _edge_moments(a: float, b: float, kmax: int) -> tuple[list[float], list[floa
     return [x - y for x, y in zip(m, beyond)], [x + y for x, y in zip(m, beyond)]
 
 
-def piece_moment(coeffs, lo: float, hi: float, mu: float, sigma: float, shift: float, power: int) -> tuple[float, float]:
+def piece_moment(
+    coeffs, lo: float, hi: float, mu: float, sigma: float, shift: float, power: int
+) -> tuple[float, float]:
     """(E[(p(X) - shift)^power; lo < X < hi], the sum of the magnitudes of its terms)."""
     a = (lo - mu) / sigma if not math.isinf(lo) else lo
     b = (hi - mu) / sigma if not math.isinf(hi) else hi
