@@ -27,8 +27,9 @@ PIECES = 16
 QUAD = dict(epsabs=1e-15, epsrel=1e-13, limit=200)
 _EPS = 2.0**-52
 # Where an activation changes character, in its input: the features of x * sigmoid(x), tanh, softplus(beta) ...
-# lie between 1e-3 and 1e3 in scale, softsign's 1 / x tail at every scale up to the domain's 1e6. Each that falls inside the integration range becomes a breakpoint, so that
-# at sigma = 1e4 the window |x| < 40 (width 0.008 in the base coordinate) is resolved, not sampled past.
+# lie between 1e-3 and 1e3 in scale, softsign's 1 / x tail at every scale up to the domain's 1e6. Each that falls
+# inside the integration range becomes a breakpoint, so that at sigma = 1e4 the window |x| < 40 (width 0.008 in
+# the base coordinate) is resolved, not sampled past.
 FEATURES = (0.0,) + tuple(
     sign * v
     for v in (1e-3, 1e-2, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1e3, 1e4, 1e5, 1e6)

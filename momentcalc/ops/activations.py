@@ -199,6 +199,13 @@ def _exp_family_closed(lam, alpha, t, mu, sigma):
         ts = t * sigma
         mean = k * math.expm1(t * mu + 0.5 * ts * ts)
         return Moments(mean, abs(k) * math.exp(t * mu + 0.5 * ts * ts) * math.sqrt(math.expm1(ts * ts)))
+    if abs(t) * sigma <= 1e-3:
+        # Near the kink at small t sigma, exp(t x) - 1 by its Taylor polynomial (degree 10: the remainder is below
+        # 1e-18 of the value for |t x| <= 0.08, i.e. within 40 sigma of a mu that is itself within 40 sigma of 0),
+        # and the moments of the piecewise polynomial; the terms e1 - P(X < 0) would cancel instead.
+        series = (0.0,) + tuple(k * t**j / math.factorial(j) for j in range(1, 11))
+        found = piecewise.moments(((-INF, 0.0, series), (0.0, INF, (0.0, lam))), mu, sigma)
+        return None if found is None else Moments(*found)
     below = gaussian.mass(-INF, -mu / sigma)
     e1 = gaussian.exp_partial(t, 0.0, mu, sigma)
     e2 = gaussian.exp_partial(2.0 * t, 0.0, mu, sigma)
