@@ -56,11 +56,11 @@ WINDOWS = (2, 9, 1000)
 FEATURES = [0] + [s * mp.mpf(2) ** k for k in range(-10, 25) for s in (-1, 1)]  # softsign's 1/x: every scale
 
 
-@lru_cache(maxsize=1)
-def _legendre():
+@lru_cache(maxsize=8)
+def _legendre(dps=None):
     # mpmath's Legendre nodes on [-1, 1], degree 3 * 2^(m-1): m = 4 gives 24 nodes.
     rule = mp.calculus.quadrature.GaussLegendre(mp.mp)
-    with mp.workdps(DPS + 5):
+    with mp.workdps((dps or DPS) + 5):
         return rule.calc_nodes(4, mp.mp.prec)
 
 
@@ -90,7 +90,7 @@ def _nodes_on(cuts):
     out = []
     for a, b in zip(cuts[:-1], cuts[1:]):
         h, m = (b - a) / 2, (a + b) / 2
-        out += [(m + h * x, h * w * mp.npdf(m + h * x)) for x, w in _legendre()]
+        out += [(m + h * x, h * w * mp.npdf(m + h * x)) for x, w in _legendre(mp.mp.dps)]
     return out
 
 
@@ -99,7 +99,17 @@ def truth(name, params, mu, sigma):
     """(mean, std, E[f'(X)^2]) of f(X), X ~ N(mu, sigma^2), at DPS digits (each divided by the rule's total
     mass, so that a constant comes out exactly constant)."""
     f, df, kinks = make(name, **dict(params))
+    found = _truth(f, df, kinks, mu, sigma, DPS)
+    # Where the std is far below |mean| (celu at mu = -1000: -2 + 1e-217), f - mean keeps only the digits
+    # beyond log10(|mean| / std): work with that many more, judged from |f'(mu)| sigma.
     with mp.workdps(DPS):
+        slope = abs(mp.mpf(df(mp.mpf(mu)))) * sigma
+        need = int(mp.log10(abs(found[0]) / slope)) + DPS if slope > 0 and found[0] != 0 else 0
+    return _truth(f, df, kinks, mu, sigma, min(need, 800)) if need > DPS else found
+
+
+def _truth(f, df, kinks, mu, sigma, dps):
+    with mp.workdps(dps):
         mu_, sigma_ = mp.mpf(mu), mp.mpf(sigma)
         nodes = _nodes_on(_pieces(mu_, sigma_, kinks))
         xs = [mu_ + sigma_ * z for z, _ in nodes]

@@ -33,7 +33,7 @@ from ..ops import pooling
 from ..spec import Op, Spec
 from . import NotApplicable, tracked, vectorized
 from .max_by_cdf import max_moments
-from .tracked import FEATURES, MomentsOnly, Stage, Transformed, moments
+from .tracked import FEATURES, MomentsOnly, Stage, Transformed, moments, std_moments
 
 # --- propagating through ops ---------------------------------------------------
 
@@ -141,14 +141,7 @@ def propagate(spec: Spec, mu: float, sigma: float, norms: Norms | None = None):
 @lru_cache(maxsize=256)
 def estimate_moments(spec: Spec, mu: float, sigma: float) -> tuple[float, float, float, float]:
     """(mean, std, mean error bound, std error bound)."""
-    mean, var, mean_err, var_err = moments(propagate(spec, mu, sigma))
-    std = math.sqrt(var)
-    return mean, std, mean_err, _std_err(std, var_err)
-
-
-def _std_err(std: float, var_err: float) -> float:
-    """|sqrt(v + e) - sqrt(v)| <= min(e / (2 sqrt v), sqrt e)."""
-    return min(var_err / (2.0 * std), math.sqrt(var_err)) if std > 0.0 else math.sqrt(var_err)
+    return std_moments(propagate(spec, mu, sigma))
 
 
 def normalize_constants(spec: Spec, mu: float, sigma: float) -> Norms:
@@ -186,11 +179,10 @@ def scalar_stage(stage: vectorized.VecStage) -> Stage:
 def callable_moments(stage: vectorized.VecStage, mu: float, sigma: float) -> tuple[float, ...]:
     """(mean, std, mean error, std error, E[f'(X)^2], its error) of one numpy stage applied to N(mu, sigma^2)."""
     dist = Transformed(mu, sigma, branches=(tracked.Branch(1.0, (scalar_stage(stage),)),))
-    mean, var, mean_err, var_err = moments(dist)
+    mean, std, mean_err, std_err = std_moments(dist)
     grad = tracked.grad_sq(dist)
-    if not all(math.isfinite(v) for v in (mean, var, mean_err, var_err, grad.value, grad.err)):
+    if not all(math.isfinite(v) for v in (mean, std, mean_err, std_err, grad.value, grad.err)):
         raise MomentcalcError(
             f"{stage.label} gave a non-finite integral: the function must be finite on the whole line"
         )
-    std = math.sqrt(var)
-    return mean, std, mean_err, _std_err(std, var_err), grad.value, grad.err
+    return mean, std, mean_err, std_err, grad.value, grad.err

@@ -250,16 +250,39 @@ def _input_rounding(dist: Transformed, branch: Branch, cuts: list[float]) -> flo
 
 def moments(dist) -> tuple[float, float, float, float]:
     """(mean, var, mean error bound, var error bound) of a tracked distribution."""
+    mean, std, mean_err, std_err = std_moments(dist)
+    return mean, std * std, mean_err, std_err * (2.0 * std + std_err)
+
+
+def std_moments(dist) -> tuple[float, float, float, float]:
+    """(mean, std, mean error bound, std error bound) of a tracked distribution.
+
+    The variance is a central integral, not E[Y^2] - E[Y]^2 (no cancellation when |mean| >> std), of
+    ((y - mean) / scale)^2 with scale a power of two near the largest |y - mean| at the breakpoints, so that
+    it neither underflows (gelu at mu = -30: std 4e-201) nor overflows.
+    """
     if isinstance(dist, MomentsOnly):
-        return dist.mean, dist.var, dist.err, dist.err
+        std = math.sqrt(dist.var)
+        return dist.mean, std, dist.err, _sqrt_err(std, dist.err)
     first = expect(dist, lambda y: y, center=True, with_input=True)
-    # The variance as a central integral, not E[Y^2] - E[Y]^2: no cancellation when |mean| >> std.
-    second = expect(dist, lambda y: (y - first.value) ** 2)
-    var = max(second.value, 0.0)
-    # Rounding each value y by eta (the mean's roundoff, which covers the input's) moves the variance by up to
-    # 2 std eta + eta^2; the error of the mean itself moves a central second moment only to second order.
-    eta = first.err
-    return first.value, var, first.err, second.err + 2.0 * math.sqrt(var) * eta + eta * eta + first.err**2
+    m = first.value
+    spread = [abs(v - m) for _, v in dist.atoms]
+    for branch in dist.branches:
+        for b in _cuts(dist, branch, dist.base_n):
+            spread.append(abs(branch.value(dist.mu + dist.sigma * b) - m))
+    spread = [v for v in spread if math.isfinite(v) and v > 0.0]
+    scale = 2.0 ** math.frexp(max(spread))[1] if spread else 1.0
+    second = expect(dist, lambda y: ((y - m) / scale) ** 2)
+    std = scale * math.sqrt(max(second.value, 0.0))
+    # Rounding each value y by eta (the mean's roundoff, which covers the input's) moves the std by up to eta;
+    # the error of the mean itself moves a central second moment only to second order (+ mean_err^2).
+    e = second.err + (first.err / scale) ** 2
+    return m, std, first.err, scale * _sqrt_err(std / scale, e) + first.err
+
+
+def _sqrt_err(root: float, e: float) -> float:
+    """|sqrt(v + e) - sqrt(v)| <= min(e / (2 sqrt v), sqrt e) for root = sqrt(v)."""
+    return min(e / (2.0 * root), math.sqrt(e)) if root > 0.0 else math.sqrt(e)
 
 
 def grad_sq(dist) -> Integral:

@@ -119,7 +119,13 @@ def gelu_closed(a, b, mu, sigma):
     if a != 0.0:
         return None
     s = math.sqrt(1.0 + sigma * sigma)
-    return Moments(mu * gaussian.cdf(mu / s) + sigma * sigma * gaussian.pdf(mu / s) / s, None)
+    z = mu / s
+    if abs(z) < 1.0:
+        return Moments(mu * gaussian.cdf(z) + sigma * sigma * gaussian.pdf(z) / s, None)
+    # In the tails mu Phi(z) and sigma^2 phi(z) / s nearly cancel (z << 0) or mu Q(z) does (z >> 0). With the
+    # Mills ratio R = Q(|z|) / phi(z) = 1 / (|z| + T_1) both read max(mu, 0) + phi(z) (s R T_1 - 1 / s).
+    r, t1 = gaussian.mills_tail(abs(z), 1)
+    return Moments(max(mu, 0.0) + gaussian.pdf(z) * (s * r * t1 - 1.0 / s), None)
 
 
 def silu(x, a, b):
