@@ -293,7 +293,9 @@ def erf_closed(a, b, mu, sigma):
     mean = math.erf(mu / math.sqrt(1.0 + 2.0 * sigma * sigma))
     if mu != 0.0:
         return Moments(mean, None)
-    return Moments(mean, math.sqrt(2.0 / math.pi * math.asin(2.0 * sigma * sigma / (1.0 + 2.0 * sigma * sigma))))
+    # asin(u), u = 2 s^2 / (1 + 2 s^2), as atan2(2 s^2, sqrt(1 + 4 s^2)): asin loses digits as u -> 1 (large sigma).
+    v = 2.0 * sigma * sigma
+    return Moments(mean, math.sqrt(2.0 / math.pi * math.atan2(v, math.sqrt(1.0 + 2.0 * v))))
 
 
 def erf_grad_closed(a, b, mu, sigma):
