@@ -101,11 +101,12 @@ def truth(name, params, mu, sigma):
     f, df, kinks = make(name, **dict(params))
     found = _truth(f, df, kinks, mu, sigma, DPS)
     # Where the std is far below |mean| (celu at mu = -1000: -2 + 1e-217), f - mean keeps only the digits
-    # beyond log10(|mean| / std): work with that many more, judged from |f'(mu)| sigma.
+    # beyond log10(|mean| / std): work with that many more, judged from |f'(mu)| sigma (not where that is below
+    # 1e-300: such a std is 0 in floating point).
     with mp.workdps(DPS):
         slope = abs(mp.mpf(df(mp.mpf(mu)))) * sigma
-        need = int(mp.log10(abs(found[0]) / slope)) + DPS if slope > 0 and found[0] != 0 else 0
-    return _truth(f, df, kinks, mu, sigma, min(need, 800)) if need > DPS else found
+        need = int(mp.log10(abs(found[0]) / slope)) + DPS if slope > 1e-300 and found[0] != 0 else 0
+    return _truth(f, df, kinks, mu, sigma, min(need, 400)) if need > DPS else found
 
 
 def _truth(f, df, kinks, mu, sigma, dps):
