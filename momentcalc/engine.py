@@ -11,7 +11,17 @@ from ._lazy import lazy_module
 from .errors import MomentcalcError
 from .estimators import NotApplicable, closed, montecarlo, vectorized
 from .result import Estimate, Result
-from .settings import METHODS, Progress, RunSettings, is_finite  # noqa: F401 (METHODS: re-exported)
+from .settings import (  # noqa: F401 (METHODS: re-exported)
+    METHODS,
+    MU_MAX,
+    PARAM_RANGES,
+    SIGMA_MAX,
+    SIGMA_MIN,
+    WINDOW_MAX,
+    Progress,
+    RunSettings,
+    is_finite,
+)
 from .spec import Spec, parse
 
 # scipy and scipy.stats cost most of a second to import: a Monte Carlo-only run never pays for them.
@@ -68,6 +78,8 @@ def estimate(
     parsed = parse(spec) if isinstance(spec, str) else spec
     settings = RunSettings(method, samples, tol, seed, z, progress)  # checks its fields
     mu, sigma = _check_input(mu, sigma)
+    if not user_fn:
+        check_domain(parsed)
     if user_fn:
         return estimate_callable(spec, grad, mu, sigma, settings)
     if size is not None:
@@ -106,7 +118,27 @@ def _check_input(mu, sigma) -> tuple[float, float]:
         raise MomentcalcError(f"mu must be a finite number, got {mu!r}")
     if not is_finite(sigma) or sigma <= 0:
         raise MomentcalcError(f"sigma must be a finite number > 0, got {sigma!r}")
+    if abs(mu) > MU_MAX:
+        raise MomentcalcError(f"mu must be within [-{MU_MAX:g}, {MU_MAX:g}] (the input domain), got {mu!r}")
+    if not SIGMA_MIN <= sigma <= SIGMA_MAX:
+        raise MomentcalcError(f"sigma must be within [{SIGMA_MIN:g}, {SIGMA_MAX:g}] (the input domain), got {sigma!r}")
     return float(mu), float(sigma)
+
+
+def check_domain(spec: Spec) -> None:
+    """Refuse op parameters outside the input domain (settings.PARAM_RANGES, WINDOW_MAX)."""
+    for op in spec.ops:
+        for name, value in op.params:
+            if name in PARAM_RANGES and is_finite(value):
+                lo, hi = PARAM_RANGES[name]
+                if not lo <= value <= hi:
+                    raise MomentcalcError(
+                        f"{op.name}: {name} must be within [{lo:g}, {hi:g}] (the input domain), got {value!r}"
+                    )
+        if op.kind == catalog.WINDOW and op.window_size > WINDOW_MAX:
+            raise MomentcalcError(
+                f"{op}: a window holds at most {WINDOW_MAX} values (the input domain), got {op.window_size}"
+            )
 
 
 def _run(

@@ -17,6 +17,19 @@ DEFAULT_SAMPLES = 1 << 22  # Monte Carlo samples when neither samples nor tol is
 MAX_SAMPLES = 1 << 36  # the most samples (or values, for whole maps) one run may draw
 DEFAULT_Z = 4.5  # crosscheck.DEFAULT_Z: the z-score bound of the cross-check
 
+# The input domain every exact method is made right for (README, "Input domain"); engine.estimate refuses the rest.
+MU_MAX = 1e6  # |mu| <= MU_MAX
+SIGMA_MIN, SIGMA_MAX = 1e-6, 1e6
+# Ranges of op parameters, by parameter name: (least, most), both included.
+PARAM_RANGES = {
+    "alpha": (1e-3, 1e3),  # elu, celu
+    "beta": (1e-3, 1e3),  # softplus, swish
+    "slope": (0.0, 1e3),  # leaky_relu
+    "min_val": (-1e6, 1e6),  # hardtanh
+    "max_val": (-1e6, 1e6),
+}
+WINDOW_MAX = 10**6  # values in one window (n, or k ** dims)
+
 Progress = Callable[[int, int], None]  # progress(done, total), in samples, after each batch of work
 
 

@@ -1,6 +1,7 @@
 """mpmath references for the activations: f, f' and the moments of f(X), X ~ N(mu, sigma^2), at 30 digits.
 
-Written from the textbook definitions, independently of momentcalc.ops.activations.
+Written from the textbook definitions, independently of momentcalc.ops.activations, in forms that keep their
+digits at any x (log1p, expm1, sigmoid(-x) for 1 - sigmoid(x)), so that they are references in the far tails too.
 """
 
 from functools import cache
@@ -17,7 +18,8 @@ def _sig(x):
 
 
 def _sp(x):
-    return mp.log(1 + mp.exp(x))
+    # log1p: log(1 + exp(x)) would round 1 + exp(x) to 1 at the working precision for x < -46 (30 digits)
+    return mp.log1p(mp.exp(x))
 
 
 def _gelu_tanh_u(x):
@@ -32,27 +34,27 @@ def make(name, **p):
     lo, hi = mp.mpf(p.get("min_val", -1)), mp.mpf(p.get("max_val", 1))
     table = {
         "relu": (lambda x: max(x, 0), lambda x: 1 if x > 0 else 0, (0,)),
-        "sigmoid": (_sig, lambda x: _sig(x) * (1 - _sig(x)), ()),
+        "sigmoid": (_sig, lambda x: _sig(x) * _sig(-x), ()),
         "tanh": (mp.tanh, lambda x: mp.sech(x) ** 2, ()),
         "gelu": (lambda x: x * mp.ncdf(x), lambda x: mp.ncdf(x) + x * mp.npdf(x), ()),
         "gelu_tanh": (
-            lambda x: x / 2 * (1 + mp.tanh(_gelu_tanh_u(x))),
+            lambda x: x * _sig(2 * _gelu_tanh_u(x)),  # (1 + tanh(u)) / 2 = sigmoid(2u), without cancellation
             lambda x: (
-                (1 + mp.tanh(_gelu_tanh_u(x))) / 2
+                _sig(2 * _gelu_tanh_u(x))
                 + x / 2 * mp.sech(_gelu_tanh_u(x)) ** 2 * mp.sqrt(2 / mp.pi) * (1 + 3 * mp.mpf("0.044715") * x**2)
             ),
             (),
         ),
-        "silu": (lambda x: x * _sig(x), lambda x: _sig(x) * (1 + x * (1 - _sig(x))), ()),
-        "swish": (lambda x: x * _sig(beta * x), lambda x: _sig(beta * x) * (1 + beta * x * (1 - _sig(beta * x))), ()),
-        "elu": (lambda x: x if x > 0 else alpha * (mp.exp(x) - 1), lambda x: 1 if x > 0 else alpha * mp.exp(x), (0,)),
+        "silu": (lambda x: x * _sig(x), lambda x: _sig(x) * (1 + x * _sig(-x)), ()),
+        "swish": (lambda x: x * _sig(beta * x), lambda x: _sig(beta * x) * (1 + beta * x * _sig(-beta * x)), ()),
+        "elu": (lambda x: x if x > 0 else alpha * mp.expm1(x), lambda x: 1 if x > 0 else alpha * mp.exp(x), (0,)),
         "celu": (
-            lambda x: x if x > 0 else alpha * (mp.exp(x / alpha) - 1),
+            lambda x: x if x > 0 else alpha * mp.expm1(x / alpha),
             lambda x: 1 if x > 0 else mp.exp(x / alpha),
             (0,),
         ),
         "selu": (
-            lambda x: SELU_LAMBDA * (x if x > 0 else SELU_ALPHA * (mp.exp(x) - 1)),
+            lambda x: SELU_LAMBDA * (x if x > 0 else SELU_ALPHA * mp.expm1(x)),
             lambda x: SELU_LAMBDA * (1 if x > 0 else SELU_ALPHA * mp.exp(x)),
             (0,),
         ),

@@ -97,10 +97,19 @@ def max_moments(dist: Transformed, n: int) -> MomentsOnly:
     cuts = sorted(set(np.linspace(c, top, 33).tolist() + marks))
     survival = lambda y: 1.0 - cdf(y) ** n  # noqa: E731
     first = _integrate(survival, cuts)
-    second = _integrate(lambda y: 2.0 * (y - c) * survival(y), cuts)
     mean = c + first[0]
-    var = max(second[0] - first[0] ** 2, 0.0)
-    return MomentsOnly(mean, var, first[1] + second[1] + 2.0 * abs(first[0]) * first[1])
+    # The variance about the mean, E[(M - m)^2] = int_c^m 2 (m - y) F^n dy + int_m^top 2 (y - m) (1 - F^n) dy:
+    # two positive integrals, where E[(M - c)^2] - (m - c)^2 would cancel when m - c >> std.
+    below = [y for y in cuts if y < mean] + [mean]
+    above = [mean] + [y for y in cuts if y > mean]
+    low = _integrate(lambda y: 2.0 * (mean - y) * cdf(y) ** n, below) if mean > c else (0.0, 0.0)
+    high = _integrate(lambda y: 2.0 * (y - mean) * survival(y), above) if mean < top else (0.0, 0.0)
+    var = max(low[0] + high[0], 0.0)
+    # Roundoff: 16 eps of the values that the integrals add up (|c|, |top| and the spread), in the mean and,
+    # through the 2 (y - m) factor, in the variance.
+    eta = 16.0 * 2.0**-52 * (abs(c) + abs(top) + (top - c))
+    mean_err = first[1] + eta
+    return MomentsOnly(mean, var, mean_err + low[1] + high[1] + 2.0 * math.sqrt(var) * mean_err + mean_err**2)
 
 
 def _integrate(f, cuts) -> tuple[float, float]:

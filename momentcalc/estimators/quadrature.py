@@ -33,7 +33,7 @@ from ..ops import pooling
 from ..spec import Op, Spec
 from . import NotApplicable, tracked, vectorized
 from .max_by_cdf import max_moments
-from .tracked import MomentsOnly, Stage, Transformed, moments
+from .tracked import FEATURES, MomentsOnly, Stage, Transformed, moments, std_moments
 
 # --- propagating through ops ---------------------------------------------------
 
@@ -60,7 +60,7 @@ def _elementwise(dist, op: Op):
         raise NotApplicable(f"quadrature needs a scalar function and derivative of {op}; it has none")
     a, b = info.args(op)
     f, df = info.f, info.df
-    stage = Stage(lambda x: f(x, a, b), tuple(info.kinks(a, b)), info.monotone, lambda x: df(x, a, b))
+    stage = Stage(lambda x: f(x, a, b), tuple(info.kinks(a, b)), info.monotone, lambda x: df(x, a, b), FEATURES)
     return _map_chain(dist, stage)
 
 
@@ -141,10 +141,7 @@ def propagate(spec: Spec, mu: float, sigma: float, norms: Norms | None = None):
 @lru_cache(maxsize=256)
 def estimate_moments(spec: Spec, mu: float, sigma: float) -> tuple[float, float, float, float]:
     """(mean, std, mean error bound, std error bound)."""
-    mean, var, mean_err, var_err = moments(propagate(spec, mu, sigma))
-    std = math.sqrt(var)
-    std_err = var_err / (2.0 * std) if std > 0.0 else math.sqrt(var_err)
-    return mean, std, mean_err, std_err
+    return std_moments(propagate(spec, mu, sigma))
 
 
 def normalize_constants(spec: Spec, mu: float, sigma: float) -> Norms:
@@ -176,18 +173,16 @@ def scalar_stage(stage: vectorized.VecStage) -> Stage:
     def df(x):
         return float(stage.df(np.float64(x)))
 
-    return Stage(f, (), False, df)
+    return Stage(f, (), False, df, FEATURES)
 
 
 def callable_moments(stage: vectorized.VecStage, mu: float, sigma: float) -> tuple[float, ...]:
     """(mean, std, mean error, std error, E[f'(X)^2], its error) of one numpy stage applied to N(mu, sigma^2)."""
     dist = Transformed(mu, sigma, branches=(tracked.Branch(1.0, (scalar_stage(stage),)),))
-    mean, var, mean_err, var_err = moments(dist)
+    mean, std, mean_err, std_err = std_moments(dist)
     grad = tracked.grad_sq(dist)
-    if not all(math.isfinite(v) for v in (mean, var, mean_err, var_err, grad.value, grad.err)):
+    if not all(math.isfinite(v) for v in (mean, std, mean_err, std_err, grad.value, grad.err)):
         raise MomentcalcError(
             f"{stage.label} gave a non-finite integral: the function must be finite on the whole line"
         )
-    std = math.sqrt(var)
-    std_err = var_err / (2.0 * std) if std > 0.0 else math.sqrt(var_err)
     return mean, std, mean_err, std_err, grad.value, grad.err

@@ -11,6 +11,7 @@ max_by_cdf.py takes the max of copies of any of them.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,8 +22,19 @@ from . import NotApplicable
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 _TAIL_LOG = 80.0  # integrate where the density is above exp(-80) of its peak
+_REACH = 37.5  # a kink beyond the support but within this many base units still gets its tail integrated
 PIECES = 16
 QUAD = dict(epsabs=1e-15, epsrel=1e-13, limit=200)
+_EPS = 2.0**-52
+# Where an activation changes character, in its input: the features of x * sigmoid(x), tanh, softplus(beta) ...
+# lie between 1e-3 and 1e3 in scale, softsign's 1 / x tail at every scale up to the domain's 1e6. Each that falls
+# inside the integration range becomes a breakpoint, so that at sigma = 1e4 the window |x| < 40 (width 0.008 in
+# the base coordinate) is resolved, not sampled past.
+FEATURES = (0.0,) + tuple(
+    sign * v
+    for v in (1e-3, 1e-2, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1e3, 1e4, 1e5, 1e6)
+    for sign in (-1.0, 1.0)
+)
 
 
 @dataclass(frozen=True)
@@ -31,6 +43,7 @@ class Stage:
     kinks: tuple[float, ...] = ()  # where f has a kink or jump, in f's input
     monotone: bool = True  # non-decreasing
     df: Callable[[float], float] | None = None  # f', for the backward constant E[f'(X)^2]
+    features: tuple[float, ...] = ()  # where f changes scale (not kinks), in f's input: breakpoints only
 
 
 @dataclass(frozen=True)
@@ -85,16 +98,24 @@ def support(n: int) -> tuple[float, float]:
     return float(grid[keep[0]] - step), float(grid[keep[-1]] + step)
 
 
-def kinks_in_base(dist: Transformed, branch: Branch, lo: float, hi: float) -> list[float]:
-    """Base points b where some stage of the chain meets one of its kinks."""
-    grid = np.linspace(lo, hi, 1601)
+def kinks_in_base(dist: Transformed, branch: Branch, lo: float, hi: float, features: bool = False) -> list[float]:
+    """Base points b in (lo, hi) where some stage of the chain meets one of its kinks (and features, if asked)."""
     points: list[float] = []
+    grid = None
     for depth, stage in enumerate(branch.chain):
+        marks = stage.kinks + (stage.features if features else ())
+        if not marks:
+            continue
+        if depth == 0:  # the stage's input is mu + sigma b itself
+            points += [(m - dist.mu) / dist.sigma for m in marks]
+            continue
         prefix = Branch(1.0, branch.chain[:depth])
-        for kink in stage.kinks:
-            g = lambda b, prefix=prefix, kink=kink: prefix.value(dist.mu + dist.sigma * b) - kink  # noqa: E731
-            values = np.array([g(b) for b in grid])
-            points += _crossings(g, grid, values)
+        if grid is None:
+            grid = np.linspace(lo, hi, 1601)
+        inputs = np.array([prefix.value(dist.mu + dist.sigma * b) for b in grid])
+        for mark in marks:
+            g = lambda b, prefix=prefix, mark=mark: prefix.value(dist.mu + dist.sigma * b) - mark  # noqa: E731
+            points += _crossings(g, grid, inputs - mark)
     return sorted(set(p for p in points if lo < p < hi))
 
 
@@ -109,45 +130,170 @@ def _crossings(g, grid, values) -> list[float]:
     return found
 
 
-def expect(dist: Transformed, h: Callable[[float], float]) -> Integral:
-    """E[h(Y)] with the summed error bounds of every piece."""
-    lo, hi = support(dist.base_n)
+def _cuts(dist: Transformed, branch: Branch, n: int) -> list[float]:
+    """Breakpoints in the base coordinate: an even grid over the support, the kinks and the features.
+
+    A kink beyond the support (relu at mu = -30: the kink at b = 30) carries all that is not constant: the range
+    grows to take in its tail, out to where the density has fallen by another exp(-80).
+    """
+    lo, hi = support(n)
+    reach = kinks_in_base(dist, branch, -_REACH, _REACH)
+    if reach and reach[-1] > hi:
+        hi = min(math.sqrt(reach[-1] ** 2 + 2.0 * _TAIL_LOG), _REACH + 1.0)
+    if reach and reach[0] < lo:
+        lo = max(-math.sqrt(reach[0] ** 2 + 2.0 * _TAIL_LOG), -_REACH - 1.0)
+    inner = kinks_in_base(dist, branch, lo, hi, features=True)
+    return sorted(set(np.linspace(*support(n), PIECES + 1).tolist() + [lo, hi] + inner))
+
+
+def _center(n: int) -> float:
+    """The median of the max of n standard normals."""
+    return float(special.ndtri(0.5 ** (1.0 / n)))
+
+
+def _quad_pieces(integrand, cuts: list[float], epsabs: float) -> tuple[float, float]:
+    total = err = 0.0
+    with warnings.catch_warnings():
+        # A piece that cannot reach the tolerance says so in its error bound, which is what we report.
+        warnings.simplefilter("ignore", integrate.IntegrationWarning)
+        for a, c in zip(cuts[:-1], cuts[1:]):
+            value, bound = integrate.quad(integrand, a, c, epsabs=epsabs, epsrel=QUAD["epsrel"], limit=QUAD["limit"])
+            total += value
+            err += bound
+    return total, err
+
+
+def _integrate(integrand, cuts: list[float]) -> Integral:
+    """The integral over the pieces, with a bound that adds quad's own, the difference from the same integral on
+    pieces half as wide (a second resolution), and roundoff (16 eps times the integral of |integrand|)."""
+    size, _ = _rough_abs(integrand, cuts)
+    epsabs = max(_EPS * size * 1e-2, 1e-300)
+    coarse, _ = _quad_pieces(integrand, cuts, epsabs)
+    fine_cuts = sorted(set(cuts + [0.5 * (a + c) for a, c in zip(cuts[:-1], cuts[1:])]))
+    fine, bound = _quad_pieces(integrand, fine_cuts, epsabs)
+    return Integral(fine, bound + abs(fine - coarse) + 16.0 * _EPS * size)
+
+
+def _rough_abs(integrand, cuts: list[float]) -> tuple[float, float]:
+    """int |integrand| to three digits: the scale for tolerances and roundoff."""
+    total = 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", integrate.IntegrationWarning)
+        for a, c in zip(cuts[:-1], cuts[1:]):
+            total += integrate.quad(lambda b: abs(integrand(b)), a, c, epsabs=0.0, epsrel=1e-3, limit=50)[0]
+    return total, 0.0
+
+
+def expect(dist: Transformed, h: Callable[[float], float], center: bool = False, with_input: bool = False) -> Integral:
+    """E[h(Y)] with the summed error bounds of every branch.
+
+    center: integrate h(Y) - h(Y at the median of B) and add that value back, so that a large |E[h(Y)]| costs
+    no digits to the integrator (the bound then carries 16 eps of the added value). with_input: the roundoff
+    bound also covers the rounding of the input mu + sigma b (eps |x| |dh/dx|, with dh/dx through the chain's
+    derivatives; 8 eps (|mu| + |sigma b|) where a stage has none).
+    """
     total, err = 0.0, 0.0
     for branch in dist.branches:
-        cuts = sorted(set(np.linspace(lo, hi, PIECES + 1).tolist() + kinks_in_base(dist, branch, lo, hi)))
+        cuts = _cuts(dist, branch, dist.base_n)
+        shift = h(branch.value(dist.mu + dist.sigma * _center(dist.base_n))) if center else 0.0
 
-        def integrand(b, branch=branch):
-            return h(branch.value(dist.mu + dist.sigma * b)) * math.exp(log_density(b, dist.base_n))
+        def integrand(b, branch=branch, shift=shift):
+            return (h(branch.value(dist.mu + dist.sigma * b)) - shift) * math.exp(log_density(b, dist.base_n))
 
-        for a, c in zip(cuts[:-1], cuts[1:]):
-            value, bound = integrate.quad(integrand, a, c, **QUAD)
-            total += branch.weight * value
-            err += branch.weight * bound
+        found = _integrate(integrand, cuts)
+        total += branch.weight * (found.value + shift)
+        err += branch.weight * (found.err + 16.0 * _EPS * abs(shift))
+        err += branch.weight * _truncation(
+            lambda b, branch=branch, shift=shift: h(branch.value(dist.mu + dist.sigma * b)) - shift, cuts, dist.base_n
+        )
+        if with_input:
+            err += branch.weight * 16.0 * _EPS * _input_rounding(dist, branch, cuts)
     for weight, value in dist.atoms:
         total += weight * h(value)
     return Integral(total, err)
 
 
+def _truncation(h, cuts: list[float], n: int) -> float:
+    """A bound on what the integral leaves out beyond its range: the base mass there times the largest |h| seen at
+    the edge, halfway out and at b = +-38 (where the density of any input has underflowed)."""
+    out = 0.0
+    for edge, far in ((cuts[0], -38.0), (cuts[-1], 38.0)):
+        if abs(edge) >= abs(far):
+            continue
+        # P(B < edge) = Phi(edge)^n; P(B > edge) <= n Q(edge)
+        log_mass = n * float(special.log_ndtr(edge)) if far < 0 else math.log(n) + float(special.log_ndtr(-edge))
+        sizes = []
+        for b in (edge, 0.5 * (edge + far), far):
+            try:
+                sizes.append(abs(h(b)))
+            except (OverflowError, ValueError, ZeroDivisionError):
+                sizes.append(math.inf)
+        out += math.exp(log_mass) * max(sizes)
+    return out
+
+
+def _input_rounding(dist: Transformed, branch: Branch, cuts: list[float]) -> float:
+    """int |x| |d chain / dx| density db, x = mu + sigma b: how far rounding x moves the integral (over eps)."""
+    if any(stage.df is None for stage in branch.chain):
+        return abs(dist.mu) + 8.0 * abs(dist.sigma)
+
+    def slope(b):
+        x = dist.mu + dist.sigma * b
+        g, y = 1.0, x
+        for stage in branch.chain:
+            g *= stage.df(y)
+            y = stage.f(y)
+        return abs(x * g) * math.exp(log_density(b, dist.base_n))
+
+    return _rough_abs(slope, cuts)[0]
+
+
 def moments(dist) -> tuple[float, float, float, float]:
     """(mean, var, mean error bound, var error bound) of a tracked distribution."""
+    mean, std, mean_err, std_err = std_moments(dist)
+    return mean, std * std, mean_err, std_err * (2.0 * std + std_err)
+
+
+def std_moments(dist) -> tuple[float, float, float, float]:
+    """(mean, std, mean error bound, std error bound) of a tracked distribution.
+
+    The variance is a central integral, not E[Y^2] - E[Y]^2 (no cancellation when |mean| >> std), of
+    ((y - mean) / scale)^2 with scale a power of two near the largest |y - mean| at the breakpoints, so that
+    it neither underflows (gelu at mu = -30: std 4e-201) nor overflows.
+    """
     if isinstance(dist, MomentsOnly):
-        return dist.mean, dist.var, dist.err, dist.err
-    first = expect(dist, lambda y: y)
-    # The variance as a central integral, not E[Y^2] - E[Y]^2: no cancellation when |mean| >> std.
-    second = expect(dist, lambda y: (y - first.value) ** 2)
-    return first.value, max(second.value, 0.0), first.err, second.err
+        std = math.sqrt(dist.var)
+        return dist.mean, std, dist.err, _sqrt_err(std, dist.err)
+    first = expect(dist, lambda y: y, center=True, with_input=True)
+    m = first.value
+    spread = [abs(v - m) for _, v in dist.atoms]
+    for branch in dist.branches:
+        for b in _cuts(dist, branch, dist.base_n):
+            spread.append(abs(branch.value(dist.mu + dist.sigma * b) - m))
+    spread = [v for v in spread if math.isfinite(v) and v > 0.0]
+    scale = 2.0 ** math.frexp(max(spread))[1] if spread else 1.0
+    second = expect(dist, lambda y: ((y - m) / scale) ** 2)
+    std = scale * math.sqrt(max(second.value, 0.0))
+    # Rounding each value y by eta (the mean's roundoff, which covers the input's) moves the std by up to eta;
+    # the error of the mean itself moves a central second moment only to second order (+ mean_err^2).
+    e = second.err + (first.err / scale) ** 2
+    return m, std, first.err, scale * _sqrt_err(std / scale, e) + first.err
+
+
+def _sqrt_err(root: float, e: float) -> float:
+    """|sqrt(v + e) - sqrt(v)| <= min(e / (2 sqrt v), sqrt e) for root = sqrt(v)."""
+    return min(e / (2.0 * root), math.sqrt(e)) if root > 0.0 else math.sqrt(e)
 
 
 def grad_sq(dist) -> Integral:
     """E[(product of the stage derivatives)^2] over a tracked distribution; dropped values (atoms) carry none."""
     if not isinstance(dist, Transformed) or dist.base_n != 1:
         raise NotApplicable("E[f'(X)^2] by quadrature needs a chain without window ops")
-    lo, hi = support(1)
     total, err = 0.0, 0.0
     for branch in dist.branches:
         if any(stage.df is None for stage in branch.chain):
             raise NotApplicable("a stage of this chain has no derivative")
-        cuts = sorted(set(np.linspace(lo, hi, PIECES + 1).tolist() + kinks_in_base(dist, branch, lo, hi)))
+        cuts = _cuts(dist, branch, 1)
 
         def integrand(b, chain=branch.chain):
             x, g = dist.mu + dist.sigma * b, 1.0
@@ -156,8 +302,9 @@ def grad_sq(dist) -> Integral:
                 x = stage.f(x)
             return g * g * math.exp(log_density(b, 1))
 
-        for a, c in zip(cuts[:-1], cuts[1:]):
-            value, bound = integrate.quad(integrand, a, c, **QUAD)
-            total += branch.weight * value
-            err += branch.weight * bound
+        found = _integrate(integrand, cuts)
+        total += branch.weight * found.value
+        err += branch.weight * (
+            found.err + _truncation(lambda b, g=integrand: g(b) / math.exp(log_density(b, 1)), cuts, 1)
+        )
     return Integral(total, err)

@@ -32,11 +32,15 @@ def relu_grad(x, a, b):
 
 
 def relu_closed(a, b, mu, sigma):
-    # E[max(X,0)] and E[max(X,0)^2] for X ~ N(mu, sigma^2), by integrating the normal tail.
+    # z = mu / sigma, J_k = E[max(Z - |z|, 0)^k] (gaussian.tail_moments: from the Mills ratio's continued
+    # fraction in the tails, so no nearly equal terms are subtracted). Below the kink (z < 0) max(X, 0) =
+    # sigma max(Z - |z|, 0): mean sigma J_1, variance sigma^2 (J_2 - J_1^2). Above it max(X, 0) = X + W,
+    # W = max(-X, 0) ~ sigma max(Z - z, 0): mean mu + sigma J_1, variance sigma^2 (1 - J_2 - J_1^2 - 2 z J_1).
     z = mu / sigma
-    m1 = mu * gaussian.cdf(z) + sigma * gaussian.pdf(z)
-    m2 = (mu * mu + sigma * sigma) * gaussian.cdf(z) + mu * sigma * gaussian.pdf(z)
-    return Moments(m1, math.sqrt(max(m2 - m1 * m1, 0.0)))
+    j = gaussian.tail_moments(abs(z), 2)
+    if z < 0.0:
+        return Moments(sigma * j[1], sigma * math.sqrt(max(j[1] * (j[2] / j[1] - j[1]), 0.0)) if j[1] > 0 else 0.0)
+    return Moments(mu + sigma * j[1], sigma * math.sqrt(max(1.0 - j[2] - j[1] * (j[1] + 2.0 * z), 0.0)))
 
 
 def relu_grad_closed(a, b, mu, sigma):
@@ -75,8 +79,9 @@ def tanh(x, a, b):
 
 
 def tanh_grad(x, a, b):
-    t = math.tanh(x)
-    return 1.0 - t * t
+    # sech(x)^2 = 4 e / (1 + e)^2 with e = exp(-2|x|): 1 - tanh(x)^2 would lose every digit for |x| > 19.
+    e = math.exp(-2.0 * abs(x))
+    return 4.0 * e / ((1.0 + e) * (1.0 + e))
 
 
 def odd_closed(a, b, mu, sigma):
@@ -114,7 +119,13 @@ def gelu_closed(a, b, mu, sigma):
     if a != 0.0:
         return None
     s = math.sqrt(1.0 + sigma * sigma)
-    return Moments(mu * gaussian.cdf(mu / s) + sigma * sigma * gaussian.pdf(mu / s) / s, None)
+    z = mu / s
+    if abs(z) < 1.0:
+        return Moments(mu * gaussian.cdf(z) + sigma * sigma * gaussian.pdf(z) / s, None)
+    # In the tails mu Phi(z) and sigma^2 phi(z) / s nearly cancel (z << 0) or mu Q(z) does (z >> 0). With the
+    # Mills ratio R = Q(|z|) / phi(z) = 1 / (|z| + T_1) both read max(mu, 0) + phi(z) (s R T_1 - 1 / s).
+    r, t1 = gaussian.mills_tail(abs(z), 1)
+    return Moments(max(mu, 0.0) + gaussian.pdf(z) * (s * r * t1 - 1.0 / s), None)
 
 
 def silu(x, a, b):
@@ -182,16 +193,42 @@ def _exp_family_closed(lam, alpha, t, mu, sigma):
     """Moments of lam * x (x > 0), lam * alpha * (exp(t x) - 1) (x <= 0): elu, celu, selu.
 
     E[exp(t X); X < 0] = exp(t mu + t^2 sigma^2 / 2) Phi(-(mu + t sigma^2) / sigma) (complete the square).
+    Where all the mass lies on one side of the kink (40 sigma away) the moments are those of that side alone,
+    exactly: lam X, or k expm1(t X) with variance k^2 exp(2 t mu + t^2 sigma^2) expm1(t^2 sigma^2). Elsewhere
+    the terms are summed and the result declined (None) when they cancel by more than
+    piecewise.CANCELLATION_LIMIT (e.g. at sigma << 1 near the kink).
     """
+    k = lam * alpha
+    if mu > 40.0 * sigma:
+        return Moments(lam * mu, lam * sigma)
+    if mu + 2.0 * t * sigma * sigma < -40.0 * sigma:
+        ts = t * sigma
+        mean = k * math.expm1(t * mu + 0.5 * ts * ts)
+        return Moments(mean, abs(k) * math.exp(t * mu + 0.5 * ts * ts) * math.sqrt(math.expm1(ts * ts)))
+    if abs(t) * sigma <= 1e-3:
+        # Near the kink at small t sigma, exp(t x) - 1 by its Taylor polynomial (degree 10: the remainder is below
+        # 1e-18 of the value for |t x| <= 0.08, i.e. within 40 sigma of a mu that is itself within 40 sigma of 0),
+        # and the moments of the piecewise polynomial; the terms e1 - P(X < 0) would cancel instead.
+        series = (0.0,) + tuple(k * t**j / math.factorial(j) for j in range(1, 11))
+        found = piecewise.moments(((-INF, 0.0, series), (0.0, INF, (0.0, lam))), mu, sigma)
+        return None if found is None else Moments(*found)
     below = gaussian.mass(-INF, -mu / sigma)
     e1 = gaussian.exp_partial(t, 0.0, mu, sigma)
     e2 = gaussian.exp_partial(2.0 * t, 0.0, mu, sigma)
-    k = lam * alpha
-    mean = piecewise.expect(((0.0, INF, (0.0, lam)),), mu, sigma) + k * (e1 - below)
-    u = k + mean
-    var = piecewise.expect(((0.0, INF, (mean * mean, -2.0 * mean * lam, lam * lam)),), mu, sigma)
+    pos, pos_size = piecewise.piece_moment((0.0, lam), 0.0, INF, mu, sigma, 0.0, 1)
+    # u = mean + k = pos + k (e1 + P(X > 0)) directly: k + mean would cancel where mean ~ -k (mu << 0).
+    u = pos + k * (e1 + gaussian.mass(-mu / sigma, INF))
+    mean = u - k
+    mean_size = pos_size + abs(k) * (e1 + below)
+    var, var_size = piecewise.piece_moment((0.0, lam), 0.0, INF, mu, sigma, mean, 2)
     var += k * k * e2 - 2.0 * k * u * e1 + u * u * below
-    return Moments(mean, math.sqrt(max(var, 0.0)))
+    var_size += k * k * e2 + 2.0 * abs(k * u) * e1 + u * u * below
+    var = max(var, 0.0)
+    std = math.sqrt(var)
+    limit = piecewise.CANCELLATION_LIMIT
+    if var_size > limit * var or mean_size > limit * (abs(mean) + std):
+        return None
+    return Moments(mean, std)
 
 
 def _exp_family_grad(lam, alpha, t, mu, sigma):
@@ -256,7 +293,9 @@ def erf_closed(a, b, mu, sigma):
     mean = math.erf(mu / math.sqrt(1.0 + 2.0 * sigma * sigma))
     if mu != 0.0:
         return Moments(mean, None)
-    return Moments(mean, math.sqrt(2.0 / math.pi * math.asin(2.0 * sigma * sigma / (1.0 + 2.0 * sigma * sigma))))
+    # asin(u), u = 2 s^2 / (1 + 2 s^2), as atan2(2 s^2, sqrt(1 + 4 s^2)): asin loses digits as u -> 1 (large sigma).
+    v = 2.0 * sigma * sigma
+    return Moments(mean, math.sqrt(2.0 / math.pi * math.atan2(v, math.sqrt(1.0 + 2.0 * v))))
 
 
 def erf_grad_closed(a, b, mu, sigma):
@@ -358,7 +397,12 @@ def identity_grad(x, a, b):
 
 def _pieces_closed(pieces):
     """closed(a, b, mu, sigma) from pieces(a, b): truncated-normal moments of each polynomial piece."""
-    return lambda a, b, mu, sigma: Moments(*piecewise.moments(pieces(a, b), mu, sigma))
+
+    def closed(a, b, mu, sigma):
+        found = piecewise.moments(pieces(a, b), mu, sigma)
+        return None if found is None else Moments(*found)
+
+    return closed
 
 
 def _pieces_grad(grad_sq_pieces):

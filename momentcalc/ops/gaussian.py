@@ -51,5 +51,61 @@ def log_cdf(z: float) -> float:
 
 
 def exp_partial(t: float, c: float, mu: float, sigma: float) -> float:
-    """E[exp(t X); X < c] for X ~ N(mu, sigma^2) = exp(t mu + t^2 sigma^2 / 2) Phi((c - mu - t sigma^2) / sigma)."""
-    return math.exp(t * mu + 0.5 * (t * sigma) ** 2 + log_cdf((c - mu - t * sigma * sigma) / sigma))
+    """E[exp(t X); X < c] for X ~ N(mu, sigma^2) = exp(t mu + t^2 sigma^2 / 2) Phi(w), w = (c - mu) / sigma - t sigma.
+
+    For w < 0, Phi(w) = erfcx(-w / sqrt 2) exp(-w^2 / 2) / 2, and the exponents combine exactly into
+    t c - (c - mu)^2 / (2 sigma^2): no large terms cancel when t sigma is large.
+    """
+    w = (c - mu) / sigma - t * sigma
+    if w < 0.0:
+        d = (c - mu) / sigma
+        return math.exp(t * c - 0.5 * d * d) * 0.5 * erfcx(-w / SQRT2)
+    return math.exp(t * mu + 0.5 * (t * sigma) ** 2 + log_cdf(w))
+
+
+def _cf_terms(a: float) -> int:
+    """Terms the continued fractions below need for full double precision (checked at a = 1, 2, 3, 5)."""
+    return 160 if a >= 2.0 else 700
+
+
+def mills_tail(a: float, k: int) -> list[float]:
+    """[R, T_1, ..., T_k] for a >= 1: R(a) = Q(a) / phi(a) (the Mills ratio) = 1 / (a + T_1),
+    T_j = j / (a + T_(j+1)), from its continued fraction evaluated backwards (all terms positive, no cancellation).
+
+    With them the moments of the upper tail about its edge are products, J_j = int_0^inf s^j phi(a + s) ds
+    = phi(a) R T_1 ... T_j, e.g. E[max(Z - a, 0)] = phi(a) R T_1 with no subtraction of nearly equal terms.
+    """
+    t = 0.0
+    ts = []
+    for j in range(_cf_terms(a), 0, -1):
+        t = j / (a + t)
+        if j <= k:
+            ts.append(t)
+    ts.reverse()
+    return [1.0 / (a + ts[0] if ts else a + t)] + ts
+
+
+def erfcx(x: float) -> float:
+    """exp(x^2) erfc(x) for x >= 0, without overflow or lost digits for large x."""
+    if x < 2.0:
+        return math.exp(x * x) * math.erfc(x)
+    return math.sqrt(2.0 / math.pi) * mills_tail(SQRT2 * x, 0)[0]
+
+
+def tail_moments(a: float, k: int) -> list[float]:
+    """J_j = int_0^inf s^j phi(a + s) ds for j = 0..k: moments of the tail beyond a, about its edge.
+
+    For a >= 1 from the continued fraction (mills_tail); otherwise by the recursion
+    J_(j+1) = j J_(j-1) - a J_j, which loses at most half a digit there.
+    """
+    if a >= 1.0:
+        r = mills_tail(a, k)
+        out = [pdf(a) * r[0]]
+        for t in r[1:]:
+            out.append(out[-1] * t)
+        return out
+    q = 0.5 * math.erfc(a / SQRT2)
+    out = [q, pdf(a) - a * q]
+    for j in range(1, k):
+        out.append(j * out[j - 1] - a * out[j])
+    return out[: k + 1]

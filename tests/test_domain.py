@@ -1,0 +1,268 @@
+"""The input domain: refused outside, and every exact method within its stated bound of the truth inside.
+
+The truth comes from mpmath (tests/mp_activations.py's textbook definitions) by Gauss-Legendre on pieces
+split at the kinks, at the features' scale (x = 0, +-2^k) mapped into the base coordinate, at every integer
+of the base coordinate, and along the tail beyond a kink that lies outside the bulk. Each exact method must
+be within its stated bound of it (closed forms state 0), plus SLACK relative to the result's scale, or
+decline. The full matrix is marked slow and runs with MOMENTCALC_FULL_MATRIX=1; a cross-section runs by default.
+"""
+
+import math
+import os
+from functools import cache, lru_cache
+
+import mpmath as mp
+import pytest
+from mp_activations import make
+
+import momentcalc as mc
+from momentcalc.errors import MomentcalcError
+from momentcalc.estimators import NotApplicable, closed, quadrature
+from momentcalc.spec import parse
+
+DPS = 34
+SLACK = 2.0**-42  # ~1000 ulps: the density at z = (kink - mu) / sigma has condition z^2 (900 at z = 30)
+SIGMAS = (1e-6, 1e-3, 1.0, 1e3, 1e6)
+MUS = (-1e3, -30.0, 0.0, 30.0, 1e3)
+
+# spec -> (mp_activations name, its parameters)
+ACTIVATIONS = {
+    "relu": ("relu", ()),
+    "sigmoid": ("sigmoid", ()),
+    "tanh": ("tanh", ()),
+    "gelu": ("gelu", ()),
+    "gelu(approximate=tanh)": ("gelu_tanh", ()),
+    "silu": ("silu", ()),
+    "swish(beta=2)": ("swish", (("beta", 2),)),
+    "elu": ("elu", ()),
+    "elu(alpha=0.5)": ("elu", (("alpha", "0.5"),)),
+    "celu(alpha=2)": ("celu", (("alpha", 2),)),
+    "selu": ("selu", ()),
+    "softplus": ("softplus", ()),
+    "softplus(beta=2)": ("softplus", (("beta", 2),)),
+    "leaky_relu": ("leaky_relu", ()),
+    "mish": ("mish", ()),
+    "hardswish": ("hardswish", ()),
+    "hardsigmoid": ("hardsigmoid", ()),
+    "hardtanh": ("hardtanh", ()),
+    "relu6": ("relu6", ()),
+    "softsign": ("softsign", ()),
+    "erf": ("erf", ()),
+    "abs": ("abs", ()),
+    "log_sigmoid": ("log_sigmoid", ()),
+    "identity": ("identity", ()),
+}
+WINDOWS = (2, 9, 1000)
+FEATURES = [0] + [s * mp.mpf(2) ** k for k in range(-10, 25) for s in (-1, 1)]  # softsign's 1/x: every scale
+
+
+@lru_cache(maxsize=8)
+def _legendre(dps=None):
+    # mpmath's Legendre nodes on [-1, 1], degree 3 * 2^(m-1): m = 4 gives 24 nodes.
+    rule = mp.calculus.quadrature.GaussLegendre(mp.mp)
+    with mp.workdps((dps or DPS) + 5):
+        return rule.calc_nodes(4, mp.mp.prec)
+
+
+def _pieces(mu, sigma, kinks):
+    """Breakpoints in z (x = mu + sigma z), as described in the module docstring.
+
+    The integers run over [-13, 13] (the bulk) and on out to the farthest kink or feature within |z| < 40:
+    an integrand such as erf'(x)^2 = (4/pi) exp(-2 x^2) has its mass there, not in the bulk, when mu = -30.
+    """
+    marks = [mp.mpf(k) for k in kinks] + FEATURES
+    inside = [(x - mu) / sigma for x in marks]
+    inside = [z for z in inside if abs(z) < 40]
+    lo = min([mp.mpf(-13)] + [mp.floor(z) for z in inside])
+    hi = max([mp.mpf(13)] + [mp.ceil(z) for z in inside])
+    pts = {mp.mpf(k) for k in range(int(lo), int(hi) + 1)} | set(inside)
+    for k in kinks:  # a kink beyond the bulk: its tail, at steps of 2^j / |z|
+        z = (mp.mpf(k) - mu) / sigma
+        if 13 <= abs(z) < 40:
+            for j in range(-3, 8):
+                step = mp.mpf(2) ** j / abs(z)
+                pts.add(z + step if z > 0 else z - step)
+    return sorted(pts)
+
+
+def _nodes_on(cuts):
+    """[(z, weight * phi(z))] of the Gauss-Legendre rule on every piece."""
+    out = []
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        h, m = (b - a) / 2, (a + b) / 2
+        out += [(m + h * x, h * w * mp.npdf(m + h * x)) for x, w in _legendre(mp.mp.dps)]
+    return out
+
+
+@cache
+def truth(name, params, mu, sigma):
+    """(mean, std, E[f'(X)^2]) of f(X), X ~ N(mu, sigma^2), at DPS digits (each divided by the rule's total
+    mass, so that a constant comes out exactly constant)."""
+    f, df, kinks = make(name, **dict(params))
+    found = _truth(f, df, kinks, mu, sigma, DPS)
+    # Where the std is far below |mean| (celu at mu = -1000: -2 + 1e-217), f - mean keeps only the digits
+    # beyond log10(|mean| / std): work with that many more, judged from |f'(mu)| sigma (not where that is below
+    # 1e-300: such a std is 0 in floating point).
+    with mp.workdps(DPS):
+        slope = abs(mp.mpf(df(mp.mpf(mu)))) * sigma
+        need = int(mp.log10(abs(found[0]) / slope)) + DPS if slope > 1e-300 and found[0] != 0 else 0
+    return _truth(f, df, kinks, mu, sigma, min(need, 400)) if need > DPS else found
+
+
+def _truth(f, df, kinks, mu, sigma, dps):
+    with mp.workdps(dps):
+        mu_, sigma_ = mp.mpf(mu), mp.mpf(sigma)
+        nodes = _nodes_on(_pieces(mu_, sigma_, kinks))
+        xs = [mu_ + sigma_ * z for z, _ in nodes]
+        ws = [w for _, w in nodes]
+        m0 = mp.fsum(ws)
+        fs = [f(x) for x in xs]
+        m1 = mp.fsum(w * v for w, v in zip(ws, fs)) / m0
+        m2 = mp.fsum(w * (v - m1) ** 2 for w, v in zip(ws, fs)) / m0
+        g2 = mp.fsum(w * mp.mpf(df(x)) ** 2 for w, x in zip(ws, xs)) / m0
+        return float(m1), float(mp.sqrt(m2)), float(g2)
+
+
+@cache
+def max_truth(n):
+    """E[M_n] and std(M_n) for the max of n standard normals."""
+    with mp.workdps(DPS):
+        nodes = _nodes_on([mp.mpf(k) / 4 for k in range(-40, 41)])  # weights carry phi(b)
+        ws = [w * n * mp.ncdf(b) ** (n - 1) for b, w in nodes]
+        m0 = mp.fsum(ws)
+        m1 = mp.fsum(w * b for (b, _), w in zip(nodes, ws)) / m0
+        m2 = mp.fsum(w * (b - m1) ** 2 for (b, _), w in zip(nodes, ws)) / m0
+        return m1, mp.sqrt(m2)
+
+
+def window_truth(n, mu, sigma):
+    m1, sd = max_truth(n)
+    with mp.workdps(DPS):
+        return float(mp.mpf(mu) + mp.mpf(sigma) * m1), float(mp.mpf(sigma) * sd)
+
+
+# --- what each exact method says, with its bound ---------------------------------------------------
+
+
+def exact_results(spec, mu, sigma):
+    """{method: (mean, std, mean bound, std bound, grad_sq, grad bound)}, None for what a method declines."""
+    parsed = parse(spec)
+    out = {}
+    try:
+        m = closed.estimate_moments(parsed, mu, sigma)
+        try:
+            g = closed.grad_sq(parsed, mu, sigma)
+        except NotApplicable:
+            g = None
+        out["closed"] = (m.mean, m.std, 0.0, 0.0, g, 0.0)
+    except NotApplicable:
+        pass
+    mean, std, mean_err, std_err = quadrature.estimate_moments(parsed, mu, sigma)
+    try:
+        g, g_err = quadrature.grad_sq(parsed, mu, sigma)
+    except NotApplicable:
+        g, g_err = None, None
+    out["quadrature"] = (mean, std, mean_err, std_err, g, g_err)
+    return out
+
+
+def ratios(spec, mu, sigma, want):
+    """{(method, quantity): |error| / (bound + SLACK * scale)}; a value > 1 is a broken promise."""
+    want_mean, want_std = want[:2]
+    want_grad = want[2] if len(want) > 2 else None
+    out = {}
+    for method, (mean, std, mean_err, std_err, grad, grad_err) in exact_results(spec, mu, sigma).items():
+        checks = [("mean", mean, want_mean, mean_err, abs(want_mean) + want_std)]
+        if std is not None:
+            checks.append(("std", std, want_std, std_err, want_std))
+        if grad is not None and want_grad is not None:
+            checks.append(("grad_sq", grad, want_grad, grad_err, want_grad))
+        for quantity, got, exact, bound, scale in checks:
+            allowed = bound + SLACK * scale + 4.0 * math.ulp(exact) + 1e-300
+            out[(method, quantity)] = abs(got - exact) / allowed
+    return out
+
+
+MATRIX = [(mu, sigma) for sigma in SIGMAS for mu in MUS]
+
+
+def cases(full=True):
+    """(spec, mu, sigma, truth()) over the matrix; full=False: three inputs per spec, a different three for each
+    spec, so that the quick run still meets every sigma and mu."""
+    specs = [(spec, name, params) for spec, (name, params) in ACTIVATIONS.items()]
+    specs += [(f"maxpool(n={n})", None, n) for n in WINDOWS]
+    for i, (spec, name, params) in enumerate(specs):
+        inputs = MATRIX if full else [MATRIX[(7 * i + 9 * j) % len(MATRIX)] for j in range(3)]
+        for mu, sigma in inputs:
+            if name is None:
+                yield spec, mu, sigma, lambda n=params, mu=mu, sigma=sigma: window_truth(n, mu, sigma)
+            else:
+                yield (
+                    spec,
+                    mu,
+                    sigma,
+                    lambda name=name, params=params, mu=mu, sigma=sigma: truth(name, params, mu, sigma),
+                )
+
+
+def _check(spec, mu, sigma, want):
+    bad = {k: r for k, r in ratios(spec, mu, sigma, want()).items() if not r <= 1.0}
+    assert not bad, f"{spec} at mu={mu}, sigma={sigma}: |error| / bound {bad}"
+
+
+QUICK = [c[:3] for c in cases(full=False)]
+FULL = [c[:3] for c in cases(full=True) if c[:3] not in set(QUICK)]
+_WANT = {c[:3]: c[3] for c in cases(full=True)}
+
+
+@pytest.mark.parametrize("spec, mu, sigma", QUICK)
+def test_exact_methods_within_their_bounds(spec, mu, sigma):
+    _check(spec, mu, sigma, _WANT[(spec, mu, sigma)])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("MOMENTCALC_FULL_MATRIX"), reason="set MOMENTCALC_FULL_MATRIX=1 (a few minutes)")
+@pytest.mark.parametrize("spec, mu, sigma", FULL)
+def test_exact_methods_within_their_bounds_full_matrix(spec, mu, sigma):
+    _check(spec, mu, sigma, _WANT[(spec, mu, sigma)])
+
+
+# --- the issue's cases, by name ---------------------------------------------------------------------
+
+
+def test_issue_cases():
+    got = quadrature.estimate_moments(parse("softplus(beta=2)"), 0.0, 1e4)
+    assert abs(got[0] - 3989.422820) < 2e-6 and abs(got[1] - 5838.193690) < 2e-6
+    assert abs(quadrature.estimate_moments(parse("silu"), 0.0, 1e4)[0] - 3989.422738) < 2e-6
+    assert abs(quadrature.estimate_moments(parse("softplus"), 0.0, 1e4)[0] - 3989.422870) < 2e-6
+    mean, std, _, _ = quadrature.estimate_moments(parse("sigmoid"), 0.0, 1e4)
+    assert abs(mean - 0.5) < 1e-14 and std <= 0.5
+    assert closed.estimate_moments(parse("hardtanh"), 0.0, 1e6).std == pytest.approx(0.9999997340, rel=1e-9)
+    assert closed.estimate_moments(parse("relu"), -30.0, 1.0).std == pytest.approx(1.041332074e-100, rel=1e-9)
+
+
+# --- the domain's edges -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        (dict(mu=2e6), "mu must be within"),
+        (dict(mu=-1.5e6), "mu must be within"),
+        (dict(sigma=1e-7), "sigma must be within"),
+        (dict(sigma=2e6), "sigma must be within"),
+        (dict(spec="softplus(beta=1e4)"), "beta must be within"),
+        (dict(spec="elu(alpha=1e-4)"), "alpha must be within"),
+        (dict(spec="hardtanh(min_val=-1e7)"), "min_val must be within"),
+        (dict(spec="maxpool(n=2000000)"), "at most 1000000 values"),
+    ],
+)
+def test_outside_the_domain_is_refused(kwargs, words):
+    kwargs = {"spec": "relu", **kwargs}
+    with pytest.raises(MomentcalcError, match=words):
+        mc.estimate(kwargs.pop("spec"), method="closed", **kwargs)
+
+
+def test_the_domain_edges_are_accepted():
+    for mu, sigma in [(1e6, 1e-6), (-1e6, 1e6)]:
+        assert mc.estimate("relu", mu=mu, sigma=sigma, method="closed").estimates[0].mean is not None
