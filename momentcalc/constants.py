@@ -50,12 +50,16 @@ class Constant:
     std_se: float | None
     grad_sq: float | None  # E[f'(X)^2], the backward constant; None where not tabulated
     grad_sq_se: float | None
-    method: str  # the method of record: the most exact one that gave both moments
+    method: str  # the method of record of the std (the most exact informative one; certified where it applies)
     agree: bool  # did every applicable method agree within its uncertainty?
     disagreements: tuple[str, ...]
     estimates: tuple[Estimate, ...]
     version: str  # momentcalc version that generated the table
     source: str  # the table file
+    # The certified enclosures [lo, hi] of the values of record; None where no certified value exists.
+    mean_interval: tuple[float, float] | None = None
+    std_interval: tuple[float, float] | None = None
+    grad_sq_interval: tuple[float, float] | None = None
 
 
 class Table:
@@ -128,6 +132,9 @@ def _constant(entry: dict, version: str, source: str, number: int) -> Constant:
         estimates=estimates,
         version=version,
         source=source,
+        mean_interval=_interval(entry.get("mean_interval")),
+        std_interval=_interval(entry.get("std_interval")),
+        grad_sq_interval=_interval(entry.get("grad_sq_interval")),
     )
     if constant.spec != entry["spec"]:
         raise ValueError(f"entry {number} spells its spec {entry['spec']!r}, not canonically {constant.spec!r}")
@@ -140,7 +147,19 @@ def _estimate(record: dict) -> Estimate:
     values = {name: record[name] for name in known}
     if "notes" in values:
         values["notes"] = tuple(values["notes"])
+    for name in ("mean_interval", "std_interval", "grad_sq_interval"):
+        if name in values:
+            values[name] = _interval(values[name])
     return Estimate(**values)
+
+
+def _interval(x) -> tuple[float, float] | None:
+    if x is None:
+        return None
+    lo, hi = (_finite(v) for v in x)
+    if not lo <= hi:
+        raise ValueError(f"interval [{lo!r}, {hi!r}] has lo > hi")
+    return lo, hi
 
 
 def _finite(x) -> float:

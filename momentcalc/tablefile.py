@@ -15,7 +15,7 @@ from pathlib import Path
 from . import __version__
 from .errors import MomentcalcError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the certified method and its intervals
 TABLE_NAME = "normprop.json"
 SCHEMA_NAME = "schema.json"
 DEFAULT_DIR = Path("tables")  # relative to the working directory, as the CLI's --dir default

@@ -37,7 +37,6 @@ jsonschema = lazy_module("jsonschema")  # about 0.1 s: only when a table is chec
 CHECK_COMMAND = "momentcalc tables check"
 
 # What a NormProp network needs, in the order the table lists them.
-TABLE_METHODS = ("closed", "quadrature", "montecarlo")  # what `auto` ran when this format was fixed
 DEFAULT_SPECS: tuple[str, ...] = (
     "relu",
     "sigmoid",
@@ -123,7 +122,7 @@ def build(
         if progress is not None:
             progress(done, len(specs), text)
         # The methods of this table format (certified joins when the format is bumped).
-        result = engine.estimate(text, seed=seed, samples=samples, methods=TABLE_METHODS)
+        result = engine.estimate(text, seed=seed, samples=samples)
         entries.append(_entry(result.to_dict()))
     if progress is not None:
         progress(len(specs), len(specs), "")
@@ -152,6 +151,7 @@ ENTRY_FIELDS = (
     "disagreements",
     "estimates",
 )
+INTERVAL_FIELDS = ("mean_interval", "std_interval", "grad_sq_interval")
 ESTIMATE_FIELDS = (
     "method",
     "mean",
@@ -164,12 +164,16 @@ ESTIMATE_FIELDS = (
     "seed",
     "seconds",
     "notes",
+    *INTERVAL_FIELDS,
 )
 
 
 def _entry(result: dict) -> dict:
     entry = {k: result[k] for k in ENTRY_FIELDS}
     entry["estimates"] = [{k: e[k] for k in ESTIMATE_FIELDS} for e in result["estimates"]]
+    # The certified enclosures, where that method applies: it is then the value of record of every quantity.
+    certified = next((e for e in result["estimates"] if e["method"] == "certified"), {})
+    entry.update({k: certified.get(k) for k in INTERVAL_FIELDS})
     return _clean(entry)
 
 
@@ -205,7 +209,15 @@ def schema() -> dict:
         },
         "grad_sq_se": {"type": ["number", "null"], "minimum": 0},
     }
-    method = {"enum": ["closed", "quadrature", "qmc", "montecarlo"]}
+    method = {"enum": ["certified", "closed", "quadrature", "qmc", "montecarlo"]}
+    interval = {
+        "type": ["array", "null"],
+        "items": number,
+        "minItems": 2,
+        "maxItems": 2,
+        "description": "[lo, hi], doubles rounded outward, that certainly hold the value; null without certified",
+    }
+    intervals = {k: interval for k in INTERVAL_FIELDS}
     estimate = {
         "type": "object",
         "additionalProperties": False,
@@ -217,12 +229,13 @@ def schema() -> dict:
             "seed": maybe_int,
             "seconds": {"type": "number", "minimum": 0},
             "notes": {"type": "array", "items": {"type": "string"}},
+            **intervals,
         },
     }
     entry = {
         "type": "object",
         "additionalProperties": False,
-        "required": list(ENTRY_FIELDS),
+        "required": list(ENTRY_FIELDS + INTERVAL_FIELDS),
         "properties": {
             "spec": {"type": "string", "minLength": 1},
             "input": {
@@ -236,6 +249,7 @@ def schema() -> dict:
             "agree": {"type": "boolean"},
             "disagreements": {"type": "array", "items": {"type": "string"}},
             "estimates": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/estimate"}},
+            **intervals,
         },
     }
     return {

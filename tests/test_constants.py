@@ -83,8 +83,9 @@ def test_a_constant_is_a_frozen_record_with_provenance():
         c.mean = 1.0
     # E[max of 4 iid N(0,1)] = 6 atan(sqrt 2) / pi^(3/2) (closed form for n = 4).
     assert c.mean == pytest.approx(6 * math.atan(math.sqrt(2)) / math.pi**1.5, abs=1e-14)
-    assert c.method == "closed" and c.mean_se == 0.0
-    assert {e.method for e in c.estimates} >= {"closed", "montecarlo"}
+    assert c.method == "certified" and c.mean_se < 1e-15
+    assert c.mean_interval[0] <= 6 * math.atan(math.sqrt(2)) / math.pi**1.5 <= c.mean_interval[1]
+    assert {e.method for e in c.estimates} >= {"certified", "closed", "montecarlo"}
     mc = next(e for e in c.estimates if e.method == "montecarlo")
     assert mc.samples > 0 and mc.seed == 0 and mc.seconds >= 0
     assert c.version and c.source.endswith("normprop.json")
@@ -120,14 +121,14 @@ def test_load_another_table(tmp_path):
 @pytest.mark.parametrize(
     "text, message",
     [
-        ('{"format_version": 1, "entries": [', "not valid JSON"),
-        ('{"format_version": 2, "generator": {"version": "9"}, "entries": []}', "format version 2"),
+        ('{"format_version": 2, "entries": [', "not valid JSON"),
+        ('{"format_version": 1, "generator": {"version": "9"}, "entries": []}', "format version 1"),
         (
-            '{"format_version": 1, "generator": {"version": "0"}, "entries": [{"spec": "relu"}]}',
+            '{"format_version": 2, "generator": {"version": "0"}, "entries": [{"spec": "relu"}]}',
             "corrupt table.*missing",
         ),
-        ('{"format_version": 1, "entries": []}', "corrupt table.*'generator'"),
-        ('{"format_version": 1, "generator": {"version": "0"}, "entries": [], "x": NaN}', "NaN"),
+        ('{"format_version": 2, "entries": []}', "corrupt table.*'generator'"),
+        ('{"format_version": 2, "generator": {"version": "0"}, "entries": [], "x": NaN}', "NaN"),
     ],
 )
 def test_load_rejects_corrupt_tables(tmp_path, text, message):

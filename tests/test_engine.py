@@ -44,7 +44,7 @@ def test_tanh_mean_is_exactly_zero_by_the_certified_method_too():
 
 def test_one_method_of_record_keeps_the_documents_shape():
     d = mc.estimate("relu", samples=1 << 16).to_dict()
-    assert d["method"] == "closed" and "mean_method" not in d
+    assert d["method"] == "certified" and "mean_method" not in d
 
 
 def test_pipeline_has_no_closed_form_but_an_exact_method():

@@ -26,9 +26,9 @@ def loader(request):
 
 def test_another_format_version_names_both_versions(tmp_path, loader):
     path = tmp_path / "t.json"
-    path.write_text(json.dumps({"format_version": 2, "generator": {"version": "9"}, "entries": []}))
+    path.write_text(json.dumps({"format_version": 1, "generator": {"version": "9"}, "entries": []}))
     assert _error(loader, path) == (
-        f"table {str(path)!r} has format version 2; this momentcalc {__version__} reads version "
+        f"table {str(path)!r} has format version 1; this momentcalc {__version__} reads version "
         f"{tablefile.FORMAT_VERSION}; regenerate it with {BUILD}"
     )
 
@@ -47,10 +47,10 @@ def test_a_missing_file_says_how_to_build_one(tmp_path, loader):
 @pytest.mark.parametrize(
     "text, problem",
     [
-        ('{"format_version": 1, "entries": [', "not valid JSON (Expecting value at line 1 column 35)"),
+        ('{"format_version": 2, "entries": [', "not valid JSON (Expecting value at line 1 column 35)"),
         ("", "not valid JSON (Expecting value at line 1 column 1)"),
-        ('{"format_version": 1, "entries": [], "x": NaN}', "NaN is not a number a table may hold"),
-        ('{"format_version": 1, "entries": [], "x": -Infinity}', "-Infinity is not a number a table may hold"),
+        ('{"format_version": 2, "entries": [], "x": NaN}', "NaN is not a number a table may hold"),
+        ('{"format_version": 2, "entries": [], "x": -Infinity}', "-Infinity is not a number a table may hold"),
         ("[1, 2]", "its top level is a JSON list, not an object"),
     ],
 )
@@ -62,7 +62,7 @@ def test_corrupt_content_says_what_is_wrong_and_how_to_fix_it(tmp_path, loader, 
 
 def test_bytes_that_are_not_utf8_are_corrupt(tmp_path, loader):
     path = tmp_path / "t.json"
-    path.write_bytes(b'{"format_version": 1, "x": "\xff"}')
+    path.write_bytes(b'{"format_version": 2, "x": "\xff"}')
     assert _error(loader, path).startswith(f"corrupt table {str(path)!r}: not UTF-8 text (invalid start byte")
 
 
@@ -72,8 +72,8 @@ def test_a_directory_cannot_be_read_as_a_table(tmp_path, loader):
 
 def test_read_returns_the_document_without_schema_validation(tmp_path):
     path = tmp_path / "t.json"
-    path.write_text('{"format_version": 1, "anything": [1.5]}')
-    assert tablefile.read(path) == {"format_version": 1, "anything": [1.5]}
+    path.write_text('{"format_version": 2, "anything": [1.5]}')
+    assert tablefile.read(path) == {"format_version": 2, "anything": [1.5]}
     assert tablefile.read(str(path)) == tablefile.read(path)
 
 

@@ -28,8 +28,8 @@ def test_relu_far_in_the_tail_all_samples_zero_is_no_disagreement():
     assert not informative(e, "mean") and not informative(e, "std") and not informative(e, "grad_sq")
     assert montecarlo_checks(r) == []  # not compared: 0 +- 0 from equal samples is no bound
     assert any("all 65536 outputs equal 0.0" in note and "rule of three" in note for note in e.notes)
-    # The closed form's mean is the record, not Monte Carlo's 0.
-    assert r.mean_record.method == "closed" and r.mean == pytest.approx(relu_mean(-5.0), rel=1e-12)
+    # The certified mean is the record, not Monte Carlo's 0.
+    assert r.mean_record.method == "certified" and r.mean == pytest.approx(relu_mean(-5.0), rel=1e-12)
     assert r.mean > 0.0
 
 
@@ -49,12 +49,13 @@ def test_too_few_samples_are_never_a_disagreement(samples):
         assert e.method == "montecarlo" and not informative(e, "mean") and not informative(e, "std")
         assert montecarlo_checks(r) == [] and r.agree
         assert any(f"only {e.samples} samples" in note for note in e.notes)
-        assert r.mean == relu_mean(0.0) and r.method == "closed"
+        assert r.mean == pytest.approx(relu_mean(0.0), rel=1e-15) and r.method == "certified"
 
 
 def test_enough_samples_are_checked():
     r = mc.estimate("relu", samples=MIN_SAMPLES, seed=0)
-    assert len(montecarlo_checks(r)) == 6 and not r.estimates[-1].notes
+    # Monte Carlo against certified, closed and quadrature, for the mean, the std and E[f'(X)^2].
+    assert len(montecarlo_checks(r)) == 9 and not r.estimates[-1].notes
 
 
 def test_a_rounding_level_spread_counts_as_equal_samples():
