@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from fractions import Fraction
@@ -46,7 +47,17 @@ L_MAX = 48.0  # exp(-L_MAX^2 / 2) < 1e-500: beyond every double
 MAX_N = 10**6  # the largest window (max or min of n) certified
 QUANTITIES = ("mean", "std", "grad_sq")
 EVAL_LIMIT = 20_000  # integrand evaluations per piece: beyond it the enclosure comes back wide
-SECONDS = 3.0  # no new precision is tried for a quantity after this long: NotApplicable
+SECONDS = 3.0  # the time one certified estimate may take (all its quantities): then NotApplicable
+
+# When the current certified estimate must give up (perf_counter seconds). The integrand checks it on every
+# evaluation, so that one slow integral at a high precision cannot overrun it by more than a few milliseconds
+# (acb.integral cannot be interrupted from Python: an exception raised in the integrand is only reported after
+# the integration ends, as a SystemError).
+_DEADLINE: ContextVar[float] = ContextVar("certified_deadline", default=math.inf)
+
+
+class _OutOfTime(Exception):
+    """The deadline passed during an integral: its ball is meaningless and must not be cached."""
 
 
 # --- the ball functions the ops' declarations call ---------------------------------
@@ -323,7 +334,12 @@ def _integral(chain: Chain, what: str, m0, lim: float, prec: int):
     density = None if n == 1 else pooling.max_density_ball
     m0 = None if m0 is None else flint.acb(m0)
 
+    deadline = _DEADLINE.get()
+    unknown = flint.acb(flint.arb("nan"))
+
     def integrand(b, analytic):
+        if time.perf_counter() > deadline:
+            return unknown  # an indeterminate ball: acb.integral bisects to eval_limit cheaply and returns
         lib = _LIBS[1 if analytic else 0]
         x = mu + s * b
         d = 1
@@ -340,6 +356,8 @@ def _integral(chain: Chain, what: str, m0, lim: float, prec: int):
     cuts = _cuts(chain, lim)
     for lo, hi in zip(cuts[:-1], cuts[1:]):
         total += flint.acb.integral(integrand, lo, hi, abs_tol=tol, eval_limit=EVAL_LIMIT).real
+        if time.perf_counter() > deadline:
+            raise _OutOfTime  # raised, so that the lru_caches above never keep a ball cut short
     return total
 
 
@@ -501,11 +519,23 @@ def certify(spec: Spec, mu: float, sigma: float, quantity: str, digits: int | No
     if digits is not None and not (1 <= digits <= DIGITS_MAX):
         raise NotApplicable(f"digits must be between 1 and {DIGITS_MAX}, got {digits}")
     need = 0 if digits is None else int(digits * 3.33) + 16
-    start = time.perf_counter()
+    token = _DEADLINE.set(time.perf_counter() + SECONDS)
+    try:
+        return _certify(spec, mu, sigma, quantity, digits, need)
+    finally:
+        _DEADLINE.reset(token)
+
+
+def _certify(spec: Spec, mu: float, sigma: float, quantity: str, digits: int | None, need: int) -> Certified:
     for prec in (p for p in _precs(need) if p >= min(need, PRECS[-1])):
-        if time.perf_counter() - start > SECONDS:
-            raise NotApplicable(f"the {quantity} of '{spec}' could not be certified in {SECONDS:g} s (< {prec} bits)")
-        ball = _quantity(spec, mu, sigma, prec, quantity)
+        try:
+            if time.perf_counter() > _DEADLINE.get():
+                raise _OutOfTime
+            ball = _quantity(spec, mu, sigma, prec, quantity)
+        except _OutOfTime:
+            raise NotApplicable(
+                f"the {quantity} of '{spec}' could not be certified in {SECONDS:g} s (< {prec} bits)"
+            ) from None
         found = round_ball(ball)
         if found is None:
             continue
