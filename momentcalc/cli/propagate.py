@@ -17,6 +17,7 @@ from ._util import _console, _examples, app
 mtorch = lazy_module("momentcalc.torch")
 
 TORCH_MISSING = "propagate needs PyTorch: pip install torch==2.13.0 (a CPU build; see the README)"
+PROPAGATE_WIDTH = 200  # piped output: the ten columns of three variants, unwrapped
 PLOTS_MISSING = "--plot needs matplotlib: pip install 'momentcalc[plots]'"
 
 
@@ -87,19 +88,20 @@ def _render(result, plot: str | None) -> None:
     table.add_column("depth", justify="right")
     for v in result.runs:
         for what in ("mean", "std", "grad RMS"):
-            table.add_column(f"{v} {what}", justify="right")
-    table.add_column("predicted grad RMS", justify="right")
+            table.add_column(f"{v} {what}", justify="right", no_wrap=True)
+    table.add_column("predicted grad RMS", justify="right", no_wrap=True)
     rows = zip(result.prediction.layers, *(run.layers for run in result.runs.values()))
     for pred, *layers in rows:
         cells = [str(pred.depth)]
         for s in layers:
             cells += [f"{s.mean:.3f}", f"{s.std:.3f}", f"{s.grad_rms:.3g}"]
         table.add_row(*cells, f"{pred.grad_rms:.3g}")
-    console = _console(highlight=False)
+    console = _console(min_width=PROPAGATE_WIDTH, highlight=False)
     console.print(table)
     console.print(
         "depth 0 is the input. Gradient: N(0, 1) injected at the output. Prediction (NormProp): mean 0, std 1; "
-        "gradient RMS from the backward constants E[f'^2] / std^2 and the pools' exact backward maps."
+        "gradient RMS from the backward constants E[f'^2] / std^2 and the pools' exact backward maps.",
+        markup=False,
     )
     if plot:
         console.print(f"plot written to {plot}")

@@ -181,7 +181,7 @@ def _he_conv(width: int, k: int) -> nn.Conv2d:
     return conv
 
 
-def plan(depth: int, block: str, pool: str | None = None, every: int = 0) -> list[tuple[Stage, ...]]:
+def plan(depth: int, block: str, pool: str | None = None, every: int = 1) -> list[tuple[Stage, ...]]:
     """The stages of each of depth blocks: the block, plus the pool after every every-th block (if given).
 
     Pools that overlap (stride < kernel) make neighbouring values correlated, while momentcalc's window
