@@ -25,7 +25,7 @@ PLOTS_MISSING = "--plot needs matplotlib: pip install 'momentcalc[plots]'"
     "propagate",
     epilog=_examples(
         "propagate",
-        "propagate --depth 50 --block 'conv3x3 | relu' --pool 'maxpool(k=2)' --pool-every 12 --plot prop.png",
+        "propagate --depth 50 --block 'conv3x3 | relu' --pool 'maxpool(k=2)' --pool-every 25 --plot prop.png",
         "propagate --block 'conv3x3 | gelu' --pool none --variant normprop --json",
     ),
 )
@@ -37,9 +37,9 @@ def propagate_command(
     pool: Annotated[
         str, typer.Option("--pool", help="A pool added after every --pool-every blocks; 'none' for no pool.")
     ] = "maxpool(k=2)",
-    pool_every: Annotated[int, typer.Option("--pool-every", help="Blocks between the pools.")] = 12,
-    width: Annotated[int, typer.Option("--width", help="Channels of every conv.")] = 32,
-    size: Annotated[int, typer.Option("--size", help="Side of the square input.")] = 32,
+    pool_every: Annotated[int, typer.Option("--pool-every", help="Blocks between the pools.")] = 25,
+    width: Annotated[int, typer.Option("--width", help="Channels of every conv (wide nets drift less).")] = 64,
+    size: Annotated[int, typer.Option("--size", help="Side of the square input.")] = 8,
     batch: Annotated[int, typer.Option("--batch", help="Inputs per batch (>= 2: BatchNorm needs them).")] = 4,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the weights, the input and the injected gradient.")] = 0,
     variant: Annotated[
