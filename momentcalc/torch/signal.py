@@ -139,8 +139,9 @@ def parse_block(text: str) -> tuple[Stage, ...]:
             stages.append(Stage("pool", str(op), op.get("k"), op.get("s") or op.get("k"), op.get("p")))
         elif op is not None and op.kind == catalog.ELEMENTWISE:
             check_activation(item)
-            if stages and stages[-1].kind == "pool":
-                raise MomentcalcError(f"put a conv between a pool and the activation {item!r} in {text!r}")
+            if stages and stages[-1].kind != "conv":
+                # NormPropActivation's constants are those of an N(0, 1) input: what a conv puts out.
+                raise MomentcalcError(f"put a conv before the activation {item!r} in {text!r}")
             stages.append(Stage("activation", str(op)))
         else:
             raise MomentcalcError(
@@ -269,6 +270,8 @@ def prediction(plan_: list[tuple[Stage, ...]], size: int) -> Propagation:
         for st in stages:
             if st.kind == "activation":
                 act = moments(st.spec)
+                if act.grad_sq is None:
+                    raise MomentcalcError(f"no backward constant E[f'(X)^2] for {st.spec!r}: nothing to predict with")
                 factor *= act.grad_sq / act.std**2
                 feed = f"{st.spec} | normalize"
             elif st.kind == "pool":
