@@ -73,6 +73,15 @@ def test_torch_names_and_torch_values():
     assert nn_gain("selu") == 0.75 and calculate_gain("selu") == pytest.approx(1.0, rel=1e-15)  # E[selu^2] = 1
 
 
+def test_gains_agree_with_the_gains_service():
+    # momentcalc.gains takes closed form or quadrature; momentcalc.torch the table (certified) or the exact methods.
+    from momentcalc import gains
+
+    for row in gains.gains(["relu", "tanh", "gelu", "silu"]):
+        assert calculate_gain(row.spec) == pytest.approx(row.gain, rel=1e-13)
+        assert gamma(row.spec) == pytest.approx(row.gamma, rel=1e-13)
+
+
 def test_gain_of_a_pipeline_and_gamma_and_affine():
     # relu | normalize has mean 0 and std 1, so E[f^2] = 1.
     assert calculate_gain("relu | normalize") == pytest.approx(1.0, rel=1e-14)

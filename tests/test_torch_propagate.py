@@ -72,10 +72,11 @@ def test_plot_png_and_svg(tmp_path):
     small = compare(depth=3, width=4, size=4, batch=2, pool="maxpool(k=2)", pool_every=2)
     for name in ("p.png", "p.svg"):
         path = plot.draw(small, tmp_path / name)
-        assert path.stat().st_size > 1000
+        assert path.stat().st_size > 1000 and path.stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(MomentcalcError, match=".png or .svg"):
         plot.draw(small, tmp_path / "p.pdf")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.png", "p.svg"]  # no temp file left
 
 
 runner = CliRunner()

@@ -49,12 +49,13 @@ def draw(comparison: Comparison, path: str | Path) -> Path:
         f"{comparison.depth} blocks of '{comparison.block}'{pool}; width {comparison.width}, "
         f"{comparison.size}x{comparison.size} input, batch {comparison.batch}, seed {comparison.seed}"
     )
-    fd, tmp = tempfile.mkstemp(suffix=path.suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:
         # Fixed metadata: the same comparison gives the same bytes (no date or version stamps).
         metadata = {"Software": None} if path.suffix.lower() == ".png" else {"Date": None, "Creator": None}
         fig.savefig(tmp, dpi=100, metadata=metadata)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a plot is for others to read, as tables.write does
         os.replace(tmp, path)
     finally:
         plt.close(fig)
