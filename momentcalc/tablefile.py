@@ -135,7 +135,7 @@ def digest_problem(text: str) -> str | None:
     """
     start = text.find(_DIGEST_AT)
     if start < 0:
-        return f"its header holds no {DIGEST_KEY}"
+        return f"its header holds no {DIGEST_KEY} (at the top level's two-space indent, where a build writes it)"
     start += len(_DIGEST_AT)
     if _sha256(text[:start] + _DIGEST_ZEROS + text[start + 64 :]) != text[start : start + 64]:
         return f"its content does not match its {DIGEST_KEY} (edited by hand?)"

@@ -174,7 +174,7 @@ def test_check_catches_every_single_digit_edit(directory, original, regenerated,
     spec, method, field, index, _ = case
     old, new = _value(original, *case[:4]), _value(edited, *case[:4])
     record = _record(regenerated, spec, method)
-    if abs(new - old) > tables.tolerance(old, new, tables._scale(record, field)):
+    if abs(new - old) > tables.allowed(record, field, old, new):
         assert any(f": {field}" in line and "file has" in line for line in outcome.differences), outcome.differences
 
 
@@ -240,7 +240,7 @@ def test_the_committed_table_passes_and_a_rebuild_keeps_it(directory, original, 
 def _nudged(regenerated: dict, spec: str, method: str, field: str, ulps: float) -> tuple[dict, float]:
     doc = json.loads(json.dumps(regenerated))
     record = _record(doc, spec, method)
-    scale = tables._scale(record, field)
+    scale = tables.scale_of(record, field)
     record[field] += ulps * math.ulp(max(abs(record[field]), scale))
     return doc, scale
 
@@ -459,3 +459,15 @@ def test_an_explicit_dir_never_falls_back(tmp_path, monkeypatch):
     assert tables.table_directory("tables") == (Path("tables"), False)
     (tmp_path / "tables").mkdir()
     assert tables.table_directory(None) == (Path("tables"), False)
+
+
+@pytest.mark.parametrize(
+    "spec, method, field",
+    [("relu", "certified", "mean"), ("maxpool(k=3)", "certified", "std_se"), ("selu", None, "mean")],
+)
+def test_a_certified_number_must_regenerate_bit_for_bit(directory, regenerated, spec, method, field):
+    moved = json.loads(json.dumps(regenerated))
+    record = _record(moved, spec, method)
+    record[field] = math.nextafter(record[field], math.inf)
+    lines = tables.check(directory, moved).differences
+    assert len(lines) == 1 and f": {field}: file has" in lines[0] and "tolerance 0" in lines[0]
