@@ -321,57 +321,69 @@ def schema_problems(doc, root: dict | None = None) -> list[str]:
     """
     root = root if root is not None else schema()
     problems: list[str] = []
-    _check(doc, root, root, "", problems)
+    _check(doc, root, root, (), problems)
     return problems
 
 
-def _check(value, node: dict, root: dict, where: str, problems: list[str]) -> None:
+def _check(value, node: dict, root: dict, path: tuple, problems: list[str]) -> None:
+    # The path is a tuple, made into text only for a problem: this runs for every value of the table.
     if "$ref" in node:  # only local refs, "#/$defs/name"
         node = root["$defs"][node["$ref"].rsplit("/", 1)[-1]]
-    here = where or "top level"
     types = node.get("type")
     if types is not None:
-        names = [types] if isinstance(types, str) else types
+        names = (types,) if isinstance(types, str) else types
         if not any(_is_type(value, name) for name in names):
-            problems.append(f"{here}: {value!r} is not of type {' or '.join(names)}")
+            problems.append(f"{_where(path)}: {value!r} is not of type {' or '.join(names)}")
             return
     if "const" in node and not _same(value, node["const"]):
-        problems.append(f"{here}: {value!r} is not {node['const']!r}")
+        problems.append(f"{_where(path)}: {value!r} is not {node['const']!r}")
     if "enum" in node and not any(_same(value, option) for option in node["enum"]):
-        problems.append(f"{here}: {value!r} is not one of {', '.join(map(repr, node['enum']))}")
+        problems.append(f"{_where(path)}: {value!r} is not one of {', '.join(map(repr, node['enum']))}")
     if _is_type(value, "number"):
         if "minimum" in node and value < node["minimum"]:
-            problems.append(f"{here}: {value!r} is less than {node['minimum']!r}")
+            problems.append(f"{_where(path)}: {value!r} is less than {node['minimum']!r}")
         if "exclusiveMinimum" in node and value <= node["exclusiveMinimum"]:
-            problems.append(f"{here}: {value!r} is not greater than {node['exclusiveMinimum']!r}")
-    if isinstance(value, str):
+            problems.append(f"{_where(path)}: {value!r} is not greater than {node['exclusiveMinimum']!r}")
+    elif isinstance(value, str):
         if len(value) < node.get("minLength", 0):
-            problems.append(f"{here}: {value!r} is shorter than {node['minLength']} characters")
+            problems.append(f"{_where(path)}: {value!r} is shorter than {node['minLength']} characters")
         if "pattern" in node and not re.search(node["pattern"], value):
-            problems.append(f"{here}: {value!r} does not match {node['pattern']!r}")
-    if isinstance(value, list):
+            problems.append(f"{_where(path)}: {value!r} does not match {node['pattern']!r}")
+    elif isinstance(value, list):
         if len(value) < node.get("minItems", 0):
-            problems.append(f"{here}: a list of {len(value)} items, fewer than {node['minItems']}")
+            problems.append(f"{_where(path)}: a list of {len(value)} items, fewer than {node['minItems']}")
         if len(value) > node.get("maxItems", len(value)):
-            problems.append(f"{here}: a list of {len(value)} items, more than {node['maxItems']}")
+            problems.append(f"{_where(path)}: a list of {len(value)} items, more than {node['maxItems']}")
         if "items" in node:
             for i, item in enumerate(value):
-                _check(item, node["items"], root, f"{where}/{i}".lstrip("/"), problems)
-    if isinstance(value, dict):
+                _check(item, node["items"], root, (*path, i), problems)
+    elif isinstance(value, dict):
         properties = node.get("properties", {})
-        problems += [f"{here}: {key!r} is a required property" for key in node.get("required", ()) if key not in value]
+        for key in node.get("required", ()):
+            if key not in value:
+                problems.append(f"{_where(path)}: {key!r} is a required property")
         if node.get("additionalProperties") is False:
-            problems += [f"{here}: {key!r} is not a property it may have" for key in value if key not in properties]
-        for key, sub in properties.items():
-            if key in value:
-                _check(value[key], sub, root, f"{where}/{key}".lstrip("/"), problems)
+            problems += [
+                f"{_where(path)}: {key!r} is not a property it may have" for key in value if key not in properties
+            ]
+        for key, item in value.items():
+            if key in properties:
+                _check(item, properties[key], root, (*path, key), problems)
+
+
+def _where(path: tuple) -> str:
+    return "/".join(map(str, path)) or "top level"
+
+
+_JSON_TYPES = {"object": dict, "array": list, "string": str, "boolean": bool, "null": type(None)}
 
 
 def _is_type(value, name: str) -> bool:
-    if name in ("number", "integer"):
-        kinds = (int, float) if name == "number" else int
-        return isinstance(value, kinds) and not isinstance(value, bool)
-    return isinstance(value, {"object": dict, "array": list, "string": str, "boolean": bool}.get(name, type(None)))
+    if name == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if name == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, _JSON_TYPES[name])
 
 
 def _same(value, wanted) -> bool:

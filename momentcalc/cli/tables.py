@@ -20,8 +20,8 @@ ReadDirOption = Annotated[
     Path | None,
     typer.Option(
         "--dir",
-        help="Directory of the table files [default: tables, or the table packaged with momentcalc if ./tables "
-        "does not exist].",
+        help="Directory of the table files (default: tables, or the table packaged with momentcalc where ./tables "
+        "does not exist).",
         show_default=False,
     ),
 ]
@@ -59,8 +59,9 @@ untouched, so a rebuild makes no diff.
 def tables_check(directory: ReadDirOption = None) -> None:
     """Regenerate in memory and compare with the files; exit 1 with the differences if they differ.
 
-    The file must be byte for byte what `build` writes (its sha256 in the header, canonical spelling), and every \
-regenerated number within a few ulps of its scale; only timing (seconds) is ignored.
+    The file must be byte for byte what `build` writes (its sha256 in the header, canonical spelling), and each \
+regenerated number must match: certified ones bit for bit, the others within 32 ulps of their scale (what another \
+CPU may change in a Monte Carlo sum); only timing (seconds) is ignored.
     """
     directory = _read_directory(directory)
     if not directory.is_dir():
