@@ -388,7 +388,7 @@ def _check_text(text: str, recorded: dict, duplicates: list[str]) -> list[str]:
     canonical = [line for line in dumps(recorded).split("\n") if not line.startswith(digest_line)]
     if [line for _, line in ours] != canonical:
         at = next((i for i, ((_, a), b) in enumerate(zip(ours, canonical)) if a != b), min(len(ours), len(canonical)))
-        number, mine = ours[at] if at < len(ours) else (len(ours) + 1, "(end of file)")
+        number, mine = ours[at] if at < len(ours) else ((ours[-1][0] + 1) if ours else 1, "(end of file)")
         expected = canonical[at] if at < len(canonical) else "(end of file)"
         lines.append(
             f"{TABLE_NAME}: not in canonical form (sorted keys, two-space indent, repr numbers): line {number} "
