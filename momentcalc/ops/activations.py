@@ -178,15 +178,16 @@ def celu_grad(x, a, b):
 
 
 def selu(x, a, b):
+    # a = alpha, b = scale (lambda); b * a * ... is the same double product as the paper's constants inlined.
     if x > 0.0:
-        return 1.0507009873554804934193349852946 * x
-    return 1.0507009873554804934193349852946 * 1.6732632423543772848170429916717 * math.expm1(x)
+        return b * x
+    return b * a * math.expm1(x)
 
 
 def selu_grad(x, a, b):
     if x > 0.0:
-        return 1.0507009873554804934193349852946
-    return 1.0507009873554804934193349852946 * 1.6732632423543772848170429916717 * math.exp(x)
+        return b
+    return b * a * math.exp(x)
 
 
 def _exp_family_closed(lam, alpha, t, mu, sigma):
@@ -524,8 +525,12 @@ def _mish_grad_ball(x, a, b, lib):
     return lib.tanh(sp) + x * lib.sech(sp) ** 2 * _sig_ball(x, lib)
 
 
-def _selu_constants(lib):
-    return lib.num("1.0507009873554804934193349852946"), lib.num("1.6732632423543772848170429916717")
+def _selu_constants(a, b, lib):
+    """(scale, alpha) as balls: the paper's 32 digits for the default parameters (so certified digits of `selu`
+    stay those of the paper's constants), the exact doubles otherwise."""
+    if a == SELU_ALPHA and b == SELU_LAMBDA:
+        return lib.num("1.0507009873554804934193349852946"), lib.num("1.6732632423543772848170429916717")
+    return lib.num(b), lib.num(a)
 
 
 def _ball_const(c):
@@ -548,20 +553,24 @@ _CELU_BALL = (
 
 
 def _selu_below(x, a, b, lib):
-    lam, alpha = _selu_constants(lib)
+    lam, alpha = _selu_constants(a, b, lib)
     return lam * alpha * lib.expm1(x)
 
 
 def _selu_below_grad(x, a, b, lib):
-    lam, alpha = _selu_constants(lib)
+    lam, alpha = _selu_constants(a, b, lib)
     return lam * alpha * lib.exp(x)
 
 
 _SELU_BALL = (
     (_selu_below, _selu_below_grad),
-    (lambda x, a, b, lib: _selu_constants(lib)[0] * x, lambda x, a, b, lib: _selu_constants(lib)[0] + 0 * x),
+    (
+        lambda x, a, b, lib: _selu_constants(a, b, lib)[0] * x,
+        lambda x, a, b, lib: _selu_constants(a, b, lib)[0] + 0 * x,
+    ),
 )
-_SELU_GROWTH = lambda a, b: (SELU_LAMBDA * SELU_ALPHA * 1.001, SELU_LAMBDA * 1.001, SELU_LAMBDA * SELU_ALPHA * 1.001)  # noqa: E731
+# |f| <= scale alpha + scale |x|, |f'| <= scale max(alpha, 1); 1.001 covers the paper's digits beyond the doubles.
+_SELU_GROWTH = lambda a, b: (b * a * 1.001, b * 1.001, b * max(a, 1.0) * 1.001)  # noqa: E731
 _BOUNDED = lambda c, d: lambda a, b: (c, 0.0, d)  # noqa: E731
 _LINEAR = lambda d: lambda a, b: (0.0, 1.0, d)  # noqa: E731
 
@@ -664,13 +673,16 @@ activation(
 )
 activation(
     "selu",
-    "lambda * elu(x, alpha) with the constants of Klambauer et al. 2017",
+    "scale * elu(x, alpha); defaults: the constants of Klambauer et al. 2017 (`momentcalc solve` finds others)",
     selu,
     selu_grad,
     True,
+    Param("alpha", float, SELU_ALPHA, _positive, "a number > 0"),
+    Param("scale", float, SELU_LAMBDA, _positive, "a number > 0"),
+    args=lambda op: (float(op.get("alpha")), float(op.get("scale"))),
     kinks=_KINK_AT_0,
-    closed=lambda a, b, mu, sigma: _exp_family_closed(SELU_LAMBDA, SELU_ALPHA, 1.0, mu, sigma),
-    grad_closed=lambda a, b, mu, sigma: _exp_family_grad(SELU_LAMBDA, SELU_ALPHA, 1.0, mu, sigma),
+    closed=lambda a, b, mu, sigma: _exp_family_closed(b, a, 1.0, mu, sigma),
+    grad_closed=lambda a, b, mu, sigma: _exp_family_grad(b, a, 1.0, mu, sigma),
     ball=_SELU_BALL,
     growth=_SELU_GROWTH,
 )
