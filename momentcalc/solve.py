@@ -17,7 +17,6 @@ import math
 import re
 from dataclasses import asdict, dataclass
 
-from . import catalog
 from ._lazy import lazy_module
 from .errors import MomentcalcError
 from .estimators import NotApplicable
@@ -166,7 +165,7 @@ class _Problem:
         return _UNKNOWN.sub(lambda m: f"{m.group(1)}={float(next(found))!r}", self.text)
 
     def moments(self, values) -> tuple[dict, dict, str]:
-        """The targets' quantities at these parameters by the most exact float method, their error bounds, the method."""
+        """The targets' quantities at these parameters by the most exact float method, their bounds, the method."""
         spec = self.spec_at(values)
         for methods in (("closed",), ("quadrature",)):
             try:
