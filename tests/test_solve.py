@@ -134,3 +134,25 @@ def test_cli_json_and_bad_input():
     ):
         bad = runner.invoke(app, args)
         assert bad.exit_code == 2 and says in bad.output and "Traceback" not in bad.output, bad.output
+
+
+def test_several_roots_are_all_listed():
+    # swish's variance at N(0, 1) rises from 1/4 (beta -> 0) above relu's 1/2 - 1/(2 pi) = 0.3408 (beta -> inf), with a
+    # maximum near beta = 4 (0.3525): a target between them has two roots. Each against mpmath's findroot.
+    target = 0.345
+    found = solve.solve("swish(beta=?)", var=target).solutions
+    assert len(found) == 2
+
+    def var(beta):
+        f = lambda x: x / (1 + mp.exp(-beta * x))  # noqa: E731
+        phi = lambda x: mp.exp(-x * x / 2) / mp.sqrt(2 * mp.pi)  # noqa: E731
+        m1 = mp.quad(lambda x: f(x) * phi(x), [-mp.inf, 0, mp.inf])
+        m2 = mp.quad(lambda x: f(x) ** 2 * phi(x), [-mp.inf, 0, mp.inf])
+        return m2 - m1 * m1 - mp.mpf(target)
+
+    with mp.workdps(25):
+        for s in found:
+            beta = s.values["beta"]
+            want = mp.findroot(var, (mp.mpf(beta) * (1 - mp.mpf("1e-6")), mp.mpf(beta) * (1 + mp.mpf("1e-6"))))
+            assert abs(beta - want) <= s.errors["beta"] + math.ulp(beta)
+    assert found[0].values["beta"] < 4 < found[1].values["beta"]
