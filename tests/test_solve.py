@@ -156,3 +156,9 @@ def test_several_roots_are_all_listed():
             want = mp.findroot(var, (mp.mpf(beta) * (1 - mp.mpf("1e-6")), mp.mpf(beta) * (1 + mp.mpf("1e-6"))))
             assert abs(beta - want) <= s.errors["beta"] + math.ulp(beta)
     assert found[0].values["beta"] < 4 < found[1].values["beta"]
+
+
+@pytest.mark.parametrize("command", ["solve", "cmap"])
+def test_help_has_examples(command):
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0 and "Usage:" in result.output and "Example" in result.output
