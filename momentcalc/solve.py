@@ -72,6 +72,7 @@ class SolveResult:
     sigma: float
     starts: int
     solutions: tuple[Solution, ...]
+    affine: dict[str, float]  # the wrap a * f(b x + c) + d's fixed values (unknowns: in each solution)
 
     def to_dict(self) -> dict:
         return {
@@ -81,6 +82,7 @@ class SolveResult:
             "input": {"mu": self.mu, "sigma": self.sigma},
             "starts": self.starts,
             "solutions": [s.to_dict() for s in self.solutions],
+            "affine": self.affine,
         }
 
 
@@ -92,18 +94,21 @@ def solve(
     mu: float = 0.0,
     sigma: float = 1.0,
     certify: bool = True,
+    affine: str | None = None,
 ) -> SolveResult:
     """Every root found of moments(spec with the `?` filled in) = targets, for X ~ N(mu, sigma^2).
 
-    As many targets (mean, var = std^2, grad_sq = E[f'(X)^2]) as unknowns. No root found: an empty tuple
-    of solutions (the CLI says so)."""
+    As many targets (mean, var = std^2, grad_sq = E[f'(X)^2]) as unknowns. affine, e.g. 'a=?,b=?,c=1,d=?',
+    wraps the spec as a * f(b * x + c) + d (defaults a = b = 1, c = d = 0), with `?` for unknowns too. No root
+    found: an empty tuple of solutions (the CLI says so)."""
     targets = {k: float(v) for k, v in (("mean", mean), ("var", var), ("grad_sq", grad_sq)) if v is not None}
     for key, value in targets.items():
         if not math.isfinite(value):
             raise MomentcalcError(f"--{key.replace('_', '-')} must be a finite number, got {value!r}")
     if "var" in targets and targets["var"] < 0 or "grad_sq" in targets and targets["grad_sq"] < 0:
         raise MomentcalcError("--var and --grad-sq are squares: give numbers >= 0")
-    unknowns = find_unknowns(spec)
+    fixed, wrap_unknowns = parse_affine(affine)
+    unknowns = find_unknowns(spec, required=not wrap_unknowns) + wrap_unknowns
     if len(targets) != len(unknowns):
         names = ", ".join(u.label for u in unknowns)
         raise MomentcalcError(
@@ -111,18 +116,46 @@ def solve(
             f"{' (' + ', '.join(targets) + ')' if targets else ''}: give that many of --mean, --var, --grad-sq"
         )
     engine._check_input(mu, sigma)
-    problem = _Problem(spec, unknowns, targets, float(mu), float(sigma))
+    problem = _Problem(spec, unknowns, targets, float(mu), float(sigma), fixed)
     roots = problem.roots()
     solutions = tuple(problem.polish(p, certify) for p in roots)
     return SolveResult(
-        spec, tuple(u.label for u in unknowns), targets, float(mu), float(sigma), problem.starts, solutions
+        spec, tuple(u.label for u in unknowns), targets, float(mu), float(sigma), problem.starts, solutions, fixed
     )
 
 
-def find_unknowns(spec: str) -> tuple[Unknown, ...]:
+AFFINE_DEFAULTS = {"a": 1.0, "b": 1.0, "c": 0.0, "d": 0.0}
+
+
+def parse_affine(text: str | None) -> tuple[dict[str, float], tuple[Unknown, ...]]:
+    """'a=?,b=2,d=?' -> ({fixed a, b, c, d}, the unknowns among them). a and b are solved for as positive numbers
+    (their signs only mirror f): a root with a < 0 or b < 0 is the mirror of one listed."""
+    fixed, unknowns = dict(AFFINE_DEFAULTS), []
+    if text is None:
+        return fixed, ()
+    for item in text.split(","):
+        key, eq, value = (part.strip() for part in item.partition("="))
+        if key not in AFFINE_DEFAULTS or not eq or not value:
+            raise MomentcalcError(f"bad --affine item {item.strip()!r}: write a, b, c, d as name=number or name=?")
+        if value == "?":
+            unknowns.append(Unknown(-1, "affine", key, AFFINE_DEFAULTS[key] or 0.0, key in ("a", "b")))
+            continue
+        try:
+            fixed[key] = float(value)
+        except ValueError:
+            raise MomentcalcError(f"bad --affine value {item.strip()!r}: expected a number or ?") from None
+        if not math.isfinite(fixed[key]):
+            raise MomentcalcError(f"bad --affine value {item.strip()!r}: expected a finite number")
+    return fixed, tuple(unknowns)
+
+
+def find_unknowns(spec: str, required: bool = True) -> tuple[Unknown, ...]:
     """The parameters written `name=?` in spec text, in order; a MomentcalcError unless each is a float
     parameter of its op."""
     matches = list(_UNKNOWN.finditer(spec))
+    if not matches and not required:
+        parse(spec)
+        return ()
     if not matches:
         raise MomentcalcError(
             f"no unknowns in {spec!r}: mark the parameters to solve for with '?', e.g. 'selu(alpha=?,scale=?)'"
@@ -156,27 +189,44 @@ def _stage_at(text: str, position: int) -> int:
 
 
 class _Problem:
-    def __init__(self, spec, unknowns, targets, mu, sigma):
+    def __init__(self, spec, unknowns, targets, mu, sigma, fixed=None):
         self.text, self.unknowns, self.targets, self.mu, self.sigma = spec, unknowns, targets, mu, sigma
+        self.fixed = dict(AFFINE_DEFAULTS if fixed is None else fixed)
         self.starts = 0
 
     def spec_at(self, values) -> str:
-        found = iter(values)
+        found = iter(v for u, v in zip(self.unknowns, values) if u.stage >= 0)
         return _UNKNOWN.sub(lambda m: f"{m.group(1)}={float(next(found))!r}", self.text)
+
+    def wrap_at(self, values) -> tuple[float, float, float, float, float, float]:
+        """(a, b, d, and f's input mean and std b mu + c, |b| sigma): the affine wrap a * f(b x + c) + d."""
+        w = dict(self.fixed)
+        w.update({u.name: float(v) for u, v in zip(self.unknowns, values) if u.stage < 0})
+        b = w["b"]
+        if b == 0.0:
+            raise MomentcalcError("b = 0 makes f's input constant")
+        return w["a"], b, w["d"], b * self.mu + w["c"], abs(b) * self.sigma
 
     def moments(self, values) -> tuple[dict, dict, str]:
         """The targets' quantities at these parameters by the most exact float method, their bounds, the method."""
         spec = self.spec_at(values)
+        a, b, d, mu, sigma = self.wrap_at(values)
         for methods in (("closed",), ("quadrature",)):
             try:
-                r = engine.estimate(spec, self.mu, self.sigma, methods=methods)
+                r = engine.estimate(spec, mu, sigma, methods=methods)
             except MomentcalcError:
                 continue
             e = r.estimates[0]
             if e.std is None or ("grad_sq" in self.targets and e.grad_sq is None):
                 continue
-            value = {"mean": e.mean, "var": e.std * e.std, "grad_sq": e.grad_sq}
-            bound = {"mean": e.mean_se, "var": 2 * e.std * (e.std_se or 0.0), "grad_sq": e.grad_sq_se or 0.0}
+            # y = a f(b x + c) + d: mean a m + d, variance a^2 v, E[y'^2] = a^2 b^2 E[f'^2]
+            g = None if e.grad_sq is None else a * a * b * b * e.grad_sq
+            value = {"mean": a * e.mean + d, "var": a * a * e.std * e.std, "grad_sq": g}
+            bound = {
+                "mean": abs(a) * e.mean_se,
+                "var": a * a * 2 * e.std * (e.std_se or 0.0),
+                "grad_sq": a * a * b * b * (e.grad_sq_se or 0.0),
+            }
             return {k: value[k] for k in self.targets}, {k: bound[k] for k in self.targets}, e.method
         raise MomentcalcError(f"no exact method (closed form or quadrature) gives the targets of '{spec}'")
 
@@ -239,16 +289,22 @@ class _Problem:
         """(residual, its half-width) as mpf from the certified method's enclosures at PREC bits; None where it does
         not apply (no ball functions, or out of time)."""
         spec = parse(self.spec_at(p))
+        a, b, d, mu, sigma = self.wrap_at(p)
+        # f's input N(b mu + c, (b sigma)^2) in doubles: exact at the default input N(0, 1), rounded otherwise.
         values, halfwidths = [], []
         with mpmath.workdps(PREC // 3):
+            a, b, d = mpmath.mpf(a), mpmath.mpf(b), mpmath.mpf(d)
             for k, t in self.targets.items():
                 try:
-                    lo, hi = certified.enclosure(spec, self.mu, self.sigma, _quantity(k), PREC, CERTIFY_SECONDS)
+                    lo, hi = certified.enclosure(spec, mu, sigma, _quantity(k), PREC, CERTIFY_SECONDS)
                 except NotApplicable:
                     return None
                 lo, hi = (mpmath.mpf(q.numerator) / q.denominator for q in (lo, hi))
                 if k == "var":  # std >= 0: its square's enclosure
                     lo, hi = max(lo, 0) ** 2, hi**2
+                scale = {"mean": a, "var": a * a, "grad_sq": a * a * b * b}[k]
+                shift = d if k == "mean" else 0
+                lo, hi = sorted((scale * lo + shift, scale * hi + shift))
                 values.append((lo + hi) / 2 - mpmath.mpf(t))
                 halfwidths.append((hi - lo) / 2)
         return values, halfwidths

@@ -162,3 +162,23 @@ def test_several_roots_are_all_listed():
 def test_help_has_examples(command):
     result = runner.invoke(app, [command, "--help"])
     assert result.exit_code == 0 and "Usage:" in result.output and "Example" in result.output
+
+
+def test_affine_wrap_dks_style_relu_against_mpmath():
+    # DKS (Martens et al. 2021) for relu: y = a relu(b x + 1) + d with E[y] = 0, E[y^2] = 1 and C'(1) = E[y'^2] = zeta.
+    # relu(b X + 1), X ~ N(0, 1), has mean Phi(1/b) + b phi(1/b), second moment (1 + b^2) Phi(1/b) + b phi(1/b), and
+    # E[relu'^2] = Phi(1/b) (the Gaussian integrals of a ramp); solved here by mpmath's findroot.
+    zeta = 1.0027709658495370201
+    (found,) = solve.solve("relu", mean=0, var=1, grad_sq=zeta, affine="a=?,b=?,c=1,d=?").solutions
+
+    def equations(a, b, d):
+        p, q = mp.ncdf(1 / b), mp.npdf(1 / b)
+        m, m2 = p + b * q, (1 + b * b) * p + b * q
+        return [a * m + d, a * a * (m2 - m * m) - 1, a * a * b * b * p - mp.mpf(zeta)]
+
+    with mp.workdps(30):
+        want = mp.findroot(equations, (mp.mpf(found.values["a"]), mp.mpf(found.values["b"]), mp.mpf(found.values["d"])))
+    for name, w in zip("abd", want):
+        assert abs(found.values[name] - float(w)) <= found.errors[name] + 2 * math.ulp(found.values[name])
+    bad = runner.invoke(app, ["solve", "relu", "--affine", "a=?,e=1", "--mean", "0"])
+    assert bad.exit_code == 2 and "bad --affine item" in bad.output

@@ -23,6 +23,7 @@ solve_lib = lazy_module("momentcalc.solve")  # scipy, numba, flint: only when th
         "solve 'selu(alpha=?,scale=?)' --mean 0 --var 1",
         "solve 'selu(alpha=?,scale=?)' --mean -0.1 --var 2 --fixed-point",
         "solve 'elu(alpha=?)' --mean 0",
+        "solve relu --affine 'a=?,b=?,c=1,d=?' --mean 0 --var 1 --grad-sq 1.0027709658495370",
         "solve selu --alpha-dropout 0.9 --json",
     ),
 )
@@ -47,6 +48,13 @@ def solve_command(
             "(default 0, 1).",
         ),
     ] = None,
+    affine: Annotated[
+        str | None,
+        typer.Option(
+            "--affine",
+            help="Wrap the spec as a*f(b*x+c)+d: e.g. 'a=?,b=?,c=1,d=?' (? unknown; defaults a=b=1, c=d=0).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Solve for the op parameters marked ? so that the output has the target mean, variance, E[f'^2]."""
@@ -57,7 +65,7 @@ def solve_command(
         if mean is None or var is None or var <= 0:
             raise MomentcalcError("--fixed-point takes its input from --mean and --var (> 0): give both")
         mu, sigma = mean, math.sqrt(var)
-    result = solve_lib.solve(spec, mean=mean, var=var, grad_sq=grad_sq, mu=mu, sigma=sigma)
+    result = solve_lib.solve(spec, mean=mean, var=var, grad_sq=grad_sq, mu=mu, sigma=sigma, affine=affine)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2, sort_keys=True))
         return
@@ -67,7 +75,12 @@ def solve_command(
 def _render(result) -> None:
     console = _console()
     targets = ", ".join(f"{k} = {v!r}" for k, v in result.targets.items())
-    title = f"{result.spec} with {targets} for X ~ N({result.mu!r}, {result.sigma!r}^2)"
+    wrap = result.affine
+    shown = result.spec
+    if any(u in wrap for u in result.unknowns) or wrap != solve_lib.AFFINE_DEFAULTS:
+        fixed = ", ".join(f"{k}={v!r}" for k, v in wrap.items() if k not in result.unknowns)
+        shown = f"a*f(b*x+c)+d, f = {result.spec}" + (f", {fixed}" if fixed else "")
+    title = f"{shown} with {targets} for X ~ N({result.mu!r}, {result.sigma!r}^2)"
     if not result.solutions:
         console.print(f"no solution found for {escape(title)} from {result.starts} starts", highlight=False)
         return
