@@ -83,6 +83,9 @@ def test_the_notebooks_other_fixed_point():
         alpha, lam = float(root[0]), float(root[1])
     assert found.values == {"alpha": alpha, "scale": lam}
     assert all(found.last_double.values())
+    # The notebook prints (1.9769021954241999, 1.073851239616047) from sympy's nsolve on numpy doubles: a few ulps
+    # from the root (and (1.6732632423543774, 1.0507009873554802) at (0, 1), 1-2 ulps from the paper's).
+    assert abs(1.9769021954241999 - alpha) <= 4 * math.ulp(alpha) and abs(1.073851239616047 - lam) <= 8 * math.ulp(lam)
 
 
 def test_no_solution_is_an_empty_list():
