@@ -22,7 +22,8 @@ MU_MAX = 1e6  # |mu| <= MU_MAX
 SIGMA_MIN, SIGMA_MAX = 1e-6, 1e6
 # Ranges of op parameters, by parameter name: (least, most), both included.
 PARAM_RANGES = {
-    "alpha": (1e-3, 1e3),  # elu, celu
+    "alpha": (1e-3, 1e3),  # elu, celu, selu
+    "scale": (1e-3, 1e3),  # selu
     "beta": (1e-3, 1e3),  # softplus, swish
     "slope": (0.0, 1e3),  # leaky_relu
     "min_val": (-1e6, 1e6),  # hardtanh
