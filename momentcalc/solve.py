@@ -30,7 +30,7 @@ mpmath = lazy_module("mpmath")
 
 TARGETS = ("mean", "var", "grad_sq")
 PREC = 192  # bits of the certified residual's balls: their width (~1e-50) is far below a double's half-ulp
-CERTIFY_SECONDS = 30.0  # per quantity and solution (a loaded machine can take seconds at this precision)
+CERTIFY_EVALS = 2_000_000  # integrand evaluations per quantity and solution: ten times an ordinary budget, for 192 bits
 _UNKNOWN = re.compile(r"([A-Za-z_]\w*)\s*=\s*\?")
 _START_FACTORS = (0.3, 1.0, 3.0)  # starts around a positive default, in each coordinate
 _START_OFFSETS = (-1.0, 0.0, 1.0)  # ... around a default that may be 0 or negative
@@ -296,7 +296,7 @@ class _Problem:
             a, b, d = mpmath.mpf(a), mpmath.mpf(b), mpmath.mpf(d)
             for k, t in self.targets.items():
                 try:
-                    lo, hi = certified.enclosure(spec, mu, sigma, _quantity(k), PREC, CERTIFY_SECONDS)
+                    lo, hi = certified.enclosure(spec, mu, sigma, _quantity(k), PREC, CERTIFY_EVALS)
                 except NotApplicable:
                     return None
                 lo, hi = (mpmath.mpf(q.numerator) / q.denominator for q in (lo, hi))

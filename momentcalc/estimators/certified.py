@@ -527,16 +527,18 @@ def certify(spec: Spec, mu: float, sigma: float, quantity: str, digits: int | No
         _BUDGET.reset(token)
 
 
-def enclosure(spec: Spec, mu: float, sigma: float, quantity: str, prec: int, seconds: float = SECONDS):
+def enclosure(spec: Spec, mu: float, sigma: float, quantity: str, prec: int, evals: int = EVALS):
     """[lo, hi] (exact Fractions) that holds the quantity, from the ball at one working precision: for callers that
     need an absolute accuracy (momentcalc.solve's residuals near 0) rather than correctly rounded digits."""
-    token = _DEADLINE.set(time.perf_counter() + seconds)
+    token = _BUDGET.set([evals])
     try:
         ends = _ends(_quantity(spec, mu, sigma, prec, quantity))
-    except _OutOfTime:
-        raise NotApplicable(f"the {quantity} of '{spec}' could not be enclosed in {seconds:g} s") from None
+    except _OutOfBudget:
+        raise NotApplicable(
+            f"the {quantity} of '{spec}' could not be enclosed in {evals} integrand evaluations"
+        ) from None
     finally:
-        _DEADLINE.reset(token)
+        _BUDGET.reset(token)
     if ends is None:
         raise NotApplicable(f"the {quantity} of '{spec}' has no finite enclosure at {prec} bits")
     return ends
