@@ -30,6 +30,9 @@ PARAM_RANGES = {
 }
 WINDOW_MAX = 10**6  # values in one window (n, or k ** dims)
 
+# Limits on the cost of one command (issue 13: no argument may exhaust the machine or run unannounced for hours).
+SHAPE_MAX = 10**40  # i, k, s, p, d of `momentcalc shape`: closed-form integer arithmetic, any size up to this
+
 Progress = Callable[[int, int], None]  # progress(done, total), in samples, after each batch of work
 
 
