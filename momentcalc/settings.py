@@ -32,6 +32,11 @@ WINDOW_MAX = 10**6  # values in one window (n, or k ** dims)
 
 # Limits on the cost of one command (issue 13: no argument may exhaust the machine or run unannounced for hours).
 SHAPE_MAX = 10**40  # i, k, s, p, d of `momentcalc shape`: closed-form integer arithmetic, any size up to this
+# A sampling run draws samples x (normals per output) standard normals; MAX_SAMPLES bounds that product too.
+# A run of the default size that would draw more than DEFAULT_WORK (seconds of kernel work) draws fewer
+# outputs, at least MIN_CUT_SAMPLES, and says so: the exact methods give the value, sampling the check.
+DEFAULT_WORK = 1 << 28
+MIN_CUT_SAMPLES = 64
 
 Progress = Callable[[int, int], None]  # progress(done, total), in samples, after each batch of work
 
@@ -50,6 +55,7 @@ class RunSettings:
     seed: int = 0
     z: float = DEFAULT_Z
     progress: Progress | None = None
+    max_samples: int = MAX_SAMPLES  # the most samples a tol run may reach (fewer when each costs many normals)
 
     def __post_init__(self):
         _check(self)
