@@ -16,6 +16,7 @@ from .settings import (  # noqa: F401 (METHODS: re-exported)
     METHODS,
     MU_MAX,
     PARAM_RANGES,
+    PIPELINE_MAX,
     SIGMA_MAX,
     SIGMA_MIN,
     WINDOW_MAX,
@@ -129,7 +130,12 @@ def _check_input(mu, sigma) -> tuple[float, float]:
 
 
 def check_domain(spec: Spec) -> None:
-    """Refuse op parameters outside the input domain (settings.PARAM_RANGES, WINDOW_MAX)."""
+    """Refuse op parameters outside the input domain (settings.PARAM_RANGES, WINDOW_MAX) and over-long pipelines."""
+    if len(spec.ops) > PIPELINE_MAX:
+        raise MomentcalcError(
+            f"a pipeline has at most {PIPELINE_MAX} stages, got {len(spec.ops)}; "
+            "split it, or estimate a callable that runs the stages (quadrature and Monte Carlo take one)"
+        )
     for op in spec.ops:
         for name, value in op.params:
             if name in PARAM_RANGES and is_finite(value):

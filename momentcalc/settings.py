@@ -36,6 +36,8 @@ SHAPE_MAX = 10**40  # i, k, s, p, d of `momentcalc shape`: closed-form integer a
 # A run of the default size that would draw more than DEFAULT_WORK (seconds of kernel work) draws fewer
 # outputs, at least MIN_CUT_SAMPLES, and says so: the exact methods give the value, sampling the check.
 DEFAULT_WORK = 1 << 28
+# Stages of one pipeline: quadrature follows every stage at each of its ~10^5 points (64 relus: ~20 s).
+PIPELINE_MAX = 64
 MIN_CUT_SAMPLES = 64
 
 Progress = Callable[[int, int], None]  # progress(done, total), in samples, after each batch of work
