@@ -38,6 +38,11 @@ SHAPE_MAX = 10**40  # i, k, s, p, d of `momentcalc shape`: closed-form integer a
 DEFAULT_WORK = 1 << 28
 # Stages of one pipeline: quadrature follows every stage at each of its ~10^5 points (64 relus: ~20 s).
 PIPELINE_MAX = 64
+# `momentcalc backward`: the map is size x size floats (as a list, ~40 MB at 1024), and its simulation
+# cross-check touches trials x (one trial's values); one trial's arrays stay within a few hundred MB.
+BACKWARD_SIZE_MAX = 1024
+BACKWARD_WORK_MAX = 1 << 31  # values all trials touch: about a minute
+BACKWARD_TRIAL_MAX = 1 << 24  # values one trial touches
 MIN_CUT_SAMPLES = 64
 
 Progress = Callable[[int, int], None]  # progress(done, total), in samples, after each batch of work
