@@ -113,6 +113,7 @@ class Chunks:
     launch: Launch
     batch: int = 32  # chunks per thread between progress reports: about 0.1 s of kernel work
     parallel: bool = True  # False: in the caller's thread only
+    fold: Callable[[np.ndarray], np.ndarray] | None = None  # rows -> one row, applied as batches come in (memory)
 
 
 def run_chunks(
@@ -131,6 +132,8 @@ def run_chunks(
         if following < len(sizes):
             pending = _start(chunks, first + following, sizes[following : following + batch])
         rows.extend(current)  # waits for this batch, in chunk order
+        if chunks.fold is not None:
+            rows = [chunks.fold(np.concatenate(rows))]
         done += sum(sizes[start:following])
         report(progress, done, total)
     return np.concatenate(rows)
@@ -221,6 +224,8 @@ class _GrowingRows:
         extra = max(1, math.ceil(need / size) - have)
         more = run_chunks(self.chunks, have, [size] * extra, self.progress, (have + extra) * size, have * size)
         self.rows = np.concatenate([self.rows, more])
+        if self.chunks.fold is not None:
+            self.rows = self.chunks.fold(self.rows)
         return self.kind.summarize(self.rows)
 
 
