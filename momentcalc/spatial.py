@@ -53,7 +53,7 @@ from .spec import Op, Spec
 CHUNK_VALUES = 1 << 18  # input values per chunk of simulated maps
 DEFAULT_VALUES = 1 << 24  # input values simulated by default: samples = DEFAULT_VALUES / I^dims maps
 MIN_DEFAULT_MAPS = 1 << 10
-MAX_MAP_VALUES = 1 << 19  # one map at most this many inputs (the positions' bookkeeping: ~400 MB at 512 x 512)
+MAX_MAP_VALUES = 1 << 18  # one map at most this many inputs: 512 x 512 peaks at 720 MB (positions, rows, JSON)
 MAX_KINDS = 256  # kinds of output position, each an exact computation (a quadrature of up to a second)
 MAX_GEOMETRY = 1 << 24  # window reads listed per axis to find the kinds: sum over window ops of outputs x k
 _CLASS_NAMES = {
