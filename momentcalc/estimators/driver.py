@@ -92,8 +92,21 @@ def in_order(tasks: Sequence[Callable[[], Any]], parallel: bool = True) -> Itera
     count = threads()
     if not parallel or count == 1 or len(tasks) == 1:
         return (task() for task in tasks)
-    futures = [_pool(count).submit(task) for task in tasks]
-    return (f.result() for f in futures)
+    return _Submitted([_pool(count).submit(task) for task in tasks])
+
+
+class _Submitted:
+    """Results of tasks on the pool, in task order; cancel() drops the tasks not yet started."""
+
+    def __init__(self, futures: list):
+        self.futures = futures
+
+    def __iter__(self) -> Iterator:
+        return (f.result() for f in self.futures)
+
+    def cancel(self) -> None:
+        for f in self.futures:
+            f.cancel()
 
 
 def report(progress: Progress | None, done: int, total: int) -> None:
@@ -127,15 +140,22 @@ def run_chunks(
     """
     batch = chunks.batch * (threads() if chunks.parallel else 1)
     rows, pending = [], _start(chunks, first, sizes[:batch])
-    for start in range(0, len(sizes), batch):
-        current, following = pending, start + batch
-        if following < len(sizes):
-            pending = _start(chunks, first + following, sizes[following : following + batch])
-        rows.extend(current)  # waits for this batch, in chunk order
-        if chunks.fold is not None:
-            rows = [chunks.fold(np.concatenate(rows))]
-        done += sum(sizes[start:following])
-        report(progress, done, total)
+    current = pending
+    try:
+        for start in range(0, len(sizes), batch):
+            current, following = pending, start + batch
+            if following < len(sizes):
+                pending = _start(chunks, first + following, sizes[following : following + batch])
+            rows.extend(current)  # waits for this batch, in chunk order
+            if chunks.fold is not None:
+                rows = [chunks.fold(np.concatenate(rows))]
+            done += sum(sizes[start:following])
+            report(progress, done, total)
+    except BaseException:  # Ctrl-C (KeyboardInterrupt) above all: leave the pool idle, not busy with queued batches
+        for queued in (current, pending):
+            if isinstance(queued, _Submitted):
+                queued.cancel()
+        raise
     return np.concatenate(rows)
 
 
