@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -9,12 +10,13 @@ from dataclasses import replace
 from . import catalog, crosscheck
 from ._lazy import lazy_module
 from .errors import MomentcalcError
-from .estimators import NotApplicable, closed, montecarlo, vectorized
+from .estimators import NotApplicable, closed, driver, montecarlo, vectorized
 from .result import Estimate, Result
 from .settings import (  # noqa: F401 (METHODS: re-exported)
     METHODS,
     MU_MAX,
     PARAM_RANGES,
+    PIPELINE_MAX,
     SIGMA_MAX,
     SIGMA_MIN,
     WINDOW_MAX,
@@ -90,6 +92,8 @@ def estimate(
     unknown = [m for m in wanted if m not in METHODS or m in AUTO]
     if unknown:
         raise MomentcalcError(f"unknown method {unknown[0]!r} in methods; use some of {', '.join(METHODS[2:])}")
+    if settings.samples is not None and any(m in ("montecarlo", "qmc") for m in wanted):
+        driver.within_budget(settings, window_product(parsed), montecarlo.DEFAULT_SAMPLES)  # refuse before any work
     try:
         norms = normalize_constants(parsed, mu, sigma)
     except NotApplicable as why:
@@ -126,7 +130,12 @@ def _check_input(mu, sigma) -> tuple[float, float]:
 
 
 def check_domain(spec: Spec) -> None:
-    """Refuse op parameters outside the input domain (settings.PARAM_RANGES, WINDOW_MAX)."""
+    """Refuse op parameters outside the input domain (settings.PARAM_RANGES, WINDOW_MAX) and over-long pipelines."""
+    if len(spec.ops) > PIPELINE_MAX:
+        raise MomentcalcError(
+            f"a pipeline has at most {PIPELINE_MAX} stages, got {len(spec.ops)}; "
+            "split it, or estimate a callable that runs the stages (quadrature and Monte Carlo take one)"
+        )
     for op in spec.ops:
         for name, value in op.params:
             if name in PARAM_RANGES and is_finite(value):
@@ -139,6 +148,11 @@ def check_domain(spec: Spec) -> None:
             raise MomentcalcError(
                 f"{op}: a window holds at most {WINDOW_MAX} values (the input domain), got {op.window_size}"
             )
+
+
+def window_product(spec: Spec) -> int:
+    """Standard normals one output of the spec draws: the product of its window sizes."""
+    return math.prod(op.window_size for op in spec.ops if op.kind == catalog.WINDOW)
 
 
 def _run(
@@ -161,7 +175,9 @@ def _run(
         return vectorized.montecarlo_estimate(spec, mu, sigma, norms, settings)
     program = montecarlo.compile_program(spec, mu, sigma, norms)
     runner = qmc.run if name == "qmc" else montecarlo.run
-    return runner(program, settings).estimate(name, settings.seed, _since(start))
+    default = qmc.DEFAULT_SAMPLES if name == "qmc" else montecarlo.DEFAULT_SAMPLES
+    settings, notes = driver.within_budget(settings, program.normals_per_output, default)  # cost, before the run
+    return runner(program, settings).estimate(name, settings.seed, _since(start), notes=notes)
 
 
 def _certified(spec: Spec, mu: float, sigma: float, digits: int | None, start: float) -> Estimate:

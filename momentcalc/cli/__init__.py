@@ -9,6 +9,8 @@ backward, convshape, spatial) inside the command functions only, so `momentcalc 
 from . import estimate, list_ops, tables, shape, backward, gains, solve, cmap, propagate  # noqa: F401 (imported to register)
 from ._util import app
 
+from ._util import exit_now_if_interrupted
+
 # isort: on
 
 __all__ = ["app", "main"]
@@ -16,4 +18,5 @@ __all__ = ["app", "main"]
 
 def main() -> None:
     """Console-script entry point (`momentcalc`, `python -m momentcalc`)."""
-    app(prog_name="momentcalc")
+    with exit_now_if_interrupted():
+        app(prog_name="momentcalc")
