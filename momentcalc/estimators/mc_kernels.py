@@ -421,6 +421,14 @@ def _pairs_general(state, pairs, shift, mu, sigma, codes, params, seg, win_kind,
     return np.array([float(pairs), sa, saa, sb, sbb, sab])
 
 
+@_inline
+def _put_row(out, c, row):
+    """out[c] = row, as a loop: numba compiles an array's slice assignment with an error path that formats
+    shapes into a message, and that string code cost 5 to 12 s of a cold run's compiling."""
+    for i in range(row.shape[0]):
+        out[c, i] = row[i]
+
+
 # Batch drivers: the rows of a list of chunks, in order, each chunk from its own SFC64 state, so
 # rows do not depend on which thread ran them (montecarlo.run_chunks gives each thread a slice).
 # One driver per kind of kernel rather than one with flags: numba re-optimizes a driver's callees
@@ -434,7 +442,7 @@ def window_rows(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
     """run_chunk's rows [n, mean, M2, M3, M4], one per chunk (a row of states)."""
     out = np.zeros((states.shape[0], 5))
     for c in range(states.shape[0]):
-        out[c] = run_chunk(states[c], counts[c], mu, sigma, codes, params, seg, win_kind, win_n)
+        _put_row(out, c, run_chunk(states[c], counts[c], mu, sigma, codes, params, seg, win_kind, win_n))
     return out
 
 
@@ -443,7 +451,7 @@ def chain_rows(states, counts, mu, sigma, codes, params):
     """run_chain_chunk's rows of 10 (the output, then the squared derivative), one per chunk (a row of states)."""
     out = np.zeros((states.shape[0], 10))
     for c in range(states.shape[0]):
-        out[c] = run_chain_chunk(states[c], counts[c], mu, sigma, codes, params)
+        _put_row(out, c, run_chain_chunk(states[c], counts[c], mu, sigma, codes, params))
     return out
 
 
@@ -452,7 +460,7 @@ def activation_rows(states, counts, mu, sigma, code, a, b):
     """run_activation_chunk's rows, as chain_rows."""
     out = np.zeros((states.shape[0], 10))
     for c in range(states.shape[0]):
-        out[c] = run_activation_chunk(states[c], counts[c], mu, sigma, code, a, b)
+        _put_row(out, c, run_activation_chunk(states[c], counts[c], mu, sigma, code, a, b))
     return out
 
 
@@ -461,7 +469,7 @@ def bare_max_pair_rows(states, pair_counts, shift, mu, sigma, n):
     """_pairs_bare_max's rows, one per chunk."""
     out = np.zeros((states.shape[0], 6))
     for c in range(states.shape[0]):
-        out[c] = _pairs_bare_max(states[c], pair_counts[c], shift, mu, sigma, n)
+        _put_row(out, c, _pairs_bare_max(states[c], pair_counts[c], shift, mu, sigma, n))
     return out
 
 
@@ -470,5 +478,5 @@ def pair_rows(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kin
     """_pairs_general's rows, one per chunk."""
     out = np.zeros((states.shape[0], 6))
     for c in range(states.shape[0]):
-        out[c] = _pairs_general(states[c], pair_counts[c], shift, mu, sigma, codes, params, seg, win_kind, win_n)
+        _put_row(out, c, _pairs_general(states[c], pair_counts[c], shift, mu, sigma, codes, params, seg, win_kind, win_n))
     return out
