@@ -19,11 +19,22 @@ from numba.core import event
 
 class Recorder(event.Listener):
     def __init__(self):
-        self.stack, self.total, self.self_time, self.count = [], defaultdict(float), defaultdict(float), defaultdict(int)
+        self.stack, self.total, self.self_time, self.count = (
+            [],
+            defaultdict(float),
+            defaultdict(float),
+            defaultdict(int),
+        )
 
     def on_start(self, ev):
-        self.stack.append([ev.data["dispatcher"].py_func.__qualname__, ev.data["dispatcher"].py_func.__module__,
-                           time.perf_counter(), 0.0])
+        self.stack.append(
+            [
+                ev.data["dispatcher"].py_func.__qualname__,
+                ev.data["dispatcher"].py_func.__module__,
+                time.perf_counter(),
+                0.0,
+            ]
+        )
 
     def on_end(self, ev):
         name, module, start, nested = self.stack.pop()
@@ -51,10 +62,14 @@ def main() -> None:
     mc.estimate(args.spec, method=args.method)
     done = time.perf_counter()
     compiled = sum(recorder.self_time.values())
-    print(f"import {imported - start:.2f} s; estimate {done - imported:.2f} s, of which compiling {compiled:.2f} s "
-          f"({sum(recorder.count.values())} compilations of {len(recorder.count)} functions)")
+    print(
+        f"import {imported - start:.2f} s; estimate {done - imported:.2f} s, of which compiling {compiled:.2f} s "
+        f"({sum(recorder.count.values())} compilations of {len(recorder.count)} functions)"
+    )
     for key in sorted(recorder.self_time, key=recorder.self_time.get, reverse=True)[:25]:
-        print(f"{recorder.self_time[key]:7.2f} s self {recorder.total[key]:7.2f} s total  x{recorder.count[key]}  {key}")
+        print(
+            f"{recorder.self_time[key]:7.2f} s self {recorder.total[key]:7.2f} s total  x{recorder.count[key]}  {key}"
+        )
 
 
 if __name__ == "__main__":

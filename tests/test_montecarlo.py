@@ -10,7 +10,7 @@ import pytest
 
 import momentcalc as mc
 from momentcalc import MomentcalcError
-from momentcalc.estimators import mc_kernels, montecarlo, normals, quadrature
+from momentcalc.estimators import montecarlo, normals, quadrature
 from momentcalc.settings import RunSettings
 from momentcalc.spec import parse
 
@@ -110,7 +110,7 @@ def test_fused_kernel_matches_the_slow_reference_value_by_value():
 )
 def test_chunk_moments_match_a_two_pass_reference(spec):
     program = montecarlo.compile_program(parse(spec), 0.0, 1.0)
-    row = mc_kernels.run_chunk(montecarlo.chunk_states(1, 0, 1)[0], 5000, *program.kernel_args())
+    row = montecarlo.run_chunks(program, 1, 0, [5000])[0]
     values = kernel_samples.sample_outputs(montecarlo.chunk_states(1, 0, 1)[0], 5000, *program.kernel_args())
     np.testing.assert_allclose(row, naive.moments(values), rtol=1e-9)
 
