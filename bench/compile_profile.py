@@ -2,6 +2,7 @@
 
     NUMBA_CACHE_DIR=$(mktemp -d) python bench/compile_profile.py relu
     NUMBA_CACHE_DIR=$(mktemp -d) python bench/compile_profile.py 'maxpool(k=3)' --method montecarlo
+    NUMBA_CACHE_DIR=$(mktemp -d) python bench/compile_profile.py --tables   # the default table's entries
 
 Run it with an empty NUMBA_CACHE_DIR to see a first run. "self" is a
 function's compile time less the compilations nested in it (a kernel compiles
@@ -49,24 +50,27 @@ class Recorder(event.Listener):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("spec")
+    parser.add_argument("spec", nargs="?", default="relu")
+    parser.add_argument("--tables", action="store_true", help="every entry of the default table instead of SPEC")
     parser.add_argument("--method", default="auto")
     args = parser.parse_args()
     start = time.perf_counter()
     import momentcalc as mc
+    from momentcalc import tables
 
     mc.estimate  # noqa: B018 (loads the engine: imports are timed apart)
     imported = time.perf_counter()
     recorder = Recorder()
     event.register("numba:compile", recorder)
-    mc.estimate(args.spec, method=args.method)
+    for spec in tables.DEFAULT_SPECS if args.tables else [args.spec]:
+        mc.estimate(spec, method=args.method)
     done = time.perf_counter()
     compiled = sum(recorder.self_time.values())
     print(
         f"import {imported - start:.2f} s; estimate {done - imported:.2f} s, of which compiling {compiled:.2f} s "
         f"({sum(recorder.count.values())} compilations of {len(recorder.count)} functions)"
     )
-    for key in sorted(recorder.self_time, key=recorder.self_time.get, reverse=True)[:25]:
+    for key in sorted(recorder.self_time, key=recorder.self_time.get, reverse=True)[:40]:
         print(
             f"{recorder.self_time[key]:7.2f} s self {recorder.total[key]:7.2f} s total  x{recorder.count[key]}  {key}"
         )

@@ -60,7 +60,8 @@ class _PairLaunch:
         p = self.program
         if mc_kernels.is_bare_max(p.codes, p.win_kind, p.win_n):
             return mc_kernels.bare_max_pair_rows(states, sizes // 2, self.shift, p.mu, p.sigma, int(p.win_n[0]))
-        return dispatch.kernel("pairs", p.act)(states, sizes // 2, self.shift, *p.kernel_args())
+        kind = "pairs_one" if p.win_n.size == 1 else "pairs"
+        return dispatch.kernel(kind, p.act)(states, sizes // 2, self.shift, *p.kernel_args())
 
 
 def _shift(program: Program, seed: int) -> float:

@@ -421,107 +421,107 @@ def activation_array(code, a, b, xs, grad):
 
 @_jit
 def _activation_1(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_1, k.relu_block, states, counts, mu, sigma, code, a, b)
+    return k.fused_rows(own.act_grad_1, k.relu_block, states, counts, mu, sigma, code, a, b)
 
 
 @_jit
 def _activation_2(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_2, k.sigmoid_block, states, counts, mu, sigma, code, a, b)
+    return k.fused_rows(own.act_grad_2, k.sigmoid_block, states, counts, mu, sigma, code, a, b)
 
 
 @_jit
 def _activation_3(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_3, k.generic_block, states, counts, mu, sigma, code, a, b)
+    return k.activation_rows(own.act_grad_3, states, counts, mu, sigma, code, a, b)
 
 
 @_jit
 def _activation_4(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_4, k.generic_block, states, counts, mu, sigma, code, a, b)
+    return k.activation_rows(own.act_grad_4, states, counts, mu, sigma, code, a, b)
 
 
 @_jit
 def _activation_5(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_5, k.generic_block, states, counts, mu, sigma, code, a, b)
+    return k.activation_rows(own.act_grad_5, states, counts, mu, sigma, code, a, b)
 
 
 @_jit
 def _activation_6(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_6, k.generic_block, states, counts, mu, sigma, code, a, b)
+    return k.activation_rows(own.act_grad_6, states, counts, mu, sigma, code, a, b)
 
 
 @_jit
 def _activation_7(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_7, k.generic_block, states, counts, mu, sigma, code, a, b)
+    return k.activation_rows(own.act_grad_7, states, counts, mu, sigma, code, a, b)
 
 
 @_jit
 def _activation_8(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_8, k.generic_block, states, counts, mu, sigma, code, a, b)
+    return k.activation_rows(own.act_grad_8, states, counts, mu, sigma, code, a, b)
 
 
 @_jit
 def _activation_9(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_9, k.generic_block, states, counts, mu, sigma, code, a, b)
+    return k.activation_rows(own.act_grad_9, states, counts, mu, sigma, code, a, b)
 
 
 @_jit
 def _activation_10(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_10, k.generic_block, states, counts, mu, sigma, code, a, b)
+    return k.activation_rows(own.act_grad_10, states, counts, mu, sigma, code, a, b)
 
 
 @_jit
 def _activation_11(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_11, k.generic_block, states, counts, mu, sigma, code, a, b)
+    return k.activation_rows(own.act_grad_11, states, counts, mu, sigma, code, a, b)
 
 
 @_jit
 def _activation_12(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_12, k.generic_block, states, counts, mu, sigma, code, a, b)
+    return k.activation_rows(own.act_grad_12, states, counts, mu, sigma, code, a, b)
 
 
 @_jit
 def _activation_13(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_13, k.generic_block, states, counts, mu, sigma, code, a, b)
+    return k.activation_rows(own.act_grad_13, states, counts, mu, sigma, code, a, b)
 
 
 @_jit
 def _activation_14(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_14, k.generic_block, states, counts, mu, sigma, code, a, b)
+    return k.activation_rows(own.act_grad_14, states, counts, mu, sigma, code, a, b)
 
 
 @_jit
 def _activation_15(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_15, k.generic_block, states, counts, mu, sigma, code, a, b)
+    return k.activation_rows(own.act_grad_15, states, counts, mu, sigma, code, a, b)
 
 
 @_jit
 def _activation_16(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_16, k.generic_block, states, counts, mu, sigma, code, a, b)
+    return k.activation_rows(own.act_grad_16, states, counts, mu, sigma, code, a, b)
 
 
 @_jit
 def _activation_17(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_17, k.generic_block, states, counts, mu, sigma, code, a, b)
+    return k.activation_rows(own.act_grad_17, states, counts, mu, sigma, code, a, b)
 
 
 @_jit
 def _activation_18(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_18, k.generic_block, states, counts, mu, sigma, code, a, b)
+    return k.activation_rows(own.act_grad_18, states, counts, mu, sigma, code, a, b)
 
 
 @_jit
 def _activation_19(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_19, k.generic_block, states, counts, mu, sigma, code, a, b)
+    return k.activation_rows(own.act_grad_19, states, counts, mu, sigma, code, a, b)
 
 
 @_jit
 def _activation_20(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_20, k.generic_block, states, counts, mu, sigma, code, a, b)
+    return k.activation_rows(own.act_grad_20, states, counts, mu, sigma, code, a, b)
 
 
 @_jit
 def _activation_21(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_21, k.generic_block, states, counts, mu, sigma, code, a, b)
+    return k.activation_rows(own.act_grad_21, states, counts, mu, sigma, code, a, b)
 
 
 @_jit
@@ -985,6 +985,121 @@ def _pairs_m(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind
 
 
 @_jit
+def _pairs_one_0(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
+    return k.one_window_pair_rows(own.act_0, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+
+
+@_jit
+def _pairs_one_1(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
+    return k.one_window_pair_rows(own.act_1, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+
+
+@_jit
+def _pairs_one_2(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
+    return k.one_window_pair_rows(own.act_2, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+
+
+@_jit
+def _pairs_one_3(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
+    return k.one_window_pair_rows(own.act_3, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+
+
+@_jit
+def _pairs_one_4(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
+    return k.one_window_pair_rows(own.act_4, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+
+
+@_jit
+def _pairs_one_5(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
+    return k.one_window_pair_rows(own.act_5, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+
+
+@_jit
+def _pairs_one_6(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
+    return k.one_window_pair_rows(own.act_6, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+
+
+@_jit
+def _pairs_one_7(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
+    return k.one_window_pair_rows(own.act_7, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+
+
+@_jit
+def _pairs_one_8(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
+    return k.one_window_pair_rows(own.act_8, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+
+
+@_jit
+def _pairs_one_9(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
+    return k.one_window_pair_rows(own.act_9, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+
+
+@_jit
+def _pairs_one_10(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
+    return k.one_window_pair_rows(own.act_10, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+
+
+@_jit
+def _pairs_one_11(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
+    return k.one_window_pair_rows(own.act_11, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+
+
+@_jit
+def _pairs_one_12(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
+    return k.one_window_pair_rows(own.act_12, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+
+
+@_jit
+def _pairs_one_13(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
+    return k.one_window_pair_rows(own.act_13, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+
+
+@_jit
+def _pairs_one_14(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
+    return k.one_window_pair_rows(own.act_14, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+
+
+@_jit
+def _pairs_one_15(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
+    return k.one_window_pair_rows(own.act_15, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+
+
+@_jit
+def _pairs_one_16(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
+    return k.one_window_pair_rows(own.act_16, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+
+
+@_jit
+def _pairs_one_17(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
+    return k.one_window_pair_rows(own.act_17, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+
+
+@_jit
+def _pairs_one_18(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
+    return k.one_window_pair_rows(own.act_18, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+
+
+@_jit
+def _pairs_one_19(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
+    return k.one_window_pair_rows(own.act_19, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+
+
+@_jit
+def _pairs_one_20(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
+    return k.one_window_pair_rows(own.act_20, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+
+
+@_jit
+def _pairs_one_21(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
+    return k.one_window_pair_rows(own.act_21, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+
+
+@_jit
+def _pairs_one_m(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
+    return k.one_window_pair_rows(own.act_m, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+
+
+@_jit
 def _points_0(mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n):
     return k.weighted_sums(own.act_0, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
 
@@ -1213,6 +1328,29 @@ KERNELS = {
     ("pairs", 20): _pairs_20,
     ("pairs", 21): _pairs_21,
     ("pairs", -1): _pairs_m,
+    ("pairs_one", 0): _pairs_one_0,
+    ("pairs_one", 1): _pairs_one_1,
+    ("pairs_one", 2): _pairs_one_2,
+    ("pairs_one", 3): _pairs_one_3,
+    ("pairs_one", 4): _pairs_one_4,
+    ("pairs_one", 5): _pairs_one_5,
+    ("pairs_one", 6): _pairs_one_6,
+    ("pairs_one", 7): _pairs_one_7,
+    ("pairs_one", 8): _pairs_one_8,
+    ("pairs_one", 9): _pairs_one_9,
+    ("pairs_one", 10): _pairs_one_10,
+    ("pairs_one", 11): _pairs_one_11,
+    ("pairs_one", 12): _pairs_one_12,
+    ("pairs_one", 13): _pairs_one_13,
+    ("pairs_one", 14): _pairs_one_14,
+    ("pairs_one", 15): _pairs_one_15,
+    ("pairs_one", 16): _pairs_one_16,
+    ("pairs_one", 17): _pairs_one_17,
+    ("pairs_one", 18): _pairs_one_18,
+    ("pairs_one", 19): _pairs_one_19,
+    ("pairs_one", 20): _pairs_one_20,
+    ("pairs_one", 21): _pairs_one_21,
+    ("pairs_one", -1): _pairs_one_m,
     ("points", 0): _points_0,
     ("points", 1): _points_1,
     ("points", 2): _points_2,

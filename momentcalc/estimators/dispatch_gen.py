@@ -33,6 +33,11 @@ KINDS = {
     "one_window": ("one_window_rows", "act", "states, counts, mu, sigma, codes, params, seg, win_kind, win_n"),
     "nested": ("nested_rows", "act", "states, counts, mu, sigma, codes, params, seg, win_kind, win_n"),
     "pairs": ("pair_rows", "act", "states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n"),
+    "pairs_one": (
+        "one_window_pair_rows",
+        "act",
+        "states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n",
+    ),
     "points": (
         "weighted_sums",
         "act",
@@ -97,9 +102,10 @@ def render() -> str:
                 continue
             name = f"_{kind}_{code}"
             passed = f"own.{takes}_{code}"
-            if kind == "activation":
-                passed += f", k.{mc_kernels.BLOCKS.get(a.name, 'generic_block')}"
-            lines += ["", "", "@_jit", f"def {name}({args}):", f"    return k.{kernel}({passed}, {args})"]
+            called = kernel
+            if kind == "activation" and a.name in mc_kernels.BLOCKS:
+                called, passed = "fused_rows", f"{passed}, k.{mc_kernels.BLOCKS[a.name]}"
+            lines += ["", "", "@_jit", f"def {name}({args}):", f"    return k.{called}({passed}, {args})"]
             keys[(kind, -1 if code == "m" else code)] = name
     lines += ["", "", "KERNELS = {", *(f'    ("{kind}", {act}): {name},' for (kind, act), name in keys.items()), "}"]
     lines += ["", "", "def kernel(kind, act):", "    return KERNELS[kind, act]", ""]

@@ -40,6 +40,9 @@ REDUCTION_CODES = {pooling.MAX: MAX, pooling.MEAN: AVG, pooling.MIN: MIN}
 
 _jit = jit(error_model="numpy")
 # Inlined at the numba level: a call that passes arrays costs reference counting per value drawn.
+# The kernels that take an activation are inlined too, into dispatch.py's wrapper for that
+# activation: each function numba compiles costs it a fixed ~0.3 s, and a table build compiles
+# twenty activations' kernels.
 _inline = jit(error_model="numpy", inline="always")
 
 
@@ -150,7 +153,7 @@ def _chunk_bare_window(state, count, mu, sigma, kind, n):
     return _central(count, shift, s1, s2, s3, s4)
 
 
-@_jit
+@_inline
 def _chunk_one_window(act, state, count, mu, sigma, codes, params, seg, kind, n):
     per = normals.per_fill(n)
     z, missed, words = normals.scratch(per * n)
@@ -164,7 +167,7 @@ def _chunk_one_window(act, state, count, mu, sigma, codes, params, seg, kind, n)
     return _central(count, shift, s1, s2, s3, s4)
 
 
-@_jit
+@_inline
 def _chunk_nested(act, state, count, mu, sigma, codes, params, seg, win_kind, win_n):
     acc = np.zeros(win_n.shape[0])
     cnt = np.zeros(win_n.shape[0], dtype=np.int64)
@@ -181,7 +184,7 @@ def _chunk_nested(act, state, count, mu, sigma, codes, params, seg, win_kind, wi
     return _central(count, shift, s1, s2, s3, s4)
 
 
-@_jit
+@_inline
 def weighted_sums(act, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n):
     """Quasi-Monte Carlo (qmc.py): (shift, sum of w, of w (y - shift), of w (y - shift)^2) over the outputs y
     at the standard-normal points, one row per output; a NaN shift becomes the first output. Dropout masks
@@ -229,7 +232,7 @@ def _central2(n, shift, s1, s2):
 # chain (writing the output and its squared derivative over the block), and a last pass adds the
 # block to the sums. Apart, each loop is simple enough for LLVM to vectorize the sums, and relu and
 # sigmoid have vectorized loops of their own (block_ops).
-@_jit
+@_inline
 def run_chain_chunk(act_grad, state, count, mu, sigma, codes, params):
     """Moments of the output of an elementwise chain and of (d output / d input)^2, from the same draws.
 
@@ -255,12 +258,28 @@ def run_chain_chunk(act_grad, state, count, mu, sigma, codes, params):
     return _chain_row(count, shift, gshift, acc)
 
 
-@_jit
-def run_activation_chunk(act_grad, block, state, count, mu, sigma, code, a, b):
-    """run_chain_chunk's row for a chain of one activation, the commonest spec; `block` adds a block of
-    draws to the sums (relu_block and sigmoid_block: the vectorized loops of block_ops; else generic_block)."""
+@_inline
+def run_activation_chunk(act_grad, state, count, mu, sigma, code, a, b):
+    """run_chain_chunk's row for a chain of one activation, the commonest spec."""
     z, missed, words = normals.scratch(normals.BLOCK)
     g = np.empty(normals.BLOCK)
+    acc = np.zeros(6)
+    shift = gshift = 0.0
+    for start in range(0, count, normals.BLOCK):
+        m = min(normals.BLOCK, count - start)
+        normals.fill(state, z, m, missed, words)
+        if start == 0:
+            shift, gshift = _shifts(act_grad, code, a, b, mu + sigma * z[0])
+        _activation_block(act_grad, code, a, b, mu, sigma, z, g, m)
+        block_ops.add_block(z, g, m, shift, gshift, acc)
+    return _chain_row(count, shift, gshift, acc)
+
+
+@_inline
+def run_fused_chunk(act_grad, block, state, count, mu, sigma, code, a, b):
+    """run_activation_chunk's row for an activation with a vectorized loop of its own in block_ops, which
+    applies it and adds a block to the sums in one pass: `block` is relu_block or sigmoid_block."""
+    z, missed, words = normals.scratch(normals.BLOCK)
     e, scale = np.empty(normals.BLOCK), np.empty(normals.BLOCK, dtype=np.int64)
     acc = np.zeros(6)
     shift = gshift = 0.0
@@ -268,31 +287,30 @@ def run_activation_chunk(act_grad, block, state, count, mu, sigma, code, a, b):
         m = min(normals.BLOCK, count - start)
         normals.fill(state, z, m, missed, words)
         if start == 0:
-            shift, d = act_grad(code, a, b, mu + sigma * z[0])
-            gshift = d * d
-        block(act_grad, code, a, b, z, g, m, mu, sigma, shift, gshift, acc, e, scale)
+            shift, gshift = _shifts(act_grad, code, a, b, mu + sigma * z[0])
+        block(z, m, mu, sigma, shift, gshift, acc, e, scale)
     return _chain_row(count, shift, gshift, acc)
 
 
-# The `block` of run_activation_chunk. Separate functions, not branches on the code, so that a
-# kernel compiles only the loop its activation uses.
+@_inline
+def _shifts(act_grad, code, a, b, x):
+    """The shifts of the sums: the first output and its squared derivative."""
+    y, d = act_grad(code, a, b, x)
+    return y, d * d
+
+
+# The blocks of run_fused_chunk, one signature for both.
 @_jit
-def relu_block(act_grad, code, a, b, z, g, m, mu, sigma, shift, gshift, acc, e, scale):
+def relu_block(z, m, mu, sigma, shift, gshift, acc, e, scale):
     block_ops.add_relu_block(z, m, mu, sigma, shift, gshift, acc)
 
 
 @_jit
-def sigmoid_block(act_grad, code, a, b, z, g, m, mu, sigma, shift, gshift, acc, e, scale):
+def sigmoid_block(z, m, mu, sigma, shift, gshift, acc, e, scale):
     block_ops.add_sigmoid_block(z, m, mu, sigma, shift, gshift, acc, e, scale)
 
 
-@_jit
-def generic_block(act_grad, code, a, b, z, g, m, mu, sigma, shift, gshift, acc, e, scale):
-    _activation_block(act_grad, code, a, b, mu, sigma, z, g, m)
-    block_ops.add_block(z, g, m, shift, gshift, acc)
-
-
-# Activations with block loops of their own (block_ops): dispatch_gen gives their wrappers these blocks.
+# Activations with vectorized loops of their own (block_ops): dispatch_gen's wrappers run them by fused_rows.
 BLOCKS = {"relu": "relu_block", "sigmoid": "sigmoid_block"}
 
 
@@ -387,6 +405,24 @@ def _general_pair(act, state, z, base, row, mu, sigma, codes, params, seg, win_k
     return y1, y2
 
 
+@_inline
+def _one_window_pair(act, state, z, base, mu, sigma, codes, params, seg, kind, n):
+    """_general_pair for chain | window | chain, the same values in the same order as _single_window takes them."""
+    y1 = y2 = 0.0
+    for side in range(2):
+        sign = 1.0 if side == 0 else -1.0
+        acc = 0.0
+        for t in range(n):
+            v = _apply_segment(act, state, codes, params, seg[0], seg[1], mu + sign * sigma * z[base + t])
+            acc = v if t == 0 else _reduce(kind, acc, v)
+        y = _apply_segment(act, state, codes, params, seg[1], seg[2], _finish(kind, acc, n))
+        if side == 0:
+            y1 = y
+        else:
+            y2 = y
+    return y1, y2
+
+
 @_jit
 def _pairs_bare_max(state, pairs, shift, mu, sigma, n):
     """Antithetic pairs: the outputs at mu + sigma z and at mu - sigma z, from the same standard normals z.
@@ -406,7 +442,7 @@ def _pairs_bare_max(state, pairs, shift, mu, sigma, n):
     return np.array([float(pairs), sa, saa, sb, sbb, sab])
 
 
-@_jit
+@_inline
 def _pairs_general(act, state, pairs, shift, mu, sigma, codes, params, seg, win_kind, win_n):
     """_pairs_bare_max's row for any pipeline. Dropout masks are drawn afresh for each side: any
     pairing is valid as long as each side alone has the pipeline's distribution."""
@@ -422,6 +458,22 @@ def _pairs_general(act, state, pairs, shift, mu, sigma, codes, params, seg, win_
         normals.fill(state, z, k * n, missed, words)
         for o in range(k):
             y1, y2 = _general_pair(act, state, z, o * n, row, mu, sigma, codes, params, seg, win_kind, win_n, acc, cnt)
+            sa, saa, sb, sbb, sab = _pair_sums(y1, y2, shift, sa, saa, sb, sbb, sab)
+    return np.array([float(pairs), sa, saa, sb, sbb, sab])
+
+
+@_inline
+def _pairs_one_window(act, state, pairs, shift, mu, sigma, codes, params, seg, kind, n):
+    """_pairs_general's row for chain | window | chain: a loop of its own, faster to compile and to run than
+    the nested windows' interpreter (_one_output)."""
+    per = normals.per_fill(n)
+    z, missed, words = normals.scratch(per * n)
+    sa = saa = sb = sbb = sab = 0.0
+    for done in range(0, pairs, per):
+        k = min(per, pairs - done)
+        normals.fill(state, z, k * n, missed, words)
+        for o in range(k):
+            y1, y2 = _one_window_pair(act, state, z, o * n, mu, sigma, codes, params, seg, kind, n)
             sa, saa, sb, sbb, sab = _pair_sums(y1, y2, shift, sa, saa, sb, sbb, sab)
     return np.array([float(pairs), sa, saa, sb, sbb, sab])
 
@@ -449,7 +501,7 @@ def bare_window_rows(states, counts, mu, sigma, kind, n):
     return out
 
 
-@_jit
+@_inline
 def one_window_rows(act, states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
     """bare_window_rows's rows for chain | window | chain."""
     out = np.zeros((states.shape[0], 5))
@@ -459,7 +511,7 @@ def one_window_rows(act, states, counts, mu, sigma, codes, params, seg, win_kind
     return out
 
 
-@_jit
+@_inline
 def nested_rows(act, states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
     """bare_window_rows's rows for pipelines with more than one window op."""
     out = np.zeros((states.shape[0], 5))
@@ -468,7 +520,7 @@ def nested_rows(act, states, counts, mu, sigma, codes, params, seg, win_kind, wi
     return out
 
 
-@_jit
+@_inline
 def chain_rows(act_grad, states, counts, mu, sigma, codes, params):
     """run_chain_chunk's rows of 10 (the output, then the squared derivative), one per chunk (a row of states)."""
     out = np.zeros((states.shape[0], 10))
@@ -477,12 +529,21 @@ def chain_rows(act_grad, states, counts, mu, sigma, codes, params):
     return out
 
 
-@_jit
-def activation_rows(act_grad, block, states, counts, mu, sigma, code, a, b):
+@_inline
+def activation_rows(act_grad, states, counts, mu, sigma, code, a, b):
     """run_activation_chunk's rows, as chain_rows."""
     out = np.zeros((states.shape[0], 10))
     for c in range(states.shape[0]):
-        _put_row(out, c, run_activation_chunk(act_grad, block, states[c], counts[c], mu, sigma, code, a, b))
+        _put_row(out, c, run_activation_chunk(act_grad, states[c], counts[c], mu, sigma, code, a, b))
+    return out
+
+
+@_inline
+def fused_rows(act_grad, block, states, counts, mu, sigma, code, a, b):
+    """run_fused_chunk's rows, as chain_rows."""
+    out = np.zeros((states.shape[0], 10))
+    for c in range(states.shape[0]):
+        _put_row(out, c, run_fused_chunk(act_grad, block, states[c], counts[c], mu, sigma, code, a, b))
     return out
 
 
@@ -495,7 +556,19 @@ def bare_max_pair_rows(states, pair_counts, shift, mu, sigma, n):
     return out
 
 
-@_jit
+@_inline
+def one_window_pair_rows(act, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
+    """_pairs_one_window's rows, one per chunk."""
+    out = np.zeros((states.shape[0], 6))
+    for c in range(states.shape[0]):
+        row = _pairs_one_window(
+            act, states[c], pair_counts[c], shift, mu, sigma, codes, params, seg, win_kind[0], win_n[0]
+        )
+        _put_row(out, c, row)
+    return out
+
+
+@_inline
 def pair_rows(act, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
     """_pairs_general's rows, one per chunk."""
     out = np.zeros((states.shape[0], 6))
