@@ -64,6 +64,11 @@ class _PairLaunch:
         return dispatch.kernel(kind, p.act)(states, sizes // 2, self.shift, *p.kernel_args())
 
 
+def launch(program: Program, shift: float) -> driver.Launch:
+    """The pair rows of the program's chunks, sums of deviations from `shift`."""
+    return _PairLaunch(program, shift)
+
+
 def _shift(program: Program, seed: int) -> float:
     # Any constant gives the same estimates; one near the output mean keeps the sums' digits.
     row = programs.run_chunks(program, seed, 0, [2 * PILOT_PAIRS], launch=_PairLaunch(program, 0.0))[0]
