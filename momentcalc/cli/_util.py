@@ -170,8 +170,9 @@ class _LazyBar:
 
     def compiling(self, started: bool) -> None:
         """A note on stderr while numba compiles kernels (a first run in a new environment takes seconds)."""
-        if started and self.status is None and self.progress is None:
-            self.status = Console(stderr=True).status("compiling Monte Carlo kernels, first run only")
+        console = Console(stderr=True)
+        if started and self.status is None and self.progress is None and console.is_terminal:
+            self.status = console.status("compiling Monte Carlo kernels, first run only")
             self.status.start()
         elif not started and self.status is not None:
             self.status.stop()
