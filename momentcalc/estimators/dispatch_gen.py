@@ -105,10 +105,17 @@ def render() -> str:
             called = kernel
             if kind == "activation" and a.name in mc_kernels.BLOCKS:
                 called, passed = "fused_rows", f"{passed}, k.{mc_kernels.BLOCKS[a.name]}"
-            lines += ["", "", "@_jit", f"def {name}({args}):", f"    return k.{called}({passed}, {args})"]
+            lines += ["", "", f"def {name}({args}):", f"    return k.{called}({passed}, {args})"]
             keys[(kind, -1 if code == "m" else code)] = name
     lines += ["", "", "KERNELS = {", *(f'    ("{kind}", {act}): {name},' for (kind, act), name in keys.items()), "}"]
-    lines += ["", "", "def kernel(kind, act):", "    return KERNELS[kind, act]", ""]
+    lines += ["", "", "_jitted = {}", "", "", "def kernel(kind, act):"]
+    lines += [
+        '    """The cached kernel of this kind for this activation, jitted on first use: making all of them at',
+        "",
+    ]
+    lines[-1] = '    import costs a warm start 0.1-0.2 s (each cached numba function stats its file and index)."""'
+    lines += ["    if (kind, act) not in _jitted:", "        _jitted[kind, act] = _jit(KERNELS[kind, act])"]
+    lines += ["    return _jitted[kind, act]", ""]
     return "\n".join(lines)
 
 
