@@ -110,10 +110,9 @@ def render() -> str:
     lines += ["", "", "KERNELS = {", *(f'    ("{kind}", {act}): {name},' for (kind, act), name in keys.items()), "}"]
     lines += ["", "", "_jitted = {}", "", "", "def kernel(kind, act):"]
     lines += [
-        '    """The cached kernel of this kind for this activation, jitted on first use: making all of them at',
-        "",
+        '    """The cached kernel of this kind for this activation, jitted on first use: all of them made at',
+        '    import made this module 7 times slower to import (1.0 s against 0.14 s, -X importtime, loaded machine)."""',
     ]
-    lines[-1] = '    import costs a warm start 0.1-0.2 s (each cached numba function stats its file and index)."""'
     lines += ["    if (kind, act) not in _jitted:", "        _jitted[kind, act] = _jit(KERNELS[kind, act])"]
     lines += ["    return _jitted[kind, act]", ""]
     return "\n".join(lines)
