@@ -17,7 +17,7 @@ _is_bare_max = njit(inline="always")(mc.is_bare_max)
 
 @_njit
 def sample_outputs(state, count, mu, sigma, codes, params, seg, win_kind, win_n):
-    """run_chunk's output values themselves, in draw order: for tests against slow references."""
+    """The window kernels' output values (one_window_rows, nested_rows), in draw order: for slow references."""
     acc = np.zeros(win_n.shape[0])
     cnt = np.zeros(win_n.shape[0], dtype=np.int64)
     n = np.prod(win_n)
