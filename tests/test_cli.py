@@ -361,3 +361,12 @@ def test_estimate_says_how_each_estimate_was_made():
     assert "montecarlo: antithetic pairs (z, -z)" in out.stdout
     plain = invoke("estimate", "relu", "--method", "montecarlo", "--samples", "20000")
     assert "antithetic" not in plain.stdout
+
+
+def test_timings_are_printed_apart_from_the_methods_times():
+    shown = invoke("estimate", "relu", "--method", "closed", "--timings")
+    assert shown.exit_code == 0
+    assert "set-up, not in the methods' times: imports" in shown.output
+    as_json = json.loads(invoke("estimate", "relu", "--method", "closed", "--timings", "--json").output)
+    assert set(as_json["overheads"]) == {"imports", "kernels"}
+    assert "overheads" not in json.loads(invoke("estimate", "relu", "--method", "closed", "--json").output)

@@ -187,6 +187,17 @@ class _LazyBar:
         self.progress: Progress | None = None
         self.task = None
         self.start = time.perf_counter()
+        self.status = None
+
+    def compiling(self, started: bool) -> None:
+        """A note on stderr while numba compiles kernels (a first run in a new environment takes seconds)."""
+        console = Console(stderr=True)
+        if started and self.status is None and self.progress is None and console.is_terminal:
+            self.status = console.status("compiling Monte Carlo kernels, first run only")
+            self.status.start()
+        elif not started and self.status is not None:
+            self.status.stop()
+            self.status = None
 
     def __call__(self, done: int, total: int) -> None:
         if self.progress is None:
@@ -201,6 +212,7 @@ class _LazyBar:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.compiling(False)
         if self.progress is not None:
             self.progress.stop()
 

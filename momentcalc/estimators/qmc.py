@@ -29,8 +29,7 @@ from scipy import special
 
 from .._lazy import lazy_module
 from ..settings import RunSettings
-from . import NotApplicable, driver, mc_kernels, normals
-from .jit import jit
+from . import NotApplicable, dispatch, driver, normals
 from .moments import Summary
 from .program import Program
 
@@ -67,7 +66,8 @@ class _Replica:
             # Sobol points are multiples of 2^-bits, 0 included (ndtri(0) = -inf): take the middle of each cell.
             u = self.sobol.random(block) + 0.5 ** (self.sobol.bits + 1)
             z, w = self.tails.normals(u)
-            self.shift, sw, s1, s2 = _weighted_sums(self.masks, z, w, self.shift, *self.program.kernel_args())
+            sums = dispatch.kernel("points", self.program.act)
+            self.shift, sw, s1, s2 = sums(self.masks, z, w, self.shift, *self.program.kernel_args())
             self.sw, self.s1, self.s2 = self.sw + sw, self.s1 + s1, self.s2 + s2
             count -= block
         return self
@@ -135,27 +135,6 @@ class Tails:
         z[high] = -math.sqrt(2.0) * special.ndtri((1.0 - u[high]) / k)
         log_w = np.where(low | high, (a * a - z * z) / 4.0, 0.0).sum(axis=1) + u.shape[1] * math.log(c)
         return z, np.exp(log_w)
-
-
-@jit(error_model="numpy")
-def _weighted_sums(mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    """(shift, sum of w, of w (y - shift), of w (y - shift)^2) over the outputs y at the points; a NaN
-    shift becomes the first output. Dropout masks come from mask_state (advanced in place)."""
-    acc = np.zeros(win_n.shape[0])
-    cnt = np.zeros(win_n.shape[0], dtype=np.int64)
-    row = np.empty(points.shape[1])
-    sw = s1 = s2 = 0.0
-    for i in range(points.shape[0]):
-        for j in range(points.shape[1]):
-            row[j] = mu + sigma * points[i, j]
-        y = mc_kernels._one_output(mask_state, row, 0, codes, params, seg, win_kind, win_n, acc, cnt)
-        if np.isnan(shift):
-            shift = y
-        d = y - shift
-        sw += weights[i]
-        s1 += weights[i] * d
-        s2 += weights[i] * d * d
-    return shift, sw, s1, s2
 
 
 def dimension(program: Program) -> int:
