@@ -14,10 +14,8 @@ from .result import Estimate, Result
 from .settings import (  # noqa: F401 (METHODS: re-exported)
     METHODS,
     MU_MAX,
-    PARAM_RANGES,
     SIGMA_MAX,
     SIGMA_MIN,
-    WINDOW_MAX,
     Progress,
     RunSettings,
     is_finite,
@@ -78,8 +76,6 @@ def estimate(
     parsed = parse(spec) if isinstance(spec, str) else spec
     settings = RunSettings(method, samples, tol, seed, z, progress)  # checks its fields
     mu, sigma = _check_input(mu, sigma)
-    if not user_fn:
-        check_domain(parsed)
     if user_fn:
         return estimate_callable(spec, grad, mu, sigma, settings)
     if size is not None:
@@ -123,22 +119,6 @@ def _check_input(mu, sigma) -> tuple[float, float]:
     if not SIGMA_MIN <= sigma <= SIGMA_MAX:
         raise MomentcalcError(f"sigma must be within [{SIGMA_MIN:g}, {SIGMA_MAX:g}] (the input domain), got {sigma!r}")
     return float(mu), float(sigma)
-
-
-def check_domain(spec: Spec) -> None:
-    """Refuse op parameters outside the input domain (settings.PARAM_RANGES, WINDOW_MAX)."""
-    for op in spec.ops:
-        for name, value in op.params:
-            if name in PARAM_RANGES and is_finite(value):
-                lo, hi = PARAM_RANGES[name]
-                if not lo <= value <= hi:
-                    raise MomentcalcError(
-                        f"{op.name}: {name} must be within [{lo:g}, {hi:g}] (the input domain), got {value!r}"
-                    )
-        if op.kind == catalog.WINDOW and op.window_size > WINDOW_MAX:
-            raise MomentcalcError(
-                f"{op}: a window holds at most {WINDOW_MAX} values (the input domain), got {op.window_size}"
-            )
 
 
 def _run(

@@ -20,15 +20,20 @@ DEFAULT_Z = 4.5  # crosscheck.DEFAULT_Z: the z-score bound of the cross-check
 # The input domain every exact method is made right for (README, "Input domain"); engine.estimate refuses the rest.
 MU_MAX = 1e6  # |mu| <= MU_MAX
 SIGMA_MIN, SIGMA_MAX = 1e-6, 1e6
-# Ranges of op parameters, by parameter name: (least, most), both included.
+WINDOW_MAX = 10**6  # values in one window (n, or k ** dims)
+INT_MAX = 10**6  # the most any integer parameter may be (window side, stride, padding, channels)
+# Ranges of op parameters, (least, most), both included: the op declarations (momentcalc.ops) take theirs from
+# here, the spec parser refuses the rest, and `momentcalc list` and the README show them.
 PARAM_RANGES = {
     "alpha": (1e-3, 1e3),  # elu, celu
     "beta": (1e-3, 1e3),  # softplus, swish
     "slope": (0.0, 1e3),  # leaky_relu
     "min_val": (-1e6, 1e6),  # hardtanh
     "max_val": (-1e6, 1e6),
+    "keep": (1e-6, 1.0),  # dropout's p: the variance grows like 1/p, and p * p must not underflow
+    "count": (1, INT_MAX),  # window side k, window size n, stride s, channels
+    "padding": (0, INT_MAX),
 }
-WINDOW_MAX = 10**6  # values in one window (n, or k ** dims)
 
 Progress = Callable[[int, int], None]  # progress(done, total), in samples, after each batch of work
 
