@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -19,6 +20,8 @@ from .settings import (  # noqa: F401 (METHODS: re-exported)
     Progress,
     RunSettings,
     is_finite,
+    is_int,
+    shown,
 )
 from .spec import Spec, parse
 
@@ -69,19 +72,26 @@ def estimate(
     then the number of simulated maps.
     """
     user_fn = callable(spec) and not isinstance(spec, (str, Spec))
+    if not user_fn and not isinstance(spec, (str, Spec)):
+        hint = f"; decode it first: {spec.decode(errors='replace')!r}" if isinstance(spec, bytes) else ""
+        raise MomentcalcError(
+            f"spec must be text such as 'relu' or 'relu | maxpool(k=3)' (or a vectorized Python callable), "
+            f"got {type(spec).__name__} {shown(spec)}{hint}"
+        )
     if size is not None and user_fn:
         raise MomentcalcError("size= takes a text spec such as 'maxpool(k=3,s=1,p=1)', not a Python callable")
     if grad is not None and not user_fn:
         raise MomentcalcError("grad= is for a callable spec (its derivative); a text spec has its derivatives built in")
     parsed = parse(spec) if isinstance(spec, str) else spec
-    settings = RunSettings(method, samples, tol, seed, z, progress)  # checks its fields
+    settings = RunSettings(method, samples, tol, seed, z, progress)  # checks its fields, takes numpy scalars
     mu, sigma = _check_input(mu, sigma)
     if user_fn:
         return estimate_callable(spec, grad, mu, sigma, settings)
     if size is not None:
-        return spatial.estimate_map(parsed, size, mu, sigma, settings)
-    if digits is not None and (isinstance(digits, bool) or not isinstance(digits, int) or not 1 <= digits <= 600):
-        raise MomentcalcError(f"digits must be a whole number from 1 to 600, got {digits!r}")
+        return spatial.estimate_map(parsed, int(size) if is_int(size) else size, mu, sigma, settings)
+    if digits is not None and (not is_int(digits) or not 1 <= digits <= 600):
+        raise MomentcalcError(f"digits must be a whole number from 1 to 600, got {shown(digits)}")
+    digits = None if digits is None else int(digits)
     wanted = AUTO.get(method, (method,)) if methods is None else tuple(methods)
     unknown = [m for m in wanted if m not in METHODS or m in AUTO]
     if unknown:
@@ -94,7 +104,7 @@ def estimate(
     for name in wanted:
         try:
             found = _run(name, parsed, mu, sigma, norms, settings, digits)
-            estimates.append(_with_grad_sq(found, parsed, mu, sigma, norms))
+            estimates.append(finite(_with_grad_sq(found, parsed, mu, sigma, norms)))
         except NotApplicable as why:
             if method not in AUTO and methods is None:
                 raise MomentcalcError(str(why)) from None
@@ -109,11 +119,28 @@ AUTO = {
 }
 
 
+def finite(estimate: Estimate) -> Estimate:
+    """The estimate, if every number in it is finite; a method that cannot give finite numbers declines.
+
+    Without this a NaN or inf from some corner of a closed form would become the value of record,
+    or reach --json (which JSON cannot carry). A non-finite E[f'^2] alone is dropped, not the estimate.
+    """
+    numbers = lambda *names: [getattr(estimate, n) for n in names]  # noqa: E731
+    grad = numbers("grad_sq", "grad_sq_se") + list(estimate.grad_sq_interval or ())
+    if not all(v is None or math.isfinite(v) for v in grad):
+        estimate = replace(estimate, grad_sq=None, grad_sq_se=None, grad_sq_interval=None, grad_sq_digits=None)
+    moments = numbers("mean", "std", "mean_se", "std_se")
+    moments += list(estimate.mean_interval or ()) + list(estimate.std_interval or ())
+    if not all(v is None or math.isfinite(v) for v in moments):
+        raise NotApplicable(f"{estimate.method} gives a non-finite value here ({', '.join(map(repr, moments))})")
+    return estimate
+
+
 def _check_input(mu, sigma) -> tuple[float, float]:
     if not is_finite(mu):
-        raise MomentcalcError(f"mu must be a finite number, got {mu!r}")
+        raise MomentcalcError(f"mu must be a finite number, got {shown(mu)}")
     if not is_finite(sigma) or sigma <= 0:
-        raise MomentcalcError(f"sigma must be a finite number > 0, got {sigma!r}")
+        raise MomentcalcError(f"sigma must be a finite number > 0, got {shown(sigma)}")
     if abs(mu) > MU_MAX:
         raise MomentcalcError(f"mu must be within [-{MU_MAX:g}, {MU_MAX:g}] (the input domain), got {mu!r}")
     if not SIGMA_MIN <= sigma <= SIGMA_MAX:

@@ -84,9 +84,17 @@ def canonical(text: str) -> str:
     return str(parse(text))
 
 
-@lru_cache(maxsize=512)
 def parse(text: str) -> Spec:
     """Parse and validate spec text; raise MomentcalcError saying what is wrong."""
+    if not isinstance(text, str):  # before the cache, which would raise TypeError for unhashable values
+        raise MomentcalcError(
+            f"a spec is text such as 'relu' or 'relu | maxpool(k=3)', got {type(text).__name__} {text!r:.60}"
+        )
+    return _parse_checked(text)
+
+
+@lru_cache(maxsize=512)
+def _parse_checked(text: str) -> Spec:
     spec = _parse(text)
     layers = [str(op) for op in spec.ops if op.kind == catalog.LAYER]
     if layers:

@@ -64,8 +64,14 @@ def numerical_derivative(f: Callable) -> Callable:
 def _as_array_fn(fn: Callable, label: str) -> Callable:
     def wrapped(x):
         x = np.asarray(x, dtype=np.float64)
-        with np.errstate(all="ignore"):
-            out = np.asarray(fn(x), dtype=np.float64)
+        try:
+            with np.errstate(all="ignore"):
+                out = np.asarray(fn(x), dtype=np.float64)
+        except Exception as why:  # the user's code: whatever it raises is bad input, said in one line
+            raise MomentcalcError(
+                f"{label} failed on a numpy array ({type(why).__name__}: {why}): a callable spec must be vectorized, "
+                "numpy array in, float array out (numpy.exp, not math.exp)"
+            ) from None
         if out.shape != x.shape:
             try:
                 out = np.broadcast_to(out, x.shape).copy()
