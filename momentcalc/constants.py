@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
@@ -104,6 +105,10 @@ class Table:
 
 def load(path: str | Path) -> Table:
     """Read a table file; raise MomentcalcError if it is unreadable, corrupt or of another format."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise MomentcalcError(
+            f"load takes the path of a table file (str or Path), got {type(path).__name__} {path!r:.60}"
+        )
     path = Path(path)
     doc = tablefile.read(path)
     try:
