@@ -141,11 +141,12 @@ def _check_input(mu, sigma) -> tuple[float, float]:
         raise MomentcalcError(f"mu must be a finite number, got {shown(mu)}")
     if not is_finite(sigma) or sigma <= 0:
         raise MomentcalcError(f"sigma must be a finite number > 0, got {shown(sigma)}")
+    mu, sigma = float(mu), float(sigma)  # numpy scalars too (a float16 would overflow comparing with 1e6)
     if abs(mu) > MU_MAX:
         raise MomentcalcError(f"mu must be within [-{MU_MAX:g}, {MU_MAX:g}] (the input domain), got {mu!r}")
     if not SIGMA_MIN <= sigma <= SIGMA_MAX:
         raise MomentcalcError(f"sigma must be within [{SIGMA_MIN:g}, {SIGMA_MAX:g}] (the input domain), got {sigma!r}")
-    return float(mu), float(sigma)
+    return mu, sigma
 
 
 def _run(
