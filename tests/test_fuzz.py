@@ -24,7 +24,7 @@ FUZZ = settings(
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
 )
-PARSER_EXAMPLES, ENGINE_EXAMPLES, CLI_EXAMPLES = 300, 600, 60
+PARSER_EXAMPLES, ENGINE_EXAMPLES, CLI_EXAMPLES = 300, 150, 60
 
 OP_NAMES = sorted(o.name for o in catalog.all_ops())
 # Values that broke the parser or the methods once, values at the domain's edges, and plain ones.
@@ -152,9 +152,8 @@ def _assert_finite(result):
 def test_engine_gives_finite_numbers_or_a_clear_error(text, mu, sigma, method):
     try:
         result = momentcalc.estimate(text, mu=mu, sigma=sigma, method=method, samples=_samples(method))
-    except MomentcalcError as why:
+    except MomentcalcError:
         event(f"{method}: refused")
-        event(f"why: {str(why)[:50]}")
         return
     event(f"{method}: answered")
     _assert_finite(result)
@@ -197,6 +196,7 @@ def _cli_args(draw):
 @example(["estimate", "celu(alpha=0.001)", "--method", "closed", "--json"])
 def test_cli_exits_0_1_or_2_without_a_traceback(args):
     result = runner.invoke(app, args)
+    event(f"exit {result.exit_code}")
     output = result.stdout + result.stderr
     assert result.exception is None or isinstance(result.exception, SystemExit), (args, result.exception)
     assert "Traceback" not in output, args

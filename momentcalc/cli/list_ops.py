@@ -29,8 +29,8 @@ def _op_rows() -> list[tuple[str, str, str, str]]:
         if op.kind == catalog.WINDOW:
             extra = ", count_include_pad=true" if op.param("count_include_pad") else ""
             return (
-                f"k (window side) or n (window size), n or k**dims at most {WINDOW_MAX}; dims=2; "
-                f"with k: s=k (stride), p=0 (padding, at most k/2){extra}"
+                f"k (window side) or n (window size); dims=2; with k: s=k (stride), p=0 (padding){extra}; "
+                f"n or k**dims at most {WINDOW_MAX}"
             )
         parts = []
         for p in op.params:
