@@ -92,6 +92,10 @@ def estimate(
     if digits is not None and (not is_int(digits) or not 1 <= digits <= 600):
         raise MomentcalcError(f"digits must be a whole number from 1 to 600, got {shown(digits)}")
     digits = None if digits is None else int(digits)
+    if methods is not None and not isinstance(methods, (list, tuple)):
+        raise MomentcalcError(
+            f"methods must be a list of method names such as ['closed', 'quadrature'], got {shown(methods)}"
+        )
     wanted = AUTO.get(method, (method,)) if methods is None else tuple(methods)
     unknown = [m for m in wanted if m not in METHODS or m in AUTO]
     if unknown:

@@ -85,6 +85,8 @@ def _check(s: RunSettings) -> None:
         raise MomentcalcError("give either samples or tol, not both")
     if not is_int(s.seed) or s.seed < 0:
         raise MomentcalcError(f"seed must be a whole number >= 0, got {shown(s.seed)}")
+    if s.progress is not None and not callable(s.progress):
+        raise MomentcalcError(f"progress must be a callable progress(done, total) or None, got {shown(s.progress)}")
     if not is_finite(s.z) or not 0 < s.z <= Z_MAX:
         raise MomentcalcError(f"z must be a number > 0 and <= {Z_MAX:g}, got {shown(s.z)}")
 

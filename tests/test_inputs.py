@@ -215,6 +215,8 @@ def test_parse_says_what_a_spec_is(value):
         (dict(seed=-1), "seed must be a whole number"),
         (dict(tol=1e-101, method="montecarlo"), "tol must be at least"),
         (dict(digits=np.float64(3), method="certified"), "digits must be a whole number"),
+        (dict(methods=5), "methods must be a list"),
+        (dict(progress=5, method="montecarlo", samples=1024), "progress must be a callable"),
     ],
 )
 def test_bad_numbers_are_refused(kwargs, words):
