@@ -65,6 +65,9 @@ def assert_one_line_error(result, *fragments):
         # RecursionError in the expression checker.
         ([f"expr({DEEP_MINUS})"], "nests too deeply"),
         ([f"expr({LONG_SUM})"], "nests too deeply"),
+        # Found by tests/test_fuzz.py: squaring 1e308 overflowed quadrature (OverflowError).
+        (["expr(1e308)", "--method", "quadrature"], "|value| > 1e+150"),
+        (["expr(1e308) | normalize"], "|value| > 1e+150"),
         # Exit 0 with mean -1 and std 0: normalizing a constant is an error.
         (["relu6 | normalize", "--mu", "30"], "constant to double precision"),
         # NaN or inf from out-of-domain parameters.

@@ -166,6 +166,9 @@ def _checked_norm(prefix: Spec, mu: float, sigma: float) -> tuple[float, float, 
     relu at N(-40, 1) has a std below the smallest double (it comes out 0), relu6 at N(30, 1) one of 2e-65
     with a bound of 4e-14: dividing by either divides by rounding noise, so the answer would be noise too.
     """
+    # A user expression is checked (finite, |y| <= 1e150) before its moments are integrated, as the quadrature
+    # method checks a whole spec: expr(1e308) | normalize overflowed while squaring 1e308.
+    vectorized.check_spec_finite(prefix, mu, sigma, normalize_constants(prefix, mu, sigma))
     found = estimate_moments(prefix, mu, sigma)
     mean, std, _, std_err = found
     if not (math.isfinite(std) and std > 0.0 and std_err <= NORMALIZE_STD_RTOL * std):
