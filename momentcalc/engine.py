@@ -129,15 +129,14 @@ def finite(estimate: Estimate) -> Estimate:
     Without this a NaN or inf from some corner of a closed form would become the value of record,
     or reach --json (which JSON cannot carry). A non-finite E[f'^2] alone is dropped, not the estimate.
     """
-    numbers = lambda *names: [getattr(estimate, n) for n in names]  # noqa: E731
-    grad = numbers("grad_sq", "grad_sq_se") + list(estimate.grad_sq_interval or ())
+    e = estimate
+    grad = [e.grad_sq, e.grad_sq_se, *(e.grad_sq_interval or ())]
     if not all(v is None or math.isfinite(v) for v in grad):
-        estimate = replace(estimate, grad_sq=None, grad_sq_se=None, grad_sq_interval=None, grad_sq_digits=None)
-    moments = numbers("mean", "std", "mean_se", "std_se")
-    moments += list(estimate.mean_interval or ()) + list(estimate.std_interval or ())
+        e = replace(e, grad_sq=None, grad_sq_se=None, grad_sq_interval=None, grad_sq_digits=None)
+    moments = [e.mean, e.std, e.mean_se, e.std_se, *(e.mean_interval or ()), *(e.std_interval or ())]
     if not all(v is None or math.isfinite(v) for v in moments):
-        raise NotApplicable(f"{estimate.method} gives a non-finite value here ({', '.join(map(repr, moments))})")
-    return estimate
+        raise NotApplicable(f"{e.method} gives a non-finite value here ({', '.join(map(repr, moments))})")
+    return e
 
 
 def _check_input(mu, sigma) -> tuple[float, float]:
