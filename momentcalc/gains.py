@@ -9,7 +9,8 @@ For each activation f and X ~ N(0, 1):
 * the NormProp affine: y = (f(x) - mean) * (1 / std);
 * the backward constant E[f'(X)^2].
 
-Each comes from the exact method of record (closed form or quadrature), and
+Each comes from the engine's exact value of record (certified where it applies, else the closed form
+or quadrature), and
 sits beside the published value (momentcalc/data/published_gains.json,
 cited by repository, file and commit) with the relative difference
 (published - exact) / exact.
@@ -79,17 +80,12 @@ def default_specs() -> list[str]:
     return sorted(names) + sorted(set(extra))
 
 
-def gain_row(spec: str) -> GainRow:
+EXACT = ("certified", "closed", "quadrature")  # each where it applies; the engine picks the record per quantity
 
-    r = engine.estimate(spec, method="quadrature")
-    closed = None
-    try:
-        closed = engine.estimate(spec, method="closed")
-    except Exception:  # noqa: BLE001 - no closed form: quadrature is the record
-        pass
-    record = closed if closed is not None and closed.std is not None else r
-    mean, std = record.mean, record.std
-    grad_sq = closed.grad_sq if closed is not None and closed.grad_sq is not None else r.grad_sq
+
+def gain_row(spec: str) -> GainRow:
+    r = engine.estimate(spec, methods=EXACT)
+    mean, std, grad_sq = r.mean, r.std, r.grad_sq
     second = std * std + mean * mean
     gain, gamma = 1.0 / math.sqrt(second), 1.0 / std
     pyt, nf = _published_by_spec("pytorch").get(spec), _published_by_spec("nfnets").get(spec)
@@ -103,7 +99,7 @@ def gain_row(spec: str) -> GainRow:
         mean,
         gamma,
         grad_sq,
-        record.method,
+        r.record.method,
         Published(pyt[0], (pyt[0] - gain) / gain, pyt[1]) if pyt else None,
         Published(nf[0], (nf[0] - gamma) / gamma, nf[1]) if nf else None,
     )

@@ -30,7 +30,8 @@ INT_MAX = 10**6  # the most any integer parameter may be (window side, stride, p
 # Ranges of op parameters, (least, most), both included: the op declarations (momentcalc.ops) take theirs from
 # here, the spec parser refuses the rest, and `momentcalc list` and the README show them.
 PARAM_RANGES = {
-    "alpha": (1e-3, 1e3),  # elu, celu
+    "alpha": (1e-3, 1e3),  # elu, celu, selu
+    "scale": (1e-3, 1e3),  # selu
     "beta": (1e-3, 1e3),  # softplus, swish
     "slope": (0.0, 1e3),  # leaky_relu
     "min_val": (-1e6, 1e6),  # hardtanh

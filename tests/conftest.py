@@ -1,5 +1,9 @@
+import importlib
+import os
 import sys
 from pathlib import Path
+
+import pytest
 
 # tests/naive.py holds slow references; make it importable as `naive`.
 sys.path.insert(0, str(Path(__file__).parent))
@@ -7,3 +11,18 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: the long part of a test matrix (deselect with -m 'not slow')")
+
+
+# Optional extras whose tests skip where they are missing, except in CI (env CI set: .ci/run sets it),
+# where a missing one fails the run: CI installs them and must never skip their tests silently.
+OPTIONAL_IN_CI = ("torch", "matplotlib")
+
+
+def pytest_sessionstart(session):
+    if not os.environ.get("CI"):
+        return
+    for name in OPTIONAL_IN_CI:
+        try:
+            importlib.import_module(name)
+        except ImportError as why:
+            pytest.exit(f"CI is set but {name} is not importable ({why}); .ci/run installs torch==2.13.0 first", 3)

@@ -205,6 +205,16 @@ def test_the_precision_rises_until_the_ends_round_alike(monkeypatch):
     certified._moments.cache_clear()
 
 
+def test_a_slow_input_declines_within_its_budget_and_caches_nothing(monkeypatch):
+    # silu at sigma=1e4: its first (64-bit) pass alone takes over 100,000 evaluations. With a budget of 2,000 it
+    # must give up inside that pass, not after it, and keep none of the balls cut short in the caches.
+    monkeypatch.setattr(certified, "EVALS", 2000)
+    cached = certified._quantity.cache_info().currsize, certified._moments.cache_info().currsize
+    with pytest.raises(NotApplicable, match=r"could not be certified in 2000 integrand evaluations \(< 64 bits\)"):
+        certified.certify(parse("silu"), 0.0, 1e4, "mean")
+    assert (certified._quantity.cache_info().currsize, certified._moments.cache_info().currsize) == cached
+
+
 def test_digits_are_correctly_rounded():
     found = certified.certify(parse("gelu"), 0.0, 1.0, "mean", digits=30)
     with mp.workdps(60):

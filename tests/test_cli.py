@@ -244,15 +244,18 @@ def test_tables_check_prints_the_diff_and_the_command(tmp_path, fast_build):
     result = invoke("tables", "check", "--dir", str(tmp_path))
     assert result.exit_code == 1
     assert "'relu'" in result.stdout and "std: file has 0.5839193701035489" in result.stdout
+    assert "its content does not match its content_sha256 (edited by hand?)" in result.stdout
     assert f"momentcalc tables build --dir {tmp_path}" in result.stdout
 
 
 @pytest.mark.parametrize(
     "content, fragment",
     [
-        ('{"format_version": 2, "entries": [', "not valid JSON"),
+        ('{"format_version": 3, "entries": [', "not valid JSON"),
         ('{"format_version": 7, "entries": []}', "format version 7"),
-        ('{"format_version": 2, "entries": []}', "schema violation"),
+        ('{"format_version": 2, "entries": []}', "format version 2; this momentcalc"),
+        ('{"format_version": 3, "entries": []}', "its header holds no content_sha256"),
+        (tables.dumps({"format_version": 3, "entries": []}), "schema violation"),
     ],
 )
 def test_tables_show_rejects_a_corrupt_file(tmp_path, content, fragment):
@@ -261,7 +264,7 @@ def test_tables_show_rejects_a_corrupt_file(tmp_path, content, fragment):
 
 
 def test_tables_check_rejects_a_corrupt_file(tmp_path, fast_build):
-    (tmp_path / "normprop.json").write_text('{"format_version": 2, "entr')
+    (tmp_path / "normprop.json").write_text('{"format_version": 3, "entr')
     assert_one_line_error(invoke("tables", "check", "--dir", str(tmp_path)), "not valid JSON")
 
 

@@ -18,6 +18,7 @@ from mp_activations import make
 import momentcalc as mc
 from momentcalc.errors import MomentcalcError
 from momentcalc.estimators import NotApplicable, certified, closed, quadrature
+from momentcalc.result import informative
 from momentcalc.spec import parse
 
 DPS = 34
@@ -275,3 +276,47 @@ def test_outside_the_domain_is_refused(kwargs, words):
 def test_the_domain_edges_are_accepted():
     for mu, sigma in [(1e6, 1e-6), (-1e6, 1e6)]:
         assert mc.estimate("relu", mu=mu, sigma=sigma, method="closed").estimates[0].mean is not None
+
+
+# --- the statistical methods over the same cross-section --------------------------------------------
+
+Z = 5.0  # 81 inputs x 3 quantities x 2 methods: at z = 5 a calibrated SE fails one of them with odds ~1e-4
+SAMPLED = {"montecarlo": 2**14, "qmc": 2**12}
+
+
+# QMC's standard error comes from the spread of 16 scrambled replicas. Where the output turns on a region of
+# mass far below 1 / points (tanh at sigma = 1e6 changes sign within |x| < 1, mass 8e-7), every replica misses
+# it alike and their spread says nothing about it: the std is off by ~3e-7, dozens of its stated SEs. Plain Monte
+# Carlo's SE of the std carries the sampled mean's own noise and covers it. Known, and left open (see issue 12).
+QMC_RARE = {("tanh", 30.0, 1e6), ("hardsigmoid", -30.0, 1e6)}
+
+
+def _misses(method, cases):
+    """[(spec, mu, sigma, quantity, got, want, allowed)] for each informative quantity off by more than allowed."""
+    bad = []
+    for spec, mu, sigma in cases:
+        want = _WANT[(spec, mu, sigma)]()
+        seed = QUICK.index((spec, mu, sigma))
+        e = mc.estimate(spec, mu=mu, sigma=sigma, method=method, samples=SAMPLED[method], seed=seed).estimates[0]
+        scale = abs(want[0]) + want[1]
+        for quantity, exact in zip(("mean", "std", "grad_sq"), want):
+            if not informative(e, quantity):
+                continue
+            allowed = Z * getattr(e, quantity + "_se") + SLACK * scale + 4.0 * math.ulp(exact)
+            if not abs(getattr(e, quantity) - exact) <= allowed:
+                bad.append((spec, mu, sigma, quantity, getattr(e, quantity), exact, allowed))
+    return bad
+
+
+@pytest.mark.parametrize("method", sorted(SAMPLED))
+def test_sampling_methods_within_z_standard_errors(method):
+    """Monte Carlo and QMC at every input of the quick cross-section: each quantity they state an uncertainty for
+    (informative: enough samples, and not all equal) lies within Z standard errors of the truth, plus the same
+    SLACK as the exact methods (the samples are doubles: a std below a few ulps of the mean is rounding)."""
+    cases = [c for c in QUICK if method != "qmc" or c not in QMC_RARE]
+    assert not _misses(method, cases)
+
+
+@pytest.mark.xfail(strict=True, reason="QMC replicas all miss a feature of mass << 1/points (QMC_RARE)")
+def test_qmc_standard_error_misses_a_feature_rarer_than_its_points():
+    assert not _misses("qmc", sorted(QMC_RARE))

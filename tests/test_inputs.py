@@ -229,7 +229,7 @@ def test_bad_numbers_are_refused(kwargs, words):
 
 
 def test_constants_load_says_it_takes_a_path():
-    with pytest.raises(MomentcalcError, match="path of a table file"):
+    with pytest.raises(MomentcalcError, match="read from a path"):
         constants.load(None)
 
 

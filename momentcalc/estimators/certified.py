@@ -26,7 +26,7 @@ is the value of record.
 from __future__ import annotations
 
 import math
-import time
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from fractions import Fraction
@@ -46,7 +46,18 @@ L_MAX = 48.0  # exp(-L_MAX^2 / 2) < 1e-500: beyond every double
 MAX_N = 10**6  # the largest window (max or min of n) certified
 QUANTITIES = ("mean", "std", "grad_sq")
 EVAL_LIMIT = 20_000  # integrand evaluations per piece: beyond it the enclosure comes back wide
-SECONDS = 3.0  # no new precision is tried for a quantity after this long: NotApplicable
+EVALS = 200_000  # integrand evaluations one quantity may use, all precisions together: then NotApplicable
+
+# The budget is counted in evaluations, not seconds, so that what is certified (and so the value of record, the
+# tables and the README's examples) does not depend on how busy the machine is. 200,000 evaluations take about
+# 3 s here (15-70 us each); a quantity at an ordinary input needs 1,000 to 6,000. The integrand checks the budget
+# on every call, so one slow integral cannot overrun it (acb.integral cannot be interrupted from Python: an
+# exception raised in the integrand is only reported after the integration ends, as a SystemError).
+_BUDGET: ContextVar[list[int]] = ContextVar("certified_budget")
+
+
+class _OutOfBudget(Exception):
+    """The budget ran out during an integral: its ball is meaningless and must not be cached."""
 
 
 # --- the ball functions the ops' declarations call ---------------------------------
@@ -323,7 +334,13 @@ def _integral(chain: Chain, what: str, m0, lim: float, prec: int):
     density = None if n == 1 else pooling.max_density_ball
     m0 = None if m0 is None else flint.acb(m0)
 
+    budget = _BUDGET.get([EVALS])  # [evaluations left]: shared by every integral of this quantity
+    unknown = flint.acb(flint.arb("nan"))
+
     def integrand(b, analytic):
+        if budget[0] <= 0:
+            return unknown  # an indeterminate ball: acb.integral bisects to eval_limit cheaply and returns
+        budget[0] -= 1
         lib = _LIBS[1 if analytic else 0]
         x = mu + s * b
         d = 1
@@ -340,6 +357,8 @@ def _integral(chain: Chain, what: str, m0, lim: float, prec: int):
     cuts = _cuts(chain, lim)
     for lo, hi in zip(cuts[:-1], cuts[1:]):
         total += flint.acb.integral(integrand, lo, hi, abs_tol=tol, eval_limit=EVAL_LIMIT).real
+        if budget[0] <= 0:
+            raise _OutOfBudget  # raised, so that the lru_caches above never keep a ball cut short
     return total
 
 
@@ -501,11 +520,38 @@ def certify(spec: Spec, mu: float, sigma: float, quantity: str, digits: int | No
     if digits is not None and not (1 <= digits <= DIGITS_MAX):
         raise NotApplicable(f"digits must be between 1 and {DIGITS_MAX}, got {digits}")
     need = 0 if digits is None else int(digits * 3.33) + 16
-    start = time.perf_counter()
+    token = _BUDGET.set([EVALS])
+    try:
+        return _certify(spec, mu, sigma, quantity, digits, need)
+    finally:
+        _BUDGET.reset(token)
+
+
+def enclosure(spec: Spec, mu: float, sigma: float, quantity: str, prec: int, evals: int = EVALS):
+    """[lo, hi] (exact Fractions) that holds the quantity, from the ball at one working precision: for callers that
+    need an absolute accuracy (momentcalc.solve's residuals near 0) rather than correctly rounded digits."""
+    token = _BUDGET.set([evals])
+    try:
+        ends = _ends(_quantity(spec, mu, sigma, prec, quantity))
+    except _OutOfBudget:
+        raise NotApplicable(
+            f"the {quantity} of '{spec}' could not be enclosed in {evals} integrand evaluations"
+        ) from None
+    finally:
+        _BUDGET.reset(token)
+    if ends is None:
+        raise NotApplicable(f"the {quantity} of '{spec}' has no finite enclosure at {prec} bits")
+    return ends
+
+
+def _certify(spec: Spec, mu: float, sigma: float, quantity: str, digits: int | None, need: int) -> Certified:
     for prec in (p for p in _precs(need) if p >= min(need, PRECS[-1])):
-        if time.perf_counter() - start > SECONDS:
-            raise NotApplicable(f"the {quantity} of '{spec}' could not be certified in {SECONDS:g} s (< {prec} bits)")
-        ball = _quantity(spec, mu, sigma, prec, quantity)
+        try:
+            ball = _quantity(spec, mu, sigma, prec, quantity)
+        except _OutOfBudget:
+            raise NotApplicable(
+                f"the {quantity} of '{spec}' could not be certified in {EVALS} integrand evaluations (< {prec} bits)"
+            ) from None
         found = round_ball(ball)
         if found is None:
             continue

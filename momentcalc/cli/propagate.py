@@ -1,0 +1,107 @@
+"""`momentcalc propagate`: signal propagation through a deep conv net, NormProp beside plain (He) and BatchNorm."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from .._lazy import lazy_module
+from ..errors import MomentcalcError
+from ._util import _console, _examples, app
+
+# torch loads when the command runs (momentcalc.torch imports it), so `momentcalc --help` stays fast.
+mtorch = lazy_module("momentcalc.torch")
+
+TORCH_MISSING = "propagate needs PyTorch: pip install torch==2.13.0 (a CPU build; see the README)"
+PROPAGATE_WIDTH = 200  # piped output: the ten columns of three variants, unwrapped
+PLOTS_MISSING = "--plot needs matplotlib: pip install 'momentcalc[plots]'"
+
+
+@app.command(
+    "propagate",
+    epilog=_examples(
+        "propagate",
+        "propagate --depth 50 --block 'conv3x3 | relu' --pool 'maxpool(k=2)' --pool-every 25 --plot prop.png",
+        "propagate --block 'conv3x3 | gelu' --pool none --variant normprop --json",
+    ),
+)
+def propagate_command(
+    depth: Annotated[int, typer.Option("--depth", help="Number of blocks.")] = 50,
+    block: Annotated[
+        str, typer.Option("--block", help="One block: convKxK, activations and pools joined by '|'.")
+    ] = "conv3x3 | relu",
+    pool: Annotated[
+        str, typer.Option("--pool", help="A pool added after every --pool-every blocks; 'none' for no pool.")
+    ] = "maxpool(k=2)",
+    pool_every: Annotated[int, typer.Option("--pool-every", help="Blocks between the pools.")] = 25,
+    width: Annotated[int, typer.Option("--width", help="Channels of every conv (wide nets drift less).")] = 64,
+    size: Annotated[int, typer.Option("--size", help="Side of the square input.")] = 8,
+    batch: Annotated[int, typer.Option("--batch", help="Inputs per batch (>= 2: BatchNorm needs them).")] = 4,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the weights, the input and the injected gradient.")] = 0,
+    variant: Annotated[
+        list[str] | None, typer.Option("--variant", help="normprop, plain or batchnorm (repeatable; default all).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the per-block numbers as JSON.")] = False,
+    plot: Annotated[str | None, typer.Option("--plot", help="Also draw the plot into this .png or .svg file.")] = None,
+) -> None:
+    """Mean, std and gradient RMS after each block for N(0, 1) input, per variant, beside momentcalc's prediction."""
+
+    try:
+        signal = mtorch.signal
+    except ImportError:
+        raise MomentcalcError(TORCH_MISSING) from None
+    variants = tuple(variant) if variant else signal.VARIANTS
+    unknown = [v for v in variants if v not in signal.VARIANTS]
+    if unknown:
+        raise MomentcalcError(f"unknown variant {unknown[0]!r}; use {', '.join(signal.VARIANTS)}")
+    if plot is not None and not plot.lower().endswith((".png", ".svg")):
+        raise MomentcalcError(f"--plot writes a .png or .svg file, not {plot!r}")
+    drawing = None
+    if plot is not None:
+        try:
+            drawing = mtorch.plot
+            drawing.FORMATS  # noqa: B018 - loads matplotlib now, before the long run
+        except ImportError:
+            raise MomentcalcError(PLOTS_MISSING) from None
+    result = signal.compare(
+        depth, block, None if pool.strip().lower() == "none" else pool, pool_every, width, size, batch, seed, variants
+    )
+    if drawing is not None:
+        drawing.draw(result, plot)
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2, sort_keys=True))
+        return
+    _render(result, plot)
+
+
+def _render(result, plot: str | None) -> None:
+    pool = f", {result.pool} after every {result.pool_every} blocks" if result.pool else ""
+    table = Table(
+        title=f"{result.depth} blocks of '{escape(result.block)}'{escape(pool)}: width {result.width}, "
+        f"{result.size}x{result.size} input, batch {result.batch}, seed {result.seed}",
+        title_justify="left",
+    )
+    table.add_column("depth", justify="right")
+    for v in result.runs:
+        for what in ("mean", "std", "grad RMS"):
+            table.add_column(f"{v} {what}", justify="right", no_wrap=True)
+    table.add_column("predicted grad RMS", justify="right", no_wrap=True)
+    rows = zip(result.prediction.layers, *(run.layers for run in result.runs.values()))
+    for pred, *layers in rows:
+        cells = [str(pred.depth)]
+        for s in layers:
+            cells += [f"{s.mean:.3f}", f"{s.std:.3f}", f"{s.grad_rms:.3g}"]
+        table.add_row(*cells, f"{pred.grad_rms:.3g}")
+    console = _console(min_width=PROPAGATE_WIDTH, highlight=False)
+    console.print(table)
+    console.print(
+        "depth 0 is the input. Gradient: N(0, 1) injected at the output. Prediction (NormProp): mean 0, std 1; "
+        "gradient RMS from the backward constants E[f'^2] / std^2 and the pools' exact backward maps.",
+        markup=False,
+    )
+    if plot:
+        console.print(f"plot written to {plot}")

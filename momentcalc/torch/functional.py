@@ -1,0 +1,97 @@
+"""Each momentcalc elementwise op as a torch function: the one place where spec ops meet torch.
+
+``apply(spec, x)`` runs a chain of elementwise ops on a tensor; a ``normalize`` in the chain
+subtracts the exact mean and divides by the exact std of what precedes it (moments.moments), as
+the spec language defines. Every entry must equal the op's declared scalar f (catalog), which
+tests/test_torch.py checks point by point. softplus: torch switches to x above beta * x > 20,
+where log1p(exp(-20)) / beta < 2.1e-9 is all that changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .. import catalog
+from ..errors import MomentcalcError
+from ..spec import Spec, parse
+from .moments import moments
+
+_SELU_NAME = "selu"  # torch's F.selu uses the constants of Klambauer et al. 2017, as ops.activations does
+
+
+def _swish(x: torch.Tensor, op) -> torch.Tensor:
+    return x * torch.sigmoid(op.get("beta") * x)
+
+
+# name -> f(x, op) with the op's parameters read by op.get (defaults filled in)
+TORCH_FUNCTIONS: dict[str, Callable] = {
+    "abs": lambda x, op: torch.abs(x),
+    "celu": lambda x, op: F.celu(x, op.get("alpha")),
+    "elu": lambda x, op: F.elu(x, op.get("alpha")),
+    "erf": lambda x, op: torch.erf(x),
+    "gelu": lambda x, op: F.gelu(x, approximate=op.get("approximate")),
+    "hardsigmoid": lambda x, op: F.hardsigmoid(x),
+    "hardswish": lambda x, op: F.hardswish(x),
+    "hardtanh": lambda x, op: F.hardtanh(x, op.get("min_val"), op.get("max_val")),
+    "identity": lambda x, op: x,
+    "leaky_relu": lambda x, op: F.leaky_relu(x, op.get("slope")),
+    "log_sigmoid": lambda x, op: F.logsigmoid(x),
+    "mish": lambda x, op: F.mish(x),
+    "relu": lambda x, op: F.relu(x),
+    "relu6": lambda x, op: F.relu6(x),
+    _SELU_NAME: lambda x, op: F.selu(x),
+    "sigmoid": lambda x, op: torch.sigmoid(x),
+    "silu": lambda x, op: F.silu(x),
+    "softplus": lambda x, op: F.softplus(x, op.get("beta")),
+    "softsign": lambda x, op: F.softsign(x),
+    "swish": _swish,
+    "tanh": lambda x, op: torch.tanh(x),
+}
+
+
+def check_activation(spec: str) -> Spec:
+    """The parsed spec if torch can run it (elementwise ops and normalize); MomentcalcError saying why not."""
+    parsed = parse(spec)
+    for op in parsed.ops:
+        if op.kind == catalog.NORMALIZE:
+            continue
+        if op.kind != catalog.ELEMENTWISE:
+            raise MomentcalcError(
+                f"an activation spec holds elementwise ops and normalize, not {str(op)!r}; "
+                f"use NormPropMaxPool2d/NormPropAvgPool2d/NormPropDropout for {op.name}"
+            )
+        if op.name not in TORCH_FUNCTIONS:
+            known = ", ".join(sorted(TORCH_FUNCTIONS))
+            raise MomentcalcError(
+                f"{op.name!r} has no torch function (user expressions run in numpy only); use {known}"
+            )
+    return parsed
+
+
+def apply(spec: str, x: torch.Tensor, mu: float = 0.0, sigma: float = 1.0) -> torch.Tensor:
+    """The spec's chain applied to x; normalize uses the exact constants of its prefix at N(mu, sigma^2)."""
+    return compile_chain(spec, mu, sigma)(x)
+
+
+def compile_chain(spec: str, mu: float = 0.0, sigma: float = 1.0) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A function of x doing what apply does, with the constants looked up now (once) rather than per call."""
+    parsed = check_activation(spec)
+    steps = []
+    for i, op in enumerate(parsed.ops):
+        if op.kind == catalog.NORMALIZE:
+            prefix = moments(str(Spec(parsed.ops[:i])), mu, sigma)
+            shift, scale = prefix.mean, 1.0 / prefix.std
+            steps.append(lambda x, shift=shift, scale=scale: (x - shift) * scale)
+        else:
+            fn = TORCH_FUNCTIONS[op.name]
+            steps.append(lambda x, fn=fn, op=op: fn(x, op))
+
+    def chain(x: torch.Tensor) -> torch.Tensor:
+        for step in steps:
+            x = step(x)
+        return x
+
+    return chain

@@ -1,0 +1,176 @@
+"""Normalization Propagation (Arpit et al. 2016) as torch modules, with exact constants.
+
+Every module maps an input whose components are N(mu, sigma^2) (N(0, 1) by default: what the
+module before it puts out) to an output with mean 0 and std 1, with no batch statistics:
+
+- NormPropLinear / NormPropConv2d: each output unit's weights are divided by their l2 norm
+  (W_i / ||W_i||), so unit-variance, uncorrelated inputs give unit-variance outputs; then an
+  optional learnable scale (init 1) and bias (init 0), per output unit, as in the paper.
+- NormPropActivation(spec): (f(x) - mean) / std for any chain of elementwise ops.
+- NormPropMaxPool2d / NormPropAvgPool2d: the pool, then the constants of the pipeline that feeds
+  it (``after='relu | normalize'`` gives those of 'relu | normalize | maxpool(k=3)').
+- NormPropDropout(p, scale): p is the KEEP probability, as in momentcalc's dropout(p=...) (torch's
+  nn.Dropout takes the drop probability 1 - p).
+
+The constants come from the packaged table or momentcalc's exact methods (moments.moments) and are
+those of an interior window: border windows of a padded pool (and border outputs of a zero-padded
+conv) see fewer inputs and have other moments (`momentcalc estimate SPEC --size N` maps them;
+padding_mode='circular' has no border).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.modules.utils import _pair
+
+from ..errors import MomentcalcError
+from .functional import compile_chain
+from .moments import LayerMoments, moments
+
+
+class _Normalized(nn.Module):
+    """Shared by the modules that normalize with constants: (y - mean) / std, and how they print."""
+
+    constants: LayerMoments
+
+    def _set_constants(self, spec: str, mu: float, sigma: float) -> None:
+        self.constants = moments(spec, mu, sigma)
+        self.mean, self.std = self.constants.mean, self.constants.std
+        self.inv_std = 1.0 / self.constants.std
+
+    def _normalize(self, y: torch.Tensor) -> torch.Tensor:
+        return (y - self.mean) * self.inv_std
+
+    def extra_repr(self) -> str:
+        c = self.constants
+        at = "" if (c.mu, c.sigma) == (0.0, 1.0) else f" at N({c.mu:g}, {c.sigma:g}^2)"
+        return f"spec='{c.spec}'{at}, mean={c.mean:.10g}, std={c.std:.10g}"
+
+
+def _pipeline(after: str | None, last: str) -> str:
+    return last if after is None else f"{after} | {last}"
+
+
+class NormPropActivation(_Normalized):
+    """(f(x) - mean) / std for an elementwise spec such as 'relu', 'gelu' or 'tanh | normalize | relu'."""
+
+    def __init__(self, spec: str = "relu", mu: float = 0.0, sigma: float = 1.0):
+        super().__init__()
+        self.fn = compile_chain(spec, mu, sigma)
+        self._set_constants(spec, mu, sigma)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._normalize(self.fn(x))
+
+
+def _unit_rows(weight: torch.Tensor) -> torch.Tensor:
+    """Each output unit's weights (dimension 0) divided by their l2 norm."""
+    return F.normalize(weight.flatten(1), dim=1).view_as(weight)
+
+
+def _scale_and_bias(y: torch.Tensor, scale, bias, channel_dim: int) -> torch.Tensor:
+    shape = [1] * y.dim()
+    shape[channel_dim] = -1
+    if scale is not None:
+        y = y * scale.view(shape)
+    if bias is not None:
+        y = y + bias.view(shape)
+    return y
+
+
+class NormPropLinear(nn.Linear):
+    """nn.Linear with unit-norm weight rows, an optional learnable scale (init 1) and bias (init 0)."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, scale: bool = True, **kw):
+        super().__init__(in_features, out_features, bias=bias, **kw)
+        self.scale = nn.Parameter(torch.ones(out_features, **kw)) if scale else None
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _scale_and_bias(F.linear(x, _unit_rows(self.weight)), self.scale, self.bias, -1)
+
+
+class NormPropConv2d(nn.Conv2d):
+    """nn.Conv2d (same arguments) whose filters have unit l2 norm over their fan-in; optional scale and bias."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, *args, bias: bool = True, scale=True, **kw):
+        super().__init__(in_channels, out_channels, kernel_size, *args, bias=bias, **kw)
+        factory = {k: v for k, v in kw.items() if k in ("device", "dtype")}
+        self.scale = nn.Parameter(torch.ones(out_channels, **factory)) if scale else None
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _scale_and_bias(self._conv_forward(x, _unit_rows(self.weight), None), self.scale, self.bias, 1)
+
+
+def _window_spec(reduction: str, kernel_size) -> str:
+    kh, kw = _pair(kernel_size)
+    if min(kh, kw) < 1:
+        raise MomentcalcError(f"kernel_size must be >= 1, got {kernel_size!r}")
+    return f"{reduction}(k={kh})" if kh == kw else f"{reduction}(n={kh * kw})"
+
+
+class NormPropMaxPool2d(_Normalized):
+    """nn.MaxPool2d (kernel_size, stride, padding, dilation, ceil_mode as torch), then (y - mean) / std.
+
+    after: the pipeline that produced the input from N(mu, sigma^2), e.g. 'relu | normalize'; None
+    when the input itself is N(mu, sigma^2).
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, after=None, mu=0.0, sigma=1.0):
+        super().__init__()
+        self.pool = nn.MaxPool2d(kernel_size, stride, padding, dilation, ceil_mode=ceil_mode)
+        self._set_constants(_pipeline(after, _window_spec("maxpool", kernel_size)), mu, sigma)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._normalize(self.pool(x))
+
+
+class NormPropAvgPool2d(_Normalized):
+    """nn.AvgPool2d (kernel_size, stride, padding, ceil_mode, count_include_pad as torch), then (y - mean) / std."""
+
+    def __init__(
+        self,
+        kernel_size,
+        stride=None,
+        padding=0,
+        ceil_mode=False,
+        count_include_pad=True,
+        after=None,
+        mu=0.0,
+        sigma=1.0,
+    ):
+        super().__init__()
+        self.pool = nn.AvgPool2d(kernel_size, stride, padding, ceil_mode, count_include_pad)
+        self._set_constants(_pipeline(after, _window_spec("avgpool", kernel_size)), mu, sigma)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._normalize(self.pool(x))
+
+
+class NormPropDropout(_Normalized):
+    """Dropout that keeps each value with probability p (dropout(p, scale) of momentcalc), then (y - mean) / std.
+
+    scale: 'sqrt' (kept values / sqrt(p), the NormProp choice), 'inverse' (/ p) or 'none'. In eval
+    mode no value is dropped and the input is standardized with its own moments instead, so the
+    output has mean 0 and std 1 in both modes.
+    """
+
+    def __init__(self, p: float = 0.8, scale: str = "sqrt", after: str | None = None, mu=0.0, sigma=1.0):
+        super().__init__()
+        self._set_constants(_pipeline(after, f"dropout(p={float(p)!r},scale={scale})"), mu, sigma)
+        self.p = float(p)
+        self.divisor = {"none": 1.0, "sqrt": self.p**0.5, "inverse": self.p}[scale]
+        fed = moments(after, mu, sigma) if after is not None else None
+        self.in_mean = fed.mean if fed is not None else float(mu)
+        self.in_inv_std = 1.0 / (fed.std if fed is not None else float(sigma))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return (x - self.in_mean) * self.in_inv_std
+        # F.dropout divides kept values by p; times p / divisor gives the scale asked for.
+        return self._normalize(F.dropout(x, 1.0 - self.p, True) * (self.p / self.divisor))
