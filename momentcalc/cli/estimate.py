@@ -75,6 +75,14 @@ def estimate(
         typer.Option(help="Ask the certified method for N correctly rounded significant digits, and print them."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            envvar="MOMENTCALC_SCHEDULER",
+            help="Run Monte Carlo on a Dask cluster, with the same bits: tcp://host:8786, or local:N "
+            "for N worker processes here. Needs momentcalc[dask].",
+        ),
+    ] = None,
 ) -> None:
     """Mean and std of SPEC's output for X ~ N(mu, sigma^2), by every method that applies.
 
@@ -94,6 +102,7 @@ def estimate(
             progress=bar,
             size=size,
             digits=digits,
+            scheduler=scheduler,
         )
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
