@@ -150,7 +150,9 @@ def _check_workers(client) -> None:
     try:
         stamps = client.run(kernel_stamp)
     except ImportError as why:
-        raise MomentcalcError(f"a Dask worker cannot import momentcalc ({why}); install momentcalc on every worker") from None
+        raise MomentcalcError(
+            f"a Dask worker cannot import momentcalc ({why}); install momentcalc on every worker"
+        ) from None
     mine = kernel_stamp()
     for worker, stamp in sorted(stamps.items()):
         if tuple(stamp) != mine:
