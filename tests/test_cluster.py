@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 distributed = pytest.importorskip("distributed")
 
-from momentcalc import MomentcalcError, engine  # noqa: E402
+from momentcalc import MomentcalcError, engine, tables  # noqa: E402
 from momentcalc.cli import app  # noqa: E402
 from momentcalc.estimators import cluster, driver, montecarlo  # noqa: E402
 from momentcalc.settings import RunSettings  # noqa: E402
@@ -65,6 +65,32 @@ def test_a_tol_run_gives_the_local_bits(client):
     local = _run("maxpool(k=3)", tol=2e-4)
     assert _run("maxpool(k=3)", client, tol=2e-4) == local
     assert local[2] <= 2e-4 and local[3] <= 2e-4
+
+
+def test_a_map_run_gives_the_local_bits(client):
+    def maps(scheduler=None):
+        r = engine.estimate(
+            "maxpool(k=3,s=1,p=1)", size=4, method="montecarlo", samples=5000, seed=2, scheduler=scheduler
+        )
+        m = r.montecarlo
+        return [a.tobytes() for a in (m.mean, m.std, m.mean_se, m.std_se)] + [m.samples]
+
+    assert maps(client) == maps()
+
+
+def _untimed(value):
+    if isinstance(value, dict):
+        return {k: _untimed(v) for k, v in value.items() if k != "seconds"}
+    if isinstance(value, list):
+        return [_untimed(v) for v in value]
+    return value
+
+
+def test_tables_build_on_a_cluster_gives_the_local_table(client):
+    def build(scheduler=None):
+        return _untimed(tables.build(specs=("maxpool(k=3)",), samples=SAMPLES, scheduler=scheduler))
+
+    assert build(client) == build()
 
 
 def test_progress_reaches_the_total(client):
