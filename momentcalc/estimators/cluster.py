@@ -107,7 +107,7 @@ class DaskExecutor:
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=":0",
-                silence_logs=logging.ERROR,
+                silence_logs=logging.CRITICAL,  # a worker that loses its scheduler on close logs an ERROR
             )
             return distributed.Client(self._cluster)
         try:
