@@ -12,8 +12,8 @@ overhead per chunk ((W * t_W - t_local1) / chunks), the efficiency
 t_local1 / (W * t_W), and the round trip of an empty task (what the scheduler
 costs per task). The projection to 100 workers: chunks needed = samples for the
 target SE (from this run's SE, SE ~ 1/sqrt(n)) / samples per chunk; time =
-chunks * seconds per chunk / (100 * efficiency), and the scheduler's bound
-tasks / (empty tasks per second) with BATCH_SCALE-sized tasks. Timings on a
+chunks * seconds per chunk / (100 * efficiency of 1 worker), and the scheduler's
+bound tasks * (seconds per empty task) with BATCH_SCALE-sized tasks (128 chunks). Timings on a
 loaded machine are noisy: the figures are for their order of magnitude. The last
 line printed is JSON.
 """
@@ -92,15 +92,17 @@ def main() -> None:
                 "empty_task_s": te / len(empties),
                 "same_bits": True,
             }
-    d2 = out["dask_workers"]["2"]
+    # One worker's overhead per chunk: a second worker process is only as fast as a free core, and this machine
+    # may have none (compare local_threads 1 and 2: equal times mean no spare core).
+    d1 = out["dask_workers"]["1"]
     se = max(bits[2], bits[3])
-    chunk_s, efficiency = out["s_per_chunk_local1"], min(1.0, d2["efficiency"])
+    chunk_s, efficiency = out["s_per_chunk_local1"], min(1.0, d1["efficiency"])
     chunks_per_task = driver.Chunks.batch * cluster.BATCH_SCALE // driver.TASKS_PER_THREAD  # 128
     for target in (1e-6, 1e-7):
         need = samples * (se / target) ** 2
         n_chunks = need / per_chunk
         compute = n_chunks * chunk_s / (WORKERS * efficiency)
-        scheduler = n_chunks / chunks_per_task * d2["empty_task_s"]
+        scheduler = n_chunks / chunks_per_task * d1["empty_task_s"]
         out[f"workers{WORKERS}_se{target:g}"] = {
             "samples": need,
             "chunks": n_chunks,
