@@ -6,6 +6,7 @@ per process. In CI (env CI set) dask.distributed must be installed
 (conftest.OPTIONAL_IN_CI): these tests never skip there.
 """
 
+import json
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -89,6 +90,17 @@ def test_tables_build_on_a_cluster_gives_the_local_table(client):
 
     local = build()
     assert build(client) == local
+
+
+def test_the_cli_runs_on_the_scheduler_of_momentcalc_scheduler(client, monkeypatch):
+    # An address (not a Client): momentcalc connects, checks the workers' kernel sources, and closes its client.
+    monkeypatch.setenv("MOMENTCALC_SCHEDULER", client.scheduler.address)
+    args = ["estimate", "maxpool(k=3)", "--method", "montecarlo", "--samples", str(SAMPLES), "--seed", "7", "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    (e,) = json.loads(result.stdout)["estimates"]
+    local = _run("maxpool(k=3)", samples=SAMPLES)
+    assert (e["mean"], e["std"], e["mean_se"], e["std_se"], e["samples"]) == (local[0], local[1], *local[2:4], local[6])
 
 
 def test_progress_reaches_the_total(client):
