@@ -11,9 +11,12 @@ its own block ziggurat (estimators/normals.py), whose rate is printed too: a
 ratio_vs_limit above 1 is that generator's doing. `bound` is the
 ratio_vs_naive of a kernel that only drew its normals at that limit (through
 numpy's Generator). maxpool runs in antithetic pairs, two
-outputs per window of draws (normals_drawn_per_output in the JSON), so its
-ratio_vs_limit counts 9 normals per output as the issue defines it. The last
-line printed is JSON.
+outputs per window of draws: every ratio_vs_limit counts the normals actually
+drawn (normals_drawn_per_output in the JSON: 4.5 for maxpool(k=3)), not the 9
+a window holds. The numpy script runs at its best chunk size (tried from 2^14
+to 2^20 normals), and torch on the CPU (float32 and float64) is a second
+baseline where torch is installed. Pipelines against maxpool(k) alone:
+bench/pipelines.py. The last line printed is JSON.
 """
 
 from __future__ import annotations
@@ -130,14 +133,20 @@ def _naive_chunk(spec: str, x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+NUMPY_CHUNKS = (1 << 14, 1 << 16, 1 << 18, 1 << 20)  # normals per chunk: 2^14 to 2^18 ran fastest here
+
+
 def naive_rate(spec: str, samples: int, repeats: int = 3) -> float:
-    """Outputs/s of the script a user writes: draw a chunk, reduce it, keep sums."""
+    """Outputs/s of the script a user writes (draw a chunk, reduce it, keep sums), at its best chunk size."""
+    return max(_naive_rate(spec, samples, max(1, normals // OPS[spec]), repeats) for normals in NUMPY_CHUNKS)
+
+
+def _naive_rate(spec: str, samples: int, chunk: int, repeats: int) -> float:
     width = OPS[spec]
 
     def script():
         rng = np.random.default_rng(0)
         total = total_sq = 0.0
-        chunk = 1 << 20
         for start in range(0, samples, chunk):
             n = min(chunk, samples - start)
             shape = (n, width) if width > 1 else (n,)
@@ -148,6 +157,28 @@ def naive_rate(spec: str, samples: int, repeats: int = 3) -> float:
         return mean, math.sqrt(total_sq / samples - mean * mean)
 
     return samples / _best_of(script, repeats)
+
+
+def torch_rate(spec: str, samples: int, dtype: str, repeats: int = 3) -> float | None:
+    """Outputs/s of the numpy script in torch on the CPU (all its threads), at its best chunk size; None without it."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    width, kind = OPS[spec], getattr(torch, dtype)
+    act = {"maxpool(k=3)": lambda x: x.amax(dim=1), "relu": torch.relu, "sigmoid": torch.sigmoid}[spec]
+
+    def script(chunk):
+        gen = torch.Generator().manual_seed(0)
+        total = total_sq = 0.0
+        for start in range(0, samples, chunk):
+            n = min(chunk, samples - start)
+            y = act(torch.randn((n, width) if width > 1 else (n,), generator=gen, dtype=kind))
+            total += float(y.sum())
+            total_sq += float((y * y).sum())
+        return total, total_sq
+
+    return max(samples / _best_of(lambda c=max(1, n // width): script(c), repeats) for n in NUMPY_CHUNKS)
 
 
 def antithetic_gain(n: int, batches: int = 128) -> dict:
@@ -267,6 +298,10 @@ def main() -> None:
             _keep_best(best, spec + " 1", fused_rate(spec, normals // width, 1, 1))
             _keep_best(best, spec, fused_rate(spec, normals // width, threads, 1))
             _keep_best(best, spec + " naive", naive_rate(spec, normals // width // 4, 1))
+            for dtype in ("float32", "float64"):
+                rate = torch_rate(spec, normals // width // 4, dtype, 1)
+                if rate is not None:
+                    _keep_best(best, f"{spec} torch {dtype}", rate)
     limit = best["limit"]
     print(f"rng_limit: {limit:.3g} normals/s ({limit_name}, {threads} threads, jitted prange sum)")
     print(
@@ -288,30 +323,36 @@ def main() -> None:
     }
     print(
         f"{'op':<14}{'fused 1 thr':>14}{'fused all':>14}{'naive numpy':>14}"
-        f"{'vs limit':>10}{'1 thr':>7}{'vs naive':>10}{'bound':>8}"
+        f"{'vs limit':>10}{'1 thr':>7}{'vs naive':>10}{'bound':>8}{'vs torch32':>11}{'vs torch64':>11}"
     )
     for spec, width in OPS.items():
         all_threads, naive = best[spec], best[spec + " naive"]
+        # Pipelines with max pooling run in antithetic pairs: two outputs from one window's draws.
+        drawn = width / 2 if montecarlo.compile_program(mc.parse(spec), 0.0, 1.0).antithetic else width
+        torch32, torch64 = best.get(spec + " torch float32"), best.get(spec + " torch float64")
         row = {
             "fused_per_s": all_threads,
             "fused_1thread_per_s": best[spec + " 1"],
-            "rng_limit_per_s": limit / width,
+            "rng_limit_per_s": limit / drawn,
             "naive_per_s": naive,
-            # Pipelines with max pooling run in antithetic pairs: two outputs from one window's draws.
-            "normals_drawn_per_output": width / 2
-            if montecarlo.compile_program(mc.parse(spec), 0.0, 1.0).antithetic
-            else width,
-            "ratio_vs_limit": all_threads * width / limit,
+            "normals_drawn_per_output": drawn,
+            # Per normal drawn: the kernel's own pace against the generator's.
+            "ratio_vs_limit": all_threads * drawn / limit,
             # The same on one thread: steadier on a shared machine, where two threads scale erratically.
-            "ratio_vs_limit_1thread": best[spec + " 1"] * width / best["limit 1"],
+            "ratio_vs_limit_1thread": best[spec + " 1"] * drawn / best["limit 1"],
             "ratio_vs_naive": all_threads / naive,
+            "torch_float32_per_s": torch32,
+            "torch_float64_per_s": torch64,
+            "ratio_vs_torch_float32": all_threads / torch32 if torch32 else None,
+            "ratio_vs_torch_float64": all_threads / torch64 if torch64 else None,
             # The ratio_vs_naive of a kernel that did nothing but draw its normals at rng_limit.
-            "bound_vs_naive": limit / width / naive,
+            "bound_vs_naive": limit / drawn / naive,
         }
         report[spec] = row
         print(
             f"{spec:<14}{row['fused_1thread_per_s']:>14.3g}{all_threads:>14.3g}{naive:>14.3g}"
             f"{row['ratio_vs_limit']:>10.2f}{row['ratio_vs_limit_1thread']:>7.2f}{row['ratio_vs_naive']:>10.1f}{row['bound_vs_naive']:>8.1f}"
+            + "".join(f"{all_threads / t:>11.1f}" if t else f"{'—':>11}" for t in (torch32, torch64))
         )
     report["time_to_se_1e-5"] = time_to_se(1e-5, quick)
     print("time to SE 1e-5 on the mean of maxpool(k=3):", json.dumps(report["time_to_se_1e-5"]))

@@ -37,6 +37,7 @@ from . import reference_conv as ref
 from .convshape import conv_shape
 from .errors import MomentcalcError
 from .ops import pooling
+from .settings import BACKWARD_SIZE_MAX, BACKWARD_TRIAL_MAX, BACKWARD_WORK_MAX, Progress
 
 _MIN_VALUE = {"k": 1, "s": 1, "p": 0, "cin": 1, "cout": 1}
 _SELECTS_ONE = (pooling.MAX, pooling.MIN)  # the gradient goes to the one input the window picked
@@ -176,7 +177,9 @@ class BackwardMap:
         }
 
 
-def backward_map(layer: Layer | str, size: int, trials: int = 0, seed: int = 0) -> BackwardMap:
+def backward_map(
+    layer: Layer | str, size: int, trials: int = 0, seed: int = 0, progress: Progress | None = None
+) -> BackwardMap:
     """Exact map of ``layer`` on a size x size input, with its summary numbers.
 
     The backward constant 1/sqrt(mean) is the factor that brings the average
@@ -188,6 +191,7 @@ def backward_map(layer: Layer | str, size: int, trials: int = 0, seed: int = 0) 
         raise MomentcalcError(f"size must be >= 1, got {size}")
     if trials < 0:
         raise MomentcalcError(f"trials must be >= 0 (0 skips the simulation), got {trials}")
+    check_cost(layer, size, trials)
     var = exact_map(layer, size)
     reached = var[var > 0]
     mean = float(var.mean())
@@ -203,8 +207,55 @@ def backward_map(layer: Layer | str, size: int, trials: int = 0, seed: int = 0) 
         ratio=float(var.max()) / low if reached.size else None,
         unreached=int(var.size - reached.size),
         backward_constant=1.0 / math.sqrt(mean) if mean > 0 else None,
-        simulation=check_by_simulation(layer, size, trials, seed) if trials > 0 else None,
+        simulation=check_by_simulation(layer, size, trials, seed, progress=progress) if trials > 0 else None,
     )
+
+
+def same_values_size(layer: Layer, size: int) -> int:
+    """The least side >= 2 (k + p + s) that has size's remainder mod s: its map holds the same distinct values.
+
+    An axis weight depends only on the windows over that position: within k + p of the start they are
+    clipped; beyond, the pattern repeats every s positions until the end, where (size + 2p - k) mod s
+    decides how the last windows fall. So a side that keeps that remainder, with room for both borders
+    and a period, shows every value (and so the same min, max and ratio), if not their counts or mean.
+    """
+    low = 2 * (layer.k + layer.p + layer.s)
+    return low + (size - low) % layer.s
+
+
+def trial_values(layer: Layer, size: int) -> int:
+    """Values one simulated trial touches: every tap of every channel over the padded input."""
+    return max(layer.cin, layer.cout) * (size + 2 * layer.p) ** 2 * layer.k**2
+
+
+def _bytes(count: int) -> str:
+    unit = max(u for u in range(5) if count >= 1024**u or u == 0)
+    return f"{count / 1024**unit:.3g} {('B', 'KiB', 'MiB', 'GiB', 'TiB')[unit]}"
+
+
+def check_cost(layer: Layer, size: int, trials: int) -> None:
+    """Refuse, before any work, a map or a simulation past the limits of settings (one line: the limit, the way)."""
+    if size > BACKWARD_SIZE_MAX:
+        cells = size * size
+        raise MomentcalcError(
+            f"size={size} gives a {size}x{size} map ({cells:.2g} values, {_bytes(cells * 8)} as float64), "
+            f"more than the {BACKWARD_SIZE_MAX}x{BACKWARD_SIZE_MAX} allowed; --size "
+            f"{min(same_values_size(layer, size), BACKWARD_SIZE_MAX)} gives the same values, min, max and ratio"
+        )
+    if trials == 0:
+        return
+    per_trial = trial_values(layer, size)
+    if per_trial > BACKWARD_TRIAL_MAX:
+        raise MomentcalcError(
+            f"one simulated trial of {layer} on size {size} holds {per_trial:.2g} values, more than the "
+            f"{BACKWARD_TRIAL_MAX:.2g} allowed; the map itself is exact: use --trials 0, or a smaller --size"
+        )
+    if trials * per_trial > BACKWARD_WORK_MAX:
+        raise MomentcalcError(
+            f"trials={trials} of {per_trial} values each is {trials * per_trial:.2g} values, more than the "
+            f"{BACKWARD_WORK_MAX:.2g} one check may touch; the map itself is exact and the simulation only "
+            f"checks it: use --trials {BACKWARD_WORK_MAX // per_trial} or fewer (0 skips it)"
+        )
 
 
 @dataclass(frozen=True)
@@ -241,7 +292,9 @@ class SimulationCheck:
         }
 
 
-def simulate_map(layer: Layer | str, size: int, trials: int, seed: int = 0) -> Simulation:
+def simulate_map(
+    layer: Layer | str, size: int, trials: int, seed: int = 0, progress: Progress | None = None
+) -> Simulation:
     """Estimate the map from ``trials`` independent draws (numpy SeedSequence ``seed``).
 
     conv: fresh iid normal weights, row-normalized, and an iid N(0, 1) upstream
@@ -263,6 +316,8 @@ def simulate_map(layer: Layer | str, size: int, trials: int, seed: int = 0) -> S
         y, diff = _simulate_chunk(layer, size, o, batch, rng)
         total, total_sq = total + y.sum(axis=0), total_sq + (y * y).sum(axis=0)
         worst_diff, done = max(worst_diff, diff), done + batch
+        if progress is not None:
+            progress(done, trials)
     mean = total / trials
     var = np.maximum(total_sq / trials - mean * mean, 0.0) * trials / (trials - 1)
     return Simulation(mean, np.sqrt(var / trials), trials, worst_diff if layer.kind == "conv" else None)
@@ -290,7 +345,13 @@ def _simulate_chunk(layer: Layer, size: int, o: int, batch: int, rng: np.random.
 
 
 def check_by_simulation(
-    layer: Layer | str, size: int, trials: int, seed: int = 0, z: float = 4.5, adjoint_tol: float = 1e-12
+    layer: Layer | str,
+    size: int,
+    trials: int,
+    seed: int = 0,
+    z: float = 4.5,
+    adjoint_tol: float = 1e-12,
+    progress: Progress | None = None,
 ) -> SimulationCheck:
     """Compare the exact map with a simulation: every position within z standard errors.
 
@@ -300,7 +361,7 @@ def check_by_simulation(
     """
     layer = _as_layer(layer)
     exact = exact_map(layer, size)
-    sim = simulate_map(layer, size, trials, seed)
+    sim = simulate_map(layer, size, trials, seed, progress)
     se = _guarded_se(exact, sim.se)
     gap = np.abs(sim.mean - exact)
     zs = np.where(se > 0, gap / np.where(se > 0, se, 1.0), np.where(gap > 0, np.inf, 0.0))

@@ -6,25 +6,26 @@
     other = constants.load("path/to/other_table.json")
 
 Keys are canonical specs, so any spelling that parses to the same spec finds
-the same constant. The default table is packaged with the wheel
-(momentcalc/_tables) and, in a source checkout, read from tables/ at the
-repository root (tablefile.default_path). The file is read by tablefile.read;
-its entries are checked by hand here, because jsonschema costs more to import
-than this whole module may take.
+the same constant, and a window given by its size finds the same window given
+by its shape (maxpool(n=9) is maxpool(k=3): a max of 9 iid values). The default
+table is packaged with the wheel (momentcalc/_tables) and, in a source checkout,
+read from tables/ at the repository root (tablefile.default_path). The file is
+read by tablefile.read, which refuses any byte changed since it was written (a
+sha256 in its header), and checked against the schema by tablefile.schema_problems,
+because jsonschema costs more to import than this whole module may take.
 """
 
 from __future__ import annotations
 
 import difflib
-import math
-from dataclasses import dataclass, fields
+import os
+from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
-from . import tablefile
+from . import catalog, tablefile
 from .errors import MomentcalcError
 from .result import Estimate
-from .spec import canonical
+from .spec import Op, Spec, parse
 from .tablefile import default_path
 
 __all__ = ["Constant", "Table", "UnknownConstantError", "get", "keys", "load", "default_path"]
@@ -63,7 +64,7 @@ class Constant:
 
 
 class Table:
-    """A loaded table: constants by (canonical spec, mu, sigma)."""
+    """A loaded table: constants by (lookup key of the spec, mu, sigma)."""
 
     def __init__(self, doc: dict, source: str):
         self.source = source
@@ -71,11 +72,18 @@ class Table:
         self._by_key = {}
         for number, entry in enumerate(doc["entries"]):
             constant = _constant(entry, self.version, source, number)
-            self._by_key[(constant.spec, constant.mu, constant.sigma)] = constant
+            key = (lookup_key(parse(constant.spec)), constant.mu, constant.sigma)
+            if key in self._by_key:
+                raise ValueError(
+                    f"entry {number} ({constant.spec!r} at N({constant.mu:g}, {constant.sigma:g}^2)) "
+                    f"repeats entry {list(self._by_key).index(key)} ({self._by_key[key].spec!r})"
+                )
+            self._by_key[key] = constant
 
     def get(self, spec: str, mu: float = 0.0, sigma: float = 1.0) -> Constant:
         try:
-            key = (canonical(spec), float(mu), float(sigma))
+            parsed = parse(spec)
+            key = (lookup_key(parsed), float(mu), float(sigma))
         except (MomentcalcError, TypeError, ValueError) as why:
             raise UnknownConstantError(
                 f"no constant {spec!r} in {self.source}: {why}; {self._nearest(str(spec))}"
@@ -83,12 +91,13 @@ class Table:
         found = self._by_key.get(key)
         if found is None:
             where = f" at mu={mu:g}, sigma={sigma:g}" if (key[1], key[2]) != (0.0, 1.0) else ""
-            raise UnknownConstantError(f"no constant {key[0]!r}{where} in {self.source}; {self._nearest(key[0])}")
+            text = str(parsed)
+            raise UnknownConstantError(f"no constant {text!r}{where} in {self.source}; {self._nearest(text)}")
         return found
 
     def keys(self) -> list[str]:
         """The canonical specs in the table, in table order."""
-        return list(dict.fromkeys(spec for spec, _, _ in self._by_key))
+        return list(dict.fromkeys(c.spec for c in self._by_key.values()))
 
     def constants(self) -> list[Constant]:
         return list(self._by_key.values())
@@ -102,74 +111,78 @@ class Table:
         return ("nearest keys: " + ", ".join(map(repr, close))) if close else f"keys: {', '.join(map(repr, names))}"
 
 
-def load(path: str | Path) -> Table:
-    """Read a table file; raise MomentcalcError if it is unreadable, corrupt or of another format."""
-    path = Path(path)
-    doc = tablefile.read(path)
+def lookup_key(spec: Spec) -> str:
+    """The canonical spec with each plain window written by its size, so maxpool(k=3) and maxpool(n=9) share a key.
+
+    A window op's moments depend on its window only through n = k**dims (DESIGN: n iid copies);
+    a window with a stride or padding keeps its own spelling.
+    """
+    return str(Spec(tuple(Op(op.name, (("n", op.window_size),)) if _plain_window(op) else op for op in spec.ops)))
+
+
+def _plain_window(op: Op) -> bool:
+    return op.kind == catalog.WINDOW and all(name in ("k", "dims", "n") for name, _ in op.params)
+
+
+def load(path: str | os.PathLike) -> Table:
+    """Read a table file; raise MomentcalcError (one line) if it is unreadable, edited, invalid or of another format."""
+    doc = tablefile.read(path)  # refuses a non-path, a missing file, bad JSON, another version, a broken digest
+    problems = tablefile.schema_problems(doc)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise tablefile.corrupt(path, f"schema violation at {problems[0]}{more}")
     try:
         return Table(doc, str(path))
-    except KeyError as why:
-        raise tablefile.corrupt(path, f"a field is missing: {why}") from None
-    except (TypeError, AttributeError, ValueError) as why:
+    except (MomentcalcError, TypeError, ValueError) as why:
         raise tablefile.corrupt(path, why) from None
 
 
 def _constant(entry: dict, version: str, source: str, number: int) -> Constant:
-    estimates = tuple(_estimate(e) for e in entry["estimates"])
+    # The schema has been checked, so the types are right; what remains is what a schema cannot say.
+    where = f"entry {number} ({entry['spec']!r})"
     constant = Constant(
-        spec=canonical(entry["spec"]),
+        spec=str(parse(entry["spec"])),
         mu=float(entry["input"]["mu"]),
         sigma=float(entry["input"]["sigma"]),
-        mean=_finite(entry["mean"]),
+        mean=float(entry["mean"]),
         std=_maybe(entry["std"]),
-        mean_se=_finite(entry["mean_se"]),
+        mean_se=float(entry["mean_se"]),
         std_se=_maybe(entry["std_se"]),
-        grad_sq=_maybe(entry.get("grad_sq")),
-        grad_sq_se=_maybe(entry.get("grad_sq_se")),
-        method=str(entry["method"]),
-        agree=bool(entry["agree"]),
+        grad_sq=_maybe(entry["grad_sq"]),
+        grad_sq_se=_maybe(entry["grad_sq_se"]),
+        method=entry["method"],
+        agree=entry["agree"],
         disagreements=tuple(entry["disagreements"]),
-        estimates=estimates,
+        estimates=tuple(_estimate(e, f"{where}, {e['method']} estimate") for e in entry["estimates"]),
         version=version,
         source=source,
-        mean_interval=_interval(entry.get("mean_interval")),
-        std_interval=_interval(entry.get("std_interval")),
-        grad_sq_interval=_interval(entry.get("grad_sq_interval")),
+        **{name: _interval(entry, name, where) for name in tablefile.INTERVAL_FIELDS},
     )
     if constant.spec != entry["spec"]:
         raise ValueError(f"entry {number} spells its spec {entry['spec']!r}, not canonically {constant.spec!r}")
     return constant
 
 
-def _estimate(record: dict) -> Estimate:
-    # Fields this Estimate does not know (a newer table) are skipped, missing optional ones defaulted.
-    known = {f.name for f in fields(Estimate)} & record.keys()
-    values = {name: record[name] for name in known}
-    if "notes" in values:
-        values["notes"] = tuple(values["notes"])
-    for name in ("mean_interval", "std_interval", "grad_sq_interval"):
-        if name in values:
-            values[name] = _interval(values[name])
+def _estimate(record: dict, where: str) -> Estimate:
+    values = {name: record[name] for name in tablefile.ESTIMATE_FIELDS}
+    values["notes"] = tuple(values["notes"])
+    values.update({name: _interval(record, name, where) for name in tablefile.INTERVAL_FIELDS})
     return Estimate(**values)
 
 
-def _interval(x) -> tuple[float, float] | None:
-    if x is None:
+def _interval(record: dict, name: str, where: str) -> tuple[float, float] | None:
+    """The enclosure [lo, hi], which must hold the value it encloses (mean_interval the mean, ...)."""
+    if record[name] is None:
         return None
-    lo, hi = (_finite(v) for v in x)
-    if not lo <= hi:
-        raise ValueError(f"interval [{lo!r}, {hi!r}] has lo > hi")
+    lo, hi = map(float, record[name])
+    value = record[name.removesuffix("_interval")]
+    if not lo <= hi or (value is not None and not lo <= value <= hi):
+        raise ValueError(f"{where}: {name} [{lo!r}, {hi!r}] does not hold its value {value!r}")
     return lo, hi
 
 
-def _finite(x) -> float:
-    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
-        raise TypeError(f"expected a finite number, got {x!r}")
-    return float(x)
-
-
 def _maybe(x) -> float | None:
-    return None if x is None else _finite(x)
+    return None if x is None else float(x)
 
 
 @lru_cache(maxsize=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -9,12 +10,14 @@ from dataclasses import replace
 from . import catalog, crosscheck
 from ._lazy import lazy_module
 from .errors import MomentcalcError
-from .estimators import NotApplicable, closed, cluster, montecarlo, vectorized
+from .estimators import NotApplicable, closed, cluster, driver, montecarlo, vectorized
+from .estimators.jit import compile_clock
 from .result import Estimate, Result
 from .settings import (  # noqa: F401 (METHODS: re-exported)
     METHODS,
     MU_MAX,
     PARAM_RANGES,
+    PIPELINE_MAX,
     SIGMA_MAX,
     SIGMA_MIN,
     WINDOW_MAX,
@@ -100,21 +103,45 @@ def _estimate(spec, mu, sigma, method, samples, tol, seed, z, progress, grad, si
     unknown = [m for m in wanted if m not in METHODS or m in AUTO]
     if unknown:
         raise MomentcalcError(f"unknown method {unknown[0]!r} in methods; use some of {', '.join(METHODS[2:])}")
+    if settings.samples is not None and any(m in ("montecarlo", "qmc") for m in wanted):
+        driver.within_budget(settings, window_product(parsed), montecarlo.DEFAULT_SAMPLES)  # refuse before any work
     try:
         norms = normalize_constants(parsed, mu, sigma)
     except NotApplicable as why:
         raise MomentcalcError(f"no method applies to '{parsed}': {why}") from None
-    estimates = []
-    for name in wanted:
-        try:
-            found = _run(name, parsed, mu, sigma, norms, settings, digits)
-            estimates.append(_with_grad_sq(found, parsed, mu, sigma, norms))
-        except NotApplicable as why:
-            if method not in AUTO and methods is None:
-                raise MomentcalcError(str(why)) from None
+    estimates, overheads = [], {"imports": 0.0, "kernels": 0.0}
+    with compile_clock() as clock:
+        for name in wanted:
+            try:
+                _import_for(name, overheads)
+                _load_kernel(name, parsed, mu, sigma, norms, overheads)
+                compiled = clock.seconds
+                found = _run(name, parsed, mu, sigma, norms, settings, digits)
+                # What compiling was left inside the run (qmc's kernels) is charged to "kernels", not to it.
+                compiled = clock.seconds - compiled
+                overheads["kernels"] += compiled
+                found = replace(found, seconds=max(found.seconds - compiled, 0.0))
+                estimates.append(_with_grad_sq(found, parsed, mu, sigma, norms))
+            except NotApplicable as why:
+                if method not in AUTO and methods is None:
+                    raise MomentcalcError(str(why)) from None
     if not estimates:
         raise MomentcalcError(f"no method applies to '{parsed}'")
-    return Result(str(parsed), mu, sigma, tuple(estimates), crosscheck.compare(tuple(estimates), settings.z))
+    checks = crosscheck.compare(tuple(estimates), settings.z)
+    return Result(str(parsed), mu, sigma, tuple(estimates), checks, overheads=overheads)
+
+
+def _import_for(name: str, overheads: dict) -> None:
+    """Load the modules the method needs (lazy modules load on their first attribute), timed as
+    overheads["imports"]: an estimate's seconds are its own computation."""
+    start = time.perf_counter()
+    if name == "quadrature":
+        quadrature.estimate_moments  # noqa: B018 (scipy.integrate)
+    elif name == "certified":
+        certified.flint.arb  # noqa: B018 (python-flint)
+    elif name == "qmc":
+        qmc.stats.qmc  # noqa: B018 (scipy.stats)
+    overheads["imports"] += _since(start)
 
 
 AUTO = {
@@ -136,7 +163,12 @@ def _check_input(mu, sigma) -> tuple[float, float]:
 
 
 def check_domain(spec: Spec) -> None:
-    """Refuse op parameters outside the input domain (settings.PARAM_RANGES, WINDOW_MAX)."""
+    """Refuse op parameters outside the input domain (settings.PARAM_RANGES, WINDOW_MAX) and over-long pipelines."""
+    if len(spec.ops) > PIPELINE_MAX:
+        raise MomentcalcError(
+            f"a pipeline has at most {PIPELINE_MAX} stages, got {len(spec.ops)}; "
+            "split it, or estimate a callable that runs the stages (quadrature and Monte Carlo take one)"
+        )
     for op in spec.ops:
         for name, value in op.params:
             if name in PARAM_RANGES and is_finite(value):
@@ -149,6 +181,19 @@ def check_domain(spec: Spec) -> None:
             raise MomentcalcError(
                 f"{op}: a window holds at most {WINDOW_MAX} values (the input domain), got {op.window_size}"
             )
+
+
+def window_product(spec: Spec) -> int:
+    """Standard normals one output of the spec draws: the product of its window sizes."""
+    return math.prod(op.window_size for op in spec.ops if op.kind == catalog.WINDOW)
+
+
+def _load_kernel(name: str, spec: Spec, mu: float, sigma: float, norms: tuple | None, overheads: dict) -> None:
+    """Monte Carlo: load its kernel from the disk cache (compile it on a first run), timed as overheads["kernels"]."""
+    if name == "montecarlo" and not vectorized.needs_numpy(spec):
+        start = time.perf_counter()
+        montecarlo.prepare(montecarlo.compile_program(spec, mu, sigma, norms))
+        overheads["kernels"] += _since(start)
 
 
 def _run(
@@ -171,7 +216,9 @@ def _run(
         return vectorized.montecarlo_estimate(spec, mu, sigma, norms, settings)
     program = montecarlo.compile_program(spec, mu, sigma, norms)
     runner = qmc.run if name == "qmc" else montecarlo.run
-    return runner(program, settings).estimate(name, settings.seed, _since(start))
+    default = qmc.DEFAULT_SAMPLES if name == "qmc" else montecarlo.DEFAULT_SAMPLES
+    settings, notes = driver.within_budget(settings, program.normals_per_output, default)  # cost, before the run
+    return runner(program, settings).estimate(name, settings.seed, _since(start), notes=notes)
 
 
 def _certified(spec: Spec, mu: float, sigma: float, digits: int | None, start: float) -> Estimate:

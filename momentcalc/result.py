@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 # Most exact first: the value of record of each quantity is the first estimate in this order that gives it.
 PRECEDENCE = ("certified", "closed", "quadrature", "qmc", "montecarlo")
@@ -114,6 +114,10 @@ class Result(Verdict):
     sigma: float
     estimates: tuple[Estimate, ...]
     checks: tuple[Check, ...]
+    # Seconds spent apart from the estimates' own: "imports" (scipy, python-flint: on first use in a
+    # process), "kernels" (loading compiled kernels from the disk cache, or compiling them on a first
+    # run). Not in to_dict(): they say how the process was set up, not what was measured.
+    overheads: dict = field(default_factory=dict, compare=False)
 
     # The value of record is chosen per quantity: the most exact estimate that gives it, skipping
     # uninformative ones (see informative()) while another gives it. So a closed form that gives only

@@ -22,13 +22,29 @@ MU_MAX = 1e6  # |mu| <= MU_MAX
 SIGMA_MIN, SIGMA_MAX = 1e-6, 1e6
 # Ranges of op parameters, by parameter name: (least, most), both included.
 PARAM_RANGES = {
-    "alpha": (1e-3, 1e3),  # elu, celu
+    "alpha": (1e-3, 1e3),  # elu, celu, selu
+    "scale": (1e-3, 1e3),  # selu
     "beta": (1e-3, 1e3),  # softplus, swish
     "slope": (0.0, 1e3),  # leaky_relu
     "min_val": (-1e6, 1e6),  # hardtanh
     "max_val": (-1e6, 1e6),
 }
 WINDOW_MAX = 10**6  # values in one window (n, or k ** dims)
+
+# Limits on the cost of one command (issue 13: no argument may exhaust the machine or run unannounced for hours).
+SHAPE_MAX = 10**40  # i, k, s, p, d of `momentcalc shape`: closed-form integer arithmetic, any size up to this
+# A sampling run draws samples x (normals per output) standard normals; MAX_SAMPLES bounds that product too.
+# A run of the default size that would draw more than DEFAULT_WORK (seconds of kernel work) draws fewer
+# outputs, at least MIN_CUT_SAMPLES, and says so: the exact methods give the value, sampling the check.
+DEFAULT_WORK = 1 << 28
+# Stages of one pipeline: quadrature follows every stage at each of its ~10^5 points (64 relus: ~20 s).
+PIPELINE_MAX = 64
+# `momentcalc backward`: the map is size x size floats (as a list, ~40 MB at 1024), and its simulation
+# cross-check touches trials x (one trial's values); one trial's arrays stay within a few hundred MB.
+BACKWARD_SIZE_MAX = 1024
+BACKWARD_WORK_MAX = 1 << 31  # values all trials touch: about a minute
+BACKWARD_TRIAL_MAX = 1 << 24  # values one trial touches
+MIN_CUT_SAMPLES = 64
 
 Progress = Callable[[int, int], None]  # progress(done, total), in samples, after each batch of work
 
@@ -47,6 +63,7 @@ class RunSettings:
     seed: int = 0
     z: float = DEFAULT_Z
     progress: Progress | None = None
+    max_samples: int = MAX_SAMPLES  # the most samples a tol run may reach (fewer when each costs many normals)
 
     def __post_init__(self):
         _check(self)

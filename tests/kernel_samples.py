@@ -8,8 +8,8 @@ a cache on this file alone, and a kernel edited in the package would leave these
 import numpy as np
 from numba import njit
 
+from momentcalc.estimators import dispatch, normals
 from momentcalc.estimators import mc_kernels as mc
-from momentcalc.estimators import normals
 
 _njit = njit(cache=False, nogil=True, error_model="numpy")
 _is_bare_max = njit(inline="always")(mc.is_bare_max)
@@ -17,7 +17,7 @@ _is_bare_max = njit(inline="always")(mc.is_bare_max)
 
 @_njit
 def sample_outputs(state, count, mu, sigma, codes, params, seg, win_kind, win_n):
-    """run_chunk's output values themselves, in draw order: for tests against slow references."""
+    """The window kernels' output values (one_window_rows, nested_rows), in draw order: for slow references."""
     acc = np.zeros(win_n.shape[0])
     cnt = np.zeros(win_n.shape[0], dtype=np.int64)
     n = np.prod(win_n)
@@ -28,7 +28,9 @@ def sample_outputs(state, count, mu, sigma, codes, params, seg, win_kind, win_n)
         k = min(per, count - done)
         mc._fill_inputs(state, z, k * n, mu, sigma, missed, words)
         for o in range(k):
-            out[done + o] = mc._one_output(state, z, o * n, codes, params, seg, win_kind, win_n, acc, cnt)
+            out[done + o] = mc._one_output(
+                dispatch.act_m, state, z, o * n, codes, params, seg, win_kind, win_n, acc, cnt
+            )
     return out
 
 
@@ -41,7 +43,7 @@ def sample_chain_outputs(state, count, mu, sigma, codes, params):
     for start in range(0, count, normals.BLOCK):
         m = min(normals.BLOCK, count - start)
         normals.fill(state, z, m, missed, words)
-        mc._chain_block(state, mu, sigma, codes, params, z, g, m)
+        mc._chain_block(dispatch.act_grad_m, state, mu, sigma, codes, params, z, g, m)
         out[0, start : start + m] = z[:m]
         out[1, start : start + m] = g[:m]
     return out
@@ -66,6 +68,6 @@ def sample_pair_outputs(state, pairs, mu, sigma, codes, params, seg, win_kind, w
                 out[done + o, 0], out[done + o, 1] = mc._bare_max_pair(z, o * n, mu, sigma, n)
             else:
                 out[done + o, 0], out[done + o, 1] = mc._general_pair(
-                    state, z, o * n, row, mu, sigma, codes, params, seg, win_kind, win_n, acc, cnt
+                    dispatch.act_m, state, z, o * n, row, mu, sigma, codes, params, seg, win_kind, win_n, acc, cnt
                 )
     return out

@@ -143,3 +143,10 @@ def std_normal_max_moment(n, power):
     with mp.workdps(40):
         f = lambda x: x**power * n * mp.npdf(x) * mp.ncdf(x) ** (n - 1)  # noqa: E731
         return float(mp.quad(f, [-mp.inf, -5, 0, 2, 4, 6, mp.inf]))
+
+
+def read_positions(i, k, s=1, p=0, d=1):
+    """Input indices (0..i-1) that at least one window reads, by listing every tap of every window."""
+    o = (i + 2 * p - (d * (k - 1) + 1)) // s + 1
+    read = {start + t * d for start in range(-p, -p + o * s, s) for t in range(k)}
+    return {u for u in read if 0 <= u < i}

@@ -8,7 +8,7 @@ import pytest
 
 import momentcalc as mc
 from momentcalc import MomentcalcError, catalog
-from momentcalc.estimators import NotApplicable, closed, mc_kernels, montecarlo, quadrature
+from momentcalc.estimators import NotApplicable, closed, dispatch, montecarlo, quadrature
 from momentcalc.estimators.dispatch import CODES
 from momentcalc.settings import RunSettings
 from momentcalc.spec import parse
@@ -139,10 +139,10 @@ def test_jitted_dispatch_matches_the_python_functions_value_by_value():
         want = np.array([act.f(v, a, b) for v in x])
         want_grad = np.array([act.df(v, a, b) for v in x])
         np.testing.assert_allclose(
-            mc_kernels.activation_array(CODES[name], a, b, x, False), want, rtol=1e-14, atol=1e-300, err_msg=name
+            dispatch.activation_array(CODES[name], a, b, x, False), want, rtol=1e-14, atol=1e-300, err_msg=name
         )
         np.testing.assert_allclose(
-            mc_kernels.activation_array(CODES[name], a, b, x, True), want_grad, rtol=1e-14, atol=1e-300, err_msg=name
+            dispatch.activation_array(CODES[name], a, b, x, True), want_grad, rtol=1e-14, atol=1e-300, err_msg=name
         )
 
 

@@ -62,7 +62,16 @@ def test_a_pair_is_the_pipeline_at_z_and_at_minus_z(spec):
     np.testing.assert_allclose(fused, slow, rtol=0, atol=1e-13)
 
 
-@pytest.mark.parametrize("spec", ["maxpool(k=3)", "relu | maxpool(k=2) | avgpool(k=2)"])
+@pytest.mark.parametrize(
+    "spec",
+    # A lone max, one window between chains (its own kernel, with dropout masks drawn in between), nested windows.
+    [
+        "maxpool(k=3)",
+        "relu | normalize | maxpool(k=3)",
+        "dropout(p=0.5) | maxpool(k=2) | tanh",
+        "relu | maxpool(k=2) | avgpool(k=2)",
+    ],
+)
 def test_chunk_sums_are_the_sums_over_the_pairs(spec):
     args = program(spec).kernel_args()
     shift = 1.3

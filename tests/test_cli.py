@@ -244,15 +244,18 @@ def test_tables_check_prints_the_diff_and_the_command(tmp_path, fast_build):
     result = invoke("tables", "check", "--dir", str(tmp_path))
     assert result.exit_code == 1
     assert "'relu'" in result.stdout and "std: file has 0.5839193701035489" in result.stdout
+    assert "its content does not match its content_sha256 (edited by hand?)" in result.stdout
     assert f"momentcalc tables build --dir {tmp_path}" in result.stdout
 
 
 @pytest.mark.parametrize(
     "content, fragment",
     [
-        ('{"format_version": 2, "entries": [', "not valid JSON"),
+        ('{"format_version": 3, "entries": [', "not valid JSON"),
         ('{"format_version": 7, "entries": []}', "format version 7"),
-        ('{"format_version": 2, "entries": []}', "schema violation"),
+        ('{"format_version": 2, "entries": []}', "format version 2; this momentcalc"),
+        ('{"format_version": 3, "entries": []}', "its header holds no content_sha256"),
+        (tables.dumps({"format_version": 3, "entries": []}), "schema violation"),
     ],
 )
 def test_tables_show_rejects_a_corrupt_file(tmp_path, content, fragment):
@@ -261,7 +264,7 @@ def test_tables_show_rejects_a_corrupt_file(tmp_path, content, fragment):
 
 
 def test_tables_check_rejects_a_corrupt_file(tmp_path, fast_build):
-    (tmp_path / "normprop.json").write_text('{"format_version": 2, "entr')
+    (tmp_path / "normprop.json").write_text('{"format_version": 3, "entr')
     assert_one_line_error(invoke("tables", "check", "--dir", str(tmp_path)), "not valid JSON")
 
 
@@ -358,3 +361,12 @@ def test_estimate_says_how_each_estimate_was_made():
     assert "montecarlo: antithetic pairs (z, -z)" in out.stdout
     plain = invoke("estimate", "relu", "--method", "montecarlo", "--samples", "20000")
     assert "antithetic" not in plain.stdout
+
+
+def test_timings_are_printed_apart_from_the_methods_times():
+    shown = invoke("estimate", "relu", "--method", "closed", "--timings")
+    assert shown.exit_code == 0
+    assert "set-up, not in the methods' times: imports" in shown.output
+    as_json = json.loads(invoke("estimate", "relu", "--method", "closed", "--timings", "--json").output)
+    assert set(as_json["overheads"]) == {"imports", "kernels"}
+    assert "overheads" not in json.loads(invoke("estimate", "relu", "--method", "closed", "--json").output)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from table_refs import truth
 
-from momentcalc import MomentcalcError, constants, tables
+from momentcalc import MomentcalcError, constants, tablefile, tables
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -55,11 +55,21 @@ def test_values_agree_with_independent_references(spec):
     [
         ("maxpool( k = 3 )", "maxpool(k=3)"),
         ("maxpool(k=3, dims=2)", "maxpool(k=3)"),
-        ("maxpool(n=9)", None),  # not the same spec: n=9 is its own key
         ("dropout(scale=sqrt, p=0.8)", "dropout(p=0.8)"),
         ("dropout(scale=none,p=0.5)", "dropout(p=0.5,scale=none)"),
         ("relu|normalize|maxpool(k=3)", "relu | normalize | maxpool(k=3)"),
         ("  relu  ", "relu"),
+        # A window is n iid values, n = k**dims (DESIGN.md): its size names it as well as its shape.
+        ("maxpool(n=9)", "maxpool(k=3)"),
+        ("maxpool(k=9,dims=1)", "maxpool(k=3)"),
+        ("maxpool(k=3,s=3)", "maxpool(k=3)"),  # the default stride, spelled out
+        ("avgpool(n=16)", "avgpool(k=4)"),
+        ("avgpool(k=5,dims=2)", "avgpool(k=5)"),
+        ("relu | normalize | maxpool(n=9)", "relu | normalize | maxpool(k=3)"),
+        ("maxpool(n=8)", None),  # 8 is no k**2: no entry
+        ("maxpool(k=2,dims=3)", None),  # 8 values: not maxpool(k=2)'s 4
+        ("maxpool(k=3,s=2)", None),  # a stride or padding keeps its own key
+        ("minpool(n=9)", None),  # another reduction
     ],
 )
 def test_any_spelling_of_the_same_spec_finds_it(spelling, canonical):
@@ -110,7 +120,7 @@ def test_load_another_table(tmp_path):
     doc = json.loads(constants.default_path().read_text())
     doc["entries"] = [e for e in doc["entries"] if e["spec"].startswith("avgpool")]
     path = tmp_path / "other_table.json"
-    path.write_text(json.dumps(doc))
+    path.write_text(tablefile.dumps(doc))
     table = constants.load(path)
     assert table.keys() == [f"avgpool(k={k})" for k in (2, 3, 4, 5)]
     assert table.get("avgpool(k=4)").std == 0.25  # 1/k exactly
@@ -118,23 +128,33 @@ def test_load_another_table(tmp_path):
         table.get("relu")
 
 
+def _v3(doc: dict) -> str:
+    return tablefile.dumps({"format_version": tablefile.FORMAT_VERSION, **doc})
+
+
 @pytest.mark.parametrize(
     "text, message",
     [
-        ('{"format_version": 2, "entries": [', "not valid JSON"),
+        ('{"format_version": 3, "entries": [', "not valid JSON"),
         ('{"format_version": 1, "generator": {"version": "9"}, "entries": []}', "format version 1"),
         (
-            '{"format_version": 2, "generator": {"version": "0"}, "entries": [{"spec": "relu"}]}',
-            "corrupt table.*missing",
+            _v3({"generator": {"version": "0"}, "entries": [{"spec": "relu"}]}),
+            r"corrupt table.*schema violation at top level: '\$comment' is a required property \(and 17 more\)",
         ),
-        ('{"format_version": 2, "entries": []}', "corrupt table.*'generator'"),
-        ('{"format_version": 2, "generator": {"version": "0"}, "entries": [], "x": NaN}', "NaN"),
+        (_v3({"entries": []}), "corrupt table.*schema violation"),
+        ('{"format_version": 3, "generator": {"version": "0"}, "entries": [], "x": NaN}', "NaN"),
     ],
 )
 def test_load_rejects_corrupt_tables(tmp_path, text, message):
     path = tmp_path / "bad.json"
     path.write_text(text)
     with pytest.raises(MomentcalcError, match=message):
+        constants.load(path)
+
+
+@pytest.mark.parametrize("path", [None, 3.5, object()])
+def test_load_of_something_that_is_not_a_path_is_a_clear_error(path):
+    with pytest.raises(MomentcalcError, match=r"a table is read from a path \(str or os.PathLike\), got "):
         constants.load(path)
 
 

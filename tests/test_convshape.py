@@ -2,9 +2,11 @@
 
 import numpy as np
 import pytest
+from naive import read_positions
 
-from momentcalc.convshape import conv_shape, effective_kernel, output_size, padding_for, read_positions
+from momentcalc.convshape import conv_shape, effective_kernel, output_size, padding_for, read_count, unread_positions
 from momentcalc.errors import MomentcalcError
+from momentcalc.settings import SHAPE_MAX
 
 
 # (i, k, s, p, o) from the worked figures of the slides / paper, Relationships 1-7.
@@ -72,20 +74,20 @@ def test_output_size_counts_window_positions(i, k, s, p, d):
 
 def test_no_warning_when_every_input_is_read():
     result = conv_shape(5, 3, 2, 1)
-    assert result.unread == () and result.warning is None
+    assert result.unread_first == () and result.warning is None
 
 
 def test_warning_for_stride_larger_than_kernel():
     # windows start at 0 and 3, reading {0, 1} and {3, 4}: 2, 5 and 6 are never read
     result = conv_shape(7, 2, 3, 0)
-    assert result.unread == (2, 5, 6)
+    assert result.unread_first == (2, 5, 6)
     assert "never read" in result.warning and "stride 3" in result.warning
 
 
 def test_warning_for_rows_dropped_by_the_floor():
     # i=6, k=3, s=2: windows {0,1,2}, {2,3,4}; the floor drops input 5
     result = conv_shape(6, 3, 2, 0)
-    assert result.unread == (5,)
+    assert result.unread_first == (5,)
     assert "floor" in result.warning
 
 
@@ -101,8 +103,9 @@ def test_unread_positions_get_no_gradient_in_reference_conv(i, k, s, p):
     o = output_size(i, k, s, p)
     grad = conv2d_input_grad_scatter(np.ones((o, o)), np.ones((k, k)), i, s, p)
     zero_rows = tuple(int(r) for r in np.flatnonzero(grad.sum(axis=1) == 0))
-    assert conv_shape(i, k, s, p).unread == zero_rows
+    assert conv_shape(i, k, s, p).unread_first == zero_rows
     assert read_positions(i, k, s, p) == set(range(i)) - set(zero_rows)
+    assert read_count(i, k, s, p) == i - len(zero_rows)
 
 
 @pytest.mark.parametrize(
@@ -134,3 +137,48 @@ def test_pool_padding_up_to_half_the_kernel_is_allowed():
 
 def test_as_dict_keys():
     assert conv_shape(5, 3, 2, 1).as_dict() == {"output": 3, "padding": 1, "warning": None}
+
+
+@pytest.mark.parametrize("s", range(1, 6))
+@pytest.mark.parametrize("d", range(1, 4))
+@pytest.mark.parametrize("k", range(1, 6))
+def test_read_count_matches_listing_every_tap(k, d, s):
+    """The floor-sum count of read inputs, over every sub-range, equals listing every tap of every window."""
+    for i in range(1, 15):
+        for p in range(0, 4):
+            if effective_kernel(k, d) > i + 2 * p:
+                continue
+            read = read_positions(i, k, s, p, d)
+            for lo in range(0, i + 1, 3):
+                for hi in range(lo, i + 1, 3):
+                    assert read_count(i, k, s, p, d, lo, hi) == sum(lo <= u < hi for u in read)
+            assert unread_positions(i, k, s, p, d) == tuple(sorted(set(range(i)) - read))[:8]
+
+
+# Huge sizes answer by integer arithmetic (issue 13: i = 1e8 took 21 GB, i = 1e20 hung). The expected values
+# are the guide's o = floor((i + 2p - k_eff)/s) + 1, and, for d = 1 and s <= k (windows that touch or
+# overlap), inputs unread only after the last window: i - ((o - 1) s - p + k).
+@pytest.mark.parametrize(
+    "i, k, s, p",
+    [(99999999999999999999, 3, 1, 0), (100000000, 3, 2, 0), (10**40, 5, 4, 2), (10**40 - 1, 10**20, 10**19, 7)],
+)
+def test_huge_inputs_answer_in_closed_form(i, k, s, p):
+    result = conv_shape(i, k, s, p)
+    o = (i + 2 * p - k) // s + 1
+    assert result.output == o
+    assert result.unread_count == max(0, i - ((o - 1) * s - p + k))
+
+
+def test_huge_gapped_windows_count_their_gaps():
+    # k=1, s=2 reads the even indices 0, 2, ..., so half of an even i is never read, starting at 1
+    result = conv_shape(10**30, 1, 2)
+    assert (result.unread_count, result.unread_first) == (10**30 // 2, (1, 3, 5, 7, 9, 11, 13, 15))
+    assert "5 * 10**29" not in result.warning and f"{10**30 // 2} of {10**30}" in result.warning
+
+
+@pytest.mark.parametrize("name", ["i", "k", "s", "d", "p"])
+def test_sizes_beyond_the_documented_range_are_refused(name):
+    kwargs = dict(i=10, k=3, s=1, d=1, p=0)
+    kwargs[name] = SHAPE_MAX + 1
+    with pytest.raises(MomentcalcError, match=f"{name} must be at most 10\\*\\*40"):
+        conv_shape(**kwargs)

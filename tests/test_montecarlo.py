@@ -10,7 +10,7 @@ import pytest
 
 import momentcalc as mc
 from momentcalc import MomentcalcError
-from momentcalc.estimators import mc_kernels, montecarlo, normals, quadrature
+from momentcalc.estimators import dispatch, montecarlo, normals, quadrature
 from momentcalc.settings import RunSettings
 from momentcalc.spec import parse
 
@@ -110,7 +110,7 @@ def test_fused_kernel_matches_the_slow_reference_value_by_value():
 )
 def test_chunk_moments_match_a_two_pass_reference(spec):
     program = montecarlo.compile_program(parse(spec), 0.0, 1.0)
-    row = mc_kernels.run_chunk(montecarlo.chunk_states(1, 0, 1)[0], 5000, *program.kernel_args())
+    row = montecarlo.run_chunks(program, 1, 0, [5000])[0]
     values = kernel_samples.sample_outputs(montecarlo.chunk_states(1, 0, 1)[0], 5000, *program.kernel_args())
     np.testing.assert_allclose(row, naive.moments(values), rtol=1e-9)
 
@@ -185,3 +185,19 @@ def test_bad_monte_carlo_input_says_what_is_accepted(kwargs, words):
     with pytest.raises(MomentcalcError) as info:
         mc.estimate("maxpool(k=3)", **({"method": "montecarlo"} | kwargs))
     assert words in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "spec, act",
+    [
+        ("maxpool(k=3)", "none"),
+        ("dropout(p=0.5) | avgpool(k=2)", "none"),
+        ("tanh | normalize | maxpool(k=3)", "tanh"),
+        ("relu | maxpool(k=2) | relu", "relu"),
+        ("relu | avgpool(k=2) | sigmoid", "mixed"),
+    ],
+)
+def test_kernels_are_specialised_to_the_one_activation_a_pipeline_uses(spec, act):
+    # One activation: its own kernel (a first run compiles only it); none or several: NONE or the full dispatch.
+    want = {"none": dispatch.NONE, "mixed": dispatch.MIXED, **dispatch.CODES}[act]
+    assert montecarlo.compile_program(parse(spec), 0.0, 1.0).act == want

@@ -264,3 +264,23 @@ def test_positions_whose_maps_all_agree_are_not_cross_checked():
     result = engine.estimate("relu | avgpool(k=2)", mu=-6.0, size=4, samples=512)
     assert result.agree
     assert all(kind.mean == pytest.approx(0.0, abs=1e-8) for kind in result.kinds)
+
+
+@pytest.mark.parametrize("count", [1, 2, 100, 262_144])
+def test_the_map_limit_keeps_one_checks_false_alarm_rate(count):
+    # Bonferroni: count positions, each held to the limit, together alarm at most as often as one |Z| > z.
+    limit = spatial.family_z(4.5, count)
+    with mpmath.workdps(30):
+        one = mpmath.erfc(mpmath.mpf(4.5) / mpmath.sqrt(2))
+        each = mpmath.erfc(mpmath.mpf(limit) / mpmath.sqrt(2))
+    assert float(count * each) == pytest.approx(float(one), rel=1e-9)
+    assert limit >= 4.5
+
+
+def test_a_map_is_judged_against_its_corrected_limit():
+    # 5.0 is a one-in-1.7-million |z| for one comparison, the expected worst of a few hundred thousand positions
+    many = spatial.MapCheck("interior", 0, "mean", 5.0, (0, 0), 4.5, spatial.family_z(4.5, 262_144))
+    one = spatial.MapCheck("corner", 1, "mean", 5.0, (0, 0), 4.5, spatial.family_z(4.5, 1))
+    assert many.ok and not one.ok
+    r = engine.estimate("maxpool(k=2,s=1)", size=12, samples=4096, seed=3)
+    assert r.checks and all(c.limit >= c.z and c.ok == (c.max_z <= c.limit) for c in r.checks)

@@ -72,13 +72,21 @@ def test_a_directory_cannot_be_read_as_a_table(tmp_path, loader):
 
 def test_read_returns_the_document_without_schema_validation(tmp_path):
     path = tmp_path / "t.json"
-    path.write_text('{"format_version": 2, "anything": [1.5]}')
-    assert tablefile.read(path) == {"format_version": 2, "anything": [1.5]}
-    assert tablefile.read(str(path)) == tablefile.read(path)
+    path.write_text(tablefile.dumps({"format_version": 3, "anything": [1.5]}))
+    doc = tablefile.read(path)
+    assert doc == {"format_version": 3, "anything": [1.5], tablefile.DIGEST_KEY: doc[tablefile.DIGEST_KEY]}
+    assert tablefile.read(str(path)) == doc
+
+
+@pytest.mark.parametrize("path", [None, 123, b"tables/normprop.json", ["t.json"]])
+def test_a_path_that_is_not_one_is_a_clear_error(loader, path):
+    message = _error(loader, path)
+    assert message == f"a table is read from a path (str or os.PathLike), got {path!r}"
 
 
 def test_the_names_live_in_tablefile_alone():
-    for name in ("FORMAT_VERSION", "TABLE_NAME", "SCHEMA_NAME", "DEFAULT_DIR", "BUILD_COMMAND", "read"):
+    shared = ("FORMAT_VERSION", "TABLE_NAME", "SCHEMA_NAME", "DEFAULT_DIR", "BUILD_COMMAND", "read", "dumps", "schema")
+    for name in (*shared, "ENTRY_FIELDS", "ESTIMATE_FIELDS", "INTERVAL_FIELDS", "HEADER", "DIGEST_KEY"):
         assert getattr(tables, name) is getattr(tablefile, name)
     assert constants.default_path is tablefile.default_path
     assert not hasattr(constants, "FORMAT_VERSION") and not hasattr(constants, "TABLE_NAME")

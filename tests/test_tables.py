@@ -1,6 +1,7 @@
 """tables: the default table's content, deterministic atomic writes, and check mode."""
 
 import copy
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -29,12 +30,16 @@ def _entry(document, spec):
     return next(e for e in document["entries"] if e["spec"] == canonical(spec))
 
 
-def _edit(directory, change):
-    """Apply change(doc) to the table file in directory, as a person editing it by hand would."""
+def _edit(directory, change, digest=False):
+    """Apply change(doc) to the table file in directory, as a person editing it by hand would.
+
+    With digest=True the file is rewritten with a digest that holds (tables.dumps), as if the
+    edit had been made by a program: the checks other than the digest's must then catch it.
+    """
     path = directory / tables.TABLE_NAME
     document = json.loads(path.read_text())
     change(document)
-    path.write_text(json.dumps(document, indent=2, sort_keys=True))
+    path.write_text(tables.dumps(document) if digest else json.dumps(document, indent=2, sort_keys=True) + "\n")
 
 
 # ---------------------------------------------------------------- content
@@ -79,8 +84,9 @@ def test_each_entry_holds_provenance(doc):
     assert "momentcalc tables build" in doc["$comment"] and "do not edit" in doc["$comment"]
 
 
-def test_the_document_satisfies_its_schema(doc):
-    assert tables.validate(doc) == []
+def test_the_file_satisfies_its_schema(doc):
+    # The schema describes the file: the document as written, with its digest.
+    assert tables.validate(json.loads(tables.dumps(doc))) == []
 
 
 # ---------------------------------------------------------------- writing
@@ -90,6 +96,9 @@ def test_output_is_byte_deterministic_and_sorted(doc):
     text = tables.dumps(doc)
     assert text == tables.dumps(copy.deepcopy(doc))
     assert text == json.dumps(json.loads(text), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    # The header's digest is the sha256 of the text with the digest written as 64 zeros.
+    digest = json.loads(text)[tables.DIGEST_KEY]
+    assert hashlib.sha256(text.replace(digest, "0" * 64).encode()).hexdigest() == digest
     assert "NaN" not in text and "Infinity" not in text
 
 
@@ -102,7 +111,7 @@ def test_a_non_finite_number_is_refused():
 
 def test_write_makes_the_table_and_its_schema(written, doc):
     assert json.loads((written / tables.TABLE_NAME).read_text()) == json.loads(tables.dumps(doc))
-    assert json.loads((written / tables.SCHEMA_NAME).read_text()) == tables.schema()
+    assert (written / tables.SCHEMA_NAME).read_text() == tables.canonical_json(tables.schema())
     assert sorted(p.name for p in written.iterdir()) == [tables.TABLE_NAME, tables.SCHEMA_NAME]
 
 
@@ -158,7 +167,7 @@ def test_load_rejects_truncated_json(written):
 
 
 def test_load_rejects_another_format_version(written):
-    _edit(written, lambda d: d.update(format_version=99))
+    _edit(written, lambda d: d.update(format_version=99), digest=True)
     with pytest.raises(MomentcalcError, match="format version 99"):
         tables.load(written / tables.TABLE_NAME)
 
@@ -172,7 +181,7 @@ def test_load_rejects_nan(written):
 
 def test_load_rejects_schema_violations(written):
     path = written / tables.TABLE_NAME
-    _edit(written, lambda d: d["entries"][0].pop("method"))
+    _edit(written, lambda d: d["entries"][0].pop("method"), digest=True)
     with pytest.raises(MomentcalcError, match="schema violation.*'method' is a required property"):
         tables.load(path)
 
@@ -204,20 +213,20 @@ def test_check_catches_a_digit_changed_beyond_the_uncertainty(written, doc):
     assert outcome.command == f"momentcalc tables build --dir {written}"
 
 
-def test_check_tolerates_changes_below_a_thousandth_of_the_se(written, doc):
-    def nudge(d, fraction):
+def test_check_catches_a_monte_carlo_mean_moved_in_its_7th_digit_even_with_a_valid_digest(written, doc):
+    # Issue 13: an SE-based tolerance let relu's Monte Carlo mean change in its 7th digit.
+    def nudge(d):
         mc = next(e for e in _entry(d, "relu")["estimates"] if e["method"] == "montecarlo")
-        mc["mean"] += fraction * mc["mean_se"]
+        mc["mean"] += 1e-7
 
-    _edit(written, lambda d: nudge(d, 0.5e-3))
-    assert tables.check(written, doc).ok
-    _edit(written, lambda d: nudge(d, 2e-3))
+    _edit(written, nudge, digest=True)
     outcome = tables.check(written, doc)
-    assert [line for line in outcome.differences if "montecarlo estimate: mean" in line]
+    assert [line for line in outcome.differences if "montecarlo estimate: mean: file has" in line]
+    assert not any("content_sha256" in line for line in outcome.differences)
 
 
 def test_check_ignores_timing(written, doc):
-    _edit(written, lambda d: _entry(d, "relu")["estimates"][0].update(seconds=123.0))
+    _edit(written, lambda d: _entry(d, "relu")["estimates"][0].update(seconds=123.0), digest=True)
     assert tables.check(written, doc).ok
 
 

@@ -6,8 +6,10 @@ backward, convshape, spatial) inside the command functions only, so `momentcalc 
 
 # isort: off
 # `momentcalc --help` lists the commands in the order these imports register them.
-from . import estimate, list_ops, tables, shape, backward, gains, propagate  # noqa: F401 (imported to register)
+from . import estimate, list_ops, tables, shape, backward, gains, solve, cmap, propagate  # noqa: F401 (imported to register)
 from ._util import app
+
+from ._util import exit_now_if_interrupted
 
 # isort: on
 
@@ -16,4 +18,5 @@ __all__ = ["app", "main"]
 
 def main() -> None:
     """Console-script entry point (`momentcalc`, `python -m momentcalc`)."""
-    app(prog_name="momentcalc")
+    with exit_now_if_interrupted():
+        app(prog_name="momentcalc")

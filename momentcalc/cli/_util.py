@@ -7,6 +7,7 @@ Exit codes: 0 success (estimates agree, tables match), 1 a finding (estimates di
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from contextlib import contextmanager
@@ -58,11 +59,31 @@ class _OneLineErrors(typer.core.TyperGroup):
         except MomentcalcError as error:
             code = _fail(str(error))
         except (typer.Abort, KeyboardInterrupt):
-            code = _fail("interrupted", EXIT_INTERRUPTED)
+            code = EXIT_INTERRUPTED
+        if code == EXIT_INTERRUPTED:  # typer turns Ctrl-C into a silent Exit(130); we say so
+            _fail("interrupted", EXIT_INTERRUPTED)
         code = code if isinstance(code, int) else 0
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+@contextmanager
+def exit_now_if_interrupted():
+    """In the console script only: after Ctrl-C (exit 130, message printed), leave at once.
+
+    A normal exit joins the Monte Carlo thread pool, which first finishes every batch already queued
+    (seconds of kernel work that nobody will read). Everything that must be undone (progress bars,
+    temporary files) has been undone by then, on the way up from the KeyboardInterrupt.
+    """
+    try:
+        yield
+    except SystemExit as done:
+        if done.code != EXIT_INTERRUPTED:
+            raise
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_INTERRUPTED)
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> int:
@@ -166,6 +187,17 @@ class _LazyBar:
         self.progress: Progress | None = None
         self.task = None
         self.start = time.perf_counter()
+        self.status = None
+
+    def compiling(self, started: bool) -> None:
+        """A note on stderr while numba compiles kernels (a first run in a new environment takes seconds)."""
+        console = Console(stderr=True)
+        if started and self.status is None and self.progress is None and console.is_terminal:
+            self.status = console.status("compiling Monte Carlo kernels, first run only")
+            self.status.start()
+        elif not started and self.status is not None:
+            self.status.stop()
+            self.status = None
 
     def __call__(self, done: int, total: int) -> None:
         if self.progress is None:
@@ -180,6 +212,7 @@ class _LazyBar:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.compiling(False)
         if self.progress is not None:
             self.progress.stop()
 

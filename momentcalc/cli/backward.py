@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from .._lazy import lazy_module
-from ._util import EXIT_DISAGREE, _console, app
+from ._util import EXIT_DISAGREE, _console, _LazyBar, app
 
 # numpy and the library load when the command runs, so `momentcalc --help` stays fast.
 backward_maps = lazy_module("momentcalc.backward")
@@ -34,7 +34,8 @@ def backward(
 ) -> None:
     """Variance of the input gradient at each position, for iid N(0, 1) upstream gradient."""
 
-    result = backward_maps.backward_map(layer, size, trials=trials, seed=seed)
+    with _LazyBar("simulation") as bar:
+        result = backward_maps.backward_map(layer, size, trials=trials, seed=seed, progress=bar)
     if json_out:
         typer.echo(json.dumps(result.to_dict()))
     else:

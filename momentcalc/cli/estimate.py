@@ -75,6 +75,12 @@ def estimate(
         typer.Option(help="Ask the certified method for N correctly rounded significant digits, and print them."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
+    timings: Annotated[
+        bool,
+        typer.Option(
+            "--timings", help="Also print the time spent loading modules and kernels (not in the methods' times)."
+        ),
+    ] = False,
     scheduler: Annotated[
         str | None,
         typer.Option(
@@ -89,7 +95,7 @@ def estimate(
     Exit code 0 when the methods agree, 1 when they disagree, 2 on bad input.
     """
 
-    with _LazyBar("Monte Carlo") as bar:
+    with _LazyBar("Monte Carlo") as bar, engine.compile_clock(bar.compiling):
         result = engine.estimate(
             spec,
             mu=mu,
@@ -104,12 +110,16 @@ def estimate(
             digits=digits,
             scheduler=scheduler,
         )
+    overheads = getattr(result, "overheads", {})  # a whole map (--size) has none
     if as_json:
-        typer.echo(json.dumps(result.to_dict(), indent=2))
+        typer.echo(json.dumps({**result.to_dict(), **({"overheads": overheads} if timings else {})}, indent=2))
     elif size is not None:
         render_map(result, _console(MAP_WIDTH))
     else:
         _render_result(result)
+    if timings and not as_json:
+        spent = ", ".join(f"{name} {seconds:.2f}s" for name, seconds in overheads.items())
+        _console().print(f"set-up, not in the methods' times: {spent or 'none recorded'}")
     if not result.agree:
         raise typer.Exit(EXIT_DISAGREE)
 

@@ -118,6 +118,9 @@ def _verdict(result, console: Console) -> None:
         console.print("[yellow]no exact values to cross-check against Monte Carlo[/]")
     elif result.agree:
         z, count = result.checks[0].z, len(result.checks)
-        console.print(f"[green]agree[/]: exact and Monte Carlo within z = {z:g} at every position ({count} checks)")
+        console.print(
+            f"[green]agree[/]: exact and Monte Carlo within z = {z:g} at every position ({count} checks; "
+            "the limit grows with the positions a check covers, so that a map has one check's false-alarm rate)"
+        )
     else:
         console.print(f"[bold red]DISAGREE[/]: {escape(', '.join(result.disagreements))}")

@@ -16,6 +16,15 @@ from ..errors import MomentcalcError
 from ._util import EXIT_DISAGREE, _console, _entry_bar, _examples, _fixed, _se, tables_app
 
 DirOption = Annotated[Path, typer.Option("--dir", help="Directory of the table files.", show_default=True)]
+ReadDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--dir",
+        help="Directory of the table files (default: tables, or the table packaged with momentcalc where ./tables "
+        "does not exist).",
+        show_default=False,
+    ),
+]
 
 
 @tables_app.command("build", epilog=_examples("tables build", "tables build --dir /tmp/tables"))
@@ -32,8 +41,8 @@ def tables_build(
 ) -> None:
     """Compute every default entry and write normprop.json and schema.json (atomically).
 
-    A file whose content already matches (ignoring timing, within the recorded uncertainties) is left untouched, \
-so a rebuild makes no diff.
+    A file that is already exactly what this build writes (timing aside, numbers within a few ulps) is left \
+untouched, so a rebuild makes no diff.
     """
     start = time.perf_counter()
     table_files.ensure_writable(directory)  # fail before a minute of work, not after
@@ -41,6 +50,8 @@ so a rebuild makes no diff.
         doc = table_files.build(step, scheduler=scheduler)
     outcome = table_files.write(doc, directory)
     console = _console()
+    for path in outcome.removed:
+        console.print(f"removed {escape(str(path))} (left by a build that was killed)")
     for path in outcome.written:
         console.print(f"wrote {escape(str(path))}")
     for path in outcome.unchanged:
@@ -55,11 +66,14 @@ so a rebuild makes no diff.
 
 
 @tables_app.command("check", epilog=_examples("tables check", "tables check --dir path/to/tables"))
-def tables_check(directory: DirOption = table_files.DEFAULT_DIR) -> None:
+def tables_check(directory: ReadDirOption = None) -> None:
     """Regenerate in memory and compare with the files; exit 1 with the differences if they differ.
 
-    Numbers may differ by at most max(1e-12 * max(1, |x|), 1e-3 * their recorded SE); timing (seconds) is ignored.
+    The file must be byte for byte what `build` writes (its sha256 in the header, canonical spelling), and each \
+regenerated number must match: certified ones bit for bit, the others within 32 ulps of their scale (what another \
+CPU may change in a Monte Carlo sum); only timing (seconds) is ignored.
     """
+    directory = _read_directory(directory)
     if not directory.is_dir():
         command = table_files.regenerate_command(directory)
         raise MomentcalcError(f"no table directory {str(directory)!r}; build one with `{command}`")
@@ -81,12 +95,20 @@ def tables_check(directory: DirOption = table_files.DEFAULT_DIR) -> None:
 
 @tables_app.command("show", epilog=_examples("tables show", "tables show --file other_table.json"))
 def tables_show(
-    directory: DirOption = table_files.DEFAULT_DIR,
+    directory: ReadDirOption = None,
     file: Annotated[Path | None, typer.Option(help="A table file to show instead of DIR/normprop.json.")] = None,
 ) -> None:
     """Render a table file: spec, mean ± se, std ± se, method of record, agreement."""
-    path = file if file is not None else directory / table_files.TABLE_NAME
+    path = file if file is not None else _read_directory(directory) / table_files.TABLE_NAME
     _console().print(_table_grid(path, table_files.load(path)))
+
+
+def _read_directory(directory: Path | None) -> Path:
+    """--dir, else ./tables, else the packaged table; says so when it is the packaged one."""
+    found, packaged = table_files.table_directory(directory)
+    if packaged:
+        _console().print(f"no ./tables here: reading the table packaged with momentcalc, {escape(str(found))}/")
+    return found
 
 
 def _table_grid(path: Path, doc: dict) -> Table:

@@ -31,7 +31,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..settings import DEFAULT_SAMPLES, RunSettings
-from . import driver, mc_kernels
+from . import dispatch, driver, mc_kernels
 from . import program as programs
 from .moments import Summary
 from .program import Program
@@ -60,7 +60,13 @@ class _PairLaunch:
         p = self.program
         if mc_kernels.is_bare_max(p.codes, p.win_kind, p.win_n):
             return mc_kernels.bare_max_pair_rows(states, sizes // 2, self.shift, p.mu, p.sigma, int(p.win_n[0]))
-        return mc_kernels.pair_rows(states, sizes // 2, self.shift, *p.kernel_args())
+        kind = "pairs_one" if p.win_n.size == 1 else "pairs"
+        return dispatch.kernel(kind, p.act)(states, sizes // 2, self.shift, *p.kernel_args())
+
+
+def launch(program: Program, shift: float) -> driver.Launch:
+    """The pair rows of the program's chunks, sums of deviations from `shift`."""
+    return _PairLaunch(program, shift)
 
 
 def _shift(program: Program, seed: int) -> float:

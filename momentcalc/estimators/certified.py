@@ -527,6 +527,23 @@ def certify(spec: Spec, mu: float, sigma: float, quantity: str, digits: int | No
         _BUDGET.reset(token)
 
 
+def enclosure(spec: Spec, mu: float, sigma: float, quantity: str, prec: int, evals: int = EVALS):
+    """[lo, hi] (exact Fractions) that holds the quantity, from the ball at one working precision: for callers that
+    need an absolute accuracy (momentcalc.solve's residuals near 0) rather than correctly rounded digits."""
+    token = _BUDGET.set([evals])
+    try:
+        ends = _ends(_quantity(spec, mu, sigma, prec, quantity))
+    except _OutOfBudget:
+        raise NotApplicable(
+            f"the {quantity} of '{spec}' could not be enclosed in {evals} integrand evaluations"
+        ) from None
+    finally:
+        _BUDGET.reset(token)
+    if ends is None:
+        raise NotApplicable(f"the {quantity} of '{spec}' has no finite enclosure at {prec} bits")
+    return ends
+
+
 def _certify(spec: Spec, mu: float, sigma: float, quantity: str, digits: int | None, need: int) -> Certified:
     for prec in (p for p in _precs(need) if p >= min(need, PRECS[-1])):
         try:

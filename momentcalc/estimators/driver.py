@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache, partial
 from typing import Any, Protocol
 
@@ -31,7 +31,7 @@ import numba
 import numpy as np
 
 from ..errors import MomentcalcError
-from ..settings import MAX_SAMPLES, Progress, RunSettings
+from ..settings import DEFAULT_WORK, MAX_SAMPLES, MIN_CUT_SAMPLES, Progress, RunSettings
 from . import normals
 
 TASKS_PER_THREAD = 4  # slices per thread: a thread slowed by a neighbour on the machine holds up less
@@ -94,8 +94,21 @@ def in_order(tasks: Sequence[Callable[[], Any]], parallel: bool = True) -> Itera
     count = threads()
     if not parallel or count == 1 or len(tasks) == 1:
         return (task() for task in tasks)
-    futures = [_pool(count).submit(task) for task in tasks]
-    return (f.result() for f in futures)
+    return _Submitted([_pool(count).submit(task) for task in tasks])
+
+
+class _Submitted:
+    """Results of tasks on the pool, in task order; cancel() drops the tasks not yet started."""
+
+    def __init__(self, futures: list):
+        self.futures = futures
+
+    def __iter__(self) -> Iterator:
+        return (f.result() for f in self.futures)
+
+    def cancel(self) -> None:
+        for f in self.futures:
+            f.cancel()
 
 
 # --- where chunk tasks run: this process's threads, or an executor such as a Dask cluster (cluster.py) ---------
@@ -152,6 +165,7 @@ class Chunks:
     launch: Launch
     batch: int = 32  # chunks per thread between progress reports: about 0.1 s of kernel work
     parallel: bool = True  # False: in the caller's thread only
+    fold: Callable[[np.ndarray], np.ndarray] | None = None  # rows -> one row, applied as batches come in (memory)
 
 
 def run_chunks(
@@ -166,13 +180,22 @@ def run_chunks(
     executor = _elsewhere(chunks)
     batch = chunks.batch * (executor.slots * executor.batch_scale if executor else threads() if chunks.parallel else 1)
     rows, pending = [], _start(chunks, first, sizes[:batch])
-    for start in range(0, len(sizes), batch):
-        current, following = pending, start + batch
-        if following < len(sizes):
-            pending = _start(chunks, first + following, sizes[following : following + batch])
-        rows.extend(current)  # waits for this batch, in chunk order
-        done += sum(sizes[start:following])
-        report(progress, done, total)
+    current = pending
+    try:
+        for start in range(0, len(sizes), batch):
+            current, following = pending, start + batch
+            if following < len(sizes):
+                pending = _start(chunks, first + following, sizes[following : following + batch])
+            rows.extend(current)  # waits for this batch, in chunk order
+            if chunks.fold is not None:
+                rows = [chunks.fold(np.concatenate(rows))]
+            done += sum(sizes[start:following])
+            report(progress, done, total)
+    except BaseException:  # Ctrl-C (KeyboardInterrupt) above all: leave the pool idle, not busy with queued batches
+        for queued in (current, pending):
+            if isinstance(queued, _Submitted):
+                queued.cancel()
+        raise
     return np.concatenate(rows)
 
 
@@ -190,6 +213,38 @@ def _start(chunks: Chunks, first: int, sizes: list[int]) -> Iterator[np.ndarray]
     bounds = np.linspace(0, len(sizes), slices + 1).astype(int)
     tasks = [partial(chunks.launch, streams[lo:hi], counts[lo:hi]) for lo, hi in zip(bounds[:-1], bounds[1:])]
     return in_order(tasks, chunks.parallel)
+
+
+# --- what a run may cost ------------------------------------------------------------------
+
+
+def within_budget(settings: RunSettings, per_sample: int, default: int) -> tuple[RunSettings, tuple[str, ...]]:
+    """The settings a run of outputs costing per_sample normals each may go ahead with, and notes on any cut.
+
+    Checked before anything runs (issue 13: maxpool(n=1000000) drew 4e12 normals for an hour, unannounced):
+    samples given: refused past MAX_SAMPLES normals; tol: its run may reach MAX_SAMPLES normals; neither: the
+    default count, cut to DEFAULT_WORK normals (at least MIN_CUT_SAMPLES outputs) with a note that says so.
+    """
+    if settings.samples is not None:
+        draws = settings.samples * per_sample
+        if draws > MAX_SAMPLES:
+            raise MomentcalcError(
+                f"samples={settings.samples} outputs of {per_sample} normals each is {draws:.2g} "
+                f"normal draws, more than the {MAX_SAMPLES:.2g} one run may make; use samples <= "
+                f"{MAX_SAMPLES // per_sample}, or an exact method (certified, closed or quadrature)"
+            )
+        return settings, ()
+    if settings.tol is not None:
+        return replace(settings, max_samples=min(settings.max_samples, max(1, MAX_SAMPLES // per_sample))), ()
+    if default * per_sample <= DEFAULT_WORK:
+        return settings, ()
+    cut = max(MIN_CUT_SAMPLES, DEFAULT_WORK // per_sample)
+    cut += cut % 2  # antithetic pairs
+    note = (
+        f"{cut} samples instead of the default {default}: each draws {per_sample} normals, and the default run "
+        f"would draw {default * per_sample:.2g}; give samples (or tol) for more"
+    )
+    return replace(settings, samples=cut), (note,)
 
 
 # --- fixed runs and the tolerance loop ------------------------------------------------------
@@ -210,15 +265,19 @@ def drive(chunks: Chunks, kind: Rows, settings: RunSettings, default: int):
     if settings.tol is None:
         sizes = chunk_sizes(settings.samples or default, chunks.size)
         return kind.summarize(run_chunks(chunks, 0, sizes, settings.progress, sum(sizes), 0))
+    kind = replace(kind, limit=min(kind.limit, settings.max_samples))
     return _GrowingRows(chunks, kind, settings.progress).to_tolerance(settings.tol)
 
 
 class _GrowingRows:
-    """The rows of chunks 0, 1, ... so far, from a one-chunk pilot, extended to what tol needs."""
+    """The rows of chunks 0, 1, ... so far, from a pilot of at least MIN_CUT_SAMPLES, extended to what tol needs."""
 
     def __init__(self, chunks: Chunks, kind: Rows, progress: Progress | None):
         self.chunks, self.kind, self.progress = chunks, kind, progress
-        self.rows = run_chunks(chunks, 0, [chunks.size])  # the pilot reports no progress: its total is unknown
+        # One chunk, or more where chunks are tiny (a wide window: 2 outputs of maxpool(n=1000000) gave SE 0,
+        # "within" any tol). The pilot reports no progress: its total is unknown.
+        pilot = max(1, math.ceil(MIN_CUT_SAMPLES / chunks.size))
+        self.rows = run_chunks(chunks, 0, [chunks.size] * pilot)
 
     def to_tolerance(self, tol: float):
         def need(summary) -> int:
@@ -232,6 +291,8 @@ class _GrowingRows:
         extra = max(1, math.ceil(need / size) - have)
         more = run_chunks(self.chunks, have, [size] * extra, self.progress, (have + extra) * size, have * size)
         self.rows = np.concatenate([self.rows, more])
+        if self.chunks.fold is not None:
+            self.rows = self.chunks.fold(self.rows)
         return self.kind.summarize(self.rows)
 
 

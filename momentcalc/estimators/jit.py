@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from numba import njit
-from numba.core import caching
+from numba.core import caching, event
 
 _PACKAGE = Path(__file__).resolve().parent.parent
 _SOURCES = ("ops", "estimators")
@@ -73,3 +76,33 @@ _install()
 def jit(**options):
     """numba.njit(cache=True, nogil=True, **options): every kernel of momentcalc is compiled through this."""
     return njit(cache=True, nogil=True, **options)
+
+
+class CompileClock(event.Listener):
+    """Seconds spent compiling (numba's "numba:compile" events: cache misses only, not cache loads),
+    outermost compilations only; notify(True) when one starts, notify(False) when it ends."""
+
+    def __init__(self, notify: Callable[[bool], None] | None = None):
+        self.seconds, self._notify, self._depth, self._start = 0.0, notify, 0, 0.0
+
+    def on_start(self, ev) -> None:
+        self._depth += 1
+        if self._depth == 1:
+            self._start = time.perf_counter()
+            if self._notify is not None:
+                self._notify(True)
+
+    def on_end(self, ev) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self.seconds += time.perf_counter() - self._start
+            if self._notify is not None:
+                self._notify(False)
+
+
+@contextmanager
+def compile_clock(notify: Callable[[bool], None] | None = None) -> Iterator[CompileClock]:
+    """A CompileClock listening while the block runs (compilation happens in the calling thread)."""
+    clock = CompileClock(notify)
+    with event.install_listener("numba:compile", clock):
+        yield clock

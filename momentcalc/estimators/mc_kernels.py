@@ -15,6 +15,14 @@ deviations from a shift (the chunk's first value): the shifted-data
 algorithm, sound when the shift is near the mean. The antithetic pair
 kernels return plain sums over pairs instead (see estimators/antithetic.py).
 The *_rows batch kernels run a slice of chunks, one row each.
+
+The kernels that apply activations take the activation as their first
+argument: ``act(code, a, b, x)`` (f) or ``act_grad(code, a, b, x)`` ((f, f')),
+one activation's function from the generated dispatch.py or its full dispatch
+on ``code`` for a pipeline that mixes activations. dispatch.py also holds one
+small cached wrapper per kernel and activation that passes it in: a first
+run compiles the one activation it uses, not all twenty (numba does not
+cache a function that takes a function, so the wrappers are written out).
 """
 
 from __future__ import annotations
@@ -23,29 +31,23 @@ import numpy as np
 
 from ..ops import pooling
 from . import block_ops, normals
-from .dispatch import CODES, apply_activation, apply_activation_and_grad
 from .jit import jit
 
 AFFINE = -1  # y = a + b * x
 DROPOUT = -2  # y = b * x with probability a, else 0
 MAX, AVG, MIN = 0, 1, 2  # window reductions, by REDUCTION_CODES
 REDUCTION_CODES = {pooling.MAX: MAX, pooling.MEAN: AVG, pooling.MIN: MIN}
-# Codes of the activations that have block loops of their own (block_ops).
-RELU, SIGMOID = CODES["relu"], CODES["sigmoid"]
 
 _jit = jit(error_model="numpy")
 # Inlined at the numba level: a call that passes arrays costs reference counting per value drawn.
+# The kernels that take an activation are inlined too, into dispatch.py's wrapper for that
+# activation: each function numba compiles costs it a fixed ~0.3 s, and a table build compiles
+# twenty activations' kernels.
 _inline = jit(error_model="numpy", inline="always")
 
 
-# Window kernels interpret segments inside their draw loops, where LLVM will not inline a call
-# to the 20-branch dispatch by itself; inlining it at the numba level there (and only there)
-# keeps them fast without paying its compile time in every kernel.
-_apply_activation_inline = jit(error_model="numpy", inline="always")(apply_activation.py_func)
-
-
 @_inline
-def _apply_segment(state, codes, params, start, stop, v):
+def _apply_segment(act, state, codes, params, start, stop, v):
     for i in range(start, stop):
         c = codes[i]
         if c == AFFINE:
@@ -53,7 +55,7 @@ def _apply_segment(state, codes, params, start, stop, v):
         elif c == DROPOUT:
             v = params[i, 1] * v if normals.next_double(state) < params[i, 0] else 0.0
         else:
-            v = _apply_activation_inline(c, params[i, 0], params[i, 1], v)
+            v = act(c, params[i, 0], params[i, 1], v)
     return v
 
 
@@ -75,7 +77,7 @@ def _finish(kind, acc, n):
 
 
 @_inline
-def _one_output(state, row, base, codes, params, seg, win_kind, win_n, acc, cnt):
+def _one_output(act, state, row, base, codes, params, seg, win_kind, win_n, acc, cnt):
     """One output from the inputs row[base:base + prod(win_n)]: nested windows are filled level by level.
 
     Monte Carlo passes a block of mu + sigma z; quasi-Monte Carlo, Sobol points.
@@ -87,7 +89,7 @@ def _one_output(state, row, base, codes, params, seg, win_kind, win_n, acc, cnt)
     v = np.nan
     # A single return: numba inlines only such functions, and a real call per output costs refcounts.
     while level < levels:
-        v = _apply_segment(state, codes, params, seg[0], seg[1], row[j])
+        v = _apply_segment(act, state, codes, params, seg[0], seg[1], row[j])
         j += 1
         level = 0
         while level < levels:
@@ -97,7 +99,7 @@ def _one_output(state, row, base, codes, params, seg, win_kind, win_n, acc, cnt)
                 break
             v = _finish(win_kind[level], acc[level], win_n[level])
             cnt[level] = 0
-            v = _apply_segment(state, codes, params, seg[level + 1], seg[level + 2], v)
+            v = _apply_segment(act, state, codes, params, seg[level + 1], seg[level + 2], v)
             level += 1
     return v
 
@@ -114,14 +116,14 @@ def _fill_inputs(state, z, m, mu, sigma, missed, words):
 
 
 @_inline
-def _single_window(state, z, base, codes, params, seg, kind, n):
+def _single_window(act, state, z, base, codes, params, seg, kind, n):
     """One output of chain | window | chain, the commonest shape, from inputs z[base:base + n]."""
     acc = 0.0
     for t in range(n):
-        # One call site for the first segment: each inlines the 20-way activation dispatch.
-        v = _apply_segment(state, codes, params, seg[0], seg[1], z[base + t])
+        # One call site for the first segment: each inlines the segment's loop.
+        v = _apply_segment(act, state, codes, params, seg[0], seg[1], z[base + t])
         acc = v if t == 0 else _reduce(kind, acc, v)
-    return _apply_segment(state, codes, params, seg[1], seg[2], _finish(kind, acc, n))
+    return _apply_segment(act, state, codes, params, seg[1], seg[2], _finish(kind, acc, n))
 
 
 @_inline
@@ -132,22 +134,6 @@ def _accumulate(i, y, shift, s1, s2, s3, s4):
     d = y - shift
     d2 = d * d
     return shift, s1 + d, s2 + d2, s3 + d2 * d, s4 + d2 * d2
-
-
-@_jit
-def run_chunk(state, count, mu, sigma, codes, params, seg, win_kind, win_n):
-    """Moments of `count` outputs of a pipeline with window ops: array [count, mean, M2, M3, M4].
-
-    `state` is the chunk's SFC64 stream (normals.py); the values are those of tests/kernel_samples.sample_outputs.
-    (Chains without windows go to run_chain_chunk, which also gives the derivative.)
-    Each shape of spec has its own small kernel: one big loop with every path
-    inlined is too large for LLVM to optimize well.
-    """
-    if win_n.shape[0] == 1 and codes.shape[0] == 0:
-        return _chunk_bare_window(state, count, mu, sigma, win_kind[0], win_n[0])
-    if win_n.shape[0] == 1:
-        return _chunk_one_window(state, count, mu, sigma, codes, params, seg, win_kind[0], win_n[0])
-    return _chunk_nested(state, count, mu, sigma, codes, params, seg, win_kind, win_n)
 
 
 @_jit
@@ -167,8 +153,8 @@ def _chunk_bare_window(state, count, mu, sigma, kind, n):
     return _central(count, shift, s1, s2, s3, s4)
 
 
-@_jit
-def _chunk_one_window(state, count, mu, sigma, codes, params, seg, kind, n):
+@_inline
+def _chunk_one_window(act, state, count, mu, sigma, codes, params, seg, kind, n):
     per = normals.per_fill(n)
     z, missed, words = normals.scratch(per * n)
     shift = s1 = s2 = s3 = s4 = 0.0
@@ -176,13 +162,13 @@ def _chunk_one_window(state, count, mu, sigma, codes, params, seg, kind, n):
         k = min(per, count - done)
         _fill_inputs(state, z, k * n, mu, sigma, missed, words)
         for o in range(k):
-            y = _single_window(state, z, o * n, codes, params, seg, kind, n)
+            y = _single_window(act, state, z, o * n, codes, params, seg, kind, n)
             shift, s1, s2, s3, s4 = _accumulate(done + o, y, shift, s1, s2, s3, s4)
     return _central(count, shift, s1, s2, s3, s4)
 
 
-@_jit
-def _chunk_nested(state, count, mu, sigma, codes, params, seg, win_kind, win_n):
+@_inline
+def _chunk_nested(act, state, count, mu, sigma, codes, params, seg, win_kind, win_n):
     acc = np.zeros(win_n.shape[0])
     cnt = np.zeros(win_n.shape[0], dtype=np.int64)
     n = np.prod(win_n)
@@ -193,26 +179,31 @@ def _chunk_nested(state, count, mu, sigma, codes, params, seg, win_kind, win_n):
         k = min(per, count - done)
         _fill_inputs(state, z, k * n, mu, sigma, missed, words)
         for o in range(k):
-            y = _one_output(state, z, o * n, codes, params, seg, win_kind, win_n, acc, cnt)
+            y = _one_output(act, state, z, o * n, codes, params, seg, win_kind, win_n, acc, cnt)
             shift, s1, s2, s3, s4 = _accumulate(done + o, y, shift, s1, s2, s3, s4)
     return _central(count, shift, s1, s2, s3, s4)
 
 
-@_jit
-def run_points(mask_state, points, mu, sigma, codes, params, seg, win_kind, win_n):
-    """Moments of the outputs at given standard-normal points, one row per output (QMC).
-
-    Dropout masks come from mask_state (an SFC64 state, advanced in place)."""
+@_inline
+def weighted_sums(act, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n):
+    """Quasi-Monte Carlo (qmc.py): (shift, sum of w, of w (y - shift), of w (y - shift)^2) over the outputs y
+    at the standard-normal points, one row per output; a NaN shift becomes the first output. Dropout masks
+    come from mask_state (an SFC64 state, advanced in place)."""
     acc = np.zeros(win_n.shape[0])
     cnt = np.zeros(win_n.shape[0], dtype=np.int64)
     row = np.empty(points.shape[1])
-    shift = s1 = s2 = s3 = s4 = 0.0
+    sw = s1 = s2 = 0.0
     for i in range(points.shape[0]):
         for j in range(points.shape[1]):
             row[j] = mu + sigma * points[i, j]
-        y = _one_output(mask_state, row, 0, codes, params, seg, win_kind, win_n, acc, cnt)
-        shift, s1, s2, s3, s4 = _accumulate(i, y, shift, s1, s2, s3, s4)
-    return _central(points.shape[0], shift, s1, s2, s3, s4)
+        y = _one_output(act, mask_state, row, 0, codes, params, seg, win_kind, win_n, acc, cnt)
+        if np.isnan(shift):
+            shift = y
+        d = y - shift
+        sw += weights[i]
+        s1 += weights[i] * d
+        s2 += weights[i] * d * d
+    return shift, sw, s1, s2
 
 
 @_jit
@@ -241,8 +232,8 @@ def _central2(n, shift, s1, s2):
 # chain (writing the output and its squared derivative over the block), and a last pass adds the
 # block to the sums. Apart, each loop is simple enough for LLVM to vectorize the sums, and relu and
 # sigmoid have vectorized loops of their own (block_ops).
-@_jit
-def run_chain_chunk(state, count, mu, sigma, codes, params):
+@_inline
+def run_chain_chunk(act_grad, state, count, mu, sigma, codes, params):
     """Moments of the output of an elementwise chain and of (d output / d input)^2, from the same draws.
 
     Ten values: [count, mean, M2, M3, M4] of y, then [count, mean, M2, 0, 0] of the squared
@@ -260,18 +251,35 @@ def run_chain_chunk(state, count, mu, sigma, codes, params):
     for start in range(0, count, normals.BLOCK):
         m = min(normals.BLOCK, count - start)
         normals.fill(state, z, m, missed, words)
-        _chain_block(state, mu, sigma, codes, params, z, g, m)
+        _chain_block(act_grad, state, mu, sigma, codes, params, z, g, m)
         if start == 0:
             shift, gshift = z[0], g[0]
         block_ops.add_block(z, g, m, shift, gshift, acc)
     return _chain_row(count, shift, gshift, acc)
 
 
-@_jit
-def run_activation_chunk(state, count, mu, sigma, code, a, b):
+@_inline
+def run_activation_chunk(act_grad, state, count, mu, sigma, code, a, b):
     """run_chain_chunk's row for a chain of one activation, the commonest spec."""
     z, missed, words = normals.scratch(normals.BLOCK)
     g = np.empty(normals.BLOCK)
+    acc = np.zeros(6)
+    shift = gshift = 0.0
+    for start in range(0, count, normals.BLOCK):
+        m = min(normals.BLOCK, count - start)
+        normals.fill(state, z, m, missed, words)
+        if start == 0:
+            shift, gshift = _shifts(act_grad, code, a, b, mu + sigma * z[0])
+        _activation_block(act_grad, code, a, b, mu, sigma, z, g, m)
+        block_ops.add_block(z, g, m, shift, gshift, acc)
+    return _chain_row(count, shift, gshift, acc)
+
+
+@_inline
+def run_fused_chunk(act_grad, block, state, count, mu, sigma, code, a, b):
+    """run_activation_chunk's row for an activation with a vectorized loop of its own in block_ops, which
+    applies it and adds a block to the sums in one pass: `block` is relu_block or sigmoid_block."""
+    z, missed, words = normals.scratch(normals.BLOCK)
     e, scale = np.empty(normals.BLOCK), np.empty(normals.BLOCK, dtype=np.int64)
     acc = np.zeros(6)
     shift = gshift = 0.0
@@ -279,20 +287,35 @@ def run_activation_chunk(state, count, mu, sigma, code, a, b):
         m = min(normals.BLOCK, count - start)
         normals.fill(state, z, m, missed, words)
         if start == 0:
-            shift, d = apply_activation_and_grad(code, a, b, mu + sigma * z[0])
-            gshift = d * d
-        if code == RELU:
-            block_ops.add_relu_block(z, m, mu, sigma, shift, gshift, acc)
-        elif code == SIGMOID:
-            block_ops.add_sigmoid_block(z, m, mu, sigma, shift, gshift, acc, e, scale)
-        else:
-            _activation_block(code, a, b, mu, sigma, z, g, m)
-            block_ops.add_block(z, g, m, shift, gshift, acc)
+            shift, gshift = _shifts(act_grad, code, a, b, mu + sigma * z[0])
+        block(z, m, mu, sigma, shift, gshift, acc, e, scale)
     return _chain_row(count, shift, gshift, acc)
 
 
+@_inline
+def _shifts(act_grad, code, a, b, x):
+    """The shifts of the sums: the first output and its squared derivative."""
+    y, d = act_grad(code, a, b, x)
+    return y, d * d
+
+
+# The blocks of run_fused_chunk, one signature for both.
 @_jit
-def _chain_block(state, mu, sigma, codes, params, z, g, m):
+def relu_block(z, m, mu, sigma, shift, gshift, acc, e, scale):
+    block_ops.add_relu_block(z, m, mu, sigma, shift, gshift, acc)
+
+
+@_jit
+def sigmoid_block(z, m, mu, sigma, shift, gshift, acc, e, scale):
+    block_ops.add_sigmoid_block(z, m, mu, sigma, shift, gshift, acc, e, scale)
+
+
+# Activations with vectorized loops of their own (block_ops): dispatch_gen's wrappers run them by fused_rows.
+BLOCKS = {"relu": "relu_block", "sigmoid": "sigmoid_block"}
+
+
+@_jit
+def _chain_block(act_grad, state, mu, sigma, codes, params, z, g, m):
     """z[:m] <- the chain at mu + sigma z, g[:m] <- its squared derivative there."""
     for j in range(m):
         v = mu + sigma * z[j]
@@ -310,17 +333,17 @@ def _chain_block(state, mu, sigma, codes, params, z, g, m):
                     d = 0.0
                     v = 0.0
             else:
-                v, dv = apply_activation_and_grad(c, params[k, 0], params[k, 1], v)
+                v, dv = act_grad(c, params[k, 0], params[k, 1], v)
                 d *= dv
         z[j] = v
         g[j] = d * d
 
 
 @_inline
-def _activation_block(code, a, b, mu, sigma, z, g, m):
+def _activation_block(act_grad, code, a, b, mu, sigma, z, g, m):
     """_chain_block for one activation: z[:m] <- f(mu + sigma z), g[:m] <- f'(mu + sigma z)^2."""
     for j in range(m):
-        y, d = apply_activation_and_grad(code, a, b, mu + sigma * z[j])
+        y, d = act_grad(code, a, b, mu + sigma * z[j])
         z[j] = y
         g[j] = d * d
 
@@ -333,12 +356,12 @@ def _chain_row(count, shift, gshift, acc):
 
 
 @_jit
-def activation_array(code, a, b, xs, grad):
+def activation_array(act, act_grad, code, a, b, xs, grad):
     """f (grad False) or f' (grad True) of every value of xs: jitted activations inside numpy paths
     (user expressions, whole-map simulation)."""
     out = np.empty(xs.shape[0])
     for i in range(xs.shape[0]):
-        out[i] = apply_activation_and_grad(code, a, b, xs[i])[1] if grad else apply_activation(code, a, b, xs[i])
+        out[i] = act_grad(code, a, b, xs[i])[1] if grad else act(code, a, b, xs[i])
     return out
 
 
@@ -368,13 +391,31 @@ def _bare_max_pair(z, base, mu, sigma, n):
 
 
 @_inline
-def _general_pair(state, z, base, row, mu, sigma, codes, params, seg, win_kind, win_n, acc, cnt):
+def _general_pair(act, state, z, base, row, mu, sigma, codes, params, seg, win_kind, win_n, acc, cnt):
     y1 = y2 = 0.0
     for side in range(2):
         sign = 1.0 if side == 0 else -1.0
         for j in range(row.shape[0]):
             row[j] = mu + sign * sigma * z[base + j]
-        y = _one_output(state, row, 0, codes, params, seg, win_kind, win_n, acc, cnt)
+        y = _one_output(act, state, row, 0, codes, params, seg, win_kind, win_n, acc, cnt)
+        if side == 0:
+            y1 = y
+        else:
+            y2 = y
+    return y1, y2
+
+
+@_inline
+def _one_window_pair(act, state, z, base, mu, sigma, codes, params, seg, kind, n):
+    """_general_pair for chain | window | chain, the same values in the same order as _single_window takes them."""
+    y1 = y2 = 0.0
+    for side in range(2):
+        sign = 1.0 if side == 0 else -1.0
+        acc = 0.0
+        for t in range(n):
+            v = _apply_segment(act, state, codes, params, seg[0], seg[1], mu + sign * sigma * z[base + t])
+            acc = v if t == 0 else _reduce(kind, acc, v)
+        y = _apply_segment(act, state, codes, params, seg[1], seg[2], _finish(kind, acc, n))
         if side == 0:
             y1 = y
         else:
@@ -401,8 +442,8 @@ def _pairs_bare_max(state, pairs, shift, mu, sigma, n):
     return np.array([float(pairs), sa, saa, sb, sbb, sab])
 
 
-@_jit
-def _pairs_general(state, pairs, shift, mu, sigma, codes, params, seg, win_kind, win_n):
+@_inline
+def _pairs_general(act, state, pairs, shift, mu, sigma, codes, params, seg, win_kind, win_n):
     """_pairs_bare_max's row for any pipeline. Dropout masks are drawn afresh for each side: any
     pairing is valid as long as each side alone has the pipeline's distribution."""
     acc = np.zeros(win_n.shape[0])
@@ -416,43 +457,93 @@ def _pairs_general(state, pairs, shift, mu, sigma, codes, params, seg, win_kind,
         k = min(per, pairs - done)
         normals.fill(state, z, k * n, missed, words)
         for o in range(k):
-            y1, y2 = _general_pair(state, z, o * n, row, mu, sigma, codes, params, seg, win_kind, win_n, acc, cnt)
+            y1, y2 = _general_pair(act, state, z, o * n, row, mu, sigma, codes, params, seg, win_kind, win_n, acc, cnt)
             sa, saa, sb, sbb, sab = _pair_sums(y1, y2, shift, sa, saa, sb, sbb, sab)
     return np.array([float(pairs), sa, saa, sb, sbb, sab])
 
 
+@_inline
+def _pairs_one_window(act, state, pairs, shift, mu, sigma, codes, params, seg, kind, n):
+    """_pairs_general's row for chain | window | chain: a loop of its own, faster to compile and to run than
+    the nested windows' interpreter (_one_output)."""
+    per = normals.per_fill(n)
+    z, missed, words = normals.scratch(per * n)
+    sa = saa = sb = sbb = sab = 0.0
+    for done in range(0, pairs, per):
+        k = min(per, pairs - done)
+        normals.fill(state, z, k * n, missed, words)
+        for o in range(k):
+            y1, y2 = _one_window_pair(act, state, z, o * n, mu, sigma, codes, params, seg, kind, n)
+            sa, saa, sb, sbb, sab = _pair_sums(y1, y2, shift, sa, saa, sb, sbb, sab)
+    return np.array([float(pairs), sa, saa, sb, sbb, sab])
+
+
+@_inline
+def _put_row(out, c, row):
+    """out[c] = row, as a loop: numba compiles an array's slice assignment with an error path that formats
+    shapes into a message, and that string code cost 5 to 12 s of a cold run's compiling."""
+    for i in range(row.shape[0]):
+        out[c, i] = row[i]
+
+
 # Batch drivers: the rows of a list of chunks, in order, each chunk from its own SFC64 state, so
 # rows do not depend on which thread ran them (montecarlo.run_chunks gives each thread a slice).
-# One driver per kind of kernel rather than one with flags: numba re-optimizes a driver's callees
-# with it, so each compiles only its own kernels and a first run of an activation does not pay
-# for the window kernels (and vice versa). They are written out rather than made from one driver
-# that takes the kernel as an argument: numba does not cache functions that take functions (every
-# process would recompile). A numba prange driver was slower here and took 2-7 s more to compile
-# per kind.
+# One driver per kind of kernel, and one kernel per shape of spec, chosen in Python
+# (program.py): numba compiles a function with all its callees, so a first run compiles only
+# the kernel its spec uses. A numba prange driver was slower here and took 2-7 s more to
+# compile per kind. Those that take an activation are called through dispatch.py's wrappers.
 @_jit
-def window_rows(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    """run_chunk's rows [n, mean, M2, M3, M4], one per chunk (a row of states)."""
+def bare_window_rows(states, counts, mu, sigma, kind, n):
+    """Rows [n, mean, M2, M3, M4] of a lone window op (no elementwise stages), one per chunk (a row of states)."""
     out = np.zeros((states.shape[0], 5))
     for c in range(states.shape[0]):
-        out[c] = run_chunk(states[c], counts[c], mu, sigma, codes, params, seg, win_kind, win_n)
+        _put_row(out, c, _chunk_bare_window(states[c], counts[c], mu, sigma, kind, n))
     return out
 
 
-@_jit
-def chain_rows(states, counts, mu, sigma, codes, params):
+@_inline
+def one_window_rows(act, states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
+    """bare_window_rows's rows for chain | window | chain."""
+    out = np.zeros((states.shape[0], 5))
+    for c in range(states.shape[0]):
+        row = _chunk_one_window(act, states[c], counts[c], mu, sigma, codes, params, seg, win_kind[0], win_n[0])
+        _put_row(out, c, row)
+    return out
+
+
+@_inline
+def nested_rows(act, states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
+    """bare_window_rows's rows for pipelines with more than one window op."""
+    out = np.zeros((states.shape[0], 5))
+    for c in range(states.shape[0]):
+        _put_row(out, c, _chunk_nested(act, states[c], counts[c], mu, sigma, codes, params, seg, win_kind, win_n))
+    return out
+
+
+@_inline
+def chain_rows(act_grad, states, counts, mu, sigma, codes, params):
     """run_chain_chunk's rows of 10 (the output, then the squared derivative), one per chunk (a row of states)."""
     out = np.zeros((states.shape[0], 10))
     for c in range(states.shape[0]):
-        out[c] = run_chain_chunk(states[c], counts[c], mu, sigma, codes, params)
+        _put_row(out, c, run_chain_chunk(act_grad, states[c], counts[c], mu, sigma, codes, params))
     return out
 
 
-@_jit
-def activation_rows(states, counts, mu, sigma, code, a, b):
+@_inline
+def activation_rows(act_grad, states, counts, mu, sigma, code, a, b):
     """run_activation_chunk's rows, as chain_rows."""
     out = np.zeros((states.shape[0], 10))
     for c in range(states.shape[0]):
-        out[c] = run_activation_chunk(states[c], counts[c], mu, sigma, code, a, b)
+        _put_row(out, c, run_activation_chunk(act_grad, states[c], counts[c], mu, sigma, code, a, b))
+    return out
+
+
+@_inline
+def fused_rows(act_grad, block, states, counts, mu, sigma, code, a, b):
+    """run_fused_chunk's rows, as chain_rows."""
+    out = np.zeros((states.shape[0], 10))
+    for c in range(states.shape[0]):
+        _put_row(out, c, run_fused_chunk(act_grad, block, states[c], counts[c], mu, sigma, code, a, b))
     return out
 
 
@@ -461,14 +552,27 @@ def bare_max_pair_rows(states, pair_counts, shift, mu, sigma, n):
     """_pairs_bare_max's rows, one per chunk."""
     out = np.zeros((states.shape[0], 6))
     for c in range(states.shape[0]):
-        out[c] = _pairs_bare_max(states[c], pair_counts[c], shift, mu, sigma, n)
+        _put_row(out, c, _pairs_bare_max(states[c], pair_counts[c], shift, mu, sigma, n))
     return out
 
 
-@_jit
-def pair_rows(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
+@_inline
+def one_window_pair_rows(act, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
+    """_pairs_one_window's rows, one per chunk."""
+    out = np.zeros((states.shape[0], 6))
+    for c in range(states.shape[0]):
+        row = _pairs_one_window(
+            act, states[c], pair_counts[c], shift, mu, sigma, codes, params, seg, win_kind[0], win_n[0]
+        )
+        _put_row(out, c, row)
+    return out
+
+
+@_inline
+def pair_rows(act, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
     """_pairs_general's rows, one per chunk."""
     out = np.zeros((states.shape[0], 6))
     for c in range(states.shape[0]):
-        out[c] = _pairs_general(states[c], pair_counts[c], shift, mu, sigma, codes, params, seg, win_kind, win_n)
+        row = _pairs_general(act, states[c], pair_counts[c], shift, mu, sigma, codes, params, seg, win_kind, win_n)
+        _put_row(out, c, row)
     return out

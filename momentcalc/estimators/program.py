@@ -18,7 +18,7 @@ from .. import catalog
 from .._lazy import lazy_module
 from ..ops import dropout as dropout_op
 from ..spec import Spec
-from . import NotApplicable, driver, mc_kernels
+from . import NotApplicable, dispatch, driver, mc_kernels
 from .dispatch import CODES
 
 quadrature = lazy_module("momentcalc.estimators.quadrature")  # scipy: only pipelines with normalize need it
@@ -35,6 +35,12 @@ class Program:
     seg: np.ndarray
     win_kind: np.ndarray
     win_n: np.ndarray
+
+    @property
+    def act(self) -> int:
+        """Which activation the kernels are specialised to: its code, dispatch.NONE or dispatch.MIXED."""
+        used = set(self.codes[self.codes > 0].tolist())
+        return used.pop() if len(used) == 1 else dispatch.MIXED if used else dispatch.NONE
 
     def kernel_args(self):
         return (self.mu, self.sigma, self.codes, self.params, self.seg, self.win_kind, self.win_n)
@@ -120,10 +126,17 @@ def run_chunks(
 
 
 def _plain_launch(program: Program) -> driver.Launch:
+    """The plain kernel for the program's shape, specialised to its activation: a first run compiles only it."""
     p = program
     if p.win_n.size == 0 and p.codes.size == 1 and p.codes[0] > 0:
         code, a, b = int(p.codes[0]), float(p.params[0, 0]), float(p.params[0, 1])
-        return lambda states, counts: mc_kernels.activation_rows(states, counts, p.mu, p.sigma, code, a, b)
+        rows = dispatch.kernel("activation", code)
+        return lambda states, counts: rows(states, counts, p.mu, p.sigma, code, a, b)
     if p.win_n.size == 0:
-        return lambda states, counts: mc_kernels.chain_rows(states, counts, p.mu, p.sigma, p.codes, p.params)
-    return lambda states, counts: mc_kernels.window_rows(states, counts, *p.kernel_args())
+        rows = dispatch.kernel("chain", p.act)
+        return lambda states, counts: rows(states, counts, p.mu, p.sigma, p.codes, p.params)
+    if p.win_n.size == 1 and p.codes.size == 0:
+        kind, n = int(p.win_kind[0]), int(p.win_n[0])
+        return lambda states, counts: mc_kernels.bare_window_rows(states, counts, p.mu, p.sigma, kind, n)
+    rows = dispatch.kernel("one_window" if p.win_n.size == 1 else "nested", p.act)
+    return lambda states, counts: rows(states, counts, *p.kernel_args())

@@ -101,7 +101,8 @@ def support(n: int) -> tuple[float, float]:
 def kinks_in_base(dist: Transformed, branch: Branch, lo: float, hi: float, features: bool = False) -> list[float]:
     """Base points b in (lo, hi) where some stage of the chain meets one of its kinks (and features, if asked)."""
     points: list[float] = []
-    grid = None
+    grid = values = None
+    reached = 0  # values: the grid's after the first `reached` stages, advanced one stage at a time (linear, not n^2)
     for depth, stage in enumerate(branch.chain):
         marks = stage.kinks + (stage.features if features else ())
         if not marks:
@@ -112,7 +113,11 @@ def kinks_in_base(dist: Transformed, branch: Branch, lo: float, hi: float, featu
         prefix = Branch(1.0, branch.chain[:depth])
         if grid is None:
             grid = np.linspace(lo, hi, 1601)
-        inputs = np.array([prefix.value(dist.mu + dist.sigma * b) for b in grid])
+            values = [dist.mu + dist.sigma * b for b in grid]
+        for step in branch.chain[reached:depth]:
+            values = [step.f(x) for x in values]
+        reached = depth
+        inputs = np.array(values)
         for mark in marks:
             g = lambda b, prefix=prefix, mark=mark: prefix.value(dist.mu + dist.sigma * b) - mark  # noqa: E731
             points += _crossings(g, grid, inputs - mark)

@@ -27,7 +27,7 @@ from ..ops import dropout as dropout_op
 from ..result import Estimate
 from ..settings import DEFAULT_SAMPLES, RunSettings
 from ..spec import Spec
-from . import NotApplicable, driver, mc_kernels, moments
+from . import NotApplicable, dispatch, driver, moments
 from .dispatch import CODES
 
 CHUNK = 1 << 16
@@ -132,7 +132,7 @@ def jitted_arrays(op) -> tuple[Callable, Callable]:
     code, (a, b) = CODES[op.name], op.info.args(op)
 
     def f(x, grad=False):
-        return mc_kernels.activation_array(code, a, b, np.ascontiguousarray(x, dtype=np.float64).reshape(-1), grad)
+        return dispatch.activation_array(code, a, b, np.ascontiguousarray(x, dtype=np.float64).reshape(-1), grad)
 
     return (lambda x: f(x).reshape(np.shape(x))), (lambda x: f(x, True).reshape(np.shape(x)))
 

@@ -47,6 +47,26 @@ def relu_grad_closed(a, b, mu, sigma):
     return gaussian.cdf(mu / sigma)
 
 
+def relu_kernel(c):
+    """E[relu(X) relu(Y)], corr(X, Y) = c: the arc-cosine kernel of degree 1 (Cho & Saul 2009),
+    (sqrt(1 - c^2) + (pi - arccos c) c) / (2 pi) = (sin t - t cos t) / (2 pi) with t = arccos(-c)."""
+    t = math.acos(-c)
+    if t < 0.5:
+        # c -> -1: sin t - t cos t = sum_k (-1)^(k+1) 2k t^(2k+1) / (2k+1)! (t^3 / 3 - t^5 / 30 + ...) without the
+        # cancellation of its two terms (13 terms: the next is below 1e-30 of the first at t < 0.5).
+        total, term = 0.0, t
+        for k in range(1, 14):
+            term *= t * t / ((2 * k) * (2 * k + 1))  # t^(2k+1) / (2k+1)!
+            total += (-1) ** (k + 1) * 2 * k * term
+        return total / (2.0 * math.pi)
+    return (math.sin(t) - t * math.cos(t)) / (2.0 * math.pi)
+
+
+def leaky_relu_kernel(s, c):
+    # leaky(x) = s x + (1 - s) relu(x), and E[X relu(Y)] = c E[Y relu(Y)] = c / 2 (regress X on Y).
+    return s * s * c + s * (1.0 - s) * c + (1.0 - s) ** 2 * relu_kernel(c)
+
+
 # The logistic pieces below compute both sides of x >= 0 and then select: a branch on the sign of
 # a normal draw is mispredicted half the time, which cost more than the exp itself in the kernels.
 # Both sides share exp(-|x|), so f and f' evaluated together (mc_kernels.apply_activation_and_grad)
@@ -178,15 +198,16 @@ def celu_grad(x, a, b):
 
 
 def selu(x, a, b):
+    # a = alpha, b = scale (lambda); b * a * ... is the same double product as the paper's constants inlined.
     if x > 0.0:
-        return 1.0507009873554804934193349852946 * x
-    return 1.0507009873554804934193349852946 * 1.6732632423543772848170429916717 * math.expm1(x)
+        return b * x
+    return b * a * math.expm1(x)
 
 
 def selu_grad(x, a, b):
     if x > 0.0:
-        return 1.0507009873554804934193349852946
-    return 1.0507009873554804934193349852946 * 1.6732632423543772848170429916717 * math.exp(x)
+        return b
+    return b * a * math.exp(x)
 
 
 def _exp_family_closed(lam, alpha, t, mu, sigma):
@@ -296,6 +317,11 @@ def erf_closed(a, b, mu, sigma):
     # asin(u), u = 2 s^2 / (1 + 2 s^2), as atan2(2 s^2, sqrt(1 + 4 s^2)): asin loses digits as u -> 1 (large sigma).
     v = 2.0 * sigma * sigma
     return Moments(mean, math.sqrt(2.0 / math.pi * math.atan2(v, math.sqrt(1.0 + 2.0 * v))))
+
+
+def erf_kernel(c):
+    # E[erf(X) erf(Y)] = (2/pi) asin(2c / 3) for unit variances (Williams 1997, the arcsine kernel).
+    return 2.0 / math.pi * math.asin(2.0 * c / 3.0)
 
 
 def erf_grad_closed(a, b, mu, sigma):
@@ -524,8 +550,12 @@ def _mish_grad_ball(x, a, b, lib):
     return lib.tanh(sp) + x * lib.sech(sp) ** 2 * _sig_ball(x, lib)
 
 
-def _selu_constants(lib):
-    return lib.num("1.0507009873554804934193349852946"), lib.num("1.6732632423543772848170429916717")
+def _selu_constants(a, b, lib):
+    """(scale, alpha) as balls: the paper's 32 digits for the default parameters (so certified digits of `selu`
+    stay those of the paper's constants), the exact doubles otherwise."""
+    if a == SELU_ALPHA and b == SELU_LAMBDA:
+        return lib.num("1.0507009873554804934193349852946"), lib.num("1.6732632423543772848170429916717")
+    return lib.num(b), lib.num(a)
 
 
 def _ball_const(c):
@@ -548,20 +578,24 @@ _CELU_BALL = (
 
 
 def _selu_below(x, a, b, lib):
-    lam, alpha = _selu_constants(lib)
+    lam, alpha = _selu_constants(a, b, lib)
     return lam * alpha * lib.expm1(x)
 
 
 def _selu_below_grad(x, a, b, lib):
-    lam, alpha = _selu_constants(lib)
+    lam, alpha = _selu_constants(a, b, lib)
     return lam * alpha * lib.exp(x)
 
 
 _SELU_BALL = (
     (_selu_below, _selu_below_grad),
-    (lambda x, a, b, lib: _selu_constants(lib)[0] * x, lambda x, a, b, lib: _selu_constants(lib)[0] + 0 * x),
+    (
+        lambda x, a, b, lib: _selu_constants(a, b, lib)[0] * x,
+        lambda x, a, b, lib: _selu_constants(a, b, lib)[0] + 0 * x,
+    ),
 )
-_SELU_GROWTH = lambda a, b: (SELU_LAMBDA * SELU_ALPHA * 1.001, SELU_LAMBDA * 1.001, SELU_LAMBDA * SELU_ALPHA * 1.001)  # noqa: E731
+# |f| <= scale alpha + scale |x|, |f'| <= scale max(alpha, 1); 1.001 covers the paper's digits beyond the doubles.
+_SELU_GROWTH = lambda a, b: (b * a * 1.001, b * 1.001, b * max(a, 1.0) * 1.001)  # noqa: E731
 _BOUNDED = lambda c, d: lambda a, b: (c, 0.0, d)  # noqa: E731
 _LINEAR = lambda d: lambda a, b: (0.0, 1.0, d)  # noqa: E731
 
@@ -577,6 +611,7 @@ activation(
     kinks=_KINK_AT_0,
     closed=relu_closed,
     grad_closed=relu_grad_closed,
+    kernel=lambda op, c: relu_kernel(c),
     ball=_RELU_BALL,
     growth=_LINEAR(1.0),
 )
@@ -664,13 +699,16 @@ activation(
 )
 activation(
     "selu",
-    "lambda * elu(x, alpha) with the constants of Klambauer et al. 2017",
+    "scale * elu(x, alpha); defaults: the constants of Klambauer et al. 2017 (`momentcalc solve` finds others)",
     selu,
     selu_grad,
     True,
+    Param("alpha", float, SELU_ALPHA, _positive, "a number > 0"),
+    Param("scale", float, SELU_LAMBDA, _positive, "a number > 0"),
+    args=lambda op: (float(op.get("alpha")), float(op.get("scale"))),
     kinks=_KINK_AT_0,
-    closed=lambda a, b, mu, sigma: _exp_family_closed(SELU_LAMBDA, SELU_ALPHA, 1.0, mu, sigma),
-    grad_closed=lambda a, b, mu, sigma: _exp_family_grad(SELU_LAMBDA, SELU_ALPHA, 1.0, mu, sigma),
+    closed=lambda a, b, mu, sigma: _exp_family_closed(b, a, 1.0, mu, sigma),
+    grad_closed=lambda a, b, mu, sigma: _exp_family_grad(b, a, 1.0, mu, sigma),
     ball=_SELU_BALL,
     growth=_SELU_GROWTH,
 )
@@ -696,6 +734,7 @@ activation(
     kinks=_KINK_AT_0,
     closed=_pieces_closed(LEAKY),
     grad_closed=_pieces_grad(lambda a, b: ((-INF, 0.0, (a * a,)), (0.0, INF, (1.0,)))),
+    kernel=lambda op, c: leaky_relu_kernel(float(op.get("slope")), c),
     ball=((lambda x, a, b, lib: a * x, lambda x, a, b, lib: a + 0 * x), (_BALL_X, _BALL_1)),
     growth=lambda a, b: (0.0, max(1.0, a), max(1.0, a)),
 )
@@ -798,6 +837,7 @@ activation(
     True,
     closed=erf_closed,
     grad_closed=erf_grad_closed,
+    kernel=lambda op, c: erf_kernel(c),
     ball=((lambda x, a, b, lib: lib.erf(x), lambda x, a, b, lib: 2 * lib.exp(-x * x) / lib.sqrt(lib.pi())),),
     growth=_BOUNDED(1.0, 1.13),
     odd_center=lambda a, b: 0.0,
@@ -831,6 +871,7 @@ activation(
     True,
     closed=_pieces_closed(IDENTITY),
     grad_closed=_constant_grad(1.0),
+    kernel=lambda op, c: c,
     ball=((_BALL_X, _BALL_1),),
     growth=_LINEAR(1.0),
     odd_center=lambda a, b: 0.0,

@@ -1,0 +1,253 @@
+"""Correlation maps: E[f(X) f(Y)] for (X, Y) standard bivariate normal with correlation c, and what follows from it.
+
+    K(c)   = E[f(X) f(Y)]                              the dual kernel
+    C(c)   = (K(c) - E[f]^2) / Var f                   the (centred) correlation map, C(1) = 1, C(0) = 0
+    C~(c)  = K(c) / E[f^2]                             the uncentred map of DKS (Martens et al. 2021);
+                                                       C~(0) = E[f]^2 / E[f^2]
+    C'(1)  = E[f'(X)^2] / Var f,   C~'(1) = E[f'(X)^2] / E[f^2]   (Price's theorem: K'(c) = E[f'(X) f'(Y)])
+    Q(q)   = E[f(sqrt(q) Z)^2]                         the Q-map
+
+K comes from every method that applies, cross-checked like every estimate (crosscheck.compare, with K in
+the `mean` slot): the op's closed-form kernel (catalog.OpInfo.kernel: relu's arc-cosine kernel, erf's
+arcsine kernel ...), quadrature conditioned on X (K = E[f(X) g(X)], g(x) = E[f(c x + sqrt(1 - c^2) Z)],
+nested scipy quad split at the kinks), and Monte Carlo (numpy, SeedSequence, one standard error). E[f],
+Var f, E[f'^2] and Q are the engine's exact values of record.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, replace
+
+from . import catalog, crosscheck
+from ._lazy import lazy_module
+from .errors import MomentcalcError
+from .estimators import NotApplicable
+from .result import Estimate, Verdict, informative
+from .spec import Spec, parse
+
+engine = lazy_module("momentcalc.engine")
+np = lazy_module("numpy")
+integrate = lazy_module("scipy.integrate")
+vectorized = lazy_module("momentcalc.estimators.vectorized")
+
+METHODS = ("closed", "quadrature", "montecarlo")
+L = 12.0  # integration range in standard deviations: phi(12) ~ 5e-32, below every double of K
+DEFAULT_SAMPLES = 1 << 20
+EPSABS, EPSREL = 1e-14, 1e-12  # quad's targets: tighter makes the outer quad report the inner ones' roundoff
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+@dataclass(frozen=True)
+class CMapResult(Verdict):
+    spec: str
+    c: float
+    q: float
+    estimates: tuple[Estimate, ...]  # K(c) in the `mean` slot, its bound or SE in `mean_se`
+    checks: tuple
+    mean: float  # E[f(X)], X ~ N(0, 1), the engine's exact value of record
+    var: float
+    grad_sq: float | None
+    qmap: float  # E[f(sqrt(q) Z)^2]
+
+    @property
+    def record(self) -> Estimate:
+        pool = [e for e in self.estimates if informative(e, "mean")] or list(self.estimates)
+        return min(pool, key=lambda e: METHODS.index(e.method))
+
+    @property
+    def kernel(self) -> float:
+        return self.record.mean
+
+    @property
+    def second_moment(self) -> float:
+        return self.var + self.mean * self.mean
+
+    @property
+    def corr(self) -> float:
+        return (self.kernel - self.mean * self.mean) / self.var
+
+    @property
+    def corr_se(self) -> float:
+        return self.record.mean_se / self.var
+
+    @property
+    def dks_corr(self) -> float:
+        return self.kernel / self.second_moment
+
+    @property
+    def c0(self) -> float:
+        """The uncentred map at 0, E[f]^2 / E[f^2] (the centred one is 0 by definition)."""
+        return self.mean * self.mean / self.second_moment
+
+    @property
+    def slope1(self) -> float | None:
+        return None if self.grad_sq is None else self.grad_sq / self.var
+
+    @property
+    def dks_slope1(self) -> float | None:
+        return None if self.grad_sq is None else self.grad_sq / self.second_moment
+
+    def to_dict(self) -> dict:
+        return {
+            "spec": self.spec,
+            "c": self.c,
+            "q": self.q,
+            "kernel": self.kernel,
+            "kernel_se": self.record.mean_se,
+            "method": self.record.method,
+            "corr": self.corr,
+            "corr_se": self.corr_se,
+            "dks_corr": self.dks_corr,
+            "c0_uncentred": self.c0,
+            "slope1": self.slope1,
+            "dks_slope1": self.dks_slope1,
+            "mean": self.mean,
+            "var": self.var,
+            "second_moment": self.second_moment,
+            "grad_sq": self.grad_sq,
+            "qmap": self.qmap,
+            "agree": self.agree,
+            "disagreements": self.disagreements,
+            "estimates": [
+                {"method": e.method, "kernel": e.mean, "kernel_se": e.mean_se, "samples": e.samples, "seed": e.seed}
+                for e in self.estimates
+            ],
+        }
+
+
+def cmap(
+    spec: str,
+    c: float,
+    q: float = 1.0,
+    methods: tuple[str, ...] = METHODS,
+    samples: int = DEFAULT_SAMPLES,
+    seed: int = 0,
+    z: float = crosscheck.DEFAULT_Z,
+) -> CMapResult:
+    """K(c) by every method asked for that applies, cross-checked, with C(c), C(0), C'(1) and Q(q)."""
+    op = single_op(spec)
+    if not (isinstance(c, (int, float)) and -1.0 <= c <= 1.0):
+        raise MomentcalcError(f"--c is a correlation: give a number in [-1, 1], got {c!r}")
+    if not (isinstance(q, (int, float)) and q > 0 and math.isfinite(q)):
+        raise MomentcalcError(f"--q is a variance: give a finite number > 0, got {q!r}")
+    if not isinstance(samples, int) or samples < 2:
+        raise MomentcalcError(f"samples must be a whole number >= 2, got {samples!r}")
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise MomentcalcError(f"unknown method {unknown[0]!r}; use some of {', '.join(METHODS)}")
+    estimates = []
+    for name in methods:
+        try:
+            estimates.append(_RUN[name](op, float(c), samples, seed))
+        except NotApplicable:
+            continue
+    if not estimates:
+        raise MomentcalcError(f"no method gives the kernel of '{op}' ({', '.join(methods)})")
+    found = engine.estimate(Spec((op,)), 0.0, 1.0, methods=("closed", "quadrature"))
+    at_q = engine.estimate(Spec((op,)), 0.0, math.sqrt(q), methods=("closed", "quadrature"))
+    checks = tuple(replace(ch, quantity="kernel") for ch in crosscheck.compare(tuple(estimates), z))
+    return CMapResult(
+        str(op),
+        float(c),
+        float(q),
+        tuple(estimates),
+        checks,
+        found.mean,
+        found.std**2,
+        found.grad_sq,
+        at_q.mean**2 + at_q.std**2,
+    )
+
+
+def single_op(spec: str):
+    parsed = parse(spec)
+    if len(parsed.ops) != 1 or parsed.last.kind != catalog.ELEMENTWISE:
+        raise MomentcalcError(f"cmap takes one elementwise op such as 'relu' or 'erf', not {spec!r}")
+    engine.check_domain(parsed)
+    return parsed.last
+
+
+def curve(spec: str, points: int = 41) -> tuple[list[float], list[float]]:
+    """C(c) on an even grid over [-1, 1] by the most exact method that applies (for plots)."""
+    cs = [-1.0 + 2.0 * i / (points - 1) for i in range(points)]
+    op = single_op(spec)
+    found = engine.estimate(Spec((op,)), 0.0, 1.0, methods=("closed", "quadrature"))
+    m, v = found.mean, found.std**2
+    ks = []
+    for c in cs:
+        try:
+            ks.append(_closed(op, c, 0, 0).mean)
+        except NotApplicable:
+            ks.append(_quadrature(op, c, 0, 0).mean)
+    return cs, [(k - m * m) / v for k in ks]
+
+
+# --- the methods --------------------------------------------------------------------
+
+
+def _closed(op, c: float, samples: int, seed: int) -> Estimate:
+    if op.info.kernel is None:
+        raise NotApplicable(f"no closed-form kernel is declared for {op.name}")
+    return Estimate("closed", op.info.kernel(op, c), None, 0.0, None)
+
+
+def _quadrature(op, c: float, samples: int, seed: int) -> Estimate:
+    """K = int f(x) g(x) phi(x) dx, g(x) = int f(c x + s z) phi(z) dz, s = sqrt(1 - c^2): both by scipy's quad
+    over [-L, L], split where f has kinks. The bound: the outer error estimate, plus the largest inner one times
+    E|f| (<= sqrt(E[f^2])), plus nothing for the tails (beyond L they weigh < 1e-31)."""
+    info = op.info
+    if info.f is None:
+        raise NotApplicable(f"{op.name} has no scalar function for quadrature")
+    a, b = info.args(op)
+    f = info.f
+    kinks = [k for k in info.kinks(a, b) if -L < k < L]
+    s = math.sqrt(max(1.0 - c * c, 0.0))
+    worst_inner = [0.0]
+
+    def phi(t):
+        return _INV_SQRT_2PI * math.exp(-0.5 * t * t)
+
+    def g(x):
+        if s == 0.0:
+            return f(c * x, a, b)
+        points = sorted(z for z in ((k - c * x) / s for k in kinks) if -L < z < L)
+        value, err = integrate.quad(
+            lambda t: f(c * x + s * t, a, b) * phi(t),
+            -L,
+            L,
+            points=points or None,
+            epsabs=EPSABS,
+            epsrel=EPSREL,
+            limit=200,
+        )
+        worst_inner[0] = max(worst_inner[0], err)
+        return value
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", integrate.IntegrationWarning)
+        value, err = integrate.quad(
+            lambda x: f(x, a, b) * g(x) * phi(x), -L, L, points=kinks or None, epsabs=EPSABS, epsrel=EPSREL, limit=200
+        )
+        abs_f, _ = integrate.quad(lambda x: abs(f(x, a, b)) * phi(x), -L, L, points=kinks or None, limit=200)
+    # quad warns where roundoff keeps it from its tolerance: its error estimate is then not a bound; say so.
+    notes = ("quad reported roundoff: the bound may be underestimated",) if caught else ()
+    return Estimate("quadrature", value, None, err + worst_inner[0] * abs_f, None, notes=notes)
+
+
+def _montecarlo(op, c: float, samples: int, seed: int) -> Estimate:
+    """Mean of f(X) f(Y), X = Z1, Y = c Z1 + sqrt(1 - c^2) Z2, from one PCG64 stream of SeedSequence(seed)."""
+    if op.info.vectorized is not None:
+        f = op.info.vectorized(op)
+    else:
+        f, _ = vectorized.jitted_arrays(op)
+    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed)))
+    z1 = rng.standard_normal(samples)
+    z2 = rng.standard_normal(samples)
+    prod = f(z1) * f(c * z1 + math.sqrt(max(1.0 - c * c, 0.0)) * z2)
+    se = float(prod.std(ddof=1)) / math.sqrt(samples)
+    return Estimate("montecarlo", float(prod.mean()), None, se, None, samples=samples, seed=seed)
+
+
+_RUN = {"closed": _closed, "quadrature": _quadrature, "montecarlo": _montecarlo}

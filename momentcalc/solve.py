@@ -1,0 +1,389 @@
+"""solve(): the op parameters marked `?` in a spec that bring its output's moments to targets.
+
+``solve('selu(alpha=?,scale=?)', mean=0, var=1)`` finds SELU's alpha and lambda (Klambauer et al. 2017). The
+moments come from the engine's exact methods (closed form, else quadrature); scipy's root runs from a grid of
+starts around the parameters' defaults, so that several roots are found where there are several. Each root is
+then polished by Newton steps on the certified residual (ball arithmetic at 192 bits) where the
+certified method applies, and given an error bound: |p - p*| <= |J^-1| (|r(p)| + the residual's enclosure)
+with J the Jacobian by central differences of the exact method. That bound is a linearization (J is not
+enclosed over a box, the quadratic term, ~|p - p*|^2, is left out), so a solution is "certified residual", not
+a proof of the root; without the certified method the residual's bound is the moment method's stated error.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from dataclasses import asdict, dataclass
+
+from ._lazy import lazy_module
+from .errors import MomentcalcError
+from .estimators import NotApplicable
+from .spec import parse
+
+engine = lazy_module("momentcalc.engine")
+certified = lazy_module("momentcalc.estimators.certified")
+optimize = lazy_module("scipy.optimize")
+np = lazy_module("numpy")
+mpmath = lazy_module("mpmath")
+
+TARGETS = ("mean", "var", "grad_sq")
+PREC = 192  # bits of the certified residual's balls: their width (~1e-50) is far below a double's half-ulp
+CERTIFY_EVALS = 2_000_000  # integrand evaluations per quantity and solution: ten times an ordinary budget, for 192 bits
+_UNKNOWN = re.compile(r"([A-Za-z_]\w*)\s*=\s*\?")
+_START_FACTORS = (0.3, 1.0, 3.0)  # starts around a positive default, in each coordinate
+_START_OFFSETS = (-1.0, 0.0, 1.0)  # ... around a default that may be 0 or negative
+_SAME_ROOT = 1e-7  # relative distance under which two roots found from different starts are one
+
+
+@dataclass(frozen=True)
+class Unknown:
+    stage: int  # index of the op in the pipeline
+    op: str
+    name: str
+    default: float
+    positive: bool  # the parameter accepts only x > 0: solved for log(x)
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class Solution:
+    spec: str  # the spec with the solution filled in (canonical)
+    values: dict[str, float]
+    errors: dict[str, float]  # bound on |value - the true root| (see the module docstring)
+    last_double: dict[str, bool]  # the bound puts the true root within this double's rounding interval
+    residual: dict[str, float]  # moment - target at the solution
+    method: str  # 'certified residual' or the moment method of record ('closed', 'quadrature')
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SolveResult:
+    spec: str  # as given, with its `?`
+    unknowns: tuple[str, ...]
+    targets: dict[str, float]
+    mu: float
+    sigma: float
+    starts: int
+    solutions: tuple[Solution, ...]
+    affine: dict[str, float]  # the wrap a * f(b x + c) + d's fixed values (unknowns: in each solution)
+
+    def to_dict(self) -> dict:
+        return {
+            "spec": self.spec,
+            "unknowns": list(self.unknowns),
+            "targets": self.targets,
+            "input": {"mu": self.mu, "sigma": self.sigma},
+            "starts": self.starts,
+            "solutions": [s.to_dict() for s in self.solutions],
+            "affine": self.affine,
+        }
+
+
+def solve(
+    spec: str,
+    mean: float | None = None,
+    var: float | None = None,
+    grad_sq: float | None = None,
+    mu: float = 0.0,
+    sigma: float = 1.0,
+    certify: bool = True,
+    affine: str | None = None,
+) -> SolveResult:
+    """Every root found of moments(spec with the `?` filled in) = targets, for X ~ N(mu, sigma^2).
+
+    As many targets (mean, var = std^2, grad_sq = E[f'(X)^2]) as unknowns. affine, e.g. 'a=?,b=?,c=1,d=?',
+    wraps the spec as a * f(b * x + c) + d (defaults a = b = 1, c = d = 0), with `?` for unknowns too. No root
+    found: an empty tuple of solutions (the CLI says so)."""
+    targets = {k: float(v) for k, v in (("mean", mean), ("var", var), ("grad_sq", grad_sq)) if v is not None}
+    for key, value in targets.items():
+        if not math.isfinite(value):
+            raise MomentcalcError(f"--{key.replace('_', '-')} must be a finite number, got {value!r}")
+    if "var" in targets and targets["var"] < 0 or "grad_sq" in targets and targets["grad_sq"] < 0:
+        raise MomentcalcError("--var and --grad-sq are squares: give numbers >= 0")
+    fixed, wrap_unknowns = parse_affine(affine)
+    unknowns = find_unknowns(spec, required=not wrap_unknowns) + wrap_unknowns
+    if len(targets) != len(unknowns):
+        names = ", ".join(u.label for u in unknowns)
+        raise MomentcalcError(
+            f"{len(unknowns)} unknown(s) ({names}) need as many targets; got {len(targets)}"
+            f"{' (' + ', '.join(targets) + ')' if targets else ''}: give that many of --mean, --var, --grad-sq"
+        )
+    engine._check_input(mu, sigma)
+    problem = _Problem(spec, unknowns, targets, float(mu), float(sigma), fixed)
+    roots = problem.roots()
+    solutions = tuple(problem.polish(p, certify) for p in roots)
+    return SolveResult(
+        spec, tuple(u.label for u in unknowns), targets, float(mu), float(sigma), problem.starts, solutions, fixed
+    )
+
+
+AFFINE_DEFAULTS = {"a": 1.0, "b": 1.0, "c": 0.0, "d": 0.0}
+
+
+def parse_affine(text: str | None) -> tuple[dict[str, float], tuple[Unknown, ...]]:
+    """'a=?,b=2,d=?' -> ({fixed a, b, c, d}, the unknowns among them). a and b are solved for as positive numbers
+    (their signs only mirror f): a root with a < 0 or b < 0 is the mirror of one listed."""
+    fixed, unknowns = dict(AFFINE_DEFAULTS), []
+    if text is None:
+        return fixed, ()
+    for item in text.split(","):
+        key, eq, value = (part.strip() for part in item.partition("="))
+        if key not in AFFINE_DEFAULTS or not eq or not value:
+            raise MomentcalcError(f"bad --affine item {item.strip()!r}: write a, b, c, d as name=number or name=?")
+        if value == "?":
+            unknowns.append(Unknown(-1, "affine", key, AFFINE_DEFAULTS[key] or 0.0, key in ("a", "b")))
+            continue
+        try:
+            fixed[key] = float(value)
+        except ValueError:
+            raise MomentcalcError(f"bad --affine value {item.strip()!r}: expected a number or ?") from None
+        if not math.isfinite(fixed[key]):
+            raise MomentcalcError(f"bad --affine value {item.strip()!r}: expected a finite number")
+    return fixed, tuple(unknowns)
+
+
+def find_unknowns(spec: str, required: bool = True) -> tuple[Unknown, ...]:
+    """The parameters written `name=?` in spec text, in order; a MomentcalcError unless each is a float
+    parameter of its op."""
+    matches = list(_UNKNOWN.finditer(spec))
+    if not matches and not required:
+        parse(spec)
+        return ()
+    if not matches:
+        raise MomentcalcError(
+            f"no unknowns in {spec!r}: mark the parameters to solve for with '?', e.g. 'selu(alpha=?,scale=?)'"
+        )
+    if spec.count("?") != len(matches):
+        raise MomentcalcError(f"malformed unknown in {spec!r}: write name=? inside an op's parentheses")
+    parsed = parse(_UNKNOWN.sub(lambda m: f"{m.group(1)}=1", spec))
+    unknowns = []
+    for m in matches:
+        stage = _stage_at(spec, m.start())
+        op = parsed.ops[stage]
+        param = op.info.param(m.group(1))
+        if param is None or param.kind is not float:
+            raise MomentcalcError(f"{op.name}'s parameter {m.group(1)!r} is not a number that can be solved for")
+        default = float(param.default) if param.default is not None else 1.0
+        positive = not param.check(0.0) and not param.check(-1.0)
+        unknowns.append(Unknown(stage, op.name, param.name, default, positive))
+    labels = [u.label for u in unknowns]
+    if len(set(labels)) != len(labels):
+        raise MomentcalcError(f"solve takes each parameter name once; {spec!r} repeats one")
+    return tuple(unknowns)
+
+
+def _stage_at(text: str, position: int) -> int:
+    depth, stage = 0, 0
+    for ch in text[:position]:
+        depth += ch == "("
+        depth -= ch == ")"
+        stage += ch == "|" and depth == 0
+    return stage
+
+
+class _Problem:
+    def __init__(self, spec, unknowns, targets, mu, sigma, fixed=None):
+        self.text, self.unknowns, self.targets, self.mu, self.sigma = spec, unknowns, targets, mu, sigma
+        self.fixed = dict(AFFINE_DEFAULTS if fixed is None else fixed)
+        self.starts = 0
+
+    def spec_at(self, values) -> str:
+        found = iter(v for u, v in zip(self.unknowns, values) if u.stage >= 0)
+        return _UNKNOWN.sub(lambda m: f"{m.group(1)}={float(next(found))!r}", self.text)
+
+    def wrap_at(self, values) -> tuple[float, float, float, float, float, float]:
+        """(a, b, d, and f's input mean and std b mu + c, |b| sigma): the affine wrap a * f(b x + c) + d."""
+        w = dict(self.fixed)
+        w.update({u.name: float(v) for u, v in zip(self.unknowns, values) if u.stage < 0})
+        b = w["b"]
+        if b == 0.0:
+            raise MomentcalcError("b = 0 makes f's input constant")
+        return w["a"], b, w["d"], b * self.mu + w["c"], abs(b) * self.sigma
+
+    def moments(self, values) -> tuple[dict, dict, str]:
+        """The targets' quantities at these parameters by the most exact float method, their bounds, the method."""
+        spec = self.spec_at(values)
+        a, b, d, mu, sigma = self.wrap_at(values)
+        for methods in (("closed",), ("quadrature",)):
+            try:
+                r = engine.estimate(spec, mu, sigma, methods=methods)
+            except MomentcalcError:
+                continue
+            e = r.estimates[0]
+            if e.std is None or ("grad_sq" in self.targets and e.grad_sq is None):
+                continue
+            # y = a f(b x + c) + d: mean a m + d, variance a^2 v, E[y'^2] = a^2 b^2 E[f'^2]
+            g = None if e.grad_sq is None else a * a * b * b * e.grad_sq
+            value = {"mean": a * e.mean + d, "var": a * a * e.std * e.std, "grad_sq": g}
+            bound = {
+                "mean": abs(a) * e.mean_se,
+                "var": a * a * 2 * e.std * (e.std_se or 0.0),
+                "grad_sq": a * a * b * b * (e.grad_sq_se or 0.0),
+            }
+            return {k: value[k] for k in self.targets}, {k: bound[k] for k in self.targets}, e.method
+        raise MomentcalcError(f"no exact method (closed form or quadrature) gives the targets of '{spec}'")
+
+    def residual(self, values):
+        found, _, _ = self.moments(values)
+        return [found[k] - t for k, t in self.targets.items()]
+
+    # scipy works on u: log(p) for parameters that must be > 0, p otherwise.
+    def to_params(self, u):
+        return [math.exp(x) if k.positive else float(x) for k, x in zip(self.unknowns, u)]
+
+    def _residual_u(self, u):
+        try:
+            if any(k.positive and abs(x) > 30 for k, x in zip(self.unknowns, u)):
+                raise MomentcalcError("out of range")
+            return self.residual(self.to_params(u))
+        except MomentcalcError:  # outside the op's domain: push the root finder back
+            return [1e6] * len(self.targets)
+
+    def _start_grid(self):
+        axes = []
+        for k in self.unknowns:
+            if k.positive:
+                axes.append([math.log(k.default * f) for f in _START_FACTORS])
+            else:
+                axes.append([k.default + d for d in _START_OFFSETS])
+        return list(itertools.product(*axes))
+
+    def roots(self) -> list[list[float]]:
+        found: list[list[float]] = []
+        grid = self._start_grid()
+        self.starts = len(grid)
+        for u0 in grid:
+            sol = optimize.root(self._residual_u, np.array(u0, dtype=float), method="hybr", options={"xtol": 1e-14})
+            if not sol.success:
+                continue
+            p = self.to_params(sol.x)
+            r = self.residual(p)
+            if max(abs(x) for x in r) > 1e-9 * max(1.0, *(abs(t) for t in self.targets.values())):
+                continue
+            if not any(
+                all(abs(a - b) <= _SAME_ROOT * max(abs(a), abs(b), 1e-300) for a, b in zip(p, q)) for q in found
+            ):
+                found.append(p)
+        return sorted(found)
+
+    def jacobian(self, p):
+        """d(quantity)/d(param) by central differences of the exact float method (relative accuracy ~1e-8:
+        enough for Newton corrections of a few ulps and for the error bound's factor)."""
+        cols = []
+        for j, x in enumerate(p):
+            h = 1e-6 * max(abs(x), 1e-3)
+            up, down = list(p), list(p)
+            up[j], down[j] = x + h, x - h
+            ru, rd = self.residual(up), self.residual(down)
+            cols.append([(a - b) / (2 * h) for a, b in zip(ru, rd)])
+        return [[cols[j][i] for j in range(len(p))] for i in range(len(p))]
+
+    def certified_residual(self, p):
+        """(residual, its half-width) as mpf from the certified method's enclosures at PREC bits; None where it does
+        not apply (no ball functions, or out of time)."""
+        spec = parse(self.spec_at(p))
+        a, b, d, mu, sigma = self.wrap_at(p)
+        # f's input N(b mu + c, (b sigma)^2) in doubles: exact at the default input N(0, 1), rounded otherwise.
+        values, halfwidths = [], []
+        with mpmath.workdps(PREC // 3):
+            a, b, d = mpmath.mpf(a), mpmath.mpf(b), mpmath.mpf(d)
+            for k, t in self.targets.items():
+                try:
+                    lo, hi = certified.enclosure(spec, mu, sigma, _quantity(k), PREC, CERTIFY_EVALS)
+                except NotApplicable:
+                    return None
+                lo, hi = (mpmath.mpf(q.numerator) / q.denominator for q in (lo, hi))
+                if k == "var":  # std >= 0: its square's enclosure
+                    lo, hi = max(lo, 0) ** 2, hi**2
+                scale = {"mean": a, "var": a * a, "grad_sq": a * a * b * b}[k]
+                shift = d if k == "mean" else 0
+                lo, hi = sorted((scale * lo + shift, scale * hi + shift))
+                values.append((lo + hi) / 2 - mpmath.mpf(t))
+                halfwidths.append((hi - lo) / 2)
+        return values, halfwidths
+
+    def polish(self, p, certify: bool) -> Solution:
+        _, bounds, method = self.moments(p)
+        jac = self.jacobian(p)
+        cert = self.certified_residual(p) if certify else None
+        if cert is not None:
+            method = "certified residual"
+            for _ in range(4):  # Newton on the certified residual; each step rounds to the nearest double
+                with mpmath.workdps(PREC // 3):
+                    delta = mpmath.lu_solve(mpmath.matrix(jac), mpmath.matrix(cert[0]))
+                    new = [float(mpmath.mpf(x) - delta[i]) for i, x in enumerate(p)]
+                if new == p:
+                    break
+                p = new
+                cert = self.certified_residual(p)
+                if cert is None:
+                    break
+        if cert is not None:
+            residual, halfwidth = [float(x) for x in cert[0]], [float(h) for h in cert[1]]
+        else:
+            residual = self.residual(p)
+            halfwidth = [bounds[k] for k in self.targets]
+        inverse = np.linalg.inv(np.array(jac))
+        # Linearized bound, doubled for the Jacobian's own error and the neglected quadratic term.
+        err = [
+            2.0 * sum(float(abs(inverse[i][j])) * (abs(residual[j]) + halfwidth[j]) for j in range(len(p)))
+            for i in range(len(p))
+        ]
+        labels = [u.label for u in self.unknowns]
+        return Solution(
+            str(parse(self.spec_at(p))),
+            dict(zip(labels, p)),
+            dict(zip(labels, err)),
+            dict(zip(labels, (bool(_within_rounding(x, e)) for x, e in zip(p, err)))),
+            dict(zip(self.targets, residual)),
+            method,
+        )
+
+
+def _quantity(target: str) -> str:
+    return "std" if target == "var" else target
+
+
+def _within_rounding(x: float, err: float) -> bool:
+    """Is every number within err of x rounded to x (the true root's nearest double is x)?"""
+    return err < min(x - math.nextafter(x, -math.inf), math.nextafter(x, math.inf) - x) / 2
+
+
+# --- alpha dropout ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AlphaDropout:
+    keep: float  # q, the keep probability
+    alpha_prime: float  # the value a dropped unit is set to: -scale * alpha, SELU's limit at -infinity
+    a: float  # y = a * (x d + alpha' (1 - d)) + b keeps mean and variance
+    b: float
+    mean: float
+    var: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def alpha_dropout(keep: float, alpha: float, scale: float, mean: float = 0.0, var: float = 1.0) -> AlphaDropout:
+    """Alpha dropout's affine correction (Klambauer et al. 2017, section "New Dropout Technique").
+
+    With d ~ Bernoulli(q) and x of mean mu, variance nu, x d + alpha' (1 - d) has mean q mu + (1 - q) alpha'
+    and variance q ((1 - q)(alpha' - mu)^2 + nu); a and b bring them back to (mu, nu):
+    a = sqrt(nu / (q ((1 - q)(alpha' - mu)^2 + nu))), b = mu - a (q mu + (1 - q) alpha').
+    At (0, 1) that is the paper's a = (q + alpha'^2 q (1 - q))^(-1/2), b = -a (1 - q) alpha'."""
+    if not (isinstance(keep, (int, float)) and 0.0 < keep <= 1.0):
+        raise MomentcalcError(f"the keep probability must be in (0, 1], got {keep!r}")
+    if not var > 0:
+        raise MomentcalcError(f"alpha dropout keeps a variance > 0; got --var {var!r}")
+    q, ap = float(keep), -float(scale) * float(alpha)
+    a = math.sqrt(var / (q * ((1.0 - q) * (ap - mean) ** 2 + var)))
+    b = mean - a * (q * mean + (1.0 - q) * ap)
+    return AlphaDropout(q, ap, a, b, float(mean), float(var))

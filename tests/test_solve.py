@@ -1,0 +1,187 @@
+"""`momentcalc solve`: SELU's constants and another fixed point against mpmath findroot; alpha dropout derived."""
+
+import json
+import math
+
+import mpmath as mp
+import pytest
+from typer.testing import CliRunner
+
+from momentcalc import solve
+from momentcalc.cli import app
+
+# Klambauer et al. 2017, "Self-Normalizing Neural Networks", eq. 14, and the SNNs notebook getSELUparameters.
+PAPER_ALPHA = "1.6732632423543772848170429916717"
+PAPER_LAMBDA = "1.0507009873554804934193349852946"
+
+
+def selu_moments(alpha, lam, nu, tau):
+    """Mean and variance of lam * (x if x > 0 else alpha (e^x - 1)), x ~ N(nu, tau): the SNNs notebook's closed
+    form (getSELUparameters), derived by completing the square, in mpmath."""
+    s2 = mp.sqrt(2 * tau)
+    e = mp.erfc(nu / s2)
+    mean = (
+        lam
+        / 2
+        * (
+            nu
+            + mp.exp(-(nu**2) / (2 * tau)) * mp.sqrt(2 / mp.pi) * mp.sqrt(tau)
+            + nu * mp.erf(nu / s2)
+            - alpha * e
+            + mp.exp(nu + tau / 2) * alpha * mp.erfc((nu + tau) / s2)
+        )
+    )
+    second = (
+        lam**2
+        / 2
+        * (
+            mp.exp(-(nu**2) / (2 * tau)) * mp.sqrt(2 / mp.pi * tau) * nu
+            + (nu**2 + tau) * (1 + mp.erf(nu / s2))
+            + alpha**2 * e
+            - alpha**2 * 2 * mp.exp(nu + tau / 2) * mp.erfc((nu + tau) / s2)
+            + alpha**2 * mp.exp(2 * (nu + tau)) * mp.erfc((nu + 2 * tau) / s2)
+        )
+    )
+    return mean, second - mean**2
+
+
+def findroot(target_mean, target_var, nu, tau):
+    with mp.workdps(50):
+        return mp.findroot(
+            lambda a, lam: (
+                [m - target_mean for m in [selu_moments(a, lam, nu, tau)[0]]]
+                + [selu_moments(a, lam, nu, tau)[1] - target_var]
+            ),
+            (mp.mpf("1.67"), mp.mpf("1.05")),
+        )
+
+
+@pytest.fixture(scope="module")
+def selu_default():
+    return solve.solve("selu(alpha=?,scale=?)", mean=0, var=1)
+
+
+def test_selu_constants_to_the_last_double(selu_default):
+    (found,) = selu_default.solutions
+    root = findroot(0, 1, mp.mpf(0), mp.mpf(1))
+    with mp.workdps(50):  # the paper's 32 digits are the root's
+        assert abs(root[0] - mp.mpf(PAPER_ALPHA)) < mp.mpf("1e-30")
+        assert abs(root[1] - mp.mpf(PAPER_LAMBDA)) < mp.mpf("1e-30")
+    assert found.values == {"alpha": float(PAPER_ALPHA), "scale": float(PAPER_LAMBDA)}
+    assert found.last_double == {"alpha": True, "scale": True}
+    assert found.method == "certified residual"
+    assert found.spec == "selu"  # the defaults are the paper's constants
+
+
+def test_the_notebooks_other_fixed_point():
+    # The SNNs notebook's example: fixed point mean -0.1, variance 2 (the input N(-0.1, 2) maps to itself).
+    sigma = math.sqrt(2.0)  # the input's sigma is this double; tau below is its exact square
+    result = solve.solve("selu(alpha=?,scale=?)", mean=-0.1, var=2.0, mu=-0.1, sigma=sigma)
+    (found,) = result.solutions
+    with mp.workdps(50):
+        root = findroot(mp.mpf(-0.1), mp.mpf(2), mp.mpf(-0.1), mp.mpf(sigma) ** 2)
+        alpha, lam = float(root[0]), float(root[1])
+    assert found.values == {"alpha": alpha, "scale": lam}
+    assert all(found.last_double.values())
+    # The notebook prints (1.9769021954241999, 1.073851239616047) from sympy's nsolve on numpy doubles: a few ulps
+    # from the root (and (1.6732632423543774, 1.0507009873554802) at (0, 1), 1-2 ulps from the paper's).
+    assert abs(1.9769021954241999 - alpha) <= 4 * math.ulp(alpha) and abs(1.073851239616047 - lam) <= 8 * math.ulp(lam)
+
+
+def test_no_solution_is_an_empty_list():
+    # elu's mean at N(0, 1): 1/sqrt(2 pi) + alpha (e^(1/2) Phi(-1) - 1/2) = 0.399 - 0.238 alpha, never 5 (alpha > 0).
+    assert solve.solve("elu(alpha=?)", mean=5.0).solutions == ()
+
+
+def test_elu_alpha_for_zero_mean_against_its_linear_closed_form():
+    with mp.workdps(30):
+        want = (1 / mp.sqrt(2 * mp.pi)) / (mp.mpf(1) / 2 - mp.exp(mp.mpf(1) / 2) * mp.ncdf(-1))
+    (found,) = solve.solve("elu(alpha=?)", mean=0.0).solutions
+    assert abs(found.values["alpha"] - float(want)) <= found.errors["alpha"] + 1e-16 * float(want)
+
+
+def test_alpha_dropout_keeps_mean_and_variance_by_derivation():
+    q, alpha, lam = 0.9, float(PAPER_ALPHA), float(PAPER_LAMBDA)
+    found = solve.alpha_dropout(q, alpha, lam)
+    ap = -lam * alpha
+    # The paper's closed form at the fixed point (0, 1).
+    assert found.a == pytest.approx((q + ap**2 * q * (1 - q)) ** -0.5, rel=1e-15)
+    assert found.b == pytest.approx(-found.a * (1 - q) * ap, rel=1e-15)
+    # Derivation: x of mean 0, variance 1, d ~ Bernoulli(q); z = x d + ap (1 - d); by total expectation and variance
+    # E[z] = (1 - q) ap, E[z^2] = q + (1 - q) ap^2.
+    mean_z = (1 - q) * ap
+    var_z = q + (1 - q) * ap**2 - mean_z**2
+    assert found.a * mean_z + found.b == pytest.approx(0.0, abs=1e-15)
+    assert found.a**2 * var_z == pytest.approx(1.0, rel=1e-14)
+    # Another fixed point (mean 0.2, variance 1.5): the same derivation with E[x^2] = nu + mu^2.
+    g = solve.alpha_dropout(q, alpha, lam, mean=0.2, var=1.5)
+    mean_z = q * 0.2 + (1 - q) * ap
+    var_z = q * (1.5 + 0.04) + (1 - q) * ap**2 - mean_z**2
+    assert g.a * mean_z + g.b == pytest.approx(0.2, rel=1e-14)
+    assert g.a**2 * var_z == pytest.approx(1.5, rel=1e-14)
+
+
+runner = CliRunner()
+
+
+def test_cli_json_and_bad_input():
+    result = runner.invoke(app, ["solve", "selu", "--alpha-dropout", "0.95", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["keep"] == 0.95 and doc["alpha_prime"] == -float(PAPER_LAMBDA) * float(PAPER_ALPHA)
+    for args, says in (
+        (["solve", "selu(alpha=?,scale=?)", "--mean", "0"], "need as many targets"),
+        (["solve", "selu", "--mean", "0"], "no unknowns"),
+        (["solve", "relu", "--alpha-dropout", "0.9"], "selu spec"),
+        (["solve", "selu(p=?)", "--mean", "0"], "unknown parameter"),
+    ):
+        bad = runner.invoke(app, args)
+        assert bad.exit_code == 2 and says in bad.output and "Traceback" not in bad.output, bad.output
+
+
+def test_several_roots_are_all_listed():
+    # swish's variance at N(0, 1) rises from 1/4 (beta -> 0) above relu's 1/2 - 1/(2 pi) = 0.3408 (beta -> inf), with a
+    # maximum near beta = 4 (0.3525): a target between them has two roots. Each against mpmath's findroot.
+    target = 0.345
+    found = solve.solve("swish(beta=?)", var=target).solutions
+    assert len(found) == 2
+
+    def var(beta):
+        f = lambda x: x / (1 + mp.exp(-beta * x))  # noqa: E731
+        phi = lambda x: mp.exp(-x * x / 2) / mp.sqrt(2 * mp.pi)  # noqa: E731
+        m1 = mp.quad(lambda x: f(x) * phi(x), [-mp.inf, 0, mp.inf])
+        m2 = mp.quad(lambda x: f(x) ** 2 * phi(x), [-mp.inf, 0, mp.inf])
+        return m2 - m1 * m1 - mp.mpf(target)
+
+    with mp.workdps(25):
+        for s in found:
+            beta = s.values["beta"]
+            want = mp.findroot(var, (mp.mpf(beta) * (1 - mp.mpf("1e-6")), mp.mpf(beta) * (1 + mp.mpf("1e-6"))))
+            assert abs(beta - want) <= s.errors["beta"] + math.ulp(beta)
+    assert found[0].values["beta"] < 4 < found[1].values["beta"]
+
+
+@pytest.mark.parametrize("command", ["solve", "cmap"])
+def test_help_has_examples(command):
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0 and "Usage:" in result.output and "Example" in result.output
+
+
+def test_affine_wrap_dks_style_relu_against_mpmath():
+    # DKS (Martens et al. 2021) for relu: y = a relu(b x + 1) + d with E[y] = 0, E[y^2] = 1 and C'(1) = E[y'^2] = zeta.
+    # relu(b X + 1), X ~ N(0, 1), has mean Phi(1/b) + b phi(1/b), second moment (1 + b^2) Phi(1/b) + b phi(1/b), and
+    # E[relu'^2] = Phi(1/b) (the Gaussian integrals of a ramp); solved here by mpmath's findroot.
+    zeta = 1.0027709658495370201
+    (found,) = solve.solve("relu", mean=0, var=1, grad_sq=zeta, affine="a=?,b=?,c=1,d=?").solutions
+
+    def equations(a, b, d):
+        p, q = mp.ncdf(1 / b), mp.npdf(1 / b)
+        m, m2 = p + b * q, (1 + b * b) * p + b * q
+        return [a * m + d, a * a * (m2 - m * m) - 1, a * a * b * b * p - mp.mpf(zeta)]
+
+    with mp.workdps(30):
+        want = mp.findroot(equations, (mp.mpf(found.values["a"]), mp.mpf(found.values["b"]), mp.mpf(found.values["d"])))
+    for name, w in zip("abd", want):
+        assert abs(found.values[name] - float(w)) <= found.errors[name] + 2 * math.ulp(found.values[name])
+    bad = runner.invoke(app, ["solve", "relu", "--affine", "a=?,e=1", "--mean", "0"])
+    assert bad.exit_code == 2 and "bad --affine item" in bad.output
