@@ -11,6 +11,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -22,6 +23,7 @@ from momentcalc.estimators import cluster, driver, montecarlo  # noqa: E402
 from momentcalc.settings import RunSettings  # noqa: E402
 from momentcalc.spec import parse  # noqa: E402
 
+cluster_futures = cluster._Futures
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = ["maxpool(k=3)", "relu | normalize | maxpool(k=3)"]
 SAMPLES = 1_000_003  # odd, and not a whole number of chunks: a short last chunk, and pairs rounded up
@@ -142,6 +144,30 @@ def test_a_worker_killed_mid_run_changes_no_bit(client, tmp_path):
         local.std_se,
         local.samples,
     )
+
+
+def _slow_rows(states, counts):
+    import time
+
+    time.sleep(0.2)  # so that the next batch is still queued when the run is interrupted (no timing is asserted)
+    return np.array([[float(n), 0.0, 0.0, 0.0, 0.0] for n in counts])
+
+
+def test_ctrl_c_cancels_the_queued_tasks(client, monkeypatch):
+    submitted = []
+    monkeypatch.setattr(
+        cluster, "_Futures", lambda futures: submitted.append(cluster_futures(futures)) or submitted[-1]
+    )
+    chunks = driver.Chunks(10, lambda first, count: [None] * count, _slow_rows, batch=1)
+
+    def interrupt(done, total):
+        raise KeyboardInterrupt
+
+    with cluster.running_on(client), pytest.raises(KeyboardInterrupt):
+        driver.run_chunks(chunks, 0, [10] * 100, interrupt, 1000)
+    pending = [f for group in submitted[1:] for f in group.futures]
+    assert pending and all(f.status in ("cancelled", "finished") for f in pending)
+    assert any(f.status == "cancelled" for f in pending)
 
 
 def test_local_n_starts_and_stops_its_own_cluster():

@@ -84,10 +84,9 @@ class DaskExecutor:
     def slots(self) -> int:
         return max(1, sum(self.client.nthreads().values()))
 
-    def in_order(self, tasks: Sequence[Callable[[], np.ndarray]]) -> Iterator[np.ndarray]:
+    def in_order(self, tasks: Sequence[Callable[[], np.ndarray]]) -> _Futures:
         """Submit every task now (pure=False: a task's key is its own, never another run's); results in order."""
-        futures = [self.client.submit(task, pure=False) for task in tasks]
-        return (f.result() for f in futures)
+        return _Futures([self.client.submit(task, pure=False) for task in tasks])
 
     def close(self) -> None:
         if self._owned and self._client is not None:
@@ -118,6 +117,20 @@ class DaskExecutor:
                 f"cannot reach a Dask scheduler at {self.scheduler!r} ({first_line}); "
                 "give the address of a running scheduler (tcp://host:8786) or local:N"
             ) from None
+
+
+class _Futures:
+    """Results of Dask futures in task order; cancel() (the driver's, on Ctrl-C) drops those not yet run."""
+
+    def __init__(self, futures: list):
+        self.futures = futures
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return (f.result() for f in self.futures)
+
+    def cancel(self) -> None:
+        for f in self.futures:
+            f.cancel()
 
 
 def _local_workers(scheduler: str) -> int | None:

@@ -19,7 +19,7 @@ work, where total is what the run (or the current extension of it) reaches.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -120,7 +120,8 @@ class Executor(Protocol):
     slots: int  # tasks that run at once
     batch_scale: int  # batches this many times longer than on threads: fewer, larger tasks pay its overhead
 
-    def in_order(self, tasks: Sequence[Callable[[], np.ndarray]]) -> Iterator[np.ndarray]: ...
+    def in_order(self, tasks: Sequence[Callable[[], np.ndarray]]) -> Iterable[np.ndarray]:
+        """Start the tasks now; their results in task order (an object with cancel(), for Ctrl-C, if it can)."""
 
 
 _executor: ContextVar[Executor | None] = ContextVar("momentcalc_executor", default=None)
@@ -193,7 +194,7 @@ def run_chunks(
             report(progress, done, total)
     except BaseException:  # Ctrl-C (KeyboardInterrupt) above all: leave the pool idle, not busy with queued batches
         for queued in (current, pending):
-            if isinstance(queued, _Submitted):
+            if hasattr(queued, "cancel"):  # the pool's _Submitted, or an executor's futures
                 queued.cancel()
         raise
     return np.concatenate(rows)
