@@ -18,3 +18,8 @@ def __getattr__(name):
     if name == "estimate":  # PEP 562: the engine (numba) loads when estimate is first asked for
         return lazy_module("momentcalc.engine").estimate
     raise AttributeError(f"module 'momentcalc' has no attribute {name!r}")
+
+
+def __dir__():
+    # estimate is served by __getattr__ (lazily), so the module's own namespace does not list it.
+    return sorted(set(globals()) | set(__all__))

@@ -39,6 +39,29 @@ class Param:
     accepted: str = ""  # says what `check` accepts, for error messages
     choices: tuple[str, ...] = ()
     raw: bool = False  # the whole text inside the parentheses, e.g. expr(x * tanh(x)); validated by exprlang
+    # The documented range (least, most), both included, for numbers: the spec parser refuses the rest and
+    # `momentcalc list` shows it. The values come from momentcalc.settings (the input domain).
+    bounds: tuple[float, float] | None = None
+
+    def describe(self) -> str:
+        """What the parameter accepts, its range included, for error messages and `momentcalc list`."""
+        if self.bounds is None:
+            return self.accepted or self.kind.__name__
+        what = "an integer" if self.kind is int else "a finite number"
+        return f"{what} in {self.range_text()}" + (f" ({self.accepted})" if self.accepted else "")
+
+    def accepts(self, value) -> bool:
+        """Whether the parser takes this (already converted) value: its check and its declared range."""
+        return self.check(value) and (self.bounds is None or self.bounds[0] <= value <= self.bounds[1])
+
+    def range_text(self) -> str:
+        lo, hi = self.bounds
+        return f"[{_number(lo)}, {_number(hi)}]"
+
+
+def _number(x: float) -> str:
+    """1000, 0.001, 1000000 as people write them (10**6, not 1e+06)."""
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e16 else f"{x:g}"
 
 
 @dataclass(frozen=True)

@@ -16,14 +16,13 @@ from .result import Estimate, Result
 from .settings import (  # noqa: F401 (METHODS: re-exported)
     METHODS,
     MU_MAX,
-    PARAM_RANGES,
-    PIPELINE_MAX,
     SIGMA_MAX,
     SIGMA_MIN,
-    WINDOW_MAX,
     Progress,
     RunSettings,
     is_finite,
+    is_int,
+    shown,
 )
 from .spec import Spec, parse
 
@@ -84,21 +83,30 @@ def estimate(
 
 def _estimate(spec, mu, sigma, method, samples, tol, seed, z, progress, grad, size, digits, methods) -> Result:
     user_fn = callable(spec) and not isinstance(spec, (str, Spec))
+    if not user_fn and not isinstance(spec, (str, Spec)):
+        hint = f"; decode it first: {spec.decode(errors='replace')!r}" if isinstance(spec, bytes) else ""
+        raise MomentcalcError(
+            f"spec must be text such as 'relu' or 'relu | maxpool(k=3)' (or a vectorized Python callable), "
+            f"got {type(spec).__name__} {shown(spec)}{hint}"
+        )
     if size is not None and user_fn:
         raise MomentcalcError("size= takes a text spec such as 'maxpool(k=3,s=1,p=1)', not a Python callable")
     if grad is not None and not user_fn:
         raise MomentcalcError("grad= is for a callable spec (its derivative); a text spec has its derivatives built in")
     parsed = parse(spec) if isinstance(spec, str) else spec
-    settings = RunSettings(method, samples, tol, seed, z, progress)  # checks its fields
+    settings = RunSettings(method, samples, tol, seed, z, progress)  # checks its fields, takes numpy scalars
     mu, sigma = _check_input(mu, sigma)
-    if not user_fn:
-        check_domain(parsed)
     if user_fn:
         return estimate_callable(spec, grad, mu, sigma, settings)
     if size is not None:
-        return spatial.estimate_map(parsed, size, mu, sigma, settings)
-    if digits is not None and (isinstance(digits, bool) or not isinstance(digits, int) or not 1 <= digits <= 600):
-        raise MomentcalcError(f"digits must be a whole number from 1 to 600, got {digits!r}")
+        return spatial.estimate_map(parsed, int(size) if is_int(size) else size, mu, sigma, settings)
+    if digits is not None and (not is_int(digits) or not 1 <= digits <= 600):
+        raise MomentcalcError(f"digits must be a whole number from 1 to 600, got {shown(digits)}")
+    digits = None if digits is None else int(digits)
+    if methods is not None and not isinstance(methods, (list, tuple)):
+        raise MomentcalcError(
+            f"methods must be a list of method names such as ['closed', 'quadrature'], got {shown(methods)}"
+        )
     wanted = AUTO.get(method, (method,)) if methods is None else tuple(methods)
     unknown = [m for m in wanted if m not in METHODS or m in AUTO]
     if unknown:
@@ -121,7 +129,7 @@ def _estimate(spec, mu, sigma, method, samples, tol, seed, z, progress, grad, si
                 compiled = clock.seconds - compiled
                 overheads["kernels"] += compiled
                 found = replace(found, seconds=max(found.seconds - compiled, 0.0))
-                estimates.append(_with_grad_sq(found, parsed, mu, sigma, norms))
+                estimates.append(finite(_with_grad_sq(found, parsed, mu, sigma, norms)))
             except NotApplicable as why:
                 if method not in AUTO and methods is None:
                     raise MomentcalcError(str(why)) from None
@@ -150,37 +158,33 @@ AUTO = {
 }
 
 
+def finite(estimate: Estimate) -> Estimate:
+    """The estimate, if every number in it is finite; a method that cannot give finite numbers declines.
+
+    Without this a NaN or inf from some corner of a closed form would become the value of record,
+    or reach --json (which JSON cannot carry). A non-finite E[f'^2] alone is dropped, not the estimate.
+    """
+    e = estimate
+    grad = [e.grad_sq, e.grad_sq_se, *(e.grad_sq_interval or ())]
+    if not all(v is None or math.isfinite(v) for v in grad):
+        e = replace(e, grad_sq=None, grad_sq_se=None, grad_sq_interval=None, grad_sq_digits=None)
+    moments = [e.mean, e.std, e.mean_se, e.std_se, *(e.mean_interval or ()), *(e.std_interval or ())]
+    if not all(v is None or math.isfinite(v) for v in moments):
+        raise NotApplicable(f"{e.method} gives a non-finite value here ({', '.join(map(repr, moments))})")
+    return e
+
+
 def _check_input(mu, sigma) -> tuple[float, float]:
     if not is_finite(mu):
-        raise MomentcalcError(f"mu must be a finite number, got {mu!r}")
+        raise MomentcalcError(f"mu must be a finite number, got {shown(mu)}")
     if not is_finite(sigma) or sigma <= 0:
-        raise MomentcalcError(f"sigma must be a finite number > 0, got {sigma!r}")
+        raise MomentcalcError(f"sigma must be a finite number > 0, got {shown(sigma)}")
+    mu, sigma = float(mu), float(sigma)  # numpy scalars too (a float16 would overflow comparing with 1e6)
     if abs(mu) > MU_MAX:
         raise MomentcalcError(f"mu must be within [-{MU_MAX:g}, {MU_MAX:g}] (the input domain), got {mu!r}")
     if not SIGMA_MIN <= sigma <= SIGMA_MAX:
         raise MomentcalcError(f"sigma must be within [{SIGMA_MIN:g}, {SIGMA_MAX:g}] (the input domain), got {sigma!r}")
-    return float(mu), float(sigma)
-
-
-def check_domain(spec: Spec) -> None:
-    """Refuse op parameters outside the input domain (settings.PARAM_RANGES, WINDOW_MAX) and over-long pipelines."""
-    if len(spec.ops) > PIPELINE_MAX:
-        raise MomentcalcError(
-            f"a pipeline has at most {PIPELINE_MAX} stages, got {len(spec.ops)}; "
-            "split it, or estimate a callable that runs the stages (quadrature and Monte Carlo take one)"
-        )
-    for op in spec.ops:
-        for name, value in op.params:
-            if name in PARAM_RANGES and is_finite(value):
-                lo, hi = PARAM_RANGES[name]
-                if not lo <= value <= hi:
-                    raise MomentcalcError(
-                        f"{op.name}: {name} must be within [{lo:g}, {hi:g}] (the input domain), got {value!r}"
-                    )
-        if op.kind == catalog.WINDOW and op.window_size > WINDOW_MAX:
-            raise MomentcalcError(
-                f"{op}: a window holds at most {WINDOW_MAX} values (the input domain), got {op.window_size}"
-            )
+    return mu, sigma
 
 
 def window_product(spec: Spec) -> int:

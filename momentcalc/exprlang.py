@@ -18,6 +18,9 @@ from ._lazy import lazy_module
 from .errors import MomentcalcError
 
 MAX_LENGTH = 1000
+# The deepest nesting of the tree: checking, printing and compiling it recurse once per level, and Python's
+# stack holds about 1000 frames (400 unary minuses, or 330 x's joined by +, overflowed it).
+MAX_DEPTH = 100
 
 # name -> number of arguments
 FUNCTIONS: dict[str, int] = {
@@ -72,8 +75,26 @@ def _parse(text: str) -> ast.Expression:
         raise MomentcalcError(
             f"malformed expression {text!r}: {why.msg}; write a function of x, e.g. x * tanh(x)"
         ) from None
+    except (RecursionError, MemoryError):  # the parser's own stack, on deeply nested text
+        raise MomentcalcError(f"expression nests too deeply (at most {MAX_DEPTH} levels)") from None
+    depth = _depth(tree.body)
+    if depth > MAX_DEPTH:
+        raise MomentcalcError(
+            f"expression nests too deeply ({depth} levels, at most {MAX_DEPTH}): write x+x+x as 3*x, "
+            "--x as x, or split a long sum into fewer terms"
+        )
     _check(tree.body, text)
     return tree
+
+
+def _depth(root: ast.AST) -> int:
+    """Levels of the tree, counted without recursion (so any tree ast.parse returns can be measured)."""
+    deepest, stack = 0, [(root, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in ast.iter_child_nodes(node))
+    return deepest
 
 
 def _check(node: ast.AST, text: str) -> None:

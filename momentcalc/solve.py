@@ -171,7 +171,7 @@ def find_unknowns(spec: str, required: bool = True) -> tuple[Unknown, ...]:
         if param is None or param.kind is not float:
             raise MomentcalcError(f"{op.name}'s parameter {m.group(1)!r} is not a number that can be solved for")
         default = float(param.default) if param.default is not None else 1.0
-        positive = not param.check(0.0) and not param.check(-1.0)
+        positive = not param.accepts(0.0) and not param.accepts(-1.0)
         unknowns.append(Unknown(stage, op.name, param.name, default, positive))
     labels = [u.label for u in unknowns]
     if len(set(labels)) != len(labels):

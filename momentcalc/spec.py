@@ -12,6 +12,7 @@ from functools import lru_cache
 
 from . import catalog, exprlang
 from .errors import MomentcalcError
+from .settings import PIPELINE_MAX, WINDOW_MAX
 
 _BOOL_WORDS = {"true": True, "false": False}
 
@@ -83,10 +84,23 @@ def canonical(text: str) -> str:
     return str(parse(text))
 
 
-@lru_cache(maxsize=512)
 def parse(text: str) -> Spec:
     """Parse and validate spec text; raise MomentcalcError saying what is wrong."""
+    if not isinstance(text, str):  # before the cache, which would raise TypeError for unhashable values
+        raise MomentcalcError(
+            f"a spec is text such as 'relu' or 'relu | maxpool(k=3)', got {type(text).__name__} {text!r:.60}"
+        )
+    return _parse_checked(text)
+
+
+@lru_cache(maxsize=512)
+def _parse_checked(text: str) -> Spec:
     spec = _parse(text)
+    if len(spec.ops) > PIPELINE_MAX:
+        raise MomentcalcError(
+            f"a pipeline has at most {PIPELINE_MAX} stages, got {len(spec.ops)}; "
+            "split it, or estimate a callable that runs the stages (quadrature and Monte Carlo take one)"
+        )
     layers = [str(op) for op in spec.ops if op.kind == catalog.LAYER]
     if layers:
         raise MomentcalcError(
@@ -199,15 +213,16 @@ def _raw_value(param: catalog.Param, text: str, op_name: str) -> str:
 
 
 def _convert(param: catalog.Param, raw: str, op_name: str):
-    what = f"{op_name}({param.name}={raw})"
+    shown = raw if len(raw) <= 40 else raw[:20] + "..." + raw[-10:]  # a 5000-digit value is not echoed whole
+    what = f"{op_name}({param.name}={shown})"
     try:
         if param.kind is bool:
             value = _BOOL_WORDS[raw.lower()]
         elif param.kind is int:
-            as_float = float(raw)
-            if not as_float.is_integer():
+            # Digits only: a float such as 1e200 or 3.0 is refused, never rounded (and never made a 200-digit int).
+            if not raw.lstrip("+-").isdigit():
                 raise ValueError
-            value = int(as_float)
+            value = int(raw)
         elif param.kind is float:
             value = float(raw)
             if value != value or value in (float("inf"), float("-inf")):
@@ -216,11 +231,18 @@ def _convert(param: catalog.Param, raw: str, op_name: str):
             value = raw
     except (ValueError, KeyError, OverflowError):
         kind = {bool: "true or false", int: "an integer", float: "a finite number"}.get(param.kind, "text")
+        kind = param.describe() if param.bounds is not None else kind
         raise MomentcalcError(f"bad value in {what}: expected {kind}") from None
     if param.choices and value not in param.choices:
         raise MomentcalcError(f"bad value in {what}: expected one of {', '.join(param.choices)}")
     if not param.check(value):
-        raise MomentcalcError(f"out of range in {what}: expected {param.accepted}")
+        raise MomentcalcError(f"out of range in {what}: expected {param.describe()}")
+    if param.bounds is not None and not param.bounds[0] <= value <= param.bounds[1]:
+        raise MomentcalcError(
+            f"out of range in {what}: {param.name}"
+            + (f" ({param.accepted})" if param.accepted else "")
+            + f" must be within {param.range_text()} (the input domain)"
+        )
     return value
 
 
@@ -234,7 +256,7 @@ def _resolve_params(info: catalog.OpInfo, given: dict, whole: str) -> tuple[tupl
             )
         if param.default is None and param.name not in given and info.kind != catalog.WINDOW:
             raise MomentcalcError(
-                f"{info.name} needs {param.name}=<{param.accepted or param.kind.__name__}>, e.g. "
+                f"{info.name} needs {param.name}=<{param.describe()}>, e.g. "
                 f"{info.name}({param.name}={3 if param.kind is int else 0.8})"
             )
     if info.constraint is not None:
@@ -264,6 +286,13 @@ def _check_window(info: catalog.OpInfo, given: dict, whole: str) -> None:
         raise MomentcalcError(
             f"out of range in {info.name}(k={k},p={given['p']}): "
             f"pooling padding must be <= k/2 (at most {k // 2}), as PyTorch requires"
+        )
+    size = given["n"] if "n" in given else k ** given.get("dims", 2)
+    if size > WINDOW_MAX:
+        shape = "" if "n" in given else f" (k**dims = {k}**{given.get('dims', 2)})"
+        raise MomentcalcError(
+            f"out of range in {info.name}: a window holds at most {WINDOW_MAX} values (the input domain), "
+            f"got {size}{shape}"
         )
     if k is not None and given.get("s") == k:
         del given["s"]  # the default stride is the window side: one canonical spelling

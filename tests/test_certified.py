@@ -17,7 +17,7 @@ import momentcalc as mc
 from momentcalc import catalog
 from momentcalc.cli import app
 from momentcalc.estimators import NotApplicable, certified
-from momentcalc.spec import parse
+from momentcalc.spec import Op, Spec, parse
 
 DPS = 40
 
@@ -229,13 +229,19 @@ def test_digits_are_correctly_rounded():
         "dropout(p=0.5) | relu",
         "relu | avgpool(k=2) | relu",
         "maxpool(k=2) | minpool(k=2)",
-        "maxpool(n=2000000)",
         "expr(x * x)",
     ],
 )
 def test_what_it_refuses(text):
     with pytest.raises(NotApplicable):
         certified.estimate(parse(text), 0.0, 1.0)
+
+
+def test_refuses_a_window_beyond_its_limit():
+    # The parser already refuses windows of more than 10**6 values (settings.WINDOW_MAX); certified checks on its own.
+    spec = Spec((Op("maxpool", (("n", certified.MAX_N + 1),)),))
+    with pytest.raises(NotApplicable, match="not certified"):
+        certified.estimate(spec, 0.0, 1.0)
 
 
 def test_engine_makes_certified_the_value_of_record():

@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .._lazy import lazy_module
+from ..errors import MomentcalcError
 from ..result import informative
 from ._util import EXIT_DISAGREE, _console, _examples, _LazyBar, _se, _value, app
 from .render_map import render_map
@@ -112,7 +113,7 @@ def estimate(
         )
     overheads = getattr(result, "overheads", {})  # a whole map (--size) has none
     if as_json:
-        typer.echo(json.dumps({**result.to_dict(), **({"overheads": overheads} if timings else {})}, indent=2))
+        typer.echo(_strict_json({**result.to_dict(), **({"overheads": overheads} if timings else {})}))
     elif size is not None:
         render_map(result, _console(MAP_WIDTH))
     else:
@@ -122,6 +123,16 @@ def estimate(
         _console().print(f"set-up, not in the methods' times: {spent or 'none recorded'}")
     if not result.agree:
         raise typer.Exit(EXIT_DISAGREE)
+
+
+def _strict_json(data: dict) -> str:
+    """JSON with no NaN or Infinity, which are not JSON (the engine lets no non-finite number through)."""
+    try:
+        return json.dumps(data, indent=2, allow_nan=False)
+    except ValueError:
+        raise MomentcalcError(
+            "the result holds a non-finite number, which JSON cannot carry; run without --json"
+        ) from None
 
 
 def _render_result(result) -> None:

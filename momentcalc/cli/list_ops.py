@@ -6,6 +6,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .. import catalog
+from ..settings import WINDOW_MAX
 from ._util import _console, app
 
 
@@ -27,11 +28,15 @@ def _op_rows() -> list[tuple[str, str, str, str]]:
     def params(op) -> str:
         if op.kind == catalog.WINDOW:
             extra = ", count_include_pad=true" if op.param("count_include_pad") else ""
-            return f"k (window side) or n (window size); dims=2; with k: s=k (stride), p=0 (padding){extra}"
+            return (
+                f"k (window side) or n (window size); dims=2; with k: s=k (stride), p=0 (padding){extra}; "
+                f"n or k**dims at most {WINDOW_MAX}"
+            )
         parts = []
         for p in op.params:
-            required = f"{p.name}=<{p.accepted or p.kind.__name__}> (required)"
-            text = required if p.default is None else f"{p.name}={p.default}"
+            required = f"{p.name}=<{p.describe()}> (required)"
+            ranged = "" if p.bounds is None else f" in {p.range_text()}"
+            text = required if p.default is None else f"{p.name}={p.default}{ranged}"
             parts.append(text + (f" [{'|'.join(p.choices)}]" if p.choices else ""))
         return ", ".join(parts) or "—"
 

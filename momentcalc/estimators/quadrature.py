@@ -149,11 +149,36 @@ def normalize_constants(spec: Spec, mu: float, sigma: float) -> Norms:
     normalize (mean, std and their error bounds), None for other ops. The engine passes them to every method."""
     try:
         return tuple(
-            estimate_moments(Spec(spec.ops[:depth]), mu, sigma) if op.kind == catalog.NORMALIZE else None
+            _checked_norm(Spec(spec.ops[:depth]), mu, sigma) if op.kind == catalog.NORMALIZE else None
             for depth, op in enumerate(spec.ops)
         )
     except NotApplicable as why:
         raise NotApplicable(f"normalize needs the exact moments of what precedes it: {why}") from None
+
+
+# normalize divides by the std of what precedes it: that std must be known to this relative accuracy.
+NORMALIZE_STD_RTOL = 1e-6
+
+
+def _checked_norm(prefix: Spec, mu: float, sigma: float) -> tuple[float, float, float, float]:
+    """The moments of prefix, refused (MomentcalcError) when prefix is constant to double precision.
+
+    relu at N(-40, 1) has a std below the smallest double (it comes out 0), relu6 at N(30, 1) one of 2e-65
+    with a bound of 4e-14: dividing by either divides by rounding noise, so the answer would be noise too.
+    """
+    # A user expression is checked (finite, |y| <= 1e150) before its moments are integrated, as the quadrature
+    # method checks a whole spec: expr(1e308) | normalize overflowed while squaring 1e308.
+    vectorized.check_spec_finite(prefix, mu, sigma, normalize_constants(prefix, mu, sigma))
+    found = estimate_moments(prefix, mu, sigma)
+    mean, std, _, std_err = found
+    if not (math.isfinite(std) and std > 0.0 and std_err <= NORMALIZE_STD_RTOL * std):
+        known = f"{std:.3g} +/- {std_err:.2g}" if math.isfinite(std) and std > 0.0 else f"{std:g}"
+        raise MomentcalcError(
+            f"normalize after '{prefix}' at N({mu:g}, {sigma:g}^2): what it would normalize is constant to double "
+            f"precision (mean {mean:.6g}, std {known}, not known to 6 digits); normalize an input that varies, "
+            f"e.g. with mu nearer the op's kinks or a larger sigma"
+        )
+    return found
 
 
 def grad_sq(spec: Spec, mu: float, sigma: float, norms: Norms | None = None) -> tuple[float, float]:

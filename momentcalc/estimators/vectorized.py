@@ -64,8 +64,14 @@ def numerical_derivative(f: Callable) -> Callable:
 def _as_array_fn(fn: Callable, label: str) -> Callable:
     def wrapped(x):
         x = np.asarray(x, dtype=np.float64)
-        with np.errstate(all="ignore"):
-            out = np.asarray(fn(x), dtype=np.float64)
+        try:
+            with np.errstate(all="ignore"):
+                out = np.asarray(fn(x), dtype=np.float64)
+        except Exception as why:  # the user's code: whatever it raises is bad input, said in one line
+            raise MomentcalcError(
+                f"{label} failed on a numpy array ({type(why).__name__}: {why}): a callable spec must be vectorized, "
+                "numpy array in, float array out (numpy.exp, not math.exp)"
+            ) from None
         if out.shape != x.shape:
             try:
                 out = np.broadcast_to(out, x.shape).copy()
@@ -137,19 +143,25 @@ def jitted_arrays(op) -> tuple[Callable, Callable]:
     return (lambda x: f(x).reshape(np.shape(x))), (lambda x: f(x, True).reshape(np.shape(x)))
 
 
+# The largest |value| a user function may give: moments square it (and sum squares), which must stay finite.
+VALUE_MAX = 1e150
+
+
 def check_finite_on_grid(stages: list[VecStage], mu: float, sigma: float) -> None:
-    """MomentcalcError where some stage gives NaN or inf on mu +- 12 sigma (what quadrature integrates over)."""
+    """MomentcalcError where some stage gives NaN, inf or |y| > VALUE_MAX on mu +- 12 sigma (what quadrature
+    integrates over)."""
     x = np.concatenate([mu + sigma * np.linspace(-GRID_SIGMAS, GRID_SIGMAS, GRID_POINTS), [mu]])
     for stage in stages:
         inputs = x
         y, dy = stage.f(inputs), stage.df(inputs)
         for name, values in (("value", y), ("derivative", dy)):
-            bad = ~np.isfinite(values)
+            with np.errstate(invalid="ignore"):
+                bad = ~(np.abs(values) <= VALUE_MAX)  # NaN and inf too
             if bad.any():
                 at = float(inputs[np.argmax(bad)])
                 where = " in its derivative" if name == "derivative" else ""
                 raise MomentcalcError(
-                    f"{stage.label} gives NaN or inf{where} at x = {at:.6g} "
+                    f"{stage.label} gives NaN or inf (or |value| > {VALUE_MAX:g}){where} at x = {at:.6g} "
                     f"(checked on mu +- {GRID_SIGMAS:g} sigma of its input); "
                     "change the expression so it is finite on the whole line"
                 )

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from ..catalog import ELEMENTWISE, OpInfo, Param, register
 from ..result import Moments
+from ..settings import PARAM_RANGES
 from . import gaussian, piecewise
 from .piecewise import INF
 
@@ -453,14 +454,6 @@ def _param(name):
     return lambda op: (float(op.get(name)), 0.0)
 
 
-def _positive(v) -> bool:
-    return v > 0.0
-
-
-def _non_negative(v) -> bool:
-    return v >= 0.0
-
-
 def activation(
     name: str,
     description: str,
@@ -600,7 +593,7 @@ _BOUNDED = lambda c, d: lambda a, b: (c, 0.0, d)  # noqa: E731
 _LINEAR = lambda d: lambda a, b: (0.0, 1.0, d)  # noqa: E731
 
 _KINK_AT_0 = lambda a, b: (0.0,)  # noqa: E731
-_ALPHA = Param("alpha", float, 1.0, _positive, "a number > 0")
+_ALPHA = Param("alpha", float, 1.0, bounds=PARAM_RANGES["alpha"])
 
 activation(
     "relu",
@@ -664,7 +657,7 @@ activation(
     swish,
     swish_grad,
     False,
-    Param("beta", float, 1.0, _positive, "a number > 0"),
+    Param("beta", float, 1.0, bounds=PARAM_RANGES["beta"]),
     args=_param("beta"),
     ball=((_swish_ball, _swish_grad_ball),),
     growth=_LINEAR(_GATED_GRAD),
@@ -703,8 +696,8 @@ activation(
     selu,
     selu_grad,
     True,
-    Param("alpha", float, SELU_ALPHA, _positive, "a number > 0"),
-    Param("scale", float, SELU_LAMBDA, _positive, "a number > 0"),
+    Param("alpha", float, SELU_ALPHA, bounds=PARAM_RANGES["alpha"]),
+    Param("scale", float, SELU_LAMBDA, bounds=PARAM_RANGES["scale"]),
     args=lambda op: (float(op.get("alpha")), float(op.get("scale"))),
     kinks=_KINK_AT_0,
     closed=lambda a, b, mu, sigma: _exp_family_closed(b, a, 1.0, mu, sigma),
@@ -718,7 +711,7 @@ activation(
     softplus,
     softplus_grad,
     True,
-    Param("beta", float, 1.0, _positive, "a number > 0"),
+    Param("beta", float, 1.0, bounds=PARAM_RANGES["beta"]),
     args=_param("beta"),
     ball=((_softplus_ball, lambda x, a, b, lib: _sig_ball(a * x, lib)),),
     growth=lambda a, b: (0.7 / a, 1.0, 1.0),
@@ -729,7 +722,7 @@ activation(
     leaky_relu,
     leaky_relu_grad,
     True,
-    Param("slope", float, 0.01, _non_negative, "a number >= 0"),
+    Param("slope", float, 0.01, bounds=PARAM_RANGES["slope"]),
     args=_param("slope"),
     kinks=_KINK_AT_0,
     closed=_pieces_closed(LEAKY),
@@ -786,8 +779,8 @@ activation(
     hardtanh,
     hardtanh_grad,
     True,
-    Param("min_val", float, -1.0, accepted="a finite number"),
-    Param("max_val", float, 1.0, accepted="a finite number"),
+    Param("min_val", float, -1.0, bounds=PARAM_RANGES["min_val"]),
+    Param("max_val", float, 1.0, bounds=PARAM_RANGES["max_val"]),
     args=lambda op: (float(op.get("min_val")), float(op.get("max_val"))),
     kinks=lambda a, b: (a, b),
     closed=_pieces_closed(HARDTANH),

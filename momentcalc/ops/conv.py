@@ -8,11 +8,7 @@ so ``spec.parse`` refuses it in a spec and ``spec.parse_layer`` accepts it.
 from __future__ import annotations
 
 from ..catalog import LAYER, OpInfo, Param, register
-
-
-def _at_least(low: int):
-    return lambda v: v >= low
-
+from ..settings import PARAM_RANGES
 
 register(
     OpInfo(
@@ -20,11 +16,11 @@ register(
         LAYER,
         "2-D convolution, cin -> cout channels, unit-norm random filters (momentcalc backward only)",
         (
-            Param("k", int, None, _at_least(1), "an integer >= 1"),
-            Param("s", int, 1, _at_least(1), "an integer >= 1"),
-            Param("p", int, 0, _at_least(0), "an integer >= 0"),
-            Param("cin", int, 1, _at_least(1), "an integer >= 1"),
-            Param("cout", int, 1, _at_least(1), "an integer >= 1"),
+            Param("k", int, None, bounds=PARAM_RANGES["count"]),
+            Param("s", int, 1, bounds=PARAM_RANGES["count"]),
+            Param("p", int, 0, bounds=PARAM_RANGES["padding"]),
+            Param("cin", int, 1, bounds=PARAM_RANGES["count"]),
+            Param("cout", int, 1, bounds=PARAM_RANGES["count"]),
         ),
     )
 )

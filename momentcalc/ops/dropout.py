@@ -12,6 +12,7 @@ import math
 
 from ..catalog import DROPOUT, OpInfo, Param, register
 from ..result import Moments
+from ..settings import PARAM_RANGES
 
 
 def divisor(p: float, scale: str) -> float:
@@ -44,7 +45,7 @@ register(
         DROPOUT,
         "keep each value with probability p, zero it otherwise",
         (
-            Param("p", float, None, lambda v: 0.0 < v <= 1.0, "a keep probability in (0, 1]"),
+            Param("p", float, None, accepted="the keep probability", bounds=PARAM_RANGES["keep"]),
             Param("scale", str, "sqrt", choices=("none", "sqrt", "inverse")),
         ),
         closed=lambda op, mu, sigma: closed(op.get("p"), op.get("scale"), mu, sigma),

@@ -12,6 +12,7 @@ import math
 
 from ..catalog import WINDOW, OpInfo, Param, register
 from ..result import Moments
+from ..settings import PARAM_RANGES
 
 _SQRT_PI = math.sqrt(math.pi)
 
@@ -70,18 +71,14 @@ def max_density_ball(b, n: int, lib):
     return n * phi * lib.exp((n - 1) * lib.log(lib.erfc(-b / lib.sqrt(2)) / 2))
 
 
-def _positive_int(v) -> bool:
-    return v >= 1
-
-
 WINDOW_PARAMS = (
-    Param("k", int, None, _positive_int, "an integer >= 1"),
+    Param("k", int, None, accepted="window side", bounds=PARAM_RANGES["count"]),
     Param("dims", int, 2, lambda v: v in (1, 2, 3), "1, 2 or 3"),
-    Param("n", int, None, _positive_int, "an integer >= 1"),
+    Param("n", int, None, accepted="window size", bounds=PARAM_RANGES["count"]),
     # Stride and padding (with k= only). They matter only on a feature map of a given size
     # (estimate(..., size=I)); without one a window op means an interior window of n iid inputs.
-    Param("s", int, None, _positive_int, "an integer >= 1 (default: k)"),
-    Param("p", int, 0, lambda v: v >= 0, "an integer >= 0 and <= k/2"),
+    Param("s", int, None, accepted="stride, default k", bounds=PARAM_RANGES["count"]),
+    Param("p", int, 0, accepted="padding, at most k/2", bounds=PARAM_RANGES["padding"]),
 )
 # PyTorch's flag: padding zeros count in the divisor (true) or only real inputs do (false).
 AVG_PARAMS = WINDOW_PARAMS + (Param("count_include_pad", bool, True, accepted="true or false"),)
