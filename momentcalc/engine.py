@@ -10,7 +10,7 @@ from dataclasses import replace
 from . import catalog, crosscheck
 from ._lazy import lazy_module
 from .errors import MomentcalcError
-from .estimators import NotApplicable, closed, driver, montecarlo, vectorized
+from .estimators import NotApplicable, closed, cluster, driver, montecarlo, vectorized
 from .estimators.jit import compile_clock
 from .result import Estimate, Result
 from .settings import (  # noqa: F401 (METHODS: re-exported)
@@ -47,6 +47,7 @@ def estimate(
     size: int | None = None,
     digits: int | None = None,
     methods: tuple[str, ...] | None = None,
+    scheduler=None,
 ) -> Result:
     """Moments of the spec's output for X ~ N(mu, sigma^2), by every method asked for.
 
@@ -71,7 +72,16 @@ def estimate(
     answer is a spatial.SpatialResult: the mean and std of every output
     position, border windows included (see momentcalc.spatial); samples is
     then the number of simulated maps.
+
+    scheduler: run the Monte Carlo chunks on a Dask cluster, with the same bits
+    as here: an address ('tcp://host:8786'), 'local:N' (N worker processes on
+    this machine) or a dask.distributed.Client (see estimators/cluster.py).
     """
+    with cluster.running_on(scheduler):
+        return _estimate(spec, mu, sigma, method, samples, tol, seed, z, progress, grad, size, digits, methods)
+
+
+def _estimate(spec, mu, sigma, method, samples, tol, seed, z, progress, grad, size, digits, methods) -> Result:
     user_fn = callable(spec) and not isinstance(spec, (str, Spec))
     if not user_fn and not isinstance(spec, (str, Spec)):
         hint = f"; decode it first: {spec.decode(errors='replace')!r}" if isinstance(spec, bytes) else ""

@@ -55,6 +55,7 @@ from .tablefile import (
 
 # The CLI imports this module to build its help: what is heavy loads on first use.
 engine = lazy_module("momentcalc.engine")  # numba: only when a table is really built
+cluster = lazy_module("momentcalc.estimators.cluster")  # with engine: only when a table is built
 jsonschema = lazy_module("jsonschema")  # about 0.1 s: only when a table is checked
 
 # What a NormProp network needs, in the order the table lists them.
@@ -139,18 +140,21 @@ def build(
     specs: tuple[str, ...] = DEFAULT_SPECS,
     seed: int = 0,
     samples: int | None = None,
+    scheduler=None,
 ) -> dict:
     """Estimate every spec at N(0, 1) by every applicable method; return the table document.
 
     progress(done, total, spec) is called before each entry and once at the end (spec '').
+    scheduler: run the Monte Carlo chunks of every entry on one Dask cluster (engine.estimate), same bits.
     """
 
     entries = []
-    for done, text in enumerate(specs):
-        if progress is not None:
-            progress(done, len(specs), text)
-        result = engine.estimate(text, seed=seed, samples=samples)
-        entries.append(_entry(result.to_dict()))
+    with cluster.running_on(scheduler):
+        for done, text in enumerate(specs):
+            if progress is not None:
+                progress(done, len(specs), text)
+            result = engine.estimate(text, seed=seed, samples=samples)
+            entries.append(_entry(result.to_dict()))
     if progress is not None:
         progress(len(specs), len(specs), "")
     return {

@@ -15,7 +15,7 @@ def pytest_configure(config):
 
 # Optional extras whose tests skip where they are missing, except in CI (env CI set: .ci/run sets it),
 # where a missing one fails the run: CI installs them and must never skip their tests silently.
-OPTIONAL_IN_CI = ("torch", "matplotlib")
+OPTIONAL_IN_CI = ("torch", "matplotlib", "distributed")
 
 
 def pytest_sessionstart(session):

@@ -82,6 +82,14 @@ def estimate(
             "--timings", help="Also print the time spent loading modules and kernels (not in the methods' times)."
         ),
     ] = False,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            envvar="MOMENTCALC_SCHEDULER",
+            help="Run Monte Carlo on a Dask cluster, with the same bits: tcp://host:8786, or local:N "
+            "for N worker processes here. Needs momentcalc[dask].",
+        ),
+    ] = None,
 ) -> None:
     """Mean and std of SPEC's output for X ~ N(mu, sigma^2), by every method that applies.
 
@@ -101,6 +109,7 @@ def estimate(
             progress=bar,
             size=size,
             digits=digits,
+            scheduler=scheduler,
         )
     overheads = getattr(result, "overheads", {})  # a whole map (--size) has none
     if as_json:

@@ -28,7 +28,17 @@ ReadDirOption = Annotated[
 
 
 @tables_app.command("build", epilog=_examples("tables build", "tables build --dir /tmp/tables"))
-def tables_build(directory: DirOption = table_files.DEFAULT_DIR) -> None:
+def tables_build(
+    directory: DirOption = table_files.DEFAULT_DIR,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            envvar="MOMENTCALC_SCHEDULER",
+            help="Run Monte Carlo on a Dask cluster, with the same bits: tcp://host:8786, or local:N. "
+            "Needs momentcalc[dask].",
+        ),
+    ] = None,
+) -> None:
     """Compute every default entry and write normprop.json and schema.json (atomically).
 
     A file that is already exactly what this build writes (timing aside, numbers within a few ulps) is left \
@@ -37,7 +47,7 @@ untouched, so a rebuild makes no diff.
     start = time.perf_counter()
     table_files.ensure_writable(directory)  # fail before a minute of work, not after
     with _entry_bar() as step:
-        doc = table_files.build(step)
+        doc = table_files.build(step, scheduler=scheduler)
     outcome = table_files.write(doc, directory)
     console = _console()
     for path in outcome.removed:

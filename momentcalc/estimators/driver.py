@@ -19,11 +19,13 @@ work, where total is what the run (or the current extension of it) reaches.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from functools import cache, partial
-from typing import Any
+from typing import Any, Protocol
 
 import numba
 import numpy as np
@@ -109,6 +111,44 @@ class _Submitted:
             f.cancel()
 
 
+# --- where chunk tasks run: this process's threads, or an executor such as a Dask cluster (cluster.py) ---------
+
+
+class Executor(Protocol):
+    """Runs chunk tasks elsewhere; results come back in task order, so the rows and their bits do not change."""
+
+    slots: int  # tasks that run at once
+    batch_scale: int  # batches this many times longer than on threads: fewer, larger tasks pay its overhead
+
+    def in_order(self, tasks: Sequence[Callable[[], np.ndarray]]) -> Iterable[np.ndarray]:
+        """Start the tasks now; their results in task order (an object with cancel(), for Ctrl-C, if it can)."""
+
+
+_executor: ContextVar[Executor | None] = ContextVar("momentcalc_executor", default=None)
+
+
+@contextmanager
+def executing(executor: Executor | None):
+    """Within this block, parallel chunk tasks run on `executor` (None: on this process's threads)."""
+    token = _executor.set(executor)
+    try:
+        yield executor
+    finally:
+        _executor.reset(token)
+
+
+def _elsewhere(chunks: Chunks) -> Executor | None:
+    return _executor.get() if chunks.parallel else None
+
+
+def _run_slice(streams: Streams, launch: Launch, first: int, counts: np.ndarray) -> np.ndarray:
+    """One task: rows of chunks first, ..., seeded where the task runs (a worker seeds its own chunks)."""
+    return launch(streams(first, len(counts)), counts)
+
+
+# -----------------------------------------------------------------------------------------------------------------
+
+
 def report(progress: Progress | None, done: int, total: int) -> None:
     if progress is not None:
         progress(done, total)
@@ -138,7 +178,8 @@ def run_chunks(
     seeded and queued before the current one is waited for, so the threads
     never wait on the caller between batches.
     """
-    batch = chunks.batch * (threads() if chunks.parallel else 1)
+    executor = _elsewhere(chunks)
+    batch = chunks.batch * (executor.slots * executor.batch_scale if executor else threads() if chunks.parallel else 1)
     rows, pending = [], _start(chunks, first, sizes[:batch])
     current = pending
     try:
@@ -153,7 +194,7 @@ def run_chunks(
             report(progress, done, total)
     except BaseException:  # Ctrl-C (KeyboardInterrupt) above all: leave the pool idle, not busy with queued batches
         for queued in (current, pending):
-            if isinstance(queued, _Submitted):
+            if hasattr(queued, "cancel"):  # the pool's _Submitted, or an executor's futures
                 queued.cancel()
         raise
     return np.concatenate(rows)
@@ -161,7 +202,14 @@ def run_chunks(
 
 def _start(chunks: Chunks, first: int, sizes: list[int]) -> Iterator[np.ndarray]:
     """Start the launch over consecutive slices of these chunks; iterate over the slices' rows."""
-    streams, counts = chunks.streams(first, len(sizes)), np.array(sizes, dtype=np.int64)
+    executor, counts = _elsewhere(chunks), np.array(sizes, dtype=np.int64)
+    if executor is not None:  # each task seeds its own chunks: on many workers, seeding here would hold them up
+        bounds = np.linspace(0, len(sizes), min(len(sizes), executor.slots * TASKS_PER_THREAD) + 1).astype(int)
+        pieces = zip(bounds[:-1], bounds[1:])
+        return executor.in_order(
+            [partial(_run_slice, chunks.streams, chunks.launch, first + lo, counts[lo:hi]) for lo, hi in pieces]
+        )
+    streams = chunks.streams(first, len(sizes))
     slices = min(len(sizes), threads() * TASKS_PER_THREAD) if chunks.parallel and threads() > 1 else 1
     bounds = np.linspace(0, len(sizes), slices + 1).astype(int)
     tasks = [partial(chunks.launch, streams[lo:hi], counts[lo:hi]) for lo, hi in zip(bounds[:-1], bounds[1:])]

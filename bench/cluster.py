@@ -1,0 +1,118 @@
+"""Monte Carlo on a Dask LocalCluster (estimators/cluster.py) against the local thread driver, and what 100 workers
+would take to reach SE 1e-6 and 1e-7 on 'relu | normalize | maxpool(k=3)'.
+
+    PYTHONPATH=. python bench/cluster.py            # 2**24 samples per run
+    PYTHONPATH=. python bench/cluster.py --quick    # 2**22
+
+Measured here, in one run: the local driver on 1 and 2 threads; a LocalCluster
+of 1 and 2 worker processes (one thread each; a warm-up run first, so the
+workers' kernels are compiled or loaded from numba's cache); every cluster run
+is checked to give the local bits. From these: seconds per chunk, Dask's
+overhead per chunk ((W * t_W - t_local1) / chunks), the efficiency
+t_local1 / (W * t_W), and the round trip of an empty task (what the scheduler
+costs per task). The projection to 100 workers: chunks needed = samples for the
+target SE (from this run's SE, SE ~ 1/sqrt(n)) / samples per chunk; time =
+chunks * seconds per chunk / (100 * efficiency of 1 worker), and the scheduler's
+bound tasks * (seconds per empty task) with BATCH_SCALE-sized tasks (128 chunks). Timings on a
+loaded machine are noisy: the figures are for their order of magnitude. The last
+line printed is JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+
+import distributed
+import numba
+
+from momentcalc import engine
+from momentcalc.estimators import cluster, driver, montecarlo
+from momentcalc.spec import parse
+
+SPEC = "relu | normalize | maxpool(k=3)"
+WORKERS = 100
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def _run(samples, scheduler=None):
+    result = engine.estimate(SPEC, method="montecarlo", samples=samples, seed=1, scheduler=scheduler)
+    (e,) = result.estimates
+    return (e.mean, e.std, e.mean_se, e.std_se, e.samples)
+
+
+def _local(samples, threads):
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        return _timed(lambda: _run(samples))
+    finally:
+        numba.set_num_threads(before)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    samples = 1 << (22 if args.quick else 24)
+    program = montecarlo.compile_program(parse(SPEC), 0.0, 1.0)
+    per_chunk = max(2, program.chunk - program.chunk % 2)  # antithetic chunks: whole pairs
+    chunks = math.ceil(samples / per_chunk)
+    _run(1 << 16)  # compile here first
+    bits, t1 = _local(samples, 1)
+    _, t2 = _local(samples, 2)
+    out = {"spec": SPEC, "samples": samples, "chunks": chunks, "samples_per_chunk": per_chunk}
+    out["local_threads"] = {"1": t1, "2": t2}
+    out["s_per_chunk_local1"] = t1 / chunks
+    out["dask_workers"] = {}
+    for workers in (1, 2):
+        with (
+            distributed.LocalCluster(
+                n_workers=workers, threads_per_worker=1, dashboard_address=":0", silence_logs=40
+            ) as local,
+            distributed.Client(local) as client,
+        ):
+            _, warm = _timed(lambda: _run(1 << 16, client))  # workers compile (or load) the kernels
+            got, t = _timed(lambda: _run(samples, client))
+            assert got == bits, f"{workers} workers: {got} != local {bits}"
+            empties, te = _timed(lambda: client.gather([client.submit(int, i, pure=False) for i in range(1000)]))
+            out["dask_workers"][str(workers)] = {
+                "seconds": t,
+                "first_run_s": warm,
+                "overhead_s_per_chunk": (workers * t - t1) / chunks,
+                "efficiency": t1 / (workers * t),
+                "empty_task_s": te / len(empties),
+                "same_bits": True,
+            }
+    # One worker's overhead per chunk: a second worker process is only as fast as a free core, and this machine
+    # may have none (compare local_threads 1 and 2: equal times mean no spare core).
+    d1 = out["dask_workers"]["1"]
+    se = max(bits[2], bits[3])
+    chunk_s, efficiency = out["s_per_chunk_local1"], min(1.0, d1["efficiency"])
+    chunks_per_task = driver.Chunks.batch * cluster.BATCH_SCALE // driver.TASKS_PER_THREAD  # 128
+    for target in (1e-6, 1e-7):
+        need = samples * (se / target) ** 2
+        n_chunks = need / per_chunk
+        compute = n_chunks * chunk_s / (WORKERS * efficiency)
+        scheduler = n_chunks / chunks_per_task * d1["empty_task_s"]
+        out[f"workers{WORKERS}_se{target:g}"] = {
+            "samples": need,
+            "chunks": n_chunks,
+            "hours_compute": compute / 3600,
+            "hours_scheduler_bound": scheduler / 3600,
+            "hours_one_core": n_chunks * chunk_s / 3600,
+        }
+    out["load"] = os.getloadavg()[0]
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
