@@ -476,7 +476,7 @@ def test_a_certified_number_must_regenerate_bit_for_bit(directory, regenerated, 
 def test_build_says_which_temporary_files_it_removed(directory, monkeypatch, regenerated):
     stale = directory / ".normprop.json.k1ll3d.tmp"
     stale.write_text("{")
-    monkeypatch.setattr(tables, "build", lambda progress=None: regenerated)
+    monkeypatch.setattr(tables, "build", lambda progress=None, scheduler=None: regenerated)
     result = CliRunner().invoke(app, ["tables", "build", "--dir", str(directory)])
     assert result.exit_code == 0, result.output
     assert f"removed {stale} (left by a build that was killed)" in " ".join(result.output.split())
