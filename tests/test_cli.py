@@ -231,6 +231,22 @@ def test_tables_build_check_show(tmp_path, fast_build):
     assert "maxpool(k=3)" in show.stdout and "1.4850131622" in show.stdout
 
 
+def test_tables_show_prints_certified_values_to_the_last_double(monkeypatch):
+    """The README's main command ends in `tables show`: a certified entry's mean and std print with every
+    digit of the correctly rounded double (they read back as the file's doubles), not a fixed 10 decimals."""
+    monkeypatch.chdir(REPO)
+    show = invoke("tables", "show")
+    assert show.exit_code == 0
+    doc = json.loads((REPO / "tables" / "normprop.json").read_text())
+    certified = [e for e in doc["entries"] if e["method"] == "certified"]
+    assert certified
+    for e in certified:
+        row = re.search(rf"^\s*{re.escape(e['spec'])}\s+(\S+)\s+\S+\s+(\S+)\s", show.stdout, re.M)
+        assert float(row[1]) == e["mean"] and float(row[2]) == e["std"], (e["spec"], row[0])
+    std = re.search(r"^\s*maxpool\(k=3\)\s+\S+\s+\S+\s+(\S+)\s", show.stdout, re.M)[1]
+    assert len(std.replace(".", "").lstrip("0")) == 17  # every significant digit, the guard digit included
+
+
 def test_tables_check_in_the_repository(fast_build, monkeypatch):
     monkeypatch.chdir(REPO)
     result = invoke("tables", "check")

@@ -172,10 +172,6 @@ def _se(x, known: bool = True) -> str:
     return "—" if x is None else ("0" if x == 0 else f"{x:.2g}")
 
 
-def _fixed(value) -> str:
-    return "—" if value is None else f"{value:.10f}"
-
-
 class _LazyBar:
     """A progress callback whose rich bar appears only once a run has lasted ~1 s, or is big.
 

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from .. import tables as table_files
 from ..errors import MomentcalcError
-from ._util import EXIT_DISAGREE, _console, _entry_bar, _examples, _fixed, _se, tables_app
+from ._util import EXIT_DISAGREE, _console, _entry_bar, _examples, _se, _value, tables_app
 
 DirOption = Annotated[Path, typer.Option("--dir", help="Directory of the table files.", show_default=True)]
 ReadDirOption = Annotated[
@@ -130,9 +130,9 @@ def _table_grid(path: Path, doc: dict) -> Table:
     for e in doc["entries"]:
         cells = [escape(e["spec"])] + ([] if common else [f"N({e['input']['mu']:g}, {e['input']['sigma']:g}²)"])
         cells += [
-            _fixed(e["mean"]),
+            _value(e["mean"], e["mean_se"]),
             _se(e["mean_se"]),
-            _fixed(e["std"]),
+            _value(e["std"], e["std_se"]),
             _se(e["std_se"]),
             e["method"],
             "[green]yes[/]" if e["agree"] else "[bold red]NO[/]",
