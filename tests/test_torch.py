@@ -111,6 +111,7 @@ def test_untabulated_specs_are_computed_by_exact_methods_and_cached():
         (lambda: NormPropActivation("maxpool(k=2)"), "elementwise ops"),
         (lambda: NormPropActivation("expr(x*tanh(x))"), "no torch function"),
         (lambda: NormPropDropout(1.5), "keep probability"),
+        (lambda: NormPropDropout(p=0.2), r"torch's p is the drop probability.*keep=0\.8"),
         (lambda: NormPropMaxPool2d(0), "kernel_size"),
     ],
 )

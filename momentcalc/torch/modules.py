@@ -9,8 +9,9 @@ module before it puts out) to an output with mean 0 and std 1, with no batch sta
 - NormPropActivation(spec): (f(x) - mean) / std for any chain of elementwise ops.
 - NormPropMaxPool2d / NormPropAvgPool2d: the pool, then the constants of the pipeline that feeds
   it (``after='relu | normalize'`` gives those of 'relu | normalize | maxpool(k=3)').
-- NormPropDropout(p, scale): p is the KEEP probability, as in momentcalc's dropout(p=...) (torch's
-  nn.Dropout takes the drop probability 1 - p).
+- NormPropDropout(keep, scale): keep is the KEEP probability, as in momentcalc's dropout(p=...);
+  torch's nn.Dropout(p) takes the drop probability, so the keyword p= is refused here (a torch
+  user's p=0.2 would otherwise silently keep 20%).
 
 The constants come from the packaged table or momentcalc's exact methods (moments.moments) and are
 those of an interior window: border windows of a padded pool (and border outputs of a zero-padded
@@ -153,18 +154,24 @@ class NormPropAvgPool2d(_Normalized):
 
 
 class NormPropDropout(_Normalized):
-    """Dropout that keeps each value with probability p (dropout(p, scale) of momentcalc), then (y - mean) / std.
+    """Dropout that keeps each value with probability keep (dropout(p=keep, scale) of momentcalc), then
+    (y - mean) / std.
 
-    scale: 'sqrt' (kept values / sqrt(p), the NormProp choice), 'inverse' (/ p) or 'none'. In eval
+    scale: 'sqrt' (kept values / sqrt(keep), the NormProp choice), 'inverse' (/ keep) or 'none'. In eval
     mode no value is dropped and the input is standardized with its own moments instead, so the
-    output has mean 0 and std 1 in both modes.
+    output has mean 0 and std 1 in both modes. p= is refused: torch's p is the DROP probability.
     """
 
-    def __init__(self, p: float = 0.8, scale: str = "sqrt", after: str | None = None, mu=0.0, sigma=1.0):
+    def __init__(self, keep: float = 0.8, scale: str = "sqrt", after: str | None = None, mu=0.0, sigma=1.0, *, p=None):
         super().__init__()
-        self._set_constants(_pipeline(after, f"dropout(p={float(p)!r},scale={scale})"), mu, sigma)
-        self.p = float(p)
-        self.divisor = {"none": 1.0, "sqrt": self.p**0.5, "inverse": self.p}[scale]
+        if p is not None:
+            raise MomentcalcError(
+                f"NormPropDropout takes keep= (the probability of keeping a value), not p=: torch's p is the drop "
+                f"probability; for torch's nn.Dropout(p={p!r}) write NormPropDropout(keep={1 - float(p)!r})"
+            )
+        self._set_constants(_pipeline(after, f"dropout(p={float(keep)!r},scale={scale})"), mu, sigma)
+        self.keep = float(keep)
+        self.divisor = {"none": 1.0, "sqrt": self.keep**0.5, "inverse": self.keep}[scale]
         fed = moments(after, mu, sigma) if after is not None else None
         self.in_mean = fed.mean if fed is not None else float(mu)
         self.in_inv_std = 1.0 / (fed.std if fed is not None else float(sigma))
@@ -172,5 +179,5 @@ class NormPropDropout(_Normalized):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return (x - self.in_mean) * self.in_inv_std
-        # F.dropout divides kept values by p; times p / divisor gives the scale asked for.
-        return self._normalize(F.dropout(x, 1.0 - self.p, True) * (self.p / self.divisor))
+        # F.dropout divides kept values by keep; times keep / divisor gives the scale asked for.
+        return self._normalize(F.dropout(x, 1.0 - self.keep, True) * (self.keep / self.divisor))
