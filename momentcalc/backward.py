@@ -37,7 +37,7 @@ from . import reference_conv as ref
 from .convshape import conv_shape
 from .errors import MomentcalcError
 from .ops import pooling
-from .settings import BACKWARD_SIZE_MAX, BACKWARD_TRIAL_MAX, BACKWARD_WORK_MAX, Progress
+from .settings import BACKWARD_SIZE_MAX, BACKWARD_TRIAL_MAX, BACKWARD_WORK_MAX, Progress, check_seed
 
 _MIN_VALUE = {"k": 1, "s": 1, "p": 0, "cin": 1, "cout": 1}
 _SELECTS_ONE = (pooling.MAX, pooling.MIN)  # the gradient goes to the one input the window picked
@@ -191,6 +191,7 @@ def backward_map(
         raise MomentcalcError(f"size must be >= 1, got {size}")
     if trials < 0:
         raise MomentcalcError(f"trials must be >= 0 (0 skips the simulation), got {trials}")
+    check_seed(seed)
     check_cost(layer, size, trials)
     var = exact_map(layer, size)
     reached = var[var > 0]
@@ -306,6 +307,7 @@ def simulate_map(
     layer = _as_layer(layer)
     if trials < 2:
         raise MomentcalcError(f"trials must be >= 2 to estimate a standard error, got {trials}")
+    check_seed(seed)
     o = output_size(layer, size)
     rng = np.random.default_rng(np.random.SeedSequence(seed))
     per_trial = max(layer.cin, layer.cout) * (size + 2 * layer.p) ** 2 * layer.k**2

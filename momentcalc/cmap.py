@@ -25,6 +25,7 @@ from ._lazy import lazy_module
 from .errors import MomentcalcError
 from .estimators import NotApplicable
 from .result import Estimate, Verdict, informative
+from .settings import MAX_SAMPLES, Progress, check_seed
 from .spec import Spec, parse
 
 engine = lazy_module("momentcalc.engine")
@@ -35,6 +36,7 @@ vectorized = lazy_module("momentcalc.estimators.vectorized")
 METHODS = ("closed", "quadrature", "montecarlo")
 L = 12.0  # integration range in standard deviations: phi(12) ~ 5e-32, below every double of K
 DEFAULT_SAMPLES = 1 << 20
+CHUNK = 1 << 20  # Monte Carlo pairs drawn at a time: memory stays at a few arrays of 8 MB whatever samples is
 EPSABS, EPSREL = 1e-14, 1e-12  # quad's targets: tighter makes the outer quad report the inner ones' roundoff
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
@@ -125,6 +127,7 @@ def cmap(
     samples: int = DEFAULT_SAMPLES,
     seed: int = 0,
     z: float = crosscheck.DEFAULT_Z,
+    progress: Progress | None = None,
 ) -> CMapResult:
     """K(c) by every method asked for that applies, cross-checked, with C(c), C(0), C'(1) and Q(q)."""
     op = single_op(spec)
@@ -132,15 +135,16 @@ def cmap(
         raise MomentcalcError(f"--c is a correlation: give a number in [-1, 1], got {c!r}")
     if not (isinstance(q, (int, float)) and q > 0 and math.isfinite(q)):
         raise MomentcalcError(f"--q is a variance: give a finite number > 0, got {q!r}")
-    if not isinstance(samples, int) or samples < 2:
-        raise MomentcalcError(f"samples must be a whole number >= 2, got {samples!r}")
+    if not isinstance(samples, int) or not 2 <= samples <= MAX_SAMPLES:
+        raise MomentcalcError(f"samples must be a whole number in [2, {MAX_SAMPLES}], got {samples!r}")
+    check_seed(seed)
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise MomentcalcError(f"unknown method {unknown[0]!r}; use some of {', '.join(METHODS)}")
     estimates = []
     for name in methods:
         try:
-            estimates.append(_RUN[name](op, float(c), samples, seed))
+            estimates.append(_RUN[name](op, float(c), samples, seed, progress))
         except NotApplicable:
             continue
     if not estimates:
@@ -186,13 +190,13 @@ def curve(spec: str, points: int = 41) -> tuple[list[float], list[float]]:
 # --- the methods --------------------------------------------------------------------
 
 
-def _closed(op, c: float, samples: int, seed: int) -> Estimate:
+def _closed(op, c: float, samples: int, seed: int, progress=None) -> Estimate:
     if op.info.kernel is None:
         raise NotApplicable(f"no closed-form kernel is declared for {op.name}")
     return Estimate("closed", op.info.kernel(op, c), None, 0.0, None)
 
 
-def _quadrature(op, c: float, samples: int, seed: int) -> Estimate:
+def _quadrature(op, c: float, samples: int, seed: int, progress=None) -> Estimate:
     """K = int f(x) g(x) phi(x) dx, g(x) = int f(c x + s z) phi(z) dz, s = sqrt(1 - c^2): both by scipy's quad
     over [-L, L], split where f has kinks. The bound: the outer error estimate, plus the largest inner one times
     E|f| (<= sqrt(E[f^2])), plus nothing for the tails (beyond L they weigh < 1e-31)."""
@@ -235,18 +239,37 @@ def _quadrature(op, c: float, samples: int, seed: int) -> Estimate:
     return Estimate("quadrature", value, None, err + worst_inner[0] * abs_f, None, notes=notes)
 
 
-def _montecarlo(op, c: float, samples: int, seed: int) -> Estimate:
-    """Mean of f(X) f(Y), X = Z1, Y = c Z1 + sqrt(1 - c^2) Z2, from one PCG64 stream of SeedSequence(seed)."""
+def _montecarlo(op, c: float, samples: int, seed: int, progress: Progress | None = None) -> Estimate:
+    """Mean of f(X) f(Y), X = Z1, Y = c Z1 + sqrt(1 - c^2) Z2, from one PCG64 stream of SeedSequence(seed).
+
+    Drawn CHUNK pairs at a time (Z1 of the chunk, then its Z2), so memory does not grow with samples; the
+    chunks' means and sums of squared deviations are merged (Chan et al.), and progress is told after each.
+    """
     if op.info.vectorized is not None:
         f = op.info.vectorized(op)
     else:
         f, _ = vectorized.jitted_arrays(op)
     rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed)))
-    z1 = rng.standard_normal(samples)
-    z2 = rng.standard_normal(samples)
-    prod = f(z1) * f(c * z1 + math.sqrt(max(1.0 - c * c, 0.0)) * z2)
-    se = float(prod.std(ddof=1)) / math.sqrt(samples)
-    return Estimate("montecarlo", float(prod.mean()), None, se, None, samples=samples, seed=seed)
+    root = math.sqrt(max(1.0 - c * c, 0.0))
+    count, mean, m2 = 0, 0.0, 0.0
+    while count < samples:
+        n = min(CHUNK, samples - count)
+        z1 = rng.standard_normal(n)
+        z2 = rng.standard_normal(n)
+        prod = f(z1) * f(c * z1 + root * z2)
+        chunk_mean = float(prod.mean())
+        chunk_m2 = float(((prod - chunk_mean) ** 2).sum())
+        if count == 0:
+            mean, m2 = chunk_mean, chunk_m2
+        else:
+            delta, total = chunk_mean - mean, count + n
+            m2 += chunk_m2 + delta * delta * count * n / total
+            mean += delta * n / total
+        count += n
+        if progress is not None:
+            progress(count, samples)
+    se = math.sqrt(m2 / (samples - 1)) / math.sqrt(samples)
+    return Estimate("montecarlo", mean, None, se, None, samples=samples, seed=seed)
 
 
 _RUN = {"closed": _closed, "quadrature": _quadrature, "montecarlo": _montecarlo}

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from . import catalog
 from ._lazy import lazy_module
+from .errors import MomentcalcError
 
 engine = lazy_module("momentcalc.engine")  # numba and scipy: only when gains are computed
 
@@ -87,6 +88,8 @@ def gain_row(spec: str) -> GainRow:
     r = engine.estimate(spec, methods=EXACT)
     mean, std, grad_sq = r.mean, r.std, r.grad_sq
     second = std * std + mean * mean
+    if not std > 0:  # a constant output (expr(x*0), hardtanh far from its slope ...) has no scale to undo
+        raise MomentcalcError(f"{spec!r} puts out a constant at N(0, 1) (std {std!r}): it has no gain or gamma")
     gain, gamma = 1.0 / math.sqrt(second), 1.0 / std
     pyt, nf = _published_by_spec("pytorch").get(spec), _published_by_spec("nfnets").get(spec)
     return GainRow(

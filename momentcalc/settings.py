@@ -54,6 +54,10 @@ PIPELINE_MAX = 64
 BACKWARD_SIZE_MAX = 1024
 BACKWARD_WORK_MAX = 1 << 31  # values all trials touch: about a minute
 BACKWARD_TRIAL_MAX = 1 << 24  # values one trial touches
+# `momentcalc propagate`: each variant's weights plus the activations autograd keeps (float32), and its
+# conv multiply-adds (forward; backward costs about twice that). The defaults use 1e7 values and 5e8 madds.
+PROPAGATE_VALUES_MAX = 1 << 28  # 1 GiB of float32 per variant
+PROPAGATE_WORK_MAX = 2 * 10**10  # about a minute for the three variants on 2 cores
 MIN_CUT_SAMPLES = 64
 
 Progress = Callable[[int, int], None]  # progress(done, total), in samples, after each batch of work
@@ -100,12 +104,18 @@ def _check(s: RunSettings) -> None:
         )
     if s.samples is not None and s.tol is not None:
         raise MomentcalcError("give either samples or tol, not both")
-    if not is_int(s.seed) or s.seed < 0:
-        raise MomentcalcError(f"seed must be a whole number >= 0, got {shown(s.seed)}")
+    check_seed(s.seed)
     if s.progress is not None and not callable(s.progress):
         raise MomentcalcError(f"progress must be a callable progress(done, total) or None, got {shown(s.progress)}")
     if not is_finite(s.z) or not 0 < s.z <= Z_MAX:
         raise MomentcalcError(f"z must be a number > 0 and <= {Z_MAX:g}, got {shown(s.z)}")
+
+
+def check_seed(seed, most: int | None = None) -> None:
+    """A seed is a whole number >= 0 (numpy's SeedSequence refuses negatives; torch's take at most 2**63 - 1)."""
+    if not is_int(seed) or seed < 0 or (most is not None and seed > most):
+        limit = "" if most is None else f" and <= {most}"
+        raise MomentcalcError(f"seed must be a whole number >= 0{limit}, got {shown(seed)}")
 
 
 def shown(value) -> str:

@@ -5,6 +5,7 @@ import json
 import math
 
 import mpmath as mp
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -128,3 +129,21 @@ def test_cli_json_plot_and_bad_input(tmp_path):
     ):
         bad = runner.invoke(app, args)
         assert bad.exit_code == 2 and says in bad.output and "Traceback" not in bad.output, bad.output
+
+
+def test_montecarlo_in_chunks_merges_to_the_plain_mean_and_tells_progress(monkeypatch):
+    """Monte Carlo draws CHUNK pairs at a time (memory bounded whatever --samples is): the merged mean and
+    standard error equal numpy's over the same draws taken at once, and progress reaches the total."""
+    monkeypatch.setattr(cmap, "CHUNK", 1000)
+    told = []
+    r = cmap.cmap("tanh", 0.4, methods=("montecarlo",), samples=4500, seed=3, progress=lambda d, t: told.append((d, t)))
+    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(3)))
+    prods = []
+    for n in (1000, 1000, 1000, 1000, 500):  # each chunk: its Z1, then its Z2
+        z1, z2 = rng.standard_normal(n), rng.standard_normal(n)
+        prods.append(np.tanh(z1) * np.tanh(0.4 * z1 + math.sqrt(1 - 0.16) * z2))
+    prod = np.concatenate(prods)
+    e = r.record
+    assert e.mean == pytest.approx(prod.mean(), rel=1e-13)
+    assert e.mean_se == pytest.approx(prod.std(ddof=1) / math.sqrt(4500), rel=1e-12)
+    assert told[-1] == (4500, 4500) and len(told) == 5

@@ -9,6 +9,7 @@ runs derandomized, so CI sees the same examples every time (a few seconds each).
 import json
 import math
 
+import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -194,20 +195,85 @@ def _cli_args(draw):
     return args
 
 
-@settings(FUZZ, max_examples=CLI_EXAMPLES)
-@given(_cli_args())
-@example(["estimate", "relu | normalize", "--mu", "-40", "--samples", "1024"])
-@example(["estimate", "celu(alpha=0.001)", "--method", "closed", "--json"])
-def test_cli_exits_0_1_or_2_without_a_traceback(args):
+def _assert_clean_exit(args):
     result = runner.invoke(app, args)
-    event(f"exit {result.exit_code}")
     output = result.stdout + result.stderr
     assert result.exception is None or isinstance(result.exception, SystemExit), (args, result.exception)
     assert "Traceback" not in output, args
     assert result.exit_code in (0, 1, 2), (args, result.exit_code, output)
     if result.exit_code == 2:
         assert len(result.stderr.strip().splitlines()) == 1, (args, result.stderr)
+    return result
+
+
+@settings(FUZZ, max_examples=CLI_EXAMPLES)
+@given(_cli_args())
+@example(["estimate", "relu | normalize", "--mu", "-40", "--samples", "1024"])
+@example(["estimate", "celu(alpha=0.001)", "--method", "closed", "--json"])
+def test_cli_exits_0_1_or_2_without_a_traceback(args):
+    result = _assert_clean_exit(args)
+    event(f"exit {result.exit_code}")
+    output = result.stdout + result.stderr
     if result.exit_code == 1:  # a disagreement, reported as such
         assert "DISAGREE" in result.stdout or json.loads(result.stdout)["agree"] is False, (args, output)
     if result.exit_code != 2 and "--json" in args:
         json.loads(result.stdout, parse_constant=lambda c: (_ for _ in ()).throw(AssertionError(c)))
+
+
+# --- the other commands -------------------------------------------------------------------------------------
+# backward, gains, shape and cmap get random arguments from pools of plain and odd values; solve and propagate
+# (seconds per valid run) get the odd inputs that once escaped as tracebacks or could exhaust memory.
+
+_ints = st.sampled_from(["-1", "0", "1", "2", "3", "5", "8", "1000000", "1e3", "x", "9" * 30])
+_corr = st.sampled_from(["-1", "-0.5", "0", "0.3", "1", "1.5", "nan", "-inf"])
+_op_texts = st.one_of(st.sampled_from(["relu", "tanh", "erf", "expr(x*0)", "expr(x*x)", "maxpool(k=2)", "rellu"]),
+                      _specs)  # fmt: skip
+
+
+@st.composite
+def _other_args(draw):
+    command = draw(st.sampled_from(["backward", "gains", "shape", "cmap"]))
+    if command == "backward":
+        layer = draw(st.sampled_from(["maxpool(k=3,s=2)", "avgpool(k=2)", "conv(k=3,s=2,p=1,cin=1,cout=1)", "relu"]))
+        args = [command, layer, "--size", draw(_ints), "--trials", draw(st.sampled_from(["0", "2", "50", "-1"]))]
+        args += ["--seed", draw(_ints)]
+    elif command == "gains":
+        args = [command, "--spec", draw(_op_texts)]
+    elif command == "shape":
+        args = [command, "--i", draw(_ints), "--k", draw(_ints), "--s", draw(_ints), "--d", draw(_ints)]
+        args += draw(st.sampled_from([[], ["--pool"], ["--padding", "same"], ["--padding", "odd"], ["--p", "9"]]))
+    else:
+        args = [command, draw(_op_texts), "--c", draw(_corr), "--q", draw(st.sampled_from(["1", "0", "-2", "1e300"]))]
+        args += ["--method", draw(st.sampled_from(["closed", "quadrature", "montecarlo", "bogus"]))]
+        args += ["--samples", draw(st.sampled_from(["2", "4096", "0", str(1 << 40)])), "--seed", draw(_ints)]
+    if draw(st.booleans()):
+        args.append("--json")
+    return args
+
+
+@settings(FUZZ, max_examples=CLI_EXAMPLES)
+@given(_other_args())
+def test_other_commands_exit_0_1_or_2_without_a_traceback(args):
+    event(f"{args[0]}: exit {_assert_clean_exit(args).exit_code}")
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["backward", "maxpool(k=2)", "--size", "4", "--seed", "-1"], "seed must be a whole number >= 0"),
+        (["gains", "--spec", "expr(x*0)"], "puts out a constant"),
+        (["cmap", "relu", "--c", "0.5", "--samples", str(10**13)], "samples must be a whole number in"),
+        (["cmap", "relu", "--c", "0.5", "--seed", "-1"], "seed must be"),
+        (["cmap", "relu", "--c", "0.5", "--plot", "no-such-directory/x.png"], "no directory"),
+        (["cmap", "relu", "--c", "0.5", "--plot", "x.txt"], ".png or .svg"),
+        (["propagate", "--width", "100000", "--size", "1000"], "use a smaller --width"),
+        (["propagate", "--depth", "1000000", "--pool", "none"], "use a smaller --width"),
+        (["propagate", "--seed", "-1"], "seed must be"),
+        (["propagate", "--plot", "no-such-directory/x.png"], "no directory"),
+        (["solve", "selu(alpha=?,scale=?)", "--mean", "nan", "--var", "1"], "finite"),
+        (["solve", "elu(alpha=?)", "--mean", "0", "--mu", "1e300"], "input domain"),
+    ],
+)
+def test_inputs_that_once_escaped_get_one_line(args, words):
+    result = _assert_clean_exit(args)
+    assert result.exit_code == 2 and words in result.stderr, (args, result.stderr)

@@ -12,7 +12,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from .._lazy import lazy_module
-from ._util import EXIT_DISAGREE, _console, _examples, _se, _value, app
+from ..errors import MomentcalcError
+from ._util import EXIT_DISAGREE, _console, _examples, _LazyBar, _se, _value, app
 
 cmap_lib = lazy_module("momentcalc.cmap")  # scipy and numba: only when the command runs
 
@@ -37,12 +38,17 @@ def cmap_command(
     ),
     samples: Annotated[int, typer.Option(help="Monte Carlo samples.")] = 1 << 20,
     seed: Annotated[int, typer.Option(help="Monte Carlo seed (numpy SeedSequence).")] = 0,
-    plot: Annotated[Path | None, typer.Option(help="Write a plot of C(c) over [-1, 1] to this PNG file.")] = None,
+    plot: Annotated[
+        Path | None, typer.Option(help="Write a plot of C(c) over [-1, 1] to this .png or .svg file.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """E[f(X) f(Y)] for (X, Y) standard normal with correlation c, the correlation map C(c), C(0), C'(1), Q-map."""
     methods = cmap_lib.METHODS if method is Method.auto else (method.value,)
-    result = cmap_lib.cmap(spec, c, q, methods=methods, samples=samples, seed=seed)
+    if plot is not None:
+        _check_plot_path(plot)  # before the work: a bad path should not cost the run
+    with _LazyBar("Monte Carlo") as bar:
+        result = cmap_lib.cmap(spec, c, q, methods=methods, samples=samples, seed=seed, progress=bar)
     if plot is not None:
         _plot(spec, result, plot)
     if as_json:
@@ -84,6 +90,13 @@ def _render(r, plot) -> None:
     console.print(escape("\n".join(lines)), highlight=False)
 
 
+def _check_plot_path(path: Path) -> None:
+    if path.suffix.lower() not in (".png", ".svg"):
+        raise MomentcalcError(f"--plot writes a .png or .svg file, not {str(path)!r}")
+    if not path.parent.is_dir():
+        raise MomentcalcError(f"--plot: no directory {str(path.parent)!r} to write {path.name!r} into; create it first")
+
+
 def _plot(spec: str, result, path: Path) -> None:
     matplotlib = lazy_module("matplotlib")
     matplotlib.use("Agg")  # files only: no display needed
@@ -98,7 +111,12 @@ def _plot(spec: str, result, path: Path) -> None:
     ax.set_ylabel("output correlation C(c)")
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=100)  # written whole, then moved into place: never a half-written file
-    plt.close(fig)
-    tmp.replace(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        fig.savefig(tmp, dpi=100, format=path.suffix[1:].lower())  # written whole, then moved into place
+        tmp.replace(path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise MomentcalcError(f"cannot write the plot to {str(path)!r}: {err.strerror or err}") from None
+    finally:
+        plt.close(fig)

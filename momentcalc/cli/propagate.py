@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,7 +12,7 @@ from rich.table import Table
 
 from .._lazy import lazy_module
 from ..errors import MomentcalcError
-from ._util import _console, _examples, app
+from ._util import _console, _examples, _LazyBar, app
 
 # torch loads when the command runs (momentcalc.torch imports it), so `momentcalc --help` stays fast.
 mtorch = lazy_module("momentcalc.torch")
@@ -67,9 +68,13 @@ def propagate_command(
             drawing.FORMATS  # noqa: B018 - loads matplotlib now, before the long run
         except ImportError:
             raise MomentcalcError(PLOTS_MISSING) from None
-    result = signal.compare(
-        depth, block, None if pool.strip().lower() == "none" else pool, pool_every, width, size, batch, seed, variants
-    )
+    if plot is not None and not Path(plot).parent.is_dir():
+        raise MomentcalcError(f"--plot: no directory {str(Path(plot).parent)!r} to write into; create it first")
+    with _LazyBar("propagating") as bar:
+        result = signal.compare(
+            depth, block, None if pool.strip().lower() == "none" else pool, pool_every, width, size, batch, seed,
+            variants, progress=bar,
+        )  # fmt: skip
     if drawing is not None:
         drawing.draw(result, plot)
     if as_json:

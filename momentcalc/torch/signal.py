@@ -21,6 +21,7 @@ from torch import nn
 from .. import backward, catalog
 from .._lazy import lazy_module
 from ..errors import MomentcalcError
+from ..settings import PROPAGATE_VALUES_MAX, PROPAGATE_WORK_MAX, Progress, check_seed
 from ..spec import parse
 from .functional import check_activation, compile_chain
 from .modules import NormPropActivation, NormPropAvgPool2d, NormPropConv2d, NormPropMaxPool2d
@@ -56,12 +57,14 @@ def propagate(
     modules: list[str] | None = None,
     train: bool = True,
     dtype: torch.dtype = torch.float32,
+    progress: Progress | None = None,
 ) -> Propagation:
     """Per-layer output mean, std and gradient RMS for an N(0, 1) input of input_shape (batch first).
 
     modules: names from model.named_modules() to record, in the order they run (default: every leaf
     module; a module that runs twice is recorded at its first call). train: run in training mode
     (batch statistics, dropout), as at initialisation; the model's mode is restored afterwards.
+    progress(done, total) is told after each recorded module's forward and backward pass.
     """
     named = dict(model.named_modules())
     wanted = [n for n, m in named.items() if n and not any(True for _ in m.children())] if modules is None else modules
@@ -70,16 +73,22 @@ def propagate(
         raise MomentcalcError(f"no module {unknown[0]!r} in the model; its modules: {', '.join(list(named)[1:12])} ...")
     outputs: dict[str, torch.Tensor] = {}
     grads: dict[str, torch.Tensor] = {}
+    tell = progress or (lambda done, total: None)
 
     def record(name):
         def hook(module, inputs, output):
             if name in outputs or not isinstance(output, torch.Tensor):
                 return
             outputs[name] = output.detach()
+            tell(len(outputs), 2 * len(wanted))
             if output.requires_grad:
-                output.register_hook(lambda g: grads.setdefault(name, g.detach()))
+                output.register_hook(lambda g: keep_grad(name, g))
 
         return hook
+
+    def keep_grad(name, g):
+        grads.setdefault(name, g.detach())
+        tell(len(wanted) + len(grads), 2 * len(wanted))
 
     handles = [named[n].register_forward_hook(record(n)) for n in wanted]
     was_training = model.training
@@ -251,6 +260,29 @@ def output_sizes(plan_: list[tuple[Stage, ...]], size: int) -> list[int]:
     return sides
 
 
+def check_cost(plan_: list[tuple[Stage, ...]], width: int, size: int, batch: int) -> None:
+    """Refuse, before anything is built, a net whose memory or conv work is past settings' limits.
+
+    values: the weights plus every stage's output, which autograd keeps for the backward pass; work:
+    the convs' multiply-adds in the forward pass. Both per variant, counted at each block's input side.
+    """
+    sides = [size] + output_sizes(plan_, size)[:-1]
+    weights = sum(width * width * st.k * st.k for stages in plan_ for st in stages if st.kind == "conv")
+    values = weights + sum(batch * width * side * side * len(stages) for stages, side in zip(plan_, sides))
+    work = sum(
+        batch * width * width * st.k * st.k * side * side
+        for stages, side in zip(plan_, sides)
+        for st in stages
+        if st.kind == "conv"
+    )
+    if values > PROPAGATE_VALUES_MAX or work > PROPAGATE_WORK_MAX:
+        raise MomentcalcError(
+            f"{len(plan_)} blocks of width {width} on a batch of {batch} {size}x{size} inputs hold {values:.2g} "
+            f"values and take {work:.2g} multiply-adds per variant, more than the {PROPAGATE_VALUES_MAX:.2g} and "
+            f"{PROPAGATE_WORK_MAX:.2g} allowed; use a smaller --width, --size, --batch or --depth"
+        )
+
+
 def prediction(plan_: list[tuple[Stage, ...]], size: int) -> Propagation:
     """What momentcalc predicts for the NormProp net: mean 0 and std 1 after every block, and the gradient RMS.
 
@@ -351,17 +383,24 @@ def compare(
     batch: int = 4,
     seed: int = 0,
     variants: tuple[str, ...] = VARIANTS,
+    progress: Progress | None = None,
 ) -> Comparison:
     """Build each variant (weights from seed) and propagate one N(0, 1) batch through it."""
     for name, value, lowest in (("depth", depth, 1), ("width", width, 1), ("size", size, 1), ("batch", batch, 2)):
         if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
             raise MomentcalcError(f"{name} must be a whole number >= {lowest}, got {value!r}")
+    check_seed(seed, most=2**63 - 1)
     blocks = plan(depth, block, pool, pool_every)
-    output_sizes(blocks, size)  # refuse a too small input before building anything
+    check_cost(blocks, width, size, batch)  # refuse a too small input, or too big a net, before building anything
     runs = {}
-    for variant in dict.fromkeys(variants):
+    chosen = list(dict.fromkeys(variants))
+    for number, variant in enumerate(chosen):
         torch.manual_seed(seed)
         model = network(variant, blocks, width)
-        runs[variant] = propagate(model, (batch, width, size, size), seed=seed, modules=block_names(depth))
+        # each variant is one share of the bar: its forward and backward steps, 2 * depth in all
+        told = None if progress is None else (lambda d, t, k=number: progress(k * t + d, len(chosen) * t))
+        runs[variant] = propagate(
+            model, (batch, width, size, size), seed=seed, modules=block_names(depth), progress=told
+        )
     every = pool_every if pool is not None else 0
     return Comparison(depth, block, pool, every, width, size, batch, seed, runs, prediction(blocks, size))
