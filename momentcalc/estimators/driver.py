@@ -142,6 +142,9 @@ class Executor(Protocol):
         """Batches this many times longer than on threads: fewer, larger tasks pay its overhead per task.
         folded: rows folded as they come in (maps: a row per chunk is a whole map's moments)."""
 
+    def warm(self, task: Callable[[], Any]) -> None:
+        """Run task once in every worker process now (loading a kernel there before the chunk tasks come)."""
+
     def in_order(
         self, tasks: Sequence[Callable[[], np.ndarray]], done: Callable[[int], None] | None = None
     ) -> Iterable[np.ndarray]:
@@ -160,6 +163,11 @@ def executing(executor: Executor | None):
         yield executor
     finally:
         _executor.reset(token)
+
+
+def current_executor() -> Executor | None:
+    """The executor set by executing(), if any."""
+    return _executor.get()
 
 
 def slots() -> int:

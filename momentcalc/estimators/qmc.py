@@ -192,6 +192,15 @@ def dimension(program: Program) -> int:
     return d
 
 
+def prepare(program: Program) -> None:
+    """On a Dask scheduler: load the points kernel (and scipy.stats) in every worker process at once, before the
+    replicas' tasks. Here, nothing: the run loads its kernel, and the engine charges that to its kernels."""
+    executor = driver.current_executor()
+    if executor is not None:
+        dimension(program)  # a window too wide for qmc declines here, before any worker is asked
+        executor.warm(partial(extension, program, 0, 0, 0, 1))
+
+
 def summarize(replicas: list[_Replica]) -> Summary:
     moments = np.array([r.moments for r in replicas])
     n, means, variances = moments[:, 0], moments[:, 1], moments[:, 2] / moments[:, 0]
