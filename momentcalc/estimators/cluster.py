@@ -101,6 +101,13 @@ class DaskExecutor:
         # Folded rows (maps) are whole maps of moments a chunk: a longer batch would hold more of them at once.
         return BATCH_SCALE if folded else batch_scale(self.slots)
 
+    def warm(self, task: Callable[[], object]) -> None:
+        """task once on every worker, all at once, as ordinary tasks pinned to each worker (client.run would run
+        it in the worker's event loop, which a compile of several seconds would block)."""
+        workers = list(self.client.scheduler_info()["workers"])
+        pinned = [self.client.submit(task, workers=[w], allow_other_workers=False, pure=False) for w in workers]
+        self.client.gather(pinned)
+
     def in_order(
         self, tasks: Sequence[Callable[[], np.ndarray]], done: Callable[[int], None] | None = None
     ) -> _Futures:

@@ -74,9 +74,9 @@ class _Replica:
         return np.array([n, self.shift + d, n * max(self.s2 / self.sw - d * d, 0.0)])
 
 
-def extension(program: Program, seed: int, index: int, first: int, stop: int) -> np.ndarray:
+def extension(program: Program, seed: int, index: int, first: int, stop: int, step: int) -> np.ndarray:
     """Points first, ..., stop - 1 of replica `index`: one row (shift, sum w, sum w (y - shift), sum w (y - shift)^2)
-    per block of block_points() points from `first`.
+    per block of `step` points from `first` (block_points: the caller's, so a worker cuts the same blocks).
 
     A pure task (it may run on a Dask worker, or twice): the replica's scrambling and dropout stream are seeded
     from (seed, index), the Sobol sequence is fast-forwarded to `first`, the dropout stream past the words the
@@ -94,7 +94,7 @@ def extension(program: Program, seed: int, index: int, first: int, stop: int) ->
         if first > 1:
             sobol.fast_forward(first - 1)
     masks = _masks(seed, index, first * _mask_words(program))  # dropout masks, advanced in place by the kernel
-    rows, step = [], block_points(dim)
+    rows = []
     for start in range(first, stop, step):
         z, w = tails.normals(_cells(sobol, min(step, stop - start)))
         rows.append(sums(masks, z, w, shift, *program.kernel_args()))
@@ -198,7 +198,7 @@ def prepare(program: Program) -> None:
     executor = driver.current_executor()
     if executor is not None:
         dimension(program)  # a window too wide for qmc declines here, before any worker is asked
-        executor.warm(partial(extension, program, 0, 0, 0, 1))
+        executor.warm(partial(extension, program, 0, 0, 0, 1, 1))
 
 
 def summarize(replicas: list[_Replica]) -> Summary:
@@ -259,8 +259,9 @@ def _grow(program: Program, seed: int, replicas: list[_Replica], progress, point
     """Extend every replica to points / REPLICAS points, as pure tasks (extension) on the driver's pool or a Dask
     cluster, merged replica by replica in sequence order; their summary."""
     have, want = replicas[0].points, points // REPLICAS
-    pieces = [(i, lo, hi) for i in range(len(replicas)) for lo, hi in _cuts(have, want, program)]
-    tasks = [partial(extension, program, seed, i, lo, hi) for i, lo, hi in pieces]
+    step = block_points(program.normals_per_output)
+    pieces = [(i, lo, hi) for i in range(len(replicas)) for lo, hi in _cuts(have, want, step)]
+    tasks = [partial(extension, program, seed, i, lo, hi, step) for i, lo, hi in pieces]
     done = [REPLICAS * have]
 
     def finished(task: int) -> None:  # progress as each task finishes, in points of all replicas
@@ -272,11 +273,10 @@ def _grow(program: Program, seed: int, replicas: list[_Replica], progress, point
     return summarize(replicas)
 
 
-def _cuts(have: int, want: int, program: Program) -> list[tuple[int, int]]:
+def _cuts(have: int, want: int, step: int) -> list[tuple[int, int]]:
     """A replica's points have, ..., want - 1 as pieces for as many tasks as keep the slots busy (one a replica on
     a few threads; more on a large cluster), cut at block boundaries from `have` so the blocks and bits do not
     change."""
-    step = block_points(program.normals_per_output)
     blocks = math.ceil((want - have) / step)
     pieces = max(1, min(blocks, math.ceil(driver.slots() * driver.TASKS_PER_THREAD / REPLICAS)))
     bounds = [have + step * (blocks * k // pieces) for k in range(pieces)] + [want]
