@@ -11,9 +11,14 @@ Dask runs its tasks again elsewhere and the rows are the same.
 ('tcp://host:8786'), 'local:N' (a LocalCluster of N worker processes on this
 machine) or a ``distributed.Client``. dask is optional (``momentcalc[dask]``)
 and imported only here, and only when a scheduler is given. The connection is
-made when the first chunks are run, so a run that samples nothing connects to
-nothing. Not covered (they run locally): quasi-Monte Carlo replicas and user
-callables (``expr(...)`` and Python functions).
+made when the first chunks are run (or kernels warmed), so a run that samples
+nothing connects to nothing. Quasi-Monte Carlo replicas run here too (their
+extensions are pure tasks: qmc.extension). User callables (``expr(...)`` and
+Python functions) are refused with a scheduler (vectorized.run_numpy says why).
+
+Progress comes from each future as it finishes (as_completed), while results
+still come out in task order; tasks grow with the number of workers
+(batch_scale), so the one scheduler's cost per task stays small.
 
 Bits are the same on workers with the same momentcalc (its kernel sources are
 compared on connecting) and the same CPU features: numba compiles for the CPU
