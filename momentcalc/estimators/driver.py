@@ -13,7 +13,8 @@ whole simulated maps (spatial.py: rows of shape (5, positions)) and the
 quasi-Monte Carlo replicas (qmc.py: their extensions as tasks, anywhere_in_order, and the tolerance loop).
 
 Progress convention: progress(done, total) in samples, after each batch of
-work, where total is what the run (or the current extension of it) reaches.
+work (on an executor, as each task finishes), where total is what the run (or
+the current extension of it) reaches.
 """
 
 from __future__ import annotations
