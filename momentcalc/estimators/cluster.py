@@ -106,12 +106,12 @@ class DaskExecutor:
         # Folded rows (maps) are whole maps of moments a chunk: a longer batch would hold more of them at once.
         return BATCH_SCALE if folded else batch_scale(self.slots)
 
-    def warm(self, task: Callable[[], object]) -> None:
+    def warm(self, task: Callable[[], object]) -> list:
         """task once on every worker, all at once, as ordinary tasks pinned to each worker (client.run would run
-        it in the worker's event loop, which a compile of several seconds would block)."""
-        workers = list(self.client.scheduler_info()["workers"])
+        it in the worker's event loop, which a compile of several seconds would block); their results."""
+        workers = list(self.client.nthreads())  # every worker (scheduler_info may list only some)
         pinned = [self.client.submit(task, workers=[w], allow_other_workers=False, pure=False) for w in workers]
-        self.client.gather(pinned)
+        return self.client.gather(pinned)
 
     def in_order(
         self, tasks: Sequence[Callable[[], np.ndarray]], done: Callable[[int], None] | None = None
