@@ -176,12 +176,6 @@ def test_task_size_grows_with_workers_and_changes_no_bit(client, monkeypatch):
     assert _run("maxpool(k=3)", client, samples=3 * SAMPLES) == local
 
 
-def test_the_warm_up_runs_once_in_every_worker_process(client):
-    with cluster.running_on(client) as executor:
-        pids = executor.warm(os.getpid)
-    assert len(pids) == len(set(pids)) == len(client.nthreads()) == 2 and os.getpid() not in pids
-
-
 def test_callables_and_expr_are_refused_with_a_scheduler():
     # Refused before anything connects ('local:1' never starts here).
     with pytest.raises(MomentcalcError, match="runs in numpy in this process, not on a Dask scheduler"):

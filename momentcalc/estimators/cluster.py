@@ -64,14 +64,15 @@ def _running_on(executor: DaskExecutor):
 def batch_scale(slots: int) -> int:
     """How many times longer than on threads a batch is (and so each of its tasks), on `slots` worker threads.
 
-    One scheduler serves every worker, and spends about a millisecond on each task (Dask's own figure; the
-    round trip of an empty task measured 1-3 ms here, bench/cluster.py). With W workers each finishing a
-    task every T seconds it is busy W / T * 1 ms of every second: tasks must last longer as workers are
-    added, T >= W * 20 ms to keep that below 5%. A task of scale s holds 32 * s / 4 = 8 s chunks of
-    about 2.5 ms (2^18 normals and the kernel's work on them), T ~ s * 20 ms: so s = W, and at least
-    BATCH_SCALE, which keeps the workers' own per-task costs (seeding, pickling rows) below 1%. On 100
-    workers: 800 chunks, about 2 s a task. Bits do not depend on it: chunks are seeded by their index and
-    merged in chunk order however they are grouped into tasks.
+    One scheduler serves every worker and spends about a millisecond on each task (Dask's own figure; an empty
+    task's round trip measured 11 ms on this 2-core machine under load, bench/cluster.py). With W workers each
+    finishing a task every T seconds it is busy W / T * 1 ms of every second: tasks must last longer as
+    workers are added, T >= W * 20 ms to keep that near 5%. A task of scale s holds 32 * s / 4 = 8 s chunks of
+    about 2.5-4 ms (2^18 normals and the kernel's work on them), T ~ s * 25 ms: so s = W, and at least
+    BATCH_SCALE, which keeps a worker's own costs per task (seeding, pickling rows) below 1%. On 100 workers:
+    tasks of 800 chunks, 2-3 s each (the scheduler busy a few percent of the time; a third at 11 ms a task,
+    which it still keeps up with). Bits do not depend on it: chunks are seeded by their index and merged in
+    chunk order however they are grouped into tasks.
     """
     return max(BATCH_SCALE, slots)
 
@@ -105,13 +106,6 @@ class DaskExecutor:
     def batch_scale(self, folded: bool) -> int:
         # Folded rows (maps) are whole maps of moments a chunk: a longer batch would hold more of them at once.
         return BATCH_SCALE if folded else batch_scale(self.slots)
-
-    def warm(self, task: Callable[[], object]) -> list:
-        """task once on every worker, all at once, as ordinary tasks pinned to each worker (client.run would run
-        it in the worker's event loop, which a compile of several seconds would block); their results."""
-        workers = list(self.client.nthreads())  # every worker (scheduler_info may list only some)
-        pinned = [self.client.submit(task, workers=[w], allow_other_workers=False, pure=False) for w in workers]
-        return self.client.gather(pinned)
 
     def in_order(
         self, tasks: Sequence[Callable[[], np.ndarray]], done: Callable[[int], None] | None = None

@@ -143,9 +143,6 @@ class Executor(Protocol):
         """Batches this many times longer than on threads: fewer, larger tasks pay its overhead per task.
         folded: rows folded as they come in (maps: a row per chunk is a whole map's moments)."""
 
-    def warm(self, task: Callable[[], Any]) -> list:
-        """Run task once in every worker process now (loading a kernel there before the chunk tasks come)."""
-
     def in_order(
         self, tasks: Sequence[Callable[[], np.ndarray]], done: Callable[[int], None] | None = None
     ) -> Iterable[np.ndarray]:

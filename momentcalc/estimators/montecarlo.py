@@ -18,8 +18,6 @@ spatial maps and tests.
 
 from __future__ import annotations
 
-from functools import partial
-
 import numpy as np
 
 from ..settings import DEFAULT_SAMPLES, MAX_SAMPLES, Progress, RunSettings  # noqa: F401 (re-exported)
@@ -31,16 +29,12 @@ from .program import CHUNK_NORMALS, Program, compile_program, program_chunks, ru
 
 def prepare(program: Program) -> None:
     """Load the program's kernel from the disk cache (compile it, on a first run) by running it on no chunks:
-    what run() would do first, so that the engine can time it apart from the sampling. With a Dask scheduler,
-    in every worker process at once instead (this process runs no chunks)."""
-    executor = driver.current_executor()
-    if executor is not None:
-        executor.warm(partial(_prepare_here, program))
-    else:
-        _prepare_here(program)
+    what run() would do first, so that the engine can time it apart from the sampling.
 
-
-def _prepare_here(program: Program) -> None:
+    Also with a Dask scheduler, here (not on every worker first): a first compile here fills numba's cache,
+    from which workers that share it then load (a LocalCluster's do), where N workers warmed up at once
+    compiled N times; a first run on 2 local workers took 9.1 s this way against 26.2 s warmed, and about the
+    same with a full cache (bench/cluster.py, first_run)."""
     states, sizes = np.empty((0, 4), dtype=np.uint64), np.empty(0, dtype=np.int64)
     launch = antithetic.launch(program, 0.0) if program.antithetic else program_chunks(program, 0).launch
     launch(states, sizes)

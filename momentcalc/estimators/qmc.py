@@ -193,12 +193,12 @@ def dimension(program: Program) -> int:
 
 
 def prepare(program: Program) -> None:
-    """On a Dask scheduler: load the points kernel (and scipy.stats) in every worker process at once, before the
-    replicas' tasks. Here, nothing: the run loads its kernel, and the engine charges that to its kernels."""
-    executor = driver.current_executor()
-    if executor is not None:
-        dimension(program)  # a window too wide for qmc declines here, before any worker is asked
-        executor.warm(partial(extension, program, 0, 0, 0, 1, 1))
+    """On a Dask scheduler, load the points kernel here first (one point), as montecarlo.prepare does: a first
+    compile fills numba's cache for workers that share it. Without one, nothing: the run loads its kernel
+    itself, and the engine charges that to its kernels."""
+    if driver.current_executor() is not None:
+        dimension(program)  # a window too wide for qmc declines here
+        extension(program, 0, 0, 0, 1, 1)
 
 
 def summarize(replicas: list[_Replica]) -> Summary:
