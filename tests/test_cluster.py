@@ -105,18 +105,18 @@ def test_the_cli_runs_on_the_scheduler_of_momentcalc_scheduler(client, monkeypat
     assert (e["mean"], e["std"], e["mean_se"], e["std_se"], e["samples"]) == (local[0], local[1], *local[2:4], local[6])
 
 
-# QMC with blocks of 2**12 points (qmc._BLOCK): 2**18 points are 4 blocks per replica, and TASKS_PER_THREAD = 32
+# QMC with blocks of 2**10 points (qmc._BLOCK): 2**16 points are 4 blocks per replica, and TASKS_PER_THREAD = 32
 # cuts each replica's points into 4 tasks on 2 workers (a cut after a block: the task re-derives the shift,
 # fast-forwards the Sobol sequence and the dropout stream). The tol run doubles the points over several rounds.
 QMC_CASES = [
-    ("dropout(p=0.5) | relu | maxpool(k=2) | dropout(p=0.2)", {"samples": 1 << 18}),
+    ("dropout(p=0.5) | relu | maxpool(k=2) | dropout(p=0.2)", {"samples": 1 << 16}),
     ("maxpool(k=3)", {"tol": 3e-4}),
 ]
 
 
 @pytest.mark.parametrize(("spec", "settings"), QMC_CASES)
 def test_qmc_on_the_cluster_gives_the_local_bits(client, monkeypatch, spec, settings):
-    monkeypatch.setattr(qmc, "_BLOCK", 1 << 12)
+    monkeypatch.setattr(qmc, "_BLOCK", 1 << 10)
     local = _run(spec, method="qmc", **settings)
     monkeypatch.setattr(driver, "TASKS_PER_THREAD", 32)
     assert _run(spec, client, method="qmc", **settings) == local
