@@ -194,7 +194,7 @@ def window_product(spec: Spec) -> int:
 
 def _load_kernel(name: str, spec: Spec, mu: float, sigma: float, norms: tuple | None, overheads: dict) -> None:
     """Monte Carlo: load its kernel from the disk cache (compile it on a first run), timed as overheads["kernels"]
-    (on a Dask scheduler: in every worker, and qmc's too)."""
+    (with a Dask scheduler qmc's too: a first compile here fills the numba cache that local workers load from)."""
     if name in ("montecarlo", "qmc") and not vectorized.needs_numpy(spec):
         start = time.perf_counter()
         prepare = montecarlo.prepare if name == "montecarlo" else qmc.prepare

@@ -11,8 +11,8 @@ Dask runs its tasks again elsewhere and the rows are the same.
 ('tcp://host:8786'), 'local:N' (a LocalCluster of N worker processes on this
 machine) or a ``distributed.Client``. dask is optional (``momentcalc[dask]``)
 and imported only here, and only when a scheduler is given. The connection is
-made when the first chunks are run (or kernels warmed), so a run that samples
-nothing connects to nothing. Quasi-Monte Carlo replicas run here too (their
+made when the first chunks are run, so a run that samples nothing connects to
+nothing. Quasi-Monte Carlo replicas run here too (their
 extensions are pure tasks: qmc.extension). User callables (``expr(...)`` and
 Python functions) are refused with a scheduler (vectorized.run_numpy says why).
 
