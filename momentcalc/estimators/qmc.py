@@ -268,8 +268,14 @@ def _grow(program: Program, seed: int, replicas: list[_Replica], progress, point
         done[0] += pieces[task][2] - pieces[task][1]
         driver.report(progress, done[0], points)
 
-    for (i, lo, hi), rows in zip(pieces, driver.anywhere_in_order(tasks, finished)):
-        replicas[i].add(rows, hi - lo)
+    results = driver.anywhere_in_order(tasks, finished)
+    try:
+        for (i, lo, hi), rows in zip(pieces, results):
+            replicas[i].add(rows, hi - lo)
+    except BaseException:  # Ctrl-C above all: a cluster's queued tasks are dropped, as the driver's are
+        if hasattr(results, "cancel"):
+            results.cancel()
+        raise
     return summarize(replicas)
 
 
