@@ -1,19 +1,28 @@
 """Monte Carlo on a Dask LocalCluster (estimators/cluster.py) against the local thread driver, and what 100 workers
 would take to reach SE 1e-6 and 1e-7 on 'relu | normalize | maxpool(k=3)'.
 
-    PYTHONPATH=. python bench/cluster.py            # 2**24 samples per run
-    PYTHONPATH=. python bench/cluster.py --quick    # 2**22
+    PYTHONPATH=. python bench/cluster.py            # 2**24 samples per run (2**20 qmc points)
+    PYTHONPATH=. python bench/cluster.py --quick    # 2**22 (2**18)
 
 Measured here, in one run: the local driver on 1 and 2 threads; a LocalCluster
 of 1 and 2 worker processes (one thread each; a warm-up run first, so the
 workers' kernels are compiled or loaded from numba's cache); every cluster run
-is checked to give the local bits. From these: seconds per chunk, Dask's
-overhead per chunk ((W * t_W - t_local1) / chunks), the efficiency
-t_local1 / (W * t_W), and the round trip of an empty task (what the scheduler
-costs per task). The projection to 100 workers: chunks needed = samples for the
-target SE (from this run's SE, SE ~ 1/sqrt(n)) / samples per chunk; time =
-chunks * seconds per chunk / (100 * efficiency of 1 worker), and the scheduler's
-bound tasks * (seconds per empty task) with BATCH_SCALE-sized tasks (128 chunks). Timings on a
+is checked to give the local bits, quasi-Monte Carlo included. From these:
+seconds per chunk, Dask's overhead per chunk ((W * t_W - t_local1) / chunks),
+the efficiency t_local1 / (W * t_W) (for qmc too), and the round trip of an
+empty task (what the scheduler costs per task).
+
+First runs (``first_run``): in a fresh process, a fresh LocalCluster of 2
+workers (started untimed), then one timed estimate of 2**16 samples: as
+momentcalc does it ("here": this process loads the kernel, each worker on its
+first chunk task) against a warm-up ("warm": every worker loads it at once
+before the chunk tasks, this process none), with numba's cache full and with
+an empty one (NUMBA_CACHE_DIR a fresh folder: everything compiles). Best of 2.
+
+The projection to 100 workers: chunks needed = samples for the target SE (from
+this run's SE, SE ~ 1/sqrt(n)) / samples per chunk; time = chunks * seconds per
+chunk / (100 * efficiency of 1 worker); the scheduler's bound = tasks * (seconds
+per empty task), with tasks of 8 * cluster.batch_scale(100) chunks. Timings on a
 loaded machine are noisy: the figures are for their order of magnitude. The last
 line printed is JSON.
 """
@@ -24,6 +33,9 @@ import argparse
 import json
 import math
 import os
+import subprocess
+import sys
+import tempfile
 import time
 
 import distributed
@@ -43,19 +55,63 @@ def _timed(fn):
     return out, time.perf_counter() - start
 
 
-def _run(samples, scheduler=None):
-    result = engine.estimate(SPEC, method="montecarlo", samples=samples, seed=1, scheduler=scheduler)
+def _run(samples, scheduler=None, method="montecarlo"):
+    result = engine.estimate(SPEC, method=method, samples=samples, seed=1, scheduler=scheduler)
     (e,) = result.estimates
     return (e.mean, e.std, e.mean_se, e.std_se, e.samples)
 
 
-def _local(samples, threads):
+def _local(samples, threads, method="montecarlo"):
     before = numba.get_num_threads()
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     try:
-        return _timed(lambda: _run(samples))
+        return _timed(lambda: _run(samples, method=method))
     finally:
         numba.set_num_threads(before)
+
+
+FIRST_RUN = """
+import logging, sys, time
+import distributed
+from momentcalc import engine
+from momentcalc.estimators import driver, montecarlo
+if sys.argv[1] == "warm":  # the alternative: every worker loads the kernel at once, before the chunk tasks
+    here = montecarlo.prepare
+    def warm(program):
+        client = driver.current_executor().client
+        pinned = [client.submit(here, program, workers=[w], allow_other_workers=False, pure=False)
+                  for w in client.nthreads()]
+        client.gather(pinned)
+    montecarlo.prepare = warm
+with distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0",
+                              silence_logs=logging.CRITICAL) as local, distributed.Client(local) as client:
+    client.run(lambda: None)  # the workers are up
+    start = time.perf_counter()
+    engine.estimate(sys.argv[2], method="montecarlo", samples=1 << 16, seed=1, scheduler=client)
+    print(time.perf_counter() - start)
+"""
+
+
+def _first_run(way: str, cache: str | None) -> float:
+    env = dict(os.environ)
+    if cache is not None:
+        env["NUMBA_CACHE_DIR"] = cache
+    out = subprocess.run([sys.executable, "-c", FIRST_RUN, way, SPEC], env=env, capture_output=True, text=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def _first_runs() -> dict:
+    """Seconds of a first estimate on a fresh 2-worker cluster, loading here (what momentcalc does) against a
+    warm-up on every worker (best of 2)."""
+    out = {}
+    for way in ("here", "warm"):
+        cached = [_first_run(way, None) for _ in range(2)]
+        cold = []
+        for _ in range(2):
+            with tempfile.TemporaryDirectory() as empty:
+                cold.append(_first_run(way, empty))
+        out[way] = {"cache_full_s": min(cached), "cache_empty_s": min(cold)}
+    return out
 
 
 def main() -> None:
@@ -63,14 +119,17 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     samples = 1 << (22 if args.quick else 24)
+    points = 1 << (18 if args.quick else 20)
     program = montecarlo.compile_program(parse(SPEC), 0.0, 1.0)
     per_chunk = max(2, program.chunk - program.chunk % 2)  # antithetic chunks: whole pairs
     chunks = math.ceil(samples / per_chunk)
-    _run(1 << 16)  # compile here first
+    _run(1 << 16), _run(1 << 14, method="qmc")  # compile here first
     bits, t1 = _local(samples, 1)
     _, t2 = _local(samples, 2)
-    out = {"spec": SPEC, "samples": samples, "chunks": chunks, "samples_per_chunk": per_chunk}
+    qbits, q1 = _local(points, 1, "qmc")
+    out = {"spec": SPEC, "samples": samples, "chunks": chunks, "samples_per_chunk": per_chunk, "qmc_points": points}
     out["local_threads"] = {"1": t1, "2": t2}
+    out["qmc_local_threads"] = {"1": q1, "2": _local(points, 2, "qmc")[1]}
     out["s_per_chunk_local1"] = t1 / chunks
     out["dask_workers"] = {}
     for workers in (1, 2):
@@ -83,6 +142,9 @@ def main() -> None:
             _, warm = _timed(lambda: _run(1 << 16, client))  # workers compile (or load) the kernels
             got, t = _timed(lambda: _run(samples, client))
             assert got == bits, f"{workers} workers: {got} != local {bits}"
+            _, qwarm = _timed(lambda: _run(1 << 14, client, "qmc"))  # workers import scipy.stats, load the kernel
+            qgot, tq = _timed(lambda: _run(points, client, "qmc"))
+            assert qgot == qbits, f"{workers} workers, qmc: {qgot} != local {qbits}"
             empties, te = _timed(lambda: client.gather([client.submit(int, i, pure=False) for i in range(1000)]))
             out["dask_workers"][str(workers)] = {
                 "seconds": t,
@@ -90,6 +152,9 @@ def main() -> None:
                 "overhead_s_per_chunk": (workers * t - t1) / chunks,
                 "efficiency": t1 / (workers * t),
                 "empty_task_s": te / len(empties),
+                "qmc_first_run_s": qwarm,
+                "qmc_seconds": tq,
+                "qmc_efficiency": q1 / (workers * tq),
                 "same_bits": True,
             }
     # One worker's overhead per chunk: a second worker process is only as fast as a free core, and this machine
@@ -97,7 +162,7 @@ def main() -> None:
     d1 = out["dask_workers"]["1"]
     se = max(bits[2], bits[3])
     chunk_s, efficiency = out["s_per_chunk_local1"], min(1.0, d1["efficiency"])
-    chunks_per_task = driver.Chunks.batch * cluster.BATCH_SCALE // driver.TASKS_PER_THREAD  # 128
+    chunks_per_task = driver.Chunks.batch * cluster.batch_scale(WORKERS) // driver.TASKS_PER_THREAD  # 800
     for target in (1e-6, 1e-7):
         need = samples * (se / target) ** 2
         n_chunks = need / per_chunk
@@ -109,7 +174,9 @@ def main() -> None:
             "hours_compute": compute / 3600,
             "hours_scheduler_bound": scheduler / 3600,
             "hours_one_core": n_chunks * chunk_s / 3600,
+            "scheduler_share": scheduler / compute,
         }
+    out["first_run"] = _first_runs()
     out["load"] = os.getloadavg()[0]
     print(json.dumps(out, indent=1))
 

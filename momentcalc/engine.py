@@ -193,10 +193,12 @@ def window_product(spec: Spec) -> int:
 
 
 def _load_kernel(name: str, spec: Spec, mu: float, sigma: float, norms: tuple | None, overheads: dict) -> None:
-    """Monte Carlo: load its kernel from the disk cache (compile it on a first run), timed as overheads["kernels"]."""
-    if name == "montecarlo" and not vectorized.needs_numpy(spec):
+    """Monte Carlo: load its kernel from the disk cache (compile it on a first run), timed as overheads["kernels"]
+    (with a Dask scheduler qmc's too: a first compile here fills the numba cache that local workers load from)."""
+    if name in ("montecarlo", "qmc") and not vectorized.needs_numpy(spec):
         start = time.perf_counter()
-        montecarlo.prepare(montecarlo.compile_program(spec, mu, sigma, norms))
+        prepare = montecarlo.prepare if name == "montecarlo" else qmc.prepare
+        prepare(montecarlo.compile_program(spec, mu, sigma, norms))
         overheads["kernels"] += _since(start)
 
 

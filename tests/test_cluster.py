@@ -19,7 +19,7 @@ distributed = pytest.importorskip("distributed")
 
 from momentcalc import MomentcalcError, engine, tables  # noqa: E402
 from momentcalc.cli import app  # noqa: E402
-from momentcalc.estimators import cluster, driver, montecarlo  # noqa: E402
+from momentcalc.estimators import cluster, driver, montecarlo, qmc  # noqa: E402
 from momentcalc.settings import RunSettings  # noqa: E402
 from momentcalc.spec import parse  # noqa: E402
 
@@ -43,13 +43,13 @@ def client():
 
 
 def _bits(result):
-    """Every Monte Carlo number of a result, as the exact floats they are."""
-    (e,) = [e for e in result.estimates if e.method == "montecarlo"]
+    """Every (quasi-)Monte Carlo number of a result, as the exact floats they are."""
+    (e,) = [e for e in result.estimates if e.method in ("montecarlo", "qmc")]
     return (e.mean, e.std, e.mean_se, e.std_se, e.grad_sq, e.grad_sq_se, e.samples)
 
 
-def _run(spec, scheduler=None, **settings):
-    return _bits(engine.estimate(spec, method="montecarlo", seed=7, scheduler=scheduler, **settings))
+def _run(spec, scheduler=None, method="montecarlo", **settings):
+    return _bits(engine.estimate(spec, method=method, seed=7, scheduler=scheduler, **settings))
 
 
 @pytest.mark.parametrize("spec", SPECS)
@@ -105,16 +105,85 @@ def test_the_cli_runs_on_the_scheduler_of_momentcalc_scheduler(client, monkeypat
     assert (e["mean"], e["std"], e["mean_se"], e["std_se"], e["samples"]) == (local[0], local[1], *local[2:4], local[6])
 
 
-def test_progress_reaches_the_total(client):
+# QMC with blocks of 2**10 points (qmc._BLOCK): 2**16 points are 4 blocks per replica, and TASKS_PER_THREAD = 32
+# cuts each replica's points into 4 tasks on 2 workers (a cut after a block: the task re-derives the shift,
+# fast-forwards the Sobol sequence and the dropout stream). The tol run doubles the points over several rounds.
+QMC_CASES = [
+    ("dropout(p=0.5) | relu | maxpool(k=2) | dropout(p=0.2)", {"samples": 1 << 16}),
+    ("maxpool(k=3)", {"tol": 3e-4}),
+]
+
+
+@pytest.mark.parametrize(("spec", "settings"), QMC_CASES)
+def test_qmc_on_the_cluster_gives_the_local_bits(client, monkeypatch, spec, settings):
+    monkeypatch.setattr(qmc, "_BLOCK", 1 << 10)
+    local = _run(spec, method="qmc", **settings)
+    monkeypatch.setattr(driver, "TASKS_PER_THREAD", 32)
+    assert _run(spec, client, method="qmc", **settings) == local
+    if "tol" in settings:
+        assert max(local[2], local[3]) <= settings["tol"]
+
+
+def test_progress_reaches_the_total_a_task_at_a_time(client):
+    # maxpool(k=3): 35 chunks in one batch, cut into 8 tasks (2 slots * TASKS_PER_THREAD): a report per task.
+    for method in ("montecarlo", "qmc"):
+        seen = []
+        bits = _run(
+            "maxpool(k=3)", client, method, samples=SAMPLES, progress=lambda d, t, seen=seen: seen.append((d, t))
+        )
+        done = [d for d, _ in seen]
+        assert len(seen) >= 8 and done == sorted(set(done)) and seen[-1][0] == seen[-1][1] >= SAMPLES
+        assert bits == _run("maxpool(k=3)", method=method, samples=SAMPLES)
+
+
+def _last_of_all(marker, streams, counts):
+    """Rows that name their chunks; the task of chunk 0 ends only after the last task has (it waits for its
+    marker), so the tasks finish out of order."""
+    import time
+
+    if streams[0] == 0:
+        for _ in range(3000):
+            if os.path.exists(marker):
+                break
+            time.sleep(0.01)
+        time.sleep(0.1)
+    elif streams[-1] == len(SIZES) - 1:
+        Path(marker).touch()
+    return np.array([[float(j), float(n), 0.0, 0.0, 0.0] for j, n in zip(streams, counts)])
+
+
+SIZES = [1 << j for j in range(8)]  # one chunk a task (8 tasks on 2 slots), each of its own size
+
+
+def test_progress_follows_completion_and_rows_keep_chunk_order(client, tmp_path):
+    from functools import partial
+
+    chunks = driver.Chunks(1, lambda first, count: list(range(first, first + count)), None)
+    chunks = replace(chunks, launch=partial(_last_of_all, str(tmp_path / "last")))
     seen = []
-    engine.estimate(
-        "maxpool(k=3)",
-        method="montecarlo",
-        samples=SAMPLES,
-        scheduler=client,
-        progress=lambda d, t: seen.append((d, t)),
-    )
-    assert seen and seen[-1][0] == seen[-1][1] >= SAMPLES
+    with cluster.running_on(client):
+        rows = driver.run_chunks(chunks, 0, SIZES, lambda d, t: seen.append(d), sum(SIZES))
+    assert rows[:, 0].tolist() == list(range(8)) and rows[:, 1].tolist() == SIZES  # merged in chunk order
+    steps = np.diff([0, *seen]).tolist()
+    assert sorted(steps) == SIZES and steps.index(SIZES[0]) > steps.index(SIZES[-1])  # as they finished
+
+
+def test_task_size_grows_with_workers_and_changes_no_bit(client, monkeypatch):
+    # The rule (cluster.batch_scale): at least BATCH_SCALE, and proportional to the workers beyond.
+    assert [cluster.batch_scale(w) for w in (1, 2, 16, 100)] == [16, 16, 16, 100]
+    local = _run("maxpool(k=3)", samples=3 * SAMPLES)  # 103 chunks
+    monkeypatch.setattr(cluster, "batch_scale", lambda slots: 1)  # batches of 64 chunks, tasks of 8: 2 batches
+    assert _run("maxpool(k=3)", client, samples=3 * SAMPLES) == local
+
+
+def test_callables_and_expr_are_refused_with_a_scheduler():
+    # Refused before anything connects ('local:1' never starts here).
+    with pytest.raises(MomentcalcError, match="runs in numpy in this process, not on a Dask scheduler"):
+        engine.estimate(np.tanh, method="montecarlo", samples=1000, scheduler="local:1")
+    args = ["estimate", "expr(x*x)", "--samples", "1000", "--scheduler", "local:1"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "without --scheduler" in result.stderr
 
 
 def _dies_once(streams, index, marker):
@@ -156,7 +225,7 @@ def _slow_rows(states, counts):
 def test_ctrl_c_cancels_the_queued_tasks(client, monkeypatch):
     submitted = []
     monkeypatch.setattr(
-        cluster, "_Futures", lambda futures: submitted.append(cluster_futures(futures)) or submitted[-1]
+        cluster, "_Futures", lambda futures, done: submitted.append(cluster_futures(futures, done)) or submitted[-1]
     )
     chunks = driver.Chunks(10, lambda first, count: [None] * count, _slow_rows, batch=1)
 

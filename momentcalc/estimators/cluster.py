@@ -12,8 +12,13 @@ Dask runs its tasks again elsewhere and the rows are the same.
 machine) or a ``distributed.Client``. dask is optional (``momentcalc[dask]``)
 and imported only here, and only when a scheduler is given. The connection is
 made when the first chunks are run, so a run that samples nothing connects to
-nothing. Not covered (they run locally): quasi-Monte Carlo replicas and user
-callables (``expr(...)`` and Python functions).
+nothing. Quasi-Monte Carlo replicas run here too (their
+extensions are pure tasks: qmc.extension). User callables (``expr(...)`` and
+Python functions) are refused with a scheduler (vectorized.run_numpy says why).
+
+Progress comes from each future as it finishes (as_completed), while results
+still come out in task order; tasks grow with the number of workers
+(batch_scale), so the one scheduler's cost per task stays small.
 
 Bits are the same on workers with the same momentcalc (its kernel sources are
 compared on connecting) and the same CPU features: numba compiles for the CPU
@@ -37,7 +42,7 @@ from . import driver, jit
 DASK_MODULE = "distributed"  # the package that `pip install 'momentcalc[dask]'` brings
 INSTALL_HINT = "pip install 'momentcalc[dask]'"
 CONNECT_TIMEOUT_S = 10  # an address that does not answer within this fails the run
-BATCH_SCALE = 16  # tasks of about 128 chunks (0.2-0.5 s of kernel work): Dask's ~1 ms per task costs < 1%
+BATCH_SCALE = 16  # at least: tasks of 128 chunks (0.2-0.5 s of kernel work), so a worker's ~1 ms a task costs < 1%
 
 
 def running_on(scheduler):
@@ -56,10 +61,24 @@ def _running_on(executor: DaskExecutor):
             executor.close()
 
 
+def batch_scale(slots: int) -> int:
+    """How many times longer than on threads a batch is (and so each of its tasks), on `slots` worker threads.
+
+    One scheduler serves every worker and spends about a millisecond on each task (Dask's own figure; an empty
+    task's round trip measured 11 ms on this 2-core machine under load, bench/cluster.py). With W workers each
+    finishing a task every T seconds it is busy W / T * 1 ms of every second: tasks must last longer as
+    workers are added, T >= W * 20 ms to keep that near 5%. A task of scale s holds 32 * s / 4 = 8 s chunks of
+    about 2.5-4 ms (2^18 normals and the kernel's work on them), T ~ s * 25 ms: so s = W, and at least
+    BATCH_SCALE, which keeps a worker's own costs per task (seeding, pickling rows) below 1%. On 100 workers:
+    tasks of 800 chunks, 2-3 s each (the scheduler busy a few percent of the time; a third at 11 ms a task,
+    which it still keeps up with). Bits do not depend on it: chunks are seeded by their index and merged in
+    chunk order however they are grouped into tasks.
+    """
+    return max(BATCH_SCALE, slots)
+
+
 class DaskExecutor:
     """driver.Executor on a dask.distributed cluster: connected on first use, closed by running_on."""
-
-    batch_scale = BATCH_SCALE
 
     def __init__(self, scheduler):
         self.scheduler, self._client, self._cluster, self._owned = scheduler, None, None, False
@@ -84,9 +103,15 @@ class DaskExecutor:
     def slots(self) -> int:
         return max(1, sum(self.client.nthreads().values()))
 
-    def in_order(self, tasks: Sequence[Callable[[], np.ndarray]]) -> _Futures:
+    def batch_scale(self, folded: bool) -> int:
+        # Folded rows (maps) are whole maps of moments a chunk: a longer batch would hold more of them at once.
+        return BATCH_SCALE if folded else batch_scale(self.slots)
+
+    def in_order(
+        self, tasks: Sequence[Callable[[], np.ndarray]], done: Callable[[int], None] | None = None
+    ) -> _Futures:
         """Submit every task now (pure=False: a task's key is its own, never another run's); results in order."""
-        return _Futures([self.client.submit(task, pure=False) for task in tasks])
+        return _Futures([self.client.submit(task, pure=False) for task in tasks], done)
 
     def close(self) -> None:
         if self._owned and self._client is not None:
@@ -120,13 +145,26 @@ class DaskExecutor:
 
 
 class _Futures:
-    """Results of Dask futures in task order; cancel() (the driver's, on Ctrl-C) drops those not yet run."""
+    """Results of Dask futures in task order; cancel() (the driver's, on Ctrl-C) drops those not yet run.
 
-    def __init__(self, futures: list):
-        self.futures = futures
+    done(i) is called as future i finishes (distributed.as_completed): progress follows the cluster, while
+    the results still come out in task order, so the merge and its bits do not depend on which finished first.
+    """
+
+    def __init__(self, futures: list, done: Callable[[int], None] | None = None):
+        self.futures, self.done = futures, done
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        return (f.result() for f in self.futures)
+        index = {f.key: i for i, f in enumerate(self.futures)}
+        ready, following = {}, 0
+        for future in _distributed().as_completed(self.futures):
+            i = index[future.key]
+            ready[i] = future.result()
+            if self.done is not None:
+                self.done(i)
+            while following in ready:  # the longest finished prefix, in task order
+                yield ready.pop(following)
+                following += 1
 
     def cancel(self) -> None:
         for f in self.futures:

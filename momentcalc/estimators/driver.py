@@ -10,10 +10,11 @@ chunks equals a run of exactly those m chunks.
 Users: plain and antithetic Monte Carlo (montecarlo.py, antithetic.py: jitted
 kernels over a slice of chunks), the numpy path of user functions (vectorized.py),
 whole simulated maps (spatial.py: rows of shape (5, positions)) and the
-quasi-Monte Carlo replicas (qmc.py: the pool and the tolerance loop only).
+quasi-Monte Carlo replicas (qmc.py: their extensions as tasks, anywhere_in_order, and the tolerance loop).
 
 Progress convention: progress(done, total) in samples, after each batch of
-work, where total is what the run (or the current extension of it) reaches.
+work (on an executor, as each task finishes), where total is what the run (or
+the current extension of it) reaches.
 """
 
 from __future__ import annotations
@@ -97,6 +98,25 @@ def in_order(tasks: Sequence[Callable[[], Any]], parallel: bool = True) -> Itera
     return _Submitted([_pool(count).submit(task) for task in tasks])
 
 
+def anywhere_in_order(tasks: Sequence[Callable[[], Any]], done: Callable[[int], None] | None = None) -> Iterable:
+    """Pure tasks on the executor where one is set (executing()), else on the pool; results in task order.
+
+    done(i), if given, is called as task i finishes: on an executor in the order the tasks finish (progress
+    while the others run), on the pool in task order.
+    """
+    executor = _executor.get()
+    if executor is not None:
+        return executor.in_order(tasks, done)
+    return _each_done(in_order(tasks), done)
+
+
+def _each_done(results: Iterable, done: Callable[[int], None] | None) -> Iterator:
+    for i, result in enumerate(results):
+        if done is not None:
+            done(i)
+        yield result
+
+
 class _Submitted:
     """Results of tasks on the pool, in task order; cancel() drops the tasks not yet started."""
 
@@ -118,10 +138,16 @@ class Executor(Protocol):
     """Runs chunk tasks elsewhere; results come back in task order, so the rows and their bits do not change."""
 
     slots: int  # tasks that run at once
-    batch_scale: int  # batches this many times longer than on threads: fewer, larger tasks pay its overhead
 
-    def in_order(self, tasks: Sequence[Callable[[], np.ndarray]]) -> Iterable[np.ndarray]:
-        """Start the tasks now; their results in task order (an object with cancel(), for Ctrl-C, if it can)."""
+    def batch_scale(self, folded: bool) -> int:
+        """Batches this many times longer than on threads: fewer, larger tasks pay its overhead per task.
+        folded: rows folded as they come in (maps: a row per chunk is a whole map's moments)."""
+
+    def in_order(
+        self, tasks: Sequence[Callable[[], np.ndarray]], done: Callable[[int], None] | None = None
+    ) -> Iterable[np.ndarray]:
+        """Start the tasks now; their results in task order (an object with cancel(), for Ctrl-C, if it can).
+        done(i), if given, is called as task i finishes, in whatever order they finish."""
 
 
 _executor: ContextVar[Executor | None] = ContextVar("momentcalc_executor", default=None)
@@ -135,6 +161,17 @@ def executing(executor: Executor | None):
         yield executor
     finally:
         _executor.reset(token)
+
+
+def current_executor() -> Executor | None:
+    """The executor set by executing(), if any."""
+    return _executor.get()
+
+
+def slots() -> int:
+    """Tasks that run at once: the executor's (set by executing()), else this process's threads."""
+    executor = _executor.get()
+    return executor.slots if executor is not None else threads()
 
 
 def _elsewhere(chunks: Chunks) -> Executor | None:
@@ -152,6 +189,22 @@ def _run_slice(streams: Streams, launch: Launch, first: int, counts: np.ndarray)
 def report(progress: Progress | None, done: int, total: int) -> None:
     if progress is not None:
         progress(done, total)
+
+
+class _Tally:
+    """Progress of one run_chunks: an executor's tasks add their samples as they finish (in any order, while the
+    rows still merge in chunk order); on threads, reach() after each batch."""
+
+    def __init__(self, progress: Progress | None, total: int, done: int):
+        self.progress, self.total, self.done = progress, total, done
+
+    def add(self, samples: int) -> None:
+        self.done += samples
+        report(self.progress, self.done, self.total)
+
+    def reach(self, done: int) -> None:
+        if done != self.done:
+            self.add(done - self.done)
 
 
 # --- chunks -------------------------------------------------------------------------------
@@ -178,20 +231,23 @@ def run_chunks(
     seeded and queued before the current one is waited for, so the threads
     never wait on the caller between batches.
     """
-    executor = _elsewhere(chunks)
-    batch = chunks.batch * (executor.slots * executor.batch_scale if executor else threads() if chunks.parallel else 1)
-    rows, pending = [], _start(chunks, first, sizes[:batch])
+    executor, tally = _elsewhere(chunks), _Tally(progress, total, done)
+    if executor is not None:
+        batch = chunks.batch * executor.slots * executor.batch_scale(chunks.fold is not None)
+    else:
+        batch = chunks.batch * (threads() if chunks.parallel else 1)
+    rows, pending = [], _start(chunks, first, sizes[:batch], tally)
     current = pending
     try:
         for start in range(0, len(sizes), batch):
             current, following = pending, start + batch
             if following < len(sizes):
-                pending = _start(chunks, first + following, sizes[following : following + batch])
+                pending = _start(chunks, first + following, sizes[following : following + batch], tally)
             rows.extend(current)  # waits for this batch, in chunk order
             if chunks.fold is not None:
                 rows = [chunks.fold(np.concatenate(rows))]
             done += sum(sizes[start:following])
-            report(progress, done, total)
+            tally.reach(done)  # on threads: once a batch; an executor's tasks have already added theirs
     except BaseException:  # Ctrl-C (KeyboardInterrupt) above all: leave the pool idle, not busy with queued batches
         for queued in (current, pending):
             if hasattr(queued, "cancel"):  # the pool's _Submitted, or an executor's futures
@@ -200,14 +256,15 @@ def run_chunks(
     return np.concatenate(rows)
 
 
-def _start(chunks: Chunks, first: int, sizes: list[int]) -> Iterator[np.ndarray]:
+def _start(chunks: Chunks, first: int, sizes: list[int], tally: _Tally) -> Iterator[np.ndarray]:
     """Start the launch over consecutive slices of these chunks; iterate over the slices' rows."""
     executor, counts = _elsewhere(chunks), np.array(sizes, dtype=np.int64)
     if executor is not None:  # each task seeds its own chunks: on many workers, seeding here would hold them up
         bounds = np.linspace(0, len(sizes), min(len(sizes), executor.slots * TASKS_PER_THREAD) + 1).astype(int)
-        pieces = zip(bounds[:-1], bounds[1:])
+        pieces = list(zip(bounds[:-1], bounds[1:]))
         return executor.in_order(
-            [partial(_run_slice, chunks.streams, chunks.launch, first + lo, counts[lo:hi]) for lo, hi in pieces]
+            [partial(_run_slice, chunks.streams, chunks.launch, first + lo, counts[lo:hi]) for lo, hi in pieces],
+            lambda i: tally.add(int(counts[pieces[i][0] : pieces[i][1]].sum())),
         )
     streams = chunks.streams(first, len(sizes))
     slices = min(len(sizes), threads() * TASKS_PER_THREAD) if chunks.parallel and threads() > 1 else 1

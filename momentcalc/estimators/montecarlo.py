@@ -29,7 +29,13 @@ from .program import CHUNK_NORMALS, Program, compile_program, program_chunks, ru
 
 def prepare(program: Program) -> None:
     """Load the program's kernel from the disk cache (compile it, on a first run) by running it on no chunks:
-    what run() would do first, so that the engine can time it apart from the sampling."""
+    what run() would do first, so that the engine can time it apart from the sampling.
+
+    Also with a Dask scheduler, here (each worker loads it on its first chunk task): a first compile here fills
+    numba's cache, from which workers that share it load (a LocalCluster's do). A warm-up task on every worker
+    before the chunk tasks did not measurably help: first runs on 2 fresh local workers (bench/cluster.py,
+    first_run, two runs at load 4-5) took 3.2 and 3.5 s this way against 6.3 and 6.5 s warmed with a full
+    cache, 9.1 and 18.0 s against 26.2 and 14.8 s with an empty one (warmed, N workers compile N times)."""
     states, sizes = np.empty((0, 4), dtype=np.uint64), np.empty(0, dtype=np.int64)
     launch = antithetic.launch(program, 0.0) if program.antithetic else program_chunks(program, 0).launch
     launch(states, sizes)

@@ -16,7 +16,10 @@ generator per replica, which keeps the replicas independent.
 Points per replica are powers of two (where Sobol nets are balanced); a run
 with ``tol`` doubles them, extending each replica's sequence, until both
 standard errors are met (driver.until_within, with doubling as the policy).
-The replicas are the tasks on the driver's thread pool.
+Each extension of a replica (or a piece of it, on a large cluster) is a pure
+task (``extension``: program, seed, replica, point range -> rows of partial
+sums) on the driver's thread pool or its Dask cluster; the rows are added in
+sequence order, so the bits are the same wherever they ran.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from scipy import special
 
 from .._lazy import lazy_module
 from ..settings import RunSettings
-from . import NotApplicable, dispatch, driver, normals
+from . import NotApplicable, dispatch, driver, mc_kernels, normals
 from .moments import Summary
 from .program import Program
 
@@ -43,34 +46,19 @@ _BLOCK_VALUES = 1 << 22  # and at most this many coordinates at once (32 MB a co
 
 
 class _Replica:
-    """One scrambled Sobol sequence and the weighted sums of its outputs so far."""
+    """The weighted sums of one scrambled Sobol sequence's outputs so far, merged from its extensions' rows."""
 
-    def __init__(self, program: Program, seed: int, index: int, dim: int):
-        self.program = program
-
-        scramble = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(index, 0))))
-        self.sobol = stats.qmc.Sobol(dim, scramble=True, rng=scramble)
-        self.masks = normals.state_of(
-            np.random.SFC64(np.random.SeedSequence(seed, spawn_key=(index, 1)))
-        )  # dropout masks
-        self.tails = Tails.for_dimension(dim)
+    def __init__(self):
         self.points = 0
         self.shift = math.nan  # the first output: sums are of deviations from it
         self.sw = self.s1 = self.s2 = 0.0  # sums of w, w (y - shift) and w (y - shift)^2
 
-    def extend_to(self, points: int) -> _Replica:
-        """Draw the next points of the sequence until it has `points` (in blocks, to bound memory)."""
-        count, self.points = points - self.points, points
-        while count > 0:
-            block = min(count, _BLOCK, max(1, _BLOCK_VALUES // self.sobol.d))
-            # Sobol points are multiples of 2^-bits, 0 included (ndtri(0) = -inf): take the middle of each cell.
-            u = self.sobol.random(block) + 0.5 ** (self.sobol.bits + 1)
-            z, w = self.tails.normals(u)
-            sums = dispatch.kernel("points", self.program.act)
-            self.shift, sw, s1, s2 = sums(self.masks, z, w, self.shift, *self.program.kernel_args())
+    def add(self, rows: np.ndarray, points: int) -> None:
+        """Rows of extension() for the next `points` points, block by block in sequence order."""
+        for shift, sw, s1, s2 in rows:
+            self.shift = shift
             self.sw, self.s1, self.s2 = self.sw + sw, self.s1 + s1, self.s2 + s2
-            count -= block
-        return self
+        self.points += points
 
     @property
     def moments(self) -> np.ndarray:
@@ -84,6 +72,66 @@ class _Replica:
         n = self.points
         d = self.s1 / self.sw
         return np.array([n, self.shift + d, n * max(self.s2 / self.sw - d * d, 0.0)])
+
+
+def extension(program: Program, seed: int, index: int, first: int, stop: int, step: int) -> np.ndarray:
+    """Points first, ..., stop - 1 of replica `index`: one row (shift, sum w, sum w (y - shift), sum w (y - shift)^2)
+    per block of `step` points from `first` (block_points: the caller's, so a worker cuts the same blocks).
+
+    A pure task (it may run on a Dask worker, or twice): the replica's scrambling and dropout stream are seeded
+    from (seed, index), the Sobol sequence is fast-forwarded to `first`, the dropout stream past the words the
+    points before used, and the shift (the replica's first output) is worked out again. Adding the rows in
+    order to the sums gives the same bits as one pass over the whole sequence, however it is cut into
+    extensions at block boundaries.
+    """
+    dim = program.normals_per_output
+    sobol, tails = _sobol(seed, index, dim), Tails.for_dimension(dim)
+    sums = dispatch.kernel("points", program.act)
+    shift = math.nan
+    if first > 0:
+        z, w = tails.normals(_cells(sobol, 1))
+        shift = sums(_masks(seed, index, 0), z, w, shift, *program.kernel_args())[0]
+        if first > 1:
+            sobol.fast_forward(first - 1)
+    masks = _masks(seed, index, first * _mask_words(program))  # dropout masks, advanced in place by the kernel
+    rows = []
+    for start in range(first, stop, step):
+        z, w = tails.normals(_cells(sobol, min(step, stop - start)))
+        rows.append(sums(masks, z, w, shift, *program.kernel_args()))
+        shift = rows[-1][0]
+    return np.array(rows, dtype=np.float64).reshape(-1, 4)
+
+
+def block_points(dim: int) -> int:
+    """Points generated at once, to bound memory."""
+    return min(_BLOCK, max(1, _BLOCK_VALUES // dim))
+
+
+def _sobol(seed: int, index: int, dim: int):
+    scramble = np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(index, 0))))
+    return stats.qmc.Sobol(dim, scramble=True, rng=scramble)
+
+
+def _cells(sobol, count: int) -> np.ndarray:
+    # Sobol points are multiples of 2^-bits, 0 included (ndtri(0) = -inf): take the middle of each cell.
+    return sobol.random(count) + 0.5 ** (sobol.bits + 1)
+
+
+def _masks(seed: int, index: int, skip: int) -> np.ndarray:
+    """The replica's dropout stream (an SFC64 state) after `skip` words: the kernel draws one word a mask."""
+    bits = np.random.SFC64(np.random.SeedSequence(seed, spawn_key=(index, 1)))
+    if skip:
+        bits.random_raw(skip, output=False)
+    return normals.state_of(bits)
+
+
+def _mask_words(program: Program) -> int:
+    """Dropout masks drawn per output: a dropout in the first segment acts on each of the d inputs, one after
+    window level l on each of that level's prod(win_n[l+1:]) outputs."""
+    p = program
+    per_segment = [int(np.sum(p.codes[p.seg[i] : p.seg[i + 1]] == mc_kernels.DROPOUT)) for i in range(len(p.seg) - 1)]
+    applied = [p.normals_per_output] + [int(np.prod(p.win_n[level + 1 :])) for level in range(p.win_n.size)]
+    return sum(count * times for count, times in zip(per_segment, applied))
 
 
 class Tails:
@@ -144,6 +192,15 @@ def dimension(program: Program) -> int:
     return d
 
 
+def prepare(program: Program) -> None:
+    """On a Dask scheduler, load the points kernel here first (one point), as montecarlo.prepare does: a first
+    compile fills numba's cache for workers that share it. Without one, nothing: the run loads its kernel
+    itself, and the engine charges that to its kernels."""
+    if driver.current_executor() is not None:
+        dimension(program)  # a window too wide for qmc declines here
+        extension(program, 0, 0, 0, 1, 1)
+
+
 def summarize(replicas: list[_Replica]) -> Summary:
     moments = np.array([r.moments for r in replicas])
     n, means, variances = moments[:, 0], moments[:, 1], moments[:, 2] / moments[:, 0]
@@ -156,10 +213,10 @@ def summarize(replicas: list[_Replica]) -> Summary:
 
 def run(program: Program, settings: RunSettings = RunSettings()) -> Summary:
     """REPLICAS scrambled Sobol sequences of a power-of-two length each, doubled until within settings.tol."""
-    dim = dimension(program)
-    replicas = [_Replica(program, settings.seed, i, dim) for i in range(REPLICAS)]
+    dimension(program)
+    replicas = [_Replica() for _ in range(REPLICAS)]
     start = settings.samples or (DEFAULT_SAMPLES if settings.tol is None else 1 << 14)
-    grow = partial(_grow, replicas, settings.progress)
+    grow = partial(_grow, program, settings.seed, replicas, settings.progress)
     summary = grow(REPLICAS * _power_of_two(max(1, start // REPLICAS)))
     if settings.tol is None:
         return summary
@@ -198,11 +255,38 @@ def points_for(rounds: list[Summary], tol: float) -> int:
     return max(2 * last.samples, 2 ** min(math.ceil(log2_points), 100))
 
 
-def _grow(replicas: list[_Replica], progress, points: int) -> Summary:
-    """Extend every replica to points / REPLICAS points, the replicas on the driver's pool; their summary."""
-    list(driver.in_order([partial(r.extend_to, points // REPLICAS) for r in replicas]))
-    driver.report(progress, points, points)
+def _grow(program: Program, seed: int, replicas: list[_Replica], progress, points: int) -> Summary:
+    """Extend every replica to points / REPLICAS points, as pure tasks (extension) on the driver's pool or a Dask
+    cluster, merged replica by replica in sequence order; their summary."""
+    have, want = replicas[0].points, points // REPLICAS
+    step = block_points(program.normals_per_output)
+    pieces = [(i, lo, hi) for i in range(len(replicas)) for lo, hi in _cuts(have, want, step)]
+    tasks = [partial(extension, program, seed, i, lo, hi, step) for i, lo, hi in pieces]
+    done = [REPLICAS * have]
+
+    def finished(task: int) -> None:  # progress as each task finishes, in points of all replicas
+        done[0] += pieces[task][2] - pieces[task][1]
+        driver.report(progress, done[0], points)
+
+    results = driver.anywhere_in_order(tasks, finished)
+    try:
+        for (i, lo, hi), rows in zip(pieces, results):
+            replicas[i].add(rows, hi - lo)
+    except BaseException:  # Ctrl-C above all: a cluster's queued tasks are dropped, as the driver's are
+        if hasattr(results, "cancel"):
+            results.cancel()
+        raise
     return summarize(replicas)
+
+
+def _cuts(have: int, want: int, step: int) -> list[tuple[int, int]]:
+    """A replica's points have, ..., want - 1 as pieces for as many tasks as keep the slots busy (one a replica on
+    a few threads; more on a large cluster), cut at block boundaries from `have` so the blocks and bits do not
+    change."""
+    blocks = math.ceil((want - have) / step)
+    pieces = max(1, min(blocks, math.ceil(driver.slots() * driver.TASKS_PER_THREAD / REPLICAS)))
+    bounds = [have + step * (blocks * k // pieces) for k in range(pieces)] + [want]
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 def _power_of_two(n: int) -> int:

@@ -218,6 +218,14 @@ def _moments(v: np.ndarray) -> list[float]:
 
 def run_numpy(stages, mu, sigma, settings: RunSettings = RunSettings()) -> moments.Summary:
     """Summary of the outputs, with E[(dy/dx)^2] as grad_sq, by chunked numpy Monte Carlo."""
+    if driver.current_executor() is not None:
+        # Refused, not run here quietly: the user asked for a cluster. Shipping user code to workers (cloudpickle)
+        # would fail there on whatever it imports that they lack, and a worker with several threads would run
+        # code that need not be thread-safe in parallel.
+        raise MomentcalcError(
+            f"{' | '.join(s.label for s in stages)} runs in numpy in this process, not on a Dask scheduler "
+            "(Python callables and expr(...) specs): run it without --scheduler (scheduler=None)"
+        )
     launch = partial(_chunk_rows, stages, mu, sigma)
     chunks = driver.Chunks(CHUNK, partial(driver.generators, settings.seed), launch, parallel=False)
     return driver.drive(chunks, moments.PLAIN_ROWS, settings, DEFAULT_SAMPLES)
