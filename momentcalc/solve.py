@@ -15,7 +15,8 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from fractions import Fraction
 
 from ._lazy import lazy_module
 from .errors import MomentcalcError
@@ -24,6 +25,7 @@ from .spec import parse
 
 engine = lazy_module("momentcalc.engine")
 certified = lazy_module("momentcalc.estimators.certified")
+certified_box = lazy_module("momentcalc.estimators.certified_box")
 optimize = lazy_module("scipy.optimize")
 np = lazy_module("numpy")
 mpmath = lazy_module("mpmath")
@@ -35,6 +37,12 @@ _UNKNOWN = re.compile(r"([A-Za-z_]\w*)\s*=\s*\?")
 _START_FACTORS = (0.3, 1.0, 3.0)  # starts around a positive default, in each coordinate
 _START_OFFSETS = (-1.0, 0.0, 1.0)  # ... around a default that may be 0 or negative
 _SAME_ROOT = 1e-7  # relative distance under which two roots found from different starts are one
+# Interval Newton: the Jacobian is enclosed over a search box p +- 2^-45 |p| around the polished double root (it
+# holds the true root: the polish leaves it within a few ulps), the root refined in it by simplified Newton steps
+# on 192-bit residuals, and the Krawczyk test run on a box of relative radius 2^-80 around the refined root.
+_SEARCH = Fraction(1, 2**45)
+_BOX = Fraction(1, 2**80)
+_REFINE_STEPS = 4
 
 
 @dataclass(frozen=True)
@@ -57,7 +65,10 @@ class Solution:
     errors: dict[str, float]  # bound on |value - the true root| (see the module docstring)
     last_double: dict[str, bool]  # the bound puts the true root within this double's rounding interval
     residual: dict[str, float]  # moment - target at the solution
-    method: str  # 'certified residual' or the moment method of record ('closed', 'quadrature')
+    method: str  # 'certified (Krawczyk)', 'certified residual' or the moment method of record ('closed', ...)
+    # The Krawczyk test's box {name: [lo, hi]} (outward doubles) that holds exactly one root, or None.
+    box: dict[str, list[float]] | None = None
+    proof: str = ""  # what the Krawczyk test proved, or why it did not run or did not prove it
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -261,7 +272,9 @@ class _Problem:
         self.starts = len(grid)
         for u0 in grid:
             sol = optimize.root(self._residual_u, np.array(u0, dtype=float), method="hybr", options={"xtol": 1e-14})
-            if not sol.success:
+            # Not sol.success alone: hybr reports "xtol too small" at a root it cannot improve in doubles; the
+            # residual check below decides.
+            if not np.all(np.isfinite(sol.x)) or any(k.positive and abs(x) > 30 for k, x in zip(self.unknowns, sol.x)):
                 continue
             p = self.to_params(sol.x)
             r = self.residual(p)
@@ -337,7 +350,7 @@ class _Problem:
             for i in range(len(p))
         ]
         labels = [u.label for u in self.unknowns]
-        return Solution(
+        found = Solution(
             str(parse(self.spec_at(p))),
             dict(zip(labels, p)),
             dict(zip(labels, err)),
@@ -345,6 +358,130 @@ class _Problem:
             dict(zip(self.targets, residual)),
             method,
         )
+        if not certify:
+            return found
+        try:
+            box = self.krawczyk(p)
+        except (NotApplicable, MomentcalcError, ZeroDivisionError) as why:
+            return replace(found, proof=f"interval Newton not applied: {why}; the bound is the linearization")
+        if box is None:
+            return replace(
+                found, proof="the Krawczyk test did not prove a root in its box; the bound is the linearization"
+            )
+        # The box holds exactly one root: its distance to the double, and the double is the root's nearest one
+        # when the box lies within the double's rounding interval.
+        err = [_up(max(Fraction(x) - lo, hi - Fraction(x))) for x, (lo, hi) in zip(p, box)]
+        return replace(
+            found,
+            errors=dict(zip(labels, err)),
+            last_double=dict(zip(labels, (_box_rounds_to(x, b) for x, b in zip(p, box)))),
+            method="certified (Krawczyk)",
+            box={name: [float(lo), float(hi)] for name, (lo, hi) in zip(labels, _outward(box))},
+            proof="Krawczyk test in ball arithmetic: exactly one root in the box",
+        )
+
+    # --- interval Newton ---------------------------------------------------------------
+
+    def _box_problem(self, p):
+        """(op, unknowns as certified_box takes them, the wrap's values) at the parameters p."""
+        spec = parse(self.spec_at(p))
+        if len(spec.ops) != 1:
+            raise MomentcalcError("interval Newton treats one activation (with the affine wrap), not a pipeline")
+        op = spec.ops[0]
+        slots = [certified_box.param_slot(op, u.name) if u.stage >= 0 else u.name for u in self.unknowns]
+        return op, slots, dict(self.fixed)
+
+    def _enclose(self, op, slots, wrap, box, prec, jacobian):
+        targets = list(self.targets)
+        # The Jacobian only needs ~2^-40 (it sets the contraction |I - Y J|); the residuals need every bit.
+        tol_bits = 40 if jacobian else prec
+        values, jac = certified_box.enclose(
+            op, slots, wrap, self.mu, self.sigma, box, targets, prec, jacobian, tol_bits
+        )
+        t = [Fraction(self.targets[k]) for k in targets]
+        return [(lo - ti, hi - ti) for (lo, hi), ti in zip(values, t)], jac
+
+    def krawczyk(self, p):
+        """The box [(lo, hi)] (Fractions) around p that holds exactly one root, proven by the Krawczyk test
+        K(X) = x - Y r(x) + (I - Y J(X)) (X - x) inside X (Krawczyk 1969; Moore, Kearfott, Cloud, "Introduction to
+        Interval Analysis", 8.2), with r(x) and J(X) enclosed in ball arithmetic; None if the test fails."""
+        op, slots, wrap = self._box_problem(p)
+        x = [Fraction(v) for v in p]
+        n = len(x)
+        search = [(v - _SEARCH * _scale(v), v + _SEARCH * _scale(v)) for v in x]
+        _, jac = self._enclose(op, slots, wrap, search, 128, True)
+        mid = [[float((lo + hi) / 2) for lo, hi in row] for row in jac]
+        y = [[Fraction(float(v)) for v in row] for row in np.linalg.inv(np.array(mid))]
+        for _ in range(_REFINE_STEPS):  # simplified Newton: x <- x - Y r(x), contraction |I - Y J| ~ 2^-45 a step
+            r, _ = self._enclose(op, slots, wrap, [(v, v) for v in x], PREC, False)
+            step = [sum(y[i][j] * (r[j][0] + r[j][1]) / 2 for j in range(n)) for i in range(n)]
+            x = [v - d for v, d in zip(x, step)]
+            if all(abs(d) <= _BOX * _scale(v) / 1024 for v, d in zip(x, step)):
+                break
+        r, _ = self._enclose(op, slots, wrap, [(v, v) for v in x], PREC, False)
+        rad = [_BOX * _scale(v) for v in x]
+        box = [(v - e, v + e) for v, e in zip(x, rad)]
+        if any(lo < s_lo or hi > s_hi for (lo, hi), (s_lo, s_hi) in zip(box, search)):
+            return None  # J(search) does not cover the box
+        for i in range(n):
+            k = _isub((x[i], x[i]), _isum([_imul((y[i][j], y[i][j]), r[j]) for j in range(n)]))
+            for j in range(n):
+                # (I - Y J)_ij over the search box (which holds the box), times (X_j - x_j) = [-rad_j, rad_j]
+                yj = _isum([_imul((y[i][m], y[i][m]), jac[m][j]) for m in range(n)])
+                c = _isub((Fraction(i == j), Fraction(i == j)), yj)
+                k = _iadd(k, _imul(c, (-rad[j], rad[j])))
+            if not (box[i][0] < k[0] and k[1] < box[i][1]):
+                return None
+        return box
+
+
+def _scale(v: Fraction) -> Fraction:
+    return max(abs(v), Fraction(1, 10**6))
+
+
+def _iadd(a, b):
+    return a[0] + b[0], a[1] + b[1]
+
+
+def _isub(a, b):
+    return a[0] - b[1], a[1] - b[0]
+
+
+def _imul(a, b):
+    products = (a[0] * b[0], a[0] * b[1], a[1] * b[0], a[1] * b[1])
+    return min(products), max(products)
+
+
+def _isum(items):
+    total = (Fraction(0), Fraction(0))
+    for item in items:
+        total = _iadd(total, item)
+    return total
+
+
+def _outward(box):
+    """[(lo, hi)] Fractions as doubles rounded outward."""
+    out = []
+    for lo, hi in box:
+        a, b = float(lo), float(hi)
+        out.append(
+            (
+                a if Fraction(a) <= lo else math.nextafter(a, -math.inf),
+                b if Fraction(b) >= hi else math.nextafter(b, math.inf),
+            )
+        )
+    return out
+
+
+def _up(q: Fraction) -> float:
+    """A double >= q."""
+    v = float(q)
+    return v if Fraction(v) >= q else math.nextafter(v, math.inf)
+
+
+def _box_rounds_to(x: float, box) -> bool:
+    """Does every number of the box (Fractions) round to the double x?"""
+    return float(box[0]) == x == float(box[1])
 
 
 def _quantity(target: str) -> str:

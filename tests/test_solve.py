@@ -69,8 +69,19 @@ def test_selu_constants_to_the_last_double(selu_default):
         assert abs(root[1] - mp.mpf(PAPER_LAMBDA)) < mp.mpf("1e-30")
     assert found.values == {"alpha": float(PAPER_ALPHA), "scale": float(PAPER_LAMBDA)}
     assert found.last_double == {"alpha": True, "scale": True}
-    assert found.method == "certified residual"
+    assert found.method == "certified (Krawczyk)"
     assert found.spec == "selu"  # the defaults are the paper's constants
+    assert_box_holds(found, dict(zip(("alpha", "scale"), root)))
+
+
+def assert_box_holds(found, root):
+    """The Krawczyk box holds the mpmath root, is narrow (relative radius 2^-80, outward doubles: two ulps at most),
+    and the stated bound covers the distance from the double to the root."""
+    for name, want in root.items():
+        lo, hi = found.box[name]
+        assert lo <= want <= hi
+        assert hi - lo <= 2 * math.ulp(found.values[name])
+        assert abs(mp.mpf(found.values[name]) - want) <= found.errors[name]
 
 
 def test_the_notebooks_other_fixed_point():
@@ -83,6 +94,8 @@ def test_the_notebooks_other_fixed_point():
         alpha, lam = float(root[0]), float(root[1])
     assert found.values == {"alpha": alpha, "scale": lam}
     assert all(found.last_double.values())
+    assert found.method == "certified (Krawczyk)"
+    assert_box_holds(found, {"alpha": root[0], "scale": root[1]})
     # The notebook prints (1.9769021954241999, 1.073851239616047) from sympy's nsolve on numpy doubles: a few ulps
     # from the root (and (1.6732632423543774, 1.0507009873554802) at (0, 1), 1-2 ulps from the paper's).
     assert abs(1.9769021954241999 - alpha) <= 4 * math.ulp(alpha) and abs(1.073851239616047 - lam) <= 8 * math.ulp(lam)
@@ -158,6 +171,8 @@ def test_several_roots_are_all_listed():
             beta = s.values["beta"]
             want = mp.findroot(var, (mp.mpf(beta) * (1 - mp.mpf("1e-6")), mp.mpf(beta) * (1 + mp.mpf("1e-6"))))
             assert abs(beta - want) <= s.errors["beta"] + math.ulp(beta)
+            assert s.method == "certified (Krawczyk)"
+            assert_box_holds(s, {"beta": want})
     assert found[0].values["beta"] < 4 < found[1].values["beta"]
 
 
@@ -185,3 +200,30 @@ def test_affine_wrap_dks_style_relu_against_mpmath():
         assert abs(found.values[name] - float(w)) <= found.errors[name] + 2 * math.ulp(found.values[name])
     bad = runner.invoke(app, ["solve", "relu", "--affine", "a=?,e=1", "--mean", "0"])
     assert bad.exit_code == 2 and "bad --affine item" in bad.output
+
+
+def test_where_interval_newton_cannot_run_it_says_so():
+    # relu(b x): E[(b relu'(b X))^2] = b^2 / 2 = 1 at b = sqrt 2. Its derivative in b has a boundary term (relu' jumps
+    # at the kink, which moves with b), which the enclosures do not treat: the linearized bound is kept, and said.
+    (found,) = solve.solve("relu", grad_sq=1.0, affine="b=?").solutions
+    assert found.box is None and found.method == "certified residual"
+    assert "interval Newton not applied" in found.proof and "linearization" in found.proof
+    assert abs(found.values["b"] - math.sqrt(2)) <= found.errors["b"] + math.ulp(math.sqrt(2))
+    result = runner.invoke(app, ["solve", "relu", "--affine", "b=?", "--grad-sq", "1"])
+    assert result.exit_code == 0 and "interval Newton not applied" in result.output
+
+
+def test_affine_unknowns_certified_against_closed_form_relu():
+    # a relu(x / 2 + c), X ~ N(0, 1): relu(Z) with Z ~ N(c, 1/4) has mean c Phi(2c) + phi(2c) / 2 and second moment
+    # (c^2 + 1/4) Phi(2c) + c phi(2c) / 2 (Gaussian integrals of a ramp); mean 0.5 and variance 1 by mpmath findroot.
+    (found,) = solve.solve("relu", mean=0.5, var=1.0, affine="a=?,b=0.5,c=?").solutions
+
+    def equations(a, c):
+        p, q = mp.ncdf(2 * c), mp.npdf(2 * c)
+        m, m2 = c * p + q / 2, (c * c + mp.mpf(1) / 4) * p + c * q / 2
+        return [a * m - mp.mpf("0.5"), a * a * (m2 - m * m) - 1]
+
+    with mp.workdps(50):
+        want = mp.findroot(equations, (mp.mpf(found.values["a"]), mp.mpf(found.values["c"])))
+        assert found.method == "certified (Krawczyk)"
+        assert_box_holds(found, {"a": want[0], "c": want[1]})

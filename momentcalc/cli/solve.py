@@ -100,9 +100,17 @@ def _render(result) -> None:
         residual = max(abs(r) for r in s.residual.values())
         table.add_row(str(i), *cells, f"{residual:.1e}", s.method)
     console.print(table)
+    for i, s in enumerate(result.solutions, 1):
+        if s.box is not None:
+            box = ", ".join(f"{k} in [{lo!r}, {hi!r}]" for k, (lo, hi) in s.box.items())
+            console.print(f"{i}: {escape(s.proof)} (outward doubles: {escape(box)})", highlight=False)
+        elif s.proof:
+            console.print(f"{i}: {escape(s.proof)}", highlight=False)
     console.print(
-        "bound: |J^-1| (|residual| + its enclosure) x 2, J by central differences (a linearization, not a proof); "
-        "(last double): the bound keeps the true root within this double's rounding interval.",
+        "bound: certified (Krawczyk): the distance from the double to the far end of the box, relative radius "
+        "2^-80, that interval Newton in ball arithmetic proves holds exactly one root; otherwise "
+        "|J^-1| (|residual| + its enclosure) x 2, J by central differences (a linearization, not a proof). "
+        "(last double): the true root rounds to this double.",
         highlight=False,
     )
 
