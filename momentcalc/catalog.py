@@ -105,6 +105,9 @@ class OpInfo:
     # whose kinks do not move with (a, b). It bounds the Gaussian tails of the derivatives in the parameters that
     # momentcalc.solve's interval Newton encloses (estimators.certified_box).
     param_growth: Callable[[float, float], tuple[tuple[float, float, float], ...]] | None = None
+    # Piecewise-polynomial ops: each `ball` piece is a polynomial of at most this degree (<= 2), so a Gaussian
+    # integral of f has a closed form in erfc and exp on balls (the certified kernel K(c) of momentcalc.cmap).
+    piece_degree: int | None = None
     # Window ops: the density of the reduction of n iid standard normals at a ball b, density(b, n, lib).
     ball_density: Callable[[object, int, object], object] | None = None
     # Dropout: (mean, var, grad factor) after the op from the mean and variance balls before it, (op, mean, var, lib).

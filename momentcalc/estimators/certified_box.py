@@ -181,7 +181,7 @@ def _pscale(c, p):
     return [c * a for a in p]
 
 
-def _tail(poly, lim: float):
+def tail_bound(poly, lim: float):
     """A ball holding every integral over |z| > lim of a function bounded by poly(|z|) times phi(z)."""
     L = flint.arb(lim)
     phi = (-L * L / 2).exp() / (2 * flint.arb.pi()).sqrt()
@@ -345,7 +345,7 @@ def _expect(s: _Setup, what: str, part: int, m0, lim: float, tol_bits: int, budg
         total += flint.acb.integral(integrand, lo, hi, abs_tol=tol, eval_limit=certified.EVAL_LIMIT).real
         if budget[0] <= 0:
             raise NotApplicable("out of integrand evaluations")
-    return total + _tail(_tail_poly(s, what, part, m0), lim)
+    return total + tail_bound(_tail_poly(s, what, part, m0), lim)
 
 
 def _tail_poly(s: _Setup, what: str, part: int, m0):

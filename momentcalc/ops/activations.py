@@ -618,6 +618,7 @@ activation(
     kernel=lambda op, c: relu_kernel(c),
     ball=_RELU_BALL,
     growth=_LINEAR(1.0),
+    piece_degree=1,
 )
 activation(
     "sigmoid",
@@ -746,6 +747,7 @@ activation(
     kernel=lambda op, c: leaky_relu_kernel(float(op.get("slope")), c),
     ball=((lambda x, a, b, lib: a * x, lambda x, a, b, lib: a + 0 * x), (_BALL_X, _BALL_1)),
     growth=lambda a, b: (0.0, max(1.0, a), max(1.0, a)),
+    piece_degree=1,
     param_growth=lambda a, b: ((1.0, 1.0, 0.0), (0.0, 0.0, 0.0)),  # d/dslope: x, 1 (x < 0)
 )
 activation(
@@ -772,6 +774,7 @@ activation(
         (_BALL_X, _BALL_1),
     ),
     growth=_LINEAR(1.5),
+    piece_degree=2,
 )
 activation(
     "hardsigmoid",
@@ -789,6 +792,7 @@ activation(
         (_BALL_1, _BALL_0),
     ),
     growth=_BOUNDED(1.0, 0.17),
+    piece_degree=1,
 )
 activation(
     "hardtanh",
@@ -808,6 +812,7 @@ activation(
         (lambda x, a, b, lib: b + 0 * x, _BALL_0),
     ),
     growth=lambda a, b: (max(abs(a), abs(b)), 0.0, 1.0),
+    piece_degree=1,
     odd_center=lambda a, b: 0.0 if a == -b else None,
     constraint=lambda v: v["min_val"] < v["max_val"],
     constraint_text="min_val < max_val",
@@ -823,6 +828,7 @@ activation(
     grad_closed=_pieces_grad(lambda a, b: ((0.0, 6.0, (1.0,)),)),
     ball=((_BALL_0, _BALL_0), (_BALL_X, _BALL_1), (_ball_const(6), _BALL_0)),
     growth=_BOUNDED(6.0, 1.0),
+    piece_degree=1,
 )
 activation(
     "softsign",
@@ -863,6 +869,7 @@ activation(
     grad_closed=_constant_grad(1.0),
     ball=((lambda x, a, b, lib: -x, lambda x, a, b, lib: -1 + 0 * x), (_BALL_X, _BALL_1)),
     growth=_LINEAR(1.0),
+    piece_degree=1,
 )
 activation(
     "log_sigmoid",
@@ -884,5 +891,6 @@ activation(
     kernel=lambda op, c: c,
     ball=((_BALL_X, _BALL_1),),
     growth=_LINEAR(1.0),
+    piece_degree=1,
     odd_center=lambda a, b: 0.0,
 )
