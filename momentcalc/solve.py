@@ -15,9 +15,11 @@ from __future__ import annotations
 import itertools
 import math
 import re
+import warnings
 from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
 
+from . import catalog
 from ._lazy import lazy_module
 from .errors import MomentcalcError
 from .estimators import NotApplicable
@@ -27,10 +29,11 @@ engine = lazy_module("momentcalc.engine")
 certified = lazy_module("momentcalc.estimators.certified")
 certified_box = lazy_module("momentcalc.estimators.certified_box")
 optimize = lazy_module("scipy.optimize")
+integrate = lazy_module("scipy.integrate")
 np = lazy_module("numpy")
 mpmath = lazy_module("mpmath")
 
-TARGETS = ("mean", "var", "grad_sq")
+TARGETS = ("mean", "var", "grad_sq", "q_slope")
 PREC = 192  # bits of the certified residual's balls: their width (~1e-50) is far below a double's half-ulp
 CERTIFY_EVALS = 2_000_000  # integrand evaluations per quantity and solution: ten times an ordinary budget, for 192 bits
 _UNKNOWN = re.compile(r"([A-Za-z_]\w*)\s*=\s*\?")
@@ -106,13 +109,16 @@ def solve(
     sigma: float = 1.0,
     certify: bool = True,
     affine: str | None = None,
+    q_slope: float | None = None,
 ) -> SolveResult:
     """Every root found of moments(spec with the `?` filled in) = targets, for X ~ N(mu, sigma^2).
 
-    As many targets (mean, var = std^2, grad_sq = E[f'(X)^2]) as unknowns. affine, e.g. 'a=?,b=?,c=1,d=?',
+    As many targets (mean, var = std^2, grad_sq = E[f'(X)^2], q_slope = d E[f(X)^2] / d sigma^2, the local Q-map slope
+    of DKS) as unknowns. affine, e.g. 'a=?,b=?,c=1,d=?',
     wraps the spec as a * f(b * x + c) + d (defaults a = b = 1, c = d = 0), with `?` for unknowns too. No root
     found: an empty tuple of solutions (the CLI says so)."""
-    targets = {k: float(v) for k, v in (("mean", mean), ("var", var), ("grad_sq", grad_sq)) if v is not None}
+    given = (("mean", mean), ("var", var), ("grad_sq", grad_sq), ("q_slope", q_slope))
+    targets = {k: float(v) for k, v in given if v is not None}
     for key, value in targets.items():
         if not math.isfinite(value):
             raise MomentcalcError(f"--{key.replace('_', '-')} must be a finite number, got {value!r}")
@@ -124,7 +130,8 @@ def solve(
         names = ", ".join(u.label for u in unknowns)
         raise MomentcalcError(
             f"{len(unknowns)} unknown(s) ({names}) need as many targets; got {len(targets)}"
-            f"{' (' + ', '.join(targets) + ')' if targets else ''}: give that many of --mean, --var, --grad-sq"
+            f"{' (' + ', '.join(targets) + ')' if targets else ''}: give that many of --mean, --var, --grad-sq, "
+            "--q-slope"
         )
     engine._check_input(mu, sigma)
     problem = _Problem(spec, unknowns, targets, float(mu), float(sigma), fixed)
@@ -238,8 +245,39 @@ class _Problem:
                 "var": a * a * 2 * e.std * (e.std_se or 0.0),
                 "grad_sq": a * a * b * b * (e.grad_sq_se or 0.0),
             }
+            if "q_slope" in self.targets:
+                value["q_slope"], bound["q_slope"] = self.q_slope(values)
             return {k: value[k] for k in self.targets}, {k: bound[k] for k in self.targets}, e.method
         raise MomentcalcError(f"no exact method (closed form or quadrature) gives the targets of '{spec}'")
+
+    def q_slope(self, values) -> tuple[float, float]:
+        """d E[y(X)^2] / d sigma^2 = E[y(X) y'(X) (X - mu)] / sigma^2 (Stein), DKS's local Q-map slope Q'(1) at the
+        default input: scipy quad over the base z (X = mu + sigma z) split at the kinks, and its error estimate."""
+        spec = parse(self.spec_at(values))
+        op = spec.ops[0]
+        if len(spec.ops) != 1 or op.kind != catalog.ELEMENTWISE or op.info.f is None or op.info.df is None:
+            raise MomentcalcError("--q-slope takes one elementwise activation (with the affine wrap), not a pipeline")
+        info, args = op.info, op.info.args(op)
+        w = dict(self.fixed)
+        w.update({u.name: float(v) for u, v in zip(self.unknowns, values) if u.stage < 0})
+        a, b, d = w["a"], w["b"], w["d"]
+        m, s = b * self.mu + w["c"], b * self.sigma  # f's input: m + s z
+
+        def h(z):
+            x = m + s * z
+            return (a * info.f(x, *args) + d) * a * b * info.df(x, *args) * z * math.exp(-0.5 * z * z)
+
+        lim = 12.0  # phi(12) ~ 5e-32
+        points = sorted(z for z in ((k - m) / s for k in info.kinks(*args)) if -lim < z < lim) or None
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", integrate.IntegrationWarning)
+            value, err = integrate.quad(h, -lim, lim, points=points, epsabs=1e-15, epsrel=1e-13, limit=200)
+        # quad warns where roundoff stops it short of the tolerance: its estimate may then be low; the bound takes
+        # at least 64 ulps of the integrand's scale (the roundoff of ~100 evaluations summed).
+        if caught:
+            err = max(err, 64 * math.ulp(max(abs(value), 1.0)))
+        scale = 1.0 / (math.sqrt(2.0 * math.pi) * self.sigma)
+        return value * scale, err * scale
 
     def residual(self, values):
         found, _, _ = self.moments(values)
@@ -301,6 +339,8 @@ class _Problem:
     def certified_residual(self, p):
         """(residual, its half-width) as mpf from the certified method's enclosures at PREC bits; None where it does
         not apply (no ball functions, or out of time)."""
+        if "q_slope" in self.targets:
+            return None  # the certified method has no Q-map slope (interval Newton encloses it: certified_box)
         spec = parse(self.spec_at(p))
         a, b, d, mu, sigma = self.wrap_at(p)
         # f's input N(b mu + c, (b sigma)^2) in doubles: exact at the default input N(0, 1), rounded otherwise.

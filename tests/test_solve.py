@@ -227,3 +227,36 @@ def test_affine_unknowns_certified_against_closed_form_relu():
         want = mp.findroot(equations, (mp.mpf(found.values["a"]), mp.mpf(found.values["c"])))
         assert found.method == "certified (Krawczyk)"
         assert_box_holds(found, {"a": want[0], "c": want[1]})
+
+
+def mp_gauss(h):
+    """E[h(X)], X ~ N(0, 1), by mpmath quadrature split at 0."""
+    return mp.quad(lambda x: h(x) * mp.npdf(x), [-mp.inf, 0, mp.inf])
+
+
+def test_q_slope_target_certified_against_mpmath():
+    # DKS's local Q-map slope Q'(1) = d E[y(sqrt(q) Z)^2] / dq at q = 1 = E[y(X) y'(X) X] (Stein). For
+    # y = a elu_alpha(x): mean 0 fixes alpha (E[elu_alpha] = 0 is linear in alpha), then a^2 E[f f' X] = 1.
+    (found,) = solve.solve("elu(alpha=?)", mean=0.0, q_slope=1.0, affine="a=?").solutions
+    with mp.workdps(40):
+        alpha = mp_gauss(lambda x: x if x > 0 else 0) / -mp_gauss(lambda x: 0 if x > 0 else mp.expm1(x))
+        f = lambda x: x if x > 0 else alpha * mp.expm1(x)  # noqa: E731
+        df = lambda x: 1 if x > 0 else alpha * mp.exp(x)  # noqa: E731
+        a = 1 / mp.sqrt(mp_gauss(lambda x: f(x) * df(x) * x))
+    assert found.method == "certified (Krawczyk)"
+    assert_box_holds(found, {"alpha": alpha, "a": a})
+
+
+def test_q_slope_alone_and_its_cli():
+    # softplus scaled by a: a^2 E[softplus(X) sigmoid(X) X] = 1.
+    with mp.workdps(40):
+        a = 1 / mp.sqrt(mp_gauss(lambda x: mp.log1p(mp.exp(x)) / (1 + mp.exp(-x)) * x))
+    (found,) = solve.solve("softplus", q_slope=1.0, affine="a=?").solutions
+    assert found.method == "certified (Krawczyk)"
+    assert_box_holds(found, {"a": a})
+    result = runner.invoke(app, ["solve", "softplus", "--affine", "a=?", "--q-slope", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["targets"] == {"q_slope": 1.0} and doc["solutions"][0]["values"]["a"] == found.values["a"]
+    bad = runner.invoke(app, ["solve", "softplus | normalize", "--affine", "a=?", "--q-slope", "1"])
+    assert bad.exit_code == 2 and "--q-slope takes one elementwise activation" in bad.output

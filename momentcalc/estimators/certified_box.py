@@ -27,7 +27,7 @@ from . import NotApplicable, certified
 flint = lazy_module("flint")
 
 AFFINE = ("a", "b", "c", "d")
-QUANTITIES = ("mean", "var", "grad_sq")
+QUANTITIES = ("mean", "var", "grad_sq", "q_slope")  # q_slope: d E[y^2] / d sigma^2 = E[y y' (X - mu)] / sigma^2
 EVALS = 400_000  # integrand evaluations for one call (all quantities and components together)
 
 
@@ -274,9 +274,9 @@ def enclose(
     tol_bits (default prec): each integral's absolute tolerance 2^-tol_bits. Over a wide box the integrand's balls
     are wide where a kink's position in z is uncertain (b or c unknown), and a tolerance below that width would
     only spend evaluations."""
-    if jacobian and "grad_sq" in quantities and {"b", "c"} & set(unknowns):
+    if jacobian and {"grad_sq", "q_slope"} & set(quantities) and {"b", "c"} & set(unknowns):
         # f' jumps at kinks that move with b and c (a boundary term), and elsewhere d/db E[y'^2] needs f''.
-        raise NotApplicable("the derivative of E[y'^2] in b or c is not enclosed (f' jumps at kinks; f'')")
+        raise NotApplicable("derivatives of E[y'^2] or the Q-map slope in b or c are not enclosed (f' jumps; f'')")
     budget = [evals]
     with flint.ctx.workprec(prec):
         s = _Setup(op, tuple(unknowns), dict(wrap), float(mu), float(sigma), box)
@@ -297,8 +297,9 @@ def _quantity(s: _Setup, q: str, parts, lim: float, tol_bits: int, budget):
     if q == "mean":
         found = [_expect(s, "mean", k, None, lim, tol_bits, budget) for k in parts]
         return found[0], found[1:]
-    if q == "grad_sq":
-        found = [_expect(s, "grad", k, None, lim, tol_bits, budget) for k in parts]
+    if q in ("grad_sq", "q_slope"):
+        what = "grad" if q == "grad_sq" else "qslope"
+        found = [_expect(s, what, k, None, lim, tol_bits, budget) for k in parts]
         return found[0], found[1:]
     mean = [_expect(s, "mean", k, None, lim, tol_bits, budget) for k in parts]
     m0 = flint.arb(mean[0].mid())
@@ -310,10 +311,12 @@ def _quantity(s: _Setup, q: str, parts, lim: float, tol_bits: int, budget):
 
 
 def _expect(s: _Setup, what: str, part: int, m0, lim: float, tol_bits: int, budget):
-    """Part `part` of E[h] (h: y, (y - m0)^2, or y'^2) as an arb: the integral over |z| <= lim plus the tail bound."""
+    """Part `part` of E[h] (h: y, (y - m0)^2, y'^2, or y y' z / sigma) as an arb: the integral over |z| <= lim plus the
+    tail bound."""
     inv_sqrt_2pi = 1 / (2 * flint.arb.pi()).sqrt()
     w, stage, m_in, s_in = s.w, s.stage, s.m_in, s.s_in
     m0c = None if m0 is None else flint.acb(m0)
+    inv_sigma = flint.acb(1 / s.sigma)
     unknown = flint.acb(flint.arb("nan"))
 
     def integrand(z, analytic):
@@ -325,6 +328,8 @@ def _expect(s: _Setup, what: str, part: int, m0, lim: float, tol_bits: int, budg
         if what == "grad":
             g = w["a"] * w["b"] * stage.value(x, 1, lib)
             h = g * g
+        elif what == "qslope":  # y y' (X - mu) / sigma^2 with X - mu = sigma z
+            h = (w["a"] * stage.value(x, 0, lib) + w["d"]) * w["a"] * w["b"] * stage.value(x, 1, lib) * z * inv_sigma
         else:
             y = w["a"] * stage.value(x, 0, lib) + w["d"]
             h = y if what == "mean" else (y - m0c) ** 2
@@ -358,28 +363,36 @@ def _tail_poly(s: _Setup, what: str, part: int, m0):
     y_poly = _padd(_pscale(w["a"], f_poly), [w["d"]])
     g_abs = w["a"] * w["b"] * dd  # |y'| = |a b f'|
     kind = None if part == 0 else s.kinds[part - 1]
-    if what == "grad":
+    z_over_sigma = [flint.arb(0), 1 / s.sigma]  # |z| / sigma
+    if what in ("grad", "qslope"):
         if part == 0:
-            return [g_abs * g_abs]
+            return [g_abs * g_abs] if what == "grad" else _pmul(y_poly, _pscale(g_abs, z_over_sigma))
         dg = {"a": [w["b"] * dd], "d": [flint.arb(0)]}.get(kind)
         if dg is None:
             dg = _pscale(w["a"] * w["b"], _param_poly(s, kind, x_poly))
-        return _pscale(2 * g_abs, dg)
+        if what == "grad":
+            return _pscale(2 * g_abs, dg)
+        # d(y g) = dy g + y dg
+        return _pmul(_padd(_pscale(g_abs, _dy_poly(s, kind, f_poly, w, dd)), _pmul(y_poly, dg)), z_over_sigma)
     if part == 0:
         return y_poly if what == "mean" else _pmul(_padd(y_poly, [abs(m0)]), _padd(y_poly, [abs(m0)]))
-    if kind == "a":
-        dy = f_poly
-    elif kind == "b":
-        dy = _pscale(w["a"] * dd, [abs(s.mu), s.sigma])  # a f'(x) (mu + sigma z)
-    elif kind == "c":
-        dy = [w["a"] * dd]
-    elif kind == "d":
-        dy = [flint.arb(1)]
-    else:
-        dy = _pscale(w["a"], _param_poly(s, kind, x_poly))
+    dy = _dy_poly(s, kind, f_poly, w, dd)
     if what == "mean":
         return dy
     return _pscale(flint.arb(2), _pmul(_padd(y_poly, [abs(m0)]), dy))  # d (y - m0)^2 = 2 (y - m0) dy
+
+
+def _dy_poly(s: _Setup, kind, f_poly, w, dd):
+    """|dy / d unknown| as a polynomial in |z|."""
+    if kind == "a":
+        return f_poly
+    if kind == "b":
+        return _pscale(w["a"] * dd, [abs(s.mu), s.sigma])  # a f'(x) (mu + sigma z)
+    if kind == "c":
+        return [w["a"] * dd]
+    if kind == "d":
+        return [flint.arb(1)]
+    return _pscale(w["a"], _param_poly(s, kind, [s.upper(s.m_in.v), s.upper(s.s_in.v)]))
 
 
 def _param_poly(s: _Setup, slot: int, x_poly):
