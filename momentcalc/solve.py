@@ -72,6 +72,8 @@ class Solution:
     # The Krawczyk test's box {name: [lo, hi]} (outward doubles) that holds exactly one root, or None.
     box: dict[str, list[float]] | None = None
     proof: str = ""  # what the Krawczyk test proved, or why it did not run or did not prove it
+    mirror_of: int | None = None  # 1-based index of the solution this one mirrors (a symmetry of the equations)
+    mirror: str = ""  # which symmetry
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -134,20 +136,37 @@ def solve(
             "--q-slope"
         )
     engine._check_input(mu, sigma)
+    if "q_slope" in targets:
+        ops = parse(_UNKNOWN.sub(lambda m: f"{m.group(1)}=1", spec)).ops
+        if len(ops) != 1 or ops[0].kind != catalog.ELEMENTWISE or ops[0].info.df is None:
+            raise MomentcalcError("--q-slope takes one elementwise activation (with the affine wrap), not a pipeline")
     problem = _Problem(spec, unknowns, targets, float(mu), float(sigma), fixed)
     roots = problem.roots()
-    solutions = tuple(problem.polish(p, certify) for p in roots)
+    index = {tuple(p): i for i, p in enumerate(roots, 1)}
+    solutions = []
+    for p in roots:
+        found = problem.polish(p, certify)
+        source = problem.mirrors.get(tuple(p))
+        if source is not None:
+            found = replace(found, mirror_of=index[source[0]], mirror=MIRRORS[source[1]])
+        solutions.append(found)
+    solutions = tuple(solutions)
     return SolveResult(
         spec, tuple(u.label for u in unknowns), targets, float(mu), float(sigma), problem.starts, solutions, fixed
     )
 
 
 AFFINE_DEFAULTS = {"a": 1.0, "b": 1.0, "c": 0.0, "d": 0.0}
+# Symmetries of the equations in the wrap a f(b x + c) + d, X ~ N(mu, sigma^2): each maps a root onto a root.
+MIRRORS = {
+    "b": "b -> -b, c -> c + 2 b mu: f's input b X + c keeps its law, so every target is kept",
+    "a": "a -> -a, d -> d + 2 a E[f]: the same mean, variance and E[y'^2]",
+}
 
 
 def parse_affine(text: str | None) -> tuple[dict[str, float], tuple[Unknown, ...]]:
-    """'a=?,b=2,d=?' -> ({fixed a, b, c, d}, the unknowns among them). a and b are solved for as positive numbers
-    (their signs only mirror f): a root with a < 0 or b < 0 is the mirror of one listed."""
+    """'a=?,b=2,d=?' -> ({fixed a, b, c, d}, the unknowns among them). a and b may be negative (never 0): each sign
+    is searched (as +-exp(u)), and roots that a symmetry maps onto each other are listed as mirrors (MIRRORS)."""
     fixed, unknowns = dict(AFFINE_DEFAULTS), []
     if text is None:
         return fixed, ()
@@ -211,6 +230,8 @@ class _Problem:
         self.text, self.unknowns, self.targets, self.mu, self.sigma = spec, unknowns, targets, mu, sigma
         self.fixed = dict(AFFINE_DEFAULTS if fixed is None else fixed)
         self.starts = 0
+        self.signs = (1,) * len(unknowns)  # of the parameters solved as +-exp(u): the wrap's a and b
+        self.mirrors: dict[tuple, tuple] = {}  # root -> (the root it mirrors, the symmetry's key in MIRRORS)
 
     def spec_at(self, values) -> str:
         found = iter(v for u, v in zip(self.unknowns, values) if u.stage >= 0)
@@ -285,7 +306,7 @@ class _Problem:
 
     # scipy works on u: log(p) for parameters that must be > 0, p otherwise.
     def to_params(self, u):
-        return [math.exp(x) if k.positive else float(x) for k, x in zip(self.unknowns, u)]
+        return [s * math.exp(x) if k.positive else float(x) for k, x, s in zip(self.unknowns, u, self.signs)]
 
     def _residual_u(self, u):
         try:
@@ -304,24 +325,71 @@ class _Problem:
                 axes.append([k.default + d for d in _START_OFFSETS])
         return list(itertools.product(*axes))
 
+    def _sign_patterns(self) -> list[tuple[int, ...]]:
+        """The signs to search: -1 too for the wrap's a and b, unless a symmetry maps each root with that sign onto
+        one with +1 (then the mirrors are added after the search)."""
+        choices = [
+            (1, -1) if u.stage < 0 and u.name in "ab" and not self._mirror_holds(u.name) else (1,)
+            for u in self.unknowns
+        ]
+        return list(itertools.product(*choices))
+
+    def _mirror_holds(self, name: str) -> bool:
+        wrap = {u.name for u in self.unknowns if u.stage < 0}
+        if name not in wrap:
+            return False
+        if name == "b":  # the law of b X + c, N(b mu + c, b^2 sigma^2), is kept by b -> -b, c -> c + 2 b mu
+            return self.mu == 0.0 or "c" in wrap
+        # a -> -a, d -> d + 2 a E[f]: mean, variance, E[y'^2] kept; the Q-map slope (a d E[f' z] term) is not
+        return "d" in wrap and "q_slope" not in self.targets
+
+    def _mirror(self, p, name: str) -> list[float]:
+        idx = {u.name: i for i, u in enumerate(self.unknowns) if u.stage < 0}
+        w = dict(self.fixed)
+        w.update({u.name: float(v) for u, v in zip(self.unknowns, p) if u.stage < 0})
+        q = list(p)
+        if name == "b":
+            q[idx["b"]] = -w["b"]
+            if "c" in idx:
+                q[idx["c"]] = w["c"] + 2.0 * w["b"] * self.mu
+            return q
+        a, _, d, mu, sigma = self.wrap_at(p)
+        found = engine.estimate(self.spec_at(p), mu, sigma, methods=("closed", "quadrature"))
+        q[idx["a"]], q[idx["d"]] = -a, d + 2.0 * a * found.mean
+        return q
+
+    def _is_root(self, p) -> bool:
+        try:
+            r = self.residual(p)
+        except MomentcalcError:
+            return False
+        return max(abs(x) for x in r) <= 1e-9 * max(1.0, *(abs(t) for t in self.targets.values()))
+
+    def _is_new(self, p, found) -> bool:
+        return not any(all(abs(a - b) <= _SAME_ROOT * max(abs(a), abs(b), 1e-300) for a, b in zip(p, q)) for q in found)
+
     def roots(self) -> list[list[float]]:
         found: list[list[float]] = []
-        grid = self._start_grid()
+        grid = [(signs, u0) for signs in self._sign_patterns() for u0 in self._start_grid()]
         self.starts = len(grid)
-        for u0 in grid:
+        for signs, u0 in grid:
+            self.signs = signs
             sol = optimize.root(self._residual_u, np.array(u0, dtype=float), method="hybr", options={"xtol": 1e-14})
             # Not sol.success alone: hybr reports "xtol too small" at a root it cannot improve in doubles; the
             # residual check below decides.
             if not np.all(np.isfinite(sol.x)) or any(k.positive and abs(x) > 30 for k, x in zip(self.unknowns, sol.x)):
                 continue
             p = self.to_params(sol.x)
-            r = self.residual(p)
-            if max(abs(x) for x in r) > 1e-9 * max(1.0, *(abs(t) for t in self.targets.values())):
-                continue
-            if not any(
-                all(abs(a - b) <= _SAME_ROOT * max(abs(a), abs(b), 1e-300) for a, b in zip(p, q)) for q in found
-            ):
+            if self._is_root(p) and self._is_new(p, found):
                 found.append(p)
+        for name in ("b", "a"):  # the mirrors of every root found (and of the b-mirrors under a)
+            if not self._mirror_holds(name):
+                continue
+            for p in list(found):
+                q = self._mirror(p, name)
+                if self._is_root(q) and self._is_new(q, found):
+                    found.append(q)
+                    self.mirrors[tuple(q)] = (tuple(p), name)
         return sorted(found)
 
     def jacobian(self, p):

@@ -112,6 +112,8 @@ def _render(result) -> None:
             console.print(f"{i}: {escape(s.proof)} (outward doubles: {escape(box)})", highlight=False)
         elif s.proof:
             console.print(f"{i}: {escape(s.proof)}", highlight=False)
+        if s.mirror_of is not None:
+            console.print(f"{i}: the mirror of {s.mirror_of} ({escape(s.mirror)})", highlight=False)
     console.print(
         "bound: certified (Krawczyk): the distance from the double to the far end of the box, relative radius "
         "2^-80, that interval Newton in ball arithmetic proves holds exactly one root; otherwise "
