@@ -99,6 +99,15 @@ class OpInfo:
     ball: tuple[tuple[Ball, Ball], ...] | None = None
     growth: Callable[[float, float], tuple[float, float, float]] | None = None
     odd_center: Callable[[float, float], float | None] = lambda a, b: None
+    # param_growth(a, b) -> ((e0, e1, e2) for a, (e0, e1, e2) for b): |df/dp(x)| and |df'/dp(x)| <= e0 + e1 |x| + e2 x^2
+    # for every real x, p the argument a or b, each bound monotone in a and in b (its largest value over a box is at a
+    # corner); only for ops
+    # whose kinks do not move with (a, b). It bounds the Gaussian tails of the derivatives in the parameters that
+    # momentcalc.solve's interval Newton encloses (estimators.certified_box).
+    param_growth: Callable[[float, float], tuple[tuple[float, float, float], ...]] | None = None
+    # Piecewise-polynomial ops: each `ball` piece is a polynomial of at most this degree (<= 2), so a Gaussian
+    # integral of f has a closed form in erfc and exp on balls (the certified kernel K(c) of momentcalc.cmap).
+    piece_degree: int | None = None
     # Window ops: the density of the reduction of n iid standard normals at a ball b, density(b, n, lib).
     ball_density: Callable[[object, int, object], object] | None = None
     # Dropout: (mean, var, grad factor) after the op from the mean and variance balls before it, (op, mean, var, lib).

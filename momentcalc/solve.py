@@ -15,8 +15,11 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from dataclasses import asdict, dataclass
+import warnings
+from dataclasses import asdict, dataclass, replace
+from fractions import Fraction
 
+from . import catalog
 from ._lazy import lazy_module
 from .errors import MomentcalcError
 from .estimators import NotApplicable
@@ -24,17 +27,25 @@ from .spec import parse
 
 engine = lazy_module("momentcalc.engine")
 certified = lazy_module("momentcalc.estimators.certified")
+certified_box = lazy_module("momentcalc.estimators.certified_box")
 optimize = lazy_module("scipy.optimize")
+integrate = lazy_module("scipy.integrate")
 np = lazy_module("numpy")
 mpmath = lazy_module("mpmath")
 
-TARGETS = ("mean", "var", "grad_sq")
+TARGETS = ("mean", "var", "grad_sq", "q_slope")
 PREC = 192  # bits of the certified residual's balls: their width (~1e-50) is far below a double's half-ulp
 CERTIFY_EVALS = 2_000_000  # integrand evaluations per quantity and solution: ten times an ordinary budget, for 192 bits
 _UNKNOWN = re.compile(r"([A-Za-z_]\w*)\s*=\s*\?")
 _START_FACTORS = (0.3, 1.0, 3.0)  # starts around a positive default, in each coordinate
 _START_OFFSETS = (-1.0, 0.0, 1.0)  # ... around a default that may be 0 or negative
 _SAME_ROOT = 1e-7  # relative distance under which two roots found from different starts are one
+# Interval Newton: the Jacobian is enclosed over a search box p +- 2^-45 |p| around the polished double root (it
+# holds the true root: the polish leaves it within a few ulps), the root refined in it by simplified Newton steps
+# on 192-bit residuals, and the Krawczyk test run on a box of relative radius 2^-80 around the refined root.
+_SEARCH = Fraction(1, 2**45)
+_BOX = Fraction(1, 2**80)
+_REFINE_STEPS = 4
 
 
 @dataclass(frozen=True)
@@ -57,7 +68,12 @@ class Solution:
     errors: dict[str, float]  # bound on |value - the true root| (see the module docstring)
     last_double: dict[str, bool]  # the bound puts the true root within this double's rounding interval
     residual: dict[str, float]  # moment - target at the solution
-    method: str  # 'certified residual' or the moment method of record ('closed', 'quadrature')
+    method: str  # 'certified (Krawczyk)', 'certified residual' or the moment method of record ('closed', ...)
+    # The Krawczyk test's box {name: [lo, hi]} (outward doubles) that holds exactly one root, or None.
+    box: dict[str, list[float]] | None = None
+    proof: str = ""  # what the Krawczyk test proved, or why it did not run or did not prove it
+    mirror_of: int | None = None  # 1-based index of the solution this one mirrors (a symmetry of the equations)
+    mirror: str = ""  # which symmetry
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -95,13 +111,16 @@ def solve(
     sigma: float = 1.0,
     certify: bool = True,
     affine: str | None = None,
+    q_slope: float | None = None,
 ) -> SolveResult:
     """Every root found of moments(spec with the `?` filled in) = targets, for X ~ N(mu, sigma^2).
 
-    As many targets (mean, var = std^2, grad_sq = E[f'(X)^2]) as unknowns. affine, e.g. 'a=?,b=?,c=1,d=?',
+    As many targets (mean, var = std^2, grad_sq = E[f'(X)^2], q_slope = d E[f(X)^2] / d sigma^2, the local Q-map slope
+    of DKS) as unknowns. affine, e.g. 'a=?,b=?,c=1,d=?',
     wraps the spec as a * f(b * x + c) + d (defaults a = b = 1, c = d = 0), with `?` for unknowns too. No root
     found: an empty tuple of solutions (the CLI says so)."""
-    targets = {k: float(v) for k, v in (("mean", mean), ("var", var), ("grad_sq", grad_sq)) if v is not None}
+    given = (("mean", mean), ("var", var), ("grad_sq", grad_sq), ("q_slope", q_slope))
+    targets = {k: float(v) for k, v in given if v is not None}
     for key, value in targets.items():
         if not math.isfinite(value):
             raise MomentcalcError(f"--{key.replace('_', '-')} must be a finite number, got {value!r}")
@@ -113,23 +132,41 @@ def solve(
         names = ", ".join(u.label for u in unknowns)
         raise MomentcalcError(
             f"{len(unknowns)} unknown(s) ({names}) need as many targets; got {len(targets)}"
-            f"{' (' + ', '.join(targets) + ')' if targets else ''}: give that many of --mean, --var, --grad-sq"
+            f"{' (' + ', '.join(targets) + ')' if targets else ''}: give that many of --mean, --var, --grad-sq, "
+            "--q-slope"
         )
     engine._check_input(mu, sigma)
+    if "q_slope" in targets:
+        ops = parse(_UNKNOWN.sub(lambda m: f"{m.group(1)}=1", spec)).ops
+        if len(ops) != 1 or ops[0].kind != catalog.ELEMENTWISE or ops[0].info.df is None:
+            raise MomentcalcError("--q-slope takes one elementwise activation (with the affine wrap), not a pipeline")
     problem = _Problem(spec, unknowns, targets, float(mu), float(sigma), fixed)
     roots = problem.roots()
-    solutions = tuple(problem.polish(p, certify) for p in roots)
+    index = {tuple(p): i for i, p in enumerate(roots, 1)}
+    solutions = []
+    for p in roots:
+        found = problem.polish(p, certify)
+        source = problem.mirrors.get(tuple(p))
+        if source is not None:
+            found = replace(found, mirror_of=index[source[0]], mirror=MIRRORS[source[1]])
+        solutions.append(found)
+    solutions = tuple(solutions)
     return SolveResult(
         spec, tuple(u.label for u in unknowns), targets, float(mu), float(sigma), problem.starts, solutions, fixed
     )
 
 
 AFFINE_DEFAULTS = {"a": 1.0, "b": 1.0, "c": 0.0, "d": 0.0}
+# Symmetries of the equations in the wrap a f(b x + c) + d, X ~ N(mu, sigma^2): each maps a root onto a root.
+MIRRORS = {
+    "b": "b -> -b, c -> c + 2 b mu: f's input b X + c keeps its law, so every target is kept",
+    "a": "a -> -a, d -> d + 2 a E[f]: the same mean, variance and E[y'^2]",
+}
 
 
 def parse_affine(text: str | None) -> tuple[dict[str, float], tuple[Unknown, ...]]:
-    """'a=?,b=2,d=?' -> ({fixed a, b, c, d}, the unknowns among them). a and b are solved for as positive numbers
-    (their signs only mirror f): a root with a < 0 or b < 0 is the mirror of one listed."""
+    """'a=?,b=2,d=?' -> ({fixed a, b, c, d}, the unknowns among them). a and b may be negative (never 0): each sign
+    is searched (as +-exp(u)), and roots that a symmetry maps onto each other are listed as mirrors (MIRRORS)."""
     fixed, unknowns = dict(AFFINE_DEFAULTS), []
     if text is None:
         return fixed, ()
@@ -193,6 +230,8 @@ class _Problem:
         self.text, self.unknowns, self.targets, self.mu, self.sigma = spec, unknowns, targets, mu, sigma
         self.fixed = dict(AFFINE_DEFAULTS if fixed is None else fixed)
         self.starts = 0
+        self.signs = (1,) * len(unknowns)  # of the parameters solved as +-exp(u): the wrap's a and b
+        self.mirrors: dict[tuple, tuple] = {}  # root -> (the root it mirrors, the symmetry's key in MIRRORS)
 
     def spec_at(self, values) -> str:
         found = iter(v for u, v in zip(self.unknowns, values) if u.stage >= 0)
@@ -227,8 +266,39 @@ class _Problem:
                 "var": a * a * 2 * e.std * (e.std_se or 0.0),
                 "grad_sq": a * a * b * b * (e.grad_sq_se or 0.0),
             }
+            if "q_slope" in self.targets:
+                value["q_slope"], bound["q_slope"] = self.q_slope(values)
             return {k: value[k] for k in self.targets}, {k: bound[k] for k in self.targets}, e.method
         raise MomentcalcError(f"no exact method (closed form or quadrature) gives the targets of '{spec}'")
+
+    def q_slope(self, values) -> tuple[float, float]:
+        """d E[y(X)^2] / d sigma^2 = E[y(X) y'(X) (X - mu)] / sigma^2 (Stein), DKS's local Q-map slope Q'(1) at the
+        default input: scipy quad over the base z (X = mu + sigma z) split at the kinks, and its error estimate."""
+        spec = parse(self.spec_at(values))
+        op = spec.ops[0]
+        if len(spec.ops) != 1 or op.kind != catalog.ELEMENTWISE or op.info.f is None or op.info.df is None:
+            raise MomentcalcError("--q-slope takes one elementwise activation (with the affine wrap), not a pipeline")
+        info, args = op.info, op.info.args(op)
+        w = dict(self.fixed)
+        w.update({u.name: float(v) for u, v in zip(self.unknowns, values) if u.stage < 0})
+        a, b, d = w["a"], w["b"], w["d"]
+        m, s = b * self.mu + w["c"], b * self.sigma  # f's input: m + s z
+
+        def h(z):
+            x = m + s * z
+            return (a * info.f(x, *args) + d) * a * b * info.df(x, *args) * z * math.exp(-0.5 * z * z)
+
+        lim = 12.0  # phi(12) ~ 5e-32
+        points = sorted(z for z in ((k - m) / s for k in info.kinks(*args)) if -lim < z < lim) or None
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", integrate.IntegrationWarning)
+            value, err = integrate.quad(h, -lim, lim, points=points, epsabs=1e-15, epsrel=1e-13, limit=200)
+        # quad warns where roundoff stops it short of the tolerance: its estimate may then be low; the bound takes
+        # at least 64 ulps of the integrand's scale (the roundoff of ~100 evaluations summed).
+        if caught:
+            err = max(err, 64 * math.ulp(max(abs(value), 1.0)))
+        scale = 1.0 / (math.sqrt(2.0 * math.pi) * self.sigma)
+        return value * scale, err * scale
 
     def residual(self, values):
         found, _, _ = self.moments(values)
@@ -236,7 +306,7 @@ class _Problem:
 
     # scipy works on u: log(p) for parameters that must be > 0, p otherwise.
     def to_params(self, u):
-        return [math.exp(x) if k.positive else float(x) for k, x in zip(self.unknowns, u)]
+        return [s * math.exp(x) if k.positive else float(x) for k, x, s in zip(self.unknowns, u, self.signs)]
 
     def _residual_u(self, u):
         try:
@@ -255,22 +325,71 @@ class _Problem:
                 axes.append([k.default + d for d in _START_OFFSETS])
         return list(itertools.product(*axes))
 
+    def _sign_patterns(self) -> list[tuple[int, ...]]:
+        """The signs to search: -1 too for the wrap's a and b, unless a symmetry maps each root with that sign onto
+        one with +1 (then the mirrors are added after the search)."""
+        choices = [
+            (1, -1) if u.stage < 0 and u.name in "ab" and not self._mirror_holds(u.name) else (1,)
+            for u in self.unknowns
+        ]
+        return list(itertools.product(*choices))
+
+    def _mirror_holds(self, name: str) -> bool:
+        wrap = {u.name for u in self.unknowns if u.stage < 0}
+        if name not in wrap:
+            return False
+        if name == "b":  # the law of b X + c, N(b mu + c, b^2 sigma^2), is kept by b -> -b, c -> c + 2 b mu
+            return self.mu == 0.0 or "c" in wrap
+        # a -> -a, d -> d + 2 a E[f]: mean, variance, E[y'^2] kept; the Q-map slope (a d E[f' z] term) is not
+        return "d" in wrap and "q_slope" not in self.targets
+
+    def _mirror(self, p, name: str) -> list[float]:
+        idx = {u.name: i for i, u in enumerate(self.unknowns) if u.stage < 0}
+        w = dict(self.fixed)
+        w.update({u.name: float(v) for u, v in zip(self.unknowns, p) if u.stage < 0})
+        q = list(p)
+        if name == "b":
+            q[idx["b"]] = -w["b"]
+            if "c" in idx:
+                q[idx["c"]] = w["c"] + 2.0 * w["b"] * self.mu
+            return q
+        a, _, d, mu, sigma = self.wrap_at(p)
+        found = engine.estimate(self.spec_at(p), mu, sigma, methods=("closed", "quadrature"))
+        q[idx["a"]], q[idx["d"]] = -a, d + 2.0 * a * found.mean
+        return q
+
+    def _is_root(self, p) -> bool:
+        try:
+            r = self.residual(p)
+        except MomentcalcError:
+            return False
+        return max(abs(x) for x in r) <= 1e-9 * max(1.0, *(abs(t) for t in self.targets.values()))
+
+    def _is_new(self, p, found) -> bool:
+        return not any(all(abs(a - b) <= _SAME_ROOT * max(abs(a), abs(b), 1e-300) for a, b in zip(p, q)) for q in found)
+
     def roots(self) -> list[list[float]]:
         found: list[list[float]] = []
-        grid = self._start_grid()
+        grid = [(signs, u0) for signs in self._sign_patterns() for u0 in self._start_grid()]
         self.starts = len(grid)
-        for u0 in grid:
+        for signs, u0 in grid:
+            self.signs = signs
             sol = optimize.root(self._residual_u, np.array(u0, dtype=float), method="hybr", options={"xtol": 1e-14})
-            if not sol.success:
+            # Not sol.success alone: hybr reports "xtol too small" at a root it cannot improve in doubles; the
+            # residual check below decides.
+            if not np.all(np.isfinite(sol.x)) or any(k.positive and abs(x) > 30 for k, x in zip(self.unknowns, sol.x)):
                 continue
             p = self.to_params(sol.x)
-            r = self.residual(p)
-            if max(abs(x) for x in r) > 1e-9 * max(1.0, *(abs(t) for t in self.targets.values())):
-                continue
-            if not any(
-                all(abs(a - b) <= _SAME_ROOT * max(abs(a), abs(b), 1e-300) for a, b in zip(p, q)) for q in found
-            ):
+            if self._is_root(p) and self._is_new(p, found):
                 found.append(p)
+        for name in ("b", "a"):  # the mirrors of every root found (and of the b-mirrors under a)
+            if not self._mirror_holds(name):
+                continue
+            for p in list(found):
+                q = self._mirror(p, name)
+                if self._is_root(q) and self._is_new(q, found):
+                    found.append(q)
+                    self.mirrors[tuple(q)] = (tuple(p), name)
         return sorted(found)
 
     def jacobian(self, p):
@@ -288,6 +407,8 @@ class _Problem:
     def certified_residual(self, p):
         """(residual, its half-width) as mpf from the certified method's enclosures at PREC bits; None where it does
         not apply (no ball functions, or out of time)."""
+        if "q_slope" in self.targets:
+            return None  # the certified method has no Q-map slope (interval Newton encloses it: certified_box)
         spec = parse(self.spec_at(p))
         a, b, d, mu, sigma = self.wrap_at(p)
         # f's input N(b mu + c, (b sigma)^2) in doubles: exact at the default input N(0, 1), rounded otherwise.
@@ -337,7 +458,7 @@ class _Problem:
             for i in range(len(p))
         ]
         labels = [u.label for u in self.unknowns]
-        return Solution(
+        found = Solution(
             str(parse(self.spec_at(p))),
             dict(zip(labels, p)),
             dict(zip(labels, err)),
@@ -345,6 +466,130 @@ class _Problem:
             dict(zip(self.targets, residual)),
             method,
         )
+        if not certify:
+            return found
+        try:
+            box = self.krawczyk(p)
+        except (NotApplicable, MomentcalcError, ZeroDivisionError) as why:
+            return replace(found, proof=f"interval Newton not applied: {why}; the bound is the linearization")
+        if box is None:
+            return replace(
+                found, proof="the Krawczyk test did not prove a root in its box; the bound is the linearization"
+            )
+        # The box holds exactly one root: its distance to the double, and the double is the root's nearest one
+        # when the box lies within the double's rounding interval.
+        err = [_up(max(Fraction(x) - lo, hi - Fraction(x))) for x, (lo, hi) in zip(p, box)]
+        return replace(
+            found,
+            errors=dict(zip(labels, err)),
+            last_double=dict(zip(labels, (_box_rounds_to(x, b) for x, b in zip(p, box)))),
+            method="certified (Krawczyk)",
+            box={name: [float(lo), float(hi)] for name, (lo, hi) in zip(labels, _outward(box))},
+            proof="Krawczyk test in ball arithmetic: exactly one root in the box",
+        )
+
+    # --- interval Newton ---------------------------------------------------------------
+
+    def _box_problem(self, p):
+        """(op, unknowns as certified_box takes them, the wrap's values) at the parameters p."""
+        spec = parse(self.spec_at(p))
+        if len(spec.ops) != 1:
+            raise MomentcalcError("interval Newton treats one activation (with the affine wrap), not a pipeline")
+        op = spec.ops[0]
+        slots = [certified_box.param_slot(op, u.name) if u.stage >= 0 else u.name for u in self.unknowns]
+        return op, slots, dict(self.fixed)
+
+    def _enclose(self, op, slots, wrap, box, prec, jacobian):
+        targets = list(self.targets)
+        # The Jacobian only needs ~2^-40 (it sets the contraction |I - Y J|); the residuals need every bit.
+        tol_bits = 40 if jacobian else prec
+        values, jac = certified_box.enclose(
+            op, slots, wrap, self.mu, self.sigma, box, targets, prec, jacobian, tol_bits
+        )
+        t = [Fraction(self.targets[k]) for k in targets]
+        return [(lo - ti, hi - ti) for (lo, hi), ti in zip(values, t)], jac
+
+    def krawczyk(self, p):
+        """The box [(lo, hi)] (Fractions) around p that holds exactly one root, proven by the Krawczyk test
+        K(X) = x - Y r(x) + (I - Y J(X)) (X - x) inside X (Krawczyk 1969; Moore, Kearfott, Cloud, "Introduction to
+        Interval Analysis", 8.2), with r(x) and J(X) enclosed in ball arithmetic; None if the test fails."""
+        op, slots, wrap = self._box_problem(p)
+        x = [Fraction(v) for v in p]
+        n = len(x)
+        search = [(v - _SEARCH * _scale(v), v + _SEARCH * _scale(v)) for v in x]
+        _, jac = self._enclose(op, slots, wrap, search, 128, True)
+        mid = [[float((lo + hi) / 2) for lo, hi in row] for row in jac]
+        y = [[Fraction(float(v)) for v in row] for row in np.linalg.inv(np.array(mid))]
+        for _ in range(_REFINE_STEPS):  # simplified Newton: x <- x - Y r(x), contraction |I - Y J| ~ 2^-45 a step
+            r, _ = self._enclose(op, slots, wrap, [(v, v) for v in x], PREC, False)
+            step = [sum(y[i][j] * (r[j][0] + r[j][1]) / 2 for j in range(n)) for i in range(n)]
+            x = [v - d for v, d in zip(x, step)]
+            if all(abs(d) <= _BOX * _scale(v) / 1024 for v, d in zip(x, step)):
+                break
+        r, _ = self._enclose(op, slots, wrap, [(v, v) for v in x], PREC, False)
+        rad = [_BOX * _scale(v) for v in x]
+        box = [(v - e, v + e) for v, e in zip(x, rad)]
+        if any(lo < s_lo or hi > s_hi for (lo, hi), (s_lo, s_hi) in zip(box, search)):
+            return None  # J(search) does not cover the box
+        for i in range(n):
+            k = _isub((x[i], x[i]), _isum([_imul((y[i][j], y[i][j]), r[j]) for j in range(n)]))
+            for j in range(n):
+                # (I - Y J)_ij over the search box (which holds the box), times (X_j - x_j) = [-rad_j, rad_j]
+                yj = _isum([_imul((y[i][m], y[i][m]), jac[m][j]) for m in range(n)])
+                c = _isub((Fraction(i == j), Fraction(i == j)), yj)
+                k = _iadd(k, _imul(c, (-rad[j], rad[j])))
+            if not (box[i][0] < k[0] and k[1] < box[i][1]):
+                return None
+        return box
+
+
+def _scale(v: Fraction) -> Fraction:
+    return max(abs(v), Fraction(1, 10**6))
+
+
+def _iadd(a, b):
+    return a[0] + b[0], a[1] + b[1]
+
+
+def _isub(a, b):
+    return a[0] - b[1], a[1] - b[0]
+
+
+def _imul(a, b):
+    products = (a[0] * b[0], a[0] * b[1], a[1] * b[0], a[1] * b[1])
+    return min(products), max(products)
+
+
+def _isum(items):
+    total = (Fraction(0), Fraction(0))
+    for item in items:
+        total = _iadd(total, item)
+    return total
+
+
+def _outward(box):
+    """[(lo, hi)] Fractions as doubles rounded outward."""
+    out = []
+    for lo, hi in box:
+        a, b = float(lo), float(hi)
+        out.append(
+            (
+                a if Fraction(a) <= lo else math.nextafter(a, -math.inf),
+                b if Fraction(b) >= hi else math.nextafter(b, math.inf),
+            )
+        )
+    return out
+
+
+def _up(q: Fraction) -> float:
+    """A double >= q."""
+    v = float(q)
+    return v if Fraction(v) >= q else math.nextafter(v, math.inf)
+
+
+def _box_rounds_to(x: float, box) -> bool:
+    """Does every number of the box (Fractions) round to the double x?"""
+    return float(box[0]) == x == float(box[1])
 
 
 def _quantity(target: str) -> str:

@@ -19,7 +19,12 @@ the pooling is symmetric), so each kind has one mean and one std.
 Exact values, where the last window op sees iid inputs (every earlier window
 op has s >= k and p = 0, so its windows neither overlap nor touch padding):
 the spec's prefix followed by ``maxpool(n=r)`` or ``avgpool(n=r)`` and the
-rest of the spec, or the scaled moments above. Elsewhere (overlapping earlier
+rest of the spec, or the scaled moments above. Also exact:
+avgpool(k1, s1 < k1) | f | avgpool(k2) without padding, f piecewise polynomial
+(relu, leaky_relu, abs, ...): the overlapping first averages are jointly
+normal, with correlations from their overlaps, so the last average's variance
+follows from the certified correlation map K(c) of f (_correlated_windows).
+Elsewhere (overlapping earlier
 windows correlate the inputs of later ones; a normalize after the last window
 uses the interior constants, not the border ones) Monte Carlo over whole
 simulated maps gives the values; it also runs as the independent check of the
@@ -42,6 +47,7 @@ from functools import partial
 import numpy as np
 
 from . import catalog
+from ._lazy import lazy_module
 from .convshape import conv_shape
 from .errors import MomentcalcError
 from .estimators import NotApplicable, closed, driver, moments, quadrature, vectorized
@@ -50,6 +56,8 @@ from .ops import pooling
 from .result import MIN_SAMPLES, Verdict
 from .settings import MAX_SAMPLES, MIN_CUT_SAMPLES, RunSettings
 from .spec import Op, Spec
+
+certified_kernel = lazy_module("momentcalc.estimators.certified_kernel")  # python-flint: correlated windows only
 
 CHUNK_VALUES = 1 << 18  # input values per chunk of simulated maps
 DEFAULT_VALUES = 1 << 24  # input values simulated by default: samples = DEFAULT_VALUES / I^dims maps
@@ -78,7 +86,7 @@ class WindowKind:
     std: float
     mean_se: float  # exact: the error bound (0 for closed forms); Monte Carlo: a standard error
     std_se: float
-    method: str  # 'closed', 'quadrature' or 'montecarlo'
+    method: str  # 'closed', 'quadrature', 'montecarlo', or '... + certified K(c)' (correlated windows)
     exact_spec: str | None = None  # what the exact values are the moments of, e.g. 'relu | maxpool(n=4)'
     note: str | None = None  # why there is no exact value, where there is none
 
@@ -338,6 +346,9 @@ def _exact_for(spec: Spec, layers: list[Layer], r: int | None, mu: float, sigma:
     if not layers:
         return (*_exact(spec, mu, sigma), str(spec))
     if any(layer.s < layer.k or layer.p > 0 for layer in layers[:-1]):
+        correlated = _correlated_windows(spec, layers, r, mu, sigma)
+        if correlated is not None:
+            return correlated
         return "an earlier window op overlaps or pads, so the last one sees correlated or unequal inputs"
     last = layers[-1]
     # Trailing normalize ops are affine maps with the interior constants: apply them to the moments.
@@ -366,6 +377,61 @@ def _exact_for(spec: Spec, layers: list[Layer], r: int | None, mu: float, sigma:
         return mean, std, mean_err, std_err, method, what
     except NotApplicable as why:
         return str(why)
+
+
+def _correlated_windows(spec: Spec, layers: list[Layer], r: int | None, mu: float, sigma: float):
+    """avgpool(k1, s1 < k1) | f | avgpool(k2), no padding: exact through the correlation map of f.
+
+    The first averages W_u are N(mu, sigma^2 / n1), jointly normal, with correlation the overlap of their windows,
+    prod over axes of max(0, k1 - |u - v| s1) / k1; the last window averages f(W_u) over its n2 positions, so
+    Var = sum_{u, v} Cov(f(W_u), f(W_v)) / n2^2 with Cov = K(c_uv) - E[f(W)]^2, K certified by ball arithmetic
+    (estimators.certified_kernel; f piecewise polynomial). None where the spec is not of this form."""
+    if len(layers) != 2 or len(spec.ops) != 3:
+        return None
+    first, last = layers
+    f_op = spec.ops[1]
+    if not (
+        first.depth == 0
+        and last.depth == 2
+        and first.op.info.reduction == last.op.info.reduction == pooling.MEAN
+        and first.p == 0
+        and last.p == 0
+        and f_op.kind == catalog.ELEMENTWISE
+        and f_op.info.piece_degree is not None
+        and r == last.op.window_size
+    ):
+        return None
+    dims = first.op.get("dims")
+    n1, n2 = first.op.window_size, last.op.window_size
+    s_w = sigma / math.sqrt(n1)
+    try:
+        mean, std, mean_err, std_err, method = _exact(Spec((f_op,)), mu, s_w)
+        offsets = list(itertools.product(range(last.k), repeat=dims))
+        counts: dict[float, int] = {}
+        for u, v in itertools.product(offsets, repeat=2):
+            c = math.prod(max(0, first.k - abs(a - b) * first.s) / first.k for a, b in zip(u, v))
+            counts[c] = counts.get(c, 0) + 1
+        cov, err = 0.0, 0.0
+        for c, count in counts.items():
+            if c == 1.0:  # the same position: Var f(W)
+                cov += count * std * std
+                err += count * 2 * std * std_err
+                continue
+            k = certified_kernel.certify(f_op, c, mu, s_w)
+            cov += count * (k.value - mean * mean)
+            # c is the double nearest the overlap fraction (2/3 is not a double): |dK/dc| = s_w^2 |E[f' f']| <=
+            # (s_w d)^2 (Price's theorem, |f'| <= d) times half an ulp of c
+            slope = (s_w * f_op.info.growth(*f_op.info.args(f_op))[2]) ** 2
+            err += count * ((k.hi - k.lo) / 2 + math.ulp(k.value) + 2 * abs(mean) * mean_err + slope * math.ulp(c))
+    except NotApplicable as why:
+        return str(why)
+    var = cov / (n2 * n2)
+    if not var > 0:
+        return None
+    out_std = math.sqrt(var)
+    out_std_err = err / (n2 * n2) / (2 * out_std) + 4 * math.ulp(out_std)
+    what = f"{spec} (correlated windows: the certified correlation map K(c) of {f_op})"
+    return mean, out_std, mean_err, out_std_err, f"{method} + certified K(c)", what
 
 
 # --- Monte Carlo over whole maps ------------------------------------------------------

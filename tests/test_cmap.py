@@ -147,3 +147,81 @@ def test_montecarlo_in_chunks_merges_to_the_plain_mean_and_tells_progress(monkey
     assert e.mean == pytest.approx(prod.mean(), rel=1e-13)
     assert e.mean_se == pytest.approx(prod.std(ddof=1) / math.sqrt(4500), rel=1e-12)
     assert told[-1] == (4500, 4500) and len(told) == 5
+
+
+def mp_float_and_enclosed(found, want):
+    """The certified estimate is the correctly rounded double of the mpmath value, and its interval holds it."""
+    lo, hi = found.mean_interval
+    assert found.mean == float(want) and lo <= want <= hi
+
+
+@pytest.mark.parametrize("c", [-0.999, -0.6, 0.0, 0.3, 0.97])
+def test_certified_relu_kernel_is_the_correctly_rounded_arccos_kernel(c):
+    # Price's theorem and Sheppard's orthant probability, as in the closed-form test above.
+    with mp.workdps(40):
+        t = mp.mpf(c)
+        want = (t + 1) / 4 + (t * mp.asin(t) + mp.sqrt(1 - t * t) - mp.pi / 2) / (2 * mp.pi)
+    r = cmap.cmap("relu", c, methods=("certified", "closed"))
+    assert r.record.method == "certified" and r.agree
+    mp_float_and_enclosed(r.record, want)
+
+
+@pytest.mark.parametrize(
+    "spec, f, inner",
+    [
+        # hardtanh(y) = -1/2 + relu(y + 1/2) - relu(y - 2); |y| = 2 relu(y) - y; leaky = t y + (1 - t) relu(y) with
+        # t the double 0.2 (the op's slope), not 1/5
+        (
+            "hardtanh(min_val=-0.5,max_val=2.0)",
+            lambda x: min(max(x, mp.mpf(-0.5)), mp.mpf(2)),
+            lambda m, s: -mp.mpf(0.5) + relu_mean(m + mp.mpf(0.5), s) - relu_mean(m - 2, s),
+        ),
+        ("abs", abs, lambda m, s: 2 * relu_mean(m, s) - m),
+        (
+            "leaky_relu(slope=0.2)",
+            lambda x: x if x > 0 else mp.mpf(0.2) * x,
+            lambda m, s: mp.mpf(0.2) * m + (1 - mp.mpf(0.2)) * relu_mean(m, s),
+        ),
+    ],
+)
+def test_certified_piecewise_kernels_against_mpmath_conditioning(spec, f, inner):
+    c = -0.35
+    with mp.workdps(30):
+        s = mp.sqrt(1 - mp.mpf(c) ** 2)
+        want = mp.quad(lambda x: f(x) * inner(mp.mpf(c) * x, s) * phi(x), [-mp.inf, -0.5, 0, 2, mp.inf])
+    r = cmap.cmap(spec, c, methods=("certified", "quadrature"))
+    assert r.agree
+    mp_float_and_enclosed(r.record, want)
+
+
+def ramp_moment(k, m, s, t):
+    """E[(Y - t)_+^k] for Y ~ N(m, s^2), k = 1, 2 (Gaussian integrals of a ramp), d = (m - t) / s."""
+    d = (m - t) / s
+    if k == 1:
+        return (m - t) * mp.ncdf(d) + s * phi(d)
+    return ((m - t) ** 2 + s * s) * mp.ncdf(d) + (m - t) * s * phi(d)
+
+
+def test_certified_quadratic_pieces_hardswish():
+    # hardswish(y) = ((y + 3)_+^2 - 3 (y + 3)_+ - (y - 3)_+^2 - 3 (y - 3)_+) / 6 (ramps: check y < -3, |y| < 3,
+    # y > 3), so E[f(c x + s W)] is a sum of ramp moments; K(c) is then one mpmath integral over x.
+    hs = lambda y: 0 if y < -3 else (y if y > 3 else y * (y + 3) / 6)  # noqa: E731
+
+    def inner(m, s):
+        r = lambda k, t: ramp_moment(k, m, s, t)  # noqa: E731
+        return (r(2, -3) - 3 * r(1, -3) - r(2, 3) - 3 * r(1, 3)) / 6
+
+    c = 0.6
+    with mp.workdps(30):
+        s = mp.sqrt(1 - mp.mpf(c) ** 2)
+        want = mp.quad(lambda x: hs(x) * inner(mp.mpf(c) * x, s) * phi(x), [-mp.inf, -3, 3, mp.inf])
+    r = cmap.cmap("hardswish", c, methods=("certified", "quadrature"))
+    assert r.agree
+    mp_float_and_enclosed(r.record, want)
+
+
+def test_certified_declines_what_it_does_not_treat():
+    r = cmap.cmap("tanh", 0.5, methods=("certified", "quadrature"))
+    assert [e.method for e in r.estimates] == ["quadrature"]
+    r = cmap.cmap("relu", 1.0, methods=("certified", "closed"))
+    assert [e.method for e in r.estimates] == ["closed"]

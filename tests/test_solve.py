@@ -69,8 +69,19 @@ def test_selu_constants_to_the_last_double(selu_default):
         assert abs(root[1] - mp.mpf(PAPER_LAMBDA)) < mp.mpf("1e-30")
     assert found.values == {"alpha": float(PAPER_ALPHA), "scale": float(PAPER_LAMBDA)}
     assert found.last_double == {"alpha": True, "scale": True}
-    assert found.method == "certified residual"
+    assert found.method == "certified (Krawczyk)"
     assert found.spec == "selu"  # the defaults are the paper's constants
+    assert_box_holds(found, dict(zip(("alpha", "scale"), root)))
+
+
+def assert_box_holds(found, root):
+    """The Krawczyk box holds the mpmath root, is narrow (relative radius 2^-80, outward doubles: two ulps at most),
+    and the stated bound covers the distance from the double to the root."""
+    for name, want in root.items():
+        lo, hi = found.box[name]
+        assert lo <= want <= hi
+        assert hi - lo <= 2 * math.ulp(found.values[name])
+        assert abs(mp.mpf(found.values[name]) - want) <= found.errors[name]
 
 
 def test_the_notebooks_other_fixed_point():
@@ -83,6 +94,8 @@ def test_the_notebooks_other_fixed_point():
         alpha, lam = float(root[0]), float(root[1])
     assert found.values == {"alpha": alpha, "scale": lam}
     assert all(found.last_double.values())
+    assert found.method == "certified (Krawczyk)"
+    assert_box_holds(found, {"alpha": root[0], "scale": root[1]})
     # The notebook prints (1.9769021954241999, 1.073851239616047) from sympy's nsolve on numpy doubles: a few ulps
     # from the root (and (1.6732632423543774, 1.0507009873554802) at (0, 1), 1-2 ulps from the paper's).
     assert abs(1.9769021954241999 - alpha) <= 4 * math.ulp(alpha) and abs(1.073851239616047 - lam) <= 8 * math.ulp(lam)
@@ -158,6 +171,8 @@ def test_several_roots_are_all_listed():
             beta = s.values["beta"]
             want = mp.findroot(var, (mp.mpf(beta) * (1 - mp.mpf("1e-6")), mp.mpf(beta) * (1 + mp.mpf("1e-6"))))
             assert abs(beta - want) <= s.errors["beta"] + math.ulp(beta)
+            assert s.method == "certified (Krawczyk)"
+            assert_box_holds(s, {"beta": want})
     assert found[0].values["beta"] < 4 < found[1].values["beta"]
 
 
@@ -172,7 +187,10 @@ def test_affine_wrap_dks_style_relu_against_mpmath():
     # relu(b X + 1), X ~ N(0, 1), has mean Phi(1/b) + b phi(1/b), second moment (1 + b^2) Phi(1/b) + b phi(1/b), and
     # E[relu'^2] = Phi(1/b) (the Gaussian integrals of a ramp); solved here by mpmath's findroot.
     zeta = 1.0027709658495370201
-    (found,) = solve.solve("relu", mean=0, var=1, grad_sq=zeta, affine="a=?,b=?,c=1,d=?").solutions
+    solutions = solve.solve("relu", mean=0, var=1, grad_sq=zeta, affine="a=?,b=?,c=1,d=?").solutions
+    # (a, b, d), its a-mirror (-a, b, d + 2 a E[f]) and both b-mirrors (b -> -b: X is symmetric, c is fixed)
+    assert len(solutions) == 4 and sum(s.mirror_of is None for s in solutions) == 1
+    (found,) = [s for s in solutions if s.mirror_of is None]
 
     def equations(a, b, d):
         p, q = mp.ncdf(1 / b), mp.npdf(1 / b)
@@ -185,3 +203,103 @@ def test_affine_wrap_dks_style_relu_against_mpmath():
         assert abs(found.values[name] - float(w)) <= found.errors[name] + 2 * math.ulp(found.values[name])
     bad = runner.invoke(app, ["solve", "relu", "--affine", "a=?,e=1", "--mean", "0"])
     assert bad.exit_code == 2 and "bad --affine item" in bad.output
+
+
+def test_where_interval_newton_cannot_run_it_says_so():
+    # relu(b x): E[(b relu'(b X))^2] = b^2 / 2 = 1 at b = sqrt 2. Its derivative in b has a boundary term (relu' jumps
+    # at the kink, which moves with b), which the enclosures do not treat: the linearized bound is kept, and said.
+    mirror, found = solve.solve("relu", grad_sq=1.0, affine="b=?").solutions  # b = -sqrt 2 mirrors b = sqrt 2
+    assert mirror.mirror_of == 2 and mirror.values["b"] == -found.values["b"]
+    assert found.box is None and found.method == "certified residual"
+    assert "interval Newton not applied" in found.proof and "linearization" in found.proof
+    assert abs(found.values["b"] - math.sqrt(2)) <= found.errors["b"] + math.ulp(math.sqrt(2))
+    result = runner.invoke(app, ["solve", "relu", "--affine", "b=?", "--grad-sq", "1"])
+    assert result.exit_code == 0 and "interval Newton not applied" in result.output
+
+
+def test_affine_unknowns_certified_against_closed_form_relu():
+    # a relu(x / 2 + c), X ~ N(0, 1): relu(Z) with Z ~ N(c, 1/4) has mean c Phi(2c) + phi(2c) / 2 and second moment
+    # (c^2 + 1/4) Phi(2c) + c phi(2c) / 2 (Gaussian integrals of a ramp); mean 0.5 and variance 1 by mpmath findroot.
+    (found,) = solve.solve("relu", mean=0.5, var=1.0, affine="a=?,b=0.5,c=?").solutions
+
+    def equations(a, c):
+        p, q = mp.ncdf(2 * c), mp.npdf(2 * c)
+        m, m2 = c * p + q / 2, (c * c + mp.mpf(1) / 4) * p + c * q / 2
+        return [a * m - mp.mpf("0.5"), a * a * (m2 - m * m) - 1]
+
+    with mp.workdps(50):
+        want = mp.findroot(equations, (mp.mpf(found.values["a"]), mp.mpf(found.values["c"])))
+        assert found.method == "certified (Krawczyk)"
+        assert_box_holds(found, {"a": want[0], "c": want[1]})
+
+
+def mp_gauss(h):
+    """E[h(X)], X ~ N(0, 1), by mpmath quadrature split at 0."""
+    return mp.quad(lambda x: h(x) * mp.npdf(x), [-mp.inf, 0, mp.inf])
+
+
+def test_q_slope_target_certified_against_mpmath():
+    # DKS's local Q-map slope Q'(1) = d E[y(sqrt(q) Z)^2] / dq at q = 1 = E[y(X) y'(X) X] (Stein). For
+    # y = a elu_alpha(x): mean 0 fixes alpha (E[elu_alpha] = 0 is linear in alpha), then a^2 E[f f' X] = 1.
+    # a's sign is searched (Q'(1) = a^2 E[f f' X] and mean 0 hold for -a too, with no d to mirror): two roots.
+    negative, found = solve.solve("elu(alpha=?)", mean=0.0, q_slope=1.0, affine="a=?").solutions
+    with mp.workdps(40):
+        alpha = mp_gauss(lambda x: x if x > 0 else 0) / -mp_gauss(lambda x: 0 if x > 0 else mp.expm1(x))
+        f = lambda x: x if x > 0 else alpha * mp.expm1(x)  # noqa: E731
+        df = lambda x: 1 if x > 0 else alpha * mp.exp(x)  # noqa: E731
+        a = 1 / mp.sqrt(mp_gauss(lambda x: f(x) * df(x) * x))
+    assert found.method == negative.method == "certified (Krawczyk)"
+    assert_box_holds(found, {"alpha": alpha, "a": a})
+    assert_box_holds(negative, {"alpha": alpha, "a": -a})
+
+
+def test_q_slope_alone_and_its_cli():
+    # softplus scaled by a: a^2 E[softplus(X) sigmoid(X) X] = 1.
+    with mp.workdps(40):
+        a = 1 / mp.sqrt(mp_gauss(lambda x: mp.log1p(mp.exp(x)) / (1 + mp.exp(-x)) * x))
+    negative, found = solve.solve("softplus", q_slope=1.0, affine="a=?").solutions  # a^2: both signs
+    assert found.method == negative.method == "certified (Krawczyk)"
+    assert_box_holds(found, {"a": a})
+    assert_box_holds(negative, {"a": -a})
+    result = runner.invoke(app, ["solve", "softplus", "--affine", "a=?", "--q-slope", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["targets"] == {"q_slope": 1.0} and doc["solutions"][1]["values"]["a"] == found.values["a"]
+    bad = runner.invoke(app, ["solve", "softplus | normalize", "--affine", "a=?", "--q-slope", "1"])
+    assert bad.exit_code == 2 and "--q-slope takes one elementwise activation" in bad.output
+
+
+def test_negative_affine_scale_is_searched():
+    # a relu(x) with mean -0.3: a = -0.3 / E[relu(X)] = -0.3 sqrt(2 pi) < 0 (d is fixed: no symmetry maps it to a > 0)
+    (found,) = solve.solve("relu", mean=-0.3, affine="a=?").solutions
+    with mp.workdps(40):
+        want = -mp.mpf(0.3) * mp.sqrt(2 * mp.pi)
+    assert found.method == "certified (Krawczyk)" and found.mirror_of is None
+    assert_box_holds(found, {"a": want})
+
+
+def test_mirrored_roots_are_listed_as_mirrors():
+    # a tanh(b x): variance a^2 E[tanh(bX)^2] = 1/2 and E[y'^2] = a^2 b^2 E[sech(bX)^4] = 0.8 depend on a^2 and on the
+    # law of bX only: (+-A, +-B) are four roots. a's sign is searched (d is fixed); b -> -b is a symmetry (mu = 0).
+    found = solve.solve("tanh", var=0.5, grad_sq=0.8, affine="a=?,b=?", certify=False).solutions
+    assert len(found) == 4
+
+    def equations(a, b):
+        t = mp_gauss(lambda x: mp.tanh(b * x) ** 2)
+        g = mp_gauss(lambda x: mp.sech(b * x) ** 4)
+        return [a * a * t - mp.mpf(0.5), a * a * b * b * g - mp.mpf(0.8)]
+
+    with mp.workdps(20):
+        a, b = mp.findroot(equations, (mp.mpf(0.9), mp.mpf(2)))
+    signs = sorted((math.copysign(1, s.values["a"]), math.copysign(1, s.values["b"])) for s in found)
+    assert signs == [(-1, -1), (-1, 1), (1, -1), (1, 1)]
+    for s in found:
+        assert (
+            abs(abs(s.values["a"]) - a) <= s.errors["a"] + 1e-15
+            and abs(abs(s.values["b"]) - b) <= s.errors["b"] + 1e-15
+        )
+        if s.values["b"] < 0:  # the b-mirror of the root with the same a and b > 0
+            (source,) = [t for t in found if t.values == {"a": s.values["a"], "b": -s.values["b"]}]
+            assert found[s.mirror_of - 1] is source and "b -> -b" in s.mirror
+        else:
+            assert s.mirror_of is None

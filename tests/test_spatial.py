@@ -284,3 +284,26 @@ def test_a_map_is_judged_against_its_corrected_limit():
     assert many.ok and not one.ok
     r = engine.estimate("maxpool(k=2,s=1)", size=12, samples=4096, seed=3)
     assert r.checks and all(c.limit >= c.z and c.ok == (c.max_z <= c.limit) for c in r.checks)
+
+
+def test_overlapping_averages_then_relu_then_average_exact_by_the_correlation_map():
+    # avgpool(k=2,s=1) on iid N(0, 1): W_u ~ N(0, 1/4), jointly normal; W_u and W_v share (2 - |du|)(2 - |dv|) of their
+    # 4 inputs, so corr(W_u, W_v) = prod (2 - |d|) / 2 over the axes. relu(W) = relu(Z) / 2; the last 2x2 average
+    # holds 4 same-position pairs (c = 1), 8 neighbours on one axis (c = 1/2) and 4 diagonal pairs (c = 1/4), so
+    # Var = (1/16)(1/4) [4 (1/2 - 1/(2 pi)) + 8 (K(1/2) - 1/(2 pi)) + 4 (K(1/4) - 1/(2 pi))], with relu's arc-cosine
+    # kernel K(c) = (sqrt(1 - c^2) + (pi - acos c) c) / (2 pi) (Cho & Saul 2009), in mpmath.
+    with mpmath.workdps(40):
+        pi = mpmath.pi
+        k = lambda c: (mpmath.sqrt(1 - c * c) + (pi - mpmath.acos(c)) * c) / (2 * pi)  # noqa: E731
+        m2 = 1 / (2 * pi)
+        var = (4 * (mpmath.mpf(1) / 2 - m2) + 8 * (k(mpmath.mpf(1) / 2) - m2) + 4 * (k(mpmath.mpf(1) / 4) - m2)) / 64
+        mean, std = 1 / (2 * mpmath.sqrt(2 * pi)), mpmath.sqrt(var)
+    spec = "avgpool(k=2,s=1) | relu | avgpool(k=2)"
+    exact = engine.estimate(spec, size=5, method="quadrature")
+    (kind,) = exact.kinds
+    assert kind.method == "closed + certified K(c)" and "correlation map" in kind.exact_spec
+    assert abs(kind.mean - mean) <= kind.mean_se + 1e-16 and abs(kind.std - std) <= kind.std_se + 1e-16
+    assert kind.std_se < 1e-14
+    # the whole-map Monte Carlo agrees with it position by position (the engine's own cross-check)
+    checked = engine.estimate(spec, size=5, samples=1 << 14, seed=3)
+    assert checked.agree and checked.checks and checked.kinds[0].std == kind.std

@@ -20,6 +20,7 @@ cmap_lib = lazy_module("momentcalc.cmap")  # scipy and numba: only when the comm
 
 class Method(str, Enum):
     auto = "auto"
+    certified = "certified"
     closed = "closed"
     quadrature = "quadrature"
     montecarlo = "montecarlo"

@@ -32,6 +32,10 @@ def solve_command(
     mean: Annotated[float | None, typer.Option(help="Target mean of the output.")] = None,
     var: Annotated[float | None, typer.Option(help="Target variance of the output.")] = None,
     grad_sq: Annotated[float | None, typer.Option("--grad-sq", help="Target E[f'(X)^2] (gradients' scale).")] = None,
+    q_slope: Annotated[
+        float | None,
+        typer.Option("--q-slope", help="Target d E[f(X)^2] / d sigma^2 (DKS's local Q-map slope Q'(1) at N(0, 1))."),
+    ] = None,
     mu: Annotated[float, typer.Option(help="Mean of the Gaussian input.")] = 0.0,
     sigma: Annotated[float, typer.Option(help="Standard deviation of the Gaussian input (> 0).")] = 1.0,
     fixed_point: Annotated[
@@ -65,7 +69,9 @@ def solve_command(
         if mean is None or var is None or var <= 0:
             raise MomentcalcError("--fixed-point takes its input from --mean and --var (> 0): give both")
         mu, sigma = mean, math.sqrt(var)
-    result = solve_lib.solve(spec, mean=mean, var=var, grad_sq=grad_sq, mu=mu, sigma=sigma, affine=affine)
+    result = solve_lib.solve(
+        spec, mean=mean, var=var, grad_sq=grad_sq, mu=mu, sigma=sigma, affine=affine, q_slope=q_slope
+    )
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2, sort_keys=True))
         return
@@ -100,9 +106,19 @@ def _render(result) -> None:
         residual = max(abs(r) for r in s.residual.values())
         table.add_row(str(i), *cells, f"{residual:.1e}", s.method)
     console.print(table)
+    for i, s in enumerate(result.solutions, 1):
+        if s.box is not None:
+            box = ", ".join(f"{k} in [{lo!r}, {hi!r}]" for k, (lo, hi) in s.box.items())
+            console.print(f"{i}: {escape(s.proof)} (outward doubles: {escape(box)})", highlight=False)
+        elif s.proof:
+            console.print(f"{i}: {escape(s.proof)}", highlight=False)
+        if s.mirror_of is not None:
+            console.print(f"{i}: the mirror of {s.mirror_of} ({escape(s.mirror)})", highlight=False)
     console.print(
-        "bound: |J^-1| (|residual| + its enclosure) x 2, J by central differences (a linearization, not a proof); "
-        "(last double): the bound keeps the true root within this double's rounding interval.",
+        "bound: certified (Krawczyk): the distance from the double to the far end of the box, relative radius "
+        "2^-80, that interval Newton in ball arithmetic proves holds exactly one root; otherwise "
+        "|J^-1| (|residual| + its enclosure) x 2, J by central differences (a linearization, not a proof). "
+        "(last double): the true root rounds to this double.",
         highlight=False,
     )
 

@@ -590,6 +590,17 @@ _SELU_BALL = (
 # |f| <= scale alpha + scale |x|, |f'| <= scale max(alpha, 1); 1.001 covers the paper's digits beyond the doubles.
 _SELU_GROWTH = lambda a, b: (b * a * 1.001, b * 1.001, b * max(a, 1.0) * 1.001)  # noqa: E731
 _BOUNDED = lambda c, d: lambda a, b: (c, 0.0, d)  # noqa: E731
+# Bounds on |df/dp| and |df'/dp| (OpInfo.param_growth), each derived on the op's pieces, with 0.1% room:
+# selu: d/dalpha = scale (e^x - 1), scale e^x (x < 0): <= scale; d/dscale = x or alpha (e^x - 1), 1 or alpha e^x.
+_SELU_PARAM_GROWTH = lambda a, b: ((b * 1.001, 0.0, 0.0), (max(a, 1.0) * 1.001, 1.001, 0.0))  # noqa: E731
+# celu, t = x / alpha <= 0: d/dalpha = e^t - 1 - t e^t in (-1, 1/e]; d/dalpha f' = -(t / alpha) e^t in [0, 1/(e alpha)].
+_CELU_PARAM_GROWTH = lambda a, b: ((max(1.0, 0.3679 / a) * 1.001, 0.0, 0.0), (0.0, 0.0, 0.0))  # noqa: E731
+# softplus, L(z) = log(1 + e^z) <= log 2 + |z|: d/dbeta = (-L(beta x) + beta x sigmoid(beta x)) / beta^2, at most
+# 0.7 / beta^2 + 2 |x| / beta; d/dbeta f' = x sigmoid'(beta x), at most |x| / 4.
+_SOFTPLUS_PARAM_GROWTH = lambda a, b: ((0.7 / (a * a) * 1.001, max(2.0 / a, 0.25) * 1.001, 0.0), (0.0, 0.0, 0.0))  # noqa: E731
+# swish: d/dbeta = x^2 s'(beta x) <= x^2 / 4; d/dbeta f' = 2 x s'(beta x) + beta x^2 s''(beta x),
+# |s''| <= 1 / (6 sqrt 3).
+_SWISH_PARAM_GROWTH = lambda a, b: ((0.0, 0.5005, max(0.25, 0.0963 * a) * 1.001), (0.0, 0.0, 0.0))  # noqa: E731
 _LINEAR = lambda d: lambda a, b: (0.0, 1.0, d)  # noqa: E731
 
 _KINK_AT_0 = lambda a, b: (0.0,)  # noqa: E731
@@ -607,6 +618,7 @@ activation(
     kernel=lambda op, c: relu_kernel(c),
     ball=_RELU_BALL,
     growth=_LINEAR(1.0),
+    piece_degree=1,
 )
 activation(
     "sigmoid",
@@ -661,6 +673,7 @@ activation(
     args=_param("beta"),
     ball=((_swish_ball, _swish_grad_ball),),
     growth=_LINEAR(_GATED_GRAD),
+    param_growth=_SWISH_PARAM_GROWTH,
 )
 activation(
     "elu",
@@ -675,6 +688,7 @@ activation(
     grad_closed=lambda a, b, mu, sigma: _exp_family_grad(1.0, a, 1.0, mu, sigma),
     ball=_ELU_BALL,
     growth=lambda a, b: (a, 1.0, max(1.0, a)),
+    param_growth=lambda a, b: ((1.0, 0.0, 0.0), (0.0, 0.0, 0.0)),  # d/dalpha: e^x - 1, e^x (x < 0)
 )
 activation(
     "celu",
@@ -689,6 +703,7 @@ activation(
     grad_closed=lambda a, b, mu, sigma: _exp_family_grad(1.0, a, 1.0 / a, mu, sigma),
     ball=_CELU_BALL,
     growth=lambda a, b: (a, 1.0, 1.0),
+    param_growth=_CELU_PARAM_GROWTH,
 )
 activation(
     "selu",
@@ -704,6 +719,7 @@ activation(
     grad_closed=lambda a, b, mu, sigma: _exp_family_grad(b, a, 1.0, mu, sigma),
     ball=_SELU_BALL,
     growth=_SELU_GROWTH,
+    param_growth=_SELU_PARAM_GROWTH,
 )
 activation(
     "softplus",
@@ -715,6 +731,7 @@ activation(
     args=_param("beta"),
     ball=((_softplus_ball, lambda x, a, b, lib: _sig_ball(a * x, lib)),),
     growth=lambda a, b: (0.7 / a, 1.0, 1.0),
+    param_growth=_SOFTPLUS_PARAM_GROWTH,
 )
 activation(
     "leaky_relu",
@@ -730,6 +747,8 @@ activation(
     kernel=lambda op, c: leaky_relu_kernel(float(op.get("slope")), c),
     ball=((lambda x, a, b, lib: a * x, lambda x, a, b, lib: a + 0 * x), (_BALL_X, _BALL_1)),
     growth=lambda a, b: (0.0, max(1.0, a), max(1.0, a)),
+    piece_degree=1,
+    param_growth=lambda a, b: ((1.0, 1.0, 0.0), (0.0, 0.0, 0.0)),  # d/dslope: x, 1 (x < 0)
 )
 activation(
     "mish",
@@ -755,6 +774,7 @@ activation(
         (_BALL_X, _BALL_1),
     ),
     growth=_LINEAR(1.5),
+    piece_degree=2,
 )
 activation(
     "hardsigmoid",
@@ -772,6 +792,7 @@ activation(
         (_BALL_1, _BALL_0),
     ),
     growth=_BOUNDED(1.0, 0.17),
+    piece_degree=1,
 )
 activation(
     "hardtanh",
@@ -791,6 +812,7 @@ activation(
         (lambda x, a, b, lib: b + 0 * x, _BALL_0),
     ),
     growth=lambda a, b: (max(abs(a), abs(b)), 0.0, 1.0),
+    piece_degree=1,
     odd_center=lambda a, b: 0.0 if a == -b else None,
     constraint=lambda v: v["min_val"] < v["max_val"],
     constraint_text="min_val < max_val",
@@ -806,6 +828,7 @@ activation(
     grad_closed=_pieces_grad(lambda a, b: ((0.0, 6.0, (1.0,)),)),
     ball=((_BALL_0, _BALL_0), (_BALL_X, _BALL_1), (_ball_const(6), _BALL_0)),
     growth=_BOUNDED(6.0, 1.0),
+    piece_degree=1,
 )
 activation(
     "softsign",
@@ -846,6 +869,7 @@ activation(
     grad_closed=_constant_grad(1.0),
     ball=((lambda x, a, b, lib: -x, lambda x, a, b, lib: -1 + 0 * x), (_BALL_X, _BALL_1)),
     growth=_LINEAR(1.0),
+    piece_degree=1,
 )
 activation(
     "log_sigmoid",
@@ -867,5 +891,6 @@ activation(
     kernel=lambda op, c: c,
     ball=((_BALL_X, _BALL_1),),
     growth=_LINEAR(1.0),
+    piece_degree=1,
     odd_center=lambda a, b: 0.0,
 )
