@@ -23,6 +23,7 @@ from . import catalog
 from ._lazy import lazy_module
 from .errors import MomentcalcError
 from .estimators import NotApplicable
+from .settings import Progress
 from .spec import parse
 
 engine = lazy_module("momentcalc.engine")
@@ -112,13 +113,15 @@ def solve(
     certify: bool = True,
     affine: str | None = None,
     q_slope: float | None = None,
+    progress: Progress | None = None,
 ) -> SolveResult:
     """Every root found of moments(spec with the `?` filled in) = targets, for X ~ N(mu, sigma^2).
 
     As many targets (mean, var = std^2, grad_sq = E[f'(X)^2], q_slope = d E[f(X)^2] / d sigma^2, the local Q-map slope
     of DKS) as unknowns. affine, e.g. 'a=?,b=?,c=1,d=?',
     wraps the spec as a * f(b * x + c) + d (defaults a = b = 1, c = d = 0), with `?` for unknowns too. No root
-    found: an empty tuple of solutions (the CLI says so)."""
+    found: an empty tuple of solutions (the CLI says so). progress(done, total) is told after each start of the
+    search and each root polished (the total grows by the roots found once the search ends)."""
     given = (("mean", mean), ("var", var), ("grad_sq", grad_sq), ("q_slope", q_slope))
     targets = {k: float(v) for k, v in given if v is not None}
     for key, value in targets.items():
@@ -141,15 +144,18 @@ def solve(
         if len(ops) != 1 or ops[0].kind != catalog.ELEMENTWISE or ops[0].info.df is None:
             raise MomentcalcError("--q-slope takes one elementwise activation (with the affine wrap), not a pipeline")
     problem = _Problem(spec, unknowns, targets, float(mu), float(sigma), fixed)
-    roots = problem.roots()
+    tell = progress or (lambda done, total: None)
+    roots = problem.roots(tell)
     index = {tuple(p): i for i, p in enumerate(roots, 1)}
     solutions = []
-    for p in roots:
+    for number, p in enumerate(roots, 1):
+        tell(problem.starts + number - 1, problem.starts + len(roots))
         found = problem.polish(p, certify)
         source = problem.mirrors.get(tuple(p))
         if source is not None:
             found = replace(found, mirror_of=index[source[0]], mirror=MIRRORS[source[1]])
         solutions.append(found)
+    tell(problem.starts + len(roots), problem.starts + len(roots))
     solutions = tuple(solutions)
     return SolveResult(
         spec, tuple(u.label for u in unknowns), targets, float(mu), float(sigma), problem.starts, solutions, fixed
@@ -368,11 +374,12 @@ class _Problem:
     def _is_new(self, p, found) -> bool:
         return not any(all(abs(a - b) <= _SAME_ROOT * max(abs(a), abs(b), 1e-300) for a, b in zip(p, q)) for q in found)
 
-    def roots(self) -> list[list[float]]:
+    def roots(self, tell: Progress) -> list[list[float]]:
         found: list[list[float]] = []
         grid = [(signs, u0) for signs in self._sign_patterns() for u0 in self._start_grid()]
         self.starts = len(grid)
-        for signs, u0 in grid:
+        for number, (signs, u0) in enumerate(grid):
+            tell(number, len(grid))
             self.signs = signs
             sol = optimize.root(self._residual_u, np.array(u0, dtype=float), method="hybr", options={"xtol": 1e-14})
             # Not sol.success alone: hybr reports "xtol too small" at a root it cannot improve in doubles; the

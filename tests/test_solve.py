@@ -113,6 +113,14 @@ def test_elu_alpha_for_zero_mean_against_its_linear_closed_form():
     assert abs(found.values["alpha"] - float(want)) <= found.errors["alpha"] + 1e-16 * float(want)
 
 
+def test_progress_counts_the_starts_then_the_roots_to_the_end():
+    told = []
+    result = solve.solve("elu(alpha=?)", mean=0.0, progress=lambda done, total: told.append((done, total)))
+    done = [d for d, _ in told]
+    assert done == sorted(done) and told[0][0] == 0
+    assert told[-1] == (result.starts + len(result.solutions),) * 2 and len(result.solutions) == 1
+
+
 def test_alpha_dropout_keeps_mean_and_variance_by_derivation():
     q, alpha, lam = 0.9, float(PAPER_ALPHA), float(PAPER_LAMBDA)
     found = solve.alpha_dropout(q, alpha, lam)

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from .._lazy import lazy_module
 from ..errors import MomentcalcError
-from ._util import _console, _examples, app
+from ._util import _console, _examples, _LazyBar, app
 
 solve_lib = lazy_module("momentcalc.solve")  # scipy, numba, flint: only when the command runs
 
@@ -69,9 +69,10 @@ def solve_command(
         if mean is None or var is None or var <= 0:
             raise MomentcalcError("--fixed-point takes its input from --mean and --var (> 0): give both")
         mu, sigma = mean, math.sqrt(var)
-    result = solve_lib.solve(
-        spec, mean=mean, var=var, grad_sq=grad_sq, mu=mu, sigma=sigma, affine=affine, q_slope=q_slope
-    )
+    with _LazyBar("solving") as bar:
+        result = solve_lib.solve(
+            spec, mean=mean, var=var, grad_sq=grad_sq, mu=mu, sigma=sigma, affine=affine, q_slope=q_slope, progress=bar
+        )
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2, sort_keys=True))
         return
