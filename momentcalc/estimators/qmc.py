@@ -29,7 +29,7 @@ from scipy import special
 
 from .._lazy import lazy_module
 from ..settings import RunSettings
-from . import NotApplicable, dispatch, driver, normals
+from . import NotApplicable, dispatch, driver, normals, unseen
 from .moments import Summary
 from .program import Program
 
@@ -202,7 +202,7 @@ def _grow(replicas: list[_Replica], progress, points: int) -> Summary:
     """Extend every replica to points / REPLICAS points, the replicas on the driver's pool; their summary."""
     list(driver.in_order([partial(r.extend_to, points // REPLICAS) for r in replicas]))
     driver.report(progress, points, points)
-    return summarize(replicas)
+    return unseen.floored(summarize(replicas), replicas[0].program, points // REPLICAS)
 
 
 def _power_of_two(n: int) -> int:
