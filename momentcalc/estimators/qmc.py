@@ -17,6 +17,8 @@ Points per replica are powers of two (where Sobol nets are balanced); a run
 with ``tol`` doubles them, extending each replica's sequence, until both
 standard errors are met (driver.until_within, with doubling as the policy).
 The replicas are the tasks on the driver's thread pool.
+Where an activation's feature is rarer than the replicas' points (tanh at sigma = 1e6), their spread cannot
+see it: unseen.py floors the SEs by what it can move, or declines.
 """
 
 from __future__ import annotations

@@ -1,32 +1,37 @@
 """What QMC's points cannot see: an activation's feature rarer than the points, and a bound on what it can move.
 
 QMC (qmc.py) states a standard error from the spread of its replicas. Where the output turns on a region of the
-input whose mass p is far below 1 / points (tanh at sigma = 1e6: |x| < 5, mass 4e-6; at 2^12 points each
+input whose mass p is far below 1 / points (tanh at sigma = 1e6: |x| < 4.2, mass 3.4e-6; at 2^12 points each
 replica has 256), every replica misses it alike and their spread says nothing about it (tanh's std was off by
 14.7 of its stated SEs). So, from the ops' declarations:
 
 - The feature interval of an activation is the hull of its kinks and of where f' departs from its limits at
-  +-infinity by more than DEPARTURE of its largest |f'| (tanh: |x| < 4.6, softsign: |x| < 31, relu: the point
-  0, identity: none). Beyond it f is affine but for that small a fraction of its slope: there the replicas'
-  points are dense enough in every region, and a piecewise-linear op (relu, abs) has nothing to miss.
+  +-infinity by more than DEPARTURE of its largest |f'| (tanh: |x| < 4.2, softsign: |x| < 32, hardsigmoid:
+  [-3, 3], relu: the point 0, identity: none). Beyond it f is affine but for that small a fraction of its
+  slope, and a piecewise-linear op (relu, abs) has nothing to miss.
 - Its mass p under the activation's input: the first activation's input is N(mu, sigma^2) after the affine
-  and dropout stages before it (dropout's zeros are an atom the points see). A window of n inputs meets the
-  interval in any of them: P(E) <= min(1, n p), by the union bound.
-- If the replicas' points in it, p times points per replica (scrambled Sobol points are stratified in each
-  coordinate: exactly that many, +-1), number fewer than RESOLVED, the standard errors take a floor: the
-  most the event E can move each quantity. With Osc the range of f over the interval (max, min and mean of a
-  window are 1-Lipschitz in the sup norm, so Osc bounds a window's change too), the mean moves by at most
-  P(E) Osc, and the variance by at most 2 Osc E[|y - m| 1_E] + P(E) Osc^2 (var(y + D) - var(y) =
-  2 cov(y, D) + var(D), D = the change, |D| <= Osc 1_E); E[|y - m| 1_E] is P(E) max |f - m| over the
-  interval for one activation, P(E) (c0 + |m|) for a window of a bounded op (|f| <= c0, its declared growth),
-  and sqrt(P(E)) std (Cauchy-Schwarz) for any other window. The std moves by at most
-  min(dvar / std, sqrt(dvar)). Each floor is combined with the replicas' SE in quadrature.
-- Stages after the first activation other than window reductions (a second activation, normalize, dropout)
-  are not analysed: there, a run that meets such a feature declines (NotApplicable) instead of guessing.
-  A feature of a later activation (relu | tanh) is not seen by this rule: its input is not N(mu, sigma^2).
+  and dropout stages before it (dropout's zeros are an atom the points see).
+- Scrambled Sobol points are stratified: in each coordinate a replica of N points has one point in each cell
+  of mass 1 / N. If p N < RESOLVED (16: below it, 400 seeds of tanh at 2^12 points showed |z| up to 7 at
+  p N = 4 and 18 at p N = 1, against 2.9 at p N = 16), the SEs take a floor, the most the feature can move
+  each quantity in a replica that misses it. For E[g(f(X))] (g(y) = y for the mean, (y - m)^2 for the
+  variance) that is p times the range of g(f) over the interval, or, where the interval spans cells, a cell's
+  mass times g(f)'s variation over it; plus a cell's mass times the step of g(f) across the interval seen from
+  afar (tanh at sigma = 1e6 steps from -1 to 1 within one cell: that cell's point lands on one side). The
+  variance's floor adds the mean's squared; the std moves by at most min(dvar / std, sqrt(dvar)).
+- A window of n inputs after the activation: the event E that some input meets the interval or its step's
+  cell has P(E) <= n (p + 1 / N) (union bound); max, min and mean are 1-Lipschitz in the sup norm, so the
+  output moves by at most Osc = max(range, step) of f on E: the mean by P(E) Osc, the variance by
+  2 Osc E[|y - m| 1_E] + P(E) Osc^2 (var(y + D) - var(y) = 2 cov(y, D) + var(D), |D| <= Osc 1_E), where
+  E[|y - m| 1_E] <= P(E) (c0 + |m|) for a bounded op (|f| <= c0, its declared growth), else sqrt(P(E)) std
+  (Cauchy-Schwarz).
+- Each floor is combined with the replicas' SE in quadrature, and a note says so.
+- Other stages after the first activation (an activation, normalize, dropout), or windows before it, are not
+  analysed: a run whose first activation has a feature that rare declines there (NotApplicable). A feature of
+  a later activation (relu | tanh) is not seen by this rule: its input is not N(mu, sigma^2).
 
-Nothing changes where the feature is resolved (p points per replica >= RESOLVED), as at N(0, 1), or where it
-has no mass (relu, abs, maxpool alone): the SEs are then the replicas' to the bit.
+Nothing changes where the feature is resolved (p N >= RESOLVED), as at N(0, 1) for the default table, or
+where it has no mass or range (relu, abs, maxpool alone): the SEs are then the replicas' to the bit.
 """
 
 from __future__ import annotations
@@ -136,7 +141,7 @@ def floored(summary: Summary, program: Program, per_replica: int) -> Summary:
     p = 0.0 if found is None or sigma == 0.0 else min(1.0, before * _mass(found.lo, found.hi, mu, sigma))
     if p * per_replica >= RESOLVED or p == 0.0 or found.osc() == found.step() == 0.0:
         return summary
-    if before > 1 or first + 1 < len(codes) or np.any(program.win_kind > mc_kernels.MIN):
+    if before > 1 or first + 1 < len(codes):  # windows after it are max, min or mean (compile_program)
         raise NotApplicable(
             f"qmc: {name}'s feature in [{found.lo:.3g}, {found.hi:.3g}] has mass {p:.2g}, too rare for its "
             f"{per_replica} points per replica, and this pipeline's other stages give no bound on it: use montecarlo"
