@@ -51,8 +51,12 @@ def worst(spec: str, seeds: int, samples: int) -> tuple[int, int, float]:
             for seed in range(seeds):
                 s = qmc.run(program, RunSettings("qmc", samples, None, seed))
                 runs, floored = runs + 1, floored + bool(s.notes)
-                top = max(top, abs(s.mean - mean) / s.mean_se, abs(s.std - std) / s.std_se)
+                top = max(top, _z(s.mean - mean, s.mean_se), _z(s.std - std, s.std_se))
     return runs, floored, top
+
+
+def _z(error: float, se: float) -> float:
+    return abs(error) / se if se > 0.0 else (0.0 if error == 0.0 else float("inf"))  # an SE of 0: all equal
 
 
 def main() -> None:
