@@ -20,6 +20,8 @@ Each extension of a replica (or a piece of it, on a large cluster) is a pure
 task (``extension``: program, seed, replica, point range -> rows of partial
 sums) on the driver's thread pool or its Dask cluster; the rows are added in
 sequence order, so the bits are the same wherever they ran.
+Where an activation's feature is rarer than the replicas' points (tanh at sigma = 1e6), their spread cannot
+see it: unseen.py floors the SEs by what it can move, or declines.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from scipy import special
 
 from .._lazy import lazy_module
 from ..settings import RunSettings
-from . import NotApplicable, dispatch, driver, mc_kernels, normals
+from . import NotApplicable, dispatch, driver, mc_kernels, normals, unseen
 from .moments import Summary
 from .program import Program
 
@@ -276,7 +278,7 @@ def _grow(program: Program, seed: int, replicas: list[_Replica], progress, point
         if hasattr(results, "cancel"):
             results.cancel()
         raise
-    return summarize(replicas)
+    return unseen.floored(summarize(replicas), program, points // REPLICAS)
 
 
 def _cuts(have: int, want: int, step: int) -> list[tuple[int, int]]:
