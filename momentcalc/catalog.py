@@ -81,6 +81,9 @@ class OpInfo:
     df: Scalar | None = None
     args: Callable[[object], tuple[float, float]] = lambda op: (0.0, 0.0)  # op: a parsed spec.Op
     monotone: bool = False  # non-decreasing: a max over a window commutes with it
+    # Non-increasing, then non-decreasing (quasi-convex, e.g. gelu): a max over a window is f at its least or
+    # its greatest input.
+    valley: bool = False
     kinks: Callable[[float, float], tuple[float, ...]] = lambda a, b: ()  # where f or f' jumps, from (a, b)
     # Ops that only numpy can evaluate (expr): op -> a vectorized function of an array.
     vectorized: Callable[[object], Callable] | None = None

@@ -36,6 +36,12 @@ from .jit import jit
 AFFINE = -1  # y = a + b * x
 DROPOUT = -2  # y = b * x with probability a, else 0
 MAX, AVG, MIN = 0, 1, 2  # window reductions, by REDUCTION_CODES
+# Where the max of a chain over a window lies when the chain's shape tells (program.max_at works it out): at the
+# window's greatest input (a non-decreasing chain), at its least (non-increasing), or at one of the two (a valley,
+# such as gelu). 0: unknown, every input is evaluated. A maxpool over 9 inputs then evaluates the chain 1 or 2
+# times instead of 9; for non-decreasing chains whose rounding is monotone too (relu, affine maps with a positive
+# factor) the output is the same double.
+AT_GREATEST, AT_LEAST = 1, 2
 REDUCTION_CODES = {pooling.MAX: MAX, pooling.MEAN: AVG, pooling.MIN: MIN}
 
 _jit = jit(error_model="numpy")
@@ -116,14 +122,42 @@ def _fill_inputs(state, z, m, mu, sigma, missed, words):
 
 
 @_inline
-def _single_window(act, state, z, base, codes, params, seg, kind, n):
+def _single_window(act, state, z, base, codes, params, seg, kind, n, max_at):
     """One output of chain | window | chain, the commonest shape, from inputs z[base:base + n]."""
-    acc = 0.0
-    for t in range(n):
-        # One call site for the first segment: each inlines the segment's loop.
-        v = _apply_segment(act, state, codes, params, seg[0], seg[1], z[base + t])
-        acc = v if t == 0 else _reduce(kind, acc, v)
+    if max_at != 0:
+        lo, hi = _least_greatest(z, base, n)
+        acc = _max_at_extremes(act, state, codes, params, seg, lo, hi, max_at)
+    else:
+        acc = 0.0
+        for t in range(n):
+            # One call site for the first segment: each inlines the segment's loop.
+            v = _apply_segment(act, state, codes, params, seg[0], seg[1], z[base + t])
+            acc = v if t == 0 else _reduce(kind, acc, v)
     return _apply_segment(act, state, codes, params, seg[1], seg[2], _finish(kind, acc, n))
+
+
+@_inline
+def _least_greatest(z, base, n):
+    """(min, max) of z[base:base + n]; min and max, not comparisons, which LLVM made mispredicted branches."""
+    lo = hi = z[base]
+    for t in range(base + 1, base + n):
+        hi = max(hi, z[t])
+        lo = min(lo, z[t])
+    return lo, hi
+
+
+@_inline
+def _max_at_extremes(act, state, codes, params, seg, lo, hi, max_at):
+    """The max of the first segment over a window whose least and greatest inputs are lo and hi, where
+    max_at (AT_GREATEST, AT_LEAST or both) says the max lies."""
+    acc = 0.0
+    first = True
+    for side in range(2):  # side 0: the greatest input (AT_GREATEST = 1), side 1: the least (AT_LEAST = 2)
+        if max_at & (1 << side):
+            v = _apply_segment(act, state, codes, params, seg[0], seg[1], hi if side == 0 else lo)
+            acc = v if first else max(acc, v)
+            first = False
+    return acc
 
 
 @_inline
@@ -154,7 +188,7 @@ def _chunk_bare_window(state, count, mu, sigma, kind, n):
 
 
 @_inline
-def _chunk_one_window(act, state, count, mu, sigma, codes, params, seg, kind, n):
+def _chunk_one_window(act, state, count, mu, sigma, codes, params, seg, kind, n, max_at):
     per = normals.per_fill(n)
     z, missed, words = normals.scratch(per * n)
     shift = s1 = s2 = s3 = s4 = 0.0
@@ -162,7 +196,7 @@ def _chunk_one_window(act, state, count, mu, sigma, codes, params, seg, kind, n)
         k = min(per, count - done)
         _fill_inputs(state, z, k * n, mu, sigma, missed, words)
         for o in range(k):
-            y = _single_window(act, state, z, o * n, codes, params, seg, kind, n)
+            y = _single_window(act, state, z, o * n, codes, params, seg, kind, n, max_at)
             shift, s1, s2, s3, s4 = _accumulate(done + o, y, shift, s1, s2, s3, s4)
     return _central(count, shift, s1, s2, s3, s4)
 
@@ -406,15 +440,25 @@ def _general_pair(act, state, z, base, row, mu, sigma, codes, params, seg, win_k
 
 
 @_inline
-def _one_window_pair(act, state, z, base, mu, sigma, codes, params, seg, kind, n):
+def _one_window_pair(act, state, z, base, mu, sigma, codes, params, seg, kind, n, max_at):
     """_general_pair for chain | window | chain, the same values in the same order as _single_window takes them."""
+    zlo = zhi = 0.0
+    if max_at != 0:
+        zlo, zhi = _least_greatest(z, base, n)
     y1 = y2 = 0.0
     for side in range(2):
         sign = 1.0 if side == 0 else -1.0
-        acc = 0.0
-        for t in range(n):
-            v = _apply_segment(act, state, codes, params, seg[0], seg[1], mu + sign * sigma * z[base + t])
-            acc = v if t == 0 else _reduce(kind, acc, v)
+        if max_at != 0:
+            # The inputs mu + s z rise with z on the first side (s = sigma > 0) and fall on the second.
+            s = sign * sigma
+            lo = mu + s * (zlo if side == 0 else zhi)
+            hi = mu + s * (zhi if side == 0 else zlo)
+            acc = _max_at_extremes(act, state, codes, params, seg, lo, hi, max_at)
+        else:
+            acc = 0.0
+            for t in range(n):
+                v = _apply_segment(act, state, codes, params, seg[0], seg[1], mu + sign * sigma * z[base + t])
+                acc = v if t == 0 else _reduce(kind, acc, v)
         y = _apply_segment(act, state, codes, params, seg[1], seg[2], _finish(kind, acc, n))
         if side == 0:
             y1 = y
@@ -463,7 +507,7 @@ def _pairs_general(act, state, pairs, shift, mu, sigma, codes, params, seg, win_
 
 
 @_inline
-def _pairs_one_window(act, state, pairs, shift, mu, sigma, codes, params, seg, kind, n):
+def _pairs_one_window(act, state, pairs, shift, mu, sigma, codes, params, seg, kind, n, max_at):
     """_pairs_general's row for chain | window | chain: a loop of its own, faster to compile and to run than
     the nested windows' interpreter (_one_output)."""
     per = normals.per_fill(n)
@@ -473,7 +517,7 @@ def _pairs_one_window(act, state, pairs, shift, mu, sigma, codes, params, seg, k
         k = min(per, pairs - done)
         normals.fill(state, z, k * n, missed, words)
         for o in range(k):
-            y1, y2 = _one_window_pair(act, state, z, o * n, mu, sigma, codes, params, seg, kind, n)
+            y1, y2 = _one_window_pair(act, state, z, o * n, mu, sigma, codes, params, seg, kind, n, max_at)
             sa, saa, sb, sbb, sab = _pair_sums(y1, y2, shift, sa, saa, sb, sbb, sab)
     return np.array([float(pairs), sa, saa, sb, sbb, sab])
 
@@ -502,11 +546,11 @@ def bare_window_rows(states, counts, mu, sigma, kind, n):
 
 
 @_inline
-def one_window_rows(act, states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    """bare_window_rows's rows for chain | window | chain."""
+def one_window_rows(act, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at):
+    """bare_window_rows's rows for chain | window | chain; max_at: AT_GREATEST, AT_LEAST, both or 0 (max pools)."""
     out = np.zeros((states.shape[0], 5))
     for c in range(states.shape[0]):
-        row = _chunk_one_window(act, states[c], counts[c], mu, sigma, codes, params, seg, win_kind[0], win_n[0])
+        row = _chunk_one_window(act, states[c], counts[c], mu, sigma, codes, params, seg, win_kind[0], win_n[0], max_at)
         _put_row(out, c, row)
     return out
 
@@ -557,12 +601,12 @@ def bare_max_pair_rows(states, pair_counts, shift, mu, sigma, n):
 
 
 @_inline
-def one_window_pair_rows(act, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    """_pairs_one_window's rows, one per chunk."""
+def one_window_pair_rows(act, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at):
+    """_pairs_one_window's rows, one per chunk (max_at as for one_window_rows)."""
     out = np.zeros((states.shape[0], 6))
     for c in range(states.shape[0]):
         row = _pairs_one_window(
-            act, states[c], pair_counts[c], shift, mu, sigma, codes, params, seg, win_kind[0], win_n[0]
+            act, states[c], pair_counts[c], shift, mu, sigma, codes, params, seg, win_kind[0], win_n[0], max_at
         )
         _put_row(out, c, row)
     return out

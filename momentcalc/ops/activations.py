@@ -641,6 +641,7 @@ activation(
     closed=gelu_closed,
     ball=((_gelu_ball, _gelu_grad_ball),),
     growth=_LINEAR(_GATED_GRAD),
+    valley=True,
 )
 activation(
     "silu",
@@ -650,6 +651,7 @@ activation(
     False,
     ball=((lambda x, a, b, lib: _swish_ball(x, 1, b, lib), lambda x, a, b, lib: _swish_grad_ball(x, 1, b, lib)),),
     growth=_LINEAR(_GATED_GRAD),
+    valley=True,
 )
 activation(
     "swish",
@@ -661,6 +663,7 @@ activation(
     args=_param("beta"),
     ball=((_swish_ball, _swish_grad_ball),),
     growth=_LINEAR(_GATED_GRAD),
+    valley=True,
 )
 activation(
     "elu",
@@ -739,6 +742,7 @@ activation(
     False,
     ball=((_mish_ball, _mish_grad_ball),),
     growth=_LINEAR(_GATED_GRAD),
+    valley=True,
 )
 activation(
     "hardswish",
@@ -755,6 +759,7 @@ activation(
         (_BALL_X, _BALL_1),
     ),
     growth=_LINEAR(1.5),
+    valley=True,
 )
 activation(
     "hardsigmoid",
@@ -846,6 +851,7 @@ activation(
     grad_closed=_constant_grad(1.0),
     ball=((lambda x, a, b, lib: -x, lambda x, a, b, lib: -1 + 0 * x), (_BALL_X, _BALL_1)),
     growth=_LINEAR(1.0),
+    valley=True,
 )
 activation(
     "log_sigmoid",
