@@ -159,8 +159,9 @@ def test_declared_shapes_hold_for_the_mpmath_derivative(spec):
     # monotone: f' >= 0 everywhere; valley (the Monte Carlo kernels take a max pool's max at the window's least
     # or greatest input): f' <= 0, then >= 0. Signs of the independent mpmath f' on a grid, kinks included.
     name, params = SPECS[spec]
-    _, df, _ = ref.make(name, **dict(params))
-    signs = [np.sign(float(df(ref.mp.mpf(x)))) for x in np.linspace(-30.0, 30.0, 1201)]
+    f, df, _ = ref.make(name, **dict(params))
+    grid = np.linspace(-30.0, 30.0, 1201)
+    signs = [np.sign(float(df(ref.mp.mpf(x)))) for x in grid]
     info = ACTIVATIONS[parse(spec).last.name]
     assert not (info.monotone and info.valley)
     if info.monotone:
@@ -168,6 +169,10 @@ def test_declared_shapes_hold_for_the_mpmath_derivative(spec):
     if info.valley:
         first_rise = next(i for i, s in enumerate(signs) if s > 0)
         assert max(signs[:first_rise]) <= 0 and min(signs[first_rise:]) >= 0
+    if math.isfinite(info.valley_split):
+        # Every value left of the split is at most every value right of it.
+        values = np.array([float(f(ref.mp.mpf(x))) for x in grid])
+        assert values[grid <= info.valley_split].max() <= values[grid >= info.valley_split].min()
     valleys = {"gelu", "silu", "swish", "mish", "hardswish", "abs"}
     assert {n for n, a in ACTIVATIONS.items() if a.valley} == valleys
 

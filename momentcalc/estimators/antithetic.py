@@ -62,7 +62,7 @@ class _PairLaunch:
             return mc_kernels.bare_max_pair_rows(states, sizes // 2, self.shift, p.mu, p.sigma, int(p.win_n[0]))
         if p.win_n.size == 1:
             rows = dispatch.kernel("pairs_one", p.act)
-            return rows(states, sizes // 2, self.shift, *p.kernel_args(), p.max_at)
+            return rows(states, sizes // 2, self.shift, *p.kernel_args(), p.max_at, p.max_split)
         return dispatch.kernel("pairs", p.act)(states, sizes // 2, self.shift, *p.kernel_args())
 
 

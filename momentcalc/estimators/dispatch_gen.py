@@ -33,14 +33,14 @@ KINDS = {
     "one_window": (
         "one_window_rows",
         "act",
-        "states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at",
+        "states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split",
     ),
     "nested": ("nested_rows", "act", "states, counts, mu, sigma, codes, params, seg, win_kind, win_n"),
     "pairs": ("pair_rows", "act", "states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n"),
     "pairs_one": (
         "one_window_pair_rows",
         "act",
-        "states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at",
+        "states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split",
     ),
     "points": (
         "weighted_sums",

@@ -122,11 +122,11 @@ def _fill_inputs(state, z, m, mu, sigma, missed, words):
 
 
 @_inline
-def _single_window(act, state, z, base, codes, params, seg, kind, n, max_at):
+def _single_window(act, state, z, base, codes, params, seg, kind, n, max_at, split):
     """One output of chain | window | chain, the commonest shape, from inputs z[base:base + n]."""
     if max_at != 0:
         lo, hi = _least_greatest(z, base, n)
-        acc = _max_at_extremes(act, state, codes, params, seg, lo, hi, max_at)
+        acc = _max_at_extremes(act, state, codes, params, seg, lo, hi, max_at, split)
     else:
         acc = 0.0
         for t in range(n):
@@ -147,13 +147,13 @@ def _least_greatest(z, base, n):
 
 
 @_inline
-def _max_at_extremes(act, state, codes, params, seg, lo, hi, max_at):
+def _max_at_extremes(act, state, codes, params, seg, lo, hi, max_at, split):
     """The max of the first segment over a window whose least and greatest inputs are lo and hi, where
-    max_at (AT_GREATEST, AT_LEAST or both) says the max lies."""
+    max_at (AT_GREATEST, AT_LEAST or both) says the max lies; at hi alone when hi >= split (program.max_split)."""
     acc = 0.0
     first = True
     for side in range(2):  # side 0: the greatest input (AT_GREATEST = 1), side 1: the least (AT_LEAST = 2)
-        if max_at & (1 << side):
+        if max_at & (1 << side) and not (side == 1 and hi >= split):
             v = _apply_segment(act, state, codes, params, seg[0], seg[1], hi if side == 0 else lo)
             acc = v if first else max(acc, v)
             first = False
@@ -188,7 +188,7 @@ def _chunk_bare_window(state, count, mu, sigma, kind, n):
 
 
 @_inline
-def _chunk_one_window(act, state, count, mu, sigma, codes, params, seg, kind, n, max_at):
+def _chunk_one_window(act, state, count, mu, sigma, codes, params, seg, kind, n, max_at, split):
     per = normals.per_fill(n)
     z, missed, words = normals.scratch(per * n)
     shift = s1 = s2 = s3 = s4 = 0.0
@@ -196,7 +196,7 @@ def _chunk_one_window(act, state, count, mu, sigma, codes, params, seg, kind, n,
         k = min(per, count - done)
         _fill_inputs(state, z, k * n, mu, sigma, missed, words)
         for o in range(k):
-            y = _single_window(act, state, z, o * n, codes, params, seg, kind, n, max_at)
+            y = _single_window(act, state, z, o * n, codes, params, seg, kind, n, max_at, split)
             shift, s1, s2, s3, s4 = _accumulate(done + o, y, shift, s1, s2, s3, s4)
     return _central(count, shift, s1, s2, s3, s4)
 
@@ -312,9 +312,9 @@ def run_activation_chunk(act_grad, state, count, mu, sigma, code, a, b):
 @_inline
 def run_fused_chunk(act_grad, block, state, count, mu, sigma, code, a, b):
     """run_activation_chunk's row for an activation with a vectorized loop of its own in block_ops, which
-    applies it and adds a block to the sums in one pass: `block` is relu_block or sigmoid_block."""
+    applies it and adds a block to the sums in one pass: `block` is one of BLOCKS."""
     z, missed, words = normals.scratch(normals.BLOCK)
-    e, scale = np.empty(normals.BLOCK), np.empty(normals.BLOCK, dtype=np.int64)
+    e, e2, scale = np.empty(normals.BLOCK), np.empty(normals.BLOCK), np.empty(normals.BLOCK, dtype=np.int64)
     acc = np.zeros(6)
     shift = gshift = 0.0
     for start in range(0, count, normals.BLOCK):
@@ -322,7 +322,7 @@ def run_fused_chunk(act_grad, block, state, count, mu, sigma, code, a, b):
         normals.fill(state, z, m, missed, words)
         if start == 0:
             shift, gshift = _shifts(act_grad, code, a, b, mu + sigma * z[0])
-        block(z, m, mu, sigma, shift, gshift, acc, e, scale)
+        block(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale)
     return _chain_row(count, shift, gshift, acc)
 
 
@@ -333,19 +333,41 @@ def _shifts(act_grad, code, a, b, x):
     return y, d * d
 
 
-# The blocks of run_fused_chunk, one signature for both.
+# The blocks of run_fused_chunk, one signature for all: the activation's (a, b), then float, float and int64
+# scratch arrays of a block's length.
 @_jit
-def relu_block(z, m, mu, sigma, shift, gshift, acc, e, scale):
+def relu_block(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):
     block_ops.add_relu_block(z, m, mu, sigma, shift, gshift, acc)
 
 
 @_jit
-def sigmoid_block(z, m, mu, sigma, shift, gshift, acc, e, scale):
+def sigmoid_block(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):
     block_ops.add_sigmoid_block(z, m, mu, sigma, shift, gshift, acc, e, scale)
 
 
+@_jit
+def tanh_block(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):
+    block_ops.add_tanh_block(z, m, mu, sigma, shift, gshift, acc, e, e2, scale)
+
+
+@_jit
+def silu_block(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):
+    block_ops.add_swish_block(z, m, mu, sigma, 1.0, shift, gshift, acc, e, scale)
+
+
+@_jit
+def swish_block(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):
+    block_ops.add_swish_block(z, m, mu, sigma, a, shift, gshift, acc, e, scale)
+
+
 # Activations with vectorized loops of their own (block_ops): dispatch_gen's wrappers run them by fused_rows.
-BLOCKS = {"relu": "relu_block", "sigmoid": "sigmoid_block"}
+BLOCKS = {
+    "relu": "relu_block",
+    "sigmoid": "sigmoid_block",
+    "tanh": "tanh_block",
+    "silu": "silu_block",
+    "swish": "swish_block",
+}
 
 
 @_jit
@@ -440,7 +462,7 @@ def _general_pair(act, state, z, base, row, mu, sigma, codes, params, seg, win_k
 
 
 @_inline
-def _one_window_pair(act, state, z, base, mu, sigma, codes, params, seg, kind, n, max_at):
+def _one_window_pair(act, state, z, base, mu, sigma, codes, params, seg, kind, n, max_at, split):
     """_general_pair for chain | window | chain, the same values in the same order as _single_window takes them."""
     zlo = zhi = 0.0
     if max_at != 0:
@@ -453,7 +475,7 @@ def _one_window_pair(act, state, z, base, mu, sigma, codes, params, seg, kind, n
             s = sign * sigma
             lo = mu + s * (zlo if side == 0 else zhi)
             hi = mu + s * (zhi if side == 0 else zlo)
-            acc = _max_at_extremes(act, state, codes, params, seg, lo, hi, max_at)
+            acc = _max_at_extremes(act, state, codes, params, seg, lo, hi, max_at, split)
         else:
             acc = 0.0
             for t in range(n):
@@ -507,7 +529,7 @@ def _pairs_general(act, state, pairs, shift, mu, sigma, codes, params, seg, win_
 
 
 @_inline
-def _pairs_one_window(act, state, pairs, shift, mu, sigma, codes, params, seg, kind, n, max_at):
+def _pairs_one_window(act, state, pairs, shift, mu, sigma, codes, params, seg, kind, n, max_at, split):
     """_pairs_general's row for chain | window | chain: a loop of its own, faster to compile and to run than
     the nested windows' interpreter (_one_output)."""
     per = normals.per_fill(n)
@@ -517,7 +539,7 @@ def _pairs_one_window(act, state, pairs, shift, mu, sigma, codes, params, seg, k
         k = min(per, pairs - done)
         normals.fill(state, z, k * n, missed, words)
         for o in range(k):
-            y1, y2 = _one_window_pair(act, state, z, o * n, mu, sigma, codes, params, seg, kind, n, max_at)
+            y1, y2 = _one_window_pair(act, state, z, o * n, mu, sigma, codes, params, seg, kind, n, max_at, split)
             sa, saa, sb, sbb, sab = _pair_sums(y1, y2, shift, sa, saa, sb, sbb, sab)
     return np.array([float(pairs), sa, saa, sb, sbb, sab])
 
@@ -546,11 +568,13 @@ def bare_window_rows(states, counts, mu, sigma, kind, n):
 
 
 @_inline
-def one_window_rows(act, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at):
-    """bare_window_rows's rows for chain | window | chain; max_at: AT_GREATEST, AT_LEAST, both or 0 (max pools)."""
+def one_window_rows(act, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    """bare_window_rows's rows for chain | window | chain; max_at and split: program.max_at and max_split."""
     out = np.zeros((states.shape[0], 5))
     for c in range(states.shape[0]):
-        row = _chunk_one_window(act, states[c], counts[c], mu, sigma, codes, params, seg, win_kind[0], win_n[0], max_at)
+        row = _chunk_one_window(
+            act, states[c], counts[c], mu, sigma, codes, params, seg, win_kind[0], win_n[0], max_at, split
+        )
         _put_row(out, c, row)
     return out
 
@@ -601,12 +625,14 @@ def bare_max_pair_rows(states, pair_counts, shift, mu, sigma, n):
 
 
 @_inline
-def one_window_pair_rows(act, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at):
+def one_window_pair_rows(
+    act, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split
+):
     """_pairs_one_window's rows, one per chunk (max_at as for one_window_rows)."""
     out = np.zeros((states.shape[0], 6))
     for c in range(states.shape[0]):
         row = _pairs_one_window(
-            act, states[c], pair_counts[c], shift, mu, sigma, codes, params, seg, win_kind[0], win_n[0], max_at
+            act, states[c], pair_counts[c], shift, mu, sigma, codes, params, seg, win_kind[0], win_n[0], max_at, split
         )
         _put_row(out, c, row)
     return out

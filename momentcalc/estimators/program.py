@@ -9,6 +9,7 @@ statistics live in montecarlo.py, the antithetic ones in antithetic.py.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import partial
 
@@ -40,6 +41,9 @@ class Program:
     # Where the max of the stages before the first window lies when that window is a max pool
     # (mc_kernels.AT_GREATEST, AT_LEAST or both; 0: unknown), from the stages' declared shapes.
     max_at: int = 0
+    # When the first stage is a valley op (gelu): its valley_split; the max is then at the greatest input
+    # whenever that is >= it. inf: no such shortcut.
+    max_split: float = math.inf
 
     @property
     def act(self) -> int:
@@ -91,6 +95,7 @@ def compile_program(spec: Spec, mu: float, sigma: float, norms: tuple | None = N
         np.array(win_kind, dtype=np.int64),
         np.array(win_n, dtype=np.int64),
         _max_at(codes[: seg[1]], params[: seg[1]]) if first_window else 0,
+        _max_split(codes[: seg[1]]) if first_window else math.inf,
     )
 
 
@@ -111,6 +116,12 @@ def _max_at(codes: list[int], params: list[tuple[float, float]]) -> int:
     for code, (_, b) in zip(codes, params):
         shape = _then(shape, _stage_shape(code, b))
     return _AT.get(shape, 0)
+
+
+def _max_split(codes: list[int]) -> float:
+    """The first stage's valley_split if it is a valley op (its input is then the window's own)."""
+    info = catalog.lookup(_NAMES[codes[0]]) if codes and codes[0] > 0 else None
+    return info.valley_split if info is not None and info.valley else math.inf
 
 
 def _stage_shape(code: int, b: float) -> str | None:
@@ -185,6 +196,6 @@ def _plain_launch(program: Program) -> driver.Launch:
         return lambda states, counts: mc_kernels.bare_window_rows(states, counts, p.mu, p.sigma, kind, n)
     if p.win_n.size == 1:
         rows = dispatch.kernel("one_window", p.act)
-        return lambda states, counts: rows(states, counts, *p.kernel_args(), p.max_at)
+        return lambda states, counts: rows(states, counts, *p.kernel_args(), p.max_at, p.max_split)
     rows = dispatch.kernel("nested", p.act)
     return lambda states, counts: rows(states, counts, *p.kernel_args())

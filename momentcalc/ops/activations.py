@@ -642,6 +642,7 @@ activation(
     ball=((_gelu_ball, _gelu_grad_ball),),
     growth=_LINEAR(_GATED_GRAD),
     valley=True,
+    valley_split=0.0,  # f <= 0 left of 0, >= 0 right of it
 )
 activation(
     "silu",
@@ -652,6 +653,7 @@ activation(
     ball=((lambda x, a, b, lib: _swish_ball(x, 1, b, lib), lambda x, a, b, lib: _swish_grad_ball(x, 1, b, lib)),),
     growth=_LINEAR(_GATED_GRAD),
     valley=True,
+    valley_split=0.0,  # f <= 0 left of 0, >= 0 right of it
 )
 activation(
     "swish",
@@ -664,6 +666,7 @@ activation(
     ball=((_swish_ball, _swish_grad_ball),),
     growth=_LINEAR(_GATED_GRAD),
     valley=True,
+    valley_split=0.0,  # f <= 0 left of 0, >= 0 right of it
 )
 activation(
     "elu",
@@ -743,6 +746,7 @@ activation(
     ball=((_mish_ball, _mish_grad_ball),),
     growth=_LINEAR(_GATED_GRAD),
     valley=True,
+    valley_split=0.0,  # f <= 0 left of 0, >= 0 right of it
 )
 activation(
     "hardswish",
@@ -760,6 +764,7 @@ activation(
     ),
     growth=_LINEAR(1.5),
     valley=True,
+    valley_split=0.0,  # f <= 0 left of 0, >= 0 right of it
 )
 activation(
     "hardsigmoid",
