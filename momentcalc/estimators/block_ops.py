@@ -207,3 +207,29 @@ def add_swish_block(z, m, mu, sigma, beta, shift, gshift, acc, e, scale):
         g1 += dg
         g2 += dg * dg
     _add6(acc, s1, s2, s3, s4, g1, g2)
+
+
+@jit(error_model="numpy", fastmath={"contract", "reassoc"})
+def add_exp_linear_block(z, m, mu, sigma, lam, c, gc, d, shift, gshift, acc, e, em1, scale):
+    """add_block of lam x (x > 0), c expm1(x / d) (x <= 0) and of its squared derivative lam, gc exp(x / d),
+    over x = mu + sigma z[:m]: elu (1, a, a, 1), celu (1, a, 1, a), selu (b, b a, b a, 1) as ops.activations
+    computes them. e, em1 (float) and scale (int64) are scratch."""
+    for j in range(m):
+        e[j], em1[j], scale[j] = _expm1_parts(min(mu + sigma * z[j], 0.0) / d)
+    powers = scale.view(np.float64)
+    s1 = s2 = s3 = s4 = g1 = g2 = 0.0
+    for j in range(m):
+        x = mu + sigma * z[j]
+        p = powers[j]
+        below = c * (em1[j] * p + (p - 1.0))
+        d0 = (lam * x if x > 0.0 else below) - shift
+        dy = lam if x > 0.0 else gc * (e[j] * p)
+        d2 = d0 * d0
+        s1 += d0
+        s2 += d2
+        s3 += d2 * d0
+        s4 += d2 * d2
+        dg = dy * dy - gshift
+        g1 += dg
+        g2 += dg * dg
+    _add6(acc, s1, s2, s3, s4, g1, g2)

@@ -444,15 +444,15 @@ def _activation_6(states, counts, mu, sigma, code, a, b):
 
 
 def _activation_7(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_7, states, counts, mu, sigma, code, a, b)
+    return k.fused_rows(own.act_grad_7, k.elu_block, states, counts, mu, sigma, code, a, b)
 
 
 def _activation_8(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_8, states, counts, mu, sigma, code, a, b)
+    return k.fused_rows(own.act_grad_8, k.celu_block, states, counts, mu, sigma, code, a, b)
 
 
 def _activation_9(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_9, states, counts, mu, sigma, code, a, b)
+    return k.fused_rows(own.act_grad_9, k.selu_block, states, counts, mu, sigma, code, a, b)
 
 
 def _activation_10(states, counts, mu, sigma, code, a, b):

@@ -360,6 +360,21 @@ def swish_block(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):
     block_ops.add_swish_block(z, m, mu, sigma, a, shift, gshift, acc, e, scale)
 
 
+@_jit
+def elu_block(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):
+    block_ops.add_exp_linear_block(z, m, mu, sigma, 1.0, a, a, 1.0, shift, gshift, acc, e, e2, scale)
+
+
+@_jit
+def celu_block(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):
+    block_ops.add_exp_linear_block(z, m, mu, sigma, 1.0, a, 1.0, a, shift, gshift, acc, e, e2, scale)
+
+
+@_jit
+def selu_block(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):
+    block_ops.add_exp_linear_block(z, m, mu, sigma, b, b * a, b * a, 1.0, shift, gshift, acc, e, e2, scale)
+
+
 # Activations with vectorized loops of their own (block_ops): dispatch_gen's wrappers run them by fused_rows.
 BLOCKS = {
     "relu": "relu_block",
@@ -367,6 +382,9 @@ BLOCKS = {
     "tanh": "tanh_block",
     "silu": "silu_block",
     "swish": "swish_block",
+    "elu": "elu_block",
+    "celu": "celu_block",
+    "selu": "selu_block",
 }
 
 
