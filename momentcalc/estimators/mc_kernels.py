@@ -124,15 +124,17 @@ def _fill_inputs(state, z, m, mu, sigma, missed, words):
 @_inline
 def _single_window(act, state, z, base, codes, params, seg, kind, n, max_at, split):
     """One output of chain | window | chain, the commonest shape, from inputs z[base:base + n]."""
+    lo = hi = 0.0
+    count = n
     if max_at != 0:
         lo, hi = _least_greatest(z, base, n)
-        acc = _max_at_extremes(act, state, codes, params, seg, lo, hi, max_at, split)
-    else:
-        acc = 0.0
-        for t in range(n):
-            # One call site for the first segment: each inlines the segment's loop.
-            v = _apply_segment(act, state, codes, params, seg[0], seg[1], z[base + t])
-            acc = v if t == 0 else _reduce(kind, acc, v)
+        count = _extremes(max_at, split, hi)
+    acc = 0.0
+    for t in range(count):
+        x = z[base + t] if max_at == 0 else _extreme(max_at, t, lo, hi)
+        # One call site for the first segment: each inlines the segment's loop (two doubled a kernel's compile time).
+        v = _apply_segment(act, state, codes, params, seg[0], seg[1], x)
+        acc = v if t == 0 else _reduce(kind, acc, v)
     return _apply_segment(act, state, codes, params, seg[1], seg[2], _finish(kind, acc, n))
 
 
@@ -147,17 +149,16 @@ def _least_greatest(z, base, n):
 
 
 @_inline
-def _max_at_extremes(act, state, codes, params, seg, lo, hi, max_at, split):
-    """The max of the first segment over a window whose least and greatest inputs are lo and hi, where
-    max_at (AT_GREATEST, AT_LEAST or both) says the max lies; at hi alone when hi >= split (program.max_split)."""
-    acc = 0.0
-    first = True
-    for side in range(2):  # side 0: the greatest input (AT_GREATEST = 1), side 1: the least (AT_LEAST = 2)
-        if max_at & (1 << side) and not (side == 1 and hi >= split):
-            v = _apply_segment(act, state, codes, params, seg[0], seg[1], hi if side == 0 else lo)
-            acc = v if first else max(acc, v)
-            first = False
-    return acc
+def _extremes(max_at, split, hi):
+    """How many of a window's extremes the max of the first segment needs (max_at: AT_GREATEST, AT_LEAST or
+    both): both only for a valley whose greatest input is below its split (program.max_split)."""
+    return 2 if max_at == AT_GREATEST | AT_LEAST and hi < split else 1
+
+
+@_inline
+def _extreme(max_at, t, lo, hi):
+    """The t-th input to evaluate: the greatest first where it is needed, then the least."""
+    return hi if t == 0 and max_at & AT_GREATEST else lo
 
 
 @_inline
@@ -488,17 +489,19 @@ def _one_window_pair(act, state, z, base, mu, sigma, codes, params, seg, kind, n
     y1 = y2 = 0.0
     for side in range(2):
         sign = 1.0 if side == 0 else -1.0
+        s = sign * sigma
+        lo = hi = 0.0
+        count = n
         if max_at != 0:
             # The inputs mu + s z rise with z on the first side (s = sigma > 0) and fall on the second.
-            s = sign * sigma
             lo = mu + s * (zlo if side == 0 else zhi)
             hi = mu + s * (zhi if side == 0 else zlo)
-            acc = _max_at_extremes(act, state, codes, params, seg, lo, hi, max_at, split)
-        else:
-            acc = 0.0
-            for t in range(n):
-                v = _apply_segment(act, state, codes, params, seg[0], seg[1], mu + sign * sigma * z[base + t])
-                acc = v if t == 0 else _reduce(kind, acc, v)
+            count = _extremes(max_at, split, hi)
+        acc = 0.0
+        for t in range(count):
+            x = mu + s * z[base + t] if max_at == 0 else _extreme(max_at, t, lo, hi)
+            v = _apply_segment(act, state, codes, params, seg[0], seg[1], x)
+            acc = v if t == 0 else _reduce(kind, acc, v)
         y = _apply_segment(act, state, codes, params, seg[1], seg[2], _finish(kind, acc, n))
         if side == 0:
             y1 = y
