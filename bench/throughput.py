@@ -2,6 +2,8 @@
 
     python bench/throughput.py           # full run (a few minutes)
     python bench/throughput.py --quick   # about two minutes, half of it one cold compile
+    python bench/throughput.py --activations         # each activation of the default table vs the limit
+    python bench/throughput.py --activations tanh gelu
 
 Every ratio is measured in this one run, on this machine: fused kernels
 against (a) the fastest numpy bit generator summing normals in a jitted
@@ -35,10 +37,13 @@ import numpy as np
 from numba import njit, prange
 
 import momentcalc as mc
+from momentcalc import catalog
 from momentcalc.estimators import antithetic, montecarlo, quadrature
 from momentcalc.estimators import normals as mc_normals
+from momentcalc.tables import DEFAULT_SPECS
 
 OPS = {"maxpool(k=3)": 9, "relu": 1, "sigmoid": 1}  # spec: normals per output
+TABLE_ACTIVATIONS = tuple(s for s in DEFAULT_SPECS if all(op.kind == catalog.ELEMENTWISE for op in mc.parse(s).ops))
 
 
 @njit(cache=True, nogil=True)
@@ -277,12 +282,42 @@ def exact_timings() -> dict:
     }
 
 
+def activation_ratios(specs: list[str], normals: int, rounds: int = 3) -> dict:
+    """Each elementwise spec's normals/s on one thread against rng_limit on one thread, best of rounds."""
+    limit_name, _ = rng_limit(normals // 4)
+    limit_bitgen = getattr(np.random, limit_name)
+    best: dict[str, float] = {}
+    specs = list(dict.fromkeys(["relu", *specs]))
+    for _ in range(rounds):
+        _keep_best(best, "limit 1", _with_threads(1, lambda: _limit_rate(limit_bitgen, normals, 3)))
+        for spec in specs:
+            _keep_best(best, spec, fused_rate(spec, normals, 1, 1))
+    print(f"rng_limit on 1 thread: {best['limit 1']:.3g} normals/s ({limit_name})")
+    # rng_limit is itself a measurement that a loaded machine moves: relu (a fused block, about at the limit),
+    # always measured in the same rounds, is a second yardstick.
+    print(f"{'activation':<26}{'normals/s':>12}{'vs limit':>10}{'vs relu':>9}")
+    report = {}
+    for spec in specs:
+        report[spec] = best[spec] / best["limit 1"]
+        print(f"{spec:<26}{best[spec]:>12.3g}{report[spec]:>10.2f}{best[spec] / best['relu']:>9.2f}")
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--quick", action="store_true", help="smaller runs: about two minutes, half of it one cold compile"
     )
-    quick = parser.parse_args().quick
+    parser.add_argument(
+        "--activations",
+        nargs="*",
+        help="only elementwise specs against the limit, one thread (no names: every activation of the default table)",
+    )
+    args = parser.parse_args()
+    if args.activations is not None:
+        print(json.dumps(activation_ratios(args.activations or list(TABLE_ACTIVATIONS), 1 << 24)))
+        return
+    quick = args.quick
     threads = numba.get_num_threads()
     normals = 1 << (25 if quick else 27)
     limit_name, _ = rng_limit(normals)

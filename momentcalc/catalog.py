@@ -14,6 +14,7 @@ The registry is filled when ``momentcalc`` is imported (its ``__init__`` imports
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -81,6 +82,12 @@ class OpInfo:
     df: Scalar | None = None
     args: Callable[[object], tuple[float, float]] = lambda op: (0.0, 0.0)  # op: a parsed spec.Op
     monotone: bool = False  # non-decreasing: a max over a window commutes with it
+    # Non-increasing, then non-decreasing (quasi-convex, e.g. gelu): a max over a window is f at its least or
+    # its greatest input.
+    valley: bool = False
+    # For a valley: a point s with f(x) <= f(y) whenever x <= s <= y (0 for gelu: f <= 0 left of it, >= 0 right),
+    # so a max over inputs whose greatest is >= s is f there; inf where no such point is declared.
+    valley_split: float = math.inf
     kinks: Callable[[float, float], tuple[float, ...]] = lambda a, b: ()  # where f or f' jumps, from (a, b)
     # Ops that only numpy can evaluate (expr): op -> a vectorized function of an array.
     vectorized: Callable[[object], Callable] | None = None

@@ -154,6 +154,29 @@ def test_monotone_flags_and_kinks():
     assert kinks["abs"] == kinks["leaky_relu"] == kinks["elu"] == kinks["celu"] == (0.0,)
 
 
+@pytest.mark.parametrize("spec", SPECS)
+def test_declared_shapes_hold_for_the_mpmath_derivative(spec):
+    # monotone: f' >= 0 everywhere; valley (the Monte Carlo kernels take a max pool's max at the window's least
+    # or greatest input): f' <= 0, then >= 0. Signs of the independent mpmath f' on a grid, kinks included.
+    name, params = SPECS[spec]
+    f, df, _ = ref.make(name, **dict(params))
+    grid = np.linspace(-30.0, 30.0, 1201)
+    signs = [np.sign(float(df(ref.mp.mpf(x)))) for x in grid]
+    info = ACTIVATIONS[parse(spec).last.name]
+    assert not (info.monotone and info.valley)
+    if info.monotone:
+        assert min(signs) >= 0
+    if info.valley:
+        first_rise = next(i for i, s in enumerate(signs) if s > 0)
+        assert max(signs[:first_rise]) <= 0 and min(signs[first_rise:]) >= 0
+    if math.isfinite(info.valley_split):
+        # Every value left of the split is at most every value right of it.
+        values = np.array([float(f(ref.mp.mpf(x))) for x in grid])
+        assert values[grid <= info.valley_split].max() <= values[grid >= info.valley_split].min()
+    valleys = {"gelu", "silu", "swish", "mish", "hardswish", "abs"}
+    assert {n for n, a in ACTIVATIONS.items() if a.valley} == valleys
+
+
 @pytest.mark.parametrize("spec", ["gelu | maxpool(k=2)", "hardswish | maxpool(k=2)", "relu6 | maxpool(k=3)"])
 def test_max_pooling_after_activations_agrees_with_monte_carlo(spec):
     # Monotone ones commute with the max; the others go through the CDF of the chain (quadrature.max_by_cdf).

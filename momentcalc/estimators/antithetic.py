@@ -60,8 +60,10 @@ class _PairLaunch:
         p = self.program
         if mc_kernels.is_bare_max(p.codes, p.win_kind, p.win_n):
             return mc_kernels.bare_max_pair_rows(states, sizes // 2, self.shift, p.mu, p.sigma, int(p.win_n[0]))
-        kind = "pairs_one" if p.win_n.size == 1 else "pairs"
-        return dispatch.kernel(kind, p.act)(states, sizes // 2, self.shift, *p.kernel_args())
+        if p.win_n.size == 1:
+            rows = dispatch.kernel("pairs_one", p.act)
+            return rows(states, sizes // 2, self.shift, *p.kernel_args(), p.max_at, p.max_split)
+        return dispatch.kernel("pairs", p.act)(states, sizes // 2, self.shift, *p.kernel_args())
 
 
 def launch(program: Program, shift: float) -> driver.Launch:

@@ -136,3 +136,100 @@ def add_sigmoid_block(z, m, mu, sigma, shift, gshift, acc, e, scale):
         g1 += dg
         g2 += dg * dg
     _add6(acc, s1, s2, s3, s4, g1, g2)
+
+
+# contract, as _exp_parts: the polynomial's multiply-adds become FMAs.
+@jit(error_model="numpy", fastmath={"contract"}, inline="always")
+def _expm1_parts(t):
+    """(exp(t) / 2^k, expm1(r), the bits of 2^k) for t <= 0, k and r as in _exp_parts, so that
+    exp(t) = first * 2^k and expm1(t) = second * 2^k + (2^k - 1): no cancellation for small |t| (k = 0)."""
+    v = max(t, EXP_FLOOR)
+    k = (v * LOG2E + ROUND) - ROUND
+    r = (v - k * LN2_HI) - k * LN2_LO
+    r2 = r * r
+    r4 = r2 * r2
+    q1 = (C4 + C5 * r) + (C6 + C7 * r) * r2
+    q2 = (C8 + C9 * r) + (C10 + C11 * r) * r2
+    q3 = C12 + C13 * r
+    small = r + (C2 + C3 * r) * r2 + r4 * (q1 + r4 * (q2 + r4 * q3))
+    return 1.0 + small, small, (np.int64(k) + 1023) << 52
+
+
+@jit(error_model="numpy", fastmath={"contract", "reassoc"})
+def add_tanh_block(z, m, mu, sigma, shift, gshift, acc, e, em1, scale):
+    """add_block of tanh(mu + sigma z) and its squared derivative, over z[:m]; e, em1 (float) and scale (int64)
+    are scratch. With u = expm1(-2|x|): tanh|x| = -u / (2 + u) and sech^2 x = 4 e / (1 + e)^2, e = exp(-2|x|):
+    neither 1 - e nor 1 - tanh^2 cancels (ops.activations.tanh_grad's form)."""
+    for j in range(m):
+        e[j], em1[j], scale[j] = _expm1_parts(-2.0 * abs(mu + sigma * z[j]))
+    powers = scale.view(np.float64)
+    s1 = s2 = s3 = s4 = g1 = g2 = 0.0
+    for j in range(m):
+        p = powers[j]
+        u = em1[j] * p + (p - 1.0)
+        ej = e[j] * p
+        t = -u / (2.0 + u)
+        d = (t if mu + sigma * z[j] >= 0.0 else -t) - shift
+        dy = 4.0 * ej / ((1.0 + ej) * (1.0 + ej))
+        d2 = d * d
+        s1 += d
+        s2 += d2
+        s3 += d2 * d
+        s4 += d2 * d2
+        dg = dy * dy - gshift
+        g1 += dg
+        g2 += dg * dg
+    _add6(acc, s1, s2, s3, s4, g1, g2)
+
+
+@jit(error_model="numpy", fastmath={"contract", "reassoc"})
+def add_swish_block(z, m, mu, sigma, beta, shift, gshift, acc, e, scale):
+    """add_block of swish(mu + sigma z) = x sigmoid(beta x) and its squared derivative s + beta x s (1 - s), over
+    z[:m]; e and scale are scratch. As add_sigmoid_block: both sides of the sigmoid from exp(-|beta x|)."""
+    for j in range(m):
+        e[j], scale[j] = _exp_parts(-abs(beta * (mu + sigma * z[j])))
+    powers = scale.view(np.float64)
+    s1 = s2 = s3 = s4 = g1 = g2 = 0.0
+    for j in range(m):
+        x = mu + sigma * z[j]
+        ej = e[j] * powers[j]
+        pos = 1.0 / (1.0 + ej)
+        neg = ej * pos
+        s = pos if x >= 0.0 else neg
+        d = x * s - shift
+        dy = s + beta * x * (pos * neg)  # s (1 - s) = pos neg on either side
+        d2 = d * d
+        s1 += d
+        s2 += d2
+        s3 += d2 * d
+        s4 += d2 * d2
+        dg = dy * dy - gshift
+        g1 += dg
+        g2 += dg * dg
+    _add6(acc, s1, s2, s3, s4, g1, g2)
+
+
+@jit(error_model="numpy", fastmath={"contract", "reassoc"})
+def add_exp_linear_block(z, m, mu, sigma, lam, c, gc, d, shift, gshift, acc, e, em1, scale):
+    """add_block of lam x (x > 0), c expm1(x / d) (x <= 0) and of its squared derivative lam, gc exp(x / d),
+    over x = mu + sigma z[:m]: elu (1, a, a, 1), celu (1, a, 1, a), selu (b, b a, b a, 1) as ops.activations
+    computes them. e, em1 (float) and scale (int64) are scratch."""
+    for j in range(m):
+        e[j], em1[j], scale[j] = _expm1_parts(min(mu + sigma * z[j], 0.0) / d)
+    powers = scale.view(np.float64)
+    s1 = s2 = s3 = s4 = g1 = g2 = 0.0
+    for j in range(m):
+        x = mu + sigma * z[j]
+        p = powers[j]
+        below = c * (em1[j] * p + (p - 1.0))
+        d0 = (lam * x if x > 0.0 else below) - shift
+        dy = lam if x > 0.0 else gc * (e[j] * p)
+        d2 = d0 * d0
+        s1 += d0
+        s2 += d2
+        s3 += d2 * d0
+        s4 += d2 * d2
+        dg = dy * dy - gshift
+        g1 += dg
+        g2 += dg * dg
+    _add6(acc, s1, s2, s3, s4, g1, g2)

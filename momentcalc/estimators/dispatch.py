@@ -428,7 +428,7 @@ def _activation_2(states, counts, mu, sigma, code, a, b):
 
 
 def _activation_3(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_3, states, counts, mu, sigma, code, a, b)
+    return k.fused_rows(own.act_grad_3, k.tanh_block, states, counts, mu, sigma, code, a, b)
 
 
 def _activation_4(states, counts, mu, sigma, code, a, b):
@@ -436,23 +436,23 @@ def _activation_4(states, counts, mu, sigma, code, a, b):
 
 
 def _activation_5(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_5, states, counts, mu, sigma, code, a, b)
+    return k.fused_rows(own.act_grad_5, k.silu_block, states, counts, mu, sigma, code, a, b)
 
 
 def _activation_6(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_6, states, counts, mu, sigma, code, a, b)
+    return k.fused_rows(own.act_grad_6, k.swish_block, states, counts, mu, sigma, code, a, b)
 
 
 def _activation_7(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_7, states, counts, mu, sigma, code, a, b)
+    return k.fused_rows(own.act_grad_7, k.elu_block, states, counts, mu, sigma, code, a, b)
 
 
 def _activation_8(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_8, states, counts, mu, sigma, code, a, b)
+    return k.fused_rows(own.act_grad_8, k.celu_block, states, counts, mu, sigma, code, a, b)
 
 
 def _activation_9(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_9, states, counts, mu, sigma, code, a, b)
+    return k.fused_rows(own.act_grad_9, k.selu_block, states, counts, mu, sigma, code, a, b)
 
 
 def _activation_10(states, counts, mu, sigma, code, a, b):
@@ -595,96 +595,96 @@ def _chain_m(states, counts, mu, sigma, codes, params):
     return k.chain_rows(own.act_grad_m, states, counts, mu, sigma, codes, params)
 
 
-def _one_window_0(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_rows(own.act_0, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _one_window_0(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_rows(own.act_0, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
-def _one_window_1(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_rows(own.act_1, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _one_window_1(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_rows(own.act_1, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
-def _one_window_2(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_rows(own.act_2, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _one_window_2(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_rows(own.act_2, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
-def _one_window_3(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_rows(own.act_3, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _one_window_3(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_rows(own.act_3, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
-def _one_window_4(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_rows(own.act_4, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _one_window_4(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_rows(own.act_4, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
-def _one_window_5(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_rows(own.act_5, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _one_window_5(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_rows(own.act_5, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
-def _one_window_6(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_rows(own.act_6, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _one_window_6(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_rows(own.act_6, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
-def _one_window_7(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_rows(own.act_7, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _one_window_7(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_rows(own.act_7, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
-def _one_window_8(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_rows(own.act_8, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _one_window_8(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_rows(own.act_8, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
-def _one_window_9(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_rows(own.act_9, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _one_window_9(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_rows(own.act_9, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
-def _one_window_10(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_rows(own.act_10, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _one_window_10(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_rows(own.act_10, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
-def _one_window_11(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_rows(own.act_11, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _one_window_11(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_rows(own.act_11, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
-def _one_window_12(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_rows(own.act_12, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _one_window_12(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_rows(own.act_12, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
-def _one_window_13(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_rows(own.act_13, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _one_window_13(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_rows(own.act_13, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
-def _one_window_14(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_rows(own.act_14, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _one_window_14(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_rows(own.act_14, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
-def _one_window_15(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_rows(own.act_15, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _one_window_15(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_rows(own.act_15, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
-def _one_window_16(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_rows(own.act_16, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _one_window_16(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_rows(own.act_16, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
-def _one_window_17(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_rows(own.act_17, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _one_window_17(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_rows(own.act_17, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
-def _one_window_18(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_rows(own.act_18, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _one_window_18(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_rows(own.act_18, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
-def _one_window_19(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_rows(own.act_19, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _one_window_19(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_rows(own.act_19, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
-def _one_window_20(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_rows(own.act_20, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _one_window_20(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_rows(own.act_20, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
-def _one_window_21(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_rows(own.act_21, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _one_window_21(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_rows(own.act_21, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
-def _one_window_m(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_rows(own.act_m, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _one_window_m(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_rows(own.act_m, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
 def _nested_0(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
@@ -871,96 +871,96 @@ def _pairs_m(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind
     return k.pair_rows(own.act_m, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
 
 
-def _pairs_one_0(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_pair_rows(own.act_0, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_one_0(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_pair_rows(own.act_0, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
-def _pairs_one_1(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_pair_rows(own.act_1, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_one_1(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_pair_rows(own.act_1, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
-def _pairs_one_2(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_pair_rows(own.act_2, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_one_2(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_pair_rows(own.act_2, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
-def _pairs_one_3(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_pair_rows(own.act_3, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_one_3(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_pair_rows(own.act_3, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
-def _pairs_one_4(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_pair_rows(own.act_4, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_one_4(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_pair_rows(own.act_4, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
-def _pairs_one_5(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_pair_rows(own.act_5, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_one_5(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_pair_rows(own.act_5, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
-def _pairs_one_6(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_pair_rows(own.act_6, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_one_6(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_pair_rows(own.act_6, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
-def _pairs_one_7(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_pair_rows(own.act_7, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_one_7(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_pair_rows(own.act_7, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
-def _pairs_one_8(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_pair_rows(own.act_8, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_one_8(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_pair_rows(own.act_8, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
-def _pairs_one_9(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_pair_rows(own.act_9, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_one_9(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_pair_rows(own.act_9, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
-def _pairs_one_10(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_pair_rows(own.act_10, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_one_10(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_pair_rows(own.act_10, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
-def _pairs_one_11(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_pair_rows(own.act_11, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_one_11(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_pair_rows(own.act_11, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
-def _pairs_one_12(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_pair_rows(own.act_12, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_one_12(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_pair_rows(own.act_12, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
-def _pairs_one_13(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_pair_rows(own.act_13, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_one_13(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_pair_rows(own.act_13, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
-def _pairs_one_14(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_pair_rows(own.act_14, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_one_14(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_pair_rows(own.act_14, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
-def _pairs_one_15(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_pair_rows(own.act_15, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_one_15(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_pair_rows(own.act_15, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
-def _pairs_one_16(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_pair_rows(own.act_16, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_one_16(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_pair_rows(own.act_16, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
-def _pairs_one_17(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_pair_rows(own.act_17, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_one_17(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_pair_rows(own.act_17, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
-def _pairs_one_18(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_pair_rows(own.act_18, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_one_18(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_pair_rows(own.act_18, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
-def _pairs_one_19(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_pair_rows(own.act_19, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_one_19(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_pair_rows(own.act_19, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
-def _pairs_one_20(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_pair_rows(own.act_20, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_one_20(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_pair_rows(own.act_20, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
-def _pairs_one_21(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_pair_rows(own.act_21, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_one_21(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_pair_rows(own.act_21, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
-def _pairs_one_m(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.one_window_pair_rows(own.act_m, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_one_m(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    return k.one_window_pair_rows(own.act_m, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
 def _points_0(mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n):

@@ -30,13 +30,17 @@ COMMAND = "python -m momentcalc.estimators.dispatch_gen"
 KINDS = {
     "activation": ("activation_rows", "act_grad", "states, counts, mu, sigma, code, a, b"),
     "chain": ("chain_rows", "act_grad", "states, counts, mu, sigma, codes, params"),
-    "one_window": ("one_window_rows", "act", "states, counts, mu, sigma, codes, params, seg, win_kind, win_n"),
+    "one_window": (
+        "one_window_rows",
+        "act",
+        "states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split",
+    ),
     "nested": ("nested_rows", "act", "states, counts, mu, sigma, codes, params, seg, win_kind, win_n"),
     "pairs": ("pair_rows", "act", "states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n"),
     "pairs_one": (
         "one_window_pair_rows",
         "act",
-        "states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n",
+        "states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split",
     ),
     "points": (
         "weighted_sums",

@@ -36,6 +36,12 @@ from .jit import jit
 AFFINE = -1  # y = a + b * x
 DROPOUT = -2  # y = b * x with probability a, else 0
 MAX, AVG, MIN = 0, 1, 2  # window reductions, by REDUCTION_CODES
+# Where the max of a chain over a window lies when the chain's shape tells (program.max_at works it out): at the
+# window's greatest input (a non-decreasing chain), at its least (non-increasing), or at one of the two (a valley,
+# such as gelu). 0: unknown, every input is evaluated. A maxpool over 9 inputs then evaluates the chain 1 or 2
+# times instead of 9; for non-decreasing chains whose rounding is monotone too (relu, affine maps with a positive
+# factor) the output is the same double.
+AT_GREATEST, AT_LEAST = 1, 2
 REDUCTION_CODES = {pooling.MAX: MAX, pooling.MEAN: AVG, pooling.MIN: MIN}
 
 _jit = jit(error_model="numpy")
@@ -116,14 +122,43 @@ def _fill_inputs(state, z, m, mu, sigma, missed, words):
 
 
 @_inline
-def _single_window(act, state, z, base, codes, params, seg, kind, n):
+def _single_window(act, state, z, base, codes, params, seg, kind, n, max_at, split):
     """One output of chain | window | chain, the commonest shape, from inputs z[base:base + n]."""
+    lo = hi = 0.0
+    count = n
+    if max_at != 0:
+        lo, hi = _least_greatest(z, base, n)
+        count = _extremes(max_at, split, hi)
     acc = 0.0
-    for t in range(n):
-        # One call site for the first segment: each inlines the segment's loop.
-        v = _apply_segment(act, state, codes, params, seg[0], seg[1], z[base + t])
+    for t in range(count):
+        x = z[base + t] if max_at == 0 else _extreme(max_at, t, lo, hi)
+        # One call site for the first segment: each inlines the segment's loop (two doubled a kernel's compile time).
+        v = _apply_segment(act, state, codes, params, seg[0], seg[1], x)
         acc = v if t == 0 else _reduce(kind, acc, v)
     return _apply_segment(act, state, codes, params, seg[1], seg[2], _finish(kind, acc, n))
+
+
+@_inline
+def _least_greatest(z, base, n):
+    """(min, max) of z[base:base + n]; min and max, not comparisons, which LLVM made mispredicted branches."""
+    lo = hi = z[base]
+    for t in range(base + 1, base + n):
+        hi = max(hi, z[t])
+        lo = min(lo, z[t])
+    return lo, hi
+
+
+@_inline
+def _extremes(max_at, split, hi):
+    """How many of a window's extremes the max of the first segment needs (max_at: AT_GREATEST, AT_LEAST or
+    both): both only for a valley whose greatest input is below its split (program.max_split)."""
+    return 2 if max_at == AT_GREATEST | AT_LEAST and hi < split else 1
+
+
+@_inline
+def _extreme(max_at, t, lo, hi):
+    """The t-th input to evaluate: the greatest first where it is needed, then the least."""
+    return hi if t == 0 and max_at & AT_GREATEST else lo
 
 
 @_inline
@@ -154,7 +189,7 @@ def _chunk_bare_window(state, count, mu, sigma, kind, n):
 
 
 @_inline
-def _chunk_one_window(act, state, count, mu, sigma, codes, params, seg, kind, n):
+def _chunk_one_window(act, state, count, mu, sigma, codes, params, seg, kind, n, max_at, split):
     per = normals.per_fill(n)
     z, missed, words = normals.scratch(per * n)
     shift = s1 = s2 = s3 = s4 = 0.0
@@ -162,7 +197,7 @@ def _chunk_one_window(act, state, count, mu, sigma, codes, params, seg, kind, n)
         k = min(per, count - done)
         _fill_inputs(state, z, k * n, mu, sigma, missed, words)
         for o in range(k):
-            y = _single_window(act, state, z, o * n, codes, params, seg, kind, n)
+            y = _single_window(act, state, z, o * n, codes, params, seg, kind, n, max_at, split)
             shift, s1, s2, s3, s4 = _accumulate(done + o, y, shift, s1, s2, s3, s4)
     return _central(count, shift, s1, s2, s3, s4)
 
@@ -278,9 +313,9 @@ def run_activation_chunk(act_grad, state, count, mu, sigma, code, a, b):
 @_inline
 def run_fused_chunk(act_grad, block, state, count, mu, sigma, code, a, b):
     """run_activation_chunk's row for an activation with a vectorized loop of its own in block_ops, which
-    applies it and adds a block to the sums in one pass: `block` is relu_block or sigmoid_block."""
+    applies it and adds a block to the sums in one pass: `block` is one of BLOCKS."""
     z, missed, words = normals.scratch(normals.BLOCK)
-    e, scale = np.empty(normals.BLOCK), np.empty(normals.BLOCK, dtype=np.int64)
+    e, e2, scale = np.empty(normals.BLOCK), np.empty(normals.BLOCK), np.empty(normals.BLOCK, dtype=np.int64)
     acc = np.zeros(6)
     shift = gshift = 0.0
     for start in range(0, count, normals.BLOCK):
@@ -288,7 +323,7 @@ def run_fused_chunk(act_grad, block, state, count, mu, sigma, code, a, b):
         normals.fill(state, z, m, missed, words)
         if start == 0:
             shift, gshift = _shifts(act_grad, code, a, b, mu + sigma * z[0])
-        block(z, m, mu, sigma, shift, gshift, acc, e, scale)
+        block(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale)
     return _chain_row(count, shift, gshift, acc)
 
 
@@ -299,19 +334,59 @@ def _shifts(act_grad, code, a, b, x):
     return y, d * d
 
 
-# The blocks of run_fused_chunk, one signature for both.
+# The blocks of run_fused_chunk, one signature for all: the activation's (a, b), then float, float and int64
+# scratch arrays of a block's length.
 @_jit
-def relu_block(z, m, mu, sigma, shift, gshift, acc, e, scale):
+def relu_block(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):
     block_ops.add_relu_block(z, m, mu, sigma, shift, gshift, acc)
 
 
 @_jit
-def sigmoid_block(z, m, mu, sigma, shift, gshift, acc, e, scale):
+def sigmoid_block(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):
     block_ops.add_sigmoid_block(z, m, mu, sigma, shift, gshift, acc, e, scale)
 
 
+@_jit
+def tanh_block(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):
+    block_ops.add_tanh_block(z, m, mu, sigma, shift, gshift, acc, e, e2, scale)
+
+
+@_jit
+def silu_block(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):
+    block_ops.add_swish_block(z, m, mu, sigma, 1.0, shift, gshift, acc, e, scale)
+
+
+@_jit
+def swish_block(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):
+    block_ops.add_swish_block(z, m, mu, sigma, a, shift, gshift, acc, e, scale)
+
+
+@_jit
+def elu_block(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):
+    block_ops.add_exp_linear_block(z, m, mu, sigma, 1.0, a, a, 1.0, shift, gshift, acc, e, e2, scale)
+
+
+@_jit
+def celu_block(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):
+    block_ops.add_exp_linear_block(z, m, mu, sigma, 1.0, a, 1.0, a, shift, gshift, acc, e, e2, scale)
+
+
+@_jit
+def selu_block(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):
+    block_ops.add_exp_linear_block(z, m, mu, sigma, b, b * a, b * a, 1.0, shift, gshift, acc, e, e2, scale)
+
+
 # Activations with vectorized loops of their own (block_ops): dispatch_gen's wrappers run them by fused_rows.
-BLOCKS = {"relu": "relu_block", "sigmoid": "sigmoid_block"}
+BLOCKS = {
+    "relu": "relu_block",
+    "sigmoid": "sigmoid_block",
+    "tanh": "tanh_block",
+    "silu": "silu_block",
+    "swish": "swish_block",
+    "elu": "elu_block",
+    "celu": "celu_block",
+    "selu": "selu_block",
+}
 
 
 @_jit
@@ -406,14 +481,26 @@ def _general_pair(act, state, z, base, row, mu, sigma, codes, params, seg, win_k
 
 
 @_inline
-def _one_window_pair(act, state, z, base, mu, sigma, codes, params, seg, kind, n):
+def _one_window_pair(act, state, z, base, mu, sigma, codes, params, seg, kind, n, max_at, split):
     """_general_pair for chain | window | chain, the same values in the same order as _single_window takes them."""
+    zlo = zhi = 0.0
+    if max_at != 0:
+        zlo, zhi = _least_greatest(z, base, n)
     y1 = y2 = 0.0
     for side in range(2):
         sign = 1.0 if side == 0 else -1.0
+        s = sign * sigma
+        lo = hi = 0.0
+        count = n
+        if max_at != 0:
+            # The inputs mu + s z rise with z on the first side (s = sigma > 0) and fall on the second.
+            lo = mu + s * (zlo if side == 0 else zhi)
+            hi = mu + s * (zhi if side == 0 else zlo)
+            count = _extremes(max_at, split, hi)
         acc = 0.0
-        for t in range(n):
-            v = _apply_segment(act, state, codes, params, seg[0], seg[1], mu + sign * sigma * z[base + t])
+        for t in range(count):
+            x = mu + s * z[base + t] if max_at == 0 else _extreme(max_at, t, lo, hi)
+            v = _apply_segment(act, state, codes, params, seg[0], seg[1], x)
             acc = v if t == 0 else _reduce(kind, acc, v)
         y = _apply_segment(act, state, codes, params, seg[1], seg[2], _finish(kind, acc, n))
         if side == 0:
@@ -463,7 +550,7 @@ def _pairs_general(act, state, pairs, shift, mu, sigma, codes, params, seg, win_
 
 
 @_inline
-def _pairs_one_window(act, state, pairs, shift, mu, sigma, codes, params, seg, kind, n):
+def _pairs_one_window(act, state, pairs, shift, mu, sigma, codes, params, seg, kind, n, max_at, split):
     """_pairs_general's row for chain | window | chain: a loop of its own, faster to compile and to run than
     the nested windows' interpreter (_one_output)."""
     per = normals.per_fill(n)
@@ -473,7 +560,7 @@ def _pairs_one_window(act, state, pairs, shift, mu, sigma, codes, params, seg, k
         k = min(per, pairs - done)
         normals.fill(state, z, k * n, missed, words)
         for o in range(k):
-            y1, y2 = _one_window_pair(act, state, z, o * n, mu, sigma, codes, params, seg, kind, n)
+            y1, y2 = _one_window_pair(act, state, z, o * n, mu, sigma, codes, params, seg, kind, n, max_at, split)
             sa, saa, sb, sbb, sab = _pair_sums(y1, y2, shift, sa, saa, sb, sbb, sab)
     return np.array([float(pairs), sa, saa, sb, sbb, sab])
 
@@ -502,11 +589,13 @@ def bare_window_rows(states, counts, mu, sigma, kind, n):
 
 
 @_inline
-def one_window_rows(act, states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    """bare_window_rows's rows for chain | window | chain."""
+def one_window_rows(act, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+    """bare_window_rows's rows for chain | window | chain; max_at and split: program.max_at and max_split."""
     out = np.zeros((states.shape[0], 5))
     for c in range(states.shape[0]):
-        row = _chunk_one_window(act, states[c], counts[c], mu, sigma, codes, params, seg, win_kind[0], win_n[0])
+        row = _chunk_one_window(
+            act, states[c], counts[c], mu, sigma, codes, params, seg, win_kind[0], win_n[0], max_at, split
+        )
         _put_row(out, c, row)
     return out
 
@@ -557,12 +646,14 @@ def bare_max_pair_rows(states, pair_counts, shift, mu, sigma, n):
 
 
 @_inline
-def one_window_pair_rows(act, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    """_pairs_one_window's rows, one per chunk."""
+def one_window_pair_rows(
+    act, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split
+):
+    """_pairs_one_window's rows, one per chunk (max_at as for one_window_rows)."""
     out = np.zeros((states.shape[0], 6))
     for c in range(states.shape[0]):
         row = _pairs_one_window(
-            act, states[c], pair_counts[c], shift, mu, sigma, codes, params, seg, win_kind[0], win_n[0]
+            act, states[c], pair_counts[c], shift, mu, sigma, codes, params, seg, win_kind[0], win_n[0], max_at, split
         )
         _put_row(out, c, row)
     return out

@@ -9,6 +9,7 @@ statistics live in montecarlo.py, the antithetic ones in antithetic.py.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import partial
 
@@ -20,6 +21,8 @@ from ..ops import dropout as dropout_op
 from ..spec import Spec
 from . import NotApplicable, dispatch, driver, mc_kernels
 from .dispatch import CODES
+
+_NAMES = {code: name for name, code in CODES.items()}
 
 quadrature = lazy_module("momentcalc.estimators.quadrature")  # scipy: only pipelines with normalize need it
 
@@ -35,6 +38,12 @@ class Program:
     seg: np.ndarray
     win_kind: np.ndarray
     win_n: np.ndarray
+    # Where the max of the stages before the first window lies when that window is a max pool
+    # (mc_kernels.AT_GREATEST, AT_LEAST or both; 0: unknown), from the stages' declared shapes.
+    max_at: int = 0
+    # When the first stage is a valley op (gelu): its valley_split; the max is then at the greatest input
+    # whenever that is >= it. inf: no such shortcut.
+    max_split: float = math.inf
 
     @property
     def act(self) -> int:
@@ -76,6 +85,7 @@ def compile_program(spec: Spec, mu: float, sigma: float, norms: tuple | None = N
         codes.append(codes_params[0])
         params.append(codes_params[1:])
     seg.append(len(codes))
+    first_window = len(seg) > 2 and win_kind[0] == mc_kernels.MAX
     return Program(
         float(mu),
         float(sigma),
@@ -84,7 +94,53 @@ def compile_program(spec: Spec, mu: float, sigma: float, norms: tuple | None = N
         np.array(seg, dtype=np.int64),
         np.array(win_kind, dtype=np.int64),
         np.array(win_n, dtype=np.int64),
+        _max_at(codes[: seg[1]], params[: seg[1]]) if first_window else 0,
+        _max_split(codes[: seg[1]]) if first_window else math.inf,
     )
+
+
+# Shapes of a chain of stages: how a max over a window of its outputs can be found from the window's least and
+# greatest inputs alone. A valley falls, then rises (gelu); a peak rises, then falls. None: neither.
+RISING, FALLING, VALLEY, PEAK = "rising", "falling", "valley", "peak"
+_FLIPPED = {RISING: FALLING, FALLING: RISING, VALLEY: PEAK, PEAK: VALLEY}
+_AT = {
+    RISING: mc_kernels.AT_GREATEST,
+    FALLING: mc_kernels.AT_LEAST,
+    VALLEY: mc_kernels.AT_GREATEST | mc_kernels.AT_LEAST,
+}
+
+
+def _max_at(codes: list[int], params: list[tuple[float, float]]) -> int:
+    """Where the max of these stages over a window lies (mc_kernels.AT_*), 0 where their shapes do not tell."""
+    shape = RISING
+    for code, (_, b) in zip(codes, params):
+        shape = _then(shape, _stage_shape(code, b))
+    return _AT.get(shape, 0)
+
+
+def _max_split(codes: list[int]) -> float:
+    """The first stage's valley_split if it is a valley op (its input is then the window's own)."""
+    info = catalog.lookup(_NAMES[codes[0]]) if codes and codes[0] > 0 else None
+    return info.valley_split if info is not None and info.valley else math.inf
+
+
+def _stage_shape(code: int, b: float) -> str | None:
+    if code == mc_kernels.AFFINE:
+        return RISING if b > 0.0 else FALLING if b < 0.0 else None
+    if code > 0:
+        info = catalog.lookup(_NAMES[code])
+        return RISING if info.monotone else VALLEY if info.valley else None
+    return None  # dropout: random
+
+
+def _then(shape: str | None, stage: str | None) -> str | None:
+    """The shape of stage(chain(x)) from the chain's shape and the stage's."""
+    if shape is None or stage is None:
+        return None
+    if stage in (RISING, FALLING):
+        return shape if stage == RISING else _FLIPPED[shape]
+    # A valley or a peak after a monotone chain keeps its shape; after another valley or peak, no telling.
+    return stage if shape in (RISING, FALLING) else None
 
 
 def _window_code(op) -> int:
@@ -138,5 +194,8 @@ def _plain_launch(program: Program) -> driver.Launch:
     if p.win_n.size == 1 and p.codes.size == 0:
         kind, n = int(p.win_kind[0]), int(p.win_n[0])
         return lambda states, counts: mc_kernels.bare_window_rows(states, counts, p.mu, p.sigma, kind, n)
-    rows = dispatch.kernel("one_window" if p.win_n.size == 1 else "nested", p.act)
+    if p.win_n.size == 1:
+        rows = dispatch.kernel("one_window", p.act)
+        return lambda states, counts: rows(states, counts, *p.kernel_args(), p.max_at, p.max_split)
+    rows = dispatch.kernel("nested", p.act)
     return lambda states, counts: rows(states, counts, *p.kernel_args())

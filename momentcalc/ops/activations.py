@@ -653,6 +653,8 @@ activation(
     closed=gelu_closed,
     ball=((_gelu_ball, _gelu_grad_ball),),
     growth=_LINEAR(_GATED_GRAD),
+    valley=True,
+    valley_split=0.0,  # f <= 0 left of 0, >= 0 right of it
 )
 activation(
     "silu",
@@ -662,6 +664,8 @@ activation(
     False,
     ball=((lambda x, a, b, lib: _swish_ball(x, 1, b, lib), lambda x, a, b, lib: _swish_grad_ball(x, 1, b, lib)),),
     growth=_LINEAR(_GATED_GRAD),
+    valley=True,
+    valley_split=0.0,  # f <= 0 left of 0, >= 0 right of it
 )
 activation(
     "swish",
@@ -674,6 +678,8 @@ activation(
     ball=((_swish_ball, _swish_grad_ball),),
     growth=_LINEAR(_GATED_GRAD),
     param_growth=_SWISH_PARAM_GROWTH,
+    valley=True,
+    valley_split=0.0,  # f <= 0 left of 0, >= 0 right of it
 )
 activation(
     "elu",
@@ -758,6 +764,8 @@ activation(
     False,
     ball=((_mish_ball, _mish_grad_ball),),
     growth=_LINEAR(_GATED_GRAD),
+    valley=True,
+    valley_split=0.0,  # f <= 0 left of 0, >= 0 right of it
 )
 activation(
     "hardswish",
@@ -775,6 +783,8 @@ activation(
     ),
     growth=_LINEAR(1.5),
     piece_degree=2,
+    valley=True,
+    valley_split=0.0,  # f <= 0 left of 0, >= 0 right of it
 )
 activation(
     "hardsigmoid",
@@ -870,6 +880,7 @@ activation(
     ball=((lambda x, a, b, lib: -x, lambda x, a, b, lib: -1 + 0 * x), (_BALL_X, _BALL_1)),
     growth=_LINEAR(1.0),
     piece_degree=1,
+    valley=True,
 )
 activation(
     "log_sigmoid",
