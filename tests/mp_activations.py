@@ -86,7 +86,10 @@ def moments(name, mu, sigma, params=()):
         mu, sigma = mp.mpf(mu), mp.mpf(sigma)
         cuts = [-mp.inf] + sorted(set([mu - 8 * sigma, mu, mu + 8 * sigma] + [mp.mpf(k) for k in kinks])) + [mp.inf]
         dens = lambda x: mp.npdf(x, mu, sigma)  # noqa: E731
-        m1 = mp.quad(lambda x: f(x) * dens(x), cuts)
-        m2 = mp.quad(lambda x: (f(x) - m1) ** 2 * dens(x), cuts)
-        g2 = mp.quad(lambda x: df(x) ** 2 * dens(x), cuts)
+        # Gauss-Legendre, raising the degree until two agree to MP_DPS digits: the integrands are smooth on every
+        # piece (split at the kinks), where it takes under half tanh-sinh's time for the same doubles.
+        quad = lambda g: mp.quad(g, cuts, method="gauss-legendre")  # noqa: E731
+        m1 = quad(lambda x: f(x) * dens(x))
+        m2 = quad(lambda x: (f(x) - m1) ** 2 * dens(x))
+        g2 = quad(lambda x: df(x) ** 2 * dens(x))
         return float(m1), float(mp.sqrt(m2)), float(g2)
