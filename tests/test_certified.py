@@ -27,6 +27,7 @@ def _quad(f, cuts):
     # (split at the kinks), where it converges in about half tanh-sinh's time and agrees with it to 1e-21 or better.
     return mp.quad(f, cuts, method="gauss-legendre")
 
+
 # (spec, mp name, mp params)
 ACTIVATIONS = [
     ("relu", "relu", {}),
