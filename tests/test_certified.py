@@ -23,8 +23,8 @@ DPS = 40
 
 
 def _quad(f, cuts):
-    # Gauss-Legendre, raising the degree until two agree to DPS digits: the integrands are smooth on every piece
-    # (split at the kinks), where it converges in about half tanh-sinh's time and agrees with it to 1e-21 or better.
+    # Gauss-Legendre, raising the degree until successive ones agree to DPS digits: the integrands are smooth on every
+    # piece (split at the kinks), where it takes half tanh-sinh's time and agrees with it to 1e-21 (relative) or better.
     return mp.quad(f, cuts, method="gauss-legendre")
 
 
