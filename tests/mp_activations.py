@@ -86,8 +86,8 @@ def moments(name, mu, sigma, params=()):
         mu, sigma = mp.mpf(mu), mp.mpf(sigma)
         cuts = [-mp.inf] + sorted(set([mu - 8 * sigma, mu, mu + 8 * sigma] + [mp.mpf(k) for k in kinks])) + [mp.inf]
         dens = lambda x: mp.npdf(x, mu, sigma)  # noqa: E731
-        # Gauss-Legendre, raising the degree until two agree to MP_DPS digits: the integrands are smooth on every
-        # piece (split at the kinks), where it takes under half tanh-sinh's time for the same doubles.
+        # Gauss-Legendre, raising the degree until successive ones agree to MP_DPS digits: the integrands are smooth on
+        # every piece (split at the kinks), where it takes under half tanh-sinh's time for the same doubles.
         quad = lambda g: mp.quad(g, cuts, method="gauss-legendre")  # noqa: E731
         m1 = quad(lambda x: f(x) * dens(x))
         m2 = quad(lambda x: (f(x) - m1) ** 2 * dens(x))
