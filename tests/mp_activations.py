@@ -26,6 +26,17 @@ def _gelu_tanh_u(x):
     return mp.sqrt(2 / mp.pi) * (x + mp.mpf("0.044715") * x**3)
 
 
+def quad(f, cuts):
+    """The integral of f over the pieces between cuts, each by mpmath raising the degree until successive ones agree
+    to the working precision: Gauss-Legendre on finite pieces, where the integrands are smooth (split at the kinks)
+    and it takes under half tanh-sinh's time for the same digits; tanh-sinh on an infinite end, where mapped to a
+    finite one Gauss-Legendre runs to its last degree (seconds at mu - 12 sigma = -12000)."""
+    return mp.fsum(
+        mp.quad(f, [a, b], method="tanh-sinh" if mp.isinf(a) or mp.isinf(b) else "gauss-legendre")
+        for a, b in zip(cuts[:-1], cuts[1:])
+    )
+
+
 # name -> (f, f', kinks); parameters as in the spec given to make()
 def make(name, **p):
     alpha = mp.mpf(p.get("alpha", 1))
@@ -86,7 +97,7 @@ def moments(name, mu, sigma, params=()):
         mu, sigma = mp.mpf(mu), mp.mpf(sigma)
         cuts = [-mp.inf] + sorted(set([mu - 8 * sigma, mu, mu + 8 * sigma] + [mp.mpf(k) for k in kinks])) + [mp.inf]
         dens = lambda x: mp.npdf(x, mu, sigma)  # noqa: E731
-        m1 = mp.quad(lambda x: f(x) * dens(x), cuts)
-        m2 = mp.quad(lambda x: (f(x) - m1) ** 2 * dens(x), cuts)
-        g2 = mp.quad(lambda x: df(x) ** 2 * dens(x), cuts)
+        m1 = quad(lambda x: f(x) * dens(x), cuts)
+        m2 = quad(lambda x: (f(x) - m1) ** 2 * dens(x), cuts)
+        g2 = quad(lambda x: df(x) ** 2 * dens(x), cuts)
         return float(m1), float(mp.sqrt(m2)), float(g2)
