@@ -87,8 +87,8 @@ def _ulps(got, want):
 
 
 EXTREME_X = [0.0, 1e-300, 1e-17, 1e-8, 0.17, 0.3465, 0.5, 1.0, 3.0, 18.0, 19.5, 40.0, 300.0, 355.0, 400.0, 1e6]
-# block, mp_activations name and parameters, (a, b) as the kernels pass them, the factor on x inside exp (its
-# rounding is not the block's: swish's beta x, celu's x / alpha).
+# test id -> mp_activations name and parameters, (a, b) as the kernels pass them, the factor on x inside exp (its
+# rounding is not the block's: swish's beta x, celu's x / alpha); the block is mc_kernels.<id before "(">_block.
 BLOCKS = {
     "tanh": ("tanh", {}, (0.0, 0.0), 1.0),
     "silu": ("silu", {}, (0.0, 0.0), 1.0),
@@ -96,6 +96,9 @@ BLOCKS = {
     "elu": ("elu", {"alpha": 0.5}, (0.5, 0.0), 1.0),
     "celu": ("celu", {"alpha": 0.3}, (0.3, 0.0), 1.0 / 0.3),
     "selu": ("selu", {}, (act.SELU_ALPHA, act.SELU_LAMBDA), 1.0),
+    "softplus": ("softplus", {}, (1.0, 0.0), 1.0),
+    "softplus(beta=2.5)": ("softplus", {"beta": 2.5}, (2.5, 0.0), 2.5),
+    "log_sigmoid": ("log_sigmoid", {}, (0.0, 0.0), 1.0),
 }
 
 
@@ -109,7 +112,7 @@ def test_vectorized_blocks_are_within_a_few_ulps_of_mpmath(name):
     f, df, _ = ref.make(ref_name, **params)
     rng = np.random.default_rng(4)
     x = np.concatenate((EXTREME_X, [-v for v in EXTREME_X], rng.standard_normal(3000) * 3, rng.uniform(-40, 40, 1000)))
-    got = _one_at_a_time(getattr(mc_kernels, name + "_block"), x, a, b)
+    got = _one_at_a_time(getattr(mc_kernels, name.partition("(")[0] + "_block"), x, a, b)
     with ref.mp.workdps(ref.MP_DPS):
         want = np.array([[float(f(ref.mp.mpf(v))), float(df(ref.mp.mpf(v)) ** 2)] for v in x])
     # The rounding of the product inside exp (swish's beta x, celu's x / alpha; exact for tanh's 2x, silu's x,
@@ -117,8 +120,9 @@ def test_vectorized_blocks_are_within_a_few_ulps_of_mpmath(name):
     slack = np.abs(inner * x) if inner != 1.0 else 0.0
     f_ulps = _ulps(got[:, 0], want[:, 0]) - slack
     g_ulps = _ulps(got[:, 1], want[:, 1]) - 2.0 * slack
-    # f within 4 ulps; f'^2 (two roundings of a product of roundings, then squared) within 32 ulps (measured: 7
-    # for tanh, 17 for silu over 25,000 points), except near swish's zero of f' (x = -1.28 / beta), where a
+    # f within 4 ulps (measured: 2 for softplus and log_sigmoid); f'^2 (two roundings of a product of roundings,
+    # then squared) within 32 ulps (measured: 7 for tanh, 17 for silu, 5 for softplus and log_sigmoid over 25,000
+    # points), except near swish's zero of f' (x = -1.28 / beta), where a
     # relative bound cannot hold: there 1e-15 absolute.
     assert f_ulps.max() <= 4, (x[f_ulps.argmax()], f_ulps.max())
     near_zero = np.abs(want[:, 1]) < 1e-3
@@ -161,6 +165,8 @@ def test_add_relu_block_is_add_block_of_relu_and_its_derivative():
         "celu(alpha=0.3)",
         "selu",
         "leaky_relu(slope=0.2)",
+        "softplus(beta=2.5)",
+        "log_sigmoid",
     ],
 )
 def test_activation_rows_are_the_moments_of_the_chain_outputs(spec):

@@ -233,3 +233,55 @@ def add_exp_linear_block(z, m, mu, sigma, lam, c, gc, d, shift, gshift, acc, e, 
         g1 += dg
         g2 += dg * dg
     _add6(acc, s1, s2, s3, s4, g1, g2)
+
+
+# 1 / (2k + 1) for k = 1..16: log1p(e) = 2 atanh(s) = 2 (s + s^3 / 3 + s^5 / 5 + ...), s = e / (2 + e) <= 1/3
+# for 0 <= e <= 1; the first term left out, s^35 / 35, is below 2e-17 of s.
+A1, A2, A3, A4, A5, A6, A7, A8, A9, A10, A11, A12, A13, A14, A15, A16 = (1.0 / (2 * k + 1) for k in range(1, 17))
+
+
+# contract, as _exp_parts: the polynomial's multiply-adds become FMAs.
+@jit(error_model="numpy", fastmath={"contract"}, inline="always")
+def _log1p_unit(e):
+    """log1p(e) for 0 <= e <= 1 by the atanh series, no call and no branch (numba's math.log1p is a call into
+    libm per value). s = e / (2 + e) keeps the digits of a tiny e, where log(1 + e) would lose them."""
+    s = e / (2.0 + e)
+    t = s * s
+    t2 = t * t
+    t4 = t2 * t2
+    t8 = t4 * t4
+    # Estrin's scheme in t = s^2, as _exp_parts: pairs, then quadruples, then eights.
+    q0 = (A1 + A2 * t) + (A3 + A4 * t) * t2
+    q1 = (A5 + A6 * t) + (A7 + A8 * t) * t2
+    q2 = (A9 + A10 * t) + (A11 + A12 * t) * t2
+    q3 = (A13 + A14 * t) + (A15 + A16 * t) * t2
+    tail = t * ((q0 + q1 * t4) + (q2 + q3 * t4) * t8)
+    return 2.0 * s + 2.0 * s * tail
+
+
+@jit(error_model="numpy", fastmath={"contract", "reassoc"})
+def add_softplus_block(z, m, mu, sigma, beta, sign, shift, gshift, acc, e, scale):
+    """add_block of sign softplus(x) = sign log1p(exp(beta x)) / beta and of its squared derivative
+    sigmoid(beta x), x = sign (mu + sigma z), over z[:m]; e and scale are scratch. softplus(beta) is sign 1,
+    log_sigmoid(y) = -softplus(-y) with f' = sigmoid(-y) sign -1, beta 1. As ops.activations.softplus:
+    max(beta x, 0) + log1p(exp(-|beta x|)), and the sigmoid of both sides from the same exp."""
+    for j in range(m):
+        e[j], scale[j] = _exp_parts(-abs(beta * (sign * (mu + sigma * z[j]))))
+    powers = scale.view(np.float64)
+    s1 = s2 = s3 = s4 = g1 = g2 = 0.0
+    for j in range(m):
+        bx = beta * (sign * (mu + sigma * z[j]))
+        ej = e[j] * powers[j]
+        tail = _log1p_unit(ej)
+        d = sign * ((bx if bx > 0.0 else 0.0) + tail) / beta - shift
+        pos = 1.0 / (1.0 + ej)
+        dy = pos if bx >= 0.0 else ej * pos
+        d2 = d * d
+        s1 += d
+        s2 += d2
+        s3 += d2 * d
+        s4 += d2 * d2
+        dg = dy * dy - gshift
+        g1 += dg
+        g2 += dg * dg
+    _add6(acc, s1, s2, s3, s4, g1, g2)

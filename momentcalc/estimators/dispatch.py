@@ -456,7 +456,7 @@ def _activation_9(states, counts, mu, sigma, code, a, b):
 
 
 def _activation_10(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_10, states, counts, mu, sigma, code, a, b)
+    return k.fused_rows(own.act_grad_10, k.softplus_block, states, counts, mu, sigma, code, a, b)
 
 
 def _activation_11(states, counts, mu, sigma, code, a, b):
@@ -496,7 +496,7 @@ def _activation_19(states, counts, mu, sigma, code, a, b):
 
 
 def _activation_20(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_20, states, counts, mu, sigma, code, a, b)
+    return k.fused_rows(own.act_grad_20, k.log_sigmoid_block, states, counts, mu, sigma, code, a, b)
 
 
 def _activation_21(states, counts, mu, sigma, code, a, b):

@@ -376,6 +376,16 @@ def selu_block(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):
     block_ops.add_exp_linear_block(z, m, mu, sigma, b, b * a, b * a, 1.0, shift, gshift, acc, e, e2, scale)
 
 
+@_jit
+def softplus_block(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):
+    block_ops.add_softplus_block(z, m, mu, sigma, a, 1.0, shift, gshift, acc, e, scale)
+
+
+@_jit
+def log_sigmoid_block(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):
+    block_ops.add_softplus_block(z, m, mu, sigma, 1.0, -1.0, shift, gshift, acc, e, scale)
+
+
 # Activations with vectorized loops of their own (block_ops): dispatch_gen's wrappers run them by fused_rows.
 BLOCKS = {
     "relu": "relu_block",
@@ -386,6 +396,8 @@ BLOCKS = {
     "elu": "elu_block",
     "celu": "celu_block",
     "selu": "selu_block",
+    "softplus": "softplus_block",
+    "log_sigmoid": "log_sigmoid_block",
 }
 
 
