@@ -285,3 +285,36 @@ def add_softplus_block(z, m, mu, sigma, beta, sign, shift, gshift, acc, e, scale
         g1 += dg
         g2 += dg * dg
     _add6(acc, s1, s2, s3, s4, g1, g2)
+
+
+GELU_C = 0.7978845608028654  # sqrt(2 / pi), as ops.activations.gelu writes it
+GELU_K = 0.044715
+
+
+@jit(error_model="numpy", fastmath={"contract", "reassoc"})
+def add_gelu_tanh_block(z, m, mu, sigma, shift, gshift, acc, e, scale):
+    """add_block of gelu(approximate=tanh)(x) = x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3), and of its
+    squared derivative s + 2 x s (1 - s) sqrt(2/pi) (1 + 3 0.044715 x^2), s = sigmoid(2u), over x = mu + sigma z[:m];
+    e and scale are scratch. As add_swish_block, with 2u for beta x: both sides of the sigmoid from exp(-|2u|)."""
+    for j in range(m):
+        x = mu + sigma * z[j]
+        e[j], scale[j] = _exp_parts(-2.0 * abs(GELU_C * (x + GELU_K * x * x * x)))
+    powers = scale.view(np.float64)
+    s1 = s2 = s3 = s4 = g1 = g2 = 0.0
+    for j in range(m):
+        x = mu + sigma * z[j]
+        ej = e[j] * powers[j]
+        pos = 1.0 / (1.0 + ej)
+        neg = ej * pos
+        s = pos if x >= 0.0 else neg  # u has the sign of x
+        d = x * s - shift
+        dy = s + 2.0 * x * (pos * neg) * GELU_C * (1.0 + 3.0 * GELU_K * x * x)
+        d2 = d * d
+        s1 += d
+        s2 += d2
+        s3 += d2 * d
+        s4 += d2 * d2
+        dg = dy * dy - gshift
+        g1 += dg
+        g2 += dg * dg
+    _add6(acc, s1, s2, s3, s4, g1, g2)

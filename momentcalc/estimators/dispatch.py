@@ -432,7 +432,7 @@ def _activation_3(states, counts, mu, sigma, code, a, b):
 
 
 def _activation_4(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_4, states, counts, mu, sigma, code, a, b)
+    return k.fused_rows(own.act_grad_4, k.gelu_block, states, counts, mu, sigma, code, a, b)
 
 
 def _activation_5(states, counts, mu, sigma, code, a, b):

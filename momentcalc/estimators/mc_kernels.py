@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ops import pooling
+from ..ops import activations, pooling
 from . import block_ops, normals
 from .jit import jit
 
@@ -386,6 +386,24 @@ def log_sigmoid_block(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):
     block_ops.add_softplus_block(z, m, mu, sigma, 1.0, -1.0, shift, gshift, acc, e, scale)
 
 
+_gelu, _gelu_grad = _jit(activations.gelu), _jit(activations.gelu_grad)
+
+
+@_jit
+def gelu_block(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):
+    """approximate=tanh (a = 1) by its vectorized loop; exact gelu (a = 0, erfc) as run_activation_chunk
+    computes it, by the op's scalar functions, then add_block: it has no loop of its own yet."""
+    if a != 0.0:
+        block_ops.add_gelu_tanh_block(z, m, mu, sigma, shift, gshift, acc, e, scale)
+        return
+    for j in range(m):
+        x = mu + sigma * z[j]
+        d = _gelu_grad(x, a, b)
+        z[j] = _gelu(x, a, b)
+        e2[j] = d * d
+    block_ops.add_block(z, e2, m, shift, gshift, acc)
+
+
 # Activations with vectorized loops of their own (block_ops): dispatch_gen's wrappers run them by fused_rows.
 BLOCKS = {
     "relu": "relu_block",
@@ -398,6 +416,7 @@ BLOCKS = {
     "selu": "selu_block",
     "softplus": "softplus_block",
     "log_sigmoid": "log_sigmoid_block",
+    "gelu": "gelu_block",
 }
 
 
