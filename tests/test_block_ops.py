@@ -108,6 +108,7 @@ BLOCKS = {
     "softplus": ("softplus", {}, (1.0, 0.0), 1.0),
     "softplus(beta=2.5)": ("softplus", {"beta": 2.5}, (2.5, 0.0), 2.5),
     "log_sigmoid": ("log_sigmoid", {}, (0.0, 0.0), 1.0),
+    "mish": ("mish", {}, (0.0, 0.0), 1.0),
     "gelu(approximate=tanh)": ("gelu_tanh", {}, (1.0, 0.0), _gelu_tanh_slack),
 }
 
@@ -131,12 +132,15 @@ def test_vectorized_blocks_are_within_a_few_ulps_of_mpmath(name):
     slack = np.abs(inner(x)) if callable(inner) else (np.abs(inner * x) if inner != 1.0 else 0.0)
     f_ulps = _ulps(got[:, 0], want[:, 0]) - slack
     g_ulps = _ulps(got[:, 1], want[:, 1]) - 2.0 * slack
-    # f within 4 ulps (measured: 2 for softplus, log_sigmoid and gelu(approximate=tanh)); f'^2 (two roundings of a
-    # product of roundings, then squared) within 32 ulps (measured: 7 for tanh, 17 for silu, 5 for softplus and
-    # log_sigmoid, 20 for gelu(approximate=tanh) over 25,000 points), except near the zeros of f' (swish's at
-    # x = -1.28 / beta, gelu's), where a relative bound cannot hold: there 1e-15 absolute.
+    # f within 4 ulps (measured: 2 for softplus, log_sigmoid and gelu(approximate=tanh), 4 for mish); f'^2 (two
+    # roundings of a product of roundings, then squared) within 32 ulps (measured: 7 for tanh, 17 for silu, 5 for
+    # softplus and log_sigmoid, 20 for gelu(approximate=tanh), 14 for mish over 25,000 points), except near the
+    # zeros of f' (swish's at x = -1.28 / beta, gelu's, mish's), where a relative bound cannot hold: there 1e-15
+    # absolute.
     assert f_ulps.max() <= 4, (x[f_ulps.argmax()], f_ulps.max())
-    near_zero = np.abs(want[:, 1]) < 1e-3
+    # mish' = t + x sech^2 sigmoid crosses 0 at x = -1.19 between two terms of 0.3: at f'^2 >= 1e-3 that
+    # cancellation costs 39 ulps (the scalar op measured 34), at f'^2 >= 1e-2 14. Its band is the wider one.
+    near_zero = np.abs(want[:, 1]) < (1e-2 if name == "mish" else 1e-3)
     assert g_ulps[~near_zero].max() <= 32, (x[~near_zero][g_ulps[~near_zero].argmax()], g_ulps[~near_zero].max())
     assert np.all(np.abs(got[near_zero, 1] - want[near_zero, 1]) <= 1e-15)
 
@@ -180,6 +184,7 @@ def test_add_relu_block_is_add_block_of_relu_and_its_derivative():
         "log_sigmoid",
         "gelu",
         "gelu(approximate=tanh)",
+        "mish",
     ],
 )
 def test_activation_rows_are_the_moments_of_the_chain_outputs(spec):

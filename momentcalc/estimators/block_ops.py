@@ -318,3 +318,35 @@ def add_gelu_tanh_block(z, m, mu, sigma, shift, gshift, acc, e, scale):
         g1 += dg
         g2 += dg * dg
     _add6(acc, s1, s2, s3, s4, g1, g2)
+
+
+@jit(error_model="numpy", fastmath={"contract", "reassoc"})
+def add_mish_block(z, m, mu, sigma, shift, gshift, acc, e, scale):
+    """add_block of mish(x) = x tanh(softplus(x)) and of its squared derivative t + x sech^2(softplus(x)) sigmoid(x),
+    over x = mu + sigma z[:m]; e and scale are scratch. No log and no tanh: with w = exp(x), tanh(log(1 + w)) =
+    n / (n + 2), n = w (w + 2), and sech^2 = 4 (1 + w)^2 / (n + 2)^2. From e = exp(-|x|): x <= 0 (w = e),
+    t = e (e + 2) / (e (e + 2) + 2) and x sech^2 sigmoid = 4 x e (1 + e) / (...)^2; x > 0 (w = 1 / e, numerator and
+    denominator times e^2), t = (1 + 2e) / (1 + 2e + 2e^2) and 4 x e^2 (1 + e) / (...)^2. Every term is positive:
+    nothing cancels, and one division serves both."""
+    for j in range(m):
+        e[j], scale[j] = _exp_parts(-abs(mu + sigma * z[j]))
+    powers = scale.view(np.float64)
+    s1 = s2 = s3 = s4 = g1 = g2 = 0.0
+    for j in range(m):
+        x = mu + sigma * z[j]
+        ej = e[j] * powers[j]
+        above = x > 0.0
+        num = 1.0 + 2.0 * ej if above else ej * (ej + 2.0)
+        r = 1.0 / (num + (2.0 * ej * ej if above else 2.0))
+        t = num * r
+        d = x * t - shift
+        dy = t + 4.0 * x * (1.0 + ej) * (ej * ej if above else ej) * (r * r)
+        d2 = d * d
+        s1 += d
+        s2 += d2
+        s3 += d2 * d
+        s4 += d2 * d2
+        dg = dy * dy - gshift
+        g1 += dg
+        g2 += dg * dg
+    _add6(acc, s1, s2, s3, s4, g1, g2)

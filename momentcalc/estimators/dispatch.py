@@ -464,7 +464,7 @@ def _activation_11(states, counts, mu, sigma, code, a, b):
 
 
 def _activation_12(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_12, states, counts, mu, sigma, code, a, b)
+    return k.fused_rows(own.act_grad_12, k.mish_block, states, counts, mu, sigma, code, a, b)
 
 
 def _activation_13(states, counts, mu, sigma, code, a, b):

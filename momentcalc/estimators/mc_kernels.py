@@ -386,6 +386,11 @@ def log_sigmoid_block(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):
     block_ops.add_softplus_block(z, m, mu, sigma, 1.0, -1.0, shift, gshift, acc, e, scale)
 
 
+@_jit
+def mish_block(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):
+    block_ops.add_mish_block(z, m, mu, sigma, shift, gshift, acc, e, scale)
+
+
 _gelu, _gelu_grad = _jit(activations.gelu), _jit(activations.gelu_grad)
 
 
@@ -417,6 +422,7 @@ BLOCKS = {
     "softplus": "softplus_block",
     "log_sigmoid": "log_sigmoid_block",
     "gelu": "gelu_block",
+    "mish": "mish_block",
 }
 
 
