@@ -336,6 +336,7 @@ def test_the_progress_bar_waits_about_a_second_unless_the_run_is_big(monkeypatch
 
     clock = [100.0]
     monkeypatch.setattr(cli.time, "perf_counter", lambda: clock[0])
+    monkeypatch.setattr(cli, "_stderr_is_terminal", lambda: True)
     with cli._LazyBar("Monte Carlo") as bar:
         bar(1 << 14, 1 << 22)
         assert bar.progress is None  # short so far: nothing drawn
@@ -345,6 +346,10 @@ def test_the_progress_bar_waits_about_a_second_unless_the_run_is_big(monkeypatch
     with cli._LazyBar("Monte Carlo") as big:
         big(1 << 14, cli.BIG_RUN_SAMPLES)
         assert big.progress is not None
+    monkeypatch.setattr(cli, "_stderr_is_terminal", lambda: False)
+    with cli._LazyBar("Monte Carlo") as piped:  # piped stderr: no bar, which would leave a blank line behind
+        piped(1 << 14, cli.BIG_RUN_SAMPLES)
+        assert piped.progress is None
 
 
 @pytest.mark.parametrize("command", [[], ["tables"]])

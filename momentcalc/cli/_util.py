@@ -199,6 +199,8 @@ class _LazyBar:
         if self.progress is None:
             if time.perf_counter() - self.start < SHOW_BAR_AFTER_S and total < BIG_RUN_SAMPLES:
                 return
+            if not _stderr_is_terminal():  # piped: a bar cannot redraw, and would leave a blank line behind
+                return
             self.progress = _progress(transient=True)
             self.progress.start()
             self.task = self.progress.add_task(self.description, total=total)
@@ -211,6 +213,10 @@ class _LazyBar:
         self.compiling(False)
         if self.progress is not None:
             self.progress.stop()
+
+
+def _stderr_is_terminal() -> bool:
+    return Console(stderr=True).is_terminal
 
 
 def _progress(transient: bool) -> Progress:
