@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
+from types import SimpleNamespace
 
 from . import catalog, crosscheck
 from ._lazy import lazy_module
 from .errors import MomentcalcError
-from .estimators import NotApplicable, closed, cluster, driver, montecarlo, vectorized
-from .estimators.jit import compile_clock
+from .estimators import NotApplicable, closed, cluster, vectorized
 from .result import Estimate, Result
 from .settings import (  # noqa: F401 (METHODS: re-exported)
     METHODS,
@@ -31,6 +32,10 @@ quadrature = lazy_module("momentcalc.estimators.quadrature")
 qmc = lazy_module("momentcalc.estimators.qmc")
 certified = lazy_module("momentcalc.estimators.certified")  # python-flint: only when certifying
 spatial = lazy_module("momentcalc.spatial")
+# numba (0.5-0.7 s to import, and its kernels 0.3 s to load): only runs that sample load these.
+driver = lazy_module("momentcalc.estimators.driver")
+montecarlo = lazy_module("momentcalc.estimators.montecarlo")
+jit = lazy_module("momentcalc.estimators.jit")
 
 
 def estimate(
@@ -111,14 +116,14 @@ def _estimate(spec, mu, sigma, method, samples, tol, seed, z, progress, grad, si
     unknown = [m for m in wanted if m not in METHODS or m in AUTO]
     if unknown:
         raise MomentcalcError(f"unknown method {unknown[0]!r} in methods; use some of {', '.join(METHODS[2:])}")
-    if settings.samples is not None and any(m in ("montecarlo", "qmc") for m in wanted):
+    if settings.samples is not None and sampling(wanted):
         driver.within_budget(settings, window_product(parsed), montecarlo.DEFAULT_SAMPLES)  # refuse before any work
     try:
         norms = normalize_constants(parsed, mu, sigma)
     except NotApplicable as why:
         raise MomentcalcError(f"no method applies to '{parsed}': {why}") from None
     estimates, overheads = [], {"imports": 0.0, "kernels": 0.0}
-    with compile_clock() as clock:
+    with _compile_clock(wanted) as clock:
         for name in wanted:
             try:
                 _import_for(name, overheads)
@@ -156,6 +161,24 @@ AUTO = {
     "auto": ("certified", "closed", "quadrature", "montecarlo"),
     "all": ("certified", "closed", "quadrature", "qmc", "montecarlo"),
 }
+SAMPLING = ("montecarlo", "qmc")  # the methods that run compiled kernels
+NOTHING_COMPILED = SimpleNamespace(seconds=0.0)  # the clock of a run that compiles nothing
+
+
+def sampling(methods: tuple[str, ...]) -> bool:
+    """Some of these methods samples (runs numba kernels)."""
+    return any(m in SAMPLING for m in methods)
+
+
+def compile_clock(notify: Callable[[bool], None] | None = None, method: str = "auto") -> AbstractContextManager:
+    """Seconds numba spends compiling while the block runs (jit.compile_clock), for a run of `method`;
+    notify(True/False) as a compilation starts and ends."""
+    return _compile_clock(AUTO.get(method, (method,)), notify)
+
+
+def _compile_clock(methods: tuple[str, ...], notify=None) -> AbstractContextManager:
+    # Listening needs numba; a run that samples nothing compiles nothing and must not pay 0.5 s to import it.
+    return jit.compile_clock(notify) if sampling(methods) else nullcontext(NOTHING_COMPILED)
 
 
 def finite(estimate: Estimate) -> Estimate:

@@ -1,17 +1,19 @@
 """The Monte Carlo kernels' output values themselves, in draw order: for tests against slow references.
 
 Each mirrors a kernel of momentcalc.estimators.mc_kernels draw for draw (the same inlined helpers on the
-same normals), but returns every value instead of their moments. Compiled without a disk cache: numba keys
-a cache on this file alone, and a kernel edited in the package would leave these stale.
+same normals), but returns every value instead of their moments. Cached on disk like the package's kernels,
+under the stamp of the package's kernel sources (jit.stamp_kernels_of): numba alone would key a cache on this
+file only, and a kernel edited in the package would leave these stale.
 """
 
 import numpy as np
 from numba import njit
 
-from momentcalc.estimators import dispatch, normals
+from momentcalc.estimators import dispatch, jit, normals
 from momentcalc.estimators import mc_kernels as mc
 
-_njit = njit(cache=False, nogil=True, error_model="numpy")
+jit.stamp_kernels_of(__file__)
+_njit = jit.jit(error_model="numpy")
 _is_bare_max = njit(inline="always")(mc.is_bare_max)
 
 

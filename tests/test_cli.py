@@ -74,6 +74,35 @@ def test_help_runs_without_importing_numba():
     assert "numba" not in imported and "scipy" not in imported and "momentcalc.engine" not in imported
 
 
+# relu of N(0, 1): E[max(X, 0)] = phi(0) = 1/sqrt(2 pi), E[max(X, 0)^2] = 1/2.
+RELU_MEAN, RELU_STD = 1 / math.sqrt(2 * math.pi), math.sqrt(0.5 - 1 / (2 * math.pi))
+
+
+@pytest.mark.parametrize(
+    "method, sampled", [("closed", False), ("certified", False), ("quadrature", False), ("auto", True)]
+)
+def test_only_runs_that_sample_import_numba(method, sampled):
+    # numba costs 0.5-0.7 s to import and its kernels 0.3 s to load: an exact method never pays for them.
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "momentcalc", "estimate", "relu", "--method", method, "--json"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert ("numba" in imported) == sampled and "dask" not in imported and "distributed" not in imported
+    out = json.loads(done.stdout)
+    methods = [e["method"] for e in out["estimates"]]
+    assert methods == (["certified", "closed", "quadrature", "montecarlo"] if method == "auto" else [method])
+    assert out["agree"] and out["mean"] == pytest.approx(RELU_MEAN, abs=1e-15)
+    assert out["std"] == pytest.approx(RELU_STD, abs=1e-15)
+    for e in out["estimates"]:  # Monte Carlo within 4.5 SE of the truth (fixed seed), exact ones to rounding
+        assert abs(e["mean"] - RELU_MEAN) <= 4.5 * e["mean_se"] + 1e-15
+        assert abs(e["std"] - RELU_STD) <= 4.5 * e["std_se"] + 1e-15
+
+
 def test_method_choices_are_the_engines():
     assert {m.value for m in Method} == set(engine.METHODS)
 

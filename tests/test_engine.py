@@ -1,6 +1,9 @@
 """estimate(): methods chosen, value of record, cross-check verdicts."""
 
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -117,3 +120,20 @@ def test_result_reports_input_and_canonical_spec():
     d = r.to_dict()
     assert d["spec"] == "maxpool(k=2,dims=1)" and d["input"] == {"mu": 1.0, "sigma": 2.0}
     assert d["mean"] == pytest.approx(1.0 + 2.0 / math.sqrt(math.pi), abs=1e-12)
+
+
+def test_exact_methods_leave_numba_unimported():
+    # A subprocess, since this one has imported numba long ago: the Python API's exact methods never need it;
+    # the Monte Carlo run after them does (the check can tell).
+    code = (
+        "import sys, momentcalc\n"
+        "for m in ('closed', 'certified', 'quadrature'):\n"
+        "    momentcalc.estimate('relu', method=m)\n"
+        "print(sorted(n for n in ('numba', 'dask', 'distributed') if n in sys.modules))\n"
+        "momentcalc.estimate('relu', method='montecarlo', samples=1000)\n"
+        "print(sorted(n for n in ('numba', 'dask', 'distributed') if n in sys.modules))\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["[]", "['numba']"]

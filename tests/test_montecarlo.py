@@ -10,7 +10,7 @@ import pytest
 
 import momentcalc as mc
 from momentcalc import MomentcalcError
-from momentcalc.estimators import dispatch, montecarlo, normals, quadrature
+from momentcalc.estimators import dispatch, jit, montecarlo, normals, quadrature
 from momentcalc.settings import RunSettings
 from momentcalc.spec import parse
 
@@ -93,6 +93,15 @@ def test_tol_run_equals_a_fixed_run_of_the_same_chunks():
     adaptive = run("relu", tol=1e-3, seed=4)
     fixed = run("relu", samples=adaptive.samples, seed=4)
     assert adaptive == fixed
+
+
+def test_the_kernel_mirrors_are_cached_under_the_package_sources_stamp():
+    # tests/kernel_samples.py inlines the package's kernel code: cached under its own file's stamp alone, it would
+    # load stale machine code after a package kernel was edited (jit.stamp_kernels_of).
+    for kernel in (kernel_samples.sample_outputs, kernel_samples.sample_chain_outputs):
+        locator = kernel._cache._impl.locator
+        assert type(locator).__name__.startswith("Momentcalc")
+        assert locator.get_source_stamp()[1] == jit.sources_stamp()
 
 
 def test_fused_kernel_matches_the_slow_reference_value_by_value():

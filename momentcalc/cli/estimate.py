@@ -96,7 +96,7 @@ def estimate(
     Exit code 0 when the methods agree, 1 when they disagree, 2 on bad input.
     """
 
-    with _LazyBar("Monte Carlo") as bar, engine.compile_clock(bar.compiling):
+    with _LazyBar("Monte Carlo") as bar, engine.compile_clock(bar.compiling, method.value):
         result = engine.estimate(
             spec,
             mu=mu,

@@ -37,7 +37,10 @@ import numpy as np
 from .. import __version__
 from .._lazy import lazy_module
 from ..errors import MomentcalcError
-from . import driver, jit
+
+# numba: every run enters running_on, and one with no scheduler (or with no sampling method) never needs it.
+driver = lazy_module("momentcalc.estimators.driver")
+jit = lazy_module("momentcalc.estimators.jit")
 
 DASK_MODULE = "distributed"  # the package that `pip install 'momentcalc[dask]'` brings
 INSTALL_HINT = "pip install 'momentcalc[dask]'"

@@ -12,6 +12,9 @@ adding swish shifted the dispatch codes and cached kernels computed other
 activations. Our locator adds a stamp of every source file under
 momentcalc/ops and momentcalc/estimators to each momentcalc kernel's cache
 key, so any edit there recompiles them; other numba users are unaffected.
+A file outside the package whose kernels inline the package's (the tests'
+mirrors of the kernels, tests/kernel_samples.py) is cached the same way once
+it calls stamp_kernels_of(__file__).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from numba.core import caching, event
 
 _PACKAGE = Path(__file__).resolve().parent.parent
 _SOURCES = ("ops", "estimators")
+_MIRRORS: set[Path] = set()  # files outside the package cached under sources_stamp() (stamp_kernels_of)
 
 
 @functools.lru_cache(maxsize=1)
@@ -40,13 +44,22 @@ def sources_stamp() -> str:
     return digest.hexdigest()
 
 
+def stamp_kernels_of(py_file: str) -> None:
+    """Cache the jit kernels of `py_file`, a file outside the package that inlines the package's kernel code,
+    under sources_stamp() too: keyed on their own file alone they would load stale code after a package kernel
+    was edited, and uncached they would compile again in every process."""
+    _MIRRORS.add(Path(py_file).resolve())
+
+
 def _stamped(base: type) -> type:
-    """A numba cache locator like `base`, for momentcalc's own files only, with sources_stamp() in its key."""
+    """A numba cache locator like `base`, for momentcalc's own files (and _MIRRORS) only, with sources_stamp()
+    in its key."""
 
     class Stamped(base):
         @classmethod
         def from_function(cls, py_func, py_file):
-            if not Path(py_file).resolve().is_relative_to(_PACKAGE):
+            path = Path(py_file).resolve()
+            if not (path.is_relative_to(_PACKAGE) or path in _MIRRORS):
                 return None
             return super().from_function(py_func, py_file)
 

@@ -22,13 +22,19 @@ from functools import partial
 import numpy as np
 
 from .. import catalog
+from .._lazy import lazy_module
 from ..errors import MomentcalcError
 from ..ops import dropout as dropout_op
 from ..result import Estimate
 from ..settings import DEFAULT_SAMPLES, RunSettings
 from ..spec import Spec
-from . import NotApplicable, dispatch, driver, moments
-from .dispatch import CODES
+from . import NotApplicable
+
+# numba: only the numpy Monte Carlo path and jitted activations in an expr pipeline need the kernels' modules;
+# quadrature reads needs_numpy and check_spec_finite here, and a --method quadrature run never imports numba.
+dispatch = lazy_module("momentcalc.estimators.dispatch")
+driver = lazy_module("momentcalc.estimators.driver")
+moments = lazy_module("momentcalc.estimators.moments")
 
 CHUNK = 1 << 16
 GRID_SIGMAS = 12.0
@@ -133,9 +139,9 @@ def vector_program(spec: Spec, norms: tuple | None) -> list[VecStage]:
 
 def jitted_arrays(op) -> tuple[Callable, Callable]:
     """f and f' of a jitted activation over numpy arrays, through the kernels' dispatch."""
-    if op.name not in CODES:
+    if op.name not in dispatch.CODES:
         raise NotApplicable(f"{op} has no compiled scalar function")
-    code, (a, b) = CODES[op.name], op.info.args(op)
+    code, (a, b) = dispatch.CODES[op.name], op.info.args(op)
 
     def f(x, grad=False):
         return dispatch.activation_array(code, a, b, np.ascontiguousarray(x, dtype=np.float64).reshape(-1), grad)
