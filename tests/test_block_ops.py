@@ -7,12 +7,15 @@ import math
 import kernel_samples
 import mp_activations as ref
 import naive
+import numba
 import numpy as np
 import pytest
 from numba import njit
+from scipy import integrate, special, stats
 
-from momentcalc.estimators import block_ops, dispatch, montecarlo, normals
+from momentcalc.estimators import block_ops, dispatch, montecarlo, normals, quadrature
 from momentcalc.ops import activations as act
+from momentcalc.settings import RunSettings
 from momentcalc.spec import parse
 
 
@@ -110,6 +113,8 @@ BLOCKS = {
     "log_sigmoid": ("log_sigmoid", {}, (0.0, 0.0), 1.0),
     "mish": ("mish", {}, (0.0, 0.0), 1.0),
     "gelu(approximate=tanh)": ("gelu_tanh", {}, (1.0, 0.0), _gelu_tanh_slack),
+    "gelu": ("gelu", {}, (0.0, 0.0), 1.0),
+    "erf": ("erf", {}, (0.0, 0.0), 1.0),
 }
 
 
@@ -132,15 +137,17 @@ def test_vectorized_blocks_are_within_a_few_ulps_of_mpmath(name):
     slack = np.abs(inner(x)) if callable(inner) else (np.abs(inner * x) if inner != 1.0 else 0.0)
     f_ulps = _ulps(got[:, 0], want[:, 0]) - slack
     g_ulps = _ulps(got[:, 1], want[:, 1]) - 2.0 * slack
-    # f within 4 ulps (measured: 2 for softplus, log_sigmoid and gelu(approximate=tanh), 4 for mish); f'^2 (two
+    # f within 4 ulps (measured: 2 for softplus, log_sigmoid and gelu(approximate=tanh), 4 for mish, exact gelu and
+    # erf); f'^2 (two
     # roundings of a product of roundings, then squared) within 32 ulps (measured: 7 for tanh, 17 for silu, 5 for
     # softplus and log_sigmoid, 20 for gelu(approximate=tanh), 14 for mish over 25,000 points), except near the
     # zeros of f' (swish's at x = -1.28 / beta, gelu's, mish's), where a relative bound cannot hold: there 1e-15
     # absolute.
     assert f_ulps.max() <= 4, (x[f_ulps.argmax()], f_ulps.max())
     # mish' = t + x sech^2 sigmoid crosses 0 at x = -1.19 between two terms of 0.3: at f'^2 >= 1e-3 that
-    # cancellation costs 39 ulps (the scalar op measured 34), at f'^2 >= 1e-2 14. Its band is the wider one.
-    near_zero = np.abs(want[:, 1]) < (1e-2 if name == "mish" else 1e-3)
+    # cancellation costs 39 ulps (the scalar op measured 34), at f'^2 >= 1e-2 14. Its band is the wider one; so is
+    # exact gelu's, whose f' = Phi + x phi crosses 0 at x = -0.75 between terms of 0.23 (37 ulps at f'^2 = 1.2e-3).
+    near_zero = np.abs(want[:, 1]) < (1e-2 if name in ("mish", "gelu") else 1e-3)
     assert g_ulps[~near_zero].max() <= 32, (x[~near_zero][g_ulps[~near_zero].argmax()], g_ulps[~near_zero].max())
     assert np.all(np.abs(got[near_zero, 1] - want[near_zero, 1]) <= 1e-15)
 
@@ -185,6 +192,7 @@ def test_add_relu_block_is_add_block_of_relu_and_its_derivative():
         "gelu",
         "gelu(approximate=tanh)",
         "mish",
+        "erf",
     ],
 )
 def test_activation_rows_are_the_moments_of_the_chain_outputs(spec):
@@ -198,3 +206,102 @@ def test_activation_rows_are_the_moments_of_the_chain_outputs(spec):
     values, g2 = kernel_samples.sample_chain_outputs(state, count, 0.1, 2.0, program.codes, program.params)
     np.testing.assert_allclose(row[:5], naive.moments(values), rtol=1e-9)
     np.testing.assert_allclose(row[5:8], naive.moments(g2)[:3], rtol=1e-9)
+
+
+@njit
+def _erf_parts_at(xs, c, c2, far):
+    """(erf(t), erfc(t)) at t = c |x| for each x, as a loop computes them from block_ops._erfc_parts."""
+    out = np.empty((xs.size, 2))
+    scale = np.empty(1, dtype=np.int64)
+    for i in range(xs.size):
+        ratio, e, scale[0] = block_ops._erfc_parts(xs[i], c, c2, far)
+        erf_t, erfc_t = block_ops._erf_erfc(c * abs(xs[i]), ratio, e * scale.view(np.float64)[0])
+        out[i, 0], out[i, 1] = erf_t, erfc_t * block_ops.EXP_UNBIAS
+    return out
+
+
+# A dense grid through each interval of block_ops' erf (0.46875, 4 and 6 in t; t = x / sqrt(2) for gelu), the far
+# tails (erfc(27.3) and Phi(-38.5) underflow), tiny and huge values.
+TAIL_X = np.concatenate(
+    (
+        [0.0, 5e-324, 1e-300, 1e-17, 1e-8, 0.46875, 0.6629, 4.0, 5.657, 6.0, 8.485, 26.5, 27.0, 27.3, 37.5, 38.0, 38.5],
+        [40.0, 1e6],
+        np.linspace(0.0, 40.0, 8001)[1:],
+    )
+)
+TAIL_X = np.concatenate((TAIL_X, -TAIL_X))
+
+
+def _ulps_of(got, want):
+    """|got - want| in units of the double spacing at want, the least normal's below it: true ulps for normal
+    results, units of the least subnormal for subnormal ones."""
+    return np.abs(got - want) / np.spacing(np.maximum(np.abs(want), np.finfo(float).tiny))
+
+
+def test_erfc_parts_are_within_a_few_ulps_of_mpmath_out_to_underflow():
+    # erf and erfc at t = |x| (far: the relative digits of erfc(t) up to its underflow at 27.3) against mpmath at 30
+    # digits. Measured over the grid: erf 4 ulps (on t <= 0.46875, t A(t^2) / B(t^2)), erfc 4.
+    t = np.abs(TAIL_X)
+    got = _erf_parts_at(t, 1.0, 1.0, True)
+    with ref.mp.workdps(ref.MP_DPS):
+        want = np.array([[float(ref.mp.erf(v)), float(ref.mp.erfc(v))] for v in map(ref.mp.mpf, t)])
+    assert _ulps_of(got[:, 0], want[:, 0]).max() <= 4
+    assert _ulps_of(got[:, 1], want[:, 1]).max() <= 4
+
+
+@pytest.mark.parametrize("name", ["gelu", "erf"])
+def test_gelu_and_erf_blocks_keep_their_relative_digits_into_the_far_tails(name):
+    # The mpmath test above counts ulps at 1e-280 and up; here every result is held to its own ulps, subnormal ones
+    # to the least subnormal: gelu(x) = x Phi(x) down to Phi(-38.5) = 2e-324, erf's f'^2 = 4/pi exp(-2 x^2) to its
+    # underflow. Measured: gelu 4 ulps (f) and 7 (f'^2 outside the band of its zero), erf 4 and 3.
+    from momentcalc.estimators import mc_kernels
+
+    f, df, _ = ref.make(name)
+    got = _one_at_a_time(getattr(mc_kernels, name + "_block"), TAIL_X, 0.0, 0.0)
+    with ref.mp.workdps(ref.MP_DPS):
+        want = np.array([[float(f(v)), float(df(v) ** 2)] for v in map(ref.mp.mpf, TAIL_X)])
+    assert _ulps_of(got[:, 0], want[:, 0]).max() <= 4
+    away = np.abs(want[:, 1]) >= 1e-2  # as the test above: f' of gelu crosses 0 at x = -0.75
+    g_ulps = _ulps_of(got[away, 1], want[away, 1])
+    assert g_ulps.max() <= 8, (TAIL_X[away][g_ulps.argmax()], g_ulps.max())
+
+
+def _grad_sq(df, mu, sigma):
+    """E[f'(X)^2], X ~ N(mu, sigma^2), by scipy's adaptive quadrature (its error below 1e-10 here)."""
+    value, _ = integrate.quad(lambda x: df(x) ** 2 * stats.norm.pdf(x, mu, sigma), -np.inf, np.inf, limit=200)
+    return value
+
+
+GRADS = {
+    "gelu": lambda x: special.ndtr(x) + x * stats.norm.pdf(x),
+    "erf": lambda x: 2.0 / math.sqrt(math.pi) * math.exp(-x * x),
+}
+Z = 4.5
+
+
+@pytest.mark.parametrize(
+    "spec, mu, sigma, seed",
+    [("gelu", 0.3, 1.5, 21), ("gelu", -3.0, 4.0, 22), ("erf", 0.5, 2.0, 23), ("erf", 0.0, 0.3, 24)],
+)
+def test_monte_carlo_of_gelu_and_erf_agrees_with_exact_moments_within_z_se(spec, mu, sigma, seed):
+    # Mean and std by quadrature of the ops' scalar functions (math.erfc), E[f'^2] by scipy's: neither uses
+    # block_ops. Fixed seeds, z = 4.5 standard errors.
+    mean, std, _, _ = quadrature.estimate_moments(parse(spec), mu, sigma)
+    got = montecarlo.run(montecarlo.compile_program(parse(spec), mu, sigma), RunSettings(samples=1 << 20, seed=seed))
+    assert abs(got.mean - mean) <= Z * got.mean_se
+    assert abs(got.std - std) <= Z * got.std_se
+    assert abs(got.grad_sq - _grad_sq(GRADS[spec], mu, sigma)) <= Z * got.grad_sq_se
+
+
+@pytest.mark.parametrize("spec", ["gelu", "erf"])
+def test_gelu_and_erf_runs_are_bit_identical_on_one_and_two_threads(spec):
+    program = montecarlo.compile_program(parse(spec), 0.2, 1.3)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = montecarlo.run(program, RunSettings(samples=3_000_001, seed=12))
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        two = montecarlo.run(program, RunSettings(samples=3_000_001, seed=12))
+    finally:
+        numba.set_num_threads(before)
+    assert one == two

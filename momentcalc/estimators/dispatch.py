@@ -488,7 +488,7 @@ def _activation_17(states, counts, mu, sigma, code, a, b):
 
 
 def _activation_18(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_18, states, counts, mu, sigma, code, a, b)
+    return k.fused_rows(own.act_grad_18, k.erf_block, states, counts, mu, sigma, code, a, b)
 
 
 def _activation_19(states, counts, mu, sigma, code, a, b):

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ops import activations, pooling
+from ..ops import pooling
 from . import block_ops, normals
 from .jit import jit
 
@@ -391,22 +391,18 @@ def mish_block(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):
     block_ops.add_mish_block(z, m, mu, sigma, shift, gshift, acc, e, scale)
 
 
-_gelu, _gelu_grad = _jit(activations.gelu), _jit(activations.gelu_grad)
+@_jit
+def gelu_block(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):
+    """approximate=tanh (a = 1) and exact gelu (a = 0, x Phi(x)) by their vectorized loops."""
+    if a != 0.0:
+        block_ops.add_gelu_tanh_block(z, m, mu, sigma, shift, gshift, acc, e, scale)
+    else:
+        block_ops.add_gelu_block(z, m, mu, sigma, shift, gshift, acc, e, e2, scale)
 
 
 @_jit
-def gelu_block(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):
-    """approximate=tanh (a = 1) by its vectorized loop; exact gelu (a = 0, erfc) as run_activation_chunk
-    computes it, by the op's scalar functions, then add_block: it has no loop of its own yet."""
-    if a != 0.0:
-        block_ops.add_gelu_tanh_block(z, m, mu, sigma, shift, gshift, acc, e, scale)
-        return
-    for j in range(m):
-        x = mu + sigma * z[j]
-        d = _gelu_grad(x, a, b)
-        z[j] = _gelu(x, a, b)
-        e2[j] = d * d
-    block_ops.add_block(z, e2, m, shift, gshift, acc)
+def erf_block(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):
+    block_ops.add_erf_block(z, m, mu, sigma, shift, gshift, acc, e, e2, scale)
 
 
 # Activations with vectorized loops of their own (block_ops): dispatch_gen's wrappers run them by fused_rows.
@@ -423,6 +419,7 @@ BLOCKS = {
     "log_sigmoid": "log_sigmoid_block",
     "gelu": "gelu_block",
     "mish": "mish_block",
+    "erf": "erf_block",
 }
 
 
