@@ -390,8 +390,9 @@ ERFC_P_IN_Y, ERFC_Q_IN_Y = ERFC_P[::-1], ERFC_Q[::-1]
 ERFC_MIDDLE = 4.0
 INV_SQRT_PI = 0.5641895835477563  # 1 / sqrt(pi)
 ERF_T_CAP = 30.0  # erfc(t) exp(t^2) at t at most this: erfc(t) is 0 beyond 27.3, and t^10 must not overflow
-# C / D stays within 4e-25 of erfc(t) exp(t^2) times exp(-t^2) up to t = 6.5 (mpmath): where erfc is only subtracted
-# from 1 (erf, Phi(x >= 0)), t is capped at ERF_ONE instead, erf(t) rounding to 1 beyond, and P / Q is not needed.
+# exp(-t^2) C(t) / D(t) stays within 4e-25 of erfc(t) up to t = 6.5 (mpmath, past Cody's interval): where erfc is
+# only subtracted from 1 (erf, Phi(x >= 0)), t is capped at ERF_ONE instead (erfc(6) = 2e-17: 1 - erfc rounds to 1
+# beyond), and P / Q is not needed.
 ERF_ONE = 6.0
 # exp(-s) for s = t^2 >= 0 is returned as exp(r) and the bits of 2^(k + EXP_BIAS): exp(-t^2) is below the least
 # normal double from t = 26.6, and 2^k of a subnormal has no bits of its own. The caller multiplies by EXP_UNBIAS
@@ -415,8 +416,9 @@ def _fma(typingctx, a, b, c):
     return sig, codegen
 
 
-# Estrin's scheme (pairs of terms, then pairs of pairs, with v^2, v^4, v^8), as _expm1_reduced: a vector loop of
-# Horner's chains of 8 dependent multiply-adds measured slower, waiting on them. Coefficients from the constant up.
+# Estrin's scheme (pairs of terms, then pairs of pairs, with v^2, v^4, v^8), as _expm1_reduced: the erf loop with
+# Horner's chains of 8 dependent multiply-adds took 11.9 ns a value against 11.0 (one run, loaded machine), and its
+# rationals were no more accurate against mpmath (5 ulps at most against 4). Coefficients from the constant term up.
 @jit(error_model="numpy", fastmath={"contract"}, inline="always")
 def _estrin4(c, v, v2, v4):
     return (c[0] + c[1] * v) + (c[2] + c[3] * v) * v2 + c[4] * v4
@@ -437,9 +439,9 @@ def _estrin8(c, v, v2, v4, v8):
 @jit(error_model="numpy", fastmath={"contract"}, inline="always")
 def _exp_neg_parts(hi, lo):
     """exp(-(hi + lo)) for hi + lo >= 0, |lo| <= ulp(hi), as (exp(r), the bits of 2^(k + EXP_BIAS)), k =
-    round(-hi / ln 2): as _exp_parts, with the two parts of the argument reduced apart. hi - k ln2_hi is exact (ln2_hi
-    has 32 bits, k at most 11, the difference below 1 and a multiple of hi's ulp), so r keeps lo's digits: exp(-x^2)
-    from x^2 rounded once would be off by x^2 ulps (700 at x = 26)."""
+    round(-hi / ln 2): as _exp_parts, with the two parts of the argument reduced apart. hi - k ln2_hi is exact
+    (ln2_hi has 32 bits, k at most 11 bits, the difference below 1 and a multiple of hi's ulp), so r keeps lo's
+    digits: exp(-x^2) from x^2 rounded once would be off by x^2 ulps (700 at x = 26)."""
     cut = hi >= SQUARE_CAP
     hi = SQUARE_CAP if cut else hi
     lo = 0.0 if cut else lo
