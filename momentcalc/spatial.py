@@ -50,12 +50,16 @@ from . import catalog
 from ._lazy import lazy_module
 from .convshape import conv_shape
 from .errors import MomentcalcError
-from .estimators import NotApplicable, closed, driver, moments, quadrature, vectorized
+from .estimators import NotApplicable, closed, quadrature, vectorized
 from .ops import dropout as dropout_op
 from .ops import pooling
 from .result import MIN_SAMPLES, Verdict
 from .settings import MAX_SAMPLES, MIN_CUT_SAMPLES, RunSettings
 from .spec import Op, Spec
+
+# The sampling code imports numba (0.5 s): exact-only runs of a map (`--method closed`) never need it.
+driver = lazy_module("momentcalc.estimators.driver")
+moments = lazy_module("momentcalc.estimators.moments")
 
 certified_kernel = lazy_module("momentcalc.estimators.certified_kernel")  # python-flint: correlated windows only
 

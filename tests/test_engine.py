@@ -123,12 +123,13 @@ def test_result_reports_input_and_canonical_spec():
 
 
 def test_exact_methods_leave_numba_unimported():
-    # A subprocess, since this one has imported numba long ago: the Python API's exact methods never need it;
-    # the Monte Carlo run after them does (the check can tell).
+    # A subprocess, since this one has imported numba long ago: the Python API's exact methods never need it,
+    # for a window or a whole map (--size); the Monte Carlo run after them does (the check can tell).
     code = (
         "import sys, momentcalc\n"
         "for m in ('closed', 'certified', 'quadrature'):\n"
         "    momentcalc.estimate('relu', method=m)\n"
+        "momentcalc.estimate('avgpool(k=2,s=1) | relu | avgpool(k=2)', size=8, method='closed')\n"
         "print(sorted(n for n in ('numba', 'dask', 'distributed') if n in sys.modules))\n"
         "momentcalc.estimate('relu', method='montecarlo', samples=1000)\n"
         "print(sorted(n for n in ('numba', 'dask', 'distributed') if n in sys.modules))\n"
