@@ -73,3 +73,24 @@ def sample_pair_outputs(state, pairs, mu, sigma, codes, params, seg, win_kind, w
                     dispatch.act_m, state, z, o * n, row, mu, sigma, codes, params, seg, win_kind, win_n, acc, cnt
                 )
     return out
+
+
+@_njit
+def sample_pair_values_outputs(values, state, pairs, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at):
+    """Both outputs of each antithetic pair as one_window_pair_values_rows computes them, shape (pairs, 2):
+    `values` (mc_kernels.VALUES) applies the activation at stage `at` to a fill's gathered window extremes."""
+    out = np.empty((pairs, 2))
+    n = win_n[0]
+    per = normals.per_fill(n)
+    z, missed, words = normals.scratch(per * n)
+    scratch = mc._values_scratch(per, max_at)
+    ys = np.empty(2 * per)
+    for done in range(0, pairs, per):
+        k = min(per, pairs - done)
+        normals.fill(state, z, k * n, missed, words)
+        mc._values_outputs(
+            dispatch.act_m, values, state, z, k, n, mu, sigma, codes, params, seg, max_at, split, at, scratch, ys
+        )
+        for o in range(k):
+            out[done + o, 0], out[done + o, 1] = ys[2 * o], ys[2 * o + 1]
+    return out
