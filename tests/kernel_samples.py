@@ -83,7 +83,7 @@ def sample_pair_values_outputs(values, state, pairs, mu, sigma, codes, params, s
     n = win_n[0]
     per = normals.per_fill(n)
     z, missed, words = normals.scratch(per * n)
-    scratch = mc._values_scratch(per, max_at)
+    scratch = mc._values_scratch(per)
     ys = np.empty(2 * per)
     for done in range(0, pairs, per):
         k = min(per, pairs - done)

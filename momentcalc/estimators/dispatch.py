@@ -1003,6 +1003,10 @@ def _pairs_values_12(states, pair_counts, shift, mu, sigma, codes, params, seg, 
     return k.one_window_pair_values_rows(own.act_12, k.mish_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at)
 
 
+def _pairs_values_18(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at):
+    return k.one_window_pair_values_rows(own.act_18, k.erf_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at)
+
+
 def _pairs_values_20(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at):
     return k.one_window_pair_values_rows(own.act_20, k.log_sigmoid_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at)
 
@@ -1246,6 +1250,7 @@ KERNELS = {
     ("pairs_values", 9): _pairs_values_9,
     ("pairs_values", 10): _pairs_values_10,
     ("pairs_values", 12): _pairs_values_12,
+    ("pairs_values", 18): _pairs_values_18,
     ("pairs_values", 20): _pairs_values_20,
     ("points", 0): _points_0,
     ("points", 1): _points_1,

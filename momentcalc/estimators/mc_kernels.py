@@ -488,8 +488,20 @@ def gelu_values(x, m, a, b, e, e2, scale):
         x[j] = _gelu(x[j], a, b)
 
 
+_erf = _jit(activations.erf)
+
+
+@_jit
+def erf_values(x, m, a, b, e, e2, scale):
+    """The op's scalar erf (a libm call a value) until block_ops has a loop of its own: the scalar path's bits."""
+    for j in range(m):
+        x[j] = _erf(x[j], a, b)
+
+
 # Activations with a values form: dispatch_gen writes a batched max-pool pair kernel for each. One entry per
-# activation: erf plugs in here once block_ops has a loop for it.
+# activation. Exact gelu and erf run their scalar op in it, the same bits as the per-window path and measured
+# faster (bench/pipelines.py, by CPU seconds: erf | maxpool(k=3) 0.45 -> 0.60 of maxpool(k=3)); a vectorized
+# loop of theirs in block_ops replaces that body.
 VALUES = {
     "sigmoid": "sigmoid_values",
     "tanh": "tanh_values",
@@ -502,6 +514,7 @@ VALUES = {
     "log_sigmoid": "log_sigmoid_values",
     "gelu": "gelu_values",
     "mish": "mish_values",
+    "erf": "erf_values",
 }
 
 
@@ -694,9 +707,10 @@ def values_stage(codes, seg, max_at):
 
 @_inline
 def _gather_extremes(z, k, n, mu, sigma, max_at, split, xs, both):
-    """The inputs _one_window_pair evaluates for the k windows of z, side by side: output q = 2 o + side of
-    window o reads xs[w q] (and xs[w q + 1], the least input, where both[q]), w = 2 for a valley, else 1."""
-    w = 2 if max_at == AT_GREATEST | AT_LEAST else 1
+    """The inputs _one_window_pair evaluates for the k windows of z, side by side: output q = 2 o + side of window o
+    reads xs[q], and where both[q] (a valley whose greatest input is below its split) also the window's least input,
+    appended after xs[:2 k] in output order. Returns how many inputs xs now holds."""
+    m = 2 * k
     for o in range(k):
         zlo, zhi = _least_greatest(z, o * n, n)
         for side in range(2):
@@ -704,10 +718,11 @@ def _gather_extremes(z, k, n, mu, sigma, max_at, split, xs, both):
             lo = mu + s * (zlo if side == 0 else zhi)
             hi = mu + s * (zhi if side == 0 else zlo)
             q = 2 * o + side
-            xs[w * q] = _extreme(max_at, 0, lo, hi)
-            if w == 2:
-                xs[w * q + 1] = lo
+            xs[q] = _extreme(max_at, 0, lo, hi)
             both[q] = _extremes(max_at, split, hi) == 2
+            xs[m] = lo  # kept only where both[q]: a write and a count, not a branch
+            m += 1 if both[q] else 0
+    return m
 
 
 @_inline
@@ -725,25 +740,24 @@ def _values_outputs(act, values, state, z, k, n, mu, sigma, codes, params, seg, 
     and the activation at stage `at`, then any chain): the stages on all the gathered extremes at once, `values`
     applying the activation (VALUES), then each side's max. scratch: (xs, both, e, e2, scale)."""
     xs, both, e, e2, scale = scratch
-    w = 2 if max_at == AT_GREATEST | AT_LEAST else 1
-    _gather_extremes(z, k, n, mu, sigma, max_at, split, xs, both)
-    m = 2 * k * w
+    m = _gather_extremes(z, k, n, mu, sigma, max_at, split, xs, both)
     _affine_stages(codes, params, seg[0], at, xs, m)
     values(xs, m, params[at, 0], params[at, 1], e, e2, scale)
     _affine_stages(codes, params, at + 1, seg[1], xs, m)
+    second = 2 * k
     for q in range(2 * k):
-        v = xs[w * q]
-        if w == 2 and both[q]:
-            v = max(v, xs[w * q + 1])  # _reduce's max, in its order
+        v = xs[q]
+        if both[q]:
+            v = max(v, xs[second])  # _reduce's max, in its order
+            second += 1
         ys[q] = _apply_segment(act, state, codes, params, seg[1], seg[2], v)
 
 
 @_inline
-def _values_scratch(per, max_at):
-    """_values_outputs' scratch for fills of `per` windows."""
-    size = 4 * per if max_at == AT_GREATEST | AT_LEAST else 2 * per
-    both = np.empty(2 * per, dtype=np.bool_)
-    return np.empty(size), both, np.empty(size), np.empty(size), np.empty(size, dtype=np.int64)
+def _values_scratch(per):
+    """_values_outputs' scratch for fills of `per` windows: up to two inputs for each of their 2 per outputs."""
+    size = 4 * per
+    return np.empty(size), np.empty(2 * per, dtype=np.bool_), np.empty(size), np.empty(size), np.empty(size, np.int64)
 
 
 @_inline
@@ -753,7 +767,7 @@ def _pairs_one_window_values(act, values, state, pairs, shift, mu, sigma, codes,
     scalar f by; per output it costs an extreme or two through a vector loop instead of a libm call each."""
     per = normals.per_fill(n)
     z, missed, words = normals.scratch(per * n)
-    scratch = _values_scratch(per, max_at)
+    scratch = _values_scratch(per)
     ys = np.empty(2 * per)
     sa = saa = sb = sbb = sab = 0.0
     for done in range(0, pairs, per):
