@@ -15,6 +15,9 @@ are kept free of calls and branches so that they run in vector lanes:
 * the other smooth activations likewise from that exp: tanh, swish/silu, elu/celu/selu, softplus and
   log_sigmoid (with a log1p of their own, ``_log1p_unit``), gelu(approximate=tanh), mish. Each is checked
   against mpmath in tests/test_block_ops.py. Exact gelu and erf have none yet: they need an erfc of their own.
+* ``*_values``: the same activations' f alone, in place over a buffer, for the max-pool pair kernels, which
+  gather the extremes of a block of windows first (mc_kernels.VALUES). Each activation's formula from its exp
+  parts is written once (``_tanh_at`` and the like) and inlined into both its add_*_block and its values loop.
 
 Reassociation (fastmath "reassoc") lets LLVM split the sums into lanes. The
 order of additions is then LLVM's, but fixed for the compiled kernel, so a
