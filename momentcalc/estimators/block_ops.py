@@ -404,7 +404,9 @@ def add_mish_block(z, m, mu, sigma, shift, gshift, acc, e, scale):
 
 # The *_values loops: f alone over a buffer, in place, for the max-pool pair kernels (mc_kernels.VALUES), which
 # gather the window extremes of a whole fill first. Two passes, as the add_*_block loops: the exp parts, then f.
-_values = jit(error_model="numpy", fastmath={"contract"})
+# Inlined into mc_kernels' values wrapper of each activation, compiled with these flags: each function numba
+# compiles costs a first run about a second.
+_values = jit(error_model="numpy", fastmath={"contract"}, inline="always")
 
 
 @_values

@@ -427,58 +427,62 @@ BLOCKS = {
 
 
 # The values forms of the blocks, one signature for all: x[:m] <- f(x[:m]) in place, f's (a, b), then float,
-# float and int64 scratch arrays. The max-pool pair kernel takes one (one_window_pair_values_rows).
-@_jit
+# float and int64 scratch arrays. The max-pool pair kernel takes one (one_window_pair_values_rows). Compiled with
+# block_ops' values flags (FMA contraction), whose loops they inline.
+_values = jit(error_model="numpy", fastmath={"contract"})
+
+
+@_values
 def sigmoid_values(x, m, a, b, e, e2, scale):
     block_ops.sigmoid_values(x, m, e, scale)
 
 
-@_jit
+@_values
 def tanh_values(x, m, a, b, e, e2, scale):
     block_ops.tanh_values(x, m, e, e2, scale)
 
 
-@_jit
+@_values
 def silu_values(x, m, a, b, e, e2, scale):
     block_ops.swish_values(x, m, 1.0, e, scale)
 
 
-@_jit
+@_values
 def swish_values(x, m, a, b, e, e2, scale):
     block_ops.swish_values(x, m, a, e, scale)
 
 
-@_jit
+@_values
 def elu_values(x, m, a, b, e, e2, scale):
     block_ops.exp_linear_values(x, m, 1.0, a, 1.0, e, e2, scale)
 
 
-@_jit
+@_values
 def celu_values(x, m, a, b, e, e2, scale):
     block_ops.exp_linear_values(x, m, 1.0, a, a, e, e2, scale)
 
 
-@_jit
+@_values
 def selu_values(x, m, a, b, e, e2, scale):
     block_ops.exp_linear_values(x, m, b, b * a, 1.0, e, e2, scale)
 
 
-@_jit
+@_values
 def softplus_values(x, m, a, b, e, e2, scale):
     block_ops.softplus_values(x, m, a, 1.0, e, scale)
 
 
-@_jit
+@_values
 def log_sigmoid_values(x, m, a, b, e, e2, scale):
     block_ops.softplus_values(x, m, 1.0, -1.0, e, scale)
 
 
-@_jit
+@_values
 def mish_values(x, m, a, b, e, e2, scale):
     block_ops.mish_values(x, m, e, scale)
 
 
-@_jit
+@_values
 def gelu_values(x, m, a, b, e, e2, scale):
     """approximate=tanh by its vectorized loop; exact gelu by the op's scalar function, as gelu_block."""
     if a != 0.0:
@@ -491,7 +495,7 @@ def gelu_values(x, m, a, b, e, e2, scale):
 _erf = _jit(activations.erf)
 
 
-@_jit
+@_values
 def erf_values(x, m, a, b, e, e2, scale):
     """The op's scalar erf (a libm call a value) until block_ops has a loop of its own: the scalar path's bits."""
     for j in range(m):
