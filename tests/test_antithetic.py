@@ -74,17 +74,13 @@ def test_a_pair_is_the_pipeline_at_z_and_at_minus_z(spec):
         # The max taken at the window's extremes (a valley chain; a monotone one); the reference takes every input.
         "gelu | normalize | maxpool(k=3)",
         "tanh | maxpool(k=2) | sigmoid",
-        # The activation applied to a fill's gathered extremes by its values loop (mc_kernels.VALUES), for each
-        # activation of VALUES not in BATCHED below: the reference evaluates every input by the scalar op.
+        # The activation applied to a fill's gathered extremes by its values loop (mc_kernels.VALUES): the reference
+        # evaluates every input by the scalar op. Each values loop, with its (a, b), is checked against mpmath in
+        # tests/test_block_ops.py; a kernel per activation costs a cold run seconds of compiling, so a few here.
         "mish | maxpool(k=2)",
         "sigmoid | normalize | maxpool(k=3)",
-        "silu | maxpool(k=3)",
-        "swish(beta=1.7) | normalize | maxpool(k=2)",
-        "elu(alpha=0.5) | maxpool(k=3)",
-        "celu(alpha=0.3) | maxpool(k=2)",
         "selu | normalize | maxpool(k=3)",
         "softplus(beta=2.5) | maxpool(k=2)",
-        "log_sigmoid | normalize | maxpool(k=3)",
     ],
 )
 def test_chunk_sums_are_the_sums_over_the_pairs(spec):
