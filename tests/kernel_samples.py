@@ -14,6 +14,7 @@ from momentcalc.estimators import mc_kernels as mc
 
 jit.stamp_kernels_of(__file__)
 _njit = jit.jit(error_model="numpy")
+_inline = jit.jit(error_model="numpy", inline="always")
 _is_bare_max = njit(inline="always")(mc.is_bare_max)
 
 
@@ -73,3 +74,62 @@ def sample_pair_outputs(state, pairs, mu, sigma, codes, params, seg, win_kind, w
                     dispatch.act_m, state, z, o * n, row, mu, sigma, codes, params, seg, win_kind, win_n, acc, cnt
                 )
     return out
+
+
+@_inline
+def _pair_values_outputs(values, state, pairs, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at):
+    out = np.empty((pairs, 2))
+    n = win_n[0]
+    per = normals.per_fill(n)
+    z, missed, words = normals.scratch(per * n)
+    scratch = mc._values_scratch(per)
+    ys = np.empty(2 * per)
+    for done in range(0, pairs, per):
+        k = min(per, pairs - done)
+        normals.fill(state, z, k * n, missed, words)
+        mc._values_outputs(
+            dispatch.act_m, values, state, z, k, n, mu, sigma, codes, params, seg, max_at, split, at, scratch, ys
+        )
+        for o in range(k):
+            out[done + o, 0], out[done + o, 1] = ys[2 * o], ys[2 * o + 1]
+    return out
+
+
+# One cached mirror per activation tested: numba caches no function that takes a function, so each passes its
+# values loop as a module attribute, as dispatch.py's wrappers do.
+@_njit
+def _tanh_pair_values(state, pairs, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at):
+    return _pair_values_outputs(
+        mc.tanh_values, state, pairs, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at
+    )
+
+
+@_njit
+def _mish_pair_values(state, pairs, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at):
+    return _pair_values_outputs(
+        mc.mish_values, state, pairs, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at
+    )
+
+
+@_njit
+def _gelu_pair_values(state, pairs, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at):
+    return _pair_values_outputs(
+        mc.gelu_values, state, pairs, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at
+    )
+
+
+@_njit
+def _erf_pair_values(state, pairs, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at):
+    return _pair_values_outputs(
+        mc.erf_values, state, pairs, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at
+    )
+
+
+PAIR_VALUES = {"tanh": _tanh_pair_values, "mish": _mish_pair_values, "gelu": _gelu_pair_values, "erf": _erf_pair_values}
+
+
+def sample_pair_values_outputs(name, *args):
+    """Both outputs of each antithetic pair as one_window_pair_values_rows computes them for activation `name` (one
+    of PAIR_VALUES), shape (pairs, 2); args: (state, pairs, *Program.kernel_args(), max_at, max_split, the stage
+    values_stage found)."""
+    return PAIR_VALUES[name](*args)

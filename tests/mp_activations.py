@@ -101,3 +101,17 @@ def moments(name, mu, sigma, params=()):
         m2 = quad(lambda x: (f(x) - m1) ** 2 * dens(x), cuts)
         g2 = quad(lambda x: df(x) ** 2 * dens(x), cuts)
         return float(m1), float(mp.sqrt(m2)), float(g2)
+
+
+def max_moments(name: str, mu: float, sigma: float, n: int = 1, params=()) -> tuple[float, float]:
+    """(mean, std) of f(max of n iid N(mu, sigma^2)) by mpmath, the max's density n phi Phi^(n-1): for monotone
+    f that is the max of n f(X)."""
+    f, _, kinks = make(name, **dict(params))
+    with mp.workdps(MP_DPS):
+        mu, sigma = mp.mpf(mu), mp.mpf(sigma)
+        marks = [mu + k * sigma for k in (-8, -1, 0, 1, 8)] + [mp.mpf(x) for x in (-20, -5, -1, 0, 1, 5, 20, *kinks)]
+        cuts = [-mp.inf] + sorted(set(marks)) + [mp.inf]
+        density = lambda x: n * mp.npdf(x, mu, sigma) * mp.ncdf(x, mu, sigma) ** (n - 1)  # noqa: E731
+        m1 = mp.quad(lambda x: f(x) * density(x), cuts)
+        m2 = mp.quad(lambda x: (f(x) - m1) ** 2 * density(x), cuts)
+        return float(m1), float(mp.sqrt(m2))

@@ -6,10 +6,11 @@ import kernel_samples
 import naive
 import numpy as np
 import pytest
+from mp_activations import max_moments, moments
 
 import momentcalc as mc
 from momentcalc import parse
-from momentcalc.estimators import antithetic, montecarlo, quadrature
+from momentcalc.estimators import antithetic, dispatch, mc_kernels, montecarlo, quadrature
 from momentcalc.settings import RunSettings
 
 Z = 4.5
@@ -73,6 +74,13 @@ def test_a_pair_is_the_pipeline_at_z_and_at_minus_z(spec):
         # The max taken at the window's extremes (a valley chain; a monotone one); the reference takes every input.
         "gelu | normalize | maxpool(k=3)",
         "tanh | maxpool(k=2) | sigmoid",
+        # The activation applied to a fill's gathered extremes by its values loop (mc_kernels.VALUES): the reference
+        # evaluates every input by the scalar op. Each values loop, with its (a, b), is checked against mpmath in
+        # tests/test_block_ops.py; a kernel per activation costs a cold run seconds of compiling, so a few here.
+        "mish | maxpool(k=2)",
+        "sigmoid | normalize | maxpool(k=3)",
+        "selu | normalize | maxpool(k=3)",
+        "softplus(beta=2.5) | maxpool(k=2)",
     ],
 )
 def test_chunk_sums_are_the_sums_over_the_pairs(spec):
@@ -122,3 +130,72 @@ def test_tol_is_met_with_pairs_and_spends_little_more_than_it_needs():
     a, b = d.mean(axis=1), (d**2).mean(axis=1)
     required_pairs = max(a.var() / tol**2, b.var() / (4.0 * b.mean() * tol**2))
     assert got.samples <= 1.5 * 2 * required_pairs
+
+
+@pytest.mark.parametrize(
+    "spec, at",
+    [
+        ("tanh | maxpool(k=3)", 0),
+        ("tanh | normalize | maxpool(k=3)", 0),
+        ("gelu | maxpool(k=2) | gelu", 0),  # the stages after the pool: per output, as before
+        ("relu | normalize | tanh | maxpool(k=2)", -1),  # two activations before the pool
+        ("dropout(p=0.5) | tanh | maxpool(k=2)", -1),  # random: no telling where the max lies
+        ("maxpool(k=2) | tanh", -1),  # no activation before the pool
+        ("tanh | maxpool(k=2) | maxpool(k=2)", -1),  # nested windows
+    ],
+)
+def test_values_stage_is_the_one_activation_among_affine_stages_before_a_lone_max_pool(spec, at):
+    p = program(spec)
+    assert (mc_kernels.values_stage(p.codes, p.seg, p.max_at) if p.win_n.size == 1 else -1) == at
+
+
+# Pipelines whose pairs the batched kernel computes (mc_kernels.one_window_pair_values_rows), value by value
+# (kernel_samples.PAIR_VALUES): a monotone activation, valleys, one with a stage after the pool, and the two that
+# run their scalar op in it (exact gelu, erf). test_chunk_sums_are_the_sums_over_the_pairs covers the others.
+BATCHED = [
+    "tanh | normalize | maxpool(k=3)",
+    "mish | normalize | maxpool(k=3)",
+    "gelu(approximate=tanh) | maxpool(k=2) | gelu(approximate=tanh)",
+    "gelu | normalize | maxpool(k=3)",
+    "erf | normalize | maxpool(k=3)",
+]
+
+
+@pytest.mark.parametrize("spec", BATCHED)
+def test_batched_pairs_are_the_scalar_pipeline_at_every_input_within_a_few_ulps(spec):
+    # The reference (sample_pair_outputs) evaluates the chain at every input of each window by the op's scalar
+    # functions; the batched kernel at the window's extremes only, by the vectorized loop (a few ulps from libm,
+    # tests/test_block_ops.py): the same outputs to a few ulps, exact gelu and erf (the scalar op in both) to the bit.
+    p = program(spec, 0.3, 1.5)
+    at = mc_kernels.values_stage(p.codes, p.seg, p.max_at)
+    name = parse(spec).ops[0].name
+    assert ("pairs_values", dispatch.CODES[name]) in dispatch.KERNELS
+    state = montecarlo.chunk_states(3, 0, 1)[0]
+    args = (500, *p.kernel_args())
+    got = kernel_samples.sample_pair_values_outputs(name, state.copy(), *args, p.max_at, p.max_split, at)
+    want = kernel_samples.sample_pair_outputs(state.copy(), *args)
+    if name in ("gelu", "erf") and "approximate" not in spec:
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_allclose(got, want, rtol=2e-15, atol=2e-15)
+
+
+@pytest.mark.parametrize(
+    "spec, name, params, n, seed",
+    [
+        ("tanh | maxpool(k=3)", "tanh", (), 9, 11),
+        ("tanh | normalize | maxpool(k=3)", "tanh", (), 9, 12),
+        ("softplus | normalize | maxpool(k=3)", "softplus", (), 9, 13),
+        ("log_sigmoid | maxpool(k=2)", "log_sigmoid", (), 4, 14),
+        ("elu(alpha=0.5) | normalize | maxpool(k=2)", "elu", (("alpha", 0.5),), 4, 15),
+    ],
+)
+def test_batched_pipelines_agree_with_order_statistics_within_z_se(spec, name, params, n, seed):
+    # A monotone f commutes with the max: the outputs are f(max of n inputs), whose moments mpmath integrates
+    # against the max's density (mp_activations.max_moments); normalize divides f's exact mean and std out.
+    mu, sigma = 0.3, 1.5
+    mean, std = max_moments(name, mu, sigma, n, params)
+    if "normalize" in spec:
+        m, s, _ = moments(name, mu, sigma, params)
+        mean, std = (mean - m) / s, std / s
+    got = montecarlo.run(program(spec, mu, sigma), RunSettings(samples=1 << 18, seed=seed))
+    assert abs(got.mean - mean) <= Z * got.mean_se and abs(got.std - std) <= Z * got.std_se

@@ -152,6 +152,38 @@ def test_vectorized_blocks_are_within_a_few_ulps_of_mpmath(name):
     assert np.all(np.abs(got[near_zero, 1] - want[near_zero, 1]) <= 1e-15)
 
 
+@pytest.mark.parametrize("name", ["sigmoid", *BLOCKS])
+def test_values_loops_are_within_a_few_ulps_of_mpmath(name):
+    # The values forms (mc_kernels.VALUES: f alone, in place over a buffer) share each block's math: the same
+    # bound on f as test_vectorized_blocks_are_within_a_few_ulps_of_mpmath, against the same mpmath reference.
+    from momentcalc.estimators import mc_kernels
+
+    ref_name, params, (a, b), inner = BLOCKS.get(name, ("sigmoid", {}, (0.0, 0.0), 1.0))
+    f = ref.make(ref_name, **params)[0]
+    rng = np.random.default_rng(5)
+    x = np.concatenate((EXTREME_X, [-v for v in EXTREME_X], rng.standard_normal(3000) * 3, rng.uniform(-40, 40, 1000)))
+    got = x.copy()
+    e, scale = _scratch(x.size)
+    getattr(mc_kernels, name.partition("(")[0] + "_values")(got, x.size, a, b, e, np.empty(x.size), scale)
+    with ref.mp.workdps(ref.MP_DPS):
+        want = np.array([float(f(ref.mp.mpf(v))) for v in x])
+    slack = np.abs(inner(x)) if callable(inner) else (np.abs(inner * x) if inner != 1.0 else 0.0)
+    f_ulps = _ulps(got, want) - slack
+    assert f_ulps.max() <= 4, (x[f_ulps.argmax()], f_ulps.max())
+
+
+@pytest.mark.parametrize("name", ["gelu", "erf"])
+def test_values_without_a_loop_of_their_own_are_the_scalar_op(name):
+    # Exact gelu and erf have no vectorized loop yet: their values forms call the op's own f, to the bit.
+    from momentcalc.estimators import mc_kernels
+
+    x = np.random.default_rng(6).standard_normal(500) * 4
+    got = x.copy()
+    values = getattr(mc_kernels, f"{name}_values")
+    values(got, x.size, 0.0, 0.0, np.empty(x.size), np.empty(x.size), np.empty(x.size, np.int64))
+    np.testing.assert_array_equal(got, [getattr(act, name)(v, 0.0, 0.0) for v in x])
+
+
 def _shifted_sums(values, shift, powers):
     d = np.asarray(values) - shift
     return [np.sum(d**p) for p in powers]

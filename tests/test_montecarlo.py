@@ -49,7 +49,12 @@ def test_monte_carlo_agrees_with_exact_within_z_se(spec, mu, sigma, seed):
 
 
 @pytest.mark.parametrize(
-    "spec, samples", [("relu | normalize | maxpool(k=3)", 300_001), ("relu | dropout(p=0.5) | tanh", 3_000_001)]
+    "spec, samples",
+    [
+        ("relu | normalize | maxpool(k=3)", 300_001),
+        ("relu | dropout(p=0.5) | tanh", 3_000_001),
+        ("mish | normalize | maxpool(k=3)", 300_001),  # the batched pair kernel (mc_kernels.VALUES)
+    ],
 )
 def test_bit_identical_on_one_and_two_threads(spec, samples):
     program = montecarlo.compile_program(parse(spec), 0.0, 1.0)

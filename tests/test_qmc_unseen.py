@@ -7,9 +7,8 @@ form. Nothing here comes from a run of the code under test.
 
 import math
 
-import mpmath as mp
 import pytest
-from mp_activations import make
+from mp_activations import max_moments
 from typer.testing import CliRunner
 
 import momentcalc as mc
@@ -24,17 +23,7 @@ from momentcalc.spec import parse
 Z = 5.0
 
 
-def truth(name: str, mu: float, sigma: float, n: int = 1) -> tuple[float, float]:
-    """(mean, std) of f(max of n iid N(mu, sigma^2)) by mpmath: for monotone f that is the max of n f(X)."""
-    f, _, kinks = make(name)
-    with mp.workdps(30):
-        mu, sigma = mp.mpf(mu), mp.mpf(sigma)
-        marks = [mu + k * sigma for k in (-8, -1, 0, 1, 8)] + [mp.mpf(x) for x in (-20, -5, -1, 0, 1, 5, 20, *kinks)]
-        cuts = [-mp.inf] + sorted(set(marks)) + [mp.inf]
-        density = lambda x: n * mp.npdf(x, mu, sigma) * mp.ncdf(x, mu, sigma) ** (n - 1)  # noqa: E731
-        m1 = mp.quad(lambda x: f(x) * density(x), cuts)
-        m2 = mp.quad(lambda x: (f(x) - m1) ** 2 * density(x), cuts)
-        return float(m1), float(mp.sqrt(m2))
+truth = max_moments  # (mean, std) of f(max of n iid N(mu, sigma^2)), by mpmath
 
 
 @pytest.mark.parametrize(

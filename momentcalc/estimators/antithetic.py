@@ -60,6 +60,10 @@ class _PairLaunch:
         p = self.program
         if mc_kernels.is_bare_max(p.codes, p.win_kind, p.win_n):
             return mc_kernels.bare_max_pair_rows(states, sizes // 2, self.shift, p.mu, p.sigma, int(p.win_n[0]))
+        at = mc_kernels.values_stage(p.codes, p.seg, p.max_at) if p.win_n.size == 1 else -1
+        if at >= 0 and ("pairs_values", p.act) in dispatch.KERNELS:
+            rows = dispatch.kernel("pairs_values", p.act)
+            return rows(states, sizes // 2, self.shift, *p.kernel_args(), p.max_at, p.max_split, at)
         if p.win_n.size == 1:
             rows = dispatch.kernel("pairs_one", p.act)
             return rows(states, sizes // 2, self.shift, *p.kernel_args(), p.max_at, p.max_split)

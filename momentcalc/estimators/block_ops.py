@@ -16,7 +16,10 @@ are kept free of calls and branches so that they run in vector lanes:
   log_sigmoid (with a log1p of their own, ``_log1p_unit``), gelu(approximate=tanh), mish;
 * exact gelu and erf from an erf/erfc of their own (``_erfc_parts`` then ``_erf_erfc``, usable by any loop):
   Cody's rationals, all evaluated and one selected, and exp(-x^2) from x^2 in two parts, so that erfc keeps
-  its relative digits to its underflow (gelu(x) = x Phi(x) to x = -38).
+  its relative digits to its underflow (gelu(x) = x Phi(x) to x = -38);
+* ``*_values``: the same activations' f alone, in place over a buffer, for the max-pool pair kernels, which
+  gather the extremes of a block of windows first (mc_kernels.VALUES). Each activation's formula from its exp
+  parts is written once (``_tanh_at`` and the like) and inlined into both its add_*_block and its values loop.
 
 Each is checked against mpmath in tests/test_block_ops.py.
 
@@ -38,6 +41,9 @@ from .jit import jit
 
 _jit = jit(error_model="numpy")
 _vector_sums = jit(error_model="numpy", fastmath={"reassoc"})
+# Each activation from its exp parts, shared by its add_*_block (f and f', with the sums) and its *_values loop
+# (f alone): inlined, so a loop compiles it with its own flags and drops what it does not use.
+_parts = jit(error_model="numpy", fastmath={"contract"}, inline="always")
 
 LOG2E = 1.4426950408889634
 LN2_HI = 6.93147180369123816490e-01  # ln 2 split so that k * LN2_HI is exact for |k| < 2^11 (fdlibm)
@@ -128,6 +134,15 @@ def _expm1_reduced(r):
     return r + (C2 + C3 * r) * r2 + r4 * (q1 + r4 * (q2 + r4 * q3))
 
 
+@_parts
+def _sigmoid_at(x, ej):
+    """(sigmoid(x), sigmoid'(x)) from ej = exp(-|x|): both sides from the one exp, then select (as
+    ops.activations.sigmoid)."""
+    pos = 1.0 / (1.0 + ej)
+    neg = ej * pos
+    return (pos if x >= 0.0 else neg), neg * pos
+
+
 @jit(error_model="numpy", fastmath={"contract", "reassoc"})
 def add_sigmoid_block(z, m, mu, sigma, shift, gshift, acc, e, scale):
     """add_block of sigmoid(mu + sigma z) and its squared derivative, over z[:m].
@@ -140,11 +155,8 @@ def add_sigmoid_block(z, m, mu, sigma, shift, gshift, acc, e, scale):
     powers = scale.view(np.float64)
     s1 = s2 = s3 = s4 = g1 = g2 = 0.0
     for j in range(m):
-        ej = e[j] * powers[j]
-        pos = 1.0 / (1.0 + ej)
-        neg = ej * pos
-        dy = neg * pos
-        d = (pos if mu + sigma * z[j] >= 0.0 else neg) - shift
+        y, dy = _sigmoid_at(mu + sigma * z[j], e[j] * powers[j])
+        d = y - shift
         d2 = d * d
         s1 += d
         s2 += d2
@@ -168,6 +180,17 @@ def _expm1_parts(t):
     return 1.0 + small, small, np.int64(np.int32(k) + np.int32(1023)) << 52
 
 
+@_parts
+def _tanh_at(x, e, em1, p):
+    """(tanh(x), tanh'(x)) from _expm1_parts(-2|x|) = (e, em1, the bits of p): with u = expm1(-2|x|),
+    tanh|x| = -u / (2 + u) and sech^2 x = 4 e / (1 + e)^2, e = exp(-2|x|): neither 1 - e nor 1 - tanh^2 cancels
+    (ops.activations.tanh_grad's form)."""
+    u = em1 * p + (p - 1.0)
+    ej = e * p
+    t = -u / (2.0 + u)
+    return (t if x >= 0.0 else -t), 4.0 * ej / ((1.0 + ej) * (1.0 + ej))
+
+
 @jit(error_model="numpy", fastmath={"contract", "reassoc"})
 def add_tanh_block(z, m, mu, sigma, shift, gshift, acc, e, em1, scale):
     """add_block of tanh(mu + sigma z) and its squared derivative, over z[:m]; e, em1 (float) and scale (int64)
@@ -178,12 +201,8 @@ def add_tanh_block(z, m, mu, sigma, shift, gshift, acc, e, em1, scale):
     powers = scale.view(np.float64)
     s1 = s2 = s3 = s4 = g1 = g2 = 0.0
     for j in range(m):
-        p = powers[j]
-        u = em1[j] * p + (p - 1.0)
-        ej = e[j] * p
-        t = -u / (2.0 + u)
-        d = (t if mu + sigma * z[j] >= 0.0 else -t) - shift
-        dy = 4.0 * ej / ((1.0 + ej) * (1.0 + ej))
+        y, dy = _tanh_at(mu + sigma * z[j], e[j], em1[j], powers[j])
+        d = y - shift
         d2 = d * d
         s1 += d
         s2 += d2
@@ -193,6 +212,15 @@ def add_tanh_block(z, m, mu, sigma, shift, gshift, acc, e, em1, scale):
         g1 += dg
         g2 += dg * dg
     _add6(acc, s1, s2, s3, s4, g1, g2)
+
+
+@_parts
+def _swish_at(x, beta, ej):
+    """(swish(x), swish'(x)) = (x s, s + beta x s (1 - s)), s = sigmoid(beta x), from ej = exp(-|beta x|)."""
+    pos = 1.0 / (1.0 + ej)
+    neg = ej * pos
+    s = pos if x >= 0.0 else neg
+    return x * s, s + beta * x * (pos * neg)  # s (1 - s) = pos neg on either side
 
 
 @jit(error_model="numpy", fastmath={"contract", "reassoc"})
@@ -204,13 +232,8 @@ def add_swish_block(z, m, mu, sigma, beta, shift, gshift, acc, e, scale):
     powers = scale.view(np.float64)
     s1 = s2 = s3 = s4 = g1 = g2 = 0.0
     for j in range(m):
-        x = mu + sigma * z[j]
-        ej = e[j] * powers[j]
-        pos = 1.0 / (1.0 + ej)
-        neg = ej * pos
-        s = pos if x >= 0.0 else neg
-        d = x * s - shift
-        dy = s + beta * x * (pos * neg)  # s (1 - s) = pos neg on either side
+        y, dy = _swish_at(mu + sigma * z[j], beta, e[j] * powers[j])
+        d = y - shift
         d2 = d * d
         s1 += d
         s2 += d2
@@ -220,6 +243,13 @@ def add_swish_block(z, m, mu, sigma, beta, shift, gshift, acc, e, scale):
         g1 += dg
         g2 += dg * dg
     _add6(acc, s1, s2, s3, s4, g1, g2)
+
+
+@_parts
+def _exp_linear_at(x, lam, c, gc, e, em1, p):
+    """(f(x), f'(x)) = (lam x, lam) for x > 0, (c expm1(x / d), gc exp(x / d)) below, from
+    _expm1_parts(min(x, 0) / d) = (e, em1, the bits of p)."""
+    return (lam * x if x > 0.0 else c * (em1 * p + (p - 1.0))), (lam if x > 0.0 else gc * (e * p))
 
 
 @jit(error_model="numpy", fastmath={"contract", "reassoc"})
@@ -232,11 +262,8 @@ def add_exp_linear_block(z, m, mu, sigma, lam, c, gc, d, shift, gshift, acc, e, 
     powers = scale.view(np.float64)
     s1 = s2 = s3 = s4 = g1 = g2 = 0.0
     for j in range(m):
-        x = mu + sigma * z[j]
-        p = powers[j]
-        below = c * (em1[j] * p + (p - 1.0))
-        d0 = (lam * x if x > 0.0 else below) - shift
-        dy = lam if x > 0.0 else gc * (e[j] * p)
+        y, dy = _exp_linear_at(mu + sigma * z[j], lam, c, gc, e[j], em1[j], powers[j])
+        d0 = y - shift
         d2 = d0 * d0
         s1 += d0
         s2 += d2
@@ -272,6 +299,16 @@ def _log1p_unit(e):
     return 2.0 * s + 2.0 * s * tail
 
 
+@_parts
+def _softplus_at(x, beta, sign, ej):
+    """(f(x), |f'(x)|) = (sign log1p(exp(beta y)) / beta, sigmoid(beta y)), y = sign x, from ej = exp(-|beta y|):
+    softplus is sign 1, log_sigmoid sign -1 and beta 1. As ops.activations.softplus, max(beta y, 0) +
+    log1p(exp(-|beta y|)), and the sigmoid of both sides from the same exp."""
+    by = beta * (sign * x)
+    pos = 1.0 / (1.0 + ej)
+    return sign * ((by if by > 0.0 else 0.0) + _log1p_unit(ej)) / beta, (pos if by >= 0.0 else ej * pos)
+
+
 @jit(error_model="numpy", fastmath={"contract", "reassoc"})
 def add_softplus_block(z, m, mu, sigma, beta, sign, shift, gshift, acc, e, scale):
     """add_block of sign softplus(x) = sign log1p(exp(beta x)) / beta and of its squared derivative
@@ -283,12 +320,8 @@ def add_softplus_block(z, m, mu, sigma, beta, sign, shift, gshift, acc, e, scale
     powers = scale.view(np.float64)
     s1 = s2 = s3 = s4 = g1 = g2 = 0.0
     for j in range(m):
-        bx = beta * (sign * (mu + sigma * z[j]))
-        ej = e[j] * powers[j]
-        tail = _log1p_unit(ej)
-        d = sign * ((bx if bx > 0.0 else 0.0) + tail) / beta - shift
-        pos = 1.0 / (1.0 + ej)
-        dy = pos if bx >= 0.0 else ej * pos
+        y, dy = _softplus_at(mu + sigma * z[j], beta, sign, e[j] * powers[j])
+        d = y - shift
         d2 = d * d
         s1 += d
         s2 += d2
@@ -304,24 +337,34 @@ GELU_C = 0.7978845608028654  # sqrt(2 / pi), as ops.activations.gelu writes it
 GELU_K = 0.044715
 
 
+@_parts
+def _gelu_tanh_exponent(x):
+    """-|2u|, u = sqrt(2/pi) (x + 0.044715 x^3): the exp that gelu(approximate=tanh) takes."""
+    return -2.0 * abs(GELU_C * (x + GELU_K * x * x * x))
+
+
+@_parts
+def _gelu_tanh_at(x, ej):
+    """(gelu_tanh(x), its derivative) = (x s, s + 2 x s (1 - s) sqrt(2/pi) (1 + 3 0.044715 x^2)), s = sigmoid(2u),
+    from ej = exp(_gelu_tanh_exponent(x)). As _swish_at, with 2u for beta x."""
+    pos = 1.0 / (1.0 + ej)
+    neg = ej * pos
+    s = pos if x >= 0.0 else neg  # u has the sign of x
+    return x * s, s + 2.0 * x * (pos * neg) * GELU_C * (1.0 + 3.0 * GELU_K * x * x)
+
+
 @jit(error_model="numpy", fastmath={"contract", "reassoc"})
 def add_gelu_tanh_block(z, m, mu, sigma, shift, gshift, acc, e, scale):
     """add_block of gelu(approximate=tanh)(x) = x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3), and of its
     squared derivative s + 2 x s (1 - s) sqrt(2/pi) (1 + 3 0.044715 x^2), s = sigmoid(2u), over x = mu + sigma z[:m];
     e and scale are scratch. As add_swish_block, with 2u for beta x: both sides of the sigmoid from exp(-|2u|)."""
     for j in range(m):
-        x = mu + sigma * z[j]
-        e[j], scale[j] = _exp_parts(-2.0 * abs(GELU_C * (x + GELU_K * x * x * x)))
+        e[j], scale[j] = _exp_parts(_gelu_tanh_exponent(mu + sigma * z[j]))
     powers = scale.view(np.float64)
     s1 = s2 = s3 = s4 = g1 = g2 = 0.0
     for j in range(m):
-        x = mu + sigma * z[j]
-        ej = e[j] * powers[j]
-        pos = 1.0 / (1.0 + ej)
-        neg = ej * pos
-        s = pos if x >= 0.0 else neg  # u has the sign of x
-        d = x * s - shift
-        dy = s + 2.0 * x * (pos * neg) * GELU_C * (1.0 + 3.0 * GELU_K * x * x)
+        y, dy = _gelu_tanh_at(mu + sigma * z[j], e[j] * powers[j])
+        d = y - shift
         d2 = d * d
         s1 += d
         s2 += d2
@@ -331,6 +374,16 @@ def add_gelu_tanh_block(z, m, mu, sigma, shift, gshift, acc, e, scale):
         g1 += dg
         g2 += dg * dg
     _add6(acc, s1, s2, s3, s4, g1, g2)
+
+
+@_parts
+def _mish_at(x, ej):
+    """(mish(x), mish'(x)) from ej = exp(-|x|), as add_mish_block derives them."""
+    above = x > 0.0
+    num = 1.0 + 2.0 * ej if above else ej * (ej + 2.0)
+    r = 1.0 / (num + (2.0 * ej * ej if above else 2.0))
+    t = num * r
+    return x * t, t + 4.0 * x * (1.0 + ej) * (ej * ej if above else ej) * (r * r)
 
 
 @jit(error_model="numpy", fastmath={"contract", "reassoc"})
@@ -346,14 +399,8 @@ def add_mish_block(z, m, mu, sigma, shift, gshift, acc, e, scale):
     powers = scale.view(np.float64)
     s1 = s2 = s3 = s4 = g1 = g2 = 0.0
     for j in range(m):
-        x = mu + sigma * z[j]
-        ej = e[j] * powers[j]
-        above = x > 0.0
-        num = 1.0 + 2.0 * ej if above else ej * (ej + 2.0)
-        r = 1.0 / (num + (2.0 * ej * ej if above else 2.0))
-        t = num * r
-        d = x * t - shift
-        dy = t + 4.0 * x * (1.0 + ej) * (ej * ej if above else ej) * (r * r)
+        y, dy = _mish_at(mu + sigma * z[j], e[j] * powers[j])
+        d = y - shift
         d2 = d * d
         s1 += d
         s2 += d2
@@ -553,3 +600,80 @@ def add_gelu_block(z, m, mu, sigma, shift, gshift, acc, e, ratio, scale):
         g1 += dg
         g2 += dg * dg
     _add6(acc, s1, s2, s3, s4, g1, g2)
+
+
+# The *_values loops: f alone over a buffer, in place, for the max-pool pair kernels (mc_kernels.VALUES), which
+# gather the window extremes of a whole fill first. Two passes, as the add_*_block loops: the exp parts, then f.
+# Inlined into mc_kernels' values wrapper of each activation, compiled with these flags: each function numba
+# compiles costs a first run about a second.
+_values = jit(error_model="numpy", fastmath={"contract"}, inline="always")
+
+
+@_values
+def sigmoid_values(x, m, e, scale):
+    """x[:m] <- sigmoid(x[:m]); e (float) and scale (int64) are scratch, as for the *_values below."""
+    for j in range(m):
+        e[j], scale[j] = _exp_parts(-abs(x[j]))
+    powers = scale.view(np.float64)
+    for j in range(m):
+        x[j] = _sigmoid_at(x[j], e[j] * powers[j])[0]
+
+
+@_values
+def tanh_values(x, m, e, em1, scale):
+    """x[:m] <- tanh(x[:m])."""
+    for j in range(m):
+        e[j], em1[j], scale[j] = _expm1_parts(-2.0 * abs(x[j]))
+    powers = scale.view(np.float64)
+    for j in range(m):
+        x[j] = _tanh_at(x[j], e[j], em1[j], powers[j])[0]
+
+
+@_values
+def swish_values(x, m, beta, e, scale):
+    """x[:m] <- swish(x[:m]) = x sigmoid(beta x)."""
+    for j in range(m):
+        e[j], scale[j] = _exp_parts(-abs(beta * x[j]))
+    powers = scale.view(np.float64)
+    for j in range(m):
+        x[j] = _swish_at(x[j], beta, e[j] * powers[j])[0]
+
+
+@_values
+def exp_linear_values(x, m, lam, c, d, e, em1, scale):
+    """x[:m] <- lam x (x > 0), c expm1(x / d) (x <= 0): elu, celu, selu as add_exp_linear_block takes them."""
+    for j in range(m):
+        e[j], em1[j], scale[j] = _expm1_parts(min(x[j], 0.0) / d)
+    powers = scale.view(np.float64)
+    for j in range(m):
+        x[j] = _exp_linear_at(x[j], lam, c, c, e[j], em1[j], powers[j])[0]
+
+
+@_values
+def softplus_values(x, m, beta, sign, e, scale):
+    """x[:m] <- sign softplus(sign x) with softplus's beta: softplus (sign 1), log_sigmoid (sign -1, beta 1)."""
+    for j in range(m):
+        e[j], scale[j] = _exp_parts(-abs(beta * (sign * x[j])))
+    powers = scale.view(np.float64)
+    for j in range(m):
+        x[j] = _softplus_at(x[j], beta, sign, e[j] * powers[j])[0]
+
+
+@_values
+def gelu_tanh_values(x, m, e, scale):
+    """x[:m] <- gelu(approximate=tanh)(x[:m])."""
+    for j in range(m):
+        e[j], scale[j] = _exp_parts(_gelu_tanh_exponent(x[j]))
+    powers = scale.view(np.float64)
+    for j in range(m):
+        x[j] = _gelu_tanh_at(x[j], e[j] * powers[j])[0]
+
+
+@_values
+def mish_values(x, m, e, scale):
+    """x[:m] <- mish(x[:m])."""
+    for j in range(m):
+        e[j], scale[j] = _exp_parts(-abs(x[j]))
+    powers = scale.view(np.float64)
+    for j in range(m):
+        x[j] = _mish_at(x[j], e[j] * powers[j])[0]

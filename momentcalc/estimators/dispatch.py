@@ -963,6 +963,54 @@ def _pairs_one_m(states, pair_counts, shift, mu, sigma, codes, params, seg, win_
     return k.one_window_pair_rows(own.act_m, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
 
 
+def _pairs_values_2(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at):
+    return k.one_window_pair_values_rows(own.act_2, k.sigmoid_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at)
+
+
+def _pairs_values_3(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at):
+    return k.one_window_pair_values_rows(own.act_3, k.tanh_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at)
+
+
+def _pairs_values_4(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at):
+    return k.one_window_pair_values_rows(own.act_4, k.gelu_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at)
+
+
+def _pairs_values_5(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at):
+    return k.one_window_pair_values_rows(own.act_5, k.silu_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at)
+
+
+def _pairs_values_6(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at):
+    return k.one_window_pair_values_rows(own.act_6, k.swish_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at)
+
+
+def _pairs_values_7(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at):
+    return k.one_window_pair_values_rows(own.act_7, k.elu_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at)
+
+
+def _pairs_values_8(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at):
+    return k.one_window_pair_values_rows(own.act_8, k.celu_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at)
+
+
+def _pairs_values_9(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at):
+    return k.one_window_pair_values_rows(own.act_9, k.selu_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at)
+
+
+def _pairs_values_10(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at):
+    return k.one_window_pair_values_rows(own.act_10, k.softplus_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at)
+
+
+def _pairs_values_12(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at):
+    return k.one_window_pair_values_rows(own.act_12, k.mish_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at)
+
+
+def _pairs_values_18(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at):
+    return k.one_window_pair_values_rows(own.act_18, k.erf_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at)
+
+
+def _pairs_values_20(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at):
+    return k.one_window_pair_values_rows(own.act_20, k.log_sigmoid_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at)
+
+
 def _points_0(mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n):
     return k.weighted_sums(own.act_0, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
 
@@ -1192,6 +1240,18 @@ KERNELS = {
     ("pairs_one", 20): _pairs_one_20,
     ("pairs_one", 21): _pairs_one_21,
     ("pairs_one", -1): _pairs_one_m,
+    ("pairs_values", 2): _pairs_values_2,
+    ("pairs_values", 3): _pairs_values_3,
+    ("pairs_values", 4): _pairs_values_4,
+    ("pairs_values", 5): _pairs_values_5,
+    ("pairs_values", 6): _pairs_values_6,
+    ("pairs_values", 7): _pairs_values_7,
+    ("pairs_values", 8): _pairs_values_8,
+    ("pairs_values", 9): _pairs_values_9,
+    ("pairs_values", 10): _pairs_values_10,
+    ("pairs_values", 12): _pairs_values_12,
+    ("pairs_values", 18): _pairs_values_18,
+    ("pairs_values", 20): _pairs_values_20,
     ("points", 0): _points_0,
     ("points", 1): _points_1,
     ("points", 2): _points_2,

@@ -42,6 +42,12 @@ KINDS = {
         "act",
         "states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split",
     ),
+    # Only for the activations with a values form (mc_kernels.VALUES), which it takes too.
+    "pairs_values": (
+        "one_window_pair_values_rows",
+        "act",
+        "states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at",
+    ),
     "points": (
         "weighted_sums",
         "act",
@@ -104,11 +110,15 @@ def render() -> str:
         for code, a in [(0, None), *enumerate(acts, 1), ("m", None)]:
             if kind == "activation" and code in (0, "m"):  # a lone activation: never none or mixed
                 continue
+            if kind == "pairs_values" and (a is None or a.name not in mc_kernels.VALUES):
+                continue
             name = f"_{kind}_{code}"
             passed = f"own.{takes}_{code}"
             called = kernel
             if kind == "activation" and a.name in mc_kernels.BLOCKS:
                 called, passed = "fused_rows", f"{passed}, k.{mc_kernels.BLOCKS[a.name]}"
+            if kind == "pairs_values":
+                passed = f"{passed}, k.{mc_kernels.VALUES[a.name]}"
             lines += ["", "", f"def {name}({args}):", f"    return k.{called}({passed}, {args})"]
             keys[(kind, -1 if code == "m" else code)] = name
     lines += ["", "", "KERNELS = {", *(f'    ("{kind}", {act}): {name},' for (kind, act), name in keys.items()), "}"]

@@ -423,6 +423,102 @@ BLOCKS = {
 }
 
 
+# The values forms of the blocks, one signature for all: x[:m] <- f(x[:m]) in place, f's (a, b), then float,
+# float and int64 scratch arrays. The max-pool pair kernel takes one (one_window_pair_values_rows). Compiled with
+# block_ops' values flags (FMA contraction), whose loops they inline.
+_values = jit(error_model="numpy", fastmath={"contract"})
+
+
+@_values
+def sigmoid_values(x, m, a, b, e, e2, scale):
+    block_ops.sigmoid_values(x, m, e, scale)
+
+
+@_values
+def tanh_values(x, m, a, b, e, e2, scale):
+    block_ops.tanh_values(x, m, e, e2, scale)
+
+
+@_values
+def silu_values(x, m, a, b, e, e2, scale):
+    block_ops.swish_values(x, m, 1.0, e, scale)
+
+
+@_values
+def swish_values(x, m, a, b, e, e2, scale):
+    block_ops.swish_values(x, m, a, e, scale)
+
+
+@_values
+def elu_values(x, m, a, b, e, e2, scale):
+    block_ops.exp_linear_values(x, m, 1.0, a, 1.0, e, e2, scale)
+
+
+@_values
+def celu_values(x, m, a, b, e, e2, scale):
+    block_ops.exp_linear_values(x, m, 1.0, a, a, e, e2, scale)
+
+
+@_values
+def selu_values(x, m, a, b, e, e2, scale):
+    block_ops.exp_linear_values(x, m, b, b * a, 1.0, e, e2, scale)
+
+
+@_values
+def softplus_values(x, m, a, b, e, e2, scale):
+    block_ops.softplus_values(x, m, a, 1.0, e, scale)
+
+
+@_values
+def log_sigmoid_values(x, m, a, b, e, e2, scale):
+    block_ops.softplus_values(x, m, 1.0, -1.0, e, scale)
+
+
+@_values
+def mish_values(x, m, a, b, e, e2, scale):
+    block_ops.mish_values(x, m, e, scale)
+
+
+@_values
+def gelu_values(x, m, a, b, e, e2, scale):
+    """approximate=tanh by its vectorized loop; exact gelu by the op's scalar function, as gelu_block."""
+    if a != 0.0:
+        block_ops.gelu_tanh_values(x, m, e, scale)
+        return
+    for j in range(m):
+        x[j] = _gelu(x[j], a, b)
+
+
+_erf = _jit(activations.erf)
+
+
+@_values
+def erf_values(x, m, a, b, e, e2, scale):
+    """The op's scalar erf (a libm call a value) until block_ops has a loop of its own: the scalar path's bits."""
+    for j in range(m):
+        x[j] = _erf(x[j], a, b)
+
+
+# Activations with a values form: dispatch_gen writes a batched max-pool pair kernel for each. One entry per
+# activation. Exact gelu and erf run their scalar op in it, the same bits as the per-window path and measured
+# faster (bench/pipelines.py, by CPU seconds: erf | maxpool(k=3) 0.45 -> 0.60 of maxpool(k=3)); a vectorized
+# loop of theirs in block_ops replaces that body.
+VALUES = {
+    "sigmoid": "sigmoid_values",
+    "tanh": "tanh_values",
+    "silu": "silu_values",
+    "swish": "swish_values",
+    "elu": "elu_values",
+    "celu": "celu_values",
+    "selu": "selu_values",
+    "softplus": "softplus_values",
+    "log_sigmoid": "log_sigmoid_values",
+    "gelu": "gelu_values",
+    "mish": "mish_values",
+    "erf": "erf_values",
+}
+
+
 @_jit
 def _chain_block(act_grad, state, mu, sigma, codes, params, z, g, m):
     """z[:m] <- the chain at mu + sigma z, g[:m] <- its squared derivative there."""
@@ -599,6 +695,91 @@ def _pairs_one_window(act, state, pairs, shift, mu, sigma, codes, params, seg, k
     return np.array([float(pairs), sa, saa, sb, sbb, sab])
 
 
+def values_stage(codes, seg, max_at):
+    """For a max pool read at its window's extremes (max_at, program.max_at), the index of the one activation in
+    the stages before it when the others are affine maps: the pair kernel can then gather a fill's extremes and
+    apply the activation to all of them in one vectorized loop (one_window_pair_values_rows). -1: it cannot."""
+    if max_at == 0:
+        return -1
+    stages = range(int(seg[0]), int(seg[1]))
+    acts = [i for i in stages if codes[i] > 0]
+    return acts[0] if len(acts) == 1 and all(codes[i] == AFFINE for i in stages if i != acts[0]) else -1
+
+
+@_inline
+def _gather_extremes(z, k, n, mu, sigma, max_at, split, xs, both):
+    """The inputs _one_window_pair evaluates for the k windows of z, side by side: output q = 2 o + side of window o
+    reads xs[q], and where both[q] (a valley whose greatest input is below its split) also the window's least input,
+    appended after xs[:2 k] in output order. Returns how many inputs xs now holds."""
+    m = 2 * k
+    for o in range(k):
+        zlo, zhi = _least_greatest(z, o * n, n)
+        for side in range(2):
+            s = (1.0 if side == 0 else -1.0) * sigma
+            lo = mu + s * (zlo if side == 0 else zhi)
+            hi = mu + s * (zhi if side == 0 else zlo)
+            q = 2 * o + side
+            xs[q] = _extreme(max_at, 0, lo, hi)
+            both[q] = _extremes(max_at, split, hi) == 2
+            xs[m] = lo  # kept only where both[q]: a write and a count, not a branch
+            m += 1 if both[q] else 0
+    return m
+
+
+@_inline
+def _affine_stages(codes, params, start, stop, xs, m):
+    """xs[:m] through the affine stages start..stop-1, a vectorized loop each."""
+    for i in range(start, stop):
+        a, b = params[i, 0], params[i, 1]
+        for j in range(m):
+            xs[j] = a + b * xs[j]
+
+
+@_inline
+def _values_outputs(act, values, state, z, k, n, mu, sigma, codes, params, seg, max_at, split, at, scratch, ys):
+    """ys[2 o + side] <- _one_window_pair's outputs for the k windows of z (a max pool of a chain of affine maps
+    and the activation at stage `at`, then any chain): the stages on all the gathered extremes at once, `values`
+    applying the activation (VALUES), then each side's max. scratch: (xs, both, e, e2, scale)."""
+    xs, both, e, e2, scale = scratch
+    m = _gather_extremes(z, k, n, mu, sigma, max_at, split, xs, both)
+    _affine_stages(codes, params, seg[0], at, xs, m)
+    values(xs, m, params[at, 0], params[at, 1], e, e2, scale)
+    _affine_stages(codes, params, at + 1, seg[1], xs, m)
+    second = 2 * k
+    for q in range(2 * k):
+        v = xs[q]
+        if both[q]:
+            v = max(v, xs[second])  # _reduce's max, in its order
+            second += 1
+        ys[q] = _apply_segment(act, state, codes, params, seg[1], seg[2], v)
+
+
+@_inline
+def _values_scratch(per):
+    """_values_outputs' scratch for fills of `per` windows: up to two inputs for each of their 2 per outputs."""
+    size = 4 * per
+    return np.empty(size), np.empty(2 * per, dtype=np.bool_), np.empty(size), np.empty(size), np.empty(size, np.int64)
+
+
+@_inline
+def _pairs_one_window_values(act, values, state, pairs, shift, mu, sigma, codes, params, seg, n, max_at, split, at):
+    """_pairs_one_window's row where values_stage finds the activation at stage `at`: a fill's outputs first
+    (_values_outputs), then their sums. The same outputs up to the few ulps the values loop differs from the
+    scalar f by; per output it costs an extreme or two through a vector loop instead of a libm call each."""
+    per = normals.per_fill(n)
+    z, missed, words = normals.scratch(per * n)
+    scratch = _values_scratch(per)
+    ys = np.empty(2 * per)
+    sa = saa = sb = sbb = sab = 0.0
+    for done in range(0, pairs, per):
+        k = min(per, pairs - done)
+        normals.fill(state, z, k * n, missed, words)
+        _values_outputs(act, values, state, z, k, n, mu, sigma, codes, params, seg, max_at, split, at, scratch, ys)
+        for o in range(k):
+            sa, saa, sb, sbb, sab = _pair_sums(ys[2 * o], ys[2 * o + 1], shift, sa, saa, sb, sbb, sab)
+    return np.array([float(pairs), sa, saa, sb, sbb, sab])
+
+
 @_inline
 def _put_row(out, c, row):
     """out[c] = row, as a loop: numba compiles an array's slice assignment with an error path that formats
@@ -688,6 +869,21 @@ def one_window_pair_rows(
     for c in range(states.shape[0]):
         row = _pairs_one_window(
             act, states[c], pair_counts[c], shift, mu, sigma, codes, params, seg, win_kind[0], win_n[0], max_at, split
+        )
+        _put_row(out, c, row)
+    return out
+
+
+@_inline
+def one_window_pair_values_rows(
+    act, values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at
+):
+    """_pairs_one_window_values's rows, one per chunk: `values` is the activation's values form (VALUES), at
+    the stage values_stage found."""
+    out = np.zeros((states.shape[0], 6))
+    for c in range(states.shape[0]):
+        row = _pairs_one_window_values(
+            act, values, states[c], pair_counts[c], shift, mu, sigma, codes, params, seg, win_n[0], max_at, split, at
         )
         _put_row(out, c, row)
     return out
