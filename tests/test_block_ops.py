@@ -172,18 +172,6 @@ def test_values_loops_are_within_a_few_ulps_of_mpmath(name):
     assert f_ulps.max() <= 4, (x[f_ulps.argmax()], f_ulps.max())
 
 
-@pytest.mark.parametrize("name", ["gelu", "erf"])
-def test_values_without_a_loop_of_their_own_are_the_scalar_op(name):
-    # Exact gelu and erf have no vectorized loop yet: their values forms call the op's own f, to the bit.
-    from momentcalc.estimators import mc_kernels
-
-    x = np.random.default_rng(6).standard_normal(500) * 4
-    got = x.copy()
-    values = getattr(mc_kernels, f"{name}_values")
-    values(got, x.size, 0.0, 0.0, np.empty(x.size), np.empty(x.size), np.empty(x.size, np.int64))
-    np.testing.assert_array_equal(got, [getattr(act, name)(v, 0.0, 0.0) for v in x])
-
-
 def _shifted_sums(values, shift, powers):
     d = np.asarray(values) - shift
     return [np.sum(d**p) for p in powers]

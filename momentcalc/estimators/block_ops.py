@@ -545,20 +545,25 @@ def _erf_erfc(t, ratio, scaled_exp):
 TWO_OVER_SQRT_PI = 1.1283791670955126  # erf'(x) = 2 / sqrt(pi) exp(-x^2)
 
 
+@_parts
+def _erf_at(x, ratio, scaled_exp):
+    """(erf(x), erf'(x)) from _erfc_parts(x, 1, 1, False)'s ratio and exp(-x^2) 2^EXP_BIAS: erf(-x) = -erf(x), and
+    erf' is that same exp."""
+    erf_t, _ = _erf_erfc(abs(x), ratio, scaled_exp)
+    return (erf_t if x >= 0.0 else -erf_t), TWO_OVER_SQRT_PI * scaled_exp * EXP_UNBIAS
+
+
 @jit(error_model="numpy", fastmath={"contract", "reassoc"})
 def add_erf_block(z, m, mu, sigma, shift, gshift, acc, e, ratio, scale):
     """add_block of erf(mu + sigma z) and its squared derivative (2 / sqrt(pi))^2 exp(-2 x^2), over z[:m]; e, ratio
-    (float) and scale (int64) are scratch. erf(-x) = -erf(x); both from one exp(-x^2) (_erfc_parts)."""
+    (float) and scale (int64) are scratch. Both from one exp(-x^2) (_erfc_parts)."""
     for j in range(m):
         ratio[j], e[j], scale[j] = _erfc_parts(mu + sigma * z[j], 1.0, 1.0, False)
     powers = scale.view(np.float64)
     s1 = s2 = s3 = s4 = g1 = g2 = 0.0
     for j in range(m):
-        x = mu + sigma * z[j]
-        scaled_exp = e[j] * powers[j]
-        erf_t, _ = _erf_erfc(abs(x), ratio[j], scaled_exp)
-        d = (erf_t if x >= 0.0 else -erf_t) - shift
-        dy = TWO_OVER_SQRT_PI * scaled_exp * EXP_UNBIAS
+        y, dy = _erf_at(mu + sigma * z[j], ratio[j], e[j] * powers[j])
+        d = y - shift
         d2 = d * d
         s1 += d
         s2 += d2
@@ -574,23 +579,28 @@ SQRT_HALF = 0.7071067811865476  # Phi(x) = erfc(-x sqrt(1/2)) / 2
 INV_SQRT_2PI = 0.3989422804014327  # phi(x) = exp(-x^2 / 2) / sqrt(2 pi)
 
 
+@_parts
+def _gelu_at(x, ratio, scaled_exp):
+    """(gelu(x), gelu'(x)) = (x Phi(x), Phi(x) + x phi(x)) from _erfc_parts(x, SQRT_HALF, 1/2, True)'s ratio and
+    exp(-x^2 / 2) 2^EXP_BIAS. With t = |x| / sqrt(2): Phi(x) = (1 + erf(t)) / 2 for x >= 0, erfc(t) / 2 below, where
+    erfc(t) = ratio exp(-x^2 / 2) keeps its relative digits down to x = -37.5 (Phi then 5e-308), and phi(x) is that
+    same exp. Both are carried scaled by 2^EXP_BIAS and unscaled last, so a subnormal result is rounded once."""
+    erf_t, erfc_t = _erf_erfc(SQRT_HALF * abs(x), ratio, scaled_exp)
+    cdf = (0.5 + 0.5 * erf_t) * EXP_REBIAS if x >= 0.0 else 0.5 * erfc_t  # Phi(x) 2^EXP_BIAS
+    return (x * cdf) * EXP_UNBIAS, (cdf + x * (INV_SQRT_2PI * scaled_exp)) * EXP_UNBIAS
+
+
 @jit(error_model="numpy", fastmath={"contract", "reassoc"})
 def add_gelu_block(z, m, mu, sigma, shift, gshift, acc, e, ratio, scale):
-    """add_block of exact gelu(x) = x Phi(x) and its squared derivative Phi(x) + x phi(x), over x = mu + sigma z[:m];
-    e, ratio (float) and scale (int64) are scratch. With t = |x| / sqrt(2): Phi(x) = (1 + erf(t)) / 2 for x >= 0,
-    erfc(t) / 2 below, where erfc(t) = ratio exp(-x^2 / 2) keeps its relative digits down to x = -37.5 (Phi
-    then 5e-308), and phi(x) is that same exp."""
+    """add_block of exact gelu(x) = x Phi(x) and its squared derivative, over x = mu + sigma z[:m] (_gelu_at); e,
+    ratio (float) and scale (int64) are scratch."""
     for j in range(m):
         ratio[j], e[j], scale[j] = _erfc_parts(mu + sigma * z[j], SQRT_HALF, 0.5, True)
     powers = scale.view(np.float64)
     s1 = s2 = s3 = s4 = g1 = g2 = 0.0
     for j in range(m):
-        x = mu + sigma * z[j]
-        scaled_exp = e[j] * powers[j]
-        erf_t, erfc_t = _erf_erfc(SQRT_HALF * abs(x), ratio[j], scaled_exp)
-        cdf = (0.5 + 0.5 * erf_t) * EXP_REBIAS if x >= 0.0 else 0.5 * erfc_t  # Phi(x) 2^EXP_BIAS
-        d = (x * cdf) * EXP_UNBIAS - shift
-        dy = (cdf + x * (INV_SQRT_2PI * scaled_exp)) * EXP_UNBIAS
+        y, dy = _gelu_at(mu + sigma * z[j], ratio[j], e[j] * powers[j])
+        d = y - shift
         d2 = d * d
         s1 += d
         s2 += d2
@@ -677,3 +687,23 @@ def mish_values(x, m, e, scale):
     powers = scale.view(np.float64)
     for j in range(m):
         x[j] = _mish_at(x[j], e[j] * powers[j])[0]
+
+
+@_values
+def gelu_values(x, m, e, ratio, scale):
+    """x[:m] <- exact gelu(x[:m]); ratio (float) is scratch too."""
+    for j in range(m):
+        ratio[j], e[j], scale[j] = _erfc_parts(x[j], SQRT_HALF, 0.5, True)
+    powers = scale.view(np.float64)
+    for j in range(m):
+        x[j] = _gelu_at(x[j], ratio[j], e[j] * powers[j])[0]
+
+
+@_values
+def erf_values(x, m, e, ratio, scale):
+    """x[:m] <- erf(x[:m]); ratio (float) is scratch too."""
+    for j in range(m):
+        ratio[j], e[j], scale[j] = _erfc_parts(x[j], 1.0, 1.0, False)
+    powers = scale.view(np.float64)
+    for j in range(m):
+        x[j] = _erf_at(x[j], ratio[j], e[j] * powers[j])[0]

@@ -481,28 +481,19 @@ def mish_values(x, m, a, b, e, e2, scale):
 
 @_values
 def gelu_values(x, m, a, b, e, e2, scale):
-    """approximate=tanh by its vectorized loop; exact gelu by the op's scalar function, as gelu_block."""
     if a != 0.0:
         block_ops.gelu_tanh_values(x, m, e, scale)
-        return
-    for j in range(m):
-        x[j] = _gelu(x[j], a, b)
-
-
-_erf = _jit(activations.erf)
+    else:
+        block_ops.gelu_values(x, m, e, e2, scale)
 
 
 @_values
 def erf_values(x, m, a, b, e, e2, scale):
-    """The op's scalar erf (a libm call a value) until block_ops has a loop of its own: the scalar path's bits."""
-    for j in range(m):
-        x[j] = _erf(x[j], a, b)
+    block_ops.erf_values(x, m, e, e2, scale)
 
 
 # Activations with a values form: dispatch_gen writes a batched max-pool pair kernel for each. One entry per
-# activation. Exact gelu and erf run their scalar op in it, the same bits as the per-window path and measured
-# faster (bench/pipelines.py, by CPU seconds: erf | maxpool(k=3) 0.45 -> 0.60 of maxpool(k=3)); a vectorized
-# loop of theirs in block_ops replaces that body.
+# activation.
 VALUES = {
     "sigmoid": "sigmoid_values",
     "tanh": "tanh_values",
