@@ -57,13 +57,19 @@ class _PairLaunch:
         self.program, self.shift = program, shift
 
     def __call__(self, states: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-        p = self.program
+        p, pairs = self.program, sizes // 2
+        out = np.zeros((len(sizes), mc_kernels.PAIR_SUMS))
+        buffers = programs.window_buffers(p.normals_per_output)
         if mc_kernels.is_bare_max(p.codes, p.win_kind, p.win_n):
-            return mc_kernels.bare_max_pair_rows(states, sizes // 2, self.shift, p.mu, p.sigma, int(p.win_n[0]))
-        if p.win_n.size == 1:
+            mc_kernels.bare_max_pair_rows(states, pairs, self.shift, p.mu, p.sigma, int(p.win_n[0]), out, *buffers)
+        elif p.win_n.size == 1:
             rows = dispatch.kernel("pairs_one", p.act)
-            return rows(states, sizes // 2, self.shift, *p.kernel_args(), p.max_at, p.max_split)
-        return dispatch.kernel("pairs", p.act)(states, sizes // 2, self.shift, *p.kernel_args())
+            rows(states, pairs, self.shift, *p.kernel_args(), p.max_at, p.max_split, out, *buffers)
+        else:
+            row = np.empty(p.normals_per_output)  # one output's inputs
+            rows = dispatch.kernel("pairs", p.act)
+            rows(states, pairs, self.shift, *p.kernel_args(), out, *buffers, row, *programs.level_buffers(p))
+        return out
 
 
 def launch(program: Program, shift: float) -> driver.Launch:

@@ -419,548 +419,548 @@ def activation_array(code, a, b, xs, grad):
 
 
 
-def _activation_1(states, counts, mu, sigma, code, a, b):
-    return k.fused_rows(own.act_grad_1, k.relu_block, states, counts, mu, sigma, code, a, b)
+def _activation_1(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
+    return k.fused_rows(own.act_grad_1, k.relu_block, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
-def _activation_2(states, counts, mu, sigma, code, a, b):
-    return k.fused_rows(own.act_grad_2, k.sigmoid_block, states, counts, mu, sigma, code, a, b)
+def _activation_2(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
+    return k.fused_rows(own.act_grad_2, k.sigmoid_block, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
-def _activation_3(states, counts, mu, sigma, code, a, b):
-    return k.fused_rows(own.act_grad_3, k.tanh_block, states, counts, mu, sigma, code, a, b)
+def _activation_3(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
+    return k.fused_rows(own.act_grad_3, k.tanh_block, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
-def _activation_4(states, counts, mu, sigma, code, a, b):
-    return k.fused_rows(own.act_grad_4, k.gelu_block, states, counts, mu, sigma, code, a, b)
+def _activation_4(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
+    return k.fused_rows(own.act_grad_4, k.gelu_block, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
-def _activation_5(states, counts, mu, sigma, code, a, b):
-    return k.fused_rows(own.act_grad_5, k.silu_block, states, counts, mu, sigma, code, a, b)
+def _activation_5(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
+    return k.fused_rows(own.act_grad_5, k.silu_block, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
-def _activation_6(states, counts, mu, sigma, code, a, b):
-    return k.fused_rows(own.act_grad_6, k.swish_block, states, counts, mu, sigma, code, a, b)
+def _activation_6(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
+    return k.fused_rows(own.act_grad_6, k.swish_block, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
-def _activation_7(states, counts, mu, sigma, code, a, b):
-    return k.fused_rows(own.act_grad_7, k.elu_block, states, counts, mu, sigma, code, a, b)
+def _activation_7(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
+    return k.fused_rows(own.act_grad_7, k.elu_block, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
-def _activation_8(states, counts, mu, sigma, code, a, b):
-    return k.fused_rows(own.act_grad_8, k.celu_block, states, counts, mu, sigma, code, a, b)
+def _activation_8(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
+    return k.fused_rows(own.act_grad_8, k.celu_block, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
-def _activation_9(states, counts, mu, sigma, code, a, b):
-    return k.fused_rows(own.act_grad_9, k.selu_block, states, counts, mu, sigma, code, a, b)
+def _activation_9(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
+    return k.fused_rows(own.act_grad_9, k.selu_block, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
-def _activation_10(states, counts, mu, sigma, code, a, b):
-    return k.fused_rows(own.act_grad_10, k.softplus_block, states, counts, mu, sigma, code, a, b)
+def _activation_10(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
+    return k.fused_rows(own.act_grad_10, k.softplus_block, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
-def _activation_11(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_11, states, counts, mu, sigma, code, a, b)
+def _activation_11(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
+    return k.activation_rows(own.act_grad_11, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
-def _activation_12(states, counts, mu, sigma, code, a, b):
-    return k.fused_rows(own.act_grad_12, k.mish_block, states, counts, mu, sigma, code, a, b)
+def _activation_12(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
+    return k.fused_rows(own.act_grad_12, k.mish_block, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
-def _activation_13(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_13, states, counts, mu, sigma, code, a, b)
+def _activation_13(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
+    return k.activation_rows(own.act_grad_13, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
-def _activation_14(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_14, states, counts, mu, sigma, code, a, b)
+def _activation_14(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
+    return k.activation_rows(own.act_grad_14, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
-def _activation_15(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_15, states, counts, mu, sigma, code, a, b)
+def _activation_15(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
+    return k.activation_rows(own.act_grad_15, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
-def _activation_16(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_16, states, counts, mu, sigma, code, a, b)
+def _activation_16(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
+    return k.activation_rows(own.act_grad_16, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
-def _activation_17(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_17, states, counts, mu, sigma, code, a, b)
+def _activation_17(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
+    return k.activation_rows(own.act_grad_17, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
-def _activation_18(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_18, states, counts, mu, sigma, code, a, b)
+def _activation_18(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
+    return k.activation_rows(own.act_grad_18, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
-def _activation_19(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_19, states, counts, mu, sigma, code, a, b)
+def _activation_19(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
+    return k.activation_rows(own.act_grad_19, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
-def _activation_20(states, counts, mu, sigma, code, a, b):
-    return k.fused_rows(own.act_grad_20, k.log_sigmoid_block, states, counts, mu, sigma, code, a, b)
+def _activation_20(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
+    return k.fused_rows(own.act_grad_20, k.log_sigmoid_block, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
-def _activation_21(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_21, states, counts, mu, sigma, code, a, b)
+def _activation_21(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
+    return k.activation_rows(own.act_grad_21, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
-def _chain_0(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_0, states, counts, mu, sigma, codes, params)
+def _chain_0(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_0, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _chain_1(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_1, states, counts, mu, sigma, codes, params)
+def _chain_1(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_1, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _chain_2(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_2, states, counts, mu, sigma, codes, params)
+def _chain_2(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_2, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _chain_3(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_3, states, counts, mu, sigma, codes, params)
+def _chain_3(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_3, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _chain_4(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_4, states, counts, mu, sigma, codes, params)
+def _chain_4(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_4, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _chain_5(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_5, states, counts, mu, sigma, codes, params)
+def _chain_5(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_5, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _chain_6(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_6, states, counts, mu, sigma, codes, params)
+def _chain_6(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_6, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _chain_7(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_7, states, counts, mu, sigma, codes, params)
+def _chain_7(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_7, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _chain_8(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_8, states, counts, mu, sigma, codes, params)
+def _chain_8(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_8, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _chain_9(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_9, states, counts, mu, sigma, codes, params)
+def _chain_9(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_9, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _chain_10(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_10, states, counts, mu, sigma, codes, params)
+def _chain_10(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_10, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _chain_11(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_11, states, counts, mu, sigma, codes, params)
+def _chain_11(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_11, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _chain_12(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_12, states, counts, mu, sigma, codes, params)
+def _chain_12(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_12, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _chain_13(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_13, states, counts, mu, sigma, codes, params)
+def _chain_13(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_13, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _chain_14(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_14, states, counts, mu, sigma, codes, params)
+def _chain_14(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_14, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _chain_15(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_15, states, counts, mu, sigma, codes, params)
+def _chain_15(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_15, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _chain_16(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_16, states, counts, mu, sigma, codes, params)
+def _chain_16(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_16, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _chain_17(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_17, states, counts, mu, sigma, codes, params)
+def _chain_17(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_17, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _chain_18(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_18, states, counts, mu, sigma, codes, params)
+def _chain_18(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_18, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _chain_19(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_19, states, counts, mu, sigma, codes, params)
+def _chain_19(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_19, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _chain_20(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_20, states, counts, mu, sigma, codes, params)
+def _chain_20(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_20, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _chain_21(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_21, states, counts, mu, sigma, codes, params)
+def _chain_21(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_21, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _chain_m(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_m, states, counts, mu, sigma, codes, params)
+def _chain_m(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_m, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _one_window_0(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_0, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_0(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_0, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _one_window_1(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_1, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_1(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_1, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _one_window_2(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_2, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_2(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_2, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _one_window_3(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_3, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_3(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_3, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _one_window_4(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_4, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_4(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_4, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _one_window_5(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_5, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_5(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_5, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _one_window_6(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_6, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_6(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_6, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _one_window_7(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_7, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_7(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_7, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _one_window_8(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_8, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_8(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_8, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _one_window_9(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_9, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_9(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_9, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _one_window_10(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_10, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_10(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_10, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _one_window_11(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_11, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_11(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_11, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _one_window_12(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_12, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_12(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_12, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _one_window_13(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_13, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_13(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_13, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _one_window_14(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_14, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_14(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_14, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _one_window_15(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_15, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_15(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_15, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _one_window_16(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_16, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_16(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_16, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _one_window_17(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_17, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_17(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_17, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _one_window_18(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_18, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_18(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_18, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _one_window_19(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_19, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_19(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_19, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _one_window_20(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_20, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_20(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_20, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _one_window_21(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_21, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_21(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_21, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _one_window_m(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_m, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_m(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_m, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _nested_0(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_0, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_0(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_0, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _nested_1(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_1, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_1(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_1, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _nested_2(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_2, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_2(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_2, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _nested_3(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_3, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_3(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_3, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _nested_4(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_4, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_4(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_4, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _nested_5(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_5, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_5(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_5, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _nested_6(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_6, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_6(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_6, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _nested_7(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_7, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_7(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_7, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _nested_8(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_8, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_8(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_8, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _nested_9(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_9, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_9(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_9, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _nested_10(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_10, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_10(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_10, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _nested_11(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_11, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_11(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_11, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _nested_12(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_12, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_12(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_12, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _nested_13(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_13, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_13(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_13, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _nested_14(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_14, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_14(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_14, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _nested_15(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_15, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_15(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_15, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _nested_16(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_16, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_16(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_16, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _nested_17(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_17, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_17(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_17, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _nested_18(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_18, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_18(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_18, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _nested_19(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_19, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_19(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_19, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _nested_20(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_20, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_20(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_20, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _nested_21(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_21, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_21(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_21, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _nested_m(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_m, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_m(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_m, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _pairs_0(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_0, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_0(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_0, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_1(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_1, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_1(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_1, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_2(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_2, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_2(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_2, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_3(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_3, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_3(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_3, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_4(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_4, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_4(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_4, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_5(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_5, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_5(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_5, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_6(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_6, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_6(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_6, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_7(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_7, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_7(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_7, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_8(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_8, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_8(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_8, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_9(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_9, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_9(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_9, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_10(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_10, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_10(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_10, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_11(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_11, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_11(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_11, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_12(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_12, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_12(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_12, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_13(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_13, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_13(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_13, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_14(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_14, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_14(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_14, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_15(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_15, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_15(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_15, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_16(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_16, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_16(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_16, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_17(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_17, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_17(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_17, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_18(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_18, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_18(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_18, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_19(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_19, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_19(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_19, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_20(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_20, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_20(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_20, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_21(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_21, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_21(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_21, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_m(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_m, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_m(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_m, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_one_0(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_0, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_0(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_0, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_one_1(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_1, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_1(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_1, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_one_2(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_2, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_2(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_2, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_one_3(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_3, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_3(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_3, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_one_4(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_4, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_4(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_4, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_one_5(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_5, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_5(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_5, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_one_6(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_6, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_6(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_6, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_one_7(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_7, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_7(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_7, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_one_8(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_8, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_8(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_8, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_one_9(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_9, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_9(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_9, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_one_10(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_10, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_10(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_10, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_one_11(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_11, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_11(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_11, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_one_12(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_12, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_12(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_12, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_one_13(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_13, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_13(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_13, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_one_14(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_14, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_14(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_14, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_one_15(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_15, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_15(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_15, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_one_16(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_16, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_16(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_16, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_one_17(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_17, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_17(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_17, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_one_18(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_18, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_18(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_18, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_one_19(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_19, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_19(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_19, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_one_20(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_20, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_20(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_20, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_one_21(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_21, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_21(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_21, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_one_m(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_m, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_m(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_m, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _points_0(mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n):

@@ -28,19 +28,33 @@ COMMAND = "python -m momentcalc.estimators.dispatch_gen"
 
 # The kernels of mc_kernels that take an activation, by kind: (kernel, which function it takes, its other arguments).
 KINDS = {
-    "activation": ("activation_rows", "act_grad", "states, counts, mu, sigma, code, a, b"),
-    "chain": ("chain_rows", "act_grad", "states, counts, mu, sigma, codes, params"),
+    "activation": (
+        "activation_rows",
+        "act_grad",
+        "states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc",
+    ),
+    "chain": ("chain_rows", "act_grad", "states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc"),
     "one_window": (
         "one_window_rows",
         "act",
-        "states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split",
+        "states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words",
     ),
-    "nested": ("nested_rows", "act", "states, counts, mu, sigma, codes, params, seg, win_kind, win_n"),
-    "pairs": ("pair_rows", "act", "states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n"),
+    "nested": (
+        "nested_rows",
+        "act",
+        "states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt",
+    ),
+    "pairs": (
+        "pair_rows",
+        "act",
+        "states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, "
+        "cnt",
+    ),
     "pairs_one": (
         "one_window_pair_rows",
         "act",
-        "states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split",
+        "states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, "
+        "words",
     ),
     "points": (
         "weighted_sums",
