@@ -83,6 +83,9 @@ def render() -> str:
         "from .jit import jit",
         "",
         '_jit = jit(error_model="numpy")',
+        "# The activations' own functions are inlined into their callers: each function numba compiles apart costs",
+        "# a first run a fixed ~0.1 s, and an activation's kernel called two.",
+        '_inline = jit(error_model="numpy", inline="always")',
         "# The wrappers pass functions as attributes of modules (k.relu_block, own.act_1): numba compiles a",
         "# function passed as a plain global as its address in this process, and will not cache that.",
         "own = sys.modules[__name__]",
@@ -95,7 +98,7 @@ def render() -> str:
         "",
     ]
     for code, a in enumerate(acts, 1):
-        lines += [f'_f{code} = _jit(lookup("{a.name}").f)', f'_df{code} = _jit(lookup("{a.name}").df)']
+        lines += [f'_f{code} = _inline(lookup("{a.name}").f)', f'_df{code} = _inline(lookup("{a.name}").df)']
     lines += ["", "", "@_jit", "def apply_activation(code, a, b, x):", "    # f(x) of the activation with this code."]
     for code, a in enumerate(acts, 1):
         lines += [f"    if code == {code}:  # {a.name}", f"        return _f{code}(x, a, b)"]

@@ -380,7 +380,7 @@ def mish_block(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):
     block_ops.add_mish_block(z, m, mu, sigma, shift, gshift, acc, e, scale)
 
 
-_gelu, _gelu_grad = _jit(activations.gelu), _jit(activations.gelu_grad)
+_gelu, _gelu_grad = _inline(activations.gelu), _inline(activations.gelu_grad)
 
 
 @_jit
