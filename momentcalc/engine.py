@@ -225,15 +225,6 @@ def _load_kernel(name: str, spec: Spec, mu: float, sigma: float, norms: tuple | 
         overheads["kernels"] += _since(start)
 
 
-def prepare_kernels(text: str, mu: float = 0.0, sigma: float = 1.0, method: str = "auto") -> None:
-    """Load (or compile, into numba's disk cache) the kernels that estimate(text, mu, sigma, method) would run,
-    and run nothing: a child process of warmup.Ahead compiles a table's kernels ahead of its entries."""
-    spec = parse(text)
-    norms = normalize_constants(spec, mu, sigma)
-    for name in AUTO.get(method, (method,)):
-        _load_kernel(name, spec, mu, sigma, norms, {"kernels": 0.0})
-
-
 def _run(
     name: str, spec: Spec, mu: float, sigma: float, norms: tuple | None, settings: RunSettings, digits: int | None
 ) -> Estimate:

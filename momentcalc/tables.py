@@ -56,7 +56,6 @@ from .tablefile import (
 # The CLI imports this module to build its help: what is heavy loads on first use.
 engine = lazy_module("momentcalc.engine")  # numba: only when a table is really built
 cluster = lazy_module("momentcalc.estimators.cluster")  # with engine: only when a table is built
-warmup = lazy_module("momentcalc.warmup")  # with engine: only when a table is built
 jsonschema = lazy_module("jsonschema")  # about 0.1 s: only when a table is checked
 
 # What a NormProp network needs, in the order the table lists them.
@@ -150,16 +149,11 @@ def build(
     """
 
     entries = []
-    # A cold first entry starts a child process that compiles the later entries' kernels (warmup.py).
-    with cluster.running_on(scheduler), warmup.Ahead(specs, enabled=scheduler is None) as ahead:
+    with cluster.running_on(scheduler):
         for done, text in enumerate(specs):
             if progress is not None:
                 progress(done, len(specs), text)
-            ahead.starting(done)
-            with engine.compile_clock() as clock:
-                result = engine.estimate(text, seed=seed, samples=samples)
-            if done == 0:
-                ahead.first_done(clock.seconds)
+            result = engine.estimate(text, seed=seed, samples=samples)
             entries.append(_entry(result.to_dict()))
     if progress is not None:
         progress(len(specs), len(specs), "")
