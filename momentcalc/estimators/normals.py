@@ -98,7 +98,7 @@ def _fast(word):
     return x, idx, rabs, rabs < KI[idx]
 
 
-@_inline
+@_jit
 def _finish(state, x, idx, rabs):
     """numpy's slow path for a draw that missed the fast test: its tail or wedge test, then fresh draws."""
     while True:
