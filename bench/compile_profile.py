@@ -7,6 +7,12 @@
 Run it with an empty NUMBA_CACHE_DIR to see a first run. "self" is a
 function's compile time less the compilations nested in it (a kernel compiles
 its callees first). Cache loads are listed apart. Prints the slowest first.
+The first line also gives the compiling's CPU seconds (this process's, while
+compiling): on a shared machine they vary less than wall seconds. With
+--setup-apart, numba's one-time set-up (its first compilation in a process
+loads its registries and imports modules, scipy.linalg among them) is timed
+first, on a trivial function, and left out of the table, so that the first
+kernel's line is its own.
 """
 
 from __future__ import annotations
@@ -26,8 +32,11 @@ class Recorder(event.Listener):
             defaultdict(float),
             defaultdict(int),
         )
+        self.cpu, self._cpu_start = 0.0, 0.0
 
     def on_start(self, ev):
+        if not self.stack:
+            self._cpu_start = time.process_time()
         self.stack.append(
             [
                 ev.data["dispatcher"].py_func.__qualname__,
@@ -46,6 +55,19 @@ class Recorder(event.Listener):
         self.count[key] += 1
         if self.stack:
             self.stack[-1][3] += spent
+        else:
+            self.cpu += time.process_time() - self._cpu_start
+
+
+def _time_setup() -> None:
+    import numba
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    numba.njit(lambda x: x + 1)(1)
+    print(
+        f"numba's set-up (first compilation, of a trivial function): {time.perf_counter() - wall:.2f} s "
+        f"({time.process_time() - cpu:.2f} s cpu)"
+    )
 
 
 def main() -> None:
@@ -53,6 +75,7 @@ def main() -> None:
     parser.add_argument("spec", nargs="?", default="relu")
     parser.add_argument("--tables", action="store_true", help="every entry of the default table instead of SPEC")
     parser.add_argument("--method", default="auto")
+    parser.add_argument("--setup-apart", action="store_true", help="time numba's one-time set-up apart (see above)")
     args = parser.parse_args()
     start = time.perf_counter()
     import momentcalc as mc
@@ -60,6 +83,8 @@ def main() -> None:
 
     mc.estimate  # noqa: B018 (loads the engine: imports are timed apart)
     imported = time.perf_counter()
+    if args.setup_apart:
+        _time_setup()
     recorder = Recorder()
     event.register("numba:compile", recorder)
     for spec in tables.DEFAULT_SPECS if args.tables else [args.spec]:
@@ -68,7 +93,7 @@ def main() -> None:
     compiled = sum(recorder.self_time.values())
     print(
         f"import {imported - start:.2f} s; estimate {done - imported:.2f} s, of which compiling {compiled:.2f} s "
-        f"({sum(recorder.count.values())} compilations of {len(recorder.count)} functions)"
+        f"({recorder.cpu:.2f} s cpu; {sum(recorder.count.values())} compilations of {len(recorder.count)} functions)"
     )
     for key in sorted(recorder.self_time, key=recorder.self_time.get, reverse=True)[:40]:
         print(

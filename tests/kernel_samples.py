@@ -82,7 +82,9 @@ def _pair_values_outputs(values, state, pairs, mu, sigma, codes, params, seg, wi
     n = win_n[0]
     per = normals.per_fill(n)
     z, missed, words = normals.scratch(per * n)
-    scratch = mc._values_scratch(per)
+    size = 4 * per  # as program.values_buffers
+    xs, both = np.empty(size), np.empty(2 * per, dtype=np.bool_)
+    scratch = (xs, both, np.empty(size), np.empty(size), np.empty(size, np.int64))
     ys = np.empty(2 * per)
     for done in range(0, pairs, per):
         k = min(per, pairs - done)

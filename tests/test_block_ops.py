@@ -13,7 +13,7 @@ import pytest
 from numba import njit
 from scipy import integrate, special, stats
 
-from momentcalc.estimators import block_ops, dispatch, montecarlo, normals, quadrature
+from momentcalc.estimators import block_ops, montecarlo, normals, quadrature
 from momentcalc.ops import activations as act
 from momentcalc.settings import RunSettings
 from momentcalc.spec import parse
@@ -216,13 +216,13 @@ def test_add_relu_block_is_add_block_of_relu_and_its_derivative():
     ],
 )
 def test_activation_rows_are_the_moments_of_the_chain_outputs(spec):
-    # run_activation_chunk uses the block loops (mc_kernels.BLOCKS) where an activation has one and the scalar
-    # dispatch for the others; sample_chain_outputs always the scalar functions, on the same normals.
+    # The activation kernel (run_activation_chunk) uses the block loops (mc_kernels.BLOCKS) where an activation
+    # has one and the scalar dispatch for the others; sample_chain_outputs always the scalar functions, on the
+    # same normals.
     program = montecarlo.compile_program(parse(spec), 0.1, 2.0)
-    code, a, b = int(program.codes[0]), *program.params[0]
     count = 3 * normals.BLOCK + 5
     state = montecarlo.chunk_states(6, 0, 1)[0]
-    row = dispatch.kernel("activation", code)(state.copy()[None], np.array([count]), 0.1, 2.0, code, a, b)[0]
+    row = montecarlo.program_chunks(program, 0).launch(state.copy()[None], np.array([count]))[0]
     values, g2 = kernel_samples.sample_chain_outputs(state, count, 0.1, 2.0, program.codes, program.params)
     np.testing.assert_allclose(row[:5], naive.moments(values), rtol=1e-9)
     np.testing.assert_allclose(row[5:8], naive.moments(g2)[:3], rtol=1e-9)

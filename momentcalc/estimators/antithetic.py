@@ -57,17 +57,30 @@ class _PairLaunch:
         self.program, self.shift = program, shift
 
     def __call__(self, states: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-        p = self.program
+        p, pairs = self.program, sizes // 2
+        out = np.zeros((len(sizes), mc_kernels.PAIR_SUMS))
+        buffers = programs.window_buffers(p.normals_per_output)
         if mc_kernels.is_bare_max(p.codes, p.win_kind, p.win_n):
-            return mc_kernels.bare_max_pair_rows(states, sizes // 2, self.shift, p.mu, p.sigma, int(p.win_n[0]))
-        at = mc_kernels.values_stage(p.codes, p.seg, p.max_at) if p.win_n.size == 1 else -1
-        if at >= 0 and ("pairs_values", p.act) in dispatch.KERNELS:
+            mc_kernels.bare_max_pair_rows(states, pairs, self.shift, p.mu, p.sigma, int(p.win_n[0]), out, *buffers)
+        elif (at := self._values_stage()) >= 0:
             rows = dispatch.kernel("pairs_values", p.act)
-            return rows(states, sizes // 2, self.shift, *p.kernel_args(), p.max_at, p.max_split, at)
-        if p.win_n.size == 1:
+            values = programs.values_buffers(p.normals_per_output)
+            rows(states, pairs, self.shift, *p.kernel_args(), p.max_at, p.max_split, at, out, *buffers, *values)
+        elif p.win_n.size == 1:
             rows = dispatch.kernel("pairs_one", p.act)
-            return rows(states, sizes // 2, self.shift, *p.kernel_args(), p.max_at, p.max_split)
-        return dispatch.kernel("pairs", p.act)(states, sizes // 2, self.shift, *p.kernel_args())
+            rows(states, pairs, self.shift, *p.kernel_args(), p.max_at, p.max_split, out, *buffers)
+        else:
+            row = np.empty(p.normals_per_output)  # one output's inputs
+            rows = dispatch.kernel("pairs", p.act)
+            rows(states, pairs, self.shift, *p.kernel_args(), out, *buffers, row, *programs.level_buffers(p))
+        return out
+
+    def _values_stage(self) -> int:
+        """The stage of the activation the batched pair kernel applies to a fill's extremes (pairs_values), or -1
+        where it does not apply: more than one window, more than one activation before it, or no values form."""
+        p = self.program
+        at = mc_kernels.values_stage(p.codes, p.seg, p.max_at) if p.win_n.size == 1 else -1
+        return at if at >= 0 and ("pairs_values", p.act) in dispatch.KERNELS else -1
 
 
 def launch(program: Program, shift: float) -> driver.Launch:

@@ -13,6 +13,9 @@ from . import mc_kernels as k
 from .jit import jit
 
 _jit = jit(error_model="numpy")
+# The activations' own functions are inlined into their callers: each function numba compiles apart costs
+# a first run a fixed ~0.1 s, and an activation's kernel called two.
+_inline = jit(error_model="numpy", inline="always")
 # The wrappers pass functions as attributes of modules (k.relu_block, own.act_1): numba compiles a
 # function passed as a plain global as its address in this process, and will not cache that.
 own = sys.modules[__name__]
@@ -43,48 +46,48 @@ CODES = {
     "identity": 21,
 }
 
-_f1 = _jit(lookup("relu").f)
-_df1 = _jit(lookup("relu").df)
-_f2 = _jit(lookup("sigmoid").f)
-_df2 = _jit(lookup("sigmoid").df)
-_f3 = _jit(lookup("tanh").f)
-_df3 = _jit(lookup("tanh").df)
-_f4 = _jit(lookup("gelu").f)
-_df4 = _jit(lookup("gelu").df)
-_f5 = _jit(lookup("silu").f)
-_df5 = _jit(lookup("silu").df)
-_f6 = _jit(lookup("swish").f)
-_df6 = _jit(lookup("swish").df)
-_f7 = _jit(lookup("elu").f)
-_df7 = _jit(lookup("elu").df)
-_f8 = _jit(lookup("celu").f)
-_df8 = _jit(lookup("celu").df)
-_f9 = _jit(lookup("selu").f)
-_df9 = _jit(lookup("selu").df)
-_f10 = _jit(lookup("softplus").f)
-_df10 = _jit(lookup("softplus").df)
-_f11 = _jit(lookup("leaky_relu").f)
-_df11 = _jit(lookup("leaky_relu").df)
-_f12 = _jit(lookup("mish").f)
-_df12 = _jit(lookup("mish").df)
-_f13 = _jit(lookup("hardswish").f)
-_df13 = _jit(lookup("hardswish").df)
-_f14 = _jit(lookup("hardsigmoid").f)
-_df14 = _jit(lookup("hardsigmoid").df)
-_f15 = _jit(lookup("hardtanh").f)
-_df15 = _jit(lookup("hardtanh").df)
-_f16 = _jit(lookup("relu6").f)
-_df16 = _jit(lookup("relu6").df)
-_f17 = _jit(lookup("softsign").f)
-_df17 = _jit(lookup("softsign").df)
-_f18 = _jit(lookup("erf").f)
-_df18 = _jit(lookup("erf").df)
-_f19 = _jit(lookup("abs").f)
-_df19 = _jit(lookup("abs").df)
-_f20 = _jit(lookup("log_sigmoid").f)
-_df20 = _jit(lookup("log_sigmoid").df)
-_f21 = _jit(lookup("identity").f)
-_df21 = _jit(lookup("identity").df)
+_f1 = _inline(lookup("relu").f)
+_df1 = _inline(lookup("relu").df)
+_f2 = _inline(lookup("sigmoid").f)
+_df2 = _inline(lookup("sigmoid").df)
+_f3 = _inline(lookup("tanh").f)
+_df3 = _inline(lookup("tanh").df)
+_f4 = _inline(lookup("gelu").f)
+_df4 = _inline(lookup("gelu").df)
+_f5 = _inline(lookup("silu").f)
+_df5 = _inline(lookup("silu").df)
+_f6 = _inline(lookup("swish").f)
+_df6 = _inline(lookup("swish").df)
+_f7 = _inline(lookup("elu").f)
+_df7 = _inline(lookup("elu").df)
+_f8 = _inline(lookup("celu").f)
+_df8 = _inline(lookup("celu").df)
+_f9 = _inline(lookup("selu").f)
+_df9 = _inline(lookup("selu").df)
+_f10 = _inline(lookup("softplus").f)
+_df10 = _inline(lookup("softplus").df)
+_f11 = _inline(lookup("leaky_relu").f)
+_df11 = _inline(lookup("leaky_relu").df)
+_f12 = _inline(lookup("mish").f)
+_df12 = _inline(lookup("mish").df)
+_f13 = _inline(lookup("hardswish").f)
+_df13 = _inline(lookup("hardswish").df)
+_f14 = _inline(lookup("hardsigmoid").f)
+_df14 = _inline(lookup("hardsigmoid").df)
+_f15 = _inline(lookup("hardtanh").f)
+_df15 = _inline(lookup("hardtanh").df)
+_f16 = _inline(lookup("relu6").f)
+_df16 = _inline(lookup("relu6").df)
+_f17 = _inline(lookup("softsign").f)
+_df17 = _inline(lookup("softsign").df)
+_f18 = _inline(lookup("erf").f)
+_df18 = _inline(lookup("erf").df)
+_f19 = _inline(lookup("abs").f)
+_df19 = _inline(lookup("abs").df)
+_f20 = _inline(lookup("log_sigmoid").f)
+_df20 = _inline(lookup("log_sigmoid").df)
+_f21 = _inline(lookup("identity").f)
+_df21 = _inline(lookup("identity").df)
 
 
 @_jit
@@ -419,596 +422,596 @@ def activation_array(code, a, b, xs, grad):
 
 
 
-def _activation_1(states, counts, mu, sigma, code, a, b):
-    return k.fused_rows(own.act_grad_1, k.relu_block, states, counts, mu, sigma, code, a, b)
+def _activation_1(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
+    return k.fused_rows(own.act_grad_1, k.relu_block, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
-def _activation_2(states, counts, mu, sigma, code, a, b):
-    return k.fused_rows(own.act_grad_2, k.sigmoid_block, states, counts, mu, sigma, code, a, b)
+def _activation_2(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
+    return k.fused_rows(own.act_grad_2, k.sigmoid_block, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
-def _activation_3(states, counts, mu, sigma, code, a, b):
-    return k.fused_rows(own.act_grad_3, k.tanh_block, states, counts, mu, sigma, code, a, b)
+def _activation_3(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
+    return k.fused_rows(own.act_grad_3, k.tanh_block, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
-def _activation_4(states, counts, mu, sigma, code, a, b):
-    return k.fused_rows(own.act_grad_4, k.gelu_block, states, counts, mu, sigma, code, a, b)
+def _activation_4(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
+    return k.fused_rows(own.act_grad_4, k.gelu_block, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
-def _activation_5(states, counts, mu, sigma, code, a, b):
-    return k.fused_rows(own.act_grad_5, k.silu_block, states, counts, mu, sigma, code, a, b)
+def _activation_5(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
+    return k.fused_rows(own.act_grad_5, k.silu_block, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
-def _activation_6(states, counts, mu, sigma, code, a, b):
-    return k.fused_rows(own.act_grad_6, k.swish_block, states, counts, mu, sigma, code, a, b)
+def _activation_6(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
+    return k.fused_rows(own.act_grad_6, k.swish_block, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
-def _activation_7(states, counts, mu, sigma, code, a, b):
-    return k.fused_rows(own.act_grad_7, k.elu_block, states, counts, mu, sigma, code, a, b)
+def _activation_7(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
+    return k.fused_rows(own.act_grad_7, k.elu_block, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
-def _activation_8(states, counts, mu, sigma, code, a, b):
-    return k.fused_rows(own.act_grad_8, k.celu_block, states, counts, mu, sigma, code, a, b)
+def _activation_8(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
+    return k.fused_rows(own.act_grad_8, k.celu_block, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
-def _activation_9(states, counts, mu, sigma, code, a, b):
-    return k.fused_rows(own.act_grad_9, k.selu_block, states, counts, mu, sigma, code, a, b)
+def _activation_9(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
+    return k.fused_rows(own.act_grad_9, k.selu_block, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
-def _activation_10(states, counts, mu, sigma, code, a, b):
-    return k.fused_rows(own.act_grad_10, k.softplus_block, states, counts, mu, sigma, code, a, b)
+def _activation_10(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
+    return k.fused_rows(own.act_grad_10, k.softplus_block, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
-def _activation_11(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_11, states, counts, mu, sigma, code, a, b)
+def _activation_11(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
+    return k.activation_rows(own.act_grad_11, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
-def _activation_12(states, counts, mu, sigma, code, a, b):
-    return k.fused_rows(own.act_grad_12, k.mish_block, states, counts, mu, sigma, code, a, b)
+def _activation_12(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
+    return k.fused_rows(own.act_grad_12, k.mish_block, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
-def _activation_13(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_13, states, counts, mu, sigma, code, a, b)
+def _activation_13(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
+    return k.activation_rows(own.act_grad_13, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
-def _activation_14(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_14, states, counts, mu, sigma, code, a, b)
+def _activation_14(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
+    return k.activation_rows(own.act_grad_14, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
-def _activation_15(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_15, states, counts, mu, sigma, code, a, b)
+def _activation_15(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
+    return k.activation_rows(own.act_grad_15, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
-def _activation_16(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_16, states, counts, mu, sigma, code, a, b)
+def _activation_16(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
+    return k.activation_rows(own.act_grad_16, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
-def _activation_17(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_17, states, counts, mu, sigma, code, a, b)
+def _activation_17(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
+    return k.activation_rows(own.act_grad_17, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
-def _activation_18(states, counts, mu, sigma, code, a, b):
-    return k.fused_rows(own.act_grad_18, k.erf_block, states, counts, mu, sigma, code, a, b)
+def _activation_18(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
+    return k.fused_rows(own.act_grad_18, k.erf_block, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
-def _activation_19(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_19, states, counts, mu, sigma, code, a, b)
+def _activation_19(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
+    return k.activation_rows(own.act_grad_19, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
-def _activation_20(states, counts, mu, sigma, code, a, b):
-    return k.fused_rows(own.act_grad_20, k.log_sigmoid_block, states, counts, mu, sigma, code, a, b)
+def _activation_20(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
+    return k.fused_rows(own.act_grad_20, k.log_sigmoid_block, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
-def _activation_21(states, counts, mu, sigma, code, a, b):
-    return k.activation_rows(own.act_grad_21, states, counts, mu, sigma, code, a, b)
+def _activation_21(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
+    return k.activation_rows(own.act_grad_21, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
-def _chain_0(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_0, states, counts, mu, sigma, codes, params)
+def _chain_0(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_0, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _chain_1(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_1, states, counts, mu, sigma, codes, params)
+def _chain_1(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_1, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _chain_2(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_2, states, counts, mu, sigma, codes, params)
+def _chain_2(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_2, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _chain_3(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_3, states, counts, mu, sigma, codes, params)
+def _chain_3(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_3, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _chain_4(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_4, states, counts, mu, sigma, codes, params)
+def _chain_4(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_4, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _chain_5(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_5, states, counts, mu, sigma, codes, params)
+def _chain_5(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_5, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _chain_6(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_6, states, counts, mu, sigma, codes, params)
+def _chain_6(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_6, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _chain_7(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_7, states, counts, mu, sigma, codes, params)
+def _chain_7(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_7, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _chain_8(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_8, states, counts, mu, sigma, codes, params)
+def _chain_8(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_8, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _chain_9(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_9, states, counts, mu, sigma, codes, params)
+def _chain_9(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_9, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _chain_10(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_10, states, counts, mu, sigma, codes, params)
+def _chain_10(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_10, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _chain_11(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_11, states, counts, mu, sigma, codes, params)
+def _chain_11(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_11, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _chain_12(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_12, states, counts, mu, sigma, codes, params)
+def _chain_12(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_12, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _chain_13(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_13, states, counts, mu, sigma, codes, params)
+def _chain_13(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_13, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _chain_14(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_14, states, counts, mu, sigma, codes, params)
+def _chain_14(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_14, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _chain_15(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_15, states, counts, mu, sigma, codes, params)
+def _chain_15(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_15, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _chain_16(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_16, states, counts, mu, sigma, codes, params)
+def _chain_16(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_16, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _chain_17(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_17, states, counts, mu, sigma, codes, params)
+def _chain_17(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_17, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _chain_18(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_18, states, counts, mu, sigma, codes, params)
+def _chain_18(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_18, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _chain_19(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_19, states, counts, mu, sigma, codes, params)
+def _chain_19(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_19, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _chain_20(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_20, states, counts, mu, sigma, codes, params)
+def _chain_20(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_20, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _chain_21(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_21, states, counts, mu, sigma, codes, params)
+def _chain_21(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_21, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _chain_m(states, counts, mu, sigma, codes, params):
-    return k.chain_rows(own.act_grad_m, states, counts, mu, sigma, codes, params)
+def _chain_m(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    return k.chain_rows(own.act_grad_m, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
-def _one_window_0(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_0, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_0(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_0, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _one_window_1(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_1, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_1(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_1, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _one_window_2(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_2, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_2(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_2, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _one_window_3(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_3, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_3(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_3, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _one_window_4(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_4, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_4(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_4, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _one_window_5(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_5, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_5(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_5, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _one_window_6(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_6, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_6(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_6, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _one_window_7(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_7, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_7(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_7, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _one_window_8(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_8, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_8(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_8, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _one_window_9(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_9, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_9(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_9, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _one_window_10(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_10, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_10(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_10, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _one_window_11(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_11, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_11(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_11, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _one_window_12(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_12, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_12(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_12, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _one_window_13(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_13, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_13(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_13, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _one_window_14(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_14, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_14(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_14, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _one_window_15(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_15, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_15(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_15, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _one_window_16(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_16, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_16(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_16, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _one_window_17(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_17, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_17(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_17, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _one_window_18(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_18, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_18(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_18, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _one_window_19(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_19, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_19(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_19, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _one_window_20(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_20, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_20(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_20, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _one_window_21(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_21, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_21(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_21, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _one_window_m(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_rows(own.act_m, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _one_window_m(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_rows(own.act_m, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _nested_0(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_0, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_0(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_0, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _nested_1(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_1, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_1(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_1, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _nested_2(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_2, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_2(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_2, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _nested_3(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_3, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_3(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_3, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _nested_4(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_4, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_4(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_4, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _nested_5(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_5, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_5(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_5, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _nested_6(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_6, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_6(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_6, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _nested_7(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_7, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_7(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_7, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _nested_8(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_8, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_8(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_8, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _nested_9(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_9, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_9(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_9, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _nested_10(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_10, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_10(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_10, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _nested_11(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_11, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_11(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_11, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _nested_12(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_12, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_12(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_12, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _nested_13(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_13, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_13(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_13, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _nested_14(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_14, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_14(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_14, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _nested_15(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_15, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_15(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_15, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _nested_16(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_16, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_16(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_16, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _nested_17(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_17, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_17(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_17, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _nested_18(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_18, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_18(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_18, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _nested_19(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_19, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_19(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_19, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _nested_20(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_20, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_20(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_20, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _nested_21(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_21, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_21(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_21, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _nested_m(states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.nested_rows(own.act_m, states, counts, mu, sigma, codes, params, seg, win_kind, win_n)
+def _nested_m(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    return k.nested_rows(own.act_m, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
-def _pairs_0(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_0, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_0(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_0, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_1(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_1, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_1(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_1, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_2(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_2, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_2(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_2, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_3(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_3, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_3(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_3, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_4(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_4, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_4(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_4, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_5(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_5, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_5(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_5, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_6(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_6, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_6(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_6, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_7(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_7, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_7(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_7, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_8(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_8, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_8(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_8, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_9(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_9, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_9(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_9, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_10(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_10, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_10(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_10, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_11(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_11, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_11(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_11, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_12(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_12, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_12(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_12, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_13(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_13, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_13(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_13, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_14(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_14, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_14(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_14, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_15(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_15, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_15(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_15, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_16(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_16, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_16(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_16, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_17(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_17, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_17(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_17, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_18(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_18, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_18(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_18, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_19(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_19, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_19(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_19, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_20(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_20, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_20(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_20, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_21(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_21, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_21(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_21, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_m(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.pair_rows(own.act_m, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+def _pairs_m(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
+    return k.pair_rows(own.act_m, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
-def _pairs_one_0(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_0, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_0(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_0, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_one_1(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_1, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_1(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_1, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_one_2(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_2, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_2(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_2, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_one_3(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_3, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_3(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_3, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_one_4(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_4, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_4(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_4, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_one_5(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_5, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_5(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_5, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_one_6(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_6, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_6(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_6, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_one_7(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_7, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_7(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_7, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_one_8(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_8, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_8(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_8, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_one_9(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_9, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_9(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_9, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_one_10(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_10, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_10(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_10, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_one_11(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_11, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_11(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_11, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_one_12(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_12, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_12(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_12, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_one_13(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_13, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_13(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_13, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_one_14(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_14, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_14(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_14, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_one_15(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_15, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_15(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_15, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_one_16(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_16, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_16(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_16, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_one_17(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_17, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_17(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_17, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_one_18(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_18, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_18(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_18, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_one_19(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_19, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_19(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_19, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_one_20(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_20, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_20(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_20, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_one_21(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_21, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_21(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_21, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_one_m(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
-    return k.one_window_pair_rows(own.act_m, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split)
+def _pairs_one_m(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
+    return k.one_window_pair_rows(own.act_m, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
-def _pairs_values_2(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at):
-    return k.one_window_pair_values_rows(own.act_2, k.sigmoid_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at)
+def _pairs_values_2(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
+    return k.one_window_pair_values_rows(own.act_2, k.sigmoid_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
 
 
-def _pairs_values_3(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at):
-    return k.one_window_pair_values_rows(own.act_3, k.tanh_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at)
+def _pairs_values_3(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
+    return k.one_window_pair_values_rows(own.act_3, k.tanh_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
 
 
-def _pairs_values_4(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at):
-    return k.one_window_pair_values_rows(own.act_4, k.gelu_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at)
+def _pairs_values_4(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
+    return k.one_window_pair_values_rows(own.act_4, k.gelu_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
 
 
-def _pairs_values_5(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at):
-    return k.one_window_pair_values_rows(own.act_5, k.silu_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at)
+def _pairs_values_5(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
+    return k.one_window_pair_values_rows(own.act_5, k.silu_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
 
 
-def _pairs_values_6(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at):
-    return k.one_window_pair_values_rows(own.act_6, k.swish_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at)
+def _pairs_values_6(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
+    return k.one_window_pair_values_rows(own.act_6, k.swish_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
 
 
-def _pairs_values_7(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at):
-    return k.one_window_pair_values_rows(own.act_7, k.elu_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at)
+def _pairs_values_7(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
+    return k.one_window_pair_values_rows(own.act_7, k.elu_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
 
 
-def _pairs_values_8(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at):
-    return k.one_window_pair_values_rows(own.act_8, k.celu_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at)
+def _pairs_values_8(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
+    return k.one_window_pair_values_rows(own.act_8, k.celu_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
 
 
-def _pairs_values_9(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at):
-    return k.one_window_pair_values_rows(own.act_9, k.selu_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at)
+def _pairs_values_9(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
+    return k.one_window_pair_values_rows(own.act_9, k.selu_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
 
 
-def _pairs_values_10(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at):
-    return k.one_window_pair_values_rows(own.act_10, k.softplus_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at)
+def _pairs_values_10(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
+    return k.one_window_pair_values_rows(own.act_10, k.softplus_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
 
 
-def _pairs_values_12(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at):
-    return k.one_window_pair_values_rows(own.act_12, k.mish_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at)
+def _pairs_values_12(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
+    return k.one_window_pair_values_rows(own.act_12, k.mish_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
 
 
-def _pairs_values_18(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at):
-    return k.one_window_pair_values_rows(own.act_18, k.erf_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at)
+def _pairs_values_18(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
+    return k.one_window_pair_values_rows(own.act_18, k.erf_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
 
 
-def _pairs_values_20(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at):
-    return k.one_window_pair_values_rows(own.act_20, k.log_sigmoid_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at)
+def _pairs_values_20(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
+    return k.one_window_pair_values_rows(own.act_20, k.log_sigmoid_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
 
 
 def _points_0(mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n):

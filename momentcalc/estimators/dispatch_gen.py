@@ -28,25 +28,40 @@ COMMAND = "python -m momentcalc.estimators.dispatch_gen"
 
 # The kernels of mc_kernels that take an activation, by kind: (kernel, which function it takes, its other arguments).
 KINDS = {
-    "activation": ("activation_rows", "act_grad", "states, counts, mu, sigma, code, a, b"),
-    "chain": ("chain_rows", "act_grad", "states, counts, mu, sigma, codes, params"),
+    "activation": (
+        "activation_rows",
+        "act_grad",
+        "states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc",
+    ),
+    "chain": ("chain_rows", "act_grad", "states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc"),
     "one_window": (
         "one_window_rows",
         "act",
-        "states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split",
+        "states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words",
     ),
-    "nested": ("nested_rows", "act", "states, counts, mu, sigma, codes, params, seg, win_kind, win_n"),
-    "pairs": ("pair_rows", "act", "states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n"),
+    "nested": (
+        "nested_rows",
+        "act",
+        "states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt",
+    ),
+    "pairs": (
+        "pair_rows",
+        "act",
+        "states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, "
+        "cnt",
+    ),
     "pairs_one": (
         "one_window_pair_rows",
         "act",
-        "states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split",
+        "states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, "
+        "words",
     ),
     # Only for the activations with a values form (mc_kernels.VALUES), which it takes too.
     "pairs_values": (
         "one_window_pair_values_rows",
         "act",
-        "states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at",
+        "states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, "
+        "missed, words, xs, both, e, e2, scale, ys",
     ),
     "points": (
         "weighted_sums",
@@ -75,6 +90,9 @@ def render() -> str:
         "from .jit import jit",
         "",
         '_jit = jit(error_model="numpy")',
+        "# The activations' own functions are inlined into their callers: each function numba compiles apart costs",
+        "# a first run a fixed ~0.1 s, and an activation's kernel called two.",
+        '_inline = jit(error_model="numpy", inline="always")',
         "# The wrappers pass functions as attributes of modules (k.relu_block, own.act_1): numba compiles a",
         "# function passed as a plain global as its address in this process, and will not cache that.",
         "own = sys.modules[__name__]",
@@ -87,7 +105,7 @@ def render() -> str:
         "",
     ]
     for code, a in enumerate(acts, 1):
-        lines += [f'_f{code} = _jit(lookup("{a.name}").f)', f'_df{code} = _jit(lookup("{a.name}").df)']
+        lines += [f'_f{code} = _inline(lookup("{a.name}").f)', f'_df{code} = _inline(lookup("{a.name}").df)']
     lines += ["", "", "@_jit", "def apply_activation(code, a, b, x):", "    # f(x) of the activation with this code."]
     for code, a in enumerate(acts, 1):
         lines += [f"    if code == {code}:  # {a.name}", f"        return _f{code}(x, a, b)"]

@@ -9,12 +9,17 @@ spec and are cached on disk (cache=True) across processes:
 * ``win_kind``/``win_n``: the window ops.
 
 A chunk kernel runs one chunk from its own SFC64 state (normals.py draws
-the normals a block at a time) and returns the
-chunk's count, mean and central moment sums M2..M4, accumulated as sums of
-deviations from a shift (the chunk's first value): the shifted-data
-algorithm, sound when the shift is near the mean. The antithetic pair
-kernels return plain sums over pairs instead (see estimators/antithetic.py).
-The *_rows batch kernels run a slice of chunks, one row each.
+the normals a block at a time) and gives the chunk's count, a shift (its first
+value) and the power sums of the deviations from it to the 4th: the
+shifted-data algorithm, sound when the shift is near the mean. moments.py
+turns those sums into central moments, in numpy: each function numba compiles
+costs a first run time, and that arithmetic needs no loop. The antithetic pair
+kernels give plain sums over pairs instead (see estimators/antithetic.py).
+The *_rows batch kernels run a slice of chunks, one row of `out` each.
+
+No kernel allocates: the caller passes its arrays (normals.buffers for the
+normals; `out`, zeroed, for the rows). numba compiles each np.empty and
+np.zeros of a kernel as a function of its own, ten of them in a first run.
 
 The kernels that apply activations take the activation as their first
 argument: ``act(code, a, b, x)`` (f) or ``act_grad(code, a, b, x)`` ((f, f')),
@@ -171,13 +176,12 @@ def _accumulate(i, y, shift, s1, s2, s3, s4):
     return shift, s1 + d, s2 + d2, s3 + d2 * d, s4 + d2 * d2
 
 
-@_jit
-def _chunk_bare_window(state, count, mu, sigma, kind, n):
+@_inline
+def _chunk_bare_window(state, count, mu, sigma, kind, n, z, missed, words):
     per = normals.per_fill(n)
-    z, missed, words = normals.scratch(per * n)
     shift = s1 = s2 = s3 = s4 = 0.0
     for done in range(0, count, per):
-        k = min(per, count - done)
+        k = normals.fewer(per, count - done)
         normals.fill(state, z, k * n, missed, words)
         for o in range(k):
             acc = z[o * n]
@@ -185,38 +189,44 @@ def _chunk_bare_window(state, count, mu, sigma, kind, n):
                 acc = _reduce(kind, acc, z[t])
             y = mu + sigma * _finish(kind, acc, n)
             shift, s1, s2, s3, s4 = _accumulate(done + o, y, shift, s1, s2, s3, s4)
-    return _central(count, shift, s1, s2, s3, s4)
+    return shift, s1, s2, s3, s4
 
 
 @_inline
-def _chunk_one_window(act, state, count, mu, sigma, codes, params, seg, kind, n, max_at, split):
+def _chunk_one_window(act, state, count, mu, sigma, codes, params, seg, kind, n, max_at, split, z, missed, words):
     per = normals.per_fill(n)
-    z, missed, words = normals.scratch(per * n)
     shift = s1 = s2 = s3 = s4 = 0.0
     for done in range(0, count, per):
-        k = min(per, count - done)
+        k = normals.fewer(per, count - done)
         _fill_inputs(state, z, k * n, mu, sigma, missed, words)
         for o in range(k):
             y = _single_window(act, state, z, o * n, codes, params, seg, kind, n, max_at, split)
             shift, s1, s2, s3, s4 = _accumulate(done + o, y, shift, s1, s2, s3, s4)
-    return _central(count, shift, s1, s2, s3, s4)
+    return shift, s1, s2, s3, s4
 
 
 @_inline
-def _chunk_nested(act, state, count, mu, sigma, codes, params, seg, win_kind, win_n):
-    acc = np.zeros(win_n.shape[0])
-    cnt = np.zeros(win_n.shape[0], dtype=np.int64)
-    n = np.prod(win_n)
+def _chunk_nested(act, state, count, mu, sigma, codes, params, seg, win_kind, win_n, z, missed, words, acc, cnt):
+    """acc and cnt: float and int64 scratch of a length per window op, zeroed."""
+    n = _size(win_n)
     per = normals.per_fill(n)
-    z, missed, words = normals.scratch(per * n)
     shift = s1 = s2 = s3 = s4 = 0.0
     for done in range(0, count, per):
-        k = min(per, count - done)
+        k = normals.fewer(per, count - done)
         _fill_inputs(state, z, k * n, mu, sigma, missed, words)
         for o in range(k):
             y = _one_output(act, state, z, o * n, codes, params, seg, win_kind, win_n, acc, cnt)
             shift, s1, s2, s3, s4 = _accumulate(done + o, y, shift, s1, s2, s3, s4)
-    return _central(count, shift, s1, s2, s3, s4)
+    return shift, s1, s2, s3, s4
+
+
+@_inline
+def _size(win_n):
+    """Inputs per output of nested windows: the product of their sizes (np.prod compiles a function of its own)."""
+    n = 1
+    for w in win_n:
+        n *= w
+    return n
 
 
 @_inline
@@ -241,90 +251,69 @@ def weighted_sums(act, mask_state, points, weights, shift, mu, sigma, codes, par
     return shift, sw, s1, s2
 
 
-@_jit
-def _central(n, shift, s1, s2, s3, s4):
-    out = np.zeros(5)
-    if n == 0:
-        return out
-    m = s1 / n
-    out[0] = n
-    out[1] = shift + m
-    out[2] = max(s2 - n * m * m, 0.0)
-    out[3] = s3 - 3.0 * m * s2 + 2.0 * n * m**3
-    out[4] = max(s4 - 4.0 * m * s3 + 6.0 * m * m * s2 - 3.0 * n * m**4, 0.0)
-    return out
-
-
-@_jit
-def _central2(n, shift, s1, s2):
-    """_central's row with M3 and M4 left at 0 (not accumulated)."""
-    out = _central(n, shift, s1, s2, 0.0, 0.0)
-    out[3] = out[4] = 0.0
-    return out
-
-
 # Chains without window ops run a block at a time: normals.fill draws a block, one pass applies the
 # chain (writing the output and its squared derivative over the block), and a last pass adds the
 # block to the sums. Apart, each loop is simple enough for LLVM to vectorize the sums, and relu and
 # sigmoid have vectorized loops of their own (block_ops).
 @_inline
-def run_chain_chunk(act_grad, state, count, mu, sigma, codes, params):
-    """Moments of the output of an elementwise chain and of (d output / d input)^2, from the same draws.
+def run_chain_chunk(act_grad, state, count, mu, sigma, codes, params, z, missed, words, g, acc):
+    """Sums of the output of an elementwise chain and of (d output / d input)^2, from the same draws.
 
-    Ten values: [count, mean, M2, M3, M4] of y, then [count, mean, M2, 0, 0] of the squared
-    derivative: only its mean and that mean's SE are reported, and its two extra sums cost
-    a third of the kernel's time.
+    Returns (shift, gshift) and leaves in acc (zeroed first) the sums of y - shift to the 4th power and of
+    g - gshift to the 2nd (g: the squared derivative): only g's mean and that mean's SE are reported, and
+    its two extra sums cost a third of the kernel's time.
     The chain (activations, AFFINE, DROPOUT; no window ops) is as compiled
     by montecarlo.compile_program; the chain rule multiplies the stage
     derivatives along each draw. `state` is the chunk's SFC64 stream
     (estimators/normals.py); the values are those of tests/kernel_samples.sample_chain_outputs.
+    z, missed, words: normals.buffers(normals.BLOCK); g: float scratch of BLOCK.
     """
-    z, missed, words = normals.scratch(normals.BLOCK)
-    g = np.empty(normals.BLOCK)
-    acc = np.zeros(6)
+    _zero(acc)
     shift = gshift = 0.0
     for start in range(0, count, normals.BLOCK):
-        m = min(normals.BLOCK, count - start)
+        m = normals.fewer(normals.BLOCK, count - start)
         normals.fill(state, z, m, missed, words)
         _chain_block(act_grad, state, mu, sigma, codes, params, z, g, m)
         if start == 0:
             shift, gshift = z[0], g[0]
         block_ops.add_block(z, g, m, shift, gshift, acc)
-    return _chain_row(count, shift, gshift, acc)
+    return shift, gshift
 
 
 @_inline
-def run_activation_chunk(act_grad, state, count, mu, sigma, code, a, b):
-    """run_chain_chunk's row for a chain of one activation, the commonest spec."""
-    z, missed, words = normals.scratch(normals.BLOCK)
-    g = np.empty(normals.BLOCK)
-    acc = np.zeros(6)
+def run_activation_chunk(act_grad, state, count, mu, sigma, code, a, b, z, missed, words, g, acc):
+    """run_chain_chunk's sums for a chain of one activation, the commonest spec."""
+    _zero(acc)
     shift = gshift = 0.0
     for start in range(0, count, normals.BLOCK):
-        m = min(normals.BLOCK, count - start)
+        m = normals.fewer(normals.BLOCK, count - start)
         normals.fill(state, z, m, missed, words)
         if start == 0:
             shift, gshift = _shifts(act_grad, code, a, b, mu + sigma * z[0])
         _activation_block(act_grad, code, a, b, mu, sigma, z, g, m)
         block_ops.add_block(z, g, m, shift, gshift, acc)
-    return _chain_row(count, shift, gshift, acc)
+    return shift, gshift
 
 
 @_inline
-def run_fused_chunk(act_grad, block, state, count, mu, sigma, code, a, b):
-    """run_activation_chunk's row for an activation with a vectorized loop of its own in block_ops, which
-    applies it and adds a block to the sums in one pass: `block` is one of BLOCKS."""
-    z, missed, words = normals.scratch(normals.BLOCK)
-    e, e2, scale = np.empty(normals.BLOCK), np.empty(normals.BLOCK), np.empty(normals.BLOCK, dtype=np.int64)
-    acc = np.zeros(6)
+def run_fused_chunk(act_grad, block, state, count, mu, sigma, code, a, b, z, missed, words, e, e2, scale, acc):
+    """run_activation_chunk's sums for an activation with a vectorized loop of its own in block_ops, which
+    applies it and adds a block to the sums in one pass: `block` is one of BLOCKS (e, e2, scale: its scratch)."""
+    _zero(acc)
     shift = gshift = 0.0
     for start in range(0, count, normals.BLOCK):
-        m = min(normals.BLOCK, count - start)
+        m = normals.fewer(normals.BLOCK, count - start)
         normals.fill(state, z, m, missed, words)
         if start == 0:
             shift, gshift = _shifts(act_grad, code, a, b, mu + sigma * z[0])
         block(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale)
-    return _chain_row(count, shift, gshift, acc)
+    return shift, gshift
+
+
+@_inline
+def _zero(values):
+    for i in range(values.shape[0]):
+        values[i] = 0.0
 
 
 @_inline
@@ -545,13 +534,6 @@ def _activation_block(act_grad, code, a, b, mu, sigma, z, g, m):
 
 
 @_jit
-def _chain_row(count, shift, gshift, acc):
-    return np.concatenate(
-        (_central(count, shift, acc[0], acc[1], acc[2], acc[3]), _central2(count, gshift, acc[4], acc[5]))
-    )
-
-
-@_jit
 def activation_array(act, act_grad, code, a, b, xs, grad):
     """f (grad False) or f' (grad True) of every value of xs: jitted activations inside numpy paths
     (user expressions, whole-map simulation)."""
@@ -631,59 +613,58 @@ def _one_window_pair(act, state, z, base, mu, sigma, codes, params, seg, kind, n
     return y1, y2
 
 
-@_jit
-def _pairs_bare_max(state, pairs, shift, mu, sigma, n):
+@_inline
+def _pairs_bare_max(state, pairs, shift, mu, sigma, n, z, missed, words):
     """Antithetic pairs: the outputs at mu + sigma z and at mu - sigma z, from the same standard normals z.
 
-    Returns [pairs, Sa, Saa, Sb, Sbb, Sab], plain sums over pairs of a and b
+    Returns (Sa, Saa, Sb, Sbb, Sab), plain sums over pairs of a and b
     (see _pair_sums). Every chunk of a run uses the same shift, so rows add.
     """
     per = normals.per_fill(n)
-    z, missed, words = normals.scratch(per * n)
     sa = saa = sb = sbb = sab = 0.0
     for done in range(0, pairs, per):
-        k = min(per, pairs - done)
+        k = normals.fewer(per, pairs - done)
         normals.fill(state, z, k * n, missed, words)
         for o in range(k):
             y1, y2 = _bare_max_pair(z, o * n, mu, sigma, n)
             sa, saa, sb, sbb, sab = _pair_sums(y1, y2, shift, sa, saa, sb, sbb, sab)
-    return np.array([float(pairs), sa, saa, sb, sbb, sab])
+    return sa, saa, sb, sbb, sab
 
 
 @_inline
-def _pairs_general(act, state, pairs, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    """_pairs_bare_max's row for any pipeline. Dropout masks are drawn afresh for each side: any
-    pairing is valid as long as each side alone has the pipeline's distribution."""
-    acc = np.zeros(win_n.shape[0])
-    cnt = np.zeros(win_n.shape[0], dtype=np.int64)
-    n = np.prod(win_n)
-    row = np.empty(n)
+def _pairs_general(
+    act, state, pairs, shift, mu, sigma, codes, params, seg, win_kind, win_n, z, missed, words, row, acc, cnt
+):
+    """_pairs_bare_max's sums for any pipeline. Dropout masks are drawn afresh for each side: any
+    pairing is valid as long as each side alone has the pipeline's distribution. row: float scratch of an
+    output's inputs; acc, cnt: as _chunk_nested's."""
+    n = _size(win_n)
     per = normals.per_fill(n)
-    z, missed, words = normals.scratch(per * n)
     sa = saa = sb = sbb = sab = 0.0
     for done in range(0, pairs, per):
-        k = min(per, pairs - done)
+        k = normals.fewer(per, pairs - done)
         normals.fill(state, z, k * n, missed, words)
         for o in range(k):
             y1, y2 = _general_pair(act, state, z, o * n, row, mu, sigma, codes, params, seg, win_kind, win_n, acc, cnt)
             sa, saa, sb, sbb, sab = _pair_sums(y1, y2, shift, sa, saa, sb, sbb, sab)
-    return np.array([float(pairs), sa, saa, sb, sbb, sab])
+    return sa, saa, sb, sbb, sab
 
 
 @_inline
-def _pairs_one_window(act, state, pairs, shift, mu, sigma, codes, params, seg, kind, n, max_at, split):
-    """_pairs_general's row for chain | window | chain: a loop of its own, faster to compile and to run than
+def _pairs_one_window(
+    act, state, pairs, shift, mu, sigma, codes, params, seg, kind, n, max_at, split, z, missed, words
+):
+    """_pairs_general's sums for chain | window | chain: a loop of its own, faster to compile and to run than
     the nested windows' interpreter (_one_output)."""
     per = normals.per_fill(n)
-    z, missed, words = normals.scratch(per * n)
     sa = saa = sb = sbb = sab = 0.0
     for done in range(0, pairs, per):
-        k = min(per, pairs - done)
+        k = normals.fewer(per, pairs - done)
         normals.fill(state, z, k * n, missed, words)
         for o in range(k):
             y1, y2 = _one_window_pair(act, state, z, o * n, mu, sigma, codes, params, seg, kind, n, max_at, split)
             sa, saa, sb, sbb, sab = _pair_sums(y1, y2, shift, sa, saa, sb, sbb, sab)
-    return np.array([float(pairs), sa, saa, sb, sbb, sab])
+    return sa, saa, sb, sbb, sab
 
 
 def values_stage(codes, seg, max_at):
@@ -746,37 +727,44 @@ def _values_outputs(act, values, state, z, k, n, mu, sigma, codes, params, seg, 
 
 
 @_inline
-def _values_scratch(per):
-    """_values_outputs' scratch for fills of `per` windows: up to two inputs for each of their 2 per outputs."""
-    size = 4 * per
-    return np.empty(size), np.empty(2 * per, dtype=np.bool_), np.empty(size), np.empty(size), np.empty(size, np.int64)
-
-
-@_inline
-def _pairs_one_window_values(act, values, state, pairs, shift, mu, sigma, codes, params, seg, n, max_at, split, at):
-    """_pairs_one_window's row where values_stage finds the activation at stage `at`: a fill's outputs first
+def _pairs_one_window_values(
+    act, values, state, pairs, shift, mu, sigma, codes, params, seg, n, max_at, split, at, z, missed, words, scratch, ys
+):
+    """_pairs_one_window's sums where values_stage finds the activation at stage `at`: a fill's outputs first
     (_values_outputs), then their sums. The same outputs up to the few ulps the values loop differs from the
     scalar f by; per output it costs an extreme or two through a vector loop instead of a libm call each."""
     per = normals.per_fill(n)
-    z, missed, words = normals.scratch(per * n)
-    scratch = _values_scratch(per)
-    ys = np.empty(2 * per)
     sa = saa = sb = sbb = sab = 0.0
     for done in range(0, pairs, per):
-        k = min(per, pairs - done)
+        k = normals.fewer(per, pairs - done)
         normals.fill(state, z, k * n, missed, words)
         _values_outputs(act, values, state, z, k, n, mu, sigma, codes, params, seg, max_at, split, at, scratch, ys)
         for o in range(k):
             sa, saa, sb, sbb, sab = _pair_sums(ys[2 * o], ys[2 * o + 1], shift, sa, saa, sb, sbb, sab)
-    return np.array([float(pairs), sa, saa, sb, sbb, sab])
+    return sa, saa, sb, sbb, sab
 
 
 @_inline
-def _put_row(out, c, row):
-    """out[c] = row, as a loop: numba compiles an array's slice assignment with an error path that formats
-    shapes into a message, and that string code cost 5 to 12 s of a cold run's compiling."""
-    for i in range(row.shape[0]):
-        out[c, i] = row[i]
+def _put(out, c, count, s0, s1, s2, s3, s4):
+    """out[c, :6] = count and five sums, one element at a time: numba compiles an array's slice assignment with
+    an error path that formats shapes into a message, and that string code cost 5 to 12 s of a cold run's
+    compiling."""
+    out[c, 0] = count
+    out[c, 1] = s0
+    out[c, 2] = s1
+    out[c, 3] = s2
+    out[c, 4] = s3
+    out[c, 5] = s4
+
+
+@_inline
+def _put_chain(out, c, count, shift, gshift, acc):
+    """out[c] = [count, shift, gshift, the six sums of acc]: a chain kernel's row (CHAIN_SUMS)."""
+    out[c, 0] = count
+    out[c, 1] = shift
+    out[c, 2] = gshift
+    for i in range(6):
+        out[c, 3 + i] = acc[i]
 
 
 # Batch drivers: the rows of a list of chunks, in order, each chunk from its own SFC64 state, so
@@ -785,106 +773,187 @@ def _put_row(out, c, row):
 # (program.py): numba compiles a function with all its callees, so a first run compiles only
 # the kernel its spec uses. A numba prange driver was slower here and took 2-7 s more to
 # compile per kind. Those that take an activation are called through dispatch.py's wrappers.
+# Each writes one row of `out` per chunk (a row of states), of the sums below; z, missed and words
+# are normals.buffers for normals.per_fill(inputs per output) outputs at a time.
+PLAIN_SUMS = 6  # [count, shift, sums of (y - shift)^1..4]: moments.central_rows makes moments of them
+CHAIN_SUMS = 9  # [count, shift, gshift, sums of (y - shift)^1..4, of (g - gshift)^1..2]: moments.chain_rows
+PAIR_SUMS = 6  # [pairs, Sa, Saa, Sb, Sbb, Sab]: antithetic.py's rows as they are
+
+
 @_jit
-def bare_window_rows(states, counts, mu, sigma, kind, n):
-    """Rows [n, mean, M2, M3, M4] of a lone window op (no elementwise stages), one per chunk (a row of states)."""
-    out = np.zeros((states.shape[0], 5))
+def bare_window_rows(states, counts, mu, sigma, kind, n, out, z, missed, words):
+    """PLAIN_SUMS rows of a lone window op (no elementwise stages)."""
     for c in range(states.shape[0]):
-        _put_row(out, c, _chunk_bare_window(states[c], counts[c], mu, sigma, kind, n))
-    return out
+        s0, s1, s2, s3, s4 = _chunk_bare_window(states[c], counts[c], mu, sigma, kind, n, z, missed, words)
+        _put(out, c, counts[c], s0, s1, s2, s3, s4)
 
 
 @_inline
-def one_window_rows(act, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split):
+def one_window_rows(
+    act, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words
+):
     """bare_window_rows's rows for chain | window | chain; max_at and split: program.max_at and max_split."""
-    out = np.zeros((states.shape[0], 5))
     for c in range(states.shape[0]):
-        row = _chunk_one_window(
-            act, states[c], counts[c], mu, sigma, codes, params, seg, win_kind[0], win_n[0], max_at, split
+        s0, s1, s2, s3, s4 = _chunk_one_window(
+            act,
+            states[c],
+            counts[c],
+            mu,
+            sigma,
+            codes,
+            params,
+            seg,
+            win_kind[0],
+            win_n[0],
+            max_at,
+            split,
+            z,
+            missed,
+            words,
         )
-        _put_row(out, c, row)
-    return out
+        _put(out, c, counts[c], s0, s1, s2, s3, s4)
 
 
 @_inline
-def nested_rows(act, states, counts, mu, sigma, codes, params, seg, win_kind, win_n):
-    """bare_window_rows's rows for pipelines with more than one window op."""
-    out = np.zeros((states.shape[0], 5))
+def nested_rows(act, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
+    """bare_window_rows's rows for pipelines with more than one window op (acc, cnt: as _chunk_nested's)."""
     for c in range(states.shape[0]):
-        _put_row(out, c, _chunk_nested(act, states[c], counts[c], mu, sigma, codes, params, seg, win_kind, win_n))
-    return out
+        s0, s1, s2, s3, s4 = _chunk_nested(
+            act, states[c], counts[c], mu, sigma, codes, params, seg, win_kind, win_n, z, missed, words, acc, cnt
+        )
+        _put(out, c, counts[c], s0, s1, s2, s3, s4)
 
 
 @_inline
-def chain_rows(act_grad, states, counts, mu, sigma, codes, params):
-    """run_chain_chunk's rows of 10 (the output, then the squared derivative), one per chunk (a row of states)."""
-    out = np.zeros((states.shape[0], 10))
+def chain_rows(act_grad, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
+    """CHAIN_SUMS rows of run_chain_chunk (g: float scratch of BLOCK; acc: of 6)."""
     for c in range(states.shape[0]):
-        _put_row(out, c, run_chain_chunk(act_grad, states[c], counts[c], mu, sigma, codes, params))
-    return out
+        shift, gshift = run_chain_chunk(
+            act_grad, states[c], counts[c], mu, sigma, codes, params, z, missed, words, g, acc
+        )
+        _put_chain(out, c, counts[c], shift, gshift, acc)
 
 
 @_inline
-def activation_rows(act_grad, states, counts, mu, sigma, code, a, b):
-    """run_activation_chunk's rows, as chain_rows."""
-    out = np.zeros((states.shape[0], 10))
+def activation_rows(act_grad, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
+    """run_activation_chunk's rows, as chain_rows (e is its g; e2 and scale are fused_rows's scratch)."""
     for c in range(states.shape[0]):
-        _put_row(out, c, run_activation_chunk(act_grad, states[c], counts[c], mu, sigma, code, a, b))
-    return out
+        shift, gshift = run_activation_chunk(
+            act_grad, states[c], counts[c], mu, sigma, code, a, b, z, missed, words, e, acc
+        )
+        _put_chain(out, c, counts[c], shift, gshift, acc)
 
 
 @_inline
-def fused_rows(act_grad, block, states, counts, mu, sigma, code, a, b):
-    """run_fused_chunk's rows, as chain_rows."""
-    out = np.zeros((states.shape[0], 10))
+def fused_rows(act_grad, block, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
+    """run_fused_chunk's rows, as chain_rows (e, e2: float, scale: int64 scratch of BLOCK)."""
     for c in range(states.shape[0]):
-        _put_row(out, c, run_fused_chunk(act_grad, block, states[c], counts[c], mu, sigma, code, a, b))
-    return out
+        shift, gshift = run_fused_chunk(
+            act_grad, block, states[c], counts[c], mu, sigma, code, a, b, z, missed, words, e, e2, scale, acc
+        )
+        _put_chain(out, c, counts[c], shift, gshift, acc)
 
 
 @_jit
-def bare_max_pair_rows(states, pair_counts, shift, mu, sigma, n):
-    """_pairs_bare_max's rows, one per chunk."""
-    out = np.zeros((states.shape[0], 6))
+def bare_max_pair_rows(states, pair_counts, shift, mu, sigma, n, out, z, missed, words):
+    """PAIR_SUMS rows of _pairs_bare_max."""
     for c in range(states.shape[0]):
-        _put_row(out, c, _pairs_bare_max(states[c], pair_counts[c], shift, mu, sigma, n))
-    return out
+        s0, s1, s2, s3, s4 = _pairs_bare_max(states[c], pair_counts[c], shift, mu, sigma, n, z, missed, words)
+        _put(out, c, pair_counts[c], s0, s1, s2, s3, s4)
 
 
 @_inline
 def one_window_pair_rows(
-    act, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split
+    act,
+    states,
+    pair_counts,
+    shift,
+    mu,
+    sigma,
+    codes,
+    params,
+    seg,
+    win_kind,
+    win_n,
+    max_at,
+    split,
+    out,
+    z,
+    missed,
+    words,
 ):
-    """_pairs_one_window's rows, one per chunk (max_at as for one_window_rows)."""
-    out = np.zeros((states.shape[0], 6))
+    """_pairs_one_window's rows (max_at as for one_window_rows)."""
     for c in range(states.shape[0]):
-        row = _pairs_one_window(
-            act, states[c], pair_counts[c], shift, mu, sigma, codes, params, seg, win_kind[0], win_n[0], max_at, split
-        )
-        _put_row(out, c, row)
-    return out
+        s0, s1, s2, s3, s4 = _pairs_one_window(
+            act, states[c], pair_counts[c], shift, mu, sigma, codes, params, seg, win_kind[0], win_n[0], max_at, split,
+            z, missed, words,
+        )  # fmt: skip
+        _put(out, c, pair_counts[c], s0, s1, s2, s3, s4)
 
 
 @_inline
 def one_window_pair_values_rows(
-    act, values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at
+    act,
+    values,
+    states,
+    pair_counts,
+    shift,
+    mu,
+    sigma,
+    codes,
+    params,
+    seg,
+    win_kind,
+    win_n,
+    max_at,
+    split,
+    at,
+    out,
+    z,
+    missed,
+    words,
+    xs,
+    both,
+    e,
+    e2,
+    scale,
+    ys,
 ):
-    """_pairs_one_window_values's rows, one per chunk: `values` is the activation's values form (VALUES), at
-    the stage values_stage found."""
-    out = np.zeros((states.shape[0], 6))
+    """_pairs_one_window_values's rows: `values` is the activation's values form (VALUES), at the stage
+    values_stage found; xs .. ys as program.values_buffers makes them."""
     for c in range(states.shape[0]):
-        row = _pairs_one_window_values(
-            act, values, states[c], pair_counts[c], shift, mu, sigma, codes, params, seg, win_n[0], max_at, split, at
-        )
-        _put_row(out, c, row)
-    return out
+        s0, s1, s2, s3, s4 = _pairs_one_window_values(
+            act, values, states[c], pair_counts[c], shift, mu, sigma, codes, params, seg, win_n[0], max_at, split,
+            at, z, missed, words, (xs, both, e, e2, scale), ys,
+        )  # fmt: skip
+        _put(out, c, pair_counts[c], s0, s1, s2, s3, s4)
 
 
 @_inline
-def pair_rows(act, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    """_pairs_general's rows, one per chunk."""
-    out = np.zeros((states.shape[0], 6))
+def pair_rows(
+    act,
+    states,
+    pair_counts,
+    shift,
+    mu,
+    sigma,
+    codes,
+    params,
+    seg,
+    win_kind,
+    win_n,
+    out,
+    z,
+    missed,
+    words,
+    row,
+    acc,
+    cnt,
+):
+    """_pairs_general's rows (row, acc, cnt: as _pairs_general's)."""
     for c in range(states.shape[0]):
-        row = _pairs_general(act, states[c], pair_counts[c], shift, mu, sigma, codes, params, seg, win_kind, win_n)
-        _put_row(out, c, row)
-    return out
+        s0, s1, s2, s3, s4 = _pairs_general(
+            act, states[c], pair_counts[c], shift, mu, sigma, codes, params, seg, win_kind, win_n,
+            z, missed, words, row, acc, cnt,
+        )  # fmt: skip
+        _put(out, c, pair_counts[c], s0, s1, s2, s3, s4)

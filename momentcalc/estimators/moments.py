@@ -74,6 +74,45 @@ def _all_equal(mean: float, spread: float) -> bool:
     return spread <= EQUAL_ULPS * math.ulp(abs(mean))
 
 
+def central_rows(sums: np.ndarray) -> np.ndarray:
+    """Rows [n, mean, M2, M3, M4] of the kernels' rows of sums [n, shift, S1, S2, S3, S4] (mc_kernels.PLAIN_SUMS),
+    Sk the sum of (y - shift)^k over the chunk: M2 = S2 - n m^2, M3 = S3 - 3 m S2 + 2 n m^3,
+    M4 = S4 - 4 m S3 + 6 m^2 S2 - 3 n m^4 with m = S1 / n; M2 and M4 are clamped at 0 (rounding).
+
+    In the order of operations the kernels used when they worked this out themselves (numba turns m**3 into
+    m * (m * m) and m**4 into (m * m) * (m * m); max(x, 0.0) into 0.0 if 0.0 >= x else x), so rows keep their
+    bits. A row of n = 0 is zeros.
+    """
+    n, shift, s1, s2, s3, s4 = sums.T
+    empty = n == 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m = s1 / n
+    rows = np.column_stack(
+        (
+            n,
+            shift + m,
+            _at_least_0(s2 - n * m * m),
+            s3 - 3.0 * m * s2 + 2.0 * n * (m * (m * m)),
+            _at_least_0(s4 - 4.0 * m * s3 + 6.0 * m * m * s2 - 3.0 * n * ((m * m) * (m * m))),
+        )
+    )
+    rows[empty] = 0.0
+    return rows
+
+
+def chain_rows(sums: np.ndarray) -> np.ndarray:
+    """Rows of 10 of a chain kernel's rows of sums [n, shift, gshift, S1..S4 of y, S1, S2 of g]
+    (mc_kernels.CHAIN_SUMS): central_rows of y, then [n, mean, M2, 0, 0] of g (its M3 and M4 are not summed)."""
+    n, zero = sums[:, :1], np.zeros((len(sums), 2))
+    g = central_rows(np.hstack((n, sums[:, 2:3], sums[:, 7:9], zero)))
+    g[:, 3:] = 0.0
+    return np.hstack((central_rows(np.hstack((n, sums[:, 1:2], sums[:, 3:7]))), g))
+
+
+def _at_least_0(x: np.ndarray) -> np.ndarray:
+    return np.where(x <= 0.0, 0.0, x)
+
+
 def merge(rows: np.ndarray) -> np.ndarray:
     """Fold chunk moments left to right with Pebay's pairwise update (Chan et al. for M2)."""
     n, mean, m2, m3, m4 = rows[0]

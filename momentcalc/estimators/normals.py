@@ -150,10 +150,22 @@ def standard_normals(state, n):
 @_inline
 def per_fill(normals_per_output):
     """Whole outputs per fill for kernels that need normals_per_output normals each: a block's worth, at least one."""
-    return max(1, BLOCK // normals_per_output)
+    return BLOCK // normals_per_output if normals_per_output <= BLOCK else 1
+
+
+@_inline
+def fewer(a, b):
+    """min(a, b) of two ints: the builtin is a function numba compiles apart, per signature, in a first run."""
+    return a if a < b else b
+
+
+def buffers(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(values, missed, words): the arrays fill needs, for fills of up to size values; kernels take them from
+    their caller (numpy allocates them here; in a kernel, each np.empty is one more function to compile)."""
+    return np.empty(size), np.empty(size, dtype=np.int64), np.empty(size, dtype=np.uint64)
 
 
 @_inline
 def scratch(size):
-    """(values, missed, words): the arrays fill needs, for fills of up to size values."""
+    """buffers(size) inside a kernel (tests' kernel mirrors)."""
     return np.empty(size), np.empty(size, dtype=np.int64), np.empty(size, dtype=np.uint64)

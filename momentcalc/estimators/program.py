@@ -10,6 +10,7 @@ statistics live in montecarlo.py, the antithetic ones in antithetic.py.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -19,7 +20,7 @@ from .. import catalog
 from .._lazy import lazy_module
 from ..ops import dropout as dropout_op
 from ..spec import Spec
-from . import NotApplicable, dispatch, driver, mc_kernels
+from . import NotApplicable, dispatch, driver, mc_kernels, moments, normals
 from .dispatch import CODES
 
 _NAMES = {code: name for name, code in CODES.items()}
@@ -182,20 +183,87 @@ def run_chunks(
 
 
 def _plain_launch(program: Program) -> driver.Launch:
-    """The plain kernel for the program's shape, specialised to its activation: a first run compiles only it."""
+    """The plain kernel for the program's shape, specialised to its activation: a first run compiles only it.
+    Its rows of sums become rows of moments here (moments.central_rows, chain_rows)."""
     p = program
     if p.win_n.size == 0 and p.codes.size == 1 and p.codes[0] > 0:
         code, a, b = int(p.codes[0]), float(p.params[0, 0]), float(p.params[0, 1])
         rows = dispatch.kernel("activation", code)
-        return lambda states, counts: rows(states, counts, p.mu, p.sigma, code, a, b)
+        return _chain_launch(
+            lambda states, counts, out: rows(states, counts, p.mu, p.sigma, code, a, b, out, *_fused_buffers())
+        )
     if p.win_n.size == 0:
         rows = dispatch.kernel("chain", p.act)
-        return lambda states, counts: rows(states, counts, p.mu, p.sigma, p.codes, p.params)
+        return _chain_launch(
+            lambda states, counts, out: rows(states, counts, p.mu, p.sigma, p.codes, p.params, out, *_chain_buffers())
+        )
+    n = p.normals_per_output
     if p.win_n.size == 1 and p.codes.size == 0:
-        kind, n = int(p.win_kind[0]), int(p.win_n[0])
-        return lambda states, counts: mc_kernels.bare_window_rows(states, counts, p.mu, p.sigma, kind, n)
+        kind = int(p.win_kind[0])
+        kernel = mc_kernels.bare_window_rows
+        return _window_launch(
+            lambda states, counts, out: kernel(states, counts, p.mu, p.sigma, kind, n, out, *window_buffers(n))
+        )
     if p.win_n.size == 1:
         rows = dispatch.kernel("one_window", p.act)
-        return lambda states, counts: rows(states, counts, *p.kernel_args(), p.max_at, p.max_split)
+        args = (*p.kernel_args(), p.max_at, p.max_split)
+        return _window_launch(lambda states, counts, out: rows(states, counts, *args, out, *window_buffers(n)))
     rows = dispatch.kernel("nested", p.act)
-    return lambda states, counts: rows(states, counts, *p.kernel_args())
+    return _window_launch(
+        lambda states, counts, out: rows(states, counts, *p.kernel_args(), out, *window_buffers(n), *level_buffers(p))
+    )
+
+
+def _window_launch(fill: Callable[[np.ndarray, np.ndarray, np.ndarray], None]) -> driver.Launch:
+    """A launch from a window kernel that fills rows of mc_kernels.PLAIN_SUMS."""
+
+    def launch(states: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(counts), mc_kernels.PLAIN_SUMS))
+        fill(states, counts, out)
+        return moments.central_rows(out)
+
+    return launch
+
+
+def _chain_launch(fill: Callable[[np.ndarray, np.ndarray, np.ndarray], None]) -> driver.Launch:
+    """A launch from a chain kernel that fills rows of mc_kernels.CHAIN_SUMS."""
+
+    def launch(states: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(counts), mc_kernels.CHAIN_SUMS))
+        fill(states, counts, out)
+        return moments.chain_rows(out)
+
+    return launch
+
+
+# The kernels' scratch arrays, allocated here in numpy (each np.empty inside a kernel is one more function for
+# numba to compile on a first run): a fresh set per launch, as launches run on several threads at once.
+def window_buffers(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """normals.buffers for the window kernels: a fill's worth of outputs of n inputs each."""
+    return normals.buffers(normals.BLOCK // n * n if n <= normals.BLOCK else n)
+
+
+def values_buffers(n: int) -> tuple[np.ndarray, ...]:
+    """(xs, both, e, e2, scale, ys) of the batched max-pool pair kernel (mc_kernels.one_window_pair_values_rows),
+    for fills of normals.per_fill(n) windows: up to two inputs for each of their two outputs a window."""
+    per = max(1, normals.BLOCK // n)
+    size = 4 * per
+    xs, e, e2, scale = np.empty(size), np.empty(size), np.empty(size), np.empty(size, dtype=np.int64)
+    return xs, np.empty(2 * per, dtype=np.bool_), e, e2, scale, np.empty(2 * per)
+
+
+def level_buffers(program: Program) -> tuple[np.ndarray, np.ndarray]:
+    """(acc, cnt): the nested windows' accumulators and counts, one per window op."""
+    levels = program.win_n.size
+    return np.zeros(levels), np.zeros(levels, dtype=np.int64)
+
+
+def _chain_buffers() -> tuple:
+    """(z, missed, words, g, acc) of the chain kernel."""
+    return (*normals.buffers(normals.BLOCK), np.empty(normals.BLOCK), np.zeros(6))
+
+
+def _fused_buffers() -> tuple:
+    """(z, missed, words, e, e2, scale, acc) of the activation kernels (fused or not)."""
+    block = normals.BLOCK
+    return (*normals.buffers(block), np.empty(block), np.empty(block), np.empty(block, dtype=np.int64), np.zeros(6))
