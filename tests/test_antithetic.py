@@ -81,6 +81,10 @@ def test_a_pair_is_the_pipeline_at_z_and_at_minus_z(spec):
         "sigmoid | normalize | maxpool(k=3)",
         "selu | normalize | maxpool(k=3)",
         "softplus(beta=2.5) | maxpool(k=2)",
+        # Activations without a loop of their own take the batched kernel by their scalar f (dispatch.values_N):
+        # relu above, a valley, and one with parameters.
+        "abs | normalize | maxpool(k=2)",
+        "hardtanh(min_val=-0.5,max_val=2.0) | maxpool(k=3)",
     ],
 )
 def test_chunk_sums_are_the_sums_over_the_pairs(spec):

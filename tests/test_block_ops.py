@@ -172,6 +172,24 @@ def test_values_loops_are_within_a_few_ulps_of_mpmath(name):
     assert f_ulps.max() <= 4, (x[f_ulps.argmax()], f_ulps.max())
 
 
+def test_generated_values_loops_are_the_scalar_op_to_the_bit():
+    # The activations without a vectorized loop of their own (mc_kernels.VALUES) get dispatch.values_N, their
+    # scalar f over the buffer: the batched max-pool pair kernel then gives the per-window path's bits.
+    from momentcalc.catalog import lookup
+    from momentcalc.estimators import dispatch, mc_kernels
+
+    x = np.concatenate((np.random.default_rng(7).standard_normal(500) * 4, [0.0, -0.0, -3.0, 3.0, 6.0, -1e6, 1e6]))
+    scratch = (np.empty(x.size), np.empty(x.size), np.empty(x.size, np.int64))
+    others = [name for name in dispatch.CODES if name not in mc_kernels.VALUES]
+    assert {"relu", "hardtanh", "abs", "identity"} <= set(others)
+    for name in others:
+        op = lookup(name)
+        a, b = (-0.5, 2.0) if name == "hardtanh" else (0.1, 0.0) if name == "leaky_relu" else (0.0, 0.0)
+        got = x.copy()
+        getattr(dispatch, f"values_{dispatch.CODES[name]}")(got, x.size, a, b, *scratch)
+        np.testing.assert_array_equal(got, [op.f(v, a, b) for v in x], err_msg=name)
+
+
 def _shifted_sums(values, shift, powers):
     d = np.asarray(values) - shift
     return [np.sum(d**p) for p in powers]

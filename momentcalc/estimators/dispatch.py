@@ -407,6 +407,60 @@ def act_grad_21(code, a, b, x):  # identity
 
 
 @_jit
+def values_1(x, m, a, b, e, e2, scale):  # relu
+    for j in range(m):
+        x[j] = _f1(x[j], a, b)
+
+
+@_jit
+def values_11(x, m, a, b, e, e2, scale):  # leaky_relu
+    for j in range(m):
+        x[j] = _f11(x[j], a, b)
+
+
+@_jit
+def values_13(x, m, a, b, e, e2, scale):  # hardswish
+    for j in range(m):
+        x[j] = _f13(x[j], a, b)
+
+
+@_jit
+def values_14(x, m, a, b, e, e2, scale):  # hardsigmoid
+    for j in range(m):
+        x[j] = _f14(x[j], a, b)
+
+
+@_jit
+def values_15(x, m, a, b, e, e2, scale):  # hardtanh
+    for j in range(m):
+        x[j] = _f15(x[j], a, b)
+
+
+@_jit
+def values_16(x, m, a, b, e, e2, scale):  # relu6
+    for j in range(m):
+        x[j] = _f16(x[j], a, b)
+
+
+@_jit
+def values_17(x, m, a, b, e, e2, scale):  # softsign
+    for j in range(m):
+        x[j] = _f17(x[j], a, b)
+
+
+@_jit
+def values_19(x, m, a, b, e, e2, scale):  # abs
+    for j in range(m):
+        x[j] = _f19(x[j], a, b)
+
+
+@_jit
+def values_21(x, m, a, b, e, e2, scale):  # identity
+    for j in range(m):
+        x[j] = _f21(x[j], a, b)
+
+
+@_jit
 def act_m(code, a, b, x):  # mixed
     return apply_activation(code, a, b, x)
 
@@ -966,6 +1020,10 @@ def _pairs_one_m(states, pair_counts, shift, mu, sigma, codes, params, seg, win_
     return k.one_window_pair_rows(own.act_m, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
+def _pairs_values_1(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
+    return k.one_window_pair_values_rows(own.act_1, own.values_1, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
+
+
 def _pairs_values_2(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
     return k.one_window_pair_values_rows(own.act_2, k.sigmoid_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
 
@@ -1002,16 +1060,48 @@ def _pairs_values_10(states, pair_counts, shift, mu, sigma, codes, params, seg, 
     return k.one_window_pair_values_rows(own.act_10, k.softplus_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
 
 
+def _pairs_values_11(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
+    return k.one_window_pair_values_rows(own.act_11, own.values_11, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
+
+
 def _pairs_values_12(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
     return k.one_window_pair_values_rows(own.act_12, k.mish_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
+
+
+def _pairs_values_13(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
+    return k.one_window_pair_values_rows(own.act_13, own.values_13, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
+
+
+def _pairs_values_14(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
+    return k.one_window_pair_values_rows(own.act_14, own.values_14, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
+
+
+def _pairs_values_15(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
+    return k.one_window_pair_values_rows(own.act_15, own.values_15, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
+
+
+def _pairs_values_16(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
+    return k.one_window_pair_values_rows(own.act_16, own.values_16, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
+
+
+def _pairs_values_17(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
+    return k.one_window_pair_values_rows(own.act_17, own.values_17, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
 
 
 def _pairs_values_18(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
     return k.one_window_pair_values_rows(own.act_18, k.erf_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
 
 
+def _pairs_values_19(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
+    return k.one_window_pair_values_rows(own.act_19, own.values_19, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
+
+
 def _pairs_values_20(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
     return k.one_window_pair_values_rows(own.act_20, k.log_sigmoid_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
+
+
+def _pairs_values_21(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
+    return k.one_window_pair_values_rows(own.act_21, own.values_21, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
 
 
 def _points_0(mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n):
@@ -1243,6 +1333,7 @@ KERNELS = {
     ("pairs_one", 20): _pairs_one_20,
     ("pairs_one", 21): _pairs_one_21,
     ("pairs_one", -1): _pairs_one_m,
+    ("pairs_values", 1): _pairs_values_1,
     ("pairs_values", 2): _pairs_values_2,
     ("pairs_values", 3): _pairs_values_3,
     ("pairs_values", 4): _pairs_values_4,
@@ -1252,9 +1343,17 @@ KERNELS = {
     ("pairs_values", 8): _pairs_values_8,
     ("pairs_values", 9): _pairs_values_9,
     ("pairs_values", 10): _pairs_values_10,
+    ("pairs_values", 11): _pairs_values_11,
     ("pairs_values", 12): _pairs_values_12,
+    ("pairs_values", 13): _pairs_values_13,
+    ("pairs_values", 14): _pairs_values_14,
+    ("pairs_values", 15): _pairs_values_15,
+    ("pairs_values", 16): _pairs_values_16,
+    ("pairs_values", 17): _pairs_values_17,
     ("pairs_values", 18): _pairs_values_18,
+    ("pairs_values", 19): _pairs_values_19,
     ("pairs_values", 20): _pairs_values_20,
+    ("pairs_values", 21): _pairs_values_21,
     ("points", 0): _points_0,
     ("points", 1): _points_1,
     ("points", 2): _points_2,

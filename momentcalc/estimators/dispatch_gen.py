@@ -56,7 +56,7 @@ KINDS = {
         "states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, "
         "words",
     ),
-    # Only for the activations with a values form (mc_kernels.VALUES), which it takes too.
+    # Takes the activation's values form too: its vectorized loop (mc_kernels.VALUES), else values_N below.
     "pairs_values": (
         "one_window_pair_values_rows",
         "act",
@@ -119,6 +119,13 @@ def render() -> str:
     for code, a in enumerate(acts, 1):
         lines += _function(f"act_{code}", f"_f{code}(x, a, b)", a.name)
         lines += _function(f"act_grad_{code}", f"_f{code}(x, a, b), _df{code}(x, a, b)", a.name)
+    # The values form of the activations without a vectorized loop of their own (mc_kernels.VALUES): their
+    # scalar f over the buffer, the same bits as the per-window path; a few compares or a division, which LLVM
+    # turns into vector selects.
+    for code, a in enumerate(acts, 1):
+        if a.name not in mc_kernels.VALUES:
+            lines += ["", "", "@_jit", f"def values_{code}(x, m, a, b, e, e2, scale):  # {a.name}"]
+            lines += ["    for j in range(m):", f"        x[j] = _f{code}(x[j], a, b)"]
     lines += _function("act_m", "apply_activation(code, a, b, x)", "mixed")
     lines += _function("act_grad_m", "apply_activation_and_grad(code, a, b, x)", "mixed")
     lines += ["", "", "@_jit", "def activation_array(code, a, b, xs, grad):"]
@@ -128,7 +135,7 @@ def render() -> str:
         for code, a in [(0, None), *enumerate(acts, 1), ("m", None)]:
             if kind == "activation" and code in (0, "m"):  # a lone activation: never none or mixed
                 continue
-            if kind == "pairs_values" and (a is None or a.name not in mc_kernels.VALUES):
+            if kind == "pairs_values" and a is None:
                 continue
             name = f"_{kind}_{code}"
             passed = f"own.{takes}_{code}"
@@ -136,7 +143,8 @@ def render() -> str:
             if kind == "activation" and a.name in mc_kernels.BLOCKS:
                 called, passed = "fused_rows", f"{passed}, k.{mc_kernels.BLOCKS[a.name]}"
             if kind == "pairs_values":
-                passed = f"{passed}, k.{mc_kernels.VALUES[a.name]}"
+                values = mc_kernels.VALUES.get(a.name)
+                passed = f"{passed}, {f'k.{values}' if values else f'own.values_{code}'}"
             lines += ["", "", f"def {name}({args}):", f"    return k.{called}({passed}, {args})"]
             keys[(kind, -1 if code == "m" else code)] = name
     lines += ["", "", "KERNELS = {", *(f'    ("{kind}", {act}): {name},' for (kind, act), name in keys.items()), "}"]
