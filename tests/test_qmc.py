@@ -1,6 +1,9 @@
 """Quasi-Monte Carlo: agreement with exact values within z * SE, tol, determinism."""
 
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -106,3 +109,20 @@ def test_tails_are_a_normal_density_with_weights():
     u = np.random.default_rng(0).random((100, 9))
     z, w = qmc.Tails.for_dimension(9).normals(u)
     assert np.array_equal(z, special.ndtri(u)) and np.all(w == 1.0)
+
+
+def test_a_qmc_run_through_the_estimators_alone_in_a_fresh_process():
+    # scipy.stats was a lazily loaded module here: loaded in the middle of another import, it came up without its
+    # qmc attribute, and a QMC run through the estimators alone raised AttributeError. The suite's order hid it
+    # (another test had imported scipy.stats first), so this runs in a process of its own.
+    code = (
+        "from momentcalc.estimators import montecarlo, qmc\n"
+        "from momentcalc.settings import RunSettings\n"
+        "from momentcalc.spec import parse\n"
+        "p = montecarlo.compile_program(parse('maxpool(k=2)'), 0.0, 1.0)\n"
+        "print(qmc.run(p, RunSettings(tol=1e-4, seed=5)).samples)\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) >= 1 << 14

@@ -214,26 +214,22 @@ def _plain_launch(program: Program) -> driver.Launch:
     )
 
 
-def _window_launch(fill: Callable[[np.ndarray, np.ndarray, np.ndarray], None]) -> driver.Launch:
-    """A launch from a window kernel that fills rows of mc_kernels.PLAIN_SUMS."""
+def _rows_launch(width: int, finish: Callable[[np.ndarray], np.ndarray]):
+    """Launches from kernels that fill rows of `width` raw sums per chunk, which `finish` makes rows of moments."""
 
-    def launch(states: np.ndarray, counts: np.ndarray) -> np.ndarray:
-        out = np.zeros((len(counts), mc_kernels.PLAIN_SUMS))
-        fill(states, counts, out)
-        return moments.central_rows(out)
+    def wrap(fill: Callable[[np.ndarray, np.ndarray, np.ndarray], None]) -> driver.Launch:
+        def launch(states: np.ndarray, counts: np.ndarray) -> np.ndarray:
+            out = np.zeros((len(counts), width))
+            fill(states, counts, out)
+            return finish(out)
 
-    return launch
+        return launch
+
+    return wrap
 
 
-def _chain_launch(fill: Callable[[np.ndarray, np.ndarray, np.ndarray], None]) -> driver.Launch:
-    """A launch from a chain kernel that fills rows of mc_kernels.CHAIN_SUMS."""
-
-    def launch(states: np.ndarray, counts: np.ndarray) -> np.ndarray:
-        out = np.zeros((len(counts), mc_kernels.CHAIN_SUMS))
-        fill(states, counts, out)
-        return moments.chain_rows(out)
-
-    return launch
+_window_launch = _rows_launch(mc_kernels.PLAIN_SUMS, moments.central_rows)
+_chain_launch = _rows_launch(mc_kernels.CHAIN_SUMS, moments.chain_rows)
 
 
 # The kernels' scratch arrays, allocated here in numpy (each np.empty inside a kernel is one more function for
