@@ -3,22 +3,15 @@
 import dataclasses
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from fresh import run_python
 from table_refs import truth
 
 from momentcalc import MomentcalcError, constants, tablefile, tables
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def _run_python(code: str) -> str:
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
 
 
 def test_import_is_light():
@@ -28,11 +21,11 @@ def test_import_is_light():
         "import momentcalc.constants\n"
         "print(repr(sorted(m for m in ('numba', 'scipy', 'jsonschema') if m in sys.modules)))\n"
     )
-    assert eval(_run_python(code)) == []
+    assert eval(run_python(code)) == []
 
 
 def test_get_reads_the_table_without_heavy_imports():
-    out = _run_python(
+    out = run_python(
         "import sys\nfrom momentcalc import constants, tables\nc = constants.get('maxpool(k=3)')\n"
         "print(c.mean, 'numba' in sys.modules, 'scipy' in sys.modules)"
     )

@@ -1,11 +1,9 @@
 """estimate(): methods chosen, value of record, cross-check verdicts."""
 
 import math
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from fresh import run_python
 
 import momentcalc as mc
 from momentcalc import MomentcalcError
@@ -134,7 +132,4 @@ def test_exact_methods_leave_numba_unimported():
         "momentcalc.estimate('relu', method='montecarlo', samples=1000)\n"
         "print(sorted(n for n in ('numba', 'dask', 'distributed') if n in sys.modules))\n"
     )
-    root = Path(__file__).resolve().parent.parent
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split("\n")[:2] == ["[]", "['numba']"]
+    assert run_python(code).split("\n")[:2] == ["[]", "['numba']"]

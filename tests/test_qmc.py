@@ -1,12 +1,10 @@
 """Quasi-Monte Carlo: agreement with exact values within z * SE, tol, determinism."""
 
 import math
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from fresh import run_python
 from scipy import special
 
 import momentcalc as mc
@@ -122,7 +120,4 @@ def test_a_qmc_run_through_the_estimators_alone_in_a_fresh_process():
         "p = montecarlo.compile_program(parse('maxpool(k=2)'), 0.0, 1.0)\n"
         "print(qmc.run(p, RunSettings(tol=1e-4, seed=5)).samples)\n"
     )
-    root = Path(__file__).resolve().parent.parent
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert int(done.stdout) >= 1 << 14
+    assert int(run_python(code, timeout=300)) >= 1 << 14
