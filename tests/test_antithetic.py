@@ -201,3 +201,14 @@ def test_batched_pipelines_agree_with_order_statistics_within_z_se(spec, name, p
         mean, std = (mean - m) / s, std / s
     got = montecarlo.run(program(spec, mu, sigma), RunSettings(samples=1 << 18, seed=seed))
     assert abs(got.mean - mean) <= Z * got.mean_se and abs(got.std - std) <= Z * got.std_se
+
+
+def test_one_batched_pair_kernel_serves_every_activation():
+    # jit.shared: one_window_pair_values_rows compiles once and takes each activation's values loop by its
+    # address (the vectorized ones and dispatch.values_N alike); a specialisation per activation would cost each
+    # one's first run seconds of compiling.
+    for spec in ("relu | maxpool(k=2)", "tanh | normalize | maxpool(k=2)", "abs | maxpool(k=2)"):
+        p = program(spec)
+        assert antithetic._PairLaunch(p, 0.0)._values_stage() >= 0
+        montecarlo.run(p, RunSettings(samples=4000, seed=2))
+    assert len(mc_kernels.one_window_pair_values_rows.dispatcher.overloads) == 1

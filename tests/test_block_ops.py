@@ -13,7 +13,7 @@ import pytest
 from numba import njit
 from scipy import integrate, special, stats
 
-from momentcalc.estimators import block_ops, montecarlo, normals, quadrature
+from momentcalc.estimators import block_ops, mc_kernels, montecarlo, normals, quadrature
 from momentcalc.ops import activations as act
 from momentcalc.settings import RunSettings
 from momentcalc.spec import parse
@@ -234,9 +234,9 @@ def test_add_relu_block_is_add_block_of_relu_and_its_derivative():
     ],
 )
 def test_activation_rows_are_the_moments_of_the_chain_outputs(spec):
-    # The activation kernel (run_activation_chunk) uses the block loops (mc_kernels.BLOCKS) where an activation
-    # has one and the scalar dispatch for the others; sample_chain_outputs always the scalar functions, on the
-    # same normals.
+    # The activation kernel (mc_kernels.fused_rows, one for all) calls the block loops (mc_kernels.BLOCKS) where an
+    # activation has one and its scalar functions' block (dispatch.block_N) for the others; sample_chain_outputs
+    # always the scalar functions, on the same normals.
     program = montecarlo.compile_program(parse(spec), 0.1, 2.0)
     count = 3 * normals.BLOCK + 5
     state = montecarlo.chunk_states(6, 0, 1)[0]
@@ -343,3 +343,12 @@ def test_gelu_and_erf_runs_are_bit_identical_on_one_and_two_threads(spec):
     finally:
         numba.set_num_threads(before)
     assert one == two
+
+
+def test_one_activation_kernel_serves_every_activation():
+    # jit.shared: fused_rows compiles once and takes each activation's block by its address. A second
+    # specialisation would mean that a first run of each activation compiles a kernel of its own again.
+    for spec in ("relu", "tanh", "leaky_relu(slope=0.2)", "hardtanh"):
+        got = montecarlo.run(montecarlo.compile_program(parse(spec), 0.1, 2.0), RunSettings(samples=5000, seed=1))
+        assert got.samples == 5000
+    assert len(mc_kernels.fused_rows.dispatcher.overloads) == 1

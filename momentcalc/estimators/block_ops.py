@@ -1,6 +1,6 @@
 """Loops over a block of draws that LLVM vectorizes: the chain kernels' sums and their fast activations.
 
-The chain kernels (mc_kernels.run_chain_chunk, run_activation_chunk) draw a
+The chain kernels (mc_kernels.run_chain_chunk, run_fused_chunk) draw a
 block of normals, transform it, then add it to their sums. These loops
 are kept free of calls and branches so that they run in vector lanes:
 

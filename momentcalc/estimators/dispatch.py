@@ -461,6 +461,46 @@ def values_21(x, m, a, b, e, e2, scale):  # identity
 
 
 @_jit
+def block_11(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):  # leaky_relu
+    k.scalar_block(own.act_grad_11, z, m, mu, sigma, a, b, shift, gshift, acc, e)
+
+
+@_jit
+def block_13(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):  # hardswish
+    k.scalar_block(own.act_grad_13, z, m, mu, sigma, a, b, shift, gshift, acc, e)
+
+
+@_jit
+def block_14(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):  # hardsigmoid
+    k.scalar_block(own.act_grad_14, z, m, mu, sigma, a, b, shift, gshift, acc, e)
+
+
+@_jit
+def block_15(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):  # hardtanh
+    k.scalar_block(own.act_grad_15, z, m, mu, sigma, a, b, shift, gshift, acc, e)
+
+
+@_jit
+def block_16(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):  # relu6
+    k.scalar_block(own.act_grad_16, z, m, mu, sigma, a, b, shift, gshift, acc, e)
+
+
+@_jit
+def block_17(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):  # softsign
+    k.scalar_block(own.act_grad_17, z, m, mu, sigma, a, b, shift, gshift, acc, e)
+
+
+@_jit
+def block_19(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):  # abs
+    k.scalar_block(own.act_grad_19, z, m, mu, sigma, a, b, shift, gshift, acc, e)
+
+
+@_jit
+def block_21(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):  # identity
+    k.scalar_block(own.act_grad_21, z, m, mu, sigma, a, b, shift, gshift, acc, e)
+
+
+@_jit
 def act_m(code, a, b, x):  # mixed
     return apply_activation(code, a, b, x)
 
@@ -517,7 +557,7 @@ def _activation_10(states, counts, mu, sigma, code, a, b, out, z, missed, words,
 
 
 def _activation_11(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
-    return k.activation_rows(own.act_grad_11, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
+    return k.fused_rows(own.act_grad_11, own.block_11, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
 def _activation_12(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
@@ -525,23 +565,23 @@ def _activation_12(states, counts, mu, sigma, code, a, b, out, z, missed, words,
 
 
 def _activation_13(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
-    return k.activation_rows(own.act_grad_13, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
+    return k.fused_rows(own.act_grad_13, own.block_13, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
 def _activation_14(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
-    return k.activation_rows(own.act_grad_14, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
+    return k.fused_rows(own.act_grad_14, own.block_14, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
 def _activation_15(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
-    return k.activation_rows(own.act_grad_15, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
+    return k.fused_rows(own.act_grad_15, own.block_15, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
 def _activation_16(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
-    return k.activation_rows(own.act_grad_16, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
+    return k.fused_rows(own.act_grad_16, own.block_16, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
 def _activation_17(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
-    return k.activation_rows(own.act_grad_17, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
+    return k.fused_rows(own.act_grad_17, own.block_17, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
 def _activation_18(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
@@ -549,7 +589,7 @@ def _activation_18(states, counts, mu, sigma, code, a, b, out, z, missed, words,
 
 
 def _activation_19(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
-    return k.activation_rows(own.act_grad_19, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
+    return k.fused_rows(own.act_grad_19, own.block_19, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
 def _activation_20(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
@@ -557,7 +597,7 @@ def _activation_20(states, counts, mu, sigma, code, a, b, out, z, missed, words,
 
 
 def _activation_21(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
-    return k.activation_rows(own.act_grad_21, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
+    return k.fused_rows(own.act_grad_21, own.block_21, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
 def _chain_0(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
@@ -1380,6 +1420,53 @@ KERNELS = {
 }
 
 
+# Wrappers that call a kernel all activations share (jit.shared): plain Python, not jitted.
+SHARED = {
+    ("activation", 1),
+    ("activation", 2),
+    ("activation", 3),
+    ("activation", 4),
+    ("activation", 5),
+    ("activation", 6),
+    ("activation", 7),
+    ("activation", 8),
+    ("activation", 9),
+    ("activation", 10),
+    ("activation", 11),
+    ("activation", 12),
+    ("activation", 13),
+    ("activation", 14),
+    ("activation", 15),
+    ("activation", 16),
+    ("activation", 17),
+    ("activation", 18),
+    ("activation", 19),
+    ("activation", 20),
+    ("activation", 21),
+    ("pairs_values", 1),
+    ("pairs_values", 2),
+    ("pairs_values", 3),
+    ("pairs_values", 4),
+    ("pairs_values", 5),
+    ("pairs_values", 6),
+    ("pairs_values", 7),
+    ("pairs_values", 8),
+    ("pairs_values", 9),
+    ("pairs_values", 10),
+    ("pairs_values", 11),
+    ("pairs_values", 12),
+    ("pairs_values", 13),
+    ("pairs_values", 14),
+    ("pairs_values", 15),
+    ("pairs_values", 16),
+    ("pairs_values", 17),
+    ("pairs_values", 18),
+    ("pairs_values", 19),
+    ("pairs_values", 20),
+    ("pairs_values", 21),
+}
+
+
 _jitted = {}
 
 
@@ -1387,5 +1474,6 @@ def kernel(kind, act):
     """The cached kernel of this kind for this activation, jitted on first use: all of them made at
     import made this module 7 times slower to import (1.0 s against 0.14 s: -X importtime, loaded)"""
     if (kind, act) not in _jitted:
-        _jitted[kind, act] = _jit(KERNELS[kind, act])
+        made = KERNELS[kind, act]
+        _jitted[kind, act] = made if (kind, act) in SHARED else _jit(made)
     return _jitted[kind, act]

@@ -29,7 +29,7 @@ COMMAND = "python -m momentcalc.estimators.dispatch_gen"
 # The kernels of mc_kernels that take an activation, by kind: (kernel, which function it takes, its other arguments).
 KINDS = {
     "activation": (
-        "activation_rows",
+        "fused_rows",
         "act_grad",
         "states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc",
     ),
@@ -126,11 +126,22 @@ def render() -> str:
         if a.name not in mc_kernels.VALUES:
             lines += ["", "", "@_jit", f"def values_{code}(x, m, a, b, e, e2, scale):  # {a.name}"]
             lines += ["    for j in range(m):", f"        x[j] = _f{code}(x[j], a, b)"]
+    # The blocks of the activations without a vectorized loop of their own (mc_kernels.BLOCKS), for the one
+    # activation kernel all share (mc_kernels.fused_rows): their scalar (f, f') value by value.
+    for code, a in enumerate(acts, 1):
+        if a.name not in mc_kernels.BLOCKS:
+            lines += [
+                "",
+                "",
+                "@_jit",
+                f"def block_{code}(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):  # {a.name}",
+            ]
+            lines += [f"    k.scalar_block(own.act_grad_{code}, z, m, mu, sigma, a, b, shift, gshift, acc, e)"]
     lines += _function("act_m", "apply_activation(code, a, b, x)", "mixed")
     lines += _function("act_grad_m", "apply_activation_and_grad(code, a, b, x)", "mixed")
     lines += ["", "", "@_jit", "def activation_array(code, a, b, xs, grad):"]
     lines += ["    return k.activation_array(own.act_m, own.act_grad_m, code, a, b, xs, grad)", ""]
-    keys = {}
+    keys, shared = {}, []
     for kind, (kernel, takes, args) in KINDS.items():
         for code, a in [(0, None), *enumerate(acts, 1), ("m", None)]:
             if kind == "activation" and code in (0, "m"):  # a lone activation: never none or mixed
@@ -140,20 +151,26 @@ def render() -> str:
             name = f"_{kind}_{code}"
             passed = f"own.{takes}_{code}"
             called = kernel
-            if kind == "activation" and a.name in mc_kernels.BLOCKS:
-                called, passed = "fused_rows", f"{passed}, k.{mc_kernels.BLOCKS[a.name]}"
+            if kind == "activation":
+                block = mc_kernels.BLOCKS.get(a.name)
+                passed = f"{passed}, {f'k.{block}' if block else f'own.block_{code}'}"
+                shared.append((kind, code))
             if kind == "pairs_values":
                 values = mc_kernels.VALUES.get(a.name)
                 passed = f"{passed}, {f'k.{values}' if values else f'own.values_{code}'}"
+                shared.append((kind, code))
             lines += ["", "", f"def {name}({args}):", f"    return k.{called}({passed}, {args})"]
             keys[(kind, -1 if code == "m" else code)] = name
     lines += ["", "", "KERNELS = {", *(f'    ("{kind}", {act}): {name},' for (kind, act), name in keys.items()), "}"]
+    lines += ["", "", "# Wrappers that call a kernel all activations share (jit.shared): plain Python, not jitted."]
+    lines += ["SHARED = {", *(f'    ("{kind}", {act}),' for kind, act in shared), "}"]
     lines += ["", "", "_jitted = {}", "", "", "def kernel(kind, act):"]
     lines += [
         '    """The cached kernel of this kind for this activation, jitted on first use: all of them made at',
         '    import made this module 7 times slower to import (1.0 s against 0.14 s: -X importtime, loaded)"""',
     ]
-    lines += ["    if (kind, act) not in _jitted:", "        _jitted[kind, act] = _jit(KERNELS[kind, act])"]
+    lines += ["    if (kind, act) not in _jitted:", "        made = KERNELS[kind, act]"]
+    lines += ["        _jitted[kind, act] = made if (kind, act) in SHARED else _jit(made)"]
     lines += ["    return _jitted[kind, act]", ""]
     return "\n".join(lines)
 

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from numba import njit
-from numba.core import caching, event
+from numba import njit, typeof
+from numba.core import caching, event, types
 
 _PACKAGE = Path(__file__).resolve().parent.parent
 _SOURCES = ("ops", "estimators")
@@ -89,6 +90,39 @@ _install()
 def jit(**options):
     """numba.njit(cache=True, nogil=True, **options): every kernel of momentcalc is compiled through this."""
     return njit(cache=True, nogil=True, **options)
+
+
+def shared(*functions: types.FunctionType, **options) -> Callable[[Callable], SharedKernel]:
+    """jit(**options) for a kernel that all activations share: its first arguments are an activation's own
+    compiled functions, of the numba function types `functions`, which it calls by their addresses.
+
+    Why: numba specialises a kernel to each jitted function passed to it, and compiles it again per activation
+    (1 to 9 s each in a first run). A kernel that calls an activation's loop once per block of normals (not
+    once per value) loses nothing by an indirect call, and compiles once for all of them."""
+
+    def wrap(py_func: Callable) -> SharedKernel:
+        return SharedKernel(jit(**options)(py_func), functions)
+
+    return wrap
+
+
+class SharedKernel:
+    """A kernel compiled once, on its first call: for `functions` (numba first-class function types) and the
+    types of the other arguments it is called with then; never again (later calls must pass the same types,
+    and jitted functions of those function types, which numba compiles for them)."""
+
+    def __init__(self, dispatcher, functions: tuple[types.FunctionType, ...]):
+        self.dispatcher, self.functions, self._ready, self._lock = dispatcher, functions, False, threading.Lock()
+
+    def __call__(self, *args):
+        if not self._ready:
+            with self._lock:  # the driver's threads may all make the first call
+                if not self._ready:
+                    rest = args[len(self.functions) :]
+                    self.dispatcher.compile((*self.functions, *(typeof(a) for a in rest)))
+                    self.dispatcher.disable_compile()  # no specialisation per activation passed
+                    self._ready = True
+        return self.dispatcher(*args)
 
 
 class CompileClock(event.Listener):

@@ -28,15 +28,23 @@ on ``code`` for a pipeline that mixes activations. dispatch.py also holds one
 small cached wrapper per kernel and activation that passes it in: a first
 run compiles the one activation it uses, not all twenty (numba does not
 cache a function that takes a function, so the wrappers are written out).
+
+Kernels that call an activation's own function only once per block of
+values (the activation kernel ``fused_rows``, the batched max-pool pair
+kernel ``one_window_pair_values_rows``) are shared instead (jit.shared): one
+compiled kernel for all activations, which calls the activation's block or
+values loop by its address. A first run of another activation then compiles
+only that loop, about a second, not a kernel of its own.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from numba import types
 
 from ..ops import pooling
 from . import block_ops, normals
-from .jit import jit
+from .jit import jit, shared
 
 AFFINE = -1  # y = a + b * x
 DROPOUT = -2  # y = b * x with probability a, else 0
@@ -281,24 +289,10 @@ def run_chain_chunk(act_grad, state, count, mu, sigma, codes, params, z, missed,
 
 
 @_inline
-def run_activation_chunk(act_grad, state, count, mu, sigma, code, a, b, z, missed, words, g, acc):
-    """run_chain_chunk's sums for a chain of one activation, the commonest spec."""
-    _zero(acc)
-    shift = gshift = 0.0
-    for start in range(0, count, normals.BLOCK):
-        m = normals.fewer(normals.BLOCK, count - start)
-        normals.fill(state, z, m, missed, words)
-        if start == 0:
-            shift, gshift = _shifts(act_grad, code, a, b, mu + sigma * z[0])
-        _activation_block(act_grad, code, a, b, mu, sigma, z, g, m)
-        block_ops.add_block(z, g, m, shift, gshift, acc)
-    return shift, gshift
-
-
-@_inline
 def run_fused_chunk(act_grad, block, state, count, mu, sigma, code, a, b, z, missed, words, e, e2, scale, acc):
-    """run_activation_chunk's sums for an activation with a vectorized loop of its own in block_ops, which
-    applies it and adds a block to the sums in one pass: `block` is one of BLOCKS (e, e2, scale: its scratch)."""
+    """run_chain_chunk's sums for a chain of one activation, the commonest spec: `block` applies it to a block
+    and adds the block to the sums, one of BLOCKS (a vectorized loop of block_ops, in one pass) or, for an
+    activation without one, dispatch.py's block_N (scalar_block); e, e2, scale: its scratch."""
     _zero(acc)
     shift = gshift = 0.0
     for start in range(0, count, normals.BLOCK):
@@ -323,8 +317,15 @@ def _shifts(act_grad, code, a, b, x):
     return y, d * d
 
 
+# The numba types of an activation's own functions where a shared kernel (jit.shared) takes them by address.
+_F, _I, _FLOATS, _INTS = types.float64, types.int64, types.float64[::1], types.int64[::1]
+ACT = types.FunctionType(_F(_I, _F, _F, _F))
+ACT_GRAD = types.FunctionType(types.UniTuple(_F, 2)(_I, _F, _F, _F))
 # The blocks of run_fused_chunk, one signature for all: the activation's (a, b), then float, float and int64
 # scratch arrays of a block's length.
+BLOCK = types.FunctionType(types.void(_FLOATS, _I, _F, _F, _F, _F, _F, _F, _FLOATS, _FLOATS, _FLOATS, _INTS))
+
+
 @_jit
 def relu_block(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):
     block_ops.add_relu_block(z, m, mu, sigma, shift, gshift, acc)
@@ -416,6 +417,7 @@ BLOCKS = {
 # float and int64 scratch arrays. The max-pool pair kernel takes one (one_window_pair_values_rows). Compiled with
 # block_ops' values flags (FMA contraction), whose loops they inline.
 _values = jit(error_model="numpy", fastmath={"contract"})
+VALUES_LOOP = types.FunctionType(types.void(_FLOATS, _I, _F, _F, _FLOATS, _FLOATS, _INTS))
 
 
 @_values
@@ -522,6 +524,14 @@ def _chain_block(act_grad, state, mu, sigma, codes, params, z, g, m):
                 d *= dv
         z[j] = v
         g[j] = d * d
+
+
+@_inline
+def scalar_block(act_grad, z, m, mu, sigma, a, b, shift, gshift, acc, g):
+    """The block of an activation without a vectorized loop (dispatch.py's block_N, of BLOCK's signature): its
+    scalar (f, f') value by value, then the block's sums."""
+    _activation_block(act_grad, 0, a, b, mu, sigma, z, g, m)  # act_grad_N takes no code: 0
+    block_ops.add_block(z, g, m, shift, gshift, acc)
 
 
 @_inline
@@ -834,19 +844,10 @@ def chain_rows(act_grad, states, counts, mu, sigma, codes, params, out, z, misse
         _put_chain(out, c, counts[c], shift, gshift, acc)
 
 
-@_inline
-def activation_rows(act_grad, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
-    """run_activation_chunk's rows, as chain_rows (e is its g; e2 and scale are fused_rows's scratch)."""
-    for c in range(states.shape[0]):
-        shift, gshift = run_activation_chunk(
-            act_grad, states[c], counts[c], mu, sigma, code, a, b, z, missed, words, e, acc
-        )
-        _put_chain(out, c, counts[c], shift, gshift, acc)
-
-
-@_inline
+@shared(ACT_GRAD, BLOCK, error_model="numpy")
 def fused_rows(act_grad, block, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
-    """run_fused_chunk's rows, as chain_rows (e, e2: float, scale: int64 scratch of BLOCK)."""
+    """run_fused_chunk's rows, as chain_rows (e, e2: float, scale: int64 scratch of BLOCK). One kernel for every
+    activation with a block: it calls act_grad once and block once per block of normals, by their addresses."""
     for c in range(states.shape[0]):
         shift, gshift = run_fused_chunk(
             act_grad, block, states[c], counts[c], mu, sigma, code, a, b, z, missed, words, e, e2, scale, acc
@@ -891,7 +892,7 @@ def one_window_pair_rows(
         _put(out, c, pair_counts[c], s0, s1, s2, s3, s4)
 
 
-@_inline
+@shared(ACT, VALUES_LOOP, error_model="numpy")
 def one_window_pair_values_rows(
     act,
     values,
@@ -920,7 +921,9 @@ def one_window_pair_values_rows(
     ys,
 ):
     """_pairs_one_window_values's rows: `values` is the activation's values form (VALUES), at the stage
-    values_stage found; xs .. ys as program.values_buffers makes them."""
+    values_stage found; xs .. ys as program.values_buffers makes them. One kernel for every activation: it calls
+    `values` once per fill of windows, and `act` only for the stages after the window (none in
+    `activation | normalize | maxpool`), by their addresses."""
     for c in range(states.shape[0]):
         s0, s1, s2, s3, s4 = _pairs_one_window_values(
             act, values, states[c], pair_counts[c], shift, mu, sigma, codes, params, seg, win_n[0], max_at, split,
