@@ -64,6 +64,16 @@ _jit = jit(error_model="numpy")
 # twenty activations' kernels.
 _inline = jit(error_model="numpy", inline="always")
 
+# The numba types of an activation's own functions where a shared kernel (jit.shared) takes them by address.
+_F, _I, _FLOATS, _INTS = types.float64, types.int64, types.float64[::1], types.int64[::1]
+ACT = types.FunctionType(_F(_I, _F, _F, _F))
+ACT_GRAD = types.FunctionType(types.UniTuple(_F, 2)(_I, _F, _F, _F))
+# The blocks of run_fused_chunk (BLOCKS), one signature for all: the activation's (a, b), then float, float and int64
+# scratch arrays of a block's length.
+BLOCK = types.FunctionType(types.void(_FLOATS, _I, _F, _F, _F, _F, _F, _F, _FLOATS, _FLOATS, _FLOATS, _INTS))
+# The values loops of the batched pair kernel (VALUES): x[:m] <- f(x[:m]), f's (a, b), float, float and int64 scratch.
+VALUES_LOOP = types.FunctionType(types.void(_FLOATS, _I, _F, _F, _FLOATS, _FLOATS, _INTS))
+
 
 @_inline
 def _apply_segment(act, state, codes, params, start, stop, v):
@@ -317,15 +327,6 @@ def _shifts(act_grad, code, a, b, x):
     return y, d * d
 
 
-# The numba types of an activation's own functions where a shared kernel (jit.shared) takes them by address.
-_F, _I, _FLOATS, _INTS = types.float64, types.int64, types.float64[::1], types.int64[::1]
-ACT = types.FunctionType(_F(_I, _F, _F, _F))
-ACT_GRAD = types.FunctionType(types.UniTuple(_F, 2)(_I, _F, _F, _F))
-# The blocks of run_fused_chunk, one signature for all: the activation's (a, b), then float, float and int64
-# scratch arrays of a block's length.
-BLOCK = types.FunctionType(types.void(_FLOATS, _I, _F, _F, _F, _F, _F, _F, _FLOATS, _FLOATS, _FLOATS, _INTS))
-
-
 @_jit
 def relu_block(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):
     block_ops.add_relu_block(z, m, mu, sigma, shift, gshift, acc)
@@ -417,7 +418,6 @@ BLOCKS = {
 # float and int64 scratch arrays. The max-pool pair kernel takes one (one_window_pair_values_rows). Compiled with
 # block_ops' values flags (FMA contraction), whose loops they inline.
 _values = jit(error_model="numpy", fastmath={"contract"})
-VALUES_LOOP = types.FunctionType(types.void(_FLOATS, _I, _F, _F, _FLOATS, _FLOATS, _INTS))
 
 
 @_values
