@@ -34,7 +34,10 @@ values (the activation kernel ``fused_rows``, the batched max-pool pair
 kernel ``one_window_pair_values_rows``) are shared instead (jit.shared): one
 compiled kernel for all activations, which calls the activation's block or
 values loop by its address. A first run of another activation then compiles
-only that loop, about a second, not a kernel of its own.
+only that loop, about a second, not a kernel of its own. Kernels that call
+the activation per value stay specialised: the QMC kernel through a
+function pointer took 1.3 to 2.6 times as long per point, with the same
+bits.
 """
 
 from __future__ import annotations
