@@ -413,9 +413,69 @@ def values_1(x, m, a, b, e, e2, scale):  # relu
 
 
 @_jit
+def values_2(x, m, a, b, e, e2, scale):  # sigmoid
+    for j in range(m):
+        x[j] = _f2(x[j], a, b)
+
+
+@_jit
+def values_3(x, m, a, b, e, e2, scale):  # tanh
+    for j in range(m):
+        x[j] = _f3(x[j], a, b)
+
+
+@_jit
+def values_4(x, m, a, b, e, e2, scale):  # gelu
+    for j in range(m):
+        x[j] = _f4(x[j], a, b)
+
+
+@_jit
+def values_5(x, m, a, b, e, e2, scale):  # silu
+    for j in range(m):
+        x[j] = _f5(x[j], a, b)
+
+
+@_jit
+def values_6(x, m, a, b, e, e2, scale):  # swish
+    for j in range(m):
+        x[j] = _f6(x[j], a, b)
+
+
+@_jit
+def values_7(x, m, a, b, e, e2, scale):  # elu
+    for j in range(m):
+        x[j] = _f7(x[j], a, b)
+
+
+@_jit
+def values_8(x, m, a, b, e, e2, scale):  # celu
+    for j in range(m):
+        x[j] = _f8(x[j], a, b)
+
+
+@_jit
+def values_9(x, m, a, b, e, e2, scale):  # selu
+    for j in range(m):
+        x[j] = _f9(x[j], a, b)
+
+
+@_jit
+def values_10(x, m, a, b, e, e2, scale):  # softplus
+    for j in range(m):
+        x[j] = _f10(x[j], a, b)
+
+
+@_jit
 def values_11(x, m, a, b, e, e2, scale):  # leaky_relu
     for j in range(m):
         x[j] = _f11(x[j], a, b)
+
+
+@_jit
+def values_12(x, m, a, b, e, e2, scale):  # mish
+    for j in range(m):
+        x[j] = _f12(x[j], a, b)
 
 
 @_jit
@@ -449,15 +509,52 @@ def values_17(x, m, a, b, e, e2, scale):  # softsign
 
 
 @_jit
+def values_18(x, m, a, b, e, e2, scale):  # erf
+    for j in range(m):
+        x[j] = _f18(x[j], a, b)
+
+
+@_jit
 def values_19(x, m, a, b, e, e2, scale):  # abs
     for j in range(m):
         x[j] = _f19(x[j], a, b)
 
 
 @_jit
+def values_20(x, m, a, b, e, e2, scale):  # log_sigmoid
+    for j in range(m):
+        x[j] = _f20(x[j], a, b)
+
+
+@_jit
 def values_21(x, m, a, b, e, e2, scale):  # identity
     for j in range(m):
         x[j] = _f21(x[j], a, b)
+
+
+SCALAR_VALUES = {
+    1: values_1,
+    2: values_2,
+    3: values_3,
+    4: values_4,
+    5: values_5,
+    6: values_6,
+    7: values_7,
+    8: values_8,
+    9: values_9,
+    10: values_10,
+    11: values_11,
+    12: values_12,
+    13: values_13,
+    14: values_14,
+    15: values_15,
+    16: values_16,
+    17: values_17,
+    18: values_18,
+    19: values_19,
+    20: values_20,
+    21: values_21,
+}
 
 
 @_jit

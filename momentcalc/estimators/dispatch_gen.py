@@ -119,13 +119,13 @@ def render() -> str:
     for code, a in enumerate(acts, 1):
         lines += _function(f"act_{code}", f"_f{code}(x, a, b)", a.name)
         lines += _function(f"act_grad_{code}", f"_f{code}(x, a, b), _df{code}(x, a, b)", a.name)
-    # The values form of the activations without a vectorized loop of their own (mc_kernels.VALUES): their
-    # scalar f over the buffer, the same bits as the per-window path; a few compares or a division, which LLVM
-    # turns into vector selects.
+    # Each activation's scalar f over a buffer (mc_kernels.VALUES_LOOP), the same bits as the per-value kernels:
+    # the values form of those without a vectorized loop of their own (mc_kernels.VALUES), where a few compares
+    # or a division become vector selects, and every activation's loop for the lone-activation QMC kernel.
     for code, a in enumerate(acts, 1):
-        if a.name not in mc_kernels.VALUES:
-            lines += ["", "", "@_jit", f"def values_{code}(x, m, a, b, e, e2, scale):  # {a.name}"]
-            lines += ["    for j in range(m):", f"        x[j] = _f{code}(x[j], a, b)"]
+        lines += ["", "", "@_jit", f"def values_{code}(x, m, a, b, e, e2, scale):  # {a.name}"]
+        lines += ["    for j in range(m):", f"        x[j] = _f{code}(x[j], a, b)"]
+    lines += ["", "", "SCALAR_VALUES = {", *(f"    {code}: values_{code}," for code in range(1, len(acts) + 1)), "}"]
     # The blocks of the activations without a vectorized loop of their own (mc_kernels.BLOCKS), for the one
     # activation kernel all share (mc_kernels.fused_rows): their scalar (f, f') value by value.
     for code, a in enumerate(acts, 1):

@@ -272,6 +272,26 @@ def weighted_sums(act, mask_state, points, weights, shift, mu, sigma, codes, par
     return shift, sw, s1, s2
 
 
+@shared(VALUES_LOOP, error_model="numpy")
+def activation_weighted_sums(values, points, weights, shift, mu, sigma, a, b, xs, e, e2, scale):
+    """weighted_sums for a lone activation, one kernel for all: `values` (dispatch.SCALAR_VALUES) applies its
+    scalar f to the block's inputs mu + sigma * points[:, 0], by its address, once per block; the sums follow in
+    the same order, so the bits are weighted_sums's. xs, e, e2: float, scale: int64 scratch of len(points)."""
+    m = points.shape[0]
+    for i in range(m):
+        xs[i] = mu + sigma * points[i, 0]
+    values(xs, m, a, b, e, e2, scale)
+    sw = s1 = s2 = 0.0
+    for i in range(m):
+        if np.isnan(shift):
+            shift = xs[i]
+        d = xs[i] - shift
+        sw += weights[i]
+        s1 += weights[i] * d
+        s2 += weights[i] * d * d
+    return shift, sw, s1, s2
+
+
 # Chains without window ops run a block at a time: normals.fill draws a block, one pass applies the
 # chain (writing the output and its squared derivative over the block), and a last pass adds the
 # block to the sums. Apart, each loop is simple enough for LLVM to vectorize the sums, and relu and
