@@ -34,7 +34,11 @@ def timed(args: list[str], env: dict) -> tuple[float, float]:
     """(wall s, cpu s) of one run of `momentcalc ARGS` in a fresh process."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "momentcalc", *args], env=env, capture_output=True, text=True)
+    # From a folder of its own: `-m` puts the working folder first on sys.path, which would shadow the momentcalc
+    # that PYTHONPATH or the environment names (comparing two checkouts measured the one run from twice).
+    done = subprocess.run(
+        [sys.executable, "-m", "momentcalc", *args], env=env, capture_output=True, text=True, cwd=tempfile.gettempdir()
+    )
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode not in (0, 1):

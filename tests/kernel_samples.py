@@ -76,8 +76,9 @@ def sample_pair_outputs(state, pairs, mu, sigma, codes, params, seg, win_kind, w
     return out
 
 
-@_inline
+@jit.shared(mc.VALUES_LOOP, error_model="numpy")
 def _pair_values_outputs(values, state, pairs, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at):
+    # One mirror for every activation, as the kernel is one (jit.shared): the values loop comes by its address.
     out = np.empty((pairs, 2))
     n = win_n[0]
     per = normals.per_fill(n)
@@ -97,41 +98,9 @@ def _pair_values_outputs(values, state, pairs, mu, sigma, codes, params, seg, wi
     return out
 
 
-# One cached mirror per activation tested: numba caches no function that takes a function, so each passes its
-# values loop as a module attribute, as dispatch.py's wrappers do.
-@_njit
-def _tanh_pair_values(state, pairs, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at):
-    return _pair_values_outputs(
-        mc.tanh_values, state, pairs, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at
-    )
-
-
-@_njit
-def _mish_pair_values(state, pairs, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at):
-    return _pair_values_outputs(
-        mc.mish_values, state, pairs, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at
-    )
-
-
-@_njit
-def _gelu_pair_values(state, pairs, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at):
-    return _pair_values_outputs(
-        mc.gelu_values, state, pairs, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at
-    )
-
-
-@_njit
-def _erf_pair_values(state, pairs, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at):
-    return _pair_values_outputs(
-        mc.erf_values, state, pairs, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at
-    )
-
-
-PAIR_VALUES = {"tanh": _tanh_pair_values, "mish": _mish_pair_values, "gelu": _gelu_pair_values, "erf": _erf_pair_values}
-
-
 def sample_pair_values_outputs(name, *args):
-    """Both outputs of each antithetic pair as one_window_pair_values_rows computes them for activation `name` (one
-    of PAIR_VALUES), shape (pairs, 2); args: (state, pairs, *Program.kernel_args(), max_at, max_split, the stage
-    values_stage found)."""
-    return PAIR_VALUES[name](*args)
+    """Both outputs of each antithetic pair as one_window_pair_values_rows computes them for activation `name`,
+    shape (pairs, 2); args: (state, pairs, *Program.kernel_args(), max_at, max_split, the stage values_stage found).
+    """
+    values = getattr(mc, mc.VALUES[name]) if name in mc.VALUES else dispatch.SCALAR_VALUES[dispatch.CODES[name]]
+    return _pair_values_outputs(values, *args)

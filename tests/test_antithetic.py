@@ -154,9 +154,13 @@ def test_values_stage_is_the_one_activation_among_affine_stages_before_a_lone_ma
 
 
 # Pipelines whose pairs the batched kernel computes (mc_kernels.one_window_pair_values_rows), value by value
-# (kernel_samples.PAIR_VALUES): a monotone activation, valleys (exact gelu with its erfc of its own), one with a
-# stage after the pool, and erf. test_chunk_sums_are_the_sums_over_the_pairs covers the others.
+# (kernel_samples.sample_pair_values_outputs): a monotone activation, valleys (exact gelu with its erfc of its own;
+# abs, by its generated scalar loop), one with a stage after the pool, erf, relu's generated loop and a parameter.
+# test_chunk_sums_are_the_sums_over_the_pairs covers the others.
 BATCHED = [
+    "relu | normalize | maxpool(k=3)",
+    "abs | maxpool(k=3)",
+    "softplus(beta=2.5) | normalize | maxpool(k=2)",
     "tanh | normalize | maxpool(k=3)",
     "mish | normalize | maxpool(k=3)",
     "gelu(approximate=tanh) | maxpool(k=2) | gelu(approximate=tanh)",
