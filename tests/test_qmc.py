@@ -8,7 +8,7 @@ from fresh import run_python
 from scipy import special
 
 import momentcalc as mc
-from momentcalc.estimators import dispatch, mc_kernels, normals, qmc, quadrature
+from momentcalc.estimators import dispatch, normals, qmc, quadrature
 from momentcalc.estimators.program import compile_program
 from momentcalc.settings import RunSettings
 from momentcalc.spec import parse
@@ -123,24 +123,38 @@ def test_a_qmc_run_through_the_estimators_alone_in_a_fresh_process():
     assert int(run_python(code, timeout=300)) >= 1 << 14
 
 
-@pytest.mark.parametrize("spec", ["tanh", "hardtanh(min_val=-0.5,max_val=2.0)", "gelu"])
-def test_the_lone_activation_kernel_gives_the_general_kernels_bits(spec):
-    # A lone activation's QMC sums come from the kernel all activations share (its scalar values loop by
-    # address); every other program's from the general kernel specialised to its activation. On the same points
-    # both apply the same scalar f and add in the same order: the same doubles, with or without a shift yet.
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "tanh",
+        "hardtanh(min_val=-0.5,max_val=2.0)",
+        "gelu",
+        "relu | normalize | maxpool(k=3)",
+        "sigmoid | tanh | softsign",
+        "abs | avgpool(k=2) | elu(alpha=0.5) | minpool(k=2)",
+        "relu | maxpool(k=2) | avgpool(n=3) | mish",
+        "maxpool(k=2)",
+    ],
+)
+def test_the_staged_sums_are_the_general_kernels_bits(spec):
+    # A program without dropout runs stage by stage over the block (qmc._staged); one with dropout by the general
+    # kernel specialised to its activation. On the same points both apply the same scalar functions and reduce
+    # and add in the same order: the same doubles, with or without a shift yet.
     p = compile_program(parse(spec), 0.3, 1.5)
     rng = np.random.default_rng(4)
-    points, weights = rng.standard_normal((3000, 1)), rng.uniform(0.5, 1.5, 3000)
+    points, weights = rng.standard_normal((3000, p.normals_per_output)), rng.uniform(0.5, 1.5, 3000)
     general = dispatch.kernel("points", p.act)
-    lone = qmc._sums(p)
+    staged = qmc._sums(p)
     for shift in (math.nan, 0.25):
         want = general(normals.state_of(np.random.SFC64(0)), points, weights, shift, *p.kernel_args())
-        assert lone(None, points, weights, shift) == want
+        assert staged(None, points, weights, shift) == want
 
 
-def test_one_lone_activation_kernel_serves_every_activation():
-    # jit.shared: compiled once whatever activation's loop it is passed; one per activation would cost each
-    # activation's first QMC run 2 to 3 s of compiling again.
-    for spec in ("relu", "softsign", "elu(alpha=0.5)"):
+def test_pipelines_without_dropout_compile_no_kernel_of_their_own():
+    # The staged path compiles each activation's scalar loop (0.1 to 0.3 s), never a points kernel per activation
+    # (2 to 3 s in a first run).
+    specs = ("softsign | avgpool(k=2)", "elu(alpha=0.5) | normalize | maxpool(k=2)", "hardswish")
+    for spec in specs:
         qmc.run(compile_program(parse(spec), 0.0, 1.0), RunSettings(samples=1 << 10, seed=1))
-    assert len(mc_kernels.activation_weighted_sums.dispatcher.overloads) == 1
+    codes = {dispatch.CODES[parse(spec).ops[0].name] for spec in specs}
+    assert not {("points", code) for code in codes} & set(dispatch._jitted)

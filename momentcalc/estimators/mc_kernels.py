@@ -37,7 +37,8 @@ values loop by its address. A first run of another activation then compiles
 only that loop, about a second, not a kernel of its own. Kernels that call
 the activation per value stay specialised: the QMC kernel through a
 function pointer took 1.3 to 2.6 times as long per point, with the same
-bits.
+bits. (QMC runs programs without dropout a stage at a time instead, each
+activation by its scalar loop: qmc._staged.)
 """
 
 from __future__ import annotations
@@ -272,20 +273,15 @@ def weighted_sums(act, mask_state, points, weights, shift, mu, sigma, codes, par
     return shift, sw, s1, s2
 
 
-@shared(VALUES_LOOP, error_model="numpy")
-def activation_weighted_sums(values, points, weights, shift, mu, sigma, a, b, xs, e, e2, scale):
-    """weighted_sums for a lone activation, one kernel for all: `values` (dispatch.SCALAR_VALUES) applies its
-    scalar f to the block's inputs mu + sigma * points[:, 0], by its address, once per block; the sums follow in
-    the same order, so the bits are weighted_sums's. xs, e, e2: float, scale: int64 scratch of len(points)."""
-    m = points.shape[0]
-    for i in range(m):
-        xs[i] = mu + sigma * points[i, 0]
-    values(xs, m, a, b, e, e2, scale)
+@_jit
+def weighted_moments(ys, weights, shift):
+    """weighted_sums's sums over outputs already computed (qmc.py's staged path): the same additions in the same
+    order, so the same bits. A NaN shift becomes the first output."""
     sw = s1 = s2 = 0.0
-    for i in range(m):
+    for i in range(ys.shape[0]):
         if np.isnan(shift):
-            shift = xs[i]
-        d = xs[i] - shift
+            shift = ys[i]
+        d = ys[i] - shift
         sw += weights[i]
         s1 += weights[i] * d
         s2 += weights[i] * d * d

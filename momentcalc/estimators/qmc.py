@@ -105,24 +105,52 @@ def extension(program: Program, seed: int, index: int, first: int, stop: int, st
 def _sums(program: Program):
     """sums(mask_state, points, weights, shift) -> (shift, sum w, sum w (y - shift), sum w (y - shift)^2).
 
-    A lone activation runs by the kernel all activations share (mc_kernels.activation_weighted_sums), with its
-    scalar values loop: a first QMC run of another activation compiles that loop (0.1 to 0.3 s), not a kernel
-    of its own (2 to 3 s), and the bits are the same. Other programs run by the general kernel, specialised to
-    their activation: a function pointer called per value cost it 1.3 to 2.6 times the time per point."""
+    A program without dropout runs stage by stage over the whole block (_staged); one with dropout by the
+    general kernel, specialised to its activation, which draws the masks in its order."""
     p = program
-    if p.win_n.size == 0 and p.codes.size == 1 and p.codes[0] > 0:
-        values, a, b = dispatch.SCALAR_VALUES[int(p.codes[0])], float(p.params[0, 0]), float(p.params[0, 1])
-
-        def lone(mask_state, points, weights, shift):
-            n = len(weights)
-            xs, e, e2, scale = np.empty(n), np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
-            return mc_kernels.activation_weighted_sums(
-                values, points, weights, shift, p.mu, p.sigma, a, b, xs, e, e2, scale
-            )
-
-        return lone
+    if not np.any(p.codes == mc_kernels.DROPOUT):
+        return partial(_staged, p)
     kernel = dispatch.kernel("points", p.act)
     return lambda mask_state, points, weights, shift: kernel(mask_state, points, weights, shift, *p.kernel_args())
+
+
+def _staged(p: Program, mask_state, points: np.ndarray, weights: np.ndarray, shift: float) -> tuple:
+    """The general kernel's sums, computed a stage at a time over every point of the block: affine maps and
+    window reductions in numpy, each activation by its generated scalar loop (dispatch.SCALAR_VALUES), the sums by
+    mc_kernels.weighted_moments. Every output goes through the same operations in the same order as in the
+    kernel, so the bits are the same; but nothing here is specialised to an activation, so a first QMC run of
+    another pipeline compiles at most that activation's loop (0.1 to 0.3 s), not a kernel of its own (2 to 3 s).
+    Per point it takes about the kernel's time (within run-to-run noise on gelu, tanh, relu | maxpool(k=3) and
+    softsign | avgpool(k=2) at 2^17 points). Why not one kernel taking the loops by address: called per value
+    through a pointer, the QMC kernel took 1.3 to 2.6 times as long."""
+    count = points.shape[0]
+    xs = p.mu + p.sigma * points  # (count, inputs per output), one output's inputs a row, as the kernel reads them
+    xs = _stages(p, 0, xs.reshape(-1)).reshape(count, -1)
+    for level, (kind, n) in enumerate(zip(p.win_kind.tolist(), p.win_n.tolist())):
+        windows = xs.reshape(-1, n)
+        acc = windows[:, 0].copy()
+        for j in range(1, n):  # input by input, in the kernel's order (_reduce): numpy's sum would pair them up
+            if kind == mc_kernels.AVG:
+                acc += windows[:, j]
+            else:
+                (np.minimum if kind == mc_kernels.MIN else np.maximum)(acc, windows[:, j], out=acc)
+        if kind == mc_kernels.AVG:
+            acc /= n
+        xs = _stages(p, level + 1, acc).reshape(count, -1)
+    return mc_kernels.weighted_moments(np.ascontiguousarray(xs[:, 0]), weights, shift)
+
+
+def _stages(p: Program, segment: int, xs: np.ndarray) -> np.ndarray:
+    """The program's stages of `segment` (affine maps and activations) on the values xs, in place."""
+    for i in range(int(p.seg[segment]), int(p.seg[segment + 1])):
+        code, a, b = int(p.codes[i]), float(p.params[i, 0]), float(p.params[i, 1])
+        if code == mc_kernels.AFFINE:
+            xs *= b  # a + b x: the kernel's one product and one sum
+            xs += a
+        else:
+            scratch = np.empty(xs.size)
+            dispatch.SCALAR_VALUES[code](xs, xs.size, a, b, scratch, scratch, np.empty(xs.size, dtype=np.int64))
+    return xs
 
 
 def block_points(dim: int) -> int:
