@@ -173,21 +173,23 @@ def test_values_loops_are_within_a_few_ulps_of_mpmath(name):
 
 
 def test_generated_values_loops_are_the_scalar_op_to_the_bit():
-    # The activations without a vectorized loop of their own (mc_kernels.VALUES) get dispatch.values_N, their
-    # scalar f over the buffer: the batched max-pool pair kernel then gives the per-window path's bits.
+    # Every activation gets dispatch.values_N, its scalar f over a buffer. The batched max-pool pair kernel takes
+    # it where an activation has no vectorized loop of its own (mc_kernels.VALUES), and QMC's staged path for
+    # every activation: both then give the per-value kernels' bits.
     from momentcalc.catalog import lookup
-    from momentcalc.estimators import dispatch, mc_kernels
+    from momentcalc.estimators import dispatch
 
     x = np.concatenate((np.random.default_rng(7).standard_normal(500) * 4, [0.0, -0.0, -3.0, 3.0, 6.0, -1e6, 1e6]))
     scratch = (np.empty(x.size), np.empty(x.size), np.empty(x.size, np.int64))
-    others = [name for name in dispatch.CODES if name not in mc_kernels.VALUES]
-    assert {"relu", "hardtanh", "abs", "identity"} <= set(others)
-    for name in others:
-        op = lookup(name)
-        a, b = (-0.5, 2.0) if name == "hardtanh" else (0.1, 0.0) if name == "leaky_relu" else (0.0, 0.0)
-        got = x.copy()
-        getattr(dispatch, f"values_{dispatch.CODES[name]}")(got, x.size, a, b, *scratch)
-        np.testing.assert_array_equal(got, [op.f(v, a, b) for v in x], err_msg=name)
+    with_params = {"hardtanh": "hardtanh(min_val=-0.5,max_val=2.0)", "leaky_relu": "leaky_relu(slope=0.1)"}
+    with_params |= {"swish": "swish(beta=1.7)", "elu": "elu(alpha=0.5)", "celu": "celu(alpha=0.3)"}
+    with_params |= {"softplus": "softplus(beta=2.5)", "gelu": "gelu(approximate=tanh)"}
+    for name, code in dispatch.CODES.items():
+        for spec in {name, with_params.get(name, name)}:
+            a, b = montecarlo.compile_program(parse(spec), 0.0, 1.0).params[0]
+            got = x.copy()
+            dispatch.SCALAR_VALUES[code](got, x.size, a, b, *scratch)
+            np.testing.assert_array_equal(got, [lookup(name).f(v, a, b) for v in x], err_msg=spec)
 
 
 def _shifted_sums(values, shift, powers):
