@@ -136,14 +136,14 @@ def test_a_qmc_run_through_the_estimators_alone_in_a_fresh_process():
 )
 def test_the_staged_sums_are_the_general_kernels_bits(spec):
     # A program without dropout runs stage by stage over the block (qmc._staged); one with dropout by the general
-    # kernel specialised to its activation. On the same points both apply the same scalar functions and reduce and
-    # add in the same order: the same doubles, with or without a shift yet. (Each general kernel compiled here
-    # costs seconds, so one lone activation: every activation's scalar loop is checked against its scalar op to
-    # the bit in test_block_ops.)
+    # kernel. On the same points both apply the same scalar functions and reduce and add in the same order: the
+    # same doubles, with or without a shift yet. The general kernel is taken in its mixed form, whose dispatch on
+    # the code calls each activation's own scalar function: one kernel to compile here, not one per activation
+    # (seconds each). Every activation's scalar loop is checked against its scalar op to the bit in test_block_ops.
     p = compile_program(parse(spec), 0.3, 1.5)
     rng = np.random.default_rng(4)
     points, weights = rng.standard_normal((3000, p.normals_per_output)), rng.uniform(0.5, 1.5, 3000)
-    general = dispatch.kernel("points", p.act)
+    general = dispatch.kernel("points", dispatch.MIXED)
     staged = qmc._sums(p)
     for shift in (math.nan, 0.25):
         want = general(normals.state_of(np.random.SFC64(0)), points, weights, shift, *p.kernel_args())
