@@ -22,6 +22,7 @@ from pathlib import Path
 
 from .. import catalog
 from . import mc_kernels
+from .jit import SharedKernel
 
 TARGET = Path(__file__).with_name("dispatch.py")
 COMMAND = "python -m momentcalc.estimators.dispatch_gen"
@@ -150,17 +151,16 @@ def render() -> str:
                 continue
             name = f"_{kind}_{code}"
             passed = f"own.{takes}_{code}"
-            called = kernel
             if kind == "activation":
                 block = mc_kernels.BLOCKS.get(a.name)
                 passed = f"{passed}, {f'k.{block}' if block else f'own.block_{code}'}"
-                shared.append((kind, code))
             if kind == "pairs_values":
                 values = mc_kernels.VALUES.get(a.name)
                 passed = f"{passed}, {f'k.{values}' if values else f'own.values_{code}'}"
-                shared.append((kind, code))
-            lines += ["", "", f"def {name}({args}):", f"    return k.{called}({passed}, {args})"]
+            lines += ["", "", f"def {name}({args}):", f"    return k.{kernel}({passed}, {args})"]
             keys[(kind, -1 if code == "m" else code)] = name
+            if isinstance(getattr(mc_kernels, kernel), SharedKernel):  # its wrappers stay plain Python
+                shared.append((kind, -1 if code == "m" else code))
     lines += ["", "", "KERNELS = {", *(f'    ("{kind}", {act}): {name},' for (kind, act), name in keys.items()), "}"]
     lines += ["", "", "# Wrappers that call a kernel all activations share (jit.shared): plain Python, not jitted."]
     lines += ["SHARED = {", *(f'    ("{kind}", {act}),' for kind, act in shared), "}"]
