@@ -74,6 +74,21 @@ def test_help_runs_without_importing_numba():
     assert "numba" not in imported and "scipy" not in imported and "momentcalc.engine" not in imported
 
 
+def test_the_console_script_leaves_at_once_with_all_its_output_and_its_exit_code():
+    # main() skips the interpreter's teardown (os._exit): what a command printed must still all arrive.
+    def console_script(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "momentcalc", *args], capture_output=True, text=True, cwd=REPO, timeout=120
+        )
+
+    listed = console_script("list")
+    assert listed.returncode == 0 and listed.stderr == ""
+    assert listed.stdout == invoke("list").stdout and len(listed.stdout) > 4096  # more than one buffer's worth
+    bad = console_script("estimate", "relu", "--mu", "nan")
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.splitlines() == ["error: mu must be a finite number, got nan"]
+
+
 # relu of N(0, 1): E[max(X, 0)] = phi(0) = 1/sqrt(2 pi), E[max(X, 0)^2] = 1/2.
 RELU_MEAN, RELU_STD = 1 / math.sqrt(2 * math.pi), math.sqrt(0.5 - 1 / (2 * math.pi))
 

@@ -9,7 +9,7 @@ backward, convshape, spatial) inside the command functions only, so `momentcalc 
 from . import estimate, list_ops, tables, shape, backward, gains, solve, cmap, propagate  # noqa: F401 (imported to register)
 from ._util import app
 
-from ._util import exit_now_if_interrupted
+from ._util import exit_at_once
 
 # isort: on
 
@@ -18,5 +18,5 @@ __all__ = ["app", "main"]
 
 def main() -> None:
     """Console-script entry point (`momentcalc`, `python -m momentcalc`)."""
-    with exit_now_if_interrupted():
+    with exit_at_once():
         app(prog_name="momentcalc")
