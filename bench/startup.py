@@ -3,6 +3,7 @@
     python bench/startup.py                  # estimate relu, estimate 'maxpool(k=3)', tables build
     python bench/startup.py --only estimate  # skip the table build (the slowest cold command)
     python bench/startup.py --repeats 2      # each measurement this many times (the best is printed too)
+    python bench/startup.py --floor          # what a warm command cannot go below: the libraries' own start-up
 
 Each command runs in a fresh process. "cold" points NUMBA_CACHE_DIR at a new
 empty folder (jit.py's cache locator honours it), so everything compiles; the
@@ -10,6 +11,12 @@ next runs, "warm", load from that folder. tables build writes into a temporary
 folder, never into tables/. CPU is user + sys of the child process: on a
 shared machine it varies less than wall time. The load average is printed
 with each measurement. The last line is JSON.
+
+--floor times, in fresh processes, what every warm `estimate` pays before any of momentcalc's own work: the
+interpreter, numpy, the CLI's modules, scipy.integrate (quadrature), numba, and numba's first call of a
+function loaded from its cache (numba sets up its compiler's registries then, and checks for a BLAS by importing
+scipy.linalg). Each line is the best of --repeats runs (at least 3) of one Python statement, leaving by os._exit
+as the console script does.
 """
 
 from __future__ import annotations
@@ -46,6 +53,41 @@ def timed(args: list[str], env: dict) -> tuple[float, float]:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+# A cached numba function in a module of its own, for the floor's "first call of a cached function".
+_CACHED = "import numba\n\n@numba.njit(cache=True)\ndef one(x):\n    return x + 1.0\n"
+FLOOR = {
+    "python": "pass",
+    "numpy": "import numpy",
+    "momentcalc CLI": "import momentcalc.cli",
+    "scipy.integrate": "import scipy.integrate",
+    "numba": "import numba",
+    "numba, a cached call": "import cached; cached.one(1.0)",
+    "all of these": "import momentcalc.cli, scipy.integrate, cached; cached.one(1.0)",
+}
+
+
+def floor(repeats: int) -> dict:
+    """Best wall seconds of each FLOOR statement in a fresh process (numba's cache warmed first)."""
+    folder = tempfile.mkdtemp(prefix="momentcalc-floor-")
+    with open(os.path.join(folder, "cached.py"), "w") as f:
+        f.write(_CACHED)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [folder, os.environ.get("PYTHONPATH")])))
+    env["NUMBA_CACHE_DIR"] = os.path.join(folder, "cache")
+    subprocess.run([sys.executable, "-c", FLOOR["numba, a cached call"]], env=env, check=True, cwd=folder)
+    best = {}
+    for name, statement in FLOOR.items():
+        runs = []
+        for _ in range(max(3, repeats)):
+            start = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-c", f"{statement}; import os; os._exit(0)"], env=env, check=True, cwd=folder
+            )
+            runs.append(time.perf_counter() - start)
+        best[name] = min(runs)
+        print(f"{name:<24}{best[name]:.3f}s (best of {len(runs)}; load {os.getloadavg()[0]:.1f})", flush=True)
+    return best
+
+
 def measure(name: str, repeats: int, warm_runs: int) -> dict:
     rows = {"cold": [], "warm": []}
     for _ in range(repeats):
@@ -70,7 +112,11 @@ def main() -> None:
     parser.add_argument("--only", choices=("estimate", "tables"), help="run only these commands")
     parser.add_argument("--repeats", type=int, default=2, help="cold runs per command (each with a new cache)")
     parser.add_argument("--warm", type=int, default=2, help="warm runs after each cold one")
+    parser.add_argument("--floor", action="store_true", help="time the libraries' start-up only")
     args = parser.parse_args()
+    if args.floor:
+        print(json.dumps({"floor_s": floor(args.repeats)}))
+        return
     names = [n for n in COMMANDS if args.only is None or n.startswith(args.only)]
     print(f"{os.cpu_count()} CPUs; load average at start {os.getloadavg()[0]:.1f}")
     report = {name: measure(name, args.repeats, args.warm) for name in names}
