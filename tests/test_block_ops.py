@@ -13,7 +13,7 @@ import pytest
 from numba import njit
 from scipy import integrate, special, stats
 
-from momentcalc.estimators import block_ops, mc_kernels, montecarlo, normals, quadrature
+from momentcalc.estimators import block_ops, jit, mc_kernels, montecarlo, normals, quadrature
 from momentcalc.ops import activations as act
 from momentcalc.settings import RunSettings
 from momentcalc.spec import parse
@@ -70,9 +70,13 @@ def test_add_sigmoid_block_adds_the_scalar_sigmoid_and_its_squared_derivative():
     np.testing.assert_allclose(fused, plain, rtol=1e-12, atol=1e-13 * z.size)
 
 
-@njit
+jit.stamp_kernels_of(__file__)  # _one_at_a_time is cached under the package's kernel sources, like theirs
+
+
+@jit.shared(mc_kernels.BLOCK)
 def _one_at_a_time(block, xs, a, b):
-    """Rows [f(x), f'(x)^2] of a block loop run on each x alone (mu = x, sigma = 0, shifts 0): its values."""
+    """Rows [f(x), f'(x)^2] of a block loop run on each x alone (mu = x, sigma = 0, shifts 0): its values.
+    One compilation for every block (each passed by its address), not one per activation."""
     out = np.empty((xs.size, 2))
     z, e, e2, scale = np.zeros(1), np.empty(1), np.empty(1), np.empty(1, dtype=np.int64)
     for i in range(xs.size):
