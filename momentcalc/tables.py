@@ -25,9 +25,10 @@ import shlex
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
-from . import __version__, crosscheck
+from . import __version__, crosscheck, processes
 from ._lazy import lazy_module
 from .errors import MomentcalcError
 from .settings import DEFAULT_SAMPLES
@@ -56,6 +57,7 @@ from .tablefile import (
 # The CLI imports this module to build its help: what is heavy loads on first use.
 engine = lazy_module("momentcalc.engine")  # numba: only when a table is really built
 cluster = lazy_module("momentcalc.estimators.cluster")  # with engine: only when a table is built
+driver = lazy_module("momentcalc.estimators.driver")  # numba: in build's worker processes
 jsonschema = lazy_module("jsonschema")  # about 0.1 s: only when a table is checked
 
 # What a NormProp network needs, in the order the table lists them.
@@ -141,20 +143,26 @@ def build(
     seed: int = 0,
     samples: int | None = None,
     scheduler=None,
+    jobs: int | None = None,
 ) -> dict:
     """Estimate every spec at N(0, 1) by every applicable method; return the table document.
 
-    progress(done, total, spec) is called before each entry and once at the end (spec '').
+    progress(done, total, spec) is called before each entry is waited for and once at the end (spec '').
     scheduler: run the Monte Carlo chunks of every entry on one Dask cluster (engine.estimate), same bits.
+    jobs: processes that estimate entries side by side, the CPUs shared out among them (default: one per CPU;
+    one with a scheduler, whose cluster runs the Monte Carlo). The entries are the same to the bit for any number:
+    each is estimated on its own, and Monte Carlo gives the same bits on any number of threads.
     """
-
+    jobs = 1 if scheduler is not None else max(1, min(jobs or processes.cpus(), len(specs)))
+    threads = partial(_worker_threads, max(1, processes.cpus() // jobs))
+    estimate = partial(_estimate_entry, seed=seed, samples=samples)
     entries = []
-    with cluster.running_on(scheduler):
+    with cluster.running_on(scheduler), processes.mapper(jobs, threads) as map_entries:
+        results = map_entries(estimate, specs)
         for done, text in enumerate(specs):
             if progress is not None:
                 progress(done, len(specs), text)
-            result = engine.estimate(text, seed=seed, samples=samples)
-            entries.append(_entry(result.to_dict()))
+            entries.append(next(results))
     if progress is not None:
         progress(len(specs), len(specs), "")
     return {
@@ -164,6 +172,14 @@ def build(
         "settings": {"seed": seed, "samples": samples or DEFAULT_SAMPLES, "z": crosscheck.DEFAULT_Z},
         "entries": entries,
     }
+
+
+def _estimate_entry(text: str, seed: int, samples: int | None) -> dict:
+    return _entry(engine.estimate(text, seed=seed, samples=samples).to_dict())
+
+
+def _worker_threads(count: int) -> None:
+    driver.use_threads(count)
 
 
 def _entry(result: dict) -> dict:
@@ -341,7 +357,10 @@ def table_directory(directory: str | os.PathLike | None) -> tuple[Path, bool]:
 
 
 def check(
-    directory: str | os.PathLike = DEFAULT_DIR, regenerated: dict | None = None, progress: EntryProgress | None = None
+    directory: str | os.PathLike = DEFAULT_DIR,
+    regenerated: dict | None = None,
+    progress: EntryProgress | None = None,
+    jobs: int | None = None,
 ) -> CheckResult:
     """Compare the files in directory with a fresh build (or the given one).
 
@@ -357,7 +376,7 @@ def check(
         text = read_text(table_path)
         duplicates: list[str] = []
         recorded = parse(table_path, text, object_pairs_hook=lambda pairs: _no_duplicates(pairs, duplicates))
-    fresh = regenerated if regenerated is not None else build(progress)
+    fresh = regenerated if regenerated is not None else build(progress, jobs=jobs)
     if recorded is None:
         differences = [f"{TABLE_NAME}: missing"]
     else:

@@ -263,6 +263,13 @@ def test_list_names_every_op_with_its_methods():
 # ---------------------------------------------------------------- tables
 
 
+@pytest.mark.parametrize("command", ["build", "check"])
+def test_tables_jobs_must_be_at_least_one(command, tmp_path):
+    assert_one_line_error(
+        invoke("tables", command, "--dir", str(tmp_path), "--jobs", "0"), "--jobs", "greater than or equal to 1"
+    )
+
+
 def test_tables_build_check_show(tmp_path, fast_build):
     assert invoke("tables", "build", "--dir", str(tmp_path)).exit_code == 0
     assert (tmp_path / "normprop.json").exists() and (tmp_path / "schema.json").exists()

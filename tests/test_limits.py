@@ -174,3 +174,36 @@ def test_ctrl_c_stops_a_long_run_with_one_line_and_exit_130(args):
     assert process.returncode == 130
     assert "error: interrupted" in err and "Traceback" not in err
     assert out == ""
+
+
+# The console script after Ctrl-C in a table build whose entries run in worker processes: Ctrl-C reaches the
+# main process in the progress callback here (deterministic, where a signal's timing would not be).
+_INTERRUPTED_BUILD = """
+import sys
+from momentcalc import tables
+from momentcalc.cli import main
+
+build = tables.build
+
+
+def interrupted(progress=None, **ignored):
+    def interrupt(done, total, spec):
+        if done == 1:
+            raise KeyboardInterrupt
+    return build(interrupt, specs=("relu", "tanh", "sigmoid"), samples=1 << 14, jobs=2)
+
+
+tables.build = interrupted
+sys.argv = ["momentcalc", "tables", "build", "--dir", sys.argv[1]]
+main()
+"""
+
+
+def test_ctrl_c_in_a_build_stops_its_workers_and_writes_nothing(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-c", _INTERRUPTED_BUILD, str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 130 and done.stdout == ""
+    # One line: no traceback, and no semaphores of the worker pool reported leaked by multiprocessing.
+    assert done.stderr.strip().splitlines()[-1:] == ["error: interrupted"] and "leaked" not in done.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -3,6 +3,7 @@
 import copy
 import hashlib
 import json
+import multiprocessing
 import os
 from pathlib import Path
 
@@ -268,3 +269,46 @@ def test_check_raises_on_a_file_that_is_not_a_table(written, doc):
     (written / tables.TABLE_NAME).write_text("{")
     with pytest.raises(MomentcalcError, match="not valid JSON"):
         tables.check(written, doc)
+
+
+# ---------------------------------------------------------------- entries in worker processes
+
+SIDE_BY_SIDE = ("relu", "maxpool(k=3)", "tanh | normalize | maxpool(k=2)", "dropout(p=0.5,scale=inverse)")
+
+
+def _untimed(value):
+    if isinstance(value, dict):
+        return {k: _untimed(v) for k, v in value.items() if k != "seconds"}
+    if isinstance(value, list):
+        return [_untimed(v) for v in value]
+    return value
+
+
+def _build(jobs, progress=None, specs=SIDE_BY_SIDE):
+    return tables.build(progress, specs=specs, samples=1 << 16, jobs=jobs)
+
+
+def test_worker_processes_give_the_same_entries_and_the_same_progress():
+    # Every kind of entry: plain rows with the squared derivative, antithetic pairs, a batched pair kernel, dropout.
+    calls = {1: [], 2: []}
+    alone, side_by_side = (_build(jobs, lambda *call, jobs=jobs: calls[jobs].append(call)) for jobs in (1, 2))
+    assert _untimed(side_by_side) == _untimed(alone)
+    assert calls[2] == calls[1] == [(i, 4, s) for i, s in enumerate(SIDE_BY_SIDE)] + [(4, 4, "")]
+    assert not multiprocessing.active_children()
+
+
+def test_an_entry_that_fails_stops_every_worker_and_says_why():
+    with pytest.raises(MomentcalcError, match="nosuch"):
+        _build(2, specs=("relu", "relu | nosuch"))
+    assert not multiprocessing.active_children()
+
+
+def test_leaving_a_build_early_stops_every_worker():
+    # Ctrl-C raises KeyboardInterrupt in the main process wherever it waits: here, in the progress callback.
+    def interrupt(done, total, spec):
+        if done == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _build(2, interrupt)
+    assert not multiprocessing.active_children()

@@ -16,6 +16,15 @@ from ..errors import MomentcalcError
 from ._util import EXIT_DISAGREE, _console, _entry_bar, _examples, _se, _value, tables_app
 
 DirOption = Annotated[Path, typer.Option("--dir", help="Directory of the table files.", show_default=True)]
+JobsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--jobs",
+        min=1,
+        help="Processes that estimate entries side by side (default: one per CPU); the same numbers for any.",
+        show_default=False,
+    ),
+]
 ReadDirOption = Annotated[
     Path | None,
     typer.Option(
@@ -38,6 +47,7 @@ def tables_build(
             "Needs momentcalc[dask].",
         ),
     ] = None,
+    jobs: JobsOption = None,
 ) -> None:
     """Compute every default entry and write normprop.json and schema.json (atomically).
 
@@ -47,7 +57,7 @@ untouched, so a rebuild makes no diff.
     start = time.perf_counter()
     table_files.ensure_writable(directory)  # fail before a minute of work, not after
     with _entry_bar() as step:
-        doc = table_files.build(step, scheduler=scheduler)
+        doc = table_files.build(step, scheduler=scheduler, jobs=jobs)
     outcome = table_files.write(doc, directory)
     console = _console()
     for path in outcome.removed:
@@ -66,7 +76,7 @@ untouched, so a rebuild makes no diff.
 
 
 @tables_app.command("check", epilog=_examples("tables check", "tables check --dir path/to/tables"))
-def tables_check(directory: ReadDirOption = None) -> None:
+def tables_check(directory: ReadDirOption = None, jobs: JobsOption = None) -> None:
     """Regenerate in memory and compare with the files; exit 1 with the differences if they differ.
 
     The file must be byte for byte what `build` writes (its sha256 in the header, canonical spelling), and each \
@@ -78,7 +88,7 @@ CPU may change in a Monte Carlo sum); only timing (seconds) is ignored.
         command = table_files.regenerate_command(directory)
         raise MomentcalcError(f"no table directory {str(directory)!r}; build one with `{command}`")
     with _entry_bar() as step:
-        outcome = table_files.check(directory, progress=step)
+        outcome = table_files.check(directory, progress=step, jobs=jobs)
     console = _console()
     if outcome.ok:
         console.print(f"[green]ok[/]: the tables in {escape(str(directory))}/ match what this momentcalc generates")

@@ -79,6 +79,11 @@ def threads() -> int:
     return max(1, numba.get_num_threads())
 
 
+def use_threads(count: int) -> None:
+    """Run this thread's Monte Carlo on `count` threads (tables' worker processes share the CPUs out)."""
+    numba.set_num_threads(max(1, min(count, numba.config.NUMBA_NUM_THREADS)))
+
+
 @cache
 def _pool(count: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(count, thread_name_prefix="momentcalc-mc")
