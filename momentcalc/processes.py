@@ -3,19 +3,26 @@
 
 Processes, not threads: an entry's time is mostly Python (quadrature, certified intervals) or, in a first run,
 numba compiling its kernels, and both hold the GIL (numba's compiler holds a lock of its own as well). On the
-2-core machine a cold table build took 38.3 s in one process and 24.2 s in two, a warm one 7.3 s and 5.4-6.5 s.
+2-core machine a cold table build took 46.6 s in one process and 25.0 s in two, a warm one 8.7-9.5 s and 6.2-6.6 s
+(bench/startup.py --only tables).
+
+The workers are spawned, not forked: a fork would copy this process's threads (progress bars, thread pools) and
+locks mid-use. Spawning runs the main module again in each worker, so a script that asks for jobs > 1 needs
+Python's `if __name__ == "__main__":` guard; the console script and `python -m momentcalc` have it.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from functools import partial
 
+from .errors import MomentcalcError
+
 Mapper = Callable[[Callable, Iterable], Iterator]
+_started = [False]  # whether this process has started workers (the console script collects their leftovers)
 
 
 def cpus() -> int:
@@ -26,26 +33,52 @@ def cpus() -> int:
         return os.cpu_count() or 1
 
 
+def started() -> bool:
+    """Whether this process has started worker processes (mapper with jobs > 1)."""
+    return _started[0]
+
+
 def mapper(jobs: int, initializer: Callable[[], None] | None = None):
-    """A context that gives map(task, items): the builtin for one job, else `jobs` spawned processes' map.
+    """A context that gives map(task, items): the builtin for one job, else one over `jobs` spawned processes.
 
     Either way the results come in the order of the items. In processes: the task and the items must pickle, a
-    task's exception is raised in this process (as itself), and the workers ignore Ctrl-C. When the context is
-    left, normally or by an exception (Ctrl-C's KeyboardInterrupt in this process among them), every worker is
-    stopped: none outlives the context, and no task goes on running that nobody will read.
+    task's exception is raised here as itself, a worker that dies (killed, out of memory) raises MomentcalcError,
+    and the workers ignore Ctrl-C. Leaving the context, normally or by an exception (Ctrl-C's KeyboardInterrupt
+    here among them), stops every worker: none outlives it, and no task goes on running that nobody will read.
     """
     return nullcontext(map) if jobs <= 1 else _pool(jobs, initializer)
 
 
 @contextmanager
 def _pool(jobs: int, initializer: Callable[[], None] | None) -> Iterator[Mapper]:
-    # spawn: a fresh interpreter, not a fork of this one with its threads (progress bars, thread pools) and locks.
-    workers = multiprocessing.get_context("spawn").Pool(jobs, initializer=partial(_start, initializer))
+    # Imported here: 0.05 s that every command would pay (the CLI imports this module), and only builds use.
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    before, _started[0] = set(multiprocessing.active_children()), True
+    context = multiprocessing.get_context("spawn")
+    workers = ProcessPoolExecutor(jobs, mp_context=context, initializer=partial(_start, initializer))
     try:
-        yield lambda task, items: workers.imap(task, items, chunksize=1)
+        yield lambda task, items: _results(workers.map(task, items))
     finally:
-        workers.terminate()
-        workers.join()
+        workers.shutdown(wait=False, cancel_futures=True)
+        # The executor waits for running tasks; stop them (its own workers: the children started since).
+        for child in set(multiprocessing.active_children()) - before:
+            child.terminate()
+            child.join()
+        workers.shutdown(wait=True)  # joins its manager thread, which lets go of its queues and their semaphores
+
+
+def _results(results: Iterator) -> Iterator:
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        yield from results
+    except BrokenProcessPool:
+        raise MomentcalcError(
+            "a worker process died before its task was done (killed, or out of memory?); run again, with --jobs 1 "
+            "for a single process"
+        ) from None
 
 
 def _start(initializer: Callable[[], None] | None) -> None:

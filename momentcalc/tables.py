@@ -149,11 +149,13 @@ def build(
 
     progress(done, total, spec) is called before each entry is waited for and once at the end (spec '').
     scheduler: run the Monte Carlo chunks of every entry on one Dask cluster (engine.estimate), same bits.
-    jobs: processes that estimate entries side by side, the CPUs shared out among them (default: one per CPU;
-    one with a scheduler, whose cluster runs the Monte Carlo). The entries are the same to the bit for any number:
-    each is estimated on its own, and Monte Carlo gives the same bits on any number of threads.
+    jobs: processes that estimate entries side by side, the CPUs shared out among them (default: this process
+    alone; the CLI starts one per CPU; ignored with a scheduler, whose cluster runs the Monte Carlo). The entries are
+    the same to the bit for any number: each is estimated on its own, and Monte Carlo gives the same bits on any
+    number of threads. A script that asks for more than one needs the `if __name__ == "__main__":` guard
+    (processes.py: the workers are spawned).
     """
-    jobs = 1 if scheduler is not None else max(1, min(jobs or processes.cpus(), len(specs)))
+    jobs = 1 if scheduler is not None else max(1, min(jobs or 1, len(specs)))
     threads = partial(_worker_threads, max(1, processes.cpus() // jobs))
     estimate = partial(_estimate_entry, seed=seed, samples=samples)
     entries = []

@@ -446,7 +446,8 @@ def test_show_outside_a_checkout_reads_the_packaged_table(tmp_path):
 
 def test_check_outside_a_checkout_checks_the_packaged_table(tmp_path, monkeypatch, regenerated):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(tables, "build", lambda progress=None: regenerated)  # the build itself: test_tables.py
+    # The build itself: test_tables.py.
+    monkeypatch.setattr(tables, "build", lambda progress=None, **settings: regenerated)
     result = CliRunner().invoke(app, ["tables", "check"])
     assert result.exit_code == 0, result.output
     assert "reading the table packaged with momentcalc" in result.output
@@ -476,7 +477,7 @@ def test_a_certified_number_must_regenerate_bit_for_bit(directory, regenerated, 
 def test_build_says_which_temporary_files_it_removed(directory, monkeypatch, regenerated):
     stale = directory / ".normprop.json.k1ll3d.tmp"
     stale.write_text("{")
-    monkeypatch.setattr(tables, "build", lambda progress=None, scheduler=None: regenerated)
+    monkeypatch.setattr(tables, "build", lambda progress=None, **settings: regenerated)
     result = CliRunner().invoke(app, ["tables", "build", "--dir", str(directory)])
     assert result.exit_code == 0, result.output
     assert f"removed {stale} (left by a build that was killed)" in " ".join(result.output.split())

@@ -6,7 +6,6 @@ Exit codes: 0 success (estimates agree, tables match), 1 a finding (estimates di
 
 from __future__ import annotations
 
-import gc
 import math
 import os
 import sys
@@ -19,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from .. import __version__
+from .. import __version__, processes
 from ..errors import MomentcalcError
 
 try:  # recent typer ships its own copy of click
@@ -85,16 +84,16 @@ def exit_at_once():
     except SystemExit as done:
         if not isinstance(done.code, (int, type(None))):
             raise  # a message to print: Python's own exit prints it
+        if processes.started():
+            # A table build's worker processes are stopped, but their queues' named semaphores are released by
+            # multiprocessing's own exit handlers: skipping them, its resource tracker would report them leaked.
+            # The worker processes ran the Monte Carlo, so this process has no thread pool to join.
+            raise
         try:
             sys.stdout.flush()
             sys.stderr.flush()
         except (BrokenPipeError, OSError):  # a reader that left early (`| head`): what it read is all it wanted
             pass
-        if "multiprocessing.pool" in sys.modules:
-            # What teardown would have collected: a pool of worker processes (processes.py), stopped but held in
-            # reference cycles, with named semaphores that multiprocessing's resource tracker would report as leaked
-            # after Ctrl-C. Only then: a full collection costs 0.09 s with numba and scipy loaded.
-            gc.collect()
         os._exit(done.code or 0)
 
 

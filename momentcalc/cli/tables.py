@@ -11,6 +11,7 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
+from .. import processes
 from .. import tables as table_files
 from ..errors import MomentcalcError
 from ._util import EXIT_DISAGREE, _console, _entry_bar, _examples, _se, _value, tables_app
@@ -57,7 +58,7 @@ untouched, so a rebuild makes no diff.
     start = time.perf_counter()
     table_files.ensure_writable(directory)  # fail before a minute of work, not after
     with _entry_bar() as step:
-        doc = table_files.build(step, scheduler=scheduler, jobs=jobs)
+        doc = table_files.build(step, scheduler=scheduler, jobs=jobs or processes.cpus())
     outcome = table_files.write(doc, directory)
     console = _console()
     for path in outcome.removed:
@@ -88,7 +89,7 @@ CPU may change in a Monte Carlo sum); only timing (seconds) is ignored.
         command = table_files.regenerate_command(directory)
         raise MomentcalcError(f"no table directory {str(directory)!r}; build one with `{command}`")
     with _entry_bar() as step:
-        outcome = table_files.check(directory, progress=step, jobs=jobs)
+        outcome = table_files.check(directory, progress=step, jobs=jobs or processes.cpus())
     console = _console()
     if outcome.ok:
         console.print(f"[green]ok[/]: the tables in {escape(str(directory))}/ match what this momentcalc generates")
