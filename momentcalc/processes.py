@@ -61,12 +61,11 @@ def _pool(jobs: int, initializer: Callable[[], None] | None) -> Iterator[Mapper]
     try:
         yield lambda task, items: _results(workers.map(task, items))
     finally:
-        workers.shutdown(wait=False, cancel_futures=True)
-        # The executor waits for running tasks; stop them (its own workers: the children started since).
+        # The executor would wait for the running tasks: stop its workers (the children started since), and let it
+        # reap them as it does a broken pool's. Its manager thread, joined here, lets go of its queues then.
         for child in set(multiprocessing.active_children()) - before:
             child.terminate()
-            child.join()
-        workers.shutdown(wait=True)  # joins its manager thread, which lets go of its queues and their semaphores
+        workers.shutdown(wait=True, cancel_futures=True)
 
 
 def _results(results: Iterator) -> Iterator:
