@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from table_refs import untimed
 from typer.testing import CliRunner
 
 distributed = pytest.importorskip("distributed")
@@ -77,18 +78,10 @@ def test_a_map_run_gives_the_local_bits(client):
     assert maps(client) == local
 
 
-def _untimed(value):
-    if isinstance(value, dict):
-        return {k: _untimed(v) for k, v in value.items() if k != "seconds"}
-    if isinstance(value, list):
-        return [_untimed(v) for v in value]
-    return value
-
-
 def test_tables_build_on_a_cluster_gives_the_local_table(client):
     # relu: plain rows with the squared derivative (maxpool runs in antithetic pairs, tested above).
     def build(scheduler=None):
-        return _untimed(tables.build(specs=("relu",), samples=SAMPLES, scheduler=scheduler))
+        return untimed(tables.build(specs=("relu",), samples=SAMPLES, scheduler=scheduler))
 
     local = build()
     assert build(client) == local

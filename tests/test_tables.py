@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from table_refs import ACTIVATIONS, default_doc, truth
+from table_refs import ACTIVATIONS, default_doc, truth, untimed
 
 from momentcalc import MomentcalcError, __version__, tables
 from momentcalc.spec import canonical
@@ -276,14 +276,6 @@ def test_check_raises_on_a_file_that_is_not_a_table(written, doc):
 SIDE_BY_SIDE = ("relu", "maxpool(k=3)", "tanh | normalize | maxpool(k=2)", "dropout(p=0.5,scale=inverse)")
 
 
-def _untimed(value):
-    if isinstance(value, dict):
-        return {k: _untimed(v) for k, v in value.items() if k != "seconds"}
-    if isinstance(value, list):
-        return [_untimed(v) for v in value]
-    return value
-
-
 def _build(jobs, progress=None, specs=SIDE_BY_SIDE):
     return tables.build(progress, specs=specs, samples=1 << 16, jobs=jobs)
 
@@ -292,7 +284,7 @@ def test_worker_processes_give_the_same_entries_and_the_same_progress():
     # Every kind of entry: plain rows with the squared derivative, antithetic pairs, a batched pair kernel, dropout.
     calls = {1: [], 2: []}
     alone, side_by_side = (_build(jobs, lambda *call, jobs=jobs: calls[jobs].append(call)) for jobs in (1, 2))
-    assert _untimed(side_by_side) == _untimed(alone)
+    assert untimed(side_by_side) == untimed(alone)
     assert calls[2] == calls[1] == [(i, 4, s) for i, s in enumerate(SIDE_BY_SIDE)] + [(4, 4, "")]
     assert not multiprocessing.active_children()
 
