@@ -3,8 +3,8 @@
 
 Processes, not threads: an entry's time is mostly Python (quadrature, certified intervals) or, in a first run,
 numba compiling its kernels, and both hold the GIL (numba's compiler holds a lock of its own as well). On the
-2-core machine a cold table build took 46.6 s in one process and 25.0 s in two, a warm one 8.7-9.5 s and 6.2-6.6 s
-(bench/startup.py --only tables).
+2-core machine a cold table build took 45.7-46.6 s in one process and 25.0-30.3 s in two, a warm one 8.7-9.5 s and
+6.2-6.6 s (bench/startup.py, two runs side by side).
 
 The workers are spawned, not forked: a fork would copy this process's threads (progress bars, thread pools) and
 locks mid-use. Spawning runs the main module again in each worker, so a script that asks for jobs > 1 needs
