@@ -26,3 +26,9 @@ def pytest_sessionstart(session):
             importlib.import_module(name)
         except ImportError as why:
             pytest.exit(f"CI is set but {name} is not importable ({why}); .ci/run installs torch==2.13.0 first", 3)
+
+
+# The console script hands commands to a warm server where one runs for this installation (momentcalc_launch.py):
+# the tests' own subprocesses run in their own processes, whatever server a developer has running.
+# tests/test_server.py turns it on for its own subprocesses.
+os.environ["MOMENTCALC_SERVER"] = "0"

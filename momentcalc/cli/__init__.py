@@ -6,7 +6,7 @@ backward, convshape, spatial) inside the command functions only, so `momentcalc 
 
 # isort: off
 # `momentcalc --help` lists the commands in the order these imports register them.
-from . import estimate, list_ops, tables, shape, backward, gains, solve, cmap, propagate  # noqa: F401 (imported to register)
+from . import estimate, list_ops, tables, shape, backward, gains, solve, cmap, propagate, server  # noqa: F401 (imported to register)
 from ._util import app
 
 from ._util import exit_at_once

@@ -69,7 +69,7 @@ class _OneLineErrors(typer.core.TyperGroup):
 
 
 @contextmanager
-def exit_at_once():
+def exit_at_once(report=lambda code: None):
     """In the console script only: once a command has finished and flushed its output, leave at once (os._exit).
 
     A normal exit tears down every module numba, llvmlite and scipy loaded, 0.3-0.5 s on every command here
@@ -78,6 +78,8 @@ def exit_at_once():
     already queued (seconds of kernel work that nobody will read). Nothing is lost by skipping both: every
     command closes what it opened (Dask clients, progress bars, temporary files) on its way out, and table
     files are replaced whole (tables._atomic_write), before SystemExit reaches this point.
+
+    report(code) is called just before leaving (a served command tells its client, serve.py).
     """
     try:
         yield
@@ -88,12 +90,14 @@ def exit_at_once():
             # A table build's worker processes are stopped, but their queues' named semaphores are released by
             # multiprocessing's own exit handlers: skipping them, its resource tracker would report them leaked.
             # The worker processes ran the Monte Carlo, so this process has no thread pool to join.
+            report(done.code or 0)
             raise
         try:
             sys.stdout.flush()
             sys.stderr.flush()
         except (BrokenPipeError, OSError):  # a reader that left early (`| head`): what it read is all it wanted
             pass
+        report(done.code or 0)
         os._exit(done.code or 0)
 
 

@@ -1,0 +1,202 @@
+"""The `momentcalc` console script: hand the command to this installation's warm server where one runs, else run it.
+
+A warm command spends nearly all its time starting up: importing numba and scipy and loading compiled kernels
+(1.5 s at best, `bench/startup.py --floor`) against 0.05-0.1 s of computing. A server process
+(momentcalc/cli/serve.py) keeps all of that loaded and forks a child per command. The child takes this process's
+stdin, stdout and stderr (passed over a Unix socket, so a terminal stays a terminal), its working directory,
+environment and arguments, and runs the command as the console script would; this process forwards signals
+(Ctrl-C) to it and leaves with its exit code.
+
+When a server is used (MOMENTCALC_SERVER):
+- ``auto`` (the default): if one is running; one is started in the background when stdin and stderr are
+  terminals (someone typing commands), never for scripts, pipes or CI;
+- ``1``: always, starting one when none runs; ``0``: never.
+A server serves one installation as it is: its address is a hash of the Python, the package's source files
+(path, size, mtime) and the environment read at import time (NUMBA_*, PYTHON*, locale), so an edit, an upgrade
+or another NUMBA_CACHE_DIR gets a server of its own. It leaves after MOMENTCALC_SERVER_IDLE seconds (600) without
+a command. `momentcalc server status|start|stop` manage it.
+
+This module lives outside the package on purpose: importing anything inside `momentcalc` runs its __init__,
+which fills the op registry (0.09 s, a third of a served command's budget). It imports only the standard library.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import marshal
+import os
+import signal
+import socket
+import struct
+import sys
+
+MODE_VARIABLE = "MOMENTCALC_SERVER"
+IDLE_VARIABLE = "MOMENTCALC_SERVER_IDLE"
+IDLE_DEFAULT_S = 600.0
+# Read when Python, numba or the locale start up, so a server serves only clients that agree on them.
+STARTUP_VARIABLES = ("NUMBA_", "PYTHON", "LANG", "LC_")
+FORWARDED_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
+PID = struct.Struct("!q")  # the server's first answer: the pid of the child running the command
+CODE = struct.Struct("!i")  # its last: the command's exit code
+SOCKET_PATH_MAX = 100  # bytes: a Unix socket's path is at most 104 (macOS) or 108 (Linux)
+LENGTH = struct.Struct("!I")  # before a request: its length in bytes
+
+
+def supported() -> bool:
+    """Whether this system can pass file descriptors over Unix sockets and fork (Linux, macOS; not Windows)."""
+    return hasattr(socket, "AF_UNIX") and hasattr(socket, "send_fds") and hasattr(os, "fork")
+
+
+def mode() -> str:
+    """'auto', 'on' or 'off', from MOMENTCALC_SERVER."""
+    value = os.environ.get(MODE_VARIABLE, "auto").strip().lower()
+    return {"1": "on", "on": "on", "yes": "on", "0": "off", "off": "off", "no": "off"}.get(value, "auto")
+
+
+def idle_seconds() -> float:
+    try:
+        return max(1.0, float(os.environ.get(IDLE_VARIABLE, IDLE_DEFAULT_S)))
+    except ValueError:
+        return IDLE_DEFAULT_S
+
+
+def _package_dir() -> str:
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), "momentcalc")  # installed side by side
+
+
+def stamp() -> str:
+    """A hash of what a server's answers depend on besides the request: the Python, the source, the startup env."""
+    digest = hashlib.sha256()
+    # The interpreter itself (python and python3 in a venv are one) and the environment (its site-packages).
+    for part in (os.path.realpath(sys.executable), sys.prefix, sys.version, __file__, _package_dir()):
+        digest.update(part.encode() + b"\0")
+    for root, dirs, files in os.walk(_package_dir()):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted(f for f in files if f.endswith((".py", ".json"))):
+            info = os.stat(os.path.join(root, name))
+            digest.update(f"{root}/{name} {info.st_size} {info.st_mtime_ns}\0".encode())
+    info = os.stat(__file__)
+    digest.update(f"{info.st_size} {info.st_mtime_ns}\0".encode())
+    for key in sorted(os.environ):
+        if key.startswith(STARTUP_VARIABLES):
+            digest.update(f"{key}={os.environ[key]}\0".encode())
+    return digest.hexdigest()[:20]
+
+
+def runtime_dir() -> str | None:
+    """This user's private folder for server sockets, or None where none can be had safely."""
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    if not base:
+        import tempfile  # 5 ms: only where the session has no runtime folder
+
+        base = tempfile.gettempdir()
+    path = os.path.join(base, f"momentcalc-{os.getuid()}")
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        info = os.lstat(path)
+    except OSError:
+        return None
+    # Whoever can connect can run commands as this user: the folder must be ours and closed to others.
+    private = info.st_uid == os.getuid() and not info.st_mode & 0o077 and os.path.isdir(path)
+    return path if private and not os.path.islink(path) else None
+
+
+def address(stamp_: str | None = None) -> str | None:
+    """Where this installation's server listens (a Unix socket), or None where servers can't be used."""
+    folder = runtime_dir() if supported() else None
+    path = None if folder is None else os.path.join(folder, f"{stamp_ or stamp()}.sock")
+    return path if path is not None and len(os.fsencode(path)) < SOCKET_PATH_MAX else None
+
+
+def connect(path: str) -> socket.socket | None:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except OSError:  # none listening (no file, or one a killed server left)
+        sock.close()
+        return None
+    return sock
+
+
+def start_server(path: str):
+    """Start a server for `path` in the background, in a session of its own, detached from this terminal."""
+    import subprocess
+
+    quiet = subprocess.DEVNULL
+    command = [sys.executable, "-m", "momentcalc.cli.serve", path]
+    return subprocess.Popen(command, stdin=quiet, stdout=quiet, stderr=quiet, start_new_session=True, close_fds=True)
+
+
+def _receive(sock: socket.socket, form: struct.Struct) -> int | None:
+    data = b""
+    while len(data) < form.size:
+        chunk = sock.recv(form.size - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return form.unpack(data)[0]
+
+
+def run_served(sock: socket.socket, argv: list[str]) -> int:
+    """Have the server run `momentcalc ARGV` with this process's stdin/stdout/stderr; its exit code."""
+    # marshal: built in and fast; both ends run the same Python (the address says so)
+    request = marshal.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)})
+    socket.send_fds(sock, [LENGTH.pack(len(request)) + request], [0, 1, 2])
+    child: list[int | None] = [None]
+    pending: list[int] = []
+
+    def forward(signum, _frame):  # Ctrl-C reaches this process (the terminal's foreground), not the child
+        if child[0] is None:
+            pending.append(signum)
+        else:
+            os.kill(child[0], signum)
+
+    for name in FORWARDED_SIGNALS:
+        signal.signal(getattr(signal, name), forward)
+    child[0] = _receive(sock, PID)
+    if child[0] is None:
+        return -1
+    for signum in pending:
+        os.kill(child[0], signum)
+    code = _receive(sock, CODE)
+    if code is None:  # the child ended without reporting (killed): say so as a shell would
+        sys.stderr.write("error: the momentcalc server's process for this command ended without an exit code\n")
+        return 1
+    return code
+
+
+def _served(argv: list[str]) -> int | None:
+    """The exit code of `momentcalc ARGV` run by a server, or None to run it in this process."""
+    chosen = mode()
+    if chosen == "off" or (argv[:1] == ["server"]) or not supported():
+        return None
+    try:
+        path = address()
+    except OSError:
+        return None
+    if path is None:
+        return None
+    sock = connect(path)
+    if sock is None:
+        interactive = sys.stdin.isatty() and sys.stderr.isatty()
+        if chosen == "on" or interactive:
+            start_server(path)  # for the next command; this one runs here, while the server warms up
+        return None
+    with sock:
+        try:
+            code = run_served(sock, argv)
+        except OSError:  # e.g. a closed stdin can't be passed
+            return None
+    return None if code < 0 else code
+
+
+def main() -> None:
+    """Console-script entry point (`momentcalc`)."""
+    code = _served(sys.argv[1:])
+    if code is None:
+        from momentcalc.cli import main as run_here
+
+        run_here()
+    else:
+        sys.stdout.flush()
+        os._exit(code)

@@ -1,0 +1,224 @@
+"""The warm server behind the console script (momentcalc_launch.py, momentcalc/cli/serve.py).
+
+A served command must be indistinguishable from one run in its own process: the same output, exit code and
+one-line errors, in the client's folder and environment, and Ctrl-C must reach it. The server must be private to
+its user and installation, and must leave when idle or asked to.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+import momentcalc_launch as launch
+from momentcalc.cli import serve
+
+REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.skipif(not launch.supported(), reason="servers need Unix sockets and fork")
+
+# Runs `momentcalc ARGV` through the running server only; exit 99 where none serves this installation.
+PROBE = (
+    "import sys, momentcalc_launch as L; s = L.connect(L.address() or ''); "
+    "sys.exit(99 if s is None else L.run_served(s, sys.argv[1:]))"
+)
+
+
+def _env(runtime: Path, **extra) -> dict:
+    return {**os.environ, "MOMENTCALC_SERVER": "1", "XDG_RUNTIME_DIR": str(runtime), **extra}
+
+
+def _address(env) -> str:
+    """The server address of the console script run with env."""
+    code = "import momentcalc_launch as L; print(L.address())"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env).stdout.strip()
+
+
+def _script() -> str:
+    script = shutil.which("momentcalc", path=str(Path(sys.executable).parent))
+    if script is None:
+        pytest.skip("the momentcalc console script is not installed in this environment (pip install -e .)")
+    return script
+
+
+def _run(args, env, served: bool, cwd=None, timeout=120) -> subprocess.CompletedProcess:
+    """momentcalc ARGS through the server (the probe) or in a process of its own (python -m momentcalc)."""
+    command = [sys.executable, "-c", PROBE] if served else [sys.executable, "-m", "momentcalc"]
+    env = env if served else {**env, "MOMENTCALC_SERVER": "0"}
+    return subprocess.run([*command, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)
+
+
+def _start(env) -> int:
+    started = subprocess.run([_script(), "server", "start"], capture_output=True, text=True, env=env, timeout=600)
+    assert started.returncode == 0 and "serving at" in started.stdout, started.stderr
+    return serve.running_pid(started.stdout.split("serving at ")[1].strip())
+
+
+@pytest.fixture
+def short_tmp():
+    """A folder with a short path: a Unix socket's path is at most ~100 bytes, pytest's tmp_path is long."""
+    folder = tempfile.mkdtemp(prefix="mc-")
+    yield Path(folder)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def server():
+    runtime = tempfile.mkdtemp(prefix="mc-")
+    env = _env(Path(runtime), MOMENTCALC_SERVER_IDLE="300")
+    pid = _start(env)
+    yield env, pid
+    subprocess.run([_script(), "server", "stop"], env=env, timeout=60)
+    shutil.rmtree(runtime, ignore_errors=True)
+
+
+def _untimed(document):
+    if isinstance(document, dict):
+        return {k: _untimed(v) for k, v in document.items() if k != "seconds"}
+    if isinstance(document, list):
+        return [_untimed(v) for v in document]
+    return document
+
+
+def test_a_served_estimate_is_the_same_as_one_in_its_own_process(server):
+    env, _pid = server
+    served, own = (_run(["estimate", "tanh | maxpool(k=2)", "--json"], env, s) for s in (True, False))
+    assert served.returncode == own.returncode == 0 and served.stderr == own.stderr == ""
+    assert _untimed(json.loads(served.stdout)) == _untimed(json.loads(own.stdout))  # Monte Carlo to the bit
+
+
+def test_a_served_command_runs_in_the_clients_folder_and_environment(server, tmp_path):
+    env, _pid = server
+    shutil.copytree(REPO / "tables", tmp_path / "mine")
+    colour = {**env, "FORCE_COLOR": "1"}  # rich reads it per console: colour codes though piped
+    served, own = (_run(["tables", "show", "--dir", "mine"], colour, s, cwd=tmp_path) for s in (True, False))
+    assert served.returncode == own.returncode == 0 and served.stdout == own.stdout
+    plain = _run(["tables", "show", "--dir", "mine"], env, True, cwd=tmp_path)
+    assert "\x1b[" in served.stdout and "\x1b[" not in plain.stdout
+    missing = _run(["tables", "show", "--dir", "mine"], env, True, cwd=REPO)
+    assert missing.returncode == 2 and missing.stderr.startswith("error: no table at")
+
+
+def test_bad_input_gets_its_one_line_and_exit_code_through_the_console_script(server):
+    env, _pid = server
+    done = subprocess.run([_script(), "estimate", "maxpol(k=3)"], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        "error: unknown op 'maxpol' in 'maxpol(k=3)'; did you mean 'maxpool' or 'minpool' or 'avgpool'?"
+    ]
+    listed = subprocess.run([_script(), "list"], capture_output=True, text=True, env=env, timeout=60)
+    assert listed.returncode == 0 and listed.stdout == _run(["list"], env, False).stdout
+
+
+def _long_run(env) -> subprocess.Popen:
+    args = ["estimate", "maxpool(k=3)", "--method", "montecarlo", "--samples", "5000000000"]
+    return subprocess.Popen(
+        [sys.executable, "-c", PROBE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+
+
+def test_ctrl_c_reaches_the_served_command(server):
+    env, _pid = server
+    client = _long_run(env)
+    time.sleep(1.5)  # the command is running in the server's child
+    client.send_signal(signal.SIGINT)  # what the terminal sends to its foreground process
+    out, err = client.communicate(timeout=60)
+    assert client.returncode == 130 and out == ""
+    assert err.splitlines() == ["error: interrupted"]
+    assert _run(["shape", "--i", "8", "--k", "3", "--json"], env, True).returncode == 0  # it still serves
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds the server's child in /proc")
+def test_a_served_command_that_is_killed_ends_its_client_with_one_line(server):
+    env, pid = server
+    client = _long_run(env)
+    time.sleep(1.5)
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    assert len(children) == 1
+    os.kill(int(children[0]), signal.SIGKILL)
+    out, err = client.communicate(timeout=60)
+    assert client.returncode == 1 and out == ""
+    assert err.splitlines() == ["error: the momentcalc server's process for this command ended without an exit code"]
+
+
+def test_stop_and_idle_end_the_server_and_commands_run_in_their_own_process(short_tmp):
+    env = _env(short_tmp / "a", MOMENTCALC_SERVER_IDLE="1")
+    _start(env)
+    address = _address(env)
+    deadline = time.monotonic() + 30
+    while serve.running_pid(address) is not None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert serve.running_pid(address) is None and not os.path.exists(address)  # left after a second idle
+    assert _run(["shape", "--i", "8", "--k", "3"], env, True).returncode == 99  # nobody serves now
+
+    env = _env(short_tmp / "b", MOMENTCALC_SERVER_IDLE="300")
+    _start(env)
+    status = subprocess.run([_script(), "server", "status"], capture_output=True, text=True, env=env, timeout=60)
+    assert "serving (pid" in status.stdout
+    stop = subprocess.run([_script(), "server", "stop"], capture_output=True, text=True, env=env, timeout=60)
+    assert stop.returncode == 0 and stop.stdout.startswith("stopped the server")
+    status = subprocess.run([_script(), "server", "status"], capture_output=True, text=True, env=env, timeout=60)
+    assert "not running" in status.stdout
+    done = subprocess.run(
+        [_script(), "shape", "--i", "8", "--k", "3"],
+        capture_output=True,
+        text=True,
+        env={**env, "MOMENTCALC_SERVER": "auto"},
+        timeout=60,
+    )
+    assert done.returncode == 0 and serve.running_pid(_address(env)) is None  # not a terminal: no start
+
+
+# ---------------------------------------------------------------- addresses, privacy and when a server is used
+
+
+def test_the_address_changes_with_the_source_and_the_startup_environment(tmp_path, monkeypatch):
+    package = tmp_path / "momentcalc"
+    package.mkdir()
+    (package / "ops.py").write_text("x = 1\n")
+    monkeypatch.setattr(launch, "_package_dir", lambda: str(package))
+    first = launch.stamp()
+    monkeypatch.setenv("SOMETHING_ELSE", "1")  # read per command, from the client's environment
+    assert launch.stamp() == first
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))  # read when numba starts: another server
+    assert launch.stamp() != first
+    monkeypatch.delenv("NUMBA_CACHE_DIR")
+    assert launch.stamp() == first
+    os.utime(package / "ops.py", ns=(1, 1))  # an edit
+    assert launch.stamp() != first
+
+
+def test_no_server_where_the_runtime_folder_is_open_to_others(short_tmp, monkeypatch):
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(short_tmp))
+    assert launch.address().startswith(str(short_tmp / f"momentcalc-{os.getuid()}"))
+    os.chmod(short_tmp / f"momentcalc-{os.getuid()}", 0o755)
+    assert launch.runtime_dir() is None and launch.address() is None
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(short_tmp / ("x" * 120)))  # too long for a socket's path
+    assert launch.address() is None
+
+
+@pytest.mark.parametrize(
+    "mode, terminal, starts", [("auto", False, False), ("auto", True, True), ("1", False, True), ("0", True, False)]
+)
+def test_a_server_starts_for_a_terminal_or_when_asked(short_tmp, monkeypatch, mode, terminal, starts):
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(short_tmp))
+    monkeypatch.setenv("MOMENTCALC_SERVER", mode)
+    started = []
+    monkeypatch.setattr(launch, "start_server", started.append)
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: terminal, raising=False)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal, raising=False)
+    assert launch._served(["list"]) is None  # none runs: this command runs here
+    assert started == ([launch.address()] if starts else [])
+    assert launch._served(["server", "start"]) is None and len(started) == int(starts)  # managing is never served
+
+
+def test_mode_reads_the_usual_spellings(monkeypatch):
+    for value, mode in [("1", "on"), ("on", "on"), ("YES", "on"), ("0", "off"), ("off", "off"), ("", "auto")]:
+        monkeypatch.setenv("MOMENTCALC_SERVER", value)
+        assert launch.mode() == mode
