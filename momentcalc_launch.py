@@ -22,13 +22,15 @@ which fills the op registry (0.09 s, a third of a served command's budget). It i
 
 from __future__ import annotations
 
-import hashlib
+# The C modules behind `socket` and `signal`: their Python wrappers import enum, 10 ms of a served command's
+# ~60 ms in this process (Python itself takes 25 ms); nothing here needs more than the C layer gives.
+import _signal
+import _socket
 import marshal
 import os
-import signal
-import socket
 import struct
 import sys
+import zlib
 
 MODE_VARIABLE = "MOMENTCALC_SERVER"
 IDLE_VARIABLE = "MOMENTCALC_SERVER_IDLE"
@@ -44,7 +46,7 @@ LENGTH = struct.Struct("!I")  # before a request: its length in bytes
 
 def supported() -> bool:
     """Whether this system can pass file descriptors over Unix sockets and fork (Linux, macOS; not Windows)."""
-    return hasattr(socket, "AF_UNIX") and hasattr(socket, "send_fds") and hasattr(os, "fork")
+    return hasattr(_socket, "AF_UNIX") and hasattr(_socket, "SCM_RIGHTS") and hasattr(os, "fork")
 
 
 def mode() -> str:
@@ -65,22 +67,21 @@ def _package_dir() -> str:
 
 
 def stamp() -> str:
-    """A hash of what a server's answers depend on besides the request: the Python, the source, the startup env."""
-    digest = hashlib.sha256()
+    """A checksum of what a server's answers depend on besides the request: the Python, the source, the startup env."""
     # The interpreter itself (python and python3 in a venv are one) and the environment (its site-packages).
-    for part in (os.path.realpath(sys.executable), sys.prefix, sys.version, __file__, _package_dir()):
-        digest.update(part.encode() + b"\0")
+    parts = [os.path.realpath(sys.executable), sys.prefix, sys.version, __file__, _package_dir()]
     for root, dirs, files in os.walk(_package_dir()):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
         for name in sorted(f for f in files if f.endswith((".py", ".json"))):
             info = os.stat(os.path.join(root, name))
-            digest.update(f"{root}/{name} {info.st_size} {info.st_mtime_ns}\0".encode())
+            parts.append(f"{root}/{name} {info.st_size} {info.st_mtime_ns}")
     info = os.stat(__file__)
-    digest.update(f"{info.st_size} {info.st_mtime_ns}\0".encode())
-    for key in sorted(os.environ):
-        if key.startswith(STARTUP_VARIABLES):
-            digest.update(f"{key}={os.environ[key]}\0".encode())
-    return digest.hexdigest()[:20]
+    parts.append(f"{info.st_size} {info.st_mtime_ns}")
+    parts += [f"{key}={os.environ[key]}" for key in sorted(os.environ) if key.startswith(STARTUP_VARIABLES)]
+    # Two 32-bit checksums, not a cryptographic hash (hashlib loads OpenSSL, 5 ms): the address names a version of
+    # an installation inside the user's private folder; it guards against nothing.
+    data = "\0".join(parts).encode("utf-8", "surrogateescape")
+    return f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
 
 
 def runtime_dir() -> str | None:
@@ -108,8 +109,9 @@ def address(stamp_: str | None = None) -> str | None:
     return path if path is not None and len(os.fsencode(path)) < SOCKET_PATH_MAX else None
 
 
-def connect(path: str) -> socket.socket | None:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+def connect(path: str):
+    """A socket connected to the server at path, or None where none listens."""
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         sock.connect(path)
     except OSError:  # none listening (no file, or one a killed server left)
@@ -123,11 +125,11 @@ def start_server(path: str):
     import subprocess
 
     quiet = subprocess.DEVNULL
-    command = [sys.executable, "-m", "momentcalc.cli.serve", path]
+    command = [sys.executable, "-m", "momentcalc_launch", path]
     return subprocess.Popen(command, stdin=quiet, stdout=quiet, stderr=quiet, start_new_session=True, close_fds=True)
 
 
-def _receive(sock: socket.socket, form: struct.Struct) -> int | None:
+def _receive(sock, form: struct.Struct) -> int | None:
     data = b""
     while len(data) < form.size:
         chunk = sock.recv(form.size - len(data))
@@ -137,11 +139,13 @@ def _receive(sock: socket.socket, form: struct.Struct) -> int | None:
     return form.unpack(data)[0]
 
 
-def run_served(sock: socket.socket, argv: list[str]) -> int:
+def run_served(sock, argv: list[str]) -> int:
     """Have the server run `momentcalc ARGV` with this process's stdin/stdout/stderr; its exit code."""
     # marshal: built in and fast; both ends run the same Python (the address says so)
     request = marshal.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)})
-    socket.send_fds(sock, [LENGTH.pack(len(request)) + request], [0, 1, 2])
+    data = LENGTH.pack(len(request)) + request
+    sent = sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("3i", 0, 1, 2))])
+    sock.sendall(data[sent:])
     child: list[int | None] = [None]
     pending: list[int] = []
 
@@ -152,7 +156,7 @@ def run_served(sock: socket.socket, argv: list[str]) -> int:
             os.kill(child[0], signum)
 
     for name in FORWARDED_SIGNALS:
-        signal.signal(getattr(signal, name), forward)
+        _signal.signal(getattr(_signal, name), forward)
     child[0] = _receive(sock, PID)
     if child[0] is None:
         return -1
@@ -182,11 +186,12 @@ def _served(argv: list[str]) -> int | None:
         if chosen == "on" or interactive:
             start_server(path)  # for the next command; this one runs here, while the server warms up
         return None
-    with sock:
-        try:
-            code = run_served(sock, argv)
-        except OSError:  # e.g. a closed stdin can't be passed
-            return None
+    try:
+        code = run_served(sock, argv)
+    except OSError:  # e.g. a closed stdin can't be passed
+        return None
+    finally:
+        sock.close()
     return None if code < 0 else code
 
 
@@ -200,3 +205,9 @@ def main() -> None:
     else:
         sys.stdout.flush()
         os._exit(code)
+
+
+if __name__ == "__main__":  # the server (start_server); not when a worker process of a served build imports it
+    from momentcalc.cli.serve import serve
+
+    serve(sys.argv[1], idle_seconds())

@@ -1,6 +1,6 @@
 """The warm server behind the console script (momentcalc_launch.py): numba, scipy and the kernels loaded once.
 
-`python -m momentcalc.cli.serve ADDRESS` (started by the console script or `momentcalc server start`):
+`python -m momentcalc_launch ADDRESS` (started by the console script or `momentcalc server start`):
 1. takes ADDRESS.lock, so that one server serves an address; it holds its pid;
 2. warms up: runs `estimate relu` and `estimate 'maxpool(k=3)'` here, on one thread, output discarded, which
    imports everything and loads the kernels they use from numba's cache (compiling them on a first run);
@@ -73,13 +73,25 @@ def _take_lock(address: str):
     return lock
 
 
+_command: list = []
+
+
+def _cli():
+    """The click command that typer builds from the app's signatures, built once here: a command's 0.05 s."""
+    if not _command:
+        import typer.main
+
+        from . import app
+
+        _command.append(typer.main.get_command(app))
+    return _command[0]
+
+
 def _run_quietly(argv: list[str]) -> None:
     """Run a command here with its output discarded (warming up): it loads what the command uses."""
-    from . import app
-
     with open(os.devnull, "w") as sink, redirect_stdout(sink), redirect_stderr(sink):
         try:
-            app(args=argv, prog_name="momentcalc", standalone_mode=False)
+            _cli()(args=argv, prog_name="momentcalc", standalone_mode=False)
         except Exception:  # noqa: BLE001 (a warm-up that fails only leaves less warm; SIGTERM's SystemExit passes)
             pass
 
@@ -159,10 +171,8 @@ def _child(conn: socket.socket, request: dict, fds: list[int]) -> None:
         os.chdir(request["cwd"])
         sys.argv = ["momentcalc", *request["argv"]]
         driver.use_threads(numba.config.NUMBA_NUM_THREADS)
-        from . import app
-
         with exit_at_once(report):
-            app(args=request["argv"], prog_name="momentcalc")
+            _cli()(args=request["argv"], prog_name="momentcalc")
         code = 0
     except SystemExit as done:  # a message to print, or a normal exit after a build with worker processes
         if isinstance(done.code, int | None):
@@ -269,7 +279,3 @@ def serve(address: str, idle: float) -> None:
         except FileNotFoundError:
             pass
         lock.close()
-
-
-if __name__ == "__main__":
-    serve(sys.argv[1], launch.idle_seconds())
