@@ -4,6 +4,7 @@
     python bench/startup.py --only estimate  # skip the table build (the slowest cold command)
     python bench/startup.py --repeats 2      # each measurement this many times (the best is printed too)
     python bench/startup.py --floor          # what a warm command cannot go below: the libraries' own start-up
+    python bench/startup.py --served         # warm commands in their own process against served ones
 
 Each command runs in a fresh process. "cold" points NUMBA_CACHE_DIR at a new
 empty folder (jit.py's cache locator honours it), so everything compiles; the
@@ -17,6 +18,10 @@ interpreter, numpy, the CLI's modules, scipy.integrate (quadrature), numba, and 
 function loaded from its cache (numba sets up its compiler's registries then, and checks for a BLAS by importing
 scipy.linalg). Each line is the best of --repeats runs (at least 3) of one Python statement, leaving by os._exit
 as the console script does.
+
+--served times warm commands as the console script runs them, with MOMENTCALC_SERVER=0 (in their own process)
+and =1 (forked by a warm server, momentcalc_launch.py), alternating, --repeats runs each (at least 5), after
+`momentcalc server start` in a private runtime folder. It prints the mean, the best and their ratio.
 """
 
 from __future__ import annotations
@@ -88,6 +93,36 @@ def floor(repeats: int) -> dict:
     return best
 
 
+SERVED = {"estimate relu": ["estimate", "relu"], "estimate maxpool(k=3)": ["estimate", "maxpool(k=3)"], "list": ["list"]}
+# The console script's code, run with -c so that PYTHONPATH's checkout is the one measured.
+LAUNCH = "import momentcalc_launch; momentcalc_launch.main()"
+
+
+def served(repeats: int) -> dict:
+    """Mean and best wall seconds of warm commands in their own process and served, alternating."""
+    env = dict(os.environ, XDG_RUNTIME_DIR=tempfile.mkdtemp(prefix="mc-"), MOMENTCALC_SERVER="1")
+    quiet = {"capture_output": True, "check": True, "cwd": tempfile.gettempdir()}
+    subprocess.run([sys.executable, "-c", LAUNCH, "server", "start"], env=env, **quiet)
+    modes = {"own process": dict(env, MOMENTCALC_SERVER="0"), "served": env}
+    report = {}
+    try:
+        for name, args in SERVED.items():
+            runs = {mode: [] for mode in modes}
+            for _ in range(max(5, repeats)):
+                for mode, mode_env in modes.items():
+                    start = time.perf_counter()
+                    subprocess.run([sys.executable, "-c", LAUNCH, *args], env=mode_env, **quiet)
+                    runs[mode].append(time.perf_counter() - start)
+            mean = {mode: sum(r) / len(r) for mode, r in runs.items()}
+            text = "  ".join(f"{mode} {mean[mode]:.3f}s (best {min(r):.3f}s)" for mode, r in runs.items())
+            ratio = mean["own process"] / mean["served"]
+            print(f"{name:<24}{text}  served {ratio:.1f}x faster (load {os.getloadavg()[0]:.1f})", flush=True)
+            report[name] = {mode: {"wall_s": r} for mode, r in runs.items()}
+    finally:
+        subprocess.run([sys.executable, "-c", LAUNCH, "server", "stop"], env=env, capture_output=True)
+    return report
+
+
 def measure(name: str, repeats: int, warm_runs: int) -> dict:
     rows = {"cold": [], "warm": []}
     for _ in range(repeats):
@@ -113,7 +148,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="cold runs per command (each with a new cache)")
     parser.add_argument("--warm", type=int, default=2, help="warm runs after each cold one")
     parser.add_argument("--floor", action="store_true", help="time the libraries' start-up only")
+    parser.add_argument("--served", action="store_true", help="warm commands in their own process and served")
     args = parser.parse_args()
+    if args.served:
+        print(json.dumps({"served": served(args.repeats)}))
+        return
     if args.floor:
         print(json.dumps({"floor_s": floor(args.repeats)}))
         return
