@@ -120,12 +120,16 @@ def connect(path: str):
     return sock
 
 
-def start_server(path: str):
-    """Start a server for `path` in the background, in a session of its own, detached from this terminal."""
+def start_server(path: str, after: int | None = None):
+    """Start a server for `path` in the background, in a session of its own, detached from this terminal.
+
+    With `after` (a pid), it warms up only once that process has ended: the command that started it runs at
+    full speed (a table build uses every CPU).
+    """
     import subprocess
 
     quiet = subprocess.DEVNULL
-    command = [sys.executable, "-m", "momentcalc_launch", path]
+    command = [sys.executable, "-m", "momentcalc_launch", path, *([] if after is None else [str(after)])]
     return subprocess.Popen(command, stdin=quiet, stdout=quiet, stderr=quiet, start_new_session=True, close_fds=True)
 
 
@@ -184,7 +188,7 @@ def _served(argv: list[str]) -> int | None:
     if sock is None:
         interactive = sys.stdin.isatty() and sys.stderr.isatty()
         if chosen == "on" or interactive:
-            start_server(path)  # for the next command; this one runs here, while the server warms up
+            start_server(path, after=os.getpid())  # for the next command; it warms up once this one has run here
         return None
     try:
         code = run_served(sock, argv)
@@ -210,4 +214,4 @@ def main() -> None:
 if __name__ == "__main__":  # the server (start_server); not when a worker process of a served build imports it
     from momentcalc.cli.serve import serve
 
-    serve(sys.argv[1], idle_seconds())
+    serve(sys.argv[1], idle_seconds(), after=int(sys.argv[2]) if len(sys.argv) > 2 else None)

@@ -93,7 +93,11 @@ def floor(repeats: int) -> dict:
     return best
 
 
-SERVED = {"estimate relu": ["estimate", "relu"], "estimate maxpool(k=3)": ["estimate", "maxpool(k=3)"], "list": ["list"]}
+SERVED = {
+    "estimate relu": ["estimate", "relu"],
+    "estimate maxpool(k=3)": ["estimate", "maxpool(k=3)"],
+    "list": ["list"],
+}
 # The console script's code, run with -c so that PYTHONPATH's checkout is the one measured.
 LAUNCH = "import momentcalc_launch; momentcalc_launch.main()"
 

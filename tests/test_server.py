@@ -210,11 +210,11 @@ def test_a_server_starts_for_a_terminal_or_when_asked(short_tmp, monkeypatch, mo
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(short_tmp))
     monkeypatch.setenv("MOMENTCALC_SERVER", mode)
     started = []
-    monkeypatch.setattr(launch, "start_server", started.append)
+    monkeypatch.setattr(launch, "start_server", lambda path, after=None: started.append((path, after)))
     monkeypatch.setattr(sys.stdin, "isatty", lambda: terminal, raising=False)
     monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal, raising=False)
     assert launch._served(["list"]) is None  # none runs: this command runs here
-    assert started == ([launch.address()] if starts else [])
+    assert started == ([(launch.address(), os.getpid())] if starts else [])  # warms up once this process has ended
     assert launch._served(["server", "start"]) is None and len(started) == int(starts)  # managing is never served
 
 
@@ -222,3 +222,35 @@ def test_mode_reads_the_usual_spellings(monkeypatch):
     for value, mode in [("1", "on"), ("on", "on"), ("YES", "on"), ("0", "off"), ("off", "off"), ("", "auto")]:
         monkeypatch.setenv("MOMENTCALC_SERVER", value)
         assert launch.mode() == mode
+
+
+def test_a_server_started_by_a_command_waits_for_it_to_end():
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.5)"])
+    start = time.monotonic()
+    serve._wait_for(sleeper.pid)  # it ends as a zombie here (this process has not collected it)
+    assert time.monotonic() - start >= 1.0 and sleeper.poll() is not None
+
+
+def test_a_command_at_a_terminal_starts_a_server_for_the_next_one(short_tmp):
+    env = _env(short_tmp, MOMENTCALC_SERVER="auto", MOMENTCALC_SERVER_IDLE="60")
+    address = _address(env)
+    leader, terminal = os.openpty()  # stdin and stderr are a terminal, as for someone typing commands
+    try:
+        done = subprocess.run(
+            [_script(), "shape", "--i", "8", "--k", "3"],
+            stdin=terminal,
+            stdout=terminal,
+            stderr=terminal,
+            env=env,
+            timeout=60,
+        )
+        assert done.returncode == 0
+        deadline = time.monotonic() + 300  # it warms up after that command (compiling, in a new environment)
+        while (sock := launch.connect(address)) is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        sock.close()
+        assert _run(["shape", "--i", "8", "--k", "3", "--json"], env, True).returncode == 0  # served
+    finally:
+        os.close(leader)
+        os.close(terminal)
+        subprocess.run([_script(), "server", "stop"], env=env, capture_output=True, timeout=60)

@@ -1,7 +1,8 @@
 """The warm server behind the console script (momentcalc_launch.py): numba, scipy and the kernels loaded once.
 
-`python -m momentcalc_launch ADDRESS` (started by the console script or `momentcalc server start`):
-1. takes ADDRESS.lock, so that one server serves an address; it holds its pid;
+`python -m momentcalc_launch ADDRESS [PID]` (started by the console script or `momentcalc server start`):
+1. takes ADDRESS.lock, so that one server serves an address; it holds its pid. Given the PID of the command that
+   started it, waits until that command has ended;
 2. warms up: runs `estimate relu` and `estimate 'maxpool(k=3)'` here, on one thread, output discarded, which
    imports everything and loads the kernels they use from numba's cache (compiling them on a first run);
 3. listens on the Unix socket ADDRESS and forks a child per command. A fork starts with all of that loaded:
@@ -39,6 +40,8 @@ WARM_UP = (["estimate", "relu"], ["estimate", "maxpool(k=3)"])
 WARM_AGAIN_S = 10.0  # a served estimate that took longer is not run again here (the server would be busy as long)
 REQUEST_MAX = 1 << 24  # bytes: an environment is a few KB
 TICK_S = 1.0  # how often the loop looks at its children and its idle time
+WAIT_TICK_S = 0.1
+WAIT_MAX_S = 600.0  # a command that runs longer shares the CPUs with the warm-up after all
 
 
 def lock_path(address: str) -> str:
@@ -258,11 +261,32 @@ def _stop(_signum, _frame):
     raise SystemExit(0)
 
 
-def serve(address: str, idle: float) -> None:
+def _ended(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):  # gone, or the pid is someone else's now
+        return True
+    try:  # Linux: a zombie has ended too (its parent has not collected it yet)
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _wait_for(pid: int) -> None:
+    """Until process pid has ended (the command that started this server: it must not share the CPUs with us)."""
+    deadline = time.monotonic() + WAIT_MAX_S
+    while not _ended(pid) and time.monotonic() < deadline:
+        time.sleep(WAIT_TICK_S)
+
+
+def serve(address: str, idle: float, after: int | None = None) -> None:
     lock = _take_lock(address)
     if lock is None:
         return  # another server has this address
     signal.signal(signal.SIGTERM, _stop)
+    if after is not None:
+        _wait_for(after)
     server = Server(address, idle)
     _one_thread()
     for argv in WARM_UP:
