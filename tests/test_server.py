@@ -254,3 +254,26 @@ def test_a_command_at_a_terminal_starts_a_server_for_the_next_one(short_tmp):
         os.close(leader)
         os.close(terminal)
         subprocess.run([_script(), "server", "stop"], env=env, capture_output=True, timeout=60)
+
+
+@pytest.mark.parametrize(
+    "argv, exit_code, warmed",
+    [
+        (["estimate", "tanh | maxpool(k=2)"], 0, True),
+        (["estimate", "tanh | maxpool(k=2)"], 2, False),  # failed: nothing worth loading
+        (["estimate", "tanh", "--samples", "1e9"], 0, False),  # with options: it may take long here
+        (["list"], 0, False),
+    ],
+)
+def test_the_server_loads_what_a_served_estimate_used(monkeypatch, argv, exit_code, warmed):
+    ran = []
+    monkeypatch.setattr(serve, "_run_quietly", ran.append)
+    server = serve.Server("unused", idle=60)
+    child = subprocess.Popen([sys.executable, "-c", f"raise SystemExit({exit_code})"])
+    server.children[child.pid] = (argv, time.monotonic())
+    while server.children:  # reap() collects it with waitpid, as the server does its forked children
+        server.reap()
+        time.sleep(0.05)
+    assert ran == ([argv] if warmed else [])
+    server.warm_up(argv)
+    assert ran == [argv]  # once, whoever asked first
