@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from table_refs import untimed
 
 import momentcalc_launch as launch
 from momentcalc.cli import serve
@@ -78,19 +79,11 @@ def server():
     shutil.rmtree(runtime, ignore_errors=True)
 
 
-def _untimed(document):
-    if isinstance(document, dict):
-        return {k: _untimed(v) for k, v in document.items() if k != "seconds"}
-    if isinstance(document, list):
-        return [_untimed(v) for v in document]
-    return document
-
-
 def test_a_served_estimate_is_the_same_as_one_in_its_own_process(server):
     env, _pid = server
     served, own = (_run(["estimate", "tanh | maxpool(k=2)", "--json"], env, s) for s in (True, False))
     assert served.returncode == own.returncode == 0 and served.stderr == own.stderr == ""
-    assert _untimed(json.loads(served.stdout)) == _untimed(json.loads(own.stdout))  # Monte Carlo to the bit
+    assert untimed(json.loads(served.stdout)) == untimed(json.loads(own.stdout))  # Monte Carlo to the bit
 
 
 def test_a_served_command_runs_in_the_clients_folder_and_environment(server, tmp_path):
