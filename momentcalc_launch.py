@@ -143,10 +143,27 @@ def _receive(sock, form: struct.Struct) -> int | None:
     return form.unpack(data)[0]
 
 
+LIMITS = ("RLIMIT_AS", "RLIMIT_DATA", "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_NOFILE", "RLIMIT_CORE")
+
+
+def process_state() -> dict:
+    """What a command inherits from the shell besides its environment: umask, niceness, CPUs, resource limits.
+
+    A served command takes them on (`ulimit -v`, `nice`, `taskset` apply to it as to one run here).
+    """
+    import resource  # 1 ms
+
+    mask = os.umask(0o077)
+    os.umask(mask)
+    limits = {name: resource.getrlimit(getattr(resource, name))[0] for name in LIMITS if hasattr(resource, name)}
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    return {"umask": mask, "nice": os.nice(0), "cpus": cpus, "limits": limits}
+
+
 def run_served(sock, argv: list[str]) -> int:
     """Have the server run `momentcalc ARGV` with this process's stdin/stdout/stderr; its exit code."""
     # marshal: built in and fast; both ends run the same Python (the address says so)
-    request = marshal.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)})
+    request = marshal.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), **process_state()})
     data = LENGTH.pack(len(request)) + request
     sent = sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("3i", 0, 1, 2))])
     sock.sendall(data[sent:])

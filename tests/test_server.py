@@ -270,3 +270,35 @@ def test_the_server_loads_what_a_served_estimate_used(monkeypatch, argv, exit_co
     assert ran == ([argv] if warmed else [])
     server.warm_up(argv)
     assert ran == [argv]  # once, whoever asked first
+
+
+def test_a_served_command_writes_files_with_the_clients_umask(server, tmp_path):
+    env, _pid = server
+    for mask, mode in [(0o077, 0o600), (0o022, 0o644)]:
+        plot = tmp_path / f"c{mask:o}.svg"
+        probe = [sys.executable, "-c", PROBE, "cmap", "relu", "--c", "0.5", "--plot", str(plot)]
+        done = subprocess.run(probe, capture_output=True, text=True, env=env, timeout=120, umask=mask)
+        assert done.returncode == 0, done.stderr
+        assert plot.stat().st_mode & 0o777 == mode
+
+
+_BECOME = """
+import json, os, resource, sys
+import momentcalc_launch as launch
+from momentcalc.cli import serve
+state = launch.process_state()
+state.update(argv=["list"], cwd=sys.argv[1], env={"ONLY": "this"}, umask=0o027, nice=os.nice(0) + 3,
+             cpus=[min(os.sched_getaffinity(0))], limits={**state["limits"], "RLIMIT_NOFILE": 64})
+serve._become(state)
+print(json.dumps([os.getcwd(), dict(os.environ), sys.argv, os.umask(0), os.nice(0), sorted(os.sched_getaffinity(0)),
+                  resource.getrlimit(resource.RLIMIT_NOFILE)[0]]))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="CPU affinity is Linux's")
+def test_a_served_command_takes_on_the_clients_process_state(tmp_path):
+    nice = os.nice(0)
+    done = subprocess.run([sys.executable, "-c", _BECOME, str(tmp_path)], capture_output=True, text=True, check=True)
+    cwd, env, argv, mask, niceness, cpus, files = json.loads(done.stdout)
+    assert cwd == str(tmp_path) and env == {"ONLY": "this"} and argv == ["momentcalc", "list"]
+    assert mask == 0o027 and niceness == nice + 3 and cpus == [min(os.sched_getaffinity(0))] and files == 64

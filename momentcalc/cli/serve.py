@@ -145,6 +145,26 @@ def _reopen_std_streams() -> None:
         setattr(sys, f"__{name}__", stream)
 
 
+def _become(request: dict) -> None:
+    """Take on the client's environment, folder, argv, umask, niceness, CPUs and resource limits."""
+    import resource
+
+    os.environ.clear()
+    os.environ.update(request["env"])
+    os.chdir(request["cwd"])
+    sys.argv = ["momentcalc", *request["argv"]]
+    os.umask(request["umask"])
+    if request["nice"] > os.nice(0):  # only ever lower the priority (raising it needs privileges)
+        os.nice(request["nice"] - os.nice(0))
+    if request["cpus"] is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, request["cpus"])
+    for name, soft in request["limits"].items():
+        which = getattr(resource, name)
+        hard = resource.getrlimit(which)[1]
+        if hard == resource.RLIM_INFINITY or (soft != resource.RLIM_INFINITY and soft <= hard):
+            resource.setrlimit(which, (soft, hard))
+
+
 def _child(conn: socket.socket, request: dict, fds: list[int]) -> None:
     """In the forked child: become the client's command, run it, report; never returns."""
     import numba
@@ -169,11 +189,9 @@ def _child(conn: socket.socket, request: dict, fds: list[int]) -> None:
     conn.sendall(launch.PID.pack(os.getpid()))
     code = 1
     try:
-        os.environ.clear()
-        os.environ.update(request["env"])
-        os.chdir(request["cwd"])
-        sys.argv = ["momentcalc", *request["argv"]]
-        driver.use_threads(numba.config.NUMBA_NUM_THREADS)
+        _become(request)
+        threads = numba.config.NUMBA_NUM_THREADS
+        driver.use_threads(threads if request["cpus"] is None else min(threads, len(request["cpus"])))
         with exit_at_once(report):
             _cli()(args=request["argv"], prog_name="momentcalc")
         code = 0
