@@ -130,7 +130,12 @@ def start_server(path: str, after: int | None = None):
 
     quiet = subprocess.DEVNULL
     command = [sys.executable, "-m", "momentcalc_launch", path, *([] if after is None else [str(after)])]
-    return subprocess.Popen(command, stdin=quiet, stdout=quiet, stderr=quiet, start_new_session=True, close_fds=True)
+    with open(log_path(path), "w") as log:  # what went wrong, where something did (`momentcalc server status`)
+        return subprocess.Popen(command, stdin=quiet, stdout=quiet, stderr=log, start_new_session=True, close_fds=True)
+
+
+def log_path(path: str) -> str:
+    return path + ".log"
 
 
 def _receive(sock, form: struct.Struct) -> int | None:

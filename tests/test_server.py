@@ -309,3 +309,14 @@ def test_a_served_command_takes_on_the_clients_process_state(tmp_path):
     cwd, env, argv, mask, niceness, cpus, files = json.loads(done.stdout)
     assert cwd == str(tmp_path) and env == {"ONLY": "this"} and argv == ["momentcalc", "list"]
     assert mask == 0o027 and niceness == nice + 3 and cpus == [min(os.sched_getaffinity(0))] and files == 64
+
+
+def test_a_server_that_fails_to_start_says_where_its_log_is(short_tmp):
+    env = _env(short_tmp, NUMBA_NUM_THREADS="0")  # numba refuses to import: the server cannot warm up
+    started = subprocess.run([_script(), "server", "start"], capture_output=True, text=True, env=env, timeout=120)
+    log = _address(env) + ".log"
+    assert started.returncode == 2 and started.stdout == ""
+    assert started.stderr.splitlines() == [f"error: the server stopped before it served (exit code 1); see {log}"]
+    assert Path(log).read_text().startswith("Traceback (most recent call last):")  # why, for whoever looks
+    status = subprocess.run([_script(), "server", "status"], capture_output=True, text=True, env=env, timeout=60)
+    assert f"log      {log}" in status.stdout and "not running" in status.stdout

@@ -96,7 +96,7 @@ def _run_quietly(argv: list[str]) -> None:
         try:
             _cli()(args=argv, prog_name="momentcalc", standalone_mode=False)
         except Exception:  # noqa: BLE001 (a warm-up that fails only leaves less warm; SIGTERM's SystemExit passes)
-            pass
+            traceback.print_exc(file=sys.__stderr__)  # the server's log
 
 
 def _one_thread() -> None:

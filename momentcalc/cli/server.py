@@ -54,6 +54,7 @@ def server_status() -> None:
     console = _console()
     console.print(f"server   {state}", highlight=False)
     console.print(f"address  {address}", highlight=False)
+    console.print(f"log      {launch.log_path(address)}", highlight=False)
     console.print(f"mode     {launch.MODE_VARIABLE}={launch.mode()}", highlight=False)
     console.print(f"idle     leaves after {launch.idle_seconds():g} s without a command", highlight=False)
 
@@ -74,7 +75,10 @@ def server_start(
         deadline = time.monotonic() + timeout
         while not _serving(address):
             if started is not None and started.poll() is not None and serve.running_pid(address) is None:
-                raise MomentcalcError(f"the server stopped before it served (exit code {started.returncode})")
+                log = launch.log_path(address)
+                raise MomentcalcError(
+                    f"the server stopped before it served (exit code {started.returncode}); see {log}"
+                )
             if time.monotonic() > deadline:
                 raise MomentcalcError(f"the server did not serve within {timeout:g} s; see 'momentcalc server status'")
             time.sleep(0.1)
