@@ -190,6 +190,13 @@ def test_the_address_changes_with_the_source_and_the_startup_environment(tmp_pat
     assert launch.stamp() != first
     monkeypatch.delenv("NUMBA_CACHE_DIR")
     assert launch.stamp() == first
+    site = tmp_path / "site-packages"
+    site.mkdir()
+    monkeypatch.setattr(launch, "_site_packages", lambda: [str(site)])
+    first = launch.stamp()
+    os.utime(site, ns=(1, 1))  # pip installed or removed a package (numba upgraded)
+    assert launch.stamp() != first
+    first = launch.stamp()
     os.utime(package / "ops.py", ns=(1, 1))  # an edit
     assert launch.stamp() != first
 
