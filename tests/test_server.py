@@ -116,10 +116,27 @@ def _long_run(env) -> subprocess.Popen:
     )
 
 
+def _children(pid: int) -> list[int]:
+    """The server's children (Linux), once it has one: the command a client asked for."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        running = [c for c in children if not serve._ended(c)]  # not an earlier command the server has yet to reap
+        if running:
+            return running
+        time.sleep(0.05)
+    raise AssertionError("the server started no child")
+
+
+needs_proc = pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds the server's child in /proc")
+
+
+@needs_proc
 def test_ctrl_c_reaches_the_served_command(server):
-    env, _pid = server
+    env, pid = server
     client = _long_run(env)
-    time.sleep(1.5)  # the command is running in the server's child
+    _children(pid)
+    time.sleep(1.0)  # well into its run
     client.send_signal(signal.SIGINT)  # what the terminal sends to its foreground process
     out, err = client.communicate(timeout=60)
     assert client.returncode == 130 and out == ""
@@ -127,14 +144,13 @@ def test_ctrl_c_reaches_the_served_command(server):
     assert _run(["shape", "--i", "8", "--k", "3", "--json"], env, True).returncode == 0  # it still serves
 
 
-@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds the server's child in /proc")
+@needs_proc
 def test_a_served_command_that_is_killed_ends_its_client_with_one_line(server):
     env, pid = server
     client = _long_run(env)
-    time.sleep(1.5)
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    children = _children(pid)
     assert len(children) == 1
-    os.kill(int(children[0]), signal.SIGKILL)
+    os.kill(children[0], signal.SIGKILL)
     out, err = client.communicate(timeout=60)
     assert client.returncode == 1 and out == ""
     assert err.splitlines() == ["error: the momentcalc server's process for this command ended without an exit code"]
@@ -327,3 +343,16 @@ def test_a_server_that_fails_to_start_says_where_its_log_is(short_tmp):
     assert Path(log).read_text().startswith("Traceback (most recent call last):")  # why, for whoever looks
     status = subprocess.run([_script(), "server", "status"], capture_output=True, text=True, env=env, timeout=60)
     assert f"log      {log}" in status.stdout and "not running" in status.stdout
+
+
+@needs_proc
+def test_a_served_command_stops_when_its_client_is_killed(server):
+    env, pid = server
+    client = _long_run(env)
+    child = _children(pid)[0]
+    client.kill()  # no Ctrl-C to forward: the server's child notices its client has gone
+    client.communicate(timeout=60)
+    deadline = time.monotonic() + 10  # its run would take a minute
+    while not serve._ended(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert serve._ended(child)

@@ -30,6 +30,7 @@ import signal
 import socket
 import struct
 import sys
+import threading
 import time
 import traceback
 from contextlib import redirect_stderr, redirect_stdout
@@ -165,12 +166,22 @@ def _become(request: dict) -> None:
             resource.setrlimit(which, (soft, hard))
 
 
+def _stop_if_client_leaves(conn: socket.socket, reported: list) -> None:
+    """Interrupt this command (as Ctrl-C would) if its client goes away before it has finished (killed)."""
+    try:
+        conn.recv(1)  # the client sends nothing more: this returns when it closes its end
+    except OSError:
+        pass
+    if not reported:  # a client closes after its exit code, unless it was killed
+        os.kill(os.getpid(), signal.SIGINT)
+
+
 def _child(conn: socket.socket, request: dict, fds: list[int]) -> None:
     """In the forked child: become the client's command, run it, report; never returns."""
     import numba
 
     from ..estimators import driver
-    from ._util import exit_at_once
+    from ._util import EXIT_INTERRUPTED, exit_at_once
 
     for name in ("SIGTERM", "SIGHUP", "SIGQUIT", "SIGCHLD"):
         signal.signal(getattr(signal, name), signal.SIG_DFL)
@@ -187,6 +198,7 @@ def _child(conn: socket.socket, request: dict, fds: list[int]) -> None:
             conn.sendall(launch.CODE.pack(code))
 
     conn.sendall(launch.PID.pack(os.getpid()))
+    threading.Thread(target=_stop_if_client_leaves, args=(conn, reported), daemon=True).start()
     code = 1
     try:
         _become(request)
@@ -202,6 +214,9 @@ def _child(conn: socket.socket, request: dict, fds: list[int]) -> None:
             print(done.code, file=sys.stderr)
         if reported:  # a build with worker processes: run the exit handlers that release their semaphores
             atexit._run_exitfuncs()  # what a normal exit does; unwinding instead would run the server's frames
+    except KeyboardInterrupt:  # Ctrl-C before the command's own handling began
+        print("error: interrupted", file=sys.stderr)
+        code = EXIT_INTERRUPTED
     except BaseException:  # noqa: BLE001 (a bug: the traceback the console script would print)
         traceback.print_exc()
     for stream in (sys.stdout, sys.stderr):
