@@ -173,13 +173,16 @@ def process_state() -> dict:
     os.umask(mask)
     limits = {name: resource.getrlimit(getattr(resource, name))[0] for name in LIMITS if hasattr(resource, name)}
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    return {"umask": mask, "nice": os.nice(0), "cpus": cpus, "limits": limits}
+    # Signals the shell told this process to ignore (`cmd &` in a script ignores Ctrl-C): the child ignores them too.
+    ignored = [name for name in FORWARDED_SIGNALS if _signal.getsignal(getattr(_signal, name)) == _signal.SIG_IGN]
+    return {"umask": mask, "nice": os.nice(0), "cpus": cpus, "limits": limits, "ignored": ignored}
 
 
 def run_served(sock, argv: list[str]) -> int:
     """Have the server run `momentcalc ARGV` with this process's stdin/stdout/stderr; its exit code."""
     # marshal: built in and fast; both ends run the same Python (the address says so)
-    request = marshal.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), **process_state()})
+    state = process_state()
+    request = marshal.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), **state})
     data = LENGTH.pack(len(request)) + request
     sent = sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("3i", 0, 1, 2))])
     sock.sendall(data[sent:])
@@ -193,7 +196,8 @@ def run_served(sock, argv: list[str]) -> int:
             os.kill(child[0], signum)
 
     for name in FORWARDED_SIGNALS:
-        _signal.signal(getattr(_signal, name), forward)
+        if name not in state["ignored"]:
+            _signal.signal(getattr(_signal, name), forward)
     child[0] = _receive(sock, PID)
     if child[0] is None:
         return -1

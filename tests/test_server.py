@@ -109,11 +109,10 @@ def test_bad_input_gets_its_one_line_and_exit_code_through_the_console_script(se
     assert listed.returncode == 0 and listed.stdout == _run(["list"], env, False).stdout
 
 
-def _long_run(env) -> subprocess.Popen:
+def _long_run(env, **popen) -> subprocess.Popen:
     args = ["estimate", "maxpool(k=3)", "--method", "montecarlo", "--samples", "5000000000"]
-    return subprocess.Popen(
-        [sys.executable, "-c", PROBE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-    )
+    command = [sys.executable, "-c", PROBE, *args]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **popen)
 
 
 def _children(pid: int) -> list[int]:
@@ -356,3 +355,16 @@ def test_a_served_command_stops_when_its_client_is_killed(server):
     while not serve._ended(child) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert serve._ended(child)
+
+
+@needs_proc
+def test_a_served_command_ignores_what_its_client_was_told_to_ignore(server):
+    env, pid = server
+    ignore_ctrl_c = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # as `cmd &` in a shell script
+    client = _long_run(env, preexec_fn=ignore_ctrl_c)
+    child = _children(pid)[0]
+    client.send_signal(signal.SIGINT)
+    time.sleep(1.0)
+    assert client.poll() is None and not serve._ended(child)  # as one run in its own process: it goes on
+    client.kill()
+    client.communicate(timeout=60)

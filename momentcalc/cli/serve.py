@@ -42,6 +42,7 @@ WARM_AGAIN_S = 10.0  # a served estimate that took longer is not run again here 
 REQUEST_MAX = 1 << 24  # bytes: an environment is a few KB
 TICK_S = 1.0  # how often the loop looks at its children and its idle time
 WAIT_TICK_S = 0.1
+CLIENT_LEFT = signal.SIGUSR1  # what a served command's watcher sends it when its client has gone
 WAIT_MAX_S = 600.0  # a command that runs longer shares the CPUs with the warm-up after all
 
 
@@ -173,7 +174,11 @@ def _stop_if_client_leaves(conn: socket.socket, reported: list) -> None:
     except OSError:
         pass
     if not reported:  # a client closes after its exit code, unless it was killed
-        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), CLIENT_LEFT)  # not SIGINT: the client may have been told to ignore that
+
+
+def _client_left(_signum, _frame):
+    raise KeyboardInterrupt  # the command stops as on Ctrl-C: it closes what it opened, writes nothing half
 
 
 def _child(conn: socket.socket, request: dict, fds: list[int]) -> None:
@@ -186,6 +191,9 @@ def _child(conn: socket.socket, request: dict, fds: list[int]) -> None:
     for name in ("SIGTERM", "SIGHUP", "SIGQUIT", "SIGCHLD"):
         signal.signal(getattr(signal, name), signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    for name in request["ignored"]:
+        signal.signal(getattr(signal, name), signal.SIG_IGN)
+    signal.signal(CLIENT_LEFT, _client_left)
     for number, fd in enumerate(fds):
         os.dup2(fd, number)
         os.close(fd)
