@@ -7,8 +7,10 @@
    imports everything and loads the kernels they use from numba's cache (compiling them on a first run);
 3. listens on the Unix socket ADDRESS and forks a child per command. A fork starts with all of that loaded:
    a served `estimate relu` takes ~0.1 s of the child's time. The child runs the command as the console script
-   does, on the client's stdin/stdout/stderr (passed with the request), in its folder and environment, on the
-   usual number of threads, and reports its pid first and its exit code last;
+   does, on the client's stdin/stdout/stderr (passed with the request), in its folder and environment, with its
+   umask, niceness, CPUs, resource limits and ignored signals, on the usual number of threads, and reports its pid
+   first (the client forwards Ctrl-C to it) and its exit code last. If the client is killed, the child stops as
+   on Ctrl-C;
 4. after a served `estimate SPEC` succeeds, runs it here too (when it took under WARM_AGAIN_S), so that the next
    one finds its kernels loaded;
 5. leaves after `idle` seconds without a command, on SIGTERM (`momentcalc server stop`), or when its socket file
