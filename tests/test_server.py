@@ -109,20 +109,27 @@ def test_bad_input_gets_its_one_line_and_exit_code_through_the_console_script(se
     assert listed.returncode == 0 and listed.stdout == _run(["list"], env, False).stdout
 
 
-def _long_run(env, **popen) -> subprocess.Popen:
+def _server_children(pid: int) -> set[int]:
+    return {int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+
+def _long_run(env, pid: int, **popen) -> tuple[subprocess.Popen, int]:
+    """A served estimate of a minute, and the server's child that runs it (Linux), once it runs."""
     args = ["estimate", "maxpool(k=3)", "--method", "montecarlo", "--samples", "5000000000"]
-    command = [sys.executable, "-c", PROBE, *args]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **popen)
-
-
-def _children(pid: int) -> list[int]:
-    """The server's children (Linux), once it has one: the command a client asked for."""
+    earlier = _server_children(pid)  # the last test's commands may still be on their way out
+    client = subprocess.Popen(
+        [sys.executable, "-c", PROBE, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        **popen,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-        running = [c for c in children if not serve._ended(c)]  # not an earlier command the server has yet to reap
-        if running:
-            return running
+        new = _server_children(pid) - earlier
+        if new:
+            return client, new.pop()
         time.sleep(0.05)
     raise AssertionError("the server started no child")
 
@@ -133,8 +140,7 @@ needs_proc = pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="fi
 @needs_proc
 def test_ctrl_c_reaches_the_served_command(server):
     env, pid = server
-    client = _long_run(env)
-    _children(pid)
+    client, _child = _long_run(env, pid)
     time.sleep(1.0)  # well into its run
     client.send_signal(signal.SIGINT)  # what the terminal sends to its foreground process
     out, err = client.communicate(timeout=60)
@@ -146,10 +152,8 @@ def test_ctrl_c_reaches_the_served_command(server):
 @needs_proc
 def test_a_served_command_that_is_killed_ends_its_client_with_one_line(server):
     env, pid = server
-    client = _long_run(env)
-    children = _children(pid)
-    assert len(children) == 1
-    os.kill(children[0], signal.SIGKILL)
+    client, child = _long_run(env, pid)
+    os.kill(child, signal.SIGKILL)
     out, err = client.communicate(timeout=60)
     assert client.returncode == 1 and out == ""
     assert err.splitlines() == ["error: the momentcalc server's process for this command ended without an exit code"]
@@ -168,26 +172,6 @@ def test_an_idle_server_leaves_and_removes_its_socket(short_tmp):
     start = time.monotonic()
     serve.Server(address, idle=300).serve(listener)
     assert time.monotonic() - start < 5
-
-
-def test_stop_ends_the_server_and_commands_run_in_their_own_process(short_tmp):
-    env = _env(short_tmp / "b", MOMENTCALC_SERVER_IDLE="300")
-    _start(env)
-    status = subprocess.run([_script(), "server", "status"], capture_output=True, text=True, env=env, timeout=60)
-    assert "serving (pid" in status.stdout
-    stop = subprocess.run([_script(), "server", "stop"], capture_output=True, text=True, env=env, timeout=60)
-    assert stop.returncode == 0 and stop.stdout.startswith("stopped the server")
-    status = subprocess.run([_script(), "server", "status"], capture_output=True, text=True, env=env, timeout=60)
-    assert "not running" in status.stdout
-    assert _run(["shape", "--i", "8", "--k", "3"], env, True).returncode == 99  # nobody serves now
-    done = subprocess.run(
-        [_script(), "shape", "--i", "8", "--k", "3"],
-        capture_output=True,
-        text=True,
-        env={**env, "MOMENTCALC_SERVER": "auto"},
-        timeout=60,
-    )
-    assert done.returncode == 0 and serve.running_pid(_address(env)) is None  # not a terminal: no start
 
 
 # ---------------------------------------------------------------- addresses, privacy and when a server is used
@@ -253,29 +237,34 @@ def test_a_server_started_by_a_command_waits_for_it_to_end():
     assert time.monotonic() - start >= 1.0 and sleeper.poll() is not None
 
 
-def test_a_command_at_a_terminal_starts_a_server_for_the_next_one(short_tmp):
+def _server(env, *args) -> subprocess.CompletedProcess:
+    return subprocess.run([_script(), "server", *args], capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_a_command_at_a_terminal_starts_a_server_for_the_next_one_and_stop_stops_it(short_tmp):
     env = _env(short_tmp, MOMENTCALC_SERVER="auto", MOMENTCALC_SERVER_IDLE="60")
     address = _address(env)
     leader, terminal = os.openpty()  # stdin and stderr are a terminal, as for someone typing commands
     try:
-        done = subprocess.run(
-            [_script(), "shape", "--i", "8", "--k", "3"],
-            stdin=terminal,
-            stdout=terminal,
-            stderr=terminal,
-            env=env,
-            timeout=60,
-        )
+        shape = [_script(), "shape", "--i", "8", "--k", "3"]
+        done = subprocess.run(shape, stdin=terminal, stdout=terminal, stderr=terminal, env=env, timeout=60)
         assert done.returncode == 0
         deadline = time.monotonic() + 300  # it warms up after that command (compiling, in a new environment)
         while (sock := launch.connect(address)) is None and time.monotonic() < deadline:
             time.sleep(0.2)
         sock.close()
         assert _run(["shape", "--i", "8", "--k", "3", "--json"], env, True).returncode == 0  # served
+        assert "serving (pid" in _server(env, "status").stdout
+        stop = _server(env, "stop")
+        assert stop.returncode == 0 and stop.stdout.startswith("stopped the server")
+        assert "not running" in _server(env, "status").stdout
+        assert _run(["shape", "--i", "8", "--k", "3"], env, True).returncode == 99  # nobody serves now
+        done = subprocess.run(shape, capture_output=True, text=True, env=env, timeout=60)
+        assert done.returncode == 0 and serve.running_pid(address) is None  # not a terminal: no start
     finally:
         os.close(leader)
         os.close(terminal)
-        subprocess.run([_script(), "server", "stop"], env=env, capture_output=True, timeout=60)
+        _server(env, "stop")
 
 
 @pytest.mark.parametrize(
@@ -347,8 +336,7 @@ def test_a_server_that_fails_to_start_says_where_its_log_is(short_tmp):
 @needs_proc
 def test_a_served_command_stops_when_its_client_is_killed(server):
     env, pid = server
-    client = _long_run(env)
-    child = _children(pid)[0]
+    client, child = _long_run(env, pid)
     client.kill()  # no Ctrl-C to forward: the server's child notices its client has gone
     client.communicate(timeout=60)
     deadline = time.monotonic() + 10  # its run would take a minute
@@ -361,8 +349,7 @@ def test_a_served_command_stops_when_its_client_is_killed(server):
 def test_a_served_command_ignores_what_its_client_was_told_to_ignore(server):
     env, pid = server
     ignore_ctrl_c = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # as `cmd &` in a shell script
-    client = _long_run(env, preexec_fn=ignore_ctrl_c)
-    child = _children(pid)[0]
+    client, child = _long_run(env, pid, preexec_fn=ignore_ctrl_c)
     client.send_signal(signal.SIGINT)
     time.sleep(1.0)
     assert client.poll() is None and not serve._ended(child)  # as one run in its own process: it goes on
