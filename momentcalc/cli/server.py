@@ -12,9 +12,11 @@ from rich.console import Console
 
 import momentcalc_launch as launch
 
+from .._lazy import lazy_module
 from ..errors import MomentcalcError
-from . import serve
 from ._util import _console, _examples, app
+
+serve = lazy_module("momentcalc.cli.serve")  # POSIX only (fcntl, fork): loads when a server command runs
 
 STOP_WAIT_S = 10.0
 
