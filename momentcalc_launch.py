@@ -113,10 +113,10 @@ def runtime_dir() -> str | None:
     return path if private and not os.path.islink(path) else None
 
 
-def address(stamp_: str | None = None) -> str | None:
+def address() -> str | None:
     """Where this installation's server listens (a Unix socket), or None where servers can't be used."""
     folder = runtime_dir() if supported() else None
-    path = None if folder is None else os.path.join(folder, f"{stamp_ or stamp()}.sock")
+    path = None if folder is None else os.path.join(folder, f"{stamp()}.sock")
     return path if path is not None and len(os.fsencode(path)) < SOCKET_PATH_MAX else None
 
 

@@ -185,8 +185,7 @@ def _client_left(_signum, _frame):
 
 def _child(conn: socket.socket, request: dict, fds: list[int]) -> None:
     """In the forked child: become the client's command, run it, report; never returns."""
-    import numba
-
+    from .. import processes
     from ..estimators import driver
     from ._util import EXIT_INTERRUPTED, exit_at_once
 
@@ -212,8 +211,7 @@ def _child(conn: socket.socket, request: dict, fds: list[int]) -> None:
     code = 1
     try:
         _become(request)
-        threads = numba.config.NUMBA_NUM_THREADS
-        driver.use_threads(threads if request["cpus"] is None else min(threads, len(request["cpus"])))
+        driver.use_threads(processes.cpus())  # the client's CPUs, now this process's (at most NUMBA_NUM_THREADS)
         with exit_at_once(report):
             _cli()(args=request["argv"], prog_name="momentcalc")
         code = 0
