@@ -129,6 +129,7 @@ def _long_run(env, pid: int, **popen) -> tuple[subprocess.Popen, int]:
     while time.monotonic() < deadline:
         new = _server_children(pid) - earlier
         if new:
+            time.sleep(1.0)  # well into its run (the child reports its pid, then starts the command)
             return client, new.pop()
         time.sleep(0.05)
     raise AssertionError("the server started no child")
@@ -141,7 +142,6 @@ needs_proc = pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="fi
 def test_ctrl_c_reaches_the_served_command(server):
     env, pid = server
     client, _child = _long_run(env, pid)
-    time.sleep(1.0)  # well into its run
     client.send_signal(signal.SIGINT)  # what the terminal sends to its foreground process
     out, err = client.communicate(timeout=60)
     assert client.returncode == 130 and out == ""
