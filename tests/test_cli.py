@@ -89,6 +89,24 @@ def test_the_console_script_leaves_at_once_with_all_its_output_and_its_exit_code
     assert bad.stderr.splitlines() == ["error: mu must be a finite number, got nan"]
 
 
+@pytest.mark.parametrize("threads", ["0", "-3"])
+def test_numba_threads_below_one_is_one_line_not_numbas_traceback(threads):
+    # numba raises a bare ValueError when a command first imports it with NUMBA_NUM_THREADS < 1.
+    done = subprocess.run(
+        [sys.executable, "-m", "momentcalc", "estimate", "relu"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        env={**os.environ, "NUMBA_NUM_THREADS": threads},
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"error: NUMBA_NUM_THREADS={threads} is below 1: set it to a whole number of threads from 1 to "
+        f"{len(os.sched_getaffinity(0))} (this machine's CPUs), or unset it to use them all"
+    ]
+
+
 # relu of N(0, 1): E[max(X, 0)] = phi(0) = 1/sqrt(2 pi), E[max(X, 0)^2] = 1/2.
 RELU_MEAN, RELU_STD = 1 / math.sqrt(2 * math.pi), math.sqrt(0.5 - 1 / (2 * math.pi))
 

@@ -140,6 +140,22 @@ def _root(
     ] = False,
 ) -> None:
     """Exact, cross-checked normalization constants for normalized networks (NormProp)."""
+    _check_numba_threads()
+
+
+def _check_numba_threads() -> None:
+    """numba reads NUMBA_NUM_THREADS when a command first imports it, and raises a bare ValueError (a traceback)
+    where it is below 1: say so here, before any command runs, as bad input."""
+    value = os.environ.get("NUMBA_NUM_THREADS", "").strip()
+    try:
+        threads = int(value)
+    except ValueError:  # unset, or not a number: numba warns and uses every CPU
+        return
+    if threads < 1:
+        raise MomentcalcError(
+            f"NUMBA_NUM_THREADS={value} is below 1: set it to a whole number of threads from 1 to "
+            f"{processes.cpus()} (this machine's CPUs), or unset it to use them all"
+        )
 
 
 def _console(min_width: int = PIPED_WIDTH, highlight: bool = True) -> Console:
