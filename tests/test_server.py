@@ -323,7 +323,11 @@ def test_a_served_command_takes_on_the_clients_process_state(tmp_path):
 
 
 def test_a_server_that_fails_to_start_says_where_its_log_is(short_tmp):
-    env = _env(short_tmp, NUMBA_NUM_THREADS="0")  # numba refuses to import: the server cannot warm up
+    # A numba that cannot be imported, first on the path: the server cannot warm up.
+    broken = short_tmp / "broken"
+    broken.mkdir()
+    (broken / "numba.py").write_text("raise ImportError('numba is broken here, for a test')\n")
+    env = _env(short_tmp, PYTHONPATH=str(broken))
     started = subprocess.run([_script(), "server", "start"], capture_output=True, text=True, env=env, timeout=120)
     log = _address(env) + ".log"
     assert started.returncode == 2 and started.stdout == ""
