@@ -110,7 +110,8 @@ class DualLib(certified.Lib):
 
     @staticmethod
     def num(value):
-        return value if isinstance(value, Dual) else certified.Lib.num(value)
+        # A parameter that is an unknown arrives as a ball (a dual, or a plain ball where only values are enclosed).
+        return value if isinstance(value, (Dual, flint.acb, flint.arb)) else certified.Lib.num(value)
 
     def sqrt(self, x):
         return self._chain(x, super().sqrt, lambda u, v: 1 / (2 * v))
@@ -212,15 +213,19 @@ def _ends(ball) -> tuple[Fraction, Fraction]:
 
 
 class _Setup:
-    """The op, the wrap and the unknowns as balls and duals at one working precision."""
+    """The op, the wrap and the unknowns as balls at one working precision: plain balls for the values
+    (direction None), or duals carrying the one derivative d/d(unknown `direction`).
 
-    def __init__(self, op, unknowns, wrap, mu, sigma, box):
+    Why one derivative a setup: each integral encloses one part (the value or one derivative), and a dual costs
+    about 9 times a plain ball's arithmetic (its parts are Python tuples); carrying only what the integral
+    returns made the interval Newton of `momentcalc solve` several times faster."""
+
+    def __init__(self, op, unknowns, wrap, mu, sigma, box, direction: int | None = None):
         info = op.info
         if info.kind != catalog.ELEMENTWISE or info.ball is None or info.growth is None:
             raise NotApplicable(f"{op} declares no ball arithmetic")
-        n = len(unknowns)
-        self.n = n
-        duals = [Dual(flint.acb(_ball(lo, hi)), (int(i == j) for j in range(n))) for i, (lo, hi) in enumerate(box)]
+        self.n, self.direction = len(unknowns), direction
+        duals = [self._lift(flint.acb(_ball(lo, hi)), i == direction) for i, (lo, hi) in enumerate(box)]
         a_op, b_op = info.args(op)
         args = [a_op, b_op]
         self.kinds = []
@@ -240,7 +245,7 @@ class _Setup:
             raise NotApplicable(f"{op.name}'s kinks move with its parameters")
         self.info = info
         self.stage = certified.Stage(info.ball, kinks.pop(), args[0], args[1], info.growth(a_op, b_op))
-        w = {k: Dual(flint.acb(flint.arb(v)), (0,) * n) for k, v in wrap.items()}
+        w = {k: self._lift(flint.acb(flint.arb(v)), False) for k, v in wrap.items()}
         for u, dual in zip(unknowns, duals):
             if u in AFFINE:
                 w[u] = dual
@@ -249,7 +254,12 @@ class _Setup:
         self.m_in = w["b"] * flint.acb(self.mu) + w["c"]  # f's input: m_in + s_in z
         self.s_in = w["b"] * flint.acb(self.sigma)
 
+    def _lift(self, ball, varies: bool):
+        """ball as this setup carries it: itself, or a dual with d/d(direction) = 1 where it is that unknown, else 0."""
+        return ball if self.direction is None else Dual(ball, (int(varies),))
+
     def upper(self, x) -> object:
+        x = x.v if isinstance(x, Dual) else x
         return flint.arb(abs(x.real).upper()) if isinstance(x, flint.acb) else flint.arb(abs(x).upper())
 
     def growth(self):
@@ -279,31 +289,32 @@ def enclose(
         raise NotApplicable("derivatives of E[y'^2] or the Q-map slope in b or c are not enclosed (f' jumps; f'')")
     budget = [evals]
     with flint.ctx.workprec(prec):
-        s = _Setup(op, tuple(unknowns), dict(wrap), float(mu), float(sigma), box)
-        parts = range(1 + s.n) if jacobian else range(1)
+        directions = [None, *range(len(unknowns))] if jacobian else [None]
+        # setups[k]: what part k of each quantity needs (k = 0 the value, k = j + 1 d/d(unknown j)).
+        setups = [_Setup(op, tuple(unknowns), dict(wrap), float(mu), float(sigma), box, d) for d in directions]
         lim = min(certified.L_MAX, math.sqrt(2.0 * math.log(2.0) * (prec + 40)))
         values, jac = [], []
         for q in quantities:
             if q not in QUANTITIES:
                 raise NotApplicable(f"unknown quantity {q!r}")
-            v, d = _quantity(s, q, parts, lim, prec if tol_bits is None else tol_bits, budget)
+            v, d = _quantity(setups, q, lim, prec if tol_bits is None else tol_bits, budget)
             values.append(_ends(v))
             jac.append([_ends(x) for x in d] if jacobian else None)
     return values, (jac if jacobian else None)
 
 
-def _quantity(s: _Setup, q: str, parts, lim: float, tol_bits: int, budget):
-    """(value ball, [derivative balls]) of one quantity."""
+def _quantity(setups: list[_Setup], q: str, lim: float, tol_bits: int, budget):
+    """(value ball, [derivative balls]) of one quantity: part k from setups[k]."""
     if q == "mean":
-        found = [_expect(s, "mean", k, None, lim, tol_bits, budget) for k in parts]
+        found = [_expect(s, "mean", k, None, lim, tol_bits, budget) for k, s in enumerate(setups)]
         return found[0], found[1:]
     if q in ("grad_sq", "q_slope"):
         what = "grad" if q == "grad_sq" else "qslope"
-        found = [_expect(s, what, k, None, lim, tol_bits, budget) for k in parts]
+        found = [_expect(s, what, k, None, lim, tol_bits, budget) for k, s in enumerate(setups)]
         return found[0], found[1:]
-    mean = [_expect(s, "mean", k, None, lim, tol_bits, budget) for k in parts]
+    mean = [_expect(s, "mean", k, None, lim, tol_bits, budget) for k, s in enumerate(setups)]
     m0 = flint.arb(mean[0].mid())
-    second = [_expect(s, "second", k, m0, lim, tol_bits, budget) for k in parts]
+    second = [_expect(s, "second", k, m0, lim, tol_bits, budget) for k, s in enumerate(setups)]
     # Var = E[(y - m0)^2] - (E y - m0)^2; d Var = d E[(y - m0)^2] - 2 (E y - m0) d E y.
     shift = mean[0] - m0
     var = second[0] - shift * shift
@@ -312,7 +323,8 @@ def _quantity(s: _Setup, q: str, parts, lim: float, tol_bits: int, budget):
 
 def _expect(s: _Setup, what: str, part: int, m0, lim: float, tol_bits: int, budget):
     """Part `part` of E[h] (h: y, (y - m0)^2, y'^2, or y y' z / sigma) as an arb: the integral over |z| <= lim plus the
-    tail bound."""
+    tail bound. s carries that part: plain balls for the value (part 0), else duals of the one derivative."""
+    component = 0 if part == 0 else 1
     inv_sqrt_2pi = 1 / (2 * flint.arb.pi()).sqrt()
     w, stage, m_in, s_in = s.w, s.stage, s.m_in, s.s_in
     m0c = None if m0 is None else flint.acb(m0)
@@ -335,10 +347,11 @@ def _expect(s: _Setup, what: str, part: int, m0, lim: float, tol_bits: int, budg
             h = y if what == "mean" else (y - m0c) ** 2
         p = (-z * z / 2).exp() * inv_sqrt_2pi
         h = h * p
-        return h.part(part) if isinstance(h, Dual) else h  # a plain ball: nan (a piece boundary on an analytic ball)
+        # A plain ball where s carries duals: nan (a piece boundary on an analytic ball).
+        return h.part(component) if isinstance(h, Dual) else h
 
     cuts = {-lim, lim}
-    m, sl = float(m_in.v.real.mid()), float(s_in.v.real.mid())
+    m, sl = float(m_in.real.mid()), float(s_in.real.mid())
     for kink in stage.kinks:
         z = (kink - m) / sl if sl != 0 else math.inf
         if -lim < z < lim:
@@ -356,10 +369,10 @@ def _expect(s: _Setup, what: str, part: int, m0, lim: float, tol_bits: int, budg
 def _tail_poly(s: _Setup, what: str, part: int, m0):
     """A polynomial in t = |z| bounding |part of h| for every real z and every parameter in the box."""
     c0, c1, dd = s.growth()
-    mx, sx = s.upper(s.m_in.v), s.upper(s.s_in.v)
+    mx, sx = s.upper(s.m_in), s.upper(s.s_in)
     x_poly = [mx, sx]  # |x| <= mx + sx t
     f_poly = _padd([c0], _pscale(c1, x_poly))  # |f(x)|
-    w = {k: s.upper(v.v) for k, v in s.w.items()}
+    w = {k: s.upper(v) for k, v in s.w.items()}
     y_poly = _padd(_pscale(w["a"], f_poly), [w["d"]])
     g_abs = w["a"] * w["b"] * dd  # |y'| = |a b f'|
     kind = None if part == 0 else s.kinds[part - 1]
@@ -392,7 +405,7 @@ def _dy_poly(s: _Setup, kind, f_poly, w, dd):
         return [w["a"] * dd]
     if kind == "d":
         return [flint.arb(1)]
-    return _pscale(w["a"], _param_poly(s, kind, [s.upper(s.m_in.v), s.upper(s.s_in.v)]))
+    return _pscale(w["a"], _param_poly(s, kind, [s.upper(s.m_in), s.upper(s.s_in)]))
 
 
 def _param_poly(s: _Setup, slot: int, x_poly):

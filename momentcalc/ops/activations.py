@@ -545,8 +545,9 @@ def _mish_grad_ball(x, a, b, lib):
 
 def _selu_constants(a, b, lib):
     """(scale, alpha) as balls: the paper's 32 digits for the default parameters (so certified digits of `selu`
-    stay those of the paper's constants), the exact doubles otherwise."""
-    if a == SELU_ALPHA and b == SELU_LAMBDA:
+    stay those of the paper's constants), the exact doubles otherwise; balls (the unknowns of an interval Newton) as
+    they are, even where one equals a default's double."""
+    if isinstance(a, float) and isinstance(b, float) and a == SELU_ALPHA and b == SELU_LAMBDA:
         return lib.num("1.0507009873554804934193349852946"), lib.num("1.6732632423543772848170429916717")
     return lib.num(b), lib.num(a)
 
