@@ -184,8 +184,6 @@ def run_served(sock, argv: list[str]) -> int:
     state = process_state()
     request = marshal.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), **state})
     data = LENGTH.pack(len(request)) + request
-    sent = sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("3i", 0, 1, 2))])
-    sock.sendall(data[sent:])
     child: list[int | None] = [None]
     pending: list[int] = []
 
@@ -195,11 +193,21 @@ def run_served(sock, argv: list[str]) -> int:
         else:
             os.kill(child[0], signum)
 
-    for name in FORWARDED_SIGNALS:
-        if name not in state["ignored"]:
-            _signal.signal(getattr(_signal, name), forward)
-    child[0] = _receive(sock, PID)
+    # Before the request goes: from then on the command may run, and a Ctrl-C must reach it.
+    forwarded = [getattr(_signal, name) for name in FORWARDED_SIGNALS if name not in state["ignored"]]
+    before = {signum: _signal.signal(signum, forward) for signum in forwarded}
+    try:
+        sent = sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("3i", 0, 1, 2))])
+        sock.sendall(data[sent:])
+        child[0] = _receive(sock, PID)
+    finally:
+        if child[0] is None:  # no command runs there: this process runs it, with its own Ctrl-C
+            for signum, handler in before.items():
+                _signal.signal(signum, handler)
     if child[0] is None:
+        if pending:  # Ctrl-C before the server took the command: it ran nowhere, and stops here, as the CLI does
+            sys.stderr.write("error: interrupted\n")
+            return 130
         return -1
     for signum in pending:
         os.kill(child[0], signum)

@@ -359,3 +359,37 @@ def test_a_served_command_ignores_what_its_client_was_told_to_ignore(server):
     assert client.poll() is None and not serve._ended(child)  # as one run in its own process: it goes on
     client.kill()
     client.communicate(timeout=60)
+
+
+_NO_PID = """
+import os, signal, socket, sys, threading
+import momentcalc_launch as launch
+
+ours, theirs = socket.socketpair()
+
+
+def server_that_takes_nothing(interrupt):
+    theirs.recv(1 << 16)  # the request arrives; no child is started, no pid comes back
+    if interrupt:
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while waiting for the pid
+        threading.Event().wait(0.2)
+    theirs.close()
+
+
+interrupt = sys.argv[1] == "ctrl-c"
+threading.Thread(target=server_that_takes_nothing, args=(interrupt,)).start()
+before = signal.getsignal(signal.SIGINT)
+code = launch.run_served(ours, ["list"])
+print(code, signal.getsignal(signal.SIGINT) is before)
+"""
+
+
+@pytest.mark.parametrize("interrupt, code", [("none", "-1"), ("ctrl-c", "130")])
+def test_a_command_no_server_took_runs_here_with_its_own_ctrl_c(interrupt, code):
+    # With no pid back the console script runs the command itself: Ctrl-C must be its own again, not forwarded to
+    # no one; a Ctrl-C that came while it waited stops it there, with the CLI's one line.
+    done = subprocess.run(
+        [sys.executable, "-c", _NO_PID, interrupt], capture_output=True, text=True, cwd=REPO, timeout=60
+    )
+    assert done.stdout.split() == [code, "True"]
+    assert done.stderr == ("error: interrupted\n" if interrupt == "ctrl-c" else "")
