@@ -250,7 +250,9 @@ def test_q_slope_target_certified_against_mpmath():
     # DKS's local Q-map slope Q'(1) = d E[y(sqrt(q) Z)^2] / dq at q = 1 = E[y(X) y'(X) X] (Stein). For
     # y = a elu_alpha(x): mean 0 fixes alpha (E[elu_alpha] = 0 is linear in alpha), then a^2 E[f f' X] = 1.
     # a's sign is searched (Q'(1) = a^2 E[f f' X] and mean 0 hold for -a too, with no d to mirror): two roots.
-    negative, found = solve.solve("elu(alpha=?)", mean=0.0, q_slope=1.0, affine="a=?").solutions
+    # Told apart by a's sign: the roots are listed in order of their doubles, and their alphas differ by an ulp.
+    negative, found = sorted(solve.solve("elu(alpha=?)", mean=0.0, q_slope=1.0, affine="a=?").solutions,
+                             key=lambda s: s.values["a"])  # fmt: skip
     with mp.workdps(40):
         alpha = mp_gauss(lambda x: x if x > 0 else 0) / -mp_gauss(lambda x: 0 if x > 0 else mp.expm1(x))
         f = lambda x: x if x > 0 else alpha * mp.expm1(x)  # noqa: E731
@@ -311,3 +313,27 @@ def test_mirrored_roots_are_listed_as_mirrors():
             assert found[s.mirror_of - 1] is source and "b -> -b" in s.mirror
         else:
             assert s.mirror_of is None
+
+
+@pytest.mark.parametrize(
+    "spec, affine, values",
+    [
+        ("tanh", "a=?,b=?", [0.9, 2.0]),
+        ("tanh", "a=?,b=?", [-1.3, 7.0]),
+        ("softplus", "a=?,b=?,c=?,d=?", [-8.9, 0.19, 0.41, 8.2]),
+        ("elu(alpha=?)", "a=?", [1.3, -0.7]),
+        ("swish(beta=?)", None, [9.4]),
+    ],
+)
+def test_the_fast_search_moments_agree_with_the_exact_ones(spec, affine, values):
+    # The search's fast moments (a fixed Gauss-Legendre rule) against the exact method's (closed form or quadrature
+    # with tracked errors), kinks (elu at 0) and narrow poles (tanh at b = 7) included: the refinement from a fast
+    # root is then a few steps.
+    fixed, wrap = solve.parse_affine(affine)
+    unknowns = solve.find_unknowns(spec, required=not wrap) + wrap
+    targets = {"mean": 0.0, "var": 1.0, "grad_sq": 1.0, "q_slope": 1.0}
+    problem = solve._Problem(spec, unknowns, targets, 0.0, 1.0, fixed)
+    exact, _, _ = problem.moments(values)
+    fast = problem._fast_moments(values)
+    for key, want in exact.items():
+        assert fast[key] == pytest.approx(want, rel=1e-9, abs=1e-10), key
