@@ -2,7 +2,8 @@
 
 ``solve('selu(alpha=?,scale=?)', mean=0, var=1)`` finds SELU's alpha and lambda (Klambauer et al. 2017). The
 moments come from the engine's exact methods (closed form, else quadrature); scipy's root runs from a grid of
-starts around the parameters' defaults, so that several roots are found where there are several. Each root is
+starts around the parameters' defaults, so that several roots are found where there are several: first on fast
+moments (a fixed Gauss-Legendre rule, for one activation), then, once per root found, on the exact ones. Each root is
 then polished by Newton steps on the certified residual (ball arithmetic at 192 bits) where the
 certified method applies, and given an error bound: |p - p*| <= |J^-1| (|r(p)| + the residual's enclosure)
 with J the Jacobian by central differences of the exact method. That bound is a linearization (J is not
