@@ -74,13 +74,20 @@ def test_help_runs_without_importing_numba():
     assert "numba" not in imported and "scipy" not in imported and "momentcalc.engine" not in imported
 
 
+def console_script(*args, **env):
+    """`python -m momentcalc ARGS` in a process of its own, with env added to the environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "momentcalc", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        env={**os.environ, **env},
+    )
+
+
 def test_the_console_script_leaves_at_once_with_all_its_output_and_its_exit_code():
     # main() skips the interpreter's teardown (os._exit): what a command printed must still all arrive.
-    def console_script(*args):
-        return subprocess.run(
-            [sys.executable, "-m", "momentcalc", *args], capture_output=True, text=True, cwd=REPO, timeout=120
-        )
-
     listed = console_script("list")
     assert listed.returncode == 0 and listed.stderr == ""
     assert listed.stdout == invoke("list").stdout and len(listed.stdout) > 4096  # more than one buffer's worth
@@ -92,14 +99,7 @@ def test_the_console_script_leaves_at_once_with_all_its_output_and_its_exit_code
 @pytest.mark.parametrize("threads", ["0", "-3"])
 def test_numba_threads_below_one_is_one_line_not_numbas_traceback(threads):
     # numba raises a bare ValueError when a command first imports it with NUMBA_NUM_THREADS < 1.
-    done = subprocess.run(
-        [sys.executable, "-m", "momentcalc", "estimate", "relu"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        timeout=120,
-        env={**os.environ, "NUMBA_NUM_THREADS": threads},
-    )
+    done = console_script("estimate", "relu", NUMBA_NUM_THREADS=threads)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.splitlines() == [
         f"error: NUMBA_NUM_THREADS={threads} is below 1: set it to a whole number of threads from 1 to "
