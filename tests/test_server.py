@@ -135,13 +135,19 @@ def _long_run(env, pid: int, **popen) -> tuple[subprocess.Popen, int]:
     raise AssertionError("the server started no child")
 
 
+def _ctrl_c_as_at_a_terminal():
+    # A suite started as a shell's background job (`pytest &`) hands its children SIGINT ignored, and the client
+    # then rightly ignores Ctrl-C (as its state says): the tests that send one restore what a terminal gives.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 needs_proc = pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="finds the server's child in /proc")
 
 
 @needs_proc
 def test_ctrl_c_reaches_the_served_command(server):
     env, pid = server
-    client, _child = _long_run(env, pid)
+    client, _child = _long_run(env, pid, preexec_fn=_ctrl_c_as_at_a_terminal)
     client.send_signal(signal.SIGINT)  # what the terminal sends to its foreground process
     out, err = client.communicate(timeout=60)
     assert client.returncode == 130 and out == ""
@@ -368,11 +374,30 @@ import momentcalc_launch as launch
 ours, theirs = socket.socketpair()
 
 
+forwarded = threading.Event()  # set once the launcher's own handler has taken a Ctrl-C
+install = launch._signal.signal
+
+
+def signal_noting_forward(signum, handler):
+    if getattr(handler, "__name__", "") == "forward":
+        inner = handler
+
+        def handler(number, frame):
+            inner(number, frame)
+            forwarded.set()
+
+        handler.__name__ = "forward"
+    return install(signum, handler)
+
+
+launch._signal.signal = signal_noting_forward
+
+
 def server_that_takes_nothing(interrupt):
     theirs.recv(1 << 16)  # the request arrives; no child is started, no pid comes back
     if interrupt:
         os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while waiting for the pid
-        threading.Event().wait(0.2)
+        forwarded.wait(30)
     theirs.close()
 
 
@@ -389,7 +414,12 @@ def test_a_command_no_server_took_runs_here_with_its_own_ctrl_c(interrupt, code)
     # With no pid back the console script runs the command itself: Ctrl-C must be its own again, not forwarded to
     # no one; a Ctrl-C that came while it waited stops it there, with the CLI's one line.
     done = subprocess.run(
-        [sys.executable, "-c", _NO_PID, interrupt], capture_output=True, text=True, cwd=REPO, timeout=60
+        [sys.executable, "-c", _NO_PID, interrupt],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+        preexec_fn=_ctrl_c_as_at_a_terminal,
     )
     assert done.stdout.split() == [code, "True"]
     assert done.stderr == ("error: interrupted\n" if interrupt == "ctrl-c" else "")
