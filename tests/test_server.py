@@ -394,7 +394,8 @@ launch._signal.signal = signal_noting_forward
 
 
 def server_that_takes_nothing(interrupt):
-    theirs.recv(1 << 16)  # the request arrives; no child is started, no pid comes back
+    (size,) = launch.LENGTH.unpack(theirs.recv(launch.LENGTH.size, socket.MSG_WAITALL))
+    theirs.recv(size, socket.MSG_WAITALL)  # the whole request arrives; no child is started, no pid comes back
     if interrupt:
         os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while waiting for the pid
         forwarded.wait(30)
@@ -421,5 +422,5 @@ def test_a_command_no_server_took_runs_here_with_its_own_ctrl_c(interrupt, code)
         timeout=60,
         preexec_fn=_ctrl_c_as_at_a_terminal,
     )
-    assert done.stdout.split() == [code, "True"]
+    assert done.stdout.split() == [code, "True"], done.stderr
     assert done.stderr == ("error: interrupted\n" if interrupt == "ctrl-c" else "")
