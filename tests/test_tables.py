@@ -304,3 +304,11 @@ def test_leaving_a_build_early_stops_every_worker():
     with pytest.raises(KeyboardInterrupt):
         _build(2, interrupt)
     assert not multiprocessing.active_children()
+
+
+def test_worker_processes_take_a_family_of_entries_each():
+    # Entries of one first op share their kernels: a worker compiles them once (tables._families says why).
+    specs = ("relu", "sigmoid", "maxpool(k=2)", "maxpool(k=3)", "relu | normalize | maxpool(k=3)", "dropout(p=0.5)")
+    groups = tables._families(specs)
+    assert sorted(i for g in groups for i in g) == list(range(len(specs)))
+    assert groups[:2] == [[0, 4], [2, 3]] and sorted(groups[2:]) == [[1], [5]]
