@@ -425,10 +425,8 @@ class _Problem:
         if len(spec.ops) != 1 or op.kind != catalog.ELEMENTWISE or op.info.f is None or op.info.df is None:
             return None
         f, df, args = op.info.f, op.info.df, op.info.args(op)
-        a, b, d, _, _ = self.wrap_at(values)
-        w = dict(self.fixed)
-        w.update({u.name: float(v) for u, v in zip(self.unknowns, values) if u.stage < 0})
-        m, s = b * self.mu + w["c"], b * self.sigma  # f's input: m + s z, z ~ N(0, 1)
+        a, b, d, m, _ = self.wrap_at(values)
+        s = b * self.sigma  # f's input: m + s z, z ~ N(0, 1)
         lim = 12.0
         cuts = sorted({-lim, lim, *(z for z in ((k - m) / s for k in op.info.kinks(*args)) if -lim < z < lim)})
         nodes, weights = _gauss_legendre()

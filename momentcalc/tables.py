@@ -184,8 +184,8 @@ def build(
 def _families(specs: tuple[str, ...]) -> list[list[int]]:
     """The specs' indices grouped by their first op, the largest group first: the entries of a family share most of
     their kernels, and a worker process compiles a kernel in a first run whatever the other has compiled. Handed
-    out one at a time, both workers compiled the shared ones: a cold build of the default table took 26.8-26.9 s on
-    2 cores, against 21.5-23.9 s by family (measured side by side)."""
+    out one at a time, both workers compiled the shared ones: a cold `tables build` of the default table took
+    26.8-28.5 s on 2 cores, against 22.9-25.0 s by family (measured side by side)."""
     families: dict[str, list[int]] = {}
     for i, text in enumerate(specs):
         families.setdefault(text.split("(")[0].split("|")[0].strip(), []).append(i)

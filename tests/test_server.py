@@ -371,8 +371,8 @@ _NO_PID = """
 import os, signal, socket, sys, threading
 import momentcalc_launch as launch
 
+signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C as at a terminal, whatever this was started with
 ours, theirs = socket.socketpair()
-
 
 forwarded = threading.Event()  # set once the launcher's own handler has taken a Ctrl-C
 install = launch._signal.signal
@@ -420,7 +420,6 @@ def test_a_command_no_server_took_runs_here_with_its_own_ctrl_c(interrupt, code)
         text=True,
         cwd=REPO,
         timeout=60,
-        preexec_fn=_ctrl_c_as_at_a_terminal,
     )
     assert done.stdout.split() == [code, "True"], done.stderr
     assert done.stderr == ("error: interrupted\n" if interrupt == "ctrl-c" else "")
