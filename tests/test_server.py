@@ -393,9 +393,19 @@ def signal_noting_forward(signum, handler):
 launch._signal.signal = signal_noting_forward
 
 
+def read(count):
+    data = b""
+    while len(data) < count:  # a read stops where the descriptors were passed: read on
+        chunk = theirs.recv(count - len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
 def server_that_takes_nothing(interrupt):
-    (size,) = launch.LENGTH.unpack(theirs.recv(launch.LENGTH.size, socket.MSG_WAITALL))
-    theirs.recv(size, socket.MSG_WAITALL)  # the whole request arrives; no child is started, no pid comes back
+    (size,) = launch.LENGTH.unpack(read(launch.LENGTH.size))
+    read(size)  # the whole request arrives; no child is started, no pid comes back
     if interrupt:
         os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C while waiting for the pid
         forwarded.wait(30)
