@@ -198,7 +198,8 @@ def run_served(sock, argv: list[str]) -> int:
     before = {signum: _signal.signal(signum, forward) for signum in forwarded}
     try:
         sent = sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("3i", 0, 1, 2))])
-        sock.sendall(data[sent:])
+        if sent < len(data):  # (sending nothing more to a server that has read it all and closed: EPIPE)
+            sock.sendall(data[sent:])
         child[0] = _receive(sock, PID)
     finally:
         if child[0] is None:  # no command runs there: this process runs it, with its own Ctrl-C
