@@ -320,6 +320,8 @@ def test_mirrored_roots_are_listed_as_mirrors():
     [
         ("tanh", "a=?,b=?", [0.9, 2.0]),
         ("tanh", "a=?,b=?", [-1.3, 7.0]),
+        ("tanh", "a=?,b=?", [0.7, 20.0]),
+        ("softplus", "a=?,b=?,c=?,d=?", [1.0, 0.5, 8.0, 0.0]),
         ("softplus", "a=?,b=?,c=?,d=?", [-8.9, 0.19, 0.41, 8.2]),
         ("elu(alpha=?)", "a=?", [1.3, -0.7]),
         ("swish(beta=?)", None, [9.4]),
@@ -327,8 +329,8 @@ def test_mirrored_roots_are_listed_as_mirrors():
 )
 def test_the_fast_search_moments_agree_with_the_exact_ones(spec, affine, values):
     # The search's fast moments (a fixed Gauss-Legendre rule) against the exact method's (closed form or quadrature
-    # with tracked errors), kinks (elu at 0) and narrow poles (tanh at b = 7) included: the refinement from a fast
-    # root is then a few steps.
+    # with tracked errors), kinks (elu at 0), narrow poles (tanh at b = 7 and 20) and f's input 0 beyond |z| = 12
+    # (softplus with c = 8, b = 0.5) included: the refinement from a fast root is then a few steps.
     fixed, wrap = solve.parse_affine(affine)
     unknowns = solve.find_unknowns(spec, required=not wrap) + wrap
     targets = {"mean": 0.0, "var": 1.0, "grad_sq": 1.0, "q_slope": 1.0}
