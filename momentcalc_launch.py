@@ -12,9 +12,9 @@ When a server is used (MOMENTCALC_SERVER):
   terminals (someone typing commands), never for scripts, pipes or CI;
 - ``1``: always, starting one when none runs; ``0``: never.
 A server serves one installation as it is: its address is a hash of the Python, the package's source files
-(path, size, mtime) and the environment read at import time (NUMBA_*, PYTHON*, locale), so an edit, an upgrade
-or another NUMBA_CACHE_DIR gets a server of its own. It leaves after MOMENTCALC_SERVER_IDLE seconds (600) without
-a command. `momentcalc server status|start|stop` manage it.
+(path, size, mtime) and the environment read at import time (NUMBA_*, MOMENTCALC_KERNELS, PYTHON*, locale), so
+an edit, an upgrade or another MOMENTCALC_KERNELS gets a server of its own. It leaves after MOMENTCALC_SERVER_IDLE
+seconds (600) without a command. `momentcalc server status|start|stop` manage it.
 
 This module lives outside the package on purpose: importing anything inside `momentcalc` runs its __init__,
 which fills the op registry (0.09 s, a third of a served command's budget). It imports only the standard library.
@@ -35,8 +35,9 @@ import zlib
 MODE_VARIABLE = "MOMENTCALC_SERVER"
 IDLE_VARIABLE = "MOMENTCALC_SERVER_IDLE"
 IDLE_DEFAULT_S = 600.0
-# Read when Python, numba or the locale start up, so a server serves only clients that agree on them.
-STARTUP_VARIABLES = ("NUMBA_", "PYTHON", "LANG", "LC_")
+# Read when Python, numba, momentcalc's kernels (MOMENTCALC_KERNELS) or the locale start up, so a server serves
+# only clients that agree on them.
+STARTUP_VARIABLES = ("NUMBA_", "MOMENTCALC_KERNELS", "PYTHON", "LANG", "LC_")
 FORWARDED_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
 PID = struct.Struct("!q")  # the server's first answer: the pid of the child running the command
 CODE = struct.Struct("!i")  # its last: the command's exit code

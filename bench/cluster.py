@@ -17,7 +17,7 @@ workers (started untimed), then one timed estimate of 2**16 samples: as
 momentcalc does it ("here": this process loads the kernel, each worker on its
 first chunk task) against a warm-up ("warm": every worker loads it at once
 before the chunk tasks, this process none), with numba's cache full and with
-an empty one (NUMBA_CACHE_DIR a fresh folder: everything compiles). Best of 2.
+an empty one (MOMENTCALC_KERNELS a fresh folder: everything compiles). Best of 2.
 
 The projection to 100 workers: chunks needed = samples for the target SE (from
 this run's SE, SE ~ 1/sqrt(n)) / samples per chunk; time = chunks * seconds per
@@ -95,7 +95,7 @@ with distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_addre
 def _first_run(way: str, cache: str | None) -> float:
     env = dict(os.environ)
     if cache is not None:
-        env["NUMBA_CACHE_DIR"] = cache
+        env["MOMENTCALC_KERNELS"] = cache
     out = subprocess.run([sys.executable, "-c", FIRST_RUN, way, SPEC], env=env, capture_output=True, text=True)
     return float(out.stdout.strip().splitlines()[-1])
 

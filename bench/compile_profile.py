@@ -1,10 +1,11 @@
 """Where a cold run's compile time goes: every numba compilation of one `estimate`, with its own time.
 
-    NUMBA_CACHE_DIR=$(mktemp -d) python bench/compile_profile.py relu
-    NUMBA_CACHE_DIR=$(mktemp -d) python bench/compile_profile.py 'maxpool(k=3)' --method montecarlo
-    NUMBA_CACHE_DIR=$(mktemp -d) python bench/compile_profile.py --tables   # the default table's entries
+    MOMENTCALC_KERNELS=$(mktemp -d) python bench/compile_profile.py relu
+    MOMENTCALC_KERNELS=$(mktemp -d) python bench/compile_profile.py 'maxpool(k=3)' --method montecarlo
+    MOMENTCALC_KERNELS=$(mktemp -d) python bench/compile_profile.py --tables   # the default table's entries
 
-Run it with an empty NUMBA_CACHE_DIR to see a first run. "self" is a
+Run it with an empty MOMENTCALC_KERNELS (where the package caches its kernels,
+estimators/jit.py) to see a first run that compiles everything. "self" is a
 function's compile time less the compilations nested in it (a kernel compiles
 its callees first). Cache loads are listed apart. Prints the slowest first.
 The first line also gives the compiling's CPU seconds (this process's, while

@@ -1,8 +1,9 @@
 """A pytest plugin: the share of a test run's wall time spent in numba compiling (not cache loads).
 
-    NUMBA_CACHE_DIR=$(mktemp -d) python -m pytest -p bench.pytest_compile_share tests/test_montecarlo.py
+    MOMENTCALC_KERNELS=$(mktemp -d) python -m pytest -p bench.pytest_compile_share tests/test_montecarlo.py
 
-Run with an empty NUMBA_CACHE_DIR for a cold run (the issue's "cold test suite"), without for a warm one.
+Run with an empty MOMENTCALC_KERNELS for a cold run (the issue's "cold test suite"), without for a warm one (or
+for the run after a fresh editable install, whose kernels folder holds what the install compiled).
 Counts numba's "numba:compile" events (outermost compilations: a kernel with its callees) in each test
 process; the line printed at the end gives compile seconds, session seconds and their ratio. Under
 pytest-xdist (the suite's default, -n auto) each worker counts its own and hands it to the controller, and

@@ -1,4 +1,4 @@
-"""Wall and CPU time of the commands a user runs first: cold (empty numba cache) and warm.
+"""Wall and CPU time of the commands a user runs first: cold (nothing compiled), installed and warm.
 
     python bench/startup.py                  # estimate relu, estimate 'maxpool(k=3)', tables build
     python bench/startup.py --only estimate  # skip the table build (the slowest cold command)
@@ -6,10 +6,14 @@
     python bench/startup.py --floor          # what a warm command cannot go below: the libraries' own start-up
     python bench/startup.py --served         # warm commands in their own process against served ones
 
-Each command runs in a fresh process. "cold" points NUMBA_CACHE_DIR at a new
-empty folder (jit.py's cache locator honours it), so everything compiles; the
-next runs, "warm", load from that folder. tables build writes into a temporary
-folder, never into tables/. CPU is user + sys of the child process: on a
+Each command runs in a fresh process. "cold" points MOMENTCALC_KERNELS (where
+the package caches its kernels, estimators/jit.py) and NUMBA_CACHE_DIR at new
+empty folders, so everything compiles: a first run where the install compiled
+nothing (another numba, an edited kernel). "installed" is a first run after
+`pip install`: its kernels folder is a fresh copy of what the wheel's build
+compiles (hatch_build.prebuild, run once first, on the checkout measured). The
+next runs, "warm", load from the cold run's folder. tables build writes into
+a temporary folder, never into tables/. CPU is user + sys of the child process: on a
 shared machine it varies less than wall time. The load average is printed
 with each measurement. The last line is JSON.
 
@@ -27,13 +31,17 @@ and =1 (forked by a warm server, momentcalc_launch.py), alternating, --repeats r
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib.util
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 COMMANDS = {
     "estimate relu": ["estimate", "relu"],
@@ -127,19 +135,43 @@ def served(repeats: int) -> dict:
     return report
 
 
+@functools.lru_cache(maxsize=1)
+def installed_kernels() -> str:
+    """A kernels folder as the wheel ships it: hatch_build.prebuild on the checkout that `python -m momentcalc`
+    runs here (PYTHONPATH's, else this one)."""
+    root = Path(importlib.util.find_spec("momentcalc").origin).parent.parent
+    spec = importlib.util.spec_from_file_location("hatch_build", root / "hatch_build.py")
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    folder = tempfile.mkdtemp(prefix="momentcalc-installed-")
+    start = time.perf_counter()
+    if not hook.prebuild(root, Path(folder)):
+        raise SystemExit("hatch_build.prebuild failed")
+    print(f"the install's kernels compiled in {time.perf_counter() - start:.1f}s (hatch_build.prebuild)", flush=True)
+    return folder
+
+
+def fresh_env(kernels: str | None = None) -> dict:
+    """The environment of a first run: new empty numba caches, or a fresh copy of `kernels` as the package's."""
+    folder = tempfile.mkdtemp(prefix="momentcalc-kernels-")
+    if kernels is not None:
+        shutil.copytree(kernels, folder, dirs_exist_ok=True)
+    return dict(os.environ, MOMENTCALC_KERNELS=folder, NUMBA_CACHE_DIR=tempfile.mkdtemp(prefix="momentcalc-numba-"))
+
+
 def measure(name: str, repeats: int, warm_runs: int) -> dict:
-    rows = {"cold": [], "warm": []}
+    rows = {"cold": [], "installed": [], "warm": []}
     for _ in range(repeats):
-        cache = tempfile.mkdtemp(prefix="momentcalc-numba-")
         out = tempfile.mkdtemp(prefix="momentcalc-tables-")
-        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
         args = [a.replace("{tmp}", out) for a in COMMANDS[name]]
+        rows["installed"].append((*timed(args, fresh_env(installed_kernels())), os.getloadavg()[0]))
+        env = fresh_env()
         rows["cold"].append((*timed(args, env), os.getloadavg()[0]))
         for _ in range(warm_runs):
             rows["warm"].append((*timed(args, env), os.getloadavg()[0]))
     for kind, runs in rows.items():
         text = "  ".join(f"{w:.2f}s wall {c:.2f}s cpu (load {load:.1f})" for w, c, load in runs)
-        print(f"{name:<24}{kind:<6}{text}", flush=True)
+        print(f"{name:<24}{kind:<10}{text}", flush=True)
     return {
         kind: {"wall_s": [r[0] for r in runs], "cpu_s": [r[1] for r in runs], "load": [r[2] for r in runs]}
         for kind, runs in rows.items()
@@ -149,7 +181,7 @@ def measure(name: str, repeats: int, warm_runs: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=("estimate", "tables"), help="run only these commands")
-    parser.add_argument("--repeats", type=int, default=2, help="cold runs per command (each with a new cache)")
+    parser.add_argument("--repeats", type=int, default=2, help="cold and installed runs per command (each fresh)")
     parser.add_argument("--warm", type=int, default=2, help="warm runs after each cold one")
     parser.add_argument("--floor", action="store_true", help="time the libraries' start-up only")
     parser.add_argument("--served", action="store_true", help="warm commands in their own process and served")

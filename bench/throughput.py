@@ -255,7 +255,7 @@ def _wall(cmd: list[str], env: dict | None = None) -> float:
 def startup() -> dict:
     python = sys.executable
     cli = [python, "-m", "momentcalc"]
-    fresh = dict(os.environ, NUMBA_CACHE_DIR=tempfile.mkdtemp(prefix="momentcalc-numba-"))
+    fresh = dict(os.environ, MOMENTCALC_KERNELS=tempfile.mkdtemp(prefix="momentcalc-kernels-"))
     estimate = cli + ["estimate", "relu", "--method", "montecarlo"]
     return {
         "help_s": min(_wall(cli + ["--help"]) for _ in range(3)),

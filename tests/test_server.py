@@ -195,6 +195,10 @@ def test_the_address_changes_with_the_source_and_the_startup_environment(tmp_pat
     assert launch.stamp() != first
     monkeypatch.delenv("NUMBA_CACHE_DIR")
     assert launch.stamp() == first
+    monkeypatch.setenv("MOMENTCALC_KERNELS", str(tmp_path))  # read when the kernels are declared: another server
+    assert launch.stamp() != first
+    monkeypatch.delenv("MOMENTCALC_KERNELS")
+    assert launch.stamp() == first
     site = tmp_path / "site-packages"
     site.mkdir()
     monkeypatch.setattr(launch, "_site_packages", lambda: [str(site)])

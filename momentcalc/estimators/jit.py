@@ -15,12 +15,25 @@ key, so any edit there recompiles them; other numba users are unaffected.
 A file outside the package whose kernels inline the package's (the tests'
 mirrors of the kernels, tests/kernel_samples.py) is cached the same way once
 it calls stamp_kernels_of(__file__).
+
+Where: the package's own kernels are cached in one folder, kernels_folder():
+MOMENTCALC_KERNELS where it is set, else the package's _kernels folder, which
+the wheel ships filled (hatch_build.py compiles the default table's kernels
+when pip builds the package). numba keys an entry on the content of the
+sources, the function's bytecode, numba's version and the CPU, never on
+where the files lie, so kernels compiled in the build's copy of the package
+load, without compiling, wherever pip puts it: a first `momentcalc estimate
+relu` then takes a warm run's time. Any mismatch (an edited kernel, another
+numba, another CPU) only misses, and numba compiles and saves the kernel as
+before. Where that folder cannot be written, numba's own places serve
+(NUMBA_CACHE_DIR, __pycache__, the user's cache).
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +45,7 @@ from numba.core import caching, event, types
 
 _PACKAGE = Path(__file__).resolve().parent.parent
 _SOURCES = ("ops", "estimators")
+KERNELS_VARIABLE = "MOMENTCALC_KERNELS"
 _MIRRORS: set[Path] = set()  # files outside the package cached under sources_stamp() (stamp_kernels_of)
 
 
@@ -71,13 +85,42 @@ def _stamped(base: type) -> type:
     return Stamped
 
 
+def kernels_folder() -> Path:
+    """Where the package's kernels are cached: MOMENTCALC_KERNELS, else the package's _kernels folder (shipped
+    filled by the wheel)."""
+    return Path(os.environ.get(KERNELS_VARIABLE) or _PACKAGE / "_kernels")
+
+
+def _package_kernels(stamped: type) -> type:
+    """A locator for the package's own files that caches in kernels_folder(), a subfolder per package folder
+    (ops, estimators): a path relative to the package, so that the folder's entries serve any copy of it."""
+
+    class PackageKernels(stamped):
+        def __init__(self, py_func, py_file):
+            super().__init__(py_func, py_file)
+            self._cache_path = str(kernels_folder() / Path(py_file).resolve().parent.relative_to(_PACKAGE))
+
+        def get_cache_path(self):
+            return self._cache_path
+
+        @classmethod
+        def from_function(cls, py_func, py_file):
+            if not Path(py_file).resolve().is_relative_to(_PACKAGE):
+                return None  # the tests' mirrors: numba's places, stamped
+            return super().from_function(py_func, py_file)  # None where the folder cannot be written
+
+    PackageKernels.__name__ = "MomentcalcPackageKernels"
+    return PackageKernels
+
+
 def _install() -> None:
     # Recent numba names these classes without a leading underscore; older versions with one.
     names = ("UserProvidedCacheLocator", "InTreeCacheLocator", "UserWideCacheLocator")
-    bases = [_named(name) for name in names]
+    stamped = [_stamped(_named(name)) for name in names]
     classes = _named("CacheImpl")._locator_classes
     if not any(getattr(c, "__name__", "").startswith("Momentcalc") for c in classes):
-        classes[:0] = [_stamped(base) for base in bases]
+        # InTreeCacheLocator's from_function checks that the folder can be written; its path is replaced.
+        classes[:0] = [_package_kernels(stamped[1]), *stamped]
 
 
 def _named(name: str):
