@@ -105,7 +105,7 @@ def test_the_package_caches_its_kernels_in_its_kernels_folder_by_package_folder(
 
 
 def test_momentcalc_kernels_moves_the_folder(tmp_path):
-    code = "from momentcalc.estimators.mc_kernels import relu_block as k; print(k._cache._impl.locator.get_cache_path())"
+    code = "from momentcalc.estimators import mc_kernels as m; print(m.relu_block._cache.cache_path)"
     env = _clean_env(PYTHONPATH=str(ROOT), MOMENTCALC_KERNELS=str(tmp_path / "k"))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert Path(out.strip()) == tmp_path / "k" / "estimators"
