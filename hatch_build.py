@@ -15,11 +15,13 @@ in pip's verbose output, and numba compiles on first use as before. MOMENTCALC_P
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 try:
@@ -28,6 +30,7 @@ except ImportError:  # imported without hatchling: the tests call prebuild() alo
     BuildHookInterface = object
 
 SKIP_VARIABLE = "MOMENTCALC_PREBUILD"
+MARKER = "prebuilt.json"
 # Every kernel the default table's entries need; "{scratch}" is a scratch folder, so the committed tables stay as
 # they are.
 WORKLOAD = ("tables", "build", "--dir", "{scratch}")
@@ -36,6 +39,7 @@ WORKLOAD = ("tables", "build", "--dir", "{scratch}")
 def prebuild(root: Path, kernels: Path, command: tuple[str, ...] = WORKLOAD) -> bool:
     """Run `python -m momentcalc <command>` on the sources under `root`, with their kernels cached in `kernels`.
     True if it ran to the end; False (and a line on stderr) if it failed."""
+    start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="momentcalc-prebuild-") as scratch:
         env = {key: value for key, value in os.environ.items() if not key.startswith(("MOMENTCALC_", "NUMBA_"))}
         # pip's isolated build environment reaches its packages through PYTHONPATH: keep it, after the sources.
@@ -46,7 +50,11 @@ def prebuild(root: Path, kernels: Path, command: tuple[str, ...] = WORKLOAD) -> 
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
         print(f"momentcalc: kernels not compiled at install ({tail[0]}); they compile on first use", file=sys.stderr)
-    return done.returncode == 0
+        return False
+    # A record that the folder holds what `command` compiles (CI checks that its install made one).
+    record = {"command": list(command), "seconds": round(time.perf_counter() - start, 1)}
+    (kernels / MARKER).write_text(json.dumps(record) + "\n")
+    return True
 
 
 def fill(root: Path, version: str, build_data: dict, compile_into=prebuild) -> str | None:
