@@ -66,6 +66,13 @@ def stamp_kernels_of(py_file: str) -> None:
     _MIRRORS.add(Path(py_file).resolve())
 
 
+@functools.cache
+def _resolved(py_file: str) -> Path:
+    # Once per file, not per kernel: resolving stats every folder of the path, and ~240 kernels are declared at
+    # import (a tenth of a second of every command's start-up, uncached).
+    return Path(py_file).resolve()
+
+
 def _stamped(base: type) -> type:
     """A numba cache locator like `base`, for momentcalc's own files (and _MIRRORS) only, with sources_stamp()
     in its key."""
@@ -73,7 +80,7 @@ def _stamped(base: type) -> type:
     class Stamped(base):
         @classmethod
         def from_function(cls, py_func, py_file):
-            path = Path(py_file).resolve()
+            path = _resolved(py_file)
             if not (path.is_relative_to(_PACKAGE) or path in _MIRRORS):
                 return None
             return super().from_function(py_func, py_file)
@@ -98,14 +105,14 @@ def _package_kernels(stamped: type) -> type:
     class PackageKernels(stamped):
         def __init__(self, py_func, py_file):
             super().__init__(py_func, py_file)
-            self._cache_path = str(kernels_folder() / Path(py_file).resolve().parent.relative_to(_PACKAGE))
+            self._cache_path = str(kernels_folder() / _resolved(py_file).parent.relative_to(_PACKAGE))
 
         def get_cache_path(self):
             return self._cache_path
 
         @classmethod
         def from_function(cls, py_func, py_file):
-            if not Path(py_file).resolve().is_relative_to(_PACKAGE):
+            if not _resolved(py_file).is_relative_to(_PACKAGE):
                 return None  # the tests' mirrors: numba's places, stamped
             return super().from_function(py_func, py_file)  # None where the folder cannot be written
 
