@@ -188,6 +188,8 @@ def test_the_address_changes_with_the_source_and_the_startup_environment(tmp_pat
     package.mkdir()
     (package / "ops.py").write_text("x = 1\n")
     monkeypatch.setattr(launch, "_package_dir", lambda: str(package))
+    for name in ("NUMBA_CACHE_DIR", "MOMENTCALC_KERNELS"):  # unset below: they must not be set to begin with
+        monkeypatch.delenv(name, raising=False)
     first = launch.stamp()
     monkeypatch.setenv("SOMETHING_ELSE", "1")  # read per command, from the client's environment
     assert launch.stamp() == first
