@@ -15,9 +15,11 @@ in pip's verbose output, and numba compiles on first use as before. MOMENTCALC_P
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -31,30 +33,53 @@ except ImportError:  # imported without hatchling: the tests call prebuild() alo
 
 SKIP_VARIABLE = "MOMENTCALC_PREBUILD"
 MARKER = "prebuilt.json"
+TIMEOUT_S = 900.0  # a build that hangs must not hang pip: 26 s on 2 cores here
 # Every kernel the default table's entries need; "{scratch}" is a scratch folder, so the committed tables stay as
 # they are.
 WORKLOAD = ("tables", "build", "--dir", "{scratch}")
 
 
-def prebuild(root: Path, kernels: Path, command: tuple[str, ...] = WORKLOAD) -> bool:
+def prebuild(root: Path, kernels: Path, command: tuple[str, ...] = WORKLOAD, timeout: float = TIMEOUT_S) -> bool:
     """Run `python -m momentcalc <command>` on the sources under `root`, with their kernels cached in `kernels`.
-    True if it ran to the end; False (and a line on stderr) if it failed."""
+    True if it ran to the end; False (and a line on stderr) if it failed or ran past `timeout` seconds."""
     start = time.perf_counter()
+    # NUMBA_* stay: they choose what numba compiles for (NUMBA_CPU_NAME=generic for kernels that any x86-64 runs).
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MOMENTCALC_")}
+    # pip's isolated build environment reaches its packages through PYTHONPATH: keep it, after the sources.
+    path = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)
+    env.update(PYTHONPATH=path, MOMENTCALC_KERNELS=str(kernels), MOMENTCALC_SERVER="0")
     with tempfile.TemporaryDirectory(prefix="momentcalc-prebuild-") as scratch:
-        env = {key: value for key, value in os.environ.items() if not key.startswith(("MOMENTCALC_", "NUMBA_"))}
-        # pip's isolated build environment reaches its packages through PYTHONPATH: keep it, after the sources.
-        path = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)
-        env.update(PYTHONPATH=path, MOMENTCALC_KERNELS=str(kernels), MOMENTCALC_SERVER="0")
         argv = [sys.executable, "-m", "momentcalc", *(part.format(scratch=scratch) for part in command)]
-        done = subprocess.run(argv, cwd=scratch, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True)
-    if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-        print(f"momentcalc: kernels not compiled at install ({tail[0]}); they compile on first use", file=sys.stderr)
+        failed = _run(argv, scratch, env, timeout)
+    if failed:
+        print(f"momentcalc: kernels not compiled at install ({failed}); they compile on first use", file=sys.stderr)
         return False
     # A record that the folder holds what `command` compiles (CI checks that its install made one).
     record = {"command": list(command), "seconds": round(time.perf_counter() - start, 1)}
     (kernels / MARKER).write_text(json.dumps(record) + "\n")
     return True
+
+
+def _run(argv: list[str], cwd: str, env: dict, timeout: float) -> str | None:
+    """Run `argv`; None if it succeeded, else why not (its last line). In a session of its own, so that a timeout
+    or Ctrl-C stops its worker processes too (tables build runs one per CPU), not the first process alone."""
+    pipes = {"stdin": subprocess.DEVNULL, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    child = subprocess.Popen(argv, cwd=cwd, env=env, start_new_session=True, **pipes)
+    try:
+        out, err = child.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _stop(child)
+        return f"still running after {timeout:.0f} s"
+    except BaseException:  # Ctrl-C in pip: the session does not get it, so stop it here
+        _stop(child)
+        raise
+    return None if child.returncode == 0 else ((err or out).strip().splitlines() or ["no output"])[-1]
+
+
+def _stop(child: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signal.SIGKILL)
+    child.communicate()
 
 
 def fill(root: Path, version: str, build_data: dict, compile_into=prebuild) -> str | None:

@@ -76,6 +76,14 @@ def test_a_prebuild_that_fails_says_so_in_one_line_and_returns_false(tmp_path, c
     assert err[0].endswith("they compile on first use")
 
 
+def test_a_prebuild_that_runs_too_long_is_stopped_and_says_so(tmp_path, capfd):
+    assert not hatch_build.prebuild(ROOT, tmp_path / "kernels", ("estimate", "relu"), timeout=0.01)
+    assert capfd.readouterr().err.strip() == (
+        "momentcalc: kernels not compiled at install (still running after 0 s); they compile on first use"
+    )
+    assert not (tmp_path / "kernels" / hatch_build.MARKER).exists()
+
+
 def test_the_build_hook_fills_the_source_tree_for_an_editable_install_and_the_wheel_otherwise(tmp_path, monkeypatch):
     monkeypatch.delenv(hatch_build.SKIP_VARIABLE, raising=False)
     calls = []
