@@ -129,3 +129,39 @@ def test_the_install_compiled_the_default_tables_kernels():
     # kernels folder (a failure there would not fail the install, only make every first run compile).
     record = json.loads((jit.kernels_folder() / hatch_build.MARKER).read_text())
     assert record["command"] == list(hatch_build.WORKLOAD)
+
+
+@pytest.fixture
+def unwritable(monkeypatch, tmp_path):
+    """Folders under tmp_path/ro count as unwritable (the tests run as root here, whom permissions do not stop),
+    and the user's cache is tmp_path/cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    real = jit._writable
+    monkeypatch.setattr(jit, "_writable", lambda folder: not folder.is_relative_to(tmp_path / "ro") and real(folder))
+    jit.cache_root.cache_clear()
+    yield tmp_path / "ro"
+    jit.cache_root.cache_clear()
+
+
+def test_an_install_its_user_cannot_write_to_serves_its_kernels_from_a_copy_in_the_users_cache(unwritable):
+    shipped = unwritable / "momentcalc" / "_kernels"
+    (shipped / "estimators").mkdir(parents=True)
+    (shipped / "estimators" / "k.nbi").write_text("shipped")
+    root = jit.cache_root(shipped, True)
+    assert root.parent == unwritable.parent / "cache" / "momentcalc"
+    assert (root / "estimators" / "k.nbi").read_text() == "shipped"
+    (root / "estimators" / "k.nbi").write_text("compiled since")  # numba saved a new entry in the copy
+    jit.cache_root.cache_clear()  # another process
+    assert jit.cache_root(shipped, True) == root
+    assert (root / "estimators" / "k.nbi").read_text() == "compiled since"
+    assert [p.name for p in root.parent.iterdir()] == [root.name]  # no scratch copies left
+
+
+def test_an_unwritable_momentcalc_kernels_folder_leaves_the_kernels_to_numbas_places(unwritable):
+    assert jit.cache_root(unwritable / "mine", False) is None
+    assert not (unwritable.parent / "cache").exists()
+
+
+def test_a_writable_folder_is_used_as_it_is(tmp_path):
+    assert jit.cache_root(tmp_path / "k", True) == tmp_path / "k"
+    assert jit.cache_root(tmp_path / "m", False) == tmp_path / "m"

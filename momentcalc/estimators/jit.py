@@ -25,15 +25,19 @@ where the files lie, so kernels compiled in the build's copy of the package
 load, without compiling, wherever pip puts it: a first `momentcalc estimate
 relu` then takes a warm run's time. Any mismatch (an edited kernel, another
 numba, another CPU) only misses, and numba compiles and saves the kernel as
-before. Where that folder cannot be written, numba's own places serve
-(NUMBA_CACHE_DIR, __pycache__, the user's cache).
+before. Where the package's folder cannot be written (an install by another
+user), a copy of it in the user's cache serves (cache_root); where no folder
+can be written, numba's own places (NUMBA_CACHE_DIR, the user's cache).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -98,6 +102,44 @@ def kernels_folder() -> Path:
     return Path(os.environ.get(KERNELS_VARIABLE) or _PACKAGE / "_kernels")
 
 
+def _writable(folder: Path) -> bool:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+        return True
+    except OSError:
+        return False
+
+
+@functools.cache
+def cache_root(folder: Path, shipped: bool) -> Path | None:
+    """The folder the package's kernels are cached in: `folder` where it can be written. Else, for the shipped
+    folder (an install its user cannot write to: root's pip and another user, a container's non-root user, a
+    cluster's shared install), a copy of it in the user's cache, made once per installed copy and sources, so that
+    its kernels still load and what compiles later is saved. None where neither serves: numba's own places."""
+    if _writable(folder):
+        return folder
+    if not shipped:
+        return None  # MOMENTCALC_KERNELS names a folder that cannot be written
+    key = hashlib.sha256(f"{folder}\0{sources_stamp()}".encode()).hexdigest()[:16]
+    home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "momentcalc"
+    copy = home / f"kernels-{key}"
+    try:
+        if not copy.exists():
+            # Into a scratch folder, then renamed: another process sees the whole copy or none (and a copy
+            # made once is never overwritten, which would drop entries compiled since).
+            home.mkdir(parents=True, exist_ok=True)
+            scratch = Path(tempfile.mkdtemp(dir=home, prefix=".kernels-"))
+            if folder.is_dir():
+                shutil.copytree(folder, scratch, dirs_exist_ok=True)
+            with contextlib.suppress(OSError):  # another process renamed its copy first: keep that one
+                scratch.rename(copy)
+            shutil.rmtree(scratch, ignore_errors=True)
+    except OSError:
+        return None
+    return copy if _writable(copy) else None
+
+
 def _package_kernels(stamped: type) -> type:
     """A locator for the package's own files that caches in kernels_folder(), a subfolder per package folder
     (ops, estimators): a path relative to the package, so that the folder's entries serve any copy of it."""
@@ -105,7 +147,8 @@ def _package_kernels(stamped: type) -> type:
     class PackageKernels(stamped):
         def __init__(self, py_func, py_file):
             super().__init__(py_func, py_file)
-            self._cache_path = str(kernels_folder() / _resolved(py_file).parent.relative_to(_PACKAGE))
+            root = cache_root(kernels_folder(), not os.environ.get(KERNELS_VARIABLE))
+            self._cache_path = str(root / _resolved(py_file).parent.relative_to(_PACKAGE))
 
         def get_cache_path(self):
             return self._cache_path
@@ -114,7 +157,9 @@ def _package_kernels(stamped: type) -> type:
         def from_function(cls, py_func, py_file):
             if not _resolved(py_file).is_relative_to(_PACKAGE):
                 return None  # the tests' mirrors: numba's places, stamped
-            return super().from_function(py_func, py_file)  # None where the folder cannot be written
+            if cache_root(kernels_folder(), not os.environ.get(KERNELS_VARIABLE)) is None:
+                return None
+            return super().from_function(py_func, py_file)
 
     PackageKernels.__name__ = "MomentcalcPackageKernels"
     return PackageKernels
