@@ -140,6 +140,10 @@ def cache_root(folder: Path, shipped: bool) -> Path | None:
     return copy if _writable(copy) else None
 
 
+def _package_root() -> Path | None:
+    return cache_root(kernels_folder(), not os.environ.get(KERNELS_VARIABLE))
+
+
 def _package_kernels(stamped: type) -> type:
     """A locator for the package's own files that caches in kernels_folder(), a subfolder per package folder
     (ops, estimators): a path relative to the package, so that the folder's entries serve any copy of it."""
@@ -147,8 +151,7 @@ def _package_kernels(stamped: type) -> type:
     class PackageKernels(stamped):
         def __init__(self, py_func, py_file):
             super().__init__(py_func, py_file)
-            root = cache_root(kernels_folder(), not os.environ.get(KERNELS_VARIABLE))
-            self._cache_path = str(root / _resolved(py_file).parent.relative_to(_PACKAGE))
+            self._cache_path = str(_package_root() / _resolved(py_file).parent.relative_to(_PACKAGE))
 
         def get_cache_path(self):
             return self._cache_path
@@ -157,9 +160,7 @@ def _package_kernels(stamped: type) -> type:
         def from_function(cls, py_func, py_file):
             if not _resolved(py_file).is_relative_to(_PACKAGE):
                 return None  # the tests' mirrors: numba's places, stamped
-            if cache_root(kernels_folder(), not os.environ.get(KERNELS_VARIABLE)) is None:
-                return None
-            return super().from_function(py_func, py_file)
+            return None if _package_root() is None else super().from_function(py_func, py_file)
 
     PackageKernels.__name__ = "MomentcalcPackageKernels"
     return PackageKernels
