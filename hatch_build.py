@@ -2,7 +2,7 @@
 
 Why: numba compiles a kernel on its first call, and a first `momentcalc estimate relu` spent 3.5 of its 6 s
 compiling (a first `tables build` about 17 of 23 s). Here pip pays that once, at install, in the build's
-environment (pyproject.toml asks hatchling to put the runtime dependencies there). The kernels go to
+environment (KernelsHook.dependencies asks pip to put the runtime dependencies there). The kernels go to
 momentcalc/_kernels (momentcalc/estimators/jit.py says why entries compiled here serve the installed copy).
 
 What is compiled: what `momentcalc tables build` uses, all of the default table's entries, which covers
@@ -82,11 +82,15 @@ def _stop(child: subprocess.Popen) -> None:
     child.communicate()
 
 
+def skipped() -> bool:
+    return os.environ.get(SKIP_VARIABLE, "1").strip() == "0"
+
+
 def fill(root: Path, version: str, build_data: dict, compile_into=prebuild) -> str | None:
     """Fill momentcalc/_kernels for a build of `version`: in the source tree for an editable install (where the
     package is imported from), else in a scratch folder that goes into the wheel (returned, for finalize to
     remove)."""
-    if os.environ.get(SKIP_VARIABLE, "1").strip() == "0":
+    if skipped():
         return None
     if version == "editable":
         compile_into(root, root / "momentcalc" / "_kernels")
@@ -101,6 +105,11 @@ class KernelsHook(BuildHookInterface):
     """hatchling's custom build hook (pyproject.toml): fill() before the wheel is built, its scratch removed after."""
 
     PLUGIN_NAME = "custom"
+
+    def dependencies(self) -> list[str]:
+        # The table build runs momentcalc: pip puts its runtime dependencies into the build's environment (about
+        # 35 s of the install here), unless the build compiles nothing.
+        return [] if skipped() else list(self.metadata.core.dependencies)
 
     def initialize(self, version: str, build_data: dict) -> None:
         self._scratch = fill(Path(self.root), version, build_data)

@@ -13,7 +13,9 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -107,6 +109,17 @@ def test_the_wheel_gets_no_kernels_folder_when_compiling_failed_or_was_switched_
     assert hatch_build.fill(tmp_path, "standard", data, lambda *a: called.append(a)) is None
     assert hatch_build.fill(tmp_path, "editable", data, lambda *a: called.append(a)) is None
     assert called == [] and data == {"force_include": {}}
+
+
+def test_the_build_asks_for_the_runtime_dependencies_only_where_it_compiles(monkeypatch):
+    runtime = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    metadata = SimpleNamespace(core=SimpleNamespace(dependencies=runtime))
+    monkeypatch.setattr(hatch_build.KernelsHook, "metadata", metadata, raising=False)
+    hook = object.__new__(hatch_build.KernelsHook)
+    monkeypatch.delenv(hatch_build.SKIP_VARIABLE, raising=False)
+    assert hook.dependencies() == runtime
+    monkeypatch.setenv(hatch_build.SKIP_VARIABLE, "0")  # a one-off environment: the install as before, no compiling
+    assert hook.dependencies() == []
 
 
 @pytest.mark.parametrize("kernel", [mc_kernels.weighted_moments, mc_kernels.relu_block])
