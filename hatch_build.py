@@ -43,6 +43,7 @@ def prebuild(root: Path, kernels: Path, command: tuple[str, ...] = WORKLOAD, tim
     """Run `python -m momentcalc <command>` on the sources under `root`, with their kernels cached in `kernels`.
     True if it ran to the end; False (and a line on stderr) if it failed or ran past `timeout` seconds."""
     start = time.perf_counter()
+    (kernels / MARKER).unlink(missing_ok=True)  # an editable tree's record of an earlier install says nothing now
     # NUMBA_* stay: they choose what numba compiles for (NUMBA_CPU_NAME=generic for kernels that any x86-64 runs).
     env = {key: value for key, value in os.environ.items() if not key.startswith("MOMENTCALC_")}
     # pip's isolated build environment reaches its packages through PYTHONPATH: keep it, after the sources.
