@@ -87,7 +87,7 @@ def test_a_prebuild_that_runs_too_long_is_stopped_and_says_so(tmp_path, capfd):
 
 
 def test_the_build_hook_fills_the_source_tree_for_an_editable_install_and_the_wheel_otherwise(tmp_path, monkeypatch):
-    monkeypatch.delenv(hatch_build.SKIP_VARIABLE, raising=False)
+    monkeypatch.setenv(hatch_build.PREBUILD_VARIABLE, "1")
     calls = []
     record = lambda root, kernels: calls.append((root, kernels)) or True
     data = {"force_include": {}}
@@ -100,11 +100,12 @@ def test_the_build_hook_fills_the_source_tree_for_an_editable_install_and_the_wh
 
 
 def test_the_wheel_gets_no_kernels_folder_when_compiling_failed_or_was_switched_off(tmp_path, monkeypatch):
+    monkeypatch.setenv(hatch_build.PREBUILD_VARIABLE, "1")
     data = {"force_include": {}}
     scratch = hatch_build.fill(tmp_path, "standard", data, lambda root, kernels: False)
     assert data == {"force_include": {}}
     os.rmdir(scratch)
-    monkeypatch.setenv(hatch_build.SKIP_VARIABLE, "0")
+    monkeypatch.setenv(hatch_build.PREBUILD_VARIABLE, "0")
     called = []
     assert hatch_build.fill(tmp_path, "standard", data, lambda *a: called.append(a)) is None
     assert hatch_build.fill(tmp_path, "editable", data, lambda *a: called.append(a)) is None
@@ -116,9 +117,11 @@ def test_the_build_asks_for_the_runtime_dependencies_only_where_it_compiles(monk
     metadata = SimpleNamespace(core=SimpleNamespace(dependencies=runtime))
     monkeypatch.setattr(hatch_build.KernelsHook, "metadata", metadata, raising=False)
     hook = object.__new__(hatch_build.KernelsHook)
-    monkeypatch.delenv(hatch_build.SKIP_VARIABLE, raising=False)
+    monkeypatch.setenv(hatch_build.PREBUILD_VARIABLE, "1")
     assert hook.dependencies() == runtime
-    monkeypatch.setenv(hatch_build.SKIP_VARIABLE, "0")  # a one-off environment: the install as before, no compiling
+    monkeypatch.setenv(hatch_build.PREBUILD_VARIABLE, "0")
+    assert hook.dependencies() == []
+    monkeypatch.delenv(hatch_build.PREBUILD_VARIABLE)  # opt-in: a plain `pip install` compiles nothing
     assert hook.dependencies() == []
 
 
@@ -134,14 +137,6 @@ def test_momentcalc_kernels_moves_the_folder(tmp_path):
     env = _clean_env(PYTHONPATH=str(ROOT), MOMENTCALC_KERNELS=str(tmp_path / "k"))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert Path(out.strip()) == tmp_path / "k" / "estimators"
-
-
-@pytest.mark.skipif(not os.environ.get("CI"), reason="CI checks its fresh install; a working tree may predate it")
-def test_the_install_compiled_the_default_tables_kernels():
-    # .ci/run installs with the README's command: hatch_build.py must have run the table build into the package's
-    # kernels folder (a failure there would not fail the install, only make every first run compile).
-    record = json.loads((jit.kernels_folder() / hatch_build.MARKER).read_text())
-    assert record["command"] == list(hatch_build.WORKLOAD)
 
 
 @pytest.fixture
