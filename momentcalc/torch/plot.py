@@ -27,9 +27,9 @@ _CURVES = {
     "normprop": "normprop: NormProp modules (unit-norm convs, exact constants), no batch statistics",
     "plain": "plain: He-initialised convs, bare activations and pools",
     "batchnorm": (
-        "batchnorm: BatchNorm2d after every conv normalizes the conv's output with the batch's own statistics; "
-        "the block's output is the activation (and pool) of that, not normalized again, so its mean and std stay "
-        "at the activation's constants (relu: 0.399, 0.584), not 0 and 1"
+        "batchnorm: BatchNorm2d after every conv sets the conv's output to mean 0, std 1 with the batch's own "
+        "statistics; the block's output is the activation (and pool) of that, not normalized again, so its mean "
+        "and std are those of the activation (and pool) of N(0, 1) values (relu: 0.399, 0.584), not 0 and 1"
     ),
 }
 _PREDICTION = "dashed: momentcalc's prediction for normprop (mean 0, std 1, the gradient RMS from backward constants)"
@@ -40,14 +40,10 @@ def caption(comparison: Comparison) -> str:
     return "\n".join([*(_CURVES[v] for v in comparison.runs if v in _CURVES), _PREDICTION])
 
 
-def draw(comparison: Comparison, path: str | Path) -> Path:
-    """Write the plot to path (.png or .svg), atomically; return the path."""
-    path = Path(path)
-    if path.suffix.lower() not in FORMATS:
-        raise MomentcalcError(f"the plot is written as .png or .svg, not {path.name!r}")
-    if not path.parent.is_dir():
-        raise MomentcalcError(f"no directory {str(path.parent)!r} to write the plot into")
-    fig, axes = plt.subplots(1, 3, figsize=(15, 5.2), constrained_layout=True)
+def figure(comparison: Comparison):
+    """The plot as a matplotlib Figure: mean, std and gradient RMS against depth, each axis labelled, and a
+    caption saying what each curve is. The caller closes it (plt.close)."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 5.6), constrained_layout=True)
     pred = comparison.prediction.layers
     depths = [s.depth for s in pred]
     for variant, run in comparison.runs.items():
@@ -64,11 +60,22 @@ def draw(comparison: Comparison, path: str | Path) -> Path:
     axes[0].legend(fontsize="small")
     pool = f", {comparison.pool} every {comparison.pool_every}" if comparison.pool else ""
     fig.text(0.01, 0.0, caption(comparison), ha="left", va="bottom", fontsize="small", wrap=True)
-    fig.get_layout_engine().set(rect=(0, 0.12, 1, 0.88))  # room for the caption under the panels
+    fig.get_layout_engine().set(rect=(0, 0.2, 1, 0.8))  # room for the caption under the panels
     fig.suptitle(
         f"{comparison.depth} blocks of '{comparison.block}'{pool}; width {comparison.width}, "
         f"{comparison.size}x{comparison.size} input, batch {comparison.batch}, seed {comparison.seed}"
     )
+    return fig
+
+
+def draw(comparison: Comparison, path: str | Path) -> Path:
+    """Write the plot to path (.png or .svg), atomically; return the path."""
+    path = Path(path)
+    if path.suffix.lower() not in FORMATS:
+        raise MomentcalcError(f"the plot is written as .png or .svg, not {path.name!r}")
+    if not path.parent.is_dir():
+        raise MomentcalcError(f"no directory {str(path.parent)!r} to write the plot into")
+    fig = figure(comparison)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     try:
