@@ -216,7 +216,7 @@ class NormPropDropout(_Normalized):
             )
         keep = checks.real("keep", keep)
         if not 0 < keep <= 1:
-            raise MomentcalcError(f"keep is the probability of keeping a value, in (0, 1], got {keep!r}")
+            raise MomentcalcError(f"keep is the keep probability (of keeping a value), in (0, 1], got {keep!r}")
         if scale not in _DIVISORS:
             raise MomentcalcError(f"scale must be one of {', '.join(map(repr, _DIVISORS))}, got {scale!r}")
         self._set_constants(_pipeline(after, f"dropout(p={keep!r},scale={scale})"), mu, sigma)
