@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
@@ -58,6 +59,7 @@ DASK_MODULE = "distributed"  # the package that `pip install 'momentcalc[dask]'`
 INSTALL_HINT = "pip install 'momentcalc[dask]'"
 CONNECT_TIMEOUT_S = 10  # an address that does not answer within this fails the run
 WORKERS_TIMEOUT_S = 30  # a scheduler with no worker after this fails the run
+POLL_S = 0.02  # how often a wait for the next task looks (it adds at most this to a progress report)
 TASK_TIMEOUT_S = 120  # no task finished for this long (a first run on a worker compiles its kernels): fails the run
 BATCH_SCALE = 16  # at least: tasks of 128 chunks (0.2-0.5 s of kernel work), so a worker's ~1 ms a task costs < 1%
 
@@ -212,7 +214,7 @@ async def _identity(address: str, timeout: float) -> None:
 class _Futures:
     """Results of Dask futures in task order; cancel() (the driver's, on Ctrl-C) drops those not yet run.
 
-    done(i) is called as future i finishes (distributed.wait, first completed): progress follows the cluster,
+    done(i) is called as future i finishes (distributed.as_completed): progress follows the cluster,
     while the results still come out in task order, so the merge and its bits do not depend on which finished
     first. Each result is (worker, kernel_stamp, rows), checked against this process's stamp as it arrives; a
     wait longer than timeout seconds for the next one fails the run.
@@ -223,28 +225,34 @@ class _Futures:
 
     def __iter__(self) -> Iterator[np.ndarray]:
         index = {f.key: i for i, f in enumerate(self.futures)}
-        ready, following, waiting, mine = {}, 0, set(self.futures), kernel_stamp()
-        while waiting:
-            for future in self._next_finished(waiting):
-                waiting.discard(future)
-                i = index[future.key]
-                ready[i] = _checked(_result(future), mine)
-                if self.done is not None:
-                    self.done(i)
+        ready, following, mine = {}, 0, kernel_stamp()
+        completed = _distributed().as_completed(self.futures)
+        for _ in range(len(self.futures)):
+            future = self._next_finished(completed)
+            i = index[future.key]
+            ready[i] = _checked(_result(future), mine)
+            if self.done is not None:
+                self.done(i)
             while following in ready:  # the longest finished prefix, in task order
                 yield ready.pop(following)
                 following += 1
 
-    def _next_finished(self, waiting: set) -> set:
-        distributed = _distributed()
-        try:
-            return distributed.wait(list(waiting), timeout=self.timeout, return_when="FIRST_COMPLETED").done
-        except TimeoutError:
-            raise MomentcalcError(
-                f"no Dask task finished within {self.timeout:g} s ({len(waiting)} waiting): a worker stopped "
-                "answering, or a task takes longer (a worker's first run compiles its kernels); give a longer "
-                "--timeout (timeout=) if the cluster is only slow"
-            ) from None
+    def _next_finished(self, completed):
+        """The next future to finish; MomentcalcError when none does within timeout seconds.
+
+        as_completed's own timeout bounds the whole run, not each wait: so poll it, a few times a second (the
+        workers do not wait on this thread: every task of the batch is submitted already)."""
+        deadline = time.monotonic() + self.timeout
+        while not completed.has_ready():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise MomentcalcError(
+                    f"no Dask task finished within {self.timeout:g} s ({completed.count()} waiting): a worker "
+                    "stopped answering, or a task takes longer (a worker's first run compiles its kernels); give "
+                    "a longer --timeout (timeout=) if the cluster is only slow"
+                )
+            time.sleep(min(POLL_S, left))
+        return next(completed)
 
     def cancel(self) -> None:
         for f in self.futures:
