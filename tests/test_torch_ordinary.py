@@ -101,9 +101,10 @@ def test_fx_and_export_trace_the_layers_and_give_their_outputs(make, shape, refe
     assert torch.allclose(exported.module()(x), want, rtol=1e-5, atol=1e-6)
 
 
-def test_a_whole_normprop_model_traces():
+def test_a_whole_normprop_model_traces_and_exports():
     model, x = _model(), torch.randn(2, 3, 8, 8)
     assert torch.equal(torch.fx.symbolic_trace(model)(x), model(x))
+    assert torch.allclose(torch.export.export(model, (x,)).module()(x), model(x), rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize(("p", "keep"), [(0.8, "0.2"), (0.9, "0.1"), (0.7, "0.3"), (0.5, "0.5"), (0.15, "0.85")])

@@ -13,6 +13,10 @@ module before it puts out) to an output with mean 0 and std 1, with no batch sta
   torch's nn.Dropout(p) takes the drop probability, so the keyword p= is refused here (a torch
   user's p=0.2 would otherwise silently keep 20%).
 
+They are ordinary modules: no closure in their state (an activation keeps a functional.Chain, which
+pickles as its spec), so a model holding them pickles and torch.saves; no shape arithmetic on tensors
+in forward, so torch.fx and torch.export trace them; a bad argument is one MomentcalcError (checks.py).
+
 The constants come from the packaged table or momentcalc's exact methods (moments.moments) and are
 those of an interior window: border windows of a padded pool (and border outputs of a zero-padded
 conv) see fewer inputs and have other moments (`momentcalc estimate SPEC --size N` maps them;
