@@ -59,8 +59,8 @@ def _worker(address: str, tmp_path: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
     command = [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1", "--no-nanny"]
     command += ["--host", "127.0.0.1", "--no-dashboard", *extra]
-    log = open(tmp_path / f"worker{len(list(tmp_path.glob('worker*')))}.log", "w")  # noqa: SIM115
-    return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    with open(tmp_path / f"worker{len(list(tmp_path.glob('worker*')))}.log", "w") as log:
+        return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -91,7 +91,7 @@ def test_a_worker_with_other_code_that_joins_mid_run_fails_the_run(tmp_path):
                 _stop(process)
     message = str(caught.value)
     assert len(message.splitlines()) == 1
-    assert "with other kernel sources than this momentcalc" in message
+    assert "runs other kernel sources" in message and "so the run stops" in message
     (named,) = [word for word in message.split() if word.startswith("tcp://")]
     assert named not in first  # the worker that joined mid-run, not the one checked at the start
 
@@ -101,7 +101,7 @@ def test_every_task_carries_its_workers_stamp():
     mine = cluster.kernel_stamp()
     rows = np.zeros((1, 5))
     assert cluster._checked(("tcp://w:1", mine, rows), mine) is rows
-    with pytest.raises(MomentcalcError, match="Dask worker tcp://w:1 runs momentcalc 0.0"):
+    with pytest.raises(MomentcalcError, match=r"Dask worker tcp://w:1 runs momentcalc 0\.0, not this"):
         cluster._checked(("tcp://w:1", ("0.0", mine[1]), rows), mine)
     with pytest.raises(MomentcalcError, match="other kernel sources"):
         cluster._checked(("tcp://w:1", (mine[0], "0" * 64), rows), mine)
@@ -199,3 +199,25 @@ def test_an_address_that_is_silent_or_answers_garbage_is_one_line_within_the_tim
 def test_a_bad_timeout_is_refused_before_connecting(timeout):
     with pytest.raises(MomentcalcError, match="timeout is a number of seconds"):
         cluster.running_on("tcp://127.0.0.1:9", timeout=timeout)
+
+
+OTHER_VERSION = """
+def dask_setup(worker):
+    from momentcalc.estimators import cluster
+    cluster.__version__ = "0.0.0+other"  # what a worker with another momentcalc release reports
+"""
+
+
+def test_the_cli_refuses_a_worker_of_another_version_in_one_line_and_exit_2(tmp_path):
+    preload = tmp_path / "other_version.py"
+    preload.write_text(OTHER_VERSION)
+    with _scheduler() as local:
+        worker = _worker(local.scheduler_address, tmp_path, "--preload", str(preload))
+        try:
+            args = ["estimate", "relu", "--method", "montecarlo", "--samples", "100000"]
+            result = CliRunner().invoke(app, [*args, "--scheduler", local.scheduler_address, "--timeout", "120"])
+        finally:
+            _stop(worker)
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert "runs momentcalc 0.0.0+other, not this" in line and "kernel sources" not in line

@@ -291,9 +291,14 @@ def _checked(result, mine: tuple[str, str]) -> np.ndarray:
 
 
 def _mismatch(worker: str, stamp, mine: tuple[str, str]) -> MomentcalcError:
+    differs = []
+    if stamp[0] != mine[0]:
+        differs.append(f"momentcalc {stamp[0]}, not this {mine[0]}")
+    if stamp[1] != mine[1]:
+        differs.append(f"other kernel sources ({str(stamp[1])[:12]}..., not {mine[1][:12]}...)")
     return MomentcalcError(
-        f"Dask worker {worker} runs momentcalc {stamp[0]} with other kernel sources than this momentcalc "
-        f"{mine[0]} (its rows could differ, so the run stops): install the same momentcalc on every worker"
+        f"Dask worker {worker} runs {' with '.join(differs)}: its rows could differ, so the run stops; "
+        "install the same momentcalc on every worker"
     )
 
 

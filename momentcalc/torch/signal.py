@@ -104,13 +104,13 @@ def propagate(
 
 
 def default_modules(model: nn.Module) -> list[str]:
-    """Every leaf module's name, a NormProp module (or Activation) counting as a leaf: its normalized output is
-    what the next layer sees, not its inner pool's raw one."""
+    """Every leaf module's name, a NormProp module counting as a leaf: its normalized output is what the next
+    layer sees, not its inner pool's raw one."""
     chosen = []
     for name, module in model.named_modules():
         if not name or any(name.startswith(f"{c}.") for c in chosen):
             continue
-        if isinstance(module, (_Normalized, Activation)) or not any(True for _ in module.children()):
+        if isinstance(module, _Normalized) or not any(True for _ in module.children()):
             chosen.append(name)
     return chosen
 
