@@ -132,6 +132,8 @@ BAD = {
     "compare depth 0": lambda: compare(depth=0),
     "compare batch 1": lambda: compare(depth=1, batch=1),
     "compare unknown variant": lambda: compare(depth=1, width=2, size=4, variants=("best",)),
+    "compare variants as text": lambda: compare(depth=1, width=2, size=4, variants="normprop"),
+    "compare block not text": lambda: compare(depth=1, width=2, size=4, block=3),
 }
 
 

@@ -478,6 +478,8 @@ def compare(
         if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
             raise MomentcalcError(f"{name} must be a whole number >= {lowest}, got {value!r}")
     check_seed(seed, most=2**63 - 1)
+    if isinstance(variants, str) or not isinstance(variants, (tuple, list)) or not variants:
+        raise MomentcalcError(f"variants must be a tuple of names from {', '.join(VARIANTS)}, got {variants!r}")
     blocks = plan(depth, block, pool, pool_every)
     check_cost(blocks, width, size, batch)  # refuse a too small input, or too big a net, before building anything
     runs = {}
