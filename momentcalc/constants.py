@@ -13,6 +13,18 @@ read from tables/ at the repository root (tablefile.default_path). The file is
 read by tablefile.read, which refuses any byte changed since it was written (a
 sha256 in its header), and checked against the schema by tablefile.schema_problems,
 because jsonschema costs more to import than this whole module may take.
+
+What the digest proves, and what it does not: it catches any edit that did not
+also recompute it (a digit changed by hand, a file cut short, a bad merge). It is
+no signature: anyone who edits the file can write a new digest, so it does not
+prove who wrote the numbers. What load checks beyond it, cheaply, is that each
+entry is consistent with itself: each certified interval holds its value, the
+values of record are among the entry's estimates, and an entry marked as agreeing
+does agree, every pair of its estimates compared again (crosscheck, the table's
+z). A value changed in one estimate (relu's mean 0.41 in the certified row and
+the record, its Monte Carlo row left) is caught so; a change made consistently
+in every estimate of an entry is not, and only `momentcalc tables check`, which
+recomputes every number, catches that.
 """
 
 from __future__ import annotations
@@ -22,7 +34,7 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 
-from . import catalog, tablefile
+from . import catalog, crosscheck, tablefile
 from .errors import MomentcalcError
 from .result import Estimate
 from .spec import Op, Spec, parse
@@ -70,8 +82,10 @@ class Table:
         self.source = source
         self.version = doc["generator"]["version"]
         self._by_key = {}
+        z = float(doc["settings"]["z"])
         for number, entry in enumerate(doc["entries"]):
             constant = _constant(entry, self.version, source, number)
+            _consistent(constant, z, f"entry {number} ({constant.spec!r})")
             key = (lookup_key(parse(constant.spec)), constant.mu, constant.sigma)
             if key in self._by_key:
                 raise ValueError(
@@ -161,6 +175,21 @@ def _constant(entry: dict, version: str, source: str, number: int) -> Constant:
     if constant.spec != entry["spec"]:
         raise ValueError(f"entry {number} spells its spec {entry['spec']!r}, not canonically {constant.spec!r}")
     return constant
+
+
+def _consistent(c: Constant, z: float, where: str) -> None:
+    """The entry's values of record are among its estimates, and its verdict is that of its estimates."""
+    for quantity in ("mean", "std"):
+        value = getattr(c, quantity)
+        if value is not None and value not in {getattr(e, quantity) for e in c.estimates}:
+            raise ValueError(f"{where}: its {quantity} {value!r} is none of its estimates' {quantity}s")
+    failed = [k for k in crosscheck.compare(c.estimates, z) if not k.ok]
+    if c.agree and failed:
+        k = failed[0]
+        raise ValueError(
+            f"{where} is marked as agreeing, but its {k.a} and {k.b} {k.quantity} differ by {abs(k.diff):.3g}, more "
+            f"than the {k.tolerance:.3g} allowed: its numbers were changed after the build"
+        )
 
 
 def _estimate(record: dict, where: str) -> Estimate:

@@ -53,6 +53,7 @@ def estimate(
     digits: int | None = None,
     methods: tuple[str, ...] | None = None,
     scheduler=None,
+    timeout: float | None = None,
 ) -> Result:
     """Moments of the spec's output for X ~ N(mu, sigma^2), by every method asked for.
 
@@ -81,8 +82,10 @@ def estimate(
     scheduler: run the Monte Carlo chunks on a Dask cluster, with the same bits
     as here: an address ('tcp://host:8786'), 'local:N' (N worker processes on
     this machine) or a dask.distributed.Client (see estimators/cluster.py).
+    timeout: with a scheduler, the longest wait in seconds for it to answer, for a first worker and for each
+    next task to finish (default 10 s to connect, 30 s for a worker, 120 s for a task).
     """
-    with cluster.running_on(scheduler):
+    with cluster.running_on(scheduler, timeout):
         return _estimate(spec, mu, sigma, method, samples, tol, seed, z, progress, grad, size, digits, methods)
 
 

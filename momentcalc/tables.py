@@ -144,11 +144,13 @@ def build(
     samples: int | None = None,
     scheduler=None,
     jobs: int | None = None,
+    timeout: float | None = None,
 ) -> dict:
     """Estimate every spec at N(0, 1) by every applicable method; return the table document.
 
     progress(done, total, spec) is called before each entry is waited for and once at the end (spec '').
-    scheduler: run the Monte Carlo chunks of every entry on one Dask cluster (engine.estimate), same bits.
+    scheduler: run the Monte Carlo chunks of every entry on one Dask cluster (engine.estimate), same bits;
+    timeout: its waits' bound in seconds (engine.estimate).
     jobs: processes that estimate entries side by side, the CPUs shared out among them (default: this process
     alone; the CLI starts one per CPU; ignored with a scheduler, whose cluster runs the Monte Carlo). The entries are
     the same to the bit for any number: each is estimated on its own, and Monte Carlo gives the same bits on any
@@ -161,7 +163,7 @@ def build(
     where = {i: (k, j) for k, group in enumerate(groups) for j, i in enumerate(group)}
     estimate = partial(_estimate_group, seed=seed, samples=samples)
     entries, arrived = [], []
-    with cluster.running_on(scheduler), processes.mapper(jobs, threads) as map_groups:
+    with cluster.running_on(scheduler, timeout), processes.mapper(jobs, threads) as map_groups:
         results = map_groups(estimate, [tuple(specs[i] for i in group) for group in groups])
         for done, text in enumerate(specs):
             if progress is not None:

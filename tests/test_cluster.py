@@ -88,7 +88,7 @@ def test_tables_build_on_a_cluster_gives_the_local_table(client):
 
 
 def test_the_cli_runs_on_the_scheduler_of_momentcalc_scheduler(client, monkeypatch):
-    # An address (not a Client): momentcalc connects, checks the workers' kernel sources, and closes its client.
+    # An address (not a Client): momentcalc connects, checks each task's worker's kernel sources, closes its client.
     monkeypatch.setenv("MOMENTCALC_SCHEDULER", client.scheduler.address)
     args = ["estimate", "maxpool(k=3)", "--method", "montecarlo", "--samples", str(SAMPLES), "--seed", "7", "--json"]
     result = CliRunner().invoke(app, args)
@@ -218,7 +218,9 @@ def _slow_rows(states, counts):
 def test_ctrl_c_cancels_the_queued_tasks(client, monkeypatch):
     submitted = []
     monkeypatch.setattr(
-        cluster, "_Futures", lambda futures, done: submitted.append(cluster_futures(futures, done)) or submitted[-1]
+        cluster,
+        "_Futures",
+        lambda futures, done, timeout: submitted.append(cluster_futures(futures, done, timeout)) or submitted[-1],
     )
     chunks = driver.Chunks(10, lambda first, count: [None] * count, _slow_rows, batch=1)
 

@@ -90,6 +90,14 @@ def estimate(
             "for N worker processes here. Needs momentcalc[dask].",
         ),
     ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="With --scheduler: give up after this many seconds without an answer from the scheduler, a "
+            "worker or a task (default 10 s to connect, 30 s for a first worker, 120 s for the next task).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Mean and std of SPEC's output for X ~ N(mu, sigma^2), by every method that applies.
 
@@ -110,6 +118,7 @@ def estimate(
             size=size,
             digits=digits,
             scheduler=scheduler,
+            timeout=timeout,
         )
     overheads = getattr(result, "overheads", {})  # a whole map (--size) has none
     if as_json:

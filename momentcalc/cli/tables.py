@@ -49,6 +49,14 @@ def tables_build(
         ),
     ] = None,
     jobs: JobsOption = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="With --scheduler: give up after this many seconds without an answer from the scheduler, a "
+            "worker or a task (default 10 s to connect, 30 s for a first worker, 120 s for the next task).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Compute every default entry and write normprop.json and schema.json (atomically).
 
@@ -58,7 +66,7 @@ untouched, so a rebuild makes no diff.
     start = time.perf_counter()
     table_files.ensure_writable(directory)  # fail before a minute of work, not after
     with _entry_bar() as step:
-        doc = table_files.build(step, scheduler=scheduler, jobs=jobs or processes.cpus())
+        doc = table_files.build(step, scheduler=scheduler, jobs=jobs or processes.cpus(), timeout=timeout)
     outcome = table_files.write(doc, directory)
     console = _console()
     for path in outcome.removed:

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from .. import catalog
 from ..errors import MomentcalcError
 from ..spec import Spec, parse
+from . import checks
 from .moments import moments
 
 _SELU_NAME = "selu"  # torch's F.selu uses the constants of Klambauer et al. 2017, as ops.activations does
@@ -54,7 +55,7 @@ TORCH_FUNCTIONS: dict[str, Callable] = {
 
 def check_activation(spec: str) -> Spec:
     """The parsed spec if torch can run it (elementwise ops and normalize); MomentcalcError saying why not."""
-    parsed = parse(spec)
+    parsed = parse(checks.text("spec", spec))
     for op in parsed.ops:
         if op.kind == catalog.NORMALIZE:
             continue
@@ -73,25 +74,39 @@ def check_activation(spec: str) -> Spec:
 
 def apply(spec: str, x: torch.Tensor, mu: float = 0.0, sigma: float = 1.0) -> torch.Tensor:
     """The spec's chain applied to x; normalize uses the exact constants of its prefix at N(mu, sigma^2)."""
-    return compile_chain(spec, mu, sigma)(x)
+    return compile_chain(spec, mu, sigma)(checks.tensor("x", x))
 
 
-def compile_chain(spec: str, mu: float = 0.0, sigma: float = 1.0) -> Callable[[torch.Tensor], torch.Tensor]:
+def compile_chain(spec: str, mu: float = 0.0, sigma: float = 1.0) -> Chain:
     """A function of x doing what apply does, with the constants looked up now (once) rather than per call."""
-    parsed = check_activation(spec)
-    steps = []
-    for i, op in enumerate(parsed.ops):
-        if op.kind == catalog.NORMALIZE:
-            prefix = moments(str(Spec(parsed.ops[:i])), mu, sigma)
-            shift, scale = prefix.mean, 1.0 / prefix.std
-            steps.append(lambda x, shift=shift, scale=scale: (x - shift) * scale)
-        else:
-            fn = TORCH_FUNCTIONS[op.name]
-            steps.append(lambda x, fn=fn, op=op: fn(x, op))
+    return Chain(spec, mu, sigma)
 
-    def chain(x: torch.Tensor) -> torch.Tensor:
-        for step in steps:
+
+class Chain:
+    """The spec's ops as one callable on tensors, constants looked up once.
+
+    It pickles (and deep-copies) as its spec and input, and is rebuilt from them on loading: a model that
+    holds one (NormPropActivation) pickles and torch.saves like any module, with no closure in its state.
+    """
+
+    def __init__(self, spec: str, mu: float = 0.0, sigma: float = 1.0):
+        parsed = check_activation(spec)
+        checks.normal_input(mu, sigma)
+        self.spec, self.mu, self.sigma = spec, mu, sigma
+        self.steps: list[Callable[[torch.Tensor], torch.Tensor]] = []
+        for i, op in enumerate(parsed.ops):
+            if op.kind == catalog.NORMALIZE:
+                prefix = moments(str(Spec(parsed.ops[:i])), mu, sigma)
+                shift, scale = prefix.mean, 1.0 / prefix.std
+                self.steps.append(lambda x, shift=shift, scale=scale: (x - shift) * scale)
+            else:
+                fn = TORCH_FUNCTIONS[op.name]
+                self.steps.append(lambda x, fn=fn, op=op: fn(x, op))
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        for step in self.steps:
             x = step(x)
         return x
 
-    return chain
+    def __reduce__(self):
+        return Chain, (self.spec, self.mu, self.sigma)

@@ -13,6 +13,10 @@ module before it puts out) to an output with mean 0 and std 1, with no batch sta
   torch's nn.Dropout(p) takes the drop probability, so the keyword p= is refused here (a torch
   user's p=0.2 would otherwise silently keep 20%).
 
+They are ordinary modules: no closure in their state (an activation keeps a functional.Chain, which
+pickles as its spec), so a model holding them pickles and torch.saves; no shape arithmetic on tensors
+in forward, so torch.fx and torch.export trace them; a bad argument is one MomentcalcError (checks.py).
+
 The constants come from the packaged table or momentcalc's exact methods (moments.moments) and are
 those of an interior window: border windows of a padded pool (and border outputs of a zero-padded
 conv) see fewer inputs and have other moments (`momentcalc estimate SPEC --size N` maps them;
@@ -24,9 +28,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.modules.utils import _pair
 
 from ..errors import MomentcalcError
+from . import checks
 from .functional import compile_chain
 from .moments import LayerMoments, moments
 
@@ -51,7 +55,7 @@ class _Normalized(nn.Module):
 
 
 def _pipeline(after: str | None, last: str) -> str:
-    return last if after is None else f"{after} | {last}"
+    return last if after is None else f"{checks.text('after', after)} | {last}"
 
 
 class NormPropActivation(_Normalized):
@@ -59,7 +63,7 @@ class NormPropActivation(_Normalized):
 
     def __init__(self, spec: str = "relu", mu: float = 0.0, sigma: float = 1.0):
         super().__init__()
-        self.fn = compile_chain(spec, mu, sigma)
+        self.fn = compile_chain(checks.text("spec", spec), mu, sigma)  # a Chain: pickles as its spec
         self._set_constants(spec, mu, sigma)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -71,47 +75,78 @@ def _unit_rows(weight: torch.Tensor) -> torch.Tensor:
     return F.normalize(weight.flatten(1), dim=1).view_as(weight)
 
 
-def _scale_and_bias(y: torch.Tensor, scale, bias, channel_dim: int) -> torch.Tensor:
-    shape = [1] * y.dim()
-    shape[channel_dim] = -1
+def _scale_and_bias(y: torch.Tensor, scale, bias, channel_dims: int) -> torch.Tensor:
+    """y * scale + bias per output unit, whose dimension is the channel_dims-th from the end (1: linear; 3: a
+    conv's (N,) C, H, W). No shape arithmetic on y: torch.fx and torch.export trace it symbolically."""
+    trailing = (None,) * (channel_dims - 1)
     if scale is not None:
-        y = y * scale.view(shape)
+        y = y * scale[(..., *trailing)]
     if bias is not None:
-        y = y + bias.view(shape)
+        y = y + bias[(..., *trailing)]
     return y
+
+
+def _layer_sizes(kind: str, fan_in: int, fan_out: int, bias, scale) -> None:
+    checks.whole(f"{kind}'s in size", fan_in, 1)
+    checks.whole(f"{kind}'s out size", fan_out, 1)
+    checks.flag("bias", bias)
+    checks.flag("scale", scale)
+
+
+def _torch_refusal(kind: str, why: Exception) -> MomentcalcError:
+    first = (str(why).strip().splitlines() or [type(why).__name__])[0]
+    return MomentcalcError(f"{kind}: {first}")
 
 
 class NormPropLinear(nn.Linear):
     """nn.Linear with unit-norm weight rows, an optional learnable scale (init 1) and bias (init 0)."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, scale: bool = True, **kw):
-        super().__init__(in_features, out_features, bias=bias, **kw)
+        _layer_sizes("NormPropLinear", in_features, out_features, bias, scale)
+        try:
+            super().__init__(in_features, out_features, bias=bias, **kw)
+        except (TypeError, ValueError, RuntimeError) as why:  # torch's own checks of device=, dtype=
+            raise _torch_refusal("NormPropLinear", why) from None
         self.scale = nn.Parameter(torch.ones(out_features, **kw)) if scale else None
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _scale_and_bias(F.linear(x, _unit_rows(self.weight)), self.scale, self.bias, -1)
+        return _scale_and_bias(F.linear(x, _unit_rows(self.weight)), self.scale, self.bias, 1)
 
 
 class NormPropConv2d(nn.Conv2d):
     """nn.Conv2d (same arguments) whose filters have unit l2 norm over their fan-in; optional scale and bias."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, *args, bias: bool = True, scale=True, **kw):
-        super().__init__(in_channels, out_channels, kernel_size, *args, bias=bias, **kw)
+        _layer_sizes("NormPropConv2d", in_channels, out_channels, bias, scale)
+        checks.pair("kernel_size", kernel_size, 1)
+        try:
+            super().__init__(in_channels, out_channels, kernel_size, *args, bias=bias, **kw)
+        except (TypeError, ValueError, RuntimeError) as why:  # torch's checks of stride, padding, groups, ...
+            raise _torch_refusal("NormPropConv2d", why) from None
+        checks.pair("stride", self.stride, 1)
+        checks.pair("dilation", self.dilation, 1)
+        if not isinstance(self.padding, str):
+            checks.pair("padding", self.padding, 0)
         factory = {k: v for k, v in kw.items() if k in ("device", "dtype")}
         self.scale = nn.Parameter(torch.ones(out_channels, **factory)) if scale else None
         if self.bias is not None:
             nn.init.zeros_(self.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _scale_and_bias(self._conv_forward(x, _unit_rows(self.weight), None), self.scale, self.bias, 1)
+        return _scale_and_bias(self._conv_forward(x, _unit_rows(self.weight), None), self.scale, self.bias, 3)
 
 
-def _window_spec(reduction: str, kernel_size) -> str:
-    kh, kw = _pair(kernel_size)
-    if min(kh, kw) < 1:
-        raise MomentcalcError(f"kernel_size must be >= 1, got {kernel_size!r}")
+def _window_spec(reduction: str, kernel_size, stride, padding, dilation=1) -> str:
+    """The spec of the pool's window; refuses what torch would refuse only at the first forward pass."""
+    kh, kw = checks.pair("kernel_size", kernel_size, 1)
+    if stride is not None:
+        checks.pair("stride", stride, 1)
+    dh, dw = checks.pair("dilation", dilation, 1)
+    ph, pw = checks.pair("padding", padding, 0)
+    if 2 * ph > dh * (kh - 1) + 1 or 2 * pw > dw * (kw - 1) + 1:
+        raise MomentcalcError(f"padding must be at most half the kernel size, got padding={padding!r}")
     return f"{reduction}(k={kh})" if kh == kw else f"{reduction}(n={kh * kw})"
 
 
@@ -124,8 +159,9 @@ class NormPropMaxPool2d(_Normalized):
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, after=None, mu=0.0, sigma=1.0):
         super().__init__()
-        self.pool = nn.MaxPool2d(kernel_size, stride, padding, dilation, ceil_mode=ceil_mode)
-        self._set_constants(_pipeline(after, _window_spec("maxpool", kernel_size)), mu, sigma)
+        spec = _pipeline(after, _window_spec("maxpool", kernel_size, stride, padding, dilation))
+        self.pool = nn.MaxPool2d(kernel_size, stride, padding, dilation, ceil_mode=checks.flag("ceil_mode", ceil_mode))
+        self._set_constants(spec, mu, sigma)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._normalize(self.pool(x))
@@ -146,11 +182,24 @@ class NormPropAvgPool2d(_Normalized):
         sigma=1.0,
     ):
         super().__init__()
+        spec = _pipeline(after, _window_spec("avgpool", kernel_size, stride, padding))
+        checks.flag("ceil_mode", ceil_mode)
+        checks.flag("count_include_pad", count_include_pad)
         self.pool = nn.AvgPool2d(kernel_size, stride, padding, ceil_mode, count_include_pad)
-        self._set_constants(_pipeline(after, _window_spec("avgpool", kernel_size)), mu, sigma)
+        self._set_constants(spec, mu, sigma)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._normalize(self.pool(x))
+
+
+_DIVISORS = {"none": lambda keep: 1.0, "sqrt": lambda keep: keep**0.5, "inverse": lambda keep: keep}
+
+
+def _keep_of(p) -> str:
+    """1 - p as a person writes it: 0.2 for p=0.8, not the float subtraction's 0.19999999999999996."""
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
+        return "1 - p, with torch's p in [0, 1)"
+    return repr(float(f"{1 - p:.15g}"))
 
 
 class NormPropDropout(_Normalized):
@@ -167,11 +216,16 @@ class NormPropDropout(_Normalized):
         if p is not None:
             raise MomentcalcError(
                 f"NormPropDropout takes keep= (the probability of keeping a value), not p=: torch's p is the drop "
-                f"probability; for torch's nn.Dropout(p={p!r}) write NormPropDropout(keep={1 - float(p)!r})"
+                f"probability; for torch's nn.Dropout(p={p!r}) write NormPropDropout(keep={_keep_of(p)})"
             )
-        self._set_constants(_pipeline(after, f"dropout(p={float(keep)!r},scale={scale})"), mu, sigma)
-        self.keep = float(keep)
-        self.divisor = {"none": 1.0, "sqrt": self.keep**0.5, "inverse": self.keep}[scale]
+        keep = checks.real("keep", keep)
+        if not 0 < keep <= 1:
+            raise MomentcalcError(f"keep is the keep probability (of keeping a value), in (0, 1], got {keep!r}")
+        if scale not in _DIVISORS:
+            raise MomentcalcError(f"scale must be one of {', '.join(map(repr, _DIVISORS))}, got {scale!r}")
+        self._set_constants(_pipeline(after, f"dropout(p={keep!r},scale={scale})"), mu, sigma)
+        self.keep = keep
+        self.divisor = _DIVISORS[scale](keep)
         fed = moments(after, mu, sigma) if after is not None else None
         self.in_mean = fed.mean if fed is not None else float(mu)
         self.in_inv_std = 1.0 / (fed.std if fed is not None else float(sigma))

@@ -16,6 +16,7 @@ from .. import constants
 from .._lazy import lazy_module
 from ..errors import MomentcalcError
 from ..spec import canonical
+from . import checks
 
 engine = lazy_module("momentcalc.engine")  # numba and scipy: only for a spec the table does not hold
 
@@ -43,7 +44,8 @@ class LayerMoments:
 
 def moments(spec: str, mu: float = 0.0, sigma: float = 1.0) -> LayerMoments:
     """The constants of spec (any spelling) at N(mu, sigma^2): tabulated, else exact and cached."""
-    return _moments(canonical(spec), float(mu), float(sigma))
+    mu, sigma = checks.normal_input(mu, sigma)
+    return _moments(canonical(checks.text("spec", spec)), mu, sigma)
 
 
 @lru_cache(maxsize=256)
