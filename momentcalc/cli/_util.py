@@ -35,6 +35,9 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 SHOW_BAR_AFTER_S = 1.0
 BIG_RUN_SAMPLES = 1 << 27  # a run this large gets its bar at once
+# Help is plain text: rich markup would eat every bracket of the help texts (E[f'(X)^2], momentcalc[dask],
+# [default: 1]), and typer's rich panels print flags as `--json <bool>`.
+HELP_MARKUP = None
 PIPED_WIDTH = 150  # console width when piped: wide enough that numbers never get truncated
 
 
@@ -113,16 +116,16 @@ app = typer.Typer(
     help="Exact, cross-checked normalization constants: the mean and std of a layer's output for X ~ N(mu, sigma^2).",
     epilog="Examples:  momentcalc estimate 'maxpool(k=3)'  ·  momentcalc list  ·  momentcalc tables build",
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    rich_markup_mode=HELP_MARKUP,
     pretty_exceptions_show_locals=False,
-    add_completion=False,
+    add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 tables_app = typer.Typer(
     help="Build, check and show the generated tables of constants (tables/normprop.json).",
     epilog="Examples:  momentcalc tables build  ·  momentcalc tables check --dir tables  ·  momentcalc tables show",
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    rich_markup_mode=HELP_MARKUP,
 )
 app.add_typer(tables_app, name="tables")
 
@@ -136,7 +139,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+        bool, typer.Option("--version", "-V", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
     """Exact, cross-checked normalization constants for normalized networks (NormProp)."""

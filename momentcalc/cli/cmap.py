@@ -13,6 +13,7 @@ from rich.table import Table
 
 from .._lazy import lazy_module
 from ..errors import MomentcalcError
+from ._extras import PLOTS, require
 from ._util import EXIT_DISAGREE, _console, _examples, _LazyBar, _se, _value, app
 
 cmap_lib = lazy_module("momentcalc.cmap")  # scipy and numba: only when the command runs
@@ -46,8 +47,9 @@ def cmap_command(
 ) -> None:
     """E[f(X) f(Y)] for (X, Y) standard normal with correlation c, the correlation map C(c), C(0), C'(1), Q-map."""
     methods = cmap_lib.METHODS if method is Method.auto else (method.value,)
-    if plot is not None:
-        _check_plot_path(plot)  # before the work: a bad path should not cost the run
+    if plot is not None:  # before the work: a bad path or a missing matplotlib should not cost the run
+        _check_plot_path(plot)
+        require(PLOTS, "cmap --plot")
     with _LazyBar("Monte Carlo") as bar:
         result = cmap_lib.cmap(spec, c, q, methods=methods, samples=samples, seed=seed, progress=bar)
     if plot is not None:

@@ -14,6 +14,7 @@ from rich.table import Table
 from .._lazy import lazy_module
 from ..errors import MomentcalcError
 from ..result import informative
+from ._extras import DASK, require
 from ._util import EXIT_DISAGREE, _console, _examples, _LazyBar, _se, _value, app
 from .render_map import render_map
 
@@ -95,6 +96,8 @@ def estimate(
 
     Exit code 0 when the methods agree, 1 when they disagree, 2 on bad input.
     """
+    if scheduler:
+        require(DASK, "--scheduler")
 
     with _LazyBar("Monte Carlo") as bar, engine.compile_clock(bar.compiling, method.value):
         result = engine.estimate(

@@ -14,6 +14,7 @@ from rich.table import Table
 from .. import processes
 from .. import tables as table_files
 from ..errors import MomentcalcError
+from ._extras import DASK, require
 from ._util import EXIT_DISAGREE, _console, _entry_bar, _examples, _se, _value, tables_app
 
 DirOption = Annotated[Path, typer.Option("--dir", help="Directory of the table files.", show_default=True)]
@@ -56,6 +57,8 @@ def tables_build(
 untouched, so a rebuild makes no diff.
     """
     start = time.perf_counter()
+    if scheduler:
+        require(DASK, "--scheduler")
     table_files.ensure_writable(directory)  # fail before a minute of work, not after
     with _entry_bar() as step:
         doc = table_files.build(step, scheduler=scheduler, jobs=jobs or processes.cpus())
