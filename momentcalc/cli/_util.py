@@ -6,6 +6,8 @@ Exit codes: 0 success (estimates agree, tables match), 1 a finding (estimates di
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 import os
 import sys
@@ -162,11 +164,30 @@ def _check_numba_threads() -> None:
 
 
 def _console(min_width: int = PIPED_WIDTH, highlight: bool = True) -> Console:
-    """stdout console; when piped (CI logs, files) at least min_width wide, so that no digit gets cut."""
+    """stdout console: a terminal's width, or COLUMNS where set; piped without COLUMNS (CI logs, files) at least
+    min_width wide, one table row per line. Tables fit the width without cutting a digit (_fit.fitted)."""
     console = Console(soft_wrap=True, highlight=highlight)
-    if not console.is_terminal:
+    if console.is_terminal:
+        # rich wraps long lines at spaces, so that no number is split across the terminal's edge
+        return Console(highlight=highlight)
+    if not os.environ.get("COLUMNS", "").strip().isdigit():
         console = Console(soft_wrap=True, highlight=highlight, width=max(console.width, min_width))
     return console
+
+
+def _one_format(as_json: bool, as_csv: bool) -> None:
+    if as_json and as_csv:
+        raise MomentcalcError("--json and --csv both given: choose one")
+
+
+def _echo_csv(header: list[str], rows) -> None:
+    """rows as CSV on stdout, numbers in full (repr: the digits that read back as the same double)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(["" if x is None else repr(x) if isinstance(x, float) else x for x in row])
+    typer.echo(out.getvalue(), nl=False)
 
 
 def _examples(*commands: str) -> str:

@@ -7,14 +7,13 @@ from enum import Enum
 from typing import Annotated
 
 import typer
-from rich import box
 from rich.markup import escape
-from rich.table import Table
 
 from .._lazy import lazy_module
 from ..errors import MomentcalcError
 from ..result import informative
 from ._extras import DASK, require
+from ._fit import Column, fitted
 from ._util import EXIT_DISAGREE, _console, _examples, _LazyBar, _se, _value, app
 from .render_map import render_map
 
@@ -141,7 +140,7 @@ def _strict_json(data: dict) -> str:
 def _render_result(result) -> None:
     """One row per method, the method of record, each estimate's notes, and the cross-check's verdict."""
     console = _console()
-    console.print(_estimates_table(result))
+    console.print(_estimates_table(result, console))
     seeds = sorted({e.seed for e in result.estimates if e.seed is not None})
     mean_by, std_by = result.mean_record, result.record
     legend = "method of record"
@@ -167,22 +166,23 @@ def _render_result(result) -> None:
                 console.print(f"  {escape(c.pair)}: |difference| {abs(c.diff):.3g} > bound {c.tolerance:.3g}")
 
 
-def _estimates_table(result) -> Table:
+def _estimates_table(result, console):
     title = f"{escape(result.spec)}   for X ~ N({result.mu:g}, {result.sigma:g}²)"
-    grid = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    # Seven narrow columns: the table fits an 80-column terminal without truncating a digit.
-    for name in ("method", "mean", "±", "std", "±", "samples", "time"):
-        grid.add_column(name, justify="left" if name == "method" else "right", no_wrap=True)
+    columns = [Column("method", numeric=False, justify="left"), Column("mean"), Column("±", attach=True)]
+    columns += [Column("std"), Column("±", attach=True), Column("samples"), Column("time")]
     # Each value with the digits its uncertainty supports (cli._util._value); the values of record starred.
+    rows = []
     for e in result.estimates:
         mean_known, std_known = informative(e, "mean"), e.std is None or informative(e, "std")
-        grid.add_row(
-            e.method + ("*" if e is result.record or e is result.mean_record else ""),
-            _value(e.mean, e.mean_se, mean_known),
-            _se(e.mean_se, mean_known),
-            _value(e.std, e.std_se, std_known),
-            _se(e.std_se, std_known),
-            "" if e.samples is None else str(e.samples),
-            f"{e.seconds:.2f}s",
+        rows.append(
+            [
+                e.method + ("*" if e is result.record or e is result.mean_record else ""),
+                _value(e.mean, e.mean_se, mean_known),
+                _se(e.mean_se, mean_known),
+                _value(e.std, e.std_se, std_known),
+                _se(e.std_se, std_known),
+                "" if e.samples is None else str(e.samples),
+                f"{e.seconds:.2f}s",
+            ]
         )
-    return grid
+    return fitted(console, title, columns, rows, pad_edge=False)
