@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from .._lazy import lazy_module
-from ._util import EXIT_DISAGREE, _console, _LazyBar, app
+from ._util import EXIT_DISAGREE, _console, _examples, _LazyBar, app
 
 # numpy and the library load when the command runs, so `momentcalc --help` stays fast.
 backward_maps = lazy_module("momentcalc.backward")
@@ -22,7 +22,14 @@ _TABLE_MAX_SIZE = 12  # maps up to this side are shown whole; larger ones as dis
 _DISTINCT_SHOWN = 30
 
 
-@app.command("backward")
+@app.command(
+    "backward",
+    epilog=_examples(
+        "backward 'conv(k=3,s=2,p=1,cin=1,cout=1)' --size 7",
+        "backward 'maxpool(k=3,s=2)' --size 9 --trials 4000",
+        "backward 'conv(k=3,s=1,p=1,cin=16,cout=16)' --size 32 --trials 0 --json",
+    ),
+)
 def backward(
     layer: Annotated[
         str, typer.Argument(help="Layer spec, e.g. 'conv(k=3,s=2,p=1,cin=1,cout=1)', 'maxpool(k=3,s=2)'.")

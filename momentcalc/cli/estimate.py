@@ -14,8 +14,8 @@ from ..errors import MomentcalcError
 from ..result import informative
 from ._extras import DASK, require
 from ._fit import Column, fitted
-from ._util import EXIT_DISAGREE, _console, _examples, _LazyBar, _se, _value, app
-from .render_map import render_map
+from ._util import EXIT_DISAGREE, _console, _echo_csv, _examples, _LazyBar, _one_format, _se, _value, app
+from .render_map import map_rows, render_map
 
 engine = lazy_module(
     "momentcalc.engine"
@@ -42,6 +42,7 @@ class Method(str, Enum):
         "estimate 'relu | normalize | maxpool(k=3)' --samples 16777216",
         "estimate 'dropout(p=0.8)' --mu -1 --sigma 2 --tol 1e-4",
         "estimate gelu --method certified --digits 30",
+        "estimate 'maxpool(k=3,s=1,p=1)' --size 6 --csv > map.csv",
     )
 )
 def estimate(
@@ -76,6 +77,10 @@ def estimate(
         typer.Option(help="Ask the certified method for N correctly rounded significant digits, and print them."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
+    as_csv: Annotated[
+        bool,
+        typer.Option("--csv", help="With --size: print one CSV row per output position, every number in full."),
+    ] = False,
     timings: Annotated[
         bool,
         typer.Option(
@@ -95,6 +100,9 @@ def estimate(
 
     Exit code 0 when the methods agree, 1 when they disagree, 2 on bad input.
     """
+    _one_format(as_json, as_csv)
+    if as_csv and size is None:
+        raise MomentcalcError("--csv prints the map of --size I, one row per position; without --size use --json")
     if scheduler:
         require(DASK, "--scheduler")
 
@@ -116,6 +124,9 @@ def estimate(
     overheads = getattr(result, "overheads", {})  # a whole map (--size) has none
     if as_json:
         typer.echo(_strict_json({**result.to_dict(), **({"overheads": overheads} if timings else {})}))
+    elif as_csv:
+        header, rows = map_rows(result)
+        _echo_csv(header, rows)
     elif size is not None:
         render_map(result, _console(MAP_WIDTH))
     else:
