@@ -47,10 +47,10 @@ def cmap_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """E[f(X) f(Y)] for (X, Y) standard normal with correlation c, the correlation map C(c), C(0), C'(1), Q-map."""
-    methods = cmap_lib.METHODS if method is Method.auto else (method.value,)
     if plot is not None:  # before the work: a bad path or a missing matplotlib should not cost the run
         _check_plot_path(plot)
         require(PLOTS, "cmap --plot")
+    methods = cmap_lib.METHODS if method is Method.auto else (method.value,)
     with _LazyBar("Monte Carlo") as bar:
         result = cmap_lib.cmap(spec, c, q, methods=methods, samples=samples, seed=seed, progress=bar)
     if plot is not None:
