@@ -54,9 +54,9 @@ def fitted(
         if natural <= console.width:
             return table
         widest, least = _widest(cols, cells), _least(cols, cells)
-        spare = console.width - (natural - sum(widest)) - sum(least)  # natural - widest: padding and borders
-        if spare >= 0:
-            return _table(title, cols, cells, table_box, _share(spare, least, widest), table_options)
+        available = console.width - (natural - sum(widest))  # natural - widest: padding and borders
+        if sum(least) <= available:
+            return _table(title, cols, cells, table_box, _share(available, least, widest), table_options)
     return _records(title, columns, rows)
 
 
@@ -111,18 +111,21 @@ def _stacked(columns: list[Column], rows: list[list[str]]) -> tuple[list[Column]
     return merged_columns, merged_rows
 
 
-def _share(spare: int, least: list[int], widest: list[int]) -> list[int]:
-    """Column widths: each column's least width, plus a share of the spare width in proportion to its lack."""
-    lacking = [w - m for w, m in zip(widest, least)]
-    total = sum(lacking)
-    if total <= spare:
-        return list(widest)
-    widths = [m + lack * spare // total for m, lack in zip(least, lacking)]
-    left = spare - sum(w - m for w, m in zip(widths, least))
-    for i in range(len(widths)):  # what the rounding down left over
-        give = min(left, widest[i] - widths[i])
-        widths[i] += give
-        left -= give
+def _share(available: int, least: list[int], widest: list[int]) -> list[int]:
+    """Column widths that sum to `available` at most: the widest columns are narrowed first, each down to its
+    least width at most, so that the narrow ones (a list of methods, a word) stay on one line."""
+    widths = list(widest)
+    excess = sum(widths) - available
+    while excess > 0:
+        narrowable = [i for i, w in enumerate(widths) if w > least[i]]
+        top = max(widths[i] for i in narrowable)
+        at_top = [i for i in narrowable if widths[i] == top]
+        floor = max([widths[i] for i in narrowable if widths[i] < top] + [least[i] for i in at_top])
+        step = min(top - floor, -(-excess // len(at_top)))
+        for i in at_top:
+            cut = min(step, widths[i] - least[i], excess)
+            widths[i] -= cut
+            excess -= cut
     return widths
 
 
