@@ -6,6 +6,7 @@ the digits the number's uncertainty supports; gains: 10 decimals). Piped output 
 """
 
 import fcntl
+import functools
 import json
 import os
 import pty
@@ -38,8 +39,8 @@ def _environment(**extra) -> dict:
     return {**env, "TERM": "xterm-256color", "MOMENTCALC_SERVER": "0", **extra}
 
 
-def in_terminal(args: list[str], columns: int) -> str:
-    """stdout of `python -m momentcalc ARGS` in a pseudo-terminal `columns` wide, escape sequences removed."""
+@functools.cache  # each command runs once per width: the tests below share the runs
+def _in_terminal(args: tuple[str, ...], columns: int) -> str:
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
     process = subprocess.Popen(
@@ -63,6 +64,11 @@ def in_terminal(args: list[str], columns: int) -> str:
     os.close(leader)
     assert process.wait(timeout=300) in (0, 1)
     return ANSI.sub("", b"".join(chunks).decode()).replace("\r\n", "\n")
+
+
+def in_terminal(args: list[str], columns: int) -> str:
+    """stdout of `python -m momentcalc ARGS` in a pseudo-terminal `columns` wide, escape sequences removed."""
+    return _in_terminal(tuple(args), columns)
 
 
 def as_json(args: list[str]):
