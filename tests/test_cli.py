@@ -515,7 +515,8 @@ def test_list_prints_json_and_csv():
     # Klambauer et al. 2017's selu constants are its defaults.
     alpha = next(p for p in ops["selu"]["parameter_list"] if p["name"] == "alpha")
     assert alpha["default"] == 1.6732632423543772 and alpha["required"] is False and alpha["type"] == "float"
-    assert ops["relu"]["methods"] == "closed, quadrature, montecarlo" and ops["relu"]["parameters"] == ""
+    assert ops["relu"]["methods"] == "certified, closed, quadrature, montecarlo" and ops["relu"]["parameters"] == ""
+    assert ops["expr"]["methods"] == "quadrature, montecarlo"  # no ball arithmetic for a user's expression
     rows = _csv(invoke("list", "--csv").stdout)
     assert [r["op"] for r in rows] == [op["name"] for op in doc["ops"]]
     assert next(r for r in rows if r["op"] == "selu")["parameters"].startswith("alpha=1.6732632423543772 in [")
@@ -563,3 +564,26 @@ def test_estimate_size_prints_the_map_as_csv():
 )
 def test_output_formats_refused_in_one_line(args, fragment):
     assert_one_line_error(invoke(*args), fragment)
+
+
+def test_list_says_certified_for_every_op_the_table_certifies():
+    # The table's entries were computed by the methods themselves: an op certified there must say so in list.
+    listed = {op["name"]: op["methods"] for op in json.loads(invoke("list", "--json").stdout)["ops"]}
+    doc = json.loads((REPO / "tables" / "normprop.json").read_text())
+    certified = {
+        e["spec"].partition("(")[0] for e in doc["entries"] if "|" not in e["spec"] and e["method"] == "certified"
+    }
+    assert {"relu", "maxpool", "avgpool", "dropout", "mish"} <= certified
+    assert not [name for name in certified if not listed[name].startswith("certified")]
+
+
+@pytest.mark.parametrize("option", ["--json", "--csv"])
+def test_tables_show_data_on_stdout_and_the_packaged_table_note_on_stderr(tmp_path, monkeypatch, option):
+    monkeypatch.chdir(tmp_path)  # no ./tables here: the packaged table is read, and the note goes to stderr
+    result = invoke("tables", "show", option)
+    assert result.exit_code == 0 and "packaged with momentcalc" in result.stderr
+    specs = [e["spec"] for e in json.loads((REPO / "tables" / "normprop.json").read_text())["entries"]]
+    if option == "--json":
+        assert [e["spec"] for e in json.loads(result.stdout)["entries"]] == specs
+    else:
+        assert [r["spec"] for r in _csv(result.stdout)] == specs

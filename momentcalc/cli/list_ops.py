@@ -10,6 +10,7 @@ from rich import box
 from rich.markup import escape
 
 from .. import catalog
+from ..ops import pooling
 from ..settings import WINDOW_MAX
 from ._fit import Column, fitted
 from ._util import _console, _echo_csv, _examples, _one_format, app
@@ -28,7 +29,8 @@ def _op_rows() -> list[tuple[str, str, str, str]]:
 
     def methods(op) -> str:
         listed = methods_by_kind.get(op.kind, "none")
-        return ("closed¹, " + listed) if op.closed is not None else listed
+        listed = ("closed¹, " + listed) if op.closed is not None else listed
+        return ("certified, " + listed) if certifiable(op) else listed
 
     def params(op) -> str:
         if op.kind == catalog.WINDOW:
@@ -46,6 +48,17 @@ def _op_rows() -> list[tuple[str, str, str, str]]:
         return ", ".join(parts) or "—"
 
     return [(op.name, params(op), op.description, methods(op)) for op in catalog.all_ops()]
+
+
+def certifiable(op) -> bool:
+    """Whether the op alone declares what the certified method (estimators.certified) needs: ball arithmetic
+    with tail bounds for an elementwise op, a known reduction (a mean, or a density in balls) for a window,
+    moments in balls for dropout."""
+    if op.kind == catalog.ELEMENTWISE:
+        return op.ball is not None and op.growth is not None
+    if op.kind == catalog.WINDOW:
+        return op.reduction in pooling.REDUCTIONS and (op.reduction == pooling.MEAN or op.ball_density is not None)
+    return op.kind == catalog.DROPOUT and op.ball_moments is not None
 
 
 def _op_document(op, params: str, methods: str) -> dict:
