@@ -13,10 +13,19 @@ import sys
 from types import ModuleType
 
 
-def lazy_module(name: str) -> ModuleType:
-    """The module `name`, executed the first time one of its attributes is read."""
+def lazy_module(name: str, needs: str | None = None) -> ModuleType:
+    """The module `name`, executed the first time one of its attributes is read.
+
+    needs: the top-level module of an optional extra that `name` imports (torch, matplotlib). Where it is not
+    installed, the module returned is a stand-in kept out of sys.modules, whose attributes raise
+    ModuleNotFoundError. A lazy module in sys.modules whose import must fail would fail in whatever code
+    scans sys.modules: hypothesis's pytest plugin reads every module's __file__ (getattr(m, "__file__", None)
+    tolerates AttributeError, not the ImportError that the deferred import raises).
+    """
     if name in sys.modules:
         return sys.modules[name]
+    if needs is not None and not _installed(needs):
+        return _Missing(name, f"{name} needs {needs}, which is not installed")
     spec = importlib.util.find_spec(name)
     loader = importlib.util.LazyLoader(spec.loader)
     spec.loader = loader
@@ -24,3 +33,23 @@ def lazy_module(name: str) -> ModuleType:
     sys.modules[name] = module
     loader.exec_module(module)
     return module
+
+
+def _installed(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # a finder that refuses the name, or a module without a spec
+        return False
+
+
+class _Missing(ModuleType):
+    """A module whose optional dependency is not installed: reading any of its attributes says so."""
+
+    def __init__(self, name: str, hint: str):
+        super().__init__(name)
+        self._hint = hint
+
+    def __getattr__(self, attr: str):
+        if attr.startswith("__"):  # module metadata (__file__, __path__): absent, as hasattr expects
+            raise AttributeError(attr)
+        raise ModuleNotFoundError(self._hint, name=self.__name__)

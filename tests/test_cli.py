@@ -1,5 +1,7 @@
 """The momentcalc command: output, exit codes, one-line errors, and a fast --help."""
 
+import csv
+import io
 import json
 import math
 import os
@@ -10,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import typer
 from table_refs import default_doc
 from typer.testing import CliRunner
 
@@ -47,18 +50,55 @@ def fast_build(monkeypatch):
 # ---------------------------------------------------------------- help and version
 
 
-@pytest.mark.parametrize(
-    "command", [[], ["estimate"], ["list"], ["tables"], ["tables", "build"], ["tables", "check"], ["tables", "show"]]
-)
-def test_every_command_has_help_with_examples(command):
-    result = invoke(*command, "--help")
+def _command_paths(command=None, path=()):
+    """(path, click command) of the app and of every command and group under it."""
+    command = command or typer.main.get_command(app)
+    yield path, command
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _command_paths(sub, (*path, name))
+
+
+COMMAND_PATHS = {path: command for path, command in _command_paths()}
+BRACKETED = re.compile(r"[^\s\[\]]*\[[^\[\]]*\][^\s\[\]]*")  # E[f'(X)^2], momentcalc[dask], [default: 1, ...]
+
+
+@pytest.mark.parametrize("path", list(COMMAND_PATHS), ids=lambda p: " ".join(p) or "momentcalc")
+def test_every_command_has_help_with_examples_that_keeps_every_bracket(path):
+    command = COMMAND_PATHS[path]
+    result = invoke(*path, "--help")
     assert result.exit_code == 0
     assert "Usage:" in result.stdout and "Example" in result.stdout
+    sources = [command.help or "", command.epilog or ""] + [getattr(p, "help", None) or "" for p in command.params]
+    terms = {term for text in sources for term in BRACKETED.findall(text)}
+    shown = "".join(result.stdout.split())  # the help is wrapped to the terminal: compare without the spaces
+    assert not [term for term in terms if "".join(term.split()) not in shown], result.stdout
+    assert "<bool>" not in result.stdout  # a flag is shown as a flag: `--json`, not `--json <bool>`
 
 
-def test_version():
-    result = invoke("--version")
+@pytest.mark.parametrize(
+    "path, term",
+    [(("solve",), "E[f'(X)^2]"), (("estimate",), "momentcalc[dask]"), (("shape",), "[default: 1, or k with --pool]")],
+)
+def test_the_help_texts_that_rich_markup_used_to_eat(path, term):
+    assert term in " ".join(invoke(*path, "--help").stdout.split())
+
+
+@pytest.mark.parametrize("option", ["--version", "-V"])
+def test_version(option):
+    result = invoke(option)
     assert result.exit_code == 0 and result.stdout.strip() == f"momentcalc {__version__}"
+
+
+def test_shell_completion_completes_commands_and_options():
+    def complete(words: str) -> list[str]:
+        env = {"_MOMENTCALC_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(len(words.split()) - 1)}
+        done = console_script(**env)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()
+
+    assert complete("momentcalc est") == ["estimate"]
+    assert "--method" in complete("momentcalc estimate relu --me")
+    assert "--install-completion" in invoke("--help").stdout
 
 
 def test_help_runs_without_importing_numba():
@@ -442,7 +482,7 @@ def test_estimate_with_size_shows_the_window_kinds_and_json_maps():
 
 def test_list_shows_stride_and_padding_of_windows():
     out = CliRunner().invoke(app, ["list"]).output
-    assert "s=k (stride)" in out and "count_include_pad" in out
+    assert "s=k (stride)" in " ".join(out.replace("│", " ").split()) and "count_include_pad" in out
 
 
 def test_estimate_says_how_each_estimate_was_made():
@@ -460,3 +500,90 @@ def test_timings_are_printed_apart_from_the_methods_times():
     as_json = json.loads(invoke("estimate", "relu", "--method", "closed", "--timings", "--json").output)
     assert set(as_json["overheads"]) == {"imports", "kernels"}
     assert "overheads" not in json.loads(invoke("estimate", "relu", "--method", "closed", "--json").output)
+
+
+# ---------------------------------------------------------------- --json and --csv
+
+
+def _csv(text: str) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_list_prints_json_and_csv():
+    doc = json.loads(invoke("list", "--json").stdout)
+    ops = {op["name"]: op for op in doc["ops"]}
+    # Klambauer et al. 2017's selu constants are its defaults.
+    alpha = next(p for p in ops["selu"]["parameter_list"] if p["name"] == "alpha")
+    assert alpha["default"] == 1.6732632423543772 and alpha["required"] is False and alpha["type"] == "float"
+    assert ops["relu"]["methods"] == "certified, closed, quadrature, montecarlo" and ops["relu"]["parameters"] == ""
+    assert ops["expr"]["methods"] == "quadrature, montecarlo"  # no ball arithmetic for a user's expression
+    rows = _csv(invoke("list", "--csv").stdout)
+    assert [r["op"] for r in rows] == [op["name"] for op in doc["ops"]]
+    assert next(r for r in rows if r["op"] == "selu")["parameters"].startswith("alpha=1.6732632423543772 in [")
+
+
+def test_tables_show_prints_json_and_csv_with_every_digit(monkeypatch):
+    monkeypatch.chdir(REPO)
+    doc = json.loads(invoke("tables", "show", "--json").stdout)
+    assert doc["entries"] == json.loads((REPO / "tables" / "normprop.json").read_text())["entries"]
+    rows = {r["spec"]: r for r in _csv(invoke("tables", "show", "--csv").stdout)}
+    assert set(rows) == {e["spec"] for e in doc["entries"]}
+    relu = rows["relu"]
+    assert float(relu["mean"]) == pytest.approx(RELU_MEAN, abs=1e-16)  # read back to the last bit
+    assert float(relu["std"]) == pytest.approx(RELU_STD, abs=1e-16)
+    assert (relu["mu"], relu["sigma"], relu["method"], relu["agree"]) == ("0.0", "1.0", "certified", "True")
+
+
+def test_gains_prints_csv():
+    rows = _csv(invoke("gains", "--spec", "relu", "--spec", "tanh", "--csv").stdout)
+    relu = rows[0]
+    assert [r["spec"] for r in rows] == ["relu", "tanh"]
+    assert float(relu["gain"]) == pytest.approx(math.sqrt(2), abs=1e-15)  # E[relu(X)^2] = 1/2
+    assert float(relu["pytorch_value"]) == pytest.approx(math.sqrt(2), abs=1e-15)  # torch.nn.init: sqrt(2.0)
+    assert rows[1]["pytorch_value"] == repr(5 / 3)  # torch.nn.init: 5.0 / 3
+
+
+def test_estimate_size_prints_the_map_as_csv():
+    rows = _csv(invoke("estimate", "maxpool(k=3,s=1,p=1)", "--size", "4", "--samples", "4096", "--csv").stdout)
+    assert len(rows) == 16 and [(r["i"], r["j"]) for r in rows[:2]] == [("0", "0"), ("0", "1")]
+    corner = rows[0]
+    # Corner windows hold 4 real inputs: the max of 4 normals, 6 arctan(sqrt 2) / pi^1.5 (closed form).
+    assert corner["where"] == "corners" and float(corner["mean"]) == pytest.approx(
+        6 * math.atan(math.sqrt(2)) / math.pi**1.5, abs=1e-12
+    )
+    assert abs(float(corner["mc_mean"]) - float(corner["mean"])) < 4.5 * float(corner["mc_mean_se"])
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["list", "--json", "--csv"], "choose one"),
+        (["tables", "show", "--json", "--csv"], "choose one"),
+        (["estimate", "relu", "--csv"], "without --size use --json"),
+    ],
+)
+def test_output_formats_refused_in_one_line(args, fragment):
+    assert_one_line_error(invoke(*args), fragment)
+
+
+def test_list_says_certified_for_every_op_the_table_certifies():
+    # The table's entries were computed by the methods themselves: an op certified there must say so in list.
+    listed = {op["name"]: op["methods"] for op in json.loads(invoke("list", "--json").stdout)["ops"]}
+    doc = json.loads((REPO / "tables" / "normprop.json").read_text())
+    certified = {
+        e["spec"].partition("(")[0] for e in doc["entries"] if "|" not in e["spec"] and e["method"] == "certified"
+    }
+    assert {"relu", "maxpool", "avgpool", "dropout", "mish"} <= certified
+    assert not [name for name in certified if not listed[name].startswith("certified")]
+
+
+@pytest.mark.parametrize("option", ["--json", "--csv"])
+def test_tables_show_data_on_stdout_and_the_packaged_table_note_on_stderr(tmp_path, monkeypatch, option):
+    monkeypatch.chdir(tmp_path)  # no ./tables here: the packaged table is read, and the note goes to stderr
+    result = invoke("tables", "show", option)
+    assert result.exit_code == 0 and "packaged with momentcalc" in result.stderr
+    specs = [e["spec"] for e in json.loads((REPO / "tables" / "normprop.json").read_text())["entries"]]
+    if option == "--json":
+        assert [e["spec"] for e in json.loads(result.stdout)["entries"]] == specs
+    else:
+        assert [r["spec"] for r in _csv(result.stdout)] == specs

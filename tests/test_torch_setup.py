@@ -27,5 +27,6 @@ def test_propagate_without_torch_is_one_line_and_exit_2(tmp_path):
     )
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr.strip().splitlines() == [
-        "error: propagate needs PyTorch: pip install torch==2.13.0 (a CPU build; see the README)"
+        "error: propagate needs PyTorch, which is not installed: "
+        "pip install torch==2.13.0 'momentcalc[torch]' (torch 2.13.0: a CPU build)"
     ]

@@ -6,6 +6,8 @@ Exit codes: 0 success (estimates agree, tables match), 1 a finding (estimates di
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 import os
 import sys
@@ -35,6 +37,9 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 SHOW_BAR_AFTER_S = 1.0
 BIG_RUN_SAMPLES = 1 << 27  # a run this large gets its bar at once
+# Help is plain text: rich markup would eat every bracket of the help texts (E[f'(X)^2], momentcalc[dask],
+# [default: 1]), and typer's rich panels print flags as `--json <bool>`.
+HELP_MARKUP = None
 PIPED_WIDTH = 150  # console width when piped: wide enough that numbers never get truncated
 
 
@@ -113,16 +118,16 @@ app = typer.Typer(
     help="Exact, cross-checked normalization constants: the mean and std of a layer's output for X ~ N(mu, sigma^2).",
     epilog="Examples:  momentcalc estimate 'maxpool(k=3)'  ·  momentcalc list  ·  momentcalc tables build",
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    rich_markup_mode=HELP_MARKUP,
     pretty_exceptions_show_locals=False,
-    add_completion=False,
+    add_completion=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 tables_app = typer.Typer(
     help="Build, check and show the generated tables of constants (tables/normprop.json).",
     epilog="Examples:  momentcalc tables build  ·  momentcalc tables check --dir tables  ·  momentcalc tables show",
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    rich_markup_mode=HELP_MARKUP,
 )
 app.add_typer(tables_app, name="tables")
 
@@ -136,7 +141,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+        bool, typer.Option("--version", "-V", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
     """Exact, cross-checked normalization constants for normalized networks (NormProp)."""
@@ -159,11 +164,30 @@ def _check_numba_threads() -> None:
 
 
 def _console(min_width: int = PIPED_WIDTH, highlight: bool = True) -> Console:
-    """stdout console; when piped (CI logs, files) at least min_width wide, so that no digit gets cut."""
+    """stdout console: a terminal's width, or COLUMNS where set; piped without COLUMNS (CI logs, files) at least
+    min_width wide, one table row per line. Tables fit the width without cutting a digit (_fit.fitted)."""
     console = Console(soft_wrap=True, highlight=highlight)
-    if not console.is_terminal:
+    if console.is_terminal:
+        # rich wraps long lines at spaces, so that no number is split across the terminal's edge
+        return Console(highlight=highlight)
+    if not os.environ.get("COLUMNS", "").strip().isdigit():
         console = Console(soft_wrap=True, highlight=highlight, width=max(console.width, min_width))
     return console
+
+
+def _one_format(as_json: bool, as_csv: bool) -> None:
+    if as_json and as_csv:
+        raise MomentcalcError("--json and --csv both given: choose one")
+
+
+def _echo_csv(header: list[str], rows) -> None:
+    """rows as CSV on stdout, numbers in full (repr: the digits that read back as the same double)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(["" if x is None else repr(x) if isinstance(x, float) else x for x in row])
+    typer.echo(out.getvalue(), nl=False)
 
 
 def _examples(*commands: str) -> str:

@@ -9,10 +9,13 @@ import json
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 from .._lazy import lazy_module
-from ._util import EXIT_DISAGREE, _console, _LazyBar, app
+from ._fit import UNBOUNDED
+from ._util import EXIT_DISAGREE, _console, _examples, _LazyBar, app
 
 # numpy and the library load when the command runs, so `momentcalc --help` stays fast.
 backward_maps = lazy_module("momentcalc.backward")
@@ -22,7 +25,14 @@ _TABLE_MAX_SIZE = 12  # maps up to this side are shown whole; larger ones as dis
 _DISTINCT_SHOWN = 30
 
 
-@app.command("backward")
+@app.command(
+    "backward",
+    epilog=_examples(
+        "backward 'conv(k=3,s=2,p=1,cin=1,cout=1)' --size 7",
+        "backward 'maxpool(k=3,s=2)' --size 9 --trials 4000",
+        "backward 'conv(k=3,s=1,p=1,cin=16,cout=16)' --size 32 --trials 0 --json",
+    ),
+)
 def backward(
     layer: Annotated[
         str, typer.Argument(help="Layer spec, e.g. 'conv(k=3,s=2,p=1,cin=1,cout=1)', 'maxpool(k=3,s=2)'.")
@@ -52,20 +62,21 @@ def _render_backward(result) -> None:
         f"(output {result.output_size}x{result.output_size})",
         markup=True,
     )
-    console.print(_map_table(result.map))
+    console.print(_map_table(result.map, console))
     console.print(_summary_table(result))
     if result.simulation is not None:
         console.print(_simulation_line(result.simulation), markup=True)
 
 
-def _map_table(values: list[list[float]]):
-    """The whole map for small inputs, else its distinct values with counts."""
+def _map_table(values: list[list[float]], console: Console):
+    """The whole map for small inputs where it fits the console, else its distinct values with counts."""
 
     if len(values) <= _TABLE_MAX_SIZE:
         table = Table(title="gradient variance map", show_header=False)
         for row in values:
             table.add_row(*(f"{v:.4g}" for v in row))
-        return table
+        if Measurement.get(console, console.options.update_width(UNBOUNDED), table).maximum <= console.width:
+            return table
     distinct, counts = np.unique(np.round(np.asarray(values), 12), return_counts=True)
     table = Table(title=f"gradient variance map: {len(distinct)} distinct values")
     table.add_column("variance", justify="right")

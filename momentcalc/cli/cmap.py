@@ -8,11 +8,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.markup import escape
-from rich.table import Table
 
 from .._lazy import lazy_module
 from ..errors import MomentcalcError
+from ._extras import PLOTS, require
+from ._fit import Column, fitted
 from ._util import EXIT_DISAGREE, _console, _examples, _LazyBar, _se, _value, app
 
 cmap_lib = lazy_module("momentcalc.cmap")  # scipy and numba: only when the command runs
@@ -45,9 +47,10 @@ def cmap_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """E[f(X) f(Y)] for (X, Y) standard normal with correlation c, the correlation map C(c), C(0), C'(1), Q-map."""
+    if plot is not None:  # before the work: a bad path or a missing matplotlib should not cost the run
+        _check_plot_path(plot)
+        require(PLOTS, "cmap --plot")
     methods = cmap_lib.METHODS if method is Method.auto else (method.value,)
-    if plot is not None:
-        _check_plot_path(plot)  # before the work: a bad path should not cost the run
     with _LazyBar("Monte Carlo") as bar:
         result = cmap_lib.cmap(spec, c, q, methods=methods, samples=samples, seed=seed, progress=bar)
     if plot is not None:
@@ -62,20 +65,20 @@ def cmap_command(
 
 def _render(r, plot) -> None:
     console = _console()
-    table = Table(
-        title=escape(f"{r.spec}: K(c) = E[f(X) f(Y)], (X, Y) standard normal, corr c = {r.c!r}"), title_justify="left"
-    )
-    for name in ("method", "K(c)", "± (bound or SE)", "samples", "seed"):
-        table.add_column(escape(name), justify="left" if name == "method" else "right")
-    for e in r.estimates:
-        table.add_row(
+    title = escape(f"{r.spec}: K(c) = E[f(X) f(Y)], (X, Y) standard normal, corr c = {r.c!r}")
+    columns = [Column("method", numeric=False, justify="left"), Column("K(c)")]
+    columns += [Column("± (bound or SE)", attach=True), Column("samples"), Column("seed")]
+    rows = [
+        [
             e.method + (" *" if e is r.record else ""),
             _value(e.mean, e.mean_se),
             _se(e.mean_se),
             "" if e.samples is None else str(e.samples),
             "" if e.seed is None else str(e.seed),
-        )
-    console.print(table)
+        ]
+        for e in r.estimates
+    ]
+    console.print(fitted(console, title, columns, rows, table_box=box.HEAVY_HEAD))
     lines = [
         f"C(c) = (K - E[f]^2) / Var f = {_value(r.corr, r.corr_se)}   (DKS's uncentred K / E[f^2] = "
         f"{_value(r.dks_corr, r.record.mean_se / r.second_moment)})",

@@ -7,15 +7,15 @@ from enum import Enum
 from typing import Annotated
 
 import typer
-from rich import box
 from rich.markup import escape
-from rich.table import Table
 
 from .._lazy import lazy_module
 from ..errors import MomentcalcError
 from ..result import informative
-from ._util import EXIT_DISAGREE, _console, _examples, _LazyBar, _se, _value, app
-from .render_map import render_map
+from ._extras import DASK, require
+from ._fit import Column, fitted
+from ._util import EXIT_DISAGREE, _console, _echo_csv, _examples, _LazyBar, _one_format, _se, _value, app
+from .render_map import map_rows, render_map
 
 engine = lazy_module(
     "momentcalc.engine"
@@ -42,6 +42,7 @@ class Method(str, Enum):
         "estimate 'relu | normalize | maxpool(k=3)' --samples 16777216",
         "estimate 'dropout(p=0.8)' --mu -1 --sigma 2 --tol 1e-4",
         "estimate gelu --method certified --digits 30",
+        "estimate 'maxpool(k=3,s=1,p=1)' --size 6 --csv > map.csv",
     )
 )
 def estimate(
@@ -76,6 +77,10 @@ def estimate(
         typer.Option(help="Ask the certified method for N correctly rounded significant digits, and print them."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
+    as_csv: Annotated[
+        bool,
+        typer.Option("--csv", help="With --size: print one CSV row per output position, every number in full."),
+    ] = False,
     timings: Annotated[
         bool,
         typer.Option(
@@ -103,6 +108,11 @@ def estimate(
 
     Exit code 0 when the methods agree, 1 when they disagree, 2 on bad input.
     """
+    _one_format(as_json, as_csv)
+    if as_csv and size is None:
+        raise MomentcalcError("--csv prints the map of --size I, one row per position; without --size use --json")
+    if scheduler:
+        require(DASK, "--scheduler")
 
     with _LazyBar("Monte Carlo") as bar, engine.compile_clock(bar.compiling, method.value):
         result = engine.estimate(
@@ -123,6 +133,9 @@ def estimate(
     overheads = getattr(result, "overheads", {})  # a whole map (--size) has none
     if as_json:
         typer.echo(_strict_json({**result.to_dict(), **({"overheads": overheads} if timings else {})}))
+    elif as_csv:
+        header, rows = map_rows(result)
+        _echo_csv(header, rows)
     elif size is not None:
         render_map(result, _console(MAP_WIDTH))
     else:
@@ -147,7 +160,7 @@ def _strict_json(data: dict) -> str:
 def _render_result(result) -> None:
     """One row per method, the method of record, each estimate's notes, and the cross-check's verdict."""
     console = _console()
-    console.print(_estimates_table(result))
+    console.print(_estimates_table(result, console))
     seeds = sorted({e.seed for e in result.estimates if e.seed is not None})
     mean_by, std_by = result.mean_record, result.record
     legend = "method of record"
@@ -173,22 +186,23 @@ def _render_result(result) -> None:
                 console.print(f"  {escape(c.pair)}: |difference| {abs(c.diff):.3g} > bound {c.tolerance:.3g}")
 
 
-def _estimates_table(result) -> Table:
+def _estimates_table(result, console):
     title = f"{escape(result.spec)}   for X ~ N({result.mu:g}, {result.sigma:g}²)"
-    grid = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    # Seven narrow columns: the table fits an 80-column terminal without truncating a digit.
-    for name in ("method", "mean", "±", "std", "±", "samples", "time"):
-        grid.add_column(name, justify="left" if name == "method" else "right", no_wrap=True)
+    columns = [Column("method", numeric=False, justify="left"), Column("mean"), Column("±", attach=True)]
+    columns += [Column("std"), Column("±", attach=True), Column("samples"), Column("time")]
     # Each value with the digits its uncertainty supports (cli._util._value); the values of record starred.
+    rows = []
     for e in result.estimates:
         mean_known, std_known = informative(e, "mean"), e.std is None or informative(e, "std")
-        grid.add_row(
-            e.method + ("*" if e is result.record or e is result.mean_record else ""),
-            _value(e.mean, e.mean_se, mean_known),
-            _se(e.mean_se, mean_known),
-            _value(e.std, e.std_se, std_known),
-            _se(e.std_se, std_known),
-            "" if e.samples is None else str(e.samples),
-            f"{e.seconds:.2f}s",
+        rows.append(
+            [
+                e.method + ("*" if e is result.record or e is result.mean_record else ""),
+                _value(e.mean, e.mean_se, mean_known),
+                _se(e.mean_se, mean_known),
+                _value(e.std, e.std_se, std_known),
+                _se(e.std_se, std_known),
+                "" if e.samples is None else str(e.samples),
+                f"{e.seconds:.2f}s",
+            ]
         )
-    return grid
+    return fitted(console, title, columns, rows, pad_edge=False)

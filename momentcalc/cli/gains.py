@@ -6,13 +6,14 @@ import json
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.markup import escape
-from rich.table import Table
 
 from .._lazy import lazy_module
 from ..errors import MomentcalcError
 from ..spec import parse
-from ._util import _console, _examples, app
+from ._fit import Column, fitted
+from ._util import _console, _echo_csv, _examples, _one_format, app
 
 gains = lazy_module(
     "momentcalc.gains"
@@ -21,23 +22,44 @@ gains = lazy_module(
 GAINS_WIDTH = 160  # piped output: wide enough for all nine columns
 
 
-@app.command("gains", epilog=_examples("gains", "gains --spec tanh --spec 'leaky_relu(slope=0.2)' --json"))
+@app.command(
+    "gains",
+    epilog=_examples("gains", "gains --spec tanh --spec 'leaky_relu(slope=0.2)' --json", "gains --csv > gains.csv"),
+)
 def gains_command(
     spec: Annotated[
         list[str] | None,
         typer.Option("--spec", help="An elementwise spec (repeatable); default: every built-in activation."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the rows as JSON.")] = False,
+    as_csv: Annotated[
+        bool, typer.Option("--csv", help="Print the rows as CSV, every number in full (its double's repr).")
+    ] = False,
 ) -> None:
     """Gain 1/sqrt(E[f^2]), gamma 1/std, NormProp affine and E[f'^2] at N(0, 1), \
 beside PyTorch's and NF-Nets' published values."""
-
+    _one_format(as_json, as_csv)
     rows = gains.gains(_elementwise_specs(spec) if spec else None)
     if as_json:
         doc = {"input": {"mu": 0.0, "sigma": 1.0}, "rows": [r.to_dict() for r in rows]}
         typer.echo(json.dumps(doc, indent=2, sort_keys=True))
-        return
-    _render(rows, gains.published())
+    elif as_csv:
+        _echo_csv(CSV_COLUMNS, ([_csv_cell(r, key) for key in CSV_COLUMNS] for r in rows))
+    else:
+        _render(rows, gains.published())
+
+
+# The published values and their relative differences flattened: pytorch_value, pytorch_rel_diff, ...
+CSV_COLUMNS = ["spec", "method", "mean", "std", "second_moment", "gain", "gamma", "normprop_shift", "normprop_scale"]
+CSV_COLUMNS += ["grad_sq"] + [f"{who}_{what}" for who in ("pytorch", "nfnets") for what in ("value", "rel_diff")]
+
+
+def _csv_cell(row, key: str):
+    who, _, what = key.partition("_")
+    if who in ("pytorch", "nfnets"):
+        published = getattr(row, who)
+        return None if published is None else getattr(published, what)
+    return getattr(row, key)
 
 
 def _elementwise_specs(texts: list[str]) -> list[str]:
@@ -53,24 +75,12 @@ def _elementwise_specs(texts: list[str]) -> list[str]:
 
 def _render(rows, published) -> None:
     """The gains table, then the sources of the published values."""
-    table = Table(
-        title="activation gains at X ~ N(0, 1) (published value, relative difference (published - exact) / exact)",
-        title_justify="left",
-    )
-    for name, justify in (
-        ("spec", "left"),
-        ("method", "left"),
-        ("mean", "right"),
-        ("std", "right"),
-        ("gain 1/√E[f²]", "right"),
-        ("PyTorch gain", "right"),
-        ("gamma 1/std", "right"),
-        ("NF-Nets gamma", "right"),
-        ("E[f'²]", "right"),
-    ):
-        table.add_column(escape(name), justify=justify, no_wrap=True)
-    for r in rows:
-        table.add_row(
+    title = "activation gains at X ~ N(0, 1) (published value, relative difference (published - exact) / exact)"
+    columns = [Column("spec", numeric=False, justify="left"), Column("method", numeric=False, justify="left")]
+    columns += [Column("mean"), Column("std"), Column("gain 1/√E[f²]"), Column("PyTorch gain", numeric=False)]
+    columns += [Column("gamma 1/std"), Column("NF-Nets gamma", numeric=False), Column("E[f'²]")]
+    cells = [
+        [
             escape(r.spec),
             r.method,
             f"{r.mean:.10f}",
@@ -80,9 +90,11 @@ def _render(rows, published) -> None:
             f"{r.gamma:.10f}",
             _rel(r.nfnets),
             "" if r.grad_sq is None else f"{r.grad_sq:.10f}",
-        )
+        ]
+        for r in rows
+    ]
     console = _console(min_width=GAINS_WIDTH)
-    console.print(table)
+    console.print(fitted(console, title, columns, cells, table_box=box.HEAVY_HEAD))
     sources = "; ".join(
         f"{key}: {s['repository']} {s['file']} @ {s['commit'][:12]}" for key, s in published["sources"].items()
     )

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from typing import Annotated
+
+import typer
+from rich import box
 from rich.markup import escape
-from rich.table import Table
 
 from .. import catalog
+from ..ops import pooling
 from ..settings import WINDOW_MAX
-from ._util import _console, app
+from ._fit import Column, fitted
+from ._util import _console, _echo_csv, _examples, _one_format, app
 
 
 def _op_rows() -> list[tuple[str, str, str, str]]:
@@ -23,7 +29,8 @@ def _op_rows() -> list[tuple[str, str, str, str]]:
 
     def methods(op) -> str:
         listed = methods_by_kind.get(op.kind, "none")
-        return ("closed¹, " + listed) if op.closed is not None else listed
+        listed = ("closed¹, " + listed) if op.closed is not None else listed
+        return ("certified, " + listed) if certifiable(op) else listed
 
     def params(op) -> str:
         if op.kind == catalog.WINDOW:
@@ -43,17 +50,61 @@ def _op_rows() -> list[tuple[str, str, str, str]]:
     return [(op.name, params(op), op.description, methods(op)) for op in catalog.all_ops()]
 
 
-@app.command("list", epilog="Example:\n\n  momentcalc list")
-def list_ops() -> None:
+def certifiable(op) -> bool:
+    """Whether the op alone declares what the certified method (estimators.certified) needs: ball arithmetic
+    with tail bounds for an elementwise op, a known reduction (a mean, or a density in balls) for a window,
+    moments in balls for dropout."""
+    if op.kind == catalog.ELEMENTWISE:
+        return op.ball is not None and op.growth is not None
+    if op.kind == catalog.WINDOW:
+        return op.reduction in pooling.REDUCTIONS and (op.reduction == pooling.MEAN or op.ball_density is not None)
+    return op.kind == catalog.DROPOUT and op.ball_moments is not None
+
+
+def _op_document(op, params: str, methods: str) -> dict:
+    """One op for --json: the columns of the table, and each parameter's declaration."""
+    declared = [
+        {
+            "name": p.name,
+            "type": p.kind.__name__,
+            "default": p.default,
+            "required": p.default is None,
+            "range": None if p.bounds is None else list(p.bounds),
+            "choices": list(p.choices),
+        }
+        for p in op.params
+    ]
+    return {
+        "name": op.name,
+        "kind": op.kind,
+        "parameters": "" if params == "—" else params,
+        "parameter_list": declared,
+        "description": op.description,
+        "methods": methods.replace("¹", ""),  # the footnote mark of the table
+    }
+
+
+@app.command("list", epilog=_examples("list", "list --json", "list --csv"))
+def list_ops(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the ops as JSON.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print the table as CSV.")] = False,
+) -> None:
     """Every op a spec may name, with its parameters, defaults and applicable methods."""
+    _one_format(as_json, as_csv)
+    rows = _op_rows()
+    if as_json:
+        ops = {op.name: op for op in catalog.all_ops()}
+        doc = {"ops": [_op_document(ops[name], params, methods) for name, params, _, methods in rows]}
+        typer.echo(json.dumps(doc, indent=2, sort_keys=True))
+        return
+    if as_csv:
+        _echo_csv(["op", "parameters", "description", "methods"], rows)
+        return
     title = "ops (join them with | into a pipeline, e.g. 'relu | normalize | maxpool(k=3)')"
-    grid = Table(title=title, title_justify="left")
-    for name in ("op", "parameters", "description", "methods"):
-        grid.add_column(name)
-    for name, params, description, methods in _op_rows():
-        grid.add_row(name, escape(params), escape(description), methods)
+    columns = [Column(name, numeric=False, justify="left") for name in ("op", "parameters", "description", "methods")]
+    cells = [[name, escape(params), escape(description), methods] for name, params, description, methods in rows]
     console = _console()
-    console.print(grid)
+    console.print(fitted(console, title, columns, cells, table_box=box.HEAVY_HEAD))
     console.print(
         "¹ where a closed form is known for the single op (e.g. relu, avgpool, maxpool with n <= 4); "
         "`momentcalc estimate SPEC --method all` shows which methods apply to a given spec."

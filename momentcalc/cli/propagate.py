@@ -12,14 +12,13 @@ from rich.table import Table
 
 from .._lazy import lazy_module
 from ..errors import MomentcalcError
+from ._extras import PLOTS, TORCH, require
 from ._util import _console, _examples, _LazyBar, app
 
 # torch loads when the command runs (momentcalc.torch imports it), so `momentcalc --help` stays fast.
-mtorch = lazy_module("momentcalc.torch")
+mtorch = lazy_module("momentcalc.torch", needs=TORCH.module)
 
-TORCH_MISSING = "propagate needs PyTorch: pip install torch==2.13.0 (a CPU build; see the README)"
 PROPAGATE_WIDTH = 200  # piped output: the ten columns of three variants, unwrapped
-PLOTS_MISSING = "--plot needs matplotlib: pip install 'momentcalc[plots]'"
 
 
 @app.command(
@@ -51,10 +50,8 @@ def propagate_command(
 ) -> None:
     """Mean, std and gradient RMS after each block for N(0, 1) input, per variant, beside momentcalc's prediction."""
 
-    try:
-        signal = mtorch.signal
-    except ImportError:
-        raise MomentcalcError(TORCH_MISSING) from None
+    require(TORCH, "propagate")
+    signal = mtorch.signal
     variants = tuple(variant) if variant else signal.VARIANTS
     unknown = [v for v in variants if v not in signal.VARIANTS]
     if unknown:
@@ -63,11 +60,8 @@ def propagate_command(
         raise MomentcalcError(f"--plot writes a .png or .svg file, not {plot!r}")
     drawing = None
     if plot is not None:
-        try:
-            drawing = mtorch.plot
-            drawing.FORMATS  # noqa: B018 - loads matplotlib now, before the long run
-        except ImportError:
-            raise MomentcalcError(PLOTS_MISSING) from None
+        require(PLOTS, "propagate --plot")  # now, before the long run
+        drawing = mtorch.plot
     if plot is not None and not Path(plot).parent.is_dir():
         raise MomentcalcError(f"--plot: no directory {str(Path(plot).parent)!r} to write into; create it first")
     with _LazyBar("propagating") as bar:

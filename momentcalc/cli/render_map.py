@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import string
 
-from rich import box
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
+from ._fit import Column, fitted
 from ._util import _se, _value
 
 MAX_LAYOUT_SIDE = 32  # draw the letter layout of maps up to this side
@@ -21,28 +20,27 @@ MAX_LISTED = 4  # list positions of a kind up to this many, else count them
 def render_map(result, console: Console) -> None:
     """The kinds of output positions with their values, a letter layout of the map, and the verdict."""
     letters = _letters(len(result.kinds))
-    console.print(_kinds_table(result, letters))
+    console.print(_kinds_table(result, letters, console))
     for line in _layout(result, letters):
         console.print(line, highlight=False)
     _verdict(result, console)
 
 
-def _kinds_table(result, letters: list[str]) -> Table:
+def _kinds_table(result, letters: list[str], console: Console):
     """One row per kind of output position: where it is, its values, and its Monte Carlo check."""
     side = " x ".join([str(result.size)] * result.dims)
     out = " x ".join([str(result.output_size)] * result.dims)
     title = f"{escape(result.spec)}   on a {side} input map -> {out} outputs, X ~ N({result.mu:g}, {result.sigma:g}²)"
-    grid = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
-    numeric = ("real inputs", "mean", "± mean", "std", "± std")
     # Numbers carry the digits their uncertainty supports (up to 17): never wrapped or cut; the text columns wrap.
-    for name in ("kind", "where", "positions", "real inputs", "mean", "± mean", "std", "± std", "method", "check"):
-        wraps = name in ("where", "positions")
-        grid.add_column(name, justify="right" if name in numeric else "left", no_wrap=not wraps)
+    columns = [Column("kind", numeric=False, justify="left"), Column("where", numeric=False, justify="left")]
+    columns += [Column("positions", numeric=False, justify="left"), Column("real inputs")]
+    columns += [Column("mean"), Column("± mean", attach=True), Column("std"), Column("± std", attach=True)]
+    columns += [Column("method", numeric=False, justify="left"), Column("check", numeric=False, justify="left")]
     checks = _checks_by_kind(result)
-    for index, (letter, kind) in enumerate(zip(letters, result.kinds)):
-        grid.add_row(
+    rows = [
+        [
             letter,
-            kind.label,
+            escape(kind.label),
             _positions(kind),
             "—" if kind.real_inputs is None else str(kind.real_inputs),
             _value(kind.mean, kind.mean_se),
@@ -51,8 +49,29 @@ def _kinds_table(result, letters: list[str]) -> Table:
             _se(kind.std_se),
             kind.method,
             _check_text(checks.get(index, []), kind),
-        )
-    return grid
+        ]
+        for index, (letter, kind) in enumerate(zip(letters, result.kinds))
+    ]
+    return fitted(console, title, columns, rows)
+
+
+def map_rows(result) -> tuple[list[str], list[list]]:
+    """The map as CSV rows: one per output position, its kind (letter and label), the values of record and
+    Monte Carlo's."""
+    axes = ["i", "j", "k"][: result.dims]
+    letters = _letters(len(result.kinds))
+    kind_at = {tuple(p): (letter, kind.label) for letter, kind in zip(letters, result.kinds) for p in kind.positions}
+    mc = result.montecarlo
+    header = axes + ["kind", "where", "mean", "mean_se", "std", "std_se"]
+    header += [] if mc is None else ["mc_mean", "mc_mean_se", "mc_std", "mc_std_se"]
+    rows = []
+    for position in sorted(kind_at):
+        row = [*position, *kind_at[position]]
+        row += [float(m[position]) for m in (result.mean_map, result.mean_se_map, result.std_map, result.std_se_map)]
+        if mc is not None:
+            row += [float(m[position]) for m in (mc.mean, mc.mean_se, mc.std, mc.std_se)]
+        rows.append(row)
+    return header, rows
 
 
 def _letters(count: int) -> list[str]:

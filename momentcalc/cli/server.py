@@ -14,7 +14,7 @@ import momentcalc_launch as launch
 
 from .._lazy import lazy_module
 from ..errors import MomentcalcError
-from ._util import _console, _examples, app
+from ._util import HELP_MARKUP, _console, _examples, app
 
 serve = lazy_module("momentcalc.cli.serve")  # POSIX only (fcntl, fork): loads when a server command runs
 
@@ -25,7 +25,7 @@ server_app = typer.Typer(
     "(MOMENTCALC_SERVER=auto|1|0).",
     epilog="Examples:  momentcalc server status  ·  momentcalc server start  ·  momentcalc server stop",
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    rich_markup_mode=HELP_MARKUP,
 )
 app.add_typer(server_app, name="server")
 

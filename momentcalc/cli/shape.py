@@ -9,12 +9,17 @@ import typer
 from rich.table import Table
 
 from .._lazy import lazy_module
-from ._util import _console, app
+from ._util import _console, _examples, app
 
 convshape = lazy_module("momentcalc.convshape")  # loads when the command runs: `momentcalc --help` stays fast
 
 
-@app.command("shape")
+@app.command(
+    "shape",
+    epilog=_examples(
+        "shape --i 5 --k 3 --s 2 --p 1", "shape --i 32 --k 3 --padding same", "shape --i 7 --k 2 --pool --json"
+    ),
+)
 def shape(
     i: Annotated[int, typer.Option("--i", help="Input size along one axis.")],
     k: Annotated[int, typer.Option("--k", help="Kernel (window) size.")],

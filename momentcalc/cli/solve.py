@@ -7,11 +7,12 @@ import math
 from typing import Annotated
 
 import typer
+from rich import box as boxes
 from rich.markup import escape
-from rich.table import Table
 
 from .._lazy import lazy_module
 from ..errors import MomentcalcError
+from ._fit import Column, fitted
 from ._util import _console, _examples, _LazyBar, app
 
 solve_lib = lazy_module("momentcalc.solve")  # scipy, numba, flint: only when the command runs
@@ -92,21 +93,20 @@ def _render(result) -> None:
         console.print(f"no solution found for {escape(title)} from {result.starts} starts", highlight=False)
         return
     count = len(result.solutions)
-    table = Table(title=f"{count} solution{'s' if count > 1 else ''}: {escape(title)}", title_justify="left")
-    table.add_column("#", justify="right")
+    columns = [Column("#")]
     for name in result.unknowns:
-        table.add_column(escape(name), justify="right", no_wrap=True)
-        table.add_column("± bound", justify="right")
-    table.add_column("residual", justify="right")
-    table.add_column("method", justify="left")
+        columns += [Column(name), Column("± bound", numeric=False, attach=True)]
+    columns += [Column("residual"), Column("method", numeric=False, justify="left")]
+    rows = []
     for i, s in enumerate(result.solutions, 1):
         cells = []
         for name in result.unknowns:
             mark = " (last double)" if s.last_double[name] else ""
             cells += [repr(s.values[name]), f"{s.errors[name]:.1e}{mark}"]
         residual = max(abs(r) for r in s.residual.values())
-        table.add_row(str(i), *cells, f"{residual:.1e}", s.method)
-    console.print(table)
+        rows.append([str(i), *cells, f"{residual:.1e}", s.method])
+    heading = f"{count} solution{'s' if count > 1 else ''}: {escape(title)}"
+    console.print(fitted(console, heading, columns, rows, table_box=boxes.HEAVY_HEAD))
     for i, s in enumerate(result.solutions, 1):
         if s.box is not None:
             box = ", ".join(f"{k} in [{lo!r}, {hi!r}]" for k, (lo, hi) in s.box.items())

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich import box
+from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from .. import processes
 from .. import tables as table_files
 from ..errors import MomentcalcError
-from ._util import EXIT_DISAGREE, _console, _entry_bar, _examples, _se, _value, tables_app
+from ._extras import DASK, require
+from ._fit import Column, fitted
+from ._util import EXIT_DISAGREE, _console, _echo_csv, _entry_bar, _examples, _one_format, _se, _value, tables_app
 
 DirOption = Annotated[Path, typer.Option("--dir", help="Directory of the table files.", show_default=True)]
 JobsOption = Annotated[
@@ -64,6 +66,8 @@ def tables_build(
 untouched, so a rebuild makes no diff.
     """
     start = time.perf_counter()
+    if scheduler:
+        require(DASK, "--scheduler")
     table_files.ensure_writable(directory)  # fail before a minute of work, not after
     with _entry_bar() as step:
         doc = table_files.build(step, scheduler=scheduler, jobs=jobs or processes.cpus(), timeout=timeout)
@@ -112,25 +116,49 @@ CPU may change in a Monte Carlo sum); only timing (seconds) is ignored.
     raise typer.Exit(EXIT_DISAGREE)
 
 
-@tables_app.command("show", epilog=_examples("tables show", "tables show --file other_table.json"))
+@tables_app.command(
+    "show", epilog=_examples("tables show", "tables show --file other_table.json", "tables show --csv > constants.csv")
+)
 def tables_show(
     directory: ReadDirOption = None,
     file: Annotated[Path | None, typer.Option(help="A table file to show instead of DIR/normprop.json.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the table file's content as JSON.")] = False,
+    as_csv: Annotated[
+        bool, typer.Option("--csv", help="Print one CSV row per entry, every number in full (its double's repr).")
+    ] = False,
 ) -> None:
     """Render a table file: spec, mean ± se, std ± se, method of record, agreement."""
-    path = file if file is not None else _read_directory(directory) / table_files.TABLE_NAME
-    _console().print(_table_grid(path, table_files.load(path)))
+    _one_format(as_json, as_csv)
+    path = file if file is not None else _read_directory(directory, quiet=as_json or as_csv) / table_files.TABLE_NAME
+    doc = table_files.load(path)
+    if as_json:
+        typer.echo(json.dumps(doc, indent=2, sort_keys=True))
+    elif as_csv:
+        _echo_csv(CSV_COLUMNS, ([_csv_cell(e, key) for key in CSV_COLUMNS] for e in doc["entries"]))
+    else:
+        console = _console()
+        console.print(_table_grid(path, doc, console))
 
 
-def _read_directory(directory: Path | None) -> Path:
-    """--dir, else ./tables, else the packaged table; says so when it is the packaged one."""
+CSV_COLUMNS = ["spec", "mu", "sigma", "mean", "mean_se", "std", "std_se", "grad_sq", "grad_sq_se", "method", "agree"]
+
+
+def _csv_cell(entry: dict, key: str):
+    return entry["input"][key] if key in ("mu", "sigma") else entry.get(key)
+
+
+def _read_directory(directory: Path | None, quiet: bool = False) -> Path:
+    """--dir, else ./tables, else the packaged table; says so when it is the packaged one (on stderr with
+    quiet: --json and --csv print only their data on stdout)."""
     found, packaged = table_files.table_directory(directory)
-    if packaged:
+    if packaged and quiet:
+        Console(stderr=True).print(f"reading the table packaged with momentcalc, {escape(str(found))}/")
+    elif packaged:
         _console().print(f"no ./tables here: reading the table packaged with momentcalc, {escape(str(found))}/")
     return found
 
 
-def _table_grid(path: Path, doc: dict) -> Table:
+def _table_grid(path: Path, doc: dict, console: Console):
     """One row per entry; the input column only when the entries do not share one input."""
     inputs = {(e["input"]["mu"], e["input"]["sigma"]) for e in doc["entries"]}
     common = f", input N({next(iter(inputs))[0]:g}, {next(iter(inputs))[1]:g}²)" if len(inputs) == 1 else ""
@@ -138,14 +166,11 @@ def _table_grid(path: Path, doc: dict) -> Table:
         f"{escape(str(path))}: momentcalc {doc['generator']['version']}, format {doc['format_version']}, "
         f"{len(doc['entries'])} entries{common}"
     )
-    grid = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
-    grid.add_column("spec", no_wrap=True)
-    if not common:
-        grid.add_column("input", no_wrap=True)
-    for name in ("mean", "± se", "std", "± se"):
-        grid.add_column(name, justify="right", no_wrap=True)
-    grid.add_column("method")
-    grid.add_column("agree")
+    columns = [Column("spec", numeric=False, justify="left")]
+    columns += [] if common else [Column("input", numeric=False, justify="left")]
+    columns += [Column("mean"), Column("± se", attach=True), Column("std"), Column("± se", attach=True)]
+    columns += [Column("method", numeric=False, justify="left"), Column("agree", numeric=False, justify="left")]
+    rows = []
     for e in doc["entries"]:
         cells = [escape(e["spec"])] + ([] if common else [f"N({e['input']['mu']:g}, {e['input']['sigma']:g}²)"])
         cells += [
@@ -156,5 +181,5 @@ def _table_grid(path: Path, doc: dict) -> Table:
             e["method"],
             "[green]yes[/]" if e["agree"] else "[bold red]NO[/]",
         ]
-        grid.add_row(*cells)
-    return grid
+        rows.append(cells)
+    return fitted(console, title, columns, rows)

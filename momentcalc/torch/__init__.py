@@ -29,7 +29,8 @@ from .modules import (
 from .moments import LayerMoments, moments
 from .signal import Comparison, LayerStats, Propagation, compare, propagate
 
-plot = lazy_module("momentcalc.torch.plot")  # matplotlib: only when a plot is drawn (the extra momentcalc[plots])
+# matplotlib (the extra momentcalc[plots]): only when a plot is drawn; a stand-in where it is not installed.
+plot = lazy_module("momentcalc.torch.plot", needs="matplotlib")
 
 __all__ = [
     "Comparison",
