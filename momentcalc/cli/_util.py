@@ -289,12 +289,16 @@ def _progress(transient: bool) -> Progress:
 
 @contextmanager
 def _entry_bar():
-    """A progress bar over table entries, started at the first entry (so an early error prints no bar)."""
+    """A progress bar over table entries, started at the first entry (so an early error prints no bar). Piped
+    stderr gets none: a bar cannot redraw there, and its last frame (with its elapsed time) would end up in logs."""
     bar = _progress(transient=False)
     task = None
+    drawn = _stderr_is_terminal()
 
     def step(done: int, total: int, spec: str) -> None:
         nonlocal task
+        if not drawn:
+            return
         if task is None:
             bar.start()
             task = bar.add_task("building", total=total)
@@ -303,4 +307,5 @@ def _entry_bar():
     try:
         yield step
     finally:
-        bar.stop()
+        if task is not None:  # an unstarted bar would still print a blank line on stopping
+            bar.stop()
