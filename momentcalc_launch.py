@@ -32,6 +32,20 @@ import struct
 import sys
 import zlib
 
+
+def _leave(_signum, _frame):
+    # Ctrl-C before a command runs (imports, finding a server): nothing is open yet, so leave at once as the CLI
+    # does (error: interrupted, 130), not with a KeyboardInterrupt cut into an import (a traceback, or a module
+    # left half-imported). The CLI puts its own handler in place once a command starts (cli/_interrupts.py).
+    try:
+        os.write(2, b"error: interrupted\n")
+    finally:
+        os._exit(130)
+
+
+if _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:  # not where the shell ignores Ctrl-C
+    _signal.signal(_signal.SIGINT, _leave)
+
 MODE_VARIABLE = "MOMENTCALC_SERVER"
 IDLE_VARIABLE = "MOMENTCALC_SERVER_IDLE"
 IDLE_DEFAULT_S = 600.0

@@ -23,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .. import __version__, processes
 from ..errors import MomentcalcError, WriteError
+from ._interrupts import EXIT_INTERRUPTED, interrupted, noting_interrupts
 from ._output import OutputLost, checked_stdout, silence_stdout
 
 try:  # recent typer ships its own copy of click
@@ -37,7 +38,6 @@ NoArgsIsHelp = getattr(_click_errors, "NoArgsIsHelpError", ())
 EXIT_DISAGREE = 1
 EXIT_BAD_INPUT = 2
 EXIT_WRITE = 74  # EX_IOERR of sysexits.h: not 1, which says the estimates disagree
-EXIT_INTERRUPTED = 130
 SHOW_BAR_AFTER_S = 1.0
 BIG_RUN_SAMPLES = 1 << 27  # a run this large gets its bar at once
 PIPED_WIDTH = 150  # console width when piped: wide enough that numbers never get truncated
@@ -51,12 +51,14 @@ class _OneLineErrors(typer.core.TyperGroup):
     """
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
-        with checked_stdout():
+        with checked_stdout(), noting_interrupts():
             code = self._run(args, prog_name, complete_var, **extra)
             try:  # what is still buffered: a write that fails here fails the command as one inside it does
                 sys.stdout.flush()
             except OutputLost as lost:
                 code = _output_lost(lost.error)
+            except KeyboardInterrupt:
+                code = _fail("interrupted", EXIT_INTERRUPTED)
         if standalone_mode:
             sys.exit(code)
         return code
@@ -79,6 +81,12 @@ class _OneLineErrors(typer.core.TyperGroup):
         except MomentcalcError as error:
             code = _fail(str(error))
         except (typer.Abort, KeyboardInterrupt):
+            code = EXIT_INTERRUPTED
+        except Exception:
+            if not interrupted():
+                raise  # a bug: its traceback
+            code = EXIT_INTERRUPTED  # what a Ctrl-C broke on its way (_interrupts says how)
+        if interrupted():  # a Ctrl-C that something swallowed still ends the command
             code = EXIT_INTERRUPTED
         if code == EXIT_INTERRUPTED:  # typer turns Ctrl-C into a silent Exit(130); we say so
             _fail("interrupted", EXIT_INTERRUPTED)
