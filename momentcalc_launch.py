@@ -25,12 +25,7 @@ from __future__ import annotations
 # The C modules behind `socket` and `signal`: their Python wrappers import enum, 10 ms of a served command's
 # ~60 ms in this process (Python itself takes 25 ms); nothing here needs more than the C layer gives.
 import _signal
-import _socket
-import marshal
 import os
-import struct
-import sys
-import zlib
 
 
 def _leave(_signum, _frame):
@@ -43,8 +38,16 @@ def _leave(_signum, _frame):
         os._exit(130)
 
 
-if _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:  # not where the shell ignores Ctrl-C
+# The console script only (the server, run as __main__, has handlers of its own); not where Ctrl-C is ignored.
+if __name__ != "__main__" and _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:
     _signal.signal(_signal.SIGINT, _leave)
+
+# After the handler: Ctrl-C in these imports leaves as above, not with a traceback.
+import _socket  # noqa: E402
+import marshal  # noqa: E402
+import struct  # noqa: E402
+import sys  # noqa: E402
+import zlib  # noqa: E402
 
 MODE_VARIABLE = "MOMENTCALC_SERVER"
 IDLE_VARIABLE = "MOMENTCALC_SERVER_IDLE"

@@ -13,8 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from momentcalc import processes
-
 STARTED_S = 120  # spawned workers import momentcalc: seconds on a loaded 2-core machine
 GONE_S = 10
 
@@ -22,7 +20,6 @@ GONE_S = 10
 # the test waits.
 PARENT = """
 import os, sys, time
-from momentcalc import processes
 
 
 def task(number):
