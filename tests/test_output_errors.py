@@ -30,6 +30,8 @@ COMMANDS = [
     ["estimate", "relu", "--method", "closed", "--json"],
     ["estimate", "relu", "--method", "closed"],
     ["tables", "show"],
+    ["shape", "--i", "7", "--k", "2", "--s", "3", "--pool", "--json"],
+    ["server", "status"],
     ["--help"],
     ["--version"],
     BACKWARD_JSON,
