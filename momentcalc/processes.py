@@ -98,9 +98,10 @@ def _die_with(parent: int) -> None:
     """End this worker when its parent ends, however it ends: a parent killed with SIGKILL runs no code of its
     own, and the workers (each holding hundreds of MB) would go on until their task is done, or forever.
 
-    Linux: the kernel sends SIGKILL to this process when the parent's thread that started it ends (the main
-    thread, which maps the tasks: the parent's end). Elsewhere: a thread that notices being orphaned. Either
-    way, a parent that ended before this ran is noticed at once (getppid is then another process)."""
+    Linux: the kernel sends SIGKILL to this process when the parent's thread that started it ends (the thread
+    that maps the tasks, which holds the pool until it is done: its end is the parent's end, or the pool's).
+    Elsewhere: a thread that notices being orphaned. Either way, a parent that ended before this ran is noticed
+    at once (getppid is then another process)."""
     if sys.platform.startswith("linux"):
         import ctypes
 

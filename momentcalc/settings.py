@@ -120,6 +120,12 @@ def check_seed(seed, most: int | None = None) -> None:
         raise MomentcalcError(f"seed must be a whole number >= 0{limit}, got {shown(seed)}")
 
 
+def check_depth(depth: int) -> None:
+    """Refuse a `propagate` deeper than PROPAGATE_DEPTH_MAX blocks: a comparison of integers, before torch loads."""
+    if is_int(depth) and depth > PROPAGATE_DEPTH_MAX:
+        raise MomentcalcError(f"--depth {depth} is more than the {PROPAGATE_DEPTH_MAX:,} blocks allowed")
+
+
 def shown(value) -> str:
     """repr of a value for an error message, cut to 60 characters (a 400-digit int is not echoed whole)."""
     text = repr(value)

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from .._lazy import lazy_module
 from ..errors import MomentcalcError
+from ..settings import check_depth
 from ._util import _console, _examples, _LazyBar, app
 
 # torch loads when the command runs (momentcalc.torch imports it), so `momentcalc --help` stays fast.
@@ -51,6 +52,7 @@ def propagate_command(
 ) -> None:
     """Mean, std and gradient RMS after each block for N(0, 1) input, per variant, beside momentcalc's prediction."""
 
+    check_depth(depth)  # before torch loads (seconds, hundreds of MB): a refusal costs nothing
     try:
         signal = mtorch.signal
     except ImportError:

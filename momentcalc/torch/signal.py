@@ -21,7 +21,7 @@ from torch import nn
 from .. import backward, catalog
 from .._lazy import lazy_module
 from ..errors import MomentcalcError
-from ..settings import PROPAGATE_DEPTH_MAX, PROPAGATE_VALUES_MAX, PROPAGATE_WORK_MAX, Progress, check_seed
+from ..settings import PROPAGATE_VALUES_MAX, PROPAGATE_WORK_MAX, Progress, check_depth, check_seed
 from ..spec import parse
 from .functional import check_activation, compile_chain
 from .modules import NormPropActivation, NormPropAvgPool2d, NormPropConv2d, NormPropMaxPool2d
@@ -291,8 +291,7 @@ def check_size_at_least(depth: int, block: str, width: int, batch: int) -> None:
     the pools), and its convs do at least width * width * k * k multiply-adds per input: lower bounds of what
     check_cost counts, which needs the plan, a list of depth blocks (1.4 GB and 13 s for a depth of 10**8).
     """
-    if depth > PROPAGATE_DEPTH_MAX:
-        raise MomentcalcError(f"--depth {depth} is more than the {PROPAGATE_DEPTH_MAX:,} blocks allowed")
+    check_depth(depth)
     stages = parse_block(block)
     convs = [st.k * st.k for st in stages if st.kind == "conv"]
     values = depth * (width * width * sum(convs) + batch * width * len(stages))
