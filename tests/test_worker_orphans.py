@@ -20,6 +20,7 @@ GONE_S = 10
 # the test waits.
 PARENT = """
 import os, sys, time
+from momentcalc import processes
 
 
 def task(number):
