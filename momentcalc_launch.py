@@ -25,12 +25,29 @@ from __future__ import annotations
 # The C modules behind `socket` and `signal`: their Python wrappers import enum, 10 ms of a served command's
 # ~60 ms in this process (Python itself takes 25 ms); nothing here needs more than the C layer gives.
 import _signal
-import _socket
-import marshal
 import os
-import struct
-import sys
-import zlib
+
+
+def _leave(_signum, _frame):
+    # Ctrl-C before a command runs (imports, finding a server): nothing is open yet, so leave at once as the CLI
+    # does (error: interrupted, 130), not with a KeyboardInterrupt cut into an import (a traceback, or a module
+    # left half-imported). The CLI puts its own handler in place once a command starts (cli/_interrupts.py).
+    try:
+        os.write(2, b"error: interrupted\n")
+    finally:
+        os._exit(130)
+
+
+# The console script only (the server, run as __main__, has handlers of its own); not where Ctrl-C is ignored.
+if __name__ != "__main__" and _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:
+    _signal.signal(_signal.SIGINT, _leave)
+
+# After the handler: Ctrl-C in these imports leaves as above, not with a traceback.
+import _socket  # noqa: E402
+import marshal  # noqa: E402
+import struct  # noqa: E402
+import sys  # noqa: E402
+import zlib  # noqa: E402
 
 MODE_VARIABLE = "MOMENTCALC_SERVER"
 IDLE_VARIABLE = "MOMENTCALC_SERVER_IDLE"

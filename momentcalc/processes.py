@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from functools import partial
@@ -57,7 +60,7 @@ def _pool(jobs: int, initializer: Callable[[], None] | None) -> Iterator[Mapper]
 
     before, _started[0] = set(multiprocessing.active_children()), True
     context = multiprocessing.get_context("spawn")
-    workers = ProcessPoolExecutor(jobs, mp_context=context, initializer=partial(_start, initializer))
+    workers = ProcessPoolExecutor(jobs, mp_context=context, initializer=partial(_start, initializer, os.getpid()))
     try:
         yield lambda task, items: _results(workers.map(task, items))
     finally:
@@ -80,7 +83,41 @@ def _results(results: Iterator) -> Iterator:
         ) from None
 
 
-def _start(initializer: Callable[[], None] | None) -> None:
+def _start(initializer: Callable[[], None] | None, parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the workers
+    _die_with(parent)
     if initializer is not None:
         initializer()
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+ORPHAN_POLL_S = 0.5
+
+
+def _die_with(parent: int) -> None:
+    """End this worker when its parent ends, however it ends: a parent killed with SIGKILL runs no code of its
+    own, and the workers (each holding hundreds of MB) would go on until their task is done, or forever.
+
+    Linux: the kernel sends SIGKILL to this process when the parent's thread that started it ends (the thread
+    that maps the tasks, which holds the pool until it is done: its end is the parent's end, or the pool's).
+    Elsewhere: a thread that notices being orphaned. Either way, a parent that ended before this ran is noticed
+    at once (getppid is then another process)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            _watch_parent(parent)
+    else:
+        _watch_parent(parent)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _watch_parent(parent: int) -> None:
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(ORPHAN_POLL_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="momentcalc-orphan-watch", daemon=True).start()

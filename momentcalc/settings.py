@@ -58,6 +58,8 @@ BACKWARD_TRIAL_MAX = 1 << 24  # values one trial touches
 # conv multiply-adds (forward; backward costs about twice that). The defaults use 1e7 values and 5e8 madds.
 PROPAGATE_VALUES_MAX = 1 << 28  # 1 GiB of float32 per variant
 PROPAGATE_WORK_MAX = 2 * 10**10  # about a minute for the three variants on 2 cores
+# Blocks of `momentcalc propagate`: past this, building the net alone (a module per stage) takes minutes.
+PROPAGATE_DEPTH_MAX = 10_000
 MIN_CUT_SAMPLES = 64
 
 Progress = Callable[[int, int], None]  # progress(done, total), in samples, after each batch of work
@@ -116,6 +118,12 @@ def check_seed(seed, most: int | None = None) -> None:
     if not is_int(seed) or seed < 0 or (most is not None and seed > most):
         limit = "" if most is None else f" and <= {most}"
         raise MomentcalcError(f"seed must be a whole number >= 0{limit}, got {shown(seed)}")
+
+
+def check_depth(depth: int) -> None:
+    """Refuse a `propagate` deeper than PROPAGATE_DEPTH_MAX blocks: a comparison of integers, before torch loads."""
+    if is_int(depth) and depth > PROPAGATE_DEPTH_MAX:
+        raise MomentcalcError(f"--depth {depth} is more than the {PROPAGATE_DEPTH_MAX:,} blocks allowed")
 
 
 def shown(value) -> str:

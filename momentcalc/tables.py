@@ -30,7 +30,7 @@ from pathlib import Path
 
 from . import __version__, crosscheck, processes
 from ._lazy import lazy_module
-from .errors import MomentcalcError
+from .errors import MomentcalcError, WriteError
 from .settings import DEFAULT_SAMPLES
 from .tablefile import (
     BUILD_COMMAND,
@@ -247,7 +247,7 @@ def write(doc: dict, directory: str | os.PathLike = DEFAULT_DIR, name: str = TAB
     written, unchanged = [], []
     for path, text, same in (
         (directory / name, table_text, lambda p: _table_matches(p, doc)),
-        (directory / SCHEMA_NAME, schema_text, lambda p: p.read_text(encoding="utf-8") == schema_text),
+        (directory / SCHEMA_NAME, schema_text, lambda p: read_text(p) == schema_text),
     ):
         if path.exists() and _safe(same, path):
             unchanged.append(path)
@@ -317,8 +317,8 @@ def _atomic_write(path: Path, text: str) -> None:
         os.replace(tmp, path)
     except BaseException as why:
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(why, OSError):
-            raise MomentcalcError(f"cannot write {str(path)!r}: {why.strerror or why}") from None
+        if isinstance(why, OSError):  # a full disk, a file size limit: the old file stays as it was
+            raise WriteError(f"cannot write {str(path)!r}: {why.strerror or why}") from None
         raise
 
 
@@ -461,8 +461,8 @@ def _check_schema(path: Path) -> list[str]:
     if not path.exists():
         return [f"{path.name}: missing"]
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as why:
+        text = read_text(path)  # with read_text's size cap
+    except MomentcalcError as why:
         return [f"{path.name}: unreadable ({why})"]
     if text == canonical_json(schema()):
         return []

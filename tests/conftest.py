@@ -25,7 +25,8 @@ def pytest_sessionstart(session):
         try:
             importlib.import_module(name)
         except ImportError as why:
-            pytest.exit(f"CI is set but {name} is not importable ({why}); the README's test command installs torch==2.13.0", 3)
+            why = f"CI is set but {name} is not importable ({why})"
+            pytest.exit(f"{why}; the README's test command installs torch==2.13.0", 3)
 
 
 # The console script hands commands to a warm server where one runs for this installation (momentcalc_launch.py):

@@ -1,12 +1,15 @@
 """What every `momentcalc` command shares: the typer app, the one error path, the console, formatters, progress bars.
 
 Exit codes: 0 success (estimates agree, tables match), 1 a finding (estimates disagree, tables differ),
-2 bad input (one line on stderr), 130 interrupted.
+2 bad input (one line on stderr), 74 output that could not be written whole (a full disk, a file size limit, a
+closed stdout; one line on stderr), 130 interrupted. A reader that leaves early (`momentcalc list | head -2`) is
+no error: exit 0, nothing said.
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import math
 import os
@@ -21,7 +24,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .. import __version__, processes
-from ..errors import MomentcalcError
+from ..errors import MomentcalcError, WriteError
+from ._interrupts import EXIT_INTERRUPTED, interrupted, noting_interrupts
+from ._output import OutputLost, checked_stdout, silence_stdout
 
 try:  # recent typer ships its own copy of click
     from typer._click import exceptions as _click_errors
@@ -34,7 +39,7 @@ NoArgsIsHelp = getattr(_click_errors, "NoArgsIsHelpError", ())
 
 EXIT_DISAGREE = 1
 EXIT_BAD_INPUT = 2
-EXIT_INTERRUPTED = 130
+EXIT_WRITE = 74  # EX_IOERR of sysexits.h: not 1, which says the estimates disagree
 SHOW_BAR_AFTER_S = 1.0
 BIG_RUN_SAMPLES = 1 << 27  # a run this large gets its bar at once
 # Help is plain text: rich markup would eat every bracket of the help texts (E[f'(X)^2], momentcalc[dask],
@@ -51,8 +56,23 @@ class _OneLineErrors(typer.core.TyperGroup):
     """
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        with checked_stdout(), noting_interrupts():
+            code = self._run(args, prog_name, complete_var, **extra)
+            try:  # what is still buffered: a write that fails here fails the command as one inside it does
+                sys.stdout.flush()
+            except OutputLost as lost:
+                code = _output_lost(lost.error)
+            except KeyboardInterrupt:
+                code = _fail("interrupted", EXIT_INTERRUPTED)
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+    def _run(self, args, prog_name, complete_var, **extra) -> int:
         try:
             code = super().main(args, prog_name or "momentcalc", complete_var, standalone_mode=False, **extra)
+        except OutputLost as lost:
+            code = _output_lost(lost.error)
         except NoArgsIsHelp as shown:
             # With rich help, typer has printed it already while building the exception.
             if shown.format_message().strip():
@@ -61,16 +81,30 @@ class _OneLineErrors(typer.core.TyperGroup):
         except ClickException as error:
             hint = f" (see '{error.ctx.command_path} --help')" if getattr(error, "ctx", None) else ""
             code = _fail(error.format_message() + hint)
+        except WriteError as error:
+            code = _fail(str(error), EXIT_WRITE)
         except MomentcalcError as error:
             code = _fail(str(error))
         except (typer.Abort, KeyboardInterrupt):
             code = EXIT_INTERRUPTED
+        except Exception:
+            if not interrupted():
+                raise  # a bug: its traceback
+            code = EXIT_INTERRUPTED  # what a Ctrl-C broke on its way (_interrupts says how)
+        if interrupted():  # a Ctrl-C that something swallowed still ends the command
+            code = EXIT_INTERRUPTED
         if code == EXIT_INTERRUPTED:  # typer turns Ctrl-C into a silent Exit(130); we say so
             _fail("interrupted", EXIT_INTERRUPTED)
-        code = code if isinstance(code, int) else 0
-        if standalone_mode:
-            sys.exit(code)
-        return code
+        return code if isinstance(code, int) else 0
+
+
+def _output_lost(error: OSError) -> int:
+    """The exit code, and the one line, of a command whose stdout failed with `error`."""
+    silence_stdout()  # Python's own flush at exit would fail again, with a message of its own
+    if error.errno == errno.EPIPE:  # the reader left early (`| head`): what it read is all it wanted
+        return 0
+    reason = error.strerror or str(error)
+    return _fail(f"could not write the output to stdout ({reason}): what was written is incomplete", EXIT_WRITE)
 
 
 @contextmanager
@@ -97,11 +131,12 @@ def exit_at_once(report=lambda code: None):
             # The worker processes ran the Monte Carlo, so this process has no thread pool to join.
             report(done.code or 0)
             raise
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        except (BrokenPipeError, OSError):  # a reader that left early (`| head`): what it read is all it wanted
-            pass
+        for stream in (sys.stdout, sys.stderr):  # None where closed when Python started
+            try:
+                if stream is not None:
+                    stream.flush()
+            except (OSError, ValueError):  # a failed stdout was reported (_output_lost); stderr has no one to tell
+                pass
         report(done.code or 0)
         os._exit(done.code or 0)
 
@@ -109,7 +144,10 @@ def exit_at_once(report=lambda code: None):
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> int:
     """The one error path of the CLI: print `error: MESSAGE` as one red line on stderr, return the exit code."""
     one_line = " ".join(message.split())
-    Console(stderr=True, soft_wrap=True, highlight=False).print(f"[bold red]error:[/] {escape(one_line)}")
+    try:
+        Console(stderr=True, soft_wrap=True, highlight=False).print(f"[bold red]error:[/] {escape(one_line)}")
+    except OSError:  # stderr cannot be written either (closed, a full disk): the exit code must say it alone
+        pass
     return code
 
 

@@ -12,7 +12,7 @@ from rich import box
 from rich.markup import escape
 
 from .._lazy import lazy_module
-from ..errors import MomentcalcError
+from ..errors import MomentcalcError, WriteError
 from ._extras import PLOTS, require
 from ._fit import Column, fitted
 from ._util import EXIT_DISAGREE, _console, _examples, _LazyBar, _se, _value, app
@@ -121,6 +121,6 @@ def _plot(spec: str, result, path: Path) -> None:
         tmp.replace(path)
     except OSError as err:
         tmp.unlink(missing_ok=True)
-        raise MomentcalcError(f"cannot write the plot to {str(path)!r}: {err.strerror or err}") from None
+        raise WriteError(f"cannot write the plot to {str(path)!r}: {err.strerror or err}") from None
     finally:
         plt.close(fig)

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from .._lazy import lazy_module
 from ..errors import MomentcalcError
+from ..settings import check_depth
 from ._extras import PLOTS, TORCH, require
 from ._util import _console, _examples, _LazyBar, app
 
@@ -50,6 +51,7 @@ def propagate_command(
 ) -> None:
     """Mean, std and gradient RMS after each block for N(0, 1) input, per variant, beside momentcalc's prediction."""
 
+    check_depth(depth)  # before torch loads (seconds, hundreds of MB): a refusal costs nothing
     require(TORCH, "propagate")
     signal = mtorch.signal
     variants = tuple(variant) if variant else signal.VARIANTS

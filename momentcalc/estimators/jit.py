@@ -47,6 +47,8 @@ from pathlib import Path
 from numba import njit, typeof
 from numba.core import caching, event, types
 
+from . import kernel_cache
+
 _PACKAGE = Path(__file__).resolve().parent.parent
 _SOURCES = ("ops", "estimators")
 KERNELS_VARIABLE = "MOMENTCALC_KERNELS"
@@ -184,8 +186,24 @@ _install()
 
 
 def jit(**options):
-    """numba.njit(cache=True, nogil=True, **options): every kernel of momentcalc is compiled through this."""
-    return njit(cache=True, nogil=True, **options)
+    """numba.njit(cache=True, nogil=True, **options): every kernel of momentcalc is compiled through this.
+
+    Its disk cache is kernel_cache's: each file checked before numba loads it, a broken one removed and compiled
+    again. Where no cache folder can be written, the kernel compiles in memory (one line says so, once)."""
+    cached = njit(cache=True, nogil=True, **options)
+
+    def decorate(py_func):
+        try:
+            dispatcher = cached(py_func)
+        except RuntimeError as error:  # numba: "cannot cache function ...: no locator available for file ..."
+            if "no locator" not in str(error):
+                raise
+            kernel_cache.no_cache_folder()
+            return njit(nogil=True, **options)(py_func)
+        kernel_cache.heal(dispatcher)
+        return dispatcher
+
+    return decorate
 
 
 def shared(*functions: types.FunctionType, **options) -> Callable[[Callable], SharedKernel]:

@@ -12,7 +12,7 @@ matplotlib.use("Agg")  # files only: no display is needed or wanted
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from ..errors import MomentcalcError  # noqa: E402
+from ..errors import MomentcalcError, WriteError  # noqa: E402
 from .signal import Comparison  # noqa: E402
 
 FORMATS = (".png", ".svg")
@@ -76,7 +76,11 @@ def draw(comparison: Comparison, path: str | Path) -> Path:
     if not path.parent.is_dir():
         raise MomentcalcError(f"no directory {str(path.parent)!r} to write the plot into")
     fig = figure(comparison)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    except OSError as why:
+        plt.close(fig)
+        raise WriteError(f"cannot write the plot to {str(path)!r}: {why.strerror or why}") from None
     os.close(fd)
     try:
         # Fixed metadata: the same comparison gives the same bytes (no date or version stamps).
@@ -84,6 +88,8 @@ def draw(comparison: Comparison, path: str | Path) -> Path:
         fig.savefig(tmp, dpi=100, metadata=metadata)
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; a plot is for others to read, as tables.write does
         os.replace(tmp, path)
+    except OSError as why:  # a full disk, a file size limit: no plot, and none half-written
+        raise WriteError(f"cannot write the plot to {str(path)!r}: {why.strerror or why}") from None
     finally:
         plt.close(fig)
         if os.path.exists(tmp):

@@ -23,7 +23,7 @@ from torch import nn
 from .. import backward, catalog
 from .._lazy import lazy_module
 from ..errors import MomentcalcError
-from ..settings import PROPAGATE_VALUES_MAX, PROPAGATE_WORK_MAX, Progress, check_seed
+from ..settings import PROPAGATE_VALUES_MAX, PROPAGATE_WORK_MAX, Progress, check_depth, check_seed
 from ..spec import parse
 from . import checks
 from .functional import check_activation, compile_chain
@@ -371,6 +371,27 @@ def check_cost(plan_: list[tuple[Stage, ...]], width: int, size: int, batch: int
         )
 
 
+def check_size_at_least(depth: int, block: str, width: int, batch: int) -> None:
+    """Refuse, from the arguments alone (no list of depth blocks, no net), a net whose least possible cost is
+    already past check_cost's limits, or one deeper than PROPAGATE_DEPTH_MAX.
+
+    Every block keeps at least its convs' weights and one value per stage, channel and input (a side of 1 after
+    the pools), and its convs do at least width * width * k * k multiply-adds per input: lower bounds of what
+    check_cost counts, which needs the plan, a list of depth blocks (1.4 GB and 13 s for a depth of 10**8).
+    """
+    check_depth(depth)
+    stages = parse_block(block)
+    convs = [st.k * st.k for st in stages if st.kind == "conv"]
+    values = depth * (width * width * sum(convs) + batch * width * len(stages))
+    work = depth * batch * width * width * sum(convs)
+    if values > PROPAGATE_VALUES_MAX or work > PROPAGATE_WORK_MAX:
+        raise MomentcalcError(
+            f"{depth} blocks of width {width} on a batch of {batch} inputs hold at least {values:.2g} values and "
+            f"take at least {work:.2g} multiply-adds per variant, more than the {PROPAGATE_VALUES_MAX:.2g} and "
+            f"{PROPAGATE_WORK_MAX:.2g} allowed; use a smaller --width, --batch or --depth"
+        )
+
+
 def prediction(plan_: list[tuple[Stage, ...]], size: int) -> Propagation:
     """What momentcalc predicts for the NormProp net: mean 0 and std 1 after every block, and the gradient RMS.
 
@@ -480,6 +501,7 @@ def compare(
     check_seed(seed, most=2**63 - 1)
     if isinstance(variants, str) or not isinstance(variants, (tuple, list)) or not variants:
         raise MomentcalcError(f"variants must be a tuple of names from {', '.join(VARIANTS)}, got {variants!r}")
+    check_size_at_least(depth, block, width, batch)  # arithmetic only: a depth of 10**9 costs nothing to refuse
     blocks = plan(depth, block, pool, pool_every)
     check_cost(blocks, width, size, batch)  # refuse a too small input, or too big a net, before building anything
     runs = {}
