@@ -30,7 +30,22 @@ from __future__ import annotations
 import os
 import sys
 
-import momentcalc_client as client
+
+def _drop_working_folder() -> None:
+    """sys.path less the working folder ('', relative entries, the folder itself), before anything is imported
+    from it: momentcalc_client.safe_path's rule, which cannot be imported before this has run."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        cwd = os.path.realpath(os.getcwd())
+    except OSError:
+        cwd = None
+    unsafe = [p for p in sys.path if not p or not os.path.isabs(p) or os.path.realpath(p) in (cwd,)]
+    sys.path[:] = [p for p in sys.path if p not in unsafe or os.path.realpath(p or ".") == here]
+
+
+_drop_working_folder()
+
+import momentcalc_client as client  # noqa: E402 (after the path is safe)
 
 
 def _start_for_next(path: str, chosen: str) -> None:
@@ -80,7 +95,6 @@ def _served(argv: list[str]) -> int | None:
 
 def main() -> None:
     """Console-script entry point (`momentcalc`)."""
-    sys.path[:] = client.safe_path(sys.path)  # nothing from the working folder, served or not
     try:
         code = _served(sys.argv[1:])
     except client.ServerError as error:
