@@ -120,6 +120,17 @@ def _got_go(conn) -> bool:
         conn.settimeout(None)
 
 
+def _finalized(code: int) -> int:
+    """The exit code after an uncaught exception, as Python's own exit gives it: 120 where stdout cannot be
+    flushed (a full disk, `ulimit -f`), else code."""
+    try:
+        sys.stdout.flush()
+    except OSError:
+        traceback.print_exc()
+        return 120
+    return code
+
+
 def run(conn, request: dict, fds: list[int], runner) -> None:
     """In the forked child: become the client's command, run it, report; never returns."""
     _signals(request["ignored"])
@@ -158,8 +169,9 @@ def run(conn, request: dict, fds: list[int], runner) -> None:
     except KeyboardInterrupt:  # Ctrl-C before the command's own handling began
         print("error: interrupted", file=sys.stderr)
         code = EXIT_INTERRUPTED
-    except BaseException:  # noqa: BLE001 (a bug: the traceback the console script would print)
-        traceback.print_exc()
+    except BaseException:  # noqa: BLE001 (a bug, or a write that failed: what the console script would print)
+        sys.excepthook(*sys.exc_info())
+        code = _finalized(code)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
