@@ -39,12 +39,12 @@ IDLE_DEFAULT_S = 600.0
 # How long a client waits to connect and for the server's first answer; a server forks at once, unless it is
 # loading a spec's kernels after a served estimate (at most ~WARM_AGAIN_S, momentcalc/server/loop.py).
 TIMEOUT_DEFAULT_S = 10.0
-# Read when Python, numba, momentcalc's kernels (MOMENTCALC_KERNELS) or the locale start up, so a server serves
-# only clients that agree on them.
-STARTUP_VARIABLES = ("NUMBA_", "MOMENTCALC_KERNELS", "PYTHON", "LANG", "LC_")
+# Read when numba, momentcalc's kernels (MOMENTCALC_KERNELS), the locale or the server's path (PYTHONPATH) start
+# up, so a server serves only clients that agree on them. (The isolated server ignores the other PYTHON* variables.)
+STARTUP_VARIABLES = ("NUMBA_", "MOMENTCALC_KERNELS", "PYTHONPATH", "LANG", "LC_")
 # The server runs isolated (python -I): it ignores PYTHON* variables. A client that sets one runs in its own
 # process, except these, which the server's child takes on (PYTHONPATH: the client's sys.path is the server's).
-SERVED_PYTHON_VARIABLES = ("PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED")
+SERVED_PYTHON_VARIABLES = ("PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "PYTHONSAFEPATH")
 FORWARDED_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
 LENGTH = struct.Struct("!I")  # before a request: its length in bytes
 PID = struct.Struct("!q")  # the server's first answer

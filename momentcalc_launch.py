@@ -101,6 +101,9 @@ def main() -> None:
         sys.stderr.write(f"error: {error}\n")
         code = 2
     if code is None:
+        # Worker processes a command spawns (`tables build --jobs`) start as `python -c ...`, which would put the
+        # working folder first on their path (its multiprocessing.py would run) before they take this one's.
+        os.environ["PYTHONSAFEPATH"] = "1"
         from momentcalc.cli import main as run_here
 
         run_here()

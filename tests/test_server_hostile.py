@@ -396,3 +396,50 @@ def test_stop_all_stops_every_server_of_this_user(runtime):
     assert stop.returncode == 0 and stop.stdout.startswith("stopped the servers")
     for other in others:
         assert other.wait(timeout=10) == -signal.SIGTERM
+
+
+@needs_proc
+@pytest.mark.parametrize("mode", ["0", "1"])
+def test_worker_processes_import_nothing_from_the_working_folder(server, tmp_path, mode):
+    env, _address_, server_pid = server
+    folder = _hostile_folder(tmp_path)
+    (folder / "multiprocessing.py").write_text(HOSTILE)  # what a spawned worker's `python -c` imports first
+    build = subprocess.Popen([_script(), "tables", "check", "--jobs", "2"], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, env={**env, "MOMENTCALC_SERVER": mode}, cwd=folder,
+                             start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        runs_it = build.pid if mode == "0" else server_pid  # served: the workers are the server's grandchildren
+        while time.monotonic() < deadline and not _workers_started(runs_it):
+            time.sleep(0.1)
+        assert _workers_started(runs_it)
+        time.sleep(3)  # they have imported what they start with
+    finally:
+        os.killpg(build.pid, signal.SIGKILL)
+        build.wait(timeout=30)
+    assert sorted(p.name for p in folder.iterdir() if p.name.startswith("HIJACKED")) == []
+
+
+def _workers_started(pid: int) -> bool:
+    """Whether pid or a process it started has spawned multiprocessing's worker processes."""
+    sessions = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"multiprocessing" in cmdline and b"spawn_main" in cmdline:
+                sessions.append(int(entry.name))
+    return any(_ancestor(p, pid) for p in sessions)
+
+
+def _ancestor(pid: int, of: int) -> bool:
+    while pid > 1:
+        if pid == of:
+            return True
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return False
+    return False
