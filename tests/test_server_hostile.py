@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import momentcalc_client as client
-from momentcalc.server import registry
+from momentcalc.server import child, loop, registry
 
 pytestmark = pytest.mark.skipif(not client.supported(), reason="servers need Unix sockets and fork")
 needs_proc = pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads the server's child in /proc")
@@ -443,3 +443,37 @@ def _ancestor(pid: int, of: int) -> bool:
         except (OSError, ValueError, IndexError):
             return False
     return False
+
+
+def test_a_server_leaves_when_its_installation_changes(monkeypatch):
+    folder = Path(tempfile.mkdtemp(prefix="mc-"))
+    try:
+        monkeypatch.setattr(loop, "STAMP_EVERY_S", 0.2)
+        listener = loop._listen(str(folder / "s.sock"))
+        start = time.monotonic()
+        loop.Server(str(folder / "s.sock"), 300, runner=None, stamp="an edit ago").serve(listener)
+        assert time.monotonic() - start < 5  # not its idle time: the sources it loaded are not the installation's
+        listener.close()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _request(**changes) -> dict:
+    state = client.process_state()
+    return {"argv": ["list"], "cwd": "/", "env": {"HOME": "/"}, **state, **changes}
+
+
+def test_judge_serves_sends_back_or_retires():
+    state = client.process_state()
+    assert child.judge(_request()) == child.SERVE
+    assert child.judge(_request(nice=state["nice"] + 2)) == child.SERVE  # a fork can be niced further
+    limits = state["limits"]
+    soft, hard = limits["RLIMIT_NOFILE"]
+    assert child.judge(_request(limits={**limits, "RLIMIT_NOFILE": (soft // 2, soft)})) == child.SERVE
+    memory = {**limits, "RLIMIT_AS": (1 << 33, resource.RLIM_INFINITY)}
+    assert child.judge(_request(limits=memory)) == child.RUN_HERE  # the fork has the server's memory already
+    assert child.judge(_request(env={"PYTHONHASHSEED": "1"})) == child.RUN_HERE  # the isolated server ignores it
+    assert child.judge(_request(env={"PYTHONPATH": "/x", "PYTHONUNBUFFERED": "1"})) == child.SERVE
+    if hard != resource.RLIM_INFINITY:  # a hard limit above the server's: a server started without it can serve
+        assert child.judge(_request(limits={**limits, "RLIMIT_NOFILE": (soft, hard + 1)})) == child.RETIRE
+    assert child.judge(_request(nice=state["nice"] - 1)) == child.RETIRE
