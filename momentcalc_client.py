@@ -377,7 +377,10 @@ def run_served(sock, argv: list[str], stamp_: str | None = None, path: str = "th
     for signum in pending:
         os.kill(child[0], signum)
     sock.settimeout(None)  # the command may run for hours
-    code = _receive(sock, CODE)
+    try:
+        code = _receive(sock, CODE)
+    except OSError:  # it runs there: never run it here a second time
+        code = None
     if code is None:  # the child ended without reporting (killed): say so as a shell would
         sys.stderr.write("error: the momentcalc server's process for this command ended without an exit code\n")
         return 1
