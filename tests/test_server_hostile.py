@@ -477,3 +477,55 @@ def test_judge_serves_sends_back_or_retires():
     if hard != resource.RLIM_INFINITY:  # a hard limit above the server's: a server started without it can serve
         assert child.judge(_request(limits={**limits, "RLIMIT_NOFILE": (soft, hard + 1)})) == child.RETIRE
     assert child.judge(_request(nice=state["nice"] - 1)) == child.RETIRE
+
+
+def _answers_with_a_child(delay_s: float, code: int, seen: list):
+    """A peer that answers as a server does, with a real child of its own, after delay_s; what it read after the
+    pid (GO or nothing) goes to seen."""
+
+    def behaviour(conn):
+        conn.recv(1 << 16)
+        sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+        try:
+            time.sleep(delay_s)
+            conn.sendall(client.PID.pack(sleeper.pid))
+            conn.settimeout(10)
+            seen.append(conn.recv(1))
+            conn.sendall(client.CODE.pack(code))
+        except OSError as error:
+            seen.append(error)
+        finally:
+            sleeper.kill()
+            sleeper.wait()
+            conn.close()
+
+    return behaviour
+
+
+def test_an_exit_code_no_process_has_is_nonsense(runtime):
+    env = _env(runtime)
+    seen = []
+    listener = _fake_server(_address(env), _answers_with_a_child(0, 1000, seen))
+    try:
+        done = _client_of(env)
+    finally:
+        listener.close()
+    assert seen == [client.GO]  # the pid was its child: the client went ahead
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert "answered nonsense (exit code 1000)" in done.stderr
+
+
+def test_a_pid_that_comes_after_the_timeout_gets_no_go(runtime):
+    # The client has given up (one line, exit 2): a server that answers late must not run the command.
+    env = _env(runtime, MOMENTCALC_SERVER_TIMEOUT="1")
+    seen = []
+    listener = _fake_server(_address(env), _answers_with_a_child(2.5, 0, seen))
+    try:
+        done = _client_of(env)
+        deadline = time.monotonic() + 15
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        listener.close()
+    assert done.returncode == 2 and "did not answer within 1 s" in done.stderr
+    assert seen and seen[0] != client.GO  # nothing, or the connection's end: never GO
