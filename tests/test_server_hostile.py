@@ -529,3 +529,28 @@ def test_a_pid_that_comes_after_the_timeout_gets_no_go(runtime):
         listener.close()
     assert done.returncode == 2 and "did not answer within 1 s" in done.stderr
     assert seen and seen[0] != client.GO  # nothing, or the connection's end: never GO
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b"\xff" * 64,  # a length of 4 GB: refused before anything is read or allocated
+        client.LENGTH.pack(6) + b"\x00garb!",  # marshal of nothing, and no descriptors
+        client.LENGTH.pack(3) + b"i\x01\x00",  # half an int
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    ],
+)
+def test_a_garbage_request_is_dropped_and_the_server_goes_on(server, garbage):
+    env, address, pid = server
+    peer = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    peer.settimeout(loop.REQUEST_WAIT_S + 5)
+    peer.connect(address)
+    try:
+        peer.sendall(garbage)
+        start = time.monotonic()
+        assert peer.recv(16) == b""  # closed without an answer
+        assert time.monotonic() - start < 3  # at once: each of these is wrong from its first bytes
+    finally:
+        peer.close()
+    assert not registry.ended(pid)
+    assert _probe(env, "shape", "--i", "8", "--k", "3").returncode == 0

@@ -102,6 +102,8 @@ class Pending:
         if len(self.fds) > 3 or len(self.data) > REQUEST_MAX + client.LENGTH.size:
             raise ValueError("request too long")
         size = client.LENGTH.size
+        if len(self.data) >= size and client.LENGTH.unpack_from(self.data)[0] > REQUEST_MAX:
+            raise ValueError("request too long")  # said before it is sent: nothing more is read
         if len(self.data) < size or len(self.data) < size + client.LENGTH.unpack_from(self.data)[0]:
             return None
         if len(self.fds) != 3 or len(self.data) != size + client.LENGTH.unpack_from(self.data)[0]:
