@@ -20,7 +20,7 @@ The server is started isolated (python -I) with this process's sys.path less the
 nothing that the command would not import in its own process, and nothing from the working folder. This process
 drops the working folder from sys.path too, before it imports anything of momentcalc's.
 
-Layers: this module is the top (it imports momentcalc_client, momentcalc.cli and momentcalc.server); nothing
+Layers: this module is the top (it imports momentcalc_client, momentcalc.cli and momentcalc.server.loop); nothing
 imports it. Importing anything inside `momentcalc` runs its __init__, which fills the op registry (0.09 s, a third
 of a served command's budget): only the standard library is imported before a command is handed over.
 """
@@ -115,6 +115,6 @@ def main() -> None:
 def serve_here(address: str, after: int | None) -> None:
     """The server's process (client.BOOTSTRAP, started by start_server): serve this installation at address."""
     from momentcalc.cli import command_runner
-    from momentcalc.server import serve
+    from momentcalc.server.loop import serve
 
     serve(address, client.idle_seconds(), after=after, runner=command_runner())

@@ -554,3 +554,11 @@ def test_a_garbage_request_is_dropped_and_the_server_goes_on(server, garbage):
         peer.close()
     assert not registry.ended(pid)
     assert _probe(env, "shape", "--i", "8", "--k", "3").returncode == 0
+
+
+def test_managing_servers_loads_neither_numba_nor_the_server_loop(runtime):
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "momentcalc", "server", "status"],
+                          capture_output=True, text=True, env=_env(runtime), timeout=60)  # fmt: skip
+    assert done.returncode == 0 and "not running" in done.stdout
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "numba" not in imported and "momentcalc.server.loop" not in imported

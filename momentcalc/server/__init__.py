@@ -6,9 +6,6 @@ addresses are in momentcalc_client.py (outside the package: the standard library
 - loop.py: the server's process (lock, warm-up, reading requests without blocking, forking);
 - child.py: a served command's process (what it takes on from its client, and what it sends back);
 - registry.py: which servers run (their lock files), stopping them.
-POSIX only (fcntl, fork).
+POSIX only (fcntl, fork). This __init__ imports nothing: `momentcalc server status` reads the registry without
+loading numba (loop.py and child.py import the Monte Carlo driver).
 """
-
-from .loop import serve
-
-__all__ = ["serve"]
