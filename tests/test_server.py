@@ -1,4 +1,4 @@
-"""The warm server behind the console script (momentcalc_launch.py, momentcalc/cli/serve.py).
+"""The warm server behind the console script (momentcalc_launch.py, momentcalc_client.py, momentcalc/server/).
 
 A served command must be indistinguishable from one run in its own process: the same output, exit code and
 one-line errors, in the client's folder and environment, and Ctrl-C must reach it. The server must be private to
@@ -18,16 +18,18 @@ from pathlib import Path
 import pytest
 from table_refs import untimed
 
+import momentcalc_client as client
 import momentcalc_launch as launch
-from momentcalc.cli import serve
+from momentcalc.server import loop, registry
 
 REPO = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.skipif(not launch.supported(), reason="servers need Unix sockets and fork")
+pytestmark = pytest.mark.skipif(not client.supported(), reason="servers need Unix sockets and fork")
 
-# Runs `momentcalc ARGV` through the running server only; exit 99 where none serves this installation.
+# Runs `momentcalc ARGV` through the running server only; exit 99 where none serves this installation, 98 where it
+# sent the command back to run in its own process.
 PROBE = (
-    "import sys, momentcalc_launch as L; s = L.connect(L.address() or ''); "
-    "sys.exit(99 if s is None else L.run_served(s, sys.argv[1:]))"
+    "import sys, momentcalc_client as C; s = C.connect(C.address() or ''); "
+    "c = 99 if s is None else C.run_served(s, sys.argv[1:]); sys.exit(98 if c < 0 else c)"
 )
 
 
@@ -37,7 +39,7 @@ def _env(runtime: Path, **extra) -> dict:
 
 def _address(env) -> str:
     """The server address of the console script run with env."""
-    code = "import momentcalc_launch as L; print(L.address())"
+    code = "import momentcalc_client as C; print(C.address())"
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env).stdout.strip()
 
 
@@ -58,7 +60,7 @@ def _run(args, env, served: bool, cwd=None, timeout=120) -> subprocess.Completed
 def _start(env) -> int:
     started = subprocess.run([_script(), "server", "start"], capture_output=True, text=True, env=env, timeout=600)
     assert started.returncode == 0 and "serving at" in started.stdout, started.stderr
-    return serve.running_pid(started.stdout.split("serving at ")[1].strip())
+    return registry.running_pid(started.stdout.split("serving at ")[1].strip())
 
 
 @pytest.fixture
@@ -167,58 +169,58 @@ def test_a_served_command_that_is_killed_ends_its_client_with_one_line(server):
 
 def test_an_idle_server_leaves_and_removes_its_socket(short_tmp):
     address = str(short_tmp / "s.sock")
-    listener = serve._listen(address)
+    listener = loop._listen(address)
     start = time.monotonic()
-    serve.Server(address, idle=0.5).serve(listener)  # returns once idle for 0.5 s (it looks every second)
+    loop.Server(address, 0.5, runner=None).serve(listener)  # returns once idle for 0.5 s (it looks every second)
     assert 0.5 <= time.monotonic() - start < 5
     listener.close()
     os.unlink(address)
-    listener = serve._listen(address)
+    listener = loop._listen(address)
     os.unlink(address)  # `server stop` by hand, or a cleaned-up folder: it leaves too
     start = time.monotonic()
-    serve.Server(address, idle=300).serve(listener)
+    loop.Server(address, 300, runner=None).serve(listener)
     assert time.monotonic() - start < 5
 
 
 # ---------------------------------------------------------------- addresses, privacy and when a server is used
 
 
-def test_the_address_changes_with_the_source_and_the_startup_environment(tmp_path, monkeypatch):
+def test_the_stamp_changes_with_the_source_and_the_startup_environment(tmp_path, monkeypatch):
     package = tmp_path / "momentcalc"
     package.mkdir()
     (package / "ops.py").write_text("x = 1\n")
-    monkeypatch.setattr(launch, "_package_dir", lambda: str(package))
+    monkeypatch.setattr(client, "_package_dir", lambda: str(package))
     for name in ("NUMBA_CACHE_DIR", "MOMENTCALC_KERNELS"):  # unset below: they must not be set to begin with
         monkeypatch.delenv(name, raising=False)
-    first = launch.stamp()
+    first = client.stamp()
     monkeypatch.setenv("SOMETHING_ELSE", "1")  # read per command, from the client's environment
-    assert launch.stamp() == first
+    assert client.stamp() == first
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))  # read when numba starts: another server
-    assert launch.stamp() != first
+    assert client.stamp() != first
     monkeypatch.delenv("NUMBA_CACHE_DIR")
-    assert launch.stamp() == first
+    assert client.stamp() == first
     monkeypatch.setenv("MOMENTCALC_KERNELS", str(tmp_path))  # read when the kernels are declared: another server
-    assert launch.stamp() != first
+    assert client.stamp() != first
     monkeypatch.delenv("MOMENTCALC_KERNELS")
-    assert launch.stamp() == first
+    assert client.stamp() == first
     site = tmp_path / "site-packages"
     site.mkdir()
-    monkeypatch.setattr(launch, "_site_packages", lambda: [str(site)])
-    first = launch.stamp()
+    monkeypatch.setattr(client, "_site_packages", lambda: [str(site)])
+    first = client.stamp()
     os.utime(site, ns=(1, 1))  # pip installed or removed a package (numba upgraded)
-    assert launch.stamp() != first
-    first = launch.stamp()
+    assert client.stamp() != first
+    first = client.stamp()
     os.utime(package / "ops.py", ns=(1, 1))  # an edit
-    assert launch.stamp() != first
+    assert client.stamp() != first
 
 
 def test_no_server_where_the_runtime_folder_is_open_to_others(short_tmp, monkeypatch):
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(short_tmp))
-    assert launch.address().startswith(str(short_tmp / f"momentcalc-{os.getuid()}"))
+    assert client.address().startswith(str(short_tmp / f"momentcalc-{os.getuid()}"))
     os.chmod(short_tmp / f"momentcalc-{os.getuid()}", 0o755)
-    assert launch.runtime_dir() is None and launch.address() is None
+    assert client.runtime_dir() is None and client.address() is None
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(short_tmp / ("x" * 120)))  # too long for a socket's path
-    assert launch.address() is None
+    assert client.address() is None
 
 
 @pytest.mark.parametrize(
@@ -228,29 +230,39 @@ def test_a_server_starts_for_a_terminal_or_when_asked(short_tmp, monkeypatch, mo
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(short_tmp))
     monkeypatch.setenv("MOMENTCALC_SERVER", mode)
     started = []
-    monkeypatch.setattr(launch, "start_server", lambda path, after=None: started.append((path, after)))
+    monkeypatch.setattr(client, "start_server", lambda path, after=None: started.append((path, after)))
     monkeypatch.setattr(sys.stdin, "isatty", lambda: terminal, raising=False)
     monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal, raising=False)
     assert launch._served(["list"]) is None  # none runs: this command runs here
-    assert started == ([(launch.address(), os.getpid())] if starts else [])  # warms up once this process has ended
+    assert started == ([(client.address(), os.getpid())] if starts else [])  # warms up once this process has ended
     assert launch._served(["server", "start"]) is None and len(started) == int(starts)  # managing is never served
 
 
 def test_mode_reads_the_usual_spellings(monkeypatch):
     for value, mode in [("1", "on"), ("on", "on"), ("YES", "on"), ("0", "off"), ("off", "off"), ("", "auto")]:
         monkeypatch.setenv("MOMENTCALC_SERVER", value)
-        assert launch.mode() == mode
+        assert client.mode() == mode
 
 
 def test_a_server_started_by_a_command_waits_for_it_to_end():
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1.5)"])
     start = time.monotonic()
-    serve._wait_for(sleeper.pid)  # it ends as a zombie here (this process has not collected it)
+    loop._wait_for(sleeper.pid)  # it ends as a zombie here (this process has not collected it)
     assert time.monotonic() - start >= 1.0 and sleeper.poll() is not None
 
 
 def _server(env, *args) -> subprocess.CompletedProcess:
     return subprocess.run([_script(), "server", *args], capture_output=True, text=True, env=env, timeout=60)
+
+
+def _read_all(fd: int) -> bytes:
+    """What a pseudo-terminal's leader has to read now."""
+    import select
+
+    data = b""
+    while select.select([fd], [], [], 0.2)[0]:
+        data += os.read(fd, 1 << 16)
+    return data
 
 
 def test_a_command_at_a_terminal_starts_a_server_for_the_next_one_and_stop_stops_it(short_tmp):
@@ -261,18 +273,23 @@ def test_a_command_at_a_terminal_starts_a_server_for_the_next_one_and_stop_stops
         shape = [_script(), "shape", "--i", "8", "--k", "3"]
         done = subprocess.run(shape, stdin=terminal, stdout=terminal, stderr=terminal, env=env, timeout=60)
         assert done.returncode == 0
+        shown = _read_all(leader).decode()
+        notice = client.START_NOTICE.format(idle=60.0)
+        assert shown.count(notice) == 1 and "momentcalc server stop --all" in notice  # said once, in one line
         deadline = time.monotonic() + 300  # it warms up after that command (compiling, in a new environment)
-        while (sock := launch.connect(address)) is None and time.monotonic() < deadline:
+        while (sock := client.connect(address)) is None and time.monotonic() < deadline:
             time.sleep(0.2)
         sock.close()
         assert _run(["shape", "--i", "8", "--k", "3", "--json"], env, True).returncode == 0  # served
-        assert "serving (pid" in _server(env, "status").stdout
+        assert " serving, " in _server(env, "status").stdout
         stop = _server(env, "stop")
         assert stop.returncode == 0 and stop.stdout.startswith("stopped the server")
         assert "not running" in _server(env, "status").stdout
         assert _run(["shape", "--i", "8", "--k", "3"], env, True).returncode == 99  # nobody serves now
         done = subprocess.run(shape, capture_output=True, text=True, env=env, timeout=60)
-        assert done.returncode == 0 and serve.running_pid(address) is None  # not a terminal: no start
+        assert done.returncode == 0 and registry.running_pid(address) is None  # not a terminal: no start
+        done = subprocess.run(shape, stdin=terminal, stdout=terminal, stderr=terminal, env=env, timeout=60)
+        assert done.returncode == 0 and "warm server" not in _read_all(leader).decode()  # told once is enough
     finally:
         os.close(leader)
         os.close(terminal)
@@ -290,10 +307,10 @@ def test_a_command_at_a_terminal_starts_a_server_for_the_next_one_and_stop_stops
 )
 def test_the_server_loads_what_a_served_estimate_used(monkeypatch, argv, exit_code, warmed):
     ran = []
-    monkeypatch.setattr(serve, "_run_quietly", ran.append)
-    server = serve.Server("unused", idle=60)
-    child = subprocess.Popen([sys.executable, "-c", f"raise SystemExit({exit_code})"])
-    server.children[child.pid] = (argv, time.monotonic())
+    monkeypatch.setattr(loop, "_run_quietly", lambda runner, argv: ran.append(argv))
+    server = loop.Server("unused", 60, runner=None)
+    process = subprocess.Popen([sys.executable, "-c", f"raise SystemExit({exit_code})"])
+    server.children[process.pid] = (argv, time.monotonic())
     while server.children:  # reap() collects it with waitpid, as the server does its forked children
         server.reap()
         time.sleep(0.05)
@@ -314,12 +331,12 @@ def test_a_served_command_writes_files_with_the_clients_umask(server, tmp_path):
 
 _BECOME = """
 import json, os, resource, sys
-import momentcalc_launch as launch
-from momentcalc.cli import serve
-state = launch.process_state()
+import momentcalc_client as client
+from momentcalc.server import child
+state = client.process_state()
 state.update(argv=["list"], cwd=sys.argv[1], env={"ONLY": "this"}, umask=0o027, nice=os.nice(0) + 3,
-             cpus=[min(os.sched_getaffinity(0))], limits={**state["limits"], "RLIMIT_NOFILE": 64})
-serve._become(state)
+             cpus=[min(os.sched_getaffinity(0))], limits={**state["limits"], "RLIMIT_NOFILE": (64, 64)})
+child.become(state)
 print(json.dumps([os.getcwd(), dict(os.environ), sys.argv, os.umask(0), os.nice(0), sorted(os.sched_getaffinity(0)),
                   resource.getrlimit(resource.RLIMIT_NOFILE)[0]]))
 """
@@ -341,7 +358,7 @@ def test_a_server_that_fails_to_start_says_where_its_log_is(short_tmp):
     (broken / "numba.py").write_text("raise ImportError('numba is broken here, for a test')\n")
     env = _env(short_tmp, PYTHONPATH=str(broken))
     started = subprocess.run([_script(), "server", "start"], capture_output=True, text=True, env=env, timeout=120)
-    log = _address(env) + ".log"
+    log = client.log_path(_address(env))
     assert started.returncode == 2 and started.stdout == ""
     assert started.stderr.splitlines() == [f"error: the server stopped before it served (exit code 1); see {log}"]
     assert Path(log).read_text().startswith("Traceback (most recent call last):")  # why, for whoever looks
@@ -356,9 +373,9 @@ def test_a_served_command_stops_when_its_client_is_killed(server):
     client.kill()  # no Ctrl-C to forward: the server's child notices its client has gone
     client.communicate(timeout=60)
     deadline = time.monotonic() + 10  # its run would take a minute
-    while not serve._ended(child) and time.monotonic() < deadline:
+    while not registry.ended(child) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert serve._ended(child)
+    assert registry.ended(child)
 
 
 @needs_proc
@@ -368,14 +385,14 @@ def test_a_served_command_ignores_what_its_client_was_told_to_ignore(server):
     client, child = _long_run(env, pid, preexec_fn=ignore_ctrl_c)
     client.send_signal(signal.SIGINT)
     time.sleep(1.0)
-    assert client.poll() is None and not serve._ended(child)  # as one run in its own process: it goes on
+    assert client.poll() is None and not registry.ended(child)  # as one run in its own process: it goes on
     client.kill()
     client.communicate(timeout=60)
 
 
 _NO_PID = """
 import os, signal, socket, sys, threading
-import momentcalc_launch as launch
+import momentcalc_client as launch
 
 signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C as at a terminal, whatever this was started with
 ours, theirs = socket.socketpair()

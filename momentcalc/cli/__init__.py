@@ -13,10 +13,32 @@ from ._util import exit_at_once
 
 # isort: on
 
-__all__ = ["app", "main"]
+__all__ = ["app", "command_runner", "main"]
 
 
 def main() -> None:
     """Console-script entry point (`momentcalc`, `python -m momentcalc`)."""
     with exit_at_once():
         app(prog_name="momentcalc")
+
+
+class _Runner:
+    """How the warm server (momentcalc/server/) runs commands: the click command typer builds, built once."""
+
+    def __init__(self):
+        import typer.main
+
+        self.command = typer.main.get_command(app)
+
+    def run(self, argv: list[str], report) -> None:
+        """Run a command as the console script does; report(code) just before it leaves."""
+        with exit_at_once(report):
+            self.command(args=argv, prog_name="momentcalc")
+
+    def warm(self, argv: list[str]) -> None:
+        """Run a command for what it loads (its output is the caller's to discard); errors raise."""
+        self.command(args=argv, prog_name="momentcalc", standalone_mode=False)
+
+
+def command_runner() -> _Runner:
+    return _Runner()

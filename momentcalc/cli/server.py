@@ -1,29 +1,27 @@
-"""`momentcalc server status|start|stop`: the warm server that runs commands in ~0.1 s (serve.py)."""
+"""`momentcalc server status|start|stop`: the warm server that runs commands in ~0.1 s (momentcalc/server/)."""
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
-import momentcalc_launch as launch
+import momentcalc_client as client
 
 from .._lazy import lazy_module
 from ..errors import MomentcalcError
 from ._util import HELP_MARKUP, _console, _examples, app
 
-serve = lazy_module("momentcalc.cli.serve")  # POSIX only (fcntl, fork): loads when a server command runs
+registry = lazy_module("momentcalc.server.registry")  # POSIX only (fcntl): loads when a server command runs
 
 STOP_WAIT_S = 10.0
 
 server_app = typer.Typer(
     help="The warm server that runs commands without starting Python, numba and scipy each time "
     "(MOMENTCALC_SERVER=auto|1|0).",
-    epilog="Examples:  momentcalc server status  ·  momentcalc server start  ·  momentcalc server stop",
+    epilog="Examples:  momentcalc server status  ·  momentcalc server start  ·  momentcalc server stop --all",
     no_args_is_help=True,
     rich_markup_mode=HELP_MARKUP,
 )
@@ -31,7 +29,7 @@ app.add_typer(server_app, name="server")
 
 
 def _address() -> str:
-    address = launch.address()
+    address = client.address()
     if address is None:
         raise MomentcalcError(
             "no server on this system: it needs Unix sockets, fork and a private runtime folder "
@@ -41,24 +39,38 @@ def _address() -> str:
 
 
 def _serving(address: str) -> bool:
-    sock = launch.connect(address)
+    try:
+        sock = client.connect(address, timeout=1.0)
+    except client.ServerError:
+        return False
     if sock is not None:
         sock.close()
     return sock is not None
 
 
+def _describe(found: dict, address: str, stamp: str) -> str:
+    state = "serving" if _serving(found["address"]) else "warming up"
+    whose = "this installation" if found["address"] == address else "another installation"
+    whose += "" if found["address"] != address or found["stamp"] == stamp else " (an older version: it leaves)"
+    memory = "" if found["rss_mb"] is None else f", {found['rss_mb']:.0f} MB"
+    return f"pid {found['pid']}  {state}{memory}  {whose}  {found['address']}"
+
+
 @server_app.command("status", epilog=_examples("server status"))
 def server_status() -> None:
-    """Whether this installation's server runs, where it listens, and when commands use it."""
+    """Every server of this user that runs, this installation's address, and when commands use one."""
     address = _address()
-    pid = serve.running_pid(address)
-    state = "not running" if pid is None else f"{'serving' if _serving(address) else 'warming up'} (pid {pid})"
     console = _console()
-    console.print(f"server   {state}", highlight=False)
+    running = registry.servers()
+    stamp = client.stamp()
+    mine = "running" if any(s["address"] == address for s in running) else "not running"
+    console.print(f"server   {mine}", highlight=False)
+    for found in running:
+        console.print(f"         {_describe(found, address, stamp)}", highlight=False)
     console.print(f"address  {address}", highlight=False)
-    console.print(f"log      {launch.log_path(address)}", highlight=False)
-    console.print(f"mode     {launch.MODE_VARIABLE}={launch.mode()}", highlight=False)
-    console.print(f"idle     leaves after {launch.idle_seconds():g} s without a command", highlight=False)
+    console.print(f"log      {client.log_path(address)}", highlight=False)
+    console.print(f"mode     {client.MODE_VARIABLE}={client.mode()}", highlight=False)
+    console.print(f"idle     leaves after {client.idle_seconds():g} s without a command", highlight=False)
 
 
 @server_app.command("start", epilog=_examples("server start", "server start --no-wait"))
@@ -70,14 +82,17 @@ def server_start(
 ) -> None:
     """Start this installation's server in the background (commands then start it themselves at a terminal)."""
     address = _address()
-    started = launch.start_server(address) if serve.running_pid(address) is None else None
+    stamp = client.stamp()
+    held = registry.running_pid(address)
+    current = held is not None and any(s["pid"] == held and s["stamp"] == stamp for s in registry.servers())
+    started = None if current else client.start_server(address)
     if not wait:
         return
     with Console(stderr=True).status("the server warms up (loads its kernels; compiles them on a first run)"):
         deadline = time.monotonic() + timeout
-        while not _serving(address):
-            if started is not None and started.poll() is not None and serve.running_pid(address) is None:
-                log = launch.log_path(address)
+        while not (_serving(address) and _current(address, stamp)):
+            if started is not None and started.poll() is not None and not _current(address, stamp):
+                log = client.log_path(address)
                 raise MomentcalcError(
                     f"the server stopped before it served (exit code {started.returncode}); see {log}"
                 )
@@ -87,18 +102,23 @@ def server_start(
     _console().print(f"serving at {address}", highlight=False)
 
 
-@server_app.command("stop", epilog=_examples("server stop"))
-def server_stop() -> None:
-    """Stop this installation's server (commands it is running finish)."""
+def _current(address: str, stamp: str) -> bool:
+    return any(s["address"] == address and s["stamp"] == stamp for s in registry.servers())
+
+
+@server_app.command("stop", epilog=_examples("server stop", "server stop --all"))
+def server_stop(
+    every: Annotated[bool, typer.Option("--all", help="Stop every server of this user, of any installation.")] = False,
+) -> None:
+    """Stop this installation's server, or every one of this user's (commands they are running finish)."""
     address = _address()
-    pid = serve.running_pid(address)
-    if pid is None:
+    running = [s for s in registry.servers() if every or s["address"] == address]
+    if not running:
         _console().print("no server was running", highlight=False)
         return
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_WAIT_S
-    while serve.running_pid(address) is not None:
-        if time.monotonic() > deadline:
-            raise MomentcalcError(f"the server (pid {pid}) did not stop within {STOP_WAIT_S:g} s")
-        time.sleep(0.05)
-    _console().print(f"stopped the server (pid {pid})", highlight=False)
+    pids = [s["pid"] for s in running]
+    left = registry.stop(pids, STOP_WAIT_S)
+    if left:
+        raise MomentcalcError(f"the server (pid {', '.join(map(str, left))}) did not stop within {STOP_WAIT_S:g} s")
+    stopped = ", ".join(map(str, pids))
+    _console().print(f"stopped the server{'s' if len(pids) > 1 else ''} (pid {stopped})", highlight=False)
