@@ -25,8 +25,7 @@ imports it. Importing anything inside `momentcalc` runs its __init__, which fill
 of a served command's budget): only the standard library is imported before a command is handed over.
 """
 
-from __future__ import annotations
-
+# No `from __future__` import: it would be the first statement, before the Ctrl-C handler below.
 # The C module behind `signal`: its Python wrapper imports enum, 10 ms of a served command's budget.
 import _signal
 import os

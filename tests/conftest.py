@@ -33,3 +33,9 @@ def pytest_sessionstart(session):
 # the tests' own subprocesses run in their own processes, whatever server a developer has running.
 # tests/test_server.py turns it on for its own subprocesses.
 os.environ["MOMENTCALC_SERVER"] = "0"
+
+# pytest-xdist's worker processes run with COLUMNS=80 and LINES=24 set (the -n 0 process has neither): the CLI
+# reads COLUMNS as the width of piped output, so the tests would see 80-column layouts under xdist alone.
+# Tests of the width set it themselves (tests/test_cli_width.py).
+os.environ.pop("COLUMNS", None)
+os.environ.pop("LINES", None)

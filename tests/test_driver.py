@@ -159,12 +159,12 @@ def test_estimate_keeps_its_public_keywords():
     params = inspect.signature(mc.estimate).parameters
     assert list(params) == [
         *("spec", "mu", "sigma", "method", "samples", "tol", "seed", "z", "progress", "grad", "size"),
-        *("digits", "methods", "scheduler"),
+        *("digits", "methods", "scheduler", "timeout"),
     ]
     defaults = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
     assert defaults == dict(
         mu=0.0, sigma=1.0, method="auto", samples=None, tol=None, seed=0, z=4.5, progress=None, grad=None, size=None
-    ) | dict(digits=None, methods=None, scheduler=None)
+    ) | dict(digits=None, methods=None, scheduler=None, timeout=None)
 
 
 def test_numpy_path_runs_in_the_callers_thread():

@@ -267,7 +267,7 @@ def test_other_commands_exit_0_1_or_2_without_a_traceback(args):
         (["cmap", "relu", "--c", "0.5", "--plot", "no-such-directory/x.png"], "no directory"),
         (["cmap", "relu", "--c", "0.5", "--plot", "x.txt"], ".png or .svg"),
         (["propagate", "--width", "100000", "--size", "1000"], "use a smaller --width"),
-        (["propagate", "--depth", "1000000", "--pool", "none"], "use a smaller --width"),
+        (["propagate", "--depth", "1000000", "--pool", "none"], "blocks allowed"),
         (["propagate", "--seed", "-1"], "seed must be"),
         (["propagate", "--plot", "no-such-directory/x.png"], "no directory"),
         (["solve", "selu(alpha=?,scale=?)", "--mean", "nan", "--var", "1"], "finite"),

@@ -24,7 +24,9 @@ from pathlib import Path
 
 import pytest
 
-COMMAND = ["estimate", "relu", "--json"]  # imports numba, scipy and flint, loads kernels, samples: ~2-3 s
+# Imports numba, scipy and flint, loads kernels, then samples 10^9 normals (10 s or more): every delay of 0-2 s
+# lands while it runs, however fast the machine.
+COMMAND = ["estimate", "relu", "--samples", "1000000000", "--json"]
 STARTUP_WINDOW_S = 0.5  # an upper bound of Python's own start-up on a loaded machine, before momentcalc's code
 
 
