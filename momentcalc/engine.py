@@ -36,6 +36,7 @@ spatial = lazy_module("momentcalc.spatial")
 driver = lazy_module("momentcalc.estimators.driver")
 montecarlo = lazy_module("momentcalc.estimators.montecarlo")
 jit = lazy_module("momentcalc.estimators.jit")
+program = lazy_module("momentcalc.estimators.program")
 
 
 def estimate(
@@ -142,6 +143,21 @@ def _estimate(spec, mu, sigma, method, samples, tol, seed, z, progress, grad, si
         raise MomentcalcError(f"no method applies to '{parsed}'")
     checks = crosscheck.compare(tuple(estimates), settings.z)
     return Result(str(parsed), mu, sigma, tuple(estimates), checks, overheads=overheads)
+
+
+def method_support(info: catalog.OpInfo) -> dict[str, str | None]:
+    """Per method, None where it treats some use of the op, else why it treats none: each method reads the op's
+    declaration (`momentcalc list`). Whether it treats a given spec still depends on the spec (its parameters,
+    what precedes it): `estimate --method all` tells."""
+    if info.kind == catalog.LAYER:
+        return dict.fromkeys(METHODS[2:], "a layer for `momentcalc backward` only")
+    return {
+        "certified": certified.declines(info),
+        "closed": closed.declines(info),
+        "quadrature": quadrature.declines(info),
+        "qmc": program.declines(info, numpy_path=False),
+        "montecarlo": program.declines(info),
+    }
 
 
 def _import_for(name: str, overheads: dict) -> None:

@@ -5,25 +5,20 @@ from __future__ import annotations
 from rich.markup import escape
 from rich.table import Table
 
-from .. import catalog
+from .. import catalog, engine
 from ..settings import WINDOW_MAX
 from ._util import _console, app
 
 
 def _op_rows() -> list[tuple[str, str, str, str]]:
     """(name, parameters, description, methods) of every op: the one place that reads the op declarations."""
-    # Which estimators apply, by kind of op; a closed form where the op declares one (for single ops only).
-    methods_by_kind = {
-        catalog.ELEMENTWISE: "quadrature, montecarlo",
-        catalog.WINDOW: "quadrature, montecarlo",
-        catalog.DROPOUT: "quadrature, montecarlo",
-        catalog.NORMALIZE: "those of what precedes it",
-        catalog.LAYER: "a layer for `momentcalc backward` only",
-    }
 
     def methods(op) -> str:
-        listed = methods_by_kind.get(op.kind, "none")
-        return ("closed¹, " + listed) if op.closed is not None else listed
+        if op.kind == catalog.LAYER:
+            return "a layer for `momentcalc backward` only"
+        support = engine.method_support(op)  # each method reads the declaration
+        found = [("closed¹" if m == "closed" else m) for m, why in support.items() if why is None]
+        return ", ".join(found) or "none"
 
     def params(op) -> str:
         if op.kind == catalog.WINDOW:
@@ -55,6 +50,7 @@ def list_ops() -> None:
     console = _console()
     console.print(grid)
     console.print(
-        "¹ where a closed form is known for the single op (e.g. relu, avgpool, maxpool with n <= 4); "
-        "`momentcalc estimate SPEC --method all` shows which methods apply to a given spec."
+        "Each method as the op's declaration allows; whether it applies to a given spec can depend on its "
+        "parameters and what precedes it. ¹ where a closed form is known for the single op (e.g. relu, avgpool, "
+        "maxpool with n <= 4). `momentcalc estimate SPEC --method all` shows which methods apply to a given spec."
     )
