@@ -23,7 +23,10 @@ WINDOW = "window"
 DROPOUT = "dropout"
 NORMALIZE = "normalize"
 LAYER = "layer"  # a layer for `momentcalc backward` only (conv): spec.parse_layer accepts it, spec.parse does not
-KINDS = (ELEMENTWISE, WINDOW, DROPOUT, NORMALIZE, LAYER)
+# An op of several named independent inputs, each N(mu, sigma^2), whose output is a product of one-input functions
+# of them, y = u(x) h(g) (a gated unit: value x, gate g); OpInfo.factors names u and h (momentcalc.products).
+PRODUCT = "product"
+KINDS = (ELEMENTWISE, WINDOW, DROPOUT, NORMALIZE, LAYER, PRODUCT)
 
 Scalar = Callable[[float, float, float], float]  # f(x, a, b): a and b carry the op's parameters
 # f(x, a, b, lib) on a complex ball x (flint acb) for the certified method; lib holds the ball functions
@@ -119,6 +122,14 @@ class OpInfo:
     ball_density: Callable[[object, int, object], object] | None = None
     # Dropout: (mean, var, grad factor) after the op from the mean and variance balls before it, (op, mean, var, lib).
     ball_moments: Callable[[object, object, object, object], tuple] | None = None
+    # Products (kind PRODUCT): the names of the independent inputs, and op -> one spec text per input, the
+    # elementwise op that input passes through; the output is the product of those (for a gated unit
+    # ("value", "gate") and ("identity", "sigmoid")). Every method derives the op's moments and its backward
+    # rule, the mean squared gradient reaching each input from unit-variance output gradients, from the
+    # factors' one-input moments by that method; the op's `wrt` parameter names the input whose backward
+    # constant grad_sq reports.
+    inputs: tuple[str, ...] = ()
+    factors: Callable[[object], tuple[str, ...]] | None = None
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)

@@ -37,6 +37,7 @@ driver = lazy_module("momentcalc.estimators.driver")
 montecarlo = lazy_module("momentcalc.estimators.montecarlo")
 jit = lazy_module("momentcalc.estimators.jit")
 program = lazy_module("momentcalc.estimators.program")
+products = lazy_module("momentcalc.products")
 
 
 def estimate(
@@ -119,6 +120,7 @@ def _estimate(spec, mu, sigma, method, samples, tol, seed, z, progress, grad, si
         raise MomentcalcError(f"unknown method {unknown[0]!r} in methods; use some of {', '.join(METHODS[2:])}")
     if settings.samples is not None and sampling(wanted):
         driver.within_budget(settings, window_product(parsed), montecarlo.DEFAULT_SAMPLES)  # refuse before any work
+    _check_products(parsed)
     try:
         norms = normalize_constants(parsed, mu, sigma)
     except NotApplicable as why:
@@ -151,6 +153,8 @@ def method_support(info: catalog.OpInfo) -> dict[str, str | None]:
     what precedes it): `estimate --method all` tells."""
     if info.kind == catalog.LAYER:
         return dict.fromkeys(METHODS[2:], "a layer for `momentcalc backward` only")
+    if info.kind == catalog.PRODUCT:
+        return {m: products.declines(info, m) for m in ("certified", "closed", "quadrature", "qmc", "montecarlo")}
     return {
         "certified": certified.declines(info),
         "closed": closed.declines(info),
@@ -158,6 +162,16 @@ def method_support(info: catalog.OpInfo) -> dict[str, str | None]:
         "qmc": program.declines(info, numpy_path=False),
         "montecarlo": program.declines(info),
     }
+
+
+def _check_products(spec: Spec) -> None:
+    """An op of several inputs takes Gaussian inputs: it is the whole spec (for now), nothing before or after."""
+    several = [op for op in spec.ops if op.kind == catalog.PRODUCT]
+    if several and len(spec.ops) > 1:
+        raise MomentcalcError(
+            f"{several[0]} takes independent Gaussian inputs ({', '.join(several[0].info.inputs)}) and is estimated "
+            f"alone, not in the pipeline '{spec}'; estimate '{several[0]}' by itself"
+        )
 
 
 def _import_for(name: str, overheads: dict) -> None:
@@ -234,7 +248,7 @@ def window_product(spec: Spec) -> int:
 def _load_kernel(name: str, spec: Spec, mu: float, sigma: float, norms: tuple | None, overheads: dict) -> None:
     """Monte Carlo: load its kernel from the disk cache (compile it on a first run), timed as overheads["kernels"]
     (with a Dask scheduler qmc's too: a first compile here fills the numba cache that local workers load from)."""
-    if name in ("montecarlo", "qmc") and not vectorized.needs_numpy(spec):
+    if name in ("montecarlo", "qmc") and not vectorized.needs_numpy(spec) and spec.last.kind != catalog.PRODUCT:
         start = time.perf_counter()
         prepare = montecarlo.prepare if name == "montecarlo" else qmc.prepare
         prepare(montecarlo.compile_program(spec, mu, sigma, norms))
@@ -245,6 +259,8 @@ def _run(
     name: str, spec: Spec, mu: float, sigma: float, norms: tuple | None, settings: RunSettings, digits: int | None
 ) -> Estimate:
     start = time.perf_counter()
+    if spec.last.kind == catalog.PRODUCT:
+        return products.estimate(name, spec.last, mu, sigma, settings, digits)
     if name == "certified":
         return _certified(spec, mu, sigma, digits, start)
     if name == "closed":

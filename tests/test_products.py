@@ -1,0 +1,62 @@
+"""The op model's products: an op of named independent inputs declared by its factors only, derived by every method."""
+
+import pytest
+
+import momentcalc as mc
+from momentcalc import MomentcalcError, catalog
+from momentcalc.catalog import PRODUCT, OpInfo, Param
+
+
+@pytest.fixture
+def throwaway_products():
+    """x * g declared by its factors; one whose factor is a window op; one with no factors."""
+    wrt = Param("wrt", str, "value", choices=("value", "gate"))
+    infos = [
+        OpInfo("xg_test", PRODUCT, "x * g", (wrt,), inputs=("value", "gate"), factors=lambda op: ("identity",) * 2),
+        OpInfo(
+            "bad_factor",
+            PRODUCT,
+            "x * max",
+            (wrt,),
+            inputs=("value", "gate"),
+            factors=lambda op: ("identity", "maxpool(k=2)"),
+        ),
+        OpInfo("no_factors", PRODUCT, "nothing declared", (wrt,), inputs=("value", "gate")),
+    ]
+    for info in infos:
+        catalog.register(info)
+    yield
+    for info in infos:
+        catalog.unregister(info.name)
+
+
+def test_a_product_declared_by_its_factors_is_derived_by_every_method(throwaway_products):
+    mu, sigma = 0.75, 1.5
+    second = mu * mu + sigma * sigma  # E[x^2]
+    # y = x g, x and g iid N(mu, sigma^2): E[y] = mu^2, E[y^2] = E[x^2]^2, dy/dx = g, dy/dg = x.
+    want = {"mean": mu * mu, "std": (second * second - mu**4) ** 0.5, "grad_sq": second}
+    for wrt in ("value", "gate"):
+        found = mc.estimate(f"xg_test(wrt={wrt})", mu=mu, sigma=sigma, samples=1 << 18)
+        assert [e.method for e in found.estimates] == ["certified", "closed", "quadrature", "montecarlo"]
+        assert found.agree
+        for e in found.estimates:
+            for quantity, value in want.items():
+                bound = 4.5 * getattr(e, quantity + "_se") if e.method == "montecarlo" else 1e-14 * value
+                assert abs(getattr(e, quantity) - value) <= bound, (e.method, quantity)
+
+
+@pytest.mark.parametrize("spec", ["bad_factor", "no_factors"])
+def test_a_product_without_usable_factors_is_refused_by_every_method(throwaway_products, spec):
+    with pytest.raises(MomentcalcError, match="no method applies"):
+        mc.estimate(spec, samples=64)
+    for method in ("certified", "closed", "quadrature", "montecarlo", "qmc"):
+        with pytest.raises(MomentcalcError):
+            mc.estimate(spec, method=method, samples=64)
+
+
+def test_list_shows_what_each_method_does_for_a_product(throwaway_products):
+    from momentcalc.cli.list_ops import _op_rows
+
+    rows = {name: methods for name, _, _, methods in _op_rows()}
+    assert rows["xg_test"] == "certified, closed¹, quadrature, montecarlo"  # no qmc: it samples one input
+    assert rows["no_factors"] == "none"
