@@ -1,0 +1,78 @@
+"""Gated units y = x * h(g), value x and gate g independent N(mu, sigma^2): every method against mpmath.
+
+The expected values are one-dimensional Gaussian integrals of the gate function h, computed here with mpmath
+at 30 digits, and combined by independence (E[y] = mu E[h], E[y^2] = (mu^2 + sigma^2) E[h^2]; the value's
+backward constant E[h^2], the gate's (mu^2 + sigma^2) E[h'^2]). h and h' are written here from their
+textbook definitions, not taken from the package.
+"""
+
+import mpmath as mp
+import pytest
+
+import momentcalc as mc
+from momentcalc import MomentcalcError
+
+mp.mp.dps = 30
+
+# spec -> (h, h') in mpmath
+GATES = {
+    "glu": (lambda g: 1 / (1 + mp.exp(-g)), lambda g: mp.exp(-g) / (1 + mp.exp(-g)) ** 2),
+}
+INPUTS = [(0.0, 1.0), (0.5, 2.0), (-1.25, 0.5)]
+
+
+def gaussian(f, mu, sigma):
+    density = lambda t: mp.exp(-((t - mu) ** 2) / (2 * sigma**2)) / (sigma * mp.sqrt(2 * mp.pi))  # noqa: E731
+    return mp.quad(lambda t: f(t) * density(t), [-mp.inf, mu - 5 * sigma, mu, mu + 5 * sigma, mp.inf])
+
+
+def truth(spec: str, mu: float, sigma: float) -> dict:
+    h, dh = GATES[spec]
+    m_h = gaussian(h, mu, sigma)
+    s_h = gaussian(lambda t: h(t) ** 2, mu, sigma)
+    g_h = gaussian(lambda t: dh(t) ** 2, mu, sigma)
+    second_x = mp.mpf(mu) ** 2 + mp.mpf(sigma) ** 2
+    mean = mu * m_h
+    return {
+        "mean": float(mean),
+        "std": float(mp.sqrt(second_x * s_h - mean**2)),
+        "value": float(s_h),
+        "gate": float(second_x * g_h),
+    }
+
+
+@pytest.mark.parametrize("mu, sigma", INPUTS)
+@pytest.mark.parametrize("spec", sorted(GATES))
+def test_exact_methods_match_mpmath(spec, mu, sigma):
+    want = truth(spec, mu, sigma)
+    for wrt in ("value", "gate"):
+        found = mc.estimate(f"{spec}(wrt={wrt})", mu=mu, sigma=sigma, methods=("certified", "quadrature"))
+        by = {e.method: e for e in found.estimates}
+        assert set(by) == {"certified", "quadrature"}
+        cert = by["certified"]
+        for quantity, key in (("mean", "mean"), ("std", "std"), ("grad_sq", wrt)):
+            lo, hi = getattr(cert, quantity + "_interval")
+            assert lo <= want[key] <= hi or want[key] == pytest.approx(getattr(cert, quantity), abs=1e-300), quantity
+            assert getattr(cert, quantity) == pytest.approx(want[key], rel=1e-15, abs=1e-300), quantity
+            q, q_err = getattr(by["quadrature"], quantity), getattr(by["quadrature"], quantity + "_se")
+            assert abs(q - want[key]) <= max(2 * q_err, 1e-15 * abs(want[key])), (quantity, q, want[key], q_err)
+
+
+@pytest.mark.parametrize("spec", sorted(GATES))
+def test_monte_carlo_samples_the_op_within_its_standard_errors(spec):
+    mu, sigma = 0.5, 2.0
+    want = truth(spec, mu, sigma)
+    for wrt in ("value", "gate"):
+        e = mc.estimate(f"{spec}(wrt={wrt})", mu=mu, sigma=sigma, method="montecarlo", samples=1 << 18, seed=7)
+        e = e.estimates[0]
+        assert abs(e.mean - want["mean"]) <= 4.5 * e.mean_se
+        assert abs(e.std - want["std"]) <= 4.5 * e.std_se
+        assert abs(e.grad_sq - want[wrt]) <= 4.5 * e.grad_sq_se
+        assert e.mean_se < 0.02 and e.grad_sq_se < 0.05 * want[wrt]  # the check above is not vacuous
+
+
+def test_an_op_of_several_inputs_is_refused_in_a_pipeline_and_by_qmc():
+    with pytest.raises(MomentcalcError, match="alone"):
+        mc.estimate("relu | glu")
+    with pytest.raises(MomentcalcError, match="several inputs"):
+        mc.estimate("glu", method="qmc")
