@@ -10,6 +10,7 @@ the gate's E[x^2] E[h'(g)^2]. `wrt=gate` reports the gate's as grad_sq (the valu
 from __future__ import annotations
 
 from ..catalog import PRODUCT, OpInfo, Param, register
+from ..settings import PARAM_RANGES
 
 INPUTS = ("value", "gate")
 WRT = Param("wrt", str, "value", choices=INPUTS, accepted="the input whose backward constant grad_sq reports")
@@ -33,4 +34,10 @@ gated(
     "glu",
     "x * sigmoid(g): value x, gate g independent, each N(mu, sigma^2) (Dauphin et al. 2017)",
     lambda op: "sigmoid",
+)
+gated(
+    "swiglu",
+    "x * swish_beta(g) = x * g * sigmoid(beta g): value x, gate g independent, each N(mu, sigma^2) (Shazeer 2020)",
+    lambda op: f"swish(beta={op.get('beta')!r})",
+    (Param("beta", float, 1.0, bounds=PARAM_RANGES["beta"]),),
 )
