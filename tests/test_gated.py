@@ -31,6 +31,7 @@ GATES = {
     "glu": (_sigmoid, lambda g: _sigmoid(g) * (1 - _sigmoid(g))),
     "swiglu": _swish(1),
     "swiglu(beta=2.5)": _swish(2.5),
+    "geglu": (lambda g: g * mp.ncdf(g), lambda g: mp.ncdf(g) + g * mp.npdf(g)),
 }
 INPUTS = [(0.0, 1.0), (0.5, 2.0), (-1.25, 0.5)]
 

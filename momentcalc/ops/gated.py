@@ -41,3 +41,8 @@ gated(
     lambda op: f"swish(beta={op.get('beta')!r})",
     (Param("beta", float, 1.0, bounds=PARAM_RANGES["beta"]),),
 )
+gated(
+    "geglu",
+    "x * gelu(g) (erf form): value x, gate g independent, each N(mu, sigma^2) (Shazeer 2020)",
+    lambda op: "gelu",
+)
