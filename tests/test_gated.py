@@ -32,13 +32,16 @@ GATES = {
     "swiglu": _swish(1),
     "swiglu(beta=2.5)": _swish(2.5),
     "geglu": (lambda g: g * mp.ncdf(g), lambda g: mp.ncdf(g) + g * mp.npdf(g)),
+    "reglu": (lambda g: mp.mpf(max(g, 0)), lambda g: mp.mpf(1 if g > 0 else 0)),
 }
+CLOSED = ["reglu"]  # gates whose moments have closed forms: the closed method applies too
 INPUTS = [(0.0, 1.0), (0.5, 2.0), (-1.25, 0.5)]
 
 
 def gaussian(f, mu, sigma):
     density = lambda t: mp.exp(-((t - mu) ** 2) / (2 * sigma**2)) / (sigma * mp.sqrt(2 * mp.pi))  # noqa: E731
-    return mp.quad(lambda t: f(t) * density(t), [-mp.inf, mu - 5 * sigma, mu, mu + 5 * sigma, mp.inf])
+    cuts = sorted({-mp.inf, mu - 5 * sigma, mu, 0, mu + 5 * sigma, mp.inf})  # 0: relu's kink
+    return mp.quad(lambda t: f(t) * density(t), cuts)
 
 
 def with_wrt(spec: str, wrt: str) -> str:
@@ -75,6 +78,16 @@ def test_exact_methods_match_mpmath(spec, mu, sigma):
             assert getattr(cert, quantity) == pytest.approx(want[key], rel=1e-15, abs=1e-300), quantity
             q, q_err = getattr(by["quadrature"], quantity), getattr(by["quadrature"], quantity + "_se")
             assert abs(q - want[key]) <= max(2 * q_err, 1e-15 * abs(want[key])), (quantity, q, want[key], q_err)
+
+
+@pytest.mark.parametrize("mu, sigma", INPUTS)
+@pytest.mark.parametrize("spec", CLOSED)
+def test_closed_forms_match_mpmath(spec, mu, sigma):
+    want = truth(spec, mu, sigma)
+    for wrt in ("value", "gate"):
+        e = mc.estimate(with_wrt(spec, wrt), mu=mu, sigma=sigma, method="closed").estimates[0]
+        for quantity, key in (("mean", "mean"), ("std", "std"), ("grad_sq", wrt)):
+            assert getattr(e, quantity) == pytest.approx(want[key], rel=1e-13, abs=1e-300), quantity
 
 
 @pytest.mark.parametrize("spec", sorted(GATES))

@@ -46,3 +46,4 @@ gated(
     "x * gelu(g) (erf form): value x, gate g independent, each N(mu, sigma^2) (Shazeer 2020)",
     lambda op: "gelu",
 )
+gated("reglu", "x * relu(g): value x, gate g independent, each N(mu, sigma^2) (Shazeer 2020)", lambda op: "relu")
