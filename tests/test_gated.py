@@ -6,6 +6,8 @@ backward constant E[h^2], the gate's (mu^2 + sigma^2) E[h'^2]). h and h' are wri
 textbook definitions, not taken from the package.
 """
 
+import math
+
 import mpmath as mp
 import pytest
 
@@ -33,8 +35,9 @@ GATES = {
     "swiglu(beta=2.5)": _swish(2.5),
     "geglu": (lambda g: g * mp.ncdf(g), lambda g: mp.ncdf(g) + g * mp.npdf(g)),
     "reglu": (lambda g: mp.mpf(max(g, 0)), lambda g: mp.mpf(1 if g > 0 else 0)),
+    "bilinear": (lambda g: g, lambda g: mp.mpf(1)),
 }
-CLOSED = ["reglu"]  # gates whose moments have closed forms: the closed method applies too
+CLOSED = ["reglu", "bilinear"]  # gates whose moments have closed forms: the closed method applies too
 INPUTS = [(0.0, 1.0), (0.5, 2.0), (-1.25, 0.5)]
 
 
@@ -115,3 +118,10 @@ def test_swiglu_at_n01_has_edm2s_silu_rms():
     # 0.596, its RMS on N(0, 1); swiglu at N(0, 1) has mean 0 and E[y^2] = E[x^2] E[silu(g)^2] = E[silu(g)^2].
     found = mc.estimate("swiglu", method="certified").estimates[0]
     assert found.mean == 0.0 and round(found.std, 3) == 0.596
+
+
+def test_bilinear_in_closed_form():
+    # x g with x, g iid N(mu, sigma^2): E = mu^2, Var = (mu^2 + sigma^2)^2 - mu^4, E[g^2] = mu^2 + sigma^2.
+    mu, sigma = 0.5, 2.0
+    e = mc.estimate("bilinear", mu=mu, sigma=sigma, method="certified").estimates[0]
+    assert (e.mean, e.std, e.grad_sq) == (0.25, math.sqrt(4.25**2 - 0.0625), 4.25)

@@ -47,3 +47,4 @@ gated(
     lambda op: "gelu",
 )
 gated("reglu", "x * relu(g): value x, gate g independent, each N(mu, sigma^2) (Shazeer 2020)", lambda op: "relu")
+gated("bilinear", "x * g: value x, gate g independent, each N(mu, sigma^2) (Shazeer 2020)", lambda op: "identity")
