@@ -26,7 +26,10 @@ LAYER = "layer"  # a layer for `momentcalc backward` only (conv): spec.parse_lay
 # An op of several named independent inputs, each N(mu, sigma^2), whose output is a product of one-input functions
 # of them, y = u(x) h(g) (a gated unit: value x, gate g); OpInfo.factors names u and h (momentcalc.products).
 PRODUCT = "product"
-KINDS = (ELEMENTWISE, WINDOW, DROPOUT, NORMALIZE, LAYER, PRODUCT)
+# An op of n iid Gaussian inputs with one output coordinate whose law the op declares (softmax over n logits, a
+# norm over d values): `sample`, `ball_law`, `quad_law`, `closed` and `grad_closed` say what each method does.
+JOINT = "joint"
+KINDS = (ELEMENTWISE, WINDOW, DROPOUT, NORMALIZE, LAYER, PRODUCT, JOINT)
 
 Scalar = Callable[[float, float, float], float]  # f(x, a, b): a and b carry the op's parameters
 # f(x, a, b, lib) on a complex ball x (flint acb) for the certified method; lib holds the ball functions
@@ -130,6 +133,17 @@ class OpInfo:
     # constant grad_sq reports.
     inputs: tuple[str, ...] = ()
     factors: Callable[[object], tuple[str, ...]] | None = None
+    # Ops whose output law they declare (kind JOINT, and window ops of a reduction the kernels do not know), as a
+    # lone op on iid N(mu, sigma^2) inputs. The op's inputs per output: size(op). Monte Carlo: sample(op, x) with x
+    # an (m, size) numpy array of inputs gives (y, g): the m outputs and the squared gradients reaching the first
+    # input from unit-variance output gradients given x (E over the output gradients, sum_j J_j1^2), g None
+    # where not declared. certified: ball_law(op, mu, sigma, lib) -> (mean, var, grad) balls (grad may be None),
+    # None where no law is known at these arguments. quadrature: quad_law(op, mu, sigma) -> (mean, std,
+    # mean_err, std_err, grad, grad_err) or None.
+    size: Callable[[object], int] | None = None
+    sample: Callable[[object, object], tuple] | None = None
+    ball_law: Callable[[object, float, float, object], tuple | None] | None = None
+    quad_law: Callable[[object, float, float], tuple | None] | None = None
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)

@@ -155,22 +155,27 @@ def method_support(info: catalog.OpInfo) -> dict[str, str | None]:
         return dict.fromkeys(METHODS[2:], "a layer for `momentcalc backward` only")
     if info.kind == catalog.PRODUCT:
         return {m: products.declines(info, m) for m in ("certified", "closed", "quadrature", "qmc", "montecarlo")}
-    return {
+    found = {
         "certified": certified.declines(info),
         "closed": closed.declines(info),
         "quadrature": quadrature.declines(info),
         "qmc": program.declines(info, numpy_path=False),
         "montecarlo": program.declines(info),
     }
+    # A lone op that declares its law for a method (products.LAW_ROUTES) is treated by it.
+    return {
+        m: None if getattr(info, products.LAW_ROUTES.get(m, ""), None) is not None else why for m, why in found.items()
+    }
 
 
 def _check_products(spec: Spec) -> None:
     """An op of several inputs takes Gaussian inputs: it is the whole spec (for now), nothing before or after."""
-    several = [op for op in spec.ops if op.kind == catalog.PRODUCT]
+    several = [op for op in spec.ops if op.kind in (catalog.PRODUCT, catalog.JOINT)]
     if several and len(spec.ops) > 1:
+        inputs = ", ".join(several[0].info.inputs) or "iid"
         raise MomentcalcError(
-            f"{several[0]} takes independent Gaussian inputs ({', '.join(several[0].info.inputs)}) and is estimated "
-            f"alone, not in the pipeline '{spec}'; estimate '{several[0]}' by itself"
+            f"{several[0]} takes independent Gaussian inputs ({inputs}) and is estimated alone, not in the pipeline "
+            f"'{spec}'; estimate '{several[0]}' by itself"
         )
 
 
@@ -248,7 +253,8 @@ def window_product(spec: Spec) -> int:
 def _load_kernel(name: str, spec: Spec, mu: float, sigma: float, norms: tuple | None, overheads: dict) -> None:
     """Monte Carlo: load its kernel from the disk cache (compile it on a first run), timed as overheads["kernels"]
     (with a Dask scheduler qmc's too: a first compile here fills the numba cache that local workers load from)."""
-    if name in ("montecarlo", "qmc") and not vectorized.needs_numpy(spec) and spec.last.kind != catalog.PRODUCT:
+    declared = spec.last.kind in (catalog.PRODUCT, catalog.JOINT) or products.law_route(spec, name)
+    if name in ("montecarlo", "qmc") and not vectorized.needs_numpy(spec) and not declared:
         start = time.perf_counter()
         prepare = montecarlo.prepare if name == "montecarlo" else qmc.prepare
         prepare(montecarlo.compile_program(spec, mu, sigma, norms))
@@ -261,6 +267,8 @@ def _run(
     start = time.perf_counter()
     if spec.last.kind == catalog.PRODUCT:
         return products.estimate(name, spec.last, mu, sigma, settings, digits)
+    if products.law_route(spec, name):
+        return products.law_estimate(name, spec.last, mu, sigma, settings)
     if name == "certified":
         return _certified(spec, mu, sigma, digits, start)
     if name == "closed":

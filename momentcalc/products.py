@@ -23,6 +23,40 @@ certified_product = lazy_module("momentcalc.estimators.certified_product")
 product_mc = lazy_module("momentcalc.estimators.product_mc")
 program = lazy_module("momentcalc.estimators.program")
 product_moments = lazy_module("momentcalc.estimators.product_moments")
+certified_law = lazy_module("momentcalc.estimators.certified_law")
+sampled_mc = lazy_module("momentcalc.estimators.sampled_mc")
+
+# The declared-law routes: which declaration each method reads for a lone op that declares its law.
+LAW_ROUTES = {"certified": "ball_law", "quadrature": "quad_law", "montecarlo": "sample"}
+
+
+def law_route(spec: Spec, method: str) -> bool:
+    """The spec is one op that declares its law for this method (catalog.OpInfo.sample, ball_law, quad_law)."""
+    field = LAW_ROUTES.get(method)
+    return len(spec.ops) == 1 and field is not None and getattr(spec.last.info, field) is not None
+
+
+def law_estimate(method: str, op: Op, mu: float, sigma: float, settings: RunSettings) -> Estimate:
+    """The lone op's moments and backward constant by its declared law."""
+    start = time.perf_counter()
+    if method == "montecarlo":
+        return sampled_mc.run(op, mu, sigma, settings.samples, settings.seed)
+    if method == "certified":
+        return _certified(certified_law.estimate(op, mu, sigma), start)
+    found = op.info.quad_law(op, mu, sigma)
+    if found is None:
+        raise NotApplicable(f"no quadrature of {op} is declared at mu={mu:g}, sigma={sigma:g}")
+    mean, std, mean_err, std_err, grad, grad_err = found
+    return Estimate(
+        "quadrature",
+        mean,
+        std,
+        mean_err,
+        std_err,
+        seconds=time.perf_counter() - start,
+        grad_sq=grad,
+        grad_sq_se=grad_err,
+    )
 
 
 def factors(op: Op) -> tuple[Spec, ...]:
@@ -92,6 +126,9 @@ def _factor(method: str, spec: Spec, mu: float, sigma: float):
 def _certified(found: dict, start: float) -> Estimate:
     fields = {}
     for quantity in ("mean", "std", "grad_sq"):
-        c = found[quantity]
+        c = found.get(quantity)
+        if c is None:
+            fields.update({quantity: None, quantity + "_se": None, quantity + "_interval": None})
+            continue
         fields.update({quantity: c.value, quantity + "_se": (c.hi - c.lo) / 2.0, quantity + "_interval": (c.lo, c.hi)})
     return Estimate("certified", seconds=time.perf_counter() - start, **fields)

@@ -60,3 +60,35 @@ def test_list_shows_what_each_method_does_for_a_product(throwaway_products):
     rows = {name: methods for name, _, _, methods in _op_rows()}
     assert rows["xg_test"] == "certified, closed¹, quadrature, montecarlo"  # no qmc: it samples one input
     assert rows["no_factors"] == "none"
+
+
+@pytest.fixture
+def throwaway_joint():
+    """y = x_1 of 3 iid inputs, declared by a sampler and a law in balls only."""
+    info = OpInfo(
+        "first_of_three",
+        catalog.JOINT,
+        "the first of three inputs",
+        size=lambda op: 3,
+        sample=lambda op, x: (x[:, 0], 0 * x[:, 0] + 1),
+        ball_law=lambda op, mu, sigma, lib: (lib.arb(mu), lib.arb(sigma) ** 2, lib.arb(1)),
+    )
+    catalog.register(info)
+    yield info.name
+    catalog.unregister(info.name)
+
+
+def test_an_op_declaring_its_law_is_estimated_by_the_methods_it_declares(throwaway_joint):
+    found = mc.estimate(throwaway_joint, mu=0.25, sigma=3.0, samples=1 << 16, seed=3)
+    assert [e.method for e in found.estimates] == ["certified", "montecarlo"] and found.agree
+    cert, sampled = found.estimates
+    assert (cert.mean, cert.std, cert.grad_sq) == (0.25, 3.0, 1.0)
+    assert abs(sampled.mean - 0.25) <= 4.5 * sampled.mean_se and abs(sampled.std - 3.0) <= 4.5 * sampled.std_se
+    assert sampled.grad_sq == 1.0 and sampled.samples == 1 << 16
+    for method in ("closed", "quadrature", "qmc"):
+        with pytest.raises(MomentcalcError):
+            mc.estimate(throwaway_joint, method=method)
+    with pytest.raises(MomentcalcError, match="alone"):
+        mc.estimate(f"relu | {throwaway_joint}")
+    with pytest.raises(MomentcalcError, match="allowed"):
+        mc.estimate(throwaway_joint, method="montecarlo", samples=1 << 35)

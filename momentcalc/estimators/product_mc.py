@@ -39,10 +39,13 @@ def run(factors: tuple[Op, ...], wrt: int, mu: float, sigma: float, samples: int
         d = y - shift
         d2 = d * d
         sums += (d.sum(), d2.sum(), (d2 * d).sum(), (d2 * d2).sum(), g.sum(), (g * g).sum())
-    return _estimate(sums / samples, shift, samples, seed, time.perf_counter() - start)
+    return summary_estimate(sums / samples, shift, samples, seed, time.perf_counter() - start)
 
 
-def _estimate(raw: np.ndarray, shift: float, n: int, seed: int, seconds: float) -> Estimate:
+def summary_estimate(
+    raw: np.ndarray, shift: float, n: int, seed: int, seconds: float, note: str = "numpy sampling of each input"
+) -> Estimate:
+    """The estimate from the averages of (y - shift)^1..4, g and g^2 over n samples."""
     m1, m2, m3, m4, g1, g2 = raw
     var = max(m2 - m1 * m1, 0.0)
     std = math.sqrt(var)
@@ -60,5 +63,5 @@ def _estimate(raw: np.ndarray, shift: float, n: int, seed: int, seconds: float) 
         seconds=seconds,
         grad_sq=g1,
         grad_sq_se=math.sqrt(max(g2 - g1 * g1, 0.0) / n),
-        notes=("numpy sampling of each input",),
+        notes=(note,),
     )
