@@ -4,6 +4,7 @@ import pytest
 from scipy import stats
 
 import momentcalc as mc
+from momentcalc import MomentcalcError
 
 
 def beta_chi_truth(d: int, sigma: float, centered: bool) -> tuple[float, float]:
@@ -19,7 +20,7 @@ def beta_chi_truth(d: int, sigma: float, centered: bool) -> tuple[float, float]:
     return second, grad
 
 
-CASES = [("rmsnorm", 64, 0.0, 1.0), ("rmsnorm", 5, 0.0, 2.5)]
+CASES = [("rmsnorm", 64, 0.0, 1.0), ("rmsnorm", 5, 0.0, 2.5), ("layernorm", 768, 3.0, 0.5), ("layernorm", 6, -1.0, 2.0)]
 
 
 @pytest.mark.parametrize("name, d, mu, sigma", CASES)
@@ -52,3 +53,5 @@ def test_eps_and_a_shifted_rmsnorm_leave_only_monte_carlo():
 def test_where_the_backward_constant_is_infinite_it_is_not_given():
     assert mc.estimate("rmsnorm(d=2)", method="closed").estimates[0].grad_sq is None
     assert mc.estimate("rmsnorm(d=1)", method="certified").estimates[0].grad_sq == 0.0  # y = sign(x)
+    with pytest.raises(MomentcalcError, match="d >= 2"):
+        mc.estimate("layernorm(d=1)")

@@ -85,3 +85,4 @@ def _norm(name: str, description: str, centered: bool, least_d: int) -> OpInfo:
 
 
 _norm("rmsnorm", "x_1 / sqrt(mean(x^2) + eps) over d iid inputs (Zhang & Sennrich 2019), no gain", False, 1)
+_norm("layernorm", "(x_1 - mean(x)) / sqrt(var(x) + eps) over d iid inputs (Ba et al. 2016), no gain or bias", True, 2)
