@@ -22,14 +22,14 @@ DEFAULT_VALUES = 1 << 26  # inputs a default run draws (a few seconds): outputs 
 
 
 def run(op: Op, mu: float, sigma: float, samples: int | None, seed: int):
-    """samples: outputs to draw; None: DEFAULT_SAMPLES, or fewer for large ops (at least 4096)."""
+    """samples: outputs to draw; None: DEFAULT_SAMPLES, or fewer for large ops (at least 64)."""
     info = op.info
     if info.sample is None or info.size is None:
         raise NotApplicable(f"{op} declares no sampler")
     start = time.perf_counter()
     size = info.size(op)
     if samples is None:
-        samples = min(DEFAULT_SAMPLES, max(1 << 12, DEFAULT_VALUES // size))
+        samples = min(DEFAULT_SAMPLES, max(1 << 6, DEFAULT_VALUES // size))
     if samples * size > MAX_SAMPLES:
         raise MomentcalcError(
             f"{samples} samples of {op} draw {samples * size:.3g} normals, more than the {MAX_SAMPLES:.3g} allowed; "
