@@ -29,7 +29,10 @@ PRODUCT = "product"
 # An op of n iid Gaussian inputs with one output coordinate whose law the op declares (softmax over n logits, a
 # norm over d values): `sample`, `ball_law`, `quad_law`, `closed` and `grad_closed` say what each method does.
 JOINT = "joint"
-KINDS = (ELEMENTWISE, WINDOW, DROPOUT, NORMALIZE, LAYER, PRODUCT, JOINT)
+# A residual mix y = sqrt(1 - tau) x + sqrt(tau) F(x) of its input and an elementwise branch F, a spec of elementwise
+# ops and normalize given as the op's `f` (momentcalc.products); it needs E[x F(x)], not F's moments alone.
+RESIDUAL = "residual"
+KINDS = (ELEMENTWISE, WINDOW, DROPOUT, NORMALIZE, LAYER, PRODUCT, JOINT, RESIDUAL)
 
 Scalar = Callable[[float, float, float], float]  # f(x, a, b): a and b carry the op's parameters
 # f(x, a, b, lib) on a complex ball x (flint acb) for the certified method; lib holds the ball functions

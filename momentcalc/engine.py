@@ -155,6 +155,9 @@ def method_support(info: catalog.OpInfo) -> dict[str, str | None]:
         return dict.fromkeys(METHODS[2:], "a layer for `momentcalc backward` only")
     if info.kind == catalog.PRODUCT:
         return {m: products.declines(info, m) for m in ("certified", "closed", "quadrature", "qmc", "montecarlo")}
+    if info.kind == catalog.RESIDUAL:
+        why = "only quadrature and Monte Carlo integrate x F(x)"
+        return {m: None if m in ("quadrature", "montecarlo") else why for m in METHODS[2:]}
     found = {
         "certified": certified.declines(info),
         "closed": closed.declines(info),
@@ -170,7 +173,7 @@ def method_support(info: catalog.OpInfo) -> dict[str, str | None]:
 
 def _check_products(spec: Spec) -> None:
     """An op of several inputs takes Gaussian inputs: it is the whole spec (for now), nothing before or after."""
-    several = [op for op in spec.ops if op.kind in (catalog.PRODUCT, catalog.JOINT)]
+    several = [op for op in spec.ops if op.kind in (catalog.PRODUCT, catalog.JOINT, catalog.RESIDUAL)]
     if several and len(spec.ops) > 1:
         inputs = ", ".join(several[0].info.inputs) or "iid"
         raise MomentcalcError(
@@ -253,7 +256,7 @@ def window_product(spec: Spec) -> int:
 def _load_kernel(name: str, spec: Spec, mu: float, sigma: float, norms: tuple | None, overheads: dict) -> None:
     """Monte Carlo: load its kernel from the disk cache (compile it on a first run), timed as overheads["kernels"]
     (with a Dask scheduler qmc's too: a first compile here fills the numba cache that local workers load from)."""
-    declared = spec.last.kind in (catalog.PRODUCT, catalog.JOINT) or products.law_route(spec, name)
+    declared = spec.last.kind in (catalog.PRODUCT, catalog.JOINT, catalog.RESIDUAL) or products.law_route(spec, name)
     if name in ("montecarlo", "qmc") and not vectorized.needs_numpy(spec) and not declared:
         start = time.perf_counter()
         prepare = montecarlo.prepare if name == "montecarlo" else qmc.prepare
@@ -267,6 +270,8 @@ def _run(
     start = time.perf_counter()
     if spec.last.kind == catalog.PRODUCT:
         return products.estimate(name, spec.last, mu, sigma, settings, digits)
+    if spec.last.kind == catalog.RESIDUAL:
+        return products.residual_estimate(name, spec.last, mu, sigma, settings)
     if products.law_route(spec, name):
         return products.law_estimate(name, spec.last, mu, sigma, settings)
     if name == "certified":

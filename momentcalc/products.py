@@ -25,6 +25,7 @@ program = lazy_module("momentcalc.estimators.program")
 product_moments = lazy_module("momentcalc.estimators.product_moments")
 certified_law = lazy_module("momentcalc.estimators.certified_law")
 sampled_mc = lazy_module("momentcalc.estimators.sampled_mc")
+vectorized = lazy_module("momentcalc.estimators.vectorized")
 
 # The declared-law routes: which declaration each method reads for a lone op that declares its law.
 LAW_ROUTES = {"certified": "ball_law", "quadrature": "quad_law", "montecarlo": "sample"}
@@ -121,6 +122,42 @@ def _factor(method: str, spec: Spec, mu: float, sigma: float):
         grad, grad_err = quadrature.grad_sq(spec, mu, sigma, None)
         return product_moments.Factor(mean, std * std, grad, mean_err, 2 * std * std_err + std_err**2, grad_err)
     raise NotApplicable(f"{method} does not treat ops of several inputs")
+
+
+def residual_estimate(method: str, op: Op, mu: float, sigma: float, settings: RunSettings) -> Estimate:
+    """y = sqrt(1 - tau) x + sqrt(tau) F(x) as one numpy function of x (F's normalize constants exact at the input
+    N(mu, sigma^2)), by quadrature (which integrates x F(x) with F) or numpy Monte Carlo; dy/dx by the chain rule."""
+    if method not in ("quadrature", "montecarlo"):
+        raise NotApplicable(f"{method} does not treat {op}: only quadrature and Monte Carlo integrate x F(x)")
+    start = time.perf_counter()
+    inner = parse(op.get("f"))
+    norms = quadrature.normalize_constants(inner, mu, sigma)
+    stages = vectorized.vector_program(inner, norms)
+    a, b = (1 - op.get("tau")) ** 0.5, op.get("tau") ** 0.5
+
+    def f(x):
+        return a * x + b * _through(stages, x)[0]
+
+    def df(x):
+        return a + b * _through(stages, x)[1]
+
+    stage = vectorized.VecStage(str(op), f, df)
+    if method == "quadrature":
+        mean, std, mean_err, std_err, grad, grad_err = quadrature.callable_moments(stage, mu, sigma)
+        return Estimate(
+            method, mean, std, mean_err, std_err, seconds=time.perf_counter() - start, grad_sq=grad, grad_sq_se=grad_err
+        )
+    summary = vectorized.run_numpy([stage], mu, sigma, settings)
+    return summary.estimate(method, settings.seed, time.perf_counter() - start)
+
+
+def _through(stages, x):
+    """(F(x), F'(x)) through the stages, the derivative by the chain rule."""
+    grad = 1.0
+    for s in stages:
+        grad = grad * s.df(x)
+        x = s.f(x)
+    return x, grad
 
 
 def _certified(found: dict, start: float) -> Estimate:
