@@ -27,23 +27,29 @@ def two_logits(sigma: float, t: float) -> dict:
 def test_two_logits_against_mpmath(mu, sigma, t):
     want = two_logits(sigma, t)
     found = mc.estimate(f"softmax(n=2,t={t})", mu=mu, sigma=sigma, samples=1 << 18, seed=2)
-    closed, sampled = found.estimates
+    closed, quad, sampled = found.estimates
     assert closed.method == "closed" and closed.mean == 0.5 and found.agree
+    assert abs(quad.std - want["std"]) <= max(2 * quad.std_se, 1e-15)
+    assert abs(quad.grad_sq - want["grad_sq"]) <= max(2 * quad.grad_sq_se, 1e-15)
     assert abs(sampled.std - want["std"]) <= 4.5 * sampled.std_se
     assert abs(sampled.grad_sq - want["grad_sq"]) <= 4.5 * sampled.grad_sq_se
 
 
 @pytest.mark.parametrize("n", [16, 4096])
 def test_the_mean_is_one_over_n(n):
-    found = mc.estimate(f"softmax(n={n})", mu=-1.0, sigma=3.0, samples=1 << 10)
-    closed, sampled = found.estimates
+    # quadrature integrates the mean as it integrates E[p_1^2]: it must find 1/n, which symmetry gives exactly
+    found = mc.estimate(f"softmax(n={n})", mu=-1.0, sigma=1.0, samples=1 << 13)
+    closed, quad, sampled = found.estimates
     assert closed.mean == 1 / n and closed.std is None
-    assert abs(sampled.mean - 1 / n) <= 4.5 * sampled.mean_se
+    assert abs(quad.mean - 1 / n) <= max(2 * quad.mean_se, 1e-15 / n) and quad.mean_se < 1e-8 / n
+    assert abs(sampled.mean - 1 / n) <= 4.5 * sampled.mean_se and found.agree
 
 
 def test_softmax_declines_what_it_cannot_do():
-    for method in ("certified", "quadrature", "qmc"):
+    for method in ("certified", "qmc"):
         with pytest.raises(MomentcalcError):
             mc.estimate("softmax(n=4)", method=method)
+    with pytest.raises(MomentcalcError, match="no quadrature"):
+        mc.estimate("softmax(n=4,t=0.1)", method="quadrature")  # sigma / t = 10: spread too wide
     with pytest.raises(MomentcalcError, match="alone"):
         mc.estimate("softmax(n=4) | normalize")
