@@ -106,6 +106,7 @@ def _estimate(spec, mu, sigma, method, samples, tol, seed, z, progress, grad, si
     if user_fn:
         return estimate_callable(spec, grad, mu, sigma, settings)
     if size is not None:
+        _check_no_map(parsed)
         return spatial.estimate_map(parsed, int(size) if is_int(size) else size, mu, sigma, settings)
     if digits is not None and (not is_int(digits) or not 1 <= digits <= 600):
         raise MomentcalcError(f"digits must be a whole number from 1 to 600, got {shown(digits)}")
@@ -169,6 +170,16 @@ def method_support(info: catalog.OpInfo) -> dict[str, str | None]:
     return {
         m: None if getattr(info, products.LAW_ROUTES.get(m, ""), None) is not None else why for m, why in found.items()
     }
+
+
+def _check_no_map(spec: Spec) -> None:
+    """Feature maps (size=) are of window ops over elementwise ones; an op of several inputs has none here."""
+    several = [op for op in spec.ops if op.kind in (catalog.PRODUCT, catalog.JOINT, catalog.RESIDUAL)]
+    if several:
+        raise MomentcalcError(
+            f"size= maps a spec of window and elementwise ops over a feature map; {several[0]} (an op of several "
+            f"inputs) has no map here: estimate it without size"
+        )
 
 
 def _check_products(spec: Spec) -> None:

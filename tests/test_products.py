@@ -92,3 +92,15 @@ def test_an_op_declaring_its_law_is_estimated_by_the_methods_it_declares(throwaw
         mc.estimate(f"relu | {throwaway_joint}")
     with pytest.raises(MomentcalcError, match="allowed"):
         mc.estimate(throwaway_joint, method="montecarlo", samples=1 << 35)
+
+
+@pytest.mark.parametrize("spec", ["glu", "lppool(p=2,k=2)", "softmax(n=4)", "residual(f=relu,tau=0.5)"])
+def test_ops_of_several_inputs_refuse_maps_and_backward_in_one_line(spec):
+    from typer.testing import CliRunner
+
+    from momentcalc.cli import app
+
+    runner = CliRunner()
+    for args in (["estimate", spec, "--size", "4"], ["backward", spec, "--size", "4"]):
+        outcome = runner.invoke(app, args)
+        assert outcome.exit_code == 2 and "Traceback" not in outcome.output, (args, outcome.output)
