@@ -31,6 +31,26 @@ def test_declarations_are_complete_for_their_kind():
             assert (op.f is not None and op.df is not None) != (op.vectorized is not None), op.name
 
 
+# What an op of each of the several-input kinds must declare, so that every method can read it (`list` shows
+# what each method then does). A missing entry fails with the whole list.
+SEVERAL_INPUTS = {
+    catalog.PRODUCT: ("inputs", "factors", "param wrt"),
+    catalog.JOINT: ("size", "sample"),
+    catalog.RESIDUAL: ("param f", "param tau"),
+}
+
+
+def test_ops_of_several_inputs_declare_what_their_kind_needs():
+    for op in catalog.all_ops():
+        needs = SEVERAL_INPUTS.get(op.kind, ())
+        missing = [
+            n for n in needs if (op.param(n[6:]) is None if n.startswith("param ") else not getattr(op, n, None))
+        ]
+        assert not missing, f"{op.name} ({op.kind}) must declare {', '.join(needs)}; missing {', '.join(missing)}"
+        if op.kind == catalog.PRODUCT:
+            assert op.param("wrt").choices == op.inputs, op.name
+
+
 def test_an_op_cannot_be_declared_twice():
     with pytest.raises(ValueError, match="declared twice"):
         catalog.register(catalog.OpInfo("relu", catalog.ELEMENTWISE, "again"))
