@@ -182,14 +182,22 @@ def _check_no_map(spec: Spec) -> None:
         )
 
 
+SEVERAL = (catalog.PRODUCT, catalog.JOINT, catalog.RESIDUAL)  # the kinds of ops of several inputs
+
+
+def _several_first(spec: Spec) -> bool:
+    """The spec is an op of several inputs, then only normalize ops (each by the exact moments before it)."""
+    return spec.ops[0].kind in SEVERAL and all(op.kind == catalog.NORMALIZE for op in spec.ops[1:])
+
+
 def _check_products(spec: Spec) -> None:
-    """An op of several inputs takes Gaussian inputs: it is the whole spec (for now), nothing before or after."""
-    several = [op for op in spec.ops if op.kind in (catalog.PRODUCT, catalog.JOINT, catalog.RESIDUAL)]
-    if several and len(spec.ops) > 1:
+    """An op of several inputs takes Gaussian inputs: it comes first, followed by normalize ops at most."""
+    several = [op for op in spec.ops if op.kind in SEVERAL]
+    if several and not _several_first(spec):
         inputs = ", ".join(several[0].info.inputs) or "iid"
         raise MomentcalcError(
-            f"{several[0]} takes independent Gaussian inputs ({inputs}) and is estimated alone, not in the pipeline "
-            f"'{spec}'; estimate '{several[0]}' by itself"
+            f"{several[0]} takes independent Gaussian inputs ({inputs}): it comes first, followed by normalize at "
+            f"most, not as in '{spec}'; estimate '{several[0]}' or '{several[0]} | normalize'"
         )
 
 
@@ -267,7 +275,7 @@ def window_product(spec: Spec) -> int:
 def _load_kernel(name: str, spec: Spec, mu: float, sigma: float, norms: tuple | None, overheads: dict) -> None:
     """Monte Carlo: load its kernel from the disk cache (compile it on a first run), timed as overheads["kernels"]
     (with a Dask scheduler qmc's too: a first compile here fills the numba cache that local workers load from)."""
-    declared = spec.last.kind in (catalog.PRODUCT, catalog.JOINT, catalog.RESIDUAL) or products.law_route(spec, name)
+    declared = spec.ops[0].kind in SEVERAL or products.law_route(spec, name)
     if name in ("montecarlo", "qmc") and not vectorized.needs_numpy(spec) and not declared:
         start = time.perf_counter()
         prepare = montecarlo.prepare if name == "montecarlo" else qmc.prepare
@@ -279,6 +287,8 @@ def _run(
     name: str, spec: Spec, mu: float, sigma: float, norms: tuple | None, settings: RunSettings, digits: int | None
 ) -> Estimate:
     start = time.perf_counter()
+    if spec.ops[0].kind in SEVERAL and len(spec.ops) > 1:
+        return _normalized(_run(name, Spec(spec.ops[:1]), mu, sigma, None, settings, digits), norms)
     if spec.last.kind == catalog.PRODUCT:
         return products.estimate(name, spec.last, mu, sigma, settings, digits)
     if spec.last.kind == catalog.RESIDUAL:
@@ -306,6 +316,27 @@ def _run(
     return runner(program, settings).estimate(name, settings.seed, _since(start), notes=notes)
 
 
+def _normalized(found: Estimate, norms: tuple) -> Estimate:
+    """An estimate of an op of several inputs, through the normalize ops after it: (y - m) / s with the constants'
+    errors added to the estimate's own; grad_sq / s^2. Certified declines: the constants are doubles, not balls."""
+    if found.method == "certified":
+        raise NotApplicable(
+            "certified does not certify normalize after an op of several inputs (its constants are doubles)"
+        )
+    for m, s, m_err, s_err in (n for n in norms if n is not None):
+        std = None if found.std is None else found.std / s
+        found = replace(
+            found,
+            mean=(found.mean - m) / s,
+            mean_se=(found.mean_se + m_err) / s + abs(found.mean - m) * s_err / s**2,
+            std=std,
+            std_se=None if std is None else found.std_se / s + std * s_err / s,
+            grad_sq=None if found.grad_sq is None else found.grad_sq / (s * s),
+            grad_sq_se=None if found.grad_sq is None else found.grad_sq_se / (s * s) + 2 * found.grad_sq * s_err / s**3,
+        )
+    return found
+
+
 def _certified(spec: Spec, mu: float, sigma: float, digits: int | None, start: float) -> Estimate:
     """The certified estimate: correctly rounded values, half the enclosure's width as uncertainty, the intervals."""
     found = certified.estimate(spec, mu, sigma, digits)
@@ -323,7 +354,35 @@ def normalize_constants(spec: Spec, mu: float, sigma: float) -> tuple | None:
     """The constants of the spec's normalize ops, worked out once (quadrature.normalize_constants); None if none."""
     if not any(op.kind == catalog.NORMALIZE for op in spec.ops):
         return None
+    if spec.ops[0].kind in SEVERAL:
+        return _several_norms(spec, mu, sigma)
     return quadrature.normalize_constants(spec, mu, sigma)
+
+
+def _several_norms(spec: Spec, mu: float, sigma: float) -> tuple:
+    """normalize's constants after an op of several inputs: its value of record by the exact methods, then (0, 1)
+    after each normalize (a normalized output has mean 0 and std 1 exactly)."""
+    base = Spec(spec.ops[:1])
+    try:
+        record = _estimate(
+            base,
+            mu,
+            sigma,
+            "auto",
+            None,
+            None,
+            0,
+            crosscheck.DEFAULT_Z,
+            None,
+            None,
+            None,
+            None,
+            ("certified", "closed", "quadrature"),
+        ).record
+    except MomentcalcError as why:
+        raise NotApplicable(f"normalize needs the exact moments of {base}: {why}") from None
+    first = (record.mean, record.std, record.mean_se, record.std_se)
+    return (None, first, *((0.0, 1.0, 0.0, 0.0),) * (len(spec.ops) - 2))
 
 
 def _with_grad_sq(estimate: Estimate, spec: Spec, mu: float, sigma: float, norms: tuple | None) -> Estimate:

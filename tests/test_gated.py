@@ -107,7 +107,7 @@ def test_monte_carlo_samples_the_op_within_its_standard_errors(spec):
 
 
 def test_an_op_of_several_inputs_is_refused_in_a_pipeline_and_by_qmc():
-    with pytest.raises(MomentcalcError, match="alone"):
+    with pytest.raises(MomentcalcError, match="comes first"):
         mc.estimate("relu | glu")
     with pytest.raises(MomentcalcError, match="several inputs"):
         mc.estimate("glu", method="qmc")
@@ -125,3 +125,19 @@ def test_bilinear_in_closed_form():
     mu, sigma = 0.5, 2.0
     e = mc.estimate("bilinear", mu=mu, sigma=sigma, method="certified").estimates[0]
     assert (e.mean, e.std, e.grad_sq) == (0.25, math.sqrt(4.25**2 - 0.0625), 4.25)
+
+
+@pytest.mark.parametrize("spec", ["swiglu", "reglu"])
+def test_normalize_after_a_gated_unit(spec):
+    # (y - E[y]) / std(y): mean 0, std 1, and the value's backward constant E[h^2] / Var[y].
+    mu, sigma = 0.5, 2.0
+    want = truth(spec, mu, sigma)
+    found = mc.estimate(f"{spec} | normalize", mu=mu, sigma=sigma, samples=1 << 18, seed=9)
+    by = {e.method: e for e in found.estimates}
+    assert {"quadrature", "montecarlo"} <= set(by) and "certified" not in by and found.agree
+    quad, sampled = by["quadrature"], by["montecarlo"]
+    assert quad.mean == pytest.approx(0.0, abs=1e-13) and quad.std == pytest.approx(1.0, rel=1e-13)
+    assert quad.grad_sq == pytest.approx(want["value"] / want["std"] ** 2, rel=1e-12)
+    assert abs(sampled.grad_sq - want["value"] / want["std"] ** 2) <= 4.5 * sampled.grad_sq_se
+    with pytest.raises(MomentcalcError, match="comes first"):
+        mc.estimate(f"{spec} | relu")

@@ -51,5 +51,5 @@ def test_softmax_declines_what_it_cannot_do():
             mc.estimate("softmax(n=4)", method=method)
     with pytest.raises(MomentcalcError, match="no quadrature"):
         mc.estimate("softmax(n=4,t=0.1)", method="quadrature")  # sigma / t = 10: spread too wide
-    with pytest.raises(MomentcalcError, match="alone"):
-        mc.estimate("softmax(n=4) | normalize")
+    with pytest.raises(MomentcalcError, match="comes first"):
+        mc.estimate("softmax(n=4) | relu")
