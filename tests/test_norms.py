@@ -42,8 +42,8 @@ def test_monte_carlo_samples_the_vector(name, d, mu, sigma):
     assert abs(e.grad_sq - grad) <= 4.5 * e.grad_sq_se and e.grad_sq_se < 0.05 * grad
 
 
-def test_eps_and_a_shifted_rmsnorm_leave_only_monte_carlo():
-    for spec, mu in (("rmsnorm(d=8,eps=0.5)", 0.0), ("rmsnorm(d=8)", 0.5)):
+def test_eps_and_a_shifted_small_rmsnorm_leave_only_monte_carlo():
+    for spec, mu in (("rmsnorm(d=8,eps=0.5)", 0.0), ("rmsnorm(d=4)", 0.5)):  # quadrature takes d >= 5
         found = mc.estimate(spec, mu=mu, samples=1 << 12)
         assert [e.method for e in found.estimates] == ["montecarlo"]
     e = mc.estimate("rmsnorm(d=8,eps=0.5)", samples=1 << 14).estimates[0]
@@ -55,3 +55,30 @@ def test_where_the_backward_constant_is_infinite_it_is_not_given():
     assert mc.estimate("rmsnorm(d=1)", method="certified").estimates[0].grad_sq == 0.0  # y = sign(x)
     with pytest.raises(MomentcalcError, match="d >= 2"):
         mc.estimate("layernorm(d=1)")
+
+
+def test_rmsnorm_quadrature_at_a_shifted_input_against_scipy():
+    # d = 5, mu = 0.5: E[y] = E[sqrt(5) x_1 / sqrt(x_1^2 + sigma^2 Q)], Q ~ ncx2(4, 4 mu^2 / sigma^2), by dblquad.
+    import math
+
+    from scipy import integrate
+
+    mu, sigma, d = 0.5, 1.0, 5
+    law = stats.ncx2(d - 1, (d - 1) * mu * mu / sigma**2)
+    phi = stats.norm(mu, sigma).pdf
+    mean = integrate.dblquad(
+        lambda q, x: math.sqrt(d) * x / math.sqrt(x * x + q) * phi(x) * law.pdf(q),
+        mu - 10,
+        mu + 10,
+        0,
+        200,
+        epsabs=1e-12,
+        epsrel=1e-10,
+    )[0]
+    found = mc.estimate(f"rmsnorm(d={d})", mu=mu, sigma=sigma, samples=1 << 16)
+    by = {e.method: e for e in found.estimates}
+    assert set(by) == {"quadrature", "montecarlo"} and found.agree
+    assert abs(by["quadrature"].mean - mean) <= 2 * by["quadrature"].mean_se + 1e-12
+    # at mu = 0 the quadrature meets the exact values
+    q = mc.estimate("rmsnorm(d=64)", method="quadrature").estimates[0]
+    assert abs(q.std - 1) <= 2 * q.std_se and abs(q.grad_sq - 63 / 62) <= 2 * q.grad_sq_se and q.std_se < 1e-8
