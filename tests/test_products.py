@@ -104,3 +104,39 @@ def test_ops_of_several_inputs_refuse_maps_and_backward_in_one_line(spec):
     for args in (["estimate", spec, "--size", "4"], ["backward", spec, "--size", "4"]):
         outcome = runner.invoke(app, args)
         assert outcome.exit_code == 2 and "Traceback" not in outcome.output, (args, outcome.output)
+
+
+def test_the_compiled_product_kernel_gives_the_same_bits_on_any_thread_count():
+    from momentcalc.estimators import driver
+
+    found, before = [], driver.threads()
+    for count in (1, 2):
+        driver.use_threads(count)
+        try:
+            found.append(mc.estimate("swiglu(wrt=gate)", mu=0.3, method="montecarlo", samples=300_000).estimates[0])
+        finally:
+            driver.use_threads(before)
+    one, two = found
+    assert (one.mean, one.std, one.grad_sq) == (two.mean, two.std, two.grad_sq)
+    assert one.notes == ("compiled kernel of the inputs",)
+
+
+def test_a_factor_without_a_compiled_function_is_sampled_in_numpy(throwaway_products):
+    catalog.register(
+        OpInfo(
+            "x_sq_test",
+            PRODUCT,
+            "x * g^2",
+            (Param("wrt", str, "value", choices=("value", "gate")),),
+            inputs=("value", "gate"),
+            factors=lambda op: ("identity", "expr(x*x)"),
+        )
+    )
+    try:
+        # E[x g^2] = mu (mu^2 + sigma^2) at x, g iid N(mu, sigma^2); the value's gradient E[g^4]
+        found = mc.estimate("x_sq_test", mu=0.5, samples=1 << 16)
+        by = {e.method: e for e in found.estimates}
+        assert by["montecarlo"].notes == ("numpy sampling of each input",) and found.agree
+        assert abs(by["montecarlo"].mean - 0.625) <= 4.5 * by["montecarlo"].mean_se
+    finally:
+        catalog.unregister("x_sq_test")

@@ -1,9 +1,10 @@
 """Monte Carlo of a product of independent factors, y = prod_i f_i(x_i), x_i iid N(mu, sigma^2): the op itself
-sampled (each input drawn, each factor through its compiled scalar function), not its factors' moments combined.
+sampled (each input drawn, each factor through its compiled scalar function), not its factors' moments combined:
+by the compiled kernel (product_kernel) where every factor has a code in the generated dispatch, else in numpy.
 
-Work is split into fixed chunks, each with its own stream from SeedSequence(seed): the same bits on any machine
-and thread count. Standard errors: of the mean, sd/sqrt(N); of the std, by the delta method from the fourth
-central moment; of the backward constant, the sd of the squared gradient over sqrt(N).
+Work is split into fixed chunks, each with its own stream: the same bits on any machine and thread count.
+Standard errors: of the mean, sd/sqrt(N); of the std, by the delta method from the fourth central moment; of
+the backward constant, the sd of the squared gradient over sqrt(N).
 """
 
 from __future__ import annotations
@@ -15,14 +16,28 @@ import numpy as np
 
 from ..result import Estimate
 from ..spec import Op
-from .vectorized import jitted_arrays
+from . import dispatch, dispatch_gen, product_kernel
+from .vectorized import jitted_arrays, op_stage
 
 CHUNK = 1 << 16
 
 
 def run(factors: tuple[Op, ...], wrt: int, mu: float, sigma: float, samples: int, seed: int) -> Estimate:
+    """The product sampled: by the compiled kernel (estimators.product_kernel) where every factor has a compiled
+    function, else in numpy."""
+    dispatch_gen.require_fresh(dispatch.CODES)
+    if all(op.name in dispatch.CODES for op in factors):
+        start = time.perf_counter()
+        codes = np.array([dispatch.CODES[op.name] for op in factors], dtype=np.int64)
+        params = np.array([op.info.args(op) for op in factors], dtype=np.float64)
+        raw, shift = product_kernel.sums(codes, params, wrt, mu, sigma, samples, seed)
+        return summary_estimate(raw, shift, samples, seed, time.perf_counter() - start, "compiled kernel of the inputs")
+    return _run_numpy(factors, wrt, mu, sigma, samples, seed)
+
+
+def _run_numpy(factors: tuple[Op, ...], wrt: int, mu: float, sigma: float, samples: int, seed: int) -> Estimate:
     start = time.perf_counter()
-    funcs = [jitted_arrays(op) for op in factors]
+    funcs = [jitted_arrays(op) if op.name in dispatch.CODES else _numpy_form(op) for op in factors]
     chunks = -(-samples // CHUNK)
     streams = np.random.SeedSequence(seed).spawn(chunks)
     shift = None
@@ -65,3 +80,9 @@ def summary_estimate(
         grad_sq_se=math.sqrt(max(g2 - g1 * g1, 0.0) / n),
         notes=(note,),
     )
+
+
+def _numpy_form(op: Op):
+    """(f, f') of an op with only a numpy form (expr), its derivative numerical."""
+    stage = op_stage(op)
+    return stage.f, stage.df
