@@ -12,6 +12,7 @@ import time
 
 from . import catalog
 from ._lazy import lazy_module
+from .errors import MomentcalcError
 from .estimators import NotApplicable, closed
 from .result import Estimate
 from .settings import DEFAULT_SAMPLES, RunSettings
@@ -79,7 +80,14 @@ def declines(info: catalog.OpInfo, method: str) -> str | None:
         return "it declares no factors"
     if method == "qmc":
         return "quasi-Monte Carlo does not sample ops of several inputs"
-    return None  # closed: where every factor has closed forms, at given parameters (`estimate` tells)
+    if method == "closed":  # every factor (at the op's defaults) must declare closed moments and E[f'^2]
+        try:
+            infos = [s.last.info for s in factors(Op(info.name))]
+        except (NotApplicable, MomentcalcError, TypeError):
+            return "its factors at the op's defaults are not known"
+        if not all(i.closed is not None and i.grad_closed is not None for i in infos):
+            return "not every factor declares closed forms of its moments and E[f'^2]"
+    return None
 
 
 def estimate(method: str, op: Op, mu: float, sigma: float, settings: RunSettings, digits: int | None) -> Estimate:

@@ -141,3 +141,14 @@ def test_normalize_after_a_gated_unit(spec):
     assert abs(sampled.grad_sq - want["value"] / want["std"] ** 2) <= 4.5 * sampled.grad_sq_se
     with pytest.raises(MomentcalcError, match="comes first"):
         mc.estimate(f"{spec} | relu")
+
+
+def test_list_shows_closed_only_where_every_factor_has_closed_forms():
+    from momentcalc.cli.list_ops import _op_rows
+
+    rows = {name: methods for name, _, _, methods in _op_rows()}
+    assert rows["reglu"] == rows["bilinear"] == "certified, closed¹, quadrature, montecarlo"
+    assert rows["glu"] == rows["swiglu"] == rows["geglu"] == "certified, quadrature, montecarlo"
+    for spec in ("glu", "geglu", "swiglu"):  # and estimate agrees: closed declines
+        with pytest.raises(MomentcalcError):
+            mc.estimate(spec, method="closed")
