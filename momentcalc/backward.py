@@ -41,6 +41,9 @@ from .settings import BACKWARD_SIZE_MAX, BACKWARD_TRIAL_MAX, BACKWARD_WORK_MAX, 
 
 _MIN_VALUE = {"k": 1, "s": 1, "p": 0, "cin": 1, "cout": 1}
 _SELECTS_ONE = (pooling.MAX, pooling.MIN)  # the gradient goes to the one input the window picked
+_AVERAGES = (pooling.MEAN,)  # the gradient is shared by every input of the window
+# The reductions whose gradient routing this module knows; a pooling layer of any other is refused.
+_ROUTED = _SELECTS_ONE + _AVERAGES
 
 
 @dataclass(frozen=True)
@@ -56,9 +59,12 @@ class Layer:
     count_include_pad: bool = True
 
     def __post_init__(self) -> None:
-        if self.kind != "conv" and self.reduction is None:
-            accepted = ", ".join(["conv"] + [op.name for op in catalog.all_ops() if op.kind == catalog.WINDOW])
-            raise MomentcalcError(f"unknown layer {self.kind!r}; accepted: {accepted}")
+        if self.kind != "conv" and self.reduction not in _ROUTED:
+            pools = [op.name for op in catalog.all_ops() if op.kind == catalog.WINDOW and op.reduction in _ROUTED]
+            accepted = ", ".join(["conv", *pools])
+            what = "unknown layer" if self.reduction is None else "backward does not know how a window of"
+            tail = "" if self.reduction is None else f" (reduction {self.reduction!r}) routes its gradient"
+            raise MomentcalcError(f"{what} {self.kind!r}{tail}; accepted: {accepted}")
         for key, lowest in _MIN_VALUE.items():
             if getattr(self, key) < lowest:
                 raise MomentcalcError(f"{key} must be an integer >= {lowest}, got {getattr(self, key)}")
@@ -123,6 +129,8 @@ def _axis_weights(layer: Layer, size: int) -> np.ndarray:
             share = 1.0
         elif layer.reduction in _SELECTS_ONE:
             share = 1.0 / len(real)
+        elif layer.reduction not in _AVERAGES:  # Layer refuses it first: no reduction is taken for an average
+            raise MomentcalcError(f"backward does not know how {layer.kind!r} routes its gradient")
         elif layer.count_include_pad:
             share = 1.0 / layer.k**2
         else:
@@ -340,9 +348,11 @@ def _simulate_chunk(layer: Layer, size: int, o: int, batch: int, rng: np.random.
         sign = 1.0 if layer.reduction == pooling.MAX else -1.0
         x = sign * rng.standard_normal((batch, size, size))
         grad = ref.maxpool2d_input_grad(x, rng.standard_normal(g_shape), layer.k, layer.s, layer.p)
-    else:
+    elif layer.reduction in _AVERAGES:
         g = rng.standard_normal(g_shape)
         grad = ref.avgpool2d_input_grad(g, size, layer.k, layer.s, layer.p, layer.count_include_pad)
+    else:  # Layer refuses it first: no simulation shares another reduction's routing
+        raise MomentcalcError(f"backward does not know how {layer.kind!r} routes its gradient")
     return grad * grad, 0.0
 
 

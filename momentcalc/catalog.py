@@ -23,7 +23,16 @@ WINDOW = "window"
 DROPOUT = "dropout"
 NORMALIZE = "normalize"
 LAYER = "layer"  # a layer for `momentcalc backward` only (conv): spec.parse_layer accepts it, spec.parse does not
-KINDS = (ELEMENTWISE, WINDOW, DROPOUT, NORMALIZE, LAYER)
+# An op of several named independent inputs, each N(mu, sigma^2), whose output is a product of one-input functions
+# of them, y = u(x) h(g) (a gated unit: value x, gate g); OpInfo.factors names u and h (momentcalc.products).
+PRODUCT = "product"
+# An op of n iid Gaussian inputs with one output coordinate whose law the op declares (softmax over n logits, a
+# norm over d values): `sample`, `ball_law`, `quad_law`, `closed` and `grad_closed` say what each method does.
+JOINT = "joint"
+# A residual mix y = sqrt(1 - tau) x + sqrt(tau) F(x) of its input and an elementwise branch F, a spec of elementwise
+# ops and normalize given as the op's `f` (momentcalc.products); it needs E[x F(x)], not F's moments alone.
+RESIDUAL = "residual"
+KINDS = (ELEMENTWISE, WINDOW, DROPOUT, NORMALIZE, LAYER, PRODUCT, JOINT, RESIDUAL)
 
 Scalar = Callable[[float, float, float], float]  # f(x, a, b): a and b carry the op's parameters
 # f(x, a, b, lib) on a complex ball x (flint acb) for the certified method; lib holds the ball functions
@@ -119,6 +128,25 @@ class OpInfo:
     ball_density: Callable[[object, int, object], object] | None = None
     # Dropout: (mean, var, grad factor) after the op from the mean and variance balls before it, (op, mean, var, lib).
     ball_moments: Callable[[object, object, object, object], tuple] | None = None
+    # Products (kind PRODUCT): the names of the independent inputs, and op -> one spec text per input, the
+    # elementwise op that input passes through; the output is the product of those (for a gated unit
+    # ("value", "gate") and ("identity", "sigmoid")). Every method derives the op's moments and its backward
+    # rule, the mean squared gradient reaching each input from unit-variance output gradients, from the
+    # factors' one-input moments by that method; the op's `wrt` parameter names the input whose backward
+    # constant grad_sq reports.
+    inputs: tuple[str, ...] = ()
+    factors: Callable[[object], tuple[str, ...]] | None = None
+    # Ops whose output law they declare (kind JOINT, and window ops of a reduction the kernels do not know), as a
+    # lone op on iid N(mu, sigma^2) inputs. The op's inputs per output: size(op). Monte Carlo: sample(op, x) with x
+    # an (m, size) numpy array of inputs gives (y, g): the m outputs and the squared gradients reaching the first
+    # input from unit-variance output gradients given x (E over the output gradients, sum_j J_j1^2), g None
+    # where not declared. certified: ball_law(op, mu, sigma, lib) -> (mean, var, grad) balls (grad may be None),
+    # None where no law is known at these arguments. quadrature: quad_law(op, mu, sigma) -> (mean, std,
+    # mean_err, std_err, grad, grad_err) or None.
+    size: Callable[[object], int] | None = None
+    sample: Callable[[object, object], tuple] | None = None
+    ball_law: Callable[[object, float, float, object], tuple | None] | None = None
+    quad_law: Callable[[object, float, float], tuple | None] | None = None
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)

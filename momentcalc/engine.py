@@ -36,6 +36,8 @@ spatial = lazy_module("momentcalc.spatial")
 driver = lazy_module("momentcalc.estimators.driver")
 montecarlo = lazy_module("momentcalc.estimators.montecarlo")
 jit = lazy_module("momentcalc.estimators.jit")
+program = lazy_module("momentcalc.estimators.program")
+products = lazy_module("momentcalc.products")
 
 
 def estimate(
@@ -107,6 +109,7 @@ def _estimate(spec, mu, sigma, method, samples, tol, seed, z, progress, grad, si
     if user_fn:
         return estimate_callable(spec, grad, mu, sigma, settings)
     if size is not None:
+        _check_no_map(parsed)
         return spatial.estimate_map(parsed, int(size) if is_int(size) else size, mu, sigma, settings)
     if digits is not None and (not is_int(digits) or not 1 <= digits <= 600):
         raise MomentcalcError(f"digits must be a whole number from 1 to 600, got {shown(digits)}")
@@ -121,6 +124,7 @@ def _estimate(spec, mu, sigma, method, samples, tol, seed, z, progress, grad, si
         raise MomentcalcError(f"unknown method {unknown[0]!r} in methods; use some of {', '.join(METHODS[2:])}")
     if settings.samples is not None and sampling(wanted):
         driver.within_budget(settings, window_product(parsed), montecarlo.DEFAULT_SAMPLES)  # refuse before any work
+    _check_products(parsed)
     try:
         norms = normalize_constants(parsed, mu, sigma)
     except NotApplicable as why:
@@ -145,6 +149,59 @@ def _estimate(spec, mu, sigma, method, samples, tol, seed, z, progress, grad, si
         raise MomentcalcError(f"no method applies to '{parsed}'")
     checks = crosscheck.compare(tuple(estimates), settings.z)
     return Result(str(parsed), mu, sigma, tuple(estimates), checks, overheads=overheads)
+
+
+def method_support(info: catalog.OpInfo) -> dict[str, str | None]:
+    """Per method, None where it treats some use of the op, else why it treats none: each method reads the op's
+    declaration (`momentcalc list`). Whether it treats a given spec still depends on the spec (its parameters,
+    what precedes it): `estimate --method all` tells."""
+    if info.kind == catalog.LAYER:
+        return dict.fromkeys(METHODS[2:], "a layer for `momentcalc backward` only")
+    if info.kind == catalog.PRODUCT:
+        return {m: products.declines(info, m) for m in ("certified", "closed", "quadrature", "qmc", "montecarlo")}
+    if info.kind == catalog.RESIDUAL:
+        why = "only quadrature and Monte Carlo integrate x F(x)"
+        return {m: None if m in ("quadrature", "montecarlo") else why for m in METHODS[2:]}
+    found = {
+        "certified": certified.declines(info),
+        "closed": closed.declines(info),
+        "quadrature": quadrature.declines(info),
+        "qmc": program.declines(info, numpy_path=False),
+        "montecarlo": program.declines(info),
+    }
+    # A lone op that declares its law for a method (products.LAW_ROUTES) is treated by it.
+    return {
+        m: None if getattr(info, products.LAW_ROUTES.get(m, ""), None) is not None else why for m, why in found.items()
+    }
+
+
+def _check_no_map(spec: Spec) -> None:
+    """Feature maps (size=) are of window ops over elementwise ones; an op of several inputs has none here."""
+    several = [op for op in spec.ops if op.kind in (catalog.PRODUCT, catalog.JOINT, catalog.RESIDUAL)]
+    if several:
+        raise MomentcalcError(
+            f"size= maps a spec of window and elementwise ops over a feature map; {several[0]} (an op of several "
+            f"inputs) has no map here: estimate it without size"
+        )
+
+
+SEVERAL = (catalog.PRODUCT, catalog.JOINT, catalog.RESIDUAL)  # the kinds of ops of several inputs
+
+
+def _several_first(spec: Spec) -> bool:
+    """The spec is an op of several inputs, then only normalize ops (each by the exact moments before it)."""
+    return spec.ops[0].kind in SEVERAL and all(op.kind == catalog.NORMALIZE for op in spec.ops[1:])
+
+
+def _check_products(spec: Spec) -> None:
+    """An op of several inputs takes Gaussian inputs: it comes first, followed by normalize ops at most."""
+    several = [op for op in spec.ops if op.kind in SEVERAL]
+    if several and not _several_first(spec):
+        inputs = ", ".join(several[0].info.inputs) or "iid"
+        raise MomentcalcError(
+            f"{several[0]} takes independent Gaussian inputs ({inputs}): it comes first, followed by normalize at "
+            f"most, not as in '{spec}'; estimate '{several[0]}' or '{several[0]} | normalize'"
+        )
 
 
 def _import_for(name: str, overheads: dict) -> None:
@@ -221,7 +278,8 @@ def window_product(spec: Spec) -> int:
 def _load_kernel(name: str, spec: Spec, mu: float, sigma: float, norms: tuple | None, overheads: dict) -> None:
     """Monte Carlo: load its kernel from the disk cache (compile it on a first run), timed as overheads["kernels"]
     (with a Dask scheduler qmc's too: a first compile here fills the numba cache that local workers load from)."""
-    if name in ("montecarlo", "qmc") and not vectorized.needs_numpy(spec):
+    declared = spec.ops[0].kind in SEVERAL or products.law_route(spec, name)
+    if name in ("montecarlo", "qmc") and not vectorized.needs_numpy(spec) and not declared:
         start = time.perf_counter()
         prepare = montecarlo.prepare if name == "montecarlo" else qmc.prepare
         prepare(montecarlo.compile_program(spec, mu, sigma, norms))
@@ -232,6 +290,14 @@ def _run(
     name: str, spec: Spec, mu: float, sigma: float, norms: tuple | None, settings: RunSettings, digits: int | None
 ) -> Estimate:
     start = time.perf_counter()
+    if spec.ops[0].kind in SEVERAL and len(spec.ops) > 1:
+        return _normalized(_run(name, Spec(spec.ops[:1]), mu, sigma, None, settings, digits), norms)
+    if spec.last.kind == catalog.PRODUCT:
+        return products.estimate(name, spec.last, mu, sigma, settings, digits)
+    if spec.last.kind == catalog.RESIDUAL:
+        return products.residual_estimate(name, spec.last, mu, sigma, settings)
+    if products.law_route(spec, name):
+        return products.law_estimate(name, spec.last, mu, sigma, settings)
     if name == "certified":
         return _certified(spec, mu, sigma, digits, start)
     if name == "closed":
@@ -253,6 +319,27 @@ def _run(
     return runner(program, settings).estimate(name, settings.seed, _since(start), notes=notes)
 
 
+def _normalized(found: Estimate, norms: tuple) -> Estimate:
+    """An estimate of an op of several inputs, through the normalize ops after it: (y - m) / s with the constants'
+    errors added to the estimate's own; grad_sq / s^2. Certified declines: the constants are doubles, not balls."""
+    if found.method == "certified":
+        raise NotApplicable(
+            "certified does not certify normalize after an op of several inputs (its constants are doubles)"
+        )
+    for m, s, m_err, s_err in (n for n in norms if n is not None):
+        std = None if found.std is None else found.std / s
+        found = replace(
+            found,
+            mean=(found.mean - m) / s,
+            mean_se=(found.mean_se + m_err) / s + abs(found.mean - m) * s_err / s**2,
+            std=std,
+            std_se=None if std is None else found.std_se / s + std * s_err / s,
+            grad_sq=None if found.grad_sq is None else found.grad_sq / (s * s),
+            grad_sq_se=None if found.grad_sq is None else found.grad_sq_se / (s * s) + 2 * found.grad_sq * s_err / s**3,
+        )
+    return found
+
+
 def _certified(spec: Spec, mu: float, sigma: float, digits: int | None, start: float) -> Estimate:
     """The certified estimate: correctly rounded values, half the enclosure's width as uncertainty, the intervals."""
     found = certified.estimate(spec, mu, sigma, digits)
@@ -270,7 +357,35 @@ def normalize_constants(spec: Spec, mu: float, sigma: float) -> tuple | None:
     """The constants of the spec's normalize ops, worked out once (quadrature.normalize_constants); None if none."""
     if not any(op.kind == catalog.NORMALIZE for op in spec.ops):
         return None
+    if spec.ops[0].kind in SEVERAL:
+        return _several_norms(spec, mu, sigma)
     return quadrature.normalize_constants(spec, mu, sigma)
+
+
+def _several_norms(spec: Spec, mu: float, sigma: float) -> tuple:
+    """normalize's constants after an op of several inputs: its value of record by the exact methods, then (0, 1)
+    after each normalize (a normalized output has mean 0 and std 1 exactly)."""
+    base = Spec(spec.ops[:1])
+    try:
+        record = _estimate(
+            base,
+            mu,
+            sigma,
+            "auto",
+            None,
+            None,
+            0,
+            crosscheck.DEFAULT_Z,
+            None,
+            None,
+            None,
+            None,
+            ("certified", "closed", "quadrature"),
+        ).record
+    except MomentcalcError as why:
+        raise NotApplicable(f"normalize needs the exact moments of {base}: {why}") from None
+    first = (record.mean, record.std, record.mean_se, record.std_se)
+    return (None, first, *((0.0, 1.0, 0.0, 0.0),) * (len(spec.ops) - 2))
 
 
 def _with_grad_sq(estimate: Estimate, spec: Spec, mu: float, sigma: float, norms: tuple | None) -> Estimate:

@@ -92,6 +92,27 @@ def dropout(p: float, scale: str) -> tuple[float, float]:
     return 0.0, float(mp.sqrt(p) / divisor)
 
 
+def gated(gate) -> tuple[float, float]:
+    """x * h(g), x and g iid N(0, 1): mean E[x] E[h] = 0, E[y^2] = E[x^2] E[h^2] = E[h(g)^2]."""
+    return 0.0, float(mp.sqrt(mp.quad(lambda g: gate(g) ** 2 * _phi(g), [-mp.inf, 0, mp.inf])))
+
+
+def chi(n: int) -> tuple[float, float]:
+    """sqrt of a chi-square with n degrees of freedom: E = sqrt(2) Gamma((n+1)/2) / Gamma(n/2), E[y^2] = n."""
+    mean = mp.sqrt(2) * mp.gamma(mp.mpf(n + 1) / 2) / mp.gamma(mp.mpf(n) / 2)
+    return float(mean), float(mp.sqrt(n - mean**2))
+
+
+def residual_relu(tau: float) -> tuple[float, float]:
+    """sqrt(1 - tau) x + sqrt(tau) (relu(x) - m) / s at N(0, 1): mean 0, E[y^2] = 1 + 2 sqrt(tau (1 - tau)) / (2 s)
+    (E[x relu(x)] = 1/2)."""
+    s = mp.sqrt(mp.mpf(1) / 2 - 1 / (2 * mp.pi))
+    return 0.0, float(mp.sqrt(1 + mp.sqrt(tau * (1 - mp.mpf(tau))) / s))
+
+
+_SIG = lambda g: 1 / (1 + mp.exp(-g))  # noqa: E731
+
+
 # Canonical spellings of the default table's specs, with their true moments at N(0, 1).
 REFERENCES = {
     "relu": relu,
@@ -107,6 +128,14 @@ REFERENCES = {
     },
     "relu | normalize | maxpool(k=3)": lambda: relu_normalize_max(9),
     **{spec: (lambda name=name: mp_activations.moments(name, 0.0, 1.0)[:2]) for spec, name in ACTIVATIONS.items()},
+    "glu": lambda: gated(_SIG),
+    "swiglu": lambda: gated(lambda g: g * _SIG(g)),
+    "geglu": lambda: gated(lambda g: g * _cdf(g)),
+    "reglu": lambda: gated(lambda g: max(g, 0)),
+    # one coordinate of a normalized vector at N(0, 1): mean 0 and E[y^2] = 1 exactly (the Beta law of x_1^2 / |x|^2)
+    **{f"{norm}(d={d})": (lambda: (0.0, 1.0)) for norm in ("rmsnorm", "layernorm") for d in (64, 768, 4096)},
+    **{f"lppool(p=2,k={k})": (lambda k=k: chi(k * k)) for k in (2, 3)},
+    **{f"residual(f=relu | normalize,tau={tau})": (lambda tau=tau: residual_relu(tau)) for tau in (0.1, 0.5)},
 }
 
 

@@ -11,7 +11,7 @@ import pytest
 from table_refs import ACTIVATIONS, default_doc, truth, untimed
 
 from momentcalc import MomentcalcError, __version__, tables
-from momentcalc.spec import canonical
+from momentcalc.spec import canonical, parse
 
 REPO_TABLES = Path(__file__).resolve().parent.parent / "tables"
 
@@ -51,6 +51,9 @@ def test_the_default_table_covers_what_the_issue_asks_for(doc):
     wanted += [f"{pool}(k={k})" for pool in ("maxpool", "avgpool") for k in (2, 3, 4, 5)]
     wanted += [f"dropout(p={p}, scale={s})" for p in (0.5, 0.8, 0.9) for s in ("none", "sqrt", "inverse")]
     wanted += list(ACTIVATIONS)  # every activation of issue 5, at N(0, 1)
+    wanted += ["glu", "swiglu", "geglu", "reglu", "lppool(p=2,k=2)", "lppool(p=2,k=3)"]  # issue 31's ops
+    wanted += [f"{norm}(d={d})" for norm in ("rmsnorm", "layernorm") for d in (64, 768, 4096)]
+    wanted += [f"residual(f=relu | normalize,tau={tau})" for tau in (0.1, 0.5)]
     specs = [e["spec"] for e in doc["entries"]]
     assert sorted(specs) == sorted(canonical(w) for w in wanted)
     assert all((e["input"]["mu"], e["input"]["sigma"]) == (0.0, 1.0) for e in doc["entries"])
@@ -67,7 +70,10 @@ def test_every_entry_matches_its_independent_reference(doc, spec):
     for e in entry["estimates"]:
         if e["method"] == "montecarlo":  # a fixed seed, so a z bound is a fixed test
             assert abs(e["mean"] - mean) <= 4.5 * e["mean_se"] and abs(e["std"] - std) <= 4.5 * e["std_se"]
-            assert e["samples"] == doc["settings"]["samples"] and e["seed"] == 0
+            # An op sampled as whole vectors draws fewer outputs by default (estimators.sampled_mc)
+            sized = parse(spec).ops[0].info.size is not None
+            assert (e["samples"] <= doc["settings"]["samples"]) if sized else e["samples"] == doc["settings"]["samples"]
+            assert e["seed"] == 0
 
 
 def test_each_entry_holds_provenance(doc):

@@ -9,8 +9,7 @@ import typer
 from rich import box
 from rich.markup import escape
 
-from .. import catalog
-from ..ops import pooling
+from .. import catalog, engine
 from ..settings import WINDOW_MAX
 from ._fit import Column, fitted
 from ._util import _console, _echo_csv, _examples, _one_format, app
@@ -18,19 +17,13 @@ from ._util import _console, _echo_csv, _examples, _one_format, app
 
 def _op_rows() -> list[tuple[str, str, str, str]]:
     """(name, parameters, description, methods) of every op: the one place that reads the op declarations."""
-    # Which estimators apply, by kind of op; a closed form where the op declares one (for single ops only).
-    methods_by_kind = {
-        catalog.ELEMENTWISE: "quadrature, montecarlo",
-        catalog.WINDOW: "quadrature, montecarlo",
-        catalog.DROPOUT: "quadrature, montecarlo",
-        catalog.NORMALIZE: "those of what precedes it",
-        catalog.LAYER: "a layer for `momentcalc backward` only",
-    }
 
     def methods(op) -> str:
-        listed = methods_by_kind.get(op.kind, "none")
-        listed = ("closed¹, " + listed) if op.closed is not None else listed
-        return ("certified, " + listed) if certifiable(op) else listed
+        if op.kind == catalog.LAYER:
+            return "a layer for `momentcalc backward` only"
+        support = engine.method_support(op)  # each method reads the declaration
+        found = [("closed¹" if m == "closed" else m) for m, why in support.items() if why is None]
+        return ", ".join(found) or "none"
 
     def params(op) -> str:
         if op.kind == catalog.WINDOW:
@@ -48,17 +41,6 @@ def _op_rows() -> list[tuple[str, str, str, str]]:
         return ", ".join(parts) or "—"
 
     return [(op.name, params(op), op.description, methods(op)) for op in catalog.all_ops()]
-
-
-def certifiable(op) -> bool:
-    """Whether the op alone declares what the certified method (estimators.certified) needs: ball arithmetic
-    with tail bounds for an elementwise op, a known reduction (a mean, or a density in balls) for a window,
-    moments in balls for dropout."""
-    if op.kind == catalog.ELEMENTWISE:
-        return op.ball is not None and op.growth is not None
-    if op.kind == catalog.WINDOW:
-        return op.reduction in pooling.REDUCTIONS and (op.reduction == pooling.MEAN or op.ball_density is not None)
-    return op.kind == catalog.DROPOUT and op.ball_moments is not None
 
 
 def _op_document(op, params: str, methods: str) -> dict:
@@ -106,6 +88,7 @@ def list_ops(
     console = _console()
     console.print(fitted(console, title, columns, cells, table_box=box.HEAVY_HEAD))
     console.print(
-        "¹ where a closed form is known for the single op (e.g. relu, avgpool, maxpool with n <= 4); "
-        "`momentcalc estimate SPEC --method all` shows which methods apply to a given spec."
+        "Each method as the op's declaration allows; whether it applies to a given spec can depend on its "
+        "parameters and what precedes it. ¹ where a closed form is known for the single op (e.g. relu, avgpool, "
+        "maxpool with n <= 4). `momentcalc estimate SPEC --method all` shows which methods apply to a given spec."
     )

@@ -243,12 +243,17 @@ def _dropout(state, op, prec: int) -> MomentsOnly:
     return MomentsOnly(_real(new_mean), _real(new_var), grad_chain, None if factor is None else _real(factor))
 
 
+# The window reductions this method treats (below); its own list, not the registry's, so that a reduction
+# declared elsewhere is refused here until this method learns it.
+_REDUCTIONS = (pooling.MAX, pooling.MIN, pooling.MEAN)
+
+
 def _window(state, op, prec: int):
     n, reduction = op.window_size, op.info.reduction
+    if reduction not in _REDUCTIONS:  # before n == 1: a reduction of one value need not be that value (|x|)
+        raise NotApplicable(f"the certified method does not know the reduction {reduction!r} of {op}")
     if n == 1:
         return state
-    if reduction not in pooling.REDUCTIONS:
-        raise NotApplicable(f"the certified method does not know the reduction {reduction!r} of {op}")
     if reduction == pooling.MEAN:
         if isinstance(state, Chain) and not state.stages and state.n == 1:
             return replace(state, s=state.s / flint.arb(n).sqrt(), windows=True, center=None)  # normal again
@@ -276,9 +281,28 @@ def _real(x):
     return x.real if isinstance(x, flint.acb) else x
 
 
+def declines(info: catalog.OpInfo) -> str | None:
+    """Why this method certifies no use of the op, read from its declaration alone; None where some use is
+    certified (`momentcalc list` shows it; _propagate refuses by it before any arithmetic)."""
+    if info.kind == catalog.ELEMENTWISE:
+        return None if info.ball is not None else "it declares no ball arithmetic"
+    if info.kind == catalog.WINDOW:
+        if info.reduction not in _REDUCTIONS:
+            return f"the certified method does not know the reduction {info.reduction!r}"
+        return None if info.reduction == pooling.MEAN or info.ball_density else "it declares no density in balls"
+    if info.kind == catalog.DROPOUT:
+        return None if info.ball_moments is not None else "it declares no moments in balls"
+    if info.kind == catalog.NORMALIZE:
+        return None
+    return f"the certified method does not know ops of kind {info.kind!r}"
+
+
 def _propagate(spec: Spec, mu: float, sigma: float, prec: int):
     state = Chain(mu, flint.arb(sigma), center=flint.arb(0) if mu == 0.0 else None)
     for op in spec.ops:
+        why = declines(op.info)
+        if why is not None:
+            raise NotApplicable(f"{op} is not certified: {why}")
         kind = op.kind
         if kind == catalog.ELEMENTWISE:
             state = _elementwise(state, op)

@@ -7,6 +7,11 @@ from ..spec import Spec
 from . import NotApplicable
 
 
+def declines(info) -> str | None:
+    """Why no closed form is known for any use of the op (its declaration has none); None where one may be."""
+    return None if info.closed is not None else "no closed form is declared"
+
+
 def estimate_moments(spec: Spec, mu: float, sigma: float) -> Moments:
     if len(spec.ops) != 1:
         raise NotApplicable(

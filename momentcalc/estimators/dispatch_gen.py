@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 from .. import catalog
+from ..errors import MomentcalcError
 from . import mc_kernels
 from .jit import SharedKernel
 
@@ -184,6 +185,18 @@ def check() -> str | None:
     if TARGET.exists() and TARGET.read_text() == render():
         return None
     return f"{TARGET.name} is stale: the registered activations changed; regenerate with `{COMMAND}`"
+
+
+def require_fresh(codes: dict) -> None:
+    """Raise (loudly: MomentcalcError, not NotApplicable) where the generated codes are not the registry's
+    jitted activations, in order: a stale dispatch.py would otherwise make Monte Carlo decline without a word."""
+    names = [a.name for a in catalog.jitted_activations()]
+    if list(codes) != names:
+        extra = sorted(set(names) ^ set(codes)) or ["their order"]
+        raise MomentcalcError(
+            f"{TARGET.name} is stale: the registered activations differ from its codes ({', '.join(extra)}); "
+            f"regenerate it with `{COMMAND}`"
+        )
 
 
 def main(argv: list[str]) -> int:

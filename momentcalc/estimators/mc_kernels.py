@@ -100,7 +100,11 @@ def _reduce(kind, acc, v):
         return acc + v
     if kind == MIN:
         return min(acc, v)
-    return max(acc, v)
+    if kind == MAX:
+        return max(acc, v)
+    # No reduction is a fallback for another: a code without its case is NaN, never computed as a max.
+    # (program._window_code refuses a reduction these kernels do not know before any kernel runs.)
+    return np.nan
 
 
 @_inline

@@ -114,6 +114,10 @@ def _sums(program: Program):
     return lambda mask_state, points, weights, shift: kernel(mask_state, points, weights, shift, *p.kernel_args())
 
 
+# A window's accumulator after one more input, by reduction code, as mc_kernels._reduce computes it.
+_STEPS = {mc_kernels.AVG: np.add, mc_kernels.MIN: np.minimum, mc_kernels.MAX: np.maximum}
+
+
 def _staged(p: Program, mask_state, points: np.ndarray, weights: np.ndarray, shift: float) -> tuple:
     """The general kernel's sums, computed a stage at a time over every point of the block: affine maps and
     window reductions in numpy, each activation by its generated scalar loop (dispatch.SCALAR_VALUES), the sums by
@@ -129,11 +133,11 @@ def _staged(p: Program, mask_state, points: np.ndarray, weights: np.ndarray, shi
     for level, (kind, n) in enumerate(zip(p.win_kind.tolist(), p.win_n.tolist())):
         windows = xs.reshape(-1, n)
         acc = windows[:, 0].copy()
+        step = _STEPS.get(kind)
+        if step is None:  # program._window_code refuses it first; never computed as another reduction
+            raise NotApplicable(f"quasi-Monte Carlo does not know the window reduction code {kind}")
         for j in range(1, n):  # input by input, in the kernel's order (_reduce): numpy's sum would pair them up
-            if kind == mc_kernels.AVG:
-                acc += windows[:, j]
-            else:
-                (np.minimum if kind == mc_kernels.MIN else np.maximum)(acc, windows[:, j], out=acc)
+            step(acc, windows[:, j], out=acc)
         if kind == mc_kernels.AVG:
             acc /= n
         xs = _stages(p, level + 1, acc).reshape(count, -1)

@@ -77,10 +77,25 @@ def _dropout(dist, op: Op):
     return replace(kept, branches=branches, atoms=atoms)
 
 
+_REDUCTIONS = (pooling.MAX, pooling.MIN, pooling.MEAN)  # the window reductions _window treats
+
+
+def declines(info: catalog.OpInfo) -> str | None:
+    """Why quadrature treats no use of the op, read from its declaration alone; None where some use is treated."""
+    if info.kind == catalog.ELEMENTWISE:
+        has_f = info.f is not None and info.df is not None
+        return None if has_f or info.vectorized is not None else "it declares no scalar function"
+    if info.kind == catalog.WINDOW:
+        return None if info.reduction in _REDUCTIONS else f"it does not know the reduction {info.reduction!r}"
+    if info.kind in (catalog.DROPOUT, catalog.NORMALIZE):
+        return None
+    return f"it does not know ops of kind {info.kind!r}"
+
+
 def _window(dist, op: Op):
     n = op.window_size
     reduction = op.info.reduction
-    if reduction not in (pooling.MAX, pooling.MIN, pooling.MEAN):
+    if reduction not in _REDUCTIONS:
         raise NotApplicable(f"quadrature does not know the reduction {reduction!r} of {op}")
     if reduction == pooling.MIN:
         return _min_window(dist, op, n)
@@ -120,6 +135,10 @@ Norms = tuple  # per op: (mean, std, mean error, std error) of what precedes a n
 
 def propagate(spec: Spec, mu: float, sigma: float, norms: Norms | None = None):
     """The tracked distribution of the spec's output for X ~ N(mu, sigma^2); norms as normalize_constants gives."""
+    for op in spec.ops:  # before normalize_constants, which would refuse with less to say
+        why = declines(op.info)
+        if why is not None:
+            raise NotApplicable(f"quadrature does not treat {op}: {why}")
     norms = normalize_constants(spec, mu, sigma) if norms is None else norms
     dist = Transformed(mu, sigma)
     for depth, op in enumerate(spec.ops):

@@ -33,6 +33,7 @@ from . import NotApplicable
 # numba: only the numpy Monte Carlo path and jitted activations in an expr pipeline need the kernels' modules;
 # quadrature reads needs_numpy and check_spec_finite here, and a --method quadrature run never imports numba.
 dispatch = lazy_module("momentcalc.estimators.dispatch")
+dispatch_gen = lazy_module("momentcalc.estimators.dispatch_gen")
 driver = lazy_module("momentcalc.estimators.driver")
 moments = lazy_module("momentcalc.estimators.moments")
 
@@ -139,6 +140,7 @@ def vector_program(spec: Spec, norms: tuple | None) -> list[VecStage]:
 
 def jitted_arrays(op) -> tuple[Callable, Callable]:
     """f and f' of a jitted activation over numpy arrays, through the kernels' dispatch."""
+    dispatch_gen.require_fresh(dispatch.CODES)
     if op.name not in dispatch.CODES:
         raise NotApplicable(f"{op} has no compiled scalar function")
     code, (a, b) = dispatch.CODES[op.name], op.info.args(op)

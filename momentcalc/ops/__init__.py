@@ -5,6 +5,18 @@ so that every spec can be parsed. Nothing here imports numba or scipy: the
 Monte Carlo kernels compile the plain scalar functions themselves.
 """
 
-from . import activations, conv, dropout, expr, normalize, pooling
+from . import activations, conv, dropout, expr, gated, lppool, normalize, norms, pooling, residual, softmax
 
-__all__ = ["activations", "conv", "dropout", "expr", "normalize", "pooling"]
+__all__ = [
+    "activations",
+    "conv",
+    "dropout",
+    "expr",
+    "gated",
+    "lppool",
+    "normalize",
+    "norms",
+    "pooling",
+    "residual",
+    "softmax",
+]

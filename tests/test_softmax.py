@@ -1,0 +1,55 @@
+"""softmax(n, t): one output of softmax over n iid normal logits; n = 2 against mpmath (p_1 is a sigmoid there)."""
+
+import mpmath as mp
+import pytest
+
+import momentcalc as mc
+from momentcalc import MomentcalcError
+
+mp.mp.dps = 25
+
+
+def two_logits(sigma: float, t: float) -> dict:
+    """n = 2: p_1 = sigmoid((x_1 - x_2) / t), x_1 - x_2 ~ N(0, 2 sigma^2); sum_j J_j1^2 = 2 p_1^2 (1 - p_1)^2 / t^2."""
+    s = mp.sqrt(2) * sigma / t
+
+    def expect(f):
+        return mp.quad(lambda z: f(1 / (1 + mp.exp(-s * z))) * mp.npdf(z), [-mp.inf, 0, mp.inf])
+
+    second = expect(lambda p: p * p)
+    return {
+        "std": float(mp.sqrt(second - mp.mpf(1) / 4)),
+        "grad_sq": float(expect(lambda p: 2 * p * p * (1 - p) ** 2) / t**2),
+    }
+
+
+@pytest.mark.parametrize("mu, sigma, t", [(0.0, 1.0, 1.0), (3.0, 2.0, 0.5)])
+def test_two_logits_against_mpmath(mu, sigma, t):
+    want = two_logits(sigma, t)
+    found = mc.estimate(f"softmax(n=2,t={t})", mu=mu, sigma=sigma, samples=1 << 18, seed=2)
+    closed, quad, sampled = found.estimates
+    assert closed.method == "closed" and closed.mean == 0.5 and found.agree
+    assert abs(quad.std - want["std"]) <= max(2 * quad.std_se, 1e-15)
+    assert abs(quad.grad_sq - want["grad_sq"]) <= max(2 * quad.grad_sq_se, 1e-15)
+    assert abs(sampled.std - want["std"]) <= 4.5 * sampled.std_se
+    assert abs(sampled.grad_sq - want["grad_sq"]) <= 4.5 * sampled.grad_sq_se
+
+
+@pytest.mark.parametrize("n", [16, 4096])
+def test_the_mean_is_one_over_n(n):
+    # quadrature integrates the mean as it integrates E[p_1^2]: it must find 1/n, which symmetry gives exactly
+    found = mc.estimate(f"softmax(n={n})", mu=-1.0, sigma=1.0, samples=1 << 13)
+    closed, quad, sampled = found.estimates
+    assert closed.mean == 1 / n and closed.std is None
+    assert abs(quad.mean - 1 / n) <= max(2 * quad.mean_se, 1e-15 / n) and quad.mean_se < 1e-8 / n
+    assert abs(sampled.mean - 1 / n) <= 4.5 * sampled.mean_se and found.agree
+
+
+def test_softmax_declines_what_it_cannot_do():
+    for method in ("certified", "qmc"):
+        with pytest.raises(MomentcalcError):
+            mc.estimate("softmax(n=4)", method=method)
+    with pytest.raises(MomentcalcError, match="no quadrature"):
+        mc.estimate("softmax(n=4,t=0.1)", method="quadrature")  # sigma / t = 10: spread too wide
+    with pytest.raises(MomentcalcError, match="comes first"):
+        mc.estimate("softmax(n=4) | relu")
