@@ -233,7 +233,7 @@ def _run(
         return _certified(spec, mu, sigma, digits, start)
     if name == "closed":
         m = closed.estimate_moments(spec, mu, sigma)
-        return Estimate("closed", m.mean, m.std, 0.0, None if m.std is None else 0.0, seconds=_since(start))
+        return Estimate("closed", m.mean, m.std, m.mean_err, m.std_err, seconds=_since(start))
     if name == "quadrature":
         vectorized.check_spec_finite(spec, mu, sigma, norms)
         mean, std, mean_err, std_err = quadrature.estimate_moments(spec, mu, sigma)
@@ -276,7 +276,8 @@ def _with_grad_sq(estimate: Estimate, spec: Spec, mu: float, sigma: float, norms
         return estimate
     try:
         if estimate.method == "closed":
-            return replace(estimate, grad_sq=closed.grad_sq(spec, mu, sigma), grad_sq_se=0.0)
+            value, err = closed.grad_sq(spec, mu, sigma)
+            return replace(estimate, grad_sq=value, grad_sq_se=err)
         if estimate.method == "quadrature":
             value, err = quadrature.grad_sq(spec, mu, sigma, norms)
             return replace(estimate, grad_sq=value, grad_sq_se=err)

@@ -32,10 +32,16 @@ def informative(e: Estimate, quantity: str) -> bool:
 
 @dataclass(frozen=True)
 class Moments:
-    """A closed form's answer: the mean, and the std where it is known too."""
+    """A closed form's answer: the mean, and the std where it is known too, each with a bound on its error.
+
+    The bounds are those of the formula's evaluation in doubles (ops/fperr.py); 0 only for a value exact by
+    construction (0 by symmetry, 1/2, the input's own mu).
+    """
 
     mean: float
     std: float | None  # None where only the mean has a closed form
+    mean_err: float | None = None  # None: not derived; estimators/closed.py then states a generic bound
+    std_err: float | None = None
 
 
 @dataclass(frozen=True)

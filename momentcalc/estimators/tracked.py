@@ -220,21 +220,42 @@ def expect(dist: Transformed, h: Callable[[float], float], center: bool = False,
 
 def _truncation(h, cuts: list[float], n: int) -> float:
     """A bound on what the integral leaves out beyond its range: the base mass there times the largest |h| seen at
-    the edge, halfway out and at b = +-38 (where the density of any input has underflowed)."""
+    the edge, halfway out and at b = +-38; beyond 38 (where the density underflows, but h need not be 0: relu at
+    mu = -50 has its kink at b = 50) unit steps out to _FAR, each its mass times the larger |h| at its ends."""
     out = 0.0
     for edge, far in ((cuts[0], -38.0), (cuts[-1], 38.0)):
-        if abs(edge) >= abs(far):
-            continue
-        # P(B < edge) = Phi(edge)^n; P(B > edge) <= n Q(edge)
-        log_mass = n * float(special.log_ndtr(edge)) if far < 0 else math.log(n) + float(special.log_ndtr(-edge))
-        sizes = []
-        for b in (edge, 0.5 * (edge + far), far):
-            try:
-                sizes.append(abs(h(b)))
-            except (OverflowError, ValueError, ZeroDivisionError):
-                sizes.append(math.inf)
-        out += math.exp(log_mass) * max(sizes)
+        if abs(edge) < abs(far):
+            out += _tail_part(h, n, edge, far, (edge, 0.5 * (edge + far), far))
+        side = math.copysign(1.0, far)
+        start = max(abs(edge), abs(far))
+        for k in range(int(math.ceil(start)), _FAR):
+            out += _tail_part(h, n, side * k, side * _FAR, (side * k, side * (k + 1)))
     return out
+
+
+_FAR = 64  # beyond 64 the tail's mass (exp(-2048)) is below any double times any |h| of the domain
+
+
+def _tail_part(h, n: int, edge: float, far: float, points) -> float:
+    """The base mass beyond edge (towards far) times the largest |h| at points; a positive part too small for a
+    double counts as the smallest subnormal, so that a bound never claims 0 for what is only tiny."""
+    # P(B < edge) = Phi(edge)^n; P(B > edge) <= n Q(edge)
+    log_mass = n * float(special.log_ndtr(edge)) if far < 0 else math.log(n) + float(special.log_ndtr(-edge))
+    sizes = []
+    for b in points:
+        try:
+            sizes.append(abs(h(b)))
+        except (OverflowError, ValueError, ZeroDivisionError):
+            sizes.append(math.inf)
+    size = max(sizes)
+    if size == 0.0:
+        return 0.0
+    if math.isinf(size) or math.isnan(size):
+        return math.inf
+    return max(math.exp(log_mass + math.log(size)), _TINY)
+
+
+_TINY = 2.0**-1074
 
 
 def _input_rounding(dist: Transformed, branch: Branch, cuts: list[float]) -> float:
