@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field
 # Most exact first: the value of record of each quantity is the first estimate in this order that gives it.
 PRECEDENCE = ("certified", "closed", "quadrature", "qmc", "montecarlo")
 EXACT_METHODS = ("certified", "closed", "quadrature")
+# Quasi-Monte Carlo's independent scramblings (estimators/qmc.py): its SE is their spread.
+QMC_REPLICAS = 16
 # Fewer (quasi-)Monte Carlo samples than this give no usable standard error (see informative()).
 MIN_SAMPLES = 32
 
@@ -77,6 +79,12 @@ class Estimate:
     @property
     def exact(self) -> bool:
         return self.method in EXACT_METHODS
+
+    @property
+    def dof(self) -> int | None:
+        """Degrees of freedom of the SE's estimate where few: quasi-Monte Carlo's replicas less one (its z-score
+        follows Student's t); None for an SE from millions of samples (normal)."""
+        return QMC_REPLICAS - 1 if self.method == "qmc" else None
 
     def to_dict(self) -> dict:
         found = asdict(self)
