@@ -111,8 +111,11 @@ def main() -> None:
     for method, (ratio, where) in worst.items():
         print(f"worst {method:10s} {ratio:10.3g}  at {where}")
     print(f"self-disagreements: {len(disagree)} {disagree}")
-    print(json.dumps({"worst": {m: [r if math.isfinite(r) else "inf", w] for m, (r, w) in worst.items()},
-                      "disagree": disagree}))
+    print(
+        json.dumps(
+            {"worst": {m: [r if math.isfinite(r) else "inf", w] for m, (r, w) in worst.items()}, "disagree": disagree}
+        )
+    )
 
 
 if __name__ == "__main__":

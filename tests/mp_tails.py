@@ -50,8 +50,10 @@ def _piece_moments(piece, mu, sigma, c):
     lo, hi, kind, *p = piece
     if kind == "poly":
         q = _poly_in_z(p[0], mu, sigma, c)
-        q2 = [mp.fsum(q[i] * q[k - i] for i in range(max(0, k - len(q) + 1), min(k, len(q) - 1) + 1))
-              for k in range(2 * len(q) - 1)]
+        q2 = [
+            mp.fsum(q[i] * q[k - i] for i in range(max(0, k - len(q) + 1), min(k, len(q) - 1) + 1))
+            for k in range(2 * len(q) - 1)
+        ]
         m = _z_moments((lo - mu) / sigma, (hi - mu) / sigma, len(q2) - 1)
         return mp.fsum(a * b for a, b in zip(q, m)), mp.fsum(a * b for a, b in zip(q2, m))
     big, t = p

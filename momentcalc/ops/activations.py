@@ -86,22 +86,29 @@ def relu_grad_closed(a, b, mu, sigma):
 
 def relu_kernel(c):
     """E[relu(X) relu(Y)], corr(X, Y) = c: the arc-cosine kernel of degree 1 (Cho & Saul 2009),
-    (sqrt(1 - c^2) + (pi - arccos c) c) / (2 pi) = (sin t - t cos t) / (2 pi) with t = arccos(-c)."""
+    (sqrt(1 - c^2) + (pi - arccos c) c) / (2 pi) = (sin t - t cos t) / (2 pi) with t = arccos(-c); with the bound
+    on its rounding (fperr.py): the terms' sizes, and t's own rounding (relative U) times the slope t sin t."""
     t = math.acos(-c)
     if t < 0.5:
         # c -> -1: sin t - t cos t = sum_k (-1)^(k+1) 2k t^(2k+1) / (2k+1)! (t^3 / 3 - t^5 / 30 + ...) without the
         # cancellation of its two terms (13 terms: the next is below 1e-30 of the first at t < 0.5).
-        total, term = 0.0, t
+        total, size, term = 0.0, 0.0, t
         for k in range(1, 14):
             term *= t * t / ((2 * k) * (2 * k + 1))  # t^(2k+1) / (2k+1)!
             total += (-1) ** (k + 1) * 2 * k * term
-        return total / (2.0 * math.pi)
-    return (math.sin(t) - t * math.cos(t)) / (2.0 * math.pi)
+            size += 2 * k * term
+        # t's rounding (relative U) moves the t^3 / 3 of the sum by t^3 U; its terms round to a few U each.
+        return total / (2.0 * math.pi), (fperr.bound(size, 16.0) + 4.0 * fperr.U * t * t * t) / (2.0 * math.pi)
+    value = (math.sin(t) - t * math.cos(t)) / (2.0 * math.pi)
+    size = abs(math.sin(t)) + abs(t * math.cos(t)) + t * t * abs(math.sin(t))
+    return value, fperr.bound(size, 16.0) / (2.0 * math.pi)
 
 
 def leaky_relu_kernel(s, c):
     # leaky(x) = s x + (1 - s) relu(x), and E[X relu(Y)] = c E[Y relu(Y)] = c / 2 (regress X on Y).
-    return s * s * c + s * (1.0 - s) * c + (1.0 - s) ** 2 * relu_kernel(c)
+    k, k_err = relu_kernel(c)
+    terms = (s * s * c, s * (1.0 - s) * c, (1.0 - s) ** 2 * k)
+    return sum(terms), fperr.bound(sum(abs(x) for x in terms), 16.0) + (1.0 - s) ** 2 * k_err
 
 
 # The logistic pieces below compute both sides of x >= 0 and then select: a branch on the sign of
@@ -391,8 +398,10 @@ def erf_closed(a, b, mu, sigma):
 
 
 def erf_kernel(c):
-    # E[erf(X) erf(Y)] = (2/pi) asin(2c / 3) for unit variances (Williams 1997, the arcsine kernel).
-    return 2.0 / math.pi * math.asin(2.0 * c / 3.0)
+    # E[erf(X) erf(Y)] = (2/pi) asin(2c / 3) for unit variances (Williams 1997, the arcsine kernel). asin's relative
+    # condition number is below 1.4 for |x| <= 2/3: a few roundings (fperr.py); exactly 0 at c = 0.
+    value = 2.0 / math.pi * math.asin(2.0 * c / 3.0)
+    return value, fperr.bound(value, 16.0)
 
 
 def erf_grad_closed(a, b, mu, sigma):
@@ -971,7 +980,7 @@ activation(
     True,
     closed=_pieces_closed(IDENTITY),
     grad_closed=_constant_grad(1.0),
-    kernel=lambda op, c: c,
+    kernel=lambda op, c: (c, 0.0),  # exactly c
     ball=((_BALL_X, _BALL_1),),
     growth=_LINEAR(1.0),
     piece_degree=1,
