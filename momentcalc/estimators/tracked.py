@@ -326,16 +326,14 @@ def grad_sq(dist) -> Integral:
             raise NotApplicable("a stage of this chain has no derivative")
         cuts = _cuts(dist, branch, 1)
 
-        def integrand(b, chain=branch.chain):
+        def slope_sq(b, chain=branch.chain):
             x, g = dist.mu + dist.sigma * b, 1.0
             for stage in chain:
                 g *= stage.df(x)
                 x = stage.f(x)
-            return g * g * math.exp(log_density(b, 1))
+            return g * g
 
-        found = _integrate(integrand, cuts)
+        found = _integrate(lambda b, h=slope_sq: h(b) * math.exp(log_density(b, 1)), cuts)
         total += branch.weight * found.value
-        err += branch.weight * (
-            found.err + _truncation(lambda b, g=integrand: g(b) / math.exp(log_density(b, 1)), cuts, 1)
-        )
+        err += branch.weight * (found.err + _truncation(slope_sq, cuts, 1))
     return Integral(total, err)
