@@ -3,9 +3,9 @@
     python bench/bound_audit.py            # the tail scan and a cross-section of the domain (a few minutes)
     python bench/bound_audit.py --quick    # a dozen cases
 
-The truth: for relu, leaky_relu, relu6, hardtanh, hardswish, celu and elu mpmath's exact truncated-normal formulas at 60 digits
-(tests/mp_tails.py); for the others certified at 30 digits (a rigorous enclosure), else mpmath quadrature at 30
-digits (tests/mp_activations.py). A ratio above 1 is a false
+The truth: for relu, leaky_relu, relu6, hardtanh, hardswish, celu and elu mpmath's exact truncated-normal
+formulas at 60 digits (tests/mp_tails.py); for the others certified at 30 digits (a rigorous enclosure), else
+mpmath quadrature at 30 digits (tests/mp_activations.py). A ratio above 1 is a false
 bound (a ratio of inf: a value off while claiming +- 0). Prints one line per case and method whose ratio
 exceeds 0.5, then, per method, the worst ratio and where it occurred; the last line is JSON.
 """

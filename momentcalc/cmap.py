@@ -27,7 +27,7 @@ from ._lazy import lazy_module
 from .errors import MomentcalcError
 from .estimators import NotApplicable
 from .ops import fperr
-from .result import Estimate, Verdict, informative
+from .result import Estimate, Verdict, half_width, informative
 from .settings import MAX_SAMPLES, Progress, check_seed
 from .spec import Spec, parse
 
@@ -209,7 +209,7 @@ def curve(spec: str, points: int = 41) -> tuple[list[float], list[float]]:
 def _certified(op, c: float, samples: int, seed: int, progress=None) -> Estimate:
     found = certified_kernel.certify(op, c)
     return Estimate(
-        "certified", found.value, None, (found.hi - found.lo) / 2.0, None, mean_interval=(found.lo, found.hi)
+        "certified", found.value, None, half_width(found.lo, found.hi), None, mean_interval=(found.lo, found.hi)
     )
 
 

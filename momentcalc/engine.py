@@ -13,7 +13,7 @@ from . import catalog, crosscheck
 from ._lazy import lazy_module
 from .errors import MomentcalcError
 from .estimators import NotApplicable, closed, cluster, vectorized
-from .result import Estimate, Result
+from .result import Estimate, Result, half_width
 from .settings import (  # noqa: F401 (METHODS: re-exported)
     METHODS,
     MU_MAX,
@@ -257,7 +257,7 @@ def _certified(spec: Spec, mu: float, sigma: float, digits: int | None, start: f
     for quantity in ("mean", "std", "grad_sq"):
         c = found.get(quantity)
         fields[quantity] = None if c is None else c.value
-        fields[quantity + "_se"] = None if c is None else (c.hi - c.lo) / 2.0
+        fields[quantity + "_se"] = None if c is None else half_width(c.lo, c.hi)
         fields[quantity + "_interval"] = None if c is None else (c.lo, c.hi)
         fields[quantity + "_digits"] = None if c is None else c.digits
     return Estimate("certified", seconds=_since(start), **fields)

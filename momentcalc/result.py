@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 # Most exact first: the value of record of each quantity is the first estimate in this order that gives it.
@@ -11,6 +12,13 @@ EXACT_METHODS = ("certified", "closed", "quadrature")
 QMC_REPLICAS = 16
 # Fewer (quasi-)Monte Carlo samples than this give no usable standard error (see informative()).
 MIN_SAMPLES = 32
+
+
+def half_width(lo: float, hi: float) -> float:
+    """(hi - lo) / 2 rounded up: a bound from an interval's ends never rounds to less (between subnormals
+    (hi - lo) / 2 would round to 0 and claim an exact value)."""
+    half = (hi - lo) / 2.0
+    return half if 2.0 * half >= hi - lo else math.nextafter(half, math.inf)
 
 
 def informative(e: Estimate, quantity: str) -> bool:

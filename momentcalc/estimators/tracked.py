@@ -178,7 +178,8 @@ def _integrate(integrand, cuts: list[float]) -> Integral:
     coarse, _ = _quad_pieces(integrand, cuts, epsabs)
     fine_cuts = sorted(set(cuts + [0.5 * (a + c) for a, c in zip(cuts[:-1], cuts[1:])]))
     fine, bound = _quad_pieces(integrand, fine_cuts, epsabs)
-    return Integral(fine, bound + abs(fine - coarse) + _EPS * (16.0 * size + amplified))
+    # Never 0: an integral is not exact by construction, and what lies below the subnormals is still there.
+    return Integral(fine, max(bound + abs(fine - coarse) + _EPS * (16.0 * size + amplified), _TINY))
 
 
 def _rough_abs(integrand, cuts: list[float]) -> tuple[float, float]:

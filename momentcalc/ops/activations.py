@@ -57,21 +57,20 @@ def relu_closed(a, b, mu, sigma):
     return Moments(mean, std, mean_err, fperr.std_bound(std, var_err))
 
 
-_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
-
-
 def _relu_lower_tail(a, sigma):
-    """relu's moments at mu = -a sigma, a >= 1, in log space: J_1 = phi(a) R T_1 and J_2 - J_1^2 = J_1 (T_2 - J_1)
-    (gaussian.mills_tail), so mean = exp(log phi(a) + log(sigma R T_1)) and std = exp(log phi(a) / 2 + ...): phi(a)
+    """relu's moments at mu = -a sigma, a >= 1: J_1 = phi(a) R T_1 and J_2 - J_1^2 = J_1 (T_2 - J_1)
+    (gaussian.mills_tail), so mean = sigma exp(-a^2 / 2) R T_1 / sqrt(2 pi) and std = sigma exp(-a^2 / 4)
+    sqrt(R T_1 (T_2 - J_1)) / (2 pi)^(1/4), without underflow of exp(-a^2 / 2) (gaussian.exp_times): phi(a)
     underflows beyond a = 38.6, the std only beyond a = 54.5 (9.2885e-275 at a = 50)."""
     r, t1, t2 = gaussian.mills_tail(a, 2)
-    log_phi = -0.5 * a * a - _LOG_SQRT_2PI
-    log_mean = log_phi + math.log(sigma * r * t1)
-    j1 = math.exp(log_phi) * r * t1
-    log_std = 0.5 * (log_phi + math.log(r * t1 * (t2 - j1))) + math.log(sigma)
-    mean, std = math.exp(log_mean), math.exp(log_std)
-    # The exponents' rounding: a^2 / 2 from z's, plus that of the sum of logs (relative U each).
-    return Moments(mean, std, fperr.bound(mean, 48.0, abs(log_mean)), fperr.bound(std, 48.0, abs(log_std)))
+    mean_factor = sigma * r * t1 / gaussian.SQRT_2PI
+    std_factor = sigma * math.sqrt(r * t1 * (t2 - gaussian.exp_times(-0.5 * a * a, r * t1 / gaussian.SQRT_2PI)))
+    std_factor /= math.sqrt(gaussian.SQRT_2PI)
+    mean = gaussian.exp_times(-0.5 * a * a, mean_factor)
+    std = gaussian.exp_times(-0.25 * a * a, std_factor)
+    # The exponents carry z's rounding (a^2 / 2), and, where exp_times adds a logarithm, that log's rounding.
+    mean_err = fperr.bound(mean, 48.0, 0.5 * a * a + abs(math.log(mean_factor)))
+    return Moments(mean, std, mean_err, fperr.bound(std, 48.0, 0.25 * a * a + abs(math.log(std_factor))))
 
 
 def relu_grad_closed(a, b, mu, sigma):

@@ -218,7 +218,6 @@ def moments(pieces: tuple[Piece, ...], mu: float, sigma: float) -> tuple[float, 
 # mean = c + phi(a) M_1, var = phi(a) (M_2 - phi(a) M_1^2), std = sqrt(phi(a)) sqrt(M_2 - phi(a) M_1^2), with
 # phi(a) and its square root as exp of their logarithms.
 FAR = 30.0
-_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
 def _scaled_tail(edge: float, width: float, a: float, kmax: int) -> list[float]:
@@ -273,17 +272,21 @@ def far_tail_moments(pieces: tuple[Piece, ...], mu: float, sigma: float) -> tupl
         return None
     c = coeffs[0] if coeffs else 0.0
     m1, size1, amp1, m2, size2, amp2 = _far_sums(pieces, c, lo, hi, mu, sigma, a)
-    log_phi = -0.5 * a * a - _LOG_SQRT_2PI
-    tail = math.copysign(math.exp(log_phi + math.log(abs(m1))), m1) if m1 != 0.0 else 0.0
-    mean = c + tail
-    phi = math.exp(log_phi)
+    e = 0.5 * a * a
+    mean = c + gaussian.exp_times(-e, m1 / gaussian.SQRT_2PI)
+    phi = gaussian.exp_times(-e, 1.0 / gaussian.SQRT_2PI)
     var_scaled = m2 - phi * m1 * m1
     if var_scaled <= 0.0 or size2 > CANCELLATION_LIMIT * var_scaled or size1 > CANCELLATION_LIMIT * abs(m1):
         return None
-    std = math.exp(0.5 * log_phi + 0.5 * math.log(var_scaled))
-    # exp(log_phi + ...) carries the rounding of a^2 / 2 (fperr.bound's exponent); the sums theirs (_error).
-    tail_err = math.exp(log_phi + math.log(_error(size1, amp1) + fperr.bound(abs(m1), 0.0, 0.5 * a * a)))
-    mean_err = tail_err + 2.0 * fperr.U * abs(mean) + fperr.TINY
+    std_factor = math.sqrt(var_scaled / gaussian.SQRT_2PI)
+    std = gaussian.exp_times(-0.5 * e, std_factor)
+    # exp(-a^2 / 2) carries the rounding of a (fperr.bound's exponent), exp_times' logarithm its own; the sums
+    # theirs (_error).
+    tail_err = gaussian.exp_times(
+        -e, _error(size1, amp1) + fperr.bound(abs(m1), 0.0, e + (abs(math.log(abs(m1))) if m1 else 0.0))
+    )
+    mean_err = tail_err / gaussian.SQRT_2PI + 2.0 * fperr.U * abs(mean) + fperr.TINY
     rel_var = _error(size2, amp2) / var_scaled + 4.0 * fperr.U
-    std_err = std * (0.5 * rel_var + fperr.U * (OPS + 6.0 * 0.25 * a * a)) + fperr.TINY
+    exponent = 0.5 * e + abs(math.log(std_factor))
+    std_err = std * (0.5 * rel_var + fperr.U * (OPS + 6.0 * exponent)) + fperr.TINY
     return mean, std, mean_err, std_err
