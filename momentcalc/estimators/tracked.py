@@ -312,6 +312,22 @@ def std_moments(dist) -> tuple[float, float, float, float]:
     return m, std, first.err, scale * _sqrt_err(std / scale, e) + first.err
 
 
+def _kink_rounding(dist: Transformed, branch: Branch, h) -> float:
+    """How far rounding moves the integral of h where h jumps: at each kink b_k = (k - mu) / sigma, rounded by up to
+    2 eps (|k| + |mu|) / sigma, the jump of h times the density there. f'^2 jumps at every kink of f; where the
+    kinks lie 2e-6 sigma apart around 0.001 sigma (hardtanh at N(1000, 1e12)) that is 500 eps of the result."""
+    out = 0.0
+    for b in kinks_in_base(dist, branch, -_REACH, _REACH):
+        step = 1e-9 * max(1.0, abs(b))
+        try:
+            jump = abs(h(b + step) - h(b - step))
+        except (OverflowError, ValueError, ZeroDivisionError):
+            return math.inf
+        x = dist.mu + dist.sigma * b
+        out += jump * math.exp(log_density(b, 1)) * 2.0 * _EPS * (abs(x) + abs(dist.mu)) / abs(dist.sigma)
+    return out
+
+
 def _sqrt_err(root: float, e: float) -> float:
     """|sqrt(v + e) - sqrt(v)| <= min(e / (2 sqrt v), sqrt e) for root = sqrt(v)."""
     return min(e / (2.0 * root), math.sqrt(e)) if root > 0.0 else math.sqrt(e)
@@ -336,5 +352,5 @@ def grad_sq(dist) -> Integral:
 
         found = _integrate(lambda b, h=slope_sq: h(b) * math.exp(log_density(b, 1)), cuts)
         total += branch.weight * found.value
-        err += branch.weight * (found.err + _truncation(slope_sq, cuts, 1))
+        err += branch.weight * (found.err + _truncation(slope_sq, cuts, 1) + _kink_rounding(dist, branch, slope_sq))
     return Integral(total, err)
