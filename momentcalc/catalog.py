@@ -102,10 +102,11 @@ class OpInfo:
     vectorized: Callable[[object], Callable] | None = None
     # Closed forms for X ~ N(mu, sigma^2), None where unknown (for these parameters or this input).
     closed: Callable[[object, float, float], object] | None = None  # (op, mu, sigma) -> result.Moments | None
-    grad_closed: Callable[[object, float, float], float | None] | None = None  # E[f'(X)^2]
-    # E[f(X) f(Y)] for (X, Y) standard bivariate normal with correlation c, (op, c) -> value: the dual kernel
-    # (correlation map) of an elementwise op, where a closed form is known (momentcalc.cmap).
-    kernel: Callable[[object, float], float] | None = None
+    # E[f'(X)^2]: (value, bound on its rounding), or a bare value (then estimators/closed.py states a generic bound)
+    grad_closed: Callable[[object, float, float], object] | None = None
+    # E[f(X) f(Y)] for (X, Y) standard bivariate normal with correlation c, (op, c) -> (value, bound on its
+    # rounding): the dual kernel (correlation map) of an elementwise op, where a closed form is known (momentcalc.cmap).
+    kernel: Callable[[object, float], tuple[float, float]] | None = None
     reduction: str | None = None  # window ops: how the n inputs combine (ops.pooling.REDUCTIONS)
     # The certified method (ball arithmetic). Elementwise ops: `ball` gives (f, f') as Ball functions for each
     # analytic piece, in order between the declared kinks (len(kinks) + 1 pieces); each must be the analytic

@@ -26,7 +26,8 @@ from . import catalog, crosscheck
 from ._lazy import lazy_module
 from .errors import MomentcalcError
 from .estimators import NotApplicable
-from .result import Estimate, Verdict, informative
+from .ops import fperr
+from .result import Estimate, Verdict, half_width, informative
 from .settings import MAX_SAMPLES, Progress, check_seed
 from .spec import Spec, parse
 
@@ -55,6 +56,8 @@ class CMapResult(Verdict):
     var: float
     grad_sq: float | None
     qmap: float  # E[f(sqrt(q) Z)^2]
+    mean_err: float = 0.0  # bounds on the errors of mean and var (the engine's stated ones)
+    var_err: float = 0.0
 
     @property
     def record(self) -> Estimate:
@@ -75,7 +78,14 @@ class CMapResult(Verdict):
 
     @property
     def corr_se(self) -> float:
-        return self.record.mean_se / self.var
+        """A bound on |C - C(c)| (an SE where K is a Monte Carlo estimate): K's, E[f]'s and Var f's own, and the
+        rounding of (K - m^2) / v, a few ulps of its terms (fperr.py)."""
+        k, m, v = self.kernel, self.mean, self.var
+        num_err = self.record.mean_se + 2.0 * abs(m) * self.mean_err + self.mean_err**2
+        num_err += fperr.bound(abs(k) + m * m, 8.0)
+        if self.var_err >= v:
+            return math.inf
+        return (num_err + abs(self.corr) * self.var_err) / (v - self.var_err) + fperr.bound(self.corr, 4.0)
 
     @property
     def dks_corr(self) -> float:
@@ -152,8 +162,9 @@ def cmap(
             continue
     if not estimates:
         raise MomentcalcError(f"no method gives the kernel of '{op}' ({', '.join(methods)})")
-    found = engine.estimate(Spec((op,)), 0.0, 1.0, methods=("closed", "quadrature"))
+    found = engine.estimate(Spec((op,)), 0.0, 1.0, methods=("certified", "closed", "quadrature"))
     at_q = engine.estimate(Spec((op,)), 0.0, math.sqrt(q), methods=("closed", "quadrature"))
+    std_se = found.std_se or 0.0
     checks = tuple(replace(ch, quantity="kernel") for ch in crosscheck.compare(tuple(estimates), z))
     return CMapResult(
         str(op),
@@ -165,6 +176,8 @@ def cmap(
         found.std**2,
         found.grad_sq,
         at_q.mean**2 + at_q.std**2,
+        found.mean_se,
+        std_se * (2.0 * found.std + std_se) + fperr.bound(found.std**2, 2.0),
     )
 
 
@@ -196,14 +209,15 @@ def curve(spec: str, points: int = 41) -> tuple[list[float], list[float]]:
 def _certified(op, c: float, samples: int, seed: int, progress=None) -> Estimate:
     found = certified_kernel.certify(op, c)
     return Estimate(
-        "certified", found.value, None, (found.hi - found.lo) / 2.0, None, mean_interval=(found.lo, found.hi)
+        "certified", found.value, None, half_width(found.lo, found.hi), None, mean_interval=(found.lo, found.hi)
     )
 
 
 def _closed(op, c: float, samples: int, seed: int, progress=None) -> Estimate:
     if op.info.kernel is None:
         raise NotApplicable(f"no closed-form kernel is declared for {op.name}")
-    return Estimate("closed", op.info.kernel(op, c), None, 0.0, None)
+    value, err = op.info.kernel(op, c)  # the kernel with the bound on its rounding
+    return Estimate("closed", value, None, err, None)
 
 
 def _quadrature(op, c: float, samples: int, seed: int, progress=None) -> Estimate:

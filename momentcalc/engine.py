@@ -13,7 +13,7 @@ from . import catalog, crosscheck
 from ._lazy import lazy_module
 from .errors import MomentcalcError
 from .estimators import NotApplicable, closed, cluster, vectorized
-from .result import Estimate, Result
+from .result import Estimate, Result, half_width
 from .settings import (  # noqa: F401 (METHODS: re-exported)
     METHODS,
     MU_MAX,
@@ -302,7 +302,7 @@ def _run(
         return _certified(spec, mu, sigma, digits, start)
     if name == "closed":
         m = closed.estimate_moments(spec, mu, sigma)
-        return Estimate("closed", m.mean, m.std, 0.0, None if m.std is None else 0.0, seconds=_since(start))
+        return Estimate("closed", m.mean, m.std, m.mean_err, m.std_err, seconds=_since(start))
     if name == "quadrature":
         vectorized.check_spec_finite(spec, mu, sigma, norms)
         mean, std, mean_err, std_err = quadrature.estimate_moments(spec, mu, sigma)
@@ -347,7 +347,7 @@ def _certified(spec: Spec, mu: float, sigma: float, digits: int | None, start: f
     for quantity in ("mean", "std", "grad_sq"):
         c = found.get(quantity)
         fields[quantity] = None if c is None else c.value
-        fields[quantity + "_se"] = None if c is None else (c.hi - c.lo) / 2.0
+        fields[quantity + "_se"] = None if c is None else half_width(c.lo, c.hi)
         fields[quantity + "_interval"] = None if c is None else (c.lo, c.hi)
         fields[quantity + "_digits"] = None if c is None else c.digits
     return Estimate("certified", seconds=_since(start), **fields)
@@ -394,7 +394,8 @@ def _with_grad_sq(estimate: Estimate, spec: Spec, mu: float, sigma: float, norms
         return estimate
     try:
         if estimate.method == "closed":
-            return replace(estimate, grad_sq=closed.grad_sq(spec, mu, sigma), grad_sq_se=0.0)
+            value, err = closed.grad_sq(spec, mu, sigma)
+            return replace(estimate, grad_sq=value, grad_sq_se=err)
         if estimate.method == "quadrature":
             value, err = quadrature.grad_sq(spec, mu, sigma, norms)
             return replace(estimate, grad_sq=value, grad_sq_se=err)

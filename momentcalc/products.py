@@ -124,7 +124,11 @@ def _factor(method: str, spec: Spec, mu: float, sigma: float):
         m = closed.estimate_moments(spec, mu, sigma)
         if m.std is None:
             raise NotApplicable(f"no closed form of the std of {spec}")
-        return product_moments.Factor(m.mean, m.std**2, closed.grad_sq(spec, mu, sigma))
+        grad, grad_err = closed.grad_sq(spec, mu, sigma)  # each closed form states its rounding bound
+        std_err = m.std_err or 0.0
+        return product_moments.Factor(
+            m.mean, m.std**2, grad, m.mean_err or 0.0, 2 * m.std * std_err + std_err**2, grad_err
+        )
     if method == "quadrature":
         mean, std, mean_err, std_err = quadrature.estimate_moments(spec, mu, sigma)
         grad, grad_err = quadrature.grad_sq(spec, mu, sigma, None)

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 # Most exact first: the value of record of each quantity is the first estimate in this order that gives it.
 PRECEDENCE = ("certified", "closed", "quadrature", "qmc", "montecarlo")
 EXACT_METHODS = ("certified", "closed", "quadrature")
+# Quasi-Monte Carlo's independent scramblings (estimators/qmc.py): its SE is their spread.
+QMC_REPLICAS = 16
 # Fewer (quasi-)Monte Carlo samples than this give no usable standard error (see informative()).
 MIN_SAMPLES = 32
+
+
+def half_width(lo: float, hi: float) -> float:
+    """(hi - lo) / 2 rounded up: a bound from an interval's ends never rounds to less (between subnormals
+    (hi - lo) / 2 would round to 0 and claim an exact value)."""
+    half = (hi - lo) / 2.0
+    return half if 2.0 * half >= hi - lo else math.nextafter(half, math.inf)
 
 
 def informative(e: Estimate, quantity: str) -> bool:
@@ -32,10 +42,16 @@ def informative(e: Estimate, quantity: str) -> bool:
 
 @dataclass(frozen=True)
 class Moments:
-    """A closed form's answer: the mean, and the std where it is known too."""
+    """A closed form's answer: the mean, and the std where it is known too, each with a bound on its error.
+
+    The bounds are those of the formula's evaluation in doubles (ops/fperr.py); 0 only for a value exact by
+    construction (0 by symmetry, 1/2, the input's own mu).
+    """
 
     mean: float
     std: float | None  # None where only the mean has a closed form
+    mean_err: float | None = None  # None: not derived; estimators/closed.py then states a generic bound
+    std_err: float | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +87,12 @@ class Estimate:
     @property
     def exact(self) -> bool:
         return self.method in EXACT_METHODS
+
+    @property
+    def dof(self) -> int | None:
+        """Degrees of freedom of the SE's estimate where few: quasi-Monte Carlo's replicas less one (its z-score
+        follows Student's t); None for an SE from millions of samples (normal)."""
+        return QMC_REPLICAS - 1 if self.method == "qmc" else None
 
     def to_dict(self) -> dict:
         found = asdict(self)

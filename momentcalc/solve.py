@@ -119,6 +119,7 @@ def solve(
     affine: str | None = None,
     q_slope: float | None = None,
     progress: Progress | None = None,
+    input_var: float | None = None,
 ) -> SolveResult:
     """Every root found of moments(spec with the `?` filled in) = targets, for X ~ N(mu, sigma^2).
 
@@ -126,7 +127,10 @@ def solve(
     of DKS) as unknowns. affine, e.g. 'a=?,b=?,c=1,d=?',
     wraps the spec as a * f(b * x + c) + d (defaults a = b = 1, c = d = 0), with `?` for unknowns too. No root
     found: an empty tuple of solutions (the CLI says so). progress(done, total) is told after each start of the
-    search and each root polished (the total grows by the roots found once the search ends)."""
+    search and each root polished (the total grows by the roots found once the search ends). input_var: the input's
+    variance exactly as posed (a fixed point at variance 2); sigma must then be its rounded square root, which the
+    float methods use, while the interval Newton takes sqrt(input_var) in ball arithmetic and the solution is the
+    double nearest the root of the problem as posed."""
     given = (("mean", mean), ("var", var), ("grad_sq", grad_sq), ("q_slope", q_slope))
     targets = {k: float(v) for k, v in given if v is not None}
     for key, value in targets.items():
@@ -148,7 +152,9 @@ def solve(
         ops = parse(_UNKNOWN.sub(lambda m: f"{m.group(1)}=1", spec)).ops
         if len(ops) != 1 or ops[0].kind != catalog.ELEMENTWISE or ops[0].info.df is None:
             raise MomentcalcError("--q-slope takes one elementwise activation (with the affine wrap), not a pipeline")
-    problem = _Problem(spec, unknowns, targets, float(mu), float(sigma), fixed)
+    if input_var is not None and not (math.isfinite(input_var) and input_var > 0 and math.sqrt(input_var) == sigma):
+        raise MomentcalcError(f"input_var must be > 0 with sigma = sqrt(input_var); got {input_var!r}, sigma {sigma!r}")
+    problem = _Problem(spec, unknowns, targets, float(mu), float(sigma), fixed, input_var)
     tell = progress or (lambda done, total: None)
     roots = problem.roots(tell)
     index = {tuple(p): i for i, p in enumerate(roots, 1)}
@@ -237,8 +243,9 @@ def _stage_at(text: str, position: int) -> int:
 
 
 class _Problem:
-    def __init__(self, spec, unknowns, targets, mu, sigma, fixed=None):
+    def __init__(self, spec, unknowns, targets, mu, sigma, fixed=None, input_var=None):
         self.text, self.unknowns, self.targets, self.mu, self.sigma = spec, unknowns, targets, mu, sigma
+        self.input_var = input_var  # the input's variance as posed, where sigma is only its rounded square root
         self.fixed = dict(AFFINE_DEFAULTS if fixed is None else fixed)
         self.starts = 0
         self.signs = (1,) * len(unknowns)  # of the parameters solved as +-exp(u): the wrap's a and b
@@ -563,7 +570,11 @@ class _Problem:
                 found, proof="the Krawczyk test did not prove a root in its box; the bound is the linearization"
             )
         # The box holds exactly one root: its distance to the double, and the double is the root's nearest one
-        # when the box lies within the double's rounding interval.
+        # when the box lies within the double's rounding interval. With the input's variance as posed (input_var)
+        # the float methods' root was that of sqrt(var) rounded: the box's midpoint, rounded, replaces it.
+        if self.input_var is not None:
+            p = [float((lo + hi) / 2) for lo, hi in box]
+            found = replace(found, values=dict(zip(labels, p)), spec=str(parse(self.spec_at(p))))
         err = [_up(max(Fraction(x) - lo, hi - Fraction(x))) for x, (lo, hi) in zip(p, box)]
         return replace(
             found,
@@ -590,7 +601,7 @@ class _Problem:
         # The Jacobian only needs ~2^-40 (it sets the contraction |I - Y J|); the residuals need every bit.
         tol_bits = 40 if jacobian else prec
         values, jac = certified_box.enclose(
-            op, slots, wrap, self.mu, self.sigma, box, targets, prec, jacobian, tol_bits
+            op, slots, wrap, self.mu, self.sigma, box, targets, prec, jacobian, tol_bits, var=self.input_var
         )
         t = [Fraction(self.targets[k]) for k in targets]
         return [(lo - ti, hi - ti) for (lo, hi), ti in zip(values, t)], jac

@@ -339,7 +339,7 @@ def _exact(spec: Spec, mu: float, sigma: float) -> tuple[float, float, float, fl
         try:
             m = closed.estimate_moments(spec, mu, sigma)
             if m.std is not None:
-                return m.mean, m.std, 0.0, 0.0, "closed"
+                return m.mean, m.std, m.mean_err, m.std_err, "closed"
         except NotApplicable:
             pass
     return (*quadrature.estimate_moments(spec, mu, sigma), "quadrature")

@@ -18,7 +18,7 @@ from mp_activations import make
 import momentcalc as mc
 from momentcalc.errors import MomentcalcError
 from momentcalc.estimators import NotApplicable, certified, closed, quadrature
-from momentcalc.result import informative
+from momentcalc.result import half_width, informative
 from momentcalc.spec import parse
 
 DPS = 34
@@ -159,10 +159,10 @@ def exact_results(spec, mu, sigma):
     try:
         m = closed.estimate_moments(parsed, mu, sigma)
         try:
-            g = closed.grad_sq(parsed, mu, sigma)
+            g, g_err = closed.grad_sq(parsed, mu, sigma)
         except NotApplicable:
-            g = None
-        out["closed"] = (m.mean, m.std, 0.0, 0.0, g, 0.0)
+            g, g_err = None, None
+        out["closed"] = (m.mean, m.std, m.mean_err, m.std_err, g, g_err)  # the bounds each closed form states
     except NotApplicable:
         pass
     mean, std, mean_err, std_err = quadrature.estimate_moments(parsed, mu, sigma)
@@ -178,7 +178,7 @@ def exact_results(spec, mu, sigma):
 
     def value_and_bound(quantity):
         c = found.get(quantity)
-        return (None, None) if c is None else (c.value, (c.hi - c.lo) / 2.0)
+        return (None, None) if c is None else (c.value, half_width(c.lo, c.hi))
 
     (m, m_err), (s, s_err), (g, g_err) = (value_and_bound(q) for q in ("mean", "std", "grad_sq"))
     out["certified"] = (m, s, m_err, s_err, g, g_err)

@@ -42,17 +42,19 @@ def test_quadrature_grad_sq_matches_mpmath(spec):
 )
 def test_closed_grad_sq_matches_mpmath_and_quadrature(spec):
     _, _, want = ref.moments(SPECS[spec][0], MU, SIGMA, SPECS[spec][1])
-    got = closed.grad_sq(parse(spec), MU, SIGMA)
+    got, bound = closed.grad_sq(parse(spec), MU, SIGMA)
     assert abs(got - want) <= 1e-12
+    assert bound < 1e-13 * max(abs(got), 1.0)  # a bound of a few ulps, not a shrug
     assert abs(got - quadrature.grad_sq(parse(spec), MU, SIGMA)[0]) <= 1e-12
 
 
 def test_textbook_closed_forms():
     # relu: P(X > 0) = Phi(mu / sigma); leaky: that plus slope^2 P(X < 0); identity 1.
     phi = 0.5 * math.erfc(-MU / SIGMA / math.sqrt(2))
-    assert closed.grad_sq(parse("relu"), MU, SIGMA) == pytest.approx(phi, abs=1e-15)
-    assert closed.grad_sq(parse("leaky_relu(slope=0.2)"), MU, SIGMA) == pytest.approx(phi + 0.04 * (1 - phi), abs=1e-15)
-    assert closed.grad_sq(parse("identity"), MU, SIGMA) == 1.0
+    assert closed.grad_sq(parse("relu"), MU, SIGMA)[0] == pytest.approx(phi, abs=1e-15)
+    leaky = closed.grad_sq(parse("leaky_relu(slope=0.2)"), MU, SIGMA)[0]
+    assert leaky == pytest.approx(phi + 0.04 * (1 - phi), abs=1e-15)
+    assert closed.grad_sq(parse("identity"), MU, SIGMA) == (1.0, 0.0)  # exact: f' = 1
 
 
 @pytest.mark.parametrize("spec", SPECS)

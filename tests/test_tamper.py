@@ -137,7 +137,8 @@ def _format_edits(original: str) -> dict[str, str]:
         "keys reordered": json.dumps(reordered, indent=2, allow_nan=False, ensure_ascii=False) + "\n",
         "indent 4": json.dumps(doc, sort_keys=True, indent=4, allow_nan=False, ensure_ascii=False) + "\n",
         "4194304.0": original.replace('"samples": 4194304,', '"samples": 4194304.0,', 1),
-        "-0.0 for 0.0": original.replace(": 0.0,", ": -0.0,", 1),
+        # a value the check compares ("seconds", the first 0.0 in the file now, it leaves out)
+        "-0.0 for 0.0": original.replace('"mean_se": 0.0,', '"mean_se": -0.0,', 1),
         "mu -0.0": original.replace('"mu": 0.0', '"mu": -0.0', 1),
         "a key duplicated": head + mean_line + sep + tail,
         "a key duplicated with another value": head + '\n          "mean": 0.5,' + sep + tail,

@@ -70,9 +70,19 @@ def solve_command(
         if mean is None or var is None or var <= 0:
             raise MomentcalcError("--fixed-point takes its input from --mean and --var (> 0): give both")
         mu, sigma = mean, math.sqrt(var)
+    input_var = var if fixed_point else None  # the variance as posed, not through the rounded sqrt
     with _LazyBar("solving") as bar:
         result = solve_lib.solve(
-            spec, mean=mean, var=var, grad_sq=grad_sq, mu=mu, sigma=sigma, affine=affine, q_slope=q_slope, progress=bar
+            spec,
+            mean=mean,
+            var=var,
+            grad_sq=grad_sq,
+            mu=mu,
+            sigma=sigma,
+            affine=affine,
+            q_slope=q_slope,
+            progress=bar,
+            input_var=input_var,
         )
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2, sort_keys=True))

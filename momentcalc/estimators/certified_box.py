@@ -220,7 +220,7 @@ class _Setup:
     about 9 times a plain ball's arithmetic (its parts are Python tuples); carrying only what the integral
     returns made the interval Newton of `momentcalc solve` several times faster."""
 
-    def __init__(self, op, unknowns, wrap, mu, sigma, box, direction: int | None = None):
+    def __init__(self, op, unknowns, wrap, mu, sigma, box, direction: int | None = None, var=None):
         info = op.info
         if info.kind != catalog.ELEMENTWISE or info.ball is None or info.growth is None:
             raise NotApplicable(f"{op} declares no ball arithmetic")
@@ -250,7 +250,8 @@ class _Setup:
             if u in AFFINE:
                 w[u] = dual
         self.w = w
-        self.mu, self.sigma = flint.arb(mu), flint.arb(sigma)
+        # var: the input's variance, exactly as given: sigma is then its square root as a ball, not a rounded double.
+        self.mu, self.sigma = flint.arb(mu), flint.arb(sigma) if var is None else flint.arb(var).sqrt()
         self.m_in = w["b"] * flint.acb(self.mu) + w["c"]  # f's input: m_in + s_in z
         self.s_in = w["b"] * flint.acb(self.sigma)
 
@@ -273,7 +274,18 @@ class _Setup:
 
 
 def enclose(
-    op, unknowns, wrap, mu, sigma, box, quantities, prec: int, jacobian: bool = True, tol_bits=None, evals=EVALS
+    op,
+    unknowns,
+    wrap,
+    mu,
+    sigma,
+    box,
+    quantities,
+    prec: int,
+    jacobian: bool = True,
+    tol_bits=None,
+    evals=EVALS,
+    var=None,
 ):
     """Enclosures ([lo, hi] as Fractions) of each quantity of y = a f(b x + c) + d, X ~ N(mu, sigma^2), over the box
     of the unknowns, and (jacobian=True) of each quantity's derivative in each unknown over the box.
@@ -283,7 +295,9 @@ def enclose(
     Returns (values, jac): values[i] = (lo, hi); jac[i][j] = (lo, hi) for d quantity_i / d unknown_j, or None.
     tol_bits (default prec): each integral's absolute tolerance 2^-tol_bits. Over a wide box the integrand's balls
     are wide where a kink's position in z is uncertain (b or c unknown), and a tolerance below that width would
-    only spend evaluations."""
+    only spend evaluations. var: the input's variance exactly (then sigma, its rounded square root, is not used
+    for the integrals: sqrt(var) is taken in ball arithmetic).
+    """
     if jacobian and {"grad_sq", "q_slope"} & set(quantities) and {"b", "c"} & set(unknowns):
         # f' jumps at kinks that move with b and c (a boundary term), and elsewhere d/db E[y'^2] needs f''.
         raise NotApplicable("derivatives of E[y'^2] or the Q-map slope in b or c are not enclosed (f' jumps; f'')")
@@ -291,7 +305,10 @@ def enclose(
     with flint.ctx.workprec(prec):
         directions = [None, *range(len(unknowns))] if jacobian else [None]
         # setups[k]: what part k of each quantity needs (k = 0 the value, k = j + 1 d/d(unknown j)).
-        setups = [_Setup(op, tuple(unknowns), dict(wrap), float(mu), float(sigma), box, d) for d in directions]
+        exact_var = None if var is None else float(var)
+        setups = [
+            _Setup(op, tuple(unknowns), dict(wrap), float(mu), float(sigma), box, d, exact_var) for d in directions
+        ]
         lim = min(certified.L_MAX, math.sqrt(2.0 * math.log(2.0) * (prec + 40)))
         values, jac = [], []
         for q in quantities:

@@ -33,12 +33,13 @@ import numpy as np
 from scipy import special
 from scipy.stats import qmc as scipy_qmc  # 0.7 s to import: the engine loads this module only for QMC runs
 
+from ..result import QMC_REPLICAS
 from ..settings import RunSettings
 from . import NotApplicable, dispatch, driver, mc_kernels, normals, unseen
 from .moments import Summary
 from .program import Program
 
-REPLICAS = 16
+REPLICAS = QMC_REPLICAS  # result.py: the crosscheck weighs the SE by t with REPLICAS - 1 dof
 DEFAULT_SAMPLES = 1 << 20
 MAX_DIMENSION = 1024
 _BLOCK = 1 << 16  # points generated at once, to bound memory

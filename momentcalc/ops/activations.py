@@ -16,7 +16,7 @@ from collections.abc import Callable
 from ..catalog import ELEMENTWISE, OpInfo, Param, register
 from ..result import Moments
 from ..settings import PARAM_RANGES
-from . import gaussian, piecewise
+from . import fperr, gaussian, piecewise
 from .piecewise import INF
 
 # Klambauer et al. 2017, "Self-Normalizing Neural Networks", eq. 14 (to the digits printed there).
@@ -37,35 +37,77 @@ def relu_closed(a, b, mu, sigma):
     # fraction in the tails, so no nearly equal terms are subtracted). Below the kink (z < 0) max(X, 0) =
     # sigma max(Z - |z|, 0): mean sigma J_1, variance sigma^2 (J_2 - J_1^2). Above it max(X, 0) = X + W,
     # W = max(-X, 0) ~ sigma max(Z - z, 0): mean mu + sigma J_1, variance sigma^2 (1 - J_2 - J_1^2 - 2 z J_1).
+    # The error bounds (fperr.py): phi(z) and erfc carry the rounding of z, amplified by z^2 / 2 in the exponent.
     z = mu / sigma
+    e = 0.5 * z * z
+    if z <= -1.0:
+        return _relu_lower_tail(-z, sigma)
     j = gaussian.tail_moments(abs(z), 2)
-    if z < 0.0:
-        return Moments(sigma * j[1], sigma * math.sqrt(max(j[1] * (j[2] / j[1] - j[1]), 0.0)) if j[1] > 0 else 0.0)
-    return Moments(mu + sigma * j[1], sigma * math.sqrt(max(1.0 - j[2] - j[1] * (j[1] + 2.0 * z), 0.0)))
+    if z < 0.0:  # the recursion of tail_moments loses at most half a digit below a = 1: 48 roundings
+        var = sigma * sigma * j[1] * (j[2] / j[1] - j[1])
+        mean = sigma * j[1]
+        std = math.sqrt(var)
+        return Moments(mean, std, fperr.bound(mean, 48.0, e), fperr.std_bound(std, fperr.bound(var, 48.0, e)))
+    mean = mu + sigma * j[1]
+    tail = j[2] + j[1] * (j[1] + 2.0 * z)
+    var = sigma * sigma * max(1.0 - tail, 0.0)
+    var_err = fperr.bound(sigma * sigma * (1.0 + tail), 48.0) + fperr.bound(sigma * sigma * tail, 0.0, e)
+    mean_err = fperr.bound(mean, 48.0) + fperr.bound(sigma * j[1], 0.0, e)
+    std = math.sqrt(var)
+    return Moments(mean, std, mean_err, fperr.std_bound(std, var_err))
+
+
+def _relu_lower_tail(a, sigma):
+    """relu's moments at mu = -a sigma, a >= 1: J_1 = phi(a) R T_1 and J_2 - J_1^2 = J_1 (T_2 - J_1)
+    (gaussian.mills_tail), so mean = sigma exp(-a^2 / 2) R T_1 / sqrt(2 pi) and std = sigma exp(-a^2 / 4)
+    sqrt(R T_1 (T_2 - J_1)) / (2 pi)^(1/4), without underflow of exp(-a^2 / 2) (gaussian.exp_times): phi(a)
+    underflows beyond a = 38.6, the std only beyond a = 54.5 (9.2885e-275 at a = 50)."""
+    r, t1, t2 = gaussian.mills_tail(a, 2)
+    mean_factor = sigma * r * t1 / gaussian.SQRT_2PI
+    std_factor = sigma * math.sqrt(r * t1 * (t2 - gaussian.exp_times(-0.5 * a * a, r * t1 / gaussian.SQRT_2PI)))
+    std_factor /= math.sqrt(gaussian.SQRT_2PI)
+    mean = gaussian.exp_times(-0.5 * a * a, mean_factor)
+    std = gaussian.exp_times(-0.25 * a * a, std_factor)
+    # The exponents carry z's rounding (a^2 / 2), and, where exp_times adds a logarithm, that log's rounding.
+    mean_err = fperr.bound(mean, 48.0, 0.5 * a * a + abs(math.log(mean_factor)))
+    return Moments(mean, std, mean_err, fperr.bound(std, 48.0, 0.25 * a * a + abs(math.log(std_factor))))
 
 
 def relu_grad_closed(a, b, mu, sigma):
-    return gaussian.cdf(mu / sigma)
+    # Phi(z) = erfc(-z / sqrt 2) / 2: the rounding of z is amplified by z^2 in erfc's lower tail (z < 0); for
+    # z > 0 only in the part 1 - Phi(z) that erfc leaves out.
+    z = mu / sigma
+    value = gaussian.cdf(z)
+    if z < 0.0:
+        return value, fperr.bound(value, 16.0, 0.5 * z * z)
+    return value, fperr.bound(value, 16.0) + fperr.bound(gaussian.cdf(-z), 0.0, 0.5 * z * z)
 
 
 def relu_kernel(c):
     """E[relu(X) relu(Y)], corr(X, Y) = c: the arc-cosine kernel of degree 1 (Cho & Saul 2009),
-    (sqrt(1 - c^2) + (pi - arccos c) c) / (2 pi) = (sin t - t cos t) / (2 pi) with t = arccos(-c)."""
+    (sqrt(1 - c^2) + (pi - arccos c) c) / (2 pi) = (sin t - t cos t) / (2 pi) with t = arccos(-c); with the bound
+    on its rounding (fperr.py): the terms' sizes, and t's own rounding (relative U) times the slope t sin t."""
     t = math.acos(-c)
     if t < 0.5:
         # c -> -1: sin t - t cos t = sum_k (-1)^(k+1) 2k t^(2k+1) / (2k+1)! (t^3 / 3 - t^5 / 30 + ...) without the
         # cancellation of its two terms (13 terms: the next is below 1e-30 of the first at t < 0.5).
-        total, term = 0.0, t
+        total, size, term = 0.0, 0.0, t
         for k in range(1, 14):
             term *= t * t / ((2 * k) * (2 * k + 1))  # t^(2k+1) / (2k+1)!
             total += (-1) ** (k + 1) * 2 * k * term
-        return total / (2.0 * math.pi)
-    return (math.sin(t) - t * math.cos(t)) / (2.0 * math.pi)
+            size += 2 * k * term
+        # t's rounding (relative U) moves the t^3 / 3 of the sum by t^3 U; its terms round to a few U each.
+        return total / (2.0 * math.pi), (fperr.bound(size, 16.0) + 4.0 * fperr.U * t * t * t) / (2.0 * math.pi)
+    value = (math.sin(t) - t * math.cos(t)) / (2.0 * math.pi)
+    size = abs(math.sin(t)) + abs(t * math.cos(t)) + t * t * abs(math.sin(t))
+    return value, fperr.bound(size, 16.0) / (2.0 * math.pi)
 
 
 def leaky_relu_kernel(s, c):
     # leaky(x) = s x + (1 - s) relu(x), and E[X relu(Y)] = c E[Y relu(Y)] = c / 2 (regress X on Y).
-    return s * s * c + s * (1.0 - s) * c + (1.0 - s) ** 2 * relu_kernel(c)
+    k, k_err = relu_kernel(c)
+    terms = (s * s * c, s * (1.0 - s) * c, (1.0 - s) ** 2 * k)
+    return sum(terms), fperr.bound(sum(abs(x) for x in terms), 16.0) + (1.0 - s) ** 2 * k_err
 
 
 # The logistic pieces below compute both sides of x >= 0 and then select: a branch on the sign of
@@ -88,7 +130,7 @@ def sigmoid_grad(x, a, b):
 
 def sigmoid_closed(a, b, mu, sigma):
     # sigmoid(x) - 1/2 is odd, so its mean under a centred normal is 1/2; E[y^2] has no closed form.
-    return Moments(0.5, None) if mu == 0.0 else None
+    return Moments(0.5, None, 0.0) if mu == 0.0 else None  # exactly 1/2
 
 
 # --- smooth activations ---------------------------------------------------------
@@ -107,7 +149,7 @@ def tanh_grad(x, a, b):
 
 def odd_closed(a, b, mu, sigma):
     # An odd function has mean 0 under a centred normal.
-    return Moments(0.0, None) if mu == 0.0 else None
+    return Moments(0.0, None, 0.0) if mu == 0.0 else None  # exactly 0
 
 
 def gelu(x, a, b):
@@ -141,12 +183,16 @@ def gelu_closed(a, b, mu, sigma):
         return None
     s = math.sqrt(1.0 + sigma * sigma)
     z = mu / s
+    e = 0.5 * z * z  # phi(z) and Phi(z) carry the rounding of z, amplified by z^2 / 2 (fperr.py)
     if abs(z) < 1.0:
-        return Moments(mu * gaussian.cdf(z) + sigma * sigma * gaussian.pdf(z) / s, None)
+        terms = (mu * gaussian.cdf(z), sigma * sigma * gaussian.pdf(z) / s)
+        return Moments(sum(terms), None, fperr.bound(abs(terms[0]) + abs(terms[1]), 32.0, e))
     # In the tails mu Phi(z) and sigma^2 phi(z) / s nearly cancel (z << 0) or mu Q(z) does (z >> 0). With the
     # Mills ratio R = Q(|z|) / phi(z) = 1 / (|z| + T_1) both read max(mu, 0) + phi(z) (s R T_1 - 1 / s).
     r, t1 = gaussian.mills_tail(abs(z), 1)
-    return Moments(max(mu, 0.0) + gaussian.pdf(z) * (s * r * t1 - 1.0 / s), None)
+    tail = gaussian.pdf(z) * (s * r * t1 + 1.0 / s)
+    mean = max(mu, 0.0) + gaussian.pdf(z) * (s * r * t1 - 1.0 / s)
+    return Moments(mean, None, fperr.bound(max(mu, 0.0), 4.0) + fperr.bound(tail, 32.0, e))
 
 
 def silu(x, a, b):
@@ -221,28 +267,30 @@ def _exp_family_closed(lam, alpha, t, mu, sigma):
     piecewise.CANCELLATION_LIMIT (e.g. at sigma << 1 near the kink).
     """
     k = lam * alpha
-    if mu > 40.0 * sigma:
-        return Moments(lam * mu, lam * sigma)
+    if mu > 40.0 * sigma:  # the other side weighs phi(40) ~ 1e-350 relative: only the products' rounding
+        return Moments(lam * mu, lam * sigma, fperr.bound(lam * mu, 2.0), fperr.bound(lam * sigma, 2.0))
     if mu + 2.0 * t * sigma * sigma < -40.0 * sigma:
-        ts = t * sigma
-        mean = k * math.expm1(t * mu + 0.5 * ts * ts)
-        return Moments(mean, abs(k) * math.exp(t * mu + 0.5 * ts * ts) * math.sqrt(math.expm1(ts * ts)))
+        return _exp_side(k, t, mu, sigma)
     if abs(t) * sigma <= 1e-3:
         # Near the kink at small t sigma, exp(t x) - 1 by its Taylor polynomial (degree 10: the remainder is below
         # 1e-18 of the value for |t x| <= 0.08, i.e. within 40 sigma of a mu that is itself within 40 sigma of 0),
         # and the moments of the piecewise polynomial; the terms e1 - P(X < 0) would cancel instead.
         series = (0.0,) + tuple(k * t**j / math.factorial(j) for j in range(1, 11))
         found = piecewise.moments(((-INF, 0.0, series), (0.0, INF, (0.0, lam))), mu, sigma)
-        return None if found is None else Moments(*found)
+        if found is None:
+            return None
+        mean, std, mean_err, std_err = found
+        remainder = 1e-18 * (abs(mean) + std)
+        return Moments(mean, std, mean_err + remainder, std_err + remainder)
     below = gaussian.mass(-INF, -mu / sigma)
     e1 = gaussian.exp_partial(t, 0.0, mu, sigma)
     e2 = gaussian.exp_partial(2.0 * t, 0.0, mu, sigma)
-    pos, pos_size = piecewise.piece_moment((0.0, lam), 0.0, INF, mu, sigma, 0.0, 1)
+    pos, pos_size, _ = piecewise.piece_moment((0.0, lam), 0.0, INF, mu, sigma, 0.0, 1)
     # u = mean + k = pos + k (e1 + P(X > 0)) directly: k + mean would cancel where mean ~ -k (mu << 0).
     u = pos + k * (e1 + gaussian.mass(-mu / sigma, INF))
     mean = u - k
     mean_size = pos_size + abs(k) * (e1 + below)
-    var, var_size = piecewise.piece_moment((0.0, lam), 0.0, INF, mu, sigma, mean, 2)
+    var, var_size, _ = piecewise.piece_moment((0.0, lam), 0.0, INF, mu, sigma, mean, 2)
     var += k * k * e2 - 2.0 * k * u * e1 + u * u * below
     var_size += k * k * e2 + 2.0 * abs(k * u) * e1 + u * u * below
     var = max(var, 0.0)
@@ -250,13 +298,39 @@ def _exp_family_closed(lam, alpha, t, mu, sigma):
     limit = piecewise.CANCELLATION_LIMIT
     if var_size > limit * var or mean_size > limit * (abs(mean) + std):
         return None
-    return Moments(mean, std)
+    e = _exp_exponent(t, mu, sigma)
+    mean_err = fperr.bound(mean_size, 32.0, e)
+    var_err = fperr.bound(var_size, 32.0, _exp_exponent(2.0 * t, mu, sigma)) + mean_err * mean_err
+    return Moments(mean, std, mean_err, fperr.std_bound(std, var_err))
+
+
+def _exp_exponent(t, mu, sigma):
+    """The largest exponent whose rounding reaches E[exp(t X); X < 0] or P(X < 0) (fperr.py): d^2 / 2 of the kink's
+    pdf and erfc (d = mu / sigma), t mu + (t sigma)^2 / 2 and w^2 / 2 of gaussian.exp_partial."""
+    d = abs(mu) / sigma
+    w = d + abs(t) * sigma
+    return 0.5 * d * d + abs(t * mu) + (t * sigma) ** 2 + 0.5 * w * w
+
+
+def _exp_side(k, t, mu, sigma):
+    """All the mass on the exponential side (40 sigma and more): k expm1(t X) exactly, mean k expm1(x) and std
+    |k| exp(x) sqrt(expm1((t sigma)^2)), x = t mu + (t sigma)^2 / 2. x carries a rounding error of up to
+    3 U (|t mu| + (t sigma)^2), which expm1(x) turns into a relative error of that times e^x / |expm1(x)|."""
+    ts = t * sigma
+    x = t * mu + 0.5 * ts * ts
+    mean = k * math.expm1(x)
+    std = abs(k) * math.exp(x) * math.sqrt(math.expm1(ts * ts))
+    spread = abs(t * mu) + ts * ts
+    gain = math.exp(x) / abs(math.expm1(x)) if x != 0.0 else 1.0
+    mean_err = fperr.bound(mean, 16.0, spread * max(gain, 1.0))
+    return Moments(mean, std, mean_err, fperr.bound(std, 16.0, spread))
 
 
 def _exp_family_grad(lam, alpha, t, mu, sigma):
-    # f' = lam (x > 0), lam alpha t exp(t x) (x < 0).
+    # f' = lam (x > 0), lam alpha t exp(t x) (x < 0): a sum of positive terms.
     above = gaussian.mass(-mu / sigma, INF)
-    return lam * lam * (above + (alpha * t) ** 2 * gaussian.exp_partial(2.0 * t, 0.0, mu, sigma))
+    value = lam * lam * (above + (alpha * t) ** 2 * gaussian.exp_partial(2.0 * t, 0.0, mu, sigma))
+    return value, fperr.bound(value, 32.0, _exp_exponent(2.0 * t, mu, sigma))
 
 
 def softplus(x, a, b):
@@ -312,23 +386,28 @@ def erf_grad(x, a, b):
 def erf_closed(a, b, mu, sigma):
     # E[erf(X)] = erf(mu / sqrt(1 + 2 sigma^2)); at mu = 0, E[erf(X)^2] = (2/pi) asin(2 sigma^2 / (1 + 2 sigma^2))
     # (Williams 1997, "Computing with infinite networks", the erf kernel).
+    # erf's relative condition number is at most 1 (x erf'(x) / erf(x) <= 1): a few roundings each (fperr.py).
     mean = math.erf(mu / math.sqrt(1.0 + 2.0 * sigma * sigma))
     if mu != 0.0:
-        return Moments(mean, None)
+        return Moments(mean, None, fperr.bound(mean, 16.0))
     # asin(u), u = 2 s^2 / (1 + 2 s^2), as atan2(2 s^2, sqrt(1 + 4 s^2)): asin loses digits as u -> 1 (large sigma).
     v = 2.0 * sigma * sigma
-    return Moments(mean, math.sqrt(2.0 / math.pi * math.atan2(v, math.sqrt(1.0 + 2.0 * v))))
+    std = math.sqrt(2.0 / math.pi * math.atan2(v, math.sqrt(1.0 + 2.0 * v)))
+    return Moments(mean, std, 0.0, fperr.bound(std, 16.0))  # the mean is exactly 0 (erf is odd)
 
 
 def erf_kernel(c):
-    # E[erf(X) erf(Y)] = (2/pi) asin(2c / 3) for unit variances (Williams 1997, the arcsine kernel).
-    return 2.0 / math.pi * math.asin(2.0 * c / 3.0)
+    # E[erf(X) erf(Y)] = (2/pi) asin(2c / 3) for unit variances (Williams 1997, the arcsine kernel). asin's relative
+    # condition number is below 1.4 for |x| <= 2/3: a few roundings (fperr.py); exactly 0 at c = 0.
+    value = 2.0 / math.pi * math.asin(2.0 * c / 3.0)
+    return value, fperr.bound(value, 16.0)
 
 
 def erf_grad_closed(a, b, mu, sigma):
     # (4/pi) E[exp(-2 X^2)] = (4/pi) exp(-2 mu^2 / (1 + 4 sigma^2)) / sqrt(1 + 4 sigma^2).
     v = 1.0 + 4.0 * sigma * sigma
-    return 4.0 / math.pi * math.exp(-2.0 * mu * mu / v) / math.sqrt(v)
+    value = 4.0 / math.pi * math.exp(-2.0 * mu * mu / v) / math.sqrt(v)
+    return value, fperr.bound(value, 16.0, 2.0 * mu * mu / v)
 
 
 def log_sigmoid(x, a, b):
@@ -427,7 +506,7 @@ def _pieces_closed(pieces):
 
     def closed(a, b, mu, sigma):
         found = piecewise.moments(pieces(a, b), mu, sigma)
-        return None if found is None else Moments(*found)
+        return None if found is None else Moments(*found)  # with piecewise's error bounds
 
     return closed
 
@@ -438,7 +517,7 @@ def _pieces_grad(grad_sq_pieces):
 
 
 def _constant_grad(value):
-    return lambda a, b, mu, sigma: value
+    return lambda a, b, mu, sigma: (value, 0.0)  # f'^2 is this constant: exact
 
 
 LEAKY = lambda a, b: ((-INF, 0.0, (0.0, a)), (0.0, INF, (0.0, 1.0)))  # noqa: E731
@@ -900,7 +979,7 @@ activation(
     True,
     closed=_pieces_closed(IDENTITY),
     grad_closed=_constant_grad(1.0),
-    kernel=lambda op, c: c,
+    kernel=lambda op, c: (c, 0.0),  # exactly c
     ball=((_BALL_X, _BALL_1),),
     growth=_LINEAR(1.0),
     piece_degree=1,

@@ -13,6 +13,7 @@ import math
 from ..catalog import DROPOUT, OpInfo, Param, register
 from ..result import Moments
 from ..settings import PARAM_RANGES
+from . import fperr
 
 
 def divisor(p: float, scale: str) -> float:
@@ -26,8 +27,11 @@ def moments_after(p: float, scale: str, mean: float, second: float) -> tuple[flo
 
 
 def closed(p: float, scale: str, mu: float, sigma: float) -> Moments:
-    mean, second = moments_after(p, scale, mu, mu * mu + sigma * sigma)
-    return Moments(mean, math.sqrt(max(second - mean * mean, 0.0)))
+    # Var[y] = p (sigma^2 + (1 - p) mu^2) / c^2: positive terms, no E[y^2] - E[y]^2 cancellation; a few roundings.
+    c = divisor(p, scale)
+    mean = p * mu / c
+    std = math.sqrt(p * (sigma * sigma + (1.0 - p) * mu * mu)) / c
+    return Moments(mean, std, fperr.bound(mean, 8.0), fperr.bound(std, 16.0))
 
 
 def ball_moments(p: float, scale: str, mean, var, lib) -> tuple:

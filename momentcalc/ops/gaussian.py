@@ -109,3 +109,13 @@ def tail_moments(a: float, k: int) -> list[float]:
     for j in range(1, k):
         out.append(j * out[j - 1] - a * out[j])
     return out[: k + 1]
+
+
+def exp_times(x: float, factor: float) -> float:
+    """exp(x) * factor where exp(x) alone may underflow but the product need not: as a product while exp(x) is a
+    normal double (one rounding more, no rounded logarithm), else exp(x + log|factor|)."""
+    if factor == 0.0:
+        return 0.0
+    if x > -700.0:
+        return math.exp(x) * factor
+    return math.copysign(math.exp(x + math.log(abs(factor))), factor)

@@ -13,6 +13,7 @@ import math
 from ..catalog import WINDOW, OpInfo, Param, register
 from ..result import Moments
 from ..settings import PARAM_RANGES
+from . import fperr
 
 _SQRT_PI = math.sqrt(math.pi)
 
@@ -45,19 +46,29 @@ _MAX_SECOND = {
 def max_closed(n: int, mu: float, sigma: float) -> Moments | None:
     if n not in _MAX_MEAN:
         return None
+    # The table's constants are a few roundings each (up to 8 for n = 4, 5), E[M^2] - E[M]^2 loses up to a factor
+    # (E[M^2] + E[M]^2) / Var[M] < 6 to cancellation, and mu + sigma E[M] what its terms' sizes allow (fperr.py).
     mean = _MAX_MEAN[n]
-    std = math.sqrt(_MAX_SECOND[n] - mean * mean) if n in _MAX_SECOND else None
-    return Moments(mu + sigma * mean, None if std is None else sigma * std)
+    found = mu + sigma * mean
+    mean_err = fperr.bound(abs(mu) + sigma * abs(mean), 16.0) if n > 1 else 0.0
+    if n not in _MAX_SECOND:
+        return Moments(found, None, mean_err)
+    std = math.sqrt(_MAX_SECOND[n] - mean * mean)
+    std_err = fperr.std_bound(std, fperr.bound(_MAX_SECOND[n] + mean * mean, 16.0)) if n > 1 else 0.0
+    return Moments(found, sigma * std, mean_err, sigma * std_err + fperr.bound(sigma * std, 2.0) * (n > 1))
 
 
 def min_closed(n: int, mu: float, sigma: float) -> Moments | None:
     # min_i X_i = -max_i(-X_i), and -X_i are iid N(-mu, sigma^2): the max's table, mirrored.
     found = max_closed(n, -mu, sigma)
-    return None if found is None else Moments(-found.mean, found.std)
+    return None if found is None else Moments(-found.mean, found.std, found.mean_err, found.std_err)
 
 
 def avg_closed(n: int, mu: float, sigma: float) -> Moments:
-    return Moments(mu, sigma / math.sqrt(n))
+    # The mean is mu itself; sigma / sqrt(n) is two roundings .
+    std = sigma / math.sqrt(n)
+    exact = n & (n - 1) == 0 and n.bit_length() % 2 == 1  # n = 4^j: sqrt(n) = 2^j, an exact division
+    return Moments(mu, std, 0.0, 0.0 if exact else fperr.bound(std, 2.0))
 
 
 def max_density_ball(b, n: int, lib):
