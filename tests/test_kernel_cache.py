@@ -173,10 +173,12 @@ def test_a_corrupted_package_kernel_heals_in_the_cli(tmp_path):
     command = [_script(), "estimate", "relu", "--method", "montecarlo", "--json"]
     first = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
     assert first.returncode == 0, first.stderr[-2000:]
-    (data,) = sorted(folder.glob("estimators/mc_kernels.relu_block-*.nbc"))
-    damaged = bytearray(data.read_bytes())
-    damaged[len(damaged) // 2] ^= 0xFF
-    data.write_bytes(bytes(damaged))
+    entries = sorted(folder.glob("estimators/mc_kernels.relu_block-*.nbc"))  # the copied folder may hold older ones
+    assert entries
+    for data in entries:  # every one, so that the one this run loads is damaged too
+        damaged = bytearray(data.read_bytes())
+        damaged[len(damaged) // 2] ^= 0xFF
+        data.write_bytes(bytes(damaged))
     healed = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S, env=env)
     assert healed.returncode == 0, healed.stderr[-2000:]
     lines = healed.stderr.strip().splitlines()

@@ -212,7 +212,7 @@ def test_check_catches_every_format_edit_and_load_refuses_it(directory, original
         ("mu -0.0", "input: mu: file has -0.0, regenerated 0.0"),
         ("a key duplicated", "the key 'mean' appears twice in one object"),
         ("0.5 as 5e-1", "not in canonical form"),
-        ("no final newline", "not in canonical form (sorted keys, two-space indent, repr numbers): line 3847 is"),
+        ("no final newline", "is '(end of file)' where the canonical text has ''"),
     ],
 )
 def test_check_says_what_is_wrong_with_the_format(directory, original, regenerated, name, says):

@@ -34,11 +34,18 @@ def leave_now(_signum=None, _frame=None) -> None:
     os._exit(EXIT_INTERRUPTED)
 
 
-def _note(_signum, _frame) -> None:
-    if _noted[0]:
+def _note(_signum, frame) -> None:
+    if _noted[0] or _in_llvm_callback(frame):
         leave_now()
     _noted[0] = True
     raise KeyboardInterrupt
+
+
+def _in_llvm_callback(frame) -> bool:
+    """Whether Python code that LLVM calls back through ctypes (numba compiling, llvmlite's object cache) is
+    running: an exception raised there is printed by ctypes with its traceback and dropped, so the interrupt
+    leaves at once instead (numba writes its cache files whole, by renaming)."""
+    return frame is not None and "llvmlite" in frame.f_code.co_filename
 
 
 @contextmanager
