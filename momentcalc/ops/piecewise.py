@@ -146,13 +146,6 @@ def expect(pieces: tuple[Piece, ...], mu: float, sigma: float) -> float:
     return sum(piece_moment(c, lo, hi, mu, sigma, 0.0, 1)[0] for lo, hi, c in pieces)
 
 
-def checked_expect(pieces: tuple[Piece, ...], mu: float, sigma: float, scale: float = 0.0) -> float | None:
-    """E[f(X)], or None where cancellation would cost more than CANCELLATION_LIMIT relative to |E[f(X)]| + scale."""
-    parts = [piece_moment(c, lo, hi, mu, sigma, 0.0, 1) for lo, hi, c in pieces]
-    value, size = sum(v for v, _ in parts), sum(m for _, m in parts)
-    return value if size <= CANCELLATION_LIMIT * (abs(value) + scale) else None
-
-
 def moments(pieces: tuple[Piece, ...], mu: float, sigma: float) -> tuple[float, float] | None:
     """(mean, std) of f(X), or None where cancellation costs the digits a closed form promises.
 
