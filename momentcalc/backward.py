@@ -3,7 +3,7 @@
 For one 2-D layer on an I x I input and an upstream gradient of iid N(0, 1)
 entries, the map gives Var[dL/dx] at every input position. The maps are exact
 (counting arguments) and can be cross-checked by simulation with the numpy
-reference in ``reference_conv``.
+input gradients in ``input_grads``.
 
 Exact maps, per layer:
 
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import catalog, spec
-from . import reference_conv as ref
+from . import input_grads as ref
 from ._lazy import lazy_module
 from .convshape import conv_shape
 from .errors import MomentcalcError

@@ -76,7 +76,7 @@ def _map_stages(spec: Spec, dims: int, mu: float, sigma: float) -> list[Callable
 
 
 def _window_stage(op: Op, dims: int) -> Callable:
-    # pool_nd, not reference_conv's maxpool2d/avgpool2d: it reduces tap by tap instead of stacking
+    # pool_nd, not tests/reference_conv.py's maxpool2d/avgpool2d: it reduces tap by tap instead of stacking
     # all k^dims taps (4x faster); the tests check it against reference_conv.
     k, p = op.get("k"), op.get("p")
     s = op.get("s") or k
