@@ -3,7 +3,7 @@
 For one 2-D layer on an I x I input and an upstream gradient of iid N(0, 1)
 entries, the map gives Var[dL/dx] at every input position. The maps are exact
 (counting arguments) and can be cross-checked by simulation with the numpy
-reference in ``reference_conv``.
+input gradients in ``input_grads``.
 
 Exact maps, per layer:
 
@@ -33,11 +33,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import catalog, spec
-from . import reference_conv as ref
+from . import input_grads as ref
+from ._lazy import lazy_module
 from .convshape import conv_shape
 from .errors import MomentcalcError
 from .ops import pooling
 from .settings import BACKWARD_SIZE_MAX, BACKWARD_TRIAL_MAX, BACKWARD_WORK_MAX, Progress, check_seed
+
+integrate = lazy_module("scipy.integrate")  # grad_sq_at_max only
+special = lazy_module("scipy.special")
 
 _MIN_VALUE = {"k": 1, "s": 1, "p": 0, "cin": 1, "cout": 1}
 _SELECTS_ONE = (pooling.MAX, pooling.MIN)  # the gradient goes to the one input the window picked
@@ -407,3 +411,16 @@ def _guarded_se(exact: np.ndarray, se: np.ndarray) -> np.ndarray:
         pooled = np.sqrt(np.mean(se[members] ** 2))
         guarded[members] = np.maximum(se[members], pooled)
     return guarded
+
+
+def grad_sq_at_max(op: spec.Op, m: int) -> float:
+    """E[f'(X_1)^2; X_1 the largest of m iid N(0, 1)] = integral of f'(x)^2 phi(x) Phi(x)^(m - 1) (f monotone).
+
+    What a max-pool of m inputs right after a monotone f passes back: the gradient reaches only each window's
+    largest input, where f' is not a typical f' (the backward constant E[f'(X)^2] averages over all inputs).
+    """
+    a, b = op.info.args(op)
+    cuts = sorted({-12.0, 12.0, *(c for c in op.info.kinks(a, b) if -12.0 < c < 12.0)})
+    integrand = lambda x: op.info.df(x, a, b) ** 2 * special.ndtr(x) ** (m - 1) * math.exp(-x * x / 2)  # noqa: E731
+    total = sum(integrate.quad(integrand, lo, hi, epsabs=1e-13, epsrel=1e-12)[0] for lo, hi in zip(cuts, cuts[1:]))
+    return total / math.sqrt(2 * math.pi)

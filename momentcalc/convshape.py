@@ -110,11 +110,6 @@ def read_count(i: int, k: int, s: int = 1, p: int = 0, d: int = 1, lo: int = 0, 
     return _representatives_below(hi + p, o, k, s, d) - _representatives_below(lo + p, o, k, s, d)
 
 
-def is_read(u: int, i: int, k: int, s: int = 1, p: int = 0, d: int = 1) -> bool:
-    """Whether some window reads input index u (0 <= u < i)."""
-    return read_count(i, k, s, p, d, u, u + 1) == 1
-
-
 def unread_positions(i: int, k: int, s: int = 1, p: int = 0, d: int = 1, first: int = 8) -> tuple[int, ...]:
     """The first `first` input indices that no window reads, each found by bisection on read_count."""
     found: list[int] = []

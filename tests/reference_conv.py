@@ -1,4 +1,4 @@
-"""The numpy reference conv and pools the tests use: momentcalc.reference_conv plus the forward pools.
+"""The numpy reference conv and pools the tests use: momentcalc.input_grads plus the forward pools.
 
 The package keeps what `momentcalc backward`'s simulation needs (conv and the input gradients);
 the forward max and average pools are only a slow reference for the tests, so they live here.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from momentcalc.convshape import conv_shape
-from momentcalc.reference_conv import (
+from momentcalc.input_grads import (
     avg_divisor,
     avgpool2d_input_grad,
     conv2d,

@@ -213,7 +213,7 @@ def test_too_few_trials_is_an_error():
 
 def test_reference_gradients_match_torch_autograd():
     torch = pytest.importorskip("torch")
-    from momentcalc import reference_conv as ref
+    from momentcalc import input_grads as ref
 
     rng = np.random.default_rng(12)
     x = rng.standard_normal((1, 2, 7, 7))

@@ -98,7 +98,7 @@ def test_warning_for_windows_of_only_padding():
 @pytest.mark.parametrize("i, k, s, p", [(7, 2, 3, 0), (6, 3, 2, 0), (9, 3, 4, 1), (5, 3, 2, 1)])
 def test_unread_positions_get_no_gradient_in_reference_conv(i, k, s, p):
     """Independent check of ``unread``: an all-ones backward pass leaves exactly those rows at zero."""
-    from momentcalc.reference_conv import conv2d_input_grad_scatter
+    from momentcalc.input_grads import conv2d_input_grad_scatter
 
     o = output_size(i, k, s, p)
     grad = conv2d_input_grad_scatter(np.ones((o, o)), np.ones((k, k)), i, s, p)

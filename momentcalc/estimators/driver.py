@@ -9,7 +9,7 @@ chunks equals a run of exactly those m chunks.
 
 Users: plain and antithetic Monte Carlo (montecarlo.py, antithetic.py: jitted
 kernels over a slice of chunks), the numpy path of user functions (vectorized.py),
-whole simulated maps (spatial.py: rows of shape (5, positions)) and the
+whole simulated maps (spatial/maps.py: rows of shape (5, positions)) and the
 quasi-Monte Carlo replicas (qmc.py: their extensions as tasks, anywhere_in_order, and the tolerance loop).
 
 Progress convention: progress(done, total) in samples, after each batch of

@@ -183,13 +183,6 @@ def expect(pieces: tuple[Piece, ...], mu: float, sigma: float) -> tuple[float, f
     return sum(v for v, _, _ in parts), _error(sum(m for _, m, _ in parts), sum(e for _, _, e in parts))
 
 
-def checked_expect(pieces: tuple[Piece, ...], mu: float, sigma: float, scale: float = 0.0) -> float | None:
-    """E[f(X)], or None where cancellation would cost more than CANCELLATION_LIMIT relative to |E[f(X)]| + scale."""
-    parts = [piece_moment(c, lo, hi, mu, sigma, 0.0, 1) for lo, hi, c in pieces]
-    value, size = sum(v for v, _, _ in parts), sum(m for _, m, _ in parts)
-    return value if size <= CANCELLATION_LIMIT * (abs(value) + scale) else None
-
-
 def moments(pieces: tuple[Piece, ...], mu: float, sigma: float) -> tuple[float, float, float, float] | None:
     """(mean, std, their error bounds) of f(X), or None where cancellation costs the digits a closed form promises.
 

@@ -1,9 +1,11 @@
-"""Small, obvious numpy reference 2-D convolution and the input gradients of conv and pooling.
+"""The input gradients of 2-D conv and pooling layers, in plain numpy: what backward's simulation runs.
 
 The backward simulation (``backward.simulate_map``, the "simulation ... agrees"
-line of ``momentcalc backward``) computes its gradients with these; the tests
-use them as a slow reference too, together with the forward pools that only
-they need (tests/reference_conv.py).
+line of ``momentcalc backward``) computes its gradients with these: the conv's
+two ways (the scatter adjoint of conv2d, and the full correlation with the
+rotated kernel), max pooling's routing to the argmax and average pooling's
+even spread. The tests use them as a slow reference too, together with the
+forward pools that only they need (tests/reference_conv.py).
 
 "Convolution" is cross-correlation, as in deep learning frameworks:
 out[o, y, x] = sum_{c, a, b} w[o, c, a, b] * xpad[c, y*s + a*d, x*s + b*d].
