@@ -274,3 +274,12 @@ def test_a_value_the_exact_methods_cannot_give_is_refused():
     with pytest.raises(MomentcalcError) as caught:
         unit_scales.softmax(16, 50.0)
     assert "\n" not in str(caught.value)
+
+
+def test_export_keeps_the_forward():
+    # torch.export traces the forward pass (a custom backward is not part of an exported graph, as with
+    # unit-scaling's own scale functions): the exported module computes what the model does
+    model = torch.nn.Sequential(U.Linear(8, 16), U.SiLU(0.5, constraint=None), U.Softmax(-1, mult=2.0))
+    x = torch.randn(4, 8, generator=torch.Generator().manual_seed(0))
+    exported = torch.export.export(model, (x,))
+    torch.testing.assert_close(exported.module()(x), model(x))
