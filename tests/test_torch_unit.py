@@ -76,6 +76,17 @@ def test_silu_glu_scales_are_mpmath_integrals():
     assert s.backward == pytest.approx((float(1 / mp.sqrt(h_sq)), float(1 / mp.sqrt(dh_sq))), rel=1e-12)
 
 
+def test_other_gated_units_scales():
+    # reglu: E[relu(g)^2] = E[relu'(g)^2] = 1/2, so every scale is sqrt(2); geglu by mpmath
+    assert unit_scales.gated("relu").forward == pytest.approx(math.sqrt(2), rel=1e-15)
+    assert unit_scales.gated("relu").backward == pytest.approx((math.sqrt(2), math.sqrt(2)), rel=1e-15)
+    h_sq = _gauss(lambda x: (x * mp.ncdf(x)) ** 2)
+    dh_sq = _gauss(lambda x: (mp.ncdf(x) + x * mp.npdf(x)) ** 2)
+    s = unit_scales.gated("gelu")
+    assert s.forward == pytest.approx(float(1 / mp.sqrt(h_sq)), rel=1e-12)
+    assert s.backward == pytest.approx((float(1 / mp.sqrt(h_sq)), float(1 / mp.sqrt(dh_sq))), rel=1e-12)
+
+
 def test_softmax_of_two_is_a_sigmoid():
     # n = 2: p1 = sigmoid(mult (x1 - x2)), x1 - x2 ~ N(0, 2); dp1/dx1 = mult p1 p2 = -dp2/dx1, so the gradient
     # reaching x1 from unit-variance output gradients has E = 2 mult^2 E[(p1 p2)^2]
@@ -147,9 +158,18 @@ def test_softmax_measures_unit_output_rms_and_gradient_rms(n, mult):
     _unit_within_z(grad, centre=False)
 
 
-@pytest.mark.parametrize("mult", [1.0, 0.5])
-def test_silu_glu_measures_unit_output_and_both_gradients(mult):
-    y, (g_value, g_gate) = _run(lambda v, g: U.silu_glu(v, g, mult), (1 << 20,), (1 << 20,), seed=3)
+GATED = [
+    ("silu_glu-1", lambda v, g: U.silu_glu(v, g, 1.0)),
+    ("silu_glu-0.5", lambda v, g: U.silu_glu(v, g, 0.5)),
+    ("sigmoid_glu", U.sigmoid_glu),
+    ("gelu_glu", U.gelu_glu),
+    ("relu_glu", U.relu_glu),
+]
+
+
+@pytest.mark.parametrize("name, fn", GATED, ids=[e[0] for e in GATED])
+def test_gated_units_measure_unit_output_and_both_gradients(name, fn):
+    y, (g_value, g_gate) = _run(fn, (1 << 20,), (1 << 20,), seed=3)
     _unit_within_z(y, centre=True)
     _unit_within_z(g_value, centre=False)
     _unit_within_z(g_gate, centre=False)
@@ -191,6 +211,7 @@ def _x(n=24, seed=0):
         lambda x: U.matmul(x.reshape(4, 6), x.reshape(6, 4)),
         lambda x: U.residual_add(*(lambda r, s: (U.gelu(r), s))(*U.residual_split(x, 0.3)), 0.3),
         lambda x: U.scale_fwd(U.scale_bwd(x, 1.7), 1.7),
+        lambda x: U.linear(x.reshape(4, 6), torch.ones(3, 6, dtype=torch.float64) / 2, None),
     ],
 )
 def test_with_one_scale_ops_are_differentiable_functions(fn):
@@ -260,6 +281,7 @@ def test_modules_match_the_functions():
         (lambda: U.silu(_x(), constraint="geometric"), "constraint"),
         (lambda: U.dropout(_x(), p=1.0), "drop probability"),
         (lambda: U.silu(_x(), inplace=True), "inplace"),
+        (lambda: unit_scales.gated("tanh"), "gate"),
         (lambda: U.SiLU(mult=float("nan")), "mult"),
     ],
 )

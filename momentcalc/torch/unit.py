@@ -3,6 +3,7 @@
     import momentcalc.torch.unit as U      # in place of: import unit_scaling.functional as U
     y = U.silu(x, mult=0.5)                 # x * sigmoid(0.5 x), output and gradient at unit scale
     y = U.silu_glu(value, gate, mult=1.0)   # value * silu(gate), each input's gradient scaled on its own
+    y = U.gelu_glu(value, gate)             # also sigmoid_glu, relu_glu (not in unit-scaling)
     p = U.softmax(logits, dim=-1, mult=2.0) # softmax(2 x) * scale, unit RMS
 
 Each op multiplies the gradient reaching its input by the backward scale (scale_bwd), applies the plain
@@ -102,10 +103,27 @@ def silu(input: Tensor, mult: float = 1.0, constraint: str | None = "to_output_s
 
 def silu_glu(input: Tensor, gate: Tensor, mult: float = 1.0) -> Tensor:
     """Unit-scaled input * gate * sigmoid(mult gate): unit output std, and each input's gradient on its own scale."""
-    scales = unit_scales.silu_glu(mult)
+    return _gated(input, gate, lambda g: g * torch.sigmoid(g * mult), unit_scales.silu_glu(mult))
+
+
+def _gated(input: Tensor, gate: Tensor, h, scales: unit_scales.UnitScales) -> Tensor:
     value_scale, gate_scale = scales.backward
-    value, g = scale_bwd(input, value_scale), scale_bwd(gate, gate_scale)
-    return scale_fwd(value * (g * torch.sigmoid(g * mult)), scales.forward)
+    return scale_fwd(scale_bwd(input, value_scale) * h(scale_bwd(gate, gate_scale)), scales.forward)
+
+
+def sigmoid_glu(input: Tensor, gate: Tensor) -> Tensor:
+    """Unit-scaled input * sigmoid(gate) (GLU, Dauphin et al. 2017), each input's gradient on its own scale."""
+    return _gated(input, gate, torch.sigmoid, unit_scales.gated("sigmoid"))
+
+
+def gelu_glu(input: Tensor, gate: Tensor) -> Tensor:
+    """Unit-scaled input * gelu(gate) (GEGLU, Shazeer 2020), each input's gradient on its own scale."""
+    return _gated(input, gate, F.gelu, unit_scales.gated("gelu"))
+
+
+def relu_glu(input: Tensor, gate: Tensor) -> Tensor:
+    """Unit-scaled input * relu(gate) (ReGLU, Shazeer 2020), each input's gradient on its own scale."""
+    return _gated(input, gate, F.relu, unit_scales.gated("relu"))
 
 
 def softmax(
@@ -243,12 +261,15 @@ __all__ = [
     "constrain",
     "dropout",
     "gelu",
+    "gelu_glu",
     "linear",
     "matmul",
+    "relu_glu",
     "residual_add",
     "residual_split",
     "scale_bwd",
     "scale_fwd",
+    "sigmoid_glu",
     "silu",
     "silu_glu",
     "softmax",

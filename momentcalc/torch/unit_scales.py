@@ -81,15 +81,26 @@ def silu(mult: float = 1.0) -> UnitScales:
 
 
 @lru_cache(maxsize=256)
-def _silu_glu(mult: float) -> UnitScales:
-    value = moments(f"swiglu(beta={mult!r})")
-    gate = moments(f"swiglu(beta={mult!r}, wrt=gate)")
+def _gated(name: str, params: str) -> UnitScales:
+    sep = ", " if params else ""
+    value = moments(f"{name}({params})")
+    gate = moments(f"{name}({params}{sep}wrt=gate)")
     return UnitScales(value.spec, 1.0, 1.0 / value.std, (_grad_scale(value), _grad_scale(gate)), STD, value.method)
 
 
 def silu_glu(mult: float = 1.0) -> UnitScales:
     """Scales of input * gate * sigmoid(mult gate): forward, then (input's, gate's) backward."""
-    return _silu_glu(_positive("mult", mult, hi=1e3))
+    return _gated("swiglu", f"beta={_positive('mult', mult, hi=1e3)!r}")
+
+
+GATED = {"sigmoid": "glu", "gelu": "geglu", "relu": "reglu"}  # the gate function -> momentcalc's gated unit
+
+
+def gated(gate: str) -> UnitScales:
+    """Scales of input * h(gate) for h sigmoid, gelu (erf form) or relu: forward, then (input's, gate's) backward."""
+    if gate not in GATED:
+        raise MomentcalcError(f"a gate is one of {', '.join(GATED)} (silu_glu has its own mult), not {gate!r}")
+    return _gated(GATED[gate], "")
 
 
 @lru_cache(maxsize=256)
