@@ -283,6 +283,9 @@ def test_modules_match_the_functions():
         (lambda: U.silu(_x(), inplace=True), "inplace"),
         (lambda: unit_scales.gated("tanh"), "gate"),
         (lambda: U.SiLU(mult=float("nan")), "mult"),
+        (lambda: U.GELU(constraint="gmeans"), "constraint"),
+        (lambda: U.Softmax(-1, constraint="to_input"), "constraint"),
+        (lambda: U.Linear(4, 4, constraint="x"), "constraint"),
     ],
 )
 def test_bad_parameters_are_one_line_refusals(call, words):

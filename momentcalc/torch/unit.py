@@ -191,6 +191,7 @@ class GELU(nn.GELU):
     def __init__(self, mult: float = 1.0, constraint: str | None = "to_output_scale", approximate: str = "none"):
         super().__init__(approximate=approximate)
         unit_scales.gelu(mult, approximate)  # a bad mult is refused here, not at the first forward pass
+        constrain(constraint, 1.0, 1.0)
         self.mult, self.constraint = mult, constraint
 
     def forward(self, input: Tensor) -> Tensor:
@@ -203,6 +204,7 @@ class SiLU(nn.SiLU):
     def __init__(self, mult: float = 1.0, constraint: str | None = "to_output_scale", inplace: bool = False):
         super().__init__(inplace=inplace)
         unit_scales.silu(mult)
+        constrain(constraint, 1.0, 1.0)
         self.mult, self.constraint = mult, constraint
 
     def forward(self, input: Tensor) -> Tensor:
@@ -214,6 +216,8 @@ class Softmax(nn.Softmax):
 
     def __init__(self, dim: int, mult: float = 1.0, constraint: str | None = "to_output_scale"):
         super().__init__(dim=dim)
+        checks.real("mult", mult)  # its range is checked with the dim size, at the first forward pass
+        constrain(constraint, 1.0, 1.0)
         self.mult, self.constraint = mult, constraint
 
     def forward(self, input: Tensor) -> Tensor:
@@ -239,6 +243,7 @@ class Linear(nn.Linear):
         dtype=None,
         constraint: str | None = "to_output_scale",
     ):
+        constrain(constraint, 1.0, 1.0)
         super().__init__(in_features, out_features, bias, device, dtype)
         self.constraint = constraint
 
