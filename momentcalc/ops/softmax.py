@@ -42,20 +42,25 @@ def _g(k: float, u: float, s: float, expm1: bool = False) -> float:
 
     from scipy import integrate, special
 
+    def lambert_peak(k):  # the peak of k a - u e^a - a^2 / (2 s^2): a = k s^2 - W(u s^2 e^(k s^2))
+        return k * s * s - special.lambertw(u * s * s * math.exp(min(k * s * s, 700.0))).real
+
     if expm1:
-        peak = -math.log(u)
+        # expm1(-u e^a) ~ -u e^a where u e^a is small: the integrand then peaks where k = 1's does, far below
+        # -log(u) when u is small and s narrow; one split at -log(u) alone let quad miss that peak (and give 0)
+        cuts = sorted({lambert_peak(1), -math.log(u)})
 
         def f(a):
             return math.expm1(-u * math.exp(min(a, 700.0))) * math.exp(-a * a / (2 * s * s))
-    else:  # the peak of k a - u e^a - a^2 / (2 s^2): a = k s^2 - W(u s^2 e^(k s^2))
-        peak = k * s * s - special.lambertw(u * s * s * math.exp(min(k * s * s, 700.0))).real
+    else:
+        cuts = [lambert_peak(k)]
 
         def f(a):
             return math.exp(k * a - u * math.exp(min(a, 700.0)) - a * a / (2 * s * s))
 
+    ends = [-math.inf, *cuts, math.inf]
     parts = [
-        integrate.quad(f, lo, hi, epsabs=0, epsrel=_INNER_REL, limit=200)[0]
-        for lo, hi in ((-math.inf, peak), (peak, math.inf))
+        integrate.quad(f, lo, hi, epsabs=0, epsrel=_INNER_REL, limit=200)[0] for lo, hi in zip(ends[:-1], ends[1:])
     ]
     return sum(parts) / (s * math.sqrt(2 * math.pi))
 
