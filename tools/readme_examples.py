@@ -4,9 +4,9 @@
     python tools/readme_examples.py --check   # exit 1, with a diff, where an example is stale
 
 Two kinds of example, none skipped:
-- a ``` block whose first line starts with "$ momentcalc": each line starting with "$ " is a shell command,
-  run with this Python's environment first on PATH (so `momentcalc` is the one installed beside it) in an
-  80-column terminal's width; its stdout and stderr replace what follows it up to the next command;
+- a ``` block whose first line starts with "$ " and which runs momentcalc: each line starting with "$ " is a
+  shell command, run with this Python's environment first on PATH (so `momentcalc` is the one installed beside
+  it) in an 80-column terminal's width; its stdout and stderr replace what follows it up to the next command;
 - a ```python block whose first line starts with ">>> ": the statements run in one fresh interpreter, as at
   Python's prompt, and what it echoes replaces what follows each one.
 Timings ("0.05s") change from run to run, so the check compares them as masked. A command with side effects
@@ -42,7 +42,7 @@ def fenced_blocks(lines: list[str]) -> list[tuple[int, int, str]]:
         if start is None:
             start, info = i + 1, line[3:].strip()
             continue
-        if start < i and lines[start].startswith("$ momentcalc"):
+        if start < i and lines[start].startswith("$ ") and any(c.startswith("$ momentcalc") for c in lines[start:i]):
             found.append((start, i, "shell"))
         elif start < i and info == "python" and lines[start].startswith(">>> "):
             found.append((start, i, "python"))
@@ -103,7 +103,8 @@ def regenerate_shell(block: list[str]) -> list[str]:
     out = []
     for line in block:
         if line.startswith("$ "):
-            out += [line] + run(line[2:])
+            printed = run(line[2:])
+            out += [line] + ([] if printed == [""] else printed)  # a command that prints nothing adds no line
     return out
 
 
@@ -118,10 +119,14 @@ def regenerate_python(block: list[str]) -> list[str]:
 def examples(path: Path) -> tuple[list[str], list[str]]:
     """The document's lines as they are, and as the real runs make them."""
     lines = path.read_text().split("\n")
+    blocks = fenced_blocks(lines)
+    # Run in document order (a block may use what an earlier one made), then splice from the end.
+    fresh = [
+        regenerate_shell(lines[a:b]) if kind == "shell" else regenerate_python(lines[a:b]) for a, b, kind in blocks
+    ]
     new = list(lines)
-    for first, last, kind in reversed(fenced_blocks(lines)):
-        block = lines[first:last]
-        new[first:last] = regenerate_shell(block) if kind == "shell" else regenerate_python(block)
+    for (first, last, _), block in reversed(list(zip(blocks, fresh))):
+        new[first:last] = block
     return lines, new
 
 
