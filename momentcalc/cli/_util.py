@@ -46,6 +46,15 @@ BIG_RUN_SAMPLES = 1 << 27  # a run this large gets its bar at once
 # [default: 1]), and typer's rich panels print flags as `--json <bool>`.
 HELP_MARKUP = None
 PIPED_WIDTH = 150  # console width when piped: wide enough that numbers never get truncated
+# --timeout of the commands that can run on a Dask cluster (estimate, tables build).
+TimeoutOption = Annotated[
+    float | None,
+    typer.Option(
+        help="With --scheduler: give up after this many seconds without an answer from the scheduler, a "
+        "worker or a task (default 10 s to connect, 30 s for a first worker, 120 s for the next task).",
+        show_default=False,
+    ),
+]
 
 
 class _OneLineErrors(typer.core.TyperGroup):

@@ -14,7 +14,7 @@ from ..errors import MomentcalcError
 from ..result import informative
 from ._extras import DASK, require
 from ._fit import Column, fitted
-from ._util import EXIT_DISAGREE, _console, _echo_csv, _examples, _LazyBar, _one_format, _se, _value, app
+from ._util import EXIT_DISAGREE, TimeoutOption, _console, _echo_csv, _examples, _LazyBar, _one_format, _se, _value, app
 from .render_map import map_rows, render_map
 
 engine = lazy_module(
@@ -95,14 +95,7 @@ def estimate(
             "for N worker processes here. Needs momentcalc[dask].",
         ),
     ] = None,
-    timeout: Annotated[
-        float | None,
-        typer.Option(
-            help="With --scheduler: give up after this many seconds without an answer from the scheduler, a "
-            "worker or a task (default 10 s to connect, 30 s for a first worker, 120 s for the next task).",
-            show_default=False,
-        ),
-    ] = None,
+    timeout: TimeoutOption = None,
 ) -> None:
     """Mean and std of SPEC's output for X ~ N(mu, sigma^2), by every method that applies.
 

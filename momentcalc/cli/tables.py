@@ -16,7 +16,18 @@ from .. import tables as table_files
 from ..errors import MomentcalcError
 from ._extras import DASK, require
 from ._fit import Column, fitted
-from ._util import EXIT_DISAGREE, _console, _echo_csv, _entry_bar, _examples, _one_format, _se, _value, tables_app
+from ._util import (
+    EXIT_DISAGREE,
+    TimeoutOption,
+    _console,
+    _echo_csv,
+    _entry_bar,
+    _examples,
+    _one_format,
+    _se,
+    _value,
+    tables_app,
+)
 
 DirOption = Annotated[Path, typer.Option("--dir", help="Directory of the table files.", show_default=True)]
 JobsOption = Annotated[
@@ -51,14 +62,7 @@ def tables_build(
         ),
     ] = None,
     jobs: JobsOption = None,
-    timeout: Annotated[
-        float | None,
-        typer.Option(
-            help="With --scheduler: give up after this many seconds without an answer from the scheduler, a "
-            "worker or a task (default 10 s to connect, 30 s for a first worker, 120 s for the next task).",
-            show_default=False,
-        ),
-    ] = None,
+    timeout: TimeoutOption = None,
 ) -> None:
     """Compute every default entry and write normprop.json and schema.json (atomically).
 
