@@ -195,3 +195,15 @@ def test_solve_and_backward_fit_a_narrow_terminal(columns):
     # A 12 x 12 map does not fit: its distinct values, interior 1, edges 6/9, corners 4/9 of a 3 x 3 kernel's taps.
     assert "…" not in text and max(len(line) for line in text.splitlines()) <= columns, text
     assert all(whole(text, f"{v:.6g}") for v in (1.0, 6 / 9, 4 / 9)), text
+
+
+@pytest.mark.parametrize("columns", WIDTHS)
+def test_propagate_fits_a_narrow_terminal(columns):
+    pytest.importorskip("torch")
+    args = ["propagate", "--depth", "2", "--width", "4", "--size", "4", "--batch", "2", "--pool-every", "2"]
+    text = in_terminal(args, columns)
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= columns, text
+    doc = as_json(args)
+    # Every value of the table (three decimals for mean and std, as the table prints them) is there whole.
+    layers = doc["variants"]["normprop"]
+    assert all(whole(text, f"{layer['std']:.3f}") for layer in layers), text

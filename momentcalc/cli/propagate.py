@@ -7,13 +7,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.markup import escape
-from rich.table import Table
 
 from .._lazy import lazy_module
 from ..errors import MomentcalcError
 from ..settings import check_depth
 from ._extras import PLOTS, TORCH, require
+from ._fit import Column, fitted
 from ._util import _console, _examples, _LazyBar, app
 
 # torch loads when the command runs (momentcalc.torch imports it), so `momentcalc --help` stays fast.
@@ -81,24 +82,21 @@ def propagate_command(
 
 def _render(result, plot: str | None) -> None:
     pool = f", {result.pool} after every {result.pool_every} blocks" if result.pool else ""
-    table = Table(
-        title=f"{result.depth} blocks of '{escape(result.block)}'{escape(pool)}: width {result.width}, "
-        f"{result.size}x{result.size} input, batch {result.batch}, seed {result.seed}",
-        title_justify="left",
+    title = (
+        f"{result.depth} blocks of '{escape(result.block)}'{escape(pool)}: width {result.width}, "
+        f"{result.size}x{result.size} input, batch {result.batch}, seed {result.seed}"
     )
-    table.add_column("depth", justify="right")
-    for v in result.runs:
-        for what in ("mean", "std", "grad RMS"):
-            table.add_column(f"{v} {what}", justify="right", no_wrap=True)
-    table.add_column("predicted grad RMS", justify="right", no_wrap=True)
-    rows = zip(result.prediction.layers, *(run.layers for run in result.runs.values()))
-    for pred, *layers in rows:
+    columns = [Column("depth")]
+    columns += [Column(f"{v} {what}") for v in result.runs for what in ("mean", "std", "grad RMS")]
+    columns.append(Column("predicted grad RMS"))
+    rows = []
+    for pred, *layers in zip(result.prediction.layers, *(run.layers for run in result.runs.values())):
         cells = [str(pred.depth)]
         for s in layers:
             cells += [f"{s.mean:.3f}", f"{s.std:.3f}", f"{s.grad_rms:.3g}"]
-        table.add_row(*cells, f"{pred.grad_rms:.3g}")
+        rows.append([*cells, f"{pred.grad_rms:.3g}"])
     console = _console(min_width=PROPAGATE_WIDTH, highlight=False)
-    console.print(table)
+    console.print(fitted(console, title, columns, rows, table_box=box.HEAVY_HEAD))  # no digit cut in a terminal
     console.print(
         "depth 0 is the input. Gradient: N(0, 1) injected at the output. Prediction (NormProp): mean 0, std 1; "
         "gradient RMS from the backward constants E[f'^2] / std^2 and the pools' exact backward maps.",
