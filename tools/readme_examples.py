@@ -67,7 +67,12 @@ def run(command: str) -> list[str]:
         cwd=ROOT,
         timeout=600,
     )
-    return [line.rstrip() for line in done.stdout.rstrip("\n").split("\n")]
+    return [_portable(line) for line in done.stdout.rstrip("\n").split("\n")]
+
+
+def _portable(line: str) -> str:
+    """The line as it reads on any machine: this checkout's folder (in a path a message names) as '...'."""
+    return line.replace(str(ROOT), "...").rstrip()
 
 
 # Runs statements as Python's prompt does (an expression's repr is echoed) and prints, per statement, a JSON
@@ -112,7 +117,7 @@ def regenerate_python(block: list[str]) -> list[str]:
     statements = [line[4:] for line in block if line.startswith(">>> ")]
     out = []
     for source, echoed in zip(statements, run_python(statements)):
-        out += [">>> " + source] + [line.rstrip() for line in echoed]
+        out += [">>> " + source] + [_portable(line) for line in echoed]
     return out
 
 
