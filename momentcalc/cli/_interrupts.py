@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from contextlib import contextmanager
 
 EXIT_INTERRUPTED = 130
@@ -35,17 +36,29 @@ def leave_now(_signum=None, _frame=None) -> None:
 
 
 def _note(_signum, frame) -> None:
-    if _noted[0] or _in_llvm_callback(frame):
+    if _noted[0] or _importing(frame):
         leave_now()
     _noted[0] = True
     raise KeyboardInterrupt
 
 
-def _in_llvm_callback(frame) -> bool:
-    """Whether Python code that LLVM calls back through ctypes (numba compiling, llvmlite's object cache) is
-    running: an exception raised there is printed by ctypes with its traceback and dropped, so the interrupt
-    leaves at once instead (numba writes its cache files whole, by renaming)."""
-    return frame is not None and "llvmlite" in frame.f_code.co_filename
+def _importing(frame) -> bool:
+    """Whether the interrupt landed in Python's import machinery: raised there, it may reach an import made from
+    C code, which prints its traceback; nothing is open yet that leaving at once would cut."""
+    return frame is not None and frame.f_code.co_filename.startswith("<frozen importlib")
+
+
+def _unraisable(before):
+    """sys.unraisablehook while a command runs: a KeyboardInterrupt that C code could not raise further (a
+    ctypes callback from LLVM while numba compiles, an import made from C) would be printed with its traceback
+    and dropped; it leaves at once instead, with the one line (numba writes its cache files whole, by renaming)."""
+
+    def hook(unraisable) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            leave_now()
+        before(unraisable)
+
+    return hook
 
 
 @contextmanager
@@ -63,7 +76,10 @@ def noting_interrupts():
     except ValueError:  # not the main thread
         yield
         return
+    hook_before = sys.unraisablehook
+    sys.unraisablehook = _unraisable(hook_before)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, before)
+        sys.unraisablehook = hook_before
