@@ -10,6 +10,10 @@ Conventions, as unit-scaling's own limits show them:
 - gelu, silu, silu_glu, dropout: forward = 1 / std(y) (unit-scaling's gelu limit for large mult is
   sqrt(2 / (1 - 1/pi)), relu's 1 / std);
 - softmax: forward = 1 / sqrt(E[y^2]) (its limits are n and sqrt(n): softmax's mean 1/n is not removed);
+- layer_norm, rms_norm: forward = 1 / std(y) over one normalized vector of d iid N(0, 1) entries (exactly 1
+  at eps = 0), backward = 1 / sqrt(E[sum_j J_j1^2]) (ops/norms.py); unit-scaling scales neither;
+- cross_entropy: backward = 1 / RMS of softmax(mult x) - q over the logits, for N(0, 1) logits and a target
+  class drawn independently of them (unit-scaling's vocab / sqrt(vocab - 1) is this RMS at uniform p);
 - every backward scale is 1 / sqrt(E[f'(X)^2]), per input for a gated unit.
 """
 
@@ -133,3 +137,46 @@ def dropout(p: float = 0.5) -> UnitScales:
     if x == 0.0:
         return UnitScales("identity", 1.0, 1.0, (1.0,), STD, "closed")
     return _dropout(x)
+
+
+NORMS = {"layer_norm": "layernorm", "rms_norm": "rmsnorm"}
+
+
+@lru_cache(maxsize=256)
+def _norm(name: str, d: int) -> UnitScales:
+    # eps = 0: the exact methods give the norms there only; eps's effect on the scales is bounded in unit_layers
+    m = moments(f"{NORMS[name]}(d={d})")
+    return UnitScales(m.spec, 1.0, 1.0 / m.std, (_grad_scale(m),), STD, m.method)
+
+
+def norm(name: str, d: int) -> UnitScales:
+    """Scales of layer_norm or rms_norm over d normalized entries, at eps = 0 and unit-variance input."""
+    if name not in NORMS:
+        raise MomentcalcError(f"a norm is one of {', '.join(NORMS)}, not {name!r}")
+    return _norm(name, checks.whole("normalized size", d, 1))
+
+
+@lru_cache(maxsize=256)
+def _cross_entropy(n: int, mult: float, smoothing: float) -> UnitScales:
+    m = moments(f"softmax(n={n}, t={1.0 / mult!r})")
+    # the gradient of the summed loss in a row of logits is p - q, q = (1 - s) onehot(target) + s / n. With the
+    # target independent of the logits, E[p_j] = 1 / n and sum_j q_j = 1: E|p - q|^2 = n E[p_1^2] - 2 / n + |q|^2
+    q_sq = (1.0 - smoothing + smoothing / n) ** 2 + (n - 1) * (smoothing / n) ** 2
+    mean_sq = (n * m.second_moment - 2.0 / n + q_sq) / n
+    if not mean_sq > 0:
+        raise MomentcalcError(f"cross_entropy over {n} classes has no gradient to scale")
+    return UnitScales(m.spec, 1.0, 1.0, (1.0 / math.sqrt(mean_sq),), RMS, m.method)
+
+
+def cross_entropy_params(mult: float, label_smoothing: float) -> tuple[float, float]:
+    """(mult, label_smoothing) if they are in range."""
+    smoothing = checks.real("label_smoothing", label_smoothing)
+    if not 0.0 <= smoothing <= 1.0:
+        raise MomentcalcError(f"label_smoothing must be in [0, 1], not {label_smoothing!r}")
+    return _positive("mult", mult, 1e-3, 1e3), smoothing
+
+
+def cross_entropy(n: int, mult: float = 1.0, label_smoothing: float = 0.0) -> UnitScales:
+    """Scales of the cross entropy of softmax(mult x) over n classes: forward 1, backward the logits' gradient's."""
+    size = checks.whole("number of classes", n, 2)
+    return _cross_entropy(size, *cross_entropy_params(mult, label_smoothing))
