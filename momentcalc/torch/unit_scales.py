@@ -23,11 +23,17 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
+import torch
+
 from ..errors import MomentcalcError
 from . import checks
 from .moments import LayerMoments, moments
 
 STD, RMS = "std", "rms"
+
+# torch.compile calls a lookup once while tracing and keeps its scales as constants of the graph: traced, the
+# table's loading and the exact methods (files, numba, scipy) break the graph, and fullgraph=True fails
+_constant = torch.compiler.assume_constant_result
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,7 @@ def _gelu(mult: float, approximate: str) -> UnitScales:
     return UnitScales(spec, mult, mult / m.std, (_grad_scale(m),), STD, m.method)
 
 
+@_constant
 def gelu(mult: float = 1.0, approximate: str = "none") -> UnitScales:
     """Scales of gelu(mult x) / mult (unit-scaling's gelu)."""
     if approximate not in ("none", "tanh"):
@@ -79,6 +86,7 @@ def _silu(mult: float) -> UnitScales:
     return UnitScales(m.spec, 1.0, 1.0 / m.std, (_grad_scale(m),), STD, m.method)
 
 
+@_constant
 def silu(mult: float = 1.0) -> UnitScales:
     """Scales of x * sigmoid(mult x) (unit-scaling's silu)."""
     return _silu(_positive("mult", mult, hi=1e3))
@@ -92,6 +100,7 @@ def _gated(name: str, params: str) -> UnitScales:
     return UnitScales(value.spec, 1.0, 1.0 / value.std, (_grad_scale(value), _grad_scale(gate)), STD, value.method)
 
 
+@_constant
 def silu_glu(mult: float = 1.0) -> UnitScales:
     """Scales of input * gate * sigmoid(mult gate): forward, then (input's, gate's) backward."""
     return _gated("swiglu", f"beta={_positive('mult', mult, hi=1e3)!r}")
@@ -100,6 +109,7 @@ def silu_glu(mult: float = 1.0) -> UnitScales:
 GATED = {"sigmoid": "glu", "gelu": "geglu", "relu": "reglu"}  # the gate function -> momentcalc's gated unit
 
 
+@_constant
 def gated(gate: str) -> UnitScales:
     """Scales of input * h(gate) for h sigmoid, gelu (erf form) or relu: forward, then (input's, gate's) backward."""
     if gate not in GATED:
@@ -114,6 +124,7 @@ def _softmax(n: int, mult: float) -> UnitScales:
     return UnitScales(m.spec, 1.0, 1.0 / math.hypot(m.mean, m.std), (_grad_scale(m),), RMS, m.method)
 
 
+@_constant
 def softmax(n: int, mult: float = 1.0) -> UnitScales:
     """Scales of softmax(mult x) over n entries; forward by RMS (unit-scaling's convention for softmax)."""
     size = checks.whole("dim size", n, 1)
@@ -129,6 +140,7 @@ def _dropout(p: float) -> UnitScales:
     return UnitScales(m.spec, 1.0, 1.0 / m.std, (1.0 / math.sqrt(grad_sq),), STD, m.method)
 
 
+@_constant
 def dropout(p: float = 0.5) -> UnitScales:
     """Scales of torch's (inverted) dropout with drop probability p in [0, 1)."""
     x = checks.real("p", p)
@@ -149,6 +161,7 @@ def _norm(name: str, d: int) -> UnitScales:
     return UnitScales(m.spec, 1.0, 1.0 / m.std, (_grad_scale(m),), STD, m.method)
 
 
+@_constant
 def norm(name: str, d: int) -> UnitScales:
     """Scales of layer_norm or rms_norm over d normalized entries, at eps = 0 and unit-variance input."""
     if name not in NORMS:
@@ -176,6 +189,7 @@ def cross_entropy_params(mult: float, label_smoothing: float) -> tuple[float, fl
     return _positive("mult", mult, 1e-3, 1e3), smoothing
 
 
+@_constant
 def cross_entropy(n: int, mult: float = 1.0, label_smoothing: float = 0.0) -> UnitScales:
     """Scales of the cross entropy of softmax(mult x) over n classes: forward 1, backward the logits' gradient's."""
     size = checks.whole("number of classes", n, 2)
