@@ -53,7 +53,7 @@ def _ratio(scaled, plain, *shape_args):
 
 
 def _rows():
-    """(op, parameter, us forward, mc forward, us backward, mc backward), forward None on a gate's row."""
+    """(op, parameter, us forward, mc forward, us backward, mc backward), forward None where it is no scale."""
     import torch
     import torch.nn.functional as F
     import unit_scaling.functional as US
@@ -88,6 +88,7 @@ def _rows():
                 yield "softmax", f"dim={n}, mult={m:g}", fwd, str(refusal), bwd, None
                 continue
             yield "softmax", f"dim={n}, mult={m:g}", fwd, mc.forward, bwd, mc.backward[0]
+    yield from _layer_rows(US, MC, logits)
     for p in (0.1, 0.5):
         torch.manual_seed(0)
         y = US.dropout(torch.ones(64, dtype=torch.float64), p)
@@ -95,6 +96,42 @@ def _rows():
         fwd = (kept[0] * (1 - p)).item()  # torch's inverted dropout divides kept values by 1 - p
         mc = MC.dropout(p)
         yield "dropout", f"p={p:g}", fwd, mc.forward, fwd, mc.backward[0]  # one scale both ways there
+
+
+def _layer_rows(US, MC, logits):
+    """Rows of the norms (unit-scaling scales neither), cross entropy's logits' gradient and embedding's table's."""
+    import torch
+    import torch.nn.functional as F
+
+    from momentcalc import MomentcalcError
+
+    for name, plain in (("layer_norm", F.layer_norm), ("rms_norm", F.rms_norm)):
+        for n in DIMS:
+            fwd, (bwd,) = _ratio(
+                lambda x, n=n, op=getattr(US, name): op(x, (n,), eps=1e-5),
+                lambda x, n=n, op=plain: op(x, (n,), eps=1e-5),
+                logits[:n],
+            )
+            mc = MC.norm(name, n)
+            yield name, f"d={n}", fwd, mc.forward, bwd, mc.backward[0]
+    for n in DIMS:
+        for m in MULTS if n == 256 else (1.0,):
+            target = torch.tensor([n // 3])
+            _, (bwd,) = _ratio(
+                lambda x, m=m, t=target: US.cross_entropy(x[None], t, mult=m),
+                # unit-scaling multiplies the logits by mult with scale_fwd: the gradient does not carry mult
+                lambda x, m=m, t=target: F.cross_entropy(m * x[None], t, reduction="sum") / m,
+                logits[:n],
+            )
+            try:
+                mc = MC.cross_entropy(n, m).backward[0]
+            except MomentcalcError as refusal:
+                mc = str(refusal)
+            yield "cross_entropy (logits)", f"vocab={n}, mult={m:g}", None, None, bwd, mc
+    # the table's gradient: (vocab / tokens)^(1/2) in both, the mean square of Binomial(tokens, 1 / vocab) counts
+    vocab, tokens = 1000, torch.arange(256) % 1000
+    _, (bwd,) = _ratio(lambda w: US.embedding(tokens, w), lambda w: F.embedding(tokens, w), [[1.0] * 4] * vocab)
+    yield "embedding (table)", "vocab=1000, tokens=256", None, None, bwd, (vocab / 256) ** 0.5
 
 
 def _cell(x):
