@@ -139,7 +139,9 @@ def _cell(x):
 
 
 def _diff(us, mc):
-    return "" if us is None or not isinstance(mc, float) else f"{100 * (us / mc - 1):+.2f} %"
+    if us is None or not isinstance(mc, float):
+        return ""
+    return f"{round(100 * (us / mc - 1), 2) + 0.0:+.2f} %"  # + 0.0: a rounded -0.0 prints as +0.00
 
 
 def main() -> None:
