@@ -15,7 +15,7 @@ from torch.autograd import gradcheck  # noqa: E402
 
 from momentcalc import MomentcalcError  # noqa: E402
 from momentcalc.torch import unit as U  # noqa: E402
-from momentcalc.torch import unit_scales  # noqa: E402
+from momentcalc.torch import unit_layers, unit_scales  # noqa: E402
 
 Z = 5.0  # z * SE tolerances, fixed seeds
 ROWS = 1024  # standard errors from the spread of row means (entries within a normalized row are dependent)
@@ -103,18 +103,46 @@ def test_cross_entropy_measures_unit_gradient(n, mult, smoothing):
 
 def test_eps_moves_the_norms_output_by_less_than_its_bound():
     # a row's mean square of layer_norm's output is Q / (Q + d eps), Q = |c|^2 ~ chi^2_(d-1): its expectation by
-    # mpmath lies in [1 - d eps / (d - 3), 1] (Q / (Q + a) >= 1 - a / Q, E[1 / Q] = 1 / (d - 3)), the bound
-    # unit_layers.EPS_MAX rests on; the measured rows agree with it within z standard errors
+    # mpmath lies within unit_layers.eps_shift of 1; the measured rows agree with it within z standard errors
     d, eps = 16, 1e-3
     mp.mp.dps = 20
     k = d - 1
     density = lambda q: q ** (k / 2 - 1) * mp.exp(-q / 2) / (2 ** (k / 2) * mp.gamma(k / 2))  # noqa: E731
     expected = float(mp.quad(lambda q: q / (q + d * eps) * density(q), [0, k, mp.inf]))
-    assert 1 - d * eps / (d - 3) < expected < 1
-    y = U.layer_norm(_randn(ROWS * 16, d, seed=15, grad=False), (d,), eps=eps)
+    assert 1 - unit_layers.eps_shift("layer_norm", d, eps) < 1 - d * eps / (d - 3) < expected < 1
+    y = F.layer_norm(_randn(ROWS * 16, d, seed=15, grad=False), (d,), eps=eps)
     rows = (y * y).mean(dim=1)
     se = rows.std().item() / math.sqrt(rows.numel())
     assert abs(rows.mean().item() - expected) < Z * se
+
+
+@pytest.mark.parametrize("name, d", [("layer_norm", 6), ("layer_norm", 16), ("rms_norm", 5)])
+def test_eps_moves_the_backward_constant_by_less_than_its_bound(name, d):
+    # the same inputs and output gradients at eps and at 0: the ratio of the gradients' mean squares has a small
+    # standard error (common random numbers), and it is within eps_shift of 1
+    eps, plain = 1e-3, F.layer_norm if name == "layer_norm" else F.rms_norm
+    x, g = _randn(ROWS * 64, d, seed=16, grad=False), _randn(ROWS * 64, d, seed=17, grad=False)
+
+    def grad_sq(e):
+        x_ = x.clone().requires_grad_()
+        plain(x_, (d,), eps=e).backward(g)
+        return (x_.grad**2).sum(dim=1)
+
+    at_eps, at_zero = grad_sq(eps), grad_sq(0.0)
+    ratio = at_eps.mean() / at_zero.mean()
+    se = ((at_eps - ratio * at_zero).std() / at_zero.mean() / math.sqrt(x.shape[0])).item()  # delta method
+    assert abs(ratio.item() - 1) < unit_layers.eps_shift(name, d, eps) + Z * se
+
+
+def test_an_eps_the_bound_cannot_vouch_for_is_refused():
+    # layer_norm over 5 entries: Q ~ chi^2_4, E[1 / Q^2] infinite; eps = 0 is given, torch's default eps is not
+    assert unit_layers.eps_shift("layer_norm", 5, 1e-5) == math.inf
+    with pytest.raises(MomentcalcError, match="eps=1e-05") as caught:
+        U.layer_norm(_x(4, 5), (5,))
+    assert "\n" not in str(caught.value)
+    assert U.layer_norm(_x(4, 5), (5,), eps=0.0).shape == (4, 5)
+    # torch's default over 64 entries moves the constants by 3 * 64 * 1e-5 * 63 / (62 * 59) = 3.3e-5 at most
+    assert unit_layers.eps_shift("layer_norm", 64, 1e-5) == pytest.approx(3 * 64 * 1e-5 * 63 / (62 * 59))
 
 
 def test_embedding_measures_unit_table_gradient():
@@ -206,7 +234,8 @@ def test_cross_entropy_module_pickles_and_matches_the_function():
         (lambda: U.rms_norm(_x(4, 6), (6,), eps=0.1), "eps"),
         (lambda: U.layer_norm(_x(4, 6), (6,), constraint="max"), "constraint"),
         (lambda: U.LayerNorm(3), "E\\[f'"),
-        (lambda: U.RMSNorm(8, eps=-1.0), "eps"),
+        (lambda: U.RMSNorm(8, eps=-1.0), "eps must be >= 0"),
+        (lambda: U.LayerNorm(64, eps=1e-3), "eps=0.001"),
         (lambda: U.cross_entropy(_x(2, 4), torch.tensor([0, 1]), reduction="none"), "reduction"),
         (
             lambda: U.cross_entropy(

@@ -6,11 +6,17 @@ momentcalc.torch.unit), their scales exact (momentcalc.torch.unit_scales).
     loss = U.cross_entropy(logits, target, mult=2.0)  # logits' gradient at unit RMS for this vocab and mult
 
 unit-scaling leaves a norm's output and input gradient unscaled: at large d both are near 1, but the backward
-constant of layernorm over d entries is (d - 2) / (d - 3) (rmsnorm's (d - 1) / (d - 2)), 1.2 % at d = 64 and 33 %
-at d = 5. Here both scales come from ops/norms.py, with `constraint` as the other ops have it (None by default:
-with the forward scale exactly 1, "to_output_scale" is unit-scaling's plain norm). The exact methods give the
-norms at eps = 0 only; for unit-variance input eps moves E[y^2] by a factor E[Q / (Q + d eps)], Q ~ chi^2, at
-least 1 - d eps / (d - 3), so eps up to EPS_MAX is accepted and the scales are those of eps = 0.
+constant of layernorm over d entries is (d - 2) / (d - 3) (rmsnorm's (d - 1) / (d - 2)), 1.6 % at d = 64 and 50 %
+(layernorm) at d = 5. Here both scales come from ops/norms.py, with `constraint` as the other ops have it (None by
+default: with the forward scale exactly 1, "to_output_scale" is unit-scaling's plain norm).
+
+The exact methods give the norms at eps = 0 only, so an eps > 0 is accepted where it cannot move the constants by
+more than EPS_TOL (eps_shift), and the scales are those of eps = 0. The bound, for unit-variance input: with
+Q = |c|^2 ~ chi^2_k (k = d - 1 for layernorm, d for rmsnorm) and r = Q / (Q + d eps), a row's E[y^2] is E[r] >=
+1 - d eps / (k - 2); the squared Jacobian column is A r - B r^2 + (B / 2) r^3 (ops/norms.py's sample formula,
+A = k / Q, 0 <= B / 2 <= A), which lies within 3 (1 - r) A of its eps = 0 value, so the backward constant moves by
+at most 3 d eps k / ((k - 1) (k - 4)) of itself (E[1 / Q^2] = 1 / ((k - 2)(k - 4))): infinite for k <= 4, where
+only eps = 0 is given.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from ..errors import MomentcalcError
 from . import checks, unit_scales
 from .unit_base import constrain, scale_bwd, scale_fwd
 
-EPS_MAX = 1e-3  # the scales move by well under 1 % (at most d eps / (d - 3) relative in E[y^2]) up to here
+EPS_TOL = 1e-3  # the most, relative, that eps may move E[y^2] or the backward constant from their eps = 0 values
 
 
 def _trailing(input: Tensor, normalized_shape) -> tuple[int, ...]:
@@ -38,10 +44,25 @@ def _trailing(input: Tensor, normalized_shape) -> tuple[int, ...]:
     return shape
 
 
-def _eps(eps) -> float:
+def eps_shift(name: str, d: int, eps: float) -> float:
+    """A bound on how far eps moves a norm's E[y^2] and backward constant from their eps = 0 values, relative."""
+    k = d - 1 if name == "layer_norm" else d  # the degrees of freedom of |c|^2
+    if eps == 0.0:
+        return 0.0
+    if k <= 4:
+        return math.inf  # E[1 / Q^2] is infinite: eps moves the backward constant more than linearly
+    return 3 * d * eps * k / ((k - 1) * (k - 4))  # above d eps / (k - 2), E[y^2]'s, for every k > 4
+
+
+def _eps(name: str, d: int, eps) -> float:
     x = checks.real("eps", eps)
-    if not 0.0 <= x <= EPS_MAX:
-        raise MomentcalcError(f"eps must be in [0, {EPS_MAX:g}] (the exact scales are those of eps = 0), not {eps!r}")
+    if x < 0:
+        raise MomentcalcError(f"eps must be >= 0, not {eps!r}")
+    if eps_shift(name, d, x) > EPS_TOL:
+        raise MomentcalcError(
+            f"{name} over {d} entries with eps={eps!r}: the exact scales are those of eps = 0, which this eps could "
+            f"move by more than {EPS_TOL:g}; use a smaller eps (0 always works)"
+        )
     return x
 
 
@@ -53,7 +74,7 @@ def _norm(name, fn, input: Tensor, normalized_shape, params, eps, constraint) ->
     # a gain or bias receives the sum of numel / d unit-variance products: unit-scaling's algebra
     param_scale = (d / input.numel()) ** 0.5
     params = [None if p is None else scale_bwd(p, param_scale) for p in params]
-    return scale_fwd(fn(scale_bwd(input, backward), shape, *params, eps=_eps(eps)), forward)
+    return scale_fwd(fn(scale_bwd(input, backward), shape, *params, eps=_eps(name, d, eps)), forward)
 
 
 def _scales(name: str, d: int) -> tuple[float, float]:
@@ -170,7 +191,7 @@ class RMSNorm(nn.Module):
 def _check_norm(name: str, shape, eps, constraint) -> None:
     """Refuses a bad size, eps or constraint at construction rather than at the first forward pass."""
     unit_scales.norm(name, math.prod(shape))
-    _eps(eps)
+    _eps(name, math.prod(shape), eps)
     constrain(constraint, 1.0, 1.0)
 
 
