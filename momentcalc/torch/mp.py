@@ -1,5 +1,6 @@
 """EDM2's magnitude-preserving ops (Karras et al. 2024, "Analyzing and Improving the Training Dynamics of
-Diffusion Models", section 3 and appendix B), with the activation's constant exact for any activation.
+Diffusion Models", section 3, and its published networks_edm2.py), with the activation's constant exact for
+any activation.
 
     from momentcalc.torch import mp
     y = mp.mp_silu(x)              # silu(x) / 0.596...: EDM2's constant, here 1 / sqrt(E[silu(X)^2]) exactly
