@@ -165,11 +165,6 @@ def register(info: OpInfo) -> OpInfo:
     return info
 
 
-def unregister(name: str) -> None:
-    """Remove an op (for tests that declare a throwaway op)."""
-    _OPS.pop(name, None)
-
-
 def lookup(name: str) -> OpInfo | None:
     return _OPS.get(name)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import kernel_samples
+import kernel_stamps
 import mp_activations as ref
 import naive
 import numba
@@ -71,7 +72,7 @@ def test_add_sigmoid_block_adds_the_scalar_sigmoid_and_its_squared_derivative():
     np.testing.assert_allclose(fused, plain, rtol=1e-12, atol=1e-13 * z.size)
 
 
-jit.stamp_kernels_of(__file__)  # _one_at_a_time is cached under the package's kernel sources, like theirs
+kernel_stamps.stamp_kernels_of(__file__)  # _one_at_a_time is cached under the package's kernel sources, like theirs
 
 
 @jit.shared(mc_kernels.BLOCK)
