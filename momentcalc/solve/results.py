@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+
+from ..result import record_dict
 
 
 @dataclass(frozen=True)
@@ -20,7 +22,7 @@ class Solution:
     mirror: str = ""  # which symmetry
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return record_dict(self)
 
 
 @dataclass(frozen=True)
@@ -35,12 +37,4 @@ class SolveResult:
     affine: dict[str, float]  # the wrap a * f(b x + c) + d's fixed values (unknowns: in each solution)
 
     def to_dict(self) -> dict:
-        return {
-            "spec": self.spec,
-            "unknowns": list(self.unknowns),
-            "targets": self.targets,
-            "input": {"mu": self.mu, "sigma": self.sigma},
-            "starts": self.starts,
-            "solutions": [s.to_dict() for s in self.solutions],
-            "affine": self.affine,
-        }
+        return record_dict(self)
