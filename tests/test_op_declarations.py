@@ -16,15 +16,7 @@ ADDING_AN_OP = "docs/layout.md, 'Adding an op'"
 SUITES = ("moments", "domain", "certified")  # the generic suites every activation runs in (tests/op_cases.py)
 
 
-def _torch_functions():
-    try:
-        from momentcalc.torch.functional import TORCH_FUNCTIONS
-    except ImportError:  # the torch extra is not installed: that entry cannot be checked here
-        return None
-    return TORCH_FUNCTIONS
-
-
-def missing(op, cases=op_cases.CASES, torch_functions=None) -> list[str]:
+def missing(op, cases=op_cases.CASES) -> list[str]:
     """What op lacks of ADDING_AN_OP's list."""
     gaps = []
     for p in op.params:
@@ -43,14 +35,13 @@ def missing(op, cases=op_cases.CASES, torch_functions=None) -> list[str]:
             make(c.ref, **dict(c.params))
         except KeyError:
             gaps.append(f"an mpmath reference {c.ref!r} in tests/mp_activations.py")
-    if torch_functions is not None and op.name not in torch_functions:
-        gaps.append("a torch function in torch/functional.py's TORCH_FUNCTIONS")
+    if op.torch_fn is None:
+        gaps.append("its torch form (torch_fn), which torch/functional.py's TORCH_FUNCTIONS runs")
     return gaps
 
 
 def test_every_activation_has_what_adding_an_op_lists():
-    torch_functions = _torch_functions()
-    gaps = {op.name: missing(op, torch_functions=torch_functions) for op in catalog.jitted_activations()}
+    gaps = {op.name: missing(op) for op in catalog.jitted_activations()}
     gaps = {name: found for name, found in gaps.items() if found}
     assert not gaps, f"missing what {ADDING_AN_OP} lists: " + "; ".join(f"{n}: {', '.join(g)}" for n, g in gaps.items())
 
@@ -72,7 +63,7 @@ def bare_activation():
 
 
 def test_an_activation_with_only_f_is_told_each_missing_entry(bare_activation):
-    gaps = missing(bare_activation, torch_functions={})
+    gaps = missing(bare_activation)
     assert gaps == [
         "a range for parameter 'gain' in settings.PARAM_RANGES",
         "ball functions and growth bounds (the certified method)",
@@ -80,7 +71,7 @@ def test_an_activation_with_only_f_is_told_each_missing_entry(bare_activation):
         "a 'moments' case in tests/op_cases.py",
         "a 'domain' case in tests/op_cases.py",
         "a 'certified' case in tests/op_cases.py",
-        "a torch function in torch/functional.py's TORCH_FUNCTIONS",
+        "its torch form (torch_fn), which torch/functional.py's TORCH_FUNCTIONS runs",
     ]
     cases = (op_cases.Case("bare_tanh", "bare_tanh", (), frozenset(SUITES)),)
     assert "an mpmath reference 'bare_tanh' in tests/mp_activations.py" in missing(bare_activation, cases)

@@ -118,6 +118,7 @@ activation(
     ball=_RELU_BALL,
     growth=_LINEAR(1.0),
     piece_degree=1,
+    torch_fn=lambda t, x, a, b: t.nn.functional.relu(x),
 )
 activation(
     "sigmoid",
@@ -129,6 +130,7 @@ activation(
     ball=((lambda x, a, b, lib: _sig_ball(x, lib), lambda x, a, b, lib: _sig_grad_ball(x, lib)),),
     growth=_BOUNDED(1.0, 0.25),
     odd_center=lambda a, b: 0.5,
+    torch_fn=lambda t, x, a, b: t.sigmoid(x),
 )
 activation(
     "tanh",
@@ -140,6 +142,7 @@ activation(
     ball=((lambda x, a, b, lib: lib.tanh(x), lambda x, a, b, lib: lib.sech(x) ** 2),),
     growth=_BOUNDED(1.0, 1.0),
     odd_center=lambda a, b: 0.0,
+    torch_fn=lambda t, x, a, b: t.tanh(x),
 )
 activation(
     "gelu",
@@ -154,6 +157,7 @@ activation(
     growth=_LINEAR(_GATED_GRAD),
     valley=True,
     valley_split=0.0,  # f <= 0 left of 0, >= 0 right of it
+    torch_fn=lambda t, x, a, b: t.nn.functional.gelu(x, approximate="tanh" if a else "none"),
 )
 activation(
     "silu",
@@ -165,6 +169,7 @@ activation(
     growth=_LINEAR(_GATED_GRAD),
     valley=True,
     valley_split=0.0,  # f <= 0 left of 0, >= 0 right of it
+    torch_fn=lambda t, x, a, b: t.nn.functional.silu(x),
 )
 activation(
     "swish",
@@ -179,6 +184,7 @@ activation(
     param_growth=_SWISH_PARAM_GROWTH,
     valley=True,
     valley_split=0.0,  # f <= 0 left of 0, >= 0 right of it
+    torch_fn=lambda t, x, a, b: x * t.sigmoid(a * x),
 )
 activation(
     "elu",
@@ -194,6 +200,7 @@ activation(
     ball=_ELU_BALL,
     growth=lambda a, b: (a, 1.0, max(1.0, a)),
     param_growth=lambda a, b: ((1.0, 0.0, 0.0), (0.0, 0.0, 0.0)),  # d/dalpha: e^x - 1, e^x (x < 0)
+    torch_fn=lambda t, x, a, b: t.nn.functional.elu(x, a),
 )
 activation(
     "celu",
@@ -209,6 +216,7 @@ activation(
     ball=_CELU_BALL,
     growth=lambda a, b: (a, 1.0, 1.0),
     param_growth=_CELU_PARAM_GROWTH,
+    torch_fn=lambda t, x, a, b: t.nn.functional.celu(x, a),
 )
 activation(
     "selu",
@@ -225,6 +233,7 @@ activation(
     ball=_SELU_BALL,
     growth=_SELU_GROWTH,
     param_growth=_SELU_PARAM_GROWTH,
+    torch_fn=lambda t, x, a, b: t.nn.functional.selu(x),  # torch's constants: the paper's, selu's defaults
 )
 activation(
     "softplus",
@@ -237,6 +246,7 @@ activation(
     ball=((_softplus_ball, lambda x, a, b, lib: _sig_ball(a * x, lib)),),
     growth=lambda a, b: (0.7 / a, 1.0, 1.0),
     param_growth=_SOFTPLUS_PARAM_GROWTH,
+    torch_fn=lambda t, x, a, b: t.nn.functional.softplus(x, a),
 )
 activation(
     "leaky_relu",
@@ -254,6 +264,7 @@ activation(
     growth=lambda a, b: (0.0, max(1.0, a), max(1.0, a)),
     piece_degree=1,
     param_growth=lambda a, b: ((1.0, 1.0, 0.0), (0.0, 0.0, 0.0)),  # d/dslope: x, 1 (x < 0)
+    torch_fn=lambda t, x, a, b: t.nn.functional.leaky_relu(x, a),
 )
 activation(
     "mish",
@@ -265,6 +276,7 @@ activation(
     growth=_LINEAR(_GATED_GRAD),
     valley=True,
     valley_split=0.0,  # f <= 0 left of 0, >= 0 right of it
+    torch_fn=lambda t, x, a, b: t.nn.functional.mish(x),
 )
 activation(
     "hardswish",
@@ -284,6 +296,7 @@ activation(
     piece_degree=2,
     valley=True,
     valley_split=0.0,  # f <= 0 left of 0, >= 0 right of it
+    torch_fn=lambda t, x, a, b: t.nn.functional.hardswish(x),
 )
 activation(
     "hardsigmoid",
@@ -302,6 +315,7 @@ activation(
     ),
     growth=_BOUNDED(1.0, 0.17),
     piece_degree=1,
+    torch_fn=lambda t, x, a, b: t.nn.functional.hardsigmoid(x),
 )
 activation(
     "hardtanh",
@@ -325,6 +339,7 @@ activation(
     odd_center=lambda a, b: 0.0 if a == -b else None,
     constraint=lambda v: v["min_val"] < v["max_val"],
     constraint_text="min_val < max_val",
+    torch_fn=lambda t, x, a, b: t.nn.functional.hardtanh(x, a, b),
 )
 activation(
     "relu6",
@@ -338,6 +353,7 @@ activation(
     ball=((_BALL_0, _BALL_0), (_BALL_X, _BALL_1), (_ball_const(6), _BALL_0)),
     growth=_BOUNDED(6.0, 1.0),
     piece_degree=1,
+    torch_fn=lambda t, x, a, b: t.nn.functional.relu6(x),
 )
 activation(
     "softsign",
@@ -353,6 +369,7 @@ activation(
     ),
     growth=_BOUNDED(1.0, 1.0),
     odd_center=lambda a, b: 0.0,
+    torch_fn=lambda t, x, a, b: t.nn.functional.softsign(x),
 )
 activation(
     "erf",
@@ -366,6 +383,7 @@ activation(
     ball=((lambda x, a, b, lib: lib.erf(x), lambda x, a, b, lib: 2 * lib.exp(-x * x) / lib.sqrt(lib.pi())),),
     growth=_BOUNDED(1.0, 1.13),
     odd_center=lambda a, b: 0.0,
+    torch_fn=lambda t, x, a, b: t.erf(x),
 )
 activation(
     "abs",
@@ -380,6 +398,7 @@ activation(
     growth=_LINEAR(1.0),
     piece_degree=1,
     valley=True,
+    torch_fn=lambda t, x, a, b: t.abs(x),
 )
 activation(
     "log_sigmoid",
@@ -389,6 +408,7 @@ activation(
     True,
     ball=((lambda x, a, b, lib: -lib.log1p(lib.exp(-x)), lambda x, a, b, lib: _sig_ball(-x, lib)),),
     growth=lambda a, b: (0.7, 1.0, 1.0),
+    torch_fn=lambda t, x, a, b: t.nn.functional.logsigmoid(x),
 )
 activation(
     "identity",
@@ -403,4 +423,5 @@ activation(
     growth=_LINEAR(1.0),
     piece_degree=1,
     odd_center=lambda a, b: 0.0,
+    torch_fn=lambda t, x, a, b: x,
 )
