@@ -38,6 +38,7 @@ from ._lazy import lazy_module
 from .convshape import conv_shape
 from .errors import MomentcalcError
 from .ops import pooling
+from .result import record_dict
 from .settings import BACKWARD_SIZE_MAX, BACKWARD_TRIAL_MAX, BACKWARD_WORK_MAX, Progress, check_seed
 
 integrate = lazy_module("scipy.integrate")  # grad_sq_at_max only
@@ -174,19 +175,7 @@ class BackwardMap:
 
     def to_dict(self) -> dict:
         """The JSON form; ``simulation`` is None when none was run."""
-        return {
-            "layer": self.layer,
-            "size": self.size,
-            "output_size": self.output_size,
-            "map": self.map,
-            "min": self.min,
-            "max": self.max,
-            "mean": self.mean,
-            "ratio": self.ratio,
-            "unreached": self.unreached,
-            "backward_constant": self.backward_constant,
-            "simulation": None if self.simulation is None else self.simulation.to_dict(),
-        }
+        return record_dict(self)
 
 
 def backward_map(
@@ -294,15 +283,7 @@ class SimulationCheck:
     passed: bool
 
     def to_dict(self) -> dict:
-        return {
-            "trials": self.trials,
-            "seed": self.seed,
-            "z": self.z,
-            "max_abs_z": self.max_abs_z,
-            "worst_position": list(self.worst_position),
-            "adjoint_max_diff": self.adjoint_max_diff,
-            "passed": self.passed,
-        }
+        return record_dict(self)
 
 
 def simulate_map(

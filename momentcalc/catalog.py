@@ -107,6 +107,9 @@ class OpInfo:
     # E[f(X) f(Y)] for (X, Y) standard bivariate normal with correlation c, (op, c) -> (value, bound on its
     # rounding): the dual kernel (correlation map) of an elementwise op, where a closed form is known (momentcalc.cmap).
     kernel: Callable[[object, float], tuple[float, float]] | None = None
+    # The op as a torch function, (torch, x, a, b) -> tensor with (a, b) = args(op) and torch the module: what
+    # momentcalc.torch runs (the ops layer never imports torch), None where torch has none (expr).
+    torch_fn: Callable[[object, object, float, float], object] | None = None
     reduction: str | None = None  # window ops: how the n inputs combine (ops.pooling.REDUCTIONS)
     # The certified method (ball arithmetic). Elementwise ops: `ball` gives (f, f') as Ball functions for each
     # analytic piece, in order between the declared kinks (len(kinks) + 1 pieces); each must be the analytic
@@ -163,11 +166,6 @@ def register(info: OpInfo) -> OpInfo:
         raise ValueError(f"op {info.name!r} is declared twice")
     _OPS[info.name] = info
     return info
-
-
-def unregister(name: str) -> None:
-    """Remove an op (for tests that declare a throwaway op)."""
-    _OPS.pop(name, None)
 
 
 def lookup(name: str) -> OpInfo | None:

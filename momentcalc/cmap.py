@@ -27,7 +27,7 @@ from ._lazy import lazy_module
 from .errors import MomentcalcError
 from .estimators import NotApplicable
 from .ops import fperr
-from .result import Estimate, Verdict, half_width, informative
+from .result import Estimate, Verdict, half_width, informative, record_dict
 from .settings import MAX_SAMPLES, Progress, check_seed
 from .spec import Spec, parse
 
@@ -105,31 +105,21 @@ class CMapResult(Verdict):
         return None if self.grad_sq is None else self.grad_sq / self.second_moment
 
     def to_dict(self) -> dict:
-        return {
-            "spec": self.spec,
-            "c": self.c,
-            "q": self.q,
-            "kernel": self.kernel,
-            "kernel_se": self.record.mean_se,
-            "method": self.record.method,
-            "corr": self.corr,
-            "corr_se": self.corr_se,
-            "dks_corr": self.dks_corr,
-            "c0_uncentred": self.c0,
-            "slope1": self.slope1,
-            "dks_slope1": self.dks_slope1,
-            "mean": self.mean,
-            "var": self.var,
-            "second_moment": self.second_moment,
-            "grad_sq": self.grad_sq,
-            "qmap": self.qmap,
-            "agree": self.agree,
-            "disagreements": self.disagreements,
-            "estimates": [
-                {"method": e.method, "kernel": e.mean, "kernel_se": e.mean_se, "samples": e.samples, "seed": e.seed}
-                for e in self.estimates
-            ],
-        }
+        keys = ("spec", "c", "q", "kernel", "kernel_se", "method", "corr", "corr_se", "dks_corr", "c0_uncentred")
+        keys += ("slope1", "dks_slope1", "mean", "var", "second_moment", "grad_sq", "qmap", "agree", "disagreements")
+        estimates = [
+            {"method": e.method, "kernel": e.mean, "kernel_se": e.mean_se, "samples": e.samples, "seed": e.seed}
+            for e in self.estimates
+        ]
+        record = self.record
+        return record_dict(
+            self,
+            (*keys, "estimates"),
+            kernel_se=record.mean_se,
+            method=record.method,
+            c0_uncentred=self.c0,
+            estimates=estimates,
+        )
 
 
 def cmap(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 
 # Most exact first: the value of record of each quantity is the first estimate in this order that gives it.
 PRECEDENCE = ("certified", "closed", "quadrature", "qmc", "montecarlo")
@@ -38,6 +38,41 @@ def informative(e: Estimate, quantity: str) -> bool:
     if e.samples is not None and e.samples < MIN_SAMPLES:
         return False
     return bool(getattr(e, quantity + "_se"))
+
+
+def to_json(value):
+    """A value as JSON takes it: a record by its own to_dict(), another dataclass by record_dict, tuples and lists
+    item by item, dicts value by value, numpy arrays and scalars by tolist()."""
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if is_dataclass(value) and not isinstance(value, type):
+        return record_dict(value)
+    if isinstance(value, (list, tuple)):
+        return [to_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_json(v) for k, v in value.items()}
+    return value.tolist() if hasattr(value, "tolist") else value
+
+
+def record_dict(obj, keys: tuple[str, ...] | None = None, **computed) -> dict:
+    """The JSON form of a result record, each value by to_json: its dataclass fields in declaration order, mu and
+    sigma (where it has both) as one "input": {mu, sigma} in mu's place, then the computed keys; or the keys
+    given, in their order. A key's value is computed[key] where given, else the attribute (a property too)."""
+    if keys is None:
+        names = [f.name for f in fields(obj)]
+        pair = "mu" in names and "sigma" in names
+        keys = tuple("input" if pair and k == "mu" else k for k in names if not (pair and k == "sigma"))
+        keys += tuple(k for k in computed if k not in keys)
+    out = {}
+    for key in keys:
+        if key in computed:
+            value = computed[key]
+        elif key == "input":
+            value = {"mu": obj.mu, "sigma": obj.sigma}
+        else:
+            value = getattr(obj, key)
+        out[key] = to_json(value)
+    return out
 
 
 @dataclass(frozen=True)

@@ -2,20 +2,33 @@
 
 Each mirrors a kernel of momentcalc.estimators.mc_kernels draw for draw (the same inlined helpers on the
 same normals), but returns every value instead of their moments. Cached on disk like the package's kernels,
-under the stamp of the package's kernel sources (jit.stamp_kernels_of): numba alone would key a cache on this
-file only, and a kernel edited in the package would leave these stale.
+under the stamp of the package's kernel sources (kernel_stamps.stamp_kernels_of): numba alone would key a
+cache on this file only, and a kernel edited in the package would leave these stale.
 """
 
+import kernel_stamps
 import numpy as np
 from numba import njit
 
 from momentcalc.estimators import dispatch, jit, normals
 from momentcalc.estimators import mc_kernels as mc
 
-jit.stamp_kernels_of(__file__)
+kernel_stamps.stamp_kernels_of(__file__)
 _njit = jit.jit(error_model="numpy")
 _inline = jit.jit(error_model="numpy", inline="always")
 _is_bare_max = njit(inline="always")(mc.is_bare_max)
+
+
+@_njit
+def standard_normals(state, n):
+    """The stream's next n normals, filled normals.BLOCK at a time as the chain kernels fill them."""
+    out = np.empty(n)
+    missed = np.empty(normals.BLOCK, dtype=np.int64)
+    words = np.empty(normals.BLOCK, dtype=np.uint64)
+    for start in range(0, n, normals.BLOCK):
+        m = min(normals.BLOCK, n - start)
+        normals.fill(state, out[start:], m, missed, words)
+    return out
 
 
 @_njit

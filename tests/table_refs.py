@@ -10,36 +10,12 @@ from functools import cache
 
 import mp_activations
 import mpmath as mp
+import op_cases
 
 mp.mp.dps = 30
 
 # The other activations of the default table (spec -> mpmath reference name in mp_activations).
-ACTIVATIONS = {
-    **{
-        name: name
-        for name in (
-            "tanh",
-            "gelu",
-            "silu",
-            "elu",
-            "celu",
-            "selu",
-            "softplus",
-            "leaky_relu",
-            "mish",
-            "hardswish",
-            "hardsigmoid",
-            "hardtanh",
-            "relu6",
-            "softsign",
-            "erf",
-            "abs",
-            "log_sigmoid",
-            "identity",
-        )
-    },
-    "gelu(approximate=tanh)": "gelu_tanh",
-}
+ACTIVATIONS = {c.spec: c.ref for c in op_cases.suite("table")}
 
 
 def _phi(x):

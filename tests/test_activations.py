@@ -4,6 +4,7 @@ import math
 
 import mp_activations as ref
 import numpy as np
+import op_cases
 import pytest
 
 import momentcalc as mc
@@ -18,31 +19,7 @@ ACTIVATIONS = {op.name: op for op in catalog.jitted_activations()}
 MU, SIGMA = 0.3, 1.4
 
 # spec -> (reference name, reference params)
-SPECS = {
-    "relu": ("relu", ()),
-    "sigmoid": ("sigmoid", ()),
-    "tanh": ("tanh", ()),
-    "gelu": ("gelu", ()),
-    "gelu(approximate=tanh)": ("gelu_tanh", ()),
-    "silu": ("silu", ()),
-    "swish(beta=1.7)": ("swish", (("beta", "1.7"),)),
-    "elu": ("elu", ()),
-    "elu(alpha=0.5)": ("elu", (("alpha", "0.5"),)),
-    "celu(alpha=0.3)": ("celu", (("alpha", "0.3"),)),
-    "selu": ("selu", ()),
-    "softplus(beta=2)": ("softplus", (("beta", 2),)),
-    "leaky_relu(slope=0.2)": ("leaky_relu", (("slope", "0.2"),)),
-    "mish": ("mish", ()),
-    "hardswish": ("hardswish", ()),
-    "hardsigmoid": ("hardsigmoid", ()),
-    "hardtanh(min_val=-0.5,max_val=2)": ("hardtanh", (("min_val", "-0.5"), ("max_val", 2))),
-    "relu6": ("relu6", ()),
-    "softsign": ("softsign", ()),
-    "erf": ("erf", ()),
-    "abs": ("abs", ()),
-    "log_sigmoid": ("log_sigmoid", ()),
-    "identity": ("identity", ()),
-}
+SPECS = {c.spec: (c.ref, c.params) for c in op_cases.suite("moments")}
 
 
 def test_every_builtin_activation_is_covered_here():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import kernel_samples
+import kernel_stamps
 import mp_activations as ref
 import naive
 import numba
@@ -15,6 +16,7 @@ from scipy import integrate, special, stats
 
 from momentcalc.estimators import block_ops, jit, mc_kernels, montecarlo, normals, quadrature
 from momentcalc.ops import activations as act
+from momentcalc.ops.activations import logistic
 from momentcalc.settings import RunSettings
 from momentcalc.spec import parse
 
@@ -63,14 +65,14 @@ def test_add_sigmoid_block_adds_the_scalar_sigmoid_and_its_squared_derivative():
     fused, plain = np.zeros(6), np.zeros(6)
     e, scale = _scratch(z.size)
     block_ops.add_sigmoid_block(z, z.size, mu, sigma, 0.6, 0.04, fused, e, scale)
-    y = np.array([act.sigmoid(v, 0.0, 0.0) for v in x])
-    g = np.array([act.sigmoid_grad(v, 0.0, 0.0) ** 2 for v in x])
+    y = np.array([logistic.sigmoid(v, 0.0, 0.0) for v in x])
+    g = np.array([logistic.sigmoid_grad(v, 0.0, 0.0) ** 2 for v in x])
     block_ops.add_block(y, g, z.size, 0.6, 0.04, plain)
     # Values within a few ulp of the scalar ones (exp within one, then products), summed in another order.
     np.testing.assert_allclose(fused, plain, rtol=1e-12, atol=1e-13 * z.size)
 
 
-jit.stamp_kernels_of(__file__)  # _one_at_a_time is cached under the package's kernel sources, like theirs
+kernel_stamps.stamp_kernels_of(__file__)  # _one_at_a_time is cached under the package's kernel sources, like theirs
 
 
 @jit.shared(mc_kernels.BLOCK)

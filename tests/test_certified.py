@@ -9,6 +9,7 @@ import math
 from decimal import Decimal
 
 import mpmath as mp
+import op_cases
 import pytest
 from mp_activations import make, quad  # quad: 1e-21 (relative) from tanh-sinh alone, or closer
 from typer.testing import CliRunner
@@ -22,31 +23,7 @@ from momentcalc.spec import Op, Spec, parse
 DPS = 40
 
 
-# (spec, mp name, mp params)
-ACTIVATIONS = [
-    ("relu", "relu", {}),
-    ("sigmoid", "sigmoid", {}),
-    ("tanh", "tanh", {}),
-    ("gelu", "gelu", {}),
-    ("gelu(approximate=tanh)", "gelu_tanh", {}),
-    ("silu", "silu", {}),
-    ("swish(beta=1.5)", "swish", {"beta": 1.5}),
-    ("elu(alpha=0.5)", "elu", {"alpha": 0.5}),
-    ("celu(alpha=2)", "celu", {"alpha": 2}),
-    ("selu", "selu", {}),
-    ("softplus(beta=2)", "softplus", {"beta": 2}),
-    ("leaky_relu", "leaky_relu", {"slope": 0.01}),
-    ("mish", "mish", {}),
-    ("hardswish", "hardswish", {}),
-    ("hardsigmoid", "hardsigmoid", {}),
-    ("hardtanh(min_val=-1,max_val=2)", "hardtanh", {"min_val": -1, "max_val": 2}),
-    ("relu6", "relu6", {}),
-    ("softsign", "softsign", {}),
-    ("erf", "erf", {}),
-    ("abs", "abs", {}),
-    ("log_sigmoid", "log_sigmoid", {}),
-    ("identity", "identity", {}),
-]
+ACTIVATIONS = [(c.spec, c.ref, dict(c.params)) for c in op_cases.suite("certified")]
 
 
 def _selu():

@@ -12,6 +12,7 @@ import os
 from functools import cache, lru_cache
 
 import mpmath as mp
+import op_cases
 import pytest
 from mp_activations import make
 
@@ -26,33 +27,8 @@ SLACK = 2.0**-42  # ~1000 ulps: the density at z = (kink - mu) / sigma has condi
 SIGMAS = (1e-6, 1e-3, 1.0, 1e3, 1e6)
 MUS = (-1e3, -30.0, 0.0, 30.0, 1e3)
 
-# spec -> (mp_activations name, its parameters)
-ACTIVATIONS = {
-    "relu": ("relu", ()),
-    "sigmoid": ("sigmoid", ()),
-    "tanh": ("tanh", ()),
-    "gelu": ("gelu", ()),
-    "gelu(approximate=tanh)": ("gelu_tanh", ()),
-    "silu": ("silu", ()),
-    "swish(beta=2)": ("swish", (("beta", 2),)),
-    "elu": ("elu", ()),
-    "elu(alpha=0.5)": ("elu", (("alpha", "0.5"),)),
-    "celu(alpha=2)": ("celu", (("alpha", 2),)),
-    "selu": ("selu", ()),
-    "softplus": ("softplus", ()),
-    "softplus(beta=2)": ("softplus", (("beta", 2),)),
-    "leaky_relu": ("leaky_relu", ()),
-    "mish": ("mish", ()),
-    "hardswish": ("hardswish", ()),
-    "hardsigmoid": ("hardsigmoid", ()),
-    "hardtanh": ("hardtanh", ()),
-    "relu6": ("relu6", ()),
-    "softsign": ("softsign", ()),
-    "erf": ("erf", ()),
-    "abs": ("abs", ()),
-    "log_sigmoid": ("log_sigmoid", ()),
-    "identity": ("identity", ()),
-}
+# spec -> (mp_activations name, its parameters), from the shared case list
+ACTIVATIONS = {c.spec: (c.ref, c.params) for c in op_cases.suite("domain")}
 WINDOWS = (2, 9, 1000)
 # A std at DPS digits is off by about |mean| 10^-DPS (the rounding of f and of the mean): where it is above
 # |mean| 10^(STD_DIGITS - DPS) it is good to 10^-STD_DIGITS relative, 1e5 below SLACK, and needs no second pass.

@@ -9,6 +9,7 @@ import math
 import mpmath
 import numpy as np
 import pytest
+from throwaway_ops import unregister
 from typer.testing import CliRunner
 
 import momentcalc
@@ -144,7 +145,7 @@ def nan_closed_op():
         )
     )
     yield "nan_closed"
-    catalog.unregister("nan_closed")
+    unregister("nan_closed")
 
 
 def test_a_non_finite_closed_form_declines(nan_closed_op):

@@ -22,9 +22,11 @@ from momentcalc.estimators import jit, kernel_cache
 TIMEOUT_S = 300
 
 KERNEL = """
+from pathlib import Path
+
 from momentcalc.estimators import jit
 
-jit.stamp_kernels_of(__file__)
+jit.MIRRORS.add(Path(__file__).resolve())  # as kernel_stamps.stamp_kernels_of (this runs apart from tests/)
 
 
 @jit.jit()

@@ -102,7 +102,7 @@ def test_tol_run_equals_a_fixed_run_of_the_same_chunks():
 
 def test_the_kernel_mirrors_are_cached_under_the_package_sources_stamp():
     # tests/kernel_samples.py inlines the package's kernel code: cached under its own file's stamp alone, it would
-    # load stale machine code after a package kernel was edited (jit.stamp_kernels_of).
+    # load stale machine code after a package kernel was edited (kernel_stamps.stamp_kernels_of).
     for kernel in (kernel_samples.sample_outputs, kernel_samples.sample_chain_outputs):
         locator = kernel._cache._impl.locator
         assert type(locator).__name__.startswith("Momentcalc")
@@ -155,12 +155,12 @@ def test_chain_rows_are_the_moments_of_the_outputs_and_of_the_squared_derivative
 
 @pytest.mark.parametrize("spec", ["relu", "sigmoid", "tanh", "relu | normalize | gelu"])
 def test_chain_outputs_are_the_slow_reference_at_the_streams_normals(spec):
-    # The normals come from normals.standard_normals (tested against numpy's words in test_normals),
+    # The normals come from kernel_samples.standard_normals (tested against numpy's words in test_normals),
     # the functions from the scalar definitions in ops.activations (naive.one_output).
     mu, sigma = 0.3, 1.5
     program = montecarlo.compile_program(parse(spec), mu, sigma)
     state = montecarlo.chunk_states(2, 0, 1)[0]
-    z = normals.standard_normals(state.copy(), 1500)
+    z = kernel_samples.standard_normals(state.copy(), 1500)
     prefix = {}
     if "normalize" in spec:
         mean, std, _, _ = quadrature.estimate_moments(parse("relu"), mu, sigma)

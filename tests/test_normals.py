@@ -22,20 +22,20 @@ def _bit_generator(seed):
 @pytest.mark.parametrize("seed", [0, 7])
 def test_normals_equal_the_plain_python_ziggurat_on_numpys_words(seed):
     n = 5 * normals.BLOCK + 17  # about 20 missed draws, a partial last block
-    fast = normals.standard_normals(normals.state_of(_bit_generator(seed)), n)
+    fast = kernel_samples.standard_normals(normals.state_of(_bit_generator(seed)), n)
     np.testing.assert_array_equal(fast, naive.Ziggurat(_bit_generator(seed)).normals(n))
 
 
 def test_the_state_advances_as_numpys_sfc64():
     state = normals.state_of(_bit_generator(3))
-    normals.standard_normals(state, 1000)
+    kernel_samples.standard_normals(state, 1000)
     reference = _bit_generator(3)
     naive.Ziggurat(reference).normals(1000)
     np.testing.assert_array_equal(state, normals.state_of(reference))
 
 
 def test_before_the_first_missed_draw_the_values_are_numpys():
-    fast = normals.standard_normals(normals.state_of(_bit_generator(1)), 400)
+    fast = kernel_samples.standard_normals(normals.state_of(_bit_generator(1)), 400)
     numpy_values = np.random.Generator(_bit_generator(1)).standard_normal(400)
     first_miss = np.argmax(fast != numpy_values)
     assert first_miss > 0
@@ -55,7 +55,7 @@ def _next_double(state):
 
 
 def test_normals_follow_the_normal_law():
-    z = normals.standard_normals(normals.state_of(_bit_generator(11)), 1 << 22)
+    z = kernel_samples.standard_normals(normals.state_of(_bit_generator(11)), 1 << 22)
     n = z.size
     # Moments: E z = 0, E z^2 = 1, E z^4 = 3 (Var z^2 = 2, Var z^4 = 96).
     assert abs(z.mean()) < 5 * math.sqrt(1 / n)

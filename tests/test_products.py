@@ -1,6 +1,7 @@
 """The op model's products: an op of named independent inputs declared by its factors only, derived by every method."""
 
 import pytest
+from throwaway_ops import unregister
 
 import momentcalc as mc
 from momentcalc import MomentcalcError, catalog
@@ -27,7 +28,7 @@ def throwaway_products():
         catalog.register(info)
     yield
     for info in infos:
-        catalog.unregister(info.name)
+        unregister(info.name)
 
 
 def test_a_product_declared_by_its_factors_is_derived_by_every_method(throwaway_products):
@@ -75,7 +76,7 @@ def throwaway_joint():
     )
     catalog.register(info)
     yield info.name
-    catalog.unregister(info.name)
+    unregister(info.name)
 
 
 def test_an_op_declaring_its_law_is_estimated_by_the_methods_it_declares(throwaway_joint):
@@ -139,4 +140,4 @@ def test_a_factor_without_a_compiled_function_is_sampled_in_numpy(throwaway_prod
         assert by["montecarlo"].notes == ("numpy sampling of each input",) and found.agree
         assert abs(by["montecarlo"].mean - 0.625) <= 4.5 * by["montecarlo"].mean_se
     finally:
-        catalog.unregister("x_sq_test")
+        unregister("x_sq_test")

@@ -16,16 +16,13 @@ from ..errors import MomentcalcError, WriteError
 from ._extras import PLOTS, require
 from ._fit import Column, fitted
 from ._util import EXIT_DISAGREE, _console, _examples, _LazyBar, _se, _value, app
+from .estimate import Method as EstimateMethod
 
 cmap_lib = lazy_module("momentcalc.cmap")  # scipy and numba: only when the command runs
 
 
-class Method(str, Enum):
-    auto = "auto"
-    certified = "certified"
-    closed = "closed"
-    quadrature = "quadrature"
-    montecarlo = "montecarlo"
+# estimate's methods, less the two K(c) has not: quasi-Monte Carlo, and "all" (auto already runs every one).
+Method = Enum("Method", {m.name: m.value for m in EstimateMethod if m.value not in ("qmc", "all")}, type=str)
 
 
 @app.command(

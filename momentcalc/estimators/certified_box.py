@@ -23,6 +23,7 @@ from fractions import Fraction
 from .. import catalog
 from .._lazy import lazy_module
 from . import NotApplicable, certified
+from .tails import padd, pmul, pscale, tail_bound
 
 flint = lazy_module("flint")
 
@@ -162,46 +163,13 @@ def param_slot(op, name: str) -> int:
     return both.pop()
 
 
-# --- polynomials in t = |z| with non-negative ball coefficients: the tail bounds -------------------
-
-
-def _padd(p, q):
-    n = max(len(p), len(q))
-    return [(p[i] if i < len(p) else 0) + (q[i] if i < len(q) else 0) for i in range(n)]
-
-
-def _pmul(p, q):
-    out = [flint.arb(0)] * (len(p) + len(q) - 1)
-    for i, a in enumerate(p):
-        for j, b in enumerate(q):
-            out[i + j] = out[i + j] + a * b
-    return out
-
-
-def _pscale(c, p):
-    return [c * a for a in p]
-
-
-def tail_bound(poly, lim: float):
-    """A ball holding every integral over |z| > lim of a function bounded by poly(|z|) times phi(z)."""
-    L = flint.arb(lim)
-    phi = (-L * L / 2).exp() / (2 * flint.arb.pi()).sqrt()
-    # T_k = E[|Z|^k; |Z| > L]: T_0 = erfc(L / sqrt 2), T_1 = 2 phi(L), T_k = 2 L^(k-1) phi(L) + (k - 1) T_(k-2).
-    moments = [(L / flint.arb(2).sqrt()).erfc(), 2 * phi]
-    while len(moments) < len(poly):
-        k = len(moments)
-        moments.append(2 * L ** (k - 1) * phi + (k - 1) * moments[k - 2])
-    r = sum((abs(c) * m for c, m in zip(poly, moments)), flint.arb(0)).upper()
-    return flint.arb(0, r)
-
-
 # --- the enclosures --------------------------------------------------------------------
 
 
-def _ball(lo: Fraction, hi: Fraction):
-    """An arb holding [lo, hi]."""
-    a = flint.arb(lo.numerator) / lo.denominator
-    b = flint.arb(hi.numerator) / hi.denominator
+def _ball(lo, hi):
+    """An arb holding [lo, hi], at the working precision: the ends are Fractions or arbs (rounded as a Fraction's
+    numerator / denominator would be: both give the same ball)."""
+    a, b = (+end if isinstance(end, flint.arb) else flint.arb(end.numerator) / end.denominator for end in (lo, hi))
     return a.union(b)
 
 
@@ -210,6 +178,12 @@ def _ends(ball) -> tuple[Fraction, Fraction]:
     if ends is None:
         raise NotApplicable("no finite enclosure")
     return ends
+
+
+def _finite(ball):
+    if not ball.is_finite():
+        raise NotApplicable("no finite enclosure")
+    return ball
 
 
 class _Setup:
@@ -291,8 +265,30 @@ def enclose(
     of the unknowns, and (jacobian=True) of each quantity's derivative in each unknown over the box.
 
     unknowns: per unknown, 0 or 1 (an argument of the op's functions, from param_slot) or one of 'a', 'b', 'c', 'd';
-    wrap: the affine wrap's values {a, b, c, d} (unknowns' entries ignored); box: per unknown, (lo, hi) Fractions.
-    Returns (values, jac): values[i] = (lo, hi); jac[i][j] = (lo, hi) for d quantity_i / d unknown_j, or None.
+    wrap: the affine wrap's values {a, b, c, d} (unknowns' entries ignored); box: per unknown, (lo, hi) Fractions
+    (or arbs). Returns (values, jac): values[i] = (lo, hi); jac[i][j] = (lo, hi) for d quantity_i / d unknown_j, or
+    None. The rest as enclose_balls."""
+    values, jac = enclose_balls(op, unknowns, wrap, mu, sigma, box, quantities, prec, jacobian, tol_bits, evals, var)
+    ends = [_ends(v) for v in values]
+    return ends, ([[_ends(x) for x in row] for row in jac] if jacobian else None)
+
+
+def enclose_balls(
+    op,
+    unknowns,
+    wrap,
+    mu,
+    sigma,
+    box,
+    quantities,
+    prec: int,
+    jacobian: bool = True,
+    tol_bits=None,
+    evals=EVALS,
+    var=None,
+):
+    """As enclose, with each enclosure a finite arb ball (at prec bits): values[i], jac[i][j] (or jac None).
+
     tol_bits (default prec): each integral's absolute tolerance 2^-tol_bits. Over a wide box the integrand's balls
     are wide where a kink's position in z is uncertain (b or c unknown), and a tolerance below that width would
     only spend evaluations. var: the input's variance exactly (then sigma, its rounded square root, is not used
@@ -315,8 +311,8 @@ def enclose(
             if q not in QUANTITIES:
                 raise NotApplicable(f"unknown quantity {q!r}")
             v, d = _quantity(setups, q, lim, prec if tol_bits is None else tol_bits, budget)
-            values.append(_ends(v))
-            jac.append([_ends(x) for x in d] if jacobian else None)
+            values.append(_finite(v))
+            jac.append([_finite(x) for x in d] if jacobian else None)
     return values, (jac if jacobian else None)
 
 
@@ -388,28 +384,28 @@ def _tail_poly(s: _Setup, what: str, part: int, m0):
     c0, c1, dd = s.growth()
     mx, sx = s.upper(s.m_in), s.upper(s.s_in)
     x_poly = [mx, sx]  # |x| <= mx + sx t
-    f_poly = _padd([c0], _pscale(c1, x_poly))  # |f(x)|
+    f_poly = padd([c0], pscale(c1, x_poly))  # |f(x)|
     w = {k: s.upper(v) for k, v in s.w.items()}
-    y_poly = _padd(_pscale(w["a"], f_poly), [w["d"]])
+    y_poly = padd(pscale(w["a"], f_poly), [w["d"]])
     g_abs = w["a"] * w["b"] * dd  # |y'| = |a b f'|
     kind = None if part == 0 else s.kinds[part - 1]
     z_over_sigma = [flint.arb(0), 1 / s.sigma]  # |z| / sigma
     if what in ("grad", "qslope"):
         if part == 0:
-            return [g_abs * g_abs] if what == "grad" else _pmul(y_poly, _pscale(g_abs, z_over_sigma))
+            return [g_abs * g_abs] if what == "grad" else pmul(y_poly, pscale(g_abs, z_over_sigma))
         dg = {"a": [w["b"] * dd], "d": [flint.arb(0)]}.get(kind)
         if dg is None:
-            dg = _pscale(w["a"] * w["b"], _param_poly(s, kind, x_poly))
+            dg = pscale(w["a"] * w["b"], _param_poly(s, kind, x_poly))
         if what == "grad":
-            return _pscale(2 * g_abs, dg)
+            return pscale(2 * g_abs, dg)
         # d(y g) = dy g + y dg
-        return _pmul(_padd(_pscale(g_abs, _dy_poly(s, kind, f_poly, w, dd)), _pmul(y_poly, dg)), z_over_sigma)
+        return pmul(padd(pscale(g_abs, _dy_poly(s, kind, f_poly, w, dd)), pmul(y_poly, dg)), z_over_sigma)
     if part == 0:
-        return y_poly if what == "mean" else _pmul(_padd(y_poly, [abs(m0)]), _padd(y_poly, [abs(m0)]))
+        return y_poly if what == "mean" else pmul(padd(y_poly, [abs(m0)]), padd(y_poly, [abs(m0)]))
     dy = _dy_poly(s, kind, f_poly, w, dd)
     if what == "mean":
         return dy
-    return _pscale(flint.arb(2), _pmul(_padd(y_poly, [abs(m0)]), dy))  # d (y - m0)^2 = 2 (y - m0) dy
+    return pscale(flint.arb(2), pmul(padd(y_poly, [abs(m0)]), dy))  # d (y - m0)^2 = 2 (y - m0) dy
 
 
 def _dy_poly(s: _Setup, kind, f_poly, w, dd):
@@ -417,14 +413,14 @@ def _dy_poly(s: _Setup, kind, f_poly, w, dd):
     if kind == "a":
         return f_poly
     if kind == "b":
-        return _pscale(w["a"] * dd, [abs(s.mu), s.sigma])  # a f'(x) (mu + sigma z)
+        return pscale(w["a"] * dd, [abs(s.mu), s.sigma])  # a f'(x) (mu + sigma z)
     if kind == "c":
         return [w["a"] * dd]
     if kind == "d":
         return [flint.arb(1)]
-    return _pscale(w["a"], _param_poly(s, kind, [s.upper(s.m_in), s.upper(s.s_in)]))
+    return pscale(w["a"], _param_poly(s, kind, [s.upper(s.m_in), s.upper(s.s_in)]))
 
 
 def _param_poly(s: _Setup, slot: int, x_poly):
     e0, e1, e2 = s.param_growth(slot)
-    return _padd(_padd([e0], _pscale(e1, x_poly)), _pscale(e2, _pmul(x_poly, x_poly)))
+    return padd(padd([e0], pscale(e1, x_poly)), pscale(e2, pmul(x_poly, x_poly)))

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 
 from .._lazy import lazy_module
-from . import NotApplicable, certified, certified_box
+from . import NotApplicable, certified, tails
 
 flint = lazy_module("flint")
 
@@ -122,4 +122,4 @@ def _kernel(op, c: float, m0: float, s0: float, prec: int, budget):
     c0, c1 = c0 + c1 * abs(flint.arb(m0)), c1 * abs(flint.arb(s0))  # |f(m0 + s0 x)| <= c0 + c1 |x|
     f_poly = [c0, c1]
     g_poly = [c0 + c1 * abs(flint.arb(c) ** 2 - 1).sqrt(), c1 * abs(flint.arb(c))]  # |g| <= c0 + c1 E|c x + s W|
-    return total + certified_box.tail_bound(certified_box._pmul(f_poly, g_poly), lim)
+    return total + tails.tail_bound(tails.pmul(f_poly, g_poly), lim)

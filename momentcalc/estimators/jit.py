@@ -14,7 +14,7 @@ momentcalc/ops and momentcalc/estimators to each momentcalc kernel's cache
 key, so any edit there recompiles them; other numba users are unaffected.
 A file outside the package whose kernels inline the package's (the tests'
 mirrors of the kernels, tests/kernel_samples.py) is cached the same way once
-it calls stamp_kernels_of(__file__).
+it is added to MIRRORS.
 
 Where: the package's own kernels are cached in one folder, kernels_folder():
 MOMENTCALC_KERNELS where it is set, else the package's _kernels folder, which
@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numba
 from numba import njit, typeof
 from numba.core import caching, event, types
 
@@ -52,7 +53,9 @@ from . import kernel_cache
 _PACKAGE = Path(__file__).resolve().parent.parent
 _SOURCES = ("ops", "estimators")
 KERNELS_VARIABLE = "MOMENTCALC_KERNELS"
-_MIRRORS: set[Path] = set()  # files outside the package cached under sources_stamp() (stamp_kernels_of)
+# Files outside the package whose kernels inline the package's kernel code (the tests' mirrors of the kernels):
+# cached under sources_stamp() too, once added here, so that an edited package kernel does not leave them stale.
+MIRRORS: set[Path] = set()
 
 
 @functools.lru_cache(maxsize=1)
@@ -65,13 +68,6 @@ def sources_stamp() -> str:
     return digest.hexdigest()
 
 
-def stamp_kernels_of(py_file: str) -> None:
-    """Cache the jit kernels of `py_file`, a file outside the package that inlines the package's kernel code,
-    under sources_stamp() too: keyed on their own file alone they would load stale code after a package kernel
-    was edited, and uncached they would compile again in every process."""
-    _MIRRORS.add(Path(py_file).resolve())
-
-
 @functools.cache
 def _resolved(py_file: str) -> Path:
     # Once per file, not per kernel: resolving stats every folder of the path, and ~240 kernels are declared at
@@ -80,14 +76,14 @@ def _resolved(py_file: str) -> Path:
 
 
 def _stamped(base: type) -> type:
-    """A numba cache locator like `base`, for momentcalc's own files (and _MIRRORS) only, with sources_stamp()
+    """A numba cache locator like `base`, for momentcalc's own files (and MIRRORS) only, with sources_stamp()
     in its key."""
 
     class Stamped(base):
         @classmethod
         def from_function(cls, py_func, py_file):
             path = _resolved(py_file)
-            if not (path.is_relative_to(_PACKAGE) or path in _MIRRORS):
+            if not (path.is_relative_to(_PACKAGE) or path in MIRRORS):
                 return None
             return super().from_function(py_func, py_file)
 
@@ -168,18 +164,33 @@ def _package_kernels(stamped: type) -> type:
     return PackageKernels
 
 
+LOCATOR_BASES = ("UserProvidedCacheLocator", "InTreeCacheLocator", "UserWideCacheLocator")
+
+
 def _install() -> None:
-    # Recent numba names these classes without a leading underscore; older versions with one.
-    names = ("UserProvidedCacheLocator", "InTreeCacheLocator", "UserWideCacheLocator")
-    stamped = [_stamped(_named(name)) for name in names]
-    classes = _named("CacheImpl")._locator_classes
+    # numba has no public hook for cache locators (its documentation offers cache=True and NUMBA_CACHE_DIR only):
+    # its private list CacheImpl._locator_classes is the one place, checked here and by tests/test_numba_internals.py.
+    stamped = [_stamped(_named(name)) for name in LOCATOR_BASES]
+    classes = getattr(_named("CacheImpl"), "_locator_classes", None)
+    if not isinstance(classes, list):
+        raise ImportError(_CHANGED.format(version=numba.__version__, what="CacheImpl._locator_classes is not a list"))
     if not any(getattr(c, "__name__", "").startswith("Momentcalc") for c in classes):
         # InTreeCacheLocator's from_function checks that the folder can be written; its path is replaced.
         classes[:0] = [_package_kernels(stamped[1]), *stamped]
 
 
+_CHANGED = (
+    "numba {version} changed the private cache internals momentcalc's kernel cache uses ({what}): "
+    "update momentcalc, or install an earlier numba"
+)
+
+
 def _named(name: str):
-    return getattr(caching, name, None) or getattr(caching, "_" + name)
+    # Recent numba names these classes without a leading underscore; older versions with one.
+    found = getattr(caching, name, None) or getattr(caching, "_" + name, None)
+    if not isinstance(found, type):
+        raise ImportError(_CHANGED.format(version=numba.__version__, what=f"numba.core.caching has no class {name}"))
+    return found
 
 
 _install()

@@ -46,6 +46,7 @@ from __future__ import annotations
 import numpy as np
 from numba import types
 
+from .. import catalog
 from ..ops import pooling
 from . import block_ops, normals
 from .jit import jit, shared
@@ -77,6 +78,13 @@ ACT_GRAD = types.FunctionType(types.UniTuple(_F, 2)(_I, _F, _F, _F))
 BLOCK = types.FunctionType(types.void(_FLOATS, _I, _F, _F, _F, _F, _F, _F, _FLOATS, _FLOATS, _FLOATS, _INTS))
 # The values loops of the batched pair kernel (VALUES): x[:m] <- f(x[:m]), f's (a, b), float, float and int64 scratch.
 VALUES_LOOP = types.FunctionType(types.void(_FLOATS, _I, _F, _F, _FLOATS, _FLOATS, _INTS))
+
+
+def _own(suffix: str) -> dict[str, str]:
+    """{activation: its wrapper's name} for the registered activations with a wrapper <name><suffix> in this
+    module: the wrappers are the one list of which activations have a vectorized form."""
+    names = globals()
+    return {a.name: a.name + suffix for a in catalog.jitted_activations() if a.name + suffix in names}
 
 
 @_inline
@@ -420,21 +428,8 @@ def erf_block(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):
 
 
 # Activations with vectorized loops of their own (block_ops): dispatch_gen's wrappers run them by fused_rows.
-BLOCKS = {
-    "relu": "relu_block",
-    "sigmoid": "sigmoid_block",
-    "tanh": "tanh_block",
-    "silu": "silu_block",
-    "swish": "swish_block",
-    "elu": "elu_block",
-    "celu": "celu_block",
-    "selu": "selu_block",
-    "softplus": "softplus_block",
-    "log_sigmoid": "log_sigmoid_block",
-    "gelu": "gelu_block",
-    "mish": "mish_block",
-    "erf": "erf_block",
-}
+# An activation has one where a wrapper named <name>_block is defined above.
+BLOCKS = _own("_block")
 
 
 # The values forms of the blocks, one signature for all: x[:m] <- f(x[:m]) in place, f's (a, b), then float,
@@ -506,22 +501,9 @@ def erf_values(x, m, a, b, e, e2, scale):
     block_ops.erf_values(x, m, e, e2, scale)
 
 
-# Activations with a values form: dispatch_gen writes a batched max-pool pair kernel for each. One entry per
-# activation.
-VALUES = {
-    "sigmoid": "sigmoid_values",
-    "tanh": "tanh_values",
-    "silu": "silu_values",
-    "swish": "swish_values",
-    "elu": "elu_values",
-    "celu": "celu_values",
-    "selu": "selu_values",
-    "softplus": "softplus_values",
-    "log_sigmoid": "log_sigmoid_values",
-    "gelu": "gelu_values",
-    "mish": "mish_values",
-    "erf": "erf_values",
-}
+# Activations with a values form: dispatch_gen writes a batched max-pool pair kernel for each. An activation has
+# one where a wrapper named <name>_values is defined above.
+VALUES = _own("_values")
 
 
 @_jit

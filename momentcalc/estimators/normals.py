@@ -135,18 +135,6 @@ def fill(state, z, m, missed, words):
         z[missed[k]] = _finish(state, x, idx, rabs)
 
 
-@_jit
-def standard_normals(state, n):
-    """The stream's next n normals, filled BLOCK at a time as the chain kernels fill them: for tests and references."""
-    out = np.empty(n)
-    missed = np.empty(BLOCK, dtype=np.int64)
-    words = np.empty(BLOCK, dtype=np.uint64)
-    for start in range(0, n, BLOCK):
-        m = min(BLOCK, n - start)
-        fill(state, out[start:], m, missed, words)
-    return out
-
-
 @_inline
 def per_fill(normals_per_output):
     """Whole outputs per fill for kernels that need normals_per_output normals each: a block's worth, at least one."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..result import Verdict
+from ..result import Verdict, record_dict
 
 
 @dataclass(frozen=True)
@@ -32,19 +32,8 @@ class WindowKind:
         return len(self.positions)
 
     def to_dict(self) -> dict:
-        return {
-            "label": self.label,
-            "real_inputs": self.real_inputs,
-            "count": self.count,
-            "positions": [list(p) for p in self.positions],
-            "mean": self.mean,
-            "std": self.std,
-            "mean_se": self.mean_se,
-            "std_se": self.std_se,
-            "method": self.method,
-            "exact_spec": self.exact_spec,
-            "note": self.note,
-        }
+        keys = ("label", "real_inputs", "count", "positions", "mean", "std", "mean_se", "std_se", "method")
+        return record_dict(self, keys + ("exact_spec", "note"))
 
 
 @dataclass(frozen=True)
@@ -60,15 +49,8 @@ class MapEstimate:
     seconds: float
 
     def to_dict(self) -> dict:
-        return {
-            "mean_map": self.mean.tolist(),
-            "std_map": self.std.tolist(),
-            "mean_se_map": self.mean_se.tolist(),
-            "std_se_map": self.std_se.tolist(),
-            "samples": self.samples,
-            "seed": self.seed,
-            "seconds": self.seconds,
-        }
+        maps = {"mean_map": self.mean, "std_map": self.std, "mean_se_map": self.mean_se, "std_se_map": self.std_se}
+        return record_dict(self, (*maps, "samples", "seed", "seconds"), **maps)
 
 
 @dataclass(frozen=True)
@@ -125,34 +107,8 @@ class SpatialResult(Verdict):
         return tuple(sorted({k.method for k in self.kinds}))
 
     def to_dict(self) -> dict:
-        return {
-            "spec": self.spec,
-            "input": self.input,
-            "dims": self.dims,
-            "size": self.size,
-            "output_size": self.output_size,
-            "mean_map": self.mean_map.tolist(),
-            "std_map": self.std_map.tolist(),
-            "mean_se_map": self.mean_se_map.tolist(),
-            "std_se_map": self.std_se_map.tolist(),
-            "kinds": [k.to_dict() for k in self.kinds],
-            "montecarlo": None if self.montecarlo is None else self.montecarlo.to_dict(),
-            "checks": [
-                {
-                    "kind": c.kind,
-                    "kind_index": c.kind_index,
-                    "quantity": c.quantity,
-                    "max_z": c.max_z,
-                    "worst": list(c.worst),
-                    "z": c.z,
-                    "limit": c.limit,
-                    "ok": c.ok,
-                }
-                for c in self.checks
-            ],
-            "agree": self.agree,
-            "disagreements": self.disagreements,
-        }
+        checks = [record_dict(c, ok=c.ok) for c in self.checks]
+        return record_dict(self, checks=checks, agree=self.agree, disagreements=self.disagreements)
 
 
 def family_z(z: float, count: int) -> float:

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 
 from .. import catalog
 from ..errors import MomentcalcError
@@ -20,37 +19,13 @@ from ..spec import Spec, parse
 from . import checks
 from .moments import moments
 
-_SELU_NAME = "selu"  # torch's F.selu uses the constants of Klambauer et al. 2017, as ops.activations does
+
+def _declared(info: catalog.OpInfo) -> Callable:
+    return lambda x, op: info.torch_fn(torch, x, *info.args(op))
 
 
-def _swish(x: torch.Tensor, op) -> torch.Tensor:
-    return x * torch.sigmoid(op.get("beta") * x)
-
-
-# name -> f(x, op) with the op's parameters read by op.get (defaults filled in)
-TORCH_FUNCTIONS: dict[str, Callable] = {
-    "abs": lambda x, op: torch.abs(x),
-    "celu": lambda x, op: F.celu(x, op.get("alpha")),
-    "elu": lambda x, op: F.elu(x, op.get("alpha")),
-    "erf": lambda x, op: torch.erf(x),
-    "gelu": lambda x, op: F.gelu(x, approximate=op.get("approximate")),
-    "hardsigmoid": lambda x, op: F.hardsigmoid(x),
-    "hardswish": lambda x, op: F.hardswish(x),
-    "hardtanh": lambda x, op: F.hardtanh(x, op.get("min_val"), op.get("max_val")),
-    "identity": lambda x, op: x,
-    "leaky_relu": lambda x, op: F.leaky_relu(x, op.get("slope")),
-    "log_sigmoid": lambda x, op: F.logsigmoid(x),
-    "mish": lambda x, op: F.mish(x),
-    "relu": lambda x, op: F.relu(x),
-    "relu6": lambda x, op: F.relu6(x),
-    _SELU_NAME: lambda x, op: F.selu(x),
-    "sigmoid": lambda x, op: torch.sigmoid(x),
-    "silu": lambda x, op: F.silu(x),
-    "softplus": lambda x, op: F.softplus(x, op.get("beta")),
-    "softsign": lambda x, op: F.softsign(x),
-    "swish": _swish,
-    "tanh": lambda x, op: torch.tanh(x),
-}
+# name -> f(x, op): each elementwise op's declared torch form (OpInfo.torch_fn), its parameters from op's args
+TORCH_FUNCTIONS: dict[str, Callable] = {o.name: _declared(o) for o in catalog.all_ops() if o.torch_fn is not None}
 
 
 def check_activation(spec: str) -> Spec:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from ...errors import MomentcalcError
+from ...result import record_dict
 from ...settings import Progress, check_depth, check_seed
 from .builders import VARIANTS, block_names, check_cost, least_cost, network, parse_block, plan_of
 from .hooks import Propagation, propagate
@@ -27,18 +28,9 @@ class Comparison:
     prediction: Propagation
 
     def to_dict(self) -> dict:
-        return {
-            "depth": self.depth,
-            "block": self.block,
-            "pool": self.pool,
-            "pool_every": self.pool_every,
-            "width": self.width,
-            "size": self.size,
-            "batch": self.batch,
-            "seed": self.seed,
-            "variants": {v: p.to_dict()["layers"] for v, p in self.runs.items()},
-            "prediction": self.prediction.to_dict()["layers"],
-        }
+        variants = {v: p.to_dict()["layers"] for v, p in self.runs.items()}
+        keys = ("depth", "block", "pool", "pool_every", "width", "size", "batch", "seed", "variants", "prediction")
+        return record_dict(self, keys, variants=variants, prediction=self.prediction.to_dict()["layers"])
 
 
 def compare(

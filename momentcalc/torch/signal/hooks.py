@@ -6,12 +6,13 @@ from __future__ import annotations
 import copy
 import math
 import pickle
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from ...errors import MomentcalcError
+from ...result import record_dict
 from ...settings import PROPAGATE_VALUES_MAX, Progress, check_seed
 from .. import checks
 from ..modules import _Normalized
@@ -31,7 +32,7 @@ class Propagation:
     layers: tuple[LayerStats, ...]
 
     def to_dict(self) -> dict:
-        return {"layers": [asdict(s) for s in self.layers]}
+        return record_dict(self)
 
 
 def propagate(
