@@ -134,6 +134,26 @@ def _expm1_reduced(r):
     return r + (C2 + C3 * r) * r2 + r4 * (q1 + r4 * (q2 + r4 * q3))
 
 
+@intrinsic
+def _as_float(typingctx, bits):
+    """The float64 whose bits these are (a bitcast, which vectorizes): 2^k from _exp_parts' bits, in a register."""
+    sig = types.float64(types.int64)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return sig, codegen
+
+
+@jit(error_model="numpy", fastmath={"contract"}, inline="always")
+def exp_nonpositive(t):
+    """exp(t) for t <= 0 (exp(-708) ~ 3.3e-308 for anything lower), within an ulp of libm, with no call and no
+    branch, so that a loop of it vectorizes: _exp_parts' polynomial times 2^k, for the joint ops' rows functions
+    (catalog.OpInfo.rows, softmax's exponentials), which dispatch.py passes it to."""
+    e, bits = _exp_parts(t)
+    return e * _as_float(bits)
+
+
 @_parts
 def _sigmoid_at(x, ej):
     """(sigmoid(x), sigmoid'(x)) from ej = exp(-|x|): both sides from the one exp, then select (as

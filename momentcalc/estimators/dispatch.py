@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 from ..catalog import lookup
+from . import block_ops
 from . import mc_kernels as k
 from .jit import jit
 
@@ -554,6 +555,157 @@ SCALAR_VALUES = {
     19: values_19,
     20: values_20,
     21: values_21,
+}
+
+
+@_jit
+def grads_1(x, m, a, b, e, e2, scale):  # relu
+    for j in range(m):
+        x[j] = _df1(x[j], a, b)
+
+
+@_jit
+def grads_2(x, m, a, b, e, e2, scale):  # sigmoid
+    for j in range(m):
+        x[j] = _df2(x[j], a, b)
+
+
+@_jit
+def grads_3(x, m, a, b, e, e2, scale):  # tanh
+    for j in range(m):
+        x[j] = _df3(x[j], a, b)
+
+
+@_jit
+def grads_4(x, m, a, b, e, e2, scale):  # gelu
+    for j in range(m):
+        x[j] = _df4(x[j], a, b)
+
+
+@_jit
+def grads_5(x, m, a, b, e, e2, scale):  # silu
+    for j in range(m):
+        x[j] = _df5(x[j], a, b)
+
+
+@_jit
+def grads_6(x, m, a, b, e, e2, scale):  # swish
+    for j in range(m):
+        x[j] = _df6(x[j], a, b)
+
+
+@_jit
+def grads_7(x, m, a, b, e, e2, scale):  # elu
+    for j in range(m):
+        x[j] = _df7(x[j], a, b)
+
+
+@_jit
+def grads_8(x, m, a, b, e, e2, scale):  # celu
+    for j in range(m):
+        x[j] = _df8(x[j], a, b)
+
+
+@_jit
+def grads_9(x, m, a, b, e, e2, scale):  # selu
+    for j in range(m):
+        x[j] = _df9(x[j], a, b)
+
+
+@_jit
+def grads_10(x, m, a, b, e, e2, scale):  # softplus
+    for j in range(m):
+        x[j] = _df10(x[j], a, b)
+
+
+@_jit
+def grads_11(x, m, a, b, e, e2, scale):  # leaky_relu
+    for j in range(m):
+        x[j] = _df11(x[j], a, b)
+
+
+@_jit
+def grads_12(x, m, a, b, e, e2, scale):  # mish
+    for j in range(m):
+        x[j] = _df12(x[j], a, b)
+
+
+@_jit
+def grads_13(x, m, a, b, e, e2, scale):  # hardswish
+    for j in range(m):
+        x[j] = _df13(x[j], a, b)
+
+
+@_jit
+def grads_14(x, m, a, b, e, e2, scale):  # hardsigmoid
+    for j in range(m):
+        x[j] = _df14(x[j], a, b)
+
+
+@_jit
+def grads_15(x, m, a, b, e, e2, scale):  # hardtanh
+    for j in range(m):
+        x[j] = _df15(x[j], a, b)
+
+
+@_jit
+def grads_16(x, m, a, b, e, e2, scale):  # relu6
+    for j in range(m):
+        x[j] = _df16(x[j], a, b)
+
+
+@_jit
+def grads_17(x, m, a, b, e, e2, scale):  # softsign
+    for j in range(m):
+        x[j] = _df17(x[j], a, b)
+
+
+@_jit
+def grads_18(x, m, a, b, e, e2, scale):  # erf
+    for j in range(m):
+        x[j] = _df18(x[j], a, b)
+
+
+@_jit
+def grads_19(x, m, a, b, e, e2, scale):  # abs
+    for j in range(m):
+        x[j] = _df19(x[j], a, b)
+
+
+@_jit
+def grads_20(x, m, a, b, e, e2, scale):  # log_sigmoid
+    for j in range(m):
+        x[j] = _df20(x[j], a, b)
+
+
+@_jit
+def grads_21(x, m, a, b, e, e2, scale):  # identity
+    for j in range(m):
+        x[j] = _df21(x[j], a, b)
+
+
+GRADS = {
+    1: grads_1,
+    2: grads_2,
+    3: grads_3,
+    4: grads_4,
+    5: grads_5,
+    6: grads_6,
+    7: grads_7,
+    8: grads_8,
+    9: grads_9,
+    10: grads_10,
+    11: grads_11,
+    12: grads_12,
+    13: grads_13,
+    14: grads_14,
+    15: grads_15,
+    16: grads_16,
+    17: grads_17,
+    18: grads_18,
+    19: grads_19,
+    20: grads_20,
+    21: grads_21,
 }
 
 
@@ -1331,6 +1483,42 @@ def _points_21(mask_state, points, weights, shift, mu, sigma, codes, params, seg
 
 def _points_m(mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n):
     return k.weighted_sums(own.act_m, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+
+
+# The joint ops' rows functions, their sums in vector lanes (LLVM's order, fixed once compiled).
+_rows = jit(error_model="numpy", fastmath={"reassoc", "contract"})
+_rows_1 = _inline(lookup("lppool").rows)
+_rows_2 = _inline(lookup("rmsnorm").rows)
+_rows_3 = _inline(lookup("layernorm").rows)
+_rows_4 = _inline(lookup("softmax").rows)
+
+
+@_rows
+def rows_1(x, count, n, a, b, y, g):  # lppool
+    own._rows_1(x, count, n, a, b, y, g, block_ops.exp_nonpositive)
+
+
+@_rows
+def rows_2(x, count, n, a, b, y, g):  # rmsnorm
+    own._rows_2(x, count, n, a, b, y, g, block_ops.exp_nonpositive)
+
+
+@_rows
+def rows_3(x, count, n, a, b, y, g):  # layernorm
+    own._rows_3(x, count, n, a, b, y, g, block_ops.exp_nonpositive)
+
+
+@_rows
+def rows_4(x, count, n, a, b, y, g):  # softmax
+    own._rows_4(x, count, n, a, b, y, g, block_ops.exp_nonpositive)
+
+
+ROWS = {
+    "lppool": rows_1,
+    "rmsnorm": rows_2,
+    "layernorm": rows_3,
+    "softmax": rows_4,
+}
 
 
 KERNELS = {
