@@ -48,6 +48,23 @@ def test_exp_is_within_one_ulp_of_libm_down_to_its_floor():
     assert np.max(np.abs(out - want) / np.spacing(want)) <= 1.0
 
 
+@njit
+def _exp_scalar_loop(t, out):
+    for j in range(t.size):
+        out[j] = block_ops.exp_nonpositive(t[j])
+
+
+def test_the_scalar_exp_of_the_rows_functions_is_the_array_exp_to_the_bit():
+    # block_ops.exp_nonpositive (softmax's rows: 2^k bitcast in a register) against the array form above, which the
+    # test before checks against libm.
+    t = np.concatenate(([0.0, -1e-300, -700.0, -708.0, -745.0], -np.random.default_rng(1).exponential(3.0, 2000)))
+    out, scale = _scratch(t.size)
+    _exp_nonpositive(t, out, scale)
+    scalar = np.empty(t.size)
+    _exp_scalar_loop(t, scalar)
+    assert np.array_equal(scalar, out)
+
+
 def test_exp_below_its_floor_is_the_floors():
     t = np.array([-708.5, -745.0, -1e6, -np.inf])
     out, scale = _scratch(t.size)

@@ -27,28 +27,31 @@ def _sample(op, x: np.ndarray):
     z -= z.max(axis=1, keepdims=True)  # no overflow: the largest exponent is 0
     e = np.exp(z)
     p = e / e.sum(axis=1, keepdims=True)
-    p1 = p[:, 0]
-    grad = p1 * p1 * ((1 - p1) ** 2 + (p * p).sum(axis=1) - p1 * p1) / op.get("t") ** 2
+    p1, rest = p[:, 0], p[:, 1:]
+    # (1 - p_1)^2 + |p|^2 - p_1^2 from the other outputs' sums: neither difference cancels where p_1 is near 1
+    grad = p1 * p1 * (rest.sum(axis=1) ** 2 + (rest * rest).sum(axis=1)) / op.get("t") ** 2
     return p1, grad
 
 
 def _rows(x, count, n, inv_t, b, y, g, exp):
     """_sample's compiled form (catalog.OpInfo.rows): each row's largest logit first, so that no exp overflows,
-    then the sums of the exponentials and of their squares: p_1 and |p|^2 = sum w^2 / (sum w)^2. exp: the kernels'
-    exp of a non-positive argument, which vectorizes (math.exp is a call per value)."""
+    then the sums of the other exponentials and of their squares (1 - p_1 and |p|^2 - p_1^2 without a difference).
+    exp: the kernels' exp of a non-positive argument, which vectorizes (math.exp is a call per value)."""
     for r in range(count):
         base = r * n
         top = x[base]
         for j in range(base + 1, base + n):
             top = x[j] if x[j] > top else top
-        s = s2 = 0.0
-        for j in range(base, base + n):
+        rest = rest2 = 0.0
+        for j in range(base + 1, base + n):
             w = exp((x[j] - top) * inv_t)
-            s += w
-            s2 += w * w
-        p1 = exp((x[base] - top) * inv_t) / s
+            rest += w
+            rest2 += w * w
+        w1 = exp((x[base] - top) * inv_t)
+        s = w1 + rest
+        p1 = w1 / s
         y[r] = p1
-        g[r] = p1 * p1 * ((1.0 - p1) * (1.0 - p1) + s2 / (s * s) - p1 * p1) * (inv_t * inv_t)
+        g[r] = p1 * p1 * ((rest * rest + rest2) / (s * s)) * (inv_t * inv_t)
 
 
 QUAD_SPREAD_MAX = 4.0  # s = sigma / t beyond which quadrature declines (the lognormals' tails need wider ranges)
