@@ -48,21 +48,23 @@ def test_exp_is_within_one_ulp_of_libm_down_to_its_floor():
     assert np.max(np.abs(out - want) / np.spacing(want)) <= 1.0
 
 
-@njit
+@njit(error_model="numpy", fastmath={"reassoc", "contract"})  # the flags dispatch.py compiles rows functions with
 def _exp_scalar_loop(t, out):
     for j in range(t.size):
         out[j] = block_ops.exp_nonpositive(t[j])
 
 
-def test_the_scalar_exp_of_the_rows_functions_is_the_array_exp_to_the_bit():
-    # block_ops.exp_nonpositive (softmax's rows: 2^k bitcast in a register) against the array form above, which the
-    # test before checks against libm.
-    t = np.concatenate(([0.0, -1e-300, -700.0, -708.0, -745.0], -np.random.default_rng(1).exponential(3.0, 2000)))
-    out, scale = _scratch(t.size)
-    _exp_nonpositive(t, out, scale)
-    scalar = np.empty(t.size)
-    _exp_scalar_loop(t, scalar)
-    assert np.array_equal(scalar, out)
+def test_the_scalar_exp_of_the_rows_functions_is_within_one_ulp_of_libm_down_to_its_floor():
+    # block_ops.exp_nonpositive (softmax's rows: 2^k bitcast in a register, not viewed from an array)
+    t = np.concatenate(([0.0, -1e-300, -700.0, block_ops.EXP_FLOOR], -np.random.default_rng(1).exponential(3.0, 2000)))
+    t = np.concatenate((t, -np.random.default_rng(2).uniform(0, 708, 2000)))
+    out = np.empty(t.size)
+    _exp_scalar_loop(t, out)
+    want = np.array([math.exp(v) for v in t])
+    assert np.max(np.abs(out - want) / np.spacing(want)) <= 1.0
+    below = np.array([-708.5, -745.0, -1e6])
+    _exp_scalar_loop(below, out)
+    np.testing.assert_allclose(out[:3], math.exp(block_ops.EXP_FLOOR), rtol=2.3e-16)
 
 
 def test_exp_below_its_floor_is_the_floors():
