@@ -28,7 +28,7 @@ def test_rows_functions_compute_what_the_numpy_samplers_do(spec):
     want_y, want_g = op.info.sample(op, x.copy())
     y, g = np.empty(200), np.empty(200)
     a, b = op.info.rows_args(op)
-    dispatch.ROWS[op.name](x.ravel().copy(), 200, n, a, b, y, g)
+    dispatch.rows(op.name)(x.ravel().copy(), 200, n, a, b, y, g)
     np.testing.assert_allclose(y, want_y, rtol=1e-13, atol=1e-300)
     np.testing.assert_allclose(g, want_g, rtol=1e-12, atol=1e-300)
 

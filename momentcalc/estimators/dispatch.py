@@ -558,155 +558,141 @@ SCALAR_VALUES = {
 }
 
 
-@_jit
-def grads_1(x, m, a, b, e, e2, scale):  # relu
+def _grads_1(x, m, a, b, e, e2, scale):  # relu
     for j in range(m):
         x[j] = _df1(x[j], a, b)
 
 
-@_jit
-def grads_2(x, m, a, b, e, e2, scale):  # sigmoid
+def _grads_2(x, m, a, b, e, e2, scale):  # sigmoid
     for j in range(m):
         x[j] = _df2(x[j], a, b)
 
 
-@_jit
-def grads_3(x, m, a, b, e, e2, scale):  # tanh
+def _grads_3(x, m, a, b, e, e2, scale):  # tanh
     for j in range(m):
         x[j] = _df3(x[j], a, b)
 
 
-@_jit
-def grads_4(x, m, a, b, e, e2, scale):  # gelu
+def _grads_4(x, m, a, b, e, e2, scale):  # gelu
     for j in range(m):
         x[j] = _df4(x[j], a, b)
 
 
-@_jit
-def grads_5(x, m, a, b, e, e2, scale):  # silu
+def _grads_5(x, m, a, b, e, e2, scale):  # silu
     for j in range(m):
         x[j] = _df5(x[j], a, b)
 
 
-@_jit
-def grads_6(x, m, a, b, e, e2, scale):  # swish
+def _grads_6(x, m, a, b, e, e2, scale):  # swish
     for j in range(m):
         x[j] = _df6(x[j], a, b)
 
 
-@_jit
-def grads_7(x, m, a, b, e, e2, scale):  # elu
+def _grads_7(x, m, a, b, e, e2, scale):  # elu
     for j in range(m):
         x[j] = _df7(x[j], a, b)
 
 
-@_jit
-def grads_8(x, m, a, b, e, e2, scale):  # celu
+def _grads_8(x, m, a, b, e, e2, scale):  # celu
     for j in range(m):
         x[j] = _df8(x[j], a, b)
 
 
-@_jit
-def grads_9(x, m, a, b, e, e2, scale):  # selu
+def _grads_9(x, m, a, b, e, e2, scale):  # selu
     for j in range(m):
         x[j] = _df9(x[j], a, b)
 
 
-@_jit
-def grads_10(x, m, a, b, e, e2, scale):  # softplus
+def _grads_10(x, m, a, b, e, e2, scale):  # softplus
     for j in range(m):
         x[j] = _df10(x[j], a, b)
 
 
-@_jit
-def grads_11(x, m, a, b, e, e2, scale):  # leaky_relu
+def _grads_11(x, m, a, b, e, e2, scale):  # leaky_relu
     for j in range(m):
         x[j] = _df11(x[j], a, b)
 
 
-@_jit
-def grads_12(x, m, a, b, e, e2, scale):  # mish
+def _grads_12(x, m, a, b, e, e2, scale):  # mish
     for j in range(m):
         x[j] = _df12(x[j], a, b)
 
 
-@_jit
-def grads_13(x, m, a, b, e, e2, scale):  # hardswish
+def _grads_13(x, m, a, b, e, e2, scale):  # hardswish
     for j in range(m):
         x[j] = _df13(x[j], a, b)
 
 
-@_jit
-def grads_14(x, m, a, b, e, e2, scale):  # hardsigmoid
+def _grads_14(x, m, a, b, e, e2, scale):  # hardsigmoid
     for j in range(m):
         x[j] = _df14(x[j], a, b)
 
 
-@_jit
-def grads_15(x, m, a, b, e, e2, scale):  # hardtanh
+def _grads_15(x, m, a, b, e, e2, scale):  # hardtanh
     for j in range(m):
         x[j] = _df15(x[j], a, b)
 
 
-@_jit
-def grads_16(x, m, a, b, e, e2, scale):  # relu6
+def _grads_16(x, m, a, b, e, e2, scale):  # relu6
     for j in range(m):
         x[j] = _df16(x[j], a, b)
 
 
-@_jit
-def grads_17(x, m, a, b, e, e2, scale):  # softsign
+def _grads_17(x, m, a, b, e, e2, scale):  # softsign
     for j in range(m):
         x[j] = _df17(x[j], a, b)
 
 
-@_jit
-def grads_18(x, m, a, b, e, e2, scale):  # erf
+def _grads_18(x, m, a, b, e, e2, scale):  # erf
     for j in range(m):
         x[j] = _df18(x[j], a, b)
 
 
-@_jit
-def grads_19(x, m, a, b, e, e2, scale):  # abs
+def _grads_19(x, m, a, b, e, e2, scale):  # abs
     for j in range(m):
         x[j] = _df19(x[j], a, b)
 
 
-@_jit
-def grads_20(x, m, a, b, e, e2, scale):  # log_sigmoid
+def _grads_20(x, m, a, b, e, e2, scale):  # log_sigmoid
     for j in range(m):
         x[j] = _df20(x[j], a, b)
 
 
-@_jit
-def grads_21(x, m, a, b, e, e2, scale):  # identity
+def _grads_21(x, m, a, b, e, e2, scale):  # identity
     for j in range(m):
         x[j] = _df21(x[j], a, b)
 
 
-GRADS = {
-    1: grads_1,
-    2: grads_2,
-    3: grads_3,
-    4: grads_4,
-    5: grads_5,
-    6: grads_6,
-    7: grads_7,
-    8: grads_8,
-    9: grads_9,
-    10: grads_10,
-    11: grads_11,
-    12: grads_12,
-    13: grads_13,
-    14: grads_14,
-    15: grads_15,
-    16: grads_16,
-    17: grads_17,
-    18: grads_18,
-    19: grads_19,
-    20: grads_20,
-    21: grads_21,
+_GRADS = {
+    1: _grads_1,
+    2: _grads_2,
+    3: _grads_3,
+    4: _grads_4,
+    5: _grads_5,
+    6: _grads_6,
+    7: _grads_7,
+    8: _grads_8,
+    9: _grads_9,
+    10: _grads_10,
+    11: _grads_11,
+    12: _grads_12,
+    13: _grads_13,
+    14: _grads_14,
+    15: _grads_15,
+    16: _grads_16,
+    17: _grads_17,
+    18: _grads_18,
+    19: _grads_19,
+    20: _grads_20,
+    21: _grads_21,
 }
+
+
+def grads(code):
+    """The f' loop of the activation with this code, jitted on first use."""
+    if ("grads", code) not in _jitted:
+        _jitted["grads", code] = _jit(_GRADS[code])
+    return _jitted["grads", code]
 
 
 @_jit
@@ -1493,22 +1479,18 @@ _rows_3 = _inline(lookup("layernorm").rows)
 _rows_4 = _inline(lookup("softmax").rows)
 
 
-@_rows
 def rows_1(x, count, n, a, b, y, g):  # lppool
     own._rows_1(x, count, n, a, b, y, g, block_ops.exp_nonpositive)
 
 
-@_rows
 def rows_2(x, count, n, a, b, y, g):  # rmsnorm
     own._rows_2(x, count, n, a, b, y, g, block_ops.exp_nonpositive)
 
 
-@_rows
 def rows_3(x, count, n, a, b, y, g):  # layernorm
     own._rows_3(x, count, n, a, b, y, g, block_ops.exp_nonpositive)
 
 
-@_rows
 def rows_4(x, count, n, a, b, y, g):  # softmax
     own._rows_4(x, count, n, a, b, y, g, block_ops.exp_nonpositive)
 
@@ -1519,6 +1501,13 @@ ROWS = {
     "layernorm": rows_3,
     "softmax": rows_4,
 }
+
+
+def rows(name):
+    """The joint op's rows function (ROWS), jitted on first use."""
+    if ("rows", name) not in _jitted:
+        _jitted["rows", name] = _rows(ROWS[name])
+    return _jitted["rows", name]
 
 
 KERNELS = {

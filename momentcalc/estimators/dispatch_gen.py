@@ -129,11 +129,20 @@ def render() -> str:
         lines += ["", "", "@_jit", f"def values_{code}(x, m, a, b, e, e2, scale):  # {a.name}"]
         lines += ["    for j in range(m):", f"        x[j] = _f{code}(x[j], a, b)"]
     lines += ["", "", "SCALAR_VALUES = {", *(f"    {code}: values_{code}," for code in range(1, len(acts) + 1)), "}"]
-    # Each activation's f' over a buffer, in place (the same signature): the product kernel's gradient factor.
+    # Each activation's f' over a buffer, in place (the same signature): the product kernel's gradient factor,
+    # jitted on first use (grads(code)), as the kernels below: each jitted at import costs every command.
     for code, a in enumerate(acts, 1):
-        lines += ["", "", "@_jit", f"def grads_{code}(x, m, a, b, e, e2, scale):  # {a.name}"]
+        lines += ["", "", f"def _grads_{code}(x, m, a, b, e, e2, scale):  # {a.name}"]
         lines += ["    for j in range(m):", f"        x[j] = _df{code}(x[j], a, b)"]
-    lines += ["", "", "GRADS = {", *(f"    {code}: grads_{code}," for code in range(1, len(acts) + 1)), "}"]
+    lines += ["", "", "_GRADS = {", *(f"    {code}: _grads_{code}," for code in range(1, len(acts) + 1)), "}"]
+    lines += [
+        "",
+        "",
+        "def grads(code):",
+        '    """The f\' loop of the activation with this code, jitted on first use."""',
+    ]
+    lines += ['    if ("grads", code) not in _jitted:', '        _jitted["grads", code] = _jit(_GRADS[code])']
+    lines += ['    return _jitted["grads", code]']
     # The blocks of the activations without a vectorized loop of their own (mc_kernels.BLOCKS), for the one
     # activation kernel all share (mc_kernels.fused_rows): their scalar (f, f') value by value.
     for code, a in enumerate(acts, 1):
@@ -193,9 +202,12 @@ def _rows_functions() -> list[str]:
     for i, info in enumerate(ops, 1):
         lines += [f'_rows_{i} = _inline(lookup("{info.name}").rows)']
     for i, info in enumerate(ops, 1):
-        lines += ["", "", "@_rows", f"def rows_{i}(x, count, n, a, b, y, g):  # {info.name}"]
+        lines += ["", "", f"def rows_{i}(x, count, n, a, b, y, g):  # {info.name}"]
         lines += [f"    own._rows_{i}(x, count, n, a, b, y, g, block_ops.exp_nonpositive)"]
     lines += ["", "", "ROWS = {", *(f'    "{info.name}": rows_{i},' for i, info in enumerate(ops, 1)), "}"]
+    lines += ["", "", "def rows(name):", '    """The joint op\'s rows function (ROWS), jitted on first use."""']
+    lines += ['    if ("rows", name) not in _jitted:', '        _jitted["rows", name] = _rows(ROWS[name])']
+    lines += ['    return _jitted["rows", name]']
     return lines
 
 

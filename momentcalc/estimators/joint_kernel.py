@@ -52,7 +52,7 @@ def compiled_rows(info: OpInfo):
             f"{dispatch_gen.TARGET.name} is stale: the ops with a rows function differ from its ROWS; "
             f"regenerate it with `{dispatch_gen.COMMAND}`"
         )
-    return dispatch.ROWS[info.name]
+    return dispatch.rows(info.name)
 
 
 def _buffers(n: int) -> tuple[np.ndarray, ...]:

@@ -1,7 +1,7 @@
 """The compiled Monte Carlo kernel of a product of two independent factors, y = f_0(x_0) f_1(x_1)
 (estimators.product_mc): a block of each input drawn from the kernels' own normals (normals.fill), each factor
 through its activation's values loop (mc_kernels.VALUES: vectorized; else dispatch.SCALAR_VALUES), the gradient
-factor f'(x_wrt) through dispatch.GRADS, then the block's sums of y and of the squared gradient reaching input
+factor f'(x_wrt) through dispatch.grads, then the block's sums of y and of the squared gradient reaching input
 `wrt`, in vector lanes (block_ops.add_block). Nothing is materialized beyond a block.
 
 One kernel serves every pair of factors (jit.shared): it calls the loops once per block, by their addresses, so a
@@ -64,7 +64,7 @@ def sums(names: tuple[str, str], params: np.ndarray, wrt: int, mu: float, sigma:
     dispatch) with params[i] = (a, b) of factor i: the shifts are the first output and squared gradient of chunk
     0's stream, so that the power sums do not cancel; every chunk runs with them."""
     codes = [dispatch.CODES[name] for name in names]
-    loops = (values_loop(names[0], codes[0]), values_loop(names[1], codes[1]), dispatch.GRADS[codes[wrt]])
+    loops = (values_loop(names[0], codes[0]), values_loop(names[1], codes[1]), dispatch.grads(codes[wrt]))
     sizes = driver.chunk_sizes(samples, CHUNK)
     states = driver.chunk_states(seed, 0, len(sizes))
 
