@@ -25,12 +25,13 @@ def test_rows_functions_compute_what_the_numpy_samplers_do(spec):
     x = np.random.default_rng(3).normal(0.2, 2.0, (200, n))
     x[0] = 0.0
     x[1, 0] = 300.0
-    want_y, want_g = op.info.sample(op, x.copy())
-    y, g = np.empty(200), np.empty(200)
     a, b = op.info.rows_args(op)
-    dispatch.rows(op.name)(x.ravel().copy(), 200, n, a, b, y, g)
-    np.testing.assert_allclose(y, want_y, rtol=1e-13, atol=1e-300)
-    np.testing.assert_allclose(g, want_g, rtol=1e-12, atol=1e-300)
+    for rows in (x, x[2:]):  # softmax: each row shifted by its largest logit, then the whole block without a shift
+        want_y, want_g = op.info.sample(op, rows.copy())
+        y, g = np.empty(len(rows)), np.empty(len(rows))
+        dispatch.rows(op.name)(rows.ravel().copy(), len(rows), n, a, b, y, g)
+        np.testing.assert_allclose(y, want_y, rtol=1e-13, atol=1e-300)
+        np.testing.assert_allclose(g, want_g, rtol=1e-12, atol=1e-300)
 
 
 def test_the_joint_kernel_gives_the_same_bits_on_any_thread_count_and_agrees_with_1_over_n():

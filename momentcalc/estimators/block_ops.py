@@ -146,10 +146,10 @@ def _as_float(typingctx, bits):
 
 
 @jit(error_model="numpy", fastmath={"contract"}, inline="always")
-def exp_nonpositive(t):
-    """exp(t) for t <= 0 (exp(-708) ~ 3.3e-308 for anything lower), within an ulp of libm, with no call and no
-    branch, so that a loop of it vectorizes: _exp_parts' polynomial times 2^k, for the joint ops' rows functions
-    (catalog.OpInfo.rows, softmax's exponentials), which dispatch.py passes it to."""
+def vector_exp(t):
+    """exp(t) for t <= 709 (exp(-708) ~ 3.3e-308 for anything lower), within an ulp of libm, with no call and no
+    branch, so that a loop of it vectorizes: _exp_parts' polynomial times 2^k (k <= 1023 is a normal power), for the
+    joint ops' rows functions (catalog.OpInfo.rows: softmax's exponentials), which dispatch.py passes it to."""
     e, bits = _exp_parts(t)
     return e * _as_float(bits)
 

@@ -1480,19 +1480,19 @@ _rows_4 = _inline(lookup("softmax").rows)
 
 
 def rows_1(x, count, n, a, b, y, g):  # lppool
-    own._rows_1(x, count, n, a, b, y, g, block_ops.exp_nonpositive)
+    own._rows_1(x, count, n, a, b, y, g, block_ops.vector_exp)
 
 
 def rows_2(x, count, n, a, b, y, g):  # rmsnorm
-    own._rows_2(x, count, n, a, b, y, g, block_ops.exp_nonpositive)
+    own._rows_2(x, count, n, a, b, y, g, block_ops.vector_exp)
 
 
 def rows_3(x, count, n, a, b, y, g):  # layernorm
-    own._rows_3(x, count, n, a, b, y, g, block_ops.exp_nonpositive)
+    own._rows_3(x, count, n, a, b, y, g, block_ops.vector_exp)
 
 
 def rows_4(x, count, n, a, b, y, g):  # softmax
-    own._rows_4(x, count, n, a, b, y, g, block_ops.exp_nonpositive)
+    own._rows_4(x, count, n, a, b, y, g, block_ops.vector_exp)
 
 
 ROWS = {

@@ -194,7 +194,7 @@ def render() -> str:
 
 def _rows_functions() -> list[str]:
     """Each joint op's declared rows function (catalog.OpInfo.rows), compiled with the kernels' vectorizable exp
-    (block_ops.exp_nonpositive) passed in and reassociation for its sums: ROWS[name], of joint_kernel.ROWS's
+    (block_ops.vector_exp) passed in and reassociation for its sums: ROWS[name], of joint_kernel.ROWS's
     signature, which the joint kernel calls by address."""
     ops = catalog.joint_rows_ops()
     lines = ["", "", "# The joint ops' rows functions, their sums in vector lanes (LLVM's order, fixed once compiled)."]
@@ -203,7 +203,7 @@ def _rows_functions() -> list[str]:
         lines += [f'_rows_{i} = _inline(lookup("{info.name}").rows)']
     for i, info in enumerate(ops, 1):
         lines += ["", "", f"def rows_{i}(x, count, n, a, b, y, g):  # {info.name}"]
-        lines += [f"    own._rows_{i}(x, count, n, a, b, y, g, block_ops.exp_nonpositive)"]
+        lines += [f"    own._rows_{i}(x, count, n, a, b, y, g, block_ops.vector_exp)"]
     lines += ["", "", "ROWS = {", *(f'    "{info.name}": rows_{i},' for i, info in enumerate(ops, 1)), "}"]
     lines += ["", "", "def rows(name):", '    """The joint op\'s rows function (ROWS), jitted on first use."""']
     lines += ['    if ("rows", name) not in _jitted:', '        _jitted["rows", name] = _rows(ROWS[name])']

@@ -33,23 +33,40 @@ def _sample(op, x: np.ndarray):
     return p1, grad
 
 
+# Where the block's inputs are this small (|x| / t <= sqrt(sum x^2) / t <= SHIFTLESS), exp(x / t) neither overflows
+# nor underflows, nor does its square: the rows need no shift by their largest logit (softmax does not change with
+# one), and the block's exponentials are one vector loop.
+SHIFTLESS = 300.0
+
+
 def _rows(x, count, n, inv_t, b, y, g, exp):
-    """_sample's compiled form (catalog.OpInfo.rows): each row's largest logit first, so that no exp overflows,
-    then the sums of the other exponentials and of their squares (1 - p_1 and |p|^2 - p_1^2 without a difference).
-    exp: the kernels' exp of a non-positive argument, which vectorizes (math.exp is a call per value)."""
+    """_sample's compiled form (catalog.OpInfo.rows): the exponentials (each row shifted by its largest logit unless
+    the block's inputs are small, SHIFTLESS), then the sums of the other exponentials and of their squares, 1 - p_1
+    and |p|^2 - p_1^2 without a difference. exp: the kernels' exp (x <= 709), which vectorizes (math.exp is a call
+    per value). Overwrites x with the exponentials."""
+    total = count * n
+    ss = 0.0
+    for j in range(total):
+        ss += x[j] * x[j]
+    if ss * (inv_t * inv_t) <= SHIFTLESS * SHIFTLESS:
+        for j in range(total):
+            x[j] = exp(x[j] * inv_t)
+    else:
+        for r in range(count):
+            base = r * n
+            top = x[base]
+            for j in range(base + 1, base + n):
+                top = x[j] if x[j] > top else top
+            for j in range(base, base + n):
+                x[j] = exp((x[j] - top) * inv_t)
     for r in range(count):
         base = r * n
-        top = x[base]
-        for j in range(base + 1, base + n):
-            top = x[j] if x[j] > top else top
         rest = rest2 = 0.0
         for j in range(base + 1, base + n):
-            w = exp((x[j] - top) * inv_t)
-            rest += w
-            rest2 += w * w
-        w1 = exp((x[base] - top) * inv_t)
-        s = w1 + rest
-        p1 = w1 / s
+            rest += x[j]
+            rest2 += x[j] * x[j]
+        s = x[base] + rest
+        p1 = x[base] / s
         y[r] = p1
         g[r] = p1 * p1 * ((rest * rest + rest2) / (s * s)) * (inv_t * inv_t)
 
