@@ -152,7 +152,8 @@ class OpInfo:
     # numba compiles (with reassociation: its sums run in vector lanes) for the joint kernel (estimators.joint_kernel),
     # as it does an elementwise op's f: y[r] and g[r] <- the output and squared gradient of the inputs
     # x[r n : (r + 1) n], for r < count, with n = size(op) and (a, b) = rows_args(op); exp(t) is the kernels' exp
-    # for t <= 709, which vectorizes. It may overwrite x. The generated dispatch.py compiles it (ROWS). None: `sample` (numpy) runs.
+    # for t <= 709, which vectorizes. It may overwrite x. The generated dispatch.py compiles it (ROWS). None: `sample`
+    # (numpy) runs.
     rows: Callable | None = None
     rows_args: Callable[[object], tuple[float, float]] = lambda op: (0.0, 0.0)
 
