@@ -1,18 +1,23 @@
-"""Pipelines against their window op alone: normals drawn per second, measured side by side in one run.
+"""Monte Carlo against the generator alone and against maxpool(k): normals drawn per second, side by side in one run.
 
-    python bench/pipelines.py              # k = 3, 2^22 outputs a run, best of 3 rounds
+    python bench/pipelines.py              # k = 3, about 2^23 normals a run, best of 3 rounds
     python bench/pipelines.py --k 2 --threads 1
-    python bench/pipelines.py --activations relu tanh gelu sigmoid
+    python bench/pipelines.py --activations relu tanh gelu sigmoid --ops glu "softmax(n=64)"
 
-For each `activation | maxpool(k)` and `activation | normalize | maxpool(k)`
-the ratio of its normals drawn per second to maxpool(k)'s (the target is 0.5
-or more). Antithetic pairs draw one window of normals for two outputs, so
-normals drawn = outputs * k^2 / 2 for every spec here. Kernels are loaded (or
-compiled) before timing; each round times every spec back to back, and the
-best round of each is kept, so a ratio compares like with like on a shared
-machine. CPU seconds (user + sys of this process) are printed with wall ones, and the ratio from them
-(steadier on a loaded machine: wall seconds there include waiting for a core).
-The last line is JSON.
+Every spec is timed against two yardsticks measured in the same rounds:
+`generator`, numpy's SFC64 Generator summing normals in a jitted prange
+loop (the pace of plain Monte Carlo through numpy; throughput.py's
+rng_limit), and maxpool(k). Specs: each activation alone, before
+`maxpool(k)` and before `normalize | maxpool(k)` (issue: 0.7 of the
+generator or more), and the ops of several inputs (issue: 0.5 of
+maxpool(k) or more). Normals drawn per output: 1 for an elementwise spec,
+k^2 / 2 where max pooling runs in antithetic pairs (one window of normals
+for two outputs), the inputs of a gated unit, the size of a joint op.
+Kernels are loaded (or compiled) before timing; each round times every spec
+back to back and keeps the best of each. CPU seconds (user + sys of this
+process) are printed with wall ones, and the ratios from them (steadier on a
+loaded machine: wall seconds there include waiting for a core). The load
+average is printed before and after. The last line is JSON.
 """
 
 from __future__ import annotations
@@ -23,59 +28,110 @@ import os
 import time
 
 import numba
+import numpy as np
+from throughput import _sum_normals_parallel
 
 import momentcalc as mc
 from momentcalc import catalog
+from momentcalc.estimators import montecarlo
 from momentcalc.spec import parse
 from momentcalc.tables import DEFAULT_SPECS
 
 # The activations of the default table (relu, sigmoid, tanh, gelu, ..., identity), as it writes them.
 ACTIVATIONS = tuple(s for s in DEFAULT_SPECS if all(op.kind == catalog.ELEMENTWISE for op in parse(s).ops))
+SEVERAL = (catalog.PRODUCT, catalog.JOINT, catalog.RESIDUAL)
+# The ops of several inputs of the default table, bilinear, and softmax at the sizes the issue names.
+OPS = tuple(s for s in DEFAULT_SPECS if parse(s).ops[0].kind in SEVERAL) + (
+    "bilinear",
+    "softmax(n=16)",
+    "softmax(n=1024)",
+)
+NORMALS = 1 << 23  # normals a timed run draws
+GENERATOR = "generator"
 
 
-def timed(spec: str, samples: int) -> tuple[float, float]:
+def normals_per_output(spec: str) -> float:
+    op = parse(spec).ops[0]
+    if op.kind == catalog.PRODUCT:
+        return float(len(op.info.inputs))
+    if op.kind == catalog.JOINT:
+        return float(op.info.size(op))
+    if op.kind == catalog.RESIDUAL:
+        return 1.0
+    program = montecarlo.compile_program(parse(spec), 0.0, 1.0)
+    n = program.normals_per_output
+    return n / 2 if program.antithetic else float(n)
+
+
+def timed(run) -> tuple[float, float]:
     cpu, wall = time.process_time(), time.perf_counter()
-    mc.estimate(spec, method="montecarlo", samples=samples)
+    run()
     return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def _generator(chunks: int):
+    gens = [np.random.Generator(np.random.SFC64(s)) for s in np.random.SeedSequence(0).spawn(chunks)]
+    _sum_normals_parallel(gens, 10)  # compiled or loaded
+    return lambda: _sum_normals_parallel(gens, NORMALS // chunks)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--k", type=int, default=3)
-    parser.add_argument("--samples", type=int, default=1 << 22)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=numba.get_num_threads())
-    parser.add_argument("--activations", nargs="+", default=ACTIVATIONS, help="default: the default table's")
+    parser.add_argument("--activations", nargs="*", default=ACTIVATIONS, help="default: the default table's")
+    parser.add_argument("--ops", nargs="*", default=OPS, help="ops of several inputs (default: the table's)")
     args = parser.parse_args()
     numba.set_num_threads(args.threads)
+    load_before = os.getloadavg()[0]
     base = f"maxpool(k={args.k})"
-    specs = [base] + [f"{a} | {base}" for a in args.activations]
+    specs = [base, *args.activations]
+    specs += [f"{a} | {base}" for a in args.activations]
     specs += [f"{a} | normalize | {base}" for a in args.activations]
+    specs += list(args.ops)
+    per = {spec: normals_per_output(spec) for spec in specs}
+    per[GENERATOR] = 1.0
+    runs = {GENERATOR: _generator(64)}
     for spec in specs:
-        mc.estimate(spec, method="montecarlo", samples=1 << 12)  # kernels loaded or compiled
-    drawn = args.samples * args.k**2 / 2
-    best = {spec: (float("inf"), float("inf")) for spec in specs}
+        samples = max(1, int(NORMALS / per[spec]))
+        mc.estimate(spec, method="montecarlo", samples=min(samples, 1 << 12))  # kernels loaded or compiled
+        runs[spec] = lambda spec=spec, samples=samples: mc.estimate(spec, method="montecarlo", samples=samples)
+    best = {name: (float("inf"), float("inf")) for name in runs}
     for _ in range(args.rounds):
-        for spec in specs:
-            wall, cpu = timed(spec, args.samples)
-            best[spec] = (min(best[spec][0], wall), min(best[spec][1], cpu))
-    print(f"{args.threads} threads, {args.samples} outputs a run, load average {os.getloadavg()[0]:.1f}")
-    print(f"{'spec':<52}{'normals/s':>12}{'vs ' + base:>18}{'by cpu s':>10}{'wall s':>9}{'cpu s':>8}")
-    report = {}
-    for spec in specs:
-        wall, cpu = best[spec]
-        ratio = best[base][0] / wall
-        # The same ratio from CPU seconds: steadier where other processes take turns on the cores.
-        ratio_cpu = best[base][1] / cpu
-        report[spec] = {
+        for name, run in runs.items():
+            wall, cpu = timed(run)
+            best[name] = (min(best[name][0], wall), min(best[name][1], cpu))
+    gen_wall, gen_cpu = best[GENERATOR]
+    print(
+        f"{args.threads} threads, about {NORMALS} normals a run, load average {load_before:.1f} before, "
+        f"{os.getloadavg()[0]:.1f} after"
+    )
+    print(f"{'spec':<44}{'normals/s':>11}{'vs generator':>13}{'by cpu':>8}{'vs ' + base:>16}{'by cpu':>8}")
+    report = {"threads": args.threads, "load_before": load_before, "load_after": os.getloadavg()[0]}
+    for name in runs:
+        drawn = _drawn(name, per)
+        wall, cpu = best[name]
+        row = {
             "normals_per_s": drawn / wall,
-            "ratio": ratio,
-            "ratio_cpu": ratio_cpu,
+            # per normal drawn: the generator's seconds for as many normals over this spec's
+            "vs_generator": (gen_wall / NORMALS) / (wall / drawn),
+            "vs_generator_cpu": (gen_cpu / NORMALS) / (cpu / drawn),
+            "vs_base": (best[base][0] / _drawn(base, per)) / (wall / drawn),
+            "vs_base_cpu": (best[base][1] / _drawn(base, per)) / (cpu / drawn),
             "wall_s": wall,
             "cpu_s": cpu,
         }
-        print(f"{spec:<52}{drawn / wall:>12.3g}{ratio:>18.2f}{ratio_cpu:>10.2f}{wall:>9.3f}{cpu:>8.3f}")
+        report[name] = row
+        print(
+            f"{name:<44}{row['normals_per_s']:>11.3g}{row['vs_generator']:>13.2f}{row['vs_generator_cpu']:>8.2f}"
+            f"{row['vs_base']:>16.2f}{row['vs_base_cpu']:>8.2f}"
+        )
     print(json.dumps(report))
+
+
+def _drawn(spec: str, per: dict) -> float:
+    return max(1, int(NORMALS / per[spec])) * per[spec]
 
 
 if __name__ == "__main__":

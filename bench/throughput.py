@@ -282,24 +282,56 @@ def exact_timings() -> dict:
     }
 
 
+def _cpu_rate(fn, count: int, repeats: int) -> float:
+    """count / the least CPU seconds (user + sys of this process) of fn over repeats runs."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.process_time()
+        fn()
+        best = min(best, time.process_time() - start)
+    return count / best
+
+
 def activation_ratios(specs: list[str], normals: int, rounds: int = 3) -> dict:
-    """Each elementwise spec's normals/s on one thread against rng_limit on one thread, best of rounds."""
+    """Each elementwise spec's normals/s on one thread against rng_limit on one thread, best of rounds, by wall
+    and by CPU seconds (steadier on a loaded machine, where wall seconds include waiting for a core)."""
+    load_before = os.getloadavg()[0]
     limit_name, _ = rng_limit(normals // 4)
     limit_bitgen = getattr(np.random, limit_name)
+    chunks = 64
+    gens = [np.random.Generator(limit_bitgen(s)) for s in np.random.SeedSequence(0).spawn(chunks)]
     best: dict[str, float] = {}
     specs = list(dict.fromkeys(["relu", *specs]))
+    for spec in specs:
+        mc.estimate(spec, method="montecarlo", samples=1 << 12)  # compiled or loaded from cache
     for _ in range(rounds):
-        _keep_best(best, "limit 1", _with_threads(1, lambda: _limit_rate(limit_bitgen, normals, 3)))
+        _keep_best(best, "limit 1", _with_threads(1, lambda: _limit_rate(limit_bitgen, normals, 1)))
+        _keep_best(
+            best,
+            "limit 1 cpu",
+            _with_threads(
+                1,
+                lambda: _cpu_rate(
+                    lambda: _sum_normals_parallel(gens, normals // chunks), normals // chunks * chunks, 1
+                ),
+            ),
+        )
         for spec in specs:
             _keep_best(best, spec, fused_rate(spec, normals, 1, 1))
-    print(f"rng_limit on 1 thread: {best['limit 1']:.3g} normals/s ({limit_name})")
+            run = lambda spec=spec: mc.estimate(spec, method="montecarlo", samples=normals)  # noqa: E731
+            _keep_best(best, spec + " cpu", _with_threads(1, lambda run=run: _cpu_rate(run, normals, 1)))
+    print(
+        f"rng_limit on 1 thread: {best['limit 1']:.3g} normals/s ({limit_name}); load average {load_before:.1f} "
+        f"before, {os.getloadavg()[0]:.1f} after"
+    )
     # rng_limit is itself a measurement that a loaded machine moves: relu (a fused block, about at the limit),
     # always measured in the same rounds, is a second yardstick.
-    print(f"{'activation':<26}{'normals/s':>12}{'vs limit':>10}{'vs relu':>9}")
-    report = {}
+    print(f"{'activation':<26}{'normals/s':>12}{'vs limit':>10}{'by cpu':>8}{'vs relu':>9}")
+    report = {"load_before": load_before, "load_after": os.getloadavg()[0]}
     for spec in specs:
-        report[spec] = best[spec] / best["limit 1"]
-        print(f"{spec:<26}{best[spec]:>12.3g}{report[spec]:>10.2f}{best[spec] / best['relu']:>9.2f}")
+        ratio, ratio_cpu = best[spec] / best["limit 1"], best[spec + " cpu"] / best["limit 1 cpu"]
+        report[spec] = {"ratio": ratio, "ratio_cpu": ratio_cpu}
+        print(f"{spec:<26}{best[spec]:>12.3g}{ratio:>10.2f}{ratio_cpu:>8.2f}{best[spec] / best['relu']:>9.2f}")
     return report
 
 

@@ -151,6 +151,14 @@ class OpInfo:
     sample: Callable[[object, object], tuple] | None = None
     ball_law: Callable[[object, float, float, object], tuple | None] | None = None
     quad_law: Callable[[object, float, float], tuple | None] | None = None
+    # Monte Carlo's compiled form of `sample`: rows(x, count, n, a, b, y, g, exp) in plain `math` and loops, which
+    # numba compiles (with reassociation: its sums run in vector lanes) for the joint kernel (estimators.joint_kernel),
+    # as it does an elementwise op's f: y[r] and g[r] <- the output and squared gradient of the inputs
+    # x[r n : (r + 1) n], for r < count, with n = size(op) and (a, b) = rows_args(op); exp(t) is the kernels' exp
+    # for t <= 709, which vectorizes. It may overwrite x. The generated dispatch.py compiles it (ROWS). None: `sample`
+    # (numpy) runs.
+    rows: Callable | None = None
+    rows_args: Callable[[object], tuple[float, float]] = lambda op: (0.0, 0.0)
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
@@ -175,6 +183,11 @@ def lookup(name: str) -> OpInfo | None:
 def all_ops() -> list[OpInfo]:
     """Every op, elementwise first, each group by name."""
     return sorted(_OPS.values(), key=lambda o: (o.kind != ELEMENTWISE, o.name))
+
+
+def joint_rows_ops() -> list[OpInfo]:
+    """Ops that declare a compiled form of their sampler (OpInfo.rows), in declaration order: the joint kernel's."""
+    return [o for o in _OPS.values() if o.rows is not None]
 
 
 def jitted_activations() -> list[OpInfo]:

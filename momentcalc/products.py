@@ -23,6 +23,8 @@ certified = lazy_module("momentcalc.estimators.certified")
 certified_product = lazy_module("momentcalc.estimators.certified_product")
 product_mc = lazy_module("momentcalc.estimators.product_mc")
 program = lazy_module("momentcalc.estimators.program")
+montecarlo = lazy_module("momentcalc.estimators.montecarlo")
+driver = lazy_module("momentcalc.estimators.driver")
 product_moments = lazy_module("momentcalc.estimators.product_moments")
 certified_law = lazy_module("momentcalc.estimators.certified_law")
 sampled_mc = lazy_module("momentcalc.estimators.sampled_mc")
@@ -137,8 +139,9 @@ def _factor(method: str, spec: Spec, mu: float, sigma: float):
 
 
 def residual_estimate(method: str, op: Op, mu: float, sigma: float, settings: RunSettings) -> Estimate:
-    """y = sqrt(1 - tau) x + sqrt(tau) F(x) as one numpy function of x (F's normalize constants exact at the input
-    N(mu, sigma^2)), by quadrature (which integrates x F(x) with F) or numpy Monte Carlo; dy/dx by the chain rule."""
+    """y = sqrt(1 - tau) x + sqrt(tau) F(x) as one function of x (F's normalize constants exact at the input
+    N(mu, sigma^2)), by quadrature (which integrates x F(x) with F) or Monte Carlo (the chain kernel, F inside a skip
+    connection; numpy where F holds expr); dy/dx by the chain rule."""
     if method not in ("quadrature", "montecarlo"):
         raise NotApplicable(f"{method} does not treat {op}: only quadrature and Monte Carlo integrate x F(x)")
     start = time.perf_counter()
@@ -153,6 +156,12 @@ def residual_estimate(method: str, op: Op, mu: float, sigma: float, settings: Ru
     def df(x):
         return a + b * _through(stages, x)[1]
 
+    if method == "montecarlo" and not vectorized.needs_numpy(inner):
+        # The chain kernel, F's stages inside a skip connection: y and dy/dx per draw, compiled.
+        chain = program.skip_program(montecarlo.compile_program(inner, mu, sigma, norms), a, b)
+        settings, notes = driver.within_budget(settings, 1, montecarlo.DEFAULT_SAMPLES)
+        summary = montecarlo.run(chain, settings)
+        return summary.estimate(method, settings.seed, time.perf_counter() - start, notes=notes)
     stage = vectorized.VecStage(str(op), f, df)
     if method == "quadrature":
         mean, std, mean_err, std_err, grad, grad_err = quadrature.callable_moments(stage, mu, sigma)

@@ -59,7 +59,7 @@ def sample_chain_outputs(state, count, mu, sigma, codes, params):
     for start in range(0, count, normals.BLOCK):
         m = min(normals.BLOCK, count - start)
         normals.fill(state, z, m, missed, words)
-        mc._chain_block(dispatch.act_grad_m, state, mu, sigma, codes, params, z, g, m)
+        mc._chain_block(dispatch.act_grad_m, state, mu, sigma, codes, params, z, g, m, words.view(np.float64))
         out[0, start : start + m] = z[:m]
         out[1, start : start + m] = g[:m]
     return out

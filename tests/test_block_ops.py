@@ -26,7 +26,7 @@ def _scratch(n):
 
 
 @njit(fastmath={"contract"})
-def _exp_nonpositive(t, out, scale):
+def _vector_exp(t, out, scale):
     """exp over an array, as add_sigmoid_block computes it: block_ops._exp_parts in a loop, 2^k viewed from its bits."""
     for j in range(t.size):
         out[j], scale[j] = block_ops._exp_parts(t[j])
@@ -45,15 +45,34 @@ def test_exp_is_within_one_ulp_of_libm_down_to_its_floor():
         )
     )
     out, scale = _scratch(t.size)
-    _exp_nonpositive(t, out, scale)
+    _vector_exp(t, out, scale)
     want = np.array([math.exp(v) for v in t])
     assert np.max(np.abs(out - want) / np.spacing(want)) <= 1.0
+
+
+@njit(error_model="numpy", fastmath={"reassoc", "contract"})  # the flags dispatch.py compiles rows functions with
+def _exp_scalar_loop(t, out):
+    for j in range(t.size):
+        out[j] = block_ops.vector_exp(t[j])
+
+
+def test_the_scalar_exp_of_the_rows_functions_is_within_one_ulp_of_libm_down_to_its_floor():
+    # block_ops.vector_exp (softmax's rows: 2^k bitcast in a register, not viewed from an array)
+    t = np.concatenate(([0.0, -1e-300, -700.0, block_ops.EXP_FLOOR], -np.random.default_rng(1).exponential(3.0, 2000)))
+    t = np.concatenate((t, -np.random.default_rng(2).uniform(0, 708, 2000)))
+    out = np.empty(t.size)
+    _exp_scalar_loop(t, out)
+    want = np.array([math.exp(v) for v in t])
+    assert np.max(np.abs(out - want) / np.spacing(want)) <= 1.0
+    below = np.array([-708.5, -745.0, -1e6])
+    _exp_scalar_loop(below, out)
+    np.testing.assert_allclose(out[:3], math.exp(block_ops.EXP_FLOOR), rtol=2.3e-16)
 
 
 def test_exp_below_its_floor_is_the_floors():
     t = np.array([-708.5, -745.0, -1e6, -np.inf])
     out, scale = _scratch(t.size)
-    _exp_nonpositive(t, out, scale)
+    _vector_exp(t, out, scale)
     np.testing.assert_allclose(out, math.exp(block_ops.EXP_FLOOR), rtol=2.3e-16)
 
 

@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 from ..catalog import lookup
+from . import block_ops
 from . import mc_kernels as k
 from .jit import jit
 
@@ -555,6 +556,143 @@ SCALAR_VALUES = {
     20: values_20,
     21: values_21,
 }
+
+
+def _grads_1(x, m, a, b, e, e2, scale):  # relu
+    for j in range(m):
+        x[j] = _df1(x[j], a, b)
+
+
+def _grads_2(x, m, a, b, e, e2, scale):  # sigmoid
+    for j in range(m):
+        x[j] = _df2(x[j], a, b)
+
+
+def _grads_3(x, m, a, b, e, e2, scale):  # tanh
+    for j in range(m):
+        x[j] = _df3(x[j], a, b)
+
+
+def _grads_4(x, m, a, b, e, e2, scale):  # gelu
+    for j in range(m):
+        x[j] = _df4(x[j], a, b)
+
+
+def _grads_5(x, m, a, b, e, e2, scale):  # silu
+    for j in range(m):
+        x[j] = _df5(x[j], a, b)
+
+
+def _grads_6(x, m, a, b, e, e2, scale):  # swish
+    for j in range(m):
+        x[j] = _df6(x[j], a, b)
+
+
+def _grads_7(x, m, a, b, e, e2, scale):  # elu
+    for j in range(m):
+        x[j] = _df7(x[j], a, b)
+
+
+def _grads_8(x, m, a, b, e, e2, scale):  # celu
+    for j in range(m):
+        x[j] = _df8(x[j], a, b)
+
+
+def _grads_9(x, m, a, b, e, e2, scale):  # selu
+    for j in range(m):
+        x[j] = _df9(x[j], a, b)
+
+
+def _grads_10(x, m, a, b, e, e2, scale):  # softplus
+    for j in range(m):
+        x[j] = _df10(x[j], a, b)
+
+
+def _grads_11(x, m, a, b, e, e2, scale):  # leaky_relu
+    for j in range(m):
+        x[j] = _df11(x[j], a, b)
+
+
+def _grads_12(x, m, a, b, e, e2, scale):  # mish
+    for j in range(m):
+        x[j] = _df12(x[j], a, b)
+
+
+def _grads_13(x, m, a, b, e, e2, scale):  # hardswish
+    for j in range(m):
+        x[j] = _df13(x[j], a, b)
+
+
+def _grads_14(x, m, a, b, e, e2, scale):  # hardsigmoid
+    for j in range(m):
+        x[j] = _df14(x[j], a, b)
+
+
+def _grads_15(x, m, a, b, e, e2, scale):  # hardtanh
+    for j in range(m):
+        x[j] = _df15(x[j], a, b)
+
+
+def _grads_16(x, m, a, b, e, e2, scale):  # relu6
+    for j in range(m):
+        x[j] = _df16(x[j], a, b)
+
+
+def _grads_17(x, m, a, b, e, e2, scale):  # softsign
+    for j in range(m):
+        x[j] = _df17(x[j], a, b)
+
+
+def _grads_18(x, m, a, b, e, e2, scale):  # erf
+    for j in range(m):
+        x[j] = _df18(x[j], a, b)
+
+
+def _grads_19(x, m, a, b, e, e2, scale):  # abs
+    for j in range(m):
+        x[j] = _df19(x[j], a, b)
+
+
+def _grads_20(x, m, a, b, e, e2, scale):  # log_sigmoid
+    for j in range(m):
+        x[j] = _df20(x[j], a, b)
+
+
+def _grads_21(x, m, a, b, e, e2, scale):  # identity
+    for j in range(m):
+        x[j] = _df21(x[j], a, b)
+
+
+_GRADS = {
+    1: _grads_1,
+    2: _grads_2,
+    3: _grads_3,
+    4: _grads_4,
+    5: _grads_5,
+    6: _grads_6,
+    7: _grads_7,
+    8: _grads_8,
+    9: _grads_9,
+    10: _grads_10,
+    11: _grads_11,
+    12: _grads_12,
+    13: _grads_13,
+    14: _grads_14,
+    15: _grads_15,
+    16: _grads_16,
+    17: _grads_17,
+    18: _grads_18,
+    19: _grads_19,
+    20: _grads_20,
+    21: _grads_21,
+}
+
+
+def grads(code):
+    """The f' loop of the activation with this code, jitted on first use."""
+    if ("grads", code) not in _jitted:
+        _jitted["grads", code] = _jit(_GRADS[code])
+    return _jitted["grads", code]
 
 
 @_jit
@@ -1331,6 +1469,45 @@ def _points_21(mask_state, points, weights, shift, mu, sigma, codes, params, seg
 
 def _points_m(mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n):
     return k.weighted_sums(own.act_m, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+
+
+# The joint ops' rows functions, their sums in vector lanes (LLVM's order, fixed once compiled).
+_rows = jit(error_model="numpy", fastmath={"reassoc", "contract"})
+_rows_1 = _inline(lookup("lppool").rows)
+_rows_2 = _inline(lookup("rmsnorm").rows)
+_rows_3 = _inline(lookup("layernorm").rows)
+_rows_4 = _inline(lookup("softmax").rows)
+
+
+def rows_1(x, count, n, a, b, y, g):  # lppool
+    own._rows_1(x, count, n, a, b, y, g, block_ops.vector_exp)
+
+
+def rows_2(x, count, n, a, b, y, g):  # rmsnorm
+    own._rows_2(x, count, n, a, b, y, g, block_ops.vector_exp)
+
+
+def rows_3(x, count, n, a, b, y, g):  # layernorm
+    own._rows_3(x, count, n, a, b, y, g, block_ops.vector_exp)
+
+
+def rows_4(x, count, n, a, b, y, g):  # softmax
+    own._rows_4(x, count, n, a, b, y, g, block_ops.vector_exp)
+
+
+ROWS = {
+    "lppool": rows_1,
+    "rmsnorm": rows_2,
+    "layernorm": rows_3,
+    "softmax": rows_4,
+}
+
+
+def rows(name):
+    """The joint op's rows function (ROWS), jitted on first use."""
+    if ("rows", name) not in _jitted:
+        _jitted["rows", name] = _rows(ROWS[name])
+    return _jitted["rows", name]
 
 
 KERNELS = {

@@ -88,6 +88,7 @@ def render() -> str:
         "",
         "import numpy as np",
         "from ..catalog import lookup",
+        "from . import block_ops",
         "from . import mc_kernels as k",
         "from .jit import jit",
         "",
@@ -128,6 +129,20 @@ def render() -> str:
         lines += ["", "", "@_jit", f"def values_{code}(x, m, a, b, e, e2, scale):  # {a.name}"]
         lines += ["    for j in range(m):", f"        x[j] = _f{code}(x[j], a, b)"]
     lines += ["", "", "SCALAR_VALUES = {", *(f"    {code}: values_{code}," for code in range(1, len(acts) + 1)), "}"]
+    # Each activation's f' over a buffer, in place (the same signature): the product kernel's gradient factor,
+    # jitted on first use (grads(code)), as the kernels below: each jitted at import costs every command.
+    for code, a in enumerate(acts, 1):
+        lines += ["", "", f"def _grads_{code}(x, m, a, b, e, e2, scale):  # {a.name}"]
+        lines += ["    for j in range(m):", f"        x[j] = _df{code}(x[j], a, b)"]
+    lines += ["", "", "_GRADS = {", *(f"    {code}: _grads_{code}," for code in range(1, len(acts) + 1)), "}"]
+    lines += [
+        "",
+        "",
+        "def grads(code):",
+        '    """The f\' loop of the activation with this code, jitted on first use."""',
+    ]
+    lines += ['    if ("grads", code) not in _jitted:', '        _jitted["grads", code] = _jit(_GRADS[code])']
+    lines += ['    return _jitted["grads", code]']
     # The blocks of the activations without a vectorized loop of their own (mc_kernels.BLOCKS), for the one
     # activation kernel all share (mc_kernels.fused_rows): their scalar (f, f') value by value.
     for code, a in enumerate(acts, 1):
@@ -162,6 +177,7 @@ def render() -> str:
             keys[(kind, -1 if code == "m" else code)] = name
             if isinstance(getattr(mc_kernels, kernel), SharedKernel):  # its wrappers stay plain Python
                 shared.append((kind, -1 if code == "m" else code))
+    lines += _rows_functions()
     lines += ["", "", "KERNELS = {", *(f'    ("{kind}", {act}): {name},' for (kind, act), name in keys.items()), "}"]
     lines += ["", "", "# Wrappers that call a kernel all activations share (jit.shared): plain Python, not jitted."]
     lines += ["SHARED = {", *(f'    ("{kind}", {act}),' for kind, act in shared), "}"]
@@ -174,6 +190,25 @@ def render() -> str:
     lines += ["        _jitted[kind, act] = made if (kind, act) in SHARED else _jit(made)"]
     lines += ["    return _jitted[kind, act]", ""]
     return "\n".join(lines)
+
+
+def _rows_functions() -> list[str]:
+    """Each joint op's declared rows function (catalog.OpInfo.rows), compiled with the kernels' vectorizable exp
+    (block_ops.vector_exp) passed in and reassociation for its sums: ROWS[name], of joint_kernel.ROWS's
+    signature, which the joint kernel calls by address."""
+    ops = catalog.joint_rows_ops()
+    lines = ["", "", "# The joint ops' rows functions, their sums in vector lanes (LLVM's order, fixed once compiled)."]
+    lines += ['_rows = jit(error_model="numpy", fastmath={"reassoc", "contract"})']
+    for i, info in enumerate(ops, 1):
+        lines += [f'_rows_{i} = _inline(lookup("{info.name}").rows)']
+    for i, info in enumerate(ops, 1):
+        lines += ["", "", f"def rows_{i}(x, count, n, a, b, y, g):  # {info.name}"]
+        lines += [f"    own._rows_{i}(x, count, n, a, b, y, g, block_ops.vector_exp)"]
+    lines += ["", "", "ROWS = {", *(f'    "{info.name}": rows_{i},' for i, info in enumerate(ops, 1)), "}"]
+    lines += ["", "", "def rows(name):", '    """The joint op\'s rows function (ROWS), jitted on first use."""']
+    lines += ['    if ("rows", name) not in _jitted:', '        _jitted["rows", name] = _rows(ROWS[name])']
+    lines += ['    return _jitted["rows", name]']
+    return lines
 
 
 def _function(name: str, value: str, comment: str) -> list[str]:

@@ -1,67 +1,109 @@
-"""The compiled Monte Carlo kernel of a product of independent factors, y = prod_i f_i(x_i) (estimators.product_mc):
-each input drawn from the kernels' own normals (normals.fill), each factor through the generated dispatch on its
-activation code, the shifted power sums of y and the sums of the squared gradient reaching input `wrt`, in one
-pass and nothing materialized. Chunks have their own SFC64 streams (driver.chunk_states) and run on the driver's
-threads; their sums are added in chunk order, so the bits do not depend on the thread count.
+"""The compiled Monte Carlo kernel of a product of two independent factors, y = f_0(x_0) f_1(x_1)
+(estimators.product_mc): a block of each input drawn from the kernels' own normals (normals.fill), each factor
+through its activation's values loop (mc_kernels.VALUES: vectorized; else dispatch.SCALAR_VALUES), the gradient
+factor f'(x_wrt) through dispatch.grads, then the block's sums of y and of the squared gradient reaching input
+`wrt`, in vector lanes (block_ops.add_block). Nothing is materialized beyond a block.
+
+One kernel serves every pair of factors (jit.shared): it calls the loops once per block, by their addresses, so a
+first run of another gated unit compiles only its activations' loops. Chunks have their own SFC64 streams
+(driver.chunk_states) and fixed sizes, run on the driver's threads and are added in chunk order: the bits do not
+depend on the thread count.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import dispatch, driver, normals
-from .jit import jit
+from . import block_ops, dispatch, driver, mc_kernels, normals
+from .jit import shared
 
-_jit = jit(error_model="numpy")
 CHUNK = 1 << 17  # outputs a chunk
+PER_FILL = normals.BLOCK // 2  # outputs a fill: a block of normals for each of the two inputs
+_LOOP = mc_kernels.VALUES_LOOP
 
 
-@_jit
-def chunk_sums(state, count, shift, mu, sigma, codes, params, wrt, z, missed, words):
-    """(sum (y - shift)^1..4, sum g, sum g^2) over `count` outputs of the chunk's stream."""
-    k = codes.shape[0]
-    per = max(1, z.shape[0] // k)
-    s1 = s2 = s3 = s4 = g1 = g2 = 0.0
+@shared(_LOOP, _LOOP, _LOOP, error_model="numpy")
+def pair_chunk(f0, f1, grad, state, count, mu, sigma, params, wrt, shift, gshift, z, missed, words, x1, d, e, e2, acc):
+    """acc <- the sums of (y - shift)^1..4 and (g - gshift)^1..2 over `count` outputs of the chunk's stream, g the
+    squared gradient reaching input `wrt`: f_wrt'(x_wrt) times the other factor. Each fill draws m values of x_0,
+    then m of x_1. z, missed, words: normals.buffers(2 PER_FILL); x1, d, e, e2: float scratch of PER_FILL."""
+    for i in range(acc.shape[0]):
+        acc[i] = 0.0
+    scale = missed  # int64 scratch of the values loops: the fill is done with it
+    per = x1.shape[0]
     done = 0
     while done < count:
-        m = min(per, count - done)
-        normals.fill(state, z, m * k, missed, words)
-        for o in range(m):
-            y = 1.0
-            g = 1.0
-            for i in range(k):
-                f, df = dispatch.apply_activation_and_grad(
-                    codes[i], params[i, 0], params[i, 1], mu + sigma * z[o * k + i]
-                )
-                y *= f
-                g *= df if i == wrt else f
-            d = y - shift
-            d2 = d * d
-            s1 += d
-            s2 += d2
-            s3 += d2 * d
-            s4 += d2 * d2
-            g1 += g * g
-            g2 += g * g * g * g
+        m = normals.fewer(per, count - done)
+        normals.fill(state, z, 2 * m, missed, words)
+        for j in range(m):
+            z[j] = mu + sigma * z[j]
+            x1[j] = mu + sigma * z[m + j]
+        source = z if wrt == 0 else x1
+        for j in range(m):
+            d[j] = source[j]
+        grad(d, m, params[wrt, 0], params[wrt, 1], e, e2, scale)
+        f0(z, m, params[0, 0], params[0, 1], e, e2, scale)
+        f1(x1, m, params[1, 0], params[1, 1], e, e2, scale)
+        other = x1 if wrt == 0 else z
+        for j in range(m):
+            gj = d[j] * other[j]
+            d[j] = gj * gj
+            z[j] = z[j] * x1[j]
+        block_ops.add_block(z, d, m, shift, gshift, acc)
         done += m
-    return np.array([s1, s2, s3, s4, g1, g2])
 
 
-def sums(codes: np.ndarray, params: np.ndarray, wrt: int, mu: float, sigma: float, samples: int, seed: int):
-    """(averages of (y - shift)^1..4, g, g^2; shift): the shift is the mean of the first chunk's outputs
-    (so the power sums do not cancel where the mean is far from 0), then every chunk runs with it."""
-    sizes = [min(CHUNK, samples - s) for s in range(0, samples, CHUNK)]
+def values_loop(name: str, code: int):
+    """The activation's f over a buffer: its vectorized loop (mc_kernels.VALUES), else its scalar one."""
+    vectorized = mc_kernels.VALUES.get(name)
+    return getattr(mc_kernels, vectorized) if vectorized else dispatch.SCALAR_VALUES[code]
+
+
+def sums(names: tuple[str, str], params: np.ndarray, wrt: int, mu: float, sigma: float, samples: int, seed: int):
+    """(averages of (y - shift)^1..4 and (g - gshift)^1..2, shift, gshift) for factors `names` (activations of the
+    dispatch) with params[i] = (a, b) of factor i: the shifts are the first output and squared gradient of chunk
+    0's stream, so that the power sums do not cancel; every chunk runs with them."""
+    codes = [dispatch.CODES[name] for name in names]
+    loops = (values_loop(names[0], codes[0]), values_loop(names[1], codes[1]), dispatch.grads(codes[wrt]))
+    sizes = driver.chunk_sizes(samples, CHUNK)
     states = driver.chunk_states(seed, 0, len(sizes))
 
-    def task(j, shift):
+    def task(j: int, count: int, shift: float, gshift: float):
         def run():
-            z, missed, words = normals.buffers(normals.BLOCK)
-            return chunk_sums(states[j].copy(), sizes[j], shift, mu, sigma, codes, params, wrt, z, missed, words)
+            z, missed, words = normals.buffers(2 * PER_FILL)
+            x1, d, e, e2, acc = (
+                np.empty(PER_FILL),
+                np.empty(PER_FILL),
+                np.empty(PER_FILL),
+                np.empty(PER_FILL),
+                np.zeros(6),
+            )
+            pair_chunk(
+                *loops,
+                states[j].copy(),
+                count,
+                mu,
+                sigma,
+                params,
+                wrt,
+                shift,
+                gshift,
+                z,
+                missed,
+                words,
+                x1,
+                d,
+                e,
+                e2,
+                acc,
+            )
+            return acc
 
         return run
 
-    shift = float(task(0, 0.0)()[0] / sizes[0])
+    first = task(0, 1, 0.0, 0.0)()
+    shift, gshift = float(first[0]), float(first[4])
     total = np.zeros(6)
-    for found in driver.in_order([task(j, shift) for j in range(len(sizes))]):
+    for found in driver.in_order([task(j, size, shift, gshift) for j, size in enumerate(sizes)]):
         total += found
-    return total / samples, shift
+    return total / samples, shift, gshift

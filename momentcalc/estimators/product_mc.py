@@ -1,6 +1,7 @@
 """Monte Carlo of a product of independent factors, y = prod_i f_i(x_i), x_i iid N(mu, sigma^2): the op itself
-sampled (each input drawn, each factor through its compiled scalar function), not its factors' moments combined:
-by the compiled kernel (product_kernel) where every factor has a code in the generated dispatch, else in numpy.
+sampled (each input drawn, each factor through its compiled function), not its factors' moments combined: by the
+compiled kernel (product_kernel) where there are two factors, each with a code in the generated dispatch, else in
+numpy.
 
 Work is split into fixed chunks, each with its own stream: the same bits on any machine and thread count.
 Standard errors: of the mean, sd/sqrt(N); of the std, by the delta method from the fourth central moment; of
@@ -26,12 +27,13 @@ def run(factors: tuple[Op, ...], wrt: int, mu: float, sigma: float, samples: int
     """The product sampled: by the compiled kernel (estimators.product_kernel) where every factor has a compiled
     function, else in numpy."""
     dispatch_gen.require_fresh(dispatch.CODES)
-    if all(op.name in dispatch.CODES for op in factors):
+    if len(factors) == 2 and all(op.name in dispatch.CODES for op in factors):
         start = time.perf_counter()
-        codes = np.array([dispatch.CODES[op.name] for op in factors], dtype=np.int64)
+        names = (factors[0].name, factors[1].name)
         params = np.array([op.info.args(op) for op in factors], dtype=np.float64)
-        raw, shift = product_kernel.sums(codes, params, wrt, mu, sigma, samples, seed)
-        return summary_estimate(raw, shift, samples, seed, time.perf_counter() - start, "compiled kernel of the inputs")
+        raw, shift, gshift = product_kernel.sums(names, params, wrt, mu, sigma, samples, seed)
+        seconds = time.perf_counter() - start
+        return summary_estimate(raw, shift, samples, seed, seconds, "compiled kernel of the inputs", gshift)
     return _run_numpy(factors, wrt, mu, sigma, samples, seed)
 
 
@@ -58,9 +60,15 @@ def _run_numpy(factors: tuple[Op, ...], wrt: int, mu: float, sigma: float, sampl
 
 
 def summary_estimate(
-    raw: np.ndarray, shift: float, n: int, seed: int, seconds: float, note: str = "numpy sampling of each input"
+    raw: np.ndarray,
+    shift: float,
+    n: int,
+    seed: int,
+    seconds: float,
+    note: str = "numpy sampling of each input",
+    gshift: float = 0.0,
 ) -> Estimate:
-    """The estimate from the averages of (y - shift)^1..4, g and g^2 over n samples."""
+    """The estimate from the averages of (y - shift)^1..4, g - gshift and (g - gshift)^2 over n samples."""
     m1, m2, m3, m4, g1, g2 = raw
     var = max(m2 - m1 * m1, 0.0)
     std = math.sqrt(var)
@@ -76,7 +84,7 @@ def summary_estimate(
         samples=n,
         seed=seed,
         seconds=seconds,
-        grad_sq=g1,
+        grad_sq=gshift + g1,
         grad_sq_se=math.sqrt(max(g2 - g1 * g1, 0.0) / n),
         notes=(note,),
     )

@@ -100,6 +100,17 @@ def compile_program(spec: Spec, mu: float, sigma: float, norms: tuple | None = N
     )
 
 
+def skip_program(inner: Program, a: float, b: float) -> Program:
+    """y = a x + b F(x), F the chain of `inner` (elementwise stages, no windows): F's stages between a skip
+    connection's two ends (mc_kernels.SKIP_OPEN, SKIP_CLOSE), for the chain kernel, which alone knows them."""
+    if inner.win_n.size:
+        raise NotApplicable("a skip connection takes a chain of elementwise stages, not window ops")
+    codes = np.concatenate(([mc_kernels.SKIP_OPEN], inner.codes, [mc_kernels.SKIP_CLOSE])).astype(np.int64)
+    params = np.concatenate(([[0.0, 0.0]], inner.params, [[a, b]])).reshape(len(codes), 2)
+    empty = np.empty(0, dtype=np.int64)
+    return Program(inner.mu, inner.sigma, codes, params, np.array([0, len(codes)], dtype=np.int64), empty, empty)
+
+
 # Shapes of a chain of stages: how a max over a window of its outputs can be found from the window's least and
 # greatest inputs alone. A valley falls, then rises (gelu); a peak rises, then falls. None: neither.
 RISING, FALLING, VALLEY, PEAK = "rising", "falling", "valley", "peak"

@@ -1,6 +1,8 @@
 """Monte Carlo of a lone op that declares a numpy sampler (catalog.OpInfo.sample): its inputs drawn iid
 N(mu, sigma^2), whole windows or vectors at a time, in fixed chunks with their own streams from
-SeedSequence(seed) (the same bits on any machine). The backward constant is the mean over samples of the
+SeedSequence(seed) (the same bits on any machine). An op that declares the sampler's compiled form
+(catalog.OpInfo.rows) runs it in the joint kernel instead (estimators.joint_kernel), on the kernels' own
+streams and normals. The backward constant is the mean over samples of the
 declared squared gradient reaching the first input, given the inputs (the output gradients integrated out).
 """
 
@@ -14,7 +16,7 @@ import numpy as np
 from ..errors import MomentcalcError
 from ..settings import DEFAULT_SAMPLES, MAX_SAMPLES
 from ..spec import Op
-from . import NotApplicable
+from . import NotApplicable, joint_kernel
 from .product_mc import summary_estimate
 
 CHUNK_VALUES = 1 << 20  # inputs drawn at once, to bound memory
@@ -35,6 +37,10 @@ def run(op: Op, mu: float, sigma: float, samples: int | None, seed: int):
             f"{samples} samples of {op} draw {samples * size:.3g} normals, more than the {MAX_SAMPLES:.3g} allowed; "
             f"ask for at most {MAX_SAMPLES // size} samples"
         )
+    if info.rows is not None:
+        raw, shift, gshift = joint_kernel.sums(op, mu, sigma, samples, seed)
+        seconds = time.perf_counter() - start
+        return summary_estimate(raw, shift, samples, seed, seconds, "compiled kernel of the inputs", gshift)
     per = max(1, CHUNK_VALUES // size)
     chunks = -(-samples // per)
     shift, sums, have_grad = None, np.zeros(6), True

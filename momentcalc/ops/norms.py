@@ -15,6 +15,8 @@ With eps > 0 only Monte Carlo applies.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..catalog import JOINT, OpInfo, Param, register
@@ -108,6 +110,25 @@ def _sample(op, x: np.ndarray, centered: bool):
     return c1 / np.sqrt(s2), grad
 
 
+def _rows(x, count, d, eps, centered, y, g, exp):
+    """_sample's compiled form (catalog.OpInfo.rows); centered is 1.0 for layernorm, 0.0 for rmsnorm."""
+    for r in range(count):
+        base = r * d
+        c = 0.0
+        if centered != 0.0:
+            for j in range(base, base + d):
+                c += x[j]
+            c /= d
+        norm2 = 0.0
+        for j in range(base, base + d):
+            t = x[j] - c
+            norm2 += t * t
+        s2 = norm2 / d + eps
+        c1 = x[base] - c
+        y[r] = c1 / math.sqrt(s2)
+        g[r] = (1.0 - centered / d) / s2 - 2.0 * c1 * c1 / (d * s2 * s2) + c1 * c1 * norm2 / (d * d * s2 * s2 * s2)
+
+
 def _norm(name: str, description: str, centered: bool, least_d: int) -> OpInfo:
     return register(
         OpInfo(
@@ -121,6 +142,8 @@ def _norm(name: str, description: str, centered: bool, least_d: int) -> OpInfo:
             grad_closed=lambda op, mu, sigma: _grad_closed(op, mu, sigma, centered),
             size=lambda op: op.get("d"),
             sample=lambda op, x: _sample(op, x, centered),
+            rows=_rows,
+            rows_args=lambda op: (op.get("eps"), 1.0 if centered else 0.0),
             ball_law=lambda op, mu, sigma, lib: _ball_law(op, mu, sigma, lib, centered),
             quad_law=None if centered else _rms_quad_law,
         )

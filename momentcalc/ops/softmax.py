@@ -27,9 +27,48 @@ def _sample(op, x: np.ndarray):
     z -= z.max(axis=1, keepdims=True)  # no overflow: the largest exponent is 0
     e = np.exp(z)
     p = e / e.sum(axis=1, keepdims=True)
-    p1 = p[:, 0]
-    grad = p1 * p1 * ((1 - p1) ** 2 + (p * p).sum(axis=1) - p1 * p1) / op.get("t") ** 2
+    p1, rest = p[:, 0], p[:, 1:]
+    # (1 - p_1)^2 + |p|^2 - p_1^2 from the other outputs' sums: neither difference cancels where p_1 is near 1
+    grad = p1 * p1 * (rest.sum(axis=1) ** 2 + (rest * rest).sum(axis=1)) / op.get("t") ** 2
     return p1, grad
+
+
+# Where the block's inputs are this small (|x| / t <= sqrt(sum x^2) / t <= SHIFTLESS), exp(x / t) neither overflows
+# nor underflows, nor does its square: the rows need no shift by their largest logit (softmax does not change with
+# one), and the block's exponentials are one vector loop.
+SHIFTLESS = 300.0
+
+
+def _rows(x, count, n, inv_t, b, y, g, exp):
+    """_sample's compiled form (catalog.OpInfo.rows): the exponentials (each row shifted by its largest logit unless
+    the block's inputs are small, SHIFTLESS), then the sums of the other exponentials and of their squares, 1 - p_1
+    and |p|^2 - p_1^2 without a difference. exp: the kernels' exp (x <= 709), which vectorizes (math.exp is a call
+    per value). Overwrites x with the exponentials."""
+    total = count * n
+    ss = 0.0
+    for j in range(total):
+        ss += x[j] * x[j]
+    if ss * (inv_t * inv_t) <= SHIFTLESS * SHIFTLESS:
+        for j in range(total):
+            x[j] = exp(x[j] * inv_t)
+    else:
+        for r in range(count):
+            base = r * n
+            top = x[base]
+            for j in range(base + 1, base + n):
+                top = x[j] if x[j] > top else top
+            for j in range(base, base + n):
+                x[j] = exp((x[j] - top) * inv_t)
+    for r in range(count):
+        base = r * n
+        rest = rest2 = 0.0
+        for j in range(base + 1, base + n):
+            rest += x[j]
+            rest2 += x[j] * x[j]
+        s = x[base] + rest
+        p1 = x[base] / s
+        y[r] = p1
+        g[r] = p1 * p1 * ((rest * rest + rest2) / (s * s)) * (inv_t * inv_t)
 
 
 QUAD_SPREAD_MAX = 4.0  # s = sigma / t beyond which quadrature declines (the lognormals' tails need wider ranges)
@@ -129,6 +168,8 @@ register(
         closed=lambda op, mu, sigma: Moments(1.0 / op.get("n"), None),
         size=lambda op: op.get("n"),
         sample=_sample,
+        rows=_rows,
+        rows_args=lambda op: (1.0 / op.get("t"), 0.0),
         quad_law=_quad_law,
     )
 )
