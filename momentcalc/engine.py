@@ -12,7 +12,7 @@ from types import SimpleNamespace
 from . import catalog, crosscheck
 from ._lazy import lazy_module
 from .errors import MomentcalcError
-from .estimators import NotApplicable, closed, cluster, vectorized
+from .estimators import NotApplicable, closed, support
 from .result import Estimate, Result, half_width
 from .settings import (  # noqa: F401 (METHODS: re-exported)
     METHODS,
@@ -38,6 +38,9 @@ montecarlo = lazy_module("momentcalc.estimators.montecarlo")
 jit = lazy_module("momentcalc.estimators.jit")
 program = lazy_module("momentcalc.estimators.program")
 products = lazy_module("momentcalc.products")
+# numpy, asyncio: a run of the exact methods on one process (`estimate relu`) needs neither.
+cluster = lazy_module("momentcalc.estimators.cluster")
+vectorized = lazy_module("momentcalc.estimators.vectorized")
 
 
 def estimate(
@@ -87,7 +90,8 @@ def estimate(
     timeout: with a scheduler, the longest wait in seconds for it to answer, for a first worker and for each
     next task to finish (default 10 s to connect, 30 s for a worker, 120 s for a task).
     """
-    with cluster.running_on(scheduler, timeout):
+    on_cluster = scheduler is not None or timeout is not None  # (a timeout alone is checked there)
+    with cluster.running_on(scheduler, timeout) if on_cluster else nullcontext():
         return _estimate(spec, mu, sigma, method, samples, tol, seed, z, progress, grad, size, digits, methods)
 
 
@@ -163,11 +167,11 @@ def method_support(info: catalog.OpInfo) -> dict[str, str | None]:
         why = "only quadrature and Monte Carlo integrate x F(x)"
         return {m: None if m in ("quadrature", "montecarlo") else why for m in METHODS[2:]}
     found = {
-        "certified": certified.declines(info),
+        "certified": support.certified(info),
         "closed": closed.declines(info),
-        "quadrature": quadrature.declines(info),
-        "qmc": program.declines(info, numpy_path=False),
-        "montecarlo": program.declines(info),
+        "quadrature": support.quadrature(info),
+        "qmc": support.kernels(info, numpy_path=False),
+        "montecarlo": support.kernels(info),
     }
     # A lone op that declares its law for a method (products.LAW_ROUTES) is treated by it.
     return {
