@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
+from contextvars import ContextVar
 from dataclasses import replace
 from types import SimpleNamespace
 
@@ -13,7 +14,7 @@ from . import catalog, crosscheck
 from ._lazy import lazy_module
 from .errors import MomentcalcError
 from .estimators import NotApplicable, closed, support
-from .result import Estimate, Result, half_width
+from .result import Estimate, Result, half_width, informative
 from .settings import (  # noqa: F401 (METHODS: re-exported)
     METHODS,
     MU_MAX,
@@ -62,8 +63,9 @@ def estimate(
 ) -> Result:
     """Moments of the spec's output for X ~ N(mu, sigma^2), by every method asked for.
 
-    method: 'auto' (every applicable exact method plus Monte Carlo as the
-    independent check), 'all' (that and quasi-Monte Carlo), or one of 'certified',
+    method: 'auto' (certified and the closed form, then quadrature and Monte Carlo only
+    while the estimates so far do not check each other: cross_checked), 'all' (every
+    applicable method: the exact ones, Monte Carlo and quasi-Monte Carlo), or one of 'certified',
     'closed', 'quadrature', 'montecarlo', 'qmc'. certified (ball arithmetic) gives
     each quantity as the correctly rounded double with an interval that holds the
     true value; digits=N asks it for N correctly rounded significant digits too.
@@ -133,9 +135,15 @@ def _estimate(spec, mu, sigma, method, samples, tol, seed, z, progress, grad, si
         norms = normalize_constants(parsed, mu, sigma)
     except NotApplicable as why:
         raise MomentcalcError(f"no method applies to '{parsed}': {why}") from None
-    estimates, overheads = [], {"imports": 0.0, "kernels": 0.0}
-    with _compile_clock(wanted) as clock:
+    estimates, overheads, not_run = [], {"imports": 0.0, "kernels": 0.0}, []
+    with ExitStack() as stack:
+        clock = NOTHING_COMPILED
         for name in wanted:
+            if method == "auto" and methods is None and name in AUTO_IF_NEEDED and cross_checked(estimates):
+                not_run.append(name)
+                continue
+            if name in SAMPLING and clock is NOTHING_COMPILED:  # numba loads here, where something samples
+                clock = stack.enter_context(jit.compile_clock(_DEFERRED_NOTIFY.get()))
             try:
                 _import_for(name, overheads)
                 _load_kernel(name, parsed, mu, sigma, norms, overheads)
@@ -152,7 +160,7 @@ def _estimate(spec, mu, sigma, method, samples, tol, seed, z, progress, grad, si
     if not estimates:
         raise MomentcalcError(f"no method applies to '{parsed}'")
     checks = crosscheck.compare(tuple(estimates), settings.z)
-    return Result(str(parsed), mu, sigma, tuple(estimates), checks, overheads=overheads)
+    return Result(str(parsed), mu, sigma, tuple(estimates), checks, overheads=overheads, not_run=tuple(not_run))
 
 
 def method_support(info: catalog.OpInfo) -> dict[str, str | None]:
@@ -225,6 +233,20 @@ AUTO = {
     "auto": ("certified", "closed", "quadrature", "montecarlo"),
     "all": ("certified", "closed", "quadrature", "qmc", "montecarlo"),
 }
+# auto runs these only while the estimates so far do not check each other (cross_checked): quadrature costs
+# scipy's import (about 0.2 s), Monte Carlo numba's and its kernels' (0.3-0.5 s), where certified and a closed form
+# take milliseconds. A table build runs every one of them (EVERY_EXACT_AND_MONTECARLO).
+AUTO_IF_NEEDED = ("quadrature", "montecarlo")
+EVERY_EXACT_AND_MONTECARLO = AUTO["auto"]
+
+
+def cross_checked(estimates: list[Estimate]) -> bool:
+    """Every quantity that some estimate gives (mean, std, E[f'^2]), two of them give with a usable bound: the
+    value of record has an independent method to agree with (crosscheck.compare compares exactly these)."""
+    given = [sum(informative(e, q) for e in estimates) for q in ("mean", "std", "grad_sq")]
+    return given[0] >= 2 and all(n == 0 or n >= 2 for n in given[1:])
+
+
 SAMPLING = ("montecarlo", "qmc")  # the methods that run compiled kernels
 NOTHING_COMPILED = SimpleNamespace(seconds=0.0)  # the clock of a run that compiles nothing
 
@@ -236,8 +258,25 @@ def sampling(methods: tuple[str, ...]) -> bool:
 
 def compile_clock(notify: Callable[[bool], None] | None = None, method: str = "auto") -> AbstractContextManager:
     """Seconds numba spends compiling while the block runs (jit.compile_clock), for a run of `method`;
-    notify(True/False) as a compilation starts and ends."""
+    notify(True/False) as a compilation starts and ends.
+
+    For 'auto', which samples only where its exact methods do not check each other, numba is not loaded up front:
+    notify passes to the clock that estimate() starts where Monte Carlo runs, and this one reads 0 seconds."""
+    if method == "auto":
+        return _deferred(notify)
     return _compile_clock(AUTO.get(method, (method,)), notify)
+
+
+_DEFERRED_NOTIFY: ContextVar = ContextVar("momentcalc_compile_notify", default=None)
+
+
+@contextmanager
+def _deferred(notify):
+    token = _DEFERRED_NOTIFY.set(notify)
+    try:
+        yield NOTHING_COMPILED
+    finally:
+        _DEFERRED_NOTIFY.reset(token)
 
 
 def _compile_clock(methods: tuple[str, ...], notify=None) -> AbstractContextManager:
