@@ -169,9 +169,7 @@ def _render_result(result) -> None:
             if text is not None:
                 console.print(f"{e.method} {quantity}: {text}")
     if result.not_run:
-        console.print(
-            f"auto did not run {', '.join(result.not_run)} (the methods above check each other); --method all does"
-        )
+        console.print(f"not run by auto: {', '.join(result.not_run)} (--method all runs every method)")
     if len(result.estimates) < 2:
         console.print("[yellow]one method only: nothing to cross-check[/]")
     elif result.agree:
