@@ -64,7 +64,8 @@ def estimate(
     """Moments of the spec's output for X ~ N(mu, sigma^2), by every method asked for.
 
     method: 'auto' (certified and the closed form, then quadrature and Monte Carlo only
-    while the estimates so far do not check each other: cross_checked), 'all' (every
+    while the estimates so far do not check each other: cross_checked; with samples or
+    tol, every exact method and Monte Carlo), 'all' (every
     applicable method: the exact ones, Monte Carlo and quasi-Monte Carlo), or one of 'certified',
     'closed', 'quadrature', 'montecarlo', 'qmc'. certified (ball arithmetic) gives
     each quantity as the correctly rounded double with an interval that holds the
@@ -136,10 +137,12 @@ def _estimate(spec, mu, sigma, method, samples, tol, seed, z, progress, grad, si
     except NotApplicable as why:
         raise MomentcalcError(f"no method applies to '{parsed}': {why}") from None
     estimates, overheads, not_run = [], {"imports": 0.0, "kernels": 0.0}, []
+    # auto leaves out what it need not run, unless samples or a tolerance ask for Monte Carlo: then it runs all.
+    lean = method == "auto" and methods is None and settings.samples is None and settings.tol is None
     with ExitStack() as stack:
         clock = NOTHING_COMPILED
         for name in wanted:
-            if method == "auto" and methods is None and name in AUTO_IF_NEEDED and cross_checked(estimates):
+            if lean and name in AUTO_IF_NEEDED and cross_checked(estimates):
                 not_run.append(name)
                 continue
             if name in SAMPLING and clock is NOTHING_COMPILED:  # numba loads here, where something samples

@@ -1,4 +1,4 @@
-"""Exact moments by numerical integration (scipy.integrate.quad).
+"""Exact moments by numerical integration (QUADPACK's qagse as scipy.integrate.quad runs it: quadpack.py).
 
 The output of a pipeline prefix is tracked as a distribution we can
 integrate against:
