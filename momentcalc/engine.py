@@ -65,7 +65,7 @@ def estimate(
 
     method: 'auto' (certified and the closed form, then quadrature and Monte Carlo only
     while the estimates so far do not check each other: cross_checked; with samples or
-    tol, every exact method and Monte Carlo), 'all' (every
+    tol or a scheduler, every exact method and Monte Carlo), 'all' (every
     applicable method: the exact ones, Monte Carlo and quasi-Monte Carlo), or one of 'certified',
     'closed', 'quadrature', 'montecarlo', 'qmc'. certified (ball arithmetic) gives
     each quantity as the correctly rounded double with an interval that holds the
@@ -94,6 +94,8 @@ def estimate(
     next task to finish (default 10 s to connect, 30 s for a worker, 120 s for a task).
     """
     on_cluster = scheduler is not None or timeout is not None  # (a timeout alone is checked there)
+    if scheduler is not None and method == "auto" and methods is None:
+        methods = EVERY_EXACT_AND_MONTECARLO  # a cluster is for Monte Carlo: auto runs it, as with samples
     with cluster.running_on(scheduler, timeout) if on_cluster else nullcontext():
         return _estimate(spec, mu, sigma, method, samples, tol, seed, z, progress, grad, size, digits, methods)
 
