@@ -5,6 +5,12 @@
     python bench/startup.py --repeats 2      # each measurement this many times (the best is printed too)
     python bench/startup.py --floor          # what a warm command cannot go below: the libraries' own start-up
     python bench/startup.py --served         # warm commands in their own process against served ones
+    python bench/startup.py --targets        # the plain process's targets: medians of interleaved warm runs
+
+--targets times each warm command of TARGETS (`estimate relu`, its certified method alone, `list`, `--help`) in
+its own process, round after round with the commands interleaved (so that a machine's drift falls on all of them
+alike), --repeats rounds (at least 7) after one untimed round that fills the caches, and prints each one's median
+and best wall time against its target (issue 33's, on an idle machine), with the load average.
 
 Each command runs in a fresh process. "cold" points MOMENTCALC_KERNELS (where
 the package caches its kernels, estimators/jit.py) and NUMBA_CACHE_DIR at new
@@ -37,6 +43,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -135,6 +142,39 @@ def served(repeats: int) -> dict:
     return report
 
 
+# command: (arguments, the most wall seconds its median may take on an idle machine)
+TARGETS = {
+    "estimate relu": (["estimate", "relu"], 0.6),
+    "estimate relu --method certified": (["estimate", "relu", "--method", "certified"], 0.3),
+    "list": (["list"], 0.15),
+    "--help": (["--help"], 0.15),
+}
+
+
+def targets(repeats: int) -> dict:
+    """Median and best wall seconds of each warm TARGETS command, interleaved round by round."""
+    env = dict(os.environ)
+    for args, _ in TARGETS.values():
+        timed(args, env)  # fills numba's and the package's caches where this command compiles anything
+    runs: dict[str, list[float]] = {name: [] for name in TARGETS}
+    loads = []
+    for _ in range(max(7, repeats)):
+        for name, (args, _) in TARGETS.items():
+            runs[name].append(timed(args, env)[0])
+        loads.append(os.getloadavg()[0])
+    report = {}
+    for name, (_, target) in TARGETS.items():
+        median = statistics.median(runs[name])
+        verdict = "ok" if median <= target else "over"
+        print(
+            f"{name:<36}median {median:.3f}s  best {min(runs[name]):.3f}s  target {target:.2f}s  {verdict}",
+            flush=True,
+        )
+        report[name] = {"wall_s": runs[name], "median_s": median, "target_s": target}
+    print(f"load average during the rounds: {min(loads):.1f} to {max(loads):.1f} ({os.cpu_count()} CPUs)")
+    return report
+
+
 @functools.lru_cache(maxsize=1)
 def installed_kernels() -> str:
     """A kernels folder as the wheel ships it: hatch_build.prebuild on the checkout that `python -m momentcalc`
@@ -185,7 +225,11 @@ def main() -> None:
     parser.add_argument("--warm", type=int, default=2, help="warm runs after each cold one")
     parser.add_argument("--floor", action="store_true", help="time the libraries' start-up only")
     parser.add_argument("--served", action="store_true", help="warm commands in their own process and served")
+    parser.add_argument("--targets", action="store_true", help="medians of warm commands against their targets")
     args = parser.parse_args()
+    if args.targets:
+        print(json.dumps({"targets": targets(args.repeats)}))
+        return
     if args.served:
         print(json.dumps({"served": served(args.repeats)}))
         return

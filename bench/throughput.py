@@ -4,6 +4,7 @@
     python bench/throughput.py --quick   # about two minutes, half of it one cold compile
     python bench/throughput.py --activations         # each activation of the default table vs the limit
     python bench/throughput.py --activations tanh gelu
+    python bench/throughput.py --exact   # certified, closed, quadrature per table entry, uncached (a minute)
 
 Every ratio is measured in this one run, on this machine: fused kernels
 against (a) the fastest numpy bit generator summing normals in a jitted
@@ -27,6 +28,7 @@ import argparse
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,7 +40,7 @@ from numba import njit, prange
 
 import momentcalc as mc
 from momentcalc import catalog
-from momentcalc.estimators import antithetic, montecarlo, quadrature
+from momentcalc.estimators import antithetic, montecarlo
 from momentcalc.estimators import normals as mc_normals
 from momentcalc.tables import DEFAULT_SPECS
 
@@ -265,21 +267,71 @@ def startup() -> dict:
     }
 
 
-def exact_timings() -> dict:
-    """Quadrature per default-table entry, and the whole default table build."""
+EXACT_METHODS = ("certified", "closed", "quadrature")
+# maxpool(n) quadrature at the window sizes issue 33 names (its target: 2 ms each), beside the default table.
+EXACT_EXTRA = ("maxpool(n=9)", "maxpool(n=10000)", "maxpool(n=1000000)")
+
+
+def _clear_caches() -> None:
+    """Empty every functools cache of momentcalc's modules: each timed call below computes from scratch, as a
+    first call with new parameters does (a cached repeat costs about a microsecond and says nothing)."""
+    for name, module in list(sys.modules.items()):
+        if name.startswith("momentcalc") and module is not None:
+            for value in list(vars(module).values()):
+                if callable(getattr(value, "cache_clear", None)):
+                    value.cache_clear()
+
+
+def _uncached(method: str, spec: str, repeats: int) -> float | None:
+    """Median seconds of the exact `method` on `spec` at N(0, 1), every cache emptied before each call; None where
+    the method does not apply. The imports are paid before the first timed call."""
+    try:
+        mc.estimate(spec, method=method)
+    except mc.MomentcalcError:
+        return None
+    times = []
+    for _ in range(repeats):
+        _clear_caches()
+        start = time.perf_counter()
+        mc.estimate(spec, method=method)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _plain_max_quad(n: int) -> None:
+    """The reference of issue 33: one scipy quad per moment over the density of the max of n standard normals."""
+    from scipy import integrate, special
+
+    log_n = math.log(n) - 0.5 * math.log(2.0 * math.pi)
+    density = lambda y: math.exp(log_n - 0.5 * y * y + (n - 1) * float(special.log_ndtr(y)))  # noqa: E731
+    mean = integrate.quad(lambda y: y * density(y), -40.0, 40.0, epsabs=1e-15, epsrel=1e-13, limit=200, points=[0.0])
+    integrate.quad(lambda y: (y - mean[0]) ** 2 * density(y), -40.0, 40.0, epsabs=1e-15, epsrel=1e-13, limit=200)
+
+
+def exact_timings(repeats: int = 5, build: bool = True) -> dict:
+    """Each exact method per default-table entry (and maxpool(n) at n = 9, 10^4, 10^6), uncached, one line each;
+    then the whole default table build."""
     from momentcalc import tables
 
-    per_entry = {}
-    for spec in tables.DEFAULT_SPECS:
-        quadrature.estimate_moments(mc.parse(spec), 0.0, 1.0)
-        per_entry[spec] = _best_of(lambda spec=spec: quadrature.estimate_moments(mc.parse(spec), 0.0, 1.0))
-    start = time.perf_counter()
-    tables.build()
-    return {
-        "quadrature_s": per_entry,
-        "slowest_quadrature_s": max(per_entry.values()),
-        "table_build_s": time.perf_counter() - start,
-    }
+    per_entry: dict[str, dict[str, float | None]] = {}
+    print(f"{'uncached, median of ' + str(repeats):<40}" + "".join(f"{m:>12}" for m in EXACT_METHODS))
+    for spec in (*tables.DEFAULT_SPECS, *EXACT_EXTRA):
+        per_entry[spec] = {m: _uncached(m, spec, repeats) for m in EXACT_METHODS}
+        cells = "".join(f"{'—':>12}" if t is None else f"{t * 1e3:>10.2f}ms" for t in per_entry[spec].values())
+        print(f"{spec:<40}{cells}  (load {os.getloadavg()[0]:.1f})", flush=True)
+    plain = {}
+    for spec in EXACT_EXTRA:
+        n = mc.parse(spec).last.window_size
+        _plain_max_quad(n)
+        plain[spec] = statistics.median(_best_of(lambda n=n: _plain_max_quad(n), 1) for _ in range(repeats))
+        print(f"{spec:<40}{plain[spec] * 1e3:>34.2f}ms  a plain scipy quad per moment, for comparison")
+    quad = [e["quadrature"] for e in per_entry.values() if e["quadrature"] is not None]
+    report = {"uncached_s": per_entry, "plain_max_quad_s": plain, "slowest_quadrature_s": max(quad)}
+    if build:
+        start = time.perf_counter()
+        tables.build()
+        report["table_build_s"] = time.perf_counter() - start
+    return report
 
 
 def _cpu_rate(fn, count: int, repeats: int) -> float:
@@ -345,7 +397,13 @@ def main() -> None:
         nargs="*",
         help="only elementwise specs against the limit, one thread (no names: every activation of the default table)",
     )
+    parser.add_argument(
+        "--exact", action="store_true", help="only the exact methods, uncached, per table entry (no table build)"
+    )
     args = parser.parse_args()
+    if args.exact:
+        print(json.dumps(exact_timings(build=False)))
+        return
     if args.activations is not None:
         print(json.dumps(activation_ratios(args.activations or list(TABLE_ACTIVATIONS), 1 << 24)))
         return
@@ -429,7 +487,7 @@ def main() -> None:
     print("start-up:", json.dumps(report["startup"]))
     report["exact"] = exact_timings()
     print(
-        f"slowest quadrature entry: {report['exact']['slowest_quadrature_s'] * 1e3:.1f} ms; "
+        f"slowest quadrature entry (uncached): {report['exact']['slowest_quadrature_s'] * 1e3:.1f} ms; "
         f"table build: {report['exact']['table_build_s']:.1f} s"
     )
     print(json.dumps(report))

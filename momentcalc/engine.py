@@ -5,15 +5,16 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
+from contextvars import ContextVar
 from dataclasses import replace
 from types import SimpleNamespace
 
 from . import catalog, crosscheck
 from ._lazy import lazy_module
 from .errors import MomentcalcError
-from .estimators import NotApplicable, closed, cluster, vectorized
-from .result import Estimate, Result, half_width
+from .estimators import NotApplicable, closed, support
+from .result import Estimate, Result, half_width, informative
 from .settings import (  # noqa: F401 (METHODS: re-exported)
     METHODS,
     MU_MAX,
@@ -38,6 +39,9 @@ montecarlo = lazy_module("momentcalc.estimators.montecarlo")
 jit = lazy_module("momentcalc.estimators.jit")
 program = lazy_module("momentcalc.estimators.program")
 products = lazy_module("momentcalc.products")
+# numpy, asyncio: a run of the exact methods on one process (`estimate relu`) needs neither.
+cluster = lazy_module("momentcalc.estimators.cluster")
+vectorized = lazy_module("momentcalc.estimators.vectorized")
 
 
 def estimate(
@@ -59,8 +63,10 @@ def estimate(
 ) -> Result:
     """Moments of the spec's output for X ~ N(mu, sigma^2), by every method asked for.
 
-    method: 'auto' (every applicable exact method plus Monte Carlo as the
-    independent check), 'all' (that and quasi-Monte Carlo), or one of 'certified',
+    method: 'auto' (certified and the closed form, then quadrature and Monte Carlo only
+    while the estimates so far do not check each other: cross_checked; with samples or
+    tol or a scheduler, every exact method and Monte Carlo), 'all' (every
+    applicable method: the exact ones, Monte Carlo and quasi-Monte Carlo), or one of 'certified',
     'closed', 'quadrature', 'montecarlo', 'qmc'. certified (ball arithmetic) gives
     each quantity as the correctly rounded double with an interval that holds the
     true value; digits=N asks it for N correctly rounded significant digits too.
@@ -87,7 +93,10 @@ def estimate(
     timeout: with a scheduler, the longest wait in seconds for it to answer, for a first worker and for each
     next task to finish (default 10 s to connect, 30 s for a worker, 120 s for a task).
     """
-    with cluster.running_on(scheduler, timeout):
+    on_cluster = scheduler is not None or timeout is not None  # (a timeout alone is checked there)
+    if scheduler is not None and method == "auto" and methods is None:
+        methods = EVERY_EXACT_AND_MONTECARLO  # a cluster is for Monte Carlo: auto runs it, as with samples
+    with cluster.running_on(scheduler, timeout) if on_cluster else nullcontext():
         return _estimate(spec, mu, sigma, method, samples, tol, seed, z, progress, grad, size, digits, methods)
 
 
@@ -129,9 +138,17 @@ def _estimate(spec, mu, sigma, method, samples, tol, seed, z, progress, grad, si
         norms = normalize_constants(parsed, mu, sigma)
     except NotApplicable as why:
         raise MomentcalcError(f"no method applies to '{parsed}': {why}") from None
-    estimates, overheads = [], {"imports": 0.0, "kernels": 0.0}
-    with _compile_clock(wanted) as clock:
+    estimates, overheads, not_run = [], {"imports": 0.0, "kernels": 0.0}, []
+    # auto leaves out what it need not run, unless samples or a tolerance ask for Monte Carlo: then it runs all.
+    lean = method == "auto" and methods is None and settings.samples is None and settings.tol is None
+    with ExitStack() as stack:
+        clock = NOTHING_COMPILED
         for name in wanted:
+            if lean and name in AUTO_IF_NEEDED and cross_checked(estimates):
+                not_run.append(name)
+                continue
+            if name in SAMPLING and clock is NOTHING_COMPILED:  # numba loads here, where something samples
+                clock = stack.enter_context(jit.compile_clock(_DEFERRED_NOTIFY.get()))
             try:
                 _import_for(name, overheads)
                 _load_kernel(name, parsed, mu, sigma, norms, overheads)
@@ -148,7 +165,7 @@ def _estimate(spec, mu, sigma, method, samples, tol, seed, z, progress, grad, si
     if not estimates:
         raise MomentcalcError(f"no method applies to '{parsed}'")
     checks = crosscheck.compare(tuple(estimates), settings.z)
-    return Result(str(parsed), mu, sigma, tuple(estimates), checks, overheads=overheads)
+    return Result(str(parsed), mu, sigma, tuple(estimates), checks, overheads=overheads, not_run=tuple(not_run))
 
 
 def method_support(info: catalog.OpInfo) -> dict[str, str | None]:
@@ -163,11 +180,11 @@ def method_support(info: catalog.OpInfo) -> dict[str, str | None]:
         why = "only quadrature and Monte Carlo integrate x F(x)"
         return {m: None if m in ("quadrature", "montecarlo") else why for m in METHODS[2:]}
     found = {
-        "certified": certified.declines(info),
+        "certified": support.certified(info),
         "closed": closed.declines(info),
-        "quadrature": quadrature.declines(info),
-        "qmc": program.declines(info, numpy_path=False),
-        "montecarlo": program.declines(info),
+        "quadrature": support.quadrature(info),
+        "qmc": support.kernels(info, numpy_path=False),
+        "montecarlo": support.kernels(info),
     }
     # A lone op that declares its law for a method (products.LAW_ROUTES) is treated by it.
     return {
@@ -221,6 +238,20 @@ AUTO = {
     "auto": ("certified", "closed", "quadrature", "montecarlo"),
     "all": ("certified", "closed", "quadrature", "qmc", "montecarlo"),
 }
+# auto runs these only while the estimates so far do not check each other (cross_checked): quadrature costs
+# scipy's import (about 0.2 s), Monte Carlo numba's and its kernels' (0.3-0.5 s), where certified and a closed form
+# take milliseconds. A table build runs every one of them (EVERY_EXACT_AND_MONTECARLO).
+AUTO_IF_NEEDED = ("quadrature", "montecarlo")
+EVERY_EXACT_AND_MONTECARLO = AUTO["auto"]
+
+
+def cross_checked(estimates: list[Estimate]) -> bool:
+    """Every quantity that some estimate gives (mean, std, E[f'^2]), two of them give with a usable bound: the
+    value of record has an independent method to agree with (crosscheck.compare compares exactly these)."""
+    given = [sum(informative(e, q) for e in estimates) for q in ("mean", "std", "grad_sq")]
+    return given[0] >= 2 and all(n == 0 or n >= 2 for n in given[1:])
+
+
 SAMPLING = ("montecarlo", "qmc")  # the methods that run compiled kernels
 NOTHING_COMPILED = SimpleNamespace(seconds=0.0)  # the clock of a run that compiles nothing
 
@@ -232,8 +263,25 @@ def sampling(methods: tuple[str, ...]) -> bool:
 
 def compile_clock(notify: Callable[[bool], None] | None = None, method: str = "auto") -> AbstractContextManager:
     """Seconds numba spends compiling while the block runs (jit.compile_clock), for a run of `method`;
-    notify(True/False) as a compilation starts and ends."""
+    notify(True/False) as a compilation starts and ends.
+
+    For 'auto', which samples only where its exact methods do not check each other, numba is not loaded up front:
+    notify passes to the clock that estimate() starts where Monte Carlo runs, and this one reads 0 seconds."""
+    if method == "auto":
+        return _deferred(notify)
     return _compile_clock(AUTO.get(method, (method,)), notify)
+
+
+_DEFERRED_NOTIFY: ContextVar = ContextVar("momentcalc_compile_notify", default=None)
+
+
+@contextmanager
+def _deferred(notify):
+    token = _DEFERRED_NOTIFY.set(notify)
+    try:
+        yield NOTHING_COMPILED
+    finally:
+        _DEFERRED_NOTIFY.reset(token)
 
 
 def _compile_clock(methods: tuple[str, ...], notify=None) -> AbstractContextManager:

@@ -175,6 +175,9 @@ class Result(Verdict):
     # process), "kernels" (loading compiled kernels from the disk cache, or compiling them on a first
     # run). Not in to_dict(): they say how the process was set up, not what was measured.
     overheads: dict = field(default_factory=dict, compare=False)
+    # The methods that method='auto' did not run because the estimates before them already checked each other
+    # (engine.cross_checked); in to_dict() only where some were left out.
+    not_run: tuple[str, ...] = ()
 
     # The value of record is chosen per quantity: the most exact estimate that gives it, skipping
     # uninformative ones (see informative()) while another gives it. So a closed form that gives only
@@ -254,6 +257,7 @@ class Result(Verdict):
             "agree": self.agree,
             "disagreements": self.disagreements,
             "estimates": [e.to_dict() for e in self.estimates],
+            **({"not_run": list(self.not_run)} if self.not_run else {}),
         }
 
 

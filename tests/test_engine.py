@@ -1,5 +1,6 @@
 """estimate(): methods chosen, value of record, cross-check verdicts."""
 
+import importlib
 import math
 
 import pytest
@@ -133,3 +134,31 @@ def test_exact_methods_leave_numba_unimported():
         "print(sorted(n for n in ('numba', 'dask', 'distributed') if n in sys.modules))\n"
     )
     assert run_python(code).split("\n")[:2] == ["[]", "['numba']"]
+
+
+def test_auto_runs_certified_and_the_closed_form_where_they_check_each_other():
+    r = mc.estimate("relu")
+    assert [e.method for e in r.estimates] == ["certified", "closed"] and r.agree
+    assert r.not_run == ("quadrature", "montecarlo") and r.to_dict()["not_run"] == ["quadrature", "montecarlo"]
+    # Two methods give each quantity, so each has a check: mean, std and E[f'^2] (relu's: P(X > 0) = 1/2).
+    assert {c.quantity for c in r.checks} == {"mean", "std", "grad_sq"} and r.grad_sq == 0.5
+    assert r.mean == pytest.approx(1 / math.sqrt(2 * math.pi), abs=1e-16)
+
+
+def test_auto_adds_quadrature_where_no_closed_form_checks_the_certified_value():
+    r = mc.estimate("maxpool(k=3)")
+    assert [e.method for e in r.estimates] == ["certified", "quadrature"] and r.not_run == ("montecarlo",)
+    assert r.agree and r.checks
+
+
+def test_auto_samples_where_only_one_exact_method_applies(monkeypatch):
+    # Its default sample count, made small: samples= would ask auto for every method.
+    monkeypatch.setattr(importlib.import_module("momentcalc.estimators.montecarlo"), "DEFAULT_SAMPLES", 1 << 16)
+    r = mc.estimate("gelu | maxpool(k=3)")
+    assert [e.method for e in r.estimates] == ["quadrature", "montecarlo"] and r.not_run == () and r.agree
+    assert "not_run" not in r.to_dict()  # the document keeps its shape where nothing was left out
+
+
+def test_explicit_methods_leave_nothing_out():
+    r = mc.estimate("relu", methods=("certified", "closed", "quadrature"))
+    assert [e.method for e in r.estimates] == ["certified", "closed", "quadrature"] and r.not_run == ()

@@ -54,8 +54,8 @@ def estimate(
     method: Annotated[
         Method,
         typer.Option(
-            help="auto: every applicable exact method plus Monte Carlo, cross-checked; all: also quasi-Monte Carlo; "
-            "or just one."
+            help="auto: certified and the closed form, quadrature and Monte Carlo only where those do not check each "
+            "other; all: every method that applies, quasi-Monte Carlo too; or just one."
         ),
     ] = Method.auto,
     samples: Annotated[int | None, typer.Option(help="Monte Carlo samples (default 2**22).")] = None,
@@ -168,6 +168,8 @@ def _render_result(result) -> None:
             text = getattr(e, quantity + "_digits", None)
             if text is not None:
                 console.print(f"{e.method} {quantity}: {text}")
+    if result.not_run:
+        console.print(f"not run by auto: {', '.join(result.not_run)} (--method all runs every method)")
     if len(result.estimates) < 2:
         console.print("[yellow]one method only: nothing to cross-check[/]")
     elif result.agree:

@@ -36,7 +36,7 @@ from .. import catalog
 from .._lazy import lazy_module
 from ..ops import pooling
 from ..spec import Spec
-from . import NotApplicable
+from . import NotApplicable, support
 
 flint = lazy_module("flint")
 
@@ -243,9 +243,7 @@ def _dropout(state, op, prec: int) -> MomentsOnly:
     return MomentsOnly(_real(new_mean), _real(new_var), grad_chain, None if factor is None else _real(factor))
 
 
-# The window reductions this method treats (below); its own list, not the registry's, so that a reduction
-# declared elsewhere is refused here until this method learns it.
-_REDUCTIONS = (pooling.MAX, pooling.MIN, pooling.MEAN)
+_REDUCTIONS = support.CERTIFIED_REDUCTIONS  # this method's own list (support.py says why)
 
 
 def _window(state, op, prec: int):
@@ -281,20 +279,7 @@ def _real(x):
     return x.real if isinstance(x, flint.acb) else x
 
 
-def declines(info: catalog.OpInfo) -> str | None:
-    """Why this method certifies no use of the op, read from its declaration alone; None where some use is
-    certified (`momentcalc list` shows it; _propagate refuses by it before any arithmetic)."""
-    if info.kind == catalog.ELEMENTWISE:
-        return None if info.ball is not None else "it declares no ball arithmetic"
-    if info.kind == catalog.WINDOW:
-        if info.reduction not in _REDUCTIONS:
-            return f"the certified method does not know the reduction {info.reduction!r}"
-        return None if info.reduction == pooling.MEAN or info.ball_density else "it declares no density in balls"
-    if info.kind == catalog.DROPOUT:
-        return None if info.ball_moments is not None else "it declares no moments in balls"
-    if info.kind == catalog.NORMALIZE:
-        return None
-    return f"the certified method does not know ops of kind {info.kind!r}"
+declines = support.certified  # read from the declaration alone (`momentcalc list`); _propagate refuses by it
 
 
 def _propagate(spec: Spec, mu: float, sigma: float, prec: int):

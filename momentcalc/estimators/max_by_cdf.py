@@ -15,15 +15,16 @@ monotone pieces over the base variable and inverting each piece with brentq.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import integrate, optimize, special
 
-from .tracked import QUAD, Branch, MomentsOnly, Transformed, support
+from .._lazy import lazy_module
+from . import quadpack
+from .tracked import QUAD, Branch, MomentsOnly, Transformed, log_ndtr, support
 
 _GRID = 4001
+optimize = lazy_module("scipy.optimize")  # brentq, minimize_scalar: only where a max is taken through a CDF
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class BranchCdf:
         self.pieces = _monotone_pieces(self.g, lo, hi)
 
     def base_cdf(self, b: float) -> float:
-        return math.exp(self.n * float(special.log_ndtr(b)))
+        return math.exp(self.n * log_ndtr(b))
 
     def __call__(self, y: float) -> float:
         return sum(self._piece_mass(p, y) for p in self.pieces)
@@ -114,11 +115,9 @@ def max_moments(dist: Transformed, n: int) -> MomentsOnly:
 
 def _integrate(f, cuts) -> tuple[float, float]:
     total = err = 0.0
-    with warnings.catch_warnings():
-        # Roundoff near 1e-15 is expected here; the error bound we return says how good it is.
-        warnings.simplefilter("ignore", integrate.IntegrationWarning)
-        for a, b in zip(cuts[:-1], cuts[1:]):
-            value, bound = integrate.quad(f, a, b, **QUAD)
-            total += value
-            err += bound
+    # Roundoff near 1e-15 is expected here; the error bound we return says how good it is.
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        value, bound = quadpack.quad(f, a, b, QUAD["epsabs"], QUAD["epsrel"], QUAD["limit"])
+        total += value
+        err += bound
     return total, err

@@ -20,7 +20,7 @@ from .. import catalog
 from .._lazy import lazy_module
 from ..ops import dropout as dropout_op
 from ..spec import Spec
-from . import NotApplicable, dispatch, dispatch_gen, driver, mc_kernels, moments, normals
+from . import NotApplicable, dispatch, dispatch_gen, driver, mc_kernels, moments, normals, support
 from .dispatch import CODES
 
 _NAMES = {code: name for name, code in CODES.items()}
@@ -155,20 +155,7 @@ def _then(shape: str | None, stage: str | None) -> str | None:
     return stage if shape in (RISING, FALLING) else None
 
 
-def declines(info: catalog.OpInfo, numpy_path: bool = True) -> str | None:
-    """Why the Monte Carlo kernels run no use of the op, read from its declaration alone (numpy_path: the numpy
-    Monte Carlo of user expressions counts, as for montecarlo; qmc has none); None where some use runs."""
-    if info.kind == catalog.ELEMENTWISE:
-        if info.vectorized is not None:
-            return None if numpy_path else "it has only a numpy form, and quasi-Monte Carlo runs compiled kernels"
-        dispatch_gen.require_fresh(CODES)
-        return None if info.name in CODES else "the kernels have no compiled function for it"
-    if info.kind == catalog.WINDOW:
-        known = info.reduction in mc_kernels.REDUCTION_CODES
-        return None if known else f"the kernels do not know the reduction {info.reduction!r}"
-    if info.kind in (catalog.DROPOUT, catalog.NORMALIZE):
-        return None
-    return f"Monte Carlo does not know ops of kind {info.kind!r}"
+declines = support.kernels  # read from the declaration alone (`momentcalc list` asks without loading numba)
 
 
 def _window_code(op) -> int:

@@ -1,4 +1,4 @@
-"""Exact moments by numerical integration (scipy.integrate.quad).
+"""Exact moments by numerical integration (QUADPACK's qagse as scipy.integrate.quad runs it: quadpack.py).
 
 The output of a pipeline prefix is tracked as a distribution we can
 integrate against:
@@ -31,7 +31,7 @@ from ..errors import MomentcalcError
 from ..ops import dropout as dropout_op
 from ..ops import pooling
 from ..spec import Op, Spec
-from . import NotApplicable, tracked, vectorized
+from . import NotApplicable, support, tracked, vectorized
 from .max_by_cdf import max_moments
 from .tracked import FEATURES, MomentsOnly, Stage, Transformed, moments, std_moments
 
@@ -77,19 +77,10 @@ def _dropout(dist, op: Op):
     return replace(kept, branches=branches, atoms=atoms)
 
 
-_REDUCTIONS = (pooling.MAX, pooling.MIN, pooling.MEAN)  # the window reductions _window treats
+_REDUCTIONS = support.QUADRATURE_REDUCTIONS  # the window reductions _window treats
 
 
-def declines(info: catalog.OpInfo) -> str | None:
-    """Why quadrature treats no use of the op, read from its declaration alone; None where some use is treated."""
-    if info.kind == catalog.ELEMENTWISE:
-        has_f = info.f is not None and info.df is not None
-        return None if has_f or info.vectorized is not None else "it declares no scalar function"
-    if info.kind == catalog.WINDOW:
-        return None if info.reduction in _REDUCTIONS else f"it does not know the reduction {info.reduction!r}"
-    if info.kind in (catalog.DROPOUT, catalog.NORMALIZE):
-        return None
-    return f"it does not know ops of kind {info.kind!r}"
+declines = support.quadrature  # read from the declaration alone (`momentcalc list` asks without loading scipy)
 
 
 def _window(dist, op: Op):

@@ -11,14 +11,17 @@ max_by_cdf.py takes the max of copies of any of them.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
-from scipy import integrate, optimize, special
+from scipy import special
 
-from . import NotApplicable
+from .._lazy import lazy_module
+from . import NotApplicable, quadpack
+
+optimize = lazy_module("scipy.optimize")  # brentq: only where a chain's kinks lie past its first stage
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 _TAIL_LOG = 80.0  # integrate where the density is above exp(-80) of its peak
@@ -82,13 +85,51 @@ class Integral:
 # --- the base density -------------------------------------------------------
 
 
+def log_ndtr(b: float) -> float:
+    """log Phi(b) for a float, as scipy.special.log_ndtr computes it (log of 0.5 erfc(-b / sqrt 2), log1p of the
+    upper tail above 0, its asymptotic series far below), on the math module: scipy's ufunc on one float costs
+    about 1 us, most of a maxpool(n) integrand's time. tests/test_quadrature_speed.py holds it to mpmath."""
+    if b > 0.0:
+        return math.log1p(-0.5 * math.erfc(b * _SQRT_HALF))
+    if b > -30.0:  # erfc(21) is 1e-194: far from underflow, relative accuracy as scipy's (cephes's) ndtr
+        return math.log(0.5 * math.erfc(-b * _SQRT_HALF))
+    return float(special.log_ndtr(b))
+
+
+_SQRT_HALF = math.sqrt(0.5)
+
+
 def log_density(b: float, n: int) -> float:
     log_phi = -0.5 * b * b - _LOG_SQRT_2PI
     if n == 1:
         return log_phi
-    return math.log(n) + log_phi + (n - 1) * float(special.log_ndtr(b))
+    return math.log(n) + log_phi + (n - 1) * log_ndtr(b)
 
 
+@lru_cache(maxsize=16)
+def density(n: int) -> Callable[[float], float]:
+    """b -> exp(log_density(b, n)), remembered for n > 1: the passes of one estimate over the same cuts (the rough
+    scale, the integral, the input's rounding, the second moment) evaluate QUADPACK's same nodes, and log Phi was
+    most of their time. The same values, bit for bit, as computing each afresh."""
+    if n == 1:
+        return lambda b: math.exp(-0.5 * b * b - _LOG_SQRT_2PI)
+    seen: dict[float, float] = {}
+
+    def at(b: float) -> float:
+        found = seen.get(b)
+        if found is None:
+            if len(seen) >= _REMEMBERED:
+                seen.clear()
+            found = seen[b] = math.exp(log_density(b, n))
+        return found
+
+    return at
+
+
+_REMEMBERED = 1 << 16  # values per n; a few estimates' worth
+
+
+@lru_cache(maxsize=64)
 def support(n: int) -> tuple[float, float]:
     """Where the density of the max of n standard normals is not negligible."""
     grid = np.linspace(-40.0, 40.0, 8001)
@@ -151,6 +192,7 @@ def _cuts(dist: Transformed, branch: Branch, n: int) -> list[float]:
     return sorted(set(np.linspace(*support(n), PIECES + 1).tolist() + [lo, hi] + inner))
 
 
+@lru_cache(maxsize=64)
 def _center(n: int) -> float:
     """The median of the max of n standard normals."""
     return float(special.ndtri(0.5 ** (1.0 / n)))
@@ -158,13 +200,11 @@ def _center(n: int) -> float:
 
 def _quad_pieces(integrand, cuts: list[float], epsabs: float) -> tuple[float, float]:
     total = err = 0.0
-    with warnings.catch_warnings():
-        # A piece that cannot reach the tolerance says so in its error bound, which is what we report.
-        warnings.simplefilter("ignore", integrate.IntegrationWarning)
-        for a, c in zip(cuts[:-1], cuts[1:]):
-            value, bound = integrate.quad(integrand, a, c, epsabs=epsabs, epsrel=QUAD["epsrel"], limit=QUAD["limit"])
-            total += value
-            err += bound
+    # A piece that cannot reach the tolerance says so in its error bound, which is what we report.
+    for a, c in zip(cuts[:-1], cuts[1:]):
+        value, bound = quadpack.quad(integrand, a, c, epsabs, QUAD["epsrel"], QUAD["limit"])
+        total += value
+        err += bound
     return total, err
 
 
@@ -172,8 +212,10 @@ def _integrate(integrand, cuts: list[float]) -> Integral:
     """The integral over the pieces, with a bound that adds quad's own, the difference from the same integral on
     pieces half as wide (a second resolution), and roundoff: 16 eps times the integral of |integrand|, plus
     3 b^2 eps times it, the rounding of the density's exponent -b^2 / 2 (1e-13 relative at b = 30)."""
-    size, _ = _rough_abs(integrand, cuts)
-    amplified, _ = _rough_abs(lambda b: 3.0 * b * b * integrand(b), cuts)
+    size, pieces = _rough_abs(integrand, cuts)
+    # int 3 b^2 |integrand| <= the sum over pieces of 3 max(a^2, c^2) int_a^c |integrand|: a bound from the pass
+    # above, where a second pass over 3 b^2 |integrand| cost a third of the whole integral's time.
+    amplified = sum(3.0 * max(a * a, c * c) * part for (a, c), part in zip(zip(cuts[:-1], cuts[1:]), pieces))
     epsabs = max(_EPS * size * 1e-2, 1e-300)
     coarse, _ = _quad_pieces(integrand, cuts, epsabs)
     fine_cuts = sorted(set(cuts + [0.5 * (a + c) for a, c in zip(cuts[:-1], cuts[1:])]))
@@ -182,14 +224,10 @@ def _integrate(integrand, cuts: list[float]) -> Integral:
     return Integral(fine, max(bound + abs(fine - coarse) + _EPS * (16.0 * size + amplified), _TINY))
 
 
-def _rough_abs(integrand, cuts: list[float]) -> tuple[float, float]:
-    """int |integrand| to three digits: the scale for tolerances and roundoff."""
-    total = 0.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", integrate.IntegrationWarning)
-        for a, c in zip(cuts[:-1], cuts[1:]):
-            total += integrate.quad(lambda b: abs(integrand(b)), a, c, epsabs=0.0, epsrel=1e-3, limit=50)[0]
-    return total, 0.0
+def _rough_abs(integrand, cuts: list[float]) -> tuple[float, list[float]]:
+    """int |integrand| to three digits: the scale for tolerances and roundoff; and its part on each piece."""
+    parts = [quadpack.quad(lambda b: abs(integrand(b)), a, c, 0.0, 1e-3, 50)[0] for a, c in zip(cuts[:-1], cuts[1:])]
+    return sum(parts), parts
 
 
 def expect(dist: Transformed, h: Callable[[float], float], center: bool = False, with_input: bool = False) -> Integral:
@@ -201,12 +239,23 @@ def expect(dist: Transformed, h: Callable[[float], float], center: bool = False,
     derivatives; 8 eps (|mu| + |sigma b|) where a stage has none).
     """
     total, err = 0.0, 0.0
+    weight = density(dist.base_n)
     for branch in dist.branches:
         cuts = _cuts(dist, branch, dist.base_n)
         shift = h(branch.value(dist.mu + dist.sigma * _center(dist.base_n))) if center else 0.0
 
-        def integrand(b, branch=branch, shift=shift):
-            return (h(branch.value(dist.mu + dist.sigma * b)) - shift) * math.exp(log_density(b, dist.base_n))
+        # The same arithmetic as h(branch.value(mu + sigma b)), with fewer calls where the chain is empty (a max of
+        # normals): quadrature spends most of its time in these calls.
+        value, mu, sigma = (branch.value if branch.chain else None), dist.mu, dist.sigma
+        if value is None:
+
+            def integrand(b, mu=mu, sigma=sigma, shift=shift):
+                return (h(mu + sigma * b) - shift) * weight(b)
+
+        else:
+
+            def integrand(b, value=value, mu=mu, sigma=sigma, shift=shift):
+                return (h(value(mu + sigma * b)) - shift) * weight(b)
 
         found = _integrate(integrand, cuts)
         total += branch.weight * (found.value + shift)
@@ -243,7 +292,7 @@ def _tail_part(h, n: int, edge: float, far: float, points) -> float:
     """The base mass beyond edge (towards far) times the largest |h| at points; a positive part too small for a
     double counts as the smallest subnormal, so that a bound never claims 0 for what is only tiny."""
     # P(B < edge) = Phi(edge)^n; P(B > edge) <= n Q(edge)
-    log_mass = n * float(special.log_ndtr(edge)) if far < 0 else math.log(n) + float(special.log_ndtr(-edge))
+    log_mass = n * log_ndtr(edge) if far < 0 else math.log(n) + log_ndtr(-edge)
     sizes = []
     for b in points:
         try:
@@ -267,6 +316,7 @@ def _input_rounding(dist: Transformed, branch: Branch, cuts: list[float]) -> flo
     (over eps)."""
     if any(stage.df is None for stage in branch.chain):
         return abs(dist.mu) + 8.0 * abs(dist.sigma)
+    weight = density(dist.base_n)
 
     def slope(b):
         # x = mu + sigma b is rounded relative to its terms, not to x: near a kink at mu = -30 that is 30 eps
@@ -276,7 +326,7 @@ def _input_rounding(dist: Transformed, branch: Branch, cuts: list[float]) -> flo
         for stage in branch.chain:
             g *= stage.df(y)
             y = stage.f(y)
-        return (abs(dist.mu) + abs(dist.sigma * b)) * abs(g) * math.exp(log_density(b, dist.base_n))
+        return (abs(dist.mu) + abs(dist.sigma * b)) * abs(g) * weight(b)
 
     return _rough_abs(slope, cuts)[0]
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
+from .._lazy import lazy_module
 from ..catalog import JOINT, OpInfo, Param, register
 from ..settings import PARAM_RANGES, WINDOW_MAX
+
+np = lazy_module("numpy")  # only where the op is sampled: `momentcalc list` and --help load no numpy
 
 
 def _size(op) -> int:

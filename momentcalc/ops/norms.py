@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
+from .._lazy import lazy_module
 from ..catalog import JOINT, OpInfo, Param, register
 from ..result import Moments
 from ..settings import PARAM_RANGES
+
+np = lazy_module("numpy")  # only where the op is sampled: `momentcalc list` and --help load no numpy
 
 _D = Param("d", int, None, accepted="the normalized vector's length", bounds=PARAM_RANGES["count"])
 _EPS = Param("eps", float, 0.0, lambda v: 0.0 <= v <= 1e6, "a number in [0, 1000000] added to the mean square")

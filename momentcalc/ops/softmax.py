@@ -15,11 +15,12 @@ against 1/n.
 
 from __future__ import annotations
 
-import numpy as np
-
+from .._lazy import lazy_module
 from ..catalog import JOINT, OpInfo, Param, register
 from ..result import Moments
 from ..settings import PARAM_RANGES
+
+np = lazy_module("numpy")  # only where the op is sampled: `momentcalc list` and --help load no numpy
 
 
 def _sample(op, x: np.ndarray):

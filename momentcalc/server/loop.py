@@ -4,8 +4,9 @@
 1. takes the installation's lock (registry.take: an older version's server is stopped; one of this version
    already running is left alone and this process leaves). Given the pid of the command that started it, waits
    until that command has ended;
-2. warms up: runs `estimate relu` and `estimate 'maxpool(k=3)'` here, on one thread, output discarded, which
-   imports everything and loads the kernels they use from numba's cache (compiling them on a first run);
+2. warms up: runs `estimate relu` and `estimate 'maxpool(k=3)'` by every method (WARM_UP) here, on one thread,
+   output discarded, which imports everything and loads the kernels they use from numba's cache (compiling them
+   on a first run);
 3. listens on the Unix socket `address`; reads every connection's request without blocking, each within
    REQUEST_WAIT_S (a client that sends nothing holds up no one) and REQUEST_MAX bytes, from this user only,
    and forks a child per complete request (child.py), unless judge() sends it back to its client;
@@ -39,7 +40,8 @@ import momentcalc_client as client
 from ..estimators import driver
 from . import child, registry
 
-WARM_UP = (["estimate", "relu"], ["estimate", "maxpool(k=3)"])
+# --method all: auto samples only where its exact methods do not check each other, and loads no numba for these.
+WARM_UP = (["estimate", "relu", "--method", "all"], ["estimate", "maxpool(k=3)", "--method", "all"])
 WARM_AGAIN_S = 5.0  # a served estimate that took longer is not run again here (the server would be busy as long)
 REQUEST_MAX = 1 << 20  # bytes: an environment is a few KB
 REQUEST_WAIT_S = 5.0  # a connection that has not sent its whole request by then is closed
