@@ -155,6 +155,11 @@ def method_support(info: catalog.OpInfo) -> dict[str, str | None]:
     """Per method, None where it treats some use of the op, else why it treats none: each method reads the op's
     declaration (`momentcalc list`). Whether it treats a given spec still depends on the spec (its parameters,
     what precedes it): `estimate --method all` tells."""
+    found = _method_support(info)
+    return {m: info.declined_by(m) or why for m, why in found.items()}
+
+
+def _method_support(info: catalog.OpInfo) -> dict[str, str | None]:
     if info.kind == catalog.LAYER:
         return dict.fromkeys(METHODS[2:], "a layer for `momentcalc backward` only")
     if info.kind == catalog.PRODUCT:
@@ -290,6 +295,10 @@ def _run(
     name: str, spec: Spec, mu: float, sigma: float, norms: tuple | None, settings: RunSettings, digits: int | None
 ) -> Estimate:
     start = time.perf_counter()
+    for op in spec.ops:  # an op that says why a method declines it is refused with its own reason
+        why = op.info.declined_by(name)
+        if why is not None:
+            raise NotApplicable(f"{name} declines {op}: {why}")
     if spec.ops[0].kind in SEVERAL and len(spec.ops) > 1:
         return _normalized(_run(name, Spec(spec.ops[:1]), mu, sigma, None, settings, digits), norms)
     if spec.last.kind == catalog.PRODUCT:

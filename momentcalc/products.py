@@ -48,6 +48,8 @@ def law_estimate(method: str, op: Op, mu: float, sigma: float, settings: RunSett
     found = op.info.quad_law(op, mu, sigma)
     if found is None:
         raise NotApplicable(f"no quadrature of {op} is declared at mu={mu:g}, sigma={sigma:g}")
+    if isinstance(found, str):
+        raise NotApplicable(f"quadrature declines {op} at mu={mu:g}, sigma={sigma:g}: {found}")
     mean, std, mean_err, std_err, grad, grad_err = found
     return Estimate(
         "quadrature",

@@ -54,6 +54,7 @@ def test_the_default_table_covers_what_the_issue_asks_for(doc):
     wanted += ["glu", "swiglu", "geglu", "reglu", "lppool(p=2,k=2)", "lppool(p=2,k=3)"]  # issue 31's ops
     wanted += [f"{norm}(d={d})" for norm in ("rmsnorm", "layernorm") for d in (64, 768, 4096)]
     wanted += [f"residual(f=relu | normalize,tau={tau})" for tau in (0.1, 0.5)]
+    wanted += [f"softmax(n={n})" for n in (16, 64, 256, 1024, 4096)]
     specs = [e["spec"] for e in doc["entries"]]
     assert sorted(specs) == sorted(canonical(w) for w in wanted)
     assert all((e["input"]["mu"], e["input"]["sigma"]) == (0.0, 1.0) for e in doc["entries"])

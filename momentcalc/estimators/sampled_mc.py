@@ -30,6 +30,7 @@ def run(op: Op, mu: float, sigma: float, samples: int | None, seed: int):
     size = info.size(op)
     if samples is None:
         samples = min(DEFAULT_SAMPLES, max(1 << 6, DEFAULT_VALUES // size))
+    _check_trusted(op, mu, sigma, samples)
     if samples * size > MAX_SAMPLES:
         raise MomentcalcError(
             f"{samples} samples of {op} draw {samples * size:.3g} normals, more than the {MAX_SAMPLES:.3g} allowed; "
@@ -50,3 +51,15 @@ def run(op: Op, mu: float, sigma: float, samples: int | None, seed: int):
         sums += (d.sum(), d2.sum(), (d2 * d).sum(), (d2 * d2).sum(), g.sum(), (g * g).sum())
     found = summary_estimate(sums / samples, shift, samples, seed, time.perf_counter() - start, "numpy sampling")
     return found if have_grad else replace(found, grad_sq=None, grad_sq_se=None)
+
+
+def _check_trusted(op: Op, mu: float, sigma: float, samples: int) -> None:
+    """Decline a sample too small for its standard errors to be trusted, as the op declares (heavy tails: a sample
+    that misses the rare large outputs reports a std and an SE both too small, and no statistic of it shows that)."""
+    found = op.info.trusted_samples(op, mu, sigma) if op.info.trusted_samples is not None else None
+    if found is not None and samples < found[0]:
+        least, why = found
+        raise NotApplicable(
+            f"montecarlo declines {op} at mu={mu:g}, sigma={sigma:g} with {samples} samples: {why}; ask for at least "
+            f"{least} samples ({least * op.info.size(op):.3g} normals) or use quadrature"
+        )
