@@ -38,6 +38,7 @@ montecarlo = lazy_module("momentcalc.estimators.montecarlo")
 jit = lazy_module("momentcalc.estimators.jit")
 program = lazy_module("momentcalc.estimators.program")
 products = lazy_module("momentcalc.products")
+sampled_mc = lazy_module("momentcalc.estimators.sampled_mc")
 
 
 def estimate(
@@ -198,14 +199,33 @@ def _several_first(spec: Spec) -> bool:
     return spec.ops[0].kind in SEVERAL and all(op.kind == catalog.NORMALIZE for op in spec.ops[1:])
 
 
+def _sampled_after(spec: Spec) -> bool:
+    """The spec is elementwise ops and normalize, then last an op of iid inputs that declares its sampler
+    (catalog.JOINT: lppool, a norm, softmax): each input the same function of its own Gaussian, sampled as such."""
+    *prefix, last = spec.ops
+    return (
+        bool(prefix)
+        and last.kind == catalog.JOINT
+        and last.info.sample is not None
+        and all(op.kind in (catalog.ELEMENTWISE, catalog.NORMALIZE) for op in prefix)
+    )
+
+
 def _check_products(spec: Spec) -> None:
-    """An op of several inputs takes Gaussian inputs: it comes first, followed by normalize ops at most."""
+    """An op of several inputs takes Gaussian inputs: it comes first, followed by normalize ops at most; an op of
+    iid inputs that declares its sampler may also come last after elementwise ops and normalize (Monte Carlo)."""
     several = [op for op in spec.ops if op.kind in SEVERAL]
-    if several and not _several_first(spec):
-        inputs = ", ".join(several[0].info.inputs) or "iid"
+    if several and not _several_first(spec) and not _sampled_after(spec):
+        op = several[0]
+        inputs = ", ".join(op.info.inputs) or "iid"
+        after = (
+            "; after elementwise ops and normalize it comes last (Monte Carlo samples it there)"
+            if op.kind == catalog.JOINT and op.info.sample is not None
+            else ""
+        )
         raise MomentcalcError(
-            f"{several[0]} takes independent Gaussian inputs ({inputs}): it comes first, followed by normalize at "
-            f"most, not as in '{spec}'; estimate '{several[0]}' or '{several[0]} | normalize'"
+            f"{op} takes independent Gaussian inputs ({inputs}): it comes first, followed by normalize at most{after}, "
+            f"not as in '{spec}'; estimate '{op}' or '{op} | normalize'"
         )
 
 
@@ -283,7 +303,7 @@ def window_product(spec: Spec) -> int:
 def _load_kernel(name: str, spec: Spec, mu: float, sigma: float, norms: tuple | None, overheads: dict) -> None:
     """Monte Carlo: load its kernel from the disk cache (compile it on a first run), timed as overheads["kernels"]
     (with a Dask scheduler qmc's too: a first compile here fills the numba cache that local workers load from)."""
-    declared = spec.ops[0].kind in SEVERAL or products.law_route(spec, name)
+    declared = any(op.kind in SEVERAL for op in spec.ops) or products.law_route(spec, name)
     if name in ("montecarlo", "qmc") and not vectorized.needs_numpy(spec) and not declared:
         start = time.perf_counter()
         prepare = montecarlo.prepare if name == "montecarlo" else qmc.prepare
@@ -299,6 +319,8 @@ def _run(
         why = op.info.declined_by(name)
         if why is not None:
             raise NotApplicable(f"{name} declines {op}: {why}")
+    if _sampled_after(spec):
+        return _sampled_pipeline(name, spec, mu, sigma, norms, settings)
     if spec.ops[0].kind in SEVERAL and len(spec.ops) > 1:
         return _normalized(_run(name, Spec(spec.ops[:1]), mu, sigma, None, settings, digits), norms)
     if spec.last.kind == catalog.PRODUCT:
@@ -326,6 +348,21 @@ def _run(
     default = qmc.DEFAULT_SAMPLES if name == "qmc" else montecarlo.DEFAULT_SAMPLES
     settings, notes = driver.within_budget(settings, program.normals_per_output, default)  # cost, before the run
     return runner(program, settings).estimate(name, settings.seed, _since(start), notes=notes)
+
+
+def _sampled_pipeline(
+    name: str, spec: Spec, mu: float, sigma: float, norms: tuple | None, settings: RunSettings
+) -> Estimate:
+    """An op of iid inputs after elementwise ops: its inputs are not Gaussian, so its declared laws do not apply;
+    Monte Carlo samples it, each input drawn through the elementwise stages (numpy)."""
+    op = spec.last
+    if name != "montecarlo":
+        raise NotApplicable(
+            f"{name} does not treat {op} after other ops: its declared law is for Gaussian inputs; only montecarlo "
+            f"samples it after elementwise ops"
+        )
+    stages = vectorized.vector_program(Spec(spec.ops[:-1]), None if norms is None else norms[:-1])
+    return sampled_mc.run(op, mu, sigma, settings.samples, settings.seed, stages)
 
 
 def _normalized(found: Estimate, norms: tuple) -> Estimate:

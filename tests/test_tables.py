@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from table_refs import ACTIVATIONS, default_doc, truth, untimed
+from table_refs import ACTIVATIONS, check_softmax_rule, default_doc, truth, untimed
 
 from momentcalc import MomentcalcError, __version__, tables
 from momentcalc.spec import canonical, parse
@@ -75,6 +75,11 @@ def test_every_entry_matches_its_independent_reference(doc, spec):
             sized = parse(spec).ops[0].info.size is not None
             assert (e["samples"] <= doc["settings"]["samples"]) if sized else e["samples"] == doc["settings"]["samples"]
             assert e["seed"] == 0
+
+
+def test_the_softmax_reference_reproduces_what_is_known():
+    # the trapezoid rule behind softmax's references finds E[p_1] = 1/n and, at n = 2, mpmath's E[sigmoid(sqrt(2) z)^2]
+    check_softmax_rule()
 
 
 def test_each_entry_holds_provenance(doc):

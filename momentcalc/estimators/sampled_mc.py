@@ -21,8 +21,10 @@ CHUNK_VALUES = 1 << 20  # inputs drawn at once, to bound memory
 DEFAULT_VALUES = 1 << 26  # inputs a default run draws (a few seconds): outputs are DEFAULT_SAMPLES or fewer
 
 
-def run(op: Op, mu: float, sigma: float, samples: int | None, seed: int):
-    """samples: outputs to draw; None: DEFAULT_SAMPLES, or fewer for large ops (at least 64)."""
+def run(op: Op, mu: float, sigma: float, samples: int | None, seed: int, stages=()):
+    """samples: outputs to draw; None: DEFAULT_SAMPLES, or fewer for large ops (at least 64). stages: elementwise
+    numpy stages (vectorized.VecStage) each input passes through before the op; the squared gradient reaching the
+    first Gaussian input is the op's times the stages' derivatives at it, squared (the chain rule)."""
     info = op.info
     if info.sample is None or info.size is None:
         raise NotApplicable(f"{op} declares no sampler")
@@ -42,7 +44,12 @@ def run(op: Op, mu: float, sigma: float, samples: int | None, seed: int):
     for j, stream in enumerate(np.random.SeedSequence(seed).spawn(chunks)):
         m = min(per, samples - j * per)
         x = mu + sigma * np.random.Generator(np.random.PCG64(stream)).standard_normal((m, size))
+        slope = np.ones(m)
+        for stage in stages:
+            slope = slope * stage.df(x[:, 0])
+            x = stage.f(x)
         y, g = info.sample(op, x)
+        g = None if g is None else g * slope * slope
         have_grad = have_grad and g is not None
         g = np.zeros(m) if g is None else g
         shift = y[0] if shift is None else shift

@@ -1,0 +1,60 @@
+"""Ops of several inputs inside longer pipelines: an op of iid inputs last after elementwise ops (Monte Carlo), an
+op of several inputs then normalize, and clear refusals elsewhere. Expected values from mpmath in the tests."""
+
+import mpmath as mp
+import pytest
+from typer.testing import CliRunner
+
+import momentcalc as mc
+from momentcalc import MomentcalcError
+from momentcalc.cli import app
+
+mp.mp.dps = 20
+RELU_MEAN = 1 / mp.sqrt(2 * mp.pi)
+RELU_STD = mp.sqrt(mp.mpf(1) / 2 - RELU_MEAN**2)
+
+
+def abs_normalized_relu() -> float:
+    """E|z|, z = (relu(x) - m) / s: the atom at x <= 0 (probability 1/2, |z| = m / s) and the integral above it."""
+    above = mp.quad(lambda x: abs(x - RELU_MEAN) * mp.npdf(x), [0, RELU_MEAN, mp.inf])
+    return float((RELU_MEAN / 2 + above) / RELU_STD)
+
+
+def test_an_l2_pool_of_one_value_after_relu_normalize_against_mpmath():
+    # lppool(p=2, n=1) is |z|: E|z| by mpmath, E[z^2] = 1 exactly (normalized), and the squared gradient reaching
+    # x is (z / |z|)^2 relu'(x)^2 / s^2 = [x > 0] / s^2, of mean 1 / (2 s^2)
+    found = mc.estimate("relu | normalize | lppool(p=2,n=1)", samples=1 << 16, seed=3)
+    (e,) = found.estimates
+    mean = abs_normalized_relu()
+    assert e.method == "montecarlo" and abs(e.mean - mean) <= 4.5 * e.mean_se
+    assert abs(e.std - (1 - mean * mean) ** 0.5) <= 4.5 * e.std_se
+    assert abs(e.grad_sq - float(1 / (2 * RELU_STD**2))) <= 4.5 * e.grad_sq_se
+
+
+def test_an_l2_pool_after_relu_normalize_has_the_second_moment_it_must():
+    # y^2 = z_1^2 + ... + z_4^2 with E[z^2] = 1: E[y^2] = mean^2 + std^2 = 4 exactly
+    (e,) = mc.estimate("relu | normalize | lppool(p=2,k=2)", samples=1 << 15, seed=1).estimates
+    se = 2 * e.mean * e.mean_se + 2 * e.std * e.std_se  # a bound on the SE of mean^2 + std^2
+    assert abs(e.mean**2 + e.std**2 - 4) <= 4.5 * se
+
+
+@pytest.mark.parametrize("method", ["quadrature", "certified", "closed"])
+def test_an_op_after_elementwise_ops_is_sampled_only(method):
+    with pytest.raises(MomentcalcError, match=r"does not treat lppool\(p=2,k=2\) after other ops: .* Gaussian inputs"):
+        mc.estimate("relu | lppool(p=2,k=2)", method=method)
+
+
+@pytest.mark.parametrize(
+    "spec, match",
+    [
+        ("relu | lppool(p=2,k=2) | normalize", "after elementwise ops and normalize it comes last"),
+        ("relu | swiglu", r"swiglu takes independent Gaussian inputs \(value, gate\): it comes first"),
+        ("softmax(n=4) | relu", "comes first"),
+        ("lppool(p=2,k=2) | lppool(p=2,k=2)", "comes first"),
+    ],
+)
+def test_what_cannot_compose_is_refused_in_one_line(spec, match):
+    with pytest.raises(MomentcalcError, match=match):
+        mc.estimate(spec, samples=64)
+    result = CliRunner().invoke(app, ["estimate", spec, "--samples", "64"], env={"COLUMNS": "300"})
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
