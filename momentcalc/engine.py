@@ -199,14 +199,19 @@ def _several_first(spec: Spec) -> bool:
     return spec.ops[0].kind in SEVERAL and all(op.kind == catalog.NORMALIZE for op in spec.ops[1:])
 
 
+def _takes_after(op) -> bool:
+    """An op that may come last after elementwise ops and normalize: an op of iid inputs that declares its sampler
+    (catalog.JOINT: lppool, a norm, softmax; each input the same function of its own Gaussian, sampled as such), or a
+    residual mix (one function of the one input)."""
+    return (op.kind == catalog.JOINT and op.info.sample is not None) or op.kind == catalog.RESIDUAL
+
+
 def _sampled_after(spec: Spec) -> bool:
-    """The spec is elementwise ops and normalize, then last an op of iid inputs that declares its sampler
-    (catalog.JOINT: lppool, a norm, softmax): each input the same function of its own Gaussian, sampled as such."""
+    """The spec is elementwise ops and normalize, then last an op _takes_after allows."""
     *prefix, last = spec.ops
     return (
         bool(prefix)
-        and last.kind == catalog.JOINT
-        and last.info.sample is not None
+        and _takes_after(last)
         and all(op.kind in (catalog.ELEMENTWISE, catalog.NORMALIZE) for op in prefix)
     )
 
@@ -218,11 +223,7 @@ def _check_products(spec: Spec) -> None:
     if several and not _several_first(spec) and not _sampled_after(spec):
         op = several[0]
         inputs = ", ".join(op.info.inputs) or "iid"
-        after = (
-            "; after elementwise ops and normalize it comes last (Monte Carlo samples it there)"
-            if op.kind == catalog.JOINT and op.info.sample is not None
-            else ""
-        )
+        after = "; after elementwise ops and normalize it comes last" if _takes_after(op) else ""
         raise MomentcalcError(
             f"{op} takes independent Gaussian inputs ({inputs}): it comes first, followed by normalize at most{after}, "
             f"not as in '{spec}'; estimate '{op}' or '{op} | normalize'"
@@ -354,8 +355,11 @@ def _sampled_pipeline(
     name: str, spec: Spec, mu: float, sigma: float, norms: tuple | None, settings: RunSettings
 ) -> Estimate:
     """An op of iid inputs after elementwise ops: its inputs are not Gaussian, so its declared laws do not apply;
-    Monte Carlo samples it, each input drawn through the elementwise stages (numpy)."""
+    Monte Carlo samples it, each input drawn through the elementwise stages (numpy). A residual mix after them is one
+    function of the Gaussian input, as alone (products.residual_estimate)."""
     op = spec.last
+    if op.kind == catalog.RESIDUAL:
+        return products.residual_estimate(name, op, mu, sigma, settings, Spec(spec.ops[:-1]))
     if name != "montecarlo":
         raise NotApplicable(
             f"{name} does not treat {op} after other ops: its declared law is for Gaussian inputs; only montecarlo "

@@ -138,22 +138,28 @@ def _factor(method: str, spec: Spec, mu: float, sigma: float):
     raise NotApplicable(f"{method} does not treat ops of several inputs")
 
 
-def residual_estimate(method: str, op: Op, mu: float, sigma: float, settings: RunSettings) -> Estimate:
-    """y = sqrt(1 - tau) x + sqrt(tau) F(x) as one numpy function of x (F's normalize constants exact at the input
-    N(mu, sigma^2)), by quadrature (which integrates x F(x) with F) or numpy Monte Carlo; dy/dx by the chain rule."""
+def residual_estimate(
+    method: str, op: Op, mu: float, sigma: float, settings: RunSettings, before: Spec | None = None
+) -> Estimate:
+    """y = sqrt(1 - tau) x + sqrt(tau) F(x) as one numpy function of the Gaussian input X ~ N(mu, sigma^2), with x = X
+    or x = P(X) for elementwise ops P before the mix (`before`), F's normalize constants exact at F's input, by
+    quadrature (which integrates x F(x) with F) or numpy Monte Carlo; dy/dX by the chain rule."""
     if method not in ("quadrature", "montecarlo"):
         raise NotApplicable(f"{method} does not treat {op}: only quadrature and Monte Carlo integrate x F(x)")
     start = time.perf_counter()
-    inner = parse(op.get("f"))
-    norms = quadrature.normalize_constants(inner, mu, sigma)
-    stages = vectorized.vector_program(inner, norms)
+    prefix = () if before is None else before.ops
+    whole = Spec(prefix + parse(op.get("f")).ops)  # P then F: normalize's constants in F are those at P's output
+    staged = vectorized.vector_program(whole, quadrature.normalize_constants(whole, mu, sigma))
+    first, stages = staged[: len(prefix)], staged[len(prefix) :]
     a, b = (1 - op.get("tau")) ** 0.5, op.get("tau") ** 0.5
 
     def f(x):
+        x = _through(first, x)[0]
         return a * x + b * _through(stages, x)[0]
 
     def df(x):
-        return a + b * _through(stages, x)[1]
+        x, slope = _through(first, x)
+        return slope * (a + b * _through(stages, x)[1])
 
     stage = vectorized.VecStage(str(op), f, df)
     if method == "quadrature":

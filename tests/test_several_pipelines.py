@@ -48,6 +48,7 @@ def test_an_op_after_elementwise_ops_is_sampled_only(method):
     "spec, match",
     [
         ("relu | lppool(p=2,k=2) | normalize", "after elementwise ops and normalize it comes last"),
+        ("gelu | residual(f=relu,tau=0.5) | normalize", "after elementwise ops and normalize it comes last"),
         ("relu | swiglu", r"swiglu takes independent Gaussian inputs \(value, gate\): it comes first"),
         ("softmax(n=4) | relu", "comes first"),
         ("lppool(p=2,k=2) | lppool(p=2,k=2)", "comes first"),
@@ -58,3 +59,25 @@ def test_what_cannot_compose_is_refused_in_one_line(spec, match):
         mc.estimate(spec, samples=64)
     result = CliRunner().invoke(app, ["estimate", spec, "--samples", "64"], env={"COLUMNS": "300"})
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+
+
+def test_a_residual_mix_after_gelu_against_mpmath():
+    # y = a gelu(X) + b (relu(gelu X) - m) / s, a = b = sqrt(1/2); relu(gelu X) = gelu(X) [X > 0], so m and s are
+    # one-sided integrals; dy/dX = gelu'(X) (a + b [X > 0] / s)
+    gelu = lambda x: x * mp.ncdf(x)  # noqa: E731
+    dgelu = lambda x: mp.ncdf(x) + x * mp.npdf(x)  # noqa: E731
+    half = lambda f: mp.quad(lambda x: f(x) * mp.npdf(x), [0, mp.inf])  # noqa: E731
+    whole = lambda f: half(f) + mp.quad(lambda x: f(x) * mp.npdf(x), [-mp.inf, 0])  # noqa: E731
+    m = half(gelu)
+    s = mp.sqrt(half(lambda x: gelu(x) ** 2) - m * m)
+    a = b = mp.sqrt(mp.mpf(1) / 2)
+
+    def y(x):
+        return a * gelu(x) + b * ((gelu(x) if x > 0 else 0) - m) / s
+
+    mean = whole(y)
+    std = float(mp.sqrt(whole(lambda x: y(x) ** 2) - mean**2))
+    grad = float(whole(lambda x: (dgelu(x) * (a + (b / s if x > 0 else 0))) ** 2))
+    (e,) = mc.estimate("gelu | residual(f=relu | normalize,tau=0.5)", method="quadrature").estimates
+    assert abs(e.mean - float(mean)) <= 2 * e.mean_se + 1e-14 and abs(e.std - std) <= 2 * e.std_se + 1e-14
+    assert abs(e.grad_sq - grad) <= 2 * e.grad_sq_se + 1e-14
