@@ -365,8 +365,9 @@ def _sampled_pipeline(
             f"{name} does not treat {op} after other ops: its declared law is for Gaussian inputs; only montecarlo "
             f"samples it after elementwise ops"
         )
-    stages = vectorized.vector_program(Spec(spec.ops[:-1]), None if norms is None else norms[:-1])
-    return sampled_mc.run(op, mu, sigma, settings.samples, settings.seed, stages)
+    before = Spec(spec.ops[:-1])
+    vectorized.vector_program(before, None if norms is None else norms[:-1])  # refuses what numpy cannot run
+    return sampled_mc.run(op, mu, sigma, settings, (before, None if norms is None else norms[:-1]))
 
 
 def _normalized(found: Estimate, norms: tuple) -> Estimate:

@@ -42,7 +42,7 @@ def law_estimate(method: str, op: Op, mu: float, sigma: float, settings: RunSett
     """The lone op's moments and backward constant by its declared law."""
     start = time.perf_counter()
     if method == "montecarlo":
-        return sampled_mc.run(op, mu, sigma, settings.samples, settings.seed)
+        return sampled_mc.run(op, mu, sigma, settings)
     if method == "certified":
         return _certified(certified_law.estimate(op, mu, sigma), start)
     found = op.info.quad_law(op, mu, sigma)

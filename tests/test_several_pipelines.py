@@ -81,3 +81,20 @@ def test_a_residual_mix_after_gelu_against_mpmath():
     (e,) = mc.estimate("gelu | residual(f=relu | normalize,tau=0.5)", method="quadrature").estimates
     assert abs(e.mean - float(mean)) <= 2 * e.mean_se + 1e-14 and abs(e.std - std) <= 2 * e.std_se + 1e-14
     assert abs(e.grad_sq - grad) <= 2 * e.grad_sq_se + 1e-14
+
+
+def test_a_sampled_op_honours_tol_and_stops_on_whole_chunks():
+    # the tolerance loop stops when both SEs are at most tol, having run whole chunks from the first: the same bits
+    # as a fixed run of as many samples
+    (e,) = mc.estimate("lppool(p=2,k=2)", method="montecarlo", tol=1.5e-3, seed=5).estimates
+    assert e.mean_se <= 1.5e-3 and e.std_se <= 1.5e-3 and e.samples % (1 << 18) == 0
+    (fixed,) = mc.estimate("lppool(p=2,k=2)", method="montecarlo", samples=e.samples, seed=5).estimates
+    assert (fixed.mean, fixed.std, fixed.mean_se, fixed.std_se, fixed.grad_sq) == (
+        e.mean,
+        e.std,
+        e.mean_se,
+        e.std_se,
+        e.grad_sq,
+    )
+    with pytest.raises(MomentcalcError, match=r"tol=1e-09 would need about .* samples, more than"):
+        mc.estimate("lppool(p=2,k=2)", method="montecarlo", tol=1e-9)
