@@ -98,3 +98,13 @@ def test_a_sampled_op_honours_tol_and_stops_on_whole_chunks():
     )
     with pytest.raises(MomentcalcError, match=r"tol=1e-09 would need about .* samples, more than"):
         mc.estimate("lppool(p=2,k=2)", method="montecarlo", tol=1e-9)
+
+
+def test_a_user_expression_before_a_sampled_op_is_refused_on_a_scheduler():
+    # expr(...) runs in numpy in this process only (docs/dask.md), before an op of iid inputs too
+    from momentcalc.estimators import driver
+
+    with driver.executing(object()), pytest.raises(MomentcalcError, match="runs in numpy in this process, not on a"):
+        mc.estimate("expr(x * x) | lppool(p=2,k=2)", method="montecarlo", samples=64)
+    (e,) = mc.estimate("expr(x * x) | lppool(p=2,n=1)", method="montecarlo", samples=1 << 14).estimates
+    assert abs(e.mean - 1) <= 4.5 * e.mean_se  # |x^2| = x^2, of mean 1

@@ -37,6 +37,14 @@ def run(op: Op, mu: float, sigma: float, settings: RunSettings, before: tuple[Sp
         raise NotApplicable(f"{op} declares no sampler")
     start = time.perf_counter()
     size = info.size(op)
+    if before is not None and driver.current_executor() is not None:
+        from .vectorized import needs_numpy
+
+        if needs_numpy(before[0]):  # as vectorized.run_numpy: user expressions run in this process only
+            raise MomentcalcError(
+                f"{before[0]} (an expr(...) spec) runs in numpy in this process, not on a Dask scheduler: run "
+                f"'{before[0]} | {op}' without --scheduler (scheduler=None)"
+            )
     per = max(1, CHUNK_VALUES // size)
     job = _Job(str(op), mu, sigma, settings.seed, per, *((str(before[0]), before[1]) if before else ("", None)))
     samples = settings.samples
