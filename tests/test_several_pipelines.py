@@ -108,3 +108,11 @@ def test_a_user_expression_before_a_sampled_op_is_refused_on_a_scheduler():
         mc.estimate("expr(x * x) | lppool(p=2,k=2)", method="montecarlo", samples=64)
     (e,) = mc.estimate("expr(x * x) | lppool(p=2,n=1)", method="montecarlo", samples=1 << 14).estimates
     assert abs(e.mean - 1) <= 4.5 * e.mean_se  # |x^2| = x^2, of mean 1
+
+
+def test_softmax_after_elementwise_ops_is_declined_for_its_tails():
+    # its trusted sample count is derived for Gaussian logits; normalize after relu widens the right tail (1 / s = 1.7)
+    with pytest.raises(
+        MomentcalcError, match=r"montecarlo declines softmax\(n=8\) after relu \| normalize: .*Gaussian"
+    ):
+        mc.estimate("relu | normalize | softmax(n=8)", method="montecarlo", samples=1 << 12)

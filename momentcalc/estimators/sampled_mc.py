@@ -52,11 +52,12 @@ def run(op: Op, mu: float, sigma: float, settings: RunSettings, before: tuple[Sp
         if samples is None:
             samples = min(DEFAULT_SAMPLES, max(1 << 6, DEFAULT_VALUES // size))
         _check_cost(op, size, samples)
-        _check_trusted(op, mu, sigma, samples)
+        _check_trusted(op, mu, sigma, samples, before)
         sums = job.sums(samples)
     else:
+        _check_trusted(op, mu, sigma, 0, before, bound_only=True)
         sums, samples = _to_tolerance(job, op, size, settings)
-        _check_trusted(op, mu, sigma, samples)
+        _check_trusted(op, mu, sigma, samples, before)
     shift, have_grad, totals = sums
     found = summary_estimate(totals / samples, shift, samples, settings.seed, time.perf_counter() - start, _note(job))
     return found if have_grad else replace(found, grad_sq=None, grad_sq_se=None)
@@ -172,10 +173,20 @@ def _check_cost(op: Op, size: int, samples: int) -> None:
         )
 
 
-def _check_trusted(op: Op, mu: float, sigma: float, samples: int) -> None:
+def _check_trusted(op: Op, mu: float, sigma: float, samples: int, before=None, bound_only: bool = False) -> None:
     """Decline a sample too small for its standard errors to be trusted, as the op declares (heavy tails: a sample
-    that misses the rare large outputs reports a std and an SE both too small, and no statistic of it shows that)."""
-    found = op.info.trusted_samples(op, mu, sigma) if op.info.trusted_samples is not None else None
+    that misses the rare large outputs reports a std and an SE both too small, and no statistic of it shows that).
+    The declared count is for Gaussian inputs: after other ops (whose tails it does not know) it declines."""
+    if op.info.trusted_samples is None:
+        return
+    if before is not None:
+        raise NotApplicable(
+            f"montecarlo declines {op} after {before[0]}: the samples its heavy tails need are known for Gaussian "
+            f"inputs only"
+        )
+    if bound_only:
+        return
+    found = op.info.trusted_samples(op, mu, sigma)
     if found is not None and samples < found[0]:
         least, why = found
         raise NotApplicable(
