@@ -40,7 +40,8 @@ def test_two_logits_against_mpmath(mu, sigma, t):
 @pytest.mark.parametrize("n", [16, 4096])
 def test_the_mean_is_one_over_n(n):
     # quadrature integrates the mean as it integrates E[p_1^2]: it must find 1/n, which symmetry gives exactly
-    found = mc.estimate(f"softmax(n={n})", mu=-1.0, sigma=1.0, samples=1 << 14)  # 256 e^4 = 13977 trusted
+    # sigma = 0.8: Monte Carlo is trusted from 256 e^(4 * 0.64) = 3314 samples (ops/softmax.py)
+    found = mc.estimate(f"softmax(n={n})", mu=-1.0, sigma=0.8, samples=1 << 12)
     closed, quad, sampled = found.estimates
     assert closed.mean == 1 / n and closed.std is None
     assert abs(quad.mean - 1 / n) <= max(2 * quad.mean_se, 1e-15 / n) and quad.mean_se < 1e-8 / n
