@@ -116,3 +116,11 @@ def test_softmax_after_elementwise_ops_is_declined_for_its_tails():
         MomentcalcError, match=r"montecarlo declines softmax\(n=8\) after relu \| normalize: .*Gaussian"
     ):
         mc.estimate("relu | normalize | softmax(n=8)", method="montecarlo", samples=1 << 12)
+
+
+@pytest.mark.parametrize("command", ["estimate", "backward"])
+def test_maps_and_backward_of_a_pooled_pipeline_are_refused_in_one_line(command):
+    spec = "relu | normalize | lppool(p=2,k=2)"
+    result = CliRunner().invoke(app, [command, spec, "--size", "4"], env={"COLUMNS": "300"})
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert ("has no map here" if command == "estimate" else "backward takes one layer") in result.output
