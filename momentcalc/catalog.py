@@ -146,7 +146,8 @@ class OpInfo:
     # input from unit-variance output gradients given x (E over the output gradients, sum_j J_j1^2), g None
     # where not declared. certified: ball_law(op, mu, sigma, lib) -> (mean, var, grad) balls (grad may be None),
     # None where no law is known at these arguments. quadrature: quad_law(op, mu, sigma) -> (mean, std,
-    # mean_err, std_err, grad, grad_err) or None.
+    # mean_err, std_err, grad, grad_err) or None. Either may return a str instead: the one-line reason it declines
+    # at these arguments (shown as the method's refusal).
     size: Callable[[object], int] | None = None
     sample: Callable[[object, object], tuple] | None = None
     ball_law: Callable[[object, float, float, object], tuple | None] | None = None
@@ -159,9 +160,19 @@ class OpInfo:
     # (numpy) runs.
     rows: Callable | None = None
     rows_args: Callable[[object], tuple[float, float]] = lambda op: (0.0, 0.0)
+    # Monte Carlo of a heavy-tailed output: trusted_samples(op, mu, sigma) -> (least, why), the fewest samples at which
+    # the sampled standard errors are trusted and why (sampled_mc declines fewer, with the reason), or None.
+    trusted_samples: Callable[[object, float, float], tuple[int, str] | None] | None = None
+    # Methods that decline every use of the op, each with its one-line reason, ((method, reason), ...): `list` and
+    # `estimate --method METHOD` show the reason instead of a generic refusal.
+    declined: tuple[tuple[str, str], ...] = ()
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
+
+    def declined_by(self, method: str) -> str | None:
+        """The op's declared reason why `method` declines it, or None."""
+        return dict(self.declined).get(method)
 
 
 _OPS: dict[str, OpInfo] = {}

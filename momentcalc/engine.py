@@ -42,6 +42,7 @@ products = lazy_module("momentcalc.products")
 # numpy, asyncio: a run of the exact methods on one process (`estimate relu`) needs neither.
 cluster = lazy_module("momentcalc.estimators.cluster")
 vectorized = lazy_module("momentcalc.estimators.vectorized")
+sampled_mc = lazy_module("momentcalc.estimators.sampled_mc")
 
 
 def estimate(
@@ -172,6 +173,11 @@ def method_support(info: catalog.OpInfo) -> dict[str, str | None]:
     """Per method, None where it treats some use of the op, else why it treats none: each method reads the op's
     declaration (`momentcalc list`). Whether it treats a given spec still depends on the spec (its parameters,
     what precedes it): `estimate --method all` tells."""
+    found = _method_support(info)
+    return {m: info.declined_by(m) or why for m, why in found.items()}
+
+
+def _method_support(info: catalog.OpInfo) -> dict[str, str | None]:
     if info.kind == catalog.LAYER:
         return dict.fromkeys(METHODS[2:], "a layer for `momentcalc backward` only")
     if info.kind == catalog.PRODUCT:
@@ -210,14 +216,34 @@ def _several_first(spec: Spec) -> bool:
     return spec.ops[0].kind in SEVERAL and all(op.kind == catalog.NORMALIZE for op in spec.ops[1:])
 
 
+def _takes_after(op) -> bool:
+    """An op that may come last after elementwise ops and normalize: an op of iid inputs that declares its sampler
+    (catalog.JOINT: lppool, a norm, softmax; each input the same function of its own Gaussian, sampled as such), or a
+    residual mix (one function of the one input)."""
+    return (op.kind == catalog.JOINT and op.info.sample is not None) or op.kind == catalog.RESIDUAL
+
+
+def _sampled_after(spec: Spec) -> bool:
+    """The spec is elementwise ops and normalize, then last an op _takes_after allows."""
+    *prefix, last = spec.ops
+    return (
+        bool(prefix)
+        and _takes_after(last)
+        and all(op.kind in (catalog.ELEMENTWISE, catalog.NORMALIZE) for op in prefix)
+    )
+
+
 def _check_products(spec: Spec) -> None:
-    """An op of several inputs takes Gaussian inputs: it comes first, followed by normalize ops at most."""
+    """An op of several inputs takes Gaussian inputs: it comes first, followed by normalize ops at most; an op of
+    iid inputs that declares its sampler may also come last after elementwise ops and normalize (Monte Carlo)."""
     several = [op for op in spec.ops if op.kind in SEVERAL]
-    if several and not _several_first(spec):
-        inputs = ", ".join(several[0].info.inputs) or "iid"
+    if several and not _several_first(spec) and not _sampled_after(spec):
+        op = several[0]
+        inputs = ", ".join(op.info.inputs) or "iid"
+        after = "; after elementwise ops and normalize it comes last" if _takes_after(op) else ""
         raise MomentcalcError(
-            f"{several[0]} takes independent Gaussian inputs ({inputs}): it comes first, followed by normalize at "
-            f"most, not as in '{spec}'; estimate '{several[0]}' or '{several[0]} | normalize'"
+            f"{op} takes independent Gaussian inputs ({inputs}): it comes first, followed by normalize at most{after}, "
+            f"not as in '{spec}'; estimate '{op}' or '{op} | normalize'"
         )
 
 
@@ -326,7 +352,7 @@ def window_product(spec: Spec) -> int:
 def _load_kernel(name: str, spec: Spec, mu: float, sigma: float, norms: tuple | None, overheads: dict) -> None:
     """Monte Carlo: load its kernel from the disk cache (compile it on a first run), timed as overheads["kernels"]
     (with a Dask scheduler qmc's too: a first compile here fills the numba cache that local workers load from)."""
-    declared = spec.ops[0].kind in SEVERAL or products.law_route(spec, name)
+    declared = any(op.kind in SEVERAL for op in spec.ops) or products.law_route(spec, name)
     if name in ("montecarlo", "qmc") and not vectorized.needs_numpy(spec) and not declared:
         start = time.perf_counter()
         prepare = montecarlo.prepare if name == "montecarlo" else qmc.prepare
@@ -338,6 +364,12 @@ def _run(
     name: str, spec: Spec, mu: float, sigma: float, norms: tuple | None, settings: RunSettings, digits: int | None
 ) -> Estimate:
     start = time.perf_counter()
+    for op in spec.ops:  # an op that says why a method declines it is refused with its own reason
+        why = op.info.declined_by(name)
+        if why is not None:
+            raise NotApplicable(f"{name} declines {op}: {why}")
+    if _sampled_after(spec):
+        return _sampled_pipeline(name, spec, mu, sigma, norms, settings)
     if spec.ops[0].kind in SEVERAL and len(spec.ops) > 1:
         return _normalized(_run(name, Spec(spec.ops[:1]), mu, sigma, None, settings, digits), norms)
     if spec.last.kind == catalog.PRODUCT:
@@ -365,6 +397,25 @@ def _run(
     default = qmc.DEFAULT_SAMPLES if name == "qmc" else montecarlo.DEFAULT_SAMPLES
     settings, notes = driver.within_budget(settings, program.normals_per_output, default)  # cost, before the run
     return runner(program, settings).estimate(name, settings.seed, _since(start), notes=notes)
+
+
+def _sampled_pipeline(
+    name: str, spec: Spec, mu: float, sigma: float, norms: tuple | None, settings: RunSettings
+) -> Estimate:
+    """An op of iid inputs after elementwise ops: its inputs are not Gaussian, so its declared laws do not apply;
+    Monte Carlo samples it, each input drawn through the elementwise stages (numpy). A residual mix after them is one
+    function of the Gaussian input, as alone (products.residual_estimate)."""
+    op = spec.last
+    if op.kind == catalog.RESIDUAL:
+        return products.residual_estimate(name, op, mu, sigma, settings, Spec(spec.ops[:-1]))
+    if name != "montecarlo":
+        raise NotApplicable(
+            f"{name} does not treat {op} after other ops: its declared law is for Gaussian inputs; only montecarlo "
+            f"samples it after elementwise ops"
+        )
+    before = Spec(spec.ops[:-1])
+    vectorized.vector_program(before, None if norms is None else norms[:-1])  # refuses what numpy cannot run
+    return sampled_mc.run(op, mu, sigma, settings, (before, None if norms is None else norms[:-1]))
 
 
 def _normalized(found: Estimate, norms: tuple) -> Estimate:

@@ -44,12 +44,14 @@ def law_estimate(method: str, op: Op, mu: float, sigma: float, settings: RunSett
     """The lone op's moments and backward constant by its declared law."""
     start = time.perf_counter()
     if method == "montecarlo":
-        return sampled_mc.run(op, mu, sigma, settings.samples, settings.seed)
+        return sampled_mc.run(op, mu, sigma, settings)
     if method == "certified":
         return _certified(certified_law.estimate(op, mu, sigma), start)
     found = op.info.quad_law(op, mu, sigma)
     if found is None:
         raise NotApplicable(f"no quadrature of {op} is declared at mu={mu:g}, sigma={sigma:g}")
+    if isinstance(found, str):
+        raise NotApplicable(f"quadrature declines {op} at mu={mu:g}, sigma={sigma:g}: {found}")
     mean, std, mean_err, std_err, grad, grad_err = found
     return Estimate(
         "quadrature",
@@ -138,27 +140,34 @@ def _factor(method: str, spec: Spec, mu: float, sigma: float):
     raise NotApplicable(f"{method} does not treat ops of several inputs")
 
 
-def residual_estimate(method: str, op: Op, mu: float, sigma: float, settings: RunSettings) -> Estimate:
-    """y = sqrt(1 - tau) x + sqrt(tau) F(x) as one function of x (F's normalize constants exact at the input
-    N(mu, sigma^2)), by quadrature (which integrates x F(x) with F) or Monte Carlo (the chain kernel, F inside a skip
-    connection; numpy where F holds expr); dy/dx by the chain rule."""
+def residual_estimate(
+    method: str, op: Op, mu: float, sigma: float, settings: RunSettings, before: Spec | None = None
+) -> Estimate:
+    """y = sqrt(1 - tau) x + sqrt(tau) F(x) as one numpy function of the Gaussian input X ~ N(mu, sigma^2), with x = X
+    or x = P(X) for elementwise ops P before the mix (`before`), F's normalize constants exact at F's input, by
+    quadrature (which integrates x F(x) with F) or Monte Carlo (the chain kernel, F inside a skip connection, where
+    nothing precedes the mix and F holds no expr; numpy otherwise); dy/dX by the chain rule."""
     if method not in ("quadrature", "montecarlo"):
         raise NotApplicable(f"{method} does not treat {op}: only quadrature and Monte Carlo integrate x F(x)")
     start = time.perf_counter()
-    inner = parse(op.get("f"))
-    norms = quadrature.normalize_constants(inner, mu, sigma)
-    stages = vectorized.vector_program(inner, norms)
+    prefix = () if before is None else before.ops
+    whole = Spec(prefix + parse(op.get("f")).ops)  # P then F: normalize's constants in F are those at P's output
+    norms = quadrature.normalize_constants(whole, mu, sigma)
+    staged = vectorized.vector_program(whole, norms)
+    first, stages = staged[: len(prefix)], staged[len(prefix) :]
     a, b = (1 - op.get("tau")) ** 0.5, op.get("tau") ** 0.5
 
     def f(x):
+        x = _through(first, x)[0]
         return a * x + b * _through(stages, x)[0]
 
     def df(x):
-        return a + b * _through(stages, x)[1]
+        x, slope = _through(first, x)
+        return slope * (a + b * _through(stages, x)[1])
 
-    if method == "montecarlo" and not vectorized.needs_numpy(inner):
+    if method == "montecarlo" and not prefix and not vectorized.needs_numpy(whole):
         # The chain kernel, F's stages inside a skip connection: y and dy/dx per draw, compiled.
-        chain = program.skip_program(montecarlo.compile_program(inner, mu, sigma, norms), a, b)
+        chain = program.skip_program(montecarlo.compile_program(whole, mu, sigma, norms), a, b)
         settings, notes = driver.within_budget(settings, 1, montecarlo.DEFAULT_SAMPLES)
         summary = montecarlo.run(chain, settings)
         return summary.estimate(method, settings.seed, time.perf_counter() - start, notes=notes)

@@ -91,12 +91,12 @@ DEFAULT_SPECS: tuple[str, ...] = (
         "log_sigmoid",
         "identity",
     ),
-    # Ops of several inputs at the parameters people use (softmax, whose reference needs a slow independent
-    # integral, is not in the default table yet).
+    # Ops of several inputs at the parameters people use.
     *("glu", "swiglu", "geglu", "reglu"),
     *(f"{norm}(d={d})" for norm in ("rmsnorm", "layernorm") for d in (64, 768, 4096)),
     *(f"lppool(p=2,k={k})" for k in (2, 3)),
     *(f"residual(f=relu | normalize,tau={tau})" for tau in (0.1, 0.5)),
+    *(f"softmax(n={n})" for n in (16, 64, 256, 1024, 4096)),
 )
 
 _IGNORED = frozenset({"seconds"})  # timing: never reproducible

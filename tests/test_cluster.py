@@ -274,3 +274,20 @@ def test_no_scheduler_imports_no_dask():
         "assert 'distributed' not in sys.modules and 'dask' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+@pytest.mark.parametrize(
+    "spec, settings",
+    [
+        ("lppool(p=2,k=3)", {"samples": 300_001}),  # a declared sampler: several chunks, a short last one
+        ("relu | normalize | lppool(p=2,k=2)", {"tol": 2e-3}),  # its stages before it, and the tolerance loop
+    ],
+)
+def test_sampled_ops_on_the_cluster_give_the_local_bits(client, monkeypatch, spec, settings):
+    local = _run(spec, **settings)
+
+    def no_local_pool(*args, **kwargs):
+        raise AssertionError("chunks ran on this process's pool, not on the cluster")
+
+    monkeypatch.setattr(driver, "in_order", no_local_pool)  # every chunk after the first must go to the cluster
+    assert _run(spec, client, **settings) == local

@@ -1,5 +1,7 @@
 """The op model's products: an op of named independent inputs declared by its factors only, derived by every method."""
 
+import math
+
 import pytest
 from throwaway_ops import unregister
 
@@ -90,7 +92,12 @@ def test_an_op_declaring_its_law_is_estimated_by_the_methods_it_declares(throwaw
         with pytest.raises(MomentcalcError):
             mc.estimate(throwaway_joint, method=method)
     with pytest.raises(MomentcalcError, match="comes first"):
-        mc.estimate(f"relu | {throwaway_joint}")
+        mc.estimate(f"{throwaway_joint} | relu")
+    # after an elementwise op only its sampler applies, through relu: y = relu(x_1), of mean 1/sqrt(2 pi), and the
+    # squared gradient reaching x_1 is 1 * relu'(x_1)^2, of mean 1/2
+    (e,) = mc.estimate(f"relu | {throwaway_joint}", samples=1 << 14, seed=1).estimates
+    assert e.method == "montecarlo" and abs(e.mean - 1 / math.sqrt(2 * math.pi)) <= 4.5 * e.mean_se
+    assert abs(e.grad_sq - 0.5) <= 4.5 * e.grad_sq_se
     with pytest.raises(MomentcalcError, match="allowed"):
         mc.estimate(throwaway_joint, method="montecarlo", samples=1 << 35)
 

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from table_refs import ACTIVATIONS, default_doc, truth, untimed
+from table_refs import ACTIVATIONS, check_softmax_rule, default_doc, truth, untimed
 
 from momentcalc import MomentcalcError, __version__, tables
 from momentcalc.spec import canonical, parse
@@ -54,6 +54,7 @@ def test_the_default_table_covers_what_the_issue_asks_for(doc):
     wanted += ["glu", "swiglu", "geglu", "reglu", "lppool(p=2,k=2)", "lppool(p=2,k=3)"]  # issue 31's ops
     wanted += [f"{norm}(d={d})" for norm in ("rmsnorm", "layernorm") for d in (64, 768, 4096)]
     wanted += [f"residual(f=relu | normalize,tau={tau})" for tau in (0.1, 0.5)]
+    wanted += [f"softmax(n={n})" for n in (16, 64, 256, 1024, 4096)]
     specs = [e["spec"] for e in doc["entries"]]
     assert sorted(specs) == sorted(canonical(w) for w in wanted)
     assert all((e["input"]["mu"], e["input"]["sigma"]) == (0.0, 1.0) for e in doc["entries"])
@@ -74,6 +75,11 @@ def test_every_entry_matches_its_independent_reference(doc, spec):
             sized = parse(spec).ops[0].info.size is not None
             assert (e["samples"] <= doc["settings"]["samples"]) if sized else e["samples"] == doc["settings"]["samples"]
             assert e["seed"] == 0
+
+
+def test_the_softmax_reference_reproduces_what_is_known():
+    # the trapezoid rule behind softmax's references finds E[p_1] = 1/n and, at n = 2, mpmath's E[sigmoid(sqrt(2) z)^2]
+    check_softmax_rule()
 
 
 def test_each_entry_holds_provenance(doc):

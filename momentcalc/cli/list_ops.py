@@ -63,6 +63,7 @@ def _op_document(op, params: str, methods: str) -> dict:
         "parameter_list": declared,
         "description": op.description,
         "methods": methods.replace("¹", ""),  # the footnote mark of the table
+        "declined": dict(op.declined),  # method -> the op's reason why it declines every use
     }
 
 
@@ -92,3 +93,6 @@ def list_ops(
         "parameters and what precedes it. ¹ where a closed form is known for the single op (e.g. relu, avgpool, "
         "maxpool with n <= 4). `momentcalc estimate SPEC --method all` shows which methods apply to a given spec."
     )
+    for op in catalog.all_ops():  # the reasons an op states for a method that declines it, one line each
+        for method, why in op.declined:
+            console.print(f"{op.name}: {method} declines: {escape(why)}")

@@ -15,6 +15,8 @@ def estimate(op: Op, mu: float, sigma: float) -> dict:
             law = op.info.ball_law(op, mu, sigma, certified.flint)
             if law is None:
                 raise NotApplicable(f"no certified law of {op} is declared at mu={mu:g}, sigma={sigma:g}")
+            if isinstance(law, str):
+                raise NotApplicable(f"certified declines {op} at mu={mu:g}, sigma={sigma:g}: {law}")
             mean, var, grad = law
             balls = {"mean": mean, "std": var.sqrt() if var >= 0 else None, "grad_sq": grad}
             found = {q: certified.round_ball(b) for q, b in balls.items() if b is not None}
