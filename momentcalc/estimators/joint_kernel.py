@@ -4,11 +4,13 @@ pool): whole rows of inputs drawn from the kernels' own normals (normals.fill), 
 
 One kernel serves every joint op (jit.shared): it calls the op's rows function once per fill of normals, by its
 address, so a first run of another op compiles only that op's rows function. Chunks have their own SFC64 streams
-(driver.chunk_states) and fixed sizes, run on the driver's threads and are added in chunk order: the same bits on
-any thread count.
+(driver.chunk_states) and fixed sizes, run on the driver's threads or a Dask scheduler and are added in chunk order:
+the same bits on any thread count and any cluster.
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 import numpy as np
 from numba import types
@@ -16,7 +18,7 @@ from numba import types
 from .. import catalog
 from ..catalog import OpInfo
 from ..errors import MomentcalcError
-from ..spec import Op
+from ..spec import Op, parse
 from . import block_ops, dispatch, dispatch_gen, driver, normals
 from .jit import shared
 
@@ -62,24 +64,27 @@ def _buffers(n: int) -> tuple[np.ndarray, ...]:
 
 def sums(op: Op, mu: float, sigma: float, samples: int, seed: int) -> tuple[np.ndarray, float, float]:
     """(averages of (y - shift)^1..4 and (g - gshift)^1..2, shift, gshift): the shifts are the first output and
-    squared gradient of chunk 0's stream, so that the power sums do not cancel; every chunk runs with them."""
+    squared gradient of chunk 0's stream, so that the power sums do not cancel; every chunk runs with them. The
+    chunks run on a Dask scheduler where one is set (driver.executing), else on this process's threads: the same
+    bits either way."""
+    n = op.info.size(op)
+    sizes = driver.chunk_sizes(samples, max(1, CHUNK_NORMALS // n))
+    first = _chunk(str(op), 0, 1, mu, sigma, seed, 0.0, 0.0)
+    shift, gshift = float(first[0]), float(first[4])
+    tasks = [partial(_chunk, str(op), j, size, mu, sigma, seed, shift, gshift) for j, size in enumerate(sizes)]
+    total = np.zeros(6)
+    for found in driver.anywhere_in_order(tasks):
+        total += found
+    return total / samples, shift, gshift
+
+
+def _chunk(spec: str, j: int, count: int, mu: float, sigma: float, seed: int, shift: float, gshift: float):
+    """Chunk j's sums (a pure task of plain values: it may run on a Dask worker, which parses the op again)."""
+    op = parse(spec).last
     info = op.info
     rows, n = compiled_rows(info), info.size(op)
     a, b = info.rows_args(op)
-    sizes = driver.chunk_sizes(samples, max(1, CHUNK_NORMALS // n))
-    states = driver.chunk_states(seed, 0, len(sizes))
-
-    def task(j: int, count: int, shift: float, gshift: float):
-        def run():
-            z, missed, words, y, g, acc = _buffers(n)
-            joint_chunk(rows, states[j].copy(), count, n, a, b, mu, sigma, shift, gshift, z, missed, words, y, g, acc)
-            return acc
-
-        return run
-
-    first = task(0, 1, 0.0, 0.0)()
-    shift, gshift = float(first[0]), float(first[4])
-    total = np.zeros(6)
-    for found in driver.in_order([task(j, size, shift, gshift) for j, size in enumerate(sizes)]):
-        total += found
-    return total / samples, shift, gshift
+    z, missed, words, y, g, acc = _buffers(n)
+    state = driver.chunk_states(seed, j, 1)[0]
+    joint_chunk(rows, state, count, n, a, b, mu, sigma, shift, gshift, z, missed, words, y, g, acc)
+    return acc

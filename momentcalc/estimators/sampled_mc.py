@@ -5,10 +5,9 @@ length, and chunk sums merge in chunk order, so a run gives the same bits on thi
 cluster (driver.anywhere_in_order), and a tol run is a fixed run of the chunks it reached. The backward constant is
 the mean over samples of the declared squared gradient reaching the first input, given the inputs (the output
 gradients integrated out).
-An op that declares the sampler's compiled form (catalog.OpInfo.rows) runs it instead in the joint kernel
-(estimators.joint_kernel, on the kernels' own streams and normals, several times faster) for a fixed run of the op
-alone in this process; numpy's chunks serve tol runs, stages before the op and Dask, so those bits differ from the
-compiled run's (each is reproducible).
+An op that declares the sampler's compiled form (catalog.OpInfo.rows) and comes first runs it instead in the joint
+kernel (estimators.joint_kernel, on the kernels' own streams and normals, several times faster), with the same
+guarantees (any thread count or Dask cluster, tol runs on whole chunks).
 """
 
 from __future__ import annotations
@@ -52,20 +51,20 @@ def run(op: Op, mu: float, sigma: float, settings: RunSettings, before: tuple[Sp
     per = max(1, CHUNK_VALUES // size)
     job = _Job(str(op), mu, sigma, settings.seed, per, *((str(before[0]), before[1]) if before else ("", None)))
     samples = settings.samples
+    compiled = info.rows is not None and before is None
     if settings.tol is None:
         if samples is None:
             samples = min(DEFAULT_SAMPLES, max(1 << 6, DEFAULT_VALUES // size))
         _check_cost(op, size, samples)
         _check_trusted(op, mu, sigma, samples, before)
-        if info.rows is not None and before is None and driver.current_executor() is None:
-            # The op's compiled form (catalog.OpInfo.rows) in the joint kernel, on the kernels' own streams and
-            # normals; numpy's chunks below where stages precede it, for tol runs and on a Dask scheduler.
-            raw, shift, gshift = joint_kernel.sums(op, mu, sigma, samples, settings.seed)
-            seconds = time.perf_counter() - start
-            return summary_estimate(
-                raw, shift, samples, settings.seed, seconds, "compiled kernel of the inputs", gshift
-            )
+        if compiled:
+            return _compiled(op, mu, sigma, samples, settings.seed, start)
         sums = job.sums(samples)
+    elif compiled:
+        _check_trusted(op, mu, sigma, 0, before, bound_only=True)
+        found = _compiled_to_tolerance(op, mu, sigma, size, settings, start)
+        _check_trusted(op, mu, sigma, found.samples, before)
+        return found
     else:
         _check_trusted(op, mu, sigma, 0, before, bound_only=True)
         sums, samples = _to_tolerance(job, op, size, settings)
@@ -73,6 +72,41 @@ def run(op: Op, mu: float, sigma: float, settings: RunSettings, before: tuple[Sp
     shift, have_grad, totals = sums
     found = summary_estimate(totals / samples, shift, samples, settings.seed, time.perf_counter() - start, _note(job))
     return found if have_grad else replace(found, grad_sq=None, grad_sq_se=None)
+
+
+def _compiled(op: Op, mu: float, sigma: float, samples: int, seed: int, start: float):
+    """The op's compiled form (catalog.OpInfo.rows) in the joint kernel, on the kernels' own streams and normals,
+    here or on a Dask scheduler: numpy's chunks serve where stages precede the op."""
+    raw, shift, gshift = joint_kernel.sums(op, mu, sigma, samples, seed)
+    seconds = time.perf_counter() - start
+    return summary_estimate(raw, shift, samples, seed, seconds, "compiled kernel of the inputs", gshift)
+
+
+def _compiled_to_tolerance(op: Op, mu: float, sigma: float, size: int, settings: RunSettings, start: float):
+    """A tol run of the joint kernel: whole chunks from a pilot, grown until both SEs are at most tol; each look
+    reruns its chunks from the first (the kernel's chunk j does not depend on the run's length, so the result is a
+    fixed run of as many samples; the reruns cost at most about as much again as the last look)."""
+    per = max(1, joint_kernel.CHUNK_NORMALS // size)
+    limit = min(settings.max_samples, MAX_SAMPLES // size)
+    state = {"found": _compiled(op, mu, sigma, min(limit, -(-PILOT // per) * per), settings.seed, start)}
+
+    def need(found) -> int:
+        worst = max(found.estimate.mean_se, found.estimate.std_se)
+        return math.ceil(1.1 * found.estimate.samples * (worst / settings.tol) ** 2)
+
+    def grow(wanted: int):
+        have = state["found"].samples
+        if have >= limit:  # its last chunk may be partial: never extended
+            raise MomentcalcError(
+                f"tol={settings.tol:g} is not reached by the {limit:.3g} samples allowed; use a larger tol or "
+                "quadrature"
+            )
+        samples = min(max(-(-wanted // per), -(-have // per) + 1) * per, limit)
+        state["found"] = _compiled(op, mu, sigma, samples, settings.seed, start)
+        return _Within(state["found"])
+
+    driver.until_within(_Within(state["found"]), settings.tol, need, grow, limit, "samples")
+    return state["found"]
 
 
 def _note(job) -> str:
