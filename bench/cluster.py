@@ -114,10 +114,76 @@ def _first_runs() -> dict:
     return out
 
 
+TASK_SIZES = (1, 4, 16, 64)  # chunks a task, forced; then what the driver picks ("auto")
+
+
+def _cpu(client) -> float:
+    """CPU seconds so far of this process (the client, and a LocalCluster's scheduler) and of every worker."""
+    return time.process_time() + sum(client.run(time.process_time).values())
+
+
+def _by_task_size(samples: int, tasks_chunks: int) -> dict:
+    """On 1 worker (no second process competing for a core): each task size's wall and CPU seconds against the
+    local driver on 1 thread, as Dask's overhead in % of compute per task. Wall and CPU are taken over the same
+    chunks (and the antithetic pilot's task), interleaved, best of 3."""
+    bits, _ = _local(samples, 1)
+    out = {}
+    with (
+        distributed.LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0", silence_logs=40) as local,
+        distributed.Client(local) as client,
+    ):
+        _run(1 << 16, client)  # the worker loads the kernel
+        count = driver._task_count
+        for size in (*TASK_SIZES, "auto"):
+            best = None
+            for _ in range(3):
+                cpu = time.process_time()
+                _, t_local = _local(samples, 1)
+                cpu_local = time.process_time() - cpu
+                seen = []
+
+                def tasks(executor, chunks, n, size=size, seen=seen):
+                    got = count(executor, chunks, n) if size == "auto" else max(1, n // size)
+                    seen.append(got)
+                    return got
+
+                driver._task_count = tasks
+                try:
+                    before = _cpu(client)
+                    got, t = _timed(lambda: _run(samples, client))
+                    cpu_dask = _cpu(client) - before
+                finally:
+                    driver._task_count = count
+                assert got == bits, f"tasks of {size} chunks: {got} != local {bits}"
+                row = {
+                    "tasks": sum(seen),
+                    "chunks_per_task": tasks_chunks / max(seen),
+                    "compute_ms_per_task": 1e3 * t_local / sum(seen),
+                    "overhead_ms_per_task_wall": 1e3 * (t - t_local) / sum(seen),
+                    "overhead_pct_wall": 100 * (t - t_local) / t_local,
+                    "overhead_pct_cpu": 100 * (cpu_dask - cpu_local) / cpu_local,
+                }
+                if best is None or row["overhead_pct_cpu"] < best["overhead_pct_cpu"]:
+                    best = row
+            out[str(size)] = best
+    return out
+
+
+def _print_table(rows: dict) -> None:
+    print("chunks/task  tasks  compute ms/task  overhead ms/task  overhead % (wall)  overhead % (CPU)")
+    for size, r in rows.items():
+        print(
+            f"{size:>11}  {r['tasks']:5d}  {r['compute_ms_per_task']:15.1f}  {r['overhead_ms_per_task_wall']:15.1f}  "
+            f"{r['overhead_pct_wall']:17.1f}  "
+            f"{r['overhead_pct_cpu']:16.1f}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
+    load_before = os.getloadavg()
     samples = 1 << (22 if args.quick else 24)
     points = 1 << (18 if args.quick else 20)
     program = montecarlo.compile_program(parse(SPEC), 0.0, 1.0)
@@ -176,8 +242,12 @@ def main() -> None:
             "hours_one_core": n_chunks * chunk_s / 3600,
             "scheduler_share": scheduler / compute,
         }
-    out["first_run"] = _first_runs()
-    out["load"] = os.getloadavg()[0]
+    out["by_task_size"] = _by_task_size(samples, chunks)
+    _print_table(out["by_task_size"])
+    print(f"efficiency on 2 workers: {out['dask_workers']['2']['efficiency']:.2f} (1 worker: {d1['efficiency']:.2f})")
+    if not args.quick:
+        out["first_run"] = _first_runs()
+    out["load_1_5_15min"] = [load_before, os.getloadavg()]
     print(json.dumps(out, indent=1))
 
 
