@@ -12,7 +12,16 @@ seconds per chunk, Dask's overhead per chunk ((W * t_W - t_local1) / chunks),
 the efficiency t_local1 / (W * t_W) (for qmc too), and the round trip of an
 empty task (what the scheduler costs per task).
 
-First runs (``first_run``): in a fresh process, a fresh LocalCluster of 2
+By task size (``by_task_size``, printed as a table): on 1 worker process (so
+that no second worker competes for a core), the same 2**22 (quick) or 2**24
+samples in tasks of 1, 4, 16 and 64 chunks, and as the driver cuts them
+("auto"), against the local driver on 1 thread: Dask's overhead per task in ms
+and in % of the compute per task, from wall seconds and from CPU seconds (this
+process, which holds the client and the scheduler, plus the worker: on a shared
+machine CPU seconds are what other users' load disturbs least). Best of 3
+(by CPU), each run checked to give the local bits.
+
+First runs (``first_run``, not with --quick): in a fresh process, a fresh LocalCluster of 2
 workers (started untimed), then one timed estimate of 2**16 samples: as
 momentcalc does it ("here": this process loads the kernel, each worker on its
 first chunk task) against a warm-up ("warm": every worker loads it at once
