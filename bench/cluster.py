@@ -19,7 +19,10 @@ samples in tasks of 1, 4, 16 and 64 chunks, and as the driver cuts them
 and in % of the compute per task, from wall seconds and from CPU seconds (this
 process, which holds the client and the scheduler, plus the worker: on a shared
 machine CPU seconds are what other users' load disturbs least). Best of 3
-(by CPU), each run checked to give the local bits.
+(by CPU), each run checked to give the local bits. A line fitted to the CPU
+over the number of tasks splits it into Dask's CPU per task (the slope: the
+last column, as % of compute) and per run (client and worker event loops while
+the run lasts, the antithetic pilot's task).
 
 First runs (``first_run``, not with --quick): in a fresh process, a fresh LocalCluster of 2
 workers (started untimed), then one timed estimate of 2**16 samples: as
@@ -49,6 +52,7 @@ import time
 
 import distributed
 import numba
+import numpy as np
 
 from momentcalc import engine
 from momentcalc.estimators import cluster, driver, montecarlo
@@ -166,6 +170,8 @@ def _by_task_size(samples: int, tasks_chunks: int) -> dict:
                 assert got == bits, f"tasks of {size} chunks: {got} != local {bits}"
                 row = {
                     "tasks": sum(seen),
+                    "cpu_s_dask": cpu_dask,
+                    "cpu_s_local": cpu_local,
                     "chunks_per_task": tasks_chunks / max(seen),
                     "compute_ms_per_task": 1e3 * t_local / sum(seen),
                     "overhead_ms_per_task_wall": 1e3 * (t - t_local) / sum(seen),
@@ -175,16 +181,34 @@ def _by_task_size(samples: int, tasks_chunks: int) -> dict:
                 if best is None or row["overhead_pct_cpu"] < best["overhead_pct_cpu"]:
                     best = row
             out[str(size)] = best
-    return out
+    return _per_task(out)
+
+
+def _per_task(rows: dict) -> dict:
+    """Dask's CPU as a + b * tasks (least squares over the forced sizes): b, its CPU per task, against the
+    compute per task gives the overhead % by task size; a is what a run costs however it is cut (the client's
+    and workers' event loops while it lasts, the antithetic pilot's task)."""
+    sizes = [r for k, r in rows.items() if k != "auto"]
+    tasks = np.array([r["tasks"] for r in sizes], dtype=float)
+    extra = np.array([r["cpu_s_dask"] - r["cpu_s_local"] for r in sizes])
+    b, a = np.polyfit(tasks, extra, 1)
+    for r in rows.values():
+        r["overhead_pct_cpu_per_task"] = 100 * b * r["tasks"] / r["cpu_s_local"]
+    rows["fit"] = {"cpu_ms_per_task": 1e3 * b, "cpu_ms_per_run": 1e3 * a}
+    return rows
 
 
 def _print_table(rows: dict) -> None:
-    print("chunks/task  tasks  compute ms/task  overhead ms/task  overhead % (wall)  overhead % (CPU)")
+    fit = rows["fit"]
+    print(f"Dask's CPU: {fit['cpu_ms_per_task']:.2f} ms a task + {fit['cpu_ms_per_run']:.0f} ms a run")
+    print("chunks/task  tasks  compute ms/task  overhead ms/task  overhead % (wall)  overhead % (CPU)  per task (CPU)")
     for size, r in rows.items():
+        if size == "fit":
+            continue
         print(
             f"{size:>11}  {r['tasks']:5d}  {r['compute_ms_per_task']:15.1f}  {r['overhead_ms_per_task_wall']:15.1f}  "
             f"{r['overhead_pct_wall']:17.1f}  "
-            f"{r['overhead_pct_cpu']:16.1f}"
+            f"{r['overhead_pct_cpu']:16.1f}  {r['overhead_pct_cpu_per_task']:14.1f}"
         )
 
 
