@@ -14,7 +14,8 @@ empty task (what the scheduler costs per task).
 
 By task size (``by_task_size``, printed as a table): on 1 worker process (so
 that no second worker competes for a core), the same 2**22 (quick) or 2**24
-samples in tasks of 1, 4, 16 and 64 chunks, and as the driver cuts them
+samples in tasks of 1, 4, 16 and 64 chunks, by the rule before tasks had a
+least size (4 a worker thread: "4/slot"), and as the driver cuts them
 ("auto"), against the local driver on 1 thread: Dask's overhead per task in ms
 and in % of the compute per task, from wall seconds and from CPU seconds (this
 process, which holds the client and the scheduler, plus the worker: on a shared
@@ -127,7 +128,8 @@ def _first_runs() -> dict:
     return out
 
 
-TASK_SIZES = (1, 4, 16, 64)  # chunks a task, forced; then what the driver picks ("auto")
+TASK_SIZES = (1, 4, 16, 64)  # chunks a task, forced; then the rule before tasks had a least size, and "auto"
+PER_SLOT = "4/slot"  # that rule: TASKS_PER_THREAD tasks a worker thread, however short
 
 
 def _cpu(client) -> float:
@@ -147,7 +149,7 @@ def _by_task_size(samples: int, tasks_chunks: int) -> dict:
     ):
         _run(1 << 16, client)  # the worker loads the kernel
         count = driver._task_count
-        for size in (*TASK_SIZES, "auto"):
+        for size in (*TASK_SIZES, PER_SLOT, "auto"):
             best = None
             for _ in range(3):
                 cpu = time.process_time()
@@ -156,7 +158,10 @@ def _by_task_size(samples: int, tasks_chunks: int) -> dict:
                 seen = []
 
                 def tasks(executor, chunks, n, size=size, seen=seen):
-                    got = count(executor, chunks, n) if size == "auto" else max(1, n // size)
+                    if size == PER_SLOT:
+                        got = min(n, executor.slots * driver.TASKS_PER_THREAD)
+                    else:
+                        got = count(executor, chunks, n) if size == "auto" else max(1, n // size)
                     seen.append(got)
                     return got
 
@@ -188,7 +193,7 @@ def _per_task(rows: dict) -> dict:
     """Dask's CPU as a + b * tasks (least squares over the forced sizes): b, its CPU per task, against the
     compute per task gives the overhead % by task size; a is what a run costs however it is cut (the client's
     and workers' event loops while it lasts, the antithetic pilot's task)."""
-    sizes = [r for k, r in rows.items() if k != "auto"]
+    sizes = [r for k, r in rows.items() if k not in ("auto", PER_SLOT)]
     tasks = np.array([r["tasks"] for r in sizes], dtype=float)
     extra = np.array([r["cpu_s_dask"] - r["cpu_s_local"] for r in sizes])
     b, a = np.polyfit(tasks, extra, 1)
