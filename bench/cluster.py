@@ -12,7 +12,20 @@ seconds per chunk, Dask's overhead per chunk ((W * t_W - t_local1) / chunks),
 the efficiency t_local1 / (W * t_W) (for qmc too), and the round trip of an
 empty task (what the scheduler costs per task).
 
-First runs (``first_run``): in a fresh process, a fresh LocalCluster of 2
+By task size (``by_task_size``, printed as a table): on 1 worker process (so
+that no second worker competes for a core), the same 2**22 (quick) or 2**24
+samples in tasks of 1, 4, 16 and 64 chunks, by the rule before tasks had a
+least size (4 a worker thread: "4/slot"), and as the driver cuts them
+("auto"), against the local driver on 1 thread: Dask's overhead per task in ms
+and in % of the compute per task, from wall seconds and from CPU seconds (this
+process, which holds the client and the scheduler, plus the worker: on a shared
+machine CPU seconds are what other users' load disturbs least). Best of 3
+(by CPU), each run checked to give the local bits. A line fitted to the CPU
+over the number of tasks splits it into Dask's CPU per task (the slope: the
+last column, as % of compute) and per run (client and worker event loops while
+the run lasts, the antithetic pilot's task).
+
+First runs (``first_run``, not with --quick): in a fresh process, a fresh LocalCluster of 2
 workers (started untimed), then one timed estimate of 2**16 samples: as
 momentcalc does it ("here": this process loads the kernel, each worker on its
 first chunk task) against a warm-up ("warm": every worker loads it at once
@@ -40,6 +53,7 @@ import time
 
 import distributed
 import numba
+import numpy as np
 
 from momentcalc import engine
 from momentcalc.estimators import cluster, driver, montecarlo
@@ -114,10 +128,100 @@ def _first_runs() -> dict:
     return out
 
 
+TASK_SIZES = (1, 4, 16, 64)  # chunks a task, forced; then the rule before tasks had a least size, and "auto"
+PER_SLOT = "4/slot"  # that rule: TASKS_PER_THREAD tasks a worker thread, however short
+
+
+def _cpu(client) -> float:
+    """CPU seconds so far of this process (the client, and a LocalCluster's scheduler) and of every worker."""
+    return time.process_time() + sum(client.run(time.process_time).values())
+
+
+def _by_task_size(samples: int, tasks_chunks: int) -> dict:
+    """On 1 worker (no second process competing for a core): each task size's wall and CPU seconds against the
+    local driver on 1 thread, as Dask's overhead in % of compute per task. Wall and CPU are taken over the same
+    chunks (and the antithetic pilot's task), interleaved, best of 3."""
+    bits, _ = _local(samples, 1)
+    out = {}
+    with (
+        distributed.LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=":0", silence_logs=40) as local,
+        distributed.Client(local) as client,
+    ):
+        _run(1 << 16, client)  # the worker loads the kernel
+        count = driver._task_count
+        for size in (*TASK_SIZES, PER_SLOT, "auto"):
+            best = None
+            for _ in range(3):
+                cpu = time.process_time()
+                _, t_local = _local(samples, 1)
+                cpu_local = time.process_time() - cpu
+                seen = []
+
+                def tasks(executor, chunks, n, size=size, seen=seen):
+                    if size == PER_SLOT:
+                        got = min(n, executor.slots * driver.TASKS_PER_THREAD)
+                    else:
+                        got = count(executor, chunks, n) if size == "auto" else max(1, n // size)
+                    seen.append(got)
+                    return got
+
+                driver._task_count = tasks
+                try:
+                    before = _cpu(client)
+                    got, t = _timed(lambda: _run(samples, client))
+                    cpu_dask = _cpu(client) - before
+                finally:
+                    driver._task_count = count
+                assert got == bits, f"tasks of {size} chunks: {got} != local {bits}"
+                row = {
+                    "tasks": sum(seen),
+                    "cpu_s_dask": cpu_dask,
+                    "cpu_s_local": cpu_local,
+                    "chunks_per_task": tasks_chunks / max(seen),
+                    "compute_ms_per_task": 1e3 * t_local / sum(seen),
+                    "overhead_ms_per_task_wall": 1e3 * (t - t_local) / sum(seen),
+                    "overhead_pct_wall": 100 * (t - t_local) / t_local,
+                    "overhead_pct_cpu": 100 * (cpu_dask - cpu_local) / cpu_local,
+                }
+                if best is None or row["overhead_pct_cpu"] < best["overhead_pct_cpu"]:
+                    best = row
+            out[str(size)] = best
+    return _per_task(out)
+
+
+def _per_task(rows: dict) -> dict:
+    """Dask's CPU as a + b * tasks (least squares over the forced sizes): b, its CPU per task, against the
+    compute per task gives the overhead % by task size; a is what a run costs however it is cut (the client's
+    and workers' event loops while it lasts, the antithetic pilot's task)."""
+    sizes = [r for k, r in rows.items() if k not in ("auto", PER_SLOT)]
+    tasks = np.array([r["tasks"] for r in sizes], dtype=float)
+    extra = np.array([r["cpu_s_dask"] - r["cpu_s_local"] for r in sizes])
+    b, a = np.polyfit(tasks, extra, 1)
+    for r in rows.values():
+        r["overhead_pct_cpu_per_task"] = 100 * b * r["tasks"] / r["cpu_s_local"]
+    rows["fit"] = {"cpu_ms_per_task": 1e3 * b, "cpu_ms_per_run": 1e3 * a}
+    return rows
+
+
+def _print_table(rows: dict) -> None:
+    fit = rows["fit"]
+    print(f"Dask's CPU: {fit['cpu_ms_per_task']:.2f} ms a task + {fit['cpu_ms_per_run']:.0f} ms a run")
+    print("chunks/task  tasks  compute ms/task  overhead ms/task  overhead % (wall)  overhead % (CPU)  per task (CPU)")
+    for size, r in rows.items():
+        if size == "fit":
+            continue
+        print(
+            f"{size:>11}  {r['tasks']:5d}  {r['compute_ms_per_task']:15.1f}  {r['overhead_ms_per_task_wall']:15.1f}  "
+            f"{r['overhead_pct_wall']:17.1f}  "
+            f"{r['overhead_pct_cpu']:16.1f}  {r['overhead_pct_cpu_per_task']:14.1f}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
+    load_before = os.getloadavg()
     samples = 1 << (22 if args.quick else 24)
     points = 1 << (18 if args.quick else 20)
     program = montecarlo.compile_program(parse(SPEC), 0.0, 1.0)
@@ -176,8 +280,12 @@ def main() -> None:
             "hours_one_core": n_chunks * chunk_s / 3600,
             "scheduler_share": scheduler / compute,
         }
-    out["first_run"] = _first_runs()
-    out["load"] = os.getloadavg()[0]
+    out["by_task_size"] = _by_task_size(samples, chunks)
+    _print_table(out["by_task_size"])
+    print(f"efficiency on 2 workers: {out['dask_workers']['2']['efficiency']:.2f} (1 worker: {d1['efficiency']:.2f})")
+    if not args.quick:
+        out["first_run"] = _first_runs()
+    out["load_1_5_15min"] = [load_before, os.getloadavg()]
     print(json.dumps(out, indent=1))
 
 

@@ -21,6 +21,7 @@ distributed = pytest.importorskip("distributed")
 from momentcalc import MomentcalcError, engine, tables  # noqa: E402
 from momentcalc.cli import app  # noqa: E402
 from momentcalc.estimators import cluster, driver, montecarlo, qmc  # noqa: E402
+from momentcalc.estimators import program as program_module  # noqa: E402
 from momentcalc.settings import RunSettings  # noqa: E402
 from momentcalc.spec import parse  # noqa: E402
 
@@ -117,8 +118,10 @@ def test_qmc_on_the_cluster_gives_the_local_bits(client, monkeypatch, spec, sett
         assert max(local[2], local[3]) <= settings["tol"]
 
 
-def test_progress_reaches_the_total_a_task_at_a_time(client):
+def test_progress_reaches_the_total_a_task_at_a_time(client, monkeypatch):
     # maxpool(k=3): 35 chunks in one batch, cut into 8 tasks (2 slots * TASKS_PER_THREAD): a report per task.
+    # (A round trip of 1 ns: no task is too short to be worth its cost.)
+    monkeypatch.setitem(cluster._round_trips, client.scheduler.address, 1e-9)
     for method in ("montecarlo", "qmc"):
         seen = []
         bits = _run(
@@ -127,6 +130,28 @@ def test_progress_reaches_the_total_a_task_at_a_time(client):
         done = [d for d, _ in seen]
         assert len(seen) >= 8 and done == sorted(set(done)) and seen[-1][0] == seen[-1][1] >= SAMPLES
         assert bits == _run("maxpool(k=3)", method=method, samples=SAMPLES)
+
+
+def test_a_short_run_groups_its_chunks_into_tasks_of_at_least_min_task_s(client, monkeypatch):
+    # 35 chunks of maxpool(k=3) of CHUNK_SECONDS each; a round trip of 2 chunks' seconds makes min_task_s
+    # TASK_OVER_OVERHEAD * 2 = 10 chunks' worth: 35 // 10 = 3 tasks (of 11, 12 and 12 chunks), not 8.
+    program = montecarlo.compile_program(parse("maxpool(k=3)"), 0.0, 1.0)
+    trip = 2 * program_module.CHUNK_SECONDS
+    monkeypatch.setitem(cluster._round_trips, client.scheduler.address, trip)
+    seen = []
+    bits = _run("maxpool(k=3)", client, samples=SAMPLES, progress=lambda d, t: seen.append(d))
+    steps = np.diff([0, *seen])
+    assert len(steps) == 3 and min(steps) >= 10 * program.chunk
+    with cluster.running_on(client) as executor:
+        assert executor.min_task_s == pytest.approx(cluster.TASK_OVER_OVERHEAD * trip)
+    assert bits == _run("maxpool(k=3)", samples=SAMPLES)
+
+
+def test_the_round_trip_is_measured_and_bounded(client):
+    trip = cluster.round_trip(client, 30.0)
+    assert 0 < trip < 30.0 / cluster.ROUND_TRIPS
+    # No time to measure it (as with a worker that stopped answering): the assumed round trip, at once.
+    assert cluster.round_trip(client, 1e-6) == cluster.ROUND_TRIP_S
 
 
 def _last_of_all(marker, streams, counts):

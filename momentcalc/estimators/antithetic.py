@@ -89,8 +89,11 @@ def launch(program: Program, shift: float) -> driver.Launch:
 
 
 def _shift(program: Program, seed: int) -> float:
-    # Any constant gives the same estimates; one near the output mean keeps the sums' digits.
-    row = programs.run_chunks(program, seed, 0, [2 * PILOT_PAIRS], launch=_PairLaunch(program, 0.0))[0]
+    # Any constant gives the same estimates; one near the output mean keeps the sums' digits. Its one small chunk
+    # runs here, also with a Dask scheduler: a task of it would cost the cluster a round trip for microseconds of
+    # work (the kernel is loaded here already: montecarlo.prepare).
+    chunks = programs.program_chunks(program, seed, _PairLaunch(program, 0.0))
+    row = driver.run_chunks(replace(chunks, parallel=False), 0, [2 * PILOT_PAIRS])[0]
     return float(row[1] / row[0])
 
 

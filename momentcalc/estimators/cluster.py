@@ -18,7 +18,10 @@ Python functions) are refused with a scheduler (vectorized.run_numpy says why).
 
 Progress comes from each future as it finishes (as_completed), while results
 still come out in task order; tasks grow with the number of workers
-(batch_scale), so the one scheduler's cost per task stays small.
+(batch_scale), so the one scheduler's cost per task stays small, and a short
+run's chunks are grouped into tasks of at least min_task_s (TASK_OVER_OVERHEAD
+round trips of an empty task, measured once per scheduler), so that Dask's cost
+stays within 20% of a task's compute however few chunks a run has.
 
 Bits are the same on workers with the same momentcalc and the same CPU
 features: numba compiles for the CPU it runs on, and a CPU with other vector
@@ -62,6 +65,11 @@ WORKERS_TIMEOUT_S = 30  # a scheduler with no worker after this fails the run
 POLL_S = 0.02  # how often a wait for the next task looks (it adds at most this to a progress report)
 TASK_TIMEOUT_S = 120  # no task finished for this long (a first run on a worker compiles its kernels): fails the run
 BATCH_SCALE = 16  # at least: tasks of 128 chunks (0.2-0.5 s of kernel work), so a worker's ~1 ms a task costs < 1%
+TASK_OVER_OVERHEAD = 5  # a task computes at least 5 round trips of an empty task: Dask's cost <= 20% of it
+ROUND_TRIPS = 8  # empty tasks timed one after the other on a first run, per scheduler; their median is the round trip
+ROUND_TRIP_WAIT_S = 2.0  # longest that timing may take (a worker that stopped answering): then ROUND_TRIP_S
+ROUND_TRIP_S = 0.011  # an empty task's round trip on 2 loaded cores (bench/cluster.py), where none was measured
+_round_trips: dict[str, float] = {}  # scheduler address -> its measured round trip, once a process
 
 
 def running_on(scheduler, timeout: float | None = None):
@@ -137,6 +145,15 @@ class DaskExecutor:
     def slots(self) -> int:
         return max(1, sum(self.client.nthreads().values()))
 
+    @property
+    def min_task_s(self) -> float:
+        """The shortest task worth running here: TASK_OVER_OVERHEAD round trips of an empty task (measured once a
+        process for each scheduler), so that what Dask costs a task stays within 1 / TASK_OVER_OVERHEAD of it."""
+        address = self.client.scheduler.address
+        if address not in _round_trips:
+            _round_trips[address] = round_trip(self.client, min(ROUND_TRIP_WAIT_S, self._timeout(ROUND_TRIP_WAIT_S)))
+        return TASK_OVER_OVERHEAD * _round_trips[address]
+
     def batch_scale(self, folded: bool) -> int:
         # Folded rows (maps) are whole maps of moments a chunk: a longer batch would hold more of them at once.
         return BATCH_SCALE if folded else batch_scale(self.slots)
@@ -189,6 +206,23 @@ class DaskExecutor:
             f"cannot reach a Dask scheduler at {self.scheduler!r} ({first_line}); "
             "give the address of a running scheduler (tcp://host:8786) or local:N"
         )
+
+
+def round_trip(client, wait: float) -> float:
+    """Median seconds from submitting an empty task to holding its result, over ROUND_TRIPS tasks one after the
+    other: what Dask costs a task at most (many queued at once overlap); ROUND_TRIP_S if they take longer than
+    `wait` seconds in all (a worker that stopped answering: the run's own waits report it)."""
+    seconds, deadline = [], time.monotonic() + wait
+    for i in range(ROUND_TRIPS):
+        start = time.perf_counter()
+        future = client.submit(int, i, pure=False)  # a builtin: a worker without momentcalc answers it too
+        try:
+            future.result(timeout=max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            future.cancel()
+            return ROUND_TRIP_S
+        seconds.append(time.perf_counter() - start)
+    return float(np.median(seconds))
 
 
 def _probe(address: str, timeout: float) -> None:

@@ -143,6 +143,7 @@ class Executor(Protocol):
     """Runs chunk tasks elsewhere; results come back in task order, so the rows and their bits do not change."""
 
     slots: int  # tasks that run at once
+    min_task_s: float  # the shortest task worth its cost: chunks whose seconds are known are grouped to at least this
 
     def batch_scale(self, folded: bool) -> int:
         """Batches this many times longer than on threads: fewer, larger tasks pay its overhead per task.
@@ -225,6 +226,7 @@ class Chunks:
     batch: int = 32  # chunks per thread between progress reports: about 0.1 s of kernel work
     parallel: bool = True  # False: in the caller's thread only
     fold: Callable[[np.ndarray], np.ndarray] | None = None  # rows -> one row, applied as batches come in (memory)
+    seconds: float = 0.0  # about what a full chunk's kernel work takes (0: unknown), so tasks can be sized on it
 
 
 def run_chunks(
@@ -261,11 +263,21 @@ def run_chunks(
     return np.concatenate(rows)
 
 
+def _task_count(executor: Executor, chunks: Chunks, count: int) -> int:
+    """How many tasks `count` chunks make on `executor`: TASKS_PER_THREAD a slot, but fewer and longer where a
+    task would last less than executor.min_task_s (a short run: its tasks would cost more than they compute).
+    Tasks are consecutive slices of chunks, so this changes no bit."""
+    tasks = min(count, executor.slots * TASKS_PER_THREAD)
+    if chunks.seconds > 0:
+        tasks = min(tasks, max(1, int(count * chunks.seconds / executor.min_task_s)))
+    return tasks
+
+
 def _start(chunks: Chunks, first: int, sizes: list[int], tally: _Tally) -> Iterator[np.ndarray]:
     """Start the launch over consecutive slices of these chunks; iterate over the slices' rows."""
     executor, counts = _elsewhere(chunks), np.array(sizes, dtype=np.int64)
     if executor is not None:  # each task seeds its own chunks: on many workers, seeding here would hold them up
-        bounds = np.linspace(0, len(sizes), min(len(sizes), executor.slots * TASKS_PER_THREAD) + 1).astype(int)
+        bounds = np.linspace(0, len(sizes), _task_count(executor, chunks, len(sizes)) + 1).astype(int)
         pieces = list(zip(bounds[:-1], bounds[1:]))
         return executor.in_order(
             [partial(_run_slice, chunks.streams, chunks.launch, first + lo, counts[lo:hi]) for lo, hi in pieces],

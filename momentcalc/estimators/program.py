@@ -28,6 +28,9 @@ _NAMES = {code: name for name, code in CODES.items()}
 quadrature = lazy_module("momentcalc.estimators.quadrature")  # scipy: only pipelines with normalize need it
 
 CHUNK_NORMALS = 1 << 18  # about 1.5 ms of drawing: set-up per chunk costs a few percent
+# A full chunk's kernel work, at least (bench/cluster.py: 0.74 ms for 'relu | normalize | maxpool(k=3)' on one
+# loaded core; other pipelines take longer): a Dask run groups chunks into tasks of at least its min_task_s on it.
+CHUNK_SECONDS = 5e-4
 
 
 @dataclass(frozen=True)
@@ -183,7 +186,12 @@ def program_chunks(
     program: Program, seed: int, launch: driver.Launch | None = None, size: int | None = None
 ) -> driver.Chunks:
     """The program's chunks for the driver: kernel streams of `seed`, plain moments unless another launch is given."""
-    return driver.Chunks(size or program.chunk, partial(driver.chunk_states, seed), launch or _plain_launch(program))
+    return driver.Chunks(
+        size or program.chunk,
+        partial(driver.chunk_states, seed),
+        launch or _plain_launch(program),
+        seconds=CHUNK_SECONDS * (size or program.chunk) / program.chunk,
+    )
 
 
 def run_chunks(
