@@ -27,6 +27,7 @@ from .modules import (
     NormPropMaxPool2d,
 )
 from .moments import LayerMoments, moments
+from .predict import Prediction, predict
 from .signal import Comparison, LayerStats, Propagation, compare, propagate
 
 # matplotlib (the extra momentcalc[plots]): only when a plot is drawn; a stand-in where it is not installed.
@@ -36,6 +37,7 @@ __all__ = [
     "Comparison",
     "LayerMoments",
     "LayerStats",
+    "Prediction",
     "Propagation",
     "NormPropActivation",
     "NormPropAvgPool2d",
@@ -50,5 +52,6 @@ __all__ = [
     "moments",
     "nonlinearity_spec",
     "plot",
+    "predict",
     "propagate",
 ]
