@@ -27,13 +27,14 @@ from .modules import (
     NormPropMaxPool2d,
 )
 from .moments import LayerMoments, moments
-from .predict import Prediction, predict
+from .predict import AutoinitReport, Prediction, autoinit, predict
 from .signal import Comparison, LayerStats, Propagation, compare, propagate
 
 # matplotlib (the extra momentcalc[plots]): only when a plot is drawn; a stand-in where it is not installed.
 plot = lazy_module("momentcalc.torch.plot", needs="matplotlib")
 
 __all__ = [
+    "AutoinitReport",
     "Comparison",
     "LayerMoments",
     "LayerStats",
@@ -46,6 +47,7 @@ __all__ = [
     "NormPropLinear",
     "NormPropMaxPool2d",
     "affine",
+    "autoinit",
     "calculate_gain",
     "compare",
     "gamma",

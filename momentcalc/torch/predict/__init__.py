@@ -10,8 +10,9 @@ activations), ops (the rules), shapes (rearrangements), dispatch (which rule a n
 the measured run), report (the result types), core (predict) and autoinit.
 """
 
+from .autoinit import AutoinitReport, Scaled, autoinit
 from .core import predict
 from .law import Law
 from .report import NodePrediction, Prediction
 
-__all__ = ["Law", "NodePrediction", "Prediction", "predict"]
+__all__ = ["AutoinitReport", "Law", "NodePrediction", "Prediction", "Scaled", "autoinit", "predict"]

@@ -22,12 +22,13 @@ from .ops import Out, Unmodeled
 from .report import NodePrediction, Prediction
 
 
-def predict(model: nn.Module, example_input: torch.Tensor, seed: int = 0) -> Prediction:
+def predict(model: nn.Module, example_input: torch.Tensor, seed: int = 0, adjust=None) -> Prediction:
     """Predicted beside measured statistics of every node of model on example_input (the batch it measures).
 
     The model is traced and run as a copy (its in-place activations made out-of-place); the model itself is
     untouched and keeps its mode (train or eval), which decides BatchNorm's and dropout's rules. seed: the
-    injected N(0, 1) gradient and any dropout masks.
+    injected N(0, 1) gradient and any dropout masks. adjust(node, graph, out) -> out, if given, may change each
+    modeled node's output law before propagation goes on (autoinit's rescaling).
     """
     _check(model, example_input, seed)
     work = copy.deepcopy(model)
@@ -40,7 +41,7 @@ def predict(model: nn.Module, example_input: torch.Tensor, seed: int = 0) -> Pre
             node.kwargs = {**node.kwargs, "inplace": False}
     graph.recompile()
     ran = trace.run(graph, example_input, seed)
-    return Prediction(tuple(_rows(ran)), seed, tuple(example_input.shape))
+    return Prediction(tuple(_rows(ran, adjust)), seed, tuple(example_input.shape))
 
 
 def _check(model, example_input, seed) -> None:
@@ -57,7 +58,7 @@ def _check(model, example_input, seed) -> None:
         raise MomentcalcError(f"seed must be a whole number in [0, 2**63), got {seed!r}")
 
 
-def _rows(ran: trace.Run) -> list[NodePrediction]:
+def _rows(ran: trace.Run, adjust=None) -> list[NodePrediction]:
     laws, notes, modeled, backs = {}, {}, {}, {}
     order = []
     for node in ran.graph.graph.nodes:
@@ -73,6 +74,8 @@ def _rows(ran: trace.Run) -> list[NodePrediction]:
         inputs = _data_arguments(node, laws)
         try:
             out = _model(node, ran, laws)
+            if adjust is not None:
+                out = adjust(node, ran.graph, out)
             laws[node.name], notes[node.name], modeled[node.name] = out.law, out.note, True
             backs[node.name] = list(zip(inputs, out.back))
         except (Unmodeled, MomentcalcError) as why:

@@ -14,6 +14,7 @@ from a quadrature of its own, and only a correlation, never a variance.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -30,9 +31,13 @@ def filter_autocorrelation(weight: torch.Tensor) -> torch.Tensor:
     """A_ji(e) = sum_a w_ji(a) w_ji(a + e): (C_out, C_in / groups, 2 kh - 1, 2 kw - 1)."""
     w = weight.detach().double()
     c_out, c_in_group, kh, kw = w.shape
-    flat = w.reshape(1, c_out * c_in_group, kh, kw)
-    auto = F.conv2d(flat, w.reshape(c_out * c_in_group, 1, kh, kw), padding=(kh - 1, kw - 1), groups=flat.shape[1])
-    return auto.reshape(c_out, c_in_group, 2 * kh - 1, 2 * kw - 1)
+    auto = torch.zeros(c_out, c_in_group, 2 * kh - 1, 2 * kw - 1, dtype=torch.float64)
+    for ey in range(-(kh - 1), kh):
+        for ex in range(-(kw - 1), kw):
+            a = w[:, :, max(0, -ey) : kh - max(0, ey), max(0, -ex) : kw - max(0, ex)]
+            b = w[:, :, max(0, ey) : kh + min(0, ey), max(0, ex) : kw + min(0, ex)]
+            auto[:, :, ey + kh - 1, ex + kw - 1] = (a * b).sum((2, 3))
+    return auto
 
 
 def conv_covariance(weight, var_in: torch.Tensor, acf: torch.Tensor, groups: int, stride, dilation):
@@ -66,19 +71,25 @@ def global_average_factor(acf: torch.Tensor, height: int, width: int) -> torch.T
     return (acf * counts.double()).sum((1, 2)) / (height * width) ** 2
 
 
+@functools.lru_cache(maxsize=1)
+def _nodes() -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Hermite nodes and weights for the standard normal (weights sum to 1)."""
+    z, w = np.polynomial.hermite_e.hermegauss(HERMITE_NODES)
+    return z, w / math.sqrt(2 * math.pi)
+
+
 def mean_slope(fn, mu: float, sigma: float) -> float:
     """E[f'(X)] for X ~ N(mu, sigma^2), as E[f(X) (X - mu)] / sigma^2 (Stein), by Gauss-Hermite quadrature: how a
     channel's output mean follows its input mean."""
-    z, w = np.polynomial.hermite_e.hermegauss(HERMITE_NODES)
+    z, w = _nodes()
     with torch.no_grad():
         values = fn(torch.as_tensor(mu + sigma * z)).double().numpy()
-    return float((w * values * z).sum()) / math.sqrt(2 * math.pi) / sigma
+    return float((w * values * z).sum()) / sigma
 
 
 def _hermite_weights(fn, mu: float, sigma: float) -> np.ndarray:
     """b_n = n! a_n^2, n = 1..HERMITE_TERMS, for f(mu + sigma Z): the terms of Cov(f(X), f(Y)) in powers of c."""
-    z, w = np.polynomial.hermite_e.hermegauss(HERMITE_NODES)
-    w = w / math.sqrt(2 * math.pi)
+    z, w = _nodes()
     with torch.no_grad():
         values = fn(torch.as_tensor(mu + sigma * z)).double().numpy()
     b, he_prev, he = [], np.ones_like(z), z.copy()
