@@ -10,9 +10,10 @@ activations), ops (the rules), shapes (rearrangements), dispatch (which rule a n
 the measured run), report (the result types), core (predict) and autoinit.
 """
 
+from . import loading
 from .autoinit import AutoinitReport, Scaled, autoinit
 from .core import predict
 from .law import Law
 from .report import NodePrediction, Prediction
 
-__all__ = ["AutoinitReport", "Law", "NodePrediction", "Prediction", "Scaled", "autoinit", "predict"]
+__all__ = ["AutoinitReport", "Law", "NodePrediction", "Prediction", "Scaled", "autoinit", "loading", "predict"]

@@ -132,7 +132,7 @@ def _apply(model: nn.Module, found: dict, scales: dict) -> nn.Module:
         if node.name in gains:
             with graph.graph.inserting_after(node):
                 scaled = graph.graph.call_function(operator.mul, (node, gains[node.name]))
-            node.replace_all_uses_with(scaled, delete_user_cb=lambda user: user is not scaled)
+            node.replace_all_uses_with(scaled, delete_user_cb=lambda user, new=scaled: user is not new)
     graph.recompile()
     return graph
 

@@ -21,6 +21,9 @@ class Run:
 
 def trace(model: nn.Module) -> fx.GraphModule:
     """The model as an fx graph (torch.fx.symbolic_trace); one MomentcalcError line where it cannot be traced."""
+    tracer = fx.Tracer()
+    if tracer.is_leaf_module(model, ""):
+        model = nn.Sequential(model)  # a torch.nn layer alone: traced as a call of it, not through its forward
     try:
         return fx.symbolic_trace(model)
     except Exception as why:  # fx raises TraceError, TypeError, NotImplementedError, ... from the model's own code
