@@ -3,7 +3,7 @@
 Importing a module runs its code: that is what naming it asks for. Only what is named is imported, and never from
 the working folder implicitly: '' and the working folder are left out of sys.path while it is imported (a
 `torch.py` or `timm.py` lying in the folder where the command is typed does not run). A module in the working
-folder is found only where the user says so, e.g. PYTHONPATH=$PWD.
+folder is found only where the user says so, e.g. PYTHONPATH=$PWD (an entry after the first one of sys.path).
 """
 
 from __future__ import annotations
@@ -25,7 +25,12 @@ _DOTTED = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 def _without_working_folder():
     here = os.path.realpath(os.getcwd())
     saved = list(sys.path)
-    sys.path[:] = [p for p in saved if p not in ("", ".") and os.path.realpath(p) != here]
+    # '' and '.' anywhere, then a first entry that is the working folder (python -m and -c put it there); a folder
+    # named in PYTHONPATH on purpose comes after that one and stays
+    kept = [p for p in saved if p not in ("", ".")]
+    if kept and os.path.realpath(kept[0]) == here:
+        kept = kept[1:]
+    sys.path[:] = kept
     try:
         yield
     finally:
