@@ -18,7 +18,7 @@ import types
 import torch
 from torch import nn
 
-from momentcalc.torch import autoinit, predict
+from momentcalc.torch import autoinit
 
 BLOCK_DEPTH = {"nf_resnet26": 2, "nf_regnet_b0": 2, "resnet18": 2, "plain50": 1}
 
@@ -49,7 +49,10 @@ def plain_cnn(depth: int = 50, width: int = 64) -> nn.Sequential:
 
 
 def table(prediction, depth: int) -> list[str]:
-    lines = ["| block | output of | pred std | meas std | pred/meas var | pred grad RMS | meas grad RMS |", "|---" * 7 + "|"]
+    lines = [
+        "| block | output of | pred std | meas std | pred/meas var | pred grad RMS | meas grad RMS |",
+        "|---" * 7 + "|",
+    ]
     for n in prediction.blocks(depth):
         lines.append(
             f"| {n.module} | {n.kind} | {n.std:.4g} | {n.measured_std:.4g} | {n.variance_ratio:.3f} | "
