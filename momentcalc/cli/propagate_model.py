@@ -9,14 +9,17 @@ from __future__ import annotations
 import json
 import math
 
-import torch
 from rich import box
 from rich.markup import escape
 
+from .._lazy import lazy_module
 from ..errors import MomentcalcError
-from ..torch.predict import autoinit, loading, predict
+from ._extras import TORCH
 from ._fit import Column, fitted
 from ._util import _console
+
+# torch loads when the command runs with --model, so that this module imports without it
+mp = lazy_module("momentcalc.torch.predict", needs=TORCH.module)
 
 PREDICT_WIDTH = 160
 
@@ -40,15 +43,15 @@ def run(model_name, input_shape, block_depth, seed, train, target, tolerance, do
             raise MomentcalcError(f"{name} must be a whole number >= 1, got {value}")
     if not (target > 0 and math.isfinite(target)) or not (0 < tolerance < 1):
         raise MomentcalcError("--target must be > 0 and --tolerance in (0, 1)")
-    model = loading.load_model(model_name)
-    shape = shape or loading.input_shape_of(model, 8)
+    model = mp.loading.load_model(model_name)
+    shape = shape or mp.loading.input_shape_of(model, 8)
     if shape is None:
         raise MomentcalcError(f"{model_name} declares no input size: give --input-shape, e.g. 8,3,32,32")
     model.train(train)
-    x = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
-    runs = {"before": predict(model, x, seed)}
+    x = mp.loading.normal_input(shape, seed)
+    runs = {"before": mp.predict(model, x, seed)}
     if do_autoinit:
-        report = autoinit(model, x, target=target, seed=seed)
+        report = mp.autoinit(model, x, target=target, seed=seed)
         runs["after autoinit"] = report.after
     if as_json:
         out = {k: {"blocks": [_block_dict(n) for n in p.blocks(block_depth)], **p.to_dict()} for k, p in runs.items()}

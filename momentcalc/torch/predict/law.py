@@ -26,6 +26,9 @@ class Law:
     shape: tuple[int, ...]  # the real tensor's shape, batch first
     chain: tuple[str, float, float] | None = None  # (spec, mu, sigma): the tensor is spec(X), X ~ N(mu, sigma^2)
     acf: torch.Tensor | None = None  # (C, 2R+1, 2R+1) correlation at offsets; None: uncorrelated positions
+    # (C, *spatial) each position's within-channel variance over the channel's (mean 1); None: alike. Zero-padded
+    # borders hold less variance, and that stays at the borders: pooled into the channel it would compound
+    profile: torch.Tensor | None = None
 
     @property
     def pooled_mean(self) -> float:

@@ -14,6 +14,7 @@ import os
 import re
 import sys
 
+import torch
 from torch import nn
 
 from ...errors import MomentcalcError
@@ -88,6 +89,11 @@ def _built(make, name: str) -> nn.Module:
     if not isinstance(model, nn.Module):
         raise MomentcalcError(f"{name} returned {type(model).__name__}, not a torch.nn.Module")
     return model
+
+
+def normal_input(shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    """An N(0, 1) batch of shape from seed (torch's generator: the same on every machine)."""
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
 
 
 def input_shape_of(model: nn.Module, batch: int) -> tuple[int, ...] | None:

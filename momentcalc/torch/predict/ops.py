@@ -39,7 +39,20 @@ def maps(law: Law) -> tuple[torch.Tensor, torch.Tensor]:
     shape = (1,) + tuple(law.shape[1:])
     view = [1] * len(shape)
     view[law.axis] = law.channels
-    return law.mean.reshape(view).expand(shape).clone(), law.var.reshape(view).expand(shape).clone()
+    mean = law.mean.reshape(view).expand(shape).clone()
+    var = law.var.reshape(view).expand(shape).clone()
+    if law.profile is not None and law.axis % len(shape) == 1 and tuple(law.profile.shape) == shape[1:]:
+        var = var * law.profile[None]
+    return mean, var
+
+
+def profile_of(var_map: torch.Tensor) -> torch.Tensor | None:
+    """Each position's variance over its channel's mean, for (1, C, *spatial) maps of 2 or 3 spatial axes."""
+    if var_map.dim() < 4:
+        return None
+    flat = var_map[0].reshape(var_map.shape[1], -1)
+    mean = flat.mean(1).clamp(min=1e-300)
+    return var_map[0] / mean.reshape((-1,) + (1,) * (var_map.dim() - 2))
 
 
 def from_maps(mean: torch.Tensor, var: torch.Tensor, shape, axis: int, acf=None) -> Law:
@@ -49,7 +62,8 @@ def from_maps(mean: torch.Tensor, var: torch.Tensor, shape, axis: int, acf=None)
         mean, var, axis = mean.reshape(1, -1), var.reshape(1, -1), -1
     m = mean.movedim(axis, 0).reshape(mean.shape[axis], -1)
     v = var.movedim(axis, 0).reshape(var.shape[axis], -1)
-    return Law(m.mean(1), v.mean(1) + m.var(1, unbiased=False), axis, tuple(shape), None, acf)
+    profile = profile_of(var) if axis % var.dim() == 1 else None
+    return Law(m.mean(1), v.mean(1) + m.var(1, unbiased=False), axis, tuple(shape), None, acf, profile)
 
 
 # ---- linear maps
@@ -81,8 +95,8 @@ def conv(law: Law, weight, bias, run, groups: int, stride, dilation, shape) -> O
         var_c = corr * torch.where(iid > 0, var_c / iid, torch.ones_like(iid))  # the borders' share kept
         if _off_centre(law.acf) > 0.05:
             note = "spatially correlated input (the filters' autocorrelation meets it)"
-    out = Law(flat_mean.mean(1), var_c + flat_mean.var(1, unbiased=False), 1, tuple(shape))
-    return Out(replace(out, acf=acf), (_conv_back(w, run, law.shape),), note)
+    out = Law(flat_mean.mean(1), var_c + flat_mean.var(1, unbiased=False), 1, tuple(shape), None, acf)
+    return Out(replace(out, profile=profile_of(var_map)), (_conv_back(w, run, law.shape),), note)
 
 
 def _off_centre(acf: torch.Tensor) -> float:
@@ -101,12 +115,14 @@ def _iid_interior(w: torch.Tensor, var_in: torch.Tensor, groups: int) -> torch.T
 
 def _conv_back(w: torch.Tensor, run, in_shape) -> float:
     """Mean squared gradient at the input for unit mean squared gradient at the output: the transposed
-    convolution of squared filters, borders and stride included (iid gradients)."""
+    convolution of squared filters, stride included (iid gradients), at an interior position."""
     x = torch.ones((1,) + tuple(in_shape[1:]), dtype=torch.float64, requires_grad=True)
     with torch.enable_grad():
         y = run(x, w * w, None)
         (g,) = torch.autograd.grad(y, x, torch.ones_like(y))
-    return g.mean().item()
+    # an interior position: a border's smaller share stays at the border, it does not compound layer by layer
+    centre = tuple(side // 2 for side in g.shape[2:])
+    return g[(0, slice(None), *centre)].mean().item()
 
 
 def avgpool(law: Law, kernel, stride, padding, shape) -> Out:
@@ -152,6 +168,9 @@ def maxpool(law: Law, kernel, stride, out_shape) -> Out:
         m = moments(f"maxpool(n={n})")
         std = law.var.clamp(min=0).sqrt()
         out = Law(law.mean + std * m.mean, law.var * m.std**2, 1, tuple(out_shape))
+    if law.profile is not None and len(out_shape) == 4:
+        pooled = F.adaptive_avg_pool2d(law.profile[None], tuple(out_shape[2:]))
+        out = replace(out, profile=profile_of(pooled))
     note = ""
     if law.acf is not None and len(out_shape) == 4:
         # the maxima of windows s apart correlate about as their inputs s apart do
@@ -190,7 +209,7 @@ def activation(law: Law, spec: str, fn, shape) -> Out:
         raise Unmodeled(f"a backward constant E[f'(X)^2] for {spec!r}")
     within = math.sqrt(max(float(law.var.mean()), 1e-300))
     acf = correlation.activation_acf(fn, mu, within, law.acf)
-    out = uniform(m.mean, m.std**2, shape, law.axis, chain, acf)
+    out = replace(uniform(m.mean, m.std**2, shape, law.axis, chain, acf), profile=law.profile)
     spread = float(law.mean.var(unbiased=False))
     if spread > 0 and law.chain is None:
         # the total is exact; the channels keep their order: each output mean follows its input mean by E[f']
@@ -270,6 +289,10 @@ def add(a: Law, b: Law, alpha: float, shape) -> Out:
     a, b = a.on_axis(axis), b.on_axis(axis)
     acf = _mix_acf(a, b, alpha)
     law = Law(a.mean + alpha * b.mean, a.var + alpha * alpha * b.var, axis, tuple(shape), None, acf)
+    if a.profile is not None or b.profile is not None:
+        ma, mb = maps(a)[1], maps(b)[1] * alpha * alpha
+        if ma.shape == mb.shape:
+            law = replace(law, profile=profile_of(ma + mb))
     return Out(law, (1.0, alpha * alpha))
 
 
@@ -315,12 +338,13 @@ def constant_times(law: Law, c: torch.Tensor, shape) -> Out:
     cbar, c2 = _per_channel(law, c, shape)
     mean = law.mean * cbar
     var = (law.var + law.mean**2) * c2 - mean**2
-    return Out(Law(mean, var, law.axis, tuple(shape), None, law.acf), (float(c2.mean()),))
+    return Out(Law(mean, var, law.axis, tuple(shape), None, law.acf, law.profile), (float(c2.mean()),))
 
 
 def constant_plus(law: Law, c: torch.Tensor, shape) -> Out:
     cbar, c2 = _per_channel(law, c, shape)
-    return Out(Law(law.mean + cbar, law.var + (c2 - cbar**2), law.axis, tuple(shape), None, law.acf), (1.0,))
+    law = Law(law.mean + cbar, law.var + (c2 - cbar**2), law.axis, tuple(shape), None, law.acf, law.profile)
+    return Out(law, (1.0,))
 
 
 def _per_channel(law: Law, c: torch.Tensor, shape) -> tuple[torch.Tensor, torch.Tensor]:
