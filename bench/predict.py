@@ -97,6 +97,9 @@ def main() -> None:
         print(f"## {name}, input {shape}, train mode ({seconds:.0f} s for predict, autoinit and its check)\n")
         for label, p in (("before", report.before), ("after autoinit", report.after)):
             print(f"### {label}\n\n{summary(p, depth)}\n")
+            if label != "before":
+                held = [s.measured_std**2 for s in report.layers]
+                print(f"{len(held)} rescaled nodes, measured variance {min(held):.3f} to {max(held):.3f}\n")
             print("\n".join(table(p, depth)) + "\n")
         sys.stdout.flush()
 
