@@ -120,9 +120,12 @@ def _conv_back(w: torch.Tensor, run, in_shape) -> float:
     with torch.enable_grad():
         y = run(x, w * w, None)
         (g,) = torch.autograd.grad(y, x, torch.ones_like(y))
-    # an interior position: a border's smaller share stays at the border, it does not compound layer by layer
-    centre = tuple(side // 2 for side in g.shape[2:])
-    return g[(0, slice(None), *centre)].mean().item()
+    # the interior, at least a kernel from every border, so that every stride phase counts: a border's smaller
+    # share stays at the border, it does not compound layer by layer
+    index = [0, slice(None)]
+    for side, k in zip(g.shape[2:], w.shape[2:]):
+        index.append(slice(k, side - k) if side > 2 * k + 1 else slice(None))
+    return g[tuple(index)].mean().item()
 
 
 def avgpool(law: Law, kernel, stride, padding, shape) -> Out:
@@ -285,6 +288,11 @@ def groupnorm(law: Law, groups: int, weight, bias, eps: float) -> Out:
 # ---- several inputs
 def add(a: Law, b: Law, alpha: float, shape) -> Out:
     """a + alpha b of independent inputs (a residual branch and its shortcut)."""
+    for law, other, factor in ((b, a, 1.0), (a, b, alpha)):
+        if not law.var.any() and not law.mean.any() and tuple(other.shape) == tuple(shape):
+            # a branch that is exactly 0 (a zero-initialised last BatchNorm): the sum is the other input, which keeps
+            # its chain (a relu of a relu output is that output)
+            return Out(other.scaled(factor) if factor != 1.0 else other, (1.0, alpha * alpha))
     axis = a.axis if a.channels >= b.channels else b.axis
     a, b = a.on_axis(axis), b.on_axis(axis)
     acf = _mix_acf(a, b, alpha)
