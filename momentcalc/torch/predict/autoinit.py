@@ -132,6 +132,7 @@ def _apply(model: nn.Module, found: dict, scales: dict) -> nn.Module:
         if node.name in gains:
             with graph.graph.inserting_after(node):
                 scaled = graph.graph.call_function(operator.mul, (node, gains[node.name]))
+            scaled.meta = dict(node.meta)  # the gain belongs to the node's module (a block's output stays in it)
             node.replace_all_uses_with(scaled, delete_user_cb=lambda user, new=scaled: user is not new)
     graph.recompile()
     return graph

@@ -21,6 +21,8 @@ class Run:
 
 def trace(model: nn.Module) -> fx.GraphModule:
     """The model as an fx graph (torch.fx.symbolic_trace); one MomentcalcError line where it cannot be traced."""
+    if isinstance(model, fx.GraphModule):
+        return model  # traced already (autoinit's model with its gains): its nodes keep their module paths
     tracer = fx.Tracer()
     if tracer.is_leaf_module(model, ""):
         model = nn.Sequential(model)  # a torch.nn layer alone: traced as a call of it, not through its forward
