@@ -19,6 +19,7 @@ from ._util import _console, _examples, _LazyBar, app
 
 # torch loads when the command runs (momentcalc.torch imports it), so `momentcalc --help` stays fast.
 mtorch = lazy_module("momentcalc.torch", needs=TORCH.module)
+by_model = lazy_module("momentcalc.cli.propagate_model", needs=TORCH.module)  # --model: predict() per block
 
 PROPAGATE_WIDTH = 200  # piped output: the ten columns of three variants, unwrapped
 
@@ -29,6 +30,8 @@ PROPAGATE_WIDTH = 200  # piped output: the ten columns of three variants, unwrap
         "propagate",
         "propagate --depth 50 --block 'conv3x3 | relu' --pool 'maxpool(k=2)' --pool-every 25 --plot prop.png",
         "propagate --block 'conv3x3 | gelu' --pool none --variant normprop --json",
+        "propagate --model timm:nf_resnet26 --block-depth 2 --autoinit",
+        "propagate --model mypackage.models:build --input-shape 8,3,32,32",
     ),
 )
 def propagate_command(
@@ -49,8 +52,33 @@ def propagate_command(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the per-block numbers as JSON.")] = False,
     plot: Annotated[str | None, typer.Option("--plot", help="Also draw the plot into this .png or .svg file.")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="MODULE:CALLABLE returning an nn.Module, or timm:NAME: predict() beside measurement, per block. "
+            "Imports only the module named (its code runs), never from the working folder.",
+        ),
+    ] = None,
+    input_shape: Annotated[
+        str | None, typer.Option("--input-shape", help="With --model: batch first, e.g. 8,3,224,224.")
+    ] = None,
+    block_depth: Annotated[int, typer.Option("--block-depth", help="With --model: module depth of a block.")] = 1,
+    eval_mode: Annotated[bool, typer.Option("--eval", help="With --model: run it in eval mode.")] = False,
+    target: Annotated[float, typer.Option("--target", help="With --model: the design variance.")] = 1.0,
+    tolerance: Annotated[
+        float, typer.Option("--tolerance", help="With --model: flag prediction off by more than this.")
+    ] = 0.05,
+    autoinit: Annotated[bool, typer.Option("--autoinit", help="With --model: also after autoinit.")] = False,
 ) -> None:
-    """Mean, std and gradient RMS after each block for N(0, 1) input, per variant, beside momentcalc's prediction."""
+    """Mean, std and gradient RMS after each block for N(0, 1) input, per variant, beside momentcalc's prediction;
+    with --model, any model's prediction beside its measurement."""
+    if model is not None:
+        require(TORCH, "propagate --model")
+        if plot is not None:
+            raise MomentcalcError("--plot draws the built-in variants; with --model use --json for the numbers")
+        by_model.run(model, input_shape, block_depth, seed, not eval_mode, target, tolerance, autoinit, as_json)
+        return
 
     check_depth(depth)  # before torch loads (seconds, hundreds of MB): a refusal costs nothing
     require(TORCH, "propagate")

@@ -27,15 +27,18 @@ from .modules import (
     NormPropMaxPool2d,
 )
 from .moments import LayerMoments, moments
+from .predict import AutoinitReport, Prediction, autoinit, predict
 from .signal import Comparison, LayerStats, Propagation, compare, propagate
 
 # matplotlib (the extra momentcalc[plots]): only when a plot is drawn; a stand-in where it is not installed.
 plot = lazy_module("momentcalc.torch.plot", needs="matplotlib")
 
 __all__ = [
+    "AutoinitReport",
     "Comparison",
     "LayerMoments",
     "LayerStats",
+    "Prediction",
     "Propagation",
     "NormPropActivation",
     "NormPropAvgPool2d",
@@ -44,11 +47,13 @@ __all__ = [
     "NormPropLinear",
     "NormPropMaxPool2d",
     "affine",
+    "autoinit",
     "calculate_gain",
     "compare",
     "gamma",
     "moments",
     "nonlinearity_spec",
     "plot",
+    "predict",
     "propagate",
 ]

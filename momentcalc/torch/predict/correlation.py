@@ -1,0 +1,115 @@
+"""Spatial correlation through the layers of a 2-D map: what a convolution, an average pool and an activation do
+to the correlation of a channel's neighbouring values, and what it does to their variance.
+
+A correlation c_i(e) of input channel i at offset e (law.acf, |e| <= RADIUS per axis, 0 beyond) enters a
+convolution through its filters' autocorrelation A_ji(e) = sum_a w_ji(a) w_ji(a + e): output channel j's
+covariance at an output offset t is sum_i v_i sum_e A_ji(e) c_i(s t + d e) (stride s, dilation d), its variance
+that at t = 0; borders are left out (interior windows). An average pool is the depthwise convolution of 1 / k^2
+filters: on uncorrelated input it divides the variance by k^2, on correlated input by less.
+An activation f of X ~ N(mu, sigma^2) maps a correlation c to Cov(f(X), f(Y)) / Var f(X) =
+sum_n b_n c^n / sum_n b_n (Mehler's formula, b_n = n! a_n^2, a_n f's Hermite coefficients at that law), computed
+by Gauss-Hermite quadrature (HERMITE_NODES nodes, terms up to HERMITE_TERMS): the one quantity predict() takes
+from a quadrature of its own, and only a correlation, never a variance.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .law import RADIUS
+
+HERMITE_NODES = 120
+HERMITE_TERMS = 40
+
+
+def filter_autocorrelation(weight: torch.Tensor) -> torch.Tensor:
+    """A_ji(e) = sum_a w_ji(a) w_ji(a + e): (C_out, C_in / groups, 2 kh - 1, 2 kw - 1)."""
+    w = weight.detach().double()
+    c_out, c_in_group, kh, kw = w.shape
+    auto = torch.zeros(c_out, c_in_group, 2 * kh - 1, 2 * kw - 1, dtype=torch.float64)
+    for ey in range(-(kh - 1), kh):
+        for ex in range(-(kw - 1), kw):
+            a = w[:, :, max(0, -ey) : kh - max(0, ey), max(0, -ex) : kw - max(0, ex)]
+            b = w[:, :, max(0, ey) : kh + min(0, ey), max(0, ex) : kw + min(0, ex)]
+            auto[:, :, ey + kh - 1, ex + kw - 1] = (a * b).sum((2, 3))
+    return auto
+
+
+def conv_covariance(weight, var_in: torch.Tensor, acf: torch.Tensor, groups: int, stride, dilation):
+    """Each output channel's interior variance (no bias, no input mean) and its correlation at offsets
+    (C_out, 2R+1, 2R+1): one grouped convolution of the input correlations with the weighted A_ji."""
+    auto = filter_autocorrelation(weight)
+    c_out, c_in_group, eh, ew = auto.shape
+    group_of = torch.arange(c_out) // (c_out // groups)
+    channel = group_of[:, None] * c_in_group + torch.arange(c_in_group)[None, :]
+    kernel = auto * var_in[channel][:, :, None, None]
+    sy, sx = stride
+    dy, dx = dilation
+    pad_y, pad_x = sy * RADIUS + dy * (eh // 2), sx * RADIUS + dx * (ew // 2)
+    side = 2 * RADIUS + 1
+    grid = torch.zeros(1, acf.shape[0], 2 * pad_y + 1, 2 * pad_x + 1, dtype=torch.float64)
+    ry, rx = min(RADIUS, pad_y), min(RADIUS, pad_x)
+    grid[0, :, pad_y - ry : pad_y + ry + 1, pad_x - rx : pad_x + rx + 1] = acf[
+        :, RADIUS - ry : RADIUS + ry + 1, RADIUS - rx : RADIUS + rx + 1
+    ]
+    cov = F.conv2d(grid, kernel, dilation=(dy, dx), groups=groups)[0]  # offsets -s R .. s R
+    cov = cov[:, ::sy, ::sx][:, :side, :side]
+    var = cov[:, RADIUS, RADIUS]
+    return var, cov / var.clamp(min=1e-300)[:, None, None]
+
+
+def global_average_factor(acf: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Var of the mean of an H x W map over the variance of one value, per channel:
+    sum_e (H - |ey|)(W - |ex|) c(e) / (HW)^2."""
+    offsets = torch.arange(-RADIUS, RADIUS + 1)
+    counts = (height - offsets.abs()).clamp(min=0)[:, None] * (width - offsets.abs()).clamp(min=0)[None, :]
+    return (acf * counts.double()).sum((1, 2)) / (height * width) ** 2
+
+
+@functools.lru_cache(maxsize=1)
+def _nodes() -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Hermite nodes and weights for the standard normal (weights sum to 1)."""
+    z, w = np.polynomial.hermite_e.hermegauss(HERMITE_NODES)
+    return z, w / math.sqrt(2 * math.pi)
+
+
+def mean_slope(fn, mu: float, sigma: float) -> float:
+    """E[f'(X)] for X ~ N(mu, sigma^2), as E[f(X) (X - mu)] / sigma^2 (Stein), by Gauss-Hermite quadrature: how a
+    channel's output mean follows its input mean."""
+    z, w = _nodes()
+    with torch.no_grad():
+        values = fn(torch.as_tensor(mu + sigma * z)).double().numpy()
+    return float((w * values * z).sum()) / sigma
+
+
+def _hermite_weights(fn, mu: float, sigma: float) -> np.ndarray:
+    """b_n = n! a_n^2, n = 1..HERMITE_TERMS, for f(mu + sigma Z): the terms of Cov(f(X), f(Y)) in powers of c."""
+    z, w = _nodes()
+    with torch.no_grad():
+        values = fn(torch.as_tensor(mu + sigma * z)).double().numpy()
+    b, he_prev, he = [], np.ones_like(z), z.copy()
+    for n in range(1, HERMITE_TERMS + 1):
+        a_n = float((w * values * he).sum()) / math.factorial(n)
+        b.append(math.factorial(n) * a_n * a_n)
+        he_prev, he = he, z * he - n * he_prev  # He_{n+1} = z He_n - n He_{n-1}
+    return np.array(b)
+
+
+def activation_acf(fn, mu: float, sigma: float, acf: torch.Tensor | None) -> torch.Tensor | None:
+    """The correlation of f's output at each offset, from its input's (None stays None: uncorrelated)."""
+    if acf is None:
+        return None
+    b = _hermite_weights(fn, mu, sigma)
+    if not b.sum() > 0:
+        return None
+    c = acf.numpy()
+    total, power = np.zeros_like(c), np.ones_like(c)
+    for bn in b:
+        power = power * c
+        total += bn * power
+    return torch.as_tensor(total / b.sum())

@@ -1,0 +1,191 @@
+"""momentcalc.torch.predict and autoinit on small models whose statistics are known in closed form, and against
+one measured run (fixed seeds; tolerances from the sampling error of the measured variance or stated model
+limits)."""
+
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from scipy import stats  # noqa: E402
+from torch import nn  # noqa: E402
+
+from momentcalc import MomentcalcError  # noqa: E402
+from momentcalc.torch import autoinit, predict  # noqa: E402
+
+Z = 4.5
+
+
+def _relu_moments(mu: float, sigma: float) -> tuple[float, float]:
+    """E[relu(X)] and Var[relu(X)], X ~ N(mu, sigma^2): the closed form (Gaussian integrals of x and x^2 over x > 0)."""
+    a = mu / sigma
+    cdf, pdf = stats.norm.cdf(a), stats.norm.pdf(a)
+    mean = mu * cdf + sigma * pdf
+    second = (mu * mu + sigma * sigma) * cdf + mu * sigma * pdf
+    return mean, second - mean * mean
+
+
+def _var_close(node, z_se: float, batch: int, extra: float = 0.0) -> None:
+    """Predicted variance within z standard errors of the measured one (SE of a variance over `batch` independent
+    inputs: sqrt(2 / batch) relative), plus a stated allowance for finite width."""
+    ratio = node.variance_ratio
+    assert abs(ratio - 1) < z_se * math.sqrt(2 / batch) + extra, (node.name, node.std, node.measured_std)
+
+
+@pytest.fixture(scope="module")
+def chain():
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 8))
+    x = torch.randn(1024, 64)
+    return model, x, predict(model, x, seed=3)
+
+
+def test_linear_chain_matches_closed_form(chain):
+    model, x, p = chain
+    w1, b1 = model[0].weight.double(), model[0].bias.double()
+    xm, xv = x.double().mean(0), x.double().var(0, unbiased=False)
+    mean1, var1 = w1 @ xm + b1, (w1 * w1) @ xv  # y = W x + b, independent inputs
+    first = p.node("_0")
+    assert first.mean == pytest.approx(mean1.mean().item(), rel=1e-9)
+    assert first.std**2 == pytest.approx((var1.mean() + mean1.var(unbiased=False)).item(), rel=1e-9)
+    # the relu sees one Gaussian: the pooled law of the first layer
+    relu_mean, relu_var = _relu_moments(first.mean, first.std)
+    assert p.node("_1").mean == pytest.approx(relu_mean, rel=1e-6)
+    assert p.node("_1").std ** 2 == pytest.approx(relu_var, rel=1e-6)
+
+
+def test_chain_prediction_beside_measurement(chain):
+    _, x, p = chain
+    for node in p.nodes:
+        assert node.modeled
+        _var_close(node, Z, x.shape[0], extra=0.05)
+        assert node.grad_rms == pytest.approx(node.measured_grad_rms, rel=0.1)
+
+
+class _Residual(nn.Module):
+    def __init__(self, width: int):
+        super().__init__()
+        self.fc1, self.fc2, self.act = nn.Linear(width, width), nn.Linear(width, width), nn.GELU()
+
+    def forward(self, x):
+        return x + 0.5 * self.fc2(self.act(self.fc1(x)))
+
+
+def test_residual_block_adds_variances():
+    torch.manual_seed(2)
+    block = _Residual(256)
+    x = torch.randn(1024, 256)
+    p = predict(block, x)
+    branch, out = p.node("fc2"), p.node("add")
+    # independent inputs: variances add (up to the spread of the summed channel means, a few parts in 1e3 here)
+    assert out.std**2 == pytest.approx(p.node("x").std ** 2 + 0.25 * branch.std**2, rel=1e-2)
+    for node in p.nodes:
+        _var_close(node, Z, x.shape[0], extra=0.05)
+
+
+def _correlated(batch: int, channels: int, side: int, seed: int) -> torch.Tensor:
+    """A 2x2 moving average of iid N(0, 1): correlation 1/2 at a step along one axis, 1/4 diagonally."""
+    g = torch.Generator().manual_seed(seed)
+    noise = torch.randn(batch, channels, side + 1, side + 1, generator=g)
+    return nn.functional.avg_pool2d(noise, 2, stride=1) * 2.0
+
+
+class _PoolShortcut(nn.Module):
+    """y = avgpool(x) + conv_stride2(x): the shortcut of a downsampling block."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.pool, self.conv = nn.AvgPool2d(2), nn.Conv2d(channels, channels, 3, stride=2, padding=1, bias=False)
+
+    def forward(self, x):
+        return self.pool(x) + self.conv(x)
+
+
+def test_average_pool_on_correlated_input():
+    torch.manual_seed(3)
+    x = _correlated(32, 16, 16, seed=4)
+    p = predict(nn.AvgPool2d(2), x)
+    # Var of a 2x2 mean = (1/16) sum_{a,b} rho(a - b) = (4 + 8 / 2 + 4 / 4) / 16 = 9/16 of the input's
+    assert p.nodes[-1].std ** 2 / p.nodes[0].std ** 2 == pytest.approx(9 / 16, rel=0.03)
+    _var_close(p.nodes[-1], Z, 32 * 16)
+    iid = predict(nn.AvgPool2d(2), torch.randn(32, 16, 16, 16))
+    assert iid.nodes[-1].std ** 2 / iid.nodes[0].std ** 2 == pytest.approx(1 / 4, rel=0.03)
+    shortcut = predict(_PoolShortcut(16), x)
+    for node in shortcut.nodes:
+        _var_close(node, Z, 32, extra=0.05)
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_batchnorm_eval_and_train(training):
+    torch.manual_seed(5)
+    bn = nn.BatchNorm1d(4)
+    with torch.no_grad():
+        bn.running_mean.copy_(torch.tensor([0.5, -1.0, 0.0, 2.0]))
+        bn.running_var.copy_(torch.tensor([4.0, 0.25, 1.0, 9.0]))
+        bn.weight.copy_(torch.tensor([1.0, 2.0, 0.5, 1.5]))
+        bn.bias.copy_(torch.tensor([0.0, 1.0, -1.0, 0.5]))
+    bn.train(training)
+    x = torch.randn(4096, 4) * torch.tensor([1.0, 2.0, 3.0, 0.5]) + torch.tensor([0.0, 1.0, -2.0, 0.5])
+    p = predict(bn, x)
+    xm, xv = x.double().mean(0), x.double().var(0, unbiased=False)
+    w, b = bn.weight.double(), bn.bias.double()
+    if training:  # normalized by the batch's own statistics
+        mean_c, var_c = b, w * w * xv / (xv + bn.eps)
+    else:  # the affine map of the running statistics
+        scale = w / (bn.running_var.double() + bn.eps).sqrt()
+        mean_c, var_c = (xm - bn.running_mean.double()) * scale + b, xv * scale * scale
+    out = p.nodes[-1]
+    assert out.mean == pytest.approx(mean_c.mean().item(), rel=1e-9, abs=1e-12)
+    assert out.std**2 == pytest.approx((var_c.mean() + mean_c.var(unbiased=False)).item(), rel=1e-9)
+    assert out.std == pytest.approx(out.measured_std, rel=1e-6)
+
+
+class _Unmodeled(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(128, 128), nn.Linear(128, 128)
+
+    def forward(self, x):
+        return self.fc2(torch.cumsum(self.fc1(x), dim=-1) * 0.1)
+
+
+def test_unmodeled_node_is_named_and_propagation_continues():
+    torch.manual_seed(6)
+    p = predict(_Unmodeled(), torch.randn(512, 128))
+    (missing,) = p.unmodeled
+    assert missing.kind == "cumsum" and "needs a rule for cumsum" in missing.note
+    assert missing.std == pytest.approx(missing.measured_std, rel=1e-12)  # continued from the measurement
+    assert all(n.modeled for n in p.nodes if n is not missing)
+    _var_close(p.node("fc2"), Z, 512, extra=0.05)
+
+
+def test_refusals_are_one_line():
+    with pytest.raises(MomentcalcError, match="batch of at least 2"):
+        predict(nn.Linear(3, 3), torch.randn(1, 3))
+    with pytest.raises(MomentcalcError, match="must be a torch.nn.Module"):
+        predict(lambda x: x, torch.randn(4, 3))
+
+    class Branchy(nn.Module):
+        def forward(self, x):
+            return x if x.sum() > 0 else -x
+
+    with pytest.raises(MomentcalcError, match="torch.fx cannot trace Branchy"):
+        predict(Branchy(), torch.randn(4, 3))
+    with pytest.raises(MomentcalcError, match="target must be a variance"):
+        autoinit(nn.Linear(3, 3), torch.randn(4, 3), target=0.0)
+
+
+def test_autoinit_small_mlp_reaches_target():
+    torch.manual_seed(7)
+    layers = []
+    for _ in range(4):
+        layers += [nn.Linear(256, 256), nn.ReLU()]
+    model = nn.Sequential(*layers)
+    x = torch.randn(1024, 256)
+    report = autoinit(model, x, target=2.0)
+    assert len(report.layers) == 4 and all(s.how == "weight" for s in report.layers)
+    for s in report.layers:
+        assert s.predicted_std**2 == pytest.approx(2.0, rel=1e-6)
+        assert 0.9 < s.measured_std**2 / 2.0 < 1.1
+    assert report.model is model  # weights rescaled in place
