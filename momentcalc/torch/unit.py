@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from ..errors import MomentcalcError
 from . import checks, unit_scales
+from .unit_attention import scaled_dot_product_attention
 
 
 class _ScaleGrad(torch.autograd.Function):
@@ -274,6 +275,7 @@ __all__ = [
     "residual_split",
     "scale_bwd",
     "scale_fwd",
+    "scaled_dot_product_attention",
     "sigmoid_glu",
     "silu",
     "silu_glu",
