@@ -1,5 +1,6 @@
 """momentcalc.torch.unit.scaled_dot_product_attention: output and q, k, v gradients measure 1 per query row and
-per key position (causal rows attend to different numbers of keys); the passes are the plain function's (float64 gradcheck) times the scales; refusals.
+per key position (causal rows attend to different numbers of keys); the passes are the plain function's (float64
+gradcheck) times the scales; refusals.
 
 Every case uses head size 16 and mult 1 (softmax temperature t = 4) and at most 4 keys, so that the few exact
 softmax constants (quadrature, seconds each) are shared by all tests, the transformer test's included."""
