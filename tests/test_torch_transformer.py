@@ -38,8 +38,6 @@ def test_unknown_variant_refused():
         T.measure(T.Config(depth=1, width=64, heads=4, seq=4, batch=2), "muP")
 
 
-
-
 runner = CliRunner()
 
 
