@@ -5,6 +5,7 @@
     y = U.silu_glu(value, gate, mult=1.0)   # value * silu(gate), each input's gradient scaled on its own
     y = U.gelu_glu(value, gate)             # also sigmoid_glu, relu_glu (not in unit-scaling)
     p = U.softmax(logits, dim=-1, mult=2.0) # softmax(2 x) * scale, unit RMS
+    y = U.scaled_dot_product_attention(q, k, v, is_causal=True)  # scales per attended-key count (unit_attention)
 
 Each op multiplies the gradient reaching its input by the backward scale (scale_bwd), applies the plain
 function, and multiplies its output by the forward scale (scale_fwd): the gradient it passes back is the
