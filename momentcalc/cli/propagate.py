@@ -22,6 +22,7 @@ mtorch = lazy_module("momentcalc.torch", needs=TORCH.module)
 by_model = lazy_module("momentcalc.cli.propagate_model", needs=TORCH.module)  # --model: predict() per block
 
 PROPAGATE_WIDTH = 200  # piped output: the ten columns of three variants, unwrapped
+PRESETS = {"conv": (50, 64, 4), "transformer": (24, 256, 8)}  # default depth, width, batch
 
 
 @app.command(
@@ -32,10 +33,16 @@ PROPAGATE_WIDTH = 200  # piped output: the ten columns of three variants, unwrap
         "propagate --block 'conv3x3 | gelu' --pool none --variant normprop --json",
         "propagate --model timm:nf_resnet26 --block-depth 2 --autoinit",
         "propagate --model mypackage.models:build --input-shape 8,3,32,32",
+        "propagate --preset transformer --depth 24 --width 256 --seq 128 --plot transformer.png",
     ),
 )
 def propagate_command(
-    depth: Annotated[int, typer.Option("--depth", help="Number of blocks.")] = 50,
+    preset: Annotated[
+        str, typer.Option("--preset", help="conv (a deep conv net) or transformer (a causal decoder at init).")
+    ] = "conv",
+    depth: Annotated[
+        int | None, typer.Option("--depth", help="Number of blocks [default: conv 50, transformer 24].")
+    ] = None,
     block: Annotated[
         str, typer.Option("--block", help="One block: convKxK, activations and pools joined by '|'.")
     ] = "conv3x3 | relu",
@@ -43,12 +50,23 @@ def propagate_command(
         str, typer.Option("--pool", help="A pool added after every --pool-every blocks; 'none' for no pool.")
     ] = "maxpool(k=2)",
     pool_every: Annotated[int, typer.Option("--pool-every", help="Blocks between the pools.")] = 25,
-    width: Annotated[int, typer.Option("--width", help="Channels of every conv (wide nets drift less).")] = 64,
+    width: Annotated[
+        int | None, typer.Option("--width", help="Channels of every conv, or the transformer's width [64, 256].")
+    ] = None,
+    heads: Annotated[int, typer.Option("--heads", help="transformer: attention heads.")] = 4,
+    seq: Annotated[int, typer.Option("--seq", help="transformer: sequence length.")] = 128,
     size: Annotated[int, typer.Option("--size", help="Side of the square input.")] = 8,
-    batch: Annotated[int, typer.Option("--batch", help="Inputs per batch (>= 2: BatchNorm needs them).")] = 4,
+    batch: Annotated[
+        int | None, typer.Option("--batch", help="Inputs per batch (conv: >= 2, BatchNorm needs them) [4, 8].")
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the weights, the input and the injected gradient.")] = 0,
     variant: Annotated[
-        list[str] | None, typer.Option("--variant", help="normprop, plain or batchnorm (repeatable; default all).")
+        list[str] | None,
+        typer.Option(
+            "--variant",
+            help="conv: normprop, plain, batchnorm; transformer: unit-scaling, exact, standard (repeatable; "
+            "default all, unit-scaling where installed).",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the per-block numbers as JSON.")] = False,
     plot: Annotated[str | None, typer.Option("--plot", help="Also draw the plot into this .png or .svg file.")] = None,
@@ -80,8 +98,20 @@ def propagate_command(
         by_model.run(model, input_shape, block_depth, seed, not eval_mode, target, tolerance, autoinit, as_json)
         return
 
+    if preset not in PRESETS:
+        raise MomentcalcError(f"--preset is one of {', '.join(PRESETS)}, not {preset!r}")
+    depth, width, batch = (
+        PRESETS[preset][i] if given is None else given for i, given in enumerate((depth, width, batch))
+    )
     check_depth(depth)  # before torch loads (seconds, hundreds of MB): a refusal costs nothing
     require(TORCH, "propagate")
+    if preset == "transformer":
+        if (block, pool, pool_every, size) != ("conv3x3 | relu", "maxpool(k=2)", 25, 8):
+            raise MomentcalcError("--block, --pool, --pool-every and --size belong to --preset conv")
+        _transformer(depth, width, heads, seq, batch, seed, variant, as_json, plot)
+        return
+    if (heads, seq) != (4, 128):
+        raise MomentcalcError("--heads and --seq belong to --preset transformer")
     signal = mtorch.signal
     variants = tuple(variant) if variant else signal.VARIANTS
     unknown = [v for v in variants if v not in signal.VARIANTS]
@@ -106,6 +136,69 @@ def propagate_command(
         typer.echo(json.dumps(result.to_dict(), indent=2, sort_keys=True))
         return
     _render(result, plot)
+
+
+def _check_plot(plot: str | None):
+    """The plotting module, or None without --plot; refusals before the long run."""
+    if plot is None:
+        return None
+    if not plot.lower().endswith((".png", ".svg")):
+        raise MomentcalcError(f"--plot writes a .png or .svg file, not {plot!r}")
+    require(PLOTS, "propagate --plot")
+    if not Path(plot).parent.is_dir():
+        raise MomentcalcError(f"--plot: no directory {str(Path(plot).parent)!r} to write into; create it first")
+    return lazy_module("momentcalc.torch.transformer_plot")
+
+
+def _transformer(depth, width, heads, seq, batch, seed, variant, as_json, plot) -> None:
+    tf = lazy_module("momentcalc.torch.transformer")
+    config = tf.Config(depth=depth, width=width, heads=heads, seq=seq, batch=batch)
+    variants = tuple(variant) if variant else tf.available_variants()
+    unknown = [v for v in variants if v not in tf.VARIANTS]
+    if unknown:
+        raise MomentcalcError(f"unknown variant {unknown[0]!r} for the transformer; use {', '.join(tf.VARIANTS)}")
+    if "unit-scaling" in variants:
+        tf.unit_scaling_functional()  # not installed: one line now, not after the other variants ran
+    drawing = _check_plot(plot)
+    profiles = []
+    for v in variants:
+        with _LazyBar(f"{v}: scales and one pass" if v == "exact" else v) as bar:
+            profiles.append(tf.measure(config, v, seed, progress=bar))
+    if drawing is not None:
+        drawing.draw(profiles, plot)
+    if as_json:
+        typer.echo(json.dumps({p.variant: p.to_dict() for p in profiles}, indent=2, sort_keys=True))
+        return
+    _render_transformer(config, profiles, tf, plot)
+
+
+def _render_transformer(config, profiles, tf, plot: str | None) -> None:
+    title = (
+        f"{config.depth} blocks, width {config.width}, {config.heads} heads, sequence {config.seq}, "
+        f"batch {config.batch}, seed: per block, the op farthest from its target"
+    )
+    columns = [Column("block")]
+    for p in profiles:
+        columns += [Column(f"{p.variant} stream"), Column(f"{p.variant} worst out"), Column(f"{p.variant} worst grad")]
+    rows = []
+    worst = [tf.deviations(p) for p in profiles]
+    for b in range(config.depth):
+        cells = [str(b + 1)]
+        for p, w in zip(profiles, worst):
+            out_op, out_dev, grad_op, grad_dev = w[b]
+            cells += [f"{p.rms['stream'][b]:.3f}", f"{out_op} {p.rms[out_op][b] - 1:+.3f}"]
+            cells.append(f"{grad_op} {grad_dev:+.3f}" if grad_op != "-" else "-")
+        rows.append(cells)
+    console = _console(min_width=PROPAGATE_WIDTH, highlight=False)
+    console.print(fitted(console, title, columns, rows, table_box=box.HEAVY_HEAD))
+    console.print(
+        "worst out: the op whose output RMS is farthest from 1, as RMS - 1; worst grad: the op whose gradient RMS "
+        "is farthest from momentcalc's prediction (1; the query sqrt((seq - 1) / seq)), as |RMS / prediction - 1|. "
+        "Input and injected gradient N(0, 1).",
+        markup=False,
+    )
+    if plot:
+        console.print(f"plot written to {plot}")
 
 
 def _render(result, plot: str | None) -> None:

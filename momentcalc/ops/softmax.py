@@ -135,7 +135,7 @@ def _quad_law(op, mu, sigma):
 
     def integrand(v, k, others):
         u = math.exp(v)
-        log_rest = others * log_l(u)
+        log_rest = others * log_l(u) if others else 0.0  # n = 2: no other logits (0 * -inf is nan)
         if log_rest == -math.inf:
             return 0.0
         if k == "pair":

@@ -75,7 +75,18 @@ def draw(comparison: Comparison, path: str | Path) -> Path:
         raise MomentcalcError(f"the plot is written as .png or .svg, not {path.name!r}")
     if not path.parent.is_dir():
         raise MomentcalcError(f"no directory {str(path.parent)!r} to write the plot into")
-    fig = figure(comparison)
+    return save(figure(comparison), path)
+
+
+def save(fig, path: str | Path) -> Path:
+    """Write a matplotlib Figure to path (.png or .svg) atomically, with fixed metadata; close it; return path."""
+    path = Path(path)
+    if path.suffix.lower() not in FORMATS:
+        plt.close(fig)
+        raise MomentcalcError(f"the plot is written as .png or .svg, not {path.name!r}")
+    if not path.parent.is_dir():
+        plt.close(fig)
+        raise MomentcalcError(f"no directory {str(path.parent)!r} to write the plot into")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
     except OSError as why:

@@ -6,6 +6,7 @@
     y = U.gelu_glu(value, gate)             # also sigmoid_glu, relu_glu (not in unit-scaling)
     p = U.softmax(logits, dim=-1, mult=2.0) # softmax(2 x) * scale, unit RMS
     y = U.layer_norm(x, (256,))             # also rms_norm, embedding, cross_entropy (unit_layers.py)
+    y = U.scaled_dot_product_attention(q, k, v, is_causal=True)  # scales per attended-key count (unit_attention)
 
 Each op multiplies the gradient reaching its input by the backward scale (scale_bwd), applies the plain
 function, and multiplies its output by the forward scale (scale_fwd): the gradient it passes back is the
@@ -26,6 +27,7 @@ from torch import Tensor, nn
 
 from ..errors import MomentcalcError
 from . import checks, unit_scales
+from .unit_attention import scaled_dot_product_attention
 from .unit_base import CONSTRAINTS, constrain, scale_bwd, scale_fwd
 from .unit_layers import (
     CrossEntropyLoss,
@@ -242,6 +244,7 @@ __all__ = [
     "rms_norm",
     "scale_bwd",
     "scale_fwd",
+    "scaled_dot_product_attention",
     "sigmoid_glu",
     "silu",
     "silu_glu",
