@@ -70,11 +70,6 @@ def test_ctrl_c_at_random_moments_is_one_line_and_exit_130():
     _check(20, seed=28)
 
 
-@pytest.mark.slow
-def test_ctrl_c_at_100_random_moments_is_one_line_and_exit_130():
-    _check(100, seed=2028)
-
-
 def test_ctrl_c_twice_leaves_at_once():
     # The second Ctrl-C while the first one unwinds (closing what the command opened) does not wait for it.
     process = subprocess.Popen([_script(), *COMMAND], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
