@@ -1,6 +1,7 @@
 import importlib
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -39,3 +40,43 @@ os.environ["MOMENTCALC_SERVER"] = "0"
 # Tests of the width set it themselves (tests/test_cli_width.py).
 os.environ.pop("COLUMNS", None)
 os.environ.pop("LINES", None)
+
+
+# Files that share a costly per-process fixture go to the same xdist worker (with --dist loadfile, pyproject's): the
+# default table's build (table_refs.default_doc, about 20 s of CPU cold) serves test_tables.py and test_cli.py's
+# tables commands, and on two workers it was built twice. A file not named here is its own unit, as loadfile does.
+SAME_WORKER = {"tests/test_cli.py": "default table", "tests/test_tables.py": "default table"}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadfile":
+        return None  # another distribution asked for on the command line: xdist's own
+    from xdist.scheduler import LoadFileScheduling
+
+    class SharedFixtureScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid):
+            file = super()._split_scope(nodeid)
+            return SAME_WORKER.get(file, file)
+
+    return SharedFixtureScheduling(config, log)
+
+
+# The suite's time budget (issue 33): the README's test command in at most 3 minutes on an idle 2-core machine,
+# numba compiling included. A session past it says so at the end, with the load (a warning, never a failure: a
+# loaded machine is slower); a test that must run long belongs in tests_long/, which .ci/run runs after this suite.
+SESSION_BUDGET_S = 180.0
+_SESSION_START = time.monotonic()  # conftest is imported as the session starts, before collection
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if hasattr(config, "workerinput"):
+        return  # an xdist worker: the controller reports
+    spent = time.monotonic() - _SESSION_START
+    if spent > SESSION_BUDGET_S:
+        load = os.getloadavg()[0]
+        terminalreporter.write_line(
+            f"warning: this test session took {spent:.0f} s (load average {load:.1f}), over the suite's budget of "
+            f"{SESSION_BUDGET_S:.0f} s; a test that must run long goes to tests_long/",
+            yellow=True,
+        )

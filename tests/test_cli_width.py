@@ -178,32 +178,3 @@ def test_piped_output_keeps_its_wide_layout_unless_columns_is_set():
     assert re.search(r"^\s+relu\s+0\.39894228040143270\s+2\.8e-17\s+0\.58381937010354890\s+5\.6e-17\s", wide, re.M)
     narrow = piped(COLUMNS="60")  # the table fits 60 columns; its title, prose, is left to the reader to wrap
     assert max(len(line) for line in narrow.splitlines()[1:]) <= 60 and "0.39894228040143270" in narrow
-
-
-@pytest.mark.parametrize("columns", WIDTHS)
-def test_solve_and_backward_fit_a_narrow_terminal(columns):
-    solve = ["solve", "selu(alpha=?,scale=?)", "--mean", "0", "--var", "1"]
-    text = in_terminal(solve, columns)
-    (solution,) = as_json(solve)["solutions"]
-    # The root is Klambauer et al. 2017's selu constants; each value and its bound whole.
-    numbers = [repr(solution["values"][k]) for k in ("alpha", "scale")] + [
-        f"{solution['errors'][k]:.1e}" for k in ("alpha", "scale")
-    ]
-    assert "1.6732632423543772" in numbers and not [n for n in numbers if not whole(text, n)], text
-    backward = ["backward", "conv(k=3,s=1,p=1,cin=1,cout=1)", "--size", "12", "--trials", "0"]
-    text = in_terminal(backward, columns)
-    # A 12 x 12 map does not fit: its distinct values, interior 1, edges 6/9, corners 4/9 of a 3 x 3 kernel's taps.
-    assert "…" not in text and max(len(line) for line in text.splitlines()) <= columns, text
-    assert all(whole(text, f"{v:.6g}") for v in (1.0, 6 / 9, 4 / 9)), text
-
-
-@pytest.mark.parametrize("columns", WIDTHS)
-def test_propagate_fits_a_narrow_terminal(columns):
-    pytest.importorskip("torch")
-    args = ["propagate", "--depth", "2", "--width", "4", "--size", "4", "--batch", "2", "--pool-every", "2"]
-    text = in_terminal(args, columns)
-    assert "…" not in text and max(len(line) for line in text.splitlines()) <= columns, text
-    doc = as_json(args)
-    # Every value of the table (three decimals for mean and std, as the table prints them) is there whole.
-    layers = doc["variants"]["normprop"]
-    assert all(whole(text, f"{layer['std']:.3f}") for layer in layers), text

@@ -22,7 +22,6 @@ from momentcalc import MomentcalcError, engine, tables  # noqa: E402
 from momentcalc.cli import app  # noqa: E402
 from momentcalc.estimators import cluster, driver, montecarlo, qmc  # noqa: E402
 from momentcalc.estimators import program as program_module  # noqa: E402
-from momentcalc.settings import RunSettings  # noqa: E402
 from momentcalc.spec import parse  # noqa: E402
 
 cluster_futures = cluster._Futures
@@ -204,35 +203,6 @@ def test_callables_and_expr_are_refused_with_a_scheduler():
     assert "without --scheduler" in result.stderr
 
 
-def _dies_once(streams, index, marker):
-    def seeded(first, count):
-        if first <= index < first + count and not os.path.exists(marker):
-            Path(marker).touch()
-            os._exit(1)  # the worker process dies mid-run, its task unfinished; Dask runs the task again
-        return streams(first, count)
-
-    return seeded
-
-
-def test_a_worker_killed_mid_run_changes_no_bit(client, tmp_path):
-    program = montecarlo.compile_program(parse("maxpool(k=3)"), 0.0, 1.0)
-    chunks = montecarlo.program_chunks(program, 3)
-    settings = RunSettings(method="montecarlo", samples=40 * chunks.size, seed=3)
-    local = driver.drive(chunks, montecarlo.PLAIN_ROWS, settings, 0)
-    marker = str(tmp_path / "died")
-    dying = replace(chunks, streams=_dies_once(chunks.streams, 25, marker))
-    with cluster.running_on(client):
-        remote = driver.drive(dying, montecarlo.PLAIN_ROWS, settings, 0)
-    assert os.path.exists(marker)  # a worker did die
-    assert (remote.mean, remote.std, remote.mean_se, remote.std_se, remote.samples) == (
-        local.mean,
-        local.std,
-        local.mean_se,
-        local.std_se,
-        local.samples,
-    )
-
-
 def _slow_rows(states, counts):
     import time
 
@@ -259,11 +229,6 @@ def test_ctrl_c_cancels_the_queued_tasks(client, monkeypatch):
     assert any(f.status == "cancelled" for f in pending)
 
 
-def test_local_n_starts_and_stops_its_own_cluster():
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
-    assert _run("maxpool(k=3)", "local:1", samples=SAMPLES) == _run("maxpool(k=3)", samples=SAMPLES)
-
-
 def test_a_bad_address_is_one_line_and_exit_2(monkeypatch):
     monkeypatch.setattr(cluster, "CONNECT_TIMEOUT_S", 1)
     result = CliRunner().invoke(
@@ -287,18 +252,6 @@ def test_without_dask_the_error_says_how_to_install_it(monkeypatch):
     result = CliRunner().invoke(app, ["estimate", "relu", "--method", "montecarlo", "--samples", "1000"])
     assert result.exit_code == 2
     assert "pip install 'momentcalc[dask]'" in result.stderr and len(result.stderr.strip().splitlines()) == 1
-
-
-def test_no_scheduler_imports_no_dask():
-    # momentcalc itself never imports dask: a subprocess that runs an estimate locally and looks.
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, momentcalc; momentcalc.estimate('relu', method='montecarlo', samples=1000); "
-        "assert 'distributed' not in sys.modules and 'dask' not in sys.modules"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
 @pytest.mark.parametrize(

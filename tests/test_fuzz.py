@@ -25,7 +25,9 @@ FUZZ = settings(
     database=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
 )
-PARSER_EXAMPLES, ENGINE_EXAMPLES, CLI_EXAMPLES = 300, 150, 60
+# The engine's examples compile kernels for pipelines no other test runs (about 0.12 s of CPU each, cold): the main
+# suite runs 30 of them, tests_long/test_long_fuzz.py 150 more (the suite's 3-minute budget).
+PARSER_EXAMPLES, ENGINE_EXAMPLES, CLI_EXAMPLES = 300, 30, 60
 
 OP_NAMES = sorted(o.name for o in catalog.all_ops())
 # Values that broke the parser or the methods once, values at the domain's edges, and plain ones.
@@ -142,13 +144,17 @@ def _assert_finite(result):
             assert value is None or math.isfinite(value), (e.method, name, value)
 
 
-@settings(FUZZ, max_examples=ENGINE_EXAMPLES)
-@given(
+# A spec of one to three stages, mu, sigma and a method.
+ENGINE_INPUTS = (
     st.lists(_engine_stage(), min_size=1, max_size=3).map(" | ".join),
     _mus,
     _sigmas,
     st.sampled_from(METHODS),
 )
+
+
+@settings(FUZZ, max_examples=ENGINE_EXAMPLES)
+@given(*ENGINE_INPUTS)
 @example("relu | normalize", -40.0, 1.0, "quadrature")
 @example("relu6 | normalize", 30.0, 1.0, "montecarlo")
 @example("celu(alpha=0.001)", 1e6, 1e-6, "closed")

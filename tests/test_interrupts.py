@@ -4,7 +4,7 @@ Before, 17 of 64 random interrupts of `estimate relu` gave a traceback and exit 
 disagree"): a KeyboardInterrupt cut into an import (a module left half-imported, an AttributeError later), into
 python-flint's C callbacks (a SystemError), or before the CLI's own handling began.
 
-The fast suite sends 20 interrupts at random delays (fixed seed) from 0 to 2 s after start; the slow one 100.
+The main suite sends 20 interrupts at random delays (fixed seed) from 0 to 2 s after start; tests_long/ 100 more.
 Python's own start-up is no part of momentcalc: an interrupt that lands there, before the first line of momentcalc
 runs (the first 30-200 ms here, with bytecode writing off), ends the process as Python does (killed by the signal,
 or a traceback of site.py or of the import that pip's console script makes); such a try is told apart by its output
@@ -68,11 +68,6 @@ def _check(tries: int, seed: int) -> None:
 
 def test_ctrl_c_at_random_moments_is_one_line_and_exit_130():
     _check(20, seed=28)
-
-
-@pytest.mark.slow
-def test_ctrl_c_at_100_random_moments_is_one_line_and_exit_130():
-    _check(100, seed=2028)
 
 
 def test_ctrl_c_twice_leaves_at_once():

@@ -73,7 +73,8 @@ def _z_scores(spec: str, seeds: int, samples: int) -> dict[str, np.ndarray]:
     }
 
 
-@pytest.mark.parametrize("spec", ["relu", "maxpool(k=3)"])
+# maxpool(k=3) runs in tests_long/test_long_qmc.py (its 3 s of CPU, the suite's 3-minute budget).
+@pytest.mark.parametrize("spec", ["relu"])
 def test_qmc_z_scores_are_calibrated(spec):
     for quantity, z in _z_scores(spec, SEEDS, 1 << 10).items():
         for k, p in T15_OVER.items():
