@@ -147,6 +147,9 @@ except ModuleNotFoundError as missing:
 EXTRA_IMPORTS = {"torch": ("momentcalc/torch/",), "matplotlib": ("momentcalc/torch/plot.py", "momentcalc/cli/cmap.py")}
 # Imported only where typer has no copy of click of its own (older typer, which depends on click).
 FALLBACKS = {"click"}
+# Third-party packages a comparison imports where the user has installed them, never required (no extra pins them,
+# since each pins its own torch): the transformer preset's unit-scaling variant, refused in one line without it.
+OPTIONAL_IMPORTS = {"unit_scaling": ("momentcalc/torch/transformer.py",)}
 
 
 def _imported(path: Path) -> set[str]:
@@ -197,7 +200,10 @@ def test_every_module_the_package_imports_is_a_declared_dependency():
             - {"momentcalc", "momentcalc_launch", "momentcalc_client"}
             - FALLBACKS
         ):
-            if name in EXTRA_IMPORTS:
+            if name in OPTIONAL_IMPORTS:
+                if not where.startswith(OPTIONAL_IMPORTS[name]):
+                    undeclared.append(f"{where}: {name} (optional, imported outside {OPTIONAL_IMPORTS[name]})")
+            elif name in EXTRA_IMPORTS:
                 if not where.startswith(EXTRA_IMPORTS[name]):
                     undeclared.append(f"{where}: {name} (an extra's, imported outside {EXTRA_IMPORTS[name]})")
             elif not {d.lower().replace("_", "-") for d in providers.get(name, [])} & core:
