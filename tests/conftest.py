@@ -42,26 +42,6 @@ os.environ.pop("COLUMNS", None)
 os.environ.pop("LINES", None)
 
 
-# Files that share a costly per-process fixture go to the same xdist worker (with --dist loadfile, pyproject's): the
-# default table's build (table_refs.default_doc, about 20 s of CPU cold) serves test_tables.py and test_cli.py's
-# tables commands, and on two workers it was built twice. A file not named here is its own unit, as loadfile does.
-SAME_WORKER = {"tests/test_cli.py": "default table", "tests/test_tables.py": "default table"}
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_xdist_make_scheduler(config, log):
-    if config.getvalue("dist") != "loadfile":
-        return None  # another distribution asked for on the command line: xdist's own
-    from xdist.scheduler import LoadFileScheduling
-
-    class SharedFixtureScheduling(LoadFileScheduling):
-        def _split_scope(self, nodeid):
-            file = super()._split_scope(nodeid)
-            return SAME_WORKER.get(file, file)
-
-    return SharedFixtureScheduling(config, log)
-
-
 # The suite's time budget (issue 33): the README's test command in at most 3 minutes on an idle 2-core machine,
 # numba compiling included. A session past it says so at the end, with the load (a warning, never a failure: a
 # loaded machine is slower); a test that must run long belongs in tests_long/, which .ci/run runs after this suite.

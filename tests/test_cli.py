@@ -359,12 +359,6 @@ def test_tables_show_prints_certified_values_to_the_last_double(monkeypatch):
     assert len(std.replace(".", "").lstrip("0")) == 17  # every significant digit, the guard digit included
 
 
-def test_tables_check_in_the_repository(fast_build, monkeypatch):
-    monkeypatch.chdir(REPO)
-    result = invoke("tables", "check")
-    assert result.exit_code == 0, result.stdout
-
-
 def test_tables_check_prints_the_diff_and_the_command(tmp_path, fast_build):
     invoke("tables", "build", "--dir", str(tmp_path))
     path = tmp_path / "normprop.json"

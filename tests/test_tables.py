@@ -207,11 +207,6 @@ def test_load_of_a_missing_file_says_how_to_build_one(tmp_path):
 # ---------------------------------------------------------------- check mode
 
 
-def test_the_committed_tables_match_a_fresh_build(doc):
-    outcome = tables.check(REPO_TABLES, doc)
-    assert outcome.ok, "\n".join(outcome.differences)
-
-
 def test_check_accepts_its_own_output(written, doc):
     outcome = tables.check(written, doc)
     assert outcome.ok and outcome.differences == ()
