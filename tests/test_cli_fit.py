@@ -65,6 +65,14 @@ def whole(text: str, token: str) -> bool:
     ),
     60,
 )
+@example(  # two attached columns in a row, stacked: the second one's cell once vanished (hypothesis found it)
+    (
+        [Column("a", numeric=False, justify="left"), Column("a"), Column("a", attach=True)]
+        + [Column("a", attach=True), Column("a", numeric=False), Column("a", numeric=False)],
+        [["=", "", "0.0", "1000000000000.0", "", ""]],
+    ),
+    40,
+)
 def test_no_line_is_wider_than_the_console_and_no_cell_is_cut(table, width):
     columns, rows = table
     text = render(columns, rows, width)

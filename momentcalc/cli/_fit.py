@@ -97,16 +97,16 @@ def _least(columns: list[Column], rows: list[list[str]]) -> list[int]:
 
 def _stacked(columns: list[Column], rows: list[list[str]]) -> tuple[list[Column], list[list[str]]]:
     """Each attached column merged into the column before it, as a second line `± value` (its header's first
-    word)."""
+    word); from the right, so that a run of attached columns all land in the column they follow."""
     keep = [i for i, col in enumerate(columns) if not col.attach]
     merged_columns = [columns[i] for i in keep]
     merged_rows = []
     for row in rows:
         cells = list(row)
         for i in reversed(range(1, len(columns))):
-            if columns[i].attach and Text.from_markup(row[i]).plain.strip():
+            if columns[i].attach and Text.from_markup(cells[i]).plain.strip():
                 mark = columns[i].header.split()[0]  # "±" of "± (bound or SE)"
-                cells[i - 1] = f"{cells[i - 1]}\n{escape(mark)} {row[i]}"
+                cells[i - 1] = f"{cells[i - 1]}\n{escape(mark)} {cells[i]}"
         merged_rows.append([cells[i] for i in keep])
     return merged_columns, merged_rows
 
