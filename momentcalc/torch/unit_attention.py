@@ -34,8 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import MomentcalcError
-from . import checks
-from .moments import moments
+from . import checks, unit_scales
 
 
 @lru_cache(maxsize=4096)
@@ -45,7 +44,7 @@ def softmax_law(n: int, t: float) -> tuple[float, float]:
         return 1.0, 0.0  # softmax over one logit is the constant 1: no spread, no gradient
     with warnings.catch_warnings():  # scipy's quad warnings: the exact methods must agree, or moments refuses
         warnings.simplefilter("ignore")
-        m = moments(f"softmax(n={n}, t={t!r})")
+        m = unit_scales.softmax_moments(n, t)
     if m.grad_sq is None or not math.isfinite(m.grad_sq) or m.grad_sq <= 0:
         raise MomentcalcError(f"the exact methods give no backward constant for softmax(n={n}, t={t!r})")
     return m.second_moment, m.grad_sq

@@ -117,9 +117,16 @@ def gated(gate: str) -> UnitScales:
     return _gated(GATED[gate], "")
 
 
+@lru_cache(maxsize=4096)
+def softmax_moments(n: int, t: float) -> LayerMoments:
+    """The exact moments of softmax(x / t) over n iid N(0, 1) logits, computed once per (n, t) in a process: unit
+    softmax, cross entropy and attention (per attended-key count) share them."""
+    return moments(f"softmax(n={n}, t={t!r})")
+
+
 @lru_cache(maxsize=256)
 def _softmax(n: int, mult: float) -> UnitScales:
-    m = moments(f"softmax(n={n}, t={1.0 / mult!r})")
+    m = softmax_moments(n, 1.0 / mult)
     # the Jacobian of softmax(x / t) in x carries 1 / t = mult already (ops/softmax.py)
     return UnitScales(m.spec, 1.0, 1.0 / math.hypot(m.mean, m.std), (_grad_scale(m),), RMS, m.method)
 
@@ -171,7 +178,7 @@ def norm(name: str, d: int) -> UnitScales:
 
 @lru_cache(maxsize=256)
 def _cross_entropy(n: int, mult: float, smoothing: float) -> UnitScales:
-    m = moments(f"softmax(n={n}, t={1.0 / mult!r})")
+    m = softmax_moments(n, 1.0 / mult)
     # the gradient of the summed loss in a row of logits is p - q, q = (1 - s) onehot(target) + s / n. With the
     # target independent of the logits, E[p_j] = 1 / n and sum_j q_j = 1: E|p - q|^2 = n E[p_1^2] - 2 / n + |q|^2
     q_sq = (1.0 - smoothing + smoothing / n) ** 2 + (n - 1) * (smoothing / n) ** 2
