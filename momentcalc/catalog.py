@@ -75,6 +75,31 @@ def _number(x: float) -> str:
 
 
 @dataclass(frozen=True)
+class VectorLoop:
+    """An activation's vectorized Monte Carlo loops, named, not imported (the ops never import numba): in
+    estimators/block_ops, add_<name>_block (f, f'^2 and their sums over a block of normals, in one pass) and, where
+    `values`, <name>_values (f alone over a buffer, in place). dispatch_gen writes each call into the generated
+    dispatch.py (block_N, vector_values_N) from these fields:
+
+    params: the block loop's parameters after (z, m, mu, sigma), as Python expressions in the op's (a, b) = args(op);
+    values_params: the values loop's after (x, m), None: the same as params; scratch: the buffers each loop takes
+    last, of "e", "e2" (float) and "scale" (int64); when: a condition on (a, b) under which this loop serves, ""
+    always (gelu: its tanh form where a != 0, its erf form else)."""
+
+    name: str
+    params: tuple[str, ...] = ()
+    scratch: tuple[str, ...] = ()
+    values: bool = True
+    values_params: tuple[str, ...] | None = None
+    when: str = ""
+
+
+# An activation's declared vector_loops when it has none of its own: Monte Carlo runs its scalar f and f' value by
+# value (dispatch.py's generated block_N and values_N).
+SCALAR_LOOPS: tuple[VectorLoop, ...] = ()
+
+
+@dataclass(frozen=True)
 class OpInfo:
     """One op, declared once: the spec language reads its parameters, the methods its math."""
 
@@ -160,6 +185,9 @@ class OpInfo:
     # (numpy) runs.
     rows: Callable | None = None
     rows_args: Callable[[object], tuple[float, float]] = lambda op: (0.0, 0.0)
+    # Elementwise ops with f and f': the Monte Carlo loops over a block of normals (VectorLoop), tried in order, the
+    # last without a `when`; SCALAR_LOOPS where the op has none of its own. None: not declared (a test names it).
+    vector_loops: tuple[VectorLoop, ...] | None = None
     # Monte Carlo of a heavy-tailed output: trusted_samples(op, mu, sigma) -> (least, why), the fewest samples at which
     # the sampled standard errors are trusted and why (sampled_mc declines fewer, with the reason), or None.
     trusted_samples: Callable[[object, float, float], tuple[int, str] | None] | None = None

@@ -1,22 +1,22 @@
 """The Monte Carlo kernels' output values themselves, in draw order: for tests against slow references.
 
-Each mirrors a kernel of momentcalc.estimators.mc_kernels draw for draw (the same inlined helpers on the
-same normals), but returns every value instead of their moments. Cached on disk like the package's kernels,
-under the stamp of the package's kernel sources (kernel_stamps.stamp_kernels_of): numba alone would key a
-cache on this file only, and a kernel edited in the package would leave these stale.
+Each mirrors a kernel of momentcalc.estimators' mc_kernels, chain_kernels or pair_kernels draw for draw (the
+same inlined helpers on the same normals), but returns every value instead of their moments. Cached on disk like
+the package's kernels, under the stamp of the package's kernel sources (kernel_stamps.stamp_kernels_of): numba
+alone would key a cache on this file only, and a kernel edited in the package would leave these stale.
 """
 
 import kernel_stamps
 import numpy as np
 from numba import njit
 
-from momentcalc.estimators import dispatch, jit, normals
+from momentcalc.estimators import chain_kernels, dispatch, jit, normals, pair_kernels
 from momentcalc.estimators import mc_kernels as mc
 
 kernel_stamps.stamp_kernels_of(__file__)
 _njit = jit.jit(error_model="numpy")
 _inline = jit.jit(error_model="numpy", inline="always")
-_is_bare_max = njit(inline="always")(mc.is_bare_max)
+_is_bare_max = njit(inline="always")(pair_kernels.is_bare_max)
 
 
 @_njit
@@ -44,7 +44,7 @@ def sample_outputs(state, count, mu, sigma, codes, params, seg, win_kind, win_n)
         k = min(per, count - done)
         mc._fill_inputs(state, z, k * n, mu, sigma, missed, words)
         for o in range(k):
-            out[done + o] = mc._one_output(
+            out[done + o] = mc.one_output(
                 dispatch.act_m, state, z, o * n, codes, params, seg, win_kind, win_n, acc, cnt
             )
     return out
@@ -59,7 +59,9 @@ def sample_chain_outputs(state, count, mu, sigma, codes, params):
     for start in range(0, count, normals.BLOCK):
         m = min(normals.BLOCK, count - start)
         normals.fill(state, z, m, missed, words)
-        mc._chain_block(dispatch.act_grad_m, state, mu, sigma, codes, params, z, g, m, words.view(np.float64))
+        chain_kernels._chain_block(
+            dispatch.act_grad_m, state, mu, sigma, codes, params, z, g, m, words.view(np.float64)
+        )
         out[0, start : start + m] = z[:m]
         out[1, start : start + m] = g[:m]
     return out
@@ -81,9 +83,9 @@ def sample_pair_outputs(state, pairs, mu, sigma, codes, params, seg, win_kind, w
         normals.fill(state, z, k * n, missed, words)
         for o in range(k):
             if bare_max:
-                out[done + o, 0], out[done + o, 1] = mc._bare_max_pair(z, o * n, mu, sigma, n)
+                out[done + o, 0], out[done + o, 1] = pair_kernels._bare_max_pair(z, o * n, mu, sigma, n)
             else:
-                out[done + o, 0], out[done + o, 1] = mc._general_pair(
+                out[done + o, 0], out[done + o, 1] = pair_kernels._general_pair(
                     dispatch.act_m, state, z, o * n, row, mu, sigma, codes, params, seg, win_kind, win_n, acc, cnt
                 )
     return out
@@ -103,7 +105,7 @@ def _pair_values_outputs(values, state, pairs, mu, sigma, codes, params, seg, wi
     for done in range(0, pairs, per):
         k = min(per, pairs - done)
         normals.fill(state, z, k * n, missed, words)
-        mc._values_outputs(
+        pair_kernels._values_outputs(
             dispatch.act_m, values, state, z, k, n, mu, sigma, codes, params, seg, max_at, split, at, scratch, ys
         )
         for o in range(k):
@@ -115,5 +117,6 @@ def sample_pair_values_outputs(name, *args):
     """Both outputs of each antithetic pair as one_window_pair_values_rows computes them for activation `name`,
     shape (pairs, 2); args: (state, pairs, *Program.kernel_args(), max_at, max_split, the stage values_stage found).
     """
-    values = getattr(mc, mc.VALUES[name]) if name in mc.VALUES else dispatch.SCALAR_VALUES[dispatch.CODES[name]]
+    code = dispatch.CODES[name]
+    values = dispatch.VECTOR_VALUES[code] if code in dispatch.VECTOR_VALUES else dispatch.SCALAR_VALUES[code]
     return _pair_values_outputs(values, *args)

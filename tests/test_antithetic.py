@@ -10,7 +10,7 @@ from mp_activations import max_moments, moments
 
 import momentcalc as mc
 from momentcalc import parse
-from momentcalc.estimators import antithetic, dispatch, mc_kernels, montecarlo, quadrature
+from momentcalc.estimators import antithetic, dispatch, montecarlo, pair_kernels, quadrature
 from momentcalc.settings import RunSettings
 
 Z = 4.5
@@ -74,9 +74,10 @@ def test_a_pair_is_the_pipeline_at_z_and_at_minus_z(spec):
         "relu | maxpool(k=2) | avgpool(k=2)",
         # The max taken at the window's extremes (a valley chain); the reference takes every input.
         "gelu | normalize | maxpool(k=3)",
-        # The activation applied to a fill's gathered extremes by its values loop (mc_kernels.VALUES): the reference
-        # evaluates every input by the scalar op. Each values loop, with its (a, b), is checked against mpmath in
-        # tests/test_block_ops.py; a kernel per activation costs a cold run seconds of compiling, so a few here.
+        # The activation applied to a fill's gathered extremes by its values loop (dispatch.VECTOR_VALUES): the
+        # reference evaluates every input by the scalar op. Each values loop, with its (a, b), is checked against
+        # mpmath in tests/test_block_ops.py; a kernel per activation costs a cold run seconds of compiling, so a few
+        # here.
         "mish | maxpool(k=2)",
         "sigmoid | normalize | maxpool(k=3)",
         "selu | normalize | maxpool(k=3)",
@@ -150,10 +151,10 @@ def test_tol_is_met_with_pairs_and_spends_little_more_than_it_needs():
 )
 def test_values_stage_is_the_one_activation_among_affine_stages_before_a_lone_max_pool(spec, at):
     p = program(spec)
-    assert (mc_kernels.values_stage(p.codes, p.seg, p.max_at) if p.win_n.size == 1 else -1) == at
+    assert (pair_kernels.values_stage(p.codes, p.seg, p.max_at) if p.win_n.size == 1 else -1) == at
 
 
-# Pipelines whose pairs the batched kernel computes (mc_kernels.one_window_pair_values_rows), value by value
+# Pipelines whose pairs the batched kernel computes (pair_kernels.one_window_pair_values_rows), value by value
 # (kernel_samples.sample_pair_values_outputs): a monotone activation, valleys (exact gelu with its erfc of its own;
 # abs, by its generated scalar loop), one with a stage after the pool, erf, relu's generated loop and a parameter.
 # test_chunk_sums_are_the_sums_over_the_pairs covers the others.
@@ -175,7 +176,7 @@ def test_batched_pairs_are_the_scalar_pipeline_at_every_input_within_a_few_ulps(
     # functions; the batched kernel at the window's extremes only, by the vectorized loop (a few ulps from libm,
     # tests/test_block_ops.py): the same outputs to a few ulps.
     p = program(spec, 0.3, 1.5)
-    at = mc_kernels.values_stage(p.codes, p.seg, p.max_at)
+    at = pair_kernels.values_stage(p.codes, p.seg, p.max_at)
     name = parse(spec).ops[0].name
     assert ("pairs_values", dispatch.CODES[name]) in dispatch.KERNELS
     state = montecarlo.chunk_states(3, 0, 1)[0]
@@ -215,4 +216,4 @@ def test_one_batched_pair_kernel_serves_every_activation():
         p = program(spec)
         assert antithetic._PairLaunch(p, 0.0)._values_stage() >= 0
         montecarlo.run(p, RunSettings(samples=4000, seed=2))
-    assert len(mc_kernels.one_window_pair_values_rows.dispatcher.overloads) == 1
+    assert len(pair_kernels.one_window_pair_values_rows.dispatcher.overloads) == 1

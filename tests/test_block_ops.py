@@ -14,7 +14,7 @@ import pytest
 from numba import njit
 from scipy import integrate, special, stats
 
-from momentcalc.estimators import block_ops, jit, mc_kernels, montecarlo, normals, quadrature
+from momentcalc.estimators import block_ops, chain_kernels, dispatch, jit, mc_kernels, montecarlo, normals, quadrature
 from momentcalc.ops import activations as act
 from momentcalc.ops.activations import logistic
 from momentcalc.settings import RunSettings
@@ -125,7 +125,7 @@ def _gelu_tanh_slack(x):
 
 # test id -> mp_activations name and parameters, (a, b) as the kernels pass them, the factor on x inside exp (its
 # rounding is not the block's: swish's beta x, celu's x / alpha), or the ulps that rounding costs as a function of
-# x where it is not linear. The block is mc_kernels.<the id before "(">_block.
+# x where it is not linear. The block is dispatch.BLOCKS of the activation named before "(".
 BLOCKS = {
     "tanh": ("tanh", {}, (0.0, 0.0), 1.0),
     "silu": ("silu", {}, (0.0, 0.0), 1.0),
@@ -147,13 +147,11 @@ BLOCKS = {
 def test_vectorized_blocks_are_within_a_few_ulps_of_mpmath(name):
     # mp_activations (mpmath at 30 digits, the textbook forms) is the reference; the bounds are the measured
     # maxima rounded up.
-    from momentcalc.estimators import mc_kernels
-
     ref_name, params, (a, b), inner = BLOCKS[name]
     f, df, _ = ref.make(ref_name, **params)
     rng = np.random.default_rng(4)
     x = np.concatenate((EXTREME_X, [-v for v in EXTREME_X], rng.standard_normal(3000) * 3, rng.uniform(-40, 40, 1000)))
-    got = _one_at_a_time(getattr(mc_kernels, name.partition("(")[0] + "_block"), x, a, b)
+    got = _one_at_a_time(dispatch.BLOCKS[dispatch.CODES[name.partition("(")[0]]], x, a, b)
     with ref.mp.workdps(ref.MP_DPS):
         want = np.array([[float(f(ref.mp.mpf(v))), float(df(ref.mp.mpf(v)) ** 2)] for v in x])
     # The rounding of the product inside exp (swish's beta x, celu's x / alpha, gelu(approximate=tanh)'s 2u; exact
@@ -179,17 +177,15 @@ def test_vectorized_blocks_are_within_a_few_ulps_of_mpmath(name):
 
 @pytest.mark.parametrize("name", ["sigmoid", *BLOCKS])
 def test_values_loops_are_within_a_few_ulps_of_mpmath(name):
-    # The values forms (mc_kernels.VALUES: f alone, in place over a buffer) share each block's math: the same
+    # The values forms (dispatch.VECTOR_VALUES: f alone, in place over a buffer) share each block's math: the same
     # bound on f as test_vectorized_blocks_are_within_a_few_ulps_of_mpmath, against the same mpmath reference.
-    from momentcalc.estimators import mc_kernels
-
     ref_name, params, (a, b), inner = BLOCKS.get(name, ("sigmoid", {}, (0.0, 0.0), 1.0))
     f = ref.make(ref_name, **params)[0]
     rng = np.random.default_rng(5)
     x = np.concatenate((EXTREME_X, [-v for v in EXTREME_X], rng.standard_normal(3000) * 3, rng.uniform(-40, 40, 1000)))
     got = x.copy()
     e, scale = _scratch(x.size)
-    getattr(mc_kernels, name.partition("(")[0] + "_values")(got, x.size, a, b, e, np.empty(x.size), scale)
+    dispatch.VECTOR_VALUES[dispatch.CODES[name.partition("(")[0]]](got, x.size, a, b, e, np.empty(x.size), scale)
     with ref.mp.workdps(ref.MP_DPS):
         want = np.array([float(f(ref.mp.mpf(v))) for v in x])
     slack = np.abs(inner(x)) if callable(inner) else (np.abs(inner * x) if inner != 1.0 else 0.0)
@@ -199,7 +195,7 @@ def test_values_loops_are_within_a_few_ulps_of_mpmath(name):
 
 def test_generated_values_loops_are_the_scalar_op_to_the_bit():
     # Every activation gets dispatch.values_N, its scalar f over a buffer. The batched max-pool pair kernel takes
-    # it where an activation has no vectorized loop of its own (mc_kernels.VALUES), and QMC's staged path for
+    # it where an activation has no vectorized loop of its own (dispatch.VECTOR_VALUES), and QMC's staged path for
     # every activation: both then give the per-value kernels' bits.
     from momentcalc.catalog import lookup
     from momentcalc.estimators import dispatch
@@ -261,8 +257,8 @@ def test_add_relu_block_is_add_block_of_relu_and_its_derivative():
     ],
 )
 def test_activation_rows_are_the_moments_of_the_chain_outputs(spec):
-    # The activation kernel (mc_kernels.fused_rows, one for all) calls the block loops (mc_kernels.BLOCKS) where an
-    # activation has one and its scalar functions' block (dispatch.block_N) for the others; sample_chain_outputs
+    # The activation kernel (chain_kernels.fused_rows, one for all) calls each activation's block loop
+    # (dispatch.BLOCKS): the vectorized loop its declaration names, else its scalar functions'; sample_chain_outputs
     # always the scalar functions, on the same normals.
     program = montecarlo.compile_program(parse(spec), 0.1, 2.0)
     count = 3 * normals.BLOCK + 5
@@ -319,10 +315,8 @@ def test_gelu_and_erf_blocks_keep_their_relative_digits_into_the_far_tails(name)
     # The mpmath test above counts ulps at 1e-280 and up; here every result is held to its own ulps, subnormal ones
     # to the least subnormal: gelu(x) = x Phi(x) down to Phi(-38.5) = 2e-324, erf's f'^2 = 4/pi exp(-2 x^2) to its
     # underflow. Measured: gelu 4 ulps (f) and 7 (f'^2 outside the band of its zero), erf 4 and 3.
-    from momentcalc.estimators import mc_kernels
-
     f, df, _ = ref.make(name)
-    got = _one_at_a_time(getattr(mc_kernels, name + "_block"), TAIL_X, 0.0, 0.0)
+    got = _one_at_a_time(dispatch.BLOCKS[dispatch.CODES[name]], TAIL_X, 0.0, 0.0)
     with ref.mp.workdps(ref.MP_DPS):
         want = np.array([[float(f(v)), float(df(v) ** 2)] for v in map(ref.mp.mpf, TAIL_X)])
     assert _ulps_of(got[:, 0], want[:, 0]).max() <= 4
@@ -378,4 +372,4 @@ def test_one_activation_kernel_serves_every_activation():
     for spec in ("relu", "tanh", "leaky_relu(slope=0.2)", "hardtanh"):
         got = montecarlo.run(montecarlo.compile_program(parse(spec), 0.1, 2.0), RunSettings(samples=5000, seed=1))
         assert got.samples == 5000
-    assert len(mc_kernels.fused_rows.dispatcher.overloads) == 1
+    assert len(chain_kernels.fused_rows.dispatcher.overloads) == 1

@@ -19,7 +19,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from momentcalc.estimators import jit, mc_kernels
+from momentcalc.estimators import dispatch, jit, mc_kernels
 
 ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("hatch_build", ROOT / "hatch_build.py")
@@ -125,7 +125,7 @@ def test_the_build_asks_for_the_runtime_dependencies_only_where_it_compiles(monk
     assert hook.dependencies() == []
 
 
-@pytest.mark.parametrize("kernel", [mc_kernels.weighted_moments, mc_kernels.relu_block])
+@pytest.mark.parametrize("kernel", [mc_kernels.weighted_moments, dispatch.BLOCKS[dispatch.CODES["relu"]]])
 def test_the_package_caches_its_kernels_in_its_kernels_folder_by_package_folder(kernel):
     locator = kernel._cache._impl.locator
     assert Path(locator.get_cache_path()) == jit.kernels_folder() / "estimators"
@@ -133,7 +133,7 @@ def test_the_package_caches_its_kernels_in_its_kernels_folder_by_package_folder(
 
 
 def test_momentcalc_kernels_moves_the_folder(tmp_path):
-    code = "from momentcalc.estimators import mc_kernels as m; print(m.relu_block._cache.cache_path)"
+    code = "from momentcalc.estimators import mc_kernels as m; print(m.weighted_moments._cache.cache_path)"
     env = _clean_env(PYTHONPATH=str(ROOT), MOMENTCALC_KERNELS=str(tmp_path / "k"))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert Path(out.strip()) == tmp_path / "k" / "estimators"

@@ -53,7 +53,7 @@ def test_monte_carlo_agrees_with_exact_within_z_se(spec, mu, sigma, seed):
     [
         ("relu | normalize | maxpool(k=3)", 300_001),
         ("relu | dropout(p=0.5) | tanh", 3_000_001),
-        ("mish | normalize | maxpool(k=3)", 300_001),  # the batched pair kernel (mc_kernels.VALUES)
+        ("mish | normalize | maxpool(k=3)", 300_001),  # the batched pair kernel (dispatch.VECTOR_VALUES)
     ],
 )
 def test_bit_identical_on_one_and_two_threads(spec, samples):

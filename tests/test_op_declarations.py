@@ -1,6 +1,7 @@
-"""Every registered activation has what docs/layout.md's "Adding an op" lists: a test fails, naming the list and
-what is missing, when a declaration or a shared test line is left out."""
+"""Every registered op has what docs/layout.md's "Adding an op" lists: a test fails, naming the list and what is
+missing, when a declaration or a shared test line is left out."""
 
+import dataclasses
 import math
 
 import op_cases
@@ -8,7 +9,8 @@ import pytest
 from mp_activations import make
 from throwaway_ops import unregister
 
-from momentcalc import catalog
+from momentcalc import MomentcalcError, catalog
+from momentcalc.estimators import dispatch_gen
 from momentcalc.estimators.dispatch import CODES
 from momentcalc.settings import PARAM_RANGES
 
@@ -28,6 +30,8 @@ def missing(op, cases=op_cases.CASES) -> list[str]:
         gaps.append("one ball piece per piece between its kinks")
     if op.name not in CODES:
         gaps.append("its Monte Carlo code: regenerate estimators/dispatch.py (dispatch_gen)")
+    if op.vector_loops is None:
+        gaps.append("its Monte Carlo loops (vector_loops: the block_ops loops it has, else SCALAR_LOOPS)")
     own = [c for c in cases if c.spec.partition("(")[0] == op.name]
     gaps += [f"a {s!r} case in tests/op_cases.py" for s in SUITES if not any(s in c.suites for c in own)]
     for c in own:
@@ -40,10 +44,20 @@ def missing(op, cases=op_cases.CASES) -> list[str]:
     return gaps
 
 
+def missing_of_sampled(op) -> list[str]:
+    """What an op of several inputs whose output law is sampled (`sample`: the joint ops, lppool) lacks of
+    ADDING_AN_OP's list."""
+    if op.rows is None:
+        return ["its compiled rows function (rows, which estimators/joint_kernel.py runs)"]
+    return []
+
+
 def test_every_activation_has_what_adding_an_op_lists():
     gaps = {op.name: missing(op) for op in catalog.jitted_activations()}
+    gaps |= {op.name: missing_of_sampled(op) for op in catalog.all_ops() if op.sample is not None}
     gaps = {name: found for name, found in gaps.items() if found}
     assert not gaps, f"missing what {ADDING_AN_OP} lists: " + "; ".join(f"{n}: {', '.join(g)}" for n, g in gaps.items())
+    assert {op.name for op in catalog.all_ops() if op.sample is not None} >= {"softmax", "rmsnorm", "layernorm"}
 
 
 @pytest.fixture
@@ -68,6 +82,7 @@ def test_an_activation_with_only_f_is_told_each_missing_entry(bare_activation):
         "a range for parameter 'gain' in settings.PARAM_RANGES",
         "ball functions and growth bounds (the certified method)",
         "its Monte Carlo code: regenerate estimators/dispatch.py (dispatch_gen)",
+        "its Monte Carlo loops (vector_loops: the block_ops loops it has, else SCALAR_LOOPS)",
         "a 'moments' case in tests/op_cases.py",
         "a 'domain' case in tests/op_cases.py",
         "a 'certified' case in tests/op_cases.py",
@@ -75,3 +90,61 @@ def test_an_activation_with_only_f_is_told_each_missing_entry(bare_activation):
     ]
     cases = (op_cases.Case("bare_tanh", "bare_tanh", (), frozenset(SUITES)),)
     assert "an mpmath reference 'bare_tanh' in tests/mp_activations.py" in missing(bare_activation, cases)
+
+
+def test_a_sampled_op_without_its_compiled_rows_is_told_so():
+    softmax = catalog.lookup("softmax")
+    bare = catalog.OpInfo("bare_softmax", catalog.JOINT, "softmax's numpy sampler alone", size=softmax.size,
+                          sample=softmax.sample)  # fmt: skip
+    assert missing_of_sampled(bare) == ["its compiled rows function (rows, which estimators/joint_kernel.py runs)"]
+    assert missing_of_sampled(softmax) == []
+
+
+def _declared(**changes):
+    """The registry's activations with the first one's declaration changed: what dispatch_gen renders from."""
+    acts = catalog.jitted_activations()
+    return [dataclasses.replace(acts[0], **changes), *acts[1:]]
+
+
+def test_generated_loops_call_what_the_declaration_names(monkeypatch):
+    # dispatch.py's block and values loops are written from VectorLoop alone: the names, parameters and scratch it
+    # declares, in order, each choice of several under its `when`; SCALAR_LOOPS gives the scalar block, no values.
+    loops = (
+        catalog.VectorLoop(
+            "exp_linear", ("b", "2.0", "a", "1.0"), ("e", "e2", "scale"), values_params=("b", "a", "1.0")
+        ),
+        catalog.VectorLoop("sigmoid", (), ("e", "scale"), when="a > 1.0"),
+    )
+    monkeypatch.setattr(catalog, "jitted_activations", lambda: _declared(vector_loops=loops))
+    with pytest.raises(MomentcalcError, match="each VectorLoop but the last needs a `when`"):
+        dispatch_gen.render()
+    monkeypatch.setattr(catalog, "jitted_activations", lambda: _declared(vector_loops=loops[::-1]))
+    text = dispatch_gen.render()
+    assert (
+        "    if a > 1.0:\n"
+        "        block_ops.add_sigmoid_block(z, m, mu, sigma, shift, gshift, acc, e, scale)\n"
+        "    else:\n"
+        "        block_ops.add_exp_linear_block(z, m, mu, sigma, b, 2.0, a, 1.0, shift, gshift, acc, e, e2, scale)"
+    ) in text
+    assert "    else:\n        block_ops.exp_linear_values(x, m, b, a, 1.0, e, e2, scale)" in text
+    monkeypatch.setattr(catalog, "jitted_activations", lambda: _declared(vector_loops=catalog.SCALAR_LOOPS))
+    text = dispatch_gen.render()
+    assert "def block_1(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):  # relu\n" in text
+    assert "    chain_kernels.scalar_block(own.act_grad_1, z, m, mu, sigma, a, b, shift, gshift, acc, e)" in text
+    assert "def vector_values_1(" not in text and "own.values_1, states" in text
+
+
+@pytest.mark.parametrize(
+    "loops, problem",
+    [
+        ((catalog.VectorLoop("no_such"),), "a VectorLoop names add_no_such_block, which none of block_ops defines"),
+        (
+            (catalog.VectorLoop("relu", values=False, when="a > 0"), catalog.VectorLoop("sigmoid")),
+            "either every VectorLoop has a values form or none has",
+        ),
+    ],
+)
+def test_a_declaration_naming_what_block_ops_lacks_is_refused_by_the_generator(monkeypatch, loops, problem):
+    monkeypatch.setattr(catalog, "jitted_activations", lambda: _declared(vector_loops=loops))
+    with pytest.raises(MomentcalcError, match=problem):
+        dispatch_gen.render()

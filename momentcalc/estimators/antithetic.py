@@ -31,7 +31,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..settings import DEFAULT_SAMPLES, RunSettings
-from . import dispatch, driver, mc_kernels
+from . import dispatch, driver, pair_kernels
 from . import program as programs
 from .moments import Summary
 from .program import Program
@@ -58,10 +58,10 @@ class _PairLaunch:
 
     def __call__(self, states: np.ndarray, sizes: np.ndarray) -> np.ndarray:
         p, pairs = self.program, sizes // 2
-        out = np.zeros((len(sizes), mc_kernels.PAIR_SUMS))
+        out = np.zeros((len(sizes), pair_kernels.PAIR_SUMS))
         buffers = programs.window_buffers(p.normals_per_output)
-        if mc_kernels.is_bare_max(p.codes, p.win_kind, p.win_n):
-            mc_kernels.bare_max_pair_rows(states, pairs, self.shift, p.mu, p.sigma, int(p.win_n[0]), out, *buffers)
+        if pair_kernels.is_bare_max(p.codes, p.win_kind, p.win_n):
+            pair_kernels.bare_max_pair_rows(states, pairs, self.shift, p.mu, p.sigma, int(p.win_n[0]), out, *buffers)
         elif (at := self._values_stage()) >= 0:
             rows = dispatch.kernel("pairs_values", p.act)
             values = programs.values_buffers(p.normals_per_output)
@@ -79,7 +79,7 @@ class _PairLaunch:
         """The stage of the activation the batched pair kernel applies to a fill's extremes (pairs_values), or -1
         where it does not apply: more than one window, more than one activation before it, or no values form."""
         p = self.program
-        at = mc_kernels.values_stage(p.codes, p.seg, p.max_at) if p.win_n.size == 1 else -1
+        at = pair_kernels.values_stage(p.codes, p.seg, p.max_at) if p.win_n.size == 1 else -1
         return at if at >= 0 and ("pairs_values", p.act) in dispatch.KERNELS else -1
 
 

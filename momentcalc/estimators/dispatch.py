@@ -9,15 +9,16 @@ import sys
 
 import numpy as np
 from ..catalog import lookup
-from . import block_ops
-from . import mc_kernels as k
+from . import block_ops, chain_kernels, mc_kernels, pair_kernels
 from .jit import jit
 
 _jit = jit(error_model="numpy")
+# The vectorized values loops: block_ops' values flags (FMA contraction), whose loops they inline.
+_vector_values = jit(error_model="numpy", fastmath={"contract"})
 # The activations' own functions are inlined into their callers: each function numba compiles apart costs
 # a first run a fixed ~0.1 s, and an activation's kernel called two.
 _inline = jit(error_model="numpy", inline="always")
-# The wrappers pass functions as attributes of modules (k.relu_block, own.act_1): numba compiles a
+# The wrappers pass functions as attributes of modules (own.block_1, own.act_1): numba compiles a
 # function passed as a plain global as its address in this process, and will not cache that.
 own = sys.modules[__name__]
 
@@ -696,43 +697,215 @@ def grads(code):
 
 
 @_jit
+def block_1(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):  # relu
+    block_ops.add_relu_block(z, m, mu, sigma, shift, gshift, acc)
+
+
+@_jit
+def block_2(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):  # sigmoid
+    block_ops.add_sigmoid_block(z, m, mu, sigma, shift, gshift, acc, e, scale)
+
+
+@_jit
+def block_3(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):  # tanh
+    block_ops.add_tanh_block(z, m, mu, sigma, shift, gshift, acc, e, e2, scale)
+
+
+@_jit
+def block_4(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):  # gelu
+    if a != 0.0:
+        block_ops.add_gelu_tanh_block(z, m, mu, sigma, shift, gshift, acc, e, scale)
+    else:
+        block_ops.add_gelu_block(z, m, mu, sigma, shift, gshift, acc, e, e2, scale)
+
+
+@_jit
+def block_5(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):  # silu
+    block_ops.add_swish_block(z, m, mu, sigma, 1.0, shift, gshift, acc, e, scale)
+
+
+@_jit
+def block_6(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):  # swish
+    block_ops.add_swish_block(z, m, mu, sigma, a, shift, gshift, acc, e, scale)
+
+
+@_jit
+def block_7(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):  # elu
+    block_ops.add_exp_linear_block(z, m, mu, sigma, 1.0, a, a, 1.0, shift, gshift, acc, e, e2, scale)
+
+
+@_jit
+def block_8(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):  # celu
+    block_ops.add_exp_linear_block(z, m, mu, sigma, 1.0, a, 1.0, a, shift, gshift, acc, e, e2, scale)
+
+
+@_jit
+def block_9(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):  # selu
+    block_ops.add_exp_linear_block(z, m, mu, sigma, b, b * a, b * a, 1.0, shift, gshift, acc, e, e2, scale)
+
+
+@_jit
+def block_10(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):  # softplus
+    block_ops.add_softplus_block(z, m, mu, sigma, a, 1.0, shift, gshift, acc, e, scale)
+
+
+@_jit
 def block_11(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):  # leaky_relu
-    k.scalar_block(own.act_grad_11, z, m, mu, sigma, a, b, shift, gshift, acc, e)
+    chain_kernels.scalar_block(own.act_grad_11, z, m, mu, sigma, a, b, shift, gshift, acc, e)
+
+
+@_jit
+def block_12(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):  # mish
+    block_ops.add_mish_block(z, m, mu, sigma, shift, gshift, acc, e, scale)
 
 
 @_jit
 def block_13(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):  # hardswish
-    k.scalar_block(own.act_grad_13, z, m, mu, sigma, a, b, shift, gshift, acc, e)
+    chain_kernels.scalar_block(own.act_grad_13, z, m, mu, sigma, a, b, shift, gshift, acc, e)
 
 
 @_jit
 def block_14(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):  # hardsigmoid
-    k.scalar_block(own.act_grad_14, z, m, mu, sigma, a, b, shift, gshift, acc, e)
+    chain_kernels.scalar_block(own.act_grad_14, z, m, mu, sigma, a, b, shift, gshift, acc, e)
 
 
 @_jit
 def block_15(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):  # hardtanh
-    k.scalar_block(own.act_grad_15, z, m, mu, sigma, a, b, shift, gshift, acc, e)
+    chain_kernels.scalar_block(own.act_grad_15, z, m, mu, sigma, a, b, shift, gshift, acc, e)
 
 
 @_jit
 def block_16(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):  # relu6
-    k.scalar_block(own.act_grad_16, z, m, mu, sigma, a, b, shift, gshift, acc, e)
+    chain_kernels.scalar_block(own.act_grad_16, z, m, mu, sigma, a, b, shift, gshift, acc, e)
 
 
 @_jit
 def block_17(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):  # softsign
-    k.scalar_block(own.act_grad_17, z, m, mu, sigma, a, b, shift, gshift, acc, e)
+    chain_kernels.scalar_block(own.act_grad_17, z, m, mu, sigma, a, b, shift, gshift, acc, e)
+
+
+@_jit
+def block_18(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):  # erf
+    block_ops.add_erf_block(z, m, mu, sigma, shift, gshift, acc, e, e2, scale)
 
 
 @_jit
 def block_19(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):  # abs
-    k.scalar_block(own.act_grad_19, z, m, mu, sigma, a, b, shift, gshift, acc, e)
+    chain_kernels.scalar_block(own.act_grad_19, z, m, mu, sigma, a, b, shift, gshift, acc, e)
+
+
+@_jit
+def block_20(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):  # log_sigmoid
+    block_ops.add_softplus_block(z, m, mu, sigma, 1.0, -1.0, shift, gshift, acc, e, scale)
 
 
 @_jit
 def block_21(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):  # identity
-    k.scalar_block(own.act_grad_21, z, m, mu, sigma, a, b, shift, gshift, acc, e)
+    chain_kernels.scalar_block(own.act_grad_21, z, m, mu, sigma, a, b, shift, gshift, acc, e)
+
+
+@_vector_values
+def vector_values_2(x, m, a, b, e, e2, scale):  # sigmoid
+    block_ops.sigmoid_values(x, m, e, scale)
+
+
+@_vector_values
+def vector_values_3(x, m, a, b, e, e2, scale):  # tanh
+    block_ops.tanh_values(x, m, e, e2, scale)
+
+
+@_vector_values
+def vector_values_4(x, m, a, b, e, e2, scale):  # gelu
+    if a != 0.0:
+        block_ops.gelu_tanh_values(x, m, e, scale)
+    else:
+        block_ops.gelu_values(x, m, e, e2, scale)
+
+
+@_vector_values
+def vector_values_5(x, m, a, b, e, e2, scale):  # silu
+    block_ops.swish_values(x, m, 1.0, e, scale)
+
+
+@_vector_values
+def vector_values_6(x, m, a, b, e, e2, scale):  # swish
+    block_ops.swish_values(x, m, a, e, scale)
+
+
+@_vector_values
+def vector_values_7(x, m, a, b, e, e2, scale):  # elu
+    block_ops.exp_linear_values(x, m, 1.0, a, 1.0, e, e2, scale)
+
+
+@_vector_values
+def vector_values_8(x, m, a, b, e, e2, scale):  # celu
+    block_ops.exp_linear_values(x, m, 1.0, a, a, e, e2, scale)
+
+
+@_vector_values
+def vector_values_9(x, m, a, b, e, e2, scale):  # selu
+    block_ops.exp_linear_values(x, m, b, b * a, 1.0, e, e2, scale)
+
+
+@_vector_values
+def vector_values_10(x, m, a, b, e, e2, scale):  # softplus
+    block_ops.softplus_values(x, m, a, 1.0, e, scale)
+
+
+@_vector_values
+def vector_values_12(x, m, a, b, e, e2, scale):  # mish
+    block_ops.mish_values(x, m, e, scale)
+
+
+@_vector_values
+def vector_values_18(x, m, a, b, e, e2, scale):  # erf
+    block_ops.erf_values(x, m, e, e2, scale)
+
+
+@_vector_values
+def vector_values_20(x, m, a, b, e, e2, scale):  # log_sigmoid
+    block_ops.softplus_values(x, m, 1.0, -1.0, e, scale)
+
+
+BLOCKS = {
+    1: block_1,
+    2: block_2,
+    3: block_3,
+    4: block_4,
+    5: block_5,
+    6: block_6,
+    7: block_7,
+    8: block_8,
+    9: block_9,
+    10: block_10,
+    11: block_11,
+    12: block_12,
+    13: block_13,
+    14: block_14,
+    15: block_15,
+    16: block_16,
+    17: block_17,
+    18: block_18,
+    19: block_19,
+    20: block_20,
+    21: block_21,
+}
+
+
+VECTOR_VALUES = {
+    2: vector_values_2,
+    3: vector_values_3,
+    4: vector_values_4,
+    5: vector_values_5,
+    6: vector_values_6,
+    7: vector_values_7,
+    8: vector_values_8,
+    9: vector_values_9,
+    10: vector_values_10,
+    12: vector_values_12,
+    18: vector_values_18,
+    20: vector_values_20,
+}
 
 
 @_jit
@@ -747,728 +920,728 @@ def act_grad_m(code, a, b, x):  # mixed
 
 @_jit
 def activation_array(code, a, b, xs, grad):
-    return k.activation_array(own.act_m, own.act_grad_m, code, a, b, xs, grad)
+    return mc_kernels.activation_array(own.act_m, own.act_grad_m, code, a, b, xs, grad)
 
 
 
 def _activation_1(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
-    return k.fused_rows(own.act_grad_1, k.relu_block, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
+    return chain_kernels.fused_rows(own.act_grad_1, own.block_1, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
 def _activation_2(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
-    return k.fused_rows(own.act_grad_2, k.sigmoid_block, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
+    return chain_kernels.fused_rows(own.act_grad_2, own.block_2, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
 def _activation_3(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
-    return k.fused_rows(own.act_grad_3, k.tanh_block, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
+    return chain_kernels.fused_rows(own.act_grad_3, own.block_3, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
 def _activation_4(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
-    return k.fused_rows(own.act_grad_4, k.gelu_block, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
+    return chain_kernels.fused_rows(own.act_grad_4, own.block_4, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
 def _activation_5(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
-    return k.fused_rows(own.act_grad_5, k.silu_block, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
+    return chain_kernels.fused_rows(own.act_grad_5, own.block_5, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
 def _activation_6(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
-    return k.fused_rows(own.act_grad_6, k.swish_block, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
+    return chain_kernels.fused_rows(own.act_grad_6, own.block_6, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
 def _activation_7(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
-    return k.fused_rows(own.act_grad_7, k.elu_block, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
+    return chain_kernels.fused_rows(own.act_grad_7, own.block_7, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
 def _activation_8(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
-    return k.fused_rows(own.act_grad_8, k.celu_block, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
+    return chain_kernels.fused_rows(own.act_grad_8, own.block_8, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
 def _activation_9(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
-    return k.fused_rows(own.act_grad_9, k.selu_block, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
+    return chain_kernels.fused_rows(own.act_grad_9, own.block_9, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
 def _activation_10(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
-    return k.fused_rows(own.act_grad_10, k.softplus_block, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
+    return chain_kernels.fused_rows(own.act_grad_10, own.block_10, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
 def _activation_11(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
-    return k.fused_rows(own.act_grad_11, own.block_11, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
+    return chain_kernels.fused_rows(own.act_grad_11, own.block_11, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
 def _activation_12(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
-    return k.fused_rows(own.act_grad_12, k.mish_block, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
+    return chain_kernels.fused_rows(own.act_grad_12, own.block_12, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
 def _activation_13(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
-    return k.fused_rows(own.act_grad_13, own.block_13, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
+    return chain_kernels.fused_rows(own.act_grad_13, own.block_13, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
 def _activation_14(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
-    return k.fused_rows(own.act_grad_14, own.block_14, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
+    return chain_kernels.fused_rows(own.act_grad_14, own.block_14, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
 def _activation_15(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
-    return k.fused_rows(own.act_grad_15, own.block_15, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
+    return chain_kernels.fused_rows(own.act_grad_15, own.block_15, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
 def _activation_16(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
-    return k.fused_rows(own.act_grad_16, own.block_16, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
+    return chain_kernels.fused_rows(own.act_grad_16, own.block_16, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
 def _activation_17(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
-    return k.fused_rows(own.act_grad_17, own.block_17, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
+    return chain_kernels.fused_rows(own.act_grad_17, own.block_17, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
 def _activation_18(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
-    return k.fused_rows(own.act_grad_18, k.erf_block, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
+    return chain_kernels.fused_rows(own.act_grad_18, own.block_18, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
 def _activation_19(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
-    return k.fused_rows(own.act_grad_19, own.block_19, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
+    return chain_kernels.fused_rows(own.act_grad_19, own.block_19, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
 def _activation_20(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
-    return k.fused_rows(own.act_grad_20, k.log_sigmoid_block, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
+    return chain_kernels.fused_rows(own.act_grad_20, own.block_20, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
 def _activation_21(states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc):
-    return k.fused_rows(own.act_grad_21, own.block_21, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
+    return chain_kernels.fused_rows(own.act_grad_21, own.block_21, states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc)
 
 
 def _chain_0(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
-    return k.chain_rows(own.act_grad_0, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
+    return chain_kernels.chain_rows(own.act_grad_0, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
 def _chain_1(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
-    return k.chain_rows(own.act_grad_1, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
+    return chain_kernels.chain_rows(own.act_grad_1, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
 def _chain_2(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
-    return k.chain_rows(own.act_grad_2, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
+    return chain_kernels.chain_rows(own.act_grad_2, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
 def _chain_3(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
-    return k.chain_rows(own.act_grad_3, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
+    return chain_kernels.chain_rows(own.act_grad_3, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
 def _chain_4(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
-    return k.chain_rows(own.act_grad_4, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
+    return chain_kernels.chain_rows(own.act_grad_4, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
 def _chain_5(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
-    return k.chain_rows(own.act_grad_5, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
+    return chain_kernels.chain_rows(own.act_grad_5, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
 def _chain_6(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
-    return k.chain_rows(own.act_grad_6, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
+    return chain_kernels.chain_rows(own.act_grad_6, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
 def _chain_7(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
-    return k.chain_rows(own.act_grad_7, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
+    return chain_kernels.chain_rows(own.act_grad_7, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
 def _chain_8(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
-    return k.chain_rows(own.act_grad_8, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
+    return chain_kernels.chain_rows(own.act_grad_8, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
 def _chain_9(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
-    return k.chain_rows(own.act_grad_9, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
+    return chain_kernels.chain_rows(own.act_grad_9, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
 def _chain_10(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
-    return k.chain_rows(own.act_grad_10, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
+    return chain_kernels.chain_rows(own.act_grad_10, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
 def _chain_11(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
-    return k.chain_rows(own.act_grad_11, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
+    return chain_kernels.chain_rows(own.act_grad_11, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
 def _chain_12(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
-    return k.chain_rows(own.act_grad_12, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
+    return chain_kernels.chain_rows(own.act_grad_12, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
 def _chain_13(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
-    return k.chain_rows(own.act_grad_13, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
+    return chain_kernels.chain_rows(own.act_grad_13, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
 def _chain_14(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
-    return k.chain_rows(own.act_grad_14, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
+    return chain_kernels.chain_rows(own.act_grad_14, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
 def _chain_15(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
-    return k.chain_rows(own.act_grad_15, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
+    return chain_kernels.chain_rows(own.act_grad_15, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
 def _chain_16(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
-    return k.chain_rows(own.act_grad_16, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
+    return chain_kernels.chain_rows(own.act_grad_16, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
 def _chain_17(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
-    return k.chain_rows(own.act_grad_17, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
+    return chain_kernels.chain_rows(own.act_grad_17, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
 def _chain_18(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
-    return k.chain_rows(own.act_grad_18, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
+    return chain_kernels.chain_rows(own.act_grad_18, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
 def _chain_19(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
-    return k.chain_rows(own.act_grad_19, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
+    return chain_kernels.chain_rows(own.act_grad_19, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
 def _chain_20(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
-    return k.chain_rows(own.act_grad_20, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
+    return chain_kernels.chain_rows(own.act_grad_20, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
 def _chain_21(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
-    return k.chain_rows(own.act_grad_21, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
+    return chain_kernels.chain_rows(own.act_grad_21, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
 def _chain_m(states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc):
-    return k.chain_rows(own.act_grad_m, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
+    return chain_kernels.chain_rows(own.act_grad_m, states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc)
 
 
 def _one_window_0(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_rows(own.act_0, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return mc_kernels.one_window_rows(own.act_0, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _one_window_1(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_rows(own.act_1, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return mc_kernels.one_window_rows(own.act_1, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _one_window_2(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_rows(own.act_2, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return mc_kernels.one_window_rows(own.act_2, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _one_window_3(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_rows(own.act_3, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return mc_kernels.one_window_rows(own.act_3, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _one_window_4(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_rows(own.act_4, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return mc_kernels.one_window_rows(own.act_4, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _one_window_5(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_rows(own.act_5, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return mc_kernels.one_window_rows(own.act_5, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _one_window_6(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_rows(own.act_6, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return mc_kernels.one_window_rows(own.act_6, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _one_window_7(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_rows(own.act_7, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return mc_kernels.one_window_rows(own.act_7, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _one_window_8(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_rows(own.act_8, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return mc_kernels.one_window_rows(own.act_8, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _one_window_9(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_rows(own.act_9, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return mc_kernels.one_window_rows(own.act_9, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _one_window_10(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_rows(own.act_10, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return mc_kernels.one_window_rows(own.act_10, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _one_window_11(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_rows(own.act_11, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return mc_kernels.one_window_rows(own.act_11, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _one_window_12(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_rows(own.act_12, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return mc_kernels.one_window_rows(own.act_12, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _one_window_13(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_rows(own.act_13, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return mc_kernels.one_window_rows(own.act_13, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _one_window_14(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_rows(own.act_14, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return mc_kernels.one_window_rows(own.act_14, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _one_window_15(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_rows(own.act_15, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return mc_kernels.one_window_rows(own.act_15, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _one_window_16(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_rows(own.act_16, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return mc_kernels.one_window_rows(own.act_16, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _one_window_17(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_rows(own.act_17, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return mc_kernels.one_window_rows(own.act_17, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _one_window_18(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_rows(own.act_18, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return mc_kernels.one_window_rows(own.act_18, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _one_window_19(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_rows(own.act_19, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return mc_kernels.one_window_rows(own.act_19, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _one_window_20(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_rows(own.act_20, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return mc_kernels.one_window_rows(own.act_20, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _one_window_21(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_rows(own.act_21, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return mc_kernels.one_window_rows(own.act_21, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _one_window_m(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_rows(own.act_m, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return mc_kernels.one_window_rows(own.act_m, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _nested_0(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
-    return k.nested_rows(own.act_0, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
+    return mc_kernels.nested_rows(own.act_0, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
 def _nested_1(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
-    return k.nested_rows(own.act_1, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
+    return mc_kernels.nested_rows(own.act_1, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
 def _nested_2(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
-    return k.nested_rows(own.act_2, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
+    return mc_kernels.nested_rows(own.act_2, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
 def _nested_3(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
-    return k.nested_rows(own.act_3, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
+    return mc_kernels.nested_rows(own.act_3, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
 def _nested_4(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
-    return k.nested_rows(own.act_4, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
+    return mc_kernels.nested_rows(own.act_4, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
 def _nested_5(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
-    return k.nested_rows(own.act_5, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
+    return mc_kernels.nested_rows(own.act_5, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
 def _nested_6(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
-    return k.nested_rows(own.act_6, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
+    return mc_kernels.nested_rows(own.act_6, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
 def _nested_7(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
-    return k.nested_rows(own.act_7, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
+    return mc_kernels.nested_rows(own.act_7, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
 def _nested_8(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
-    return k.nested_rows(own.act_8, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
+    return mc_kernels.nested_rows(own.act_8, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
 def _nested_9(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
-    return k.nested_rows(own.act_9, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
+    return mc_kernels.nested_rows(own.act_9, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
 def _nested_10(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
-    return k.nested_rows(own.act_10, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
+    return mc_kernels.nested_rows(own.act_10, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
 def _nested_11(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
-    return k.nested_rows(own.act_11, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
+    return mc_kernels.nested_rows(own.act_11, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
 def _nested_12(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
-    return k.nested_rows(own.act_12, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
+    return mc_kernels.nested_rows(own.act_12, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
 def _nested_13(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
-    return k.nested_rows(own.act_13, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
+    return mc_kernels.nested_rows(own.act_13, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
 def _nested_14(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
-    return k.nested_rows(own.act_14, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
+    return mc_kernels.nested_rows(own.act_14, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
 def _nested_15(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
-    return k.nested_rows(own.act_15, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
+    return mc_kernels.nested_rows(own.act_15, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
 def _nested_16(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
-    return k.nested_rows(own.act_16, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
+    return mc_kernels.nested_rows(own.act_16, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
 def _nested_17(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
-    return k.nested_rows(own.act_17, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
+    return mc_kernels.nested_rows(own.act_17, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
 def _nested_18(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
-    return k.nested_rows(own.act_18, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
+    return mc_kernels.nested_rows(own.act_18, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
 def _nested_19(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
-    return k.nested_rows(own.act_19, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
+    return mc_kernels.nested_rows(own.act_19, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
 def _nested_20(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
-    return k.nested_rows(own.act_20, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
+    return mc_kernels.nested_rows(own.act_20, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
 def _nested_21(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
-    return k.nested_rows(own.act_21, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
+    return mc_kernels.nested_rows(own.act_21, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
 def _nested_m(states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt):
-    return k.nested_rows(own.act_m, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
+    return mc_kernels.nested_rows(own.act_m, states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt)
 
 
 def _pairs_0(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
-    return k.pair_rows(own.act_0, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
+    return pair_kernels.pair_rows(own.act_0, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
 def _pairs_1(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
-    return k.pair_rows(own.act_1, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
+    return pair_kernels.pair_rows(own.act_1, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
 def _pairs_2(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
-    return k.pair_rows(own.act_2, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
+    return pair_kernels.pair_rows(own.act_2, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
 def _pairs_3(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
-    return k.pair_rows(own.act_3, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
+    return pair_kernels.pair_rows(own.act_3, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
 def _pairs_4(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
-    return k.pair_rows(own.act_4, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
+    return pair_kernels.pair_rows(own.act_4, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
 def _pairs_5(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
-    return k.pair_rows(own.act_5, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
+    return pair_kernels.pair_rows(own.act_5, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
 def _pairs_6(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
-    return k.pair_rows(own.act_6, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
+    return pair_kernels.pair_rows(own.act_6, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
 def _pairs_7(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
-    return k.pair_rows(own.act_7, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
+    return pair_kernels.pair_rows(own.act_7, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
 def _pairs_8(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
-    return k.pair_rows(own.act_8, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
+    return pair_kernels.pair_rows(own.act_8, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
 def _pairs_9(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
-    return k.pair_rows(own.act_9, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
+    return pair_kernels.pair_rows(own.act_9, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
 def _pairs_10(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
-    return k.pair_rows(own.act_10, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
+    return pair_kernels.pair_rows(own.act_10, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
 def _pairs_11(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
-    return k.pair_rows(own.act_11, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
+    return pair_kernels.pair_rows(own.act_11, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
 def _pairs_12(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
-    return k.pair_rows(own.act_12, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
+    return pair_kernels.pair_rows(own.act_12, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
 def _pairs_13(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
-    return k.pair_rows(own.act_13, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
+    return pair_kernels.pair_rows(own.act_13, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
 def _pairs_14(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
-    return k.pair_rows(own.act_14, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
+    return pair_kernels.pair_rows(own.act_14, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
 def _pairs_15(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
-    return k.pair_rows(own.act_15, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
+    return pair_kernels.pair_rows(own.act_15, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
 def _pairs_16(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
-    return k.pair_rows(own.act_16, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
+    return pair_kernels.pair_rows(own.act_16, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
 def _pairs_17(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
-    return k.pair_rows(own.act_17, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
+    return pair_kernels.pair_rows(own.act_17, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
 def _pairs_18(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
-    return k.pair_rows(own.act_18, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
+    return pair_kernels.pair_rows(own.act_18, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
 def _pairs_19(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
-    return k.pair_rows(own.act_19, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
+    return pair_kernels.pair_rows(own.act_19, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
 def _pairs_20(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
-    return k.pair_rows(own.act_20, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
+    return pair_kernels.pair_rows(own.act_20, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
 def _pairs_21(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
-    return k.pair_rows(own.act_21, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
+    return pair_kernels.pair_rows(own.act_21, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
 def _pairs_m(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt):
-    return k.pair_rows(own.act_m, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
+    return pair_kernels.pair_rows(own.act_m, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, cnt)
 
 
 def _pairs_one_0(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_pair_rows(own.act_0, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return pair_kernels.one_window_pair_rows(own.act_0, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _pairs_one_1(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_pair_rows(own.act_1, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return pair_kernels.one_window_pair_rows(own.act_1, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _pairs_one_2(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_pair_rows(own.act_2, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return pair_kernels.one_window_pair_rows(own.act_2, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _pairs_one_3(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_pair_rows(own.act_3, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return pair_kernels.one_window_pair_rows(own.act_3, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _pairs_one_4(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_pair_rows(own.act_4, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return pair_kernels.one_window_pair_rows(own.act_4, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _pairs_one_5(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_pair_rows(own.act_5, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return pair_kernels.one_window_pair_rows(own.act_5, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _pairs_one_6(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_pair_rows(own.act_6, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return pair_kernels.one_window_pair_rows(own.act_6, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _pairs_one_7(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_pair_rows(own.act_7, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return pair_kernels.one_window_pair_rows(own.act_7, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _pairs_one_8(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_pair_rows(own.act_8, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return pair_kernels.one_window_pair_rows(own.act_8, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _pairs_one_9(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_pair_rows(own.act_9, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return pair_kernels.one_window_pair_rows(own.act_9, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _pairs_one_10(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_pair_rows(own.act_10, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return pair_kernels.one_window_pair_rows(own.act_10, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _pairs_one_11(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_pair_rows(own.act_11, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return pair_kernels.one_window_pair_rows(own.act_11, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _pairs_one_12(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_pair_rows(own.act_12, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return pair_kernels.one_window_pair_rows(own.act_12, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _pairs_one_13(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_pair_rows(own.act_13, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return pair_kernels.one_window_pair_rows(own.act_13, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _pairs_one_14(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_pair_rows(own.act_14, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return pair_kernels.one_window_pair_rows(own.act_14, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _pairs_one_15(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_pair_rows(own.act_15, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return pair_kernels.one_window_pair_rows(own.act_15, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _pairs_one_16(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_pair_rows(own.act_16, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return pair_kernels.one_window_pair_rows(own.act_16, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _pairs_one_17(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_pair_rows(own.act_17, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return pair_kernels.one_window_pair_rows(own.act_17, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _pairs_one_18(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_pair_rows(own.act_18, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return pair_kernels.one_window_pair_rows(own.act_18, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _pairs_one_19(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_pair_rows(own.act_19, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return pair_kernels.one_window_pair_rows(own.act_19, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _pairs_one_20(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_pair_rows(own.act_20, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return pair_kernels.one_window_pair_rows(own.act_20, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _pairs_one_21(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_pair_rows(own.act_21, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return pair_kernels.one_window_pair_rows(own.act_21, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _pairs_one_m(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words):
-    return k.one_window_pair_rows(own.act_m, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
+    return pair_kernels.one_window_pair_rows(own.act_m, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words)
 
 
 def _pairs_values_1(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
-    return k.one_window_pair_values_rows(own.act_1, own.values_1, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
+    return pair_kernels.one_window_pair_values_rows(own.act_1, own.values_1, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
 
 
 def _pairs_values_2(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
-    return k.one_window_pair_values_rows(own.act_2, k.sigmoid_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
+    return pair_kernels.one_window_pair_values_rows(own.act_2, own.vector_values_2, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
 
 
 def _pairs_values_3(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
-    return k.one_window_pair_values_rows(own.act_3, k.tanh_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
+    return pair_kernels.one_window_pair_values_rows(own.act_3, own.vector_values_3, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
 
 
 def _pairs_values_4(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
-    return k.one_window_pair_values_rows(own.act_4, k.gelu_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
+    return pair_kernels.one_window_pair_values_rows(own.act_4, own.vector_values_4, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
 
 
 def _pairs_values_5(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
-    return k.one_window_pair_values_rows(own.act_5, k.silu_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
+    return pair_kernels.one_window_pair_values_rows(own.act_5, own.vector_values_5, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
 
 
 def _pairs_values_6(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
-    return k.one_window_pair_values_rows(own.act_6, k.swish_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
+    return pair_kernels.one_window_pair_values_rows(own.act_6, own.vector_values_6, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
 
 
 def _pairs_values_7(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
-    return k.one_window_pair_values_rows(own.act_7, k.elu_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
+    return pair_kernels.one_window_pair_values_rows(own.act_7, own.vector_values_7, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
 
 
 def _pairs_values_8(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
-    return k.one_window_pair_values_rows(own.act_8, k.celu_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
+    return pair_kernels.one_window_pair_values_rows(own.act_8, own.vector_values_8, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
 
 
 def _pairs_values_9(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
-    return k.one_window_pair_values_rows(own.act_9, k.selu_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
+    return pair_kernels.one_window_pair_values_rows(own.act_9, own.vector_values_9, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
 
 
 def _pairs_values_10(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
-    return k.one_window_pair_values_rows(own.act_10, k.softplus_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
+    return pair_kernels.one_window_pair_values_rows(own.act_10, own.vector_values_10, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
 
 
 def _pairs_values_11(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
-    return k.one_window_pair_values_rows(own.act_11, own.values_11, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
+    return pair_kernels.one_window_pair_values_rows(own.act_11, own.values_11, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
 
 
 def _pairs_values_12(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
-    return k.one_window_pair_values_rows(own.act_12, k.mish_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
+    return pair_kernels.one_window_pair_values_rows(own.act_12, own.vector_values_12, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
 
 
 def _pairs_values_13(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
-    return k.one_window_pair_values_rows(own.act_13, own.values_13, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
+    return pair_kernels.one_window_pair_values_rows(own.act_13, own.values_13, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
 
 
 def _pairs_values_14(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
-    return k.one_window_pair_values_rows(own.act_14, own.values_14, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
+    return pair_kernels.one_window_pair_values_rows(own.act_14, own.values_14, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
 
 
 def _pairs_values_15(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
-    return k.one_window_pair_values_rows(own.act_15, own.values_15, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
+    return pair_kernels.one_window_pair_values_rows(own.act_15, own.values_15, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
 
 
 def _pairs_values_16(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
-    return k.one_window_pair_values_rows(own.act_16, own.values_16, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
+    return pair_kernels.one_window_pair_values_rows(own.act_16, own.values_16, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
 
 
 def _pairs_values_17(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
-    return k.one_window_pair_values_rows(own.act_17, own.values_17, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
+    return pair_kernels.one_window_pair_values_rows(own.act_17, own.values_17, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
 
 
 def _pairs_values_18(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
-    return k.one_window_pair_values_rows(own.act_18, k.erf_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
+    return pair_kernels.one_window_pair_values_rows(own.act_18, own.vector_values_18, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
 
 
 def _pairs_values_19(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
-    return k.one_window_pair_values_rows(own.act_19, own.values_19, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
+    return pair_kernels.one_window_pair_values_rows(own.act_19, own.values_19, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
 
 
 def _pairs_values_20(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
-    return k.one_window_pair_values_rows(own.act_20, k.log_sigmoid_values, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
+    return pair_kernels.one_window_pair_values_rows(own.act_20, own.vector_values_20, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
 
 
 def _pairs_values_21(states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys):
-    return k.one_window_pair_values_rows(own.act_21, own.values_21, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
+    return pair_kernels.one_window_pair_values_rows(own.act_21, own.values_21, states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, missed, words, xs, both, e, e2, scale, ys)
 
 
 def _points_0(mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.weighted_sums(own.act_0, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+    return mc_kernels.weighted_sums(own.act_0, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
 
 
 def _points_1(mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.weighted_sums(own.act_1, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+    return mc_kernels.weighted_sums(own.act_1, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
 
 
 def _points_2(mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.weighted_sums(own.act_2, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+    return mc_kernels.weighted_sums(own.act_2, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
 
 
 def _points_3(mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.weighted_sums(own.act_3, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+    return mc_kernels.weighted_sums(own.act_3, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
 
 
 def _points_4(mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.weighted_sums(own.act_4, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+    return mc_kernels.weighted_sums(own.act_4, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
 
 
 def _points_5(mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.weighted_sums(own.act_5, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+    return mc_kernels.weighted_sums(own.act_5, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
 
 
 def _points_6(mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.weighted_sums(own.act_6, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+    return mc_kernels.weighted_sums(own.act_6, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
 
 
 def _points_7(mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.weighted_sums(own.act_7, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+    return mc_kernels.weighted_sums(own.act_7, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
 
 
 def _points_8(mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.weighted_sums(own.act_8, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+    return mc_kernels.weighted_sums(own.act_8, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
 
 
 def _points_9(mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.weighted_sums(own.act_9, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+    return mc_kernels.weighted_sums(own.act_9, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
 
 
 def _points_10(mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.weighted_sums(own.act_10, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+    return mc_kernels.weighted_sums(own.act_10, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
 
 
 def _points_11(mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.weighted_sums(own.act_11, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+    return mc_kernels.weighted_sums(own.act_11, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
 
 
 def _points_12(mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.weighted_sums(own.act_12, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+    return mc_kernels.weighted_sums(own.act_12, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
 
 
 def _points_13(mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.weighted_sums(own.act_13, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+    return mc_kernels.weighted_sums(own.act_13, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
 
 
 def _points_14(mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.weighted_sums(own.act_14, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+    return mc_kernels.weighted_sums(own.act_14, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
 
 
 def _points_15(mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.weighted_sums(own.act_15, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+    return mc_kernels.weighted_sums(own.act_15, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
 
 
 def _points_16(mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.weighted_sums(own.act_16, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+    return mc_kernels.weighted_sums(own.act_16, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
 
 
 def _points_17(mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.weighted_sums(own.act_17, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+    return mc_kernels.weighted_sums(own.act_17, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
 
 
 def _points_18(mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.weighted_sums(own.act_18, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+    return mc_kernels.weighted_sums(own.act_18, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
 
 
 def _points_19(mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.weighted_sums(own.act_19, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+    return mc_kernels.weighted_sums(own.act_19, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
 
 
 def _points_20(mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.weighted_sums(own.act_20, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+    return mc_kernels.weighted_sums(own.act_20, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
 
 
 def _points_21(mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.weighted_sums(own.act_21, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+    return mc_kernels.weighted_sums(own.act_21, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
 
 
 def _points_m(mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n):
-    return k.weighted_sums(own.act_m, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
+    return mc_kernels.weighted_sums(own.act_m, mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n)
 
 
 # The joint ops' rows functions, their sums in vector lanes (LLVM's order, fixed once compiled).

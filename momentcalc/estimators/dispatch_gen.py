@@ -5,10 +5,12 @@ is a plain function in a file that takes no function as an argument; a
 dispatch or a kernel built at run time from the registry (closures, exec)
 would be compiled again by every process. So dispatch.py holds, written out,
 each activation's functions, the dispatch on a code (for pipelines that mix
-activations) and one small wrapper per kernel of mc_kernels and activation
-that passes that activation to the kernel: a first run compiles only the
-activation its spec uses. It is committed, and a test runs check mode (as for
-the tables): adding an activation is adding its declaration, then
+activations), its block and values loops (the vectorized loops of block_ops
+that its declaration names, catalog.VectorLoop, else its scalar f value by
+value) and one small wrapper per kernel and activation that passes that
+activation to the kernel: a first run compiles only the activation its spec
+uses. It is committed, and a test runs check mode (as for the tables): adding
+an activation is adding its declaration, then
 `python -m momentcalc.estimators.dispatch_gen`.
 
     python -m momentcalc.estimators.dispatch_gen          # write
@@ -22,51 +24,59 @@ from pathlib import Path
 
 from .. import catalog
 from ..errors import MomentcalcError
-from . import mc_kernels
+from . import block_ops, chain_kernels, mc_kernels, pair_kernels
 from .jit import SharedKernel
 
 TARGET = Path(__file__).with_name("dispatch.py")
 COMMAND = "python -m momentcalc.estimators.dispatch_gen"
 
-# The kernels of mc_kernels that take an activation, by kind: (kernel, which function it takes, its other arguments).
+# The modules whose kernels take an activation, and those of the vectorized loops that declarations name
+# (catalog.VectorLoop), by the names dispatch.py calls them by.
+KERNEL_MODULES = {"chain_kernels": chain_kernels, "mc_kernels": mc_kernels, "pair_kernels": pair_kernels}
+LOOP_MODULES = {"block_ops": block_ops}
+# The kernels that take an activation, by kind: (module.kernel, which function it takes, its other arguments).
 KINDS = {
     "activation": (
-        "fused_rows",
+        "chain_kernels.fused_rows",
         "act_grad",
         "states, counts, mu, sigma, code, a, b, out, z, missed, words, e, e2, scale, acc",
     ),
-    "chain": ("chain_rows", "act_grad", "states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc"),
+    "chain": (
+        "chain_kernels.chain_rows",
+        "act_grad",
+        "states, counts, mu, sigma, codes, params, out, z, missed, words, g, acc",
+    ),
     "one_window": (
-        "one_window_rows",
+        "mc_kernels.one_window_rows",
         "act",
         "states, counts, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, words",
     ),
     "nested": (
-        "nested_rows",
+        "mc_kernels.nested_rows",
         "act",
         "states, counts, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, acc, cnt",
     ),
     "pairs": (
-        "pair_rows",
+        "pair_kernels.pair_rows",
         "act",
         "states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, out, z, missed, words, row, acc, "
         "cnt",
     ),
     "pairs_one": (
-        "one_window_pair_rows",
+        "pair_kernels.one_window_pair_rows",
         "act",
         "states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, out, z, missed, "
         "words",
     ),
-    # Takes the activation's values form too: its vectorized loop (mc_kernels.VALUES), else values_N below.
+    # Takes the activation's values loop too: vector_values_N where its declaration names one, else values_N.
     "pairs_values": (
-        "one_window_pair_values_rows",
+        "pair_kernels.one_window_pair_values_rows",
         "act",
         "states, pair_counts, shift, mu, sigma, codes, params, seg, win_kind, win_n, max_at, split, at, out, z, "
         "missed, words, xs, both, e, e2, scale, ys",
     ),
     "points": (
-        "weighted_sums",
+        "mc_kernels.weighted_sums",
         "act",
         "mask_state, points, weights, shift, mu, sigma, codes, params, seg, win_kind, win_n",
     ),
@@ -88,15 +98,16 @@ def render() -> str:
         "",
         "import numpy as np",
         "from ..catalog import lookup",
-        "from . import block_ops",
-        "from . import mc_kernels as k",
+        f"from . import {', '.join(sorted({*KERNEL_MODULES, *LOOP_MODULES}))}",
         "from .jit import jit",
         "",
         '_jit = jit(error_model="numpy")',
+        "# The vectorized values loops: block_ops' values flags (FMA contraction), whose loops they inline.",
+        '_vector_values = jit(error_model="numpy", fastmath={"contract"})',
         "# The activations' own functions are inlined into their callers: each function numba compiles apart costs",
         "# a first run a fixed ~0.1 s, and an activation's kernel called two.",
         '_inline = jit(error_model="numpy", inline="always")',
-        "# The wrappers pass functions as attributes of modules (k.relu_block, own.act_1): numba compiles a",
+        "# The wrappers pass functions as attributes of modules (own.block_1, own.act_1): numba compiles a",
         "# function passed as a plain global as its address in this process, and will not cache that.",
         "own = sys.modules[__name__]",
         "",
@@ -123,7 +134,7 @@ def render() -> str:
         lines += _function(f"act_{code}", f"_f{code}(x, a, b)", a.name)
         lines += _function(f"act_grad_{code}", f"_f{code}(x, a, b), _df{code}(x, a, b)", a.name)
     # Each activation's scalar f over a buffer (mc_kernels.VALUES_LOOP), the same bits as the per-value kernels:
-    # the values form of those without a vectorized loop of their own (mc_kernels.VALUES), where a few compares
+    # the values loop of those that declare no vectorized one (VECTOR_VALUES below), where a few compares
     # or a division become vector selects, and every activation's loop for the lone-activation QMC kernel.
     for code, a in enumerate(acts, 1):
         lines += ["", "", "@_jit", f"def values_{code}(x, m, a, b, e, e2, scale):  # {a.name}"]
@@ -143,21 +154,11 @@ def render() -> str:
     ]
     lines += ['    if ("grads", code) not in _jitted:', '        _jitted["grads", code] = _jit(_GRADS[code])']
     lines += ['    return _jitted["grads", code]']
-    # The blocks of the activations without a vectorized loop of their own (mc_kernels.BLOCKS), for the one
-    # activation kernel all share (mc_kernels.fused_rows): their scalar (f, f') value by value.
-    for code, a in enumerate(acts, 1):
-        if a.name not in mc_kernels.BLOCKS:
-            lines += [
-                "",
-                "",
-                "@_jit",
-                f"def block_{code}(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):  # {a.name}",
-            ]
-            lines += [f"    k.scalar_block(own.act_grad_{code}, z, m, mu, sigma, a, b, shift, gshift, acc, e)"]
+    lines += _loops(acts)
     lines += _function("act_m", "apply_activation(code, a, b, x)", "mixed")
     lines += _function("act_grad_m", "apply_activation_and_grad(code, a, b, x)", "mixed")
     lines += ["", "", "@_jit", "def activation_array(code, a, b, xs, grad):"]
-    lines += ["    return k.activation_array(own.act_m, own.act_grad_m, code, a, b, xs, grad)", ""]
+    lines += ["    return mc_kernels.activation_array(own.act_m, own.act_grad_m, code, a, b, xs, grad)", ""]
     keys, shared = {}, []
     for kind, (kernel, takes, args) in KINDS.items():
         for code, a in [(0, None), *enumerate(acts, 1), ("m", None)]:
@@ -168,14 +169,13 @@ def render() -> str:
             name = f"_{kind}_{code}"
             passed = f"own.{takes}_{code}"
             if kind == "activation":
-                block = mc_kernels.BLOCKS.get(a.name)
-                passed = f"{passed}, {f'k.{block}' if block else f'own.block_{code}'}"
+                passed = f"{passed}, own.block_{code}"
             if kind == "pairs_values":
-                values = mc_kernels.VALUES.get(a.name)
-                passed = f"{passed}, {f'k.{values}' if values else f'own.values_{code}'}"
-            lines += ["", "", f"def {name}({args}):", f"    return k.{kernel}({passed}, {args})"]
+                passed = f"{passed}, own.{'vector_' if _values_loops(a) else ''}values_{code}"
+            lines += ["", "", f"def {name}({args}):", f"    return {kernel}({passed}, {args})"]
             keys[(kind, -1 if code == "m" else code)] = name
-            if isinstance(getattr(mc_kernels, kernel), SharedKernel):  # its wrappers stay plain Python
+            module, _, function = kernel.partition(".")
+            if isinstance(getattr(KERNEL_MODULES[module], function), SharedKernel):  # its wrappers stay plain Python
                 shared.append((kind, -1 if code == "m" else code))
     lines += _rows_functions()
     lines += ["", "", "KERNELS = {", *(f'    ("{kind}", {act}): {name},' for (kind, act), name in keys.items()), "}"]
@@ -190,6 +190,77 @@ def render() -> str:
     lines += ["        _jitted[kind, act] = made if (kind, act) in SHARED else _jit(made)"]
     lines += ["    return _jitted[kind, act]", ""]
     return "\n".join(lines)
+
+
+# The arguments of every block loop (mc_kernels.BLOCK) and values loop (mc_kernels.VALUES_LOOP), as dispatch.py names
+# them; a declared VectorLoop passes what its loops take of them.
+_BLOCK_ARGS = "z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale"
+_VALUES_ARGS = "x, m, a, b, e, e2, scale"
+
+
+def _loops(acts: list) -> list[str]:
+    """Each activation's block loop, block_N (for the one activation kernel all share, chain_kernels.fused_rows),
+    and where declared its vectorized values loop, vector_values_N (the batched max-pool pair kernel's, the product
+    kernel's): the vectorized loops its declaration names (catalog.VectorLoop), else its scalar (f, f') value by
+    value. BLOCKS and VECTOR_VALUES map codes to them."""
+    lines = []
+    for code, a in enumerate(acts, 1):
+        lines += ["", "", "@_jit", f"def block_{code}({_BLOCK_ARGS}):  # {a.name}"]
+        if a.vector_loops:
+            lines += _calls(a.vector_loops, _block_call)
+        else:
+            lines += [
+                f"    chain_kernels.scalar_block(own.act_grad_{code}, z, m, mu, sigma, a, b, shift, gshift, acc, e)"
+            ]
+    for code, a in enumerate(acts, 1):
+        if _values_loops(a):
+            lines += ["", "", "@_vector_values", f"def vector_values_{code}({_VALUES_ARGS}):  # {a.name}"]
+            lines += _calls(a.vector_loops, _values_call)
+    lines += ["", "", "BLOCKS = {", *(f"    {code}: block_{code}," for code in range(1, len(acts) + 1)), "}"]
+    vector = [code for code, a in enumerate(acts, 1) if _values_loops(a)]
+    return lines + ["", "", "VECTOR_VALUES = {", *(f"    {code}: vector_values_{code}," for code in vector), "}"]
+
+
+def _values_loops(info) -> bool:
+    """Whether the activation's declared vectorized loops have values forms (all of them do or none)."""
+    loops = info.vector_loops or ()
+    if any(loop.values != loops[0].values for loop in loops):
+        raise MomentcalcError(f"{info.name}'s vector_loops: either every VectorLoop has a values form or none has")
+    return bool(loops) and loops[0].values
+
+
+def _calls(loops, call) -> list[str]:
+    """The body that runs the first of `loops` whose `when` holds (the last must have none)."""
+    if loops[-1].when or any(not loop.when for loop in loops[:-1]):
+        raise MomentcalcError(f"vector_loops {loops}: each VectorLoop but the last needs a `when`, the last none")
+    if len(loops) == 1:
+        return [f"    {call(loops[0])}"]
+    lines = []
+    for i, loop in enumerate(loops):
+        lines += [
+            f"    {'if' if i == 0 else 'elif'} {loop.when}:" if loop.when else "    else:",
+            f"        {call(loop)}",
+        ]
+    return lines
+
+
+def _block_call(loop) -> str:
+    args = ", ".join(("z, m, mu, sigma", *loop.params, "shift, gshift, acc", *loop.scratch))
+    return f"{_loop_module(f'add_{loop.name}_block')}.add_{loop.name}_block({args})"
+
+
+def _values_call(loop) -> str:
+    params = loop.params if loop.values_params is None else loop.values_params
+    args = ", ".join(("x, m", *params, *loop.scratch))
+    return f"{_loop_module(f'{loop.name}_values')}.{loop.name}_values({args})"
+
+
+def _loop_module(function: str) -> str:
+    """The name of the module of LOOP_MODULES that holds the vectorized loop `function`."""
+    for name, module in LOOP_MODULES.items():
+        if hasattr(module, function):
+            return name
+    raise MomentcalcError(f"a VectorLoop names {function}, which none of {', '.join(LOOP_MODULES)} defines")
 
 
 def _rows_functions() -> list[str]:

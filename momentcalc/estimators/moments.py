@@ -102,7 +102,7 @@ def central_rows(sums: np.ndarray) -> np.ndarray:
 
 def chain_rows(sums: np.ndarray) -> np.ndarray:
     """Rows of 10 of a chain kernel's rows of sums [n, shift, gshift, S1..S4 of y, S1, S2 of g]
-    (mc_kernels.CHAIN_SUMS): central_rows of y, then [n, mean, M2, 0, 0] of g (its M3 and M4 are not summed)."""
+    (chain_kernels.CHAIN_SUMS): central_rows of y, then [n, mean, M2, 0, 0] of g (its M3 and M4 are not summed)."""
     n, zero = sums[:, :1], np.zeros((len(sums), 2))
     g = central_rows(np.hstack((n, sums[:, 2:3], sums[:, 7:9], zero)))
     g[:, 3:] = 0.0

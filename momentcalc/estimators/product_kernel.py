@@ -1,6 +1,6 @@
 """The compiled Monte Carlo kernel of a product of two independent factors, y = f_0(x_0) f_1(x_1)
 (estimators.product_mc): a block of each input drawn from the kernels' own normals (normals.fill), each factor
-through its activation's values loop (mc_kernels.VALUES: vectorized; else dispatch.SCALAR_VALUES), the gradient
+through its activation's values loop (dispatch.VECTOR_VALUES: vectorized; else dispatch.SCALAR_VALUES), the gradient
 factor f'(x_wrt) through dispatch.grads, then the block's sums of y and of the squared gradient reaching input
 `wrt`, in vector lanes (block_ops.add_block). Nothing is materialized beyond a block.
 
@@ -53,10 +53,9 @@ def pair_chunk(f0, f1, grad, state, count, mu, sigma, params, wrt, shift, gshift
         done += m
 
 
-def values_loop(name: str, code: int):
-    """The activation's f over a buffer: its vectorized loop (mc_kernels.VALUES), else its scalar one."""
-    vectorized = mc_kernels.VALUES.get(name)
-    return getattr(mc_kernels, vectorized) if vectorized else dispatch.SCALAR_VALUES[code]
+def values_loop(code: int):
+    """The activation's f over a buffer: its vectorized loop (dispatch.VECTOR_VALUES), else its scalar one."""
+    return dispatch.VECTOR_VALUES[code] if code in dispatch.VECTOR_VALUES else dispatch.SCALAR_VALUES[code]
 
 
 def sums(names: tuple[str, str], params: np.ndarray, wrt: int, mu: float, sigma: float, samples: int, seed: int):
@@ -64,7 +63,7 @@ def sums(names: tuple[str, str], params: np.ndarray, wrt: int, mu: float, sigma:
     dispatch) with params[i] = (a, b) of factor i: the shifts are the first output and squared gradient of chunk
     0's stream, so that the power sums do not cancel; every chunk runs with them."""
     codes = [dispatch.CODES[name] for name in names]
-    loops = (values_loop(names[0], codes[0]), values_loop(names[1], codes[1]), dispatch.grads(codes[wrt]))
+    loops = (values_loop(codes[0]), values_loop(codes[1]), dispatch.grads(codes[wrt]))
     sizes = driver.chunk_sizes(samples, CHUNK)
     states = driver.chunk_states(seed, 0, len(sizes))
 

@@ -20,7 +20,7 @@ from .. import catalog
 from .._lazy import lazy_module
 from ..ops import dropout as dropout_op
 from ..spec import Spec
-from . import NotApplicable, dispatch, dispatch_gen, driver, mc_kernels, moments, normals, support
+from . import NotApplicable, chain_kernels, dispatch, dispatch_gen, driver, mc_kernels, moments, normals, support
 from .dispatch import CODES
 
 _NAMES = {code: name for name, code in CODES.items()}
@@ -252,7 +252,7 @@ def _rows_launch(width: int, finish: Callable[[np.ndarray], np.ndarray]):
 
 
 _window_launch = _rows_launch(mc_kernels.PLAIN_SUMS, moments.central_rows)
-_chain_launch = _rows_launch(mc_kernels.CHAIN_SUMS, moments.chain_rows)
+_chain_launch = _rows_launch(chain_kernels.CHAIN_SUMS, moments.chain_rows)
 
 
 # The kernels' scratch arrays, allocated here in numpy (each np.empty inside a kernel is one more function for
@@ -263,7 +263,7 @@ def window_buffers(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def values_buffers(n: int) -> tuple[np.ndarray, ...]:
-    """(xs, both, e, e2, scale, ys) of the batched max-pool pair kernel (mc_kernels.one_window_pair_values_rows),
+    """(xs, both, e, e2, scale, ys) of the batched max-pool pair kernel (pair_kernels.one_window_pair_values_rows),
     for fills of normals.per_fill(n) windows: up to two inputs for each of their two outputs a window."""
     per = max(1, normals.BLOCK // n)
     size = 4 * per

@@ -115,7 +115,7 @@ def _sums(program: Program):
     return lambda mask_state, points, weights, shift: kernel(mask_state, points, weights, shift, *p.kernel_args())
 
 
-# A window's accumulator after one more input, by reduction code, as mc_kernels._reduce computes it.
+# A window's accumulator after one more input, by reduction code, as mc_kernels.reduce_step computes it.
 _STEPS = {mc_kernels.AVG: np.add, mc_kernels.MIN: np.minimum, mc_kernels.MAX: np.maximum}
 
 

@@ -1,10 +1,10 @@
 """Every activation declared once, in the order the Monte Carlo kernels number them (estimators/dispatch.py's
-CODES): name, description, scalar f and f', parameters, kinks, closed forms, ball functions and bounds. The
-functions come from the family modules."""
+CODES): name, description, scalar f and f', parameters, kinks, closed forms, ball functions and bounds, Monte
+Carlo's vectorized loops (vector_loops). The functions come from the family modules."""
 
 from __future__ import annotations
 
-from ...catalog import Param
+from ...catalog import SCALAR_LOOPS, Param, VectorLoop
 from ...settings import PARAM_RANGES
 from ..piecewise import INF
 from .exponential import (
@@ -103,6 +103,9 @@ from .self_gated import (
 from .shared import _BALL_0, _BALL_1, _BALL_X, _BOUNDED, _KINK_AT_0, _LINEAR, _ball_const, _param, activation
 
 _ALPHA = Param("alpha", float, 1.0, bounds=PARAM_RANGES["alpha"])
+# The scratch buffers of the vectorized loops (VectorLoop.scratch): exp values and their scales; and a second
+# float buffer (expm1 parts, erf ratios).
+_E, _E2 = ("e", "scale"), ("e", "e2", "scale")
 
 
 activation(
@@ -118,6 +121,7 @@ activation(
     ball=_RELU_BALL,
     growth=_LINEAR(1.0),
     piece_degree=1,
+    vector_loops=(VectorLoop("relu", values=False),),
     torch_fn=lambda t, x, a, b: t.nn.functional.relu(x),
 )
 activation(
@@ -130,6 +134,7 @@ activation(
     ball=((lambda x, a, b, lib: _sig_ball(x, lib), lambda x, a, b, lib: _sig_grad_ball(x, lib)),),
     growth=_BOUNDED(1.0, 0.25),
     odd_center=lambda a, b: 0.5,
+    vector_loops=(VectorLoop("sigmoid", scratch=_E),),
     torch_fn=lambda t, x, a, b: t.sigmoid(x),
 )
 activation(
@@ -142,6 +147,7 @@ activation(
     ball=((lambda x, a, b, lib: lib.tanh(x), lambda x, a, b, lib: lib.sech(x) ** 2),),
     growth=_BOUNDED(1.0, 1.0),
     odd_center=lambda a, b: 0.0,
+    vector_loops=(VectorLoop("tanh", scratch=_E2),),
     torch_fn=lambda t, x, a, b: t.tanh(x),
 )
 activation(
@@ -157,6 +163,7 @@ activation(
     growth=_LINEAR(_GATED_GRAD),
     valley=True,
     valley_split=0.0,  # f <= 0 left of 0, >= 0 right of it
+    vector_loops=(VectorLoop("gelu_tanh", scratch=_E, when="a != 0.0"), VectorLoop("gelu", scratch=_E2)),
     torch_fn=lambda t, x, a, b: t.nn.functional.gelu(x, approximate="tanh" if a else "none"),
 )
 activation(
@@ -169,6 +176,7 @@ activation(
     growth=_LINEAR(_GATED_GRAD),
     valley=True,
     valley_split=0.0,  # f <= 0 left of 0, >= 0 right of it
+    vector_loops=(VectorLoop("swish", ("1.0",), _E),),
     torch_fn=lambda t, x, a, b: t.nn.functional.silu(x),
 )
 activation(
@@ -184,6 +192,7 @@ activation(
     param_growth=_SWISH_PARAM_GROWTH,
     valley=True,
     valley_split=0.0,  # f <= 0 left of 0, >= 0 right of it
+    vector_loops=(VectorLoop("swish", ("a",), _E),),
     torch_fn=lambda t, x, a, b: x * t.sigmoid(a * x),
 )
 activation(
@@ -200,6 +209,7 @@ activation(
     ball=_ELU_BALL,
     growth=lambda a, b: (a, 1.0, max(1.0, a)),
     param_growth=lambda a, b: ((1.0, 0.0, 0.0), (0.0, 0.0, 0.0)),  # d/dalpha: e^x - 1, e^x (x < 0)
+    vector_loops=(VectorLoop("exp_linear", ("1.0", "a", "a", "1.0"), _E2, values_params=("1.0", "a", "1.0")),),
     torch_fn=lambda t, x, a, b: t.nn.functional.elu(x, a),
 )
 activation(
@@ -216,6 +226,7 @@ activation(
     ball=_CELU_BALL,
     growth=lambda a, b: (a, 1.0, 1.0),
     param_growth=_CELU_PARAM_GROWTH,
+    vector_loops=(VectorLoop("exp_linear", ("1.0", "a", "1.0", "a"), _E2, values_params=("1.0", "a", "a")),),
     torch_fn=lambda t, x, a, b: t.nn.functional.celu(x, a),
 )
 activation(
@@ -233,6 +244,7 @@ activation(
     ball=_SELU_BALL,
     growth=_SELU_GROWTH,
     param_growth=_SELU_PARAM_GROWTH,
+    vector_loops=(VectorLoop("exp_linear", ("b", "b * a", "b * a", "1.0"), _E2, values_params=("b", "b * a", "1.0")),),
     torch_fn=lambda t, x, a, b: t.nn.functional.selu(x),  # torch's constants: the paper's, selu's defaults
 )
 activation(
@@ -246,6 +258,7 @@ activation(
     ball=((_softplus_ball, lambda x, a, b, lib: _sig_ball(a * x, lib)),),
     growth=lambda a, b: (0.7 / a, 1.0, 1.0),
     param_growth=_SOFTPLUS_PARAM_GROWTH,
+    vector_loops=(VectorLoop("softplus", ("a", "1.0"), _E),),
     torch_fn=lambda t, x, a, b: t.nn.functional.softplus(x, a),
 )
 activation(
@@ -264,6 +277,7 @@ activation(
     growth=lambda a, b: (0.0, max(1.0, a), max(1.0, a)),
     piece_degree=1,
     param_growth=lambda a, b: ((1.0, 1.0, 0.0), (0.0, 0.0, 0.0)),  # d/dslope: x, 1 (x < 0)
+    vector_loops=SCALAR_LOOPS,
     torch_fn=lambda t, x, a, b: t.nn.functional.leaky_relu(x, a),
 )
 activation(
@@ -276,6 +290,7 @@ activation(
     growth=_LINEAR(_GATED_GRAD),
     valley=True,
     valley_split=0.0,  # f <= 0 left of 0, >= 0 right of it
+    vector_loops=(VectorLoop("mish", scratch=_E),),
     torch_fn=lambda t, x, a, b: t.nn.functional.mish(x),
 )
 activation(
@@ -296,6 +311,7 @@ activation(
     piece_degree=2,
     valley=True,
     valley_split=0.0,  # f <= 0 left of 0, >= 0 right of it
+    vector_loops=SCALAR_LOOPS,
     torch_fn=lambda t, x, a, b: t.nn.functional.hardswish(x),
 )
 activation(
@@ -315,6 +331,7 @@ activation(
     ),
     growth=_BOUNDED(1.0, 0.17),
     piece_degree=1,
+    vector_loops=SCALAR_LOOPS,
     torch_fn=lambda t, x, a, b: t.nn.functional.hardsigmoid(x),
 )
 activation(
@@ -339,6 +356,7 @@ activation(
     odd_center=lambda a, b: 0.0 if a == -b else None,
     constraint=lambda v: v["min_val"] < v["max_val"],
     constraint_text="min_val < max_val",
+    vector_loops=SCALAR_LOOPS,
     torch_fn=lambda t, x, a, b: t.nn.functional.hardtanh(x, a, b),
 )
 activation(
@@ -353,6 +371,7 @@ activation(
     ball=((_BALL_0, _BALL_0), (_BALL_X, _BALL_1), (_ball_const(6), _BALL_0)),
     growth=_BOUNDED(6.0, 1.0),
     piece_degree=1,
+    vector_loops=SCALAR_LOOPS,
     torch_fn=lambda t, x, a, b: t.nn.functional.relu6(x),
 )
 activation(
@@ -369,6 +388,7 @@ activation(
     ),
     growth=_BOUNDED(1.0, 1.0),
     odd_center=lambda a, b: 0.0,
+    vector_loops=SCALAR_LOOPS,
     torch_fn=lambda t, x, a, b: t.nn.functional.softsign(x),
 )
 activation(
@@ -383,6 +403,7 @@ activation(
     ball=((lambda x, a, b, lib: lib.erf(x), lambda x, a, b, lib: 2 * lib.exp(-x * x) / lib.sqrt(lib.pi())),),
     growth=_BOUNDED(1.0, 1.13),
     odd_center=lambda a, b: 0.0,
+    vector_loops=(VectorLoop("erf", scratch=_E2),),
     torch_fn=lambda t, x, a, b: t.erf(x),
 )
 activation(
@@ -398,6 +419,7 @@ activation(
     growth=_LINEAR(1.0),
     piece_degree=1,
     valley=True,
+    vector_loops=SCALAR_LOOPS,
     torch_fn=lambda t, x, a, b: t.abs(x),
 )
 activation(
@@ -408,6 +430,7 @@ activation(
     True,
     ball=((lambda x, a, b, lib: -lib.log1p(lib.exp(-x)), lambda x, a, b, lib: _sig_ball(-x, lib)),),
     growth=lambda a, b: (0.7, 1.0, 1.0),
+    vector_loops=(VectorLoop("softplus", ("1.0", "-1.0"), _E),),
     torch_fn=lambda t, x, a, b: t.nn.functional.logsigmoid(x),
 )
 activation(
@@ -423,5 +446,6 @@ activation(
     growth=_LINEAR(1.0),
     piece_degree=1,
     odd_center=lambda a, b: 0.0,
+    vector_loops=SCALAR_LOOPS,
     torch_fn=lambda t, x, a, b: x,
 )
