@@ -100,10 +100,11 @@ def test_a_sampled_op_without_its_compiled_rows_is_told_so():
     assert missing_of_sampled(softmax) == []
 
 
-def _declared(**changes):
-    """The registry's activations with the first one's declaration changed: what dispatch_gen renders from."""
+def _declare(monkeypatch, vector_loops):
+    """The registry's activations, the first (relu) with these vector_loops, as dispatch_gen reads them."""
     acts = catalog.jitted_activations()
-    return [dataclasses.replace(acts[0], **changes), *acts[1:]]
+    changed = [dataclasses.replace(acts[0], vector_loops=vector_loops), *acts[1:]]
+    monkeypatch.setattr(catalog, "jitted_activations", lambda: changed)
 
 
 def test_generated_loops_call_what_the_declaration_names(monkeypatch):
@@ -115,10 +116,10 @@ def test_generated_loops_call_what_the_declaration_names(monkeypatch):
         ),
         catalog.VectorLoop("sigmoid", (), ("e", "scale"), when="a > 1.0"),
     )
-    monkeypatch.setattr(catalog, "jitted_activations", lambda: _declared(vector_loops=loops))
+    _declare(monkeypatch, loops)
     with pytest.raises(MomentcalcError, match="each VectorLoop but the last needs a `when`"):
         dispatch_gen.render()
-    monkeypatch.setattr(catalog, "jitted_activations", lambda: _declared(vector_loops=loops[::-1]))
+    _declare(monkeypatch, loops[::-1])
     text = dispatch_gen.render()
     assert (
         "    if a > 1.0:\n"
@@ -127,7 +128,7 @@ def test_generated_loops_call_what_the_declaration_names(monkeypatch):
         "        block_ops.add_exp_linear_block(z, m, mu, sigma, b, 2.0, a, 1.0, shift, gshift, acc, e, e2, scale)"
     ) in text
     assert "    else:\n        block_ops.exp_linear_values(x, m, b, a, 1.0, e, e2, scale)" in text
-    monkeypatch.setattr(catalog, "jitted_activations", lambda: _declared(vector_loops=catalog.SCALAR_LOOPS))
+    _declare(monkeypatch, catalog.SCALAR_LOOPS)
     text = dispatch_gen.render()
     assert "def block_1(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):  # relu\n" in text
     assert "    chain_kernels.scalar_block(own.act_grad_1, z, m, mu, sigma, a, b, shift, gshift, acc, e)" in text
@@ -145,6 +146,6 @@ def test_generated_loops_call_what_the_declaration_names(monkeypatch):
     ],
 )
 def test_a_declaration_naming_what_block_ops_lacks_is_refused_by_the_generator(monkeypatch, loops, problem):
-    monkeypatch.setattr(catalog, "jitted_activations", lambda: _declared(vector_loops=loops))
+    _declare(monkeypatch, loops)
     with pytest.raises(MomentcalcError, match=problem):
         dispatch_gen.render()
