@@ -330,8 +330,9 @@ def put_row(out, c, count, s0, s1, s2, s3, s4):
 # (program.py): numba compiles a function with all its callees, so a first run compiles only
 # the kernel its spec uses. A numba prange driver was slower here and took 2-7 s more to
 # compile per kind. Those that take an activation are called through dispatch.py's wrappers.
-# Each writes one row of `out` per chunk (a row of states), of the sums below; z, missed and words
-# are normals.buffers for normals.per_fill(inputs per output) outputs at a time.
+# Each writes one row of `out` per chunk (a row of states), of the sums below (chain_kernels.CHAIN_SUMS
+# and pair_kernels.PAIR_SUMS for theirs); z, missed and words are normals.buffers for
+# normals.per_fill(inputs per output) outputs at a time.
 PLAIN_SUMS = 6  # [count, shift, sums of (y - shift)^1..4]: moments.central_rows makes moments of them
 
 

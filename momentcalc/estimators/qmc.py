@@ -137,7 +137,7 @@ def _staged(p: Program, mask_state, points: np.ndarray, weights: np.ndarray, shi
         step = _STEPS.get(kind)
         if step is None:  # program._window_code refuses it first; never computed as another reduction
             raise NotApplicable(f"quasi-Monte Carlo does not know the window reduction code {kind}")
-        for j in range(1, n):  # input by input, in the kernel's order (_reduce): numpy's sum would pair them up
+        for j in range(1, n):  # input by input, in the kernel's order (reduce_step): numpy's sum would pair them up
             step(acc, windows[:, j], out=acc)
         if kind == mc_kernels.AVG:
             acc /= n
