@@ -75,7 +75,8 @@ def _general_pair(act, state, z, base, row, mu, sigma, codes, params, seg, win_k
 
 @_inline
 def _one_window_pair(act, state, z, base, mu, sigma, codes, params, seg, kind, n, max_at, split):
-    """_general_pair for chain | window | chain, the same values in the same order as _single_window takes them."""
+    """_general_pair for chain | window | chain, the same values in the same order as mc_kernels._single_window
+    takes them."""
     zlo = zhi = 0.0
     if max_at != 0:
         zlo, zhi = least_greatest(z, base, n)
@@ -127,7 +128,7 @@ def _pairs_general(
 ):
     """_pairs_bare_max's sums for any pipeline. Dropout masks are drawn afresh for each side: any
     pairing is valid as long as each side alone has the pipeline's distribution. row: float scratch of an
-    output's inputs; acc, cnt: as _chunk_nested's."""
+    output's inputs; acc, cnt: as mc_kernels._chunk_nested's."""
     n = window_inputs(win_n)
     per = normals.per_fill(n)
     sa = saa = sb = sbb = sab = 0.0
