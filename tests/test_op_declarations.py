@@ -143,6 +143,10 @@ def test_generated_loops_call_what_the_declaration_names(monkeypatch):
             (catalog.VectorLoop("relu", values=False, when="a > 0"), catalog.VectorLoop("sigmoid")),
             "either every VectorLoop has a values form or none has",
         ),
+        ((catalog.VectorLoop("swish", ("math.e",), ("e", "scale")),), "'math.e' is not arithmetic on a, b"),
+        ((catalog.VectorLoop("swish", ("ab",), ("e", "scale")),), "'ab' is not arithmetic on a, b"),
+        ((catalog.VectorLoop("swish", ("a +",), ("e", "scale")),), r"'a \+' is not arithmetic on a, b"),
+        ((catalog.VectorLoop("swish", ("a",), ("e", "tmp")),), "scratch must be among e, e2, scale"),
     ],
 )
 def test_a_declaration_naming_what_block_ops_lacks_is_refused_by_the_generator(monkeypatch, loops, problem):

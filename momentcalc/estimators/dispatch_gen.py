@@ -19,6 +19,7 @@ an activation is adding its declaration, then
 
 from __future__ import annotations
 
+import ast
 import sys
 from pathlib import Path
 
@@ -196,6 +197,7 @@ def render() -> str:
 # them; a declared VectorLoop passes what its loops take of them.
 _BLOCK_ARGS = "z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale"
 _VALUES_ARGS = "x, m, a, b, e, e2, scale"
+_SCRATCH = ("e", "e2", "scale")
 
 
 def _loops(acts: list) -> list[str]:
@@ -245,6 +247,7 @@ def _calls(loops, call) -> list[str]:
 
 
 def _block_call(loop) -> str:
+    _check(loop)
     args = ", ".join(("z, m, mu, sigma", *loop.params, "shift, gshift, acc", *loop.scratch))
     return f"{_loop_module(f'add_{loop.name}_block')}.add_{loop.name}_block({args})"
 
@@ -253,6 +256,23 @@ def _values_call(loop) -> str:
     params = loop.params if loop.values_params is None else loop.values_params
     args = ", ".join(("x, m", *params, *loop.scratch))
     return f"{_loop_module(f'{loop.name}_values')}.{loop.name}_values({args})"
+
+
+def _check(loop) -> None:
+    """Refuse a VectorLoop whose text would not be the loop call it declares: scratch other than _SCRATCH, a
+    parameter that is not arithmetic on a, b and numbers (its text is written into dispatch.py as it is)."""
+    if not set(loop.scratch) <= set(_SCRATCH):
+        raise MomentcalcError(f"VectorLoop {loop.name!r}: scratch must be among {', '.join(_SCRATCH)}: {loop.scratch}")
+    for param in (*loop.params, *(loop.values_params or ())):
+        try:
+            nodes = list(ast.walk(ast.parse(param, mode="eval")))
+        except SyntaxError:
+            nodes = [None]
+        allowed = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Name, ast.operator, ast.unaryop, ast.Load)
+        if not all(isinstance(n, allowed) and getattr(n, "id", "a") in ("a", "b") for n in nodes):
+            raise MomentcalcError(
+                f"VectorLoop {loop.name!r}: parameter {param!r} is not arithmetic on a, b and numbers"
+            )
 
 
 def _loop_module(function: str) -> str:
