@@ -77,9 +77,9 @@ def _number(x: float) -> str:
 @dataclass(frozen=True)
 class VectorLoop:
     """An activation's vectorized Monte Carlo loops, named, not imported (the ops never import numba): in
-    estimators/block_ops, add_<name>_block (f, f'^2 and their sums over a block of normals, in one pass) and, where
-    `values`, <name>_values (f alone over a buffer, in place). dispatch_gen writes each call into the generated
-    dispatch.py (block_N, vector_values_N) from these fields:
+    estimators/block_ops (dispatch_gen.LOOP_MODULES), add_<name>_block (f, f'^2 and their sums over a block of
+    normals, in one pass) and, where `values`, <name>_values (f alone over a buffer, in place). dispatch_gen writes
+    each call into the generated dispatch.py (block_N, vector_values_N) from these fields:
 
     params: the block loop's parameters after (z, m, mu, sigma), as Python expressions in the op's (a, b) = args(op);
     values_params: the values loop's after (x, m), None: the same as params; scratch: the buffers each loop takes

@@ -198,7 +198,6 @@ def test_generated_values_loops_are_the_scalar_op_to_the_bit():
     # it where an activation has no vectorized loop of its own (dispatch.VECTOR_VALUES), and QMC's staged path for
     # every activation: both then give the per-value kernels' bits.
     from momentcalc.catalog import lookup
-    from momentcalc.estimators import dispatch
 
     x = np.concatenate((np.random.default_rng(7).standard_normal(500) * 4, [0.0, -0.0, -3.0, 3.0, 6.0, -1e6, 1e6]))
     scratch = (np.empty(x.size), np.empty(x.size), np.empty(x.size, np.int64))

@@ -147,6 +147,10 @@ def test_generated_loops_call_what_the_declaration_names(monkeypatch):
         ((catalog.VectorLoop("swish", ("ab",), ("e", "scale")),), "'ab' is not arithmetic on a, b"),
         ((catalog.VectorLoop("swish", ("a +",), ("e", "scale")),), r"'a \+' is not arithmetic on a, b"),
         ((catalog.VectorLoop("swish", ("a",), ("e", "tmp")),), "scratch must be among e, e2, scale"),
+        (
+            (catalog.VectorLoop("sigmoid", when="print(a)"), catalog.VectorLoop("sigmoid")),
+            r"'print\(a\)' is not arithmetic on a, b",
+        ),
     ],
 )
 def test_a_declaration_naming_what_block_ops_lacks_is_refused_by_the_generator(monkeypatch, loops, problem):

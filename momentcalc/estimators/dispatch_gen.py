@@ -260,19 +260,22 @@ def _values_call(loop) -> str:
 
 def _check(loop) -> None:
     """Refuse a VectorLoop whose text would not be the loop call it declares: scratch other than _SCRATCH, a
-    parameter that is not arithmetic on a, b and numbers (its text is written into dispatch.py as it is)."""
+    parameter or `when` that is not arithmetic on a, b and numbers (their text is written into dispatch.py as it
+    is)."""
     if not set(loop.scratch) <= set(_SCRATCH):
         raise MomentcalcError(f"VectorLoop {loop.name!r}: scratch must be among {', '.join(_SCRATCH)}: {loop.scratch}")
-    for param in (*loop.params, *(loop.values_params or ())):
+    for text in (*loop.params, *(loop.values_params or ()), *((loop.when,) if loop.when else ())):
         try:
-            nodes = list(ast.walk(ast.parse(param, mode="eval")))
+            nodes = list(ast.walk(ast.parse(text, mode="eval")))
         except SyntaxError:
             nodes = [None]
-        allowed = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Constant, ast.Name, ast.operator, ast.unaryop, ast.Load)
-        if not all(isinstance(n, allowed) and getattr(n, "id", "a") in ("a", "b") for n in nodes):
-            raise MomentcalcError(
-                f"VectorLoop {loop.name!r}: parameter {param!r} is not arithmetic on a, b and numbers"
-            )
+        if not all(isinstance(n, _ARITHMETIC) and getattr(n, "id", "a") in ("a", "b") for n in nodes):
+            raise MomentcalcError(f"VectorLoop {loop.name!r}: {text!r} is not arithmetic on a, b and numbers")
+
+
+# What a VectorLoop's parameters and `when` may hold: arithmetic and comparisons of a, b and numbers.
+_ARITHMETIC = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Compare, ast.Constant, ast.Name, ast.Load)
+_ARITHMETIC += (ast.operator, ast.unaryop, ast.cmpop)
 
 
 def _loop_module(function: str) -> str:
