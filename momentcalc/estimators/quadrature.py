@@ -14,7 +14,8 @@ integrate against:
 Max pooling after a monotone non-decreasing chain commutes with it:
 max_i g(X_i) = g(max_i X_i), so B becomes the max of n * base_n normals,
 whose density n * phi * Phi^(n-1) is evaluated in logs (log_ndtr) so that
-global pooling over 10,000 values works. Any other input to a max goes
+global pooling over 10,000 values works; where no stage follows (maxpool(n)
+of a normal input), max_normal.py integrates it with one vectorised rule. Any other input to a max goes
 through its numerically computed CDF (max_by_cdf.py).
 """
 

@@ -19,7 +19,7 @@ import numpy as np
 from scipy import special
 
 from .._lazy import lazy_module
-from . import NotApplicable, quadpack
+from . import NotApplicable, max_normal, quadpack
 
 optimize = lazy_module("scipy.optimize")  # brentq: only where a chain's kinks lie past its first stage
 
@@ -347,6 +347,8 @@ def std_moments(dist) -> tuple[float, float, float, float]:
     if isinstance(dist, MomentsOnly):
         std = math.sqrt(dist.var)
         return dist.mean, std, dist.err, _sqrt_err(std, dist.err)
+    if _plain_max(dist):
+        return max_normal.std_moments(dist.mu, dist.sigma, dist.base_n)
     first = expect(dist, lambda y: y, center=True, with_input=True)
     m = first.value
     spread = [abs(v - m) for _, v in dist.atoms]
@@ -361,6 +363,12 @@ def std_moments(dist) -> tuple[float, float, float, float]:
     # the error of the mean itself moves a central second moment only to second order (+ mean_err^2).
     e = second.err + (first.err / scale) ** 2
     return m, std, first.err, scale * _sqrt_err(std / scale, e) + first.err
+
+
+def _plain_max(dist: Transformed) -> bool:
+    """mu + sigma B and nothing else, B the max of two or more normals: max_normal.py's vectorised rule."""
+    plain = not dist.atoms and len(dist.branches) == 1 and dist.branches[0] == Branch(1.0)
+    return plain and dist.base_n > 1 and dist.sigma != 0.0 and math.isfinite(dist.mu) and math.isfinite(dist.sigma)
 
 
 def _smooth_rounding(dist: Transformed, h, cuts: list[float]) -> float:
