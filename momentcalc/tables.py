@@ -206,7 +206,7 @@ def _estimate_group(texts: tuple[str, ...], seed: int, samples: int | None) -> l
 
 def _estimate_entry(text: str, seed: int, samples: int | None) -> dict:
     # Every exact method and Monte Carlo, always: auto leaves out what it need not run, a table keeps its methods.
-    methods = engine.EVERY_EXACT_AND_MONTECARLO
+    methods = engine.methods.EVERY_EXACT_AND_MONTECARLO
     return _entry(engine.estimate(text, seed=seed, samples=samples, methods=methods).to_dict())
 
 
