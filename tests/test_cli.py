@@ -16,7 +16,7 @@ import typer
 from table_refs import default_doc
 from typer.testing import CliRunner
 
-from momentcalc import __version__, tables
+from momentcalc import __version__, tablefile, tables
 from momentcalc.cli import app
 from momentcalc.cli._util import _se, _value
 from momentcalc.cli.estimate import Method
@@ -378,7 +378,7 @@ def test_tables_check_prints_the_diff_and_the_command(tmp_path, fast_build):
         ('{"format_version": 7, "entries": []}', "format version 7"),
         ('{"format_version": 2, "entries": []}', "format version 2; this momentcalc"),
         ('{"format_version": 3, "entries": []}', "its header holds no content_sha256"),
-        (tables.dumps({"format_version": 3, "entries": []}), "schema violation"),
+        (tablefile.dumps({"format_version": 3, "entries": []}), "schema violation"),
     ],
 )
 def test_tables_show_rejects_a_corrupt_file(tmp_path, content, fragment):
