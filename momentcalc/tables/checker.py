@@ -1,5 +1,5 @@
 """Check table files against a regenerated table: the file's own canonical text and digest, its schema, its
-numbers (diff.py), and schema.json; every difference is one line, with the command that regenerates the files."""
+numbers (differences.py), and schema.json; every difference is one line, with the command that regenerates the files."""
 
 from __future__ import annotations
 
