@@ -36,7 +36,8 @@ KINDS = (ELEMENTWISE, WINDOW, DROPOUT, NORMALIZE, LAYER, PRODUCT, JOINT, RESIDUA
 
 Scalar = Callable[[float, float, float], float]  # f(x, a, b): a and b carry the op's parameters
 # f(x, a, b, lib) on a complex ball x (flint acb) for the certified method; lib holds the ball functions
-# (exp, log1p, erf, tanh, constants ...) that momentcalc.estimators.certified supplies, so ops never import flint.
+# (exp, log1p, erf, tanh, constants ...) that momentcalc.estimators.certified_balls.Lib supplies, so ops never
+# import flint.
 Ball = Callable[[object, float, float, object], object]
 
 

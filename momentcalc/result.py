@@ -176,7 +176,7 @@ class Result(Verdict):
     # run). Not in to_dict(): they say how the process was set up, not what was measured.
     overheads: dict = field(default_factory=dict, compare=False)
     # The methods that method='auto' did not run because the estimates before them already checked each other
-    # (engine.cross_checked); in to_dict() only where some were left out.
+    # (engine.methods.cross_checked); in to_dict() only where some were left out.
     not_run: tuple[str, ...] = ()
 
     # The value of record is chosen per quantity: the most exact estimate that gives it, skipping

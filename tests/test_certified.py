@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 import momentcalc as mc
 from momentcalc import catalog
 from momentcalc.cli import app
-from momentcalc.estimators import NotApplicable, certified
+from momentcalc.estimators import NotApplicable, certified, certified_chain
 from momentcalc.spec import Op, Spec, parse
 
 DPS = 40
@@ -217,7 +217,7 @@ def test_what_it_refuses(text):
 
 def test_refuses_a_window_beyond_its_limit():
     # The parser already refuses windows of more than 10**6 values (settings.WINDOW_MAX); certified checks on its own.
-    spec = Spec((Op("maxpool", (("n", certified.MAX_N + 1),)),))
+    spec = Spec((Op("maxpool", (("n", certified_chain.MAX_N + 1),)),))
     with pytest.raises(NotApplicable, match="not certified"):
         certified.estimate(spec, 0.0, 1.0)
 

@@ -16,10 +16,11 @@ import typer
 from table_refs import default_doc
 from typer.testing import CliRunner
 
-from momentcalc import __version__, engine, tables
+from momentcalc import __version__, tablefile, tables
 from momentcalc.cli import app
 from momentcalc.cli._util import _se, _value
 from momentcalc.cli.estimate import Method
+from momentcalc.settings import METHODS
 
 REPO = Path(__file__).resolve().parent.parent
 CLI_DIR = REPO / "momentcalc" / "cli"
@@ -180,7 +181,7 @@ def test_only_runs_that_sample_import_numba(method, sampled):
 
 
 def test_method_choices_are_the_engines():
-    assert {m.value for m in Method} == set(engine.METHODS)
+    assert {m.value for m in Method} == set(METHODS)
 
 
 def test_there_is_one_error_path():
@@ -377,7 +378,7 @@ def test_tables_check_prints_the_diff_and_the_command(tmp_path, fast_build):
         ('{"format_version": 7, "entries": []}', "format version 7"),
         ('{"format_version": 2, "entries": []}', "format version 2; this momentcalc"),
         ('{"format_version": 3, "entries": []}', "its header holds no content_sha256"),
-        (tables.dumps({"format_version": 3, "entries": []}), "schema violation"),
+        (tablefile.dumps({"format_version": 3, "entries": []}), "schema violation"),
     ],
 )
 def test_tables_show_rejects_a_corrupt_file(tmp_path, content, fragment):

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from momentcalc import tables
 from momentcalc.errors import WriteError
+from momentcalc.tables import writer
 
 EXIT_WRITE = 74
 TIMEOUT_S = 120
@@ -142,7 +142,7 @@ def test_a_table_write_that_cannot_finish_leaves_the_old_file_and_no_temporary(t
     path = tmp_path / "normprop.json"
     path.write_text("the old table\n")
     with _file_size_limit(4096), pytest.raises(WriteError, match="File too large"):
-        tables._atomic_write(path, "x" * 100_000)
+        writer._atomic_write(path, "x" * 100_000)
     assert path.read_text() == "the old table\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["normprop.json"]
 

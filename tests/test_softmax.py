@@ -56,7 +56,7 @@ def test_softmax_declines_what_it_cannot_do_and_says_why():
         mc.estimate("softmax(n=4)", method="qmc")
     with pytest.raises(MomentcalcError, match=r"quadrature declines .*sigma / t = 10 is above 4: E\[e\^\(k x / t\)\]"):
         mc.estimate("softmax(n=4,t=0.1)", method="quadrature")  # sigma / t = 10: the tails outgrow the range
-    support = engine.method_support(catalog.lookup("softmax"))
+    support = engine.methods.method_support(catalog.lookup("softmax"))
     assert support["certified"].startswith("E[p^2] has no closed form") and support["quadrature"] is None
     listed = CliRunner().invoke(app, ["list"], env={"COLUMNS": "200"})
     assert listed.exit_code == 0 and "softmax: certified declines: E[p^2] has no closed form" in listed.stdout

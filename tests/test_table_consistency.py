@@ -75,11 +75,11 @@ def test_an_edit_made_in_every_row_alike_is_the_documented_limit(tmp_path):
 
 def test_crlf_line_ends_read_and_check_the_same(tmp_path):
     # As a Windows checkout (git's autocrlf) writes them: the tables read as with \n, and check finds no change.
-    for name in (tables.TABLE_NAME, tables.SCHEMA_NAME):
+    for name in (tablefile.TABLE_NAME, tablefile.SCHEMA_NAME):
         text = (TABLE.parent / name).read_bytes()
         (tmp_path / name).write_bytes(text.replace(b"\n", b"\r\n"))
-    assert b"\r\n" in (tmp_path / tables.TABLE_NAME).read_bytes()
-    loaded = constants.load(tmp_path / tables.TABLE_NAME)
+    assert b"\r\n" in (tmp_path / tablefile.TABLE_NAME).read_bytes()
+    loaded = constants.load(tmp_path / tablefile.TABLE_NAME)
     assert loaded.get("relu").mean == constants.get("relu").mean
     result = tables.check(tmp_path, regenerated=tablefile.read(TABLE))  # the text checks; numbers vs themselves
     assert result.ok, result.differences

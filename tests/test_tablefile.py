@@ -1,6 +1,8 @@
 """tablefile: the one reader of table files, used by both constants and tables."""
 
+import importlib
 import json
+import pkgutil
 
 import pytest
 
@@ -86,8 +88,14 @@ def test_a_path_that_is_not_one_is_a_clear_error(loader, path):
 
 def test_the_names_live_in_tablefile_alone():
     shared = ("FORMAT_VERSION", "TABLE_NAME", "SCHEMA_NAME", "DEFAULT_DIR", "BUILD_COMMAND", "read", "dumps", "schema")
+    # tables is a package: each of its modules that uses a name imports it from tablefile, none defines its own.
+    modules = [
+        tables,
+        *(importlib.import_module(f"{tables.__name__}.{m.name}") for m in pkgutil.iter_modules(tables.__path__)),
+    ]
     for name in (*shared, "ENTRY_FIELDS", "ESTIMATE_FIELDS", "INTERVAL_FIELDS", "HEADER", "DIGEST_KEY"):
-        assert getattr(tables, name) is getattr(tablefile, name)
+        holders = [m for m in modules if hasattr(m, name)]
+        assert holders and all(getattr(m, name) is getattr(tablefile, name) for m in holders), name
     assert constants.default_path is tablefile.default_path
     assert not hasattr(constants, "FORMAT_VERSION") and not hasattr(constants, "TABLE_NAME")
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from table_refs import ACTIVATIONS, check_softmax_rule, default_doc, truth, untimed
 
-from momentcalc import MomentcalcError, __version__, tables
+from momentcalc import MomentcalcError, __version__, tablefile, tables
 from momentcalc.spec import canonical, parse
+from momentcalc.tables import builder
 
 REPO_TABLES = Path(__file__).resolve().parent.parent / "tables"
 
@@ -34,13 +35,13 @@ def _entry(document, spec):
 def _edit(directory, change, digest=False):
     """Apply change(doc) to the table file in directory, as a person editing it by hand would.
 
-    With digest=True the file is rewritten with a digest that holds (tables.dumps), as if the
+    With digest=True the file is rewritten with a digest that holds (tablefile.dumps), as if the
     edit had been made by a program: the checks other than the digest's must then catch it.
     """
-    path = directory / tables.TABLE_NAME
+    path = directory / tablefile.TABLE_NAME
     document = json.loads(path.read_text())
     change(document)
-    path.write_text(tables.dumps(document) if digest else json.dumps(document, indent=2, sort_keys=True) + "\n")
+    path.write_text(tablefile.dumps(document) if digest else json.dumps(document, indent=2, sort_keys=True) + "\n")
 
 
 # ---------------------------------------------------------------- content
@@ -89,66 +90,66 @@ def test_each_entry_holds_provenance(doc):
     for e in entry["estimates"]:
         assert (
             set(e)
-            == set(tables.ESTIMATE_FIELDS)
+            == set(tablefile.ESTIMATE_FIELDS)
             >= {"method", "mean", "std", "mean_se", "std_se", "samples", "seed", "seconds"}
         )
-    assert doc["format_version"] == tables.FORMAT_VERSION
+    assert doc["format_version"] == tablefile.FORMAT_VERSION
     assert doc["generator"]["version"] == __version__
     assert "momentcalc tables build" in doc["$comment"] and "do not edit" in doc["$comment"]
 
 
 def test_the_file_satisfies_its_schema(doc):
     # The schema describes the file: the document as written, with its digest.
-    assert tables.validate(json.loads(tables.dumps(doc))) == []
+    assert tables.validate(json.loads(tablefile.dumps(doc))) == []
 
 
 # ---------------------------------------------------------------- writing
 
 
 def test_output_is_byte_deterministic_and_sorted(doc):
-    text = tables.dumps(doc)
-    assert text == tables.dumps(copy.deepcopy(doc))
+    text = tablefile.dumps(doc)
+    assert text == tablefile.dumps(copy.deepcopy(doc))
     assert text == json.dumps(json.loads(text), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
     # The header's digest is the sha256 of the text with the digest written as 64 zeros.
-    digest = json.loads(text)[tables.DIGEST_KEY]
+    digest = json.loads(text)[tablefile.DIGEST_KEY]
     assert hashlib.sha256(text.replace(digest, "0" * 64).encode()).hexdigest() == digest
     assert "NaN" not in text and "Infinity" not in text
 
 
 def test_a_non_finite_number_is_refused():
     with pytest.raises(MomentcalcError, match="non-finite"):
-        tables._clean({"mean": float("nan")})
+        builder._clean({"mean": float("nan")})
     with pytest.raises(ValueError):
-        tables.dumps({"mean": float("inf")})
+        tablefile.dumps({"mean": float("inf")})
 
 
 def test_write_makes_the_table_and_its_schema(written, doc):
-    assert json.loads((written / tables.TABLE_NAME).read_text()) == json.loads(tables.dumps(doc))
-    assert (written / tables.SCHEMA_NAME).read_text() == tables.canonical_json(tables.schema())
-    assert sorted(p.name for p in written.iterdir()) == [tables.TABLE_NAME, tables.SCHEMA_NAME]
+    assert json.loads((written / tablefile.TABLE_NAME).read_text()) == json.loads(tablefile.dumps(doc))
+    assert (written / tablefile.SCHEMA_NAME).read_text() == tablefile.canonical_json(tablefile.schema())
+    assert sorted(p.name for p in written.iterdir()) == [tablefile.TABLE_NAME, tablefile.SCHEMA_NAME]
 
 
 def test_rebuilding_with_other_timings_leaves_the_files_untouched(written, doc):
-    before = (written / tables.TABLE_NAME).read_bytes()
+    before = (written / tablefile.TABLE_NAME).read_bytes()
     retimed = copy.deepcopy(doc)
     for entry in retimed["entries"]:
         for e in entry["estimates"]:
             e["seconds"] += 1.5
     outcome = tables.write(retimed, written)
     assert outcome.written == () and len(outcome.unchanged) == 2
-    assert (written / tables.TABLE_NAME).read_bytes() == before
+    assert (written / tablefile.TABLE_NAME).read_bytes() == before
 
 
 def test_a_changed_value_is_rewritten(written, doc):
     changed = copy.deepcopy(doc)
     _entry(changed, "relu")["mean"] = 0.5
     outcome = tables.write(changed, written)
-    assert outcome.written == (written / tables.TABLE_NAME,)
-    assert _entry(tables.load(written / tables.TABLE_NAME), "relu")["mean"] == 0.5
+    assert outcome.written == (written / tablefile.TABLE_NAME,)
+    assert _entry(tables.load(written / tablefile.TABLE_NAME), "relu")["mean"] == 0.5
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temp_file(written, doc, monkeypatch):
-    before = (written / tables.TABLE_NAME).read_bytes()
+    before = (written / tablefile.TABLE_NAME).read_bytes()
     changed = copy.deepcopy(doc)
     _entry(changed, "relu")["mean"] = 0.5
 
@@ -158,8 +159,8 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp_file(written, doc, monke
     monkeypatch.setattr(os, "replace", killed)
     with pytest.raises(KeyboardInterrupt):
         tables.write(changed, written)
-    assert (written / tables.TABLE_NAME).read_bytes() == before
-    assert sorted(p.name for p in written.iterdir()) == [tables.TABLE_NAME, tables.SCHEMA_NAME]
+    assert (written / tablefile.TABLE_NAME).read_bytes() == before
+    assert sorted(p.name for p in written.iterdir()) == [tablefile.TABLE_NAME, tablefile.SCHEMA_NAME]
 
 
 def test_an_unwritable_directory_is_a_clear_error(tmp_path, doc):
@@ -173,7 +174,7 @@ def test_an_unwritable_directory_is_a_clear_error(tmp_path, doc):
 
 
 def test_load_rejects_truncated_json(written):
-    path = written / tables.TABLE_NAME
+    path = written / tablefile.TABLE_NAME
     path.write_text(path.read_text()[:500])
     with pytest.raises(MomentcalcError, match="corrupt table .*not valid JSON"):
         tables.load(path)
@@ -182,18 +183,18 @@ def test_load_rejects_truncated_json(written):
 def test_load_rejects_another_format_version(written):
     _edit(written, lambda d: d.update(format_version=99), digest=True)
     with pytest.raises(MomentcalcError, match="format version 99"):
-        tables.load(written / tables.TABLE_NAME)
+        tables.load(written / tablefile.TABLE_NAME)
 
 
 def test_load_rejects_nan(written):
-    path = written / tables.TABLE_NAME
+    path = written / tablefile.TABLE_NAME
     path.write_text(path.read_text().replace('"mean": 0.3989422804014327', '"mean": NaN', 1))
     with pytest.raises(MomentcalcError, match="NaN is not a number a table may hold"):
         tables.load(path)
 
 
 def test_load_rejects_schema_violations(written):
-    path = written / tables.TABLE_NAME
+    path = written / tablefile.TABLE_NAME
     _edit(written, lambda d: d["entries"][0].pop("method"), digest=True)
     with pytest.raises(MomentcalcError, match="schema violation.*'method' is a required property"):
         tables.load(path)
@@ -264,7 +265,7 @@ def test_check_reports_schema_violations(written, doc):
 
 
 def test_check_catches_an_edited_schema_or_header(written, doc):
-    schema = written / tables.SCHEMA_NAME
+    schema = written / tablefile.SCHEMA_NAME
     schema.write_text(schema.read_text().replace('"minimum": 0', '"minimum": 1', 1))
     _edit(written, lambda d: d["generator"].update(version="0.0.1"))
     lines = tables.check(written, doc).differences
@@ -273,7 +274,7 @@ def test_check_catches_an_edited_schema_or_header(written, doc):
 
 
 def test_check_raises_on_a_file_that_is_not_a_table(written, doc):
-    (written / tables.TABLE_NAME).write_text("{")
+    (written / tablefile.TABLE_NAME).write_text("{")
     with pytest.raises(MomentcalcError, match="not valid JSON"):
         tables.check(written, doc)
 
@@ -314,8 +315,8 @@ def test_leaving_a_build_early_stops_every_worker():
 
 
 def test_worker_processes_take_a_family_of_entries_each():
-    # Entries of one first op share their kernels: a worker compiles them once (tables._families says why).
+    # Entries of one first op share their kernels: a worker compiles them once (builder._families says why).
     specs = ("relu", "sigmoid", "maxpool(k=2)", "maxpool(k=3)", "relu | normalize | maxpool(k=3)", "dropout(p=0.5)")
-    groups = tables._families(specs)
+    groups = builder._families(specs)
     assert sorted(i for g in groups for i in g) == list(range(len(specs)))
     assert groups[:2] == [[0, 4], [2, 3]] and sorted(groups[2:]) == [[1], [5]]

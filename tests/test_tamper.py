@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from momentcalc import MomentcalcError, __version__, constants, tablefile, tables
 from momentcalc.cli import app
+from momentcalc.tables import differences
 
 REPO = Path(__file__).resolve().parent.parent
 COMMITTED = REPO / "tables" / tablefile.TABLE_NAME
@@ -175,7 +176,7 @@ def test_check_catches_every_single_digit_edit(directory, original, regenerated,
     spec, method, field, index, _ = case
     old, new = _value(original, *case[:4]), _value(edited, *case[:4])
     record = _record(regenerated, spec, method)
-    if abs(new - old) > tables.allowed(record, field, old, new):
+    if abs(new - old) > differences.allowed(record, field, old, new):
         assert any(f": {field}" in line and "file has" in line for line in outcome.differences), outcome.differences
 
 
@@ -241,7 +242,7 @@ def test_the_committed_table_passes_and_a_rebuild_keeps_it(directory, original, 
 def _nudged(regenerated: dict, spec: str, method: str, field: str, ulps: float) -> tuple[dict, float]:
     doc = json.loads(json.dumps(regenerated))
     record = _record(doc, spec, method)
-    scale = tables.scale_of(record, field)
+    scale = differences.scale_of(record, field)
     record[field] += ulps * math.ulp(max(abs(record[field]), scale))
     return doc, scale
 
@@ -257,9 +258,9 @@ def _nudged(regenerated: dict, spec: str, method: str, field: str, ulps: float) 
 )
 def test_a_regenerated_number_may_move_a_few_ulps_of_its_scale_and_no_more(directory, regenerated, spec, method, field):
     # Here the file stays as committed and the regenerated document moves, as on another platform.
-    within, scale = _nudged(regenerated, spec, method, field, tables.ULPS)
+    within, scale = _nudged(regenerated, spec, method, field, differences.ULPS)
     assert tables.check(directory, within).ok
-    beyond, _ = _nudged(regenerated, spec, method, field, 2 * tables.ULPS + 1)
+    beyond, _ = _nudged(regenerated, spec, method, field, 2 * differences.ULPS + 1)
     lines = tables.check(directory, beyond).differences
     assert len(lines) == 1 and f"{method} estimate: {field}: file has" in lines[0]
     assert scale > 0

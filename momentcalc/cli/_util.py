@@ -125,7 +125,7 @@ def exit_at_once(report=lambda code: None):
     Ctrl-C (exit 130, message printed) it joins the Monte Carlo thread pool, which first finishes every batch
     already queued (seconds of kernel work that nobody will read). Nothing is lost by skipping both: every
     command closes what it opened (Dask clients, progress bars, temporary files) on its way out, and table
-    files are replaced whole (tables._atomic_write), before SystemExit reaches this point.
+    files are replaced whole (tables.writer._atomic_write), before SystemExit reaches this point.
 
     report(code) is called just before leaving (a served command tells its client, serve.py).
     """

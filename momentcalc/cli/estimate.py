@@ -107,7 +107,7 @@ def estimate(
     if scheduler:
         require(DASK, "--scheduler")
 
-    with _LazyBar("Monte Carlo") as bar, engine.compile_clock(bar.compiling, method.value):
+    with _LazyBar("Monte Carlo") as bar, engine.clock.compile_clock(bar.compiling, method.value):
         result = engine.estimate(
             spec,
             mu=mu,

@@ -21,7 +21,7 @@ def _op_rows() -> list[tuple[str, str, str, str]]:
     def methods(op) -> str:
         if op.kind == catalog.LAYER:
             return "a layer for `momentcalc backward` only"
-        support = engine.method_support(op)  # each method reads the declaration
+        support = engine.methods.method_support(op)  # each method reads the declaration
         found = [("closed¹" if m == "closed" else m) for m, why in support.items() if why is None]
         return ", ".join(found) or "none"
 

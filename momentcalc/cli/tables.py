@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from .. import processes
+from .. import processes, tablefile
 from .. import tables as table_files
 from ..errors import MomentcalcError
 from ._extras import DASK, require
@@ -52,7 +52,7 @@ ReadDirOption = Annotated[
 
 @tables_app.command("build", epilog=_examples("tables build", "tables build --dir /tmp/tables"))
 def tables_build(
-    directory: DirOption = table_files.DEFAULT_DIR,
+    directory: DirOption = tablefile.DEFAULT_DIR,
     scheduler: Annotated[
         str | None,
         typer.Option(
@@ -133,7 +133,7 @@ def tables_show(
 ) -> None:
     """Render a table file: spec, mean ± se, std ± se, method of record, agreement."""
     _one_format(as_json, as_csv)
-    path = file if file is not None else _read_directory(directory, quiet=as_json or as_csv) / table_files.TABLE_NAME
+    path = file if file is not None else _read_directory(directory, quiet=as_json or as_csv) / tablefile.TABLE_NAME
     doc = table_files.load(path)
     if as_json:
         typer.echo(json.dumps(doc, indent=2, sort_keys=True))

@@ -22,7 +22,9 @@ from fractions import Fraction
 
 from .. import catalog
 from .._lazy import lazy_module
-from . import NotApplicable, certified
+from . import NotApplicable, certified_rounding
+from .certified_balls import Lib, Stage
+from .certified_integral import EVAL_LIMIT, L_MAX
 from .tails import padd, pmul, pscale, tail_bound
 
 flint = lazy_module("flint")
@@ -99,8 +101,8 @@ class Dual:
         return self.v if k == 0 else flint.acb(self.d[k - 1])
 
 
-class DualLib(certified.Lib):
-    """certified.Lib's functions on dual numbers (the chain rule), and on plain balls as before."""
+class DualLib(Lib):
+    """certified_balls.Lib's functions on dual numbers (the chain rule), and on plain balls as before."""
 
     def _chain(self, x, value, slope):
         if not isinstance(x, Dual):
@@ -112,7 +114,7 @@ class DualLib(certified.Lib):
     @staticmethod
     def num(value):
         # A parameter that is an unknown arrives as a ball (a dual, or a plain ball where only values are enclosed).
-        return value if isinstance(value, (Dual, flint.acb, flint.arb)) else certified.Lib.num(value)
+        return value if isinstance(value, (Dual, flint.acb, flint.arb)) else Lib.num(value)
 
     def sqrt(self, x):
         return self._chain(x, super().sqrt, lambda u, v: 1 / (2 * v))
@@ -124,22 +126,22 @@ class DualLib(certified.Lib):
         return self._chain(x, super().log1p, lambda u, v: 1 / (1 + u))
 
     def exp(self, x):
-        return self._chain(x, certified.Lib.exp, lambda u, v: v)
+        return self._chain(x, Lib.exp, lambda u, v: v)
 
     def expm1(self, x):
-        return self._chain(x, certified.Lib.expm1, lambda u, v: u.exp())
+        return self._chain(x, Lib.expm1, lambda u, v: u.exp())
 
     def erf(self, x):
-        return self._chain(x, certified.Lib.erf, lambda u, v: 2 / self.pi().sqrt() * (-u * u).exp())
+        return self._chain(x, Lib.erf, lambda u, v: 2 / self.pi().sqrt() * (-u * u).exp())
 
     def erfc(self, x):
-        return self._chain(x, certified.Lib.erfc, lambda u, v: -2 / self.pi().sqrt() * (-u * u).exp())
+        return self._chain(x, Lib.erfc, lambda u, v: -2 / self.pi().sqrt() * (-u * u).exp())
 
     def tanh(self, x):
-        return self._chain(x, certified.Lib.tanh, lambda u, v: 1 - v * v)
+        return self._chain(x, Lib.tanh, lambda u, v: 1 - v * v)
 
     def sech(self, x):
-        return self._chain(x, certified.Lib.sech, lambda u, v: -v * u.tanh())
+        return self._chain(x, Lib.sech, lambda u, v: -v * u.tanh())
 
 
 _LIBS = (DualLib(False), DualLib(True))
@@ -174,7 +176,7 @@ def _ball(lo, hi):
 
 
 def _ends(ball) -> tuple[Fraction, Fraction]:
-    ends = certified._ends(ball)
+    ends = certified_rounding.ends(ball)
     if ends is None:
         raise NotApplicable("no finite enclosure")
     return ends
@@ -218,7 +220,7 @@ class _Setup:
         if len(kinks) != 1:
             raise NotApplicable(f"{op.name}'s kinks move with its parameters")
         self.info = info
-        self.stage = certified.Stage(info.ball, kinks.pop(), args[0], args[1], info.growth(a_op, b_op))
+        self.stage = Stage(info.ball, kinks.pop(), args[0], args[1], info.growth(a_op, b_op))
         w = {k: self._lift(flint.acb(flint.arb(v)), False) for k, v in wrap.items()}
         for u, dual in zip(unknowns, duals):
             if u in AFFINE:
@@ -305,7 +307,7 @@ def enclose_balls(
         setups = [
             _Setup(op, tuple(unknowns), dict(wrap), float(mu), float(sigma), box, d, exact_var) for d in directions
         ]
-        lim = min(certified.L_MAX, math.sqrt(2.0 * math.log(2.0) * (prec + 40)))
+        lim = min(L_MAX, math.sqrt(2.0 * math.log(2.0) * (prec + 40)))
         values, jac = [], []
         for q in quantities:
             if q not in QUANTITIES:
@@ -373,7 +375,7 @@ def _expect(s: _Setup, what: str, part: int, m0, lim: float, tol_bits: int, budg
     tol = flint.arb(2) ** (-tol_bits)
     total = flint.arb(0)
     for lo, hi in zip(cuts[:-1], cuts[1:]):
-        total += flint.acb.integral(integrand, lo, hi, abs_tol=tol, eval_limit=certified.EVAL_LIMIT).real
+        total += flint.acb.integral(integrand, lo, hi, abs_tol=tol, eval_limit=EVAL_LIMIT).real
         if budget[0] <= 0:
             raise NotApplicable("out of integrand evaluations")
     return total + tail_bound(_tail_poly(s, what, part, m0), lim)

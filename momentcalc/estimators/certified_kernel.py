@@ -14,7 +14,7 @@ balls, e.g. 1/6), not from doubles. The tails |x| > L are bounded from the decla
 |f(x) g(x)| <= (c0 + c1 |x|) (c0 + c1 (|c| |x| + s)). The precision rises until the ball rounds to one double.
 |c| = 1 (a degenerate conditional law) and ops without piece_degree raise NotApplicable. With marginals
 N(m, s^2) (certify's m, s: correlated window averages in momentcalc.spatial) f(m + s y) is used in place of f; the
-outer integrand picks f's piece on each ball (certified.Stage), so the cuts at the moved kinks need not be exact.
+outer integrand picks f's piece on each ball (certified_balls.Stage), so the cuts at the moved kinks need not be exact.
 """
 
 from __future__ import annotations
@@ -22,7 +22,10 @@ from __future__ import annotations
 import math
 
 from .._lazy import lazy_module
-from . import NotApplicable, certified, tails
+from . import NotApplicable, tails
+from .certified_balls import Lib, Stage
+from .certified_integral import EVAL_LIMIT, L_MAX
+from .certified_rounding import Certified, round_ball
 
 flint = lazy_module("flint")
 
@@ -30,7 +33,7 @@ PRECS = (64, 128, 256)
 EVALS = 200_000  # integrand evaluations, all precisions together (as the certified method's budget)
 
 
-def certify(op, c: float, m: float = 0.0, s: float = 1.0) -> certified.Certified:
+def certify(op, c: float, m: float = 0.0, s: float = 1.0) -> Certified:
     """K(c) = E[f(m + s X) f(m + s Y)] of an elementwise op (default: standard normals), the correctly rounded double
     and [lo, hi]; NotApplicable where not certified. f(m + s y) is piecewise polynomial too: its pieces are those
     of f, moved to (t - m) / s."""
@@ -45,7 +48,7 @@ def certify(op, c: float, m: float = 0.0, s: float = 1.0) -> certified.Certified
     for prec in PRECS:
         with flint.ctx.workprec(prec):
             ball = _kernel(op, c, m, s, prec, budget)
-        found = certified.round_ball(ball)
+        found = round_ball(ball)
         if found is not None:
             return found
     raise NotApplicable(f"K({c!r}) of {op} did not round to one double at {PRECS[-1]} bits")
@@ -57,7 +60,7 @@ def _infinite(t) -> bool:
 
 def _coefficients(piece, a, b, degree: int, m, s):
     """(p0, p1, p2) balls of the polynomial y -> piece(m + s y) from its values at 0, 1, 2 (exact on balls)."""
-    lib = certified.Lib(False)
+    lib = Lib(False)
     y0, y1, y2 = (piece(m + s * flint.acb(t), a, b, lib) for t in (0, 1, 2))
     if degree <= 1:
         return y0, y1 - y0, flint.acb(0)
@@ -101,8 +104,8 @@ def _kernel(op, c: float, m0: float, s0: float, prec: int, budget):
 
     # f(m0 + s0 x) on balls through certified's Stage: it picks the piece on each ball (both where a ball meets a
     # kink), so cuts at rounded kinks stay rigorous.
-    stage = certified.Stage(info.ball, tuple(info.kinks(a, b)), a, b)
-    libs = (certified.Lib(False), certified.Lib(True))
+    stage = Stage(info.ball, tuple(info.kinks(a, b)), a, b)
+    libs = (Lib(False), Lib(True))
 
     def integrand(x, analytic):
         if budget[0] <= 0:
@@ -110,12 +113,12 @@ def _kernel(op, c: float, m0: float, s0: float, prec: int, budget):
         budget[0] -= 1
         return stage.value(mb + sb * x, 0, libs[analytic]) * g(x) * phi(x)
 
-    lim = min(certified.L_MAX, math.sqrt(2.0 * math.log(2.0) * (prec + 20)))
+    lim = min(L_MAX, math.sqrt(2.0 * math.log(2.0) * (prec + 20)))
     tol = flint.arb(2) ** (-prec - 4)
     total = flint.arb(0)
     cuts = sorted({-lim, lim} | {float(k.mid()) for k in kinks if -lim < float(k.mid()) < lim})
     for lo, hi in zip(cuts[:-1], cuts[1:]):
-        total += flint.acb.integral(integrand, lo, hi, abs_tol=tol, eval_limit=certified.EVAL_LIMIT).real
+        total += flint.acb.integral(integrand, lo, hi, abs_tol=tol, eval_limit=EVAL_LIMIT).real
         if budget[0] <= 0:
             raise NotApplicable(f"K({c!r}) of {op} could not be certified in {EVALS} integrand evaluations")
     c0, c1, _ = (flint.arb(v) for v in info.growth(a, b))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ..spec import Op
 from . import NotApplicable, certified
+from .certified_rounding import round_ball
 
 
 def estimate(op: Op, mu: float, sigma: float) -> dict:
@@ -19,7 +20,7 @@ def estimate(op: Op, mu: float, sigma: float) -> dict:
                 raise NotApplicable(f"certified declines {op} at mu={mu:g}, sigma={sigma:g}: {law}")
             mean, var, grad = law
             balls = {"mean": mean, "std": var.sqrt() if var >= 0 else None, "grad_sq": grad}
-            found = {q: certified.round_ball(b) for q, b in balls.items() if b is not None}
+            found = {q: round_ball(b) for q, b in balls.items() if b is not None}
         if balls["std"] is not None and all(found.values()):
             return found
     raise NotApplicable(f"the law of {op} could not be certified up to {certified.PRECS[-1]} bits")

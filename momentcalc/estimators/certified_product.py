@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from ..spec import Spec
 from . import NotApplicable, certified
+from .certified_integral import BUDGET, EVALS, OutOfBudget
+from .certified_rounding import round_ball
 from .product_moments import Factor, combine
 
 
@@ -18,20 +20,20 @@ def _factor(spec: Spec, mu: float, sigma: float, prec: int) -> Factor:
 
 
 def estimate(factors: tuple[Spec, ...], wrt: int, mu: float, sigma: float) -> dict:
-    """{quantity: certified.Certified} for the product of the factors' outputs, each factor on its own input."""
-    token = certified._BUDGET.set([certified.EVALS])
+    """{quantity: Certified} for the product of the factors' outputs, each factor on its own input."""
+    token = BUDGET.set([EVALS])
     try:
         for prec in certified.PRECS:
             try:
                 with certified.flint.ctx.workprec(prec):
                     mean, var, grad = combine(tuple(_factor(s, mu, sigma, prec) for s in factors), wrt)
                     std = var.sqrt() if var >= 0 else None
-            except certified._OutOfBudget:
+            except OutOfBudget:
                 raise NotApplicable(f"the product of {', '.join(map(str, factors))} ran out of evaluations") from None
             balls = {"mean": mean, "std": std, "grad_sq": grad}
-            found = {q: certified.round_ball(b) for q, b in balls.items() if b is not None}
+            found = {q: round_ball(b) for q, b in balls.items() if b is not None}
             if len(found) == 3 and all(found.values()):
                 return found
     finally:
-        certified._BUDGET.reset(token)
+        BUDGET.reset(token)
     raise NotApplicable(f"the product of {', '.join(map(str, factors))} could not be certified")

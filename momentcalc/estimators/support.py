@@ -12,7 +12,7 @@ from __future__ import annotations
 from .. import catalog
 from ..ops import pooling
 
-# The window reductions each method treats: certified._window, quadrature._window, and the kernels'
+# The window reductions each method treats: certified_chain._window, quadrature._window, and the kernels'
 # mc_kernels.REDUCTION_CODES (a test holds that one to this list).
 CERTIFIED_REDUCTIONS = (pooling.MAX, pooling.MIN, pooling.MEAN)
 QUADRATURE_REDUCTIONS = (pooling.MAX, pooling.MIN, pooling.MEAN)

@@ -91,7 +91,7 @@ def solve(
             f"{' (' + ', '.join(targets) + ')' if targets else ''}: give that many of --mean, --var, --grad-sq, "
             "--q-slope"
         )
-    engine._check_input(mu, sigma)
+    engine.checks.check_input(mu, sigma)
     if "q_slope" in targets:
         ops = parse(with_ones(spec)).ops
         if len(ops) != 1 or ops[0].kind != catalog.ELEMENTWISE or ops[0].info.df is None:
