@@ -14,7 +14,7 @@ import pytest
 from numba import njit
 from scipy import integrate, special, stats
 
-from momentcalc.estimators import block_ops, erf_blocks, jit, mc_kernels, montecarlo, normals, quadrature
+from momentcalc.estimators import block_ops, jit, mc_kernels, montecarlo, normals, quadrature
 from momentcalc.ops import activations as act
 from momentcalc.ops.activations import logistic
 from momentcalc.settings import RunSettings
@@ -275,17 +275,17 @@ def test_activation_rows_are_the_moments_of_the_chain_outputs(spec):
 
 @njit
 def _erf_parts_at(xs, c, c2, far):
-    """(erf(t), erfc(t)) at t = c |x| for each x, as a loop computes them from erf_blocks._erfc_parts."""
+    """(erf(t), erfc(t)) at t = c |x| for each x, as a loop computes them from block_ops._erfc_parts."""
     out = np.empty((xs.size, 2))
     scale = np.empty(1, dtype=np.int64)
     for i in range(xs.size):
-        ratio, e, scale[0] = erf_blocks._erfc_parts(xs[i], c, c2, far)
-        erf_t, erfc_t = erf_blocks._erf_erfc(c * abs(xs[i]), ratio, e * scale.view(np.float64)[0])
-        out[i, 0], out[i, 1] = erf_t, erfc_t * erf_blocks.EXP_UNBIAS
+        ratio, e, scale[0] = block_ops._erfc_parts(xs[i], c, c2, far)
+        erf_t, erfc_t = block_ops._erf_erfc(c * abs(xs[i]), ratio, e * scale.view(np.float64)[0])
+        out[i, 0], out[i, 1] = erf_t, erfc_t * block_ops.EXP_UNBIAS
     return out
 
 
-# A dense grid through each interval of erf_blocks' erf (0.46875, 4 and 6 in t; t = x / sqrt(2) for gelu), the far
+# A dense grid through each interval of block_ops' erf (0.46875, 4 and 6 in t; t = x / sqrt(2) for gelu), the far
 # tails (erfc(27.3) and Phi(-38.5) underflow), tiny and huge values.
 TAIL_X = np.concatenate(
     (

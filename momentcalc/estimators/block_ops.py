@@ -34,7 +34,11 @@ import numpy as np
 from .block_math import EXP_FLOOR, LN2_HI, LN2_LO, LOG2E, ROUND, _add6, _exp_parts, _expm1_reduced
 from .block_math import vector_exp as vector_exp  # dispatch.py's rows functions take it as block_ops.vector_exp
 
-# The exact gelu and erf kernels live in erf_blocks; the kernels' wrappers (mc_kernels) call them by these names.
+# The exact gelu and erf kernels live in erf_blocks; the kernels' wrappers (mc_kernels) and tests/test_block_ops.py
+# still call them, and erf's parts, by these names.
+from .erf_blocks import EXP_UNBIAS as EXP_UNBIAS
+from .erf_blocks import _erf_erfc as _erf_erfc
+from .erf_blocks import _erfc_parts as _erfc_parts
 from .erf_blocks import add_erf_block as add_erf_block
 from .erf_blocks import add_gelu_block as add_gelu_block
 from .erf_blocks import erf_values as erf_values
