@@ -1,4 +1,4 @@
-"""The vectorized block loops of the chain kernels (estimators/block_ops.py)."""
+"""The vectorized block loops of the chain kernels (estimators/block_ops.py, erf_blocks.py, block_math.py)."""
 
 from __future__ import annotations
 
