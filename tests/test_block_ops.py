@@ -14,7 +14,17 @@ import pytest
 from numba import njit
 from scipy import integrate, special, stats
 
-from momentcalc.estimators import block_ops, chain_kernels, dispatch, jit, mc_kernels, montecarlo, normals, quadrature
+from momentcalc.estimators import (
+    block_ops,
+    chain_kernels,
+    dispatch,
+    erf_blocks,
+    jit,
+    mc_kernels,
+    montecarlo,
+    normals,
+    quadrature,
+)
 from momentcalc.ops import activations as act
 from momentcalc.ops.activations import logistic
 from momentcalc.settings import RunSettings
@@ -270,13 +280,13 @@ def test_activation_rows_are_the_moments_of_the_chain_outputs(spec):
 
 @njit
 def _erf_parts_at(xs, c, c2, far):
-    """(erf(t), erfc(t)) at t = c |x| for each x, as a loop computes them from block_ops._erfc_parts."""
+    """(erf(t), erfc(t)) at t = c |x| for each x, as a loop computes them from erf_blocks._erfc_parts."""
     out = np.empty((xs.size, 2))
     scale = np.empty(1, dtype=np.int64)
     for i in range(xs.size):
-        ratio, e, scale[0] = block_ops._erfc_parts(xs[i], c, c2, far)
-        erf_t, erfc_t = block_ops._erf_erfc(c * abs(xs[i]), ratio, e * scale.view(np.float64)[0])
-        out[i, 0], out[i, 1] = erf_t, erfc_t * block_ops.EXP_UNBIAS
+        ratio, e, scale[0] = erf_blocks._erfc_parts(xs[i], c, c2, far)
+        erf_t, erfc_t = erf_blocks._erf_erfc(c * abs(xs[i]), ratio, e * scale.view(np.float64)[0])
+        out[i, 0], out[i, 1] = erf_t, erfc_t * erf_blocks.EXP_UNBIAS
     return out
 
 

@@ -143,7 +143,10 @@ def test_generated_loops_call_what_the_declaration_names(monkeypatch):
 @pytest.mark.parametrize(
     "loops, problem",
     [
-        ((catalog.VectorLoop("no_such"),), "a VectorLoop names add_no_such_block, which none of block_ops defines"),
+        (
+            (catalog.VectorLoop("no_such"),),
+            "a VectorLoop names add_no_such_block, which none of block_ops, erf_blocks defines",
+        ),
         (
             (catalog.VectorLoop("relu", values=False, when="a > 0"), catalog.VectorLoop("sigmoid")),
             "either every VectorLoop has a values form or none has",

@@ -1,6 +1,6 @@
 """Loops over a block of draws that LLVM vectorizes: the chain kernels' sums and their fast activations.
 
-The chain kernels (mc_kernels.run_chain_chunk, run_fused_chunk) draw a
+The chain kernels (chain_kernels.run_chain_chunk, run_fused_chunk) draw a
 block of normals, transform it, then add it to their sums. These loops
 are kept free of calls and branches so that they run in vector lanes:
 
@@ -14,9 +14,9 @@ are kept free of calls and branches so that they run in vector lanes:
   libm (tests/test_block_ops.py checks it against math.exp);
 * the other smooth activations likewise from that exp: tanh, swish/silu, elu/celu/selu, softplus and
   log_sigmoid (with a log1p of their own, ``_log1p_unit``), gelu(approximate=tanh), mish;
-* exact gelu and erf: their own module, erf_blocks (re-exported here, see below);
+* exact gelu and erf: their own module, erf_blocks;
 * ``*_values``: the same activations' f alone, in place over a buffer, for the max-pool pair kernels, which
-  gather the extremes of a block of windows first (mc_kernels.VALUES). Each activation's formula from its exp
+  gather the extremes of a block of windows first (dispatch.VECTOR_VALUES). Each activation's formula from its exp
   parts is written once (``_tanh_at`` and the like) and inlined into both its add_*_block and its values loop.
 
 The exp and the sum helper they share are block_math's. Each is checked against mpmath in
@@ -33,16 +33,6 @@ import numpy as np
 
 from .block_math import EXP_FLOOR, LN2_HI, LN2_LO, LOG2E, ROUND, _add6, _exp_parts, _expm1_reduced
 from .block_math import vector_exp as vector_exp  # dispatch.py's rows functions take it as block_ops.vector_exp
-
-# The exact gelu and erf kernels live in erf_blocks; the kernels' wrappers (mc_kernels) and tests/test_block_ops.py
-# still call them, and erf's parts, by these names.
-from .erf_blocks import EXP_UNBIAS as EXP_UNBIAS
-from .erf_blocks import _erf_erfc as _erf_erfc
-from .erf_blocks import _erfc_parts as _erfc_parts
-from .erf_blocks import add_erf_block as add_erf_block
-from .erf_blocks import add_gelu_block as add_gelu_block
-from .erf_blocks import erf_values as erf_values
-from .erf_blocks import gelu_values as gelu_values
 from .jit import jit
 
 _jit = jit(error_model="numpy")
@@ -369,7 +359,7 @@ def add_mish_block(z, m, mu, sigma, shift, gshift, acc, e, scale):
     _add6(acc, s1, s2, s3, s4, g1, g2)
 
 
-# The *_values loops: f alone over a buffer, in place, for the max-pool pair kernels (mc_kernels.VALUES), which
+# The *_values loops: f alone over a buffer, in place, for the max-pool pair kernels (dispatch.VECTOR_VALUES), which
 # gather the window extremes of a whole fill first. Two passes, as the add_*_block loops: the exp parts, then f.
 # Inlined into mc_kernels' values wrapper of each activation, compiled with these flags: each function numba
 # compiles costs a first run about a second.

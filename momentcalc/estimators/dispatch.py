@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 from ..catalog import lookup
-from . import block_ops, chain_kernels, mc_kernels, pair_kernels
+from . import block_ops, chain_kernels, erf_blocks, mc_kernels, pair_kernels
 from .jit import jit
 
 _jit = jit(error_model="numpy")
@@ -716,7 +716,7 @@ def block_4(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):  # gelu
     if a != 0.0:
         block_ops.add_gelu_tanh_block(z, m, mu, sigma, shift, gshift, acc, e, scale)
     else:
-        block_ops.add_gelu_block(z, m, mu, sigma, shift, gshift, acc, e, e2, scale)
+        erf_blocks.add_gelu_block(z, m, mu, sigma, shift, gshift, acc, e, e2, scale)
 
 
 @_jit
@@ -786,7 +786,7 @@ def block_17(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):  # softsi
 
 @_jit
 def block_18(z, m, mu, sigma, a, b, shift, gshift, acc, e, e2, scale):  # erf
-    block_ops.add_erf_block(z, m, mu, sigma, shift, gshift, acc, e, e2, scale)
+    erf_blocks.add_erf_block(z, m, mu, sigma, shift, gshift, acc, e, e2, scale)
 
 
 @_jit
@@ -819,7 +819,7 @@ def vector_values_4(x, m, a, b, e, e2, scale):  # gelu
     if a != 0.0:
         block_ops.gelu_tanh_values(x, m, e, scale)
     else:
-        block_ops.gelu_values(x, m, e, e2, scale)
+        erf_blocks.gelu_values(x, m, e, e2, scale)
 
 
 @_vector_values
@@ -859,7 +859,7 @@ def vector_values_12(x, m, a, b, e, e2, scale):  # mish
 
 @_vector_values
 def vector_values_18(x, m, a, b, e, e2, scale):  # erf
-    block_ops.erf_values(x, m, e, e2, scale)
+    erf_blocks.erf_values(x, m, e, e2, scale)
 
 
 @_vector_values

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .. import catalog
 from ..errors import MomentcalcError
-from . import block_ops, chain_kernels, mc_kernels, pair_kernels
+from . import block_ops, chain_kernels, erf_blocks, mc_kernels, pair_kernels
 from .jit import SharedKernel
 
 TARGET = Path(__file__).with_name("dispatch.py")
@@ -34,7 +34,7 @@ COMMAND = "python -m momentcalc.estimators.dispatch_gen"
 # The modules whose kernels take an activation, and those of the vectorized loops that declarations name
 # (catalog.VectorLoop), by the names dispatch.py calls them by.
 KERNEL_MODULES = {"chain_kernels": chain_kernels, "mc_kernels": mc_kernels, "pair_kernels": pair_kernels}
-LOOP_MODULES = {"block_ops": block_ops}
+LOOP_MODULES = {"block_ops": block_ops, "erf_blocks": erf_blocks}
 # The kernels that take an activation, by kind: (module.kernel, which function it takes, its other arguments).
 KINDS = {
     "activation": (
