@@ -202,6 +202,7 @@ def test_modules_pickle_and_match_the_functions(module, shape):
         (lambda: U.conv1d(_randn(2, 4, 8, seed=0), _randn(4, 4, 3, seed=1), stride=0), "stride"),
         (lambda: U.conv1d(_randn(2, 4, 4, seed=0), _randn(4, 4, 9, seed=1)), "kernel does not fit"),
         (lambda: U.conv1d(_randn(2, 4, 4, 4, seed=0), _randn(4, 4, 3, seed=1)), "conv1d takes"),
+        (lambda: U.conv1d(_randn(2, 4, 1, seed=0), _randn(4, 4, 1, seed=1), stride=10, padding=5), "every output"),
         (lambda: U.conv1d(_randn(2, 4, 8, seed=0), _randn(3, 2, 3, seed=1), groups=2), "multiple of groups"),
         (lambda: U.conv1d(_randn(2, 6, 8, seed=0), _randn(4, 4, 3, seed=1)), "channels"),
         (lambda: U.Conv1d(4, 4, 3, padding="same"), "padding"),

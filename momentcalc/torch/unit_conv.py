@@ -78,6 +78,11 @@ def conv1d(
         )
     length = input.shape[-1]
     count = taps_read(length, kernel, stride, padding, dilation)
+    if count == 0:
+        raise MomentcalcError(
+            f"conv1d: with stride {stride} and padding {padding} no tap of the kernel reads the {length} inputs: every "
+            f"output is padding; use less padding or a smaller stride"
+        )
     out = convshape.output_size(length, kernel, stride, padding, dilation)
     batch = input.numel() // (input.shape[-2] * length)
     forward, input_scale = constrain(
