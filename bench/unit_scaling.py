@@ -89,6 +89,7 @@ def _rows():
                 continue
             yield "softmax", f"dim={n}, mult={m:g}", fwd, mc.forward, bwd, mc.backward[0]
     yield from _layer_rows(US, MC, logits)
+    yield from _algebra_rows(US)
     for p in (0.1, 0.5):
         torch.manual_seed(0)
         y = US.dropout(torch.ones(64, dtype=torch.float64), p)
@@ -132,6 +133,38 @@ def _layer_rows(US, MC, logits):
     vocab, tokens = 1000, torch.arange(256) % 1000
     _, (bwd,) = _ratio(lambda w: US.embedding(tokens, w), lambda w: F.embedding(tokens, w), [[1.0] * 4] * vocab)
     yield "embedding (table)", "vocab=1000, tokens=256", None, None, bwd, (vocab / 256) ** 0.5
+
+
+# (length, kernel, stride, padding) of 8 -> 16 channels: the scales are counts, so only the window's geometry matters
+CONVS = ((16, 7, 1, 3), (16, 3, 2, 0), (64, 3, 1, 1), (256, 7, 1, 3), (256, 4, 2, 1), (4096, 3, 1, 1))
+
+
+def _algebra_rows(US):
+    """Rows of the ops whose scales are closed forms (counts): conv1d (over the whole tensor here, the interior in
+    unit-scaling), linear_readout and mse_loss (the same algebra in both)."""
+    import torch
+    import torch.nn.functional as F
+
+    from momentcalc.torch import unit as U
+
+    for length, kernel, stride, padding in CONVS:
+        w = torch.ones(16, 8, kernel, dtype=torch.float64)
+        x = [[[0.1 * ((5 * i + c) % 7 - 3) for i in range(length)] for c in range(8)]]
+        plain = lambda x, w=w, s=stride, p=padding: F.conv1d(x, w, None, s, p)  # noqa: E731
+        us = _ratio(lambda x, w=w, s=stride, p=padding: US.conv1d(x, w, None, s, p, constraint=None), plain, x)
+        mc = _ratio(lambda x, w=w, s=stride, p=padding: U.conv1d(x, w, None, s, p, constraint=None), plain, x)
+        yield "conv1d", f"length={length}, k={kernel}, s={stride}, p={padding}", us[0], mc[0], us[1][0], mc[1][0]
+    w = torch.ones(64, 256, dtype=torch.float64)
+    x = [[0.01 * (i % 13 - 6) for i in range(256)]]
+    us = _ratio(lambda x: US.linear_readout(x, w, None), lambda x: F.linear(x, w), x)
+    mc = _ratio(lambda x: U.linear_readout(x, w, None), lambda x: F.linear(x, w), x)
+    yield "linear_readout", "fan_in=256, fan_out=64", us[0], mc[0], us[1][0], mc[1][0]
+    pair = ([0.3, -1.1, 0.8], [1.2, 0.4, -0.5])
+    plain = lambda x, t: F.mse_loss(x, t, reduction="sum")  # noqa: E731
+    _, (us_x, us_t) = _ratio(lambda x, t: US.mse_loss(x, t, reduction="sum"), plain, *pair)
+    _, (mc_x, mc_t) = _ratio(lambda x, t: U.mse_loss(x, t, reduction="sum"), plain, *pair)
+    yield "mse_loss (input)", "any shape", None, None, us_x, mc_x
+    yield "mse_loss (target)", "any shape", None, None, us_t, mc_t
 
 
 def _cell(x):

@@ -328,7 +328,7 @@ def test_list_names_every_op_with_its_methods():
 @pytest.mark.parametrize("command", ["build", "check"])
 def test_tables_jobs_must_be_at_least_one(command, tmp_path):
     assert_one_line_error(
-        invoke("tables", command, "--dir", str(tmp_path), "--jobs", "0"), "--jobs", "greater than or equal to 1"
+        invoke("tables", command, "--dir", str(tmp_path), "--jobs", "0"), "--jobs", "0 is not in the range x>=1"
     )
 
 

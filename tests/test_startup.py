@@ -1,8 +1,9 @@
 """A plain process loads only what its command needs: `list` and --help no numpy, scipy or numba; a certified
 estimate no numpy, scipy or numba; `estimate relu` (auto: certified and the closed form) neither scipy nor numba;
-quadrature no scipy.optimize. The commands run one after another in one fresh interpreter (this one has loaded
-everything long ago), each checked for what it added; a regression here is what bench/startup.py would show as a
-slower command."""
+quadrature no scipy.optimize; no command pydantic (typer 0.29 imports it for every command it parses; pyproject.toml
+keeps typer below it). The commands run one after another in one fresh interpreter (this one has loaded everything
+long ago), each checked for what it added; a regression here is what bench/startup.py would show as a slower
+command."""
 
 import json
 import subprocess
@@ -18,7 +19,7 @@ RUN = """
 import contextlib, io, json, sys
 from momentcalc.cli import app
 
-HEAVY = {"numpy", "scipy", "numba", "llvmlite", "flint"}
+HEAVY = {"numpy", "scipy", "numba", "llvmlite", "flint", "pydantic"}
 # Modules that the packages' own __init__ imports: scipy.integrate._quadpack alone is quadrature's (quadpack.py).
 MARKERS = {"scipy.optimize": "scipy.optimize._optimize", "scipy.integrate": "scipy.integrate._quadpack_py"}
 found = []

@@ -65,3 +65,17 @@ def test_a_refused_value_is_refused_under_compile_too():
     with pytest.raises(Exception) as caught:
         compiled(torch.randn(4, 3))
     assert "MomentcalcError: the exact methods give no positive E[f'(X)^2] for 'layernorm(d=3)'" in str(caught.value)
+
+
+def _readout_block(x, conv_w, readout_w, target):
+    """The ops whose scales are counts: conv1d over padding, linear_readout, mse_loss."""
+    h = U.conv1d(x, conv_w, None, stride=2, padding=3, constraint=None)
+    return U.mse_loss(U.linear_readout(h.flatten(1), readout_w, None), target)
+
+
+def test_one_graph_holds_conv1d_linear_readout_and_mse_loss():
+    gen = torch.Generator().manual_seed(2)
+    x, conv_w = torch.randn(4, 3, 16, generator=gen), torch.randn(6, 3, 7, generator=gen)
+    readout_w, target = torch.randn(5, 6 * 8, generator=gen), torch.randn(4, 5, generator=gen)
+    compiled = torch.compile(_readout_block, backend="aot_eager", fullgraph=True)
+    _same(_readout_block, compiled, x, conv_w, readout_w, target, tol=1e-6)

@@ -5,7 +5,8 @@
     y = U.silu_glu(value, gate, mult=1.0)   # value * silu(gate), each input's gradient scaled on its own
     y = U.gelu_glu(value, gate)             # also sigmoid_glu, relu_glu (not in unit-scaling)
     p = U.softmax(logits, dim=-1, mult=2.0) # softmax(2 x) * scale, unit RMS
-    y = U.layer_norm(x, (256,))             # also rms_norm, embedding, cross_entropy (unit_layers.py)
+    y = U.layer_norm(x, (256,))             # also rms_norm, embedding, cross_entropy, mse_loss (unit_layers.py)
+    y = U.conv1d(x, w, padding=3)           # scales counted over edges and padding too (unit_conv.py)
     y = U.scaled_dot_product_attention(q, k, v, is_causal=True)  # scales per attended-key count (unit_attention)
 
 Each op multiplies the gradient reaching its input by the backward scale (scale_bwd), applies the plain
@@ -13,8 +14,8 @@ function, and multiplies its output by the forward scale (scale_fwd): the gradie
 backward scale times the plain function's gradient, not the forward scale's. `constraint` ties the scales
 as unit-scaling's does ("to_output_scale", its default, uses the forward scale for both, which makes the op
 an ordinary differentiable function; None keeps them separate; "gmean", "hmean", "amean",
-"to_grad_input_scale"). linear, matmul and the residual pair need no fitted constant: their scales are
-algebra (unit variance sums), the same as unit-scaling's.
+"to_grad_input_scale"). linear, linear_readout, matmul and the residual pair need no fitted constant: their
+scales are algebra (unit variance sums), the same as unit-scaling's.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ..errors import MomentcalcError
 from . import checks, unit_scales
 from .unit_attention import scaled_dot_product_attention
 from .unit_base import CONSTRAINTS, constrain, scale_bwd, scale_fwd
+from .unit_conv import Conv1d, conv1d
 from .unit_layers import (
     CrossEntropyLoss,
     Embedding,
@@ -37,6 +39,7 @@ from .unit_layers import (
     cross_entropy,
     embedding,
     layer_norm,
+    mse_loss,
     rms_norm,
 )
 
@@ -135,6 +138,12 @@ def linear(
     return scale_fwd(output, forward)
 
 
+def linear_readout(input: Tensor, weight: Tensor, bias: Tensor | None, constraint: str | None = None) -> Tensor:
+    """Unit-scaled readout layer (u-muP's, as unit-scaling's): output by 1 / fan_in, so that the logits shrink as
+    fan_in^-1/2 with width (muP's readout rule), input gradient by fan_out^-1/2; no constraint by default."""
+    return linear(input, weight, bias, constraint=constraint, scale_power=(1.0, 0.5, 0.5))
+
+
 def residual_split(input: Tensor, tau: float = 1.0) -> tuple[Tensor, Tensor]:
     """(residual, skip) copies of input whose gradients are weighted tau : 1, summing to unit variance."""
     norm = math.sqrt(1.0 + checks.real("tau", tau) ** 2)
@@ -218,18 +227,39 @@ class Linear(nn.Linear):
         return linear(input, self.weight, self.bias, self.constraint)
 
 
+class LinearReadout(Linear):
+    """The network's last Linear, unit-scaled as a readout (linear_readout): no constraint by default."""
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = False,
+        device=None,
+        dtype=None,
+        constraint: str | None = None,
+    ):
+        super().__init__(in_features, out_features, bias, device, dtype, constraint)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return linear_readout(input, self.weight, self.bias, self.constraint)
+
+
 __all__ = [
     "CONSTRAINTS",
     "GELU",
+    "Conv1d",
     "CrossEntropyLoss",
     "Dropout",
     "Embedding",
     "LayerNorm",
     "Linear",
+    "LinearReadout",
     "RMSNorm",
     "SiLU",
     "Softmax",
     "constrain",
+    "conv1d",
     "cross_entropy",
     "dropout",
     "embedding",
@@ -237,7 +267,9 @@ __all__ = [
     "gelu_glu",
     "layer_norm",
     "linear",
+    "linear_readout",
     "matmul",
+    "mse_loss",
     "relu_glu",
     "residual_add",
     "residual_split",

@@ -4,6 +4,7 @@ momentcalc.torch.unit), their scales exact (momentcalc.torch.unit_scales).
     y = U.layer_norm(x, (256,))          # forward 1 / std, input gradient by sqrt((d - 3) / (d - 2))
     y = U.rms_norm(x, (256,), weight)    # the gain's gradient by (d / numel)^(1/2), as unit-scaling
     loss = U.cross_entropy(logits, target, mult=2.0)  # logits' gradient at unit RMS for this vocab and mult
+    loss = U.mse_loss(prediction, target)  # both gradients by 8^-1/2, a closed form (as unit-scaling)
 
 unit-scaling leaves a norm's output and input gradient unscaled: at large d both are near 1, but the backward
 constant of layernorm over d entries is (d - 2) / (d - 3) (rmsnorm's (d - 1) / (d - 2)), 1.6 % at d = 64 and 50 %
@@ -151,6 +152,34 @@ def cross_entropy(
     return scale_fwd(loss, 1.0 / batch) if reduction == "mean" else loss
 
 
+# The gradient of the summed squared error in input (and in target) is 2 (input - target) (its negative): for
+# independent unit-variance input and target its mean square is 4 E[(X - T)^2] = 8, a closed form (unit-scaling's
+# 8^-1/2). Against a constant target (T = 0) it would be 4: the scale assumes a target of unit scale too.
+MSE_GRAD_SCALE = 8**-0.5
+
+
+def mse_loss(
+    input: Tensor,
+    target: Tensor,
+    size_average: bool | None = None,
+    reduce: bool | None = None,
+    reduction: str = "mean",
+) -> Tensor:
+    """Unit-scaled F.mse_loss: input's and target's gradients by 8^-1/2 (unit mean square for independent
+    unit-variance input and target), the loss a sum, divided by the number of entries for "mean" by scale_fwd."""
+    if size_average is not None or reduce is not None:
+        raise MomentcalcError("mse_loss: size_average and reduce are not supported; use reduction='mean' or 'sum'")
+    if reduction not in REDUCTIONS:
+        raise MomentcalcError(f"reduction must be one of {', '.join(REDUCTIONS)}, not {reduction!r}")
+    if checks.tensor("input", input).shape != checks.tensor("target", target).shape:
+        raise MomentcalcError(
+            f"mse_loss needs input and target of one shape (as unit-scaling's), not {list(input.shape)} and "
+            f"{list(target.shape)}"
+        )
+    loss = F.mse_loss(scale_bwd(input, MSE_GRAD_SCALE), scale_bwd(target, MSE_GRAD_SCALE), reduction="sum")
+    return scale_fwd(loss, 1.0 / input.numel()) if reduction == "mean" else loss
+
+
 class LayerNorm(nn.LayerNorm):
     """nn.LayerNorm, unit-scaled (elementwise_affine False by default, as unit-scaling)."""
 
@@ -242,5 +271,6 @@ __all__ = [
     "cross_entropy",
     "embedding",
     "layer_norm",
+    "mse_loss",
     "rms_norm",
 ]
