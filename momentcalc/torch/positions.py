@@ -45,10 +45,14 @@ class PositionCovariance:
 
     values: (S, S), the covariance across positions of each entry of q, k and v (unit diagonal: the logits'
     temperature assumes unit-variance q and k); output_grad: (S, S), that of the output's gradient, or None for
-    independent unit gradients."""
+    independent unit gradients; width: the features of the one input that q, k and v are linear maps of (unit-
+    variance weights, fixed), or None for q, k, v independent of each other. At a finite width the fixed weights
+    correlate a position's key and value (cross-covariance W_v W_k^T / width): each query row's weighted sum
+    over its keys then adds a coherent term, relative n_i / width to the query's gradient (positions.py)."""
 
     values: Tensor
     output_grad: Tensor | None = None
+    width: int | None = None
 
     def __post_init__(self):
         for name in ("values", "output_grad"):
@@ -59,6 +63,10 @@ class PositionCovariance:
                 raise MomentcalcError(f"position covariance {name} must be a finite square matrix")
             if not torch.allclose(m, m.T) or bool((m.diagonal() < 0).any()):
                 raise MomentcalcError(f"position covariance {name} must be symmetric with a nonnegative diagonal")
+        if self.width is not None and (isinstance(self.width, bool) or not isinstance(self.width, int)):
+            raise MomentcalcError(f"position covariance width must be a whole number of features, not {self.width!r}")
+        if self.width is not None and self.width < 1:
+            raise MomentcalcError(f"position covariance width must be at least 1, not {self.width}")
 
 
 def correlation(cov: Tensor) -> Tensor:
@@ -147,12 +155,31 @@ def attention_covariances(
     grad = torch.eye(s, dtype=torch.float64) if grad is None else grad.detach().to(torch.float64).cpu()
     allowed = allowed.cpu()
     query, key = logit_backward(values, grad, allowed, row_weights(allowed, grad_sq, t))
+    output = attention_forward(values, allowed, m2)
+    if positions.width is not None:
+        forward, backward = shared_input_terms(values, grad, allowed)
+        output, query = output + forward / (t**2 * positions.width), query + backward / positions.width
     return {
-        "output": attention_forward(values, allowed, m2),
+        "output": output,
         "query": query * ratio / t**2,
         "key": key * ratio / t**2,
         "value": value_backward(grad, allowed, m2),
     }
+
+
+def shared_input_terms(cov: Tensor, grad_cov: Tensor, allowed: Tensor) -> tuple[Tensor, Tensor]:
+    """The coherent terms of k and v made from one input by fixed weights, v = C k + (independent of k).
+
+    With z_ik = mult q_i . k_k / d and P_ik = (1 + z_ik - zbar_i) / n_i to first order, row i's output gains
+    sum_k P_ik v_k -> (mult / d) s_i C q_i and its query gradient (mult / d) s_i C^T g_i, where
+    s_i = mean over its keys of Var(k_k - kbar_i) = (A diag R)_i - (A R A^T)_ii; C's entries have variance
+    1 / width. Per channel, across rows i, j: s_i s_j R_ij / (t^2 width) forward, and s_i s_j G_ij d_v / (d t^2
+    width) backward: returned without the 1 / (t^2 width) and the d_v / (d t^2 width).
+    """
+    a = averaging(allowed)
+    s = a @ cov.diagonal() - (a @ cov @ a.T).diagonal()
+    outer = s.unsqueeze(-1) * s.unsqueeze(-2)
+    return outer * cov, outer * grad_cov
 
 
 @lru_cache(maxsize=16)

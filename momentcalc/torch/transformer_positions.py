@@ -76,7 +76,7 @@ def predict(config, taus: list[float]) -> Prediction:
     for b in reversed(range(config.depth)):
         value, gate = P.gated_backward(mids[b], grad)
         grad_mid = _mix(_through_norm((value + gate) / 2, mids[b]), grad, taus[2 * b + 1])
-        attention[b] = P.PositionCovariance(values[b], grad_mid)
+        attention[b] = P.PositionCovariance(values[b], grad_mid, config.width)
         found = P.attention_covariances(attention[b], allowed, m2, grad_sq, t, 1.0)
         qkv = sum(_unit(found[name]) for name in ("query", "key", "value")) / 3
         grad = _mix(_through_norm(qkv, streams[b]), grad_mid, taus[2 * b])
