@@ -10,7 +10,9 @@ The variants differ only in their ops and initialization:
   and an output linear of constraint None, its unit-scaled rms_norm); unit-variance weights;
 - "exact": momentcalc.torch.unit's ops, whose scales are exact (silu_glu, scaled_dot_product_attention per
   attended-key count), a plain RMS normalization without weight, the fused q, k, v and value-gate linears of
-  constraint None, so that the gradients their outputs send back, each of unit scale, sum to unit scale;
+  constraint None, so that the gradients their outputs send back, each of unit scale, sum to unit scale; each
+  attention is told the covariance across positions of its q, k, v and of its output's gradient that momentcalc
+  propagates through the blocks (transformer_positions; Config.positions = "independent" tells it nothing);
 - "standard": torch's ops, nn.Linear's default initialization (kaiming_uniform, a = sqrt(5)), RMSNorm with a
   weight of ones, attention with scale 1 / sqrt(d), x + branch(x).
 The two unit-scaled variants weight their residual branches by u-muP's rule (Blake et al. 2024, appendix G, at
@@ -293,9 +295,9 @@ def predicted_grad_rms(config: Config, op: str) -> float:
     Every exact op sends back a unit-scale gradient to each input, and the residual pair keeps the stream's at
     unit scale; the one exception is the query: row 0 attends to one key and gets no gradient, so its RMS over
     seq rows is sqrt((seq - 1) / seq), and the attention's normalized input, whose gradient averages the
-    variances of q's, k's and v's, gets sqrt((2 + (seq - 1) / seq) / 3). Assumes what unit_attention's
-    docstring states, at every block: after the first block the stream's positions are correlated by the
-    causal averaging, which the measured numbers show.
+    variances of q's, k's and v's, gets sqrt((2 + (seq - 1) / seq) / 3). With positions = "independent" this
+    holds at the first block only: after it the stream's positions are correlated by the causal averaging,
+    which the attention's default scales do not see.
     """
     rows_with_grad = (config.seq - 1) / config.seq
     if op == "q":
