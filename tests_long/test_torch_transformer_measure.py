@@ -81,4 +81,4 @@ def test_cli_json_and_plot_write_both(tmp_path):
 
 def test_cli_refuses_positions_outside_the_transformer():
     out = runner.invoke(app, ["propagate", "--depth", "1", "--positions", "independent"])
-    assert out.exit_code == 2 and "--positions" in out.output
+    assert out.exit_code == 2 and "--positions" in out.output, out.output
