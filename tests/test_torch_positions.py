@@ -100,6 +100,8 @@ def test_gated_unit_correlation_is_rho_times_the_normalized_kernel():
         (lambda: P.PositionCovariance(torch.ones(3)), "square"),
         (lambda: P.PositionCovariance(torch.tensor([[1.0, 0.2], [0.1, 1.0]])), "symmetric"),
         (lambda: P.PositionCovariance(torch.full((2, 2), math.nan)), "finite"),
+        (lambda: P.PositionCovariance(torch.eye(2), width=0), "width must be at least 1"),
+        (lambda: P.PositionCovariance(torch.eye(2), width=2.5), "whole number"),
         (lambda: P.dual_kernel("tanh", torch.zeros(1)), "dual kernel"),
     ],
 )

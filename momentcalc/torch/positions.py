@@ -143,13 +143,25 @@ def logit_backward(cov: Tensor, grad_cov: Tensor, allowed: Tensor, kappa: Tensor
     return query, key
 
 
+def check_shapes(positions: PositionCovariance, allowed: Tensor) -> None:
+    """One (S, S) mask of self-attention and (S, S) covariances, or one line saying what is wrong."""
+    s = allowed.shape[-1]
+    if allowed.ndim != 2 or allowed.shape[-2] != s:
+        raise MomentcalcError("position covariance needs self-attention (as many queries as keys), one mask for all")
+    for name in ("values", "output_grad"):
+        m = getattr(positions, name)
+        if m is not None and m.shape != (s, s):
+            raise MomentcalcError(
+                f"position covariance {name} must be ({s}, {s}) for {s} positions, not {tuple(m.shape)}"
+            )
+
+
 def attention_covariances(
     positions: PositionCovariance, allowed: Tensor, m2: Tensor, grad_sq: Tensor, t: float, ratio: float
 ) -> dict[str, Tensor]:
     """Unscaled covariance across positions of the output and of the q, k, v gradients (ratio = d_v / d)."""
+    check_shapes(positions, allowed)
     s = allowed.shape[-1]
-    if allowed.ndim != 2 or positions.values.shape != (s, s):
-        raise MomentcalcError(f"position covariance must be ({s}, {s}) for {s} keys, one mask for every head")
     values = positions.values.detach().to(torch.float64).cpu()
     grad = positions.output_grad
     grad = torch.eye(s, dtype=torch.float64) if grad is None else grad.detach().to(torch.float64).cpu()

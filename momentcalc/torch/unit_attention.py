@@ -110,10 +110,12 @@ def attention_scales(
     if int(counts.min()) == 0:
         raise MomentcalcError("a query row attends to no key: its softmax is undefined")
     t = temperature(head_size, mult)
-    m2, g = lookup(counts, t)
-    if position_covariance is not None:
+    if position_covariance is not None:  # refused before the softmax constants are computed (seconds each)
         if keep < 1.0:
             raise MomentcalcError("position_covariance is for dropout_p = 0: dropout's spread is not propagated")
+        positions.check_shapes(position_covariance, allowed)
+    m2, g = lookup(counts, t)
+    if position_covariance is not None:
         cov = positions.attention_covariances(position_covariance, allowed, m2, g, t, value_size / head_size)
         return {name: _inverse_sqrt(c.diagonal()).unsqueeze(-1) for name, c in cov.items()}
     weights = allowed.cpu().to(torch.float64)
