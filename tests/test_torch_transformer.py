@@ -26,6 +26,7 @@ def test_residual_taus_follow_u_mup_rule():
         ({"width": 30, "heads": 4}, "multiple of heads"),
         ({"depth": 0}, "depth must be"),
         ({"batch": 2**20}, "at most"),
+        ({"positions": "learned"}, "positions is one of propagated, independent"),
     ],
 )
 def test_config_refusals(kwargs, words):
@@ -51,6 +52,8 @@ runner = CliRunner()
         (["--preset", "transformer", "--plot", "out.pdf"], ".png or .svg"),
         (["--preset", "transformer", "--depth", "0"], "depth must be"),
         (["--seq", "16"], "belong to --preset transformer"),
+        (["--positions", "independent"], "belong to --preset transformer"),
+        (["--preset", "transformer", "--positions", "both"], "positions is one of propagated, independent"),
     ],
 )
 def test_cli_bad_input_one_line_exit_2(args, words):

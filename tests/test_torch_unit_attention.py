@@ -1,6 +1,6 @@
 """momentcalc.torch.unit.scaled_dot_product_attention: output and q, k, v gradients measure 1 per query row and
-per key position (causal rows attend to different numbers of keys); the passes are the plain function's (float64
-gradcheck) times the scales; refusals.
+per key position (causal rows attend to different numbers of keys), also for positions correlated as told by
+position_covariance; the passes are the plain function's (float64 gradcheck) times the scales; refusals.
 
 Every case uses head size 16 and mult 1 (softmax temperature t = 4) and at most 4 keys, so that the few exact
 softmax constants (quadrature, seconds each) are shared by all tests, the transformer test's included."""
@@ -15,8 +15,9 @@ import mpmath as mp  # noqa: E402
 from torch.autograd import gradcheck  # noqa: E402
 
 from momentcalc import MomentcalcError  # noqa: E402
+from momentcalc.torch import positions as P  # noqa: E402
 from momentcalc.torch import unit as U  # noqa: E402
-from momentcalc.torch.unit_attention import softmax_law  # noqa: E402
+from momentcalc.torch.unit_attention import attention_scales, softmax_law  # noqa: E402
 
 Z = 5.0
 D = 16  # head size
@@ -136,3 +137,52 @@ def test_refusals(kwargs, words):
     q, k, v = (torch.randn(1, 1, 4, D) for _ in range(3))
     with pytest.raises(MomentcalcError, match=words.replace("(", r"\(").replace(")", r"\)")):
         U.scaled_dot_product_attention(q, k, v, **kwargs)
+
+
+# position_covariance: q, k, v correlated across positions (as a causal stack makes them), and the output gradient
+S = 4
+
+
+def test_independent_positions_give_the_default_scales():
+    allowed = P.causal(S)
+    eye = torch.eye(S, dtype=torch.float64)
+    told = attention_scales(allowed, D, D, position_covariance=P.PositionCovariance(eye, eye))
+    plain = attention_scales(allowed, D, D)
+    for name in plain:
+        assert torch.allclose(told[name], plain[name], rtol=1e-12), name
+
+
+def _correlated():
+    """R: the correlation causal averaging gives (row i, k: sqrt((i + 1) / (k + 1))); G: its key-side twin."""
+    i = torch.arange(1, S + 1, dtype=torch.float64)
+    r = (torch.minimum(i[:, None], i[None, :]) / torch.maximum(i[:, None], i[None, :])).sqrt()
+    return r, r.flip(0, 1)
+
+
+def _draw(cov, gen):
+    return torch.linalg.cholesky(cov) @ torch.randn(GROUPS, 1, S, D, generator=gen, dtype=torch.float64)
+
+
+def _mean_squares(x):
+    per_group = (x.detach() ** 2).mean(dim=-1).reshape(GROUPS, -1)
+    return per_group.mean(0), per_group.std(0) / math.sqrt(GROUPS)
+
+
+@pytest.mark.parametrize("told", [True, False])
+def test_attention_told_of_correlated_positions_measures_unit_per_position(told):
+    r, g = _correlated()
+    gen = torch.Generator().manual_seed(5)
+    q, k, v = (_draw(r, gen).requires_grad_(True) for _ in range(3))
+    cov = P.PositionCovariance(r, g) if told else None
+    out = U.scaled_dot_product_attention(q, k, v, is_causal=True, position_covariance=cov)
+    out.backward(_draw(g, gen))
+    # the model (uniform mean weights, each row's spread from iid logits) leaves out relative O(1 / t^2) terms
+    # of correlated logits (t = 4: 1 / 16) and, for q, O(1 / d) (positions.py); tolerance: that plus Z SE
+    band = 1 / 16
+    for name, x, skip in (("output", out, ()), ("query", q.grad, (0,)), ("key", k.grad, ()), ("value", v.grad, ())):
+        mean, se = _mean_squares(x)
+        misses = [p for p in range(S) if p not in skip and abs(mean[p].item() - 1) > band + Z * se[p].item()]
+        if told:
+            assert not misses, (name, mean.tolist())
+        elif name == "output":  # the default scales assume independent values: the last row's output is far off
+            assert S - 1 in misses and mean[S - 1].item() > 1.5, mean.tolist()

@@ -1,11 +1,15 @@
-"""The measured transformer at init (momentcalc.torch.transformer): with exact ops every op's output RMS is 1 and
-every gradient momentcalc's prediction within 5 % where the ops' assumptions hold; the preset's printed table.
+"""The measured transformer at init (momentcalc.torch.transformer): with exact ops, told the covariance across
+positions that momentcalc propagates (transformer_positions), every op's output RMS is 1 and every gradient
+momentcalc's prediction within 5 % at every block; told nothing (independent positions), block 2's attention
+is not; the preset's printed table and its plot.
 
 Why in tests_long/: the exact attention's scales need momentcalc's softmax constants for 2, 3 and 4 keys by
 quadrature, seconds each on an idle machine (shared with tests/test_torch_unit_attention.py when run together),
 and a 2-block width-256 pass forward and back. Head size 16 and mult 1 (t = 4) and sequence 4 as that file's.
 """
 
+import dataclasses
+import json
 import math
 
 import pytest
@@ -17,7 +21,7 @@ from typer.testing import CliRunner  # noqa: E402
 from momentcalc.cli import app  # noqa: E402
 from momentcalc.torch import transformer as T  # noqa: E402
 
-SMALL = T.Config(depth=2, width=256, heads=16, seq=4, batch=64)
+SMALL = T.Config(depth=3, width=256, heads=16, seq=4, batch=64)
 BAND = 0.05  # the target: output RMS in [0.95, 1.05], gradients within 5 % of the prediction; with 64 * 4 * 256
 # values per tensor the RMS's standard error is below 0.3 %, so 5 % is more than 15 standard errors
 
@@ -27,22 +31,24 @@ def exact():
     return T.measure(SMALL, "exact", seed=0)
 
 
-def test_block_one_meets_the_targets(exact):
-    # the first block sees an N(0, 1) stream, independent across positions: every assumption holds
-    for op in T.OPS:
-        assert abs(exact.rms[op][0] - 1) < BAND, (op, exact.rms[op][0])
-        pred = T.predicted_grad_rms(SMALL, op)
-        assert abs(exact.grad_rms[op][0] / pred - 1) < BAND, (op, exact.grad_rms[op][0], pred)
+def test_every_block_meets_the_targets(exact):
+    # after the first causal attention the stream's positions are correlated (row i averages values 0..i);
+    # each attention is told the covariance momentcalc propagates, so its scales see it
+    for block in range(SMALL.depth):
+        for op in T.OPS:
+            assert abs(exact.rms[op][block] - 1) < BAND, (block, op, exact.rms[op][block])
+            pred = T.predicted_grad_rms(SMALL, op)
+            assert abs(exact.grad_rms[op][block] / pred - 1) < BAND, (block, op, exact.grad_rms[op][block], pred)
 
 
-def test_later_blocks_keep_the_stream_and_the_mlp_at_unit_scale(exact):
-    # after a causal attention the stream's positions are correlated (row i averages values 0..i), which the
-    # attention's scales (independent values and logits) do not see: its output and the query's gradient leave
-    # the band there (measured at depth 24 in docs/unit_scaling.md); the stream and the MLP's ops stay in it
+def test_independent_positions_miss_the_target_after_the_first_block():
+    # the op's default scales assume independent positions: right at block 1, too small after it (the
+    # attention averages correlated values); the stream and the MLP's ops stay in the band
+    p = T.measure(dataclasses.replace(SMALL, positions="independent"), "exact", seed=0)
+    assert abs(p.rms["attention"][0] - 1) < BAND
+    assert p.rms["attention"][1] > 1 + BAND, p.rms["attention"][1]
     for op in ("stream", "mlp_norm", "value", "gate", "glu", "mlp_out"):
-        assert abs(exact.rms[op][1] - 1) < BAND, (op, exact.rms[op][1])
-    for op in ("stream", "v", "value", "gate", "glu", "mlp_out"):
-        assert abs(exact.grad_rms[op][1] - 1) < BAND, (op, exact.grad_rms[op][1])
+        assert abs(p.rms[op][1] - 1) < BAND, (op, p.rms[op][1])
 
 
 def test_standard_variant_runs_and_is_not_unit_scaled():
@@ -60,4 +66,19 @@ def test_cli_preset_prints_every_block(tmp_path):
     out = runner.invoke(app, [*TINY, "--variant", "exact", "--variant", "standard", "--plot", str(tmp_path / "t.png")])
     assert out.exit_code == 0, out.output
     assert "exact stream" in out.output and "standard worst grad" in out.output
-    assert (tmp_path / "t.png").stat().st_size > 0
+    assert (tmp_path / "t.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_cli_json_and_plot_write_both(tmp_path):
+    # --json with --plot: the JSON on stdout and the figure on disk (both, not one)
+    png = tmp_path / "t.png"
+    args = [*TINY, "--variant", "exact", "--positions", "independent", "--json", "--plot", str(png)]
+    out = runner.invoke(app, args)
+    assert out.exit_code == 0, out.output
+    assert set(json.loads(out.output)) == {"exact"}
+    assert png.read_bytes().startswith(b"\x89PNG")
+
+
+def test_cli_refuses_positions_outside_the_transformer():
+    out = runner.invoke(app, ["propagate", "--depth", "1", "--positions", "independent"])
+    assert out.exit_code == 2 and "--positions" in out.output, out.output

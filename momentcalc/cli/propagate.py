@@ -55,6 +55,14 @@ def propagate_command(
     ] = None,
     heads: Annotated[int, typer.Option("--heads", help="transformer: attention heads.")] = 4,
     seq: Annotated[int, typer.Option("--seq", help="transformer: sequence length.")] = 128,
+    positions: Annotated[
+        str,
+        typer.Option(
+            "--positions",
+            help="transformer, exact variant: attention scales for the predicted covariance across positions "
+            "(propagated) or for independent positions (independent, the op's default).",
+        ),
+    ] = "propagated",
     size: Annotated[int, typer.Option("--size", help="Side of the square input.")] = 8,
     batch: Annotated[
         int | None, typer.Option("--batch", help="Inputs per batch (conv: >= 2, BatchNorm needs them) [4, 8].")
@@ -108,10 +116,10 @@ def propagate_command(
     if preset == "transformer":
         if (block, pool, pool_every, size) != ("conv3x3 | relu", "maxpool(k=2)", 25, 8):
             raise MomentcalcError("--block, --pool, --pool-every and --size belong to --preset conv")
-        _transformer(depth, width, heads, seq, batch, seed, variant, as_json, plot)
+        _transformer(depth, width, heads, seq, batch, seed, variant, as_json, plot, positions)
         return
-    if (heads, seq) != (4, 128):
-        raise MomentcalcError("--heads and --seq belong to --preset transformer")
+    if (heads, seq, positions) != (4, 128, "propagated"):
+        raise MomentcalcError("--heads, --seq and --positions belong to --preset transformer")
     signal = mtorch.signal
     variants = tuple(variant) if variant else signal.VARIANTS
     unknown = [v for v in variants if v not in signal.VARIANTS]
@@ -150,9 +158,9 @@ def _check_plot(plot: str | None):
     return lazy_module("momentcalc.torch.transformer_plot")
 
 
-def _transformer(depth, width, heads, seq, batch, seed, variant, as_json, plot) -> None:
+def _transformer(depth, width, heads, seq, batch, seed, variant, as_json, plot, positions) -> None:
     tf = lazy_module("momentcalc.torch.transformer")
-    config = tf.Config(depth=depth, width=width, heads=heads, seq=seq, batch=batch)
+    config = tf.Config(depth=depth, width=width, heads=heads, seq=seq, batch=batch, positions=positions)
     variants = tuple(variant) if variant else tf.available_variants()
     unknown = [v for v in variants if v not in tf.VARIANTS]
     if unknown:

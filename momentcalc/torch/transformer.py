@@ -10,7 +10,9 @@ The variants differ only in their ops and initialization:
   and an output linear of constraint None, its unit-scaled rms_norm); unit-variance weights;
 - "exact": momentcalc.torch.unit's ops, whose scales are exact (silu_glu, scaled_dot_product_attention per
   attended-key count), a plain RMS normalization without weight, the fused q, k, v and value-gate linears of
-  constraint None, so that the gradients their outputs send back, each of unit scale, sum to unit scale;
+  constraint None, so that the gradients their outputs send back, each of unit scale, sum to unit scale; each
+  attention is told the covariance across positions of its q, k, v and of its output's gradient that momentcalc
+  propagates through the blocks (transformer_positions; Config.positions = "independent" tells it nothing);
 - "standard": torch's ops, nn.Linear's default initialization (kaiming_uniform, a = sqrt(5)), RMSNorm with a
   weight of ones, attention with scale 1 / sqrt(d), x + branch(x).
 The two unit-scaled variants weight their residual branches by u-muP's rule (Blake et al. 2024, appendix G, at
@@ -31,6 +33,8 @@ from ..errors import MomentcalcError
 from ..settings import Progress, check_seed
 from . import checks
 from . import unit as U
+from .positions import PositionCovariance
+from .transformer_positions import predict
 
 VARIANTS = ("unit-scaling", "exact", "standard")
 # every tensor recorded in a block, in the order the block computes it; "stream" is the block's input
@@ -38,6 +42,7 @@ OPS = ("stream", "attn_norm", "q", "k", "v", "attention", "attn_out", "mid", "ml
 OPS += ("mlp_out",)
 EXPANSION = 4
 DATA_SEED = 0x9E3779B9  # the input's and the injected gradient's generator: (DATA_SEED + seed) mod 2^63
+POSITIONS = ("propagated", "independent")
 VALUES_MAX = 2**26  # batch * seq * width * expansion: the largest activation one op may hold
 
 
@@ -49,6 +54,8 @@ class Config:
     seq: int = 128
     batch: int = 8
     mult: float = 1.0  # the attention logits' mult (unit-scaling's), unit-scaled variants only
+    positions: str = "propagated"  # exact variant: attention scales for the predicted position covariance, or
+    # "independent" (the op's default: positions independent, as every unit attention assumes)
 
     def __post_init__(self):
         for name in ("depth", "width", "heads", "seq", "batch"):
@@ -56,6 +63,8 @@ class Config:
         if self.width % self.heads:
             raise MomentcalcError(f"width must be a multiple of heads, not {self.width} with {self.heads} heads")
         checks.real("mult", self.mult)
+        if self.positions not in POSITIONS:
+            raise MomentcalcError(f"positions is one of {', '.join(POSITIONS)}, not {self.positions!r}")
         if self.batch * self.seq * self.width * EXPANSION > VALUES_MAX:
             raise MomentcalcError(f"batch * seq * width * {EXPANSION} must be at most {VALUES_MAX:.3g}")
 
@@ -105,8 +114,16 @@ def _rms(x: Tensor) -> float:
 class Block(nn.Module):
     """Pre-norm attention and SwiGLU MLP branches, the ops those of one variant."""
 
-    def __init__(self, config: Config, variant: str, index: int, taus: tuple[float, float] = (1.0, 1.0)):
+    def __init__(
+        self,
+        config: Config,
+        variant: str,
+        index: int,
+        taus: tuple[float, float] = (1.0, 1.0),
+        positions: PositionCovariance | None = None,
+    ):
         super().__init__()
+        self.positions = positions  # exact variant: what the attention is told of its positions
         w, e = config.width, EXPANSION * config.width
         self.config, self.variant, self.index, self.taus = config, variant, index, taus
         shapes = {"qkv": (3 * w, w), "attn_out": (w, w), "mlp_in": (2 * e, w), "mlp_out": (w, e)}
@@ -163,10 +180,16 @@ class Block(nn.Module):
         if self.variant == "standard":
             a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
-            a = _ops(self.variant).scaled_dot_product_attention(q, k, v, is_causal=True, mult=self.config.mult)
+            a = self._unit_attention(q, k, v)
         a = self._tap("attention", a).transpose(1, 2).reshape(b, s, self.config.width)
         constraint = None if self.variant == "exact" else "to_output_scale"  # square: the two agree
         return self._tap("attn_out", self._linear(a, "attn_out", constraint))
+
+    def _unit_attention(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        mult = self.config.mult
+        if self.variant == "unit-scaling":
+            return unit_scaling_functional().scaled_dot_product_attention(q, k, v, is_causal=True, mult=mult)
+        return U.scaled_dot_product_attention(q, k, v, is_causal=True, mult=mult, position_covariance=self.positions)
 
     def _mlp(self, x: Tensor) -> Tensor:
         h = self._tap("mlp_norm", self._norm(x, "mlp"))
@@ -197,8 +220,11 @@ class Stack(nn.Module):
         if variant == "unit-scaling":
             unit_scaling_functional()
         taus = residual_taus(config.depth)
+        told = [None] * config.depth
+        if variant == "exact" and config.positions == "propagated":
+            told = predict(config, taus).attention
         self.blocks = nn.ModuleList(
-            Block(config, variant, i, (taus[2 * i], taus[2 * i + 1])) for i in range(config.depth)
+            Block(config, variant, i, (taus[2 * i], taus[2 * i + 1]), told[i]) for i in range(config.depth)
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -269,9 +295,9 @@ def predicted_grad_rms(config: Config, op: str) -> float:
     Every exact op sends back a unit-scale gradient to each input, and the residual pair keeps the stream's at
     unit scale; the one exception is the query: row 0 attends to one key and gets no gradient, so its RMS over
     seq rows is sqrt((seq - 1) / seq), and the attention's normalized input, whose gradient averages the
-    variances of q's, k's and v's, gets sqrt((2 + (seq - 1) / seq) / 3). Assumes what unit_attention's
-    docstring states, at every block: after the first block the stream's positions are correlated by the
-    causal averaging, which the measured numbers show.
+    variances of q's, k's and v's, gets sqrt((2 + (seq - 1) / seq) / 3). With positions = "independent" this
+    holds at the first block only: after it the stream's positions are correlated by the causal averaging,
+    which the attention's default scales do not see.
     """
     rows_with_grad = (config.seq - 1) / config.seq
     if op == "q":

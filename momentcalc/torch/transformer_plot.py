@@ -12,7 +12,8 @@ _COLORS = {"unit-scaling": "tab:orange", "exact": "tab:blue", "standard": "tab:r
 _STYLES = {"stream": "-", "attention": "--", "glu": ":", "q": "--", "v": ":"}
 _CAPTION = (
     "Colours: unit-scaling = unit-scaling 0.3.5's ops (fitted scales); exact = momentcalc.torch.unit's ops "
-    "(exact scales, attention per attended-key count); standard = torch's ops, nn.Linear's default init, x + f(x). "
+    "(exact scales; each attention's per row and per key, for the covariance across positions momentcalc "
+    "propagates through the blocks); standard = torch's ops, nn.Linear's default init, x + f(x). "
     "Left: RMS of the residual stream entering each block (solid), of the attention output before its output "
     "linear (dashed) and of the SwiGLU output (dotted). Middle: RMS of the gradient reaching the stream (solid), "
     "the attention's query (dashed) and value (dotted), for an N(0, 1) gradient injected at the last block. "

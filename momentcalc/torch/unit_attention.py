@@ -21,6 +21,10 @@ Each scale is 1 / sqrt of its variance. A query row that attends to one key has 
 key is the constant 1) and a key no row attends to none; both keep scale 1. The query-gradient formula neglects
 the dependence of a logit's gradient on its own key, a relative O(1 / d) term that vanishes for near-uniform
 attention (t large).
+
+With position_covariance (positions.PositionCovariance: the covariance of q, k, v across positions, and of the
+output gradient), the scales are instead those of correlated positions (positions.attention_covariances: the
+mean attention weights 1 / n_i with each row's exact spread); without it, positions are independent as above.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import MomentcalcError
-from . import checks, unit_scales
+from . import checks, positions, unit_scales
 
 
 @lru_cache(maxsize=4096)
@@ -75,7 +79,7 @@ def allowed_keys(query: Tensor, key: Tensor, attn_mask: Tensor | None, is_causal
     return ~blocked
 
 
-def _lookup(counts: Tensor, t: float) -> tuple[Tensor, Tensor]:
+def lookup(counts: Tensor, t: float) -> tuple[Tensor, Tensor]:
     """(m2, g) at each entry of counts, each distinct count computed once (softmax_law caches it)."""
     top = int(counts.max())
     m2 = torch.ones(top + 1, dtype=torch.float64)
@@ -91,7 +95,12 @@ def _inverse_sqrt(var: Tensor) -> Tensor:
 
 
 def attention_scales(
-    allowed: Tensor, head_size: int, value_size: int, mult: float = 1.0, dropout_p: float = 0.0
+    allowed: Tensor,
+    head_size: int,
+    value_size: int,
+    mult: float = 1.0,
+    dropout_p: float = 0.0,
+    position_covariance: positions.PositionCovariance | None = None,
 ) -> dict[str, Tensor]:
     """Float64 scales: "output" and "query" of shape (..., S_q, 1), "key" and "value" of shape (..., S_k, 1)."""
     keep = 1.0 - checks.real("dropout_p", dropout_p)
@@ -100,7 +109,15 @@ def attention_scales(
     counts = allowed.sum(-1)
     if int(counts.min()) == 0:
         raise MomentcalcError("a query row attends to no key: its softmax is undefined")
-    m2, g = _lookup(counts, temperature(head_size, mult))
+    t = temperature(head_size, mult)
+    if position_covariance is not None:  # refused before the softmax constants are computed (seconds each)
+        if keep < 1.0:
+            raise MomentcalcError("position_covariance is for dropout_p = 0: dropout's spread is not propagated")
+        positions.check_shapes(position_covariance, allowed)
+    m2, g = lookup(counts, t)
+    if position_covariance is not None:
+        cov = positions.attention_covariances(position_covariance, allowed, m2, g, t, value_size / head_size)
+        return {name: _inverse_sqrt(c.diagonal()).unsqueeze(-1) for name, c in cov.items()}
     weights = allowed.cpu().to(torch.float64)
     n = counts.cpu().to(torch.float64)
     ratio = value_size / head_size
@@ -112,10 +129,11 @@ def attention_scales(
     }
 
 
-@lru_cache(maxsize=64)
-def _unmasked_scales(s_q: int, s_k: int, is_causal: bool, head_size: int, value_size: int, mult, dropout_p):
+@lru_cache(maxsize=256)
+def _unmasked_scales(s_q: int, s_k: int, is_causal: bool, head_size: int, value_size: int, mult, dropout_p, cov):
     allowed = torch.ones(s_q, s_k, dtype=torch.bool)
-    return attention_scales(allowed.tril() if is_causal else allowed, head_size, value_size, mult, dropout_p)
+    allowed = allowed.tril() if is_causal else allowed
+    return attention_scales(allowed, head_size, value_size, mult, dropout_p, cov)
 
 
 class _Scale(torch.autograd.Function):
@@ -140,11 +158,17 @@ def scaled_dot_product_attention(
     dropout_p: float = 0.0,
     is_causal: bool = False,
     mult: float = 1.0,
+    position_covariance: positions.PositionCovariance | None = None,
 ) -> Tensor:
-    """Unit-scaled softmax(mult q k^T / d) v: unit output and unit q, k, v gradients, per row and key position."""
+    """Unit-scaled softmax(mult q k^T / d) v: unit output and unit q, k, v gradients, per row and key position.
+
+    position_covariance (momentcalc's addition) gives the scales for positions so correlated; by default they
+    are independent."""
     checks.flag("is_causal", is_causal)
-    sizes = (query.shape[-1], value.shape[-1], mult, dropout_p)
-    if attn_mask is None:  # the scales depend on the shapes alone: once per shape
+    if position_covariance is not None and not isinstance(position_covariance, positions.PositionCovariance):
+        raise MomentcalcError("position_covariance must be a momentcalc.torch.positions.PositionCovariance")
+    sizes = (query.shape[-1], value.shape[-1], mult, dropout_p, position_covariance)
+    if attn_mask is None:  # the scales depend on the shapes (and the covariance object) alone: computed once
         found = _unmasked_scales(query.shape[-2], key.shape[-2], is_causal, *sizes)
     else:
         found = attention_scales(allowed_keys(query, key, attn_mask, is_causal), *sizes)
