@@ -116,13 +116,7 @@ def test_propagate_without_torch(tmp_path):
     assert "'momentcalc[torch]'" in missing_message(TORCH, "propagate")
 
 
-def test_propagate_plot_without_matplotlib(tmp_path):
-    pytest.importorskip("torch")
-    report = tmp_path / "report.json"
-    plot = tmp_path / "p.png"
-    done = hidden_run(RUN, [PLOTS.module], str(report), "propagate", "--depth", "1", "--plot", str(plot))
-    assert done.stdout == "" and done.stderr.splitlines() == ["error: " + missing_message(PLOTS, "propagate --plot")]
-    assert json.loads(report.read_text())["code"] == 2 and not plot.exists()
+# propagate --plot without matplotlib (a process that imports torch): tests_long/test_long_cli_extras.py.
 
 
 def test_the_missing_torch_stand_in_fails_as_a_missing_module_and_hides_its_metadata():
