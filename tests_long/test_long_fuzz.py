@@ -2,7 +2,7 @@
 60 per test (tests/test_fuzz.py runs 30, 100 and 20).
 
 Why in tests_long/: most engine examples are pipelines that no other test compiles a kernel for, about 18 s of CPU;
-the command line's 120 examples run whole commands, about 15 s; the parser's 600 about 6 s.
+the command line's 120 examples run whole commands, about 10 s; the parser's 600 about 2 s.
 """
 
 from hypothesis import given, settings
