@@ -26,7 +26,7 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
 )
 # The engine's examples compile kernels for pipelines no other test runs (about 0.12 s of CPU each, cold), a CLI
-# example runs a whole command (about 0.15 s), a parser example about 10 ms: the main suite runs a third of each,
+# example runs a whole command (about 0.1 s), a parser example a few ms: the main suite runs a third of each,
 # tests_long/test_long_fuzz.py the full counts (the suite's 3-minute budget).
 PARSER_EXAMPLES, ENGINE_EXAMPLES, CLI_EXAMPLES = 100, 30, 20
 
