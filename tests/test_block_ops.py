@@ -290,16 +290,17 @@ def _erf_parts_at(xs, c, c2, far):
     return out
 
 
-# A dense grid through each interval of block_ops' erf (0.46875, 4 and 6 in t; t = x / sqrt(2) for gelu), the far
-# tails (erfc(27.3) and Phi(-38.5) underflow), tiny and huge values.
-TAIL_X = np.concatenate(
-    (
-        [0.0, 5e-324, 1e-300, 1e-17, 1e-8, 0.46875, 0.6629, 4.0, 5.657, 6.0, 8.485, 26.5, 27.0, 27.3, 37.5, 38.0, 38.5],
-        [40.0, 1e6],
-        np.linspace(0.0, 40.0, 8001)[1:],
-    )
-)
-TAIL_X = np.concatenate((TAIL_X, -TAIL_X))
+def tail_grid(steps: int) -> np.ndarray:
+    """A grid through each interval of block_ops' erf (0.46875, 4 and 6 in t; t = x / sqrt(2) for gelu), the far
+    tails (erfc(27.3) and Phi(-38.5) underflow), tiny and huge values, and `steps` even steps over (0, 40]; both
+    signs."""
+    edges = [0.0, 5e-324, 1e-300, 1e-17, 1e-8, 0.46875, 0.6629, 4.0, 5.657, 6.0, 8.485, 26.5, 27.0, 27.3, 37.5, 38.0]
+    grid = np.concatenate((edges, [38.5, 40.0, 1e6], np.linspace(0.0, 40.0, steps + 1)[1:]))
+    return np.concatenate((grid, -grid))
+
+
+# Every 0.04 (the mpmath reference costs about 0.2 ms a point); tests_long/test_long_block_ops.py runs every 0.005.
+TAIL_X = tail_grid(1000)
 
 
 def _ulps_of(got, want):
@@ -308,10 +309,10 @@ def _ulps_of(got, want):
     return np.abs(got - want) / np.spacing(np.maximum(np.abs(want), np.finfo(float).tiny))
 
 
-def test_erfc_parts_are_within_a_few_ulps_of_mpmath_out_to_underflow():
+def test_erfc_parts_are_within_a_few_ulps_of_mpmath_out_to_underflow(xs=TAIL_X):
     # erf and erfc at t = |x| (far: the relative digits of erfc(t) up to its underflow at 27.3) against mpmath at 30
-    # digits. Measured over the grid: erf 4 ulps (on t <= 0.46875, t A(t^2) / B(t^2)), erfc 4.
-    t = np.abs(TAIL_X)
+    # digits. Measured over the dense grid: erf 4 ulps (on t <= 0.46875, t A(t^2) / B(t^2)), erfc 4.
+    t = np.abs(xs)
     got = _erf_parts_at(t, 1.0, 1.0, True)
     with ref.mp.workdps(ref.MP_DPS):
         want = np.array([[float(ref.mp.erf(v)), float(ref.mp.erfc(v))] for v in map(ref.mp.mpf, t)])
@@ -320,18 +321,18 @@ def test_erfc_parts_are_within_a_few_ulps_of_mpmath_out_to_underflow():
 
 
 @pytest.mark.parametrize("name", ["gelu", "erf"])
-def test_gelu_and_erf_blocks_keep_their_relative_digits_into_the_far_tails(name):
+def test_gelu_and_erf_blocks_keep_their_relative_digits_into_the_far_tails(name, xs=TAIL_X):
     # The mpmath test above counts ulps at 1e-280 and up; here every result is held to its own ulps, subnormal ones
     # to the least subnormal: gelu(x) = x Phi(x) down to Phi(-38.5) = 2e-324, erf's f'^2 = 4/pi exp(-2 x^2) to its
     # underflow. Measured: gelu 4 ulps (f) and 7 (f'^2 outside the band of its zero), erf 4 and 3.
     f, df, _ = ref.make(name)
-    got = _one_at_a_time(dispatch.BLOCKS[dispatch.CODES[name]], TAIL_X, 0.0, 0.0)
+    got = _one_at_a_time(dispatch.BLOCKS[dispatch.CODES[name]], xs, 0.0, 0.0)
     with ref.mp.workdps(ref.MP_DPS):
-        want = np.array([[float(f(v)), float(df(v) ** 2)] for v in map(ref.mp.mpf, TAIL_X)])
+        want = np.array([[float(f(v)), float(df(v) ** 2)] for v in map(ref.mp.mpf, xs)])
     assert _ulps_of(got[:, 0], want[:, 0]).max() <= 4
     away = np.abs(want[:, 1]) >= 1e-2  # as the test above: f' of gelu crosses 0 at x = -0.75
     g_ulps = _ulps_of(got[away, 1], want[away, 1])
-    assert g_ulps.max() <= 8, (TAIL_X[away][g_ulps.argmax()], g_ulps.max())
+    assert g_ulps.max() <= 8, (xs[away][g_ulps.argmax()], g_ulps.max())
 
 
 def _grad_sq(df, mu, sigma):

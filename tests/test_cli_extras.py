@@ -72,7 +72,9 @@ def hidden_run(code: str, hidden: list[str], *args: str) -> subprocess.Completed
     )
 
 
-@pytest.mark.parametrize("hidden", [[e.module] for e in EXTRAS] + [[e.module for e in EXTRAS]])
+# Torch hidden, and all of them. With torch present (matplotlib or dask hidden) each run imports torch, about 4 s
+# of CPU: those cases run in tests_long/test_long_cli_extras.py (the suite's 3-minute budget).
+@pytest.mark.parametrize("hidden", [[TORCH.module], [e.module for e in EXTRAS]])
 def test_every_command_module_imports_with_an_extra_missing(hidden):
     done = hidden_run(IMPORT_ALL, hidden)
     assert done.returncode == 0, done.stderr
@@ -114,13 +116,7 @@ def test_propagate_without_torch(tmp_path):
     assert "'momentcalc[torch]'" in missing_message(TORCH, "propagate")
 
 
-def test_propagate_plot_without_matplotlib(tmp_path):
-    pytest.importorskip("torch")
-    report = tmp_path / "report.json"
-    plot = tmp_path / "p.png"
-    done = hidden_run(RUN, [PLOTS.module], str(report), "propagate", "--depth", "1", "--plot", str(plot))
-    assert done.stdout == "" and done.stderr.splitlines() == ["error: " + missing_message(PLOTS, "propagate --plot")]
-    assert json.loads(report.read_text())["code"] == 2 and not plot.exists()
+# propagate --plot without matplotlib (a process that imports torch): tests_long/test_long_cli_extras.py.
 
 
 def test_the_missing_torch_stand_in_fails_as_a_missing_module_and_hides_its_metadata():

@@ -48,7 +48,9 @@ def _copy_package(to: Path) -> Path:
     return to
 
 
-def test_kernels_compiled_in_one_copy_of_the_package_load_in_another_without_compiling(tmp_path):
+# Run by tests_long/test_long_install_kernels.py: it compiles relu's Monte Carlo kernels into an empty folder in a
+# process of its own (about 5 s of CPU), which tests_long/test_pip_install.py does through a real pip install too.
+def kernels_compiled_in_one_copy_load_in_another_without_compiling(tmp_path):
     built = _copy_package(tmp_path / "build")
     command = ("estimate", "relu", "--method", "montecarlo")
     assert hatch_build.prebuild(built, built / "momentcalc" / "_kernels", command)

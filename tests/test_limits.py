@@ -199,11 +199,4 @@ main()
 """
 
 
-def test_ctrl_c_in_a_build_stops_its_workers_and_writes_nothing(tmp_path):
-    done = subprocess.run(
-        [sys.executable, "-c", _INTERRUPTED_BUILD, str(tmp_path)], capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 130 and done.stdout == ""
-    # One line: no traceback, and no semaphores of the worker pool reported leaked by multiprocessing.
-    assert done.stderr.strip().splitlines()[-1:] == ["error: interrupted"] and "leaked" not in done.stderr
-    assert list(tmp_path.iterdir()) == []
+# Ctrl-C in a build with worker processes, in a process of its own: tests_long/test_long_interrupts.py.

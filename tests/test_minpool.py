@@ -61,7 +61,9 @@ def test_non_monotone_min_and_max_of_a_pair_add_up_to_the_pair():
     assert lo[0] < mean < hi[0]
 
 
-@pytest.mark.parametrize("spec", ["minpool(k=3)", "relu | minpool(k=2)", "tanh | minpool(k=2) | avgpool(k=2)"])
+# tanh | minpool(k=2) | avgpool(k=2), nested windows whose kernel no other test compiles (about 4 s of CPU, cold):
+# in tests_long/test_long_minpool.py (the suite's 3-minute budget).
+@pytest.mark.parametrize("spec", ["minpool(k=3)", "relu | minpool(k=2)"])
 def test_monte_carlo_within_z_se_of_quadrature(spec):
     mean, std, _, _ = quadrature.estimate_moments(parse(spec), MU, SIGMA)
     got = montecarlo.run(montecarlo.compile_program(parse(spec), MU, SIGMA), RunSettings(samples=1 << 17, seed=5))

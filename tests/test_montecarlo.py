@@ -31,7 +31,7 @@ def run(spec, mu=0.0, sigma=1.0, **kw):
         ("avgpool(k=3)", 0.0, 1.0, 5),
         ("dropout(p=0.8,scale=inverse)", 0.3, 1.0, 6),
         ("relu | normalize | maxpool(k=3)", 0.0, 1.0, 7),
-        ("maxpool(k=2) | maxpool(k=2)", 0.0, 1.0, 8),
+        # maxpool(k=2) | maxpool(k=2) (nested pairs, a kernel of its own): tests_long/test_long_montecarlo.py
         ("relu | dropout(p=0.5) | sigmoid", 0.2, 1.5, 9),
     ],
 )
@@ -126,9 +126,9 @@ def test_fused_kernel_matches_the_slow_reference_value_by_value():
         "maxpool(k=3)",
         "relu | maxpool(k=2) | avgpool(k=2)",
         "relu | avgpool(k=2) | sigmoid",
-        # The max of a monotone or valley chain taken at the window's extremes; the reference evaluates every input.
+        # The max of a monotone chain taken at the window's extremes; the reference evaluates every input. A valley
+        # chain's max compiles a kernel of its own (seconds, cold): it runs in tests_long/test_long_montecarlo.py.
         "tanh | maxpool(k=3) | relu",
-        "gelu | maxpool(k=3)",
     ],
 )
 def test_chunk_moments_match_a_two_pass_reference(spec):

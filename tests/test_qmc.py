@@ -4,7 +4,6 @@ import math
 
 import numpy as np
 import pytest
-from fresh import run_python
 from scipy import special
 
 import momentcalc as mc
@@ -110,18 +109,7 @@ def test_tails_are_a_normal_density_with_weights():
     assert np.array_equal(z, special.ndtri(u)) and np.all(w == 1.0)
 
 
-def test_a_qmc_run_through_the_estimators_alone_in_a_fresh_process():
-    # scipy.stats was a lazily loaded module here: loaded in the middle of another import, it came up without its
-    # qmc attribute, and a QMC run through the estimators alone raised AttributeError. The suite's order hid it
-    # (another test had imported scipy.stats first), so this runs in a process of its own.
-    code = (
-        "from momentcalc.estimators import montecarlo, qmc\n"
-        "from momentcalc.settings import RunSettings\n"
-        "from momentcalc.spec import parse\n"
-        "p = montecarlo.compile_program(parse('maxpool(k=2)'), 0.0, 1.0)\n"
-        "print(qmc.run(p, RunSettings(tol=1e-4, seed=5)).samples)\n"
-    )
-    assert int(run_python(code, timeout=300)) >= 1 << 14
+# A QMC run through the estimators alone, in a fresh process: tests_long/test_long_qmc.py.
 
 
 @pytest.mark.parametrize(

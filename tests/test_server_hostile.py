@@ -326,19 +326,7 @@ def test_a_niced_server_leaves_for_a_command_it_cannot_serve(runtime):
     assert registry.ended(pid)
 
 
-def test_a_newer_server_stops_the_older_one_of_its_installation(runtime):
-    env = _env(runtime)
-    first = subprocess.run([_script(), "server", "start"], capture_output=True, text=True, env=env, timeout=600)
-    assert first.returncode == 0, first.stderr
-    address = _address(env)
-    old = registry.running_pid(address)
-    changed = {**env, "LC_MOMENTCALC_TEST": "another"}  # read at start-up: another version of the server
-    assert _probe(changed, "list").returncode == 98  # the old one sends it back: not its version
-    second = subprocess.run([_script(), "server", "start"], capture_output=True, text=True, env=changed, timeout=600)
-    assert second.returncode == 0, second.stderr
-    status = subprocess.run([_script(), "server", "status"], capture_output=True, text=True, env=changed, timeout=60)
-    assert registry.ended(old) and status.stdout.count(" pid ") == 1 and f"pid {old} " not in status.stdout
-    assert _address(changed) == address  # one address per installation
+# A newer server stopping the older one of its installation (two servers started): tests_long/test_long_server.py.
 
 
 def test_stop_all_stops_every_server_of_this_user(runtime):

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from table_refs import ACTIVATIONS, check_softmax_rule, default_doc, truth, untimed
+from table_refs import ACTIVATIONS, check_softmax_rule, default_doc, truth
 
 from momentcalc import MomentcalcError, __version__, tablefile, tables
 from momentcalc.spec import canonical, parse
@@ -288,13 +288,7 @@ def _build(jobs, progress=None, specs=SIDE_BY_SIDE):
     return tables.build(progress, specs=specs, samples=1 << 16, jobs=jobs)
 
 
-def test_worker_processes_give_the_same_entries_and_the_same_progress():
-    # Every kind of entry: plain rows with the squared derivative, antithetic pairs, a batched pair kernel, dropout.
-    calls = {1: [], 2: []}
-    alone, side_by_side = (_build(jobs, lambda *call, jobs=jobs: calls[jobs].append(call)) for jobs in (1, 2))
-    assert untimed(side_by_side) == untimed(alone)
-    assert calls[2] == calls[1] == [(i, 4, s) for i, s in enumerate(SIDE_BY_SIDE)] + [(4, 4, "")]
-    assert not multiprocessing.active_children()
+# The same entries and progress from worker processes as from one (two builds): tests_long/test_long_tables.py.
 
 
 def test_an_entry_that_fails_stops_every_worker_and_says_why():

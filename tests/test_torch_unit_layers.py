@@ -256,18 +256,4 @@ def test_bad_arguments_are_one_line_refusals(call, words):
     assert "\n" not in str(caught.value)
 
 
-def test_export_keeps_the_forward_of_the_new_modules():
-    # torch.export traces the forward pass (custom backward scales are not part of an exported graph); MPConv in
-    # eval, where it does not rewrite its weight
-    from momentcalc.torch import mp
-
-    model = torch.nn.Sequential(
-        U.Embedding(50, 16),
-        U.RMSNorm(16, elementwise_affine=True),
-        mp.MPConv(16, 16).eval(),
-        mp.MPActivation("gelu"),
-        U.LayerNorm(16),
-    )
-    tokens = torch.randint(0, 50, (4, 8), generator=torch.Generator().manual_seed(0))
-    exported = torch.export.export(model, (tokens,))
-    torch.testing.assert_close(exported.module()(tokens), model(tokens))
+# torch.export of the new modules (dynamo's tracer): tests_long/test_long_torch_unit.py.

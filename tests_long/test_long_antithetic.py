@@ -11,6 +11,7 @@ from test_antithetic import test_chunk_sums_are_the_sums_over_the_pairs as chunk
 @pytest.mark.parametrize(
     "spec",
     [
+        "relu | maxpool(k=2) | avgpool(k=2)",  # nested windows
         "dropout(p=0.5) | maxpool(k=2) | tanh",  # one window between chains, dropout masks drawn in between
         "tanh | maxpool(k=2) | sigmoid",  # the max of a monotone chain taken at the window's extremes
     ],

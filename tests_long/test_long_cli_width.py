@@ -1,12 +1,19 @@
-"""solve, backward and propagate in a narrow terminal: every value whole, no line wider than the terminal.
+"""solve, backward, propagate and cmap in a narrow terminal: every value whole, no line wider than the terminal.
 
-Why in tests_long/: each case runs two commands in fresh processes at a pseudo-terminal (propagate imports torch),
-about 16 s of CPU together; tests/test_cli_width.py checks estimate, tables show, gains, cmap and list at the same
-widths in the main suite.
+Why in tests_long/: each case runs two or three commands in fresh processes at a pseudo-terminal (propagate imports
+torch, cmap samples), about 21 s of CPU together; tests/test_cli_width.py checks estimate, tables show, gains and
+list at the same widths in the main suite.
 """
 
 import pytest
 from test_cli_width import WIDTHS, as_json, in_terminal, whole
+from test_cli_width import json_of as json_of  # the main suite's fixture: one --json run per command
+from test_cli_width import test_every_number_shows_whole_in_a_narrow_terminal as every_number_whole
+
+
+@pytest.mark.parametrize("columns", WIDTHS)
+def test_cmap_shows_every_number_whole_in_a_narrow_terminal(columns, json_of):
+    every_number_whole("cmap", columns, json_of)
 
 
 @pytest.mark.parametrize("columns", WIDTHS)
