@@ -30,6 +30,12 @@ def pytest_sessionstart(session):
             pytest.exit(f"{why}; the README's test command installs torch==2.13.0", 3)
 
 
+# Some machines set PYTHONDONTWRITEBYTECODE=1: then every worker and every CLI subprocess of the suite compiles the
+# package's sources again (about 0.1 s of CPU each, several hundred processes; the pyc files go to the git-ignored
+# __pycache__ folders, and the server's stamp skips them). Set here, before xdist starts its workers, so all inherit it.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
+
 # The console script hands commands to a warm server where one runs for this installation (momentcalc_launch.py):
 # the tests' own subprocesses run in their own processes, whatever server a developer has running.
 # tests/test_server.py turns it on for its own subprocesses.
