@@ -79,3 +79,36 @@ def test_nothing_is_imported_from_the_working_folder(library, monkeypatch):
     assert result.exit_code == 2 and "working folder is not searched" in result.output
     assert not marker.exists()
     sys.modules.pop("wtp_hostile", None)
+
+
+CNN = """
+import torch
+from torch import nn
+
+def build():
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Sequential(nn.Conv2d(3, 8, 3, padding=1)), nn.Sequential(nn.Conv2d(8, 8, 3, padding=1))
+    )  # no activation: an exact constant at a new law would cost seconds, and the plot is what is tested
+"""
+
+
+def test_model_plot_is_written(library):
+    pytest.importorskip("matplotlib")
+    (library.parent / "lib" / "wtp_cli_cnn.py").write_text(CNN)
+    plot = library / "blocks.png"
+    result = _run("--model", "wtp_cli_cnn:build", "--input-shape", "4,3,8,8", "--plot", str(plot))
+    sys.modules.pop("wtp_cli_cnn", None)
+    assert result.exit_code == 0, result.output
+    assert f"plot written to {plot}" in result.output
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # a PNG's signature
+    from matplotlib import image
+
+    height, width = image.imread(plot).shape[:2]
+    assert (width, height) == (1600, 600)  # the figure's 16 x 6 inches at 100 dpi: three panels and a caption
+
+
+def test_model_plot_refused_before_the_run(library):
+    result = _run("--model", "wtp_cli_models:build", "--input-shape", "4,32", "--plot", "out.txt")
+    assert result.exit_code == 2 and "--plot writes a .png or .svg" in result.output
+    assert not (library / "out.txt").exists()

@@ -93,9 +93,10 @@ def propagate_command(
     with --model, any model's prediction beside its measurement."""
     if model is not None:
         require(TORCH, "propagate --model")
-        if plot is not None:
-            raise MomentcalcError("--plot draws the built-in variants; with --model use --json for the numbers")
-        by_model.run(model, input_shape, block_depth, seed, not eval_mode, target, tolerance, autoinit, as_json)
+        drawing = _check_plot(plot, "momentcalc.torch.predict_plot")
+        by_model.run(
+            model, input_shape, block_depth, seed, not eval_mode, target, tolerance, autoinit, as_json, (drawing, plot)
+        )
         return
 
     if preset not in PRESETS:
@@ -138,7 +139,7 @@ def propagate_command(
     _render(result, plot)
 
 
-def _check_plot(plot: str | None):
+def _check_plot(plot: str | None, module: str = "momentcalc.torch.transformer_plot"):
     """The plotting module, or None without --plot; refusals before the long run."""
     if plot is None:
         return None
@@ -147,7 +148,7 @@ def _check_plot(plot: str | None):
     require(PLOTS, "propagate --plot")
     if not Path(plot).parent.is_dir():
         raise MomentcalcError(f"--plot: no directory {str(Path(plot).parent)!r} to write into; create it first")
-    return lazy_module("momentcalc.torch.transformer_plot")
+    return lazy_module(module)
 
 
 def _transformer(depth, width, heads, seq, batch, seed, variant, as_json, plot) -> None:
