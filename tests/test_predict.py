@@ -8,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from scipy import stats  # noqa: E402
+from scipy import linalg, stats  # noqa: E402
 from torch import nn  # noqa: E402
 
 from momentcalc import MomentcalcError  # noqa: E402
@@ -189,3 +189,56 @@ def test_autoinit_small_mlp_reaches_target():
         assert s.predicted_std**2 == pytest.approx(2.0, rel=1e-6)
         assert 0.9 < s.measured_std**2 / 2.0 < 1.1
     assert report.model is model  # weights rescaled in place
+
+
+def _ones_conv() -> nn.Conv2d:
+    conv = nn.Conv2d(1, 1, 3, padding=1, bias=False)
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+    return conv
+
+
+def test_zero_padded_borders_keep_their_own_means():
+    """conv(ones 3x3, zero padding) | relu | conv(ones 3x3) on iid N(0, 1): position p's conv output is N(0, n_p),
+    n_p its taps inside the map (9, 6 at an edge, 4 at a corner), so the relu's mean there is sqrt(n_p / (2 pi)) and
+    its second moment n_p / 2 (half a Gaussian's). The borders' means differ from the interior's, and the second
+    conv's mean at p is the sum of the relu means over p's taps: a law with one mean per channel misses both (the
+    relu's variance by 0.6 %, the second mean by 1 %)."""
+    side = 8
+    model = nn.Sequential(_ones_conv(), nn.ReLU(), _ones_conv())
+    # an input whose measured law is exactly iid with mean 0, variance 1: the 64 orthogonal rows of a Hadamard
+    # matrix and their negatives, each an 8x8 map (sum_n x_n(p) x_n(q) = 128 delta_pq)
+    h = torch.as_tensor(linalg.hadamard(side * side), dtype=torch.float32)
+    p = predict(model, torch.cat([h, -h]).reshape(-1, 1, side, side))
+    ones = torch.ones(1, 1, 3, 3, dtype=torch.float64)
+    taps = nn.functional.conv2d(torch.ones(1, 1, side, side, dtype=torch.float64), ones, padding=1)
+    relu_mean = (taps / (2 * math.pi)).sqrt()
+    mean = relu_mean.mean().item()
+    assert p.node("_1").mean == pytest.approx(mean, rel=1e-5)
+    assert p.node("_1").std ** 2 == pytest.approx((taps / 2).mean().item() - mean**2, rel=1e-5)
+    assert p.node("_2").mean == pytest.approx(nn.functional.conv2d(relu_mean, ones, padding=1).mean().item(), rel=1e-5)
+
+
+def test_relu_correlation_is_the_arc_cosine_kernel():
+    """Mehler's series for relu against its closed form (Cho and Saul 2009, the arc-cosine kernel of degree 1):
+    for standard normals of correlation c, E[relu(X) relu(Y)] = (sqrt(1 - c^2) + (pi - arccos c) c) / (2 pi), so
+    the output's correlation is (that - 1 / (2 pi)) / (1 / 2 - 1 / (2 pi)). Channel by channel: relu is blind to a
+    scale (sigma 0.1 and 3 alike) and is the identity on a channel 8 sigma above 0 (correlation c itself)."""
+    from momentcalc.torch.predict.correlation import activation_acf
+
+    c = torch.tensor([0.2, 0.5, 0.8], dtype=torch.float64)
+    acf = torch.zeros(4, 7, 7, dtype=torch.float64)
+    acf[:, 3, 3] = 1.0
+    acf[:, 3, 4:] = c
+    second = (torch.sqrt(1 - c * c) + (math.pi - torch.arccos(c)) * c) / (2 * math.pi)
+    expected = (second - 1 / (2 * math.pi)) / (0.5 - 1 / (2 * math.pi))
+    mu = torch.tensor([0.0, 0.0, 0.0, 8.0], dtype=torch.float64)
+    sigma = torch.tensor([1.0, 0.1, 3.0, 1.0], dtype=torch.float64)
+    out = activation_acf(torch.relu, mu, sigma, acf)
+    for channel in range(3):
+        # the series stops at c^40: its tail is below 1e-4 for c <= 0.8 (relu's terms fall as n^-5/2 c^n)
+        assert torch.allclose(out[channel, 3, 4:], expected, atol=1e-4), (channel, out[channel, 3, 4:], expected)
+        assert out[channel, 3, 3] == pytest.approx(1.0, abs=1e-12)
+    assert torch.allclose(out[3, 3, 4:], c, atol=1e-6)
+    pooled = activation_acf(torch.relu, 0.0, 1.0, acf[:1])  # one law for all channels: the same numbers
+    assert torch.allclose(pooled[0], out[0], atol=1e-12)
