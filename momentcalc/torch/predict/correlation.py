@@ -153,3 +153,25 @@ def element_moments(fn, mean: torch.Tensor, var: torch.Tensor) -> tuple[torch.Te
             values = fn(laws[part, :1] + laws[part, 1:] * z).double()
             first[part], second[part] = values @ w, (values * values) @ w
     return first[inverse].reshape(mean.shape), second[inverse].reshape(mean.shape)
+
+
+def overlapping_max_correlation(fn, mu: float, sigma: float, n: int, shared: int) -> float:
+    """The correlation of f(max of window A) and f(max of window B), two windows of n iid N(mu, sigma^2) values
+    that share `shared` of them, for a nondecreasing f (max f(X_i) = f(max X_i)). With S the max of the shared
+    values, U and V of the others, independent: E[f(max(S, U)) f(max(S, V))] = E[g(S)^2], g(s) = E f(max(s, U)) =
+    f(s) F(s)^m + int_s^inf f(u) dF^m(u), m = n - shared; one-dimensional integrals by the trapezoid rule."""
+    if shared >= n:
+        return 1.0
+    z, w = _grid()
+    cdf = torch.special.ndtr(z)
+    with torch.no_grad():
+        f = fn(mu + sigma * z).double()
+    m = n - shared
+    tail = f * m * cdf ** (m - 1) * w  # f(u) dF^m(u) on the grid (w holds the density and the step)
+    above = tail.flip(0).cumsum(0).flip(0) - tail / 2  # int_s^inf, the trapezoid's half weight at s itself
+    g = f * cdf**m + above
+    both = (g * g * shared * cdf ** (shared - 1) * w).sum()
+    density = n * cdf ** (n - 1) * w
+    mean, second = (f * density).sum(), (f * f * density).sum()
+    var = second - mean * mean
+    return float((both - mean * mean) / var) if var > 0 else 0.0

@@ -193,17 +193,33 @@ def maxpool(law: Law, kernel, stride, out_shape) -> Out:
         out = replace(out, profile=profile_of(pooled))
     note = ""
     if law.acf is not None and len(out_shape) == 4:
-        # the maxima of windows s apart correlate about as their inputs s apart do
-        sy, sx = _tuple(stride, 2)
-        centre = law.acf.shape[1] // 2
-        acf = torch.zeros_like(law.acf)
-        for ty in range(-(centre // sy), centre // sy + 1):
-            for tx in range(-(centre // sx), centre // sx + 1):
-                acf[:, centre + ty, centre + tx] = law.acf[:, centre + sy * ty, centre + sx * tx]
-        out = replace(out, acf=acf[:1].expand(out.channels, -1, -1).clone() if out.channels != acf.shape[0] else acf)
+        out = replace(out, acf=_maxpool_acf(law, _tuple(kernel, 2), _tuple(stride, 2), out.channels))
         if _off_centre(law.acf) > 0.05:
             note = "correlated input: the window constants are those of independent values"
     return Out(out, (math.prod(out_shape) / math.prod(law.shape),), note)
+
+
+def _maxpool_acf(law: Law, kernel, stride, channels: int) -> torch.Tensor:
+    """The correlation of window maxima t windows apart: where the windows overlap (a 3x3 pool of stride 2 shares 3
+    of 9 values), that of maxima of independent values sharing some (correlation.overlapping_max_correlation, for
+    the Gaussian before a relu, else the law's own Gaussian: other activations approximately); where they do not,
+    about what their inputs s t apart have."""
+    fn, mu, sigma = (lambda t: t), law.pooled_mean, math.sqrt(max(law.pooled_var, 1e-300))
+    if law.chain is not None:
+        spec, mu, sigma = law.chain
+        fn = torch.relu if spec == "relu" else fn
+    centre = law.acf.shape[1] // 2
+    acf = torch.zeros_like(law.acf)
+    (ky, kx), (sy, sx) = kernel, stride
+    n = ky * kx
+    for ty in range(-centre, centre + 1):
+        for tx in range(-centre, centre + 1):
+            shared = max(0, ky - sy * abs(ty)) * max(0, kx - sx * abs(tx))
+            if shared:
+                acf[:, centre + ty, centre + tx] = correlation.overlapping_max_correlation(fn, mu, sigma, n, shared)
+            elif abs(sy * ty) <= centre and abs(sx * tx) <= centre:
+                acf[:, centre + ty, centre + tx] = law.acf[:, centre + sy * ty, centre + sx * tx]
+    return acf[:1].expand(channels, -1, -1).clone() if channels != acf.shape[0] else acf
 
 
 def _tuple(value, dims: int) -> tuple[int, ...]:
