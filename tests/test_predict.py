@@ -4,6 +4,7 @@ limits)."""
 
 import math
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -242,3 +243,33 @@ def test_relu_correlation_is_the_arc_cosine_kernel():
     assert torch.allclose(out[3, 3, 4:], c, atol=1e-6)
     pooled = activation_acf(torch.relu, 0.0, 1.0, acf[:1])  # one law for all channels: the same numbers
     assert torch.allclose(pooled[0], out[0], atol=1e-12)
+
+
+def _overlapping_max_correlation(n: int, shared: int) -> float:
+    """Corr(max of window A, max of window B), windows of n iid N(0, 1) sharing `shared`, by scipy's Simpson rule:
+    with S the shared values' max and U, V the others' (m = n - shared each), E[max(S, U) max(S, V)] = E[g(S)^2],
+    g(s) = E max(s, U) = s + int_s^inf (1 - Phi(u)^m) du (by parts)."""
+    from scipy import integrate
+
+    m = n - shared
+    u = np.linspace(-12.0, 12.0, 24001)
+    cdf, pdf = stats.norm.cdf(u), stats.norm.pdf(u)
+    above = integrate.cumulative_simpson((1 - cdf**m)[::-1], x=-u[::-1], initial=0.0)[::-1]
+    g = u + above
+    both = integrate.simpson(g * g * shared * cdf ** (shared - 1) * pdf, x=u)
+    mean = integrate.simpson(u * n * cdf ** (n - 1) * pdf, x=u)
+    second = integrate.simpson(u * u * n * cdf ** (n - 1) * pdf, x=u)
+    return (both - mean**2) / (second - mean**2)
+
+
+def test_overlapping_max_pool_windows_correlate():
+    """A 3x3 max pool of stride 2 on iid N(0, 1): neighbouring windows share 3 of 9 values, diagonal ones 1, so
+    their maxima correlate (rho_1, rho_d below); a 2x2 average of those maxima then keeps (4 + 8 rho_1 + 4 rho_d)
+    / 16 of their variance, not 1/4 (nf_resnet26's stem pool and first average-pool shortcut)."""
+    rho_1, rho_d = _overlapping_max_correlation(9, 3), _overlapping_max_correlation(9, 1)
+    model = nn.Sequential(nn.MaxPool2d(3, stride=2), nn.AvgPool2d(2))
+    x = torch.randn(64, 4, 33, 33, generator=torch.Generator().manual_seed(9))
+    p = predict(model, x)
+    kept = p.node("_1").std ** 2 / p.node("_0").std ** 2
+    assert kept == pytest.approx((4 + 8 * rho_1 + 4 * rho_d) / 16, rel=0.01)  # the input's measured correlation
+    _var_close(p.node("_1"), Z, 64 * 4)
