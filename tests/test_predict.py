@@ -273,3 +273,42 @@ def test_overlapping_max_pool_windows_correlate():
     kept = p.node("_1").std ** 2 / p.node("_0").std ** 2
     assert kept == pytest.approx((4 + 8 * rho_1 + 4 * rho_d) / 16, rel=0.01)  # the input's measured correlation
     _var_close(p.node("_1"), Z, 64 * 4)
+
+
+class _Square(nn.Module):
+    """fc2(y * y), y = fc1(x): the product rule takes the two factors as independent, so it predicts y * y with mean
+    E[y]^2 = 0 and variance E[y^2]^2, where y ~ N(0, v) has y^2 of mean v and variance 2 v^2."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(64, 64, bias=False), nn.Linear(64, 64, bias=False)
+
+    def forward(self, x):
+        y = self.fc1(x)
+        return self.fc2(y * y)
+
+
+def _square() -> _Square:
+    torch.manual_seed(10)
+    return _Square()
+
+
+def test_autoinit_measured_correction_is_reported():
+    x = torch.randn(2048, 64, generator=torch.Generator().manual_seed(11))
+    predicted = autoinit(_square(), x)
+    assert predicted.corrections == ()
+    fc2 = next(s for s in predicted.layers if s.module == "fc2")
+    # the truth for y_f ~ N(0, v_f): fc2's output j has mean sum_f w_jf v_f and variance sum_f w_jf^2 2 v_f^2
+    model = predicted.model
+    v = model.fc1(x).double().var(0, unbiased=False).detach()
+    w = model.fc2.weight.double().detach()
+    means, variances = w @ v, (w * w) @ (2 * v * v)
+    truth = (variances.mean() + means.var(unbiased=False)).item()
+    assert truth > 2.5  # three times the prediction, about: the test has a gap to find
+    assert fc2.measured_std**2 == pytest.approx(truth, rel=Z * math.sqrt(2 / x.shape[0]) * 2)
+    report = autoinit(_square(), x, measured=True)
+    (corrected,) = report.corrections
+    assert corrected[0] == fc2.node and corrected[1] == pytest.approx(fc2.measured_std**2, rel=1e-6)
+    for s in report.layers:  # fc2 measured on the batch it was corrected with: the target to rounding
+        assert s.measured_std**2 == pytest.approx(1.0, rel=1e-5 if s.node == fc2.node else 0.05)
+    assert report.layers[-1].predicted_std ** 2 == pytest.approx(1 / corrected[1], rel=1e-6)  # what predict says
