@@ -24,6 +24,19 @@ def not_a_module():
 
 def broken():
     raise ValueError("the user's own error")
+
+class Square(nn.Module):  # fc2(y * y): the product rule takes y and y as independent (Var y^2: 1 for 2)
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(32, 32, bias=False), nn.Linear(32, 32, bias=False)
+
+    def forward(self, x):
+        y = self.fc1(x)
+        return self.fc2(y * y)
+
+def square():
+    torch.manual_seed(0)
+    return Square()
 """
 
 
@@ -51,6 +64,12 @@ def test_model_table_and_autoinit(library):
     assert "pred/meas var" in result.output and "Linear" in result.output
 
 
+def test_autoinit_measured_correction_is_printed(library):
+    result = _run("--model", "wtp_cli_models:square", "--input-shape", "512,32", "--autoinit", "--measured")
+    assert result.exit_code == 0, result.output
+    assert "corrected by measurement after autoinit's prediction: fc2 (" in result.output
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -62,6 +81,7 @@ def test_model_table_and_autoinit(library):
         (["--model", "wtp_cli_models:build", "--input-shape", "1,32"], "batch of 2 or more"),
         (["--model", "wtp_cli_models:build", "--input-shape", "4,31"], "does not run on the example input"),
         (["--model", "no_such_module_x:build", "--input-shape", "4,32"], "no module 'no_such_module_x'"),
+        (["--model", "wtp_cli_models:build", "--input-shape", "4,32", "--measured"], "give --autoinit with it"),
     ],
 )
 def test_bad_input_is_one_line(library, args, message):

@@ -88,14 +88,29 @@ def propagate_command(
         float, typer.Option("--tolerance", help="With --model: flag prediction off by more than this.")
     ] = 0.05,
     autoinit: Annotated[bool, typer.Option("--autoinit", help="With --model: also after autoinit.")] = False,
+    measured: Annotated[
+        bool, typer.Option("--measured", help="With --autoinit: correct by measurement what is off by --tolerance.")
+    ] = False,
 ) -> None:
     """Mean, std and gradient RMS after each block for N(0, 1) input, per variant, beside momentcalc's prediction;
     with --model, any model's prediction beside its measurement."""
     if model is not None:
         require(TORCH, "propagate --model")
         drawing = _check_plot(plot, "momentcalc.torch.predict_plot")
+        if measured and not autoinit:
+            raise MomentcalcError("--measured corrects autoinit's result: give --autoinit with it")
         by_model.run(
-            model, input_shape, block_depth, seed, not eval_mode, target, tolerance, autoinit, as_json, (drawing, plot)
+            model,
+            input_shape,
+            block_depth,
+            seed,
+            not eval_mode,
+            target,
+            tolerance,
+            autoinit,
+            as_json,
+            (drawing, plot),
+            measured,
         )
         return
 
