@@ -77,6 +77,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--models", default="nf_resnet26,nf_regnet_b0,resnet18,plain50")
+    parser.add_argument("--measured", action="store_true", help="autoinit's correction by measurement, reported")
     args = parser.parse_args()
     timm = _timm()
     for name in args.models.split(","):
@@ -91,7 +92,7 @@ def main() -> None:
         model.train()
         x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
         start = time.perf_counter()
-        report = autoinit(model, x)
+        report = autoinit(model, x, measured=args.measured)
         seconds = time.perf_counter() - start
         depth = BLOCK_DEPTH.get(name, 1)
         print(f"## {name}, input {shape}, train mode ({seconds:.0f} s for predict, autoinit and its check)\n")
@@ -100,6 +101,9 @@ def main() -> None:
             if label != "before":
                 held = [s.measured_std**2 for s in report.layers]
                 print(f"{len(held)} rescaled nodes, measured variance {min(held):.3f} to {max(held):.3f}\n")
+                if args.measured:
+                    fixed = ", ".join(f"{node} {ratio:.3f}" for node, ratio in report.corrections) or "none"
+                    print(f"corrected by measurement (measured/target variance before): {fixed}\n")
             print("\n".join(table(p, depth)) + "\n")
         sys.stdout.flush()
 

@@ -96,14 +96,30 @@ def propagate_command(
         float, typer.Option("--tolerance", help="With --model: flag prediction off by more than this.")
     ] = 0.05,
     autoinit: Annotated[bool, typer.Option("--autoinit", help="With --model: also after autoinit.")] = False,
+    measured: Annotated[
+        bool, typer.Option("--measured", help="With --autoinit: correct by measurement what is off by --tolerance.")
+    ] = False,
 ) -> None:
     """Mean, std and gradient RMS after each block for N(0, 1) input, per variant, beside momentcalc's prediction;
     with --model, any model's prediction beside its measurement."""
     if model is not None:
         require(TORCH, "propagate --model")
-        if plot is not None:
-            raise MomentcalcError("--plot draws the built-in variants; with --model use --json for the numbers")
-        by_model.run(model, input_shape, block_depth, seed, not eval_mode, target, tolerance, autoinit, as_json)
+        drawing = _check_plot(plot, "momentcalc.torch.predict_plot")
+        if measured and not autoinit:
+            raise MomentcalcError("--measured corrects autoinit's result: give --autoinit with it")
+        by_model.run(
+            model,
+            input_shape,
+            block_depth,
+            seed,
+            not eval_mode,
+            target,
+            tolerance,
+            autoinit,
+            as_json,
+            (drawing, plot),
+            measured,
+        )
         return
 
     if preset not in PRESETS:
@@ -146,7 +162,7 @@ def propagate_command(
     _render(result, plot)
 
 
-def _check_plot(plot: str | None):
+def _check_plot(plot: str | None, module: str = "momentcalc.torch.transformer_plot"):
     """The plotting module, or None without --plot; refusals before the long run."""
     if plot is None:
         return None
@@ -155,7 +171,7 @@ def _check_plot(plot: str | None):
     require(PLOTS, "propagate --plot")
     if not Path(plot).parent.is_dir():
         raise MomentcalcError(f"--plot: no directory {str(Path(plot).parent)!r} to write into; create it first")
-    return lazy_module("momentcalc.torch.transformer_plot")
+    return lazy_module(module)
 
 
 def _transformer(depth, width, heads, seq, batch, seed, variant, as_json, plot, positions) -> None:

@@ -36,7 +36,11 @@ def parse_shape(text: str | None) -> tuple[int, ...] | None:
     return shape
 
 
-def run(model_name, input_shape, block_depth, seed, train, target, tolerance, do_autoinit, as_json) -> None:
+def run(
+    model_name, input_shape, block_depth, seed, train, target, tolerance, do_autoinit, as_json, plot=(None, None),
+    measured=False,
+):  # fmt: skip
+    """The table (or JSON) per run; plot: (the drawing module, the file) draws prediction beside measurement."""
     shape = parse_shape(input_shape)
     for name, value in (("--block-depth", block_depth),):
         if value < 1:
@@ -51,14 +55,25 @@ def run(model_name, input_shape, block_depth, seed, train, target, tolerance, do
     x = mp.loading.normal_input(shape, seed)
     runs = {"before": mp.predict(model, x, seed)}
     if do_autoinit:
-        report = mp.autoinit(model, x, target=target, seed=seed)
+        report = mp.autoinit(model, x, target=target, seed=seed, measured=measured, tolerance=tolerance)
         runs["after autoinit"] = report.after
+    drawing, path = plot
+    if drawing is not None:
+        title = f"{model_name}: input {shape}, seed {seed}, {'train' if train else 'eval'} mode"
+        drawing.draw(runs, path, title, block_depth, target, tolerance)
     if as_json:
         out = {k: {"blocks": [_block_dict(n) for n in p.blocks(block_depth)], **p.to_dict()} for k, p in runs.items()}
+        if measured:
+            out["corrected by measurement"] = [{"node": n, "measured over target": r} for n, r in report.corrections]
         print(json.dumps(out, indent=2, sort_keys=True, default=str))
         return
     for label, p in runs.items():
         _render(model_name, label, p, block_depth, seed, target, tolerance)
+    if measured:
+        fixed = ", ".join(f"{node} ({ratio:.3f} x target)" for node, ratio in report.corrections) or "none"
+        _console(highlight=False).print(f"corrected by measurement after autoinit's prediction: {fixed}", markup=False)
+    if path is not None:
+        _console(highlight=False).print(f"plot written to {path}", markup=False)
 
 
 def _block_dict(n) -> dict:

@@ -7,6 +7,11 @@ rescaled, is multiplied by c = sqrt(target / variance). A Linear or Conv module 
 weight-standardized convs; a residual addition) gets a constant multiplication inserted after it, in a
 torch.fx.GraphModule of the model that the report returns as `model`. An unmodeled node carries the statistics
 measured before rescaling; a second pass (passes=2) measures again and refines.
+
+measured=True adds one correction by measurement after the predicted passes, reported as such: node by node in the
+order they run, each target node whose variance measured on the example input (everything before it corrected) is
+outside [1 - tolerance, 1 + tolerance] x target is rescaled to the target; the report's `corrections` names each and
+the measured variance over the target it had. Its prediction is then no longer the target: it is what predict() says.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from .core import predict
 from .law import Law
 from .ops import Out
 from .report import Prediction
+from .trace import run as trace_run
 from .trace import trace
 
 _SCALED_MODULES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -47,6 +53,8 @@ class AutoinitReport:
     model: nn.Module  # the model given (weights rescaled in place), or a GraphModule of it with gains inserted
     before: Prediction
     after: Prediction
+    # measured=True: (node, its measured variance over the target before the correction), for each node corrected
+    corrections: tuple[tuple[str, float], ...] = ()
 
     def worst(self) -> float:
         """The measured variance farthest from the target, over the rescaled nodes, as a ratio to the target."""
@@ -71,6 +79,8 @@ def autoinit(
     targets: dict[str, float] | None = None,
     passes: int = 1,
     seed: int = 0,
+    measured: bool = False,
+    tolerance: float = 0.05,
 ) -> AutoinitReport:
     """Rescale model so that every weighted layer's (and residual sum's) predicted output variance is target (or
     targets[node name or module path]); then predict and measure it again. Returns the report (data)."""
@@ -86,12 +96,37 @@ def autoinit(
         found: dict[str, tuple[str, str, float]] = {}
         predict(current, example_input, seed, adjust=_adjuster(target, targets, found))
         current = _apply(model, found, scales)
+    corrections: list[tuple[str, float]] = []
+    if measured:
+        if not 0 < tolerance < 1:
+            raise MomentcalcError(f"tolerance must be in (0, 1), got {tolerance!r}")
+        current = _correct(model, current, example_input, seed, scales, (target, targets, tolerance), corrections)
     after = predict(current, example_input, seed)
     layers = []
     for name, (how, module, scale) in scales.items():
-        row = after.node(_after_name(after, name))
+        row = after.node(_after_name(after, name) if how == "gain" else name)
         layers.append(Scaled(name, module, how, scale, row.std, row.measured_std))
-    return AutoinitReport(float(target), tuple(layers), current, before, after)
+    return AutoinitReport(float(target), tuple(layers), current, before, after, tuple(corrections))
+
+
+def _correct(model, current, example_input, seed, scales, goals, corrections) -> nn.Module:
+    """The measured correction: one run per corrected node, in the order they run (a correction changes what
+    follows it, never what precedes it)."""
+    target, targets, tolerance = goals
+    for name, (how, module, _) in list(scales.items()):
+        ran = trace_run(trace(current), example_input, seed)
+        real = ran.values.get(name)
+        if not isinstance(real, torch.Tensor):
+            continue
+        gain = scales[name][2] if how == "gain" else 1.0  # the gain follows the node: its output is before it
+        var = real.double().var(unbiased=False).item() * gain * gain
+        goal = targets.get(name, targets.get(module, target))
+        if not var > 0 or abs(var / goal - 1) <= tolerance:
+            continue
+        c = math.sqrt(goal / var)
+        corrections.append((name, var / goal))
+        current = _apply(model, {name: (how, module, c * gain)}, scales)
+    return current
 
 
 def _adjuster(target: float, targets: dict, found: dict):
@@ -139,8 +174,9 @@ def _apply(model: nn.Module, found: dict, scales: dict) -> nn.Module:
 
 
 def _after_name(after: Prediction, name: str) -> str:
-    """The node that holds a rescaled node's output in the returned model: the gain's multiplication where one was
-    inserted after it (fx names it mul, mul_1, ... next to it), else the node itself."""
+    """The node that holds a gain node's output in the returned model: the gain's multiplication inserted after it
+    (fx names it mul, mul_1, ... next to it). A weight's node is its own (the next node may be a mul of the model's
+    own, as in y * y)."""
     names = [n.name for n in after.nodes]
     if name not in names:
         return name

@@ -89,7 +89,9 @@ def module_rule(module: nn.Module, law: Law, out: torch.Tensor) -> ops.Out:
         return ops.feature_norm(law, module.weight, None, eps, False, shape)
     if isinstance(module, nn.GroupNorm):
         return ops.groupnorm(law, module.num_groups, module.weight, module.bias, module.eps)
-    if isinstance(module, (nn.Identity, nn.Flatten, nn.Unflatten)):
+    if isinstance(module, nn.Identity):
+        return ops.Out(law, (1.0,))  # the law whole: its correlation, borders and chain (rearranged keeps none)
+    if isinstance(module, (nn.Flatten, nn.Unflatten)):
         return shapes.rearranged(law, lambda x: module(x), shape)
     raise Unmodeled(f"a rule for the module {type(module).__name__}")
 
