@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import contextlib
-from functools import lru_cache
+from functools import cache
 
 import torch
 from torch import fx
@@ -45,7 +45,7 @@ def _leaf(fn):
     return call
 
 
-@lru_cache(maxsize=None)
+@cache
 def applier(cls):
     """A function that runs cls.apply: the target of its fx node (the generated code calls it by this object)."""
 
@@ -155,7 +155,8 @@ def _unit_silu(args, kwargs, shape) -> Out:
     given = dict(zip(("input", "mult", "constraint"), args)) | kwargs
     mult = float(given.get("mult", 1.0))
     scales = unit_scales.silu(mult)
-    forward, backward = unit_base.constrain(given.get("constraint", "to_output_scale"), scales.forward, *scales.backward)
+    constraint = given.get("constraint", "to_output_scale")
+    forward, backward = unit_base.constrain(constraint, scales.forward, *scales.backward)
     h = _activation(given["input"], "silu", mult, shape)
     return Out(h.law.scaled(forward), (backward**2 * h.back[0],), h.note)
 
@@ -166,7 +167,8 @@ def _unit_softmax(args, kwargs, shape) -> Out:
     if not isinstance(law, Law):
         raise Unmodeled("a rule for softmax of something that is not data")
     scales = unit_scales.softmax(int(shape[dim]), mult)
-    forward, backward = unit_base.constrain(given.get("constraint", "to_output_scale"), scales.forward, *scales.backward)
+    constraint = given.get("constraint", "to_output_scale")
+    forward, backward = unit_base.constrain(constraint, scales.forward, *scales.backward)
     plain = attention.softmax(law, dim, shape, mult)
     return Out(plain.law.scaled(forward), (backward**2 * plain.back[0],), plain.note)
 
