@@ -29,7 +29,9 @@ def rows(variant: str, config: Config, seed: int = 0):
         nodes = [n for n in p.nodes if n.module == f"blocks.{b}"]
         attention = [n for n in nodes if n.kind == "scaled_dot_product_attention"][0]
         after = nodes[nodes.index(attention) + 1 :]
-        branch = next(n for n in after if n.kind == "linear")
+        at = next(i for i, n in enumerate(after) if n.kind == "linear")
+        scaled = after[at + 1].kind.startswith("apply_")  # a unit linear: F.linear, then its forward scale
+        branch = after[at + 1] if scaled else after[at]
         yield b, nodes[-1], branch, attention, p
 
 
