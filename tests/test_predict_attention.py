@@ -135,3 +135,30 @@ def test_autograd_functions_are_leaves_and_unit_scales_are_modeled():
     # the traced run keeps each Function's backward: doubled, then halved, then passed on
     assert p.nodes[0].measured_grad_rms == pytest.approx(unknown.measured_grad_rms, rel=1e-6)
     assert p.nodes[0].grad_rms == pytest.approx(0.5 * scaled[1].grad_rms, rel=1e-9)
+
+
+class _Masked(nn.Module):
+    def __init__(self, mask, dropout_p: float):
+        super().__init__()
+        self.register_buffer("mask", mask)
+        self.dropout_p = dropout_p
+
+    def forward(self, x):
+        q = x[:, None]
+        return F.scaled_dot_product_attention(q, q, q, attn_mask=self.mask, dropout_p=self.dropout_p)
+
+
+@pytest.mark.parametrize(
+    "mask, dropout_p, needs",
+    [
+        (torch.full((4, 4), 0.5), 0.0, "a float attn_mask must hold only 0 and -inf"),
+        (torch.ones(4, 4, dtype=torch.bool).tril(), 0.1, "attention with dropout"),
+        (torch.zeros(4, 4, dtype=torch.bool), 0.0, "attends to no key"),
+    ],
+)
+def test_attention_it_cannot_model_is_named(mask, dropout_p, needs):
+    x = torch.randn(8, 4, 16, generator=torch.Generator().manual_seed(7))
+    with torch.random.fork_rng():
+        p = predict(_Masked(mask, dropout_p), x)
+    [node] = p.unmodeled
+    assert needs in node.note
