@@ -20,6 +20,9 @@ from ._util import _console, _examples, _LazyBar, app
 # torch loads when the command runs (momentcalc.torch imports it), so `momentcalc --help` stays fast.
 mtorch = lazy_module("momentcalc.torch", needs=TORCH.module)
 by_model = lazy_module("momentcalc.cli.propagate_model", needs=TORCH.module)  # --model: predict() per block
+# the plotting modules, by name: the layers test reads lazy_module's targets as literals or module-level names
+PREDICT_PLOT = "momentcalc.torch.predict_plot"
+TRANSFORMER_PLOT = "momentcalc.torch.transformer_plot"
 
 PROPAGATE_WIDTH = 200  # piped output: the ten columns of three variants, unwrapped
 PRESETS = {"conv": (50, 64, 4), "transformer": (24, 256, 8)}  # default depth, width, batch
@@ -104,7 +107,7 @@ def propagate_command(
     with --model, any model's prediction beside its measurement."""
     if model is not None:
         require(TORCH, "propagate --model")
-        drawing = _check_plot(plot, "momentcalc.torch.predict_plot")
+        drawing = _check_plot(plot, lazy_module(PREDICT_PLOT))
         if measured and not autoinit:
             raise MomentcalcError("--measured corrects autoinit's result: give --autoinit with it")
         by_model.run(
@@ -162,8 +165,8 @@ def propagate_command(
     _render(result, plot)
 
 
-def _check_plot(plot: str | None, module: str = "momentcalc.torch.transformer_plot"):
-    """The plotting module, or None without --plot; refusals before the long run."""
+def _check_plot(plot: str | None, drawing):
+    """The plotting module `drawing` (lazy), or None without --plot; refusals before the long run."""
     if plot is None:
         return None
     if not plot.lower().endswith((".png", ".svg")):
@@ -171,7 +174,7 @@ def _check_plot(plot: str | None, module: str = "momentcalc.torch.transformer_pl
     require(PLOTS, "propagate --plot")
     if not Path(plot).parent.is_dir():
         raise MomentcalcError(f"--plot: no directory {str(Path(plot).parent)!r} to write into; create it first")
-    return lazy_module(module)
+    return drawing
 
 
 def _transformer(depth, width, heads, seq, batch, seed, variant, as_json, plot, positions) -> None:
@@ -183,7 +186,7 @@ def _transformer(depth, width, heads, seq, batch, seed, variant, as_json, plot, 
         raise MomentcalcError(f"unknown variant {unknown[0]!r} for the transformer; use {', '.join(tf.VARIANTS)}")
     if "unit-scaling" in variants:
         tf.unit_scaling_functional()  # not installed: one line now, not after the other variants ran
-    drawing = _check_plot(plot)
+    drawing = _check_plot(plot, lazy_module(TRANSFORMER_PLOT))
     profiles = []
     for v in variants:
         with _LazyBar(f"{v}: scales and one pass" if v == "exact" else v) as bar:

@@ -6,8 +6,10 @@ initialize it so that every layer holds its variance.
     report = autoinit(model, torch.randn(64, 3, 32, 32))  # rescales the weights, then measures
 
 One job per module: law (a tensor's law), correlation (spatial correlation through convs, pools and
-activations), ops (the rules), shapes (rearrangements), dispatch (which rule a node gets), trace (torch.fx and
-the measured run), report (the result types), core (predict) and autoinit.
+activations), ops (the rules), shapes (rearrangements), attention (softmax, products of two data tensors,
+attention), leaves (autograd Functions and unit ops kept whole, and their rules), more_rules (looked up first),
+dispatch (which rule a node gets), trace (torch.fx and the measured run), report (the result types), core
+(predict) and autoinit.
 """
 
 from . import loading

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import ops, shapes
+from . import more_rules, ops, shapes
 from .law import Law
 from .ops import Unmodeled
 
@@ -108,6 +108,9 @@ def _adaptive(law: Law, shape) -> ops.Out:
 
 def function_rule(target, args: list, kwargs: dict, out, method: bool) -> ops.Out:
     """A call_function (method=False) or call_method node; args hold Laws where the argument is data."""
+    found = more_rules.function_rule(target, args, kwargs, out, method)  # attention, leaves: checked first
+    if found is not None:
+        return found
     name = target if method else getattr(target, "__name__", str(target))
     shape = tuple(out.shape) if isinstance(out, torch.Tensor) else None
     x = args[0] if args else None

@@ -9,6 +9,7 @@ import torch
 from torch import fx, nn
 
 from ...errors import MomentcalcError
+from . import leaves
 
 
 @dataclass
@@ -27,7 +28,8 @@ def trace(model: nn.Module) -> fx.GraphModule:
     if tracer.is_leaf_module(model, ""):
         model = nn.Sequential(model)  # a torch.nn layer alone: traced as a call of it, not through its forward
     try:
-        return fx.symbolic_trace(model)
+        with leaves.patched():  # autograd Functions and unit ops kept whole
+            return fx.symbolic_trace(model)
     except Exception as why:  # fx raises TraceError, TypeError, NotImplementedError, ... from the model's own code
         first = (str(why).strip().splitlines() or [type(why).__name__])[0]
         raise MomentcalcError(
@@ -73,7 +75,7 @@ def run(graph: fx.GraphModule, example: torch.Tensor, seed: int) -> Run:
     placeholders = [n for n in graph.graph.nodes if n.op == "placeholder"]
     if x.grad is not None and placeholders:
         grads[placeholders[0].name] = x.grad.detach()
-    return Run(graph, recorder.values, grads, _data_nodes(graph))
+    return Run(graph, recorder.values, grads, _data_nodes(graph, recorder.values))
 
 
 def _tensors(out) -> list[torch.Tensor]:
@@ -86,9 +88,18 @@ def _tensors(out) -> list[torch.Tensor]:
     return []
 
 
-def _data_nodes(graph: fx.GraphModule) -> set[str]:
+def _data_nodes(graph: fx.GraphModule, values: dict) -> set[str]:
+    """Nodes computed from the input's values: a number taken from its shape (a unit-scaled linear's batch size,
+    scaling its weight's gradient) does not make what it meets data."""
     data = set()
     for node in graph.graph.nodes:
-        if node.op == "placeholder" or any(a.name in data for a in node.all_input_nodes):
+        sources = [a for a in node.all_input_nodes if a.name in data and _is_tensor_data(values.get(a.name))]
+        if node.op == "placeholder" or sources:
             data.add(node.name)
     return data
+
+
+def _is_tensor_data(value) -> bool:
+    if isinstance(value, (tuple, list)):
+        return any(_is_tensor_data(v) for v in value)
+    return isinstance(value, torch.Tensor)
