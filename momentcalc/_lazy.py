@@ -18,14 +18,17 @@ def lazy_module(name: str, needs: str | None = None) -> ModuleType:
 
     needs: the top-level module of an optional extra that `name` imports (torch, matplotlib). Where it is not
     installed, the module returned is a stand-in kept out of sys.modules, whose attributes raise
-    ModuleNotFoundError. A lazy module in sys.modules whose import must fail would fail in whatever code
+    ModuleNotFoundError; where it is, a handle (_Deferred) that imports the module on first use. A lazy module in
+    sys.modules whose import must fail would fail in whatever code
     scans sys.modules: hypothesis's pytest plugin reads every module's __file__ (getattr(m, "__file__", None)
     tolerates AttributeError, not the ImportError that the deferred import raises).
     """
     if name in sys.modules:
         return sys.modules[name]
-    if needs is not None and not _installed(needs):
-        return _Missing(name, f"{name} needs {needs}, which is not installed")
+    if needs is not None:
+        if not _installed(needs):
+            return _Missing(name, f"{name} needs {needs}, which is not installed")
+        return _Deferred(name)
     spec = importlib.util.find_spec(name)
     loader = importlib.util.LazyLoader(spec.loader)
     spec.loader = loader
@@ -53,3 +56,21 @@ class _Missing(ModuleType):
         if attr.startswith("__"):  # module metadata (__file__, __path__): absent, as hasattr expects
             raise AttributeError(attr)
         raise ModuleNotFoundError(self._hint, name=self.__name__)
+
+
+class _Deferred(ModuleType):
+    """A handle on a module of an optional extra (torch, matplotlib), imported on first use and kept out of
+    sys.modules until then. Not a LazyLoader module in sys.modules: code that scans sys.modules (hypothesis's plugin,
+    torch's own import) would execute it at any moment, even in the middle of `import torch`, where its
+    `import torch` meets a half-initialized torch, the error is swallowed by the scanner's getattr, and the package
+    stays half-executed (momentcalc.torch without its later names). Reads, writes and deletes of attributes go to
+    the real module, so a monkeypatch through the handle patches the module."""
+
+    def __getattr__(self, attr: str):
+        return getattr(importlib.import_module(self.__name__), attr)
+
+    def __setattr__(self, attr: str, value) -> None:
+        setattr(importlib.import_module(self.__name__), attr, value)
+
+    def __delattr__(self, attr: str) -> None:
+        delattr(importlib.import_module(self.__name__), attr)

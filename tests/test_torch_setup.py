@@ -16,6 +16,19 @@ def test_import_momentcalc_never_imports_torch_or_matplotlib():
     assert out.stdout.strip() == ""
 
 
+def test_momentcalc_torch_is_whole_when_torch_is_imported_after_the_cli():
+    # The CLI holds handles on momentcalc.torch for `propagate`; a LazyLoader module waiting in sys.modules was
+    # executed by a sys.modules scan in the middle of `import torch` and left half-executed (no predict, autoinit,
+    # compare), which broke whichever test imported them next in the same process.
+    code = (
+        "import momentcalc.cli, torch;"
+        "from momentcalc.torch import autoinit, compare, predict;"
+        "print(callable(autoinit) and callable(compare) and callable(predict))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "True", out.stderr[-2000:]
+
+
 def test_propagate_without_torch_is_one_line_and_exit_2(tmp_path):
     # A torch that cannot be imported, first on the path: the command says how to get it.
     (tmp_path / "torch").mkdir()
