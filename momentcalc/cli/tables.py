@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from .. import processes, tablefile
-from .. import tables as table_files
+from .._lazy import lazy_module
 from ..errors import MomentcalcError
 from ._extras import DASK, require
 from ._fit import Column, fitted
@@ -28,6 +28,8 @@ from ._util import (
     _value,
     tables_app,
 )
+
+table_files = lazy_module("momentcalc.tables")  # the builder and checker: only where a table is built, checked or read
 
 DirOption = Annotated[Path, typer.Option("--dir", help="Directory of the table files.", show_default=True)]
 JobsOption = Annotated[
